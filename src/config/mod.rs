@@ -1,0 +1,492 @@
+//! The project configuration, `panorama.toml`.
+//!
+//! Parsing is strict: unknown keys, wrong types and references to things that do not exist are
+//! errors that name the key and its line, because a config kept in git is read by people who did
+//! not write it. Every key is documented in `docs/config.md`.
+
+mod types;
+
+pub use types::ColumnType;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+
+/// File name of a project's configuration inside the project directory.
+pub const CONFIG_FILE: &str = "panorama.toml";
+
+/// Table names Panorama produces itself; a source may not take them.
+pub const RESERVED_TABLE_NAMES: &[&str] = &["rejects", "runs", "source_stats"];
+
+/// A parsed and validated `panorama.toml`.
+#[derive(Debug, Clone)]
+pub struct ProjectConfig {
+    /// Directory holding `panorama.toml`; relative paths resolve against it.
+    pub root: PathBuf,
+    /// Path of the config file itself, for error messages.
+    pub path: PathBuf,
+    /// Raw text, kept to turn byte spans into line numbers and to hash the config into runs.
+    pub text: String,
+    pub project: ProjectSection,
+    pub workspace: WorkspaceSection,
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSection {
+    /// Human-readable project name, shown in run summaries.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceSection {
+    /// Where runs are written, relative to the project directory.
+    #[serde(default = "default_workspace_dir")]
+    pub dir: PathBuf,
+    /// How many completed runs to keep; older ones are deleted after a successful run.
+    #[serde(default = "default_keep_runs")]
+    pub keep_runs: Spanned<usize>,
+}
+
+impl Default for WorkspaceSection {
+    fn default() -> Self {
+        WorkspaceSection {
+            dir: default_workspace_dir(),
+            keep_runs: Spanned::new(0..0, default_keep_runs_value()),
+        }
+    }
+}
+
+fn default_workspace_dir() -> PathBuf {
+    PathBuf::from(".panorama")
+}
+fn default_keep_runs_value() -> usize {
+    5
+}
+fn default_keep_runs() -> Spanned<usize> {
+    Spanned::new(0..0, default_keep_runs_value())
+}
+
+/// Where a source's data lives and how it is shaped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// File format or system. When absent, taken from the location's file extension.
+    #[serde(default)]
+    pub format: Option<Spanned<SourceFormat>>,
+    /// Path, glob, directory, object-store URL or `postgres://` URL. `${VAR}` reads the environment.
+    pub location: Spanned<String>,
+    /// For `postgres`: the table, optionally schema-qualified (`loyalty.members`).
+    #[serde(default)]
+    pub table: Option<Spanned<String>>,
+    /// Column or columns that identify a record within the source.
+    pub primary_key: Spanned<PrimaryKey>,
+    /// Only `full` today: every run re-reads the source completely.
+    #[serde(default = "default_refresh")]
+    pub refresh: Spanned<Refresh>,
+    /// Columns to keep, by their names in the source. Default: all.
+    #[serde(default)]
+    pub select: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Renames, `source name = "new name"`.
+    #[serde(default)]
+    pub rename: BTreeMap<String, Spanned<String>>,
+    /// Type overrides by output column name; other columns are inferred.
+    #[serde(default)]
+    pub types: BTreeMap<String, Spanned<ColumnType>>,
+    /// Fail the run when more than this fraction of rows is rejected (0.0 to 1.0).
+    #[serde(default = "default_max_reject_ratio")]
+    pub max_reject_ratio: Spanned<f64>,
+    /// CSV reading options.
+    #[serde(default)]
+    pub csv: CsvOptions,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn default_refresh() -> Spanned<Refresh> {
+    Spanned::new(0..0, Refresh::Full)
+}
+
+fn default_max_reject_ratio() -> Spanned<f64> {
+    Spanned::new(0..0, 0.01)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    Csv,
+    Parquet,
+    Json,
+    Delta,
+    Postgres,
+}
+
+impl SourceFormat {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::Parquet => "parquet",
+            SourceFormat::Json => "json",
+            SourceFormat::Delta => "delta",
+            SourceFormat::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Refresh {
+    #[default]
+    Full,
+    Incremental,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PrimaryKey {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl PrimaryKey {
+    pub fn columns(&self) -> Vec<String> {
+        match self {
+            PrimaryKey::One(c) => vec![c.clone()],
+            PrimaryKey::Many(cs) => cs.clone(),
+        }
+    }
+}
+
+/// Options of the CSV reader.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
+    /// Whether the first line holds column names.
+    #[serde(default = "yes")]
+    pub header: bool,
+    /// Field separator, one ASCII character.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: Spanned<String>,
+    /// Quote character, one ASCII character.
+    #[serde(default = "default_quote")]
+    pub quote: Spanned<String>,
+    /// Escape character inside quoted fields; default is doubled quotes (`""`).
+    #[serde(default)]
+    pub escape: Option<Spanned<String>>,
+    /// Values read as NULL (compared after trimming nothing: exact match).
+    #[serde(default = "default_null_values")]
+    pub null_values: Vec<String>,
+    /// Rows sampled to infer column types that are not declared in `types`.
+    #[serde(default = "default_infer_rows")]
+    pub infer_rows: usize,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            header: true,
+            delimiter: default_delimiter(),
+            quote: default_quote(),
+            escape: None,
+            null_values: default_null_values(),
+            infer_rows: default_infer_rows(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_delimiter() -> Spanned<String> {
+    Spanned::new(0..0, ",".into())
+}
+fn default_quote() -> Spanned<String> {
+    Spanned::new(0..0, "\"".into())
+}
+fn default_null_values() -> Vec<String> {
+    vec![String::new()]
+}
+fn default_infer_rows() -> usize {
+    10_000
+}
+
+/// The file's top level, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    project: ProjectSection,
+    #[serde(default)]
+    workspace: WorkspaceSection,
+    #[serde(default)]
+    sources: BTreeMap<Spanned<String>, SourceConfig>,
+}
+
+impl ProjectConfig {
+    /// Load `panorama.toml` from a project directory.
+    pub fn load(project_dir: &Path) -> Result<Self> {
+        let path = project_dir.join(CONFIG_FILE);
+        if !path.exists() {
+            return Err(Error::NoProject(project_dir.to_path_buf()));
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        Self::parse(project_dir, &path, text)
+    }
+
+    /// Parse and validate config text; `root` anchors relative paths.
+    pub fn parse(root: &Path, path: &Path, text: String) -> Result<Self> {
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(&text, s.start))
+                .unwrap_or((1, 1));
+            Error::Config {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let mut sources = BTreeMap::new();
+        let mut cfg = ProjectConfig {
+            root: root.to_path_buf(),
+            path: path.to_path_buf(),
+            text,
+            project: raw.project,
+            workspace: raw.workspace,
+            sources: BTreeMap::new(),
+        };
+        for (name, source) in raw.sources {
+            cfg.validate_source(&name, &source)?;
+            sources.insert(name.into_inner(), source);
+        }
+        cfg.sources = sources;
+        if *cfg.workspace.keep_runs.get_ref() == 0 {
+            return Err(cfg.error_at(
+                cfg.workspace.keep_runs.span(),
+                "workspace.keep_runs must be at least 1",
+            ));
+        }
+        Ok(cfg)
+    }
+
+    fn validate_source(&self, name: &Spanned<String>, s: &SourceConfig) -> Result<()> {
+        let n = name.get_ref();
+        if !is_identifier(n) {
+            return Err(self.error_at(
+                name.span(),
+                format!(
+                    "source name `{n}` must be a lowercase SQL identifier (letters, digits, `_`, not starting with a digit)"
+                ),
+            ));
+        }
+        if RESERVED_TABLE_NAMES.contains(&n.as_str()) {
+            return Err(self.error_at(
+                name.span(),
+                format!("source name `{n}` is reserved for a table Panorama writes itself"),
+            ));
+        }
+        let format = self.source_format(n, s)?;
+        if format == SourceFormat::Postgres && s.table.is_none() {
+            return Err(self.error_at(
+                s.location.span(),
+                format!("sources.{n}: format \"postgres\" needs `table = \"schema.table\"`"),
+            ));
+        }
+        if format != SourceFormat::Postgres {
+            if let Some(t) = &s.table {
+                return Err(self.error_at(
+                    t.span(),
+                    format!("sources.{n}.table is only for format \"postgres\""),
+                ));
+            }
+        }
+        if *s.refresh.get_ref() == Refresh::Incremental {
+            return Err(self.error_at(
+                s.refresh.span(),
+                format!("sources.{n}.refresh = \"incremental\" is not supported yet; use \"full\""),
+            ));
+        }
+        let ratio = *s.max_reject_ratio.get_ref();
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(self.error_at(
+                s.max_reject_ratio.span(),
+                format!("sources.{n}.max_reject_ratio must be between 0.0 and 1.0, got {ratio}"),
+            ));
+        }
+        if s.primary_key.get_ref().columns().is_empty() {
+            return Err(self.error_at(
+                s.primary_key.span(),
+                format!("sources.{n}.primary_key names no column"),
+            ));
+        }
+        for (key, value) in [("delimiter", &s.csv.delimiter), ("quote", &s.csv.quote)]
+            .into_iter()
+            .chain(s.csv.escape.as_ref().map(|e| ("escape", e)))
+        {
+            if value.get_ref().len() != 1 || !value.get_ref().is_ascii() {
+                return Err(self.error_at(
+                    value.span(),
+                    format!(
+                        "sources.{n}.csv.{key} must be one ASCII character, got {:?}",
+                        value.get_ref()
+                    ),
+                ));
+            }
+        }
+        // Renames must not collide with each other or with kept columns of the same name.
+        let mut targets: BTreeMap<&str, &str> = BTreeMap::new();
+        for (from, to) in &s.rename {
+            if let Some(prev) = targets.insert(to.get_ref(), from) {
+                return Err(self.error_at(
+                    to.span(),
+                    format!(
+                        "sources.{n}.rename: both `{prev}` and `{from}` are renamed to `{}`",
+                        to.get_ref()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The declared format, or the one implied by the location's extension.
+    pub fn source_format(&self, name: &str, s: &SourceConfig) -> Result<SourceFormat> {
+        if let Some(f) = &s.format {
+            return Ok(*f.get_ref());
+        }
+        let loc = s.location.get_ref().to_ascii_lowercase();
+        let loc = loc.trim_end_matches('/');
+        let guess = if loc.starts_with("postgres://") || loc.starts_with("postgresql://") {
+            Some(SourceFormat::Postgres)
+        } else if loc.ends_with(".csv") || loc.ends_with(".tsv") {
+            Some(SourceFormat::Csv)
+        } else if loc.ends_with(".parquet") {
+            Some(SourceFormat::Parquet)
+        } else if loc.ends_with(".json") || loc.ends_with(".ndjson") || loc.ends_with(".jsonl") {
+            Some(SourceFormat::Json)
+        } else {
+            None
+        };
+        guess.ok_or_else(|| {
+            self.error_at(
+                s.location.span(),
+                format!(
+                    "sources.{name}: cannot tell the format from the location; add format = \"csv\" | \"parquet\" | \"json\" | \"delta\" | \"postgres\""
+                ),
+            )
+        })
+    }
+
+    /// An error pointing at a byte span of the config text.
+    pub fn error_at(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Error {
+        let (line, column) = line_col(&self.text, span.start);
+        Error::Config {
+            path: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// Absolute directory where runs are written.
+    pub fn workspace_dir(&self) -> PathBuf {
+        self.root.join(&self.workspace.dir)
+    }
+
+    /// Stable hash of the config text, stored in every run manifest.
+    pub fn hash(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.text.as_bytes());
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |p| offset - p - 1) + 1;
+    (line, column)
+}
+
+/// Lowercase SQL identifier: usable unquoted as a table name.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ProjectConfig> {
+        ProjectConfig::parse(
+            Path::new("/p"),
+            Path::new("/p/panorama.toml"),
+            text.to_string(),
+        )
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = parse(
+            "[sources.crm]\nlocation = \"a.csv\"\nprimary_key = \"id\"\nprimery = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("/p/panorama.toml:4:"), "{err}");
+        assert!(err.contains("unknown field `primery`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let err = parse("[workspace]\nkeep_runs = \"many\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/p/panorama.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn format_from_extension_and_missing() {
+        let cfg = parse("[sources.a]\nlocation = \"x/a.parquet\"\nprimary_key = [\"id\", \"k\"]\n")
+            .unwrap();
+        let s = &cfg.sources["a"];
+        assert_eq!(cfg.source_format("a", s).unwrap(), SourceFormat::Parquet);
+        assert_eq!(s.primary_key.get_ref().columns(), vec!["id", "k"]);
+        let err = parse("[sources.a]\nlocation = \"x/a.bin\"\nprimary_key = \"id\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2:") && err.contains("cannot tell the format"), "{err}");
+    }
+
+    #[test]
+    fn reserved_and_bad_names() {
+        let err = parse("[sources.rejects]\nlocation = \"a.csv\"\nprimary_key = \"id\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reserved"), "{err}");
+        let err = parse("[sources.Crm]\nlocation = \"a.csv\"\nprimary_key = \"id\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lowercase SQL identifier"), "{err}");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

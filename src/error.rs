@@ -1,0 +1,96 @@
+//! Typed errors. Every variant names the thing that went wrong (file, key, line, source) so a
+//! user can fix it without reading our code.
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `panorama.toml` could not be parsed or failed validation.
+    #[error("{path}:{line}:{column}: {message}")]
+    Config {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    /// A project directory has no `panorama.toml`.
+    #[error("no panorama.toml in {0} (create one with `panorama init {0}`)")]
+    NoProject(PathBuf),
+
+    /// A source failed to load.
+    #[error("source `{source_name}` ({location}): {message}")]
+    Source {
+        source_name: String,
+        location: String,
+        message: String,
+    },
+
+    /// Too many rows of a source were rejected.
+    #[error(
+        "source `{source_name}`: {rejected} of {total} rows rejected ({ratio:.2}%), more than max_reject_ratio {max:.2}% \
+         (see the `rejects` table of run {run_id})"
+    )]
+    RejectRatio {
+        source_name: String,
+        rejected: u64,
+        total: u64,
+        ratio: f64,
+        max: f64,
+        run_id: String,
+    },
+
+    /// A file-system operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No completed run exists yet.
+    #[error("project {0} has no completed run yet: run `panorama run --project {0}` first")]
+    NoRun(PathBuf),
+
+    /// A query or plan failed inside DataFusion.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    /// Arrow-level failure (casts, writers).
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// Parquet writer/reader failure.
+    #[error(transparent)]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
+
+    /// Anything else, with a message that says what.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn source(
+        source_name: impl Into<String>,
+        location: impl Into<String>,
+        message: impl std::fmt::Display,
+    ) -> Self {
+        Error::Source {
+            source_name: source_name.into(),
+            location: location.into(),
+            message: message.to_string(),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Panorama: a customer data platform engine on Apache DataFusion.
+//!
+//! A project is a directory with a `panorama.toml` that declares sources (CSV, Parquet, JSON,
+//! Delta, object stores, PostgreSQL). [`run::run_project`] materializes them as Parquet into a
+//! new run of the project's [`workspace`], and [`session::open_project`] gives a DataFusion
+//! `SessionContext` where every source and output is a table.
+//!
+//! The `panorama` binary is a thin layer over this library.
+
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod output;
+pub mod project;
+pub mod run;
+pub mod session;
+pub mod shell;
+pub mod sources;
+pub mod workspace;
+
+pub use error::{Error, Result};

@@ -1,0 +1,360 @@
+//! The `panorama` command: a thin layer over the `panorama` library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use panorama::config::ProjectConfig;
+use panorama::demo::{self, DemoOptions};
+use panorama::error::{Error, Result};
+use panorama::output::{write_batches, write_to_file, OutputFormat};
+use panorama::run::{run_project, RunOptions, RunOutcome};
+use panorama::session::open_project;
+
+/// Panorama: one trustworthy profile per customer, from scattered data, queryable with SQL.
+///
+/// A project is a directory with a panorama.toml declaring sources. `panorama run` loads them
+/// into a new run (Parquet files under the project's workspace); `query`, `sql`, `tables` and
+/// `describe` read the latest completed run.
+#[derive(Parser, Debug)]
+#[command(name = "panorama", version, about, long_about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// More logging: -v for progress details, -vv for debug output.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// No progress bars or summaries; errors still go to stderr. For scripts.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ProjectArg {
+    /// Project directory (holding panorama.toml).
+    #[arg(short, long, env = "PANORAMA_PROJECT", default_value = ".")]
+    project: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate a demo project, run it, and show what to try next. Start here.
+    Quickstart {
+        /// Where to write the demo project (default: a new directory under the system temp dir).
+        dir: Option<PathBuf>,
+        /// Number of people behind the demo data.
+        #[arg(long, default_value_t = 10_000)]
+        persons: usize,
+        /// Random seed; the same seed gives the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Create a new project with a starter panorama.toml and a small CSV.
+    Init {
+        /// Directory to create the project in.
+        dir: PathBuf,
+    },
+    /// Write a demo retail project (CRM, webshop, loyalty, web events) with ground truth.
+    Demo {
+        /// Number of people behind the data (each appears in one or more sources).
+        #[arg(long, default_value_t = 10_000)]
+        persons: usize,
+        /// Output directory; created if missing.
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed; the same seed gives the same files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Also load loyalty members into this PostgreSQL database (table loyalty.members) and
+        /// read them from there instead of the CSV. Example: postgres://user:pass@localhost/db
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+    /// Load every source into a new run; the previous run stays current if this one fails.
+    Run {
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Run one SQL query against the current run and print or save the result.
+    Query {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// The SQL statement.
+        sql: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// Write to this file instead of standard output (replaced only on success).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Query this run instead of the current one (see `SELECT * FROM runs`).
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Interactive SQL shell over the current run (history, multi-line statements).
+    Sql {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Open this run instead of the current one.
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// List the tables of the current run with their row counts.
+    Tables {
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// Show a table's columns and types.
+    Describe {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Table name (see `panorama tables`).
+        table: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PANORAMA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("panorama={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Quickstart { dir, persons, seed } => quickstart(dir, persons, seed, quiet).await,
+        Command::Init { dir } => {
+            panorama::project::init(&dir)?;
+            if !quiet {
+                println!(
+                    "Created {}. Next: panorama run --project {0} && panorama tables --project {0}",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Demo {
+            persons,
+            out,
+            seed,
+            postgres,
+        } => {
+            let report = demo::generate(&DemoOptions {
+                persons,
+                out: out.clone(),
+                seed,
+                postgres,
+                quiet,
+            })
+            .await?;
+            if !quiet {
+                println!("{}", report.summary());
+                println!("Next: panorama run --project {}", out.display());
+            }
+            Ok(())
+        }
+        Command::Run { project } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let outcome = run_project(&cfg, &RunOptions { quiet }).await?;
+            if !quiet {
+                print!("{}", run_summary(&cfg, &outcome));
+            }
+            Ok(())
+        }
+        Command::Query {
+            project,
+            sql,
+            format,
+            output,
+            run,
+        } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let (ctx, _) = open_project(&cfg, run.as_deref()).await?;
+            let batches = ctx.sql(&sql).await?.collect().await?;
+            match output {
+                Some(path) => write_to_file(&batches, format, &path),
+                None => write_batches(&batches, format, &mut std::io::stdout().lock()),
+            }
+        }
+        Command::Sql { project, run } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let (ctx, opened) = open_project(&cfg, run.as_deref()).await?;
+            let history = cfg.workspace_dir().join("sql_history");
+            let banner = format!(
+                "Panorama SQL shell: run {} with tables {}",
+                opened.run_id,
+                opened.tables.join(", ")
+            );
+            panorama::shell::run_shell(&ctx, history, &banner).await
+        }
+        Command::Tables { project } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let (ctx, opened) = open_project(&cfg, None).await?;
+            let mut rows = Vec::new();
+            for t in &opened.tables {
+                let n = ctx.table(t.as_str()).await?.count().await?;
+                rows.push(format!("SELECT '{t}' AS table_name, {n} AS row_count"));
+            }
+            let batches = ctx.sql(&rows.join(" UNION ALL ")).await?.collect().await?;
+            println!("Run {}", opened.run_id);
+            let sorted = sort_batches(&ctx, batches).await?;
+            write_batches(&sorted, OutputFormat::Table, &mut std::io::stdout().lock())
+        }
+        Command::Describe { project, table } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let (ctx, opened) = open_project(&cfg, None).await?;
+            if !opened.tables.contains(&table) {
+                return Err(Error::Other(format!(
+                    "no table `{table}` in run {}; tables: {}",
+                    opened.run_id,
+                    opened.tables.join(", ")
+                )));
+            }
+            let batches = ctx
+                .sql(&panorama::shell::describe_sql(&table))
+                .await?
+                .collect()
+                .await?;
+            write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())
+        }
+    }
+}
+
+async fn sort_batches(
+    ctx: &datafusion::prelude::SessionContext,
+    batches: Vec<arrow::array::RecordBatch>,
+) -> Result<Vec<arrow::array::RecordBatch>> {
+    let df = ctx.read_batches(batches)?;
+    Ok(df
+        .sort(vec![datafusion::prelude::col("table_name").sort(true, false)])?
+        .collect()
+        .await?)
+}
+
+/// The one-screen summary printed after a run.
+fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
+    use std::fmt::Write;
+    let m = &outcome.manifest;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nRun {} of {} succeeded in {:.1}s",
+        m.run_id,
+        cfg.project.name.as_deref().unwrap_or("project"),
+        outcome.seconds
+    );
+    let _ = writeln!(
+        s,
+        "  {:<24} {:<9} {:>6} {:>12} {:>10} {:>8}",
+        "source", "format", "files", "rows", "rejected", "seconds"
+    );
+    let (mut rows, mut rejected) = (0u64, 0u64);
+    for r in &m.sources {
+        let _ = writeln!(
+            s,
+            "  {:<24} {:<9} {:>6} {:>12} {:>10} {:>8.2}",
+            r.name, r.format, r.files, r.rows_loaded, r.rows_rejected, r.seconds
+        );
+        rows += r.rows_loaded;
+        rejected += r.rows_rejected;
+    }
+    let _ = writeln!(s, "  {:<24} {:<9} {:>6} {:>12} {:>10}", "total", "", "", rows, rejected);
+    let _ = writeln!(s, "Outputs: {}", outcome.run_dir.display());
+    if rejected > 0 {
+        let _ = writeln!(
+            s,
+            "Rejected rows are kept: panorama query --project {} \"SELECT * FROM rejects LIMIT 20\"",
+            cfg.root.display()
+        );
+    }
+    if !outcome.pruned.is_empty() {
+        let _ = writeln!(s, "Removed {} old run(s) (workspace.keep_runs = {}).", outcome.pruned.len(), cfg.workspace.keep_runs.get_ref());
+    }
+    s
+}
+
+async fn quickstart(dir: Option<PathBuf>, persons: usize, seed: u64, quiet: bool) -> Result<()> {
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("panorama-quickstart-{}", std::process::id())),
+    };
+    if dir.join("panorama.toml").exists() {
+        return Err(Error::Other(format!(
+            "{} already holds a project; pick another directory",
+            dir.display()
+        )));
+    }
+    if !quiet {
+        println!("Generating a demo retail project for {persons} people in {} ...", dir.display());
+    }
+    let report = demo::generate(&DemoOptions {
+        persons,
+        out: dir.clone(),
+        seed,
+        postgres: None,
+        quiet,
+    })
+    .await?;
+    if !quiet {
+        println!("{}", report.summary());
+    }
+    let cfg = ProjectConfig::load(&dir)?;
+    let outcome = run_project(&cfg, &RunOptions { quiet }).await?;
+    if quiet {
+        return Ok(());
+    }
+    print!("{}", run_summary(&cfg, &outcome));
+    let (ctx, _) = open_project(&cfg, None).await?;
+    let example = "SELECT country, count(*) AS contacts, count(DISTINCT normalize_email(email)) AS distinct_emails \
+                   FROM crm_contacts GROUP BY country ORDER BY contacts DESC";
+    println!("\nContacts per country in the CRM:\n  {example}");
+    let batches = ctx.sql(example).await?.collect().await?;
+    write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())?;
+    print!("{}", next_steps(&dir));
+    Ok(())
+}
+
+fn next_steps(dir: &Path) -> String {
+    let p = dir.display();
+    format!(
+        "\nWhat to try next:
+  panorama tables   --project {p}
+  panorama describe --project {p} webshop_customers
+  panorama query    --project {p} \"SELECT * FROM rejects LIMIT 5\"
+  panorama query    --project {p} \"SELECT tier, count(*), avg(points) FROM loyalty_members GROUP BY tier\" --format csv
+  panorama sql      --project {p}        (interactive shell)
+  Config: {p}/panorama.toml (keys explained in docs/config.md)
+"
+    )
+}

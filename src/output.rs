@@ -1,0 +1,87 @@
+//! Writing query results as a table, CSV, JSON or Parquet.
+
+use std::io::Write;
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use arrow::util::pretty::pretty_format_batches;
+use clap::ValueEnum;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Aligned text table, for people.
+    #[default]
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON object per line.
+    Json,
+    /// Parquet (needs --output).
+    Parquet,
+}
+
+/// Write batches to `out` in `format`. Parquet needs a file: use [`write_to_file`].
+pub fn write_batches(batches: &[RecordBatch], format: OutputFormat, out: &mut dyn Write) -> Result<()> {
+    match format {
+        OutputFormat::Table => {
+            let text = pretty_format_batches(batches)?;
+            writeln!(out, "{text}").map_err(|e| Error::io("cannot write", "<output>", e))?;
+        }
+        OutputFormat::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        OutputFormat::Json => {
+            let mut w = arrow::json::LineDelimitedWriter::new(out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        OutputFormat::Parquet => {
+            return Err(Error::Other(
+                "--format parquet needs --output FILE (Parquet is binary)".into(),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Write batches to a file; the file is replaced only when writing succeeded.
+pub fn write_to_file(batches: &[RecordBatch], format: OutputFormat, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("panorama-tmp");
+    let result = (|| -> Result<()> {
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        if format == OutputFormat::Parquet {
+            let schema = batches
+                .first()
+                .map(|b| b.schema())
+                .ok_or_else(|| Error::Other("query returned no schema".into()))?;
+            let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
+                file,
+                schema,
+                Some(crate::run::writer_properties()),
+            )?;
+            for b in batches {
+                w.write(b)?;
+            }
+            w.close()?;
+        } else {
+            let mut buf = std::io::BufWriter::new(file);
+            write_batches(batches, format, &mut buf)?;
+            buf.flush().map_err(|e| Error::io("cannot write", &tmp, e))?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot write", path, e)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! `panorama run`: materialize every source of a project into a new run directory, then switch
+//! the current pointer. Later stages (unify, measures, segments) hang off this pipeline.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use crate::sources::rejects::{rejects_batch, Reject};
+use crate::sources::{load_source, BatchSink, SourceReport};
+use crate::workspace::{Manifest, RunStatus, Workspace};
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Hide progress bars (for scripts and tests).
+    pub quiet: bool,
+}
+
+/// What a successful run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub manifest: Manifest,
+    pub run_dir: PathBuf,
+    pub pruned: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Parquet writer properties for every table Panorama writes.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build()
+}
+
+/// Writes one source's shaped batches to `<run>/sources/<name>/part-0.parquet`.
+struct ParquetSink {
+    path: PathBuf,
+    writer: Option<ArrowWriter<File>>,
+}
+
+impl BatchSink for ParquetSink {
+    fn start(&mut self, schema: SchemaRef) -> Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        }
+        let file =
+            File::create(&self.path).map_err(|e| Error::io("cannot create", &self.path, e))?;
+        self.writer = Some(ArrowWriter::try_new(file, schema, Some(writer_properties()))?);
+        Ok(())
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer
+            .as_mut()
+            .expect("start() is called before write()")
+            .write(batch)?;
+        Ok(())
+    }
+}
+
+impl ParquetSink {
+    fn finish(self) -> Result<()> {
+        if let Some(w) = self.writer {
+            w.close()?;
+        }
+        Ok(())
+    }
+}
+
+/// Write a table as one Parquet file.
+pub fn write_parquet(path: &std::path::Path, batch: &RecordBatch) -> Result<()> {
+    let file = File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
+    w.write(batch)?;
+    w.close()?;
+    Ok(())
+}
+
+fn progress_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner:.green} {prefix:<24} {human_pos:>12} rows  {per_sec:>14}  {elapsed}")
+        .expect("valid template")
+}
+
+/// Run the project: load all sources into a new run, then make it current.
+pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOutcome> {
+    let started = Instant::now();
+    let ws = Workspace::new(cfg.workspace_dir());
+    let run_id = Workspace::new_run_id();
+    let run_dir = ws.create_run(&run_id)?;
+    let mut manifest = Manifest {
+        run_id: run_id.clone(),
+        status: RunStatus::Running,
+        started_at: chrono::Utc::now().to_rfc3339(),
+        ended_at: None,
+        config_hash: cfg.hash(),
+        panorama_version: env!("CARGO_PKG_VERSION").to_string(),
+        sources: Vec::new(),
+        rejects: 0,
+        error: None,
+    };
+    ws.write_manifest(&manifest)?;
+    tracing::info!(run_id, dir = %run_dir.display(), "run started");
+
+    let result = materialize_sources(cfg, &run_dir, &run_id, opts).await;
+    manifest.ended_at = Some(chrono::Utc::now().to_rfc3339());
+    match result {
+        Ok((reports, rejects)) => {
+            manifest.sources = reports;
+            manifest.rejects = rejects;
+            manifest.status = RunStatus::Succeeded;
+            ws.write_manifest(&manifest)?;
+            ws.set_current(&run_id)?;
+            let pruned = ws.prune(*cfg.workspace.keep_runs.get_ref())?;
+            tracing::info!(run_id, pruned = pruned.len(), "run succeeded");
+            Ok(RunOutcome {
+                manifest,
+                run_dir,
+                pruned,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Err((reports, e)) => {
+            manifest.sources = reports;
+            manifest.status = RunStatus::Failed;
+            manifest.error = Some(e.to_string());
+            ws.write_manifest(&manifest)?;
+            tracing::warn!(run_id, error = %e, "run failed; the current run is unchanged");
+            Err(e)
+        }
+    }
+}
+
+type SourceResult = Result<(SourceReport, Vec<Reject>)>;
+
+async fn materialize_sources(
+    cfg: &ProjectConfig,
+    run_dir: &std::path::Path,
+    run_id: &str,
+    opts: &RunOptions,
+) -> std::result::Result<(Vec<SourceReport>, u64), (Vec<SourceReport>, Error)> {
+    let multi = if opts.quiet {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    } else {
+        MultiProgress::new()
+    };
+    let cfg = Arc::new(cfg.clone());
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut tasks = Vec::new();
+    for name in cfg.sources.keys() {
+        let bar = multi.add(ProgressBar::new_spinner());
+        bar.set_style(progress_style());
+        bar.set_prefix(name.clone());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        let cfg = cfg.clone();
+        let name = name.clone();
+        let path = run_dir.join("sources").join(&name).join("part-0.parquet");
+        let permits = permits.clone();
+        let handle = tokio::runtime::Handle::current();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore open");
+            let bar2 = bar.clone();
+            let out: SourceResult = tokio::task::spawn_blocking(move || {
+                let mut sink = ParquetSink { path, writer: None };
+                let on_rows = |n: u64| bar2.inc(n);
+                let res = load_source(&cfg, &name, &handle, &mut sink, &on_rows);
+                sink.finish()?;
+                res
+            })
+            .await
+            .unwrap_or_else(|e| Err(Error::Other(format!("source task panicked: {e}"))));
+            match &out {
+                Ok((r, _)) => bar.finish_with_message(format!("{} rows", r.rows_loaded)),
+                Err(_) => bar.abandon(),
+            }
+            out
+        }));
+    }
+    let mut reports = Vec::new();
+    let mut all_rejects = Vec::new();
+    let mut errors = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(Ok((report, rejects))) => {
+                reports.push(report);
+                all_rejects.extend(rejects);
+            }
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(Error::Other(format!("source task failed: {e}"))),
+        }
+    }
+    let _ = multi.clear();
+    // Rejects are written even when the run fails: they are what the user needs to look at.
+    let rejects_path = run_dir.join("rejects.parquet");
+    if let Err(e) = write_parquet(&rejects_path, &rejects_batch(&all_rejects)) {
+        return Err((reports, e));
+    }
+    if let Some(first) = errors.into_iter().next() {
+        return Err((reports, first));
+    }
+    for r in &reports {
+        let max = *cfg.sources[&r.name].max_reject_ratio.get_ref();
+        let ratio = if r.rows_read == 0 {
+            0.0
+        } else {
+            r.rows_rejected as f64 / r.rows_read as f64
+        };
+        if ratio > max {
+            let e = Error::RejectRatio {
+                source_name: r.name.clone(),
+                rejected: r.rows_rejected,
+                total: r.rows_read,
+                ratio: ratio * 100.0,
+                max: max * 100.0,
+                run_id: run_id.to_string(),
+            };
+            return Err((reports, e));
+        }
+    }
+    Ok((reports, all_rejects.len() as u64))
+}

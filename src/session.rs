@@ -1,0 +1,135 @@
+//! The DataFusion `SessionContext` every Panorama command queries through: our UDFs registered,
+//! and the tables of one run (the current one by default) registered by name.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder, UInt64Builder};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use crate::workspace::{Manifest, Workspace};
+
+/// A context with Panorama's UDFs and no tables.
+pub fn new_context() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("panorama", "public");
+    let ctx = SessionContext::new_with_config(config);
+    panorama_udfs::register_all(&ctx);
+    ctx
+}
+
+/// Which run a context shows.
+#[derive(Debug, Clone)]
+pub struct OpenedRun {
+    pub run_id: String,
+    pub tables: Vec<String>,
+}
+
+/// A context over a project's current run (or `run_id`), with every source, `rejects` and `runs`.
+pub async fn open_project(cfg: &ProjectConfig, run_id: Option<&str>) -> Result<(SessionContext, OpenedRun)> {
+    let ws = Workspace::new(cfg.workspace_dir());
+    let run_id = match run_id {
+        Some(id) => id.to_string(),
+        None => ws.current_run()?.ok_or_else(|| Error::NoRun(cfg.root.clone()))?,
+    };
+    let manifest = ws.read_manifest(&run_id)?;
+    let run_dir = ws.run_dir(&run_id);
+    let ctx = new_context();
+    let mut tables = Vec::new();
+    for report in &manifest.sources {
+        let dir = run_dir.join("sources").join(&report.name);
+        ctx.register_parquet(
+            &report.name,
+            dir.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await?;
+        tables.push(report.name.clone());
+    }
+    let rejects = run_dir.join("rejects.parquet");
+    if rejects.exists() {
+        ctx.register_parquet("rejects", rejects.to_string_lossy().as_ref(), ParquetReadOptions::default())
+            .await?;
+        tables.push("rejects".into());
+    }
+    ctx.register_table("runs", Arc::new(runs_table(&ws.manifests()?)?))?;
+    tables.push("runs".into());
+    ctx.register_table("source_stats", Arc::new(source_stats_table(&manifest)?))?;
+    tables.push("source_stats".into());
+    Ok((ctx, OpenedRun { run_id, tables }))
+}
+
+/// History of runs, one row each, from their manifests.
+fn runs_table(manifests: &[Manifest]) -> Result<MemTable> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("started_at", DataType::Utf8, false),
+        Field::new("ended_at", DataType::Utf8, true),
+        Field::new("config_hash", DataType::Utf8, false),
+        Field::new("rows_loaded", DataType::UInt64, false),
+        Field::new("rows_rejected", DataType::UInt64, false),
+        Field::new("error", DataType::Utf8, true),
+    ]));
+    let mut id = StringBuilder::new();
+    let mut status = StringBuilder::new();
+    let mut started = StringBuilder::new();
+    let mut ended = StringBuilder::new();
+    let mut hash = StringBuilder::new();
+    let mut loaded = UInt64Builder::new();
+    let mut rejected = UInt64Builder::new();
+    let mut error = StringBuilder::new();
+    for m in manifests {
+        id.append_value(&m.run_id);
+        status.append_value(m.status.as_str());
+        started.append_value(&m.started_at);
+        ended.append_option(m.ended_at.as_deref());
+        hash.append_value(&m.config_hash);
+        loaded.append_value(m.sources.iter().map(|s| s.rows_loaded).sum());
+        rejected.append_value(m.sources.iter().map(|s| s.rows_rejected).sum());
+        error.append_option(m.error.as_deref());
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(status.finish()),
+        Arc::new(started.finish()),
+        Arc::new(ended.finish()),
+        Arc::new(hash.finish()),
+        Arc::new(loaded.finish()),
+        Arc::new(rejected.finish()),
+        Arc::new(error.finish()),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+}
+
+/// Per-source figures of the opened run.
+fn source_stats_table(m: &Manifest) -> Result<MemTable> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("format", DataType::Utf8, false),
+        Field::new("location", DataType::Utf8, false),
+        Field::new("files", DataType::UInt64, false),
+        Field::new("rows_read", DataType::UInt64, false),
+        Field::new("rows_loaded", DataType::UInt64, false),
+        Field::new("rows_rejected", DataType::UInt64, false),
+        Field::new("seconds", DataType::Float64, false),
+    ]));
+    let s = &m.sources;
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(arrow::array::StringArray::from_iter_values(s.iter().map(|r| &r.name))),
+        Arc::new(arrow::array::StringArray::from_iter_values(s.iter().map(|r| &r.format))),
+        Arc::new(arrow::array::StringArray::from_iter_values(s.iter().map(|r| &r.location))),
+        Arc::new(arrow::array::UInt64Array::from_iter_values(s.iter().map(|r| r.files as u64))),
+        Arc::new(arrow::array::UInt64Array::from_iter_values(s.iter().map(|r| r.rows_read))),
+        Arc::new(arrow::array::UInt64Array::from_iter_values(s.iter().map(|r| r.rows_loaded))),
+        Arc::new(arrow::array::UInt64Array::from_iter_values(s.iter().map(|r| r.rows_rejected))),
+        Arc::new(arrow::array::Float64Array::from_iter_values(s.iter().map(|r| r.seconds))),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+}

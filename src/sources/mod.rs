@@ -1,0 +1,235 @@
+//! Data sources: reading CSV, Parquet, JSON, Delta and PostgreSQL into Arrow, and shaping them
+//! into the tables declared in `panorama.toml`.
+//!
+//! Readers produce [`RawChunk`]s (a batch plus the file and row number of every row); the
+//! [`shape::Shaper`] applies selection, renames, types and primary-key checks; whatever fails
+//! becomes a [`Reject`].
+
+pub mod csv;
+pub mod delta;
+pub mod json;
+pub mod location;
+pub mod parquet;
+pub mod postgres;
+pub mod rejects;
+pub mod shape;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+pub use rejects::Reject;
+
+use crate::config::{ProjectConfig, SourceFormat};
+use crate::error::{Error, Result};
+use shape::Shaper;
+
+/// A batch as read, with where each row came from.
+#[derive(Debug, Clone)]
+pub struct RawChunk {
+    pub file: Arc<str>,
+    /// File line (text formats) or row ordinal (binary formats), one per batch row.
+    pub rows: Vec<u64>,
+    pub batch: RecordBatch,
+}
+
+/// What loading one source produced, for the run summary and manifest.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SourceReport {
+    pub name: String,
+    pub format: String,
+    /// Location with credentials removed.
+    pub location: String,
+    pub files: usize,
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub seconds: f64,
+}
+
+/// Receives shaped batches of one source.
+pub trait BatchSink {
+    /// Called once, before any batch, with the shaped schema.
+    fn start(&mut self, schema: SchemaRef) -> Result<()>;
+    fn write(&mut self, batch: &RecordBatch) -> Result<()>;
+}
+
+/// Load one source into `sink`. Returns the report and every reject.
+/// Blocking (CPU-bound parsing and, for Delta, a blocking engine): call from a blocking task.
+pub fn load_source(
+    cfg: &ProjectConfig,
+    name: &str,
+    runtime: &tokio::runtime::Handle,
+    sink: &mut dyn BatchSink,
+    on_rows: &dyn Fn(u64),
+) -> Result<(SourceReport, Vec<Reject>)> {
+    let started = std::time::Instant::now();
+    let source = cfg
+        .sources
+        .get(name)
+        .ok_or_else(|| Error::Other(format!("no source named `{name}` in the config")))?;
+    let format = cfg.source_format(name, source)?;
+    let raw_location = source.location.get_ref();
+    let location = location::expand_env(raw_location)
+        .map_err(|m| Error::source(name, raw_location.as_str(), m))?;
+    let shown_location = postgres::redact(&location);
+
+    let mut rejects: Vec<Reject> = Vec::new();
+    let mut shaper: Option<Shaper> = None;
+    let mut rows_read = 0u64;
+    let mut files = 0usize;
+
+    // Every reader emits through this: build the shaper on the first chunk, then shape and
+    // hand the result to the sink.
+    let mut handle_chunk = |chunk: RawChunk,
+                            inferred: &dyn Fn(&RecordBatch) -> BTreeMap<String, crate::config::ColumnType>|
+     -> Result<()> {
+        if shaper.is_none() {
+            let types = inferred(&chunk.batch);
+            let s = Shaper::new(cfg, name, source, &chunk.batch.schema(), &types)?;
+            sink.start(s.schema())?;
+            shaper = Some(s);
+        }
+        let s = shaper.as_mut().expect("shaper was just built");
+        let batch = s.shape(&chunk)?;
+        if batch.num_rows() > 0 {
+            sink.write(&batch)?;
+        }
+        on_rows(chunk.batch.num_rows() as u64);
+        Ok(())
+    };
+    let no_inference = |_: &RecordBatch| BTreeMap::new();
+
+    match format {
+        SourceFormat::Csv => {
+            let list = runtime
+                .block_on(location::resolve_files(&location, &cfg.root))
+                .map_err(|m| Error::source(name, &shown_location, m))?;
+            let sample_rows = source.csv.infer_rows;
+            let infer = move |b: &RecordBatch| shape::infer_text_types(b, sample_rows);
+            let mut header: Option<Vec<String>> = None;
+            for file in &list {
+                let data = runtime
+                    .block_on(file.read())
+                    .map_err(|m| Error::source(name, &file.display, m))?;
+                let before = rejects.len();
+                let h = csv::read_csv(
+                    name,
+                    &file.display,
+                    data,
+                    &source.csv,
+                    header.as_deref(),
+                    &mut rejects,
+                    &mut |chunk| {
+                        rows_read += chunk.batch.num_rows() as u64;
+                        handle_chunk(chunk, &infer)
+                    },
+                )?;
+                // Structurally broken rows never reach the shaper; count them as read too.
+                rows_read += (rejects.len() - before) as u64;
+                header.get_or_insert(h);
+                files += 1;
+            }
+        }
+        SourceFormat::Parquet => {
+            let list = runtime
+                .block_on(location::resolve_files(&location, &cfg.root))
+                .map_err(|m| Error::source(name, &shown_location, m))?;
+            let mut schema: Option<SchemaRef> = None;
+            for file in &list {
+                let data = runtime
+                    .block_on(file.read())
+                    .map_err(|m| Error::source(name, &file.display, m))?;
+                let s = parquet::read_parquet(name, &file.display, data, schema.as_ref(), &mut |chunk| {
+                    rows_read += chunk.batch.num_rows() as u64;
+                    handle_chunk(chunk, &no_inference)
+                })?;
+                schema.get_or_insert(s);
+                files += 1;
+            }
+        }
+        SourceFormat::Json => {
+            let list = runtime
+                .block_on(location::resolve_files(&location, &cfg.root))
+                .map_err(|m| Error::source(name, &shown_location, m))?;
+            let mut parsed = Vec::new();
+            for file in &list {
+                let data = runtime
+                    .block_on(file.read())
+                    .map_err(|m| Error::source(name, &file.display, m))?;
+                let before = rejects.len();
+                let f = json::parse_json(name, &file.display, &data, &mut rejects)?;
+                rows_read += (rejects.len() - before) as u64;
+                parsed.push(f);
+                files += 1;
+            }
+            let schema = json::infer_schema(name, &parsed)?;
+            let mut emitted = false;
+            for f in parsed {
+                let before = rejects.len();
+                rows_read += f.values.len() as u64;
+                let mut chunks = Vec::new();
+                json::decode(name, &schema, f, &mut rejects, &mut |c| {
+                    chunks.push(c);
+                    Ok(())
+                })?;
+                // Rows that failed to decode were already counted as read above.
+                let _ = before;
+                for c in chunks {
+                    handle_chunk(c, &no_inference)?;
+                    emitted = true;
+                }
+            }
+            if !emitted {
+                handle_chunk(
+                    RawChunk {
+                        file: Arc::from(shown_location.as_str()),
+                        rows: Vec::new(),
+                        batch: RecordBatch::new_empty(schema.clone()),
+                    },
+                    &no_inference,
+                )?;
+            }
+        }
+        SourceFormat::Delta => {
+            delta::read_delta(name, &location, &cfg.root, &mut |chunk| {
+                rows_read += chunk.batch.num_rows() as u64;
+                handle_chunk(chunk, &no_inference)
+            })?;
+            files = 1;
+        }
+        SourceFormat::Postgres => {
+            let table = source
+                .table
+                .as_ref()
+                .map(|t| t.get_ref().clone())
+                .unwrap_or_default();
+            runtime.block_on(postgres::read_postgres(name, &location, &table, &mut |chunk| {
+                rows_read += chunk.batch.num_rows() as u64;
+                handle_chunk(chunk, &no_inference)
+            }))?;
+            files = 1;
+        }
+    }
+
+    let shaper = shaper.ok_or_else(|| Error::source(name, &shown_location, "source produced no schema"))?;
+    let rows_loaded = shaper.rows_out;
+    rejects.extend(shaper.rejects);
+    let mut rejected_rows: std::collections::HashSet<(&str, u64)> = std::collections::HashSet::new();
+    for r in &rejects {
+        rejected_rows.insert((r.file.as_str(), r.row));
+    }
+    let report = SourceReport {
+        name: name.to_string(),
+        format: format.as_str().to_string(),
+        location: shown_location,
+        files,
+        rows_read,
+        rows_loaded,
+        rows_rejected: rejected_rows.len() as u64,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((report, rejects))
+}

@@ -1,0 +1,235 @@
+//! The project's workspace: one directory per run, and a `current.json` pointer that is switched
+//! only after a run completed. A failed or interrupted run therefore never replaces the previous
+//! good outputs, and queries always see one consistent run.
+//!
+//! ```text
+//! .panorama/
+//!   current.json                 {"run_id": "..."}   (replaced atomically by rename)
+//!   runs/<run_id>/manifest.json  what the run did
+//!   runs/<run_id>/sources/<name>/part-0.parquet
+//!   runs/<run_id>/rejects.parquet
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::sources::SourceReport;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What a run did; written as `manifest.json` in the run directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub config_hash: String,
+    pub panorama_version: String,
+    pub sources: Vec<SourceReport>,
+    pub rejects: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CurrentPointer {
+    run_id: String,
+}
+
+/// A project's workspace directory.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    dir: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(dir: PathBuf) -> Self {
+        Workspace { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.dir.join("runs")
+    }
+
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.runs_dir().join(run_id)
+    }
+
+    /// A new, sortable run id: UTC time plus a short random suffix.
+    pub fn new_run_id() -> String {
+        let now = chrono::Utc::now();
+        let suffix: u16 = rand::random();
+        format!("{}-{suffix:04x}", now.format("%Y%m%dT%H%M%S%3fZ"))
+    }
+
+    /// Create the directory of a new run.
+    pub fn create_run(&self, run_id: &str) -> Result<PathBuf> {
+        let dir = self.run_dir(run_id);
+        std::fs::create_dir_all(dir.join("sources"))
+            .map_err(|e| Error::io("cannot create run directory", &dir, e))?;
+        Ok(dir)
+    }
+
+    pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        let path = self.run_dir(&m.run_id).join("manifest.json");
+        let text = serde_json::to_string_pretty(m).map_err(|e| Error::Other(e.to_string()))?;
+        write_atomic(&path, text.as_bytes())
+    }
+
+    pub fn read_manifest(&self, run_id: &str) -> Result<Manifest> {
+        let path = self.run_dir(run_id).join("manifest.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Other(format!("{}: invalid manifest: {e}", path.display())))
+    }
+
+    /// The run queries should see, if any run has completed.
+    pub fn current_run(&self) -> Result<Option<String>> {
+        let path = self.dir.join("current.json");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let p: CurrentPointer = serde_json::from_str(&text).map_err(|e| {
+                    Error::Other(format!("{}: invalid pointer: {e}", path.display()))
+                })?;
+                Ok(Some(p.run_id))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("cannot read", &path, e)),
+        }
+    }
+
+    /// Make `run_id` the current run. Atomic: readers see the old or the new pointer.
+    pub fn set_current(&self, run_id: &str) -> Result<()> {
+        let text = serde_json::to_string(&CurrentPointer {
+            run_id: run_id.to_string(),
+        })
+        .map_err(|e| Error::Other(e.to_string()))?;
+        write_atomic(&self.dir.join("current.json"), text.as_bytes())
+    }
+
+    /// All run manifests, oldest first. Unreadable run directories are skipped.
+    pub fn manifests(&self) -> Result<Vec<Manifest>> {
+        let dir = self.runs_dir();
+        let mut ids = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect::<Vec<_>>(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io("cannot list", &dir, e)),
+        };
+        ids.sort();
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.read_manifest(id).ok())
+            .collect())
+    }
+
+    /// Delete runs beyond the newest `keep` successful ones. The current run is always kept;
+    /// failed runs older than the oldest kept run go too.
+    pub fn prune(&self, keep: usize) -> Result<Vec<String>> {
+        let current = self.current_run()?;
+        let manifests = self.manifests()?;
+        let succeeded: Vec<&Manifest> = manifests
+            .iter()
+            .filter(|m| m.status == RunStatus::Succeeded)
+            .collect();
+        let oldest_kept = succeeded
+            .len()
+            .checked_sub(keep)
+            .and_then(|i| succeeded.get(i))
+            .map(|m| m.run_id.clone());
+        let Some(oldest_kept) = oldest_kept else {
+            return Ok(Vec::new());
+        };
+        let mut removed = Vec::new();
+        for m in &manifests {
+            if m.run_id < oldest_kept && Some(&m.run_id) != current.as_ref() && m.status != RunStatus::Running {
+                let dir = self.run_dir(&m.run_id);
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Error::io("cannot delete old run", &dir, e))?;
+                removed.push(m.run_id.clone());
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Write via a temporary file and rename, so a crash never leaves a half-written file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, data).map_err(|e| Error::io("cannot write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: &str, status: RunStatus) -> Manifest {
+        Manifest {
+            run_id: id.into(),
+            status,
+            started_at: String::new(),
+            ended_at: None,
+            config_hash: String::new(),
+            panorama_version: String::new(),
+            sources: vec![],
+            rejects: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn prune_keeps_newest_successes_and_current() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(tmp.path().to_path_buf());
+        for (id, st) in [
+            ("r1", RunStatus::Succeeded),
+            ("r2", RunStatus::Failed),
+            ("r3", RunStatus::Succeeded),
+            ("r4", RunStatus::Succeeded),
+            ("r5", RunStatus::Failed),
+        ] {
+            ws.create_run(id).unwrap();
+            ws.write_manifest(&manifest(id, st)).unwrap();
+        }
+        ws.set_current("r4").unwrap();
+        let removed = ws.prune(2).unwrap();
+        assert_eq!(removed, vec!["r1", "r2"]);
+        let left: Vec<_> = ws.manifests().unwrap().into_iter().map(|m| m.run_id).collect();
+        assert_eq!(left, vec!["r3", "r4", "r5"]);
+        assert_eq!(ws.current_run().unwrap().as_deref(), Some("r4"));
+    }
+}
