@@ -201,6 +201,7 @@ async fn materialize_sources(
         }
     }
     let _ = multi.clear();
+    all_rejects.sort_by(|a, b| (&a.source, &a.file, a.row).cmp(&(&b.source, &b.file, b.row)));
     // Rejects are written even when the run fails: they are what the user needs to look at.
     let rejects_path = run_dir.join("rejects.parquet");
     if let Err(e) = write_parquet(&rejects_path, &rejects_batch(&all_rejects)) {

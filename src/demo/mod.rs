@@ -535,7 +535,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                 url.replace('"', "\\\"")
             )
         }
-        None => "[sources.loyalty_members]\nlocation = \"data/loyalty_members.csv\"\nformat = \"csv\"\nprimary_key = \"member_id\"\ncsv = { delimiter = \";\" }\ntypes = { birth_date = \"date\", joined_at = \"timestamp\", updated_at = \"timestamp\", points = \"int\", consent_email = \"bool\" }\ndescription = \"Loyalty programme members, exported with ; as separator\"\n".to_string(),
+        None => "[sources.loyalty_members]\nlocation = \"data/loyalty_members.csv\"\nformat = \"csv\"\nprimary_key = \"member_id\"\ncsv = { delimiter = \";\" }\ntypes = { card_number = \"string\", birth_date = \"date\", joined_at = \"timestamp\", updated_at = \"timestamp\", points = \"int\", consent_email = \"bool\" }\ndescription = \"Loyalty programme members, exported with ; as separator\"\n".to_string(),
     };
     let config = CONFIG_TEMPLATE
         .replace("{persons}", &opts.persons.to_string())

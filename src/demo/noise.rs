@@ -104,7 +104,9 @@ pub fn phone_format(rng: &mut SmallRng, locale: &Locale, national: &str) -> Stri
         };
     }
     let split = 1 + national.len() / 4;
-    match rng.random_range(0..7) {
+    // Without a trunk prefix there is nothing to put in brackets.
+    let styles = if trunk.is_empty() { 5 } else { 7 };
+    match rng.random_range(0..styles) {
         0 => format!("+{cc}{national}"),
         1 => format!("+{cc} {}", grouped(national, 3)),
         2 => format!("00{cc}{national}"),

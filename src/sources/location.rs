@@ -179,7 +179,13 @@ pub async fn resolve_files(location: &str, root: &Path) -> Result<Vec<FileRef>, 
     Ok(files
         .into_iter()
         .map(|p| FileRef {
-            display: p.display().to_string(),
+            // Paths inside the project are shown relative to it: shorter, and stable when the
+            // project directory moves.
+            display: p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .display()
+                .to_string(),
             kind: FileKind::Local(p),
         })
         .collect())

@@ -315,7 +315,10 @@ pub fn infer_text_types(batch: &RecordBatch, sample_rows: usize) -> BTreeMap<Str
         }
         let looks_like_code = strings.iter().flatten().any(|s| {
             let s = s.trim();
-            s.starts_with('+') || (s.len() > 1 && s.starts_with('0') && !s.starts_with("0."))
+            s.starts_with('+')
+                || (s.len() > 1 && s.starts_with('0') && !s.starts_with("0."))
+                // Card and account numbers: too long to be a quantity.
+                || (s.len() > 15 && s.bytes().all(|b| b.is_ascii_digit()))
         });
         if looks_like_code {
             continue;
