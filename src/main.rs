@@ -201,7 +201,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
         } => {
             let cfg = ProjectConfig::load(&project.project)?;
             let (ctx, _) = open_project(&cfg, run.as_deref()).await?;
-            let batches = ctx.sql(&sql).await?.collect().await?;
+            let df = ctx.sql(&sql).await?;
+            let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+            let mut batches = df.collect().await?;
+            if batches.is_empty() {
+                // Keep the header (CSV) and schema (Parquet) of an empty result.
+                batches.push(arrow::array::RecordBatch::new_empty(schema));
+            }
             match output {
                 Some(path) => write_to_file(&batches, format, &path),
                 None => write_batches(&batches, format, &mut std::io::stdout().lock()),

@@ -17,7 +17,8 @@ pub fn new_context() -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("panorama", "public");
-    let ctx = SessionContext::new_with_config(config);
+    // `SELECT * FROM 'some/file.parquet'` works too: handy for looking at exports and inputs.
+    let ctx = SessionContext::new_with_config(config).enable_url_table();
     panorama_udfs::register_all(&ctx);
     ctx
 }
