@@ -18,7 +18,13 @@ use panorama::session::open_project;
 /// into a new run (Parquet files under the project's workspace); `query`, `sql`, `tables` and
 /// `describe` read the latest completed run.
 #[derive(Parser, Debug)]
-#[command(name = "panorama", version, about, long_about, propagate_version = true)]
+#[command(
+    name = "panorama",
+    version,
+    about,
+    long_about,
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,7 +125,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -263,7 +272,9 @@ async fn sort_batches(
 ) -> Result<Vec<arrow::array::RecordBatch>> {
     let df = ctx.read_batches(batches)?;
     Ok(df
-        .sort(vec![datafusion::prelude::col("table_name").sort(true, false)])?
+        .sort(vec![
+            datafusion::prelude::col("table_name").sort(true, false)
+        ])?
         .collect()
         .await?)
 }
@@ -295,7 +306,11 @@ fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
         rows += r.rows_loaded;
         rejected += r.rows_rejected;
     }
-    let _ = writeln!(s, "  {:<24} {:<9} {:>6} {:>12} {:>10}", "total", "", "", rows, rejected);
+    let _ = writeln!(
+        s,
+        "  {:<24} {:<9} {:>6} {:>12} {:>10}",
+        "total", "", "", rows, rejected
+    );
     let _ = writeln!(s, "Outputs: {}", outcome.run_dir.display());
     if rejected > 0 {
         let _ = writeln!(
@@ -305,7 +320,12 @@ fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
         );
     }
     if !outcome.pruned.is_empty() {
-        let _ = writeln!(s, "Removed {} old run(s) (workspace.keep_runs = {}).", outcome.pruned.len(), cfg.workspace.keep_runs.get_ref());
+        let _ = writeln!(
+            s,
+            "Removed {} old run(s) (workspace.keep_runs = {}).",
+            outcome.pruned.len(),
+            cfg.workspace.keep_runs.get_ref()
+        );
     }
     s
 }
@@ -322,7 +342,10 @@ async fn quickstart(dir: Option<PathBuf>, persons: usize, seed: u64, quiet: bool
         )));
     }
     if !quiet {
-        println!("Generating a demo retail project for {persons} people in {} ...", dir.display());
+        println!(
+            "Generating a demo retail project for {persons} people in {} ...",
+            dir.display()
+        );
     }
     let report = demo::generate(&DemoOptions {
         persons,

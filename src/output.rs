@@ -23,14 +23,20 @@ pub enum OutputFormat {
 }
 
 /// Write batches to `out` in `format`. Parquet needs a file: use [`write_to_file`].
-pub fn write_batches(batches: &[RecordBatch], format: OutputFormat, out: &mut dyn Write) -> Result<()> {
+pub fn write_batches(
+    batches: &[RecordBatch],
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<()> {
     match format {
         OutputFormat::Table => {
             let text = pretty_format_batches(batches)?;
             writeln!(out, "{text}").map_err(|e| Error::io("cannot write", "<output>", e))?;
         }
         OutputFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
             for b in batches {
                 w.write(b)?;
             }
@@ -73,7 +79,8 @@ pub fn write_to_file(batches: &[RecordBatch], format: OutputFormat, path: &Path)
         } else {
             let mut buf = std::io::BufWriter::new(file);
             write_batches(batches, format, &mut buf)?;
-            buf.flush().map_err(|e| Error::io("cannot write", &tmp, e))?;
+            buf.flush()
+                .map_err(|e| Error::io("cannot write", &tmp, e))?;
         }
         Ok(())
     })();

@@ -56,7 +56,11 @@ impl BatchSink for ParquetSink {
         }
         let file =
             File::create(&self.path).map_err(|e| Error::io("cannot create", &self.path, e))?;
-        self.writer = Some(ArrowWriter::try_new(file, schema, Some(writer_properties()))?);
+        self.writer = Some(ArrowWriter::try_new(
+            file,
+            schema,
+            Some(writer_properties()),
+        )?);
         Ok(())
     }
 
@@ -88,8 +92,10 @@ pub fn write_parquet(path: &std::path::Path, batch: &RecordBatch) -> Result<()> 
 }
 
 fn progress_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner:.green} {prefix:<24} {human_pos:>12} rows  {per_sec:>14}  {elapsed}")
-        .expect("valid template")
+    ProgressStyle::with_template(
+        "{spinner:.green} {prefix:<24} {human_pos:>12} rows  {per_sec:>14}  {elapsed}",
+    )
+    .expect("valid template")
 }
 
 /// Run the project: load all sources into a new run, then make it current.

@@ -31,11 +31,16 @@ pub struct OpenedRun {
 }
 
 /// A context over a project's current run (or `run_id`), with every source, `rejects` and `runs`.
-pub async fn open_project(cfg: &ProjectConfig, run_id: Option<&str>) -> Result<(SessionContext, OpenedRun)> {
+pub async fn open_project(
+    cfg: &ProjectConfig,
+    run_id: Option<&str>,
+) -> Result<(SessionContext, OpenedRun)> {
     let ws = Workspace::new(cfg.workspace_dir());
     let run_id = match run_id {
         Some(id) => id.to_string(),
-        None => ws.current_run()?.ok_or_else(|| Error::NoRun(cfg.root.clone()))?,
+        None => ws
+            .current_run()?
+            .ok_or_else(|| Error::NoRun(cfg.root.clone()))?,
     };
     let manifest = ws.read_manifest(&run_id)?;
     let run_dir = ws.run_dir(&run_id);
@@ -53,8 +58,12 @@ pub async fn open_project(cfg: &ProjectConfig, run_id: Option<&str>) -> Result<(
     }
     let rejects = run_dir.join("rejects.parquet");
     if rejects.exists() {
-        ctx.register_parquet("rejects", rejects.to_string_lossy().as_ref(), ParquetReadOptions::default())
-            .await?;
+        ctx.register_parquet(
+            "rejects",
+            rejects.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await?;
         tables.push("rejects".into());
     }
     ctx.register_table("runs", Arc::new(runs_table(&ws.manifests()?)?))?;
@@ -122,14 +131,30 @@ fn source_stats_table(m: &Manifest) -> Result<MemTable> {
     ]));
     let s = &m.sources;
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(arrow::array::StringArray::from_iter_values(s.iter().map(|r| &r.name))),
-        Arc::new(arrow::array::StringArray::from_iter_values(s.iter().map(|r| &r.format))),
-        Arc::new(arrow::array::StringArray::from_iter_values(s.iter().map(|r| &r.location))),
-        Arc::new(arrow::array::UInt64Array::from_iter_values(s.iter().map(|r| r.files as u64))),
-        Arc::new(arrow::array::UInt64Array::from_iter_values(s.iter().map(|r| r.rows_read))),
-        Arc::new(arrow::array::UInt64Array::from_iter_values(s.iter().map(|r| r.rows_loaded))),
-        Arc::new(arrow::array::UInt64Array::from_iter_values(s.iter().map(|r| r.rows_rejected))),
-        Arc::new(arrow::array::Float64Array::from_iter_values(s.iter().map(|r| r.seconds))),
+        Arc::new(arrow::array::StringArray::from_iter_values(
+            s.iter().map(|r| &r.name),
+        )),
+        Arc::new(arrow::array::StringArray::from_iter_values(
+            s.iter().map(|r| &r.format),
+        )),
+        Arc::new(arrow::array::StringArray::from_iter_values(
+            s.iter().map(|r| &r.location),
+        )),
+        Arc::new(arrow::array::UInt64Array::from_iter_values(
+            s.iter().map(|r| r.files as u64),
+        )),
+        Arc::new(arrow::array::UInt64Array::from_iter_values(
+            s.iter().map(|r| r.rows_read),
+        )),
+        Arc::new(arrow::array::UInt64Array::from_iter_values(
+            s.iter().map(|r| r.rows_loaded),
+        )),
+        Arc::new(arrow::array::UInt64Array::from_iter_values(
+            s.iter().map(|r| r.rows_rejected),
+        )),
+        Arc::new(arrow::array::Float64Array::from_iter_values(
+            s.iter().map(|r| r.seconds),
+        )),
     ];
     let batch = RecordBatch::try_new(schema.clone(), cols)?;
     Ok(MemTable::try_new(schema, vec![vec![batch]])?)

@@ -19,12 +19,17 @@ Statements end with `;` and may span lines.
 
 /// Run the shell until the user quits. History lives in `history_file`.
 pub async fn run_shell(ctx: &SessionContext, history_file: PathBuf, banner: &str) -> Result<()> {
-    let mut rl = DefaultEditor::new().map_err(|e| Error::Other(format!("cannot start the shell: {e}")))?;
+    let mut rl =
+        DefaultEditor::new().map_err(|e| Error::Other(format!("cannot start the shell: {e}")))?;
     let _ = rl.load_history(&history_file);
     println!("{banner}\nType \\? for help, \\q to quit.");
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "panorama> " } else { "      ...> " };
+        let prompt = if buffer.is_empty() {
+            "panorama> "
+        } else {
+            "      ...> "
+        };
         match rl.readline(prompt) {
             Ok(line) => {
                 let trimmed = line.trim();
@@ -48,7 +53,9 @@ pub async fn run_shell(ctx: &SessionContext, history_file: PathBuf, banner: &str
                     let _ = rl.add_history_entry(sql.trim());
                     let started = std::time::Instant::now();
                     match run_sql(ctx, &sql).await {
-                        Ok(rows) => println!("{rows} row(s) in {:.3}s", started.elapsed().as_secs_f64()),
+                        Ok(rows) => {
+                            println!("{rows} row(s) in {:.3}s", started.elapsed().as_secs_f64())
+                        }
                         Err(e) => eprintln!("error: {e}"),
                     }
                 }

@@ -38,7 +38,16 @@ fn p(path: &Path) -> &str {
 
 fn demo_project(persons: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    ok(&["demo", "--persons", persons, "--seed", "3", "--out", p(tmp.path()), "-q"]);
+    ok(&[
+        "demo",
+        "--persons",
+        persons,
+        "--seed",
+        "3",
+        "--out",
+        p(tmp.path()),
+        "-q",
+    ]);
     tmp
 }
 
@@ -62,11 +71,18 @@ fn demo_run_query_in_every_format() {
     let csv = query(dir, "SELECT count(*) AS n FROM crm_contacts");
     let n: u64 = csv.lines().nth(1).unwrap().parse().unwrap();
     let truth = std::fs::read_to_string(dir.join("truth.csv")).unwrap();
-    let expected = truth.lines().filter(|l| l.starts_with("crm_contacts,")).count() as u64;
+    let expected = truth
+        .lines()
+        .filter(|l| l.starts_with("crm_contacts,"))
+        .count() as u64;
     assert_eq!(n, expected, "every CRM row of the truth file is loaded");
 
     let json = ok(&[
-        "query", "-p", p(dir), "--format", "json",
+        "query",
+        "-p",
+        p(dir),
+        "--format",
+        "json",
         "SELECT tier, count(*) AS n FROM loyalty_members GROUP BY tier ORDER BY tier",
     ]);
     let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
@@ -75,7 +91,13 @@ fn demo_run_query_in_every_format() {
 
     let out = dir.join("orders.parquet");
     ok(&[
-        "query", "-p", p(dir), "--format", "parquet", "--output", p(&out),
+        "query",
+        "-p",
+        p(dir),
+        "--format",
+        "parquet",
+        "--output",
+        p(&out),
         "SELECT * FROM webshop_orders",
     ]);
     let back = query(dir, &format!("SELECT count(*) FROM '{}'", out.display()));
@@ -83,7 +105,15 @@ fn demo_run_query_in_every_format() {
     assert_eq!(back.lines().nth(1), orders.lines().nth(1));
 
     let tables = ok(&["tables", "-p", p(dir)]);
-    for t in ["crm_contacts", "webshop_customers", "webshop_orders", "loyalty_members", "web_events", "rejects", "runs"] {
+    for t in [
+        "crm_contacts",
+        "webshop_customers",
+        "webshop_orders",
+        "loyalty_members",
+        "web_events",
+        "rejects",
+        "runs",
+    ] {
         assert!(tables.contains(t), "{t} missing from:\n{tables}");
     }
     let described = ok(&["describe", "-p", p(dir), "webshop_orders"]);
@@ -112,7 +142,10 @@ fn failed_run_keeps_previous_outputs() {
     .unwrap();
     let err = fails(&["run", "-p", p(dir), "-q"]);
     assert!(err.contains("webshop_customers"), "{err}");
-    assert!(err.contains("file not found") && err.contains("customers.parquet"), "{err}");
+    assert!(
+        err.contains("file not found") && err.contains("customers.parquet"),
+        "{err}"
+    );
 
     assert_eq!(
         std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap(),
@@ -131,14 +164,26 @@ fn keep_runs_prunes_old_runs() {
     let dir = tmp.path().join("proj");
     ok(&["init", p(&dir)]);
     let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
-    std::fs::write(dir.join("panorama.toml"), cfg.replace("keep_runs = 5", "keep_runs = 2")).unwrap();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        cfg.replace("keep_runs = 5", "keep_runs = 2"),
+    )
+    .unwrap();
     for _ in 0..4 {
         ok(&["run", "-p", p(&dir), "-q"]);
     }
-    let runs = std::fs::read_dir(dir.join(".panorama/runs")).unwrap().count();
+    let runs = std::fs::read_dir(dir.join(".panorama/runs"))
+        .unwrap()
+        .count();
     assert_eq!(runs, 2);
-    let rows = query(&dir, "SELECT first_name, signup_date FROM customers ORDER BY customer_id");
-    assert_eq!(rows, "first_name,signup_date\nJane,2024-03-01\nJon,2024-05-17\nJONATHAN,2025-01-09\n");
+    let rows = query(
+        &dir,
+        "SELECT first_name, signup_date FROM customers ORDER BY customer_id",
+    );
+    assert_eq!(
+        rows,
+        "first_name,signup_date\nJane,2024-03-01\nJon,2024-05-17\nJONATHAN,2025-01-09\n"
+    );
 }
 
 #[test]
@@ -168,14 +213,21 @@ fn config_errors_name_key_and_line() {
     );
     let err = fails(&["run", "-p", p(dir)]);
     assert!(err.contains("panorama.toml:4:"), "{err}");
-    assert!(err.contains("`customer_id` is not an output column"), "{err}");
+    assert!(
+        err.contains("`customer_id` is not an output column"),
+        "{err}"
+    );
 
     write(
         &dir.join("panorama.toml"),
         "[sources.a]\nlocation = \"data/a.csv\"\nprimary_key = \"id\"\nselect = [\"id\", \"y\"]\n",
     );
     let err = fails(&["run", "-p", p(dir)]);
-    assert!(err.contains("panorama.toml:4:") && err.contains("column `y` is not in the source (it has: id, x)"), "{err}");
+    assert!(
+        err.contains("panorama.toml:4:")
+            && err.contains("column `y` is not in the source (it has: id, x)"),
+        "{err}"
+    );
 
     let err = fails(&["run", "-p", p(&dir.join("missing"))]);
     assert!(err.contains("no panorama.toml"), "{err}");
@@ -187,35 +239,64 @@ fn bad_inputs_give_clear_errors() {
     let dir = tmp.path();
     // A CSV where a Parquet file is promised.
     write(&dir.join("data/fake.parquet"), "id,x\n1,2\n");
-    write(&dir.join("panorama.toml"), "[sources.fake]\nlocation = \"data/fake.parquet\"\nprimary_key = \"id\"\n");
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.fake]\nlocation = \"data/fake.parquet\"\nprimary_key = \"id\"\n",
+    );
     let err = fails(&["run", "-p", p(dir)]);
-    assert!(err.contains("source `fake`") && err.contains("data/fake.parquet") && err.contains("not a readable Parquet file"), "{err}");
+    assert!(
+        err.contains("source `fake`")
+            && err.contains("data/fake.parquet")
+            && err.contains("not a readable Parquet file"),
+        "{err}"
+    );
 
     // Two CSV files of one source with different columns.
     write(&dir.join("data/parts/a.csv"), "id,name\n1,x\n");
     write(&dir.join("data/parts/b.csv"), "id,email\n2,y\n");
-    write(&dir.join("panorama.toml"), "[sources.parts]\nlocation = \"data/parts/*.csv\"\nprimary_key = \"id\"\n");
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.parts]\nlocation = \"data/parts/*.csv\"\nprimary_key = \"id\"\n",
+    );
     let err = fails(&["run", "-p", p(dir)]);
-    assert!(err.contains("data/parts/b.csv") && err.contains("schema mismatch"), "{err}");
+    assert!(
+        err.contains("data/parts/b.csv") && err.contains("schema mismatch"),
+        "{err}"
+    );
 
     // Mostly broken rows: over max_reject_ratio fails the run, and the rejects are kept.
-    write(&dir.join("data/broken.csv"), "id,name\n1,a\n2,b,extra\n3\n4,d\n");
+    write(
+        &dir.join("data/broken.csv"),
+        "id,name\n1,a\n2,b,extra\n3\n4,d\n",
+    );
     write(
         &dir.join("panorama.toml"),
         "[sources.broken]\nlocation = \"data/broken.csv\"\nprimary_key = \"id\"\nmax_reject_ratio = 0.25\n",
     );
     let err = fails(&["run", "-p", p(dir)]);
-    assert!(err.contains("2 of 4 rows rejected") && err.contains("max_reject_ratio"), "{err}");
+    assert!(
+        err.contains("2 of 4 rows rejected") && err.contains("max_reject_ratio"),
+        "{err}"
+    );
     let run_id = std::fs::read_dir(dir.join(".panorama/runs"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .max()
         .unwrap();
     let rejects = ok(&[
-        "query", "-p", p(dir), "--run", run_id.to_str().unwrap(), "--format", "csv",
+        "query",
+        "-p",
+        p(dir),
+        "--run",
+        run_id.to_str().unwrap(),
+        "--format",
+        "csv",
         "SELECT \"row\", reason FROM rejects ORDER BY \"row\"",
     ]);
-    assert_eq!(rejects, "row,reason\n3,\"expected 2 fields, found 3\"\n4,\"expected 2 fields, found 1\"\n");
+    assert_eq!(
+        rejects,
+        "row,reason\n3,\"expected 2 fields, found 3\"\n4,\"expected 2 fields, found 1\"\n"
+    );
 
     // A database that is not there.
     write(
@@ -223,8 +304,14 @@ fn bad_inputs_give_clear_errors() {
         "[sources.members]\nformat = \"postgres\"\nlocation = \"postgres://panorama:secret@127.0.0.1:1/shop\"\ntable = \"loyalty.members\"\nprimary_key = \"member_id\"\n",
     );
     let err = fails(&["run", "-p", p(dir)]);
-    assert!(err.contains("source `members`") && err.contains("cannot connect"), "{err}");
-    assert!(err.contains("127.0.0.1:1") && !err.contains("secret"), "password must not be printed: {err}");
+    assert!(
+        err.contains("source `members`") && err.contains("cannot connect"),
+        "{err}"
+    );
+    assert!(
+        err.contains("127.0.0.1:1") && !err.contains("secret"),
+        "password must not be printed: {err}"
+    );
 
     // An environment variable the location needs but nobody set.
     write(
@@ -243,7 +330,11 @@ fn bad_inputs_give_clear_errors() {
 fn demo_is_deterministic_per_seed() {
     let a = demo_project("150");
     let b = demo_project("150");
-    for f in ["data/crm_contacts.csv", "data/loyalty_members.csv", "truth.csv"] {
+    for f in [
+        "data/crm_contacts.csv",
+        "data/loyalty_members.csv",
+        "truth.csv",
+    ] {
         assert_eq!(
             std::fs::read(a.path().join(f)).unwrap(),
             std::fs::read(b.path().join(f)).unwrap(),
@@ -251,7 +342,16 @@ fn demo_is_deterministic_per_seed() {
         );
     }
     let c = tempfile::tempdir().unwrap();
-    ok(&["demo", "--persons", "150", "--seed", "4", "--out", p(c.path()), "-q"]);
+    ok(&[
+        "demo",
+        "--persons",
+        "150",
+        "--seed",
+        "4",
+        "--out",
+        p(c.path()),
+        "-q",
+    ]);
     assert_ne!(
         std::fs::read(a.path().join("truth.csv")).unwrap(),
         std::fs::read(c.path().join("truth.csv")).unwrap()
@@ -275,7 +375,16 @@ fn quickstart_builds_and_runs_a_demo() {
 #[test]
 fn help_explains_commands() {
     let out = ok(&["--help"]);
-    for cmd in ["quickstart", "init", "demo", "run", "query", "sql", "tables", "describe"] {
+    for cmd in [
+        "quickstart",
+        "init",
+        "demo",
+        "run",
+        "query",
+        "sql",
+        "tables",
+        "describe",
+    ] {
         assert!(out.contains(cmd), "{cmd} missing from --help:\n{out}");
     }
     let out = ok(&["query", "--help"]);

@@ -84,16 +84,26 @@ impl sqllogictest::AsyncDB for Db {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
-        let df = self.ctx.sql(sql).await.map_err(|e| DbError(e.to_string()))?;
+        let df = self
+            .ctx
+            .sql(sql)
+            .await
+            .map_err(|e| DbError(e.to_string()))?;
         let schema = df.schema().as_arrow().clone();
         let batches = df.collect().await.map_err(|e| DbError(e.to_string()))?;
         let is_statement = schema.fields().is_empty()
-            || (schema.fields().len() == 1 && schema.field(0).name() == "count" && sql.trim_start().to_lowercase().starts_with("create"));
+            || (schema.fields().len() == 1
+                && schema.field(0).name() == "count"
+                && sql.trim_start().to_lowercase().starts_with("create"));
         if is_statement {
             return Ok(DBOutput::StatementComplete(0));
         }
         Ok(DBOutput::Rows {
-            types: schema.fields().iter().map(|f| column_type(f.data_type())).collect(),
+            types: schema
+                .fields()
+                .iter()
+                .map(|f| column_type(f.data_type()))
+                .collect(),
             rows: rows_of(&batches)?,
         })
     }
@@ -137,7 +147,9 @@ async fn context_for(header: &str, tmp: &Path) -> SessionContext {
             .await
             .expect("demo generates");
             let cfg = ProjectConfig::load(&dir).expect("demo config loads");
-            run_project(&cfg, &RunOptions { quiet: true }).await.expect("demo runs");
+            run_project(&cfg, &RunOptions { quiet: true })
+                .await
+                .expect("demo runs");
             let (ctx, _) = open_project(&cfg, None).await.expect("demo opens");
             ctx.register_csv(
                 "truth",
@@ -149,11 +161,15 @@ async fn context_for(header: &str, tmp: &Path) -> SessionContext {
             ctx
         }
         fixture => {
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(fixture);
+            let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests")
+                .join(fixture);
             let dir = tmp.join("project");
             copy_dir(&src, &dir);
             let cfg = ProjectConfig::load(&dir).expect("fixture config loads");
-            run_project(&cfg, &RunOptions { quiet: true }).await.expect("fixture runs");
+            run_project(&cfg, &RunOptions { quiet: true })
+                .await
+                .expect("fixture runs");
             open_project(&cfg, None).await.expect("fixture opens").0
         }
     }
@@ -181,7 +197,11 @@ fn main() {
         .expect("tests/slt exists")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "slt"))
-        .filter(|p| filter.as_ref().is_none_or(|f| p.to_string_lossy().contains(f.as_str())))
+        .filter(|p| {
+            filter
+                .as_ref()
+                .is_none_or(|f| p.to_string_lossy().contains(f.as_str()))
+        })
         .collect();
     files.sort();
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -246,10 +246,7 @@ impl ProjectConfig {
     /// Parse and validate config text; `root` anchors relative paths.
     pub fn parse(root: &Path, path: &Path, text: String) -> Result<Self> {
         let raw: RawConfig = toml::from_str(&text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(&text, s.start))
-                .unwrap_or((1, 1));
+            let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
             Error::Config {
                 path: path.to_path_buf(),
                 line,
@@ -442,11 +439,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = parse(
-            "[sources.crm]\nlocation = \"a.csv\"\nprimary_key = \"id\"\nprimery = 1\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let err = parse("[sources.crm]\nlocation = \"a.csv\"\nprimary_key = \"id\"\nprimery = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("/p/panorama.toml:4:"), "{err}");
         assert!(err.contains("unknown field `primery`"), "{err}");
     }
@@ -469,7 +464,10 @@ mod tests {
         let err = parse("[sources.a]\nlocation = \"x/a.bin\"\nprimary_key = \"id\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains(":2:") && err.contains("cannot tell the format"), "{err}");
+        assert!(
+            err.contains(":2:") && err.contains("cannot tell the format"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,7 +11,12 @@ pub enum ColumnType {
     String,
     #[serde(alias = "integer", alias = "bigint", alias = "int64")]
     Int,
-    #[serde(alias = "double", alias = "float64", alias = "decimal", alias = "numeric")]
+    #[serde(
+        alias = "double",
+        alias = "float64",
+        alias = "decimal",
+        alias = "numeric"
+    )]
     Float,
     #[serde(alias = "boolean")]
     Bool,

@@ -155,14 +155,25 @@ fn new_person(rng: &mut SmallRng, id: u64, prev: Option<&Person>) -> Person {
         }
     };
     let gender = if rng.random_bool(0.5) { "F" } else { "M" };
-    let first = *pick(rng, if gender == "F" { locale.female } else { locale.male });
+    let first = *pick(
+        rng,
+        if gender == "F" {
+            locale.female
+        } else {
+            locale.male
+        },
+    );
     let last = match household {
         Some(p) => p.last.clone(),
         None => pick(rng, locale.last).to_string(),
     };
     let birth_days = AS_OF_DAYS - rng.random_range(18 * 365..85 * 365);
-    let email = rng.random_ratio(88, 100).then(|| email_for(rng, locale, first, &last));
-    let old_email = rng.random_ratio(12, 100).then(|| email_for(rng, locale, first, &last));
+    let email = rng
+        .random_ratio(88, 100)
+        .then(|| email_for(rng, locale, first, &last));
+    let old_email = rng
+        .random_ratio(12, 100)
+        .then(|| email_for(rng, locale, first, &last));
     let mobile = rng.random_ratio(80, 100).then(|| {
         let p = pick(rng, locale.mobile_prefixes);
         digits(rng, p, locale.mobile_len)
@@ -171,7 +182,11 @@ fn new_person(rng: &mut SmallRng, id: u64, prev: Option<&Person>) -> Person {
         Some(p) => p.landline.clone(),
         None => rng.random_ratio(35, 100).then(|| {
             let p = pick(rng, locale.landline_prefixes);
-            let len = if locale.country == "US" { 7 } else { 9 - p.len() };
+            let len = if locale.country == "US" {
+                7
+            } else {
+                9 - p.len()
+            };
             digits(rng, p, len)
         }),
     };
@@ -183,9 +198,15 @@ fn new_person(rng: &mut SmallRng, id: u64, prev: Option<&Person>) -> Person {
         },
         None => Address::random(rng, locale),
     };
-    let old_address = rng.random_ratio(10, 100).then(|| Address::random(rng, locale));
+    let old_address = rng
+        .random_ratio(10, 100)
+        .then(|| Address::random(rng, locale));
     let company = rng.random_ratio(15, 100).then(|| {
-        format!("{} {}", pick(rng, COMPANY_WORDS), pick(rng, COMPANY_SUFFIXES))
+        format!(
+            "{} {}",
+            pick(rng, COMPANY_WORDS),
+            pick(rng, COMPANY_SUFFIXES)
+        )
     });
     Person {
         id,
@@ -270,35 +291,96 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
         ProgressBar::new(opts.persons as u64)
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner:.green} generating people {wide_bar} {human_pos}/{human_len} {eta}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner:.green} generating people {wide_bar} {human_pos}/{human_len} {eta}",
+        )
+        .expect("valid template"),
     );
 
     let mut crm = CsvOut::create(
         &data.join("crm_contacts.csv"),
         b',',
-        &["contact_id", "full_name", "email", "phone", "street", "postcode", "city", "country", "birth_date", "company", "updated_at"],
+        &[
+            "contact_id",
+            "full_name",
+            "email",
+            "phone",
+            "street",
+            "postcode",
+            "city",
+            "country",
+            "birth_date",
+            "company",
+            "updated_at",
+        ],
     )?;
     let mut loyalty = CsvOut::create(
         &data.join("loyalty_members.csv"),
         b';',
-        &["member_id", "card_number", "first_name", "last_name", "email", "phone", "birth_date", "gender", "tier", "points", "consent_email", "joined_at", "updated_at"],
+        &[
+            "member_id",
+            "card_number",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "birth_date",
+            "gender",
+            "tier",
+            "points",
+            "consent_email",
+            "joined_at",
+            "updated_at",
+        ],
     )?;
-    let mut truth = CsvOut::create(&out.join("truth.csv"), b',', &["source", "record_id", "person_id"])?;
+    let mut truth = CsvOut::create(
+        &out.join("truth.csv"),
+        b',',
+        &["source", "record_id", "person_id"],
+    )?;
     use PqType::*;
     let mut shop = ParquetOut::create(
         data.join("webshop/customers.parquet"),
-        &[("customer_id", Str), ("first_name", Str), ("last_name", Str), ("email", Str), ("phone", Str), ("street", Str), ("postcode", Str), ("city", Str), ("country", Str), ("created_at", Ts), ("updated_at", Ts)],
+        &[
+            ("customer_id", Str),
+            ("first_name", Str),
+            ("last_name", Str),
+            ("email", Str),
+            ("phone", Str),
+            ("street", Str),
+            ("postcode", Str),
+            ("city", Str),
+            ("country", Str),
+            ("created_at", Ts),
+            ("updated_at", Ts),
+        ],
         None,
     )?;
     let mut orders = ParquetOut::create(
         data.join("webshop/orders"),
-        &[("order_id", Str), ("customer_id", Str), ("order_ts", Ts), ("product_id", Str), ("quantity", Int), ("amount", Float), ("currency", Str), ("channel", Str)],
+        &[
+            ("order_id", Str),
+            ("customer_id", Str),
+            ("order_ts", Ts),
+            ("product_id", Str),
+            ("quantity", Int),
+            ("amount", Float),
+            ("currency", Str),
+            ("channel", Str),
+        ],
         Some(500_000),
     )?;
     let mut events = ParquetOut::create(
         data.join("web_events"),
-        &[("event_id", Str), ("cookie_id", Str), ("ts", Ts), ("event_type", Str), ("page", Str), ("product_id", Str), ("email", Str)],
+        &[
+            ("event_id", Str),
+            ("cookie_id", Str),
+            ("ts", Ts),
+            ("event_type", Str),
+            ("page", Str),
+            ("product_id", Str),
+            ("email", Str),
+        ],
         Some(1_000_000),
     )?;
 
@@ -336,9 +418,19 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                     _ => format!("{}. {last}", first.chars().next().unwrap_or('X')),
                 };
                 let stale = rng.random_ratio(20, 100);
-                let email = if stale { p.old_email.clone().or(p.email.clone()) } else { p.email.clone() };
-                let email = email.filter(|_| rng.random_ratio(90, 100)).map(|e| email_variant(&mut rng, &e));
-                let addr = if stale { p.old_address.as_ref().unwrap_or(&p.address) } else { &p.address };
+                let email = if stale {
+                    p.old_email.clone().or(p.email.clone())
+                } else {
+                    p.email.clone()
+                };
+                let email = email
+                    .filter(|_| rng.random_ratio(90, 100))
+                    .map(|e| email_variant(&mut rng, &e));
+                let addr = if stale {
+                    p.old_address.as_ref().unwrap_or(&p.address)
+                } else {
+                    &p.address
+                };
                 let landline_first = rng.random_ratio(30, 100);
                 let phone = phone_variant(&mut rng, &p, landline_first);
                 let birth = rng.random_ratio(60, 100).then(|| date_string(p.birth_days));
@@ -360,7 +452,10 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                 // Now and then an export tool breaks a line: an unquoted comma in the company
                 // name, or a name saved as Latin-1. These rows must end up in `rejects`.
                 if rng.random_ratio(1, 5_000) {
-                    let mut line: Vec<String> = fields.iter().map(|f| f.clone().unwrap_or_default()).collect();
+                    let mut line: Vec<String> = fields
+                        .iter()
+                        .map(|f| f.clone().unwrap_or_default())
+                        .collect();
                     line[9] = "Acme, Inc.".into();
                     crm.raw_line(line.join(",").as_bytes())?;
                 } else if rng.random_ratio(1, 10_000) {
@@ -383,23 +478,36 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                 shop_n += 1;
                 let id = format!("W{shop_n:07}");
                 // A second account is usually opened with another address or a typo.
-                let email = if c == 1 { p.old_email.clone().or(p.email.clone()) } else { p.email.clone() };
+                let email = if c == 1 {
+                    p.old_email.clone().or(p.email.clone())
+                } else {
+                    p.email.clone()
+                };
                 let email = email.map(|e| email_variant(&mut rng, &e));
                 let created = ts_days_ago(&mut rng, 3 * 365);
-                let updated = created + rng.random_range(0..(AS_OF_DAYS as i64 * DAY_US - created).max(1));
+                let updated =
+                    created + rng.random_range(0..(AS_OF_DAYS as i64 * DAY_US - created).max(1));
                 shop.str(Some(&id));
                 shop.str(Some(&first_name_variant(&mut rng, &p)));
                 shop.str(Some(&name_noise(&mut rng, &p.last)));
                 shop.str(email.as_deref());
                 shop.str(phone_variant(&mut rng, &p, false).as_deref());
-                shop.str(Some(&p.address.street).filter(|_| rng.random_ratio(92, 100)).map(String::as_str));
+                shop.str(
+                    Some(&p.address.street)
+                        .filter(|_| rng.random_ratio(92, 100))
+                        .map(String::as_str),
+                );
                 shop.str(Some(p.address.postcode.replace(' ', "")).as_deref());
                 shop.str(Some(p.address.city));
                 shop.str(Some(p.locale.country));
                 shop.ts(Some(created));
                 shop.ts(Some(updated));
                 shop.end_row()?;
-                truth.row(&[Some("webshop_customers".into()), Some(id.clone()), Some(pid.clone())])?;
+                truth.row(&[
+                    Some("webshop_customers".into()),
+                    Some(id.clone()),
+                    Some(pid.clone()),
+                ])?;
                 shop_ids.push((id, created));
             }
         }
@@ -419,7 +527,11 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                 // Zipf-like popularity: low product numbers sell more.
                 let r: f64 = rng.random();
                 let product = ((r * r * r) * PRODUCTS as f64) as usize;
-                let qty = if rng.random_ratio(85, 100) { 1 } else { rng.random_range(2..5) };
+                let qty = if rng.random_ratio(85, 100) {
+                    1
+                } else {
+                    rng.random_range(2..5)
+                };
                 let channel = *pick(&mut rng, &["online", "online", "online", "app", "store"]);
                 orders.str(Some(&format!("O{order_n:09}")));
                 orders.str(Some(cid));
@@ -457,13 +569,23 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                 Some(digits(&mut rng, "6036", 12)),
                 Some(first_name_variant(&mut rng, &p)),
                 Some(name_noise(&mut rng, &p.last)),
-                p.email.clone().filter(|_| rng.random_ratio(80, 100)).map(|e| email_variant(&mut rng, &e)),
+                p.email
+                    .clone()
+                    .filter(|_| rng.random_ratio(80, 100))
+                    .map(|e| email_variant(&mut rng, &e)),
                 phone_variant(&mut rng, &p, false),
                 rng.random_ratio(90, 100).then(|| date_string(p.birth_days)),
                 rng.random_ratio(95, 100).then(|| p.gender.to_string()),
                 Some(tier.to_string()),
                 Some(points.to_string()),
-                Some(if rng.random_ratio(65, 100) { "true" } else { "false" }.to_string()),
+                Some(
+                    if rng.random_ratio(65, 100) {
+                        "true"
+                    } else {
+                        "false"
+                    }
+                    .to_string(),
+                ),
                 Some(ts_string(joined)),
                 Some(ts_string(updated)),
             ];
@@ -475,8 +597,15 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
             let cookies = if rng.random_ratio(30, 100) { 2 } else { 1 };
             for _ in 0..cookies {
                 cookie_n += 1;
-                let cookie = format!("ck_{:012x}", (cookie_n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 16);
-                truth.row(&[Some("web_events".into()), Some(cookie.clone()), Some(pid.clone())])?;
+                let cookie = format!(
+                    "ck_{:012x}",
+                    (cookie_n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 16
+                );
+                truth.row(&[
+                    Some("web_events".into()),
+                    Some(cookie.clone()),
+                    Some(pid.clone()),
+                ])?;
                 let n = rng.random_range(1..9);
                 // Some visitors log in (or sign up) at some point and reveal their e-mail.
                 let identify_at = rng.random_ratio(35, 100).then(|| rng.random_range(0..n));
@@ -485,10 +614,26 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                     event_n += 1;
                     ts += rng.random_range(5..3_600i64) * 1_000_000;
                     let (kind, email) = if identify_at == Some(k) && p.email.is_some() {
-                        let kind = if rng.random_bool(0.7) { "login" } else { "newsletter_signup" };
+                        let kind = if rng.random_bool(0.7) {
+                            "login"
+                        } else {
+                            "newsletter_signup"
+                        };
                         (kind, p.email.clone())
                     } else {
-                        (*pick(&mut rng, &["page_view", "page_view", "product_view", "add_to_cart", "search"]), None)
+                        (
+                            *pick(
+                                &mut rng,
+                                &[
+                                    "page_view",
+                                    "page_view",
+                                    "product_view",
+                                    "add_to_cart",
+                                    "search",
+                                ],
+                            ),
+                            None,
+                        )
                     };
                     let product = (kind == "product_view" || kind == "add_to_cart")
                         .then(|| format!("P{:04}", rng.random_range(1..=PRODUCTS)));
@@ -497,7 +642,8 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                         ("search", _) => "/search".to_string(),
                         ("login", _) => "/account/login".to_string(),
                         ("newsletter_signup", _) => "/newsletter".to_string(),
-                        _ => (*pick(&mut rng, &["/", "/sale", "/new", "/stores", "/help"])).to_string(),
+                        _ => (*pick(&mut rng, &["/", "/sale", "/new", "/stores", "/help"]))
+                            .to_string(),
                     };
                     events.str(Some(&format!("E{event_n:010}")));
                     events.str(Some(&cookie));

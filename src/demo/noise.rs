@@ -23,7 +23,11 @@ pub fn typo(rng: &mut SmallRng, s: &str) -> String {
         0 => {
             const NEAR: &[u8] = b"qwertyuiopasdfghjklzxcvbnm";
             let c = NEAR[rng.random_range(0..NEAR.len())] as char;
-            out[i] = if chars[i].is_uppercase() { c.to_ascii_uppercase() } else { c };
+            out[i] = if chars[i].is_uppercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            };
         }
         1 => {
             out.remove(i);

@@ -113,7 +113,11 @@ const BATCH: usize = 65_536;
 
 impl ParquetOut {
     /// `target` is a file, or a directory when `rows_per_file` is set.
-    pub fn create(target: PathBuf, columns: &[(&str, PqType)], rows_per_file: Option<u64>) -> Result<Self> {
+    pub fn create(
+        target: PathBuf,
+        columns: &[(&str, PqType)],
+        rows_per_file: Option<u64>,
+    ) -> Result<Self> {
         let fields: Vec<Field> = columns
             .iter()
             .map(|(n, t)| {
@@ -225,7 +229,9 @@ impl ParquetOut {
         }
         if self.writer.is_none() {
             let path = match self.rows_per_file {
-                Some(_) => self.target.join(format!("part-{:05}.parquet", self.file_index)),
+                Some(_) => self
+                    .target
+                    .join(format!("part-{:05}.parquet", self.file_index)),
                 None => self.target.clone(),
             };
             let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
@@ -236,7 +242,10 @@ impl ParquetOut {
             )?);
         }
         self.file_rows += batch.num_rows() as u64;
-        self.writer.as_mut().expect("writer just opened").write(&batch)?;
+        self.writer
+            .as_mut()
+            .expect("writer just opened")
+            .write(&batch)?;
         Ok(())
     }
 

@@ -22,8 +22,15 @@ pub struct JsonFile {
 }
 
 /// Parse one file into objects, rejecting what is not an object.
-pub fn parse_json(source: &str, file: &str, data: &Bytes, rejects: &mut Vec<Reject>) -> Result<JsonFile> {
-    let data = data.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(data);
+pub fn parse_json(
+    source: &str,
+    file: &str,
+    data: &Bytes,
+    rejects: &mut Vec<Reject>,
+) -> Result<JsonFile> {
+    let data = data
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(data);
     let mut out = JsonFile {
         file: Arc::from(file),
         rows: Vec::new(),
@@ -42,14 +49,26 @@ pub fn parse_json(source: &str, file: &str, data: &Bytes, rejects: &mut Vec<Reje
     let first = data.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         let all: Vec<Value> = serde_json::from_slice(data).map_err(|e| {
-            Error::source(source, file, format!("invalid JSON array at line {}, column {}: {e}", e.line(), e.column()))
+            Error::source(
+                source,
+                file,
+                format!(
+                    "invalid JSON array at line {}, column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
         })?;
         for (i, v) in all.into_iter().enumerate() {
             if v.is_object() {
                 out.rows.push(i as u64 + 1);
                 out.values.push(v);
             } else {
-                reject(i as u64 + 1, v.to_string(), "array element is not a JSON object".into());
+                reject(
+                    i as u64 + 1,
+                    v.to_string(),
+                    "array element is not a JSON object".into(),
+                );
             }
         }
         return Ok(out);
@@ -76,7 +95,11 @@ pub fn parse_json(source: &str, file: &str, data: &Bytes, rejects: &mut Vec<Reje
                 out.rows.push(line_no);
                 out.values.push(v);
             }
-            Ok(_) => reject(line_no, text.to_string(), "line is not a JSON object".into()),
+            Ok(_) => reject(
+                line_no,
+                text.to_string(),
+                "line is not a JSON object".into(),
+            ),
             Err(e) => reject(line_no, text.to_string(), format!("invalid JSON: {e}")),
         }
     }
@@ -91,11 +114,21 @@ pub fn infer_schema(source: &str, files: &[JsonFile]) -> Result<SchemaRef> {
             continue;
         }
         let schema = infer_json_schema_from_iterator(f.values.iter().map(|v| Ok(v.clone())))
-            .map_err(|e| Error::source(source, f.file.as_ref(), format!("cannot infer a schema: {e}")))?;
+            .map_err(|e| {
+                Error::source(
+                    source,
+                    f.file.as_ref(),
+                    format!("cannot infer a schema: {e}"),
+                )
+            })?;
         merged = Some(match merged {
             None => schema,
             Some(m) => Schema::try_merge([m, schema]).map_err(|e| {
-                Error::source(source, f.file.as_ref(), format!("schema mismatch with earlier files: {e}"))
+                Error::source(
+                    source,
+                    f.file.as_ref(),
+                    format!("schema mismatch with earlier files: {e}"),
+                )
             })?,
         });
     }
@@ -152,7 +185,10 @@ pub fn decode(
     }
 }
 
-fn decode_all(schema: &SchemaRef, values: &[Value]) -> Result<RecordBatch, arrow::error::ArrowError> {
+fn decode_all(
+    schema: &SchemaRef,
+    values: &[Value],
+) -> Result<RecordBatch, arrow::error::ArrowError> {
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_batch_size(values.len().max(1))
         .build_decoder()?;

@@ -70,9 +70,12 @@ pub fn expand_env(s: &str) -> Result<String, String> {
 
 /// True when the location is a URL with a scheme we hand to object_store.
 pub fn is_url(location: &str) -> bool {
-    ["s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "http://", "https://", "file://"]
-        .iter()
-        .any(|p| location.to_ascii_lowercase().starts_with(p))
+    [
+        "s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "http://", "https://",
+        "file://",
+    ]
+    .iter()
+    .any(|p| location.to_ascii_lowercase().starts_with(p))
 }
 
 /// Build an object store for a URL's bucket/container/host, configured from the environment
@@ -99,11 +102,8 @@ pub fn object_store_for(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
                 .map_err(|e| e.to_string())?,
         ),
         "http" | "https" => {
-            let origin = format!(
-                "{}://{}",
-                url.scheme(),
-                url.host_str().unwrap_or_default()
-            ) + &url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let origin = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
+                + &url.port().map(|p| format!(":{p}")).unwrap_or_default();
             Arc::new(
                 object_store::http::HttpBuilder::new()
                     .with_url(origin)
@@ -151,7 +151,10 @@ pub async fn resolve_files(location: &str, root: &Path) -> Result<Vec<FileRef>, 
         let entries = glob::glob(&text).map_err(|e| format!("bad glob pattern: {e}"))?;
         for entry in entries {
             let p = entry.map_err(|e| e.to_string())?;
-            if p.is_file() && p.file_name().is_some_and(|n| is_data_file(&n.to_string_lossy())) {
+            if p.is_file()
+                && p.file_name()
+                    .is_some_and(|n| is_data_file(&n.to_string_lossy()))
+            {
                 files.push(p);
             }
         }
@@ -181,11 +184,7 @@ pub async fn resolve_files(location: &str, root: &Path) -> Result<Vec<FileRef>, 
         .map(|p| FileRef {
             // Paths inside the project are shown relative to it: shorter, and stable when the
             // project directory moves.
-            display: p
-                .strip_prefix(root)
-                .unwrap_or(&p)
-                .display()
-                .to_string(),
+            display: p.strip_prefix(root).unwrap_or(&p).display().to_string(),
             kind: FileKind::Local(p),
         })
         .collect())
@@ -210,12 +209,25 @@ async fn resolve_object_files(location: &str) -> Result<Vec<FileRef>, String> {
     }
     let (prefix, pattern) = if has_glob(&key) {
         let cut = key.find(['*', '?', '[']).unwrap_or(key.len());
-        let prefix = key[..cut].rsplit_once('/').map_or("", |(p, _)| p).to_string();
+        let prefix = key[..cut]
+            .rsplit_once('/')
+            .map_or("", |(p, _)| p)
+            .to_string();
         let pattern = glob::Pattern::new(&key).map_err(|e| format!("bad glob pattern: {e}"))?;
         (prefix, Some(pattern))
     } else {
         (key.trim_end_matches('/').to_string(), None)
     };
+    if pattern.is_none() && !prefix.is_empty() && !key.ends_with('/') {
+        // A plain key usually names one object; `list` only finds what is *under* a prefix.
+        let path = ObjectPath::from(prefix.as_str());
+        if store.head(&path).await.is_ok() {
+            return Ok(vec![FileRef {
+                display: display(&path),
+                kind: FileKind::Object { store, path },
+            }]);
+        }
+    }
     let prefix_path = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
     let listed: Vec<_> = store
         .list(prefix_path.as_ref())

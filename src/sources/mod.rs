@@ -83,23 +83,24 @@ pub fn load_source(
 
     // Every reader emits through this: build the shaper on the first chunk, then shape and
     // hand the result to the sink.
-    let mut handle_chunk = |chunk: RawChunk,
-                            inferred: &dyn Fn(&RecordBatch) -> BTreeMap<String, crate::config::ColumnType>|
-     -> Result<()> {
-        if shaper.is_none() {
-            let types = inferred(&chunk.batch);
-            let s = Shaper::new(cfg, name, source, &chunk.batch.schema(), &types)?;
-            sink.start(s.schema())?;
-            shaper = Some(s);
-        }
-        let s = shaper.as_mut().expect("shaper was just built");
-        let batch = s.shape(&chunk)?;
-        if batch.num_rows() > 0 {
-            sink.write(&batch)?;
-        }
-        on_rows(chunk.batch.num_rows() as u64);
-        Ok(())
-    };
+    let mut handle_chunk =
+        |chunk: RawChunk,
+         inferred: &dyn Fn(&RecordBatch) -> BTreeMap<String, crate::config::ColumnType>|
+         -> Result<()> {
+            if shaper.is_none() {
+                let types = inferred(&chunk.batch);
+                let s = Shaper::new(cfg, name, source, &chunk.batch.schema(), &types)?;
+                sink.start(s.schema())?;
+                shaper = Some(s);
+            }
+            let s = shaper.as_mut().expect("shaper was just built");
+            let batch = s.shape(&chunk)?;
+            if batch.num_rows() > 0 {
+                sink.write(&batch)?;
+            }
+            on_rows(chunk.batch.num_rows() as u64);
+            Ok(())
+        };
     let no_inference = |_: &RecordBatch| BTreeMap::new();
 
     match format {
@@ -142,10 +143,16 @@ pub fn load_source(
                 let data = runtime
                     .block_on(file.read())
                     .map_err(|m| Error::source(name, &file.display, m))?;
-                let s = parquet::read_parquet(name, &file.display, data, schema.as_ref(), &mut |chunk| {
-                    rows_read += chunk.batch.num_rows() as u64;
-                    handle_chunk(chunk, &no_inference)
-                })?;
+                let s = parquet::read_parquet(
+                    name,
+                    &file.display,
+                    data,
+                    schema.as_ref(),
+                    &mut |chunk| {
+                        rows_read += chunk.batch.num_rows() as u64;
+                        handle_chunk(chunk, &no_inference)
+                    },
+                )?;
                 schema.get_or_insert(s);
                 files += 1;
             }
@@ -206,18 +213,25 @@ pub fn load_source(
                 .as_ref()
                 .map(|t| t.get_ref().clone())
                 .unwrap_or_default();
-            runtime.block_on(postgres::read_postgres(name, &location, &table, &mut |chunk| {
-                rows_read += chunk.batch.num_rows() as u64;
-                handle_chunk(chunk, &no_inference)
-            }))?;
+            runtime.block_on(postgres::read_postgres(
+                name,
+                &location,
+                &table,
+                &mut |chunk| {
+                    rows_read += chunk.batch.num_rows() as u64;
+                    handle_chunk(chunk, &no_inference)
+                },
+            ))?;
             files = 1;
         }
     }
 
-    let shaper = shaper.ok_or_else(|| Error::source(name, &shown_location, "source produced no schema"))?;
+    let shaper =
+        shaper.ok_or_else(|| Error::source(name, &shown_location, "source produced no schema"))?;
     let rows_loaded = shaper.rows_out;
     rejects.extend(shaper.rejects);
-    let mut rejected_rows: std::collections::HashSet<(&str, u64)> = std::collections::HashSet::new();
+    let mut rejected_rows: std::collections::HashSet<(&str, u64)> =
+        std::collections::HashSet::new();
     for r in &rejects {
         rejected_rows.insert((r.file.as_str(), r.row));
     }

@@ -65,8 +65,7 @@ pub fn read_parquet(
 /// Same names and types in the same order; metadata and nullability may differ.
 pub fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
     a.fields().len() == b.fields().len()
-        && a
-            .fields()
+        && a.fields()
             .iter()
             .zip(b.fields())
             .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())

@@ -277,7 +277,9 @@ impl Shaper {
                     row: line,
                     column: Some(self.pk_names.join(", ")),
                     raw_value: Some(key.replace('\u{1f}', ", ")),
-                    reason: format!("duplicate primary key (first seen in {first_file} row {first_row})"),
+                    reason: format!(
+                        "duplicate primary key (first seen in {first_file} row {first_row})"
+                    ),
                 });
                 continue;
             }

@@ -169,7 +169,10 @@ impl Workspace {
         };
         let mut removed = Vec::new();
         for m in &manifests {
-            if m.run_id < oldest_kept && Some(&m.run_id) != current.as_ref() && m.status != RunStatus::Running {
+            if m.run_id < oldest_kept
+                && Some(&m.run_id) != current.as_ref()
+                && m.status != RunStatus::Running
+            {
                 let dir = self.run_dir(&m.run_id);
                 std::fs::remove_dir_all(&dir)
                     .map_err(|e| Error::io("cannot delete old run", &dir, e))?;
@@ -228,7 +231,12 @@ mod tests {
         ws.set_current("r4").unwrap();
         let removed = ws.prune(2).unwrap();
         assert_eq!(removed, vec!["r1", "r2"]);
-        let left: Vec<_> = ws.manifests().unwrap().into_iter().map(|m| m.run_id).collect();
+        let left: Vec<_> = ws
+            .manifests()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.run_id)
+            .collect();
         assert_eq!(left, vec!["r3", "r4", "r5"]);
         assert_eq!(ws.current_run().unwrap().as_deref(), Some("r4"));
     }

@@ -194,9 +194,18 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(email(" Jon.Smith@X.com ", false).as_deref(), Some("jon.smith@x.com"));
-        assert_eq!(email("J.o.n+shop@GoogleMail.com", true).as_deref(), Some("jon@gmail.com"));
-        assert_eq!(email("J.o.n+shop@GoogleMail.com", false).as_deref(), Some("j.o.n+shop@googlemail.com"));
+        assert_eq!(
+            email(" Jon.Smith@X.com ", false).as_deref(),
+            Some("jon.smith@x.com")
+        );
+        assert_eq!(
+            email("J.o.n+shop@GoogleMail.com", true).as_deref(),
+            Some("jon@gmail.com")
+        );
+        assert_eq!(
+            email("J.o.n+shop@GoogleMail.com", false).as_deref(),
+            Some("j.o.n+shop@googlemail.com")
+        );
         assert_eq!(email("not an email", false), None);
         assert_eq!(email("a@b", false), None);
         assert_eq!(email("", false), None);
@@ -204,7 +213,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(name("  MÜLLER-Lüdenscheidt, Jürgen ").as_deref(), Some("muller ludenscheidt jurgen"));
+        assert_eq!(
+            name("  MÜLLER-Lüdenscheidt, Jürgen ").as_deref(),
+            Some("muller ludenscheidt jurgen")
+        );
         assert_eq!(name("Straße").as_deref(), Some("strasse"));
         assert_eq!(name("O'Brien").as_deref(), Some("obrien"));
         assert_eq!(name("Łukasz Żółć").as_deref(), Some("lukasz zolc"));

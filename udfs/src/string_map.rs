@@ -58,18 +58,30 @@ pub fn map_strings(
             let out: ArrayRef = match a.data_type() {
                 DataType::Utf8 => {
                     let arr = a.as_any().downcast_ref::<StringArray>().expect("Utf8");
-                    let mut b = GenericStringBuilder::<i32>::with_capacity(arr.len(), arr.value_data().len());
+                    let mut b = GenericStringBuilder::<i32>::with_capacity(
+                        arr.len(),
+                        arr.value_data().len(),
+                    );
                     fill!(arr, b);
                     Arc::new(b.finish())
                 }
                 DataType::LargeUtf8 => {
-                    let arr = a.as_any().downcast_ref::<LargeStringArray>().expect("LargeUtf8");
-                    let mut b = GenericStringBuilder::<i64>::with_capacity(arr.len(), arr.value_data().len());
+                    let arr = a
+                        .as_any()
+                        .downcast_ref::<LargeStringArray>()
+                        .expect("LargeUtf8");
+                    let mut b = GenericStringBuilder::<i64>::with_capacity(
+                        arr.len(),
+                        arr.value_data().len(),
+                    );
                     fill!(arr, b);
                     Arc::new(b.finish())
                 }
                 DataType::Utf8View => {
-                    let arr = a.as_any().downcast_ref::<StringViewArray>().expect("Utf8View");
+                    let arr = a
+                        .as_any()
+                        .downcast_ref::<StringViewArray>()
+                        .expect("Utf8View");
                     let mut b = StringViewBuilder::with_capacity(arr.len());
                     fill!(arr, b);
                     Arc::new(b.finish())

@@ -1,0 +1,366 @@
+//! Sources backed by real external systems: PostgreSQL, an S3-compatible server (moto), and a
+//! Delta table written by the `deltalake` Python package.
+//!
+//! `.ci/run` installs and starts them and sets `PANORAMA_REQUIRE_SERVICES=1`, which turns a
+//! missing service into a failure. Without it (a laptop with nothing installed) these tests say
+//! they were skipped and pass.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn required() -> bool {
+    std::env::var("PANORAMA_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// The value of `var`, or `None` after saying why the test is skipped.
+fn service(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if required() => {
+            panic!("{var} is not set but PANORAMA_REQUIRE_SERVICES=1: {what} must be available")
+        }
+        _ => {
+            eprintln!("SKIPPED: {var} is not set ({what}); .ci/run sets it up");
+            None
+        }
+    }
+}
+
+fn panorama(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_panorama"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("panorama runs")
+}
+
+fn ok(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let out = panorama(args, envs);
+    assert!(
+        out.status.success(),
+        "panorama {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn query(dir: &Path, sql: &str, envs: &[(&str, &str)]) -> String {
+    ok(
+        &["query", "-p", dir.to_str().unwrap(), "--format", "csv", sql],
+        envs,
+    )
+}
+
+#[tokio::test]
+async fn postgres_loyalty_members_match_the_csv() {
+    let Some(url) = service("PANORAMA_TEST_PG_URL", "a PostgreSQL database") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        &[
+            "demo",
+            "--persons",
+            "400",
+            "--seed",
+            "11",
+            "--out",
+            dir.to_str().unwrap(),
+            "--postgres",
+            &url,
+            "-q",
+        ],
+        &[],
+    );
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    assert!(cfg.contains("format = \"postgres\""), "{cfg}");
+    ok(&["run", "-p", dir.to_str().unwrap(), "-q"], &[]);
+
+    // Same rows and values as the CSV the table was loaded from.
+    let csv = std::fs::read_to_string(dir.join("data/loyalty_members.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(';').collect())
+        .collect();
+    let points: i64 = rows.iter().map(|r| r[9].parse::<i64>().unwrap()).sum();
+    let got = query(
+        dir,
+        "SELECT count(*) AS n, sum(points) AS p FROM loyalty_members",
+        &[],
+    );
+    assert_eq!(got, format!("n,p\n{},{}\n", rows.len(), points));
+
+    let first = &rows[0];
+    let got = query(
+        dir,
+        &format!(
+            "SELECT first_name, last_name, CAST(birth_date AS VARCHAR) AS b, consent_email, arrow_typeof(joined_at) AS t \
+             FROM loyalty_members WHERE member_id = '{}'",
+            first[0]
+        ),
+        &[],
+    );
+    let birth = if first[6].is_empty() { "" } else { first[6] };
+    assert_eq!(
+        got,
+        format!(
+            "first_name,last_name,b,consent_email,t\n{},{},{birth},{},Timestamp(µs)\n",
+            first[2], first[3], first[10]
+        )
+    );
+}
+
+#[tokio::test]
+async fn postgres_types_map_to_arrow() {
+    let Some(url) = service("PANORAMA_TEST_PG_URL", "a PostgreSQL database") else {
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS public.panorama_types;
+             CREATE TABLE public.panorama_types (id int2 PRIMARY KEY, n numeric(10,2), ts timestamptz,
+               d date, ok boolean, doc jsonb, name varchar(20), big bigint);
+             INSERT INTO public.panorama_types VALUES
+               (1, 12.50, '2024-05-01 10:00:00+02', '2024-05-01', true, '{\"a\": 1}', 'Jürgen', 9007199254740993),
+               (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
+        )
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!("[sources.t]\nformat = \"postgres\"\nlocation = \"{url}\"\ntable = \"panorama_types\"\nprimary_key = \"id\"\n"),
+    )
+    .unwrap();
+    ok(&["run", "-p", dir.to_str().unwrap(), "-q"], &[]);
+    let got = query(
+        dir,
+        "SELECT id, n, CAST(ts AS VARCHAR) AS ts, CAST(d AS VARCHAR) AS d, ok, doc, name, big, \
+         arrow_typeof(id) AS ti, arrow_typeof(n) AS tn FROM t ORDER BY id",
+        &[],
+    );
+    assert_eq!(
+        got,
+        "id,n,ts,d,ok,doc,name,big,ti,tn\n\
+         1,12.5,2024-05-01T08:00:00,2024-05-01,true,\"{\"\"a\"\": 1}\",Jürgen,9007199254740993,Int64,Float64\n\
+         2,,,,,,,,Int64,Float64\n"
+    );
+}
+
+/// Create a bucket on the S3-compatible server with a plain (unsigned) HTTP request.
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let url = url::Url::parse(endpoint).unwrap();
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(80));
+    let mut s = std::net::TcpStream::connect(&addr).expect("S3 endpoint reachable");
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 200") || resp.contains("BucketAlreadyOwnedByYou"),
+        "{resp}"
+    );
+}
+
+#[tokio::test]
+async fn s3_sources_with_globs() {
+    let Some(endpoint) = service(
+        "PANORAMA_TEST_S3_ENDPOINT",
+        "an S3-compatible server (moto)",
+    ) else {
+        return;
+    };
+    let bucket = format!("panorama-test-{}", std::process::id());
+    create_bucket(&endpoint, &bucket);
+    let envs = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    for (k, v) in envs {
+        std::env::set_var(k, v);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("local");
+    ok(
+        &[
+            "demo",
+            "--persons",
+            "300",
+            "--seed",
+            "5",
+            "--out",
+            local.to_str().unwrap(),
+            "-q",
+        ],
+        &[],
+    );
+    ok(&["run", "-p", local.to_str().unwrap(), "-q"], &[]);
+
+    // Upload the demo's files with object_store, as any lake writer would.
+    use object_store::{ObjectStoreExt, PutPayload};
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .build()
+        .unwrap();
+    for rel in ["data/crm_contacts.csv", "data/webshop/customers.parquet"] {
+        let bytes = std::fs::read(local.join(rel)).unwrap();
+        store
+            .put(
+                &object_store::path::Path::from(format!("lake/{rel}")),
+                PutPayload::from(bytes),
+            )
+            .await
+            .unwrap();
+    }
+    for entry in std::fs::read_dir(local.join("data/web_events")).unwrap() {
+        let entry = entry.unwrap();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        let key = format!("lake/events/{}", entry.file_name().to_string_lossy());
+        store
+            .put(
+                &object_store::path::Path::from(key),
+                PutPayload::from(bytes),
+            )
+            .await
+            .unwrap();
+    }
+
+    let remote = tmp.path().join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    std::fs::write(
+        remote.join("panorama.toml"),
+        format!(
+            "[sources.crm_contacts]\nlocation = \"s3://{bucket}/lake/data/crm_contacts.csv\"\nprimary_key = \"contact_id\"\n\n\
+             [sources.webshop_customers]\nlocation = \"s3://{bucket}/lake/data/webshop/customers.parquet\"\nprimary_key = \"customer_id\"\n\n\
+             [sources.web_events]\nlocation = \"s3://{bucket}/lake/events/*.parquet\"\nformat = \"parquet\"\nprimary_key = \"event_id\"\n"
+        ),
+    )
+    .unwrap();
+    ok(&["run", "-p", remote.to_str().unwrap(), "-q"], &envs);
+    for (table, key) in [
+        ("crm_contacts", "contact_id"),
+        ("webshop_customers", "customer_id"),
+        ("web_events", "event_id"),
+    ] {
+        let sql = format!("SELECT count(*) AS n, min({key}) AS lo, max({key}) AS hi FROM {table}");
+        assert_eq!(
+            query(&remote, &sql, &envs),
+            query(&local, &sql, &[]),
+            "{table}"
+        );
+    }
+    let files = query(
+        &remote,
+        "SELECT files, location FROM source_stats WHERE source = 'web_events'",
+        &envs,
+    );
+    assert!(
+        files.contains(&format!("s3://{bucket}/lake/events/*.parquet")),
+        "{files}"
+    );
+
+    // A missing object is an error naming the URL.
+    std::fs::write(
+        remote.join("panorama.toml"),
+        format!(
+            "[sources.x]\nlocation = \"s3://{bucket}/nothing/here.csv\"\nprimary_key = \"id\"\n"
+        ),
+    )
+    .unwrap();
+    let out = panorama(&["run", "-p", remote.to_str().unwrap(), "-q"], &envs);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("no object found")
+            && err.contains("nothing/here.csv"),
+        "{err}"
+    );
+}
+
+#[test]
+fn delta_table_written_by_deltalake() {
+    let python = std::env::var("PANORAMA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_deltalake = Command::new(&python)
+        .args(["-c", "import deltalake, pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_deltalake {
+        if required() {
+            panic!("the deltalake Python package is needed (PANORAMA_REQUIRE_SERVICES=1)");
+        }
+        eprintln!("SKIPPED: python deltalake not installed; .ci/run installs it");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("lake/members");
+    // Three commits: a partitioned write, an append, and a delete.
+    let script = format!(
+        r#"
+import pyarrow as pa
+from deltalake import write_deltalake, DeltaTable
+path = {path:?}
+t = pa.table({{"member_id": ["M1", "M2", "M3", "M4"], "name": ["Jürgen", "Ann", "Bo", "Cé"],
+               "points": pa.array([10, 20, 30, 40], pa.int64()), "country": ["DE", "GB", "DE", "FR"]}})
+write_deltalake(path, t, partition_by=["country"])
+write_deltalake(path, pa.table({{"member_id": ["M5"], "name": ["Eve"], "points": pa.array([50], pa.int64()), "country": ["NL"]}}), mode="append")
+DeltaTable(path).delete("member_id = 'M3'")
+print(DeltaTable(path).version())
+"#,
+        path = table.to_str().unwrap()
+    );
+    let out = Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        "[sources.members]\nformat = \"delta\"\nlocation = \"lake/members\"\nprimary_key = \"member_id\"\n",
+    )
+    .unwrap();
+    ok(&["run", "-p", dir.to_str().unwrap(), "-q"], &[]);
+    let got = query(
+        dir,
+        "SELECT member_id, name, points, country FROM members ORDER BY member_id",
+        &[],
+    );
+    assert_eq!(
+        got,
+        "member_id,name,points,country\nM1,Jürgen,10,DE\nM2,Ann,20,GB\nM4,Cé,40,FR\nM5,Eve,50,NL\n"
+    );
+
+    // A directory without a Delta log is refused with a clear message.
+    std::fs::create_dir_all(dir.join("lake/plain")).unwrap();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        "[sources.members]\nformat = \"delta\"\nlocation = \"lake/plain\"\nprimary_key = \"member_id\"\n",
+    )
+    .unwrap();
+    let out = panorama(&["run", "-p", dir.to_str().unwrap(), "-q"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not a Delta table"),
+        "{err}"
+    );
+}
