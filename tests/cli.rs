@@ -390,3 +390,39 @@ fn help_explains_commands() {
     let out = ok(&["query", "--help"]);
     assert!(out.contains("--format") && out.contains("parquet"), "{out}");
 }
+
+#[test]
+fn sql_shell_runs_multiline_statements_and_meta_commands() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    ok(&["init", p(&dir)]);
+    ok(&["run", "-p", p(&dir), "-q"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_panorama"))
+        .args(["sql", "-p", p(&dir)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n\n  FROM customers;\n\\d customers\nSELECT nope FROM customers;\n\\q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("| 3 |"), "{stdout}");
+    assert!(
+        stdout.contains("signup_date") && stdout.contains("Date32"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("nope"),
+        "a failing statement reports its error and the shell goes on: {stderr}"
+    );
+    assert!(dir.join(".panorama/sql_history").exists());
+}

@@ -364,3 +364,70 @@ print(DeltaTable(path).version())
         "{err}"
     );
 }
+
+#[test]
+fn https_style_location_over_http() {
+    // Python's standard library serves a directory over HTTP on loopback.
+    let tmp = tempfile::tempdir().unwrap();
+    let www = tmp.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("export.csv"), "id,name\n1,Ann\n2,Bo\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            www.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut server) = server else {
+        if required() {
+            panic!("python3 is needed for the HTTP source test");
+        }
+        eprintln!("SKIPPED: python3 not found");
+        return;
+    };
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let dir = tmp.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!("[sources.remote]\nlocation = \"http://127.0.0.1:{port}/export.csv\"\nprimary_key = \"id\"\n"),
+    )
+    .unwrap();
+    let out = panorama(&["run", "-p", dir.to_str().unwrap(), "-q"], &[]);
+    let got = if out.status.success() {
+        query(&dir, "SELECT id, name FROM remote ORDER BY id", &[])
+    } else {
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!("[sources.remote]\nlocation = \"http://127.0.0.1:{port}/missing.csv\"\nprimary_key = \"id\"\n"),
+    )
+    .unwrap();
+    let missing = panorama(&["run", "-p", dir.to_str().unwrap(), "-q"], &[]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(got, "id,name\n1,Ann\n2,Bo\n");
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success() && err.contains("missing.csv"),
+        "{err}"
+    );
+}

@@ -483,6 +483,19 @@ mod tests {
     }
 
     #[test]
+    fn documented_example_parses() {
+        let doc = include_str!("../../docs/config.md");
+        let start = doc
+            .find("```toml\n")
+            .expect("docs/config.md has a toml example")
+            + 8;
+        let end = start + doc[start..].find("```").unwrap();
+        let cfg = parse(&doc[start..end]).unwrap();
+        assert_eq!(cfg.sources.len(), 5);
+        assert_eq!(*cfg.workspace.keep_runs.get_ref(), 3);
+    }
+
+    #[test]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));

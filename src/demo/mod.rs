@@ -13,6 +13,7 @@ pub mod locales;
 mod noise;
 mod writers;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -133,7 +134,33 @@ fn email_for(rng: &mut SmallRng, l: &Locale, first: &str, last: &str) -> String 
     }
 }
 
-fn new_person(rng: &mut SmallRng, id: u64, prev: Option<&Person>) -> Person {
+/// An address nobody else has yet; real mailboxes are personal (households aside).
+fn unique_email(
+    rng: &mut SmallRng,
+    used: &mut HashSet<String>,
+    l: &Locale,
+    first: &str,
+    last: &str,
+) -> String {
+    let email = email_for(rng, l, first, last);
+    if used.insert(email.clone()) {
+        return email;
+    }
+    let (local, domain) = email.split_once('@').unwrap_or((&email, "example.com"));
+    loop {
+        let candidate = format!("{local}{}@{domain}", rng.random_range(1..10_000));
+        if used.insert(candidate.clone()) {
+            return candidate;
+        }
+    }
+}
+
+fn new_person(
+    rng: &mut SmallRng,
+    id: u64,
+    prev: Option<&Person>,
+    used_emails: &mut HashSet<String>,
+) -> Person {
     // Households: a new person sometimes lives with the previous one.
     let household = prev.filter(|_| rng.random_ratio(15, 100));
     let locale = match household {
@@ -168,12 +195,19 @@ fn new_person(rng: &mut SmallRng, id: u64, prev: Option<&Person>) -> Person {
         None => pick(rng, locale.last).to_string(),
     };
     let birth_days = AS_OF_DAYS - rng.random_range(18 * 365..85 * 365);
-    let email = rng
-        .random_ratio(88, 100)
-        .then(|| email_for(rng, locale, first, &last));
+    // Some households share one mailbox: a hard case for matching on e-mail.
+    let shared = household
+        .filter(|_| rng.random_ratio(20, 100))
+        .and_then(|p| p.email.clone());
+    let email = match shared {
+        Some(e) => Some(e),
+        None => rng
+            .random_ratio(88, 100)
+            .then(|| unique_email(rng, used_emails, locale, first, &last)),
+    };
     let old_email = rng
         .random_ratio(12, 100)
-        .then(|| email_for(rng, locale, first, &last));
+        .then(|| unique_email(rng, used_emails, locale, first, &last));
     let mobile = rng.random_ratio(80, 100).then(|| {
         let p = pick(rng, locale.mobile_prefixes);
         digits(rng, p, locale.mobile_len)
@@ -386,6 +420,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
 
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let mut prev: Option<Person> = None;
+    let mut used_emails: HashSet<String> = HashSet::with_capacity(opts.persons + opts.persons / 8);
     let (mut crm_n, mut shop_n, mut loyalty_n, mut order_n, mut event_n, mut cookie_n) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     // Product prices, fixed per catalogue entry.
@@ -394,7 +429,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
         .collect();
 
     for i in 0..opts.persons {
-        let p = new_person(&mut rng, i as u64 + 1, prev.as_ref());
+        let p = new_person(&mut rng, i as u64 + 1, prev.as_ref(), &mut used_emails);
         let pid = p.id.to_string();
         let in_shop = rng.random_ratio(55, 100);
         let in_crm = rng.random_ratio(45, 100);

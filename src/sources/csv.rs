@@ -221,4 +221,18 @@ mod tests {
         assert_eq!(rejects[1].column.as_deref(), Some("name"));
         assert!(rejects[1].reason.contains("invalid UTF-8"));
     }
+
+    #[test]
+    fn escape_character_and_delimiter() {
+        let opts: CsvOptions = toml::from_str("delimiter = \"|\"\nescape = \"\\\\\"").unwrap();
+        let (chunks, rejects) = run(b"a|b\n\"x \\\"q\\\" y\"|2\n", opts);
+        assert!(rejects.is_empty());
+        let b = &chunks[0].batch;
+        let col = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(col.value(0), "x \"q\" y");
+    }
 }

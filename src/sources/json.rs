@@ -197,3 +197,38 @@ fn decode_all(
         .flush()?
         .unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_files_and_element_numbers() {
+        let mut rejects = Vec::new();
+        let data = Bytes::from_static(b"[{\"id\": 1, \"n\": \"a\"}, 7, {\"id\": 2}]");
+        let f = parse_json("s", "f.json", &data, &mut rejects).unwrap();
+        assert_eq!(f.rows, vec![1, 3]);
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].row, 2);
+        assert_eq!(rejects[0].reason, "array element is not a JSON object");
+        let schema = infer_schema("s", std::slice::from_ref(&f)).unwrap();
+        let mut chunks = Vec::new();
+        decode("s", &schema, f, &mut rejects, &mut |c| {
+            chunks.push(c);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(chunks[0].batch.num_rows(), 2);
+    }
+
+    #[test]
+    fn broken_array_is_a_file_error_with_position() {
+        let mut rejects = Vec::new();
+        let data = Bytes::from_static(b"[{\"id\": 1},\n {\"id\": }]");
+        let err = parse_json("s", "f.json", &data, &mut rejects)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("f.json") && err.contains("line 2"), "{err}");
+    }
+}

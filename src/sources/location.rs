@@ -107,6 +107,10 @@ pub fn object_store_for(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
             Arc::new(
                 object_store::http::HttpBuilder::new()
                     .with_url(origin)
+                    // The user wrote `http://` on purpose; object_store refuses it by default.
+                    .with_client_options(
+                        object_store::ClientOptions::new().with_allow_http(url.scheme() == "http"),
+                    )
                     .build()
                     .map_err(|e| e.to_string())?,
             )
