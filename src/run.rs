@@ -118,7 +118,11 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
     ws.write_manifest(&manifest)?;
     tracing::info!(run_id, dir = %run_dir.display(), "run started");
 
-    let result = materialize_sources(cfg, &run_dir, &run_id, opts).await;
+    // Ctrl-C ends the run as failed; the previous run stays current.
+    let result = tokio::select! {
+        r = materialize_sources(cfg, &run_dir, &run_id, opts) => r,
+        _ = tokio::signal::ctrl_c() => Err((Vec::new(), Error::Other("run interrupted (Ctrl-C); the previous run is still current".into()))),
+    };
     manifest.ended_at = Some(chrono::Utc::now().to_rfc3339());
     match result {
         Ok((reports, rejects)) => {
@@ -213,8 +217,14 @@ async fn materialize_sources(
     if let Err(e) = write_parquet(&rejects_path, &rejects_batch(&all_rejects)) {
         return Err((reports, e));
     }
-    if let Some(first) = errors.into_iter().next() {
-        return Err((reports, first));
+    match errors.len() {
+        0 => {}
+        1 => return Err((reports, errors.remove(0))),
+        n => {
+            let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+            let e = Error::Other(format!("{n} sources failed:\n{}", list.join("\n")));
+            return Err((reports, e));
+        }
     }
     for r in &reports {
         let max = *cfg.sources[&r.name].max_reject_ratio.get_ref();

@@ -426,3 +426,22 @@ fn sql_shell_runs_multiline_statements_and_meta_commands() {
     );
     assert!(dir.join(".panorama/sql_history").exists());
 }
+
+#[test]
+fn every_failing_source_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(&dir.join("data/ok.csv"), "id\n1\n");
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.ok]\nlocation = \"data/ok.csv\"\nprimary_key = \"id\"\n\n\
+         [sources.gone_a]\nlocation = \"data/a.csv\"\nprimary_key = \"id\"\n\n\
+         [sources.gone_b]\nlocation = \"data/b.parquet\"\nprimary_key = \"id\"\n",
+    );
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(err.contains("2 sources failed"), "{err}");
+    assert!(
+        err.contains("data/a.csv") && err.contains("data/b.parquet"),
+        "{err}"
+    );
+}

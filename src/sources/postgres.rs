@@ -94,18 +94,15 @@ pub async fn read_postgres(
         let pg_type: String = row.get(1);
         let kind = kind_of(&pg_type);
         let q = quote_ident(&name);
-        let (expr, dt) = match kind {
-            Kind::Int => (format!("{q}::int8"), DataType::Int64),
-            Kind::Float => (format!("{q}::float8"), DataType::Float64),
-            Kind::Bool => (q.clone(), DataType::Boolean),
-            Kind::Date => (format!("({q} - DATE '1970-01-01')::int4"), DataType::Int32),
-            Kind::Timestamp => (
-                format!("(extract(epoch from {q}) * 1000000)::int8"),
-                DataType::Int64,
-            ),
-            Kind::Text => (format!("{q}::text"), DataType::Utf8),
+        let expr = match kind {
+            Kind::Int => format!("{q}::int8"),
+            Kind::Float => format!("{q}::float8"),
+            Kind::Bool => q.clone(),
+            // Days since the epoch and microseconds since the epoch: exactly Arrow's encodings.
+            Kind::Date => format!("({q} - DATE '1970-01-01')::int4"),
+            Kind::Timestamp => format!("(extract(epoch from {q}) * 1000000)::int8"),
+            Kind::Text => format!("{q}::text"),
         };
-        let _ = dt;
         select.push(expr);
         kinds.push(kind);
         fields.push(Field::new(
@@ -144,7 +141,7 @@ pub async fn read_postgres(
         .await
         .map_err(|e| err(format!("lost the connection while reading: {e}")))?
     {
-        builders.push(&row, &kinds);
+        builders.push(&row);
         rows.push(next_row);
         next_row += 1;
         if rows.len() == CHUNK_ROWS {
@@ -196,7 +193,7 @@ impl Builders {
         )
     }
 
-    fn push(&mut self, row: &tokio_postgres::Row, _kinds: &[Kind]) {
+    fn push(&mut self, row: &tokio_postgres::Row) {
         for (i, b) in self.0.iter_mut().enumerate() {
             match b {
                 Builder::Int(b) => b.append_option(row.get::<_, Option<i64>>(i)),

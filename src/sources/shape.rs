@@ -102,14 +102,13 @@ impl Shaper {
                 .get(field.name())
                 .map(|s| s.get_ref().clone())
                 .unwrap_or_else(|| field.name().clone());
-            let cast_to = if let Some(t) = source.types.get(&out_name) {
-                let t = *t.get_ref();
-                Some((t.data_type(), t.name(), TypeOrigin::Declared))
-            } else if let Some(t) = inferred.get(field.name()) {
-                Some((t.data_type(), t.name(), TypeOrigin::Inferred))
-            } else {
-                None
+            let cast_to = match source.types.get(&out_name) {
+                Some(t) => Some((*t.get_ref(), TypeOrigin::Declared)),
+                None => inferred
+                    .get(field.name())
+                    .map(|t| (*t, TypeOrigin::Inferred)),
             }
+            .map(|(t, origin)| (t.data_type(), t.name(), origin))
             .filter(|(dt, _, _)| dt != field.data_type());
             let out_type = cast_to
                 .as_ref()

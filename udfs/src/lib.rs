@@ -1,5 +1,5 @@
-//! DataFusion functions for customer data: normalizers today; similarity and merge precedence
-//! join them as unification grows.
+//! DataFusion functions for customer data: normalizers, string similarity, and merge
+//! precedence aggregates.
 //!
 //! Every function is vectorized over Arrow string arrays (`Utf8`, `LargeUtf8`, `Utf8View`),
 //! keeps the input's string type, and maps NULL to NULL.
@@ -10,27 +10,63 @@
 //! panorama_udfs::register_all(&ctx);
 //! let df = ctx.sql("SELECT normalize_email(' Jon.Smith@X.com ') AS e").await?;
 //! let batches = df.collect().await?;
-//! assert_eq!(batches[0].num_rows(), 1);
+//! let e = datafusion::arrow::util::display::array_value_to_string(batches[0].column(0), 0)?;
+//! assert_eq!(e, "jon.smith@x.com");
 //! # Ok(()) }
 //! ```
 
+pub mod merge;
+pub mod nicknames;
 pub mod normalize;
+pub mod similarity;
 mod string_map;
+mod strings;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 /// All scalar functions of this crate.
 pub fn scalar_functions() -> Vec<ScalarUDF> {
+    use similarity::{Measure, Similarity};
     vec![
         ScalarUDF::from(normalize::NormalizeEmail::new()),
         ScalarUDF::from(normalize::NormalizeName::new()),
+        ScalarUDF::from(normalize::NormalizePhone::new()),
+        ScalarUDF::from(normalize::CanonicalFirstName::new()),
+        ScalarUDF::from(normalize::SplitFullName::new()),
+        ScalarUDF::from(normalize::NormalizeAddress::new()),
+        ScalarUDF::from(normalize::NormalizeCompany::new()),
+        ScalarUDF::from(Similarity::new(Measure::JaroWinkler)),
+        ScalarUDF::from(Similarity::new(Measure::Levenshtein)),
+        ScalarUDF::from(Similarity::new(Measure::LevenshteinSim)),
+        ScalarUDF::from(Similarity::new(Measure::DamerauLevenshtein)),
+        ScalarUDF::from(Similarity::new(Measure::DamerauLevenshteinSim)),
+        ScalarUDF::from(Similarity::new(Measure::TokenJaccard)),
+        ScalarUDF::from(Similarity::new(Measure::QgramSim)),
+        ScalarUDF::from(similarity::DoubleMetaphone::new()),
     ]
+}
+
+/// All aggregate functions of this crate (merge precedence).
+pub fn aggregate_functions() -> Vec<AggregateUDF> {
+    use merge::{MergePrecedence, Policy};
+    [
+        Policy::MostRecent,
+        Policy::LeastRecent,
+        Policy::ByPriority,
+        Policy::MostFilled,
+    ]
+    .into_iter()
+    .map(|p| AggregateUDF::from(MergePrecedence::new(p)))
+    .collect()
 }
 
 /// Register every function of this crate on a context.
 pub fn register_all(ctx: &SessionContext) {
     for f in scalar_functions() {
         ctx.register_udf(f);
+    }
+    for f in aggregate_functions() {
+        ctx.register_udaf(f);
     }
 }

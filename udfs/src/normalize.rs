@@ -223,3 +223,571 @@ mod tests {
         assert_eq!(name(" ,. "), None);
     }
 }
+
+/// Formal first name in normalized form: `Bob` → `robert`, `Hans` → `johannes`.
+/// Only the first token counts (`Jean-Baptiste` → `jean`, unless the pair is listed).
+pub fn canonical_first_name_into(raw: &str, out: &mut String) -> bool {
+    let mut norm = String::new();
+    if !normalize_name_into(raw, &mut norm) {
+        return false;
+    }
+    let whole = crate::nicknames::canonical(&norm);
+    if whole != norm {
+        out.push_str(whole);
+        return true;
+    }
+    let first = norm.split(' ').next().unwrap_or(&norm);
+    out.push_str(crate::nicknames::canonical(first));
+    true
+}
+
+/// Street types and their short forms; a token equal to any form becomes the first one.
+const ADDRESS_TOKENS: &[&[&str]] = &[
+    &["st", "street", "str", "strasse", "strase"],
+    &["ave", "avenue", "av", "avda", "avenida"],
+    &["rd", "road"],
+    &["ln", "lane"],
+    &["blvd", "boulevard", "bd", "bvd"],
+    &["pl", "place", "plaza", "platz", "plein"],
+    &["sq", "square"],
+    &["dr", "drive"],
+    &["ct", "court"],
+    &["hwy", "highway"],
+    &["c", "calle", "cl"],
+    &["r", "rue"],
+    &["wg", "weg"],
+    &["ln", "laan"],
+    &["n", "north", "nord", "noord"],
+    &["s", "south", "sud", "zuid"],
+    &["e", "east", "ost", "oost"],
+    &["w", "west"],
+];
+
+/// German and Dutch compounds carry the street type as a suffix (`Hauptstraße`, `Kerkstraat`).
+const ADDRESS_SUFFIXES: &[(&str, &str)] = &[
+    ("strasse", "str"),
+    ("strase", "str"),
+    ("str", "str"),
+    ("straat", "str"),
+    ("weg", "wg"),
+    ("laan", "ln"),
+    ("platz", "pl"),
+    ("plein", "pl"),
+    ("gasse", "g"),
+    ("allee", "ave"),
+];
+
+/// Address in comparable form: ASCII, lower-case, street types abbreviated one way.
+/// `Hauptstraße 12` → `hauptstr 12`; `12 Main Street` → `12 main st`.
+pub fn normalize_address_into(raw: &str, out: &mut String) -> bool {
+    let mut norm = String::new();
+    if !normalize_name_into(raw, &mut norm) {
+        return false;
+    }
+    for (i, token) in norm.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if let Some(group) = ADDRESS_TOKENS.iter().find(|g| g.contains(&token)) {
+            out.push_str(group[0]);
+            continue;
+        }
+        match ADDRESS_SUFFIXES
+            .iter()
+            .find(|(suffix, _)| token.len() > suffix.len() + 2 && token.ends_with(suffix))
+        {
+            Some((suffix, short)) => {
+                out.push_str(&token[..token.len() - suffix.len()]);
+                out.push_str(short);
+            }
+            None => out.push_str(token),
+        }
+    }
+    true
+}
+
+/// Legal-form tokens dropped from company names (after normalization, so `B.V.` is `b v`).
+const LEGAL_FORMS: &[&str] = &[
+    "gmbh",
+    "mbh",
+    "ag",
+    "kg",
+    "ohg",
+    "ug",
+    "bv",
+    "nv",
+    "vof",
+    "ltd",
+    "limited",
+    "plc",
+    "llp",
+    "inc",
+    "incorporated",
+    "corp",
+    "corporation",
+    "co",
+    "company",
+    "llc",
+    "oy",
+    "oyj",
+    "ab",
+    "as",
+    "srl",
+    "sarl",
+    "sas",
+    "sa",
+    "sl",
+    "spa",
+    "se",
+    "pty",
+    "the",
+];
+
+/// Company name without legal form: `Acme B.V.` → `acme`, `Nordwind GmbH & Co. KG` → `nordwind`.
+pub fn normalize_company_into(raw: &str, out: &mut String) -> bool {
+    let mut norm = String::new();
+    if !normalize_name_into(&raw.replace('&', " "), &mut norm) {
+        return false;
+    }
+    // Join single letters so `b v` and `s a r l` read as `bv` and `sarl`.
+    let mut tokens: Vec<String> = Vec::new();
+    let mut letters = String::new();
+    for t in norm.split(' ') {
+        if t.len() == 1 {
+            letters.push_str(t);
+        } else {
+            if !letters.is_empty() {
+                tokens.push(std::mem::take(&mut letters));
+            }
+            tokens.push(t.to_string());
+        }
+    }
+    if !letters.is_empty() {
+        tokens.push(letters);
+    }
+    let core: Vec<&str> = tokens
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !LEGAL_FORMS.contains(t))
+        .collect();
+    // A name that is only a legal form keeps it rather than vanishing.
+    let kept = if core.is_empty() {
+        tokens.iter().map(String::as_str).collect()
+    } else {
+        core
+    };
+    out.push_str(&kept.join(" "));
+    !out.is_empty()
+}
+
+/// Name particles that begin a surname ("van den Berg", "de la Fontaine", "von Bauer").
+const PARTICLES: &[&str] = &[
+    "van", "von", "de", "der", "den", "del", "della", "di", "da", "du", "la", "le", "ter", "ten",
+    "zu", "y", "dos", "das",
+];
+
+/// Parts of a full name: (first, middle, last). Handles "Last, First Middle" and
+/// "First Middle Last" with surname particles; initials keep their letter.
+pub fn split_full_name(raw: &str) -> Option<(String, Option<String>, Option<String>)> {
+    let clean = |s: &str| {
+        s.trim()
+            .trim_matches(|c: char| c == ',' || c == ';')
+            .trim()
+            .to_string()
+    };
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    if let Some((last, rest)) = raw.split_once(',') {
+        let mut given = rest.split_whitespace();
+        let first = given.next().map(clean)?;
+        let middle: Vec<&str> = given.collect();
+        let last = clean(last);
+        return Some((
+            first,
+            (!middle.is_empty()).then(|| middle.join(" ")),
+            (!last.is_empty()).then_some(last),
+        ));
+    }
+    let tokens: Vec<&str> = raw.split_whitespace().collect();
+    if tokens.len() == 1 {
+        return Some((clean(tokens[0]), None, None));
+    }
+    // The surname starts at the first particle after the first name, else it is the last token.
+    let start = (1..tokens.len() - 1)
+        .find(|&i| PARTICLES.contains(&tokens[i].to_lowercase().as_str()))
+        .unwrap_or(tokens.len() - 1);
+    let middle = &tokens[1..start];
+    Some((
+        clean(tokens[0]),
+        (!middle.is_empty()).then(|| middle.join(" ")),
+        Some(tokens[start..].join(" ")),
+    ))
+}
+
+/// E.164 form of a phone number (`+31612345678`), reading national numbers in `region`
+/// (ISO 3166 alpha-2). `None` when it cannot be parsed as a number.
+pub fn e164(raw: &str, region: Option<&str>) -> Option<String> {
+    use phonenumber::country::Id;
+    let raw = raw.trim();
+    if raw.chars().filter(|c| c.is_ascii_digit()).count() < 5 {
+        return None;
+    }
+    let region: Option<Id> = region.and_then(|r| r.trim().to_ascii_uppercase().parse().ok());
+    let number = phonenumber::parse(region, raw).ok()?;
+    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+macro_rules! unary_string_udf {
+    ($ty:ident, $name:literal, $f:path) => {
+        #[derive(Debug, PartialEq, Eq, Hash)]
+        pub struct $ty {
+            signature: Signature,
+        }
+        impl Default for $ty {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+        impl $ty {
+            pub fn new() -> Self {
+                Self {
+                    signature: Signature::uniform(
+                        1,
+                        vec![DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View],
+                        Volatility::Immutable,
+                    ),
+                }
+            }
+        }
+        impl ScalarUDFImpl for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+            fn signature(&self) -> &Signature {
+                &self.signature
+            }
+            fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+                string_return_type(self.name(), &arg_types[0])
+            }
+            fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+                map_strings(self.name(), &args.args[0], $f)
+            }
+        }
+    };
+}
+
+unary_string_udf!(
+    CanonicalFirstName,
+    "canonical_first_name",
+    canonical_first_name_into
+);
+unary_string_udf!(
+    NormalizeAddress,
+    "normalize_address",
+    normalize_address_into
+);
+unary_string_udf!(
+    NormalizeCompany,
+    "normalize_company",
+    normalize_company_into
+);
+
+/// `normalize_phone(text, default_region)`: E.164, or NULL when not a phone number.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct NormalizePhone {
+    signature: Signature,
+}
+
+impl Default for NormalizePhone {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NormalizePhone {
+    pub fn new() -> Self {
+        let strings = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View];
+        let mut sigs = Vec::new();
+        for a in &strings {
+            sigs.push(TypeSignature::Exact(vec![a.clone()]));
+            for b in &strings {
+                sigs.push(TypeSignature::Exact(vec![a.clone(), b.clone()]));
+            }
+        }
+        Self {
+            signature: Signature::one_of(sigs, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for NormalizePhone {
+    fn name(&self) -> &str {
+        "normalize_phone"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use crate::strings::{all_scalars, arg_arrays, Strs};
+        let scalar = all_scalars(&args.args);
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let text = Strs::new(self.name(), &arrays[0])?;
+        let region = match arrays.get(1) {
+            Some(a) => Some(Strs::new(self.name(), a)?),
+            None => None,
+        };
+        let mut b = datafusion::arrow::array::StringBuilder::with_capacity(
+            arrays[0].len(),
+            arrays[0].len() * 13,
+        );
+        // Numbers repeat (households, duplicates): cache the last parse per distinct input.
+        let mut cache: std::collections::HashMap<(&str, Option<&str>), Option<String>> =
+            std::collections::HashMap::new();
+        for i in 0..arrays[0].len() {
+            let r = region.as_ref().and_then(|r| r.get(i));
+            match text.get(i) {
+                Some(t) => {
+                    let v = cache.entry((t, r)).or_insert_with(|| e164(t, r));
+                    b.append_option(v.as_deref());
+                }
+                None => b.append_null(),
+            }
+        }
+        let out: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(b.finish());
+        if scalar {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// `split_full_name(text)`: a struct of `first`, `middle`, `last`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SplitFullName {
+    signature: Signature,
+}
+
+impl Default for SplitFullName {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SplitFullName {
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::uniform(
+                1,
+                vec![DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View],
+                Volatility::Immutable,
+            ),
+        }
+    }
+
+    fn fields() -> datafusion::arrow::datatypes::Fields {
+        use datafusion::arrow::datatypes::Field;
+        vec![
+            Field::new("first", DataType::Utf8, true),
+            Field::new("middle", DataType::Utf8, true),
+            Field::new("last", DataType::Utf8, true),
+        ]
+        .into()
+    }
+}
+
+impl ScalarUDFImpl for SplitFullName {
+    fn name(&self) -> &str {
+        "split_full_name"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(Self::fields()))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use crate::strings::{all_scalars, arg_arrays, Strs};
+        use datafusion::arrow::array::{ArrayRef, StringBuilder, StructArray};
+        use datafusion::arrow::buffer::NullBuffer;
+        let scalar = all_scalars(&args.args);
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let text = Strs::new(self.name(), &arrays[0])?;
+        let n = arrays[0].len();
+        let (mut f, mut m, mut l) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        );
+        let mut valid = Vec::with_capacity(n);
+        for i in 0..n {
+            match text.get(i).and_then(split_full_name) {
+                Some((first, middle, last)) => {
+                    f.append_value(first);
+                    m.append_option(middle);
+                    l.append_option(last);
+                    valid.push(true);
+                }
+                None => {
+                    f.append_null();
+                    m.append_null();
+                    l.append_null();
+                    valid.push(false);
+                }
+            }
+        }
+        let cols: Vec<ArrayRef> = vec![
+            std::sync::Arc::new(f.finish()),
+            std::sync::Arc::new(m.finish()),
+            std::sync::Arc::new(l.finish()),
+        ];
+        let out: ArrayRef = std::sync::Arc::new(StructArray::try_new(
+            Self::fields(),
+            cols,
+            Some(NullBuffer::from(valid)),
+        )?);
+        if scalar {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    fn apply(f: fn(&str, &mut String) -> bool, s: &str) -> Option<String> {
+        let mut out = String::new();
+        f(s, &mut out).then_some(out)
+    }
+
+    #[test]
+    fn nicknames_resolve_to_formal_names() {
+        assert_eq!(
+            apply(canonical_first_name_into, "Bob").as_deref(),
+            Some("robert")
+        );
+        assert_eq!(
+            apply(canonical_first_name_into, " HANS ").as_deref(),
+            Some("johannes")
+        );
+        assert_eq!(
+            apply(canonical_first_name_into, "Pepe").as_deref(),
+            Some("jose")
+        );
+        assert_eq!(
+            apply(canonical_first_name_into, "Jürgen").as_deref(),
+            Some("jurgen")
+        );
+        assert_eq!(apply(canonical_first_name_into, ""), None);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            apply(normalize_address_into, "Hauptstraße 12").as_deref(),
+            Some("hauptstr 12")
+        );
+        assert_eq!(
+            apply(normalize_address_into, "Hauptstr. 12").as_deref(),
+            Some("hauptstr 12")
+        );
+        assert_eq!(
+            apply(normalize_address_into, "12 Main Street").as_deref(),
+            Some("12 main st")
+        );
+        assert_eq!(
+            apply(normalize_address_into, "12 MAIN ST.").as_deref(),
+            Some("12 main st")
+        );
+        assert_eq!(
+            apply(normalize_address_into, "Kerkstraat 5").as_deref(),
+            Some("kerkstr 5")
+        );
+        assert_eq!(
+            apply(normalize_address_into, "Avenida de la Constitución 3").as_deref(),
+            Some("ave de la constitucion 3")
+        );
+    }
+
+    #[test]
+    fn companies() {
+        assert_eq!(
+            apply(normalize_company_into, "Acme B.V.").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            apply(normalize_company_into, "ACME BV").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            apply(normalize_company_into, "Nordwind GmbH & Co. KG").as_deref(),
+            Some("nordwind")
+        );
+        assert_eq!(
+            apply(normalize_company_into, "Blue Harbor Ltd").as_deref(),
+            Some("blue harbor")
+        );
+        assert_eq!(
+            apply(normalize_company_into, "Rivière S.A.R.L.").as_deref(),
+            Some("riviere")
+        );
+    }
+
+    #[test]
+    fn full_names() {
+        let s = |x: &str| split_full_name(x).unwrap();
+        assert_eq!(
+            s("SMITH, Jonathan Paul"),
+            ("Jonathan".into(), Some("Paul".into()), Some("SMITH".into()))
+        );
+        assert_eq!(
+            s("Jan van den Berg"),
+            ("Jan".into(), None, Some("van den Berg".into()))
+        );
+        assert_eq!(
+            s("Mary Ann Lee"),
+            ("Mary".into(), Some("Ann".into()), Some("Lee".into()))
+        );
+        assert_eq!(s("J. Smith"), ("J.".into(), None, Some("Smith".into())));
+        assert_eq!(s("Cher"), ("Cher".into(), None, None));
+        assert!(split_full_name("  ").is_none());
+    }
+
+    #[test]
+    fn phones_to_e164() {
+        for raw in [
+            "+31 6 1234 5678",
+            "0031612345678",
+            "06-12345678",
+            "(06) 12345678",
+            "+31 (0)612345678",
+        ] {
+            assert_eq!(
+                e164(raw, Some("NL")).as_deref(),
+                Some("+31612345678"),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            e164("(212) 555-0134", Some("US")).as_deref(),
+            Some("+12125550134")
+        );
+        assert_eq!(
+            e164("1-212-555-0134", Some("us")).as_deref(),
+            Some("+12125550134")
+        );
+        assert_eq!(
+            e164("030 1234567", Some("DE")).as_deref(),
+            Some("+49301234567")
+        );
+        assert_eq!(e164("n/a", Some("NL")), None);
+        // Without a region, only international forms can be read.
+        assert_eq!(e164("0612345678", None), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! Merge precedence as aggregate functions: which of a cluster's values becomes the unified
+//! profile's value.
+//!
+//! - `most_recent(value, ts)`: the non-null value with the latest `ts`;
+//! - `least_recent(value, ts)`: the non-null value with the earliest `ts`;
+//! - `by_priority(value, priority)`: the non-null value with the lowest priority number
+//!   (1 = most trusted source);
+//! - `most_filled(value)`: the longest non-null value (most characters of a string, most
+//!   elements of a list; for other types the largest).
+//!
+//! Ties are broken by the value itself, so the result never depends on row order.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{make_comparator, Array, ArrayRef, UInt64Array};
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
+
+/// Which end of the key wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Policy {
+    MostRecent,
+    LeastRecent,
+    ByPriority,
+    MostFilled,
+}
+
+impl Policy {
+    fn name(&self) -> &'static str {
+        match self {
+            Policy::MostRecent => "most_recent",
+            Policy::LeastRecent => "least_recent",
+            Policy::ByPriority => "by_priority",
+            Policy::MostFilled => "most_filled",
+        }
+    }
+
+    /// Larger keys win for these; smaller for the others.
+    fn prefers_larger(&self) -> bool {
+        matches!(self, Policy::MostRecent | Policy::MostFilled)
+    }
+
+    fn takes_key(&self) -> bool {
+        !matches!(self, Policy::MostFilled)
+    }
+}
+
+/// A merge-precedence aggregate.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct MergePrecedence {
+    policy: Policy,
+    signature: Signature,
+}
+
+impl MergePrecedence {
+    pub fn new(policy: Policy) -> Self {
+        let arity = if policy.takes_key() { 2 } else { 1 };
+        MergePrecedence {
+            policy,
+            signature: Signature::any(arity, Volatility::Immutable),
+        }
+    }
+}
+
+/// The key `most_filled` ranks values by.
+fn fill_key(values: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::array::AsArray;
+    let n = values.len();
+    let lens: UInt64Array = match values.data_type() {
+        DataType::Utf8 => values
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(|s| s.chars().count() as u64))
+            .collect(),
+        DataType::LargeUtf8 => values
+            .as_string::<i64>()
+            .iter()
+            .map(|v| v.map(|s| s.chars().count() as u64))
+            .collect(),
+        DataType::Utf8View => values
+            .as_string_view()
+            .iter()
+            .map(|v| v.map(|s| s.chars().count() as u64))
+            .collect(),
+        DataType::List(_) => {
+            let l = values.as_list::<i32>();
+            (0..n)
+                .map(|i| l.is_valid(i).then(|| l.value_length(i) as u64))
+                .collect()
+        }
+        // Other types: rank by the value itself (the largest wins).
+        _ => return Ok(values.clone()),
+    };
+    Ok(Arc::new(lens))
+}
+
+impl AggregateUDFImpl for MergePrecedence {
+    fn name(&self) -> &str {
+        self.policy.name()
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(arg_types[0].clone())
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let value = args.input_fields[0].data_type().clone();
+        let key = if self.policy.takes_key() {
+            args.input_fields[1].data_type().clone()
+        } else {
+            match value {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::List(_) => {
+                    DataType::UInt64
+                }
+                ref other => other.clone(),
+            }
+        };
+        Ok(vec![
+            Arc::new(Field::new(format!("{}_value", args.name), value, true)),
+            Arc::new(Field::new(format!("{}_key", args.name), key, true)),
+        ])
+    }
+    fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let value_type = acc_args.exprs[0].data_type(acc_args.schema)?;
+        let key_type = if self.policy.takes_key() {
+            acc_args.exprs[1].data_type(acc_args.schema)?
+        } else {
+            match value_type {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::List(_) => {
+                    DataType::UInt64
+                }
+                ref other => other.clone(),
+            }
+        };
+        Ok(Box::new(BestAccumulator {
+            policy: self.policy,
+            value: ScalarValue::try_from(&value_type)?,
+            key: ScalarValue::try_from(&key_type)?,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct BestAccumulator {
+    policy: Policy,
+    value: ScalarValue,
+    key: ScalarValue,
+}
+
+impl BestAccumulator {
+    /// Does (key_a, value_a) beat (key_b, value_b)? A missing key loses to any key.
+    fn beats(&self, a_null: bool, b_null: bool, ka: Ordering, va: Ordering) -> bool {
+        if a_null != b_null {
+            return b_null;
+        }
+        let k = if self.policy.prefers_larger() {
+            ka
+        } else {
+            ka.reverse()
+        };
+        match k {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            Ordering::Equal => va == Ordering::Greater,
+        }
+    }
+
+    /// Fold rows `(values[i], keys[i])` into the current best.
+    fn fold(&mut self, values: &ArrayRef, keys: &ArrayRef) -> Result<()> {
+        let opts = SortOptions {
+            descending: false,
+            nulls_first: true,
+        };
+        let key_cmp = make_comparator(keys.as_ref(), keys.as_ref(), opts)?;
+        let val_cmp = make_comparator(values.as_ref(), values.as_ref(), opts)?;
+        let mut best: Option<usize> = None;
+        for i in 0..values.len() {
+            if values.is_null(i) {
+                continue;
+            }
+            best = match best {
+                None => Some(i),
+                Some(b)
+                    if self.beats(
+                        keys.is_null(i),
+                        keys.is_null(b),
+                        key_cmp(i, b),
+                        val_cmp(i, b),
+                    ) =>
+                {
+                    Some(i)
+                }
+                keep => keep,
+            };
+        }
+        let Some(i) = best else {
+            return Ok(());
+        };
+        let value = ScalarValue::try_from_array(values, i)?;
+        let key = ScalarValue::try_from_array(keys, i)?;
+        if self.value.is_null() {
+            self.value = value;
+            self.key = key;
+            return Ok(());
+        }
+        let ka = key.partial_cmp(&self.key).unwrap_or(Ordering::Equal);
+        let va = value.partial_cmp(&self.value).unwrap_or(Ordering::Equal);
+        if self.beats(key.is_null(), self.key.is_null(), ka, va) {
+            self.value = value;
+            self.key = key;
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for BestAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let keys = if self.policy.takes_key() {
+            values.get(1).cloned().ok_or_else(|| {
+                datafusion::error::DataFusionError::Execution(format!(
+                    "{} needs two arguments",
+                    self.policy.name()
+                ))
+            })?
+        } else {
+            fill_key(&values[0])?
+        };
+        self.fold(&values[0], &keys)
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        if states.len() != 2 {
+            return exec_err!("{}: bad state", self.policy.name());
+        }
+        self.fold(&states[0], &states[1])
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.value.clone(), self.key.clone()])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(self.value.clone())
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.value.size() + self.key.size()
+            - std::mem::size_of_val(&self.value)
+            - std::mem::size_of_val(&self.key)
+    }
+}

@@ -1,0 +1,48 @@
+//! Reading any Arrow string array (`Utf8`, `LargeUtf8`, `Utf8View`) value by value, so a
+//! function of several string arguments does not need a code path per type combination.
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result};
+use datafusion::logical_expr::ColumnarValue;
+
+/// A borrowed string column of any of Arrow's three string types.
+pub enum Strs<'a> {
+    Utf8(&'a datafusion::arrow::array::StringArray),
+    Large(&'a datafusion::arrow::array::LargeStringArray),
+    View(&'a datafusion::arrow::array::StringViewArray),
+    /// An all-NULL column (`NULL` literals).
+    Null,
+}
+
+impl<'a> Strs<'a> {
+    pub fn new(name: &str, a: &'a ArrayRef) -> Result<Self> {
+        Ok(match a.data_type() {
+            DataType::Utf8 => Strs::Utf8(a.as_string::<i32>()),
+            DataType::LargeUtf8 => Strs::Large(a.as_string::<i64>()),
+            DataType::Utf8View => Strs::View(a.as_string_view()),
+            DataType::Null => Strs::Null,
+            other => return exec_err!("{name} expects strings, got {other}"),
+        })
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            Strs::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::Large(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::View(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::Null => None,
+        }
+    }
+}
+
+/// The arguments as arrays of one length, and that length (scalars are broadcast).
+pub fn arg_arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<ArrayRef>> {
+    args.iter().map(|a| a.to_array(rows)).collect()
+}
+
+/// True when every argument is a scalar: the result should be a scalar too.
+pub fn all_scalars(args: &[ColumnarValue]) -> bool {
+    args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)))
+}
