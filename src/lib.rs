@@ -16,6 +16,7 @@ pub mod run;
 pub mod session;
 pub mod shell;
 pub mod sources;
+pub mod unify;
 pub mod workspace;
 
 pub use error::{Error, Result};

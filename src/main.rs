@@ -113,6 +113,20 @@ enum Command {
         #[command(flatten)]
         project: ProjectArg,
     },
+    /// Score unification against ground truth: pairwise precision, recall and F1.
+    ///
+    /// The truth file is CSV with columns source, record_id, person_id (the demo writes
+    /// truth.csv). Only records present in both the truth and customer_links count.
+    Eval {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Ground-truth CSV (source, record_id, person_id).
+        #[arg(long)]
+        truth: PathBuf,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
     /// Show a table's columns and types.
     Describe {
         #[command(flatten)]
@@ -246,6 +260,34 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let sorted = sort_batches(&ctx, batches).await?;
             write_batches(&sorted, OutputFormat::Table, &mut std::io::stdout().lock())
         }
+        Command::Eval {
+            project,
+            truth,
+            format,
+        } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let (ctx, opened) = open_project(&cfg, None).await?;
+            if !opened.tables.iter().any(|t| t == "customer_links") {
+                return Err(Error::Other(format!(
+                    "run {} has no customer_links: add a [unify] section to the config and run again",
+                    opened.run_id
+                )));
+            }
+            if !truth.is_file() {
+                return Err(Error::Other(format!(
+                    "truth file not found: {}",
+                    truth.display()
+                )));
+            }
+            ctx.register_csv(
+                "truth",
+                truth.to_string_lossy().as_ref(),
+                datafusion::prelude::CsvReadOptions::new().has_header(true),
+            )
+            .await?;
+            let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
+            write_batches(&batches, format, &mut std::io::stdout().lock())
+        }
         Command::Describe { project, table } => {
             let cfg = ProjectConfig::load(&project.project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
@@ -311,6 +353,16 @@ fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
         "  {:<24} {:<9} {:>6} {:>12} {:>10}",
         "total", "", "", rows, rejected
     );
+    if let Some(u) = &m.unify {
+        let _ = writeln!(
+            s,
+            "Unified {} records into {} customers in {:.1}s ({} matched pairs, largest cluster {}, {} singletons, {} id changes)",
+            u.records, u.customers, u.seconds, u.matched_pairs, u.largest_cluster, u.singletons, u.id_changes
+        );
+        for w in &u.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+    }
     let _ = writeln!(s, "Outputs: {}", outcome.run_dir.display());
     if rejected > 0 {
         let _ = writeln!(

@@ -114,6 +114,7 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
         sources: Vec::new(),
         rejects: 0,
         error: None,
+        unify: None,
     };
     ws.write_manifest(&manifest)?;
     tracing::info!(run_id, dir = %run_dir.display(), "run started");
@@ -122,6 +123,20 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
     let result = tokio::select! {
         r = materialize_sources(cfg, &run_dir, &run_id, opts) => r,
         _ = tokio::signal::ctrl_c() => Err((Vec::new(), Error::Other("run interrupted (Ctrl-C); the previous run is still current".into()))),
+    };
+    let result = match result {
+        Ok((reports, rejects)) if cfg.unify.is_some() => {
+            manifest.sources = reports.clone();
+            let previous = ws.current_run()?.map(|id| ws.run_dir(&id).join("tables"));
+            match unify_stage(cfg, &run_dir, &reports, previous.as_deref(), opts).await {
+                Ok(u) => {
+                    manifest.unify = Some(u);
+                    Ok((reports, rejects))
+                }
+                Err(e) => Err((reports, e)),
+            }
+        }
+        other => other,
     };
     manifest.ended_at = Some(chrono::Utc::now().to_rfc3339());
     match result {
@@ -152,6 +167,33 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
 }
 
 type SourceResult = Result<(SourceReport, Vec<Reject>)>;
+
+/// Unify the freshly loaded sources of a run, with a spinner.
+async fn unify_stage(
+    cfg: &ProjectConfig,
+    run_dir: &std::path::Path,
+    reports: &[SourceReport],
+    previous_tables: Option<&std::path::Path>,
+    opts: &RunOptions,
+) -> Result<crate::unify::UnifyReport> {
+    let bar = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner:.green} unifying: map, match, merge  {elapsed}")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let ctx = crate::session::new_context();
+    crate::session::register_sources(&ctx, run_dir, reports).await?;
+    let tables = run_dir.join("tables");
+    std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
+    let report = crate::unify::unify(cfg, &ctx, &tables, previous_tables).await;
+    bar.finish_and_clear();
+    report
+}
 
 async fn materialize_sources(
     cfg: &ProjectConfig,

@@ -45,16 +45,28 @@ pub async fn open_project(
     let manifest = ws.read_manifest(&run_id)?;
     let run_dir = ws.run_dir(&run_id);
     let ctx = new_context();
-    let mut tables = Vec::new();
-    for report in &manifest.sources {
-        let dir = run_dir.join("sources").join(&report.name);
-        ctx.register_parquet(
-            &report.name,
-            dir.to_string_lossy().as_ref(),
-            ParquetReadOptions::default(),
-        )
-        .await?;
-        tables.push(report.name.clone());
+    let mut tables = register_sources(&ctx, &run_dir, &manifest.sources).await?;
+    // Stage outputs (unified customers, match pairs, ...): every Parquet file in `tables/`.
+    let outputs = run_dir.join("tables");
+    if let Ok(rd) = std::fs::read_dir(&outputs) {
+        let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            if f.extension().is_some_and(|e| e == "parquet") {
+                let name = f
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string();
+                ctx.register_parquet(
+                    &name,
+                    f.to_string_lossy().as_ref(),
+                    ParquetReadOptions::default(),
+                )
+                .await?;
+                tables.push(name);
+            }
+        }
     }
     let rejects = run_dir.join("rejects.parquet");
     if rejects.exists() {
@@ -71,6 +83,26 @@ pub async fn open_project(
     ctx.register_table("source_stats", Arc::new(source_stats_table(&manifest)?))?;
     tables.push("source_stats".into());
     Ok((ctx, OpenedRun { run_id, tables }))
+}
+
+/// Register each loaded source of a run as a table; returns their names.
+pub async fn register_sources(
+    ctx: &SessionContext,
+    run_dir: &std::path::Path,
+    sources: &[crate::sources::SourceReport],
+) -> Result<Vec<String>> {
+    let mut tables = Vec::new();
+    for report in sources {
+        let dir = run_dir.join("sources").join(&report.name);
+        ctx.register_parquet(
+            &report.name,
+            dir.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await?;
+        tables.push(report.name.clone());
+    }
+    Ok(tables)
 }
 
 /// History of runs, one row each, from their manifests.

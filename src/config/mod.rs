@@ -20,7 +20,18 @@ use crate::error::{Error, Result};
 pub const CONFIG_FILE: &str = "panorama.toml";
 
 /// Table names Panorama produces itself; a source may not take them.
-pub const RESERVED_TABLE_NAMES: &[&str] = &["rejects", "runs", "source_stats"];
+pub const RESERVED_TABLE_NAMES: &[&str] = &[
+    "rejects",
+    "runs",
+    "source_stats",
+    "unify_records",
+    "match_pairs",
+    "customer_links",
+    "unified_customers",
+    "id_changes",
+    "unify_stats",
+    "truth",
+];
 
 /// A parsed and validated `panorama.toml`.
 #[derive(Debug, Clone)]
@@ -34,6 +45,8 @@ pub struct ProjectConfig {
     pub project: ProjectSection,
     pub workspace: WorkspaceSection,
     pub sources: BTreeMap<String, SourceConfig>,
+    /// `[unify]`: map, match and merge; absent means sources are loaded only.
+    pub unify: Option<crate::unify::config::UnifySection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -229,6 +242,8 @@ struct RawConfig {
     workspace: WorkspaceSection,
     #[serde(default)]
     sources: BTreeMap<Spanned<String>, SourceConfig>,
+    #[serde(default)]
+    unify: Option<crate::unify::config::UnifySection>,
 }
 
 impl ProjectConfig {
@@ -262,12 +277,30 @@ impl ProjectConfig {
             project: raw.project,
             workspace: raw.workspace,
             sources: BTreeMap::new(),
+            unify: raw.unify,
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;
             sources.insert(name.into_inner(), source);
         }
         cfg.sources = sources;
+        if let Some(u) = &cfg.unify {
+            for (name, map) in &u.sources {
+                if !cfg.sources.contains_key(name) {
+                    return Err(cfg.error_at(
+                        map.span(),
+                        format!(
+                            "unify.sources.{name}: no source named `{name}` (sources: {})",
+                            cfg.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+            for rule in &u.rules {
+                crate::unify::matching::check_rule(rule.get_ref())
+                    .map_err(|m| cfg.error_at(rule.span(), format!("unify.rules: {m}")))?;
+            }
+        }
         if *cfg.workspace.keep_runs.get_ref() == 0 {
             return Err(cfg.error_at(
                 cfg.workspace.keep_runs.span(),

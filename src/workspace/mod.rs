@@ -48,6 +48,9 @@ pub struct Manifest {
     pub sources: Vec<SourceReport>,
     pub rejects: u64,
     pub error: Option<String>,
+    /// Figures of the unify stage, when the project has `[unify]`.
+    #[serde(default)]
+    pub unify: Option<crate::unify::UnifyReport>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -211,6 +214,7 @@ mod tests {
             sources: vec![],
             rejects: 0,
             error: None,
+            unify: None,
         }
     }
 

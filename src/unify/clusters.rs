@@ -1,0 +1,220 @@
+//! Clusters of matched records (connected components, by union-find) and the stable customer
+//! ids they are given: a cluster keeps the id of the previous run's cluster it overlaps most,
+//! so adding one record never renumbers anyone else.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Union-find over dense indices, with path halving and union by size.
+pub struct UnionFind {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+}
+
+impl UnionFind {
+    pub fn new(n: usize) -> Self {
+        UnionFind {
+            parent: (0..n as u32).collect(),
+            size: vec![1; n],
+        }
+    }
+
+    pub fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[x as usize];
+            self.parent[x as usize] = self.parent[p as usize];
+            x = p;
+        }
+        x
+    }
+
+    pub fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return;
+        }
+        let (big, small) = if self.size[ra as usize] >= self.size[rb as usize] {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
+        self.parent[small as usize] = big;
+        self.size[big as usize] += self.size[small as usize];
+    }
+}
+
+/// Cluster number (0-based, ordered by each cluster's smallest uid) for every uid.
+/// `uids` must be sorted and unique; edges name uids by position.
+pub fn components(n: usize, edges: impl Iterator<Item = (u32, u32)>) -> Vec<u32> {
+    let mut uf = UnionFind::new(n);
+    for (a, b) in edges {
+        uf.union(a, b);
+    }
+    let mut number: HashMap<u32, u32> = HashMap::new();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n as u32 {
+        let root = uf.find(i);
+        let next = number.len() as u32;
+        out.push(*number.entry(root).or_insert(next));
+    }
+    out
+}
+
+/// How an id changed between runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdChange {
+    pub customer_id: String,
+    pub previous_customer_id: String,
+    /// `merged`: the previous customer's records now belong to `customer_id`;
+    /// `split`: `customer_id` is new, made of records that belonged to the previous customer.
+    pub change: &'static str,
+    pub records: u64,
+}
+
+/// Format of customer ids: sortable, and never reused.
+pub fn format_id(n: u64) -> String {
+    format!("cus_{n:09}")
+}
+
+fn parse_id(id: &str) -> Option<u64> {
+    id.strip_prefix("cus_")?.parse().ok()
+}
+
+/// Give each cluster an id. `previous[i]` is record i's id in the previous run, if any.
+/// Returns the id per cluster and the changes.
+pub fn assign_ids(
+    cluster_of: &[u32],
+    previous: &[Option<&str>],
+    previous_max: u64,
+) -> (Vec<String>, Vec<IdChange>) {
+    let clusters = cluster_of
+        .iter()
+        .map(|c| *c as usize + 1)
+        .max()
+        .unwrap_or(0);
+    // Overlap counts: (cluster, previous id) -> records.
+    let mut overlap: BTreeMap<(u32, &str), u64> = BTreeMap::new();
+    for (c, p) in cluster_of.iter().zip(previous) {
+        if let Some(p) = p {
+            *overlap.entry((*c, p)).or_default() += 1;
+        }
+    }
+    // Largest overlaps claim first; ties go to the older (smaller) id, then the lower cluster.
+    let mut candidates: Vec<((u32, &str), u64)> = overlap.iter().map(|(k, v)| (*k, *v)).collect();
+    candidates.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then(a.0 .1.cmp(b.0 .1))
+            .then(a.0 .0.cmp(&b.0 .0))
+    });
+    let mut ids: Vec<Option<String>> = vec![None; clusters];
+    let mut claimed: HashMap<&str, u32> = HashMap::new();
+    for ((c, p), _) in &candidates {
+        if ids[*c as usize].is_none() && !claimed.contains_key(p) {
+            ids[*c as usize] = Some(p.to_string());
+            claimed.insert(p, *c);
+        }
+    }
+    let mut next = previous_max.max(
+        previous
+            .iter()
+            .flatten()
+            .filter_map(|p| parse_id(p))
+            .max()
+            .unwrap_or(0),
+    ) + 1;
+    let ids: Vec<String> = ids
+        .into_iter()
+        .map(|id| {
+            id.unwrap_or_else(|| {
+                let id = format_id(next);
+                next += 1;
+                id
+            })
+        })
+        .collect();
+    let mut changes = Vec::new();
+    for ((c, p), n) in &overlap {
+        let now = &ids[*c as usize];
+        if now == p {
+            continue;
+        }
+        let change = if claimed.contains_key(p) {
+            "split"
+        } else {
+            "merged"
+        };
+        changes.push(IdChange {
+            customer_id: now.clone(),
+            previous_customer_id: p.to_string(),
+            change,
+            records: *n,
+        });
+    }
+    (ids, changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_number_by_first_member() {
+        let c = components(5, [(3u32, 4u32), (0, 3)].into_iter());
+        assert_eq!(c, vec![0, 1, 2, 0, 0]);
+    }
+
+    #[test]
+    fn ids_survive_a_new_record() {
+        // Run 1: records a,b together; c alone.
+        let (ids1, ch1) = assign_ids(&[0, 0, 1], &[None, None, None], 0);
+        assert_eq!(ids1, vec!["cus_000000001", "cus_000000002"]);
+        assert!(ch1.is_empty());
+        // Run 2: a new record d joins c; a new record e is alone. Nobody is renumbered.
+        let prev = [
+            Some("cus_000000001"),
+            Some("cus_000000001"),
+            Some("cus_000000002"),
+            None,
+            None,
+        ];
+        let (ids2, ch2) = assign_ids(&[0, 0, 1, 1, 2], &prev, 2);
+        assert_eq!(
+            ids2,
+            vec!["cus_000000001", "cus_000000002", "cus_000000003"]
+        );
+        assert!(ch2.is_empty());
+    }
+
+    #[test]
+    fn merges_and_splits_are_recorded() {
+        // Previous: {a,b}=1, {c}=2. Now {a,b,c} merged.
+        let prev = [
+            Some("cus_000000001"),
+            Some("cus_000000001"),
+            Some("cus_000000002"),
+        ];
+        let (ids, ch) = assign_ids(&[0, 0, 0], &prev, 2);
+        assert_eq!(ids, vec!["cus_000000001"]);
+        assert_eq!(
+            ch,
+            vec![IdChange {
+                customer_id: "cus_000000001".into(),
+                previous_customer_id: "cus_000000002".into(),
+                change: "merged",
+                records: 1
+            }]
+        );
+        // Previous: {a,b,c}=1. Now {a,b} and {c}: the bigger part keeps the id.
+        let prev = [Some("cus_000000001"); 3];
+        let (ids, ch) = assign_ids(&[0, 0, 1], &prev, 1);
+        assert_eq!(ids, vec!["cus_000000001", "cus_000000002"]);
+        assert_eq!(
+            ch,
+            vec![IdChange {
+                customer_id: "cus_000000002".into(),
+                previous_customer_id: "cus_000000001".into(),
+                change: "split",
+                records: 1
+            }]
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The `[unify]` section of `panorama.toml`: which source columns carry which semantic type
+//! (map), which records are the same person (match rules), and which value wins (merge).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `[unify]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UnifySection {
+    /// Column mapping per source: `[unify.sources.<source>]`.
+    #[serde(default)]
+    pub sources: BTreeMap<String, Spanned<SourceMap>>,
+    /// Ordered match rules; a pair matches when any rule holds. Default: [`default_rules`].
+    #[serde(default)]
+    pub rules: Vec<Spanned<MatchRule>>,
+    /// Blocks (records sharing a rule's exact key) larger than this are skipped with a warning.
+    #[serde(default = "default_max_block_size")]
+    pub max_block_size: usize,
+    /// Components larger than this are reported in `unify_stats` (likely over-merging).
+    #[serde(default = "default_large_cluster")]
+    pub large_cluster: usize,
+}
+
+fn default_max_block_size() -> usize {
+    1_000
+}
+fn default_large_cluster() -> usize {
+    50
+}
+
+/// Which column of a source holds each semantic type. Unmapped types are NULL.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SourceMap {
+    /// Record identifier; default: the source's primary key (a single column).
+    pub record_id: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// A whole name ("Smith, Jon", "Jon Smith"); split when first/last are not mapped.
+    pub full_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub street: Option<String>,
+    pub postcode: Option<String>,
+    pub city: Option<String>,
+    /// ISO country code; also the region national phone numbers are read in.
+    pub country: Option<String>,
+    pub birth_date: Option<String>,
+    pub gender: Option<String>,
+    pub company: Option<String>,
+    /// When the record last changed; used by `most_recent` merge and dedup policies.
+    pub updated_at: Option<String>,
+    /// Merge precedence: 1 is the most trusted source. Default: order of appearance.
+    pub priority: Option<i64>,
+    /// Default phone region for sources without a country column (e.g. "NL").
+    pub default_region: Option<String>,
+}
+
+/// Semantic fields a rule can compare.
+pub const FIELDS: &[&str] = &[
+    "first_name",
+    "first_initial",
+    "last_name",
+    "last_name_phonetic",
+    "email",
+    "phone",
+    "street",
+    "postcode",
+    "city",
+    "country",
+    "birth_date",
+    "gender",
+    "company",
+];
+
+/// One rule: all conditions must hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRule {
+    pub name: String,
+    pub conditions: Vec<Condition>,
+}
+
+/// A field comparison.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub field: String,
+    /// `exact` (1.0), `high` (0.8), `medium` (0.6), `low`/`basic` (0.3), a number, or
+    /// `compatible` (equal, or missing on either side).
+    #[serde(default = "exact")]
+    pub precision: Precision,
+}
+
+fn exact() -> Precision {
+    Precision::Exact
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Precision {
+    Exact,
+    /// Normalized similarity threshold, `(len - edits) / len`.
+    Fuzzy(f64),
+    /// Equal when both present; a missing value does not contradict.
+    Compatible,
+}
+
+impl<'de> Deserialize<'de> for Precision {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Number(f64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(x) if (0.0..=1.0).contains(&x) => Ok(if x == 1.0 { Precision::Exact } else { Precision::Fuzzy(x) }),
+            Raw::Number(x) => Err(serde::de::Error::custom(format!("precision must be between 0 and 1, got {x}"))),
+            Raw::Name(n) => match n.as_str() {
+                "exact" => Ok(Precision::Exact),
+                "high" => Ok(Precision::Fuzzy(0.8)),
+                "medium" => Ok(Precision::Fuzzy(0.6)),
+                "low" | "basic" => Ok(Precision::Fuzzy(0.3)),
+                "compatible" => Ok(Precision::Compatible),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown precision `{other}`: use exact, high, medium, low, basic, compatible or a number"
+                ))),
+            },
+        }
+    }
+}
+
+/// Rules used when the config gives none: strong identifiers confirmed by a name, and
+/// name + birth date or address for records without shared identifiers. Household members
+/// (same surname, address and landline) differ in first name and birth date.
+pub fn default_rules() -> Vec<MatchRule> {
+    let c = |field: &str, precision: Precision| Condition {
+        field: field.into(),
+        precision,
+    };
+    use Precision::*;
+    vec![
+        MatchRule {
+            name: "email+first_name".into(),
+            conditions: vec![
+                c("email", Exact),
+                c("first_name", Fuzzy(0.6)),
+                c("birth_date", Compatible),
+            ],
+        },
+        MatchRule {
+            name: "email+last_name+initial".into(),
+            conditions: vec![
+                c("email", Exact),
+                c("first_initial", Exact),
+                c("last_name", Fuzzy(0.8)),
+                c("birth_date", Compatible),
+            ],
+        },
+        MatchRule {
+            name: "phone+first_name".into(),
+            conditions: vec![
+                c("phone", Exact),
+                c("first_name", Fuzzy(0.6)),
+                c("last_name", Fuzzy(0.6)),
+                c("birth_date", Compatible),
+            ],
+        },
+        MatchRule {
+            name: "name+birth_date".into(),
+            conditions: vec![
+                c("last_name_phonetic", Exact),
+                c("birth_date", Exact),
+                c("first_name", Fuzzy(0.6)),
+                c("last_name", Fuzzy(0.8)),
+            ],
+        },
+        MatchRule {
+            name: "name+address".into(),
+            conditions: vec![
+                c("postcode", Exact),
+                c("last_name_phonetic", Exact),
+                c("street", Fuzzy(0.8)),
+                c("first_name", Fuzzy(0.8)),
+                c("last_name", Fuzzy(0.8)),
+                c("birth_date", Compatible),
+            ],
+        },
+    ]
+}

@@ -1,0 +1,100 @@
+//! Match rules compiled to SQL. A rule's exact conditions are its blocking key: only records
+//! sharing it are compared (an equi-join), and keys shared by more than `max_block_size`
+//! records are skipped with a warning naming the key. Fuzzy conditions score with
+//! `levenshtein_sim`, D365's `(length - edits) / length`.
+
+use super::config::{MatchRule, Precision, FIELDS};
+
+/// Why a rule cannot be compiled.
+pub fn check_rule(rule: &MatchRule) -> Result<(), String> {
+    if rule.conditions.is_empty() {
+        return Err(format!("rule `{}` has no conditions", rule.name));
+    }
+    for c in &rule.conditions {
+        if !FIELDS.contains(&c.field.as_str()) {
+            return Err(format!(
+                "rule `{}`: unknown field `{}` (fields: {})",
+                rule.name,
+                c.field,
+                FIELDS.join(", ")
+            ));
+        }
+    }
+    if !rule
+        .conditions
+        .iter()
+        .any(|c| c.precision == Precision::Exact)
+    {
+        return Err(format!(
+            "rule `{}` has no exact condition, so it cannot be blocked (every record would be compared with every other); add an exact condition",
+            rule.name
+        ));
+    }
+    Ok(())
+}
+
+/// The exact fields of a rule: its blocking key.
+pub fn blocking_key(rule: &MatchRule) -> Vec<&str> {
+    rule.conditions
+        .iter()
+        .filter(|c| c.precision == Precision::Exact)
+        .map(|c| c.field.as_str())
+        .collect()
+}
+
+/// SQL listing blocking-key values shared by more than `cap` records.
+pub fn oversized_blocks_sql(rule: &MatchRule, cap: usize) -> String {
+    let key = blocking_key(rule);
+    let not_null: Vec<String> = key.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+    format!(
+        "SELECT {cols}, count(*) AS records FROM unify_records WHERE {nn} GROUP BY {cols} HAVING count(*) > {cap} ORDER BY records DESC",
+        cols = key.join(", "),
+        nn = not_null.join(" AND "),
+    )
+}
+
+/// SQL producing `(left_uid, right_uid, rule, rule_order, score)` for one rule, skipping the
+/// blocks listed in the table `skip_table` (same key columns).
+pub fn candidate_pairs_sql(rule: &MatchRule, order: usize, skip_table: Option<&str>) -> String {
+    let key = blocking_key(rule);
+    let join: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+    let mut filters = vec!["l.uid < r.uid".to_string()];
+    let mut sims = Vec::new();
+    for c in &rule.conditions {
+        let f = &c.field;
+        match c.precision {
+            Precision::Exact => {}
+            Precision::Fuzzy(p) => {
+                let sim = format!("levenshtein_sim(l.{f}, r.{f})");
+                filters.push(format!("{sim} >= {p}"));
+                sims.push(sim);
+            }
+            Precision::Compatible => {
+                filters.push(format!("(l.{f} IS NULL OR r.{f} IS NULL OR l.{f} = r.{f})"));
+            }
+        }
+    }
+    let score = match sims.len() {
+        0 => "1.0".to_string(),
+        1 => sims[0].clone(),
+        _ => format!("least({})", sims.join(", ")),
+    };
+    let (skip_join, skip_filter) = match skip_table {
+        Some(t) => {
+            let on: Vec<String> = key.iter().map(|k| format!("s.{k} = l.{k}")).collect();
+            (
+                format!(" LEFT JOIN {t} s ON {}", on.join(" AND ")),
+                format!(" AND s.{} IS NULL", key[0]),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
+    format!(
+        "SELECT l.uid AS left_uid, r.uid AS right_uid, '{name}' AS rule, CAST({order} AS BIGINT) AS rule_order, \
+         CAST({score} AS DOUBLE) AS score \
+         FROM unify_records l JOIN unify_records r ON {join}{skip_join} WHERE {filters}{skip_filter}",
+        name = rule.name.replace('\'', "''"),
+        join = join.join(" AND "),
+        filters = filters.join(" AND "),
+    )
+}

@@ -1,0 +1,426 @@
+//! Unification: map, match, merge source records into one profile per person, with customer
+//! ids that stay stable across runs.
+//!
+//! The stage is SQL run by DataFusion (`sql/unify/*.sql` and SQL generated from the config):
+//! staging (`unify_records`) → candidate pairs per rule, blocked on the rule's exact fields →
+//! `match_pairs` → connected components → stable ids (`customer_links`, `id_changes`) →
+//! `unified_customers` via the merge aggregates → `unify_stats`.
+
+pub mod clusters;
+pub mod config;
+pub mod matching;
+pub mod staging;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray, StringBuilder, UInt64Builder};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use config::{default_rules, MatchRule};
+
+const MATCH_PAIRS_SQL: &str = include_str!("../../sql/unify/match_pairs.sql");
+const UNIFIED_CUSTOMERS_SQL: &str = include_str!("../../sql/unify/unified_customers.sql");
+/// Pairwise precision/recall/F1 against a `truth` table.
+pub const EVAL_SQL: &str = include_str!("../../sql/unify/eval.sql");
+
+/// Figures of one unify stage, also written as the `unify_stats` table.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct UnifyReport {
+    pub records: u64,
+    pub candidate_pairs: u64,
+    pub matched_pairs: u64,
+    pub customers: u64,
+    pub largest_cluster: u64,
+    pub singletons: u64,
+    pub id_changes: u64,
+    pub skipped_blocks: u64,
+    pub pairs_per_rule: Vec<(String, u64)>,
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+}
+
+/// The rules in force: the config's, or the defaults.
+pub fn rules(cfg: &ProjectConfig) -> Vec<MatchRule> {
+    match &cfg.unify {
+        Some(u) if !u.rules.is_empty() => u.rules.iter().map(|r| r.get_ref().clone()).collect(),
+        _ => default_rules(),
+    }
+}
+
+/// SQL of the `unify_records` view over the sources mapped in `[unify.sources]`.
+pub fn staging_sql(cfg: &ProjectConfig) -> Result<String> {
+    let unify = cfg
+        .unify
+        .as_ref()
+        .ok_or_else(|| Error::Other("no [unify] section in the config".into()))?;
+    let mut selects = Vec::new();
+    for (i, (source, map)) in unify.sources.iter().enumerate() {
+        let src = cfg.sources.get(source).ok_or_else(|| {
+            cfg.error_at(
+                map.span(),
+                format!("unify.sources.{source}: no source named `{source}`"),
+            )
+        })?;
+        let map = map.get_ref();
+        let record_id = match &map.record_id {
+            Some(r) => r.clone(),
+            None => {
+                let pk = src.primary_key.get_ref().columns();
+                if pk.len() != 1 {
+                    return Err(cfg.error_at(
+                        src.primary_key.span(),
+                        format!("unify.sources.{source}: the primary key has several columns; set record_id"),
+                    ));
+                }
+                pk[0].clone()
+            }
+        };
+        let priority = map.priority.unwrap_or(i as i64 + 1);
+        selects.push(staging::source_select(source, map, &record_id, priority));
+    }
+    if selects.is_empty() {
+        return Err(Error::Other(
+            "[unify] maps no source: add [unify.sources.<name>]".into(),
+        ));
+    }
+    Ok(selects.join("\nUNION ALL\n"))
+}
+
+async fn collect(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| Error::Other(format!("unify: {what}: {e}")))?;
+    df.collect()
+        .await
+        .map_err(|e| Error::Other(format!("unify: {what}: {e}")))
+}
+
+fn register(
+    ctx: &SessionContext,
+    name: &str,
+    batches: Vec<RecordBatch>,
+    schema: Arc<Schema>,
+) -> Result<()> {
+    let _ = ctx.deregister_table(name);
+    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+    Ok(())
+}
+
+/// Cast a batch's columns, by position, to `schema`'s types.
+fn conform(b: &RecordBatch, schema: &Arc<Schema>) -> Result<RecordBatch> {
+    let cols = b
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}
+
+fn rows(batches: &[RecordBatch]) -> u64 {
+    batches.iter().map(|b| b.num_rows() as u64).sum()
+}
+
+/// Write batches as `<dir>/<name>.parquet`.
+fn write_table(
+    dir: &Path,
+    name: &str,
+    schema: &Arc<Schema>,
+    batches: &[RecordBatch],
+) -> Result<()> {
+    let batch = arrow::compute::concat_batches(schema, batches)?;
+    crate::run::write_parquet(&dir.join(format!("{name}.parquet")), &batch)
+}
+
+/// Run the unify stage over the sources registered in `ctx`, writing its tables into
+/// `tables_dir`. `previous_tables` is the previous run's tables directory (for stable ids).
+pub async fn unify(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    tables_dir: &Path,
+    previous_tables: Option<&Path>,
+) -> Result<UnifyReport> {
+    let started = std::time::Instant::now();
+    let unify_cfg = cfg.unify.clone().unwrap_or_default();
+    let mut report = UnifyReport::default();
+
+    // Staging.
+    let staged = collect(ctx, &staging_sql(cfg)?, "staging").await?;
+    let staged_schema = staged
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| Error::Other("unify: staging produced no schema".into()))?;
+    report.records = rows(&staged);
+    write_table(tables_dir, "unify_records", &staged_schema, &staged)?;
+    register(ctx, "unify_records", staged, staged_schema)?;
+
+    // Candidate pairs per rule.
+    let rules = rules(cfg);
+    let mut candidates = Vec::new();
+    for (order, rule) in rules.iter().enumerate() {
+        matching::check_rule(rule).map_err(|m| Error::Other(format!("unify: {m}")))?;
+        let big = collect(
+            ctx,
+            &matching::oversized_blocks_sql(rule, unify_cfg.max_block_size),
+            "block sizes",
+        )
+        .await?;
+        let skip = if rows(&big) > 0 {
+            report.skipped_blocks += rows(&big);
+            let example = arrow::util::pretty::pretty_format_batches(&[
+                big[0].slice(0, big[0].num_rows().min(3))
+            ])?;
+            let w = format!(
+                "rule `{}`: {} blocking key(s) shared by more than {} records were skipped (unify.max_block_size); largest:\n{example}",
+                rule.name,
+                rows(&big),
+                unify_cfg.max_block_size
+            );
+            tracing::warn!("{w}");
+            report.warnings.push(w);
+            let name = format!("unify_skip_{order}");
+            let schema = big[0].schema();
+            register(ctx, &name, big, schema)?;
+            Some(name)
+        } else {
+            None
+        };
+        let pairs = collect(
+            ctx,
+            &matching::candidate_pairs_sql(rule, order, skip.as_deref()),
+            &format!("rule `{}`", rule.name),
+        )
+        .await?;
+        report
+            .pairs_per_rule
+            .push((rule.name.clone(), rows(&pairs)));
+        report.candidate_pairs += rows(&pairs);
+        candidates.extend(pairs);
+    }
+    let cand_schema = Arc::new(Schema::new(vec![
+        Field::new("left_uid", DataType::Utf8, true),
+        Field::new("right_uid", DataType::Utf8, true),
+        Field::new("rule", DataType::Utf8, true),
+        Field::new("rule_order", DataType::Int64, true),
+        Field::new("score", DataType::Float64, true),
+    ]));
+    let candidates = candidates
+        .iter()
+        .map(|b| conform(b, &cand_schema))
+        .collect::<Result<Vec<_>>>()?;
+    register(ctx, "unify_candidates", candidates, cand_schema)?;
+    let pairs = collect(ctx, MATCH_PAIRS_SQL, "match pairs").await?;
+    report.matched_pairs = rows(&pairs);
+    let pairs_schema = pairs.first().map(|b| b.schema()).unwrap_or_else(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("left_uid", DataType::Utf8, true),
+            Field::new("right_uid", DataType::Utf8, true),
+            Field::new("rule", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+        ]))
+    });
+    write_table(tables_dir, "match_pairs", &pairs_schema, &pairs)?;
+
+    // Components over all records.
+    let uid_batches = collect(
+        ctx,
+        "SELECT uid, source, record_id FROM unify_records ORDER BY uid",
+        "record ids",
+    )
+    .await?;
+    let mut uids: Vec<String> = Vec::new();
+    let mut sources: Vec<String> = Vec::new();
+    let mut record_ids: Vec<String> = Vec::new();
+    for b in &uid_batches {
+        for (col, out) in [(0, &mut uids), (1, &mut sources), (2, &mut record_ids)] {
+            let a = arrow::compute::cast(b.column(col), &DataType::Utf8)?;
+            let s = a.as_string::<i32>();
+            out.extend((0..s.len()).map(|i| s.value(i).to_string()));
+        }
+    }
+    let index: HashMap<&str, u32> = uids
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.as_str(), i as u32))
+        .collect();
+    let mut edges = Vec::with_capacity(report.matched_pairs as usize);
+    let mut best_rule: HashMap<u32, (i64, String)> = HashMap::new();
+    let rule_order: HashMap<&str, i64> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_str(), i as i64))
+        .collect();
+    for b in &pairs {
+        let l = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let r = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let rule = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
+        let (l, r, rule) = (
+            l.as_string::<i32>(),
+            r.as_string::<i32>(),
+            rule.as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            let (Some(&a), Some(&c)) = (index.get(l.value(i)), index.get(r.value(i))) else {
+                continue;
+            };
+            edges.push((a, c));
+            let ord = rule_order.get(rule.value(i)).copied().unwrap_or(i64::MAX);
+            for node in [a, c] {
+                let e = best_rule.entry(node).or_insert((i64::MAX, String::new()));
+                if ord < e.0 {
+                    *e = (ord, rule.value(i).to_string());
+                }
+            }
+        }
+    }
+    let cluster_of = clusters::components(uids.len(), edges.into_iter());
+
+    // Stable ids from the previous run's links.
+    let mut previous: Vec<Option<String>> = vec![None; uids.len()];
+    if let Some(prev_dir) = previous_tables {
+        let path = prev_dir.join("customer_links.parquet");
+        if path.exists() {
+            let pctx = SessionContext::new();
+            pctx.register_parquet(
+                "prev",
+                path.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await?;
+            let prev = pctx
+                .sql("SELECT uid, customer_id FROM prev")
+                .await?
+                .collect()
+                .await?;
+            for b in &prev {
+                let u = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+                let c = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+                let (u, c) = (u.as_string::<i32>(), c.as_string::<i32>());
+                for i in 0..b.num_rows() {
+                    if let Some(&idx) = index.get(u.value(i)) {
+                        previous[idx as usize] = Some(c.value(i).to_string());
+                    }
+                }
+            }
+        }
+    }
+    let previous_refs: Vec<Option<&str>> = previous.iter().map(|p| p.as_deref()).collect();
+    let (ids, changes) = clusters::assign_ids(&cluster_of, &previous_refs, 0);
+    report.id_changes = changes.len() as u64;
+
+    // customer_links.
+    let links_schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("record_id", DataType::Utf8, false),
+        Field::new("uid", DataType::Utf8, false),
+        Field::new("matched_by", DataType::Utf8, false),
+    ]));
+    let mut sizes = vec![0u64; ids.len()];
+    for c in &cluster_of {
+        sizes[*c as usize] += 1;
+    }
+    report.customers = ids.len() as u64;
+    report.largest_cluster = sizes.iter().copied().max().unwrap_or(0);
+    report.singletons = sizes.iter().filter(|s| **s == 1).count() as u64;
+    let links = RecordBatch::try_new(
+        links_schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                cluster_of.iter().map(|c| ids[*c as usize].as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(sources.iter())),
+            Arc::new(StringArray::from_iter_values(record_ids.iter())),
+            Arc::new(StringArray::from_iter_values(uids.iter())),
+            Arc::new(StringArray::from_iter_values((0..uids.len() as u32).map(
+                |i| best_rule.get(&i).map_or("singleton", |(_, r)| r.as_str()),
+            ))),
+        ],
+    )?;
+    write_table(
+        tables_dir,
+        "customer_links",
+        &links_schema,
+        std::slice::from_ref(&links),
+    )?;
+    register(ctx, "customer_links", vec![links], links_schema)?;
+
+    // id_changes.
+    let changes_schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("previous_customer_id", DataType::Utf8, false),
+        Field::new("change", DataType::Utf8, false),
+        Field::new("records", DataType::UInt64, false),
+    ]));
+    let mut c1 = StringBuilder::new();
+    let mut c2 = StringBuilder::new();
+    let mut c3 = StringBuilder::new();
+    let mut c4 = UInt64Builder::new();
+    for c in &changes {
+        c1.append_value(&c.customer_id);
+        c2.append_value(&c.previous_customer_id);
+        c3.append_value(c.change);
+        c4.append_value(c.records);
+    }
+    let changes_batch = RecordBatch::try_new(
+        changes_schema.clone(),
+        vec![
+            Arc::new(c1.finish()),
+            Arc::new(c2.finish()),
+            Arc::new(c3.finish()),
+            Arc::new(c4.finish()),
+        ],
+    )?;
+    write_table(tables_dir, "id_changes", &changes_schema, &[changes_batch])?;
+
+    // unified_customers.
+    let unified = collect(ctx, UNIFIED_CUSTOMERS_SQL, "unified customers").await?;
+    if let Some(schema) = unified.first().map(|b| b.schema()) {
+        write_table(tables_dir, "unified_customers", &schema, &unified)?;
+    }
+
+    report.seconds = started.elapsed().as_secs_f64();
+    write_stats(tables_dir, &report)?;
+    Ok(report)
+}
+
+fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
+    let mut metrics: Vec<(String, u64)> = vec![
+        ("records".into(), r.records),
+        ("candidate_pairs".into(), r.candidate_pairs),
+        ("matched_pairs".into(), r.matched_pairs),
+        ("customers".into(), r.customers),
+        ("largest_cluster".into(), r.largest_cluster),
+        ("singletons".into(), r.singletons),
+        ("id_changes".into(), r.id_changes),
+        ("skipped_blocks".into(), r.skipped_blocks),
+    ];
+    metrics.extend(
+        r.pairs_per_rule
+            .iter()
+            .map(|(rule, n)| (format!("pairs_rule:{rule}"), *n)),
+    );
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("value", DataType::UInt64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                metrics.iter().map(|(m, _)| m.as_str()),
+            )),
+            Arc::new(arrow::array::UInt64Array::from_iter_values(
+                metrics.iter().map(|(_, v)| *v),
+            )),
+        ],
+    )?;
+    write_table(dir, "unify_stats", &schema, &[batch])
+}
