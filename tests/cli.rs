@@ -445,3 +445,99 @@ fn every_failing_source_is_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn customer_ids_are_stable_across_runs_and_new_records() {
+    let tmp = demo_project("300");
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    let links_sql = "SELECT uid, customer_id FROM customer_links ORDER BY uid";
+    let first = query(dir, links_sql);
+
+    // Re-running on the same data keeps every id.
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(query(dir, links_sql), first);
+    assert_eq!(query(dir, "SELECT count(*) AS n FROM id_changes"), "n\n0\n");
+
+    // A new loyalty member (a new person) gets a new id; nobody else is renumbered.
+    let path = dir.join("data/loyalty_members.csv");
+    let mut csv = std::fs::read_to_string(&path).unwrap();
+    csv.push_str("L9999999;6036000000000000;Zoë;Newcomer;zoe.newcomer@example.org;+31 6 9999 0000;1990-01-01;F;Bronze;10;true;2026-10-01 10:00:00;2026-10-01 10:00:00\n");
+    std::fs::write(&path, csv).unwrap();
+    ok(&["run", "-p", p(dir), "-q"]);
+    let after = query(dir, links_sql);
+    let new_lines: Vec<&str> = after
+        .lines()
+        .filter(|l| !first.lines().any(|f| f == *l))
+        .collect();
+    assert_eq!(
+        new_lines.len(),
+        1,
+        "only the new record is new: {new_lines:?}"
+    );
+    assert!(
+        new_lines[0].starts_with("loyalty_members:L9999999,cus_"),
+        "{new_lines:?}"
+    );
+    let max_before = first
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .max()
+        .unwrap();
+    let new_id = new_lines[0].split(',').nth(1).unwrap();
+    assert!(
+        new_id > max_before.as_str(),
+        "new ids are never reused: {new_id} vs {max_before}"
+    );
+    assert_eq!(query(dir, "SELECT count(*) AS n FROM id_changes"), "n\n0\n");
+
+    // Scoring against the generator's truth.
+    let eval = ok(&[
+        "eval",
+        "-p",
+        p(dir),
+        "--truth",
+        p(&dir.join("truth.csv")),
+        "--format",
+        "csv",
+    ]);
+    let row: Vec<&str> = eval.lines().nth(1).unwrap().split(',').collect();
+    let f1: f64 = row[8].parse().unwrap();
+    assert!(f1 > 0.95, "F1 {f1}: {eval}");
+    let err = fails(&["eval", "-p", p(dir), "--truth", p(&dir.join("nope.csv"))]);
+    assert!(err.contains("truth file not found"), "{err}");
+}
+
+#[test]
+fn unify_config_errors_name_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(&dir.join("data/a.csv"), "id,email\n1,a@x.com\n");
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.a]\nlocation = \"data/a.csv\"\nprimary_key = \"id\"\n\n[unify.sources.b]\nemail = \"email\"\n",
+    );
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(
+        err.contains("panorama.toml:5:") && err.contains("no source named `b`"),
+        "{err}"
+    );
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.a]\nlocation = \"data/a.csv\"\nprimary_key = \"id\"\n\n[unify.sources.a]\nemail = \"email\"\n\n\
+         [[unify.rules]]\nname = \"fuzzy only\"\nconditions = [{ field = \"email\", precision = \"high\" }]\n",
+    );
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(
+        err.contains("panorama.toml:8:") && err.contains("cannot be blocked"),
+        "{err}"
+    );
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.a]\nlocation = \"data/a.csv\"\nprimary_key = \"id\"\n\n[unify.sources.a]\nemail = \"email\"\n\n\
+         [[unify.rules]]\nname = \"r\"\nconditions = [{ field = \"email\", precision = \"sharp\" }]\n",
+    );
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(err.contains("unknown precision `sharp`"), "{err}");
+}

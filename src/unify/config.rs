@@ -67,6 +67,7 @@ pub const FIELDS: &[&str] = &[
     "last_name_phonetic",
     "email",
     "phone",
+    "phone_digits",
     "street",
     "postcode",
     "city",
@@ -106,6 +107,8 @@ pub enum Precision {
     Fuzzy(f64),
     /// Equal when both present; a missing value does not contradict.
     Compatible,
+    /// Equal, or one side is a single letter that is the other's initial ("J" and "jurgen").
+    Initial,
 }
 
 impl<'de> Deserialize<'de> for Precision {
@@ -125,8 +128,9 @@ impl<'de> Deserialize<'de> for Precision {
                 "medium" => Ok(Precision::Fuzzy(0.6)),
                 "low" | "basic" => Ok(Precision::Fuzzy(0.3)),
                 "compatible" => Ok(Precision::Compatible),
+                "initial" => Ok(Precision::Initial),
                 other => Err(serde::de::Error::custom(format!(
-                    "unknown precision `{other}`: use exact, high, medium, low, basic, compatible or a number"
+                    "unknown precision `{other}`: use exact, high, medium, low, basic, compatible, initial or a number"
                 ))),
             },
         }
@@ -155,17 +159,27 @@ pub fn default_rules() -> Vec<MatchRule> {
             name: "email+last_name+initial".into(),
             conditions: vec![
                 c("email", Exact),
-                c("first_initial", Exact),
+                c("first_name", Initial),
                 c("last_name", Fuzzy(0.8)),
                 c("birth_date", Compatible),
             ],
         },
+        // The last nine digits identify a number whatever its format or country prefix.
         MatchRule {
-            name: "phone+first_name".into(),
+            name: "phone+name".into(),
             conditions: vec![
-                c("phone", Exact),
+                c("phone_digits", Exact),
                 c("first_name", Fuzzy(0.6)),
                 c("last_name", Fuzzy(0.6)),
+                c("birth_date", Compatible),
+            ],
+        },
+        MatchRule {
+            name: "phone+last_name+initial".into(),
+            conditions: vec![
+                c("phone_digits", Exact),
+                c("first_name", Initial),
+                c("last_name", Fuzzy(0.8)),
                 c("birth_date", Compatible),
             ],
         },
@@ -179,14 +193,56 @@ pub fn default_rules() -> Vec<MatchRule> {
             ],
         },
         MatchRule {
+            name: "initial+last_name+birth_date".into(),
+            conditions: vec![
+                c("last_name_phonetic", Exact),
+                c("birth_date", Exact),
+                c("first_initial", Exact),
+                c("first_name", Initial),
+                c("last_name", Fuzzy(0.8)),
+            ],
+        },
+        MatchRule {
+            name: "first_name+birth_date".into(),
+            conditions: vec![
+                c("first_name", Exact),
+                c("birth_date", Exact),
+                c("last_name", Fuzzy(0.6)),
+            ],
+        },
+        // Same mailbox and same phone: typos and nicknames in the first name do not matter.
+        MatchRule {
+            name: "email+phone+last_name".into(),
+            conditions: vec![
+                c("email", Exact),
+                c("phone_digits", Exact),
+                c("last_name", Fuzzy(0.8)),
+                c("birth_date", Compatible),
+            ],
+        },
+        // Namesakes in one household differ in mailbox or birth date; a landline in one source
+        // and a mobile in another is common, so phones may differ.
+        MatchRule {
             name: "name+address".into(),
             conditions: vec![
                 c("postcode", Exact),
                 c("last_name_phonetic", Exact),
-                c("street", Fuzzy(0.8)),
                 c("first_name", Fuzzy(0.8)),
                 c("last_name", Fuzzy(0.8)),
+                c("street", Fuzzy(0.6)),
                 c("birth_date", Compatible),
+                c("email", Compatible),
+            ],
+        },
+        MatchRule {
+            name: "initial+address".into(),
+            conditions: vec![
+                c("postcode", Exact),
+                c("last_name_phonetic", Exact),
+                c("first_name", Initial),
+                c("last_name", Fuzzy(0.8)),
+                c("birth_date", Compatible),
+                c("email", Compatible),
             ],
         },
     ]

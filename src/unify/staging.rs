@@ -49,6 +49,8 @@ pub fn source_select(source: &str, map: &SourceMap, record_id: &str, priority: i
        double_metaphone({raw_last}) AS last_name_phonetic,
        normalize_email({email}, true) AS email,
        normalize_phone({phone}, {region}) AS phone,
+       CASE WHEN length(regexp_replace({phone}, '[^0-9]', '', 'g')) >= 7
+            THEN right(regexp_replace({phone}, '[^0-9]', '', 'g'), 9) END AS phone_digits,
        normalize_address({street}) AS street,
        upper(replace({postcode}, ' ', '')) AS postcode,
        normalize_name({city}) AS city,
