@@ -518,14 +518,15 @@ mod tests {
     #[test]
     fn documented_example_parses() {
         let doc = include_str!("../../docs/config.md");
-        let start = doc
-            .find("```toml\n")
-            .expect("docs/config.md has a toml example")
-            + 8;
+        let example = doc.find("## Example").expect("docs/config.md has an example section");
+        let start = example + doc[example..].find("```toml\n").expect("a toml example") + 8;
         let end = start + doc[start..].find("```").unwrap();
         let cfg = parse(&doc[start..end]).unwrap();
         assert_eq!(cfg.sources.len(), 5);
         assert_eq!(*cfg.workspace.keep_runs.get_ref(), 3);
+        let unify = cfg.unify.as_ref().expect("the example maps sources");
+        assert_eq!(unify.sources.len(), 2);
+        assert_eq!(unify.rules.len(), 2);
     }
 
     #[test]
