@@ -518,7 +518,9 @@ mod tests {
     #[test]
     fn documented_example_parses() {
         let doc = include_str!("../../docs/config.md");
-        let example = doc.find("## Example").expect("docs/config.md has an example section");
+        let example = doc
+            .find("## Example")
+            .expect("docs/config.md has an example section");
         let start = example + doc[example..].find("```toml\n").expect("a toml example") + 8;
         let end = start + doc[start..].find("```").unwrap();
         let cfg = parse(&doc[start..end]).unwrap();

@@ -62,35 +62,20 @@ pub fn read_delta(
             .map_err(|e| err(format!("unsupported schema: {e}")))?,
     );
     let display: Arc<str> = Arc::from(format!("{url} (version {version})"));
-    let mut next_row = 1u64;
-    let mut emitted = false;
-    for data in scan
+    let batches = scan
         .execute(engine.clone())
         .map_err(|e| err(format!("cannot scan: {e}")))?
-    {
-        let data = data.map_err(|e| err(format!("cannot read data: {e}")))?;
-        let batch: RecordBatch = ArrowEngineData::try_from_engine_data(data)
-            .map_err(|e| err(e.to_string()))?
-            .into();
-        let batch = match batch.clone().with_schema(schema.clone()) {
-            Ok(b) => b,
-            Err(_) => batch,
-        };
-        let n = batch.num_rows() as u64;
-        emit(RawChunk {
-            file: display.clone(),
-            rows: (next_row..next_row + n).collect(),
-            batch,
-        })?;
-        next_row += n;
-        emitted = true;
-    }
-    if !emitted {
-        emit(RawChunk {
-            file: display,
-            rows: Vec::new(),
-            batch: RecordBatch::new_empty(schema.clone()),
-        })?;
-    }
+        .map(|data| {
+            let data = data.map_err(|e| err(format!("cannot read data: {e}")))?;
+            let batch: RecordBatch = ArrowEngineData::try_from_engine_data(data)
+                .map_err(|e| err(e.to_string()))?
+                .into();
+            // The kernel's batches carry its own field metadata; present the logical schema.
+            Ok(match batch.clone().with_schema(schema.clone()) {
+                Ok(b) => b,
+                Err(_) => batch,
+            })
+        });
+    super::emit_numbered(display, &schema, batches, emit)?;
     Ok((schema, version))
 }

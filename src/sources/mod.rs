@@ -35,6 +35,35 @@ pub struct RawChunk {
     pub batch: RecordBatch,
 }
 
+/// Emit batches of a binary format with rows numbered from 1; a source without rows still
+/// emits one empty chunk, so its schema is known.
+pub fn emit_numbered(
+    file: Arc<str>,
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+    emit: &mut dyn FnMut(RawChunk) -> Result<()>,
+) -> Result<()> {
+    let mut next_row = 1u64;
+    for batch in batches {
+        let batch = batch?;
+        let n = batch.num_rows() as u64;
+        emit(RawChunk {
+            file: file.clone(),
+            rows: (next_row..next_row + n).collect(),
+            batch,
+        })?;
+        next_row += n;
+    }
+    if next_row == 1 {
+        emit(RawChunk {
+            file,
+            rows: Vec::new(),
+            batch: RecordBatch::new_empty(schema.clone()),
+        })?;
+    }
+    Ok(())
+}
+
 /// What loading one source produced, for the run summary and manifest.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SourceReport {

@@ -38,27 +38,8 @@ pub fn read_parquet(
         .with_batch_size(65_536)
         .build()
         .map_err(|e| Error::source(source, file, e))?;
-    let file_arc: Arc<str> = Arc::from(file);
-    let mut next_row = 1u64;
-    let mut emitted = false;
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::source(source, file, e))?;
-        let n = batch.num_rows() as u64;
-        emit(RawChunk {
-            file: file_arc.clone(),
-            rows: (next_row..next_row + n).collect(),
-            batch,
-        })?;
-        next_row += n;
-        emitted = true;
-    }
-    if !emitted {
-        emit(RawChunk {
-            file: file_arc,
-            rows: Vec::new(),
-            batch: arrow::array::RecordBatch::new_empty(schema.clone()),
-        })?;
-    }
+    let batches = reader.map(|b| b.map_err(|e| Error::source(source, file, e)));
+    super::emit_numbered(Arc::from(file), &schema, batches, emit)?;
     Ok(schema)
 }
 

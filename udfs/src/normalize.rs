@@ -107,7 +107,6 @@ macro_rules! string_udf {
 }
 
 string_udf!(NormalizeEmail);
-string_udf!(NormalizeName);
 
 impl NormalizeEmail {
     pub fn new() -> Self {
@@ -148,33 +147,6 @@ impl ScalarUDFImpl for NormalizeEmail {
         map_strings(self.name(), &args.args[0], |s, out| {
             canonical_email(s, provider_rules, out)
         })
-    }
-}
-
-impl NormalizeName {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::uniform(
-                1,
-                vec![DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View],
-                Volatility::Immutable,
-            ),
-        }
-    }
-}
-
-impl ScalarUDFImpl for NormalizeName {
-    fn name(&self) -> &str {
-        "normalize_name"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        string_return_type(self.name(), &arg_types[0])
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        map_strings(self.name(), &args.args[0], normalize_name_into)
     }
 }
 
@@ -478,6 +450,7 @@ macro_rules! unary_string_udf {
     };
 }
 
+unary_string_udf!(NormalizeName, "normalize_name", normalize_name_into);
 unary_string_udf!(
     CanonicalFirstName,
     "canonical_first_name",
