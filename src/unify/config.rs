@@ -107,7 +107,7 @@ pub enum Precision {
     Fuzzy(f64),
     /// Equal when both present; a missing value does not contradict.
     Compatible,
-    /// Equal, or one side is a single letter that is the other's initial ("J" and "jurgen").
+    /// One side is a single letter, the other's initial ("J" and "jurgen").
     Initial,
 }
 
@@ -146,6 +146,15 @@ pub fn default_rules() -> Vec<MatchRule> {
         precision,
     };
     use Precision::*;
+    // Conditions that only rule records out when both sides have a value.
+    let no_conflict = |mut v: Vec<Condition>| {
+        for f in ["birth_date", "email", "phone_digits"] {
+            if !v.iter().any(|x| x.field == f) {
+                v.push(c(f, Compatible));
+            }
+        }
+        v
+    };
     vec![
         MatchRule {
             name: "email+first_name".into(),
@@ -183,67 +192,58 @@ pub fn default_rules() -> Vec<MatchRule> {
                 c("birth_date", Compatible),
             ],
         },
-        MatchRule {
-            name: "name+birth_date".into(),
-            conditions: vec![
-                c("last_name_phonetic", Exact),
-                c("birth_date", Exact),
-                c("first_name", Fuzzy(0.6)),
-                c("last_name", Fuzzy(0.8)),
-            ],
-        },
-        MatchRule {
-            name: "initial+last_name+birth_date".into(),
-            conditions: vec![
-                c("last_name_phonetic", Exact),
-                c("birth_date", Exact),
-                c("first_initial", Exact),
-                c("first_name", Initial),
-                c("last_name", Fuzzy(0.8)),
-            ],
-        },
-        MatchRule {
-            name: "first_name+birth_date".into(),
-            conditions: vec![
-                c("first_name", Exact),
-                c("birth_date", Exact),
-                c("last_name", Fuzzy(0.6)),
-            ],
-        },
-        // Same mailbox and same phone: typos and nicknames in the first name do not matter.
+        // Same mailbox and same phone: typos and nicknames in the first name do not matter,
+        // but households share both, so the initial must agree.
         MatchRule {
             name: "email+phone+last_name".into(),
             conditions: vec![
                 c("email", Exact),
                 c("phone_digits", Exact),
+                c("first_initial", Exact),
                 c("last_name", Fuzzy(0.8)),
                 c("birth_date", Compatible),
             ],
         },
-        // Namesakes in one household differ in mailbox or birth date; a landline in one source
-        // and a mobile in another is common, so phones may differ.
+        // Records without a shared identifier: name and birth date, or name and exact address,
+        // as long as no identifier contradicts.
+        MatchRule {
+            name: "name+birth_date".into(),
+            conditions: no_conflict(vec![
+                c("last_name_phonetic", Exact),
+                c("birth_date", Exact),
+                c("first_name", Fuzzy(0.8)),
+                c("last_name", Fuzzy(0.8)),
+            ]),
+        },
+        MatchRule {
+            name: "initial+last_name+birth_date".into(),
+            conditions: no_conflict(vec![
+                c("last_name_phonetic", Exact),
+                c("birth_date", Exact),
+                c("first_initial", Exact),
+                c("first_name", Initial),
+                c("last_name", Fuzzy(0.8)),
+            ]),
+        },
         MatchRule {
             name: "name+address".into(),
-            conditions: vec![
+            conditions: no_conflict(vec![
                 c("postcode", Exact),
+                c("street", Exact),
                 c("last_name_phonetic", Exact),
                 c("first_name", Fuzzy(0.8)),
                 c("last_name", Fuzzy(0.8)),
-                c("street", Fuzzy(0.6)),
-                c("birth_date", Compatible),
-                c("email", Compatible),
-            ],
+            ]),
         },
         MatchRule {
             name: "initial+address".into(),
-            conditions: vec![
+            conditions: no_conflict(vec![
                 c("postcode", Exact),
+                c("street", Exact),
                 c("last_name_phonetic", Exact),
                 c("first_name", Initial),
                 c("last_name", Fuzzy(0.8)),
-                c("birth_date", Compatible),
-                c("email", Compatible),
-            ],
+            ]),
         },
     ]
 }

@@ -74,7 +74,7 @@ pub fn candidate_pairs_sql(rule: &MatchRule, order: usize, skip_table: Option<&s
             }
             Precision::Initial => {
                 filters.push(format!(
-                    "(l.{f} = r.{f} OR (length(l.{f}) = 1 AND l.{f} = substr(r.{f}, 1, 1)) \
+                    "((length(l.{f}) = 1 AND l.{f} = substr(r.{f}, 1, 1)) \
                      OR (length(r.{f}) = 1 AND r.{f} = substr(l.{f}, 1, 1)))"
                 ));
             }

@@ -93,6 +93,21 @@ pub fn staging_sql(cfg: &ProjectConfig) -> Result<String> {
 }
 
 async fn collect(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+    let started = std::time::Instant::now();
+    tracing::debug!(what, sql, "unify step");
+    let out = collect_inner(ctx, sql, what).await;
+    if let Ok(b) = &out {
+        tracing::info!(
+            what,
+            rows = rows(b),
+            seconds = started.elapsed().as_secs_f64(),
+            "unify step done"
+        );
+    }
+    out
+}
+
+async fn collect_inner(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
     let df = ctx
         .sql(sql)
         .await

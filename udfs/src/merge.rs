@@ -13,12 +13,15 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::array::{make_comparator, Array, ArrayRef, UInt64Array};
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
 
 /// Which end of the key wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +101,23 @@ fn fill_key(values: &ArrayRef) -> Result<ArrayRef> {
     Ok(Arc::new(lens))
 }
 
+impl MergePrecedence {
+    fn types(&self, acc_args: &AccumulatorArgs) -> Result<(DataType, DataType)> {
+        let value_type = acc_args.exprs[0].data_type(acc_args.schema)?;
+        let key_type = if self.policy.takes_key() {
+            acc_args.exprs[1].data_type(acc_args.schema)?
+        } else {
+            match value_type {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::List(_) => {
+                    DataType::UInt64
+                }
+                ref other => other.clone(),
+            }
+        };
+        Ok((value_type, key_type))
+    }
+}
+
 impl AggregateUDFImpl for MergePrecedence {
     fn name(&self) -> &str {
         self.policy.name()
@@ -125,6 +145,24 @@ impl AggregateUDFImpl for MergePrecedence {
             Arc::new(Field::new(format!("{}_key", args.name), key, true)),
         ])
     }
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        acc_args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let (value_type, key_type) = self.types(&acc_args)?;
+        Ok(Box::new(BestGroups {
+            policy: self.policy,
+            value_type,
+            key_type,
+            best: Vec::new(),
+            scratch: Vec::new(),
+        }))
+    }
+
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let value_type = acc_args.exprs[0].data_type(acc_args.schema)?;
         let key_type = if self.policy.takes_key() {
@@ -201,8 +239,10 @@ impl BestAccumulator {
         let Some(i) = best else {
             return Ok(());
         };
-        let value = ScalarValue::try_from_array(values, i)?;
-        let key = ScalarValue::try_from_array(keys, i)?;
+        // Nested scalars (structs, lists) hold slices of the input's buffers; with string views
+        // those buffers are whole batches. Compact them so each group keeps only its value.
+        let value = ScalarValue::try_from_array(values, i)?.compacted();
+        let key = ScalarValue::try_from_array(keys, i)?.compacted();
         if self.value.is_null() {
             self.value = value;
             self.key = key;
@@ -252,5 +292,195 @@ impl Accumulator for BestAccumulator {
         std::mem::size_of_val(self) + self.value.size() + self.key.size()
             - std::mem::size_of_val(&self.value)
             - std::mem::size_of_val(&self.key)
+    }
+}
+
+/// The same choice for many groups at once: per batch, the best row of each group is found with
+/// one Arrow comparator, and only that row is turned into a scalar and compared with the group's
+/// best so far.
+#[derive(Debug)]
+struct BestGroups {
+    policy: Policy,
+    value_type: DataType,
+    key_type: DataType,
+    /// Per group: the best (value, key) so far.
+    best: Vec<Option<(ScalarValue, ScalarValue)>>,
+    /// Per group: the best row of the current batch (reused between batches).
+    scratch: Vec<Option<usize>>,
+}
+
+impl BestGroups {
+    fn fold(
+        &mut self,
+        values: &ArrayRef,
+        keys: &ArrayRef,
+        group_indices: &[usize],
+        filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        if self.best.len() < total_num_groups {
+            self.best.resize(total_num_groups, None);
+        }
+        self.scratch.clear();
+        self.scratch.resize(total_num_groups, None);
+        let opts = SortOptions {
+            descending: false,
+            nulls_first: true,
+        };
+        let key_cmp = make_comparator(keys.as_ref(), keys.as_ref(), opts)?;
+        let val_cmp = make_comparator(values.as_ref(), values.as_ref(), opts)?;
+        let judge = BestAccumulator {
+            policy: self.policy,
+            value: ScalarValue::Null,
+            key: ScalarValue::Null,
+        };
+        let mut touched = Vec::new();
+        for (i, &g) in group_indices.iter().enumerate() {
+            if values.is_null(i) || filter.is_some_and(|f| !f.value(i) || f.is_null(i)) {
+                continue;
+            }
+            match self.scratch[g] {
+                None => {
+                    self.scratch[g] = Some(i);
+                    touched.push(g);
+                }
+                Some(b) => {
+                    if judge.beats(
+                        keys.is_null(i),
+                        keys.is_null(b),
+                        key_cmp(i, b),
+                        val_cmp(i, b),
+                    ) {
+                        self.scratch[g] = Some(i);
+                    }
+                }
+            }
+        }
+        for g in touched {
+            let i = self.scratch[g].expect("touched groups have a row");
+            let value = ScalarValue::try_from_array(values, i)?.compacted();
+            let key = ScalarValue::try_from_array(keys, i)?.compacted();
+            let replace = match &self.best[g] {
+                None => true,
+                Some((bv, bk)) => judge.beats(
+                    key.is_null(),
+                    bk.is_null(),
+                    key.partial_cmp(bk).unwrap_or(Ordering::Equal),
+                    value.partial_cmp(bv).unwrap_or(Ordering::Equal),
+                ),
+            };
+            if replace {
+                self.best[g] = Some((value, key));
+            }
+        }
+        Ok(())
+    }
+
+    fn column(&self, taken: &[Option<(ScalarValue, ScalarValue)>], key: bool) -> Result<ArrayRef> {
+        let dt = if key {
+            &self.key_type
+        } else {
+            &self.value_type
+        };
+        let null = ScalarValue::try_from(dt)?;
+        let scalars = taken.iter().map(|b| match b {
+            Some((v, k)) => {
+                if key {
+                    k.clone()
+                } else {
+                    v.clone()
+                }
+            }
+            None => null.clone(),
+        });
+        if taken.is_empty() {
+            return Ok(datafusion::arrow::array::new_empty_array(dt));
+        }
+        ScalarValue::iter_to_array(scalars)
+    }
+}
+
+impl GroupsAccumulator for BestGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let keys = if self.policy.takes_key() {
+            values[1].clone()
+        } else {
+            fill_key(&values[0])?
+        };
+        self.fold(
+            &values[0],
+            &keys,
+            group_indices,
+            opt_filter,
+            total_num_groups,
+        )
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        if values.len() != 2 {
+            return exec_err!("{}: bad state", self.policy.name());
+        }
+        self.fold(
+            &values[0],
+            &values[1],
+            group_indices,
+            None,
+            total_num_groups,
+        )
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let taken = emit_to.take_needed(&mut self.best);
+        self.column(&taken, false)
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let keys = if self.policy.takes_key() {
+            values[1].clone()
+        } else {
+            fill_key(&values[0])?
+        };
+        let vals = match opt_filter {
+            Some(f) => {
+                let drop = datafusion::arrow::compute::not(f)?;
+                datafusion::arrow::compute::nullif(&values[0], &drop)?
+            }
+            None => values[0].clone(),
+        };
+        Ok(vec![vals, keys])
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let taken = emit_to.take_needed(&mut self.best);
+        Ok(vec![
+            self.column(&taken, false)?,
+            self.column(&taken, true)?,
+        ])
+    }
+
+    fn size(&self) -> usize {
+        self.best
+            .iter()
+            .map(|b| match b {
+                Some((v, k)) => v.size() + k.size(),
+                None => std::mem::size_of::<Option<(ScalarValue, ScalarValue)>>(),
+            })
+            .sum::<usize>()
+            + self.scratch.capacity() * std::mem::size_of::<Option<usize>>()
     }
 }
