@@ -14,7 +14,12 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use datafusion::arrow::array::BooleanArray;
-use datafusion::arrow::array::{make_comparator, Array, ArrayRef, UInt64Array};
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{
+    make_comparator, new_null_array, Array, ArrayRef, DynComparator, UInt64Array,
+};
+use datafusion::arrow::compute::interleave;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, Result, ScalarValue};
@@ -154,13 +159,7 @@ impl AggregateUDFImpl for MergePrecedence {
         acc_args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
         let (value_type, key_type) = self.types(&acc_args)?;
-        Ok(Box::new(BestGroups {
-            policy: self.policy,
-            value_type,
-            key_type,
-            best: Vec::new(),
-            scratch: Vec::new(),
-        }))
+        Ok(Box::new(BestGroups::new(self.policy, value_type, key_type)))
     }
 
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -295,21 +294,43 @@ impl Accumulator for BestAccumulator {
     }
 }
 
-/// The same choice for many groups at once: per batch, the best row of each group is found with
-/// one Arrow comparator, and only that row is turned into a scalar and compared with the group's
-/// best so far.
+/// The same choice for many groups at once. Input arrays are kept, and each group remembers
+/// only where its best row is (array, row): comparisons use Arrow comparators and the result
+/// is assembled with `interleave`, so no per-group scalars are built.
 #[derive(Debug)]
 struct BestGroups {
     policy: Policy,
     value_type: DataType,
     key_type: DataType,
-    /// Per group: the best (value, key) so far.
-    best: Vec<Option<(ScalarValue, ScalarValue)>>,
+    values: Vec<ArrayRef>,
+    keys: Vec<ArrayRef>,
+    /// Per group: (array index, row) of the best row so far.
+    best: Vec<Option<(u32, u32)>>,
     /// Per group: the best row of the current batch (reused between batches).
-    scratch: Vec<Option<usize>>,
+    scratch: Vec<Option<u32>>,
 }
 
 impl BestGroups {
+    fn new(policy: Policy, value_type: DataType, key_type: DataType) -> Self {
+        BestGroups {
+            policy,
+            value_type,
+            key_type,
+            values: Vec::new(),
+            keys: Vec::new(),
+            best: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn judge(&self) -> BestAccumulator {
+        BestAccumulator {
+            policy: self.policy,
+            value: ScalarValue::Null,
+            key: ScalarValue::Null,
+        }
+    }
+
     fn fold(
         &mut self,
         values: &ArrayRef,
@@ -327,76 +348,100 @@ impl BestGroups {
             descending: false,
             nulls_first: true,
         };
+        let judge = self.judge();
         let key_cmp = make_comparator(keys.as_ref(), keys.as_ref(), opts)?;
         let val_cmp = make_comparator(values.as_ref(), values.as_ref(), opts)?;
-        let judge = BestAccumulator {
-            policy: self.policy,
-            value: ScalarValue::Null,
-            key: ScalarValue::Null,
-        };
         let mut touched = Vec::new();
         for (i, &g) in group_indices.iter().enumerate() {
-            if values.is_null(i) || filter.is_some_and(|f| !f.value(i) || f.is_null(i)) {
+            if values.is_null(i) || filter.is_some_and(|f| f.is_null(i) || !f.value(i)) {
                 continue;
             }
             match self.scratch[g] {
                 None => {
-                    self.scratch[g] = Some(i);
+                    self.scratch[g] = Some(i as u32);
                     touched.push(g);
                 }
                 Some(b) => {
+                    let b = b as usize;
                     if judge.beats(
                         keys.is_null(i),
                         keys.is_null(b),
                         key_cmp(i, b),
                         val_cmp(i, b),
                     ) {
-                        self.scratch[g] = Some(i);
+                        self.scratch[g] = Some(i as u32);
                     }
                 }
             }
         }
+        if touched.is_empty() {
+            return Ok(());
+        }
+        let this = self.values.len() as u32;
+        self.values.push(values.clone());
+        self.keys.push(keys.clone());
+        // Comparators against earlier arrays, made once per array this batch meets.
+        let mut against: HashMap<u32, (DynComparator, DynComparator)> = HashMap::new();
         for g in touched {
-            let i = self.scratch[g].expect("touched groups have a row");
-            let value = ScalarValue::try_from_array(values, i)?.compacted();
-            let key = ScalarValue::try_from_array(keys, i)?.compacted();
-            let replace = match &self.best[g] {
+            let i = self.scratch[g].expect("touched groups have a row") as usize;
+            let replace = match self.best[g] {
                 None => true,
-                Some((bv, bk)) => judge.beats(
-                    key.is_null(),
-                    bk.is_null(),
-                    key.partial_cmp(bk).unwrap_or(Ordering::Equal),
-                    value.partial_cmp(bv).unwrap_or(Ordering::Equal),
-                ),
+                Some((a, r)) => {
+                    let (kc, vc) = match against.entry(a) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => e.insert((
+                            make_comparator(keys.as_ref(), self.keys[a as usize].as_ref(), opts)?,
+                            make_comparator(
+                                values.as_ref(),
+                                self.values[a as usize].as_ref(),
+                                opts,
+                            )?,
+                        )),
+                    };
+                    let r = r as usize;
+                    judge.beats(
+                        keys.is_null(i),
+                        self.keys[a as usize].is_null(r),
+                        kc(i, r),
+                        vc(i, r),
+                    )
+                }
             };
             if replace {
-                self.best[g] = Some((value, key));
+                self.best[g] = Some((this, i as u32));
             }
         }
         Ok(())
     }
 
-    fn column(&self, taken: &[Option<(ScalarValue, ScalarValue)>], key: bool) -> Result<ArrayRef> {
-        let dt = if key {
-            &self.key_type
+    /// The chosen values (or keys) of `taken` groups, NULL where a group saw no value.
+    fn column(&self, taken: &[Option<(u32, u32)>], key: bool) -> Result<ArrayRef> {
+        let (store, dt) = if key {
+            (&self.keys, &self.key_type)
         } else {
-            &self.value_type
+            (&self.values, &self.value_type)
         };
-        let null = ScalarValue::try_from(dt)?;
-        let scalars = taken.iter().map(|b| match b {
-            Some((v, k)) => {
-                if key {
-                    k.clone()
-                } else {
-                    v.clone()
-                }
-            }
-            None => null.clone(),
-        });
-        if taken.is_empty() {
-            return Ok(datafusion::arrow::array::new_empty_array(dt));
+        let null = new_null_array(dt, 1);
+        let mut arrays: Vec<&dyn Array> = store.iter().map(|a| a.as_ref()).collect();
+        let null_idx = arrays.len();
+        arrays.push(null.as_ref());
+        let indices: Vec<(usize, usize)> = taken
+            .iter()
+            .map(|b| b.map_or((null_idx, 0), |(a, r)| (a as usize, r as usize)))
+            .collect();
+        Ok(interleave(&arrays, &indices)?)
+    }
+
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Option<(u32, u32)>> {
+        let taken = emit_to.take_needed(&mut self.best);
+        taken
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.best.is_empty() {
+            self.values.clear();
+            self.keys.clear();
         }
-        ScalarValue::iter_to_array(scalars)
     }
 }
 
@@ -441,8 +486,17 @@ impl GroupsAccumulator for BestGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let taken = emit_to.take_needed(&mut self.best);
-        self.column(&taken, false)
+        let taken = self.take(emit_to);
+        let out = self.column(&taken, false);
+        self.release_if_empty();
+        out
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let taken = self.take(emit_to);
+        let out = vec![self.column(&taken, false)?, self.column(&taken, true)?];
+        self.release_if_empty();
+        Ok(out)
     }
 
     fn convert_to_state(
@@ -465,22 +519,15 @@ impl GroupsAccumulator for BestGroups {
         Ok(vec![vals, keys])
     }
 
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let taken = emit_to.take_needed(&mut self.best);
-        Ok(vec![
-            self.column(&taken, false)?,
-            self.column(&taken, true)?,
-        ])
-    }
-
     fn size(&self) -> usize {
-        self.best
+        let arrays: usize = self
+            .values
             .iter()
-            .map(|b| match b {
-                Some((v, k)) => v.size() + k.size(),
-                None => std::mem::size_of::<Option<(ScalarValue, ScalarValue)>>(),
-            })
-            .sum::<usize>()
-            + self.scratch.capacity() * std::mem::size_of::<Option<usize>>()
+            .chain(&self.keys)
+            .map(|a| a.get_array_memory_size())
+            .sum();
+        arrays
+            + self.best.capacity() * std::mem::size_of::<Option<(u32, u32)>>()
+            + self.scratch.capacity() * std::mem::size_of::<Option<u32>>()
     }
 }
