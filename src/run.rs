@@ -191,7 +191,10 @@ async fn unify_stage(
     let tables = run_dir.join("tables");
     std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
     let report = crate::unify::unify(cfg, &ctx, &tables, previous_tables).await;
+    tracing::info!("unify stage returned");
+    drop(ctx);
     bar.finish_and_clear();
+    tracing::info!("unify context released");
     report
 }
 

@@ -433,8 +433,7 @@ impl BestGroups {
     }
 
     fn take(&mut self, emit_to: EmitTo) -> Vec<Option<(u32, u32)>> {
-        let taken = emit_to.take_needed(&mut self.best);
-        taken
+        emit_to.take_needed(&mut self.best)
     }
 
     fn release_if_empty(&mut self) {
