@@ -30,6 +30,7 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "unified_customers",
     "id_changes",
     "unify_stats",
+    "identity_graph",
     "truth",
 ];
 
@@ -293,6 +294,14 @@ impl ProjectConfig {
                             "unify.sources.{name}: no source named `{name}` (sources: {})",
                             cfg.sources.keys().cloned().collect::<Vec<_>>().join(", ")
                         ),
+                    ));
+                }
+            }
+            for (name, map) in &u.identities {
+                if !cfg.sources.contains_key(name) {
+                    return Err(cfg.error_at(
+                        map.span(),
+                        format!("unify.identities.{name}: no source named `{name}`"),
                     ));
                 }
             }

@@ -13,6 +13,10 @@ pub struct UnifySection {
     /// Column mapping per source: `[unify.sources.<source>]`.
     #[serde(default)]
     pub sources: BTreeMap<String, Spanned<SourceMap>>,
+    /// Sources of anonymous ids (cookies, devices) to stitch to known customers:
+    /// `[unify.identities.<source>]`.
+    #[serde(default)]
+    pub identities: BTreeMap<String, Spanned<IdentityMap>>,
     /// Ordered match rules; a pair matches when any rule holds. Default: [`default_rules`].
     #[serde(default)]
     pub rules: Vec<Spanned<MatchRule>>,
@@ -57,6 +61,27 @@ pub struct SourceMap {
     pub priority: Option<i64>,
     /// Default phone region for sources without a country column (e.g. "NL").
     pub default_region: Option<String>,
+}
+
+/// Columns of an event source that carries anonymous ids.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityMap {
+    /// The anonymous identifier (cookie or device id).
+    pub anonymous_id: String,
+    /// What kind of id it is, e.g. "cookie" or "device".
+    #[serde(default = "default_id_type")]
+    pub id_type: String,
+    /// E-mail seen on some events (login, sign-up): ties the anonymous id to a customer.
+    pub email: Option<String>,
+    /// Phone seen on some events.
+    pub phone: Option<String>,
+    /// Event time.
+    pub timestamp: Option<String>,
+}
+
+fn default_id_type() -> String {
+    "anonymous".into()
 }
 
 /// Semantic fields a rule can compare.

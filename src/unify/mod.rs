@@ -8,6 +8,7 @@
 
 pub mod clusters;
 pub mod config;
+pub mod identity;
 pub mod matching;
 pub mod staging;
 
@@ -40,6 +41,11 @@ pub struct UnifyReport {
     pub singletons: u64,
     pub id_changes: u64,
     pub skipped_blocks: u64,
+    /// Anonymous ids seen in `[unify.identities]` sources, and how many are tied to a customer.
+    #[serde(default)]
+    pub anonymous_ids: u64,
+    #[serde(default)]
+    pub stitched_ids: u64,
     pub pairs_per_rule: Vec<(String, u64)>,
     pub warnings: Vec<String>,
     pub seconds: f64,
@@ -438,6 +444,26 @@ pub async fn unify(
     }
 
     tracing::info!("unified_customers written");
+
+    // Identity graph: anonymous ids stitched to customers.
+    if !unify_cfg.identities.is_empty() {
+        let sql = unify_cfg
+            .identities
+            .iter()
+            .map(|(source, map)| identity::identity_sql(source, map.get_ref()))
+            .map(|q| format!("SELECT * FROM ({q})"))
+            .collect::<Vec<_>>()
+            .join("\nUNION ALL\n");
+        let graph = collect(ctx, &sql, "identity graph").await?;
+        if let Some(schema) = graph.first().map(|b| b.schema()) {
+            report.anonymous_ids = rows(&graph);
+            report.stitched_ids = graph
+                .iter()
+                .map(|b| (b.num_rows() - b.column(3).null_count()) as u64)
+                .sum();
+            write_table(tables_dir, "identity_graph", &schema, &graph)?;
+        }
+    }
     report.seconds = started.elapsed().as_secs_f64();
     write_stats(tables_dir, &report)?;
     tracing::info!("unify stats written");
@@ -454,6 +480,8 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
         ("singletons".into(), r.singletons),
         ("id_changes".into(), r.id_changes),
         ("skipped_blocks".into(), r.skipped_blocks),
+        ("anonymous_ids".into(), r.anonymous_ids),
+        ("stitched_ids".into(), r.stitched_ids),
     ];
     metrics.extend(
         r.pairs_per_rule

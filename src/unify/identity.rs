@@ -1,0 +1,76 @@
+//! The identity graph: anonymous ids (cookies, devices) joined to known customers when any of
+//! their events carries an identifier of that customer (an e-mail at login or sign-up, a
+//! phone). Visitors never identified keep a profile id of their own (`anon_<id>`), so their
+//! history is kept and joins the customer once they identify.
+
+use super::config::IdentityMap;
+
+fn ident(col: &str) -> String {
+    format!("\"{}\"", col.replace('"', "\"\""))
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// SQL of the identity graph rows contributed by one event source.
+pub fn identity_sql(source: &str, map: &IdentityMap) -> String {
+    let email = map
+        .email
+        .as_ref()
+        .map(|c| format!("normalize_email(CAST({} AS VARCHAR), true)", ident(c)))
+        .unwrap_or_else(|| "CAST(NULL AS VARCHAR)".into());
+    let phone = map
+        .phone
+        .as_ref()
+        .map(|c| {
+            format!(
+                "CASE WHEN length(regexp_replace(CAST({c} AS VARCHAR), '[^0-9]', '', 'g')) >= 7 \
+                 THEN right(regexp_replace(CAST({c} AS VARCHAR), '[^0-9]', '', 'g'), 9) END",
+                c = ident(c)
+            )
+        })
+        .unwrap_or_else(|| "CAST(NULL AS VARCHAR)".into());
+    let ts = map
+        .timestamp
+        .as_ref()
+        .map(|c| format!("CAST({} AS TIMESTAMP)", ident(c)))
+        .unwrap_or_else(|| "CAST(NULL AS TIMESTAMP)".into());
+    format!(
+        "WITH ev AS (
+  SELECT CAST({anon} AS VARCHAR) AS anonymous_id, {email} AS email, {phone} AS phone_digits, {ts} AS ts
+  FROM {table} WHERE {anon} IS NOT NULL
+),
+ids AS (
+  SELECT anonymous_id, count(*) AS events, min(ts) AS first_seen, max(ts) AS last_seen
+  FROM ev GROUP BY anonymous_id
+),
+ties AS (
+  SELECT ev.anonymous_id, l.customer_id, 'email' AS linked_by, max(ev.ts) AS tied_at
+  FROM ev JOIN unify_records r ON r.email = ev.email JOIN customer_links l ON l.uid = r.uid
+  WHERE ev.email IS NOT NULL GROUP BY ev.anonymous_id, l.customer_id
+  UNION ALL
+  SELECT ev.anonymous_id, l.customer_id, 'phone' AS linked_by, max(ev.ts) AS tied_at
+  FROM ev JOIN unify_records r ON r.phone_digits = ev.phone_digits JOIN customer_links l ON l.uid = r.uid
+  WHERE ev.phone_digits IS NOT NULL GROUP BY ev.anonymous_id, l.customer_id
+),
+best AS (
+  -- A shared device may tie to several customers: the most recent tie wins, and the number
+  -- of candidates is kept so such ids can be reviewed.
+  SELECT anonymous_id,
+         first_value(customer_id ORDER BY tied_at DESC NULLS LAST, customer_id) AS customer_id,
+         first_value(linked_by ORDER BY tied_at DESC NULLS LAST, customer_id) AS linked_by,
+         count(DISTINCT customer_id) AS candidates
+  FROM ties GROUP BY anonymous_id
+)
+SELECT ids.anonymous_id, {id_type} AS id_type, {src} AS source,
+       best.customer_id, best.linked_by, COALESCE(best.candidates, 0) AS candidates,
+       COALESCE(best.customer_id, 'anon_' || ids.anonymous_id) AS profile_id,
+       ids.events, ids.first_seen, ids.last_seen
+FROM ids LEFT JOIN best ON best.anonymous_id = ids.anonymous_id",
+        anon = ident(&map.anonymous_id),
+        table = ident(source),
+        id_type = literal(&map.id_type),
+        src = literal(source),
+    )
+}
