@@ -127,6 +127,17 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Explain why two records were or were not matched: every condition of every rule.
+    ///
+    /// Records are named SOURCE:RECORD_ID, e.g. crm_contacts:C0000042.
+    Explain {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// First record (SOURCE:RECORD_ID).
+        left: String,
+        /// Second record (SOURCE:RECORD_ID).
+        right: String,
+    },
     /// Show a table's columns and types.
     Describe {
         #[command(flatten)]
@@ -287,6 +298,44 @@ async fn dispatch(cli: Cli) -> Result<()> {
             .await?;
             let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
             write_batches(&batches, format, &mut std::io::stdout().lock())
+        }
+        Command::Explain {
+            project,
+            left,
+            right,
+        } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let (ctx, opened) = open_project(&cfg, None).await?;
+            if !opened.tables.iter().any(|t| t == "unify_records") {
+                return Err(Error::Other(format!(
+                    "run {} has no unify_records: add a [unify] section and run again",
+                    opened.run_id
+                )));
+            }
+            use panorama::unify::explain;
+            let l = explain::staged_record(&ctx, &left).await?;
+            let r = explain::staged_record(&ctx, &right).await?;
+            let rules = panorama::unify::rules(&cfg);
+            let checks = explain::explain(&rules, &l, &r);
+            write_batches(
+                &[explain::checks_batch(&checks)?],
+                OutputFormat::Table,
+                &mut std::io::stdout().lock(),
+            )?;
+            for v in explain::verdicts(&rules, &checks) {
+                println!("{v}");
+            }
+            let links = ctx
+                .sql(&format!(
+                    "SELECT uid, customer_id FROM customer_links WHERE uid IN ('{}', '{}') ORDER BY uid",
+                    left.replace('\'', "''"),
+                    right.replace('\'', "''")
+                ))
+                .await?
+                .collect()
+                .await?;
+            println!("Customers:");
+            write_batches(&links, OutputFormat::Table, &mut std::io::stdout().lock())
         }
         Command::Describe { project, table } => {
             let cfg = ProjectConfig::load(&project.project)?;

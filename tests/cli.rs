@@ -541,3 +541,24 @@ fn unify_config_errors_name_the_line() {
     let err = fails(&["run", "-p", p(dir)]);
     assert!(err.contains("unknown precision `sharp`"), "{err}");
 }
+
+#[test]
+fn explain_shows_each_condition_and_the_verdict() {
+    let tmp = demo_project("300");
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    // Take a pair the matcher linked, and check that explain agrees with it.
+    let pair = query(
+        dir,
+        "SELECT left_uid, right_uid, rule FROM match_pairs ORDER BY left_uid, right_uid LIMIT 1",
+    );
+    let row: Vec<&str> = pair.lines().nth(1).unwrap().split(',').collect();
+    let out = ok(&["explain", "-p", p(dir), row[0], row[1]]);
+    assert!(out.contains(&format!("{}: MATCH", row[2])), "{out}");
+    assert!(
+        out.contains("similarity") && out.contains("blocking_key"),
+        "{out}"
+    );
+    let err = fails(&["explain", "-p", p(dir), "crm_contacts:NOPE", row[1]]);
+    assert!(err.contains("no record `crm_contacts:NOPE`"), "{err}");
+}

@@ -8,6 +8,7 @@
 
 pub mod clusters;
 pub mod config;
+pub mod explain;
 pub mod identity;
 pub mod matching;
 pub mod staging;
