@@ -471,6 +471,20 @@ async fn quickstart(dir: Option<PathBuf>, persons: usize, seed: u64, quiet: bool
     println!("\nContacts per country in the CRM:\n  {example}");
     let batches = ctx.sql(example).await?.collect().await?;
     write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())?;
+    let unified = "SELECT customer_id, first_name, last_name, email, city, source_count, record_count \
+                   FROM unified_customers ORDER BY source_count DESC, record_count DESC, customer_id LIMIT 5";
+    println!("\nOne profile per person, merged from several sources:\n  {unified}");
+    let batches = ctx.sql(unified).await?.collect().await?;
+    write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())?;
+    ctx.register_csv(
+        "truth",
+        dir.join("truth.csv").to_string_lossy().as_ref(),
+        datafusion::prelude::CsvReadOptions::new().has_header(true),
+    )
+    .await?;
+    println!("\nAccuracy against the generator's ground truth (panorama eval):");
+    let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
+    write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())?;
     print!("{}", next_steps(&dir));
     Ok(())
 }
@@ -478,8 +492,11 @@ async fn quickstart(dir: Option<PathBuf>, persons: usize, seed: u64, quiet: bool
 fn next_steps(dir: &Path) -> String {
     let p = dir.display();
     format!(
-        "\nWhat to try next:
+        "\nWhat to try next (the binary is target/release/panorama; put it on your PATH):
   panorama tables   --project {p}
+  panorama query    --project {p} \"SELECT * FROM customer_links WHERE customer_id = 'cus_000000001'\"
+  panorama explain  --project {p} crm_contacts:C0000001 webshop_customers:W0000001
+  panorama eval     --project {p} --truth {p}/truth.csv
   panorama describe --project {p} webshop_customers
   panorama query    --project {p} \"SELECT * FROM rejects LIMIT 5\"
   panorama query    --project {p} \"SELECT tier, count(*), avg(points) FROM loyalty_members GROUP BY tier\" --format csv

@@ -366,6 +366,11 @@ fn quickstart_builds_and_runs_a_demo() {
     assert!(out.contains("succeeded"), "{out}");
     assert!(out.contains("What to try next"), "{out}");
     assert!(out.contains("Contacts per country"), "{out}");
+    assert!(
+        out.contains("One profile per person") && out.contains("cus_"),
+        "{out}"
+    );
+    assert!(out.contains("precision") && out.contains("f1"), "{out}");
     assert!(dir.join(".panorama/current.json").exists());
     // Running it again into the same place refuses instead of overwriting.
     let err = fails(&["quickstart", p(&dir), "--persons", "500"]);
