@@ -4,14 +4,7 @@
 //! history is kept and joins the customer once they identify.
 
 use super::config::IdentityMap;
-
-fn ident(col: &str) -> String {
-    format!("\"{}\"", col.replace('"', "\"\""))
-}
-
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+use super::staging::{ident, literal, phone_digits};
 
 /// SQL of the identity graph rows contributed by one event source.
 pub fn identity_sql(source: &str, map: &IdentityMap) -> String {
@@ -23,13 +16,7 @@ pub fn identity_sql(source: &str, map: &IdentityMap) -> String {
     let phone = map
         .phone
         .as_ref()
-        .map(|c| {
-            format!(
-                "CASE WHEN length(regexp_replace(CAST({c} AS VARCHAR), '[^0-9]', '', 'g')) >= 7 \
-                 THEN right(regexp_replace(CAST({c} AS VARCHAR), '[^0-9]', '', 'g'), 9) END",
-                c = ident(c)
-            )
-        })
+        .map(|c| phone_digits(&format!("CAST({} AS VARCHAR)", ident(c))))
         .unwrap_or_else(|| "CAST(NULL AS VARCHAR)".into());
     let ts = map
         .timestamp

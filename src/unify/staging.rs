@@ -3,12 +3,22 @@
 
 use super::config::SourceMap;
 
-fn ident(col: &str) -> String {
+/// A SQL identifier, quoted.
+pub(crate) fn ident(col: &str) -> String {
     format!("\"{}\"", col.replace('"', "\"\""))
 }
 
-fn literal(s: &str) -> String {
+/// A SQL string literal.
+pub(crate) fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The last nine digits of a phone number: the same whatever its format or country prefix.
+pub(crate) fn phone_digits(expr: &str) -> String {
+    format!(
+        "CASE WHEN length(regexp_replace({expr}, '[^0-9]', '', 'g')) >= 7 \
+         THEN right(regexp_replace({expr}, '[^0-9]', '', 'g'), 9) END"
+    )
 }
 
 /// A mapped column as a SQL expression, or a typed NULL.
@@ -49,8 +59,7 @@ pub fn source_select(source: &str, map: &SourceMap, record_id: &str, priority: i
        double_metaphone({raw_last}) AS last_name_phonetic,
        normalize_email({email}, true) AS email,
        normalize_phone({phone}, {region}) AS phone,
-       CASE WHEN length(regexp_replace({phone}, '[^0-9]', '', 'g')) >= 7
-            THEN right(regexp_replace({phone}, '[^0-9]', '', 'g'), 9) END AS phone_digits,
+       {phone_digits} AS phone_digits,
        normalize_address({street}) AS street,
        upper(replace({postcode}, ' ', '')) AS postcode,
        normalize_name({city}) AS city,
@@ -67,6 +76,7 @@ FROM {table}",
         rid = ident(record_id),
         email = col(&map.email, "VARCHAR"),
         phone = col(&map.phone, "VARCHAR"),
+        phone_digits = phone_digits(&col(&map.phone, "VARCHAR")),
         street = col(&map.street, "VARCHAR"),
         postcode = col(&map.postcode, "VARCHAR"),
         city = col(&map.city, "VARCHAR"),

@@ -106,18 +106,23 @@ fn fill_key(values: &ArrayRef) -> Result<ArrayRef> {
     Ok(Arc::new(lens))
 }
 
+/// The key `most_filled` ranks by: a length for strings and lists, else the value itself.
+fn fill_key_type(value: &DataType) -> DataType {
+    match value {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::List(_) => {
+            DataType::UInt64
+        }
+        other => other.clone(),
+    }
+}
+
 impl MergePrecedence {
     fn types(&self, acc_args: &AccumulatorArgs) -> Result<(DataType, DataType)> {
         let value_type = acc_args.exprs[0].data_type(acc_args.schema)?;
         let key_type = if self.policy.takes_key() {
             acc_args.exprs[1].data_type(acc_args.schema)?
         } else {
-            match value_type {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::List(_) => {
-                    DataType::UInt64
-                }
-                ref other => other.clone(),
-            }
+            fill_key_type(&value_type)
         };
         Ok((value_type, key_type))
     }
@@ -138,12 +143,7 @@ impl AggregateUDFImpl for MergePrecedence {
         let key = if self.policy.takes_key() {
             args.input_fields[1].data_type().clone()
         } else {
-            match value {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::List(_) => {
-                    DataType::UInt64
-                }
-                ref other => other.clone(),
-            }
+            fill_key_type(&value)
         };
         Ok(vec![
             Arc::new(Field::new(format!("{}_value", args.name), value, true)),
@@ -163,17 +163,7 @@ impl AggregateUDFImpl for MergePrecedence {
     }
 
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let value_type = acc_args.exprs[0].data_type(acc_args.schema)?;
-        let key_type = if self.policy.takes_key() {
-            acc_args.exprs[1].data_type(acc_args.schema)?
-        } else {
-            match value_type {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::List(_) => {
-                    DataType::UInt64
-                }
-                ref other => other.clone(),
-            }
-        };
+        let (value_type, key_type) = self.types(&acc_args)?;
         Ok(Box::new(BestAccumulator {
             policy: self.policy,
             value: ScalarValue::try_from(&value_type)?,
