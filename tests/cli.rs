@@ -567,3 +567,58 @@ fn explain_shows_each_condition_and_the_verdict() {
     let err = fails(&["explain", "-p", p(dir), "crm_contacts:NOPE", row[1]]);
     assert!(err.contains("no record `crm_contacts:NOPE`"), "{err}");
 }
+
+#[test]
+fn overrides_force_and_forbid_matches() {
+    let tmp = demo_project("300");
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    let col = |csv: &str, i: usize| -> Vec<String> {
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(i).unwrap().to_string())
+            .collect()
+    };
+    // Two records that are one customer only through their direct match...
+    let pair = query(dir, "SELECT min(uid) AS a, max(uid) AS b FROM customer_links GROUP BY customer_id HAVING count(*) = 2 ORDER BY 1 LIMIT 1");
+    let (a, b) = (col(&pair, 0)[0].clone(), col(&pair, 1)[0].clone());
+    // ...and two records of different customers, each alone.
+    let single = query(dir, "SELECT min(uid) AS u FROM customer_links GROUP BY customer_id HAVING count(*) = 1 ORDER BY 1 LIMIT 2");
+    let (c, d) = (col(&single, 0)[0].clone(), col(&single, 0)[1].clone());
+    write(
+        &dir.join("overrides.csv"),
+        &format!("left_uid,right_uid,decision\n{a},{b},no_match\n{d},{c},match\n"),
+    );
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!("{cfg}\n[unify]\noverrides = \"overrides.csv\"\n"),
+    )
+    .unwrap();
+    ok(&["run", "-p", p(dir), "-q"]);
+    let ids = |x: &str, y: &str| {
+        let out = query(dir, &format!("SELECT count(DISTINCT customer_id) AS n FROM customer_links WHERE uid IN ('{x}', '{y}')"));
+        out.lines().nth(1).unwrap().to_string()
+    };
+    assert_eq!(ids(&a, &b), "2", "never-match splits {a} and {b}");
+    assert_eq!(ids(&c, &d), "1", "always-match joins {c} and {d}");
+    let rule = query(
+        dir,
+        &format!(
+            "SELECT rule FROM match_pairs WHERE left_uid = '{}' AND right_uid = '{}'",
+            c.clone().min(d.clone()),
+            c.max(d)
+        ),
+    );
+    assert_eq!(rule, "rule\noverride\n");
+
+    write(
+        &dir.join("overrides.csv"),
+        "left_uid,right_uid,decision\nx:1,y:2,maybe\n",
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(
+        err.contains("overrides.csv:2:") && err.contains("`match` or `no_match`"),
+        "{err}"
+    );
+}

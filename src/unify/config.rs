@@ -20,6 +20,10 @@ pub struct UnifySection {
     /// Ordered match rules; a pair matches when any rule holds. Default: [`default_rules`].
     #[serde(default)]
     pub rules: Vec<Spanned<MatchRule>>,
+    /// CSV of manual decisions, relative to the project: `left_uid,right_uid,decision` with
+    /// uids as `source:record_id` and decision `match` (always) or `no_match` (never).
+    #[serde(default)]
+    pub overrides: Option<Spanned<String>>,
     /// Blocks (records sharing a rule's exact key) larger than this are skipped with a warning.
     #[serde(default = "default_max_block_size")]
     pub max_block_size: usize,

@@ -47,6 +47,9 @@ pub struct UnifyReport {
     pub anonymous_ids: u64,
     #[serde(default)]
     pub stitched_ids: u64,
+    /// Never-match decisions that other matches override (the records stay one customer).
+    #[serde(default)]
+    pub override_conflicts: u64,
     pub pairs_per_rule: Vec<(String, u64)>,
     pub warnings: Vec<String>,
     pub seconds: f64,
@@ -132,6 +135,71 @@ fn register(
 ) -> Result<()> {
     let _ = ctx.deregister_table(name);
     ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+    Ok(())
+}
+
+/// Candidate pairs after manual decisions: never-match pairs removed, always-match pairs added
+/// as rule `override` (which wins over every rule).
+const OVERRIDDEN_CANDIDATES_SQL: &str = "
+SELECT c.left_uid, c.right_uid, c.rule, c.rule_order, c.score
+FROM unify_candidates_by_rules c
+LEFT JOIN (SELECT least(left_uid, right_uid) AS a, greatest(left_uid, right_uid) AS b
+           FROM unify_overrides WHERE decision = 'no_match') n
+  ON n.a = c.left_uid AND n.b = c.right_uid
+WHERE n.a IS NULL
+UNION ALL
+SELECT least(left_uid, right_uid), greatest(left_uid, right_uid), 'override', CAST(-1 AS BIGINT), CAST(1.0 AS DOUBLE)
+FROM unify_overrides WHERE decision = 'match'";
+
+/// Read the overrides CSV as `unify_overrides`; a bad decision is an error naming its line.
+async fn load_overrides(ctx: &SessionContext, path: &Path) -> Result<()> {
+    if !path.is_file() {
+        return Err(Error::Other(format!(
+            "unify.overrides: file not found: {}",
+            path.display()
+        )));
+    }
+    let schema = Schema::new(vec![
+        Field::new("left_uid", DataType::Utf8, true),
+        Field::new("right_uid", DataType::Utf8, true),
+        Field::new("decision", DataType::Utf8, true),
+    ]);
+    let _ = ctx.deregister_table("unify_overrides");
+    ctx.register_csv(
+        "unify_overrides",
+        path.to_string_lossy().as_ref(),
+        datafusion::prelude::CsvReadOptions::new()
+            .has_header(true)
+            .schema(&schema),
+    )
+    .await?;
+    let rows = ctx
+        .sql("SELECT left_uid, right_uid, decision FROM unify_overrides")
+        .await?
+        .collect()
+        .await
+        .map_err(|e| Error::Other(format!("unify.overrides {}: {e}", path.display())))?;
+    let mut line = 1;
+    for b in &rows {
+        let d = b.column(2).as_string::<i32>();
+        let l = b.column(0).as_string::<i32>();
+        let r = b.column(1).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            line += 1;
+            let ok = !l.is_null(i)
+                && !r.is_null(i)
+                && matches!(
+                    d.is_valid(i).then(|| d.value(i)),
+                    Some("match" | "no_match")
+                );
+            if !ok {
+                return Err(Error::Other(format!(
+                    "{}:{line}: each line needs left_uid,right_uid,decision with decision `match` or `no_match`",
+                    path.display()
+                )));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -272,7 +340,17 @@ pub async fn unify(
         .iter()
         .map(|b| conform(b, &cand_schema))
         .collect::<Result<Vec<_>>>()?;
-    register(ctx, "unify_candidates", candidates, cand_schema)?;
+    match &unify_cfg.overrides {
+        None => register(ctx, "unify_candidates", candidates, cand_schema)?,
+        Some(file) => {
+            register(ctx, "unify_candidates_by_rules", candidates, cand_schema)?;
+            let path = cfg.root.join(file.get_ref());
+            load_overrides(ctx, &path).await?;
+            let _ = ctx.deregister_table("unify_candidates");
+            let view = ctx.sql(OVERRIDDEN_CANDIDATES_SQL).await?.into_view();
+            ctx.register_table("unify_candidates", view)?;
+        }
+    }
     let pairs = collect(ctx, MATCH_PAIRS_SQL, "match pairs").await?;
     report.matched_pairs = rows(&pairs);
     let pairs_schema = pairs.first().map(|b| b.schema()).unwrap_or_else(|| {
@@ -338,6 +416,35 @@ pub async fn unify(
         }
     }
     let cluster_of = clusters::components(uids.len(), edges.into_iter());
+
+    // A never-match decision cannot hold when other links join the two records anyway.
+    if unify_cfg.overrides.is_some() {
+        let never = collect(
+            ctx,
+            "SELECT left_uid, right_uid FROM unify_overrides WHERE decision = 'no_match'",
+            "never-match pairs",
+        )
+        .await?;
+        for b in &never {
+            let l = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+            let r = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+            let (l, r) = (l.as_string::<i32>(), r.as_string::<i32>());
+            for i in 0..b.num_rows() {
+                if let (Some(&a), Some(&c)) = (index.get(l.value(i)), index.get(r.value(i))) {
+                    if cluster_of[a as usize] == cluster_of[c as usize] {
+                        report.override_conflicts += 1;
+                        let w = format!(
+                            "never-match pair {} / {} is still one customer through other matches; add more no_match pairs or review the rules (panorama explain)",
+                            l.value(i),
+                            r.value(i)
+                        );
+                        tracing::warn!("{w}");
+                        report.warnings.push(w);
+                    }
+                }
+            }
+        }
+    }
 
     // Stable ids from the previous run's links.
     let mut previous: Vec<Option<String>> = vec![None; uids.len()];
@@ -483,6 +590,7 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
         ("skipped_blocks".into(), r.skipped_blocks),
         ("anonymous_ids".into(), r.anonymous_ids),
         ("stitched_ids".into(), r.stitched_ids),
+        ("override_conflicts".into(), r.override_conflicts),
     ];
     metrics.extend(
         r.pairs_per_rule
