@@ -622,3 +622,43 @@ fn overrides_force_and_forbid_matches() {
         "{err}"
     );
 }
+
+#[test]
+fn merge_policies_are_configurable() {
+    let tmp = demo_project("300");
+    let dir = tmp.path();
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!("{cfg}\n[unify.merge]\nfields = {{ email = \"least_recent\", first_name = \"most_filled\" }}\n"),
+    )
+    .unwrap();
+    ok(&["run", "-p", p(dir), "-q"]);
+    // Every customer's e-mail is the one of its least recently updated record that has one.
+    let wrong = query(
+        dir,
+        "WITH firsts AS (
+           SELECT l.customer_id, first_value(r.email ORDER BY r.updated_at) AS e
+           FROM customer_links l JOIN unify_records r ON r.uid = l.uid
+           WHERE r.email IS NOT NULL GROUP BY l.customer_id)
+         SELECT count(*) AS n FROM unified_customers u JOIN firsts f ON f.customer_id = u.customer_id
+         WHERE u.email_normalized <> f.e",
+    );
+    assert_eq!(wrong, "n\n0\n");
+    // And the first name is the longest spelling among the records.
+    let wrong = query(
+        dir,
+        "WITH longest AS (
+           SELECT l.customer_id, max(character_length(r.raw_first_name)) AS len
+           FROM customer_links l JOIN unify_records r ON r.uid = l.uid GROUP BY l.customer_id)
+         SELECT count(*) AS n FROM unified_customers u JOIN longest g ON g.customer_id = u.customer_id
+         WHERE character_length(u.first_name) <> g.len",
+    );
+    assert_eq!(wrong, "n\n0\n");
+    write(
+        &dir.join("panorama.toml"),
+        &format!("{cfg}\n[unify.merge]\nfields = {{ shoe_size = \"priority\" }}\n"),
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(err.contains("unknown field `shoe_size`"), "{err}");
+}

@@ -1,20 +1,21 @@
--- One profile per customer. Default precedence: the most trusted source (lowest priority
--- number) wins; the address (street, postcode, city) comes whole from one record, chosen the
--- same way; e-mail and phone from the most recently updated record that has one.
+-- One profile per customer. `{field}` placeholders are merge aggregates chosen by
+-- `[unify.merge]` (src/unify/merge.rs); by default the most trusted source (lowest priority
+-- number) wins, e-mail and phone come from the most recently updated record that has one, and
+-- the address (street, postcode, city) comes whole from one record.
 WITH merged AS (
   SELECT l.customer_id,
-         by_priority(r.raw_first_name, r.source_priority) AS first_name,
-         by_priority(r.raw_last_name, r.source_priority) AS last_name,
-         most_recent(r.raw_email, r.updated_at) AS email,
-         most_recent(r.email, r.updated_at) AS email_normalized,
-         most_recent(r.raw_phone, r.updated_at) AS phone,
-         most_recent(r.phone, r.updated_at) AS phone_e164,
-         by_priority(r.uid, r.source_priority)
+         {first_name} AS first_name,
+         {last_name} AS last_name,
+         {email} AS email,
+         {email_normalized} AS email_normalized,
+         {phone} AS phone,
+         {phone_e164} AS phone_e164,
+         {address_uid}
            FILTER (WHERE r.raw_street IS NOT NULL OR r.raw_postcode IS NOT NULL) AS address_uid,
-         by_priority(r.country, r.source_priority) AS country,
-         by_priority(r.birth_date, r.source_priority) AS birth_date,
-         by_priority(r.gender, r.source_priority) AS gender,
-         most_filled(r.raw_company) AS company,
+         {country} AS country,
+         {birth_date} AS birth_date,
+         {gender} AS gender,
+         {company} AS company,
          count(*) AS record_count,
          min(r.updated_at) AS first_seen,
          max(r.updated_at) AS last_seen

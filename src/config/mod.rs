@@ -305,6 +305,18 @@ impl ProjectConfig {
                     ));
                 }
             }
+            if let Some(m) = &u.merge {
+                crate::unify::merge::check(m).map_err(|msg| Error::Config {
+                    path: cfg.path.clone(),
+                    line: cfg
+                        .text
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("[unify.merge"))
+                        .map_or(1, |i| i + 1),
+                    column: 1,
+                    message: msg,
+                })?;
+            }
             for rule in &u.rules {
                 crate::unify::matching::check_rule(rule.get_ref())
                     .map_err(|m| cfg.error_at(rule.span(), format!("unify.rules: {m}")))?;

@@ -17,6 +17,9 @@ pub struct UnifySection {
     /// `[unify.identities.<source>]`.
     #[serde(default)]
     pub identities: BTreeMap<String, Spanned<IdentityMap>>,
+    /// Merge policies per unified field.
+    #[serde(default)]
+    pub merge: Option<super::merge::MergeSection>,
     /// Ordered match rules; a pair matches when any rule holds. Default: [`default_rules`].
     #[serde(default)]
     pub rules: Vec<Spanned<MatchRule>>,

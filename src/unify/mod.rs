@@ -11,6 +11,7 @@ pub mod config;
 pub mod explain;
 pub mod identity;
 pub mod matching;
+pub mod merge;
 pub mod staging;
 
 use std::collections::HashMap;
@@ -27,7 +28,6 @@ use crate::error::{Error, Result};
 use config::{default_rules, MatchRule};
 
 const MATCH_PAIRS_SQL: &str = include_str!("../../sql/unify/match_pairs.sql");
-const UNIFIED_CUSTOMERS_SQL: &str = include_str!("../../sql/unify/unified_customers.sql");
 /// Pairwise precision/recall/F1 against a `truth` table.
 pub const EVAL_SQL: &str = include_str!("../../sql/unify/eval.sql");
 
@@ -546,7 +546,12 @@ pub async fn unify(
     write_table(tables_dir, "id_changes", &changes_schema, &[changes_batch])?;
 
     // unified_customers.
-    let unified = collect(ctx, UNIFIED_CUSTOMERS_SQL, "unified customers").await?;
+    let unified = collect(
+        ctx,
+        &merge::unified_customers_sql(unify_cfg.merge.as_ref()),
+        "unified customers",
+    )
+    .await?;
     if let Some(schema) = unified.first().map(|b| b.schema()) {
         write_table(tables_dir, "unified_customers", &schema, &unified)?;
     }
