@@ -278,24 +278,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
         } => {
             let cfg = ProjectConfig::load(&project.project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
-            if !opened.tables.iter().any(|t| t == "customer_links") {
-                return Err(Error::Other(format!(
-                    "run {} has no customer_links: add a [unify] section to the config and run again",
-                    opened.run_id
-                )));
-            }
-            if !truth.is_file() {
-                return Err(Error::Other(format!(
-                    "truth file not found: {}",
-                    truth.display()
-                )));
-            }
-            ctx.register_csv(
-                "truth",
-                truth.to_string_lossy().as_ref(),
-                datafusion::prelude::CsvReadOptions::new().has_header(true),
-            )
-            .await?;
+            opened.require_unified("customer_links")?;
+            panorama::unify::register_truth(&ctx, &truth).await?;
             let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
             write_batches(&batches, format, &mut std::io::stdout().lock())
         }
@@ -306,12 +290,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         } => {
             let cfg = ProjectConfig::load(&project.project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
-            if !opened.tables.iter().any(|t| t == "unify_records") {
-                return Err(Error::Other(format!(
-                    "run {} has no unify_records: add a [unify] section and run again",
-                    opened.run_id
-                )));
-            }
+            opened.require_unified("unify_records")?;
             use panorama::unify::explain;
             let l = explain::staged_record(&ctx, &left).await?;
             let r = explain::staged_record(&ctx, &right).await?;
@@ -476,12 +455,7 @@ async fn quickstart(dir: Option<PathBuf>, persons: usize, seed: u64, quiet: bool
     println!("\nOne profile per person, merged from several sources:\n  {unified}");
     let batches = ctx.sql(unified).await?.collect().await?;
     write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())?;
-    ctx.register_csv(
-        "truth",
-        dir.join("truth.csv").to_string_lossy().as_ref(),
-        datafusion::prelude::CsvReadOptions::new().has_header(true),
-    )
-    .await?;
+    panorama::unify::register_truth(&ctx, &dir.join("truth.csv")).await?;
     println!("\nAccuracy against the generator's ground truth (panorama eval):");
     let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
     write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())?;

@@ -61,28 +61,17 @@ pub fn write_batches(
 pub fn write_to_file(batches: &[RecordBatch], format: OutputFormat, path: &Path) -> Result<()> {
     let tmp = path.with_extension("panorama-tmp");
     let result = (|| -> Result<()> {
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
         if format == OutputFormat::Parquet {
             let schema = batches
                 .first()
                 .map(|b| b.schema())
                 .ok_or_else(|| Error::Other("query returned no schema".into()))?;
-            let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
-                file,
-                schema,
-                Some(crate::run::writer_properties()),
-            )?;
-            for b in batches {
-                w.write(b)?;
-            }
-            w.close()?;
-        } else {
-            let mut buf = std::io::BufWriter::new(file);
-            write_batches(batches, format, &mut buf)?;
-            buf.flush()
-                .map_err(|e| Error::io("cannot write", &tmp, e))?;
+            return crate::run::write_parquet(&tmp, schema, batches);
         }
-        Ok(())
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        let mut buf = std::io::BufWriter::new(file);
+        write_batches(batches, format, &mut buf)?;
+        buf.flush().map_err(|e| Error::io("cannot write", &tmp, e))
     })();
     match result {
         Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot write", path, e)),

@@ -82,11 +82,18 @@ impl ParquetSink {
     }
 }
 
-/// Write a table as one Parquet file.
-pub fn write_parquet(path: &std::path::Path, batch: &RecordBatch) -> Result<()> {
+/// Write batches of one schema as a Parquet file, batch by batch (concatenating first was
+/// measured 30 s slower for a million rows coming out of a join).
+pub fn write_parquet(
+    path: &std::path::Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<()> {
     let file = File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
-    w.write(batch)?;
+    let mut w = ArrowWriter::try_new(file, schema, Some(writer_properties()))?;
+    for b in batches {
+        w.write(b)?;
+    }
     w.close()?;
     Ok(())
 }
@@ -259,7 +266,8 @@ async fn materialize_sources(
     all_rejects.sort_by(|a, b| (&a.source, &a.file, a.row).cmp(&(&b.source, &b.file, b.row)));
     // Rejects are written even when the run fails: they are what the user needs to look at.
     let rejects_path = run_dir.join("rejects.parquet");
-    if let Err(e) = write_parquet(&rejects_path, &rejects_batch(&all_rejects)) {
+    let rejects = rejects_batch(&all_rejects);
+    if let Err(e) = write_parquet(&rejects_path, rejects.schema(), &[rejects]) {
         return Err((reports, e));
     }
     match errors.len() {

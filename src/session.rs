@@ -30,6 +30,19 @@ pub struct OpenedRun {
     pub tables: Vec<String>,
 }
 
+impl OpenedRun {
+    /// An error unless the run has `table`, which only the unify stage writes.
+    pub fn require_unified(&self, table: &str) -> Result<()> {
+        if self.tables.iter().any(|t| t == table) {
+            return Ok(());
+        }
+        Err(Error::Other(format!(
+            "run {} has no {table}: add a [unify] section to the config and run again",
+            self.run_id
+        )))
+    }
+}
+
 /// A context over a project's current run (or `run_id`), with every source, `rejects` and `runs`.
 pub async fn open_project(
     cfg: &ProjectConfig,

@@ -662,3 +662,30 @@ fn merge_policies_are_configurable() {
     let err = fails(&["run", "-p", p(dir), "-q"]);
     assert!(err.contains("unknown field `shoe_size`"), "{err}");
 }
+
+#[test]
+fn large_clusters_are_reported() {
+    let tmp = demo_project("300");
+    let dir = tmp.path();
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!("{cfg}\n[unify]\nlarge_cluster = 2\n"),
+    )
+    .unwrap();
+    let summary = ok(&["run", "-p", p(dir)]);
+    let counted = query(
+        dir,
+        "SELECT value FROM unify_stats WHERE metric = 'large_clusters'",
+    );
+    let expected = query(
+        dir,
+        "SELECT count(*) AS value FROM (SELECT customer_id FROM customer_links GROUP BY customer_id HAVING count(*) > 2)",
+    );
+    assert_eq!(counted, expected);
+    assert_ne!(
+        counted, "value\n0\n",
+        "the demo has customers with more than two records"
+    );
+    assert!(summary.contains("unify.large_cluster"), "{summary}");
+}

@@ -75,7 +75,8 @@ pub fn format_id(n: u64) -> String {
     format!("cus_{n:09}")
 }
 
-fn parse_id(id: &str) -> Option<u64> {
+/// The number of an id made by [`format_id`].
+pub fn parse_id(id: &str) -> Option<u64> {
     id.strip_prefix("cus_")?.parse().ok()
 }
 
@@ -182,6 +183,16 @@ mod tests {
             vec!["cus_000000001", "cus_000000002", "cus_000000003"]
         );
         assert!(ch2.is_empty());
+    }
+
+    #[test]
+    fn ids_are_never_reused() {
+        // cus_000000002 existed but its only record is gone; the new cluster must not get it.
+        let prev = [Some("cus_000000001"), None];
+        let (ids, _) = assign_ids(&[0, 1], &prev, 2);
+        assert_eq!(ids, vec!["cus_000000001", "cus_000000003"]);
+        assert_eq!(parse_id("cus_000000003"), Some(3));
+        assert_eq!(parse_id("C0000003"), None);
     }
 
     #[test]

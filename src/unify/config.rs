@@ -30,7 +30,8 @@ pub struct UnifySection {
     /// Blocks (records sharing a rule's exact key) larger than this are skipped with a warning.
     #[serde(default = "default_max_block_size")]
     pub max_block_size: usize,
-    /// Components larger than this are reported in `unify_stats` (likely over-merging).
+    /// Customers with more records than this are counted in `unify_stats.large_clusters` and
+    /// warned about (likely over-merging).
     #[serde(default = "default_large_cluster")]
     pub large_cluster: usize,
 }

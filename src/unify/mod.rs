@@ -31,6 +31,23 @@ const MATCH_PAIRS_SQL: &str = include_str!("../../sql/unify/match_pairs.sql");
 /// Pairwise precision/recall/F1 against a `truth` table.
 pub const EVAL_SQL: &str = include_str!("../../sql/unify/eval.sql");
 
+/// Register a ground-truth CSV (`source, record_id, person_id`) as the table `truth`.
+pub async fn register_truth(ctx: &SessionContext, path: &Path) -> Result<()> {
+    if !path.is_file() {
+        return Err(Error::Other(format!(
+            "truth file not found: {}",
+            path.display()
+        )));
+    }
+    ctx.register_csv(
+        "truth",
+        path.to_string_lossy().as_ref(),
+        datafusion::prelude::CsvReadOptions::new().has_header(true),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Figures of one unify stage, also written as the `unify_stats` table.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct UnifyReport {
@@ -40,6 +57,9 @@ pub struct UnifyReport {
     pub customers: u64,
     pub largest_cluster: u64,
     pub singletons: u64,
+    /// Customers with more records than `unify.large_cluster`.
+    #[serde(default)]
+    pub large_clusters: u64,
     pub id_changes: u64,
     pub skipped_blocks: u64,
     /// Anonymous ids seen in `[unify.identities]` sources, and how many are tied to a customer.
@@ -240,19 +260,11 @@ fn write_table(
     schema: &Arc<Schema>,
     batches: &[RecordBatch],
 ) -> Result<()> {
-    // Streamed batch by batch: concatenating first cost 30 s for a million customers.
-    let path = dir.join(format!("{name}.parquet"));
-    let file = std::fs::File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
-    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
-        file,
+    crate::run::write_parquet(
+        &dir.join(format!("{name}.parquet")),
         schema.clone(),
-        Some(crate::run::writer_properties()),
-    )?;
-    for b in batches {
-        w.write(b)?;
-    }
-    w.close()?;
-    Ok(())
+        batches,
+    )
 }
 
 /// Run the unify stage over the sources registered in `ctx`, writing its tables into
@@ -448,6 +460,8 @@ pub async fn unify(
 
     // Stable ids from the previous run's links.
     let mut previous: Vec<Option<String>> = vec![None; uids.len()];
+    // The largest id ever given, even if its records are gone now: ids are never reused.
+    let mut previous_max = 0u64;
     if let Some(prev_dir) = previous_tables {
         let path = prev_dir.join("customer_links.parquet");
         if path.exists() {
@@ -468,6 +482,7 @@ pub async fn unify(
                 let c = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
                 let (u, c) = (u.as_string::<i32>(), c.as_string::<i32>());
                 for i in 0..b.num_rows() {
+                    previous_max = previous_max.max(clusters::parse_id(c.value(i)).unwrap_or(0));
                     if let Some(&idx) = index.get(u.value(i)) {
                         previous[idx as usize] = Some(c.value(i).to_string());
                     }
@@ -476,7 +491,7 @@ pub async fn unify(
         }
     }
     let previous_refs: Vec<Option<&str>> = previous.iter().map(|p| p.as_deref()).collect();
-    let (ids, changes) = clusters::assign_ids(&cluster_of, &previous_refs, 0);
+    let (ids, changes) = clusters::assign_ids(&cluster_of, &previous_refs, previous_max);
     report.id_changes = changes.len() as u64;
 
     // customer_links.
@@ -494,6 +509,18 @@ pub async fn unify(
     report.customers = ids.len() as u64;
     report.largest_cluster = sizes.iter().copied().max().unwrap_or(0);
     report.singletons = sizes.iter().filter(|s| **s == 1).count() as u64;
+    report.large_clusters = sizes
+        .iter()
+        .filter(|s| **s as usize > unify_cfg.large_cluster)
+        .count() as u64;
+    if report.large_clusters > 0 {
+        let w = format!(
+            "{} customer(s) merge more than {} records (unify.large_cluster), the largest {}: check for over-merging with panorama explain",
+            report.large_clusters, unify_cfg.large_cluster, report.largest_cluster
+        );
+        tracing::warn!("{w}");
+        report.warnings.push(w);
+    }
     let links = RecordBatch::try_new(
         links_schema.clone(),
         vec![
@@ -591,6 +618,7 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
         ("customers".into(), r.customers),
         ("largest_cluster".into(), r.largest_cluster),
         ("singletons".into(), r.singletons),
+        ("large_clusters".into(), r.large_clusters),
         ("id_changes".into(), r.id_changes),
         ("skipped_blocks".into(), r.skipped_blocks),
         ("anonymous_ids".into(), r.anonymous_ids),
