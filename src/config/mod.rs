@@ -306,20 +306,22 @@ impl ProjectConfig {
                 }
             }
             if let Some(m) = &u.merge {
-                crate::unify::merge::check(m).map_err(|msg| Error::Config {
-                    path: cfg.path.clone(),
-                    line: cfg
-                        .text
-                        .lines()
-                        .position(|l| l.trim_start().starts_with("[unify.merge"))
-                        .map_or(1, |i| i + 1),
-                    column: 1,
-                    message: msg,
-                })?;
+                crate::unify::merge::check(m).map_err(|msg| cfg.error_at_section("[unify.merge", msg))?;
             }
             for rule in &u.rules {
                 crate::unify::matching::check_rule(rule.get_ref())
                     .map_err(|m| cfg.error_at(rule.span(), format!("unify.rules: {m}")))?;
+            }
+            if u.mode == Some(crate::unify::config::MatchMode::Probabilistic) {
+                if let Some(rule) = u.rules.first() {
+                    return Err(cfg.error_at(
+                        rule.span(),
+                        "unify.mode is \"probabilistic\" but match rules are given: remove the rules or set mode = \"rules\"",
+                    ));
+                }
+            }
+            if let Some(p) = &u.probabilistic {
+                p.check().map_err(|msg| cfg.error_at_section("[unify.probabilistic", msg))?;
             }
         }
         if *cfg.workspace.keep_runs.get_ref() == 0 {
@@ -447,6 +449,20 @@ impl ProjectConfig {
             line,
             column,
             message: message.into(),
+        }
+    }
+
+    /// An error located at the line that opens a table (`[unify.merge`), or line 1.
+    fn error_at_section(&self, header: &str, message: String) -> Error {
+        Error::Config {
+            path: self.path.clone(),
+            line: self
+                .text
+                .lines()
+                .position(|l| l.trim_start().starts_with(header))
+                .map_or(1, |i| i + 1),
+            column: 1,
+            message,
         }
     }
 

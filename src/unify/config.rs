@@ -20,7 +20,14 @@ pub struct UnifySection {
     /// Merge policies per unified field.
     #[serde(default)]
     pub merge: Option<super::merge::MergeSection>,
-    /// Ordered match rules; a pair matches when any rule holds. Default: [`default_rules`].
+    /// `rules` or `probabilistic`; default: `rules` when rules are given, else probabilistic.
+    #[serde(default)]
+    pub mode: Option<MatchMode>,
+    /// Fellegi–Sunter settings: `[unify.probabilistic]`.
+    #[serde(default)]
+    pub probabilistic: Option<super::probabilistic::ProbabilisticSection>,
+    /// Ordered match rules; a pair matches when any rule holds. With `mode = "rules"` and no
+    /// rules: [`default_rules`].
     #[serde(default)]
     pub rules: Vec<Spanned<MatchRule>>,
     /// CSV of manual decisions, relative to the project: `left_uid,right_uid,decision` with
@@ -34,6 +41,27 @@ pub struct UnifySection {
     /// warned about (likely over-merging).
     #[serde(default = "default_large_cluster")]
     pub large_cluster: usize,
+}
+
+/// How pairs are decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchMode {
+    /// Ordered deterministic rules (`[[unify.rules]]`, or the built-in ones).
+    Rules,
+    /// Fellegi–Sunter with m learned by EM (`[unify.probabilistic]`).
+    Probabilistic,
+}
+
+impl UnifySection {
+    /// The mode in force.
+    pub fn match_mode(&self) -> MatchMode {
+        match self.mode {
+            Some(m) => m,
+            None if !self.rules.is_empty() => MatchMode::Rules,
+            None => MatchMode::Probabilistic,
+        }
+    }
 }
 
 fn default_max_block_size() -> usize {

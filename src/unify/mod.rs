@@ -12,6 +12,7 @@ pub mod explain;
 pub mod identity;
 pub mod matching;
 pub mod merge;
+pub mod probabilistic;
 pub mod staging;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use config::{default_rules, MatchRule};
+use config::{default_rules, MatchMode, MatchRule, UnifySection};
 
 const MATCH_PAIRS_SQL: &str = include_str!("../../sql/unify/match_pairs.sql");
 /// Pairwise precision/recall/F1 against a `truth` table.
@@ -156,6 +157,16 @@ fn register(
     let _ = ctx.deregister_table(name);
     ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
     Ok(())
+}
+
+/// The warning for blocks skipped by `unify.max_block_size`, with the largest keys.
+fn skipped_blocks_warning(what: &str, big: &[RecordBatch], cap: usize) -> Result<String> {
+    let example =
+        arrow::util::pretty::pretty_format_batches(&[big[0].slice(0, big[0].num_rows().min(3))])?;
+    Ok(format!(
+        "{what}: {} blocking key(s) shared by more than {cap} records were skipped (unify.max_block_size); largest:\n{example}",
+        rows(big)
+    ))
 }
 
 /// Candidate pairs after manual decisions: never-match pairs removed, always-match pairs added
@@ -298,72 +309,25 @@ pub async fn unify(
     drop(staged);
     register_written(ctx, tables_dir, "unify_records").await?;
 
-    // Candidate pairs per rule.
     let rules = rules(cfg);
-    let mut candidates = Vec::new();
-    for (order, rule) in rules.iter().enumerate() {
-        matching::check_rule(rule).map_err(|m| Error::Other(format!("unify: {m}")))?;
-        let big = collect(
-            ctx,
-            &matching::oversized_blocks_sql(rule, unify_cfg.max_block_size),
-            "block sizes",
-        )
-        .await?;
-        let skip = if rows(&big) > 0 {
-            report.skipped_blocks += rows(&big);
-            let example = arrow::util::pretty::pretty_format_batches(&[
-                big[0].slice(0, big[0].num_rows().min(3))
-            ])?;
-            let w = format!(
-                "rule `{}`: {} blocking key(s) shared by more than {} records were skipped (unify.max_block_size); largest:\n{example}",
-                rule.name,
-                rows(&big),
-                unify_cfg.max_block_size
-            );
-            tracing::warn!("{w}");
-            report.warnings.push(w);
-            let name = format!("unify_skip_{order}");
-            let schema = big[0].schema();
-            register(ctx, &name, big, schema)?;
-            Some(name)
-        } else {
-            None
-        };
-        let pairs = collect(
-            ctx,
-            &matching::candidate_pairs_sql(rule, order, skip.as_deref()),
-            &format!("rule `{}`", rule.name),
-        )
-        .await?;
-        report
-            .pairs_per_rule
-            .push((rule.name.clone(), rows(&pairs)));
-        report.candidate_pairs += rows(&pairs);
-        candidates.extend(pairs);
-    }
-    let cand_schema = Arc::new(Schema::new(vec![
-        Field::new("left_uid", DataType::Utf8, true),
-        Field::new("right_uid", DataType::Utf8, true),
-        Field::new("rule", DataType::Utf8, true),
-        Field::new("rule_order", DataType::Int64, true),
-        Field::new("score", DataType::Float64, true),
-    ]));
-    let candidates = candidates
-        .iter()
-        .map(|b| conform(b, &cand_schema))
-        .collect::<Result<Vec<_>>>()?;
-    match &unify_cfg.overrides {
-        None => register(ctx, "unify_candidates", candidates, cand_schema)?,
-        Some(file) => {
-            register(ctx, "unify_candidates_by_rules", candidates, cand_schema)?;
-            let path = cfg.root.join(file.get_ref());
-            load_overrides(ctx, &path).await?;
-            let _ = ctx.deregister_table("unify_candidates");
-            let view = ctx.sql(OVERRIDDEN_CANDIDATES_SQL).await?.into_view();
-            ctx.register_table("unify_candidates", view)?;
+    let pairs = match unify_cfg.match_mode() {
+        MatchMode::Rules => rule_pairs(cfg, ctx, &unify_cfg, &rules, &mut report).await?,
+        MatchMode::Probabilistic => {
+            let section = unify_cfg.probabilistic.clone().unwrap_or_default();
+            let matched =
+                probabilistic::match_pairs(ctx, &section, unify_cfg.max_block_size, &mut report)
+                    .await?;
+            let weights = matched.weights;
+            write_table(tables_dir, "match_weights", &weights.schema(), &[weights])?;
+            match &unify_cfg.overrides {
+                None => matched.pairs,
+                Some(file) => {
+                    load_overrides(ctx, &cfg.root.join(file.get_ref())).await?;
+                    apply_overrides(ctx, matched.pairs).await?
+                }
+            }
         }
-    }
-    let pairs = collect(ctx, MATCH_PAIRS_SQL, "match pairs").await?;
+    };
     report.matched_pairs = rows(&pairs);
     let pairs_schema = pairs.first().map(|b| b.schema()).unwrap_or_else(|| {
         Arc::new(Schema::new(vec![
@@ -418,7 +382,7 @@ pub async fn unify(
                 continue;
             };
             edges.push((a, c));
-            let ord = rule_order.get(rule.value(i)).copied().unwrap_or(i64::MAX);
+            let ord = rule_order.get(rule.value(i)).copied().unwrap_or(i64::MAX - 1);
             for node in [a, c] {
                 let e = best_rule.entry(node).or_insert((i64::MAX, String::new()));
                 if ord < e.0 {
@@ -608,6 +572,116 @@ pub async fn unify(
     write_stats(tables_dir, &report)?;
     tracing::info!("unify stats written");
     Ok(report)
+}
+
+/// Candidate and matched pairs by ordered match rules (`mode = "rules"`).
+async fn rule_pairs(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    unify_cfg: &UnifySection,
+    rules: &[MatchRule],
+    report: &mut UnifyReport,
+) -> Result<Vec<RecordBatch>> {
+    let mut candidates = Vec::new();
+    for (order, rule) in rules.iter().enumerate() {
+        matching::check_rule(rule).map_err(|m| Error::Other(format!("unify: {m}")))?;
+        let big = collect(
+            ctx,
+            &matching::oversized_blocks_sql(rule, unify_cfg.max_block_size),
+            "block sizes",
+        )
+        .await?;
+        let skip = if rows(&big) > 0 {
+            report.skipped_blocks += rows(&big);
+            let w = skipped_blocks_warning(
+                &format!("rule `{}`", rule.name),
+                &big,
+                unify_cfg.max_block_size,
+            )?;
+            tracing::warn!("{w}");
+            report.warnings.push(w);
+            let name = format!("unify_skip_{order}");
+            let schema = big[0].schema();
+            register(ctx, &name, big, schema)?;
+            Some(name)
+        } else {
+            None
+        };
+        let pairs = collect(
+            ctx,
+            &matching::candidate_pairs_sql(rule, order, skip.as_deref()),
+            &format!("rule `{}`", rule.name),
+        )
+        .await?;
+        report
+            .pairs_per_rule
+            .push((rule.name.clone(), rows(&pairs)));
+        report.candidate_pairs += rows(&pairs);
+        candidates.extend(pairs);
+    }
+    let cand_schema = Arc::new(Schema::new(vec![
+        Field::new("left_uid", DataType::Utf8, true),
+        Field::new("right_uid", DataType::Utf8, true),
+        Field::new("rule", DataType::Utf8, true),
+        Field::new("rule_order", DataType::Int64, true),
+        Field::new("score", DataType::Float64, true),
+    ]));
+    let candidates = candidates
+        .iter()
+        .map(|b| conform(b, &cand_schema))
+        .collect::<Result<Vec<_>>>()?;
+    match &unify_cfg.overrides {
+        None => register(ctx, "unify_candidates", candidates, cand_schema)?,
+        Some(file) => {
+            register(ctx, "unify_candidates_by_rules", candidates, cand_schema)?;
+            let path = cfg.root.join(file.get_ref());
+            load_overrides(ctx, &path).await?;
+            let _ = ctx.deregister_table("unify_candidates");
+            let view = ctx.sql(OVERRIDDEN_CANDIDATES_SQL).await?.into_view();
+            ctx.register_table("unify_candidates", view)?;
+        }
+    }
+    collect(ctx, MATCH_PAIRS_SQL, "match pairs").await
+}
+
+/// Matched pairs after manual decisions: pairs named in the overrides are replaced by the
+/// always-match ones (rule `override`); never-match pairs are dropped.
+async fn apply_overrides(ctx: &SessionContext, pairs: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    let Some(schema) = pairs.first().map(|b| b.schema()) else {
+        return Ok(pairs);
+    };
+    register(ctx, "unify_matched", pairs, schema.clone())?;
+    let extra: Vec<String> = schema
+        .fields()
+        .iter()
+        .skip(4)
+        .map(|f| format!("CAST(NULL AS {}) AS {}", sql_type(f.data_type()), f.name()))
+        .collect();
+    let sql = format!(
+        "SELECT p.* FROM unify_matched p
+         LEFT JOIN (SELECT DISTINCT least(left_uid, right_uid) AS a, greatest(left_uid, right_uid) AS b FROM unify_overrides) o
+           ON o.a = p.left_uid AND o.b = p.right_uid
+         WHERE o.a IS NULL
+         UNION ALL
+         SELECT DISTINCT least(left_uid, right_uid), greatest(left_uid, right_uid), 'override', CAST(1.0 AS DOUBLE){comma}{extra}
+         FROM unify_overrides WHERE decision = 'match'",
+        comma = if extra.is_empty() { "" } else { ", " },
+        extra = extra.join(", ")
+    );
+    let out = collect(ctx, &sql, "overrides").await?;
+    let _ = ctx.deregister_table("unify_matched");
+    out.iter().map(|b| conform(b, &schema)).collect()
+}
+
+/// The SQL name of the column types match pairs carry.
+fn sql_type(t: &DataType) -> &'static str {
+    match t {
+        DataType::Float64 => "DOUBLE",
+        DataType::Int8 => "TINYINT",
+        DataType::Int32 => "INT",
+        DataType::Int64 => "BIGINT",
+        _ => "VARCHAR",
+    }
 }
 
 fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {

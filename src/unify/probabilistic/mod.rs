@@ -1,0 +1,582 @@
+//! Probabilistic matching (Fellegi–Sunter), the default when no match rules are given.
+//!
+//! Candidate pairs come from blocking rules (equi-joins on staged fields; a pair is produced
+//! by the first rule it satisfies only, so no de-duplication pass is needed). Every pair gets
+//! a comparison level per field (SQL, with our similarity UDFs). u is measured on random
+//! record pairs, m is learned by EM on the candidates' level patterns, exact name agreement is
+//! weighed by how common the name is (term frequency), and a pair matches when its match
+//! probability reaches the threshold. Clear disagreement on a field listed in
+//! `contradictions` (first name, birth date) vetoes a match whatever else agrees: household
+//! members share surname, address, phone and sometimes a mailbox, evidence the independence
+//! assumption would otherwise add up.
+
+pub mod comparisons;
+pub mod em;
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, AsArray, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Int8Type, Schema};
+use datafusion::prelude::SessionContext;
+use serde::Deserialize;
+
+use super::config::FIELDS;
+use super::staging::literal;
+use super::{collect, register, rows, UnifyReport};
+use crate::error::{Error, Result};
+use comparisons::Comparison;
+use em::{Model, Pattern};
+
+/// `[unify.probabilistic]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbabilisticSection {
+    /// Match probability at or above which a pair is the same person.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Blocking rules: each a list of staged fields that must be equal for a pair to be
+    /// compared at all.
+    #[serde(default = "default_blocking")]
+    pub blocking: Vec<Vec<String>>,
+    /// Fields compared (each has built-in comparison levels).
+    #[serde(default = "default_comparisons")]
+    pub comparisons: Vec<String>,
+    /// Fields whose exact agreement is weighed by how rare the value is.
+    #[serde(default = "default_term_frequency")]
+    pub term_frequency: Vec<String>,
+    /// Fields whose clear disagreement (both present, not even similar) rules a match out.
+    #[serde(default = "default_contradictions")]
+    pub contradictions: Vec<String>,
+    /// Random record pairs used to measure u.
+    #[serde(default = "default_sample_pairs")]
+    pub sample_pairs: usize,
+    #[serde(default = "default_max_iterations")]
+    pub max_iterations: usize,
+}
+
+impl Default for ProbabilisticSection {
+    fn default() -> Self {
+        ProbabilisticSection {
+            threshold: default_threshold(),
+            blocking: default_blocking(),
+            comparisons: default_comparisons(),
+            term_frequency: default_term_frequency(),
+            contradictions: default_contradictions(),
+            sample_pairs: default_sample_pairs(),
+            max_iterations: default_max_iterations(),
+        }
+    }
+}
+
+fn default_threshold() -> f64 {
+    0.95
+}
+fn default_blocking() -> Vec<Vec<String>> {
+    [
+        &["email"][..],
+        &["phone_digits"],
+        &["last_name_phonetic", "birth_date"],
+        &["postcode", "street"],
+    ]
+    .iter()
+    .map(|k| k.iter().map(|f| f.to_string()).collect())
+    .collect()
+}
+fn default_comparisons() -> Vec<String> {
+    comparisons::DEFAULT_COMPARISONS
+        .iter()
+        .map(|f| f.to_string())
+        .collect()
+}
+fn default_term_frequency() -> Vec<String> {
+    vec!["first_name".into(), "last_name".into()]
+}
+fn default_contradictions() -> Vec<String> {
+    vec!["first_name".into(), "birth_date".into()]
+}
+fn default_sample_pairs() -> usize {
+    1_000_000
+}
+fn default_max_iterations() -> usize {
+    100
+}
+
+impl ProbabilisticSection {
+    /// Why this section cannot be used.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return Err(format!(
+                "unify.probabilistic.threshold must be between 0 and 1 (exclusive), got {}",
+                self.threshold
+            ));
+        }
+        if self.blocking.is_empty() || self.blocking.iter().any(|k| k.is_empty()) {
+            return Err("unify.probabilistic.blocking needs at least one rule, each a non-empty list of fields".into());
+        }
+        for f in self.blocking.iter().flatten() {
+            if !FIELDS.contains(&f.as_str()) {
+                return Err(format!(
+                    "unify.probabilistic.blocking: unknown field `{f}` (fields: {})",
+                    FIELDS.join(", ")
+                ));
+            }
+        }
+        if self.comparisons.is_empty() {
+            return Err("unify.probabilistic.comparisons is empty".into());
+        }
+        for f in &self.comparisons {
+            if comparisons::comparison(f).is_none() {
+                return Err(format!(
+                    "unify.probabilistic.comparisons: no comparison for `{f}` (comparable: {})",
+                    comparisons::comparable_fields().join(", ")
+                ));
+            }
+        }
+        for (key, list) in [
+            ("term_frequency", &self.term_frequency),
+            ("contradictions", &self.contradictions),
+        ] {
+            if let Some(f) = list.iter().find(|f| !self.comparisons.contains(f)) {
+                return Err(format!(
+                    "unify.probabilistic.{key}: `{f}` is not in unify.probabilistic.comparisons"
+                ));
+            }
+        }
+        if self.sample_pairs < 1_000 {
+            return Err("unify.probabilistic.sample_pairs must be at least 1000".into());
+        }
+        Ok(())
+    }
+
+    fn comparisons(&self) -> Vec<Comparison> {
+        self.comparisons
+            .iter()
+            .filter_map(|f| comparisons::comparison(f))
+            .collect()
+    }
+
+    /// `skip[b][c]`: comparison c is one of blocking rule b's fields, or goes with one (all
+    /// address parts go together, a surname with its phonetic code): pairs a rule finds agree
+    /// on those whether they match or not, so they say nothing about those pairs.
+    fn skip(&self, comps: &[Comparison]) -> Vec<Vec<bool>> {
+        self.blocking
+            .iter()
+            .map(|key| {
+                comps
+                    .iter()
+                    .map(|c| key.iter().any(|f| related(f).contains(&c.field)))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// The compared fields that agree whenever `field` does.
+fn related(field: &str) -> &'static [&'static str] {
+    match field {
+        "postcode" | "street" => &["postcode", "street", "city"],
+        "city" => &["city"],
+        "last_name" | "last_name_phonetic" => &["last_name"],
+        "first_name" | "first_initial" => &["first_name"],
+        "phone" | "phone_digits" => &["phone", "phone_digits"],
+        other => FIELDS
+            .iter()
+            .position(|f| *f == other)
+            .map(|i| &FIELDS[i..i + 1])
+            .unwrap_or(&[]),
+    }
+}
+
+/// Name of a blocking rule, e.g. `block:last_name_phonetic+birth_date`.
+pub fn block_name(key: &[String]) -> String {
+    format!("block:{}", key.join("+"))
+}
+
+/// The probability of a match weight (bits).
+pub fn probability(weight: f64) -> f64 {
+    1.0 / (1.0 + (-weight).exp2())
+}
+
+/// The learned model as SQL scoring expressions and as the `match_weights` table.
+pub struct Scoring {
+    pub comparisons: Vec<Comparison>,
+    pub model: Model,
+    pub skip: Vec<Vec<bool>>,
+    pub term_frequency: Vec<String>,
+}
+
+impl Scoring {
+    /// SQL of a pair's match weight over a table with `block`, `g_<field>` and `tf_<field>`.
+    pub fn weight_sql(&self) -> String {
+        let priors: Vec<String> = (0..self.skip.len())
+            .map(|b| format!("WHEN {b} THEN {:.9}", self.model.prior(b)))
+            .collect();
+        let mut terms = vec![format!("CASE block {} END", priors.join(" "))];
+        for (c, comp) in self.comparisons.iter().enumerate() {
+            let g = comp.column();
+            let own_blocks: Vec<String> = (0..self.skip.len())
+                .filter(|b| self.skip[*b][c])
+                .map(|b| b.to_string())
+                .collect();
+            let mut t = format!("CASE WHEN {g} IS NULL THEN 0.0");
+            if !own_blocks.is_empty() {
+                t.push_str(&format!(" WHEN block IN ({}) THEN 0.0", own_blocks.join(", ")));
+            }
+            let top = comp.level_count() - 1;
+            if self.term_frequency.iter().any(|f| f == comp.field) {
+                t.push_str(&format!(
+                    " WHEN {g} = {top} AND tf_{f} > 0 THEN log2({m:.12} / tf_{f})",
+                    f = comp.field,
+                    m = self.model.m[c][top]
+                ));
+            }
+            for level in 0..comp.level_count() {
+                t.push_str(&format!(
+                    " WHEN {g} = {level} THEN {:.9}",
+                    self.model.weight(c, level)
+                ));
+            }
+            t.push_str(" ELSE 0.0 END");
+            terms.push(t);
+        }
+        terms.join("\n + ")
+    }
+
+    /// SQL condition that is true when a contradiction vetoes the pair.
+    pub fn veto_sql(contradictions: &[String]) -> String {
+        if contradictions.is_empty() {
+            return "false".into();
+        }
+        contradictions
+            .iter()
+            .map(|f| format!("coalesce(g_{f} = 0, false)"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    }
+
+    /// The model as rows: one per comparison level, plus one prior per blocking rule.
+    pub fn weights_batch(&self, blocking: &[Vec<String>]) -> Result<RecordBatch> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("comparison", DataType::Utf8, false),
+            Field::new("level", DataType::Int64, false),
+            Field::new("label", DataType::Utf8, false),
+            Field::new("m", DataType::Float64, true),
+            Field::new("u", DataType::Float64, true),
+            Field::new("weight", DataType::Float64, false),
+            Field::new("term_frequency", DataType::Boolean, false),
+        ]));
+        let (mut comp, mut level, mut label) =
+            (StringBuilder::new(), Int64Builder::new(), StringBuilder::new());
+        let (mut m, mut u, mut w) = (
+            Float64Builder::new(),
+            Float64Builder::new(),
+            Float64Builder::new(),
+        );
+        let mut tf = arrow::array::BooleanBuilder::new();
+        for (b, key) in blocking.iter().enumerate() {
+            comp.append_value("prior");
+            level.append_value(b as i64);
+            label.append_value(block_name(key));
+            m.append_value(self.model.lambda[b]);
+            u.append_null();
+            w.append_value(self.model.prior(b));
+            tf.append_value(false);
+        }
+        for (c, cmp) in self.comparisons.iter().enumerate() {
+            for g in (0..cmp.level_count()).rev() {
+                comp.append_value(cmp.field);
+                level.append_value(g as i64);
+                label.append_value(cmp.label(g));
+                m.append_value(self.model.m[c][g]);
+                u.append_value(self.model.u[c][g]);
+                w.append_value(self.model.weight(c, g));
+                tf.append_value(
+                    g == cmp.level_count() - 1
+                        && self.term_frequency.iter().any(|f| f == cmp.field),
+                );
+            }
+        }
+        Ok(RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(comp.finish()),
+                Arc::new(level.finish()),
+                Arc::new(label.finish()),
+                Arc::new(m.finish()),
+                Arc::new(u.finish()),
+                Arc::new(w.finish()),
+                Arc::new(tf.finish()),
+            ],
+        )?)
+    }
+}
+
+/// What the probabilistic matcher produced.
+pub struct Matched {
+    /// `match_pairs` rows: left_uid, right_uid, rule, score, match_weight, g_<field>...
+    pub pairs: Vec<RecordBatch>,
+    pub weights: RecordBatch,
+}
+
+/// Term-frequency tables `unify_tf_<field>` (value, tf); returns Σ tf², the chance that two
+/// random records agree exactly on the field.
+async fn term_frequencies(ctx: &SessionContext, field: &str) -> Result<f64> {
+    let sql = format!(
+        "SELECT {field} AS value, CAST(count(*) AS DOUBLE) / (SELECT count({field}) FROM unify_records) AS tf \
+         FROM unify_records WHERE {field} IS NOT NULL GROUP BY {field}"
+    );
+    let batches = collect(ctx, &sql, &format!("term frequencies of {field}")).await?;
+    let mut sum_sq = 0.0;
+    for b in &batches {
+        let tf = b.column(1).as_primitive::<arrow::datatypes::Float64Type>();
+        sum_sq += tf.values().iter().map(|t| t * t).sum::<f64>();
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("value", b_type(&batches), true),
+        Field::new("tf", DataType::Float64, true),
+    ]));
+    let batches = batches
+        .iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    register(ctx, &format!("unify_tf_{field}"), batches, schema)?;
+    Ok(sum_sq)
+}
+
+fn b_type(batches: &[RecordBatch]) -> DataType {
+    batches
+        .first()
+        .map(|b| b.schema().field(0).data_type().clone())
+        .unwrap_or(DataType::Utf8)
+}
+
+/// Level counts per comparison over random record pairs (a cross join of two random samples).
+async fn random_pair_counts(
+    ctx: &SessionContext,
+    comps: &[Comparison],
+    sample_pairs: usize,
+) -> Result<Vec<Vec<u64>>> {
+    let side = (sample_pairs as f64).sqrt().ceil() as usize;
+    let levels: Vec<String> = comps
+        .iter()
+        .map(|c| format!("{} AS {}", c.level_sql("l", "r"), c.column()))
+        .collect();
+    let sql = format!(
+        "SELECT {levels} FROM (SELECT * FROM unify_records ORDER BY random() LIMIT {side}) l \
+         CROSS JOIN (SELECT * FROM unify_records ORDER BY random() LIMIT {side}) r \
+         WHERE l.uid <> r.uid",
+        levels = levels.join(", ")
+    );
+    let batches = collect(ctx, &sql, "random pairs").await?;
+    let mut counts: Vec<Vec<u64>> = comps.iter().map(|c| vec![0; c.level_count()]).collect();
+    for b in &batches {
+        for (c, col) in b.columns().iter().enumerate() {
+            let g = col.as_primitive::<Int8Type>();
+            for v in g.iter().flatten() {
+                counts[c][v as usize] += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Candidate pairs of blocking rule `b`, with comparison levels and term frequencies. A pair
+/// found by several rules appears once per rule (EM learns from each, as in Splink's
+/// per-rule training sessions); `first_block` names the rule that scores it.
+fn candidates_sql(
+    section: &ProbabilisticSection,
+    comps: &[Comparison],
+    b: usize,
+    skip_table: Option<&str>,
+) -> String {
+    let key = &section.blocking[b];
+    let on: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+    let mut filters = vec!["l.uid < r.uid".to_string()];
+    // The first rule that finds the pair scores it; the others still train on it.
+    let mut first = String::from("CASE");
+    for (e, earlier) in section.blocking[..b].iter().enumerate() {
+        let same: Vec<String> = earlier
+            .iter()
+            .map(|k| format!("l.{k} = r.{k}"))
+            .collect();
+        first.push_str(&format!(" WHEN coalesce({}, false) THEN {e}", same.join(" AND ")));
+    }
+    first.push_str(&format!(" ELSE {b} END"));
+    if b == 0 {
+        first = "0".into();
+    }
+    let mut cols = vec![
+        "l.uid AS left_uid".to_string(),
+        "r.uid AS right_uid".to_string(),
+        format!("CAST({b} AS INT) AS block"),
+        format!("CAST({first} AS INT) AS first_block"),
+    ];
+    cols.extend(
+        comps
+            .iter()
+            .map(|c| format!("{} AS {}", c.level_sql("l", "r"), c.column())),
+    );
+    let mut joins = String::new();
+    for f in &section.term_frequency {
+        cols.push(format!(
+            "CASE WHEN l.{f} = r.{f} THEN tf_{f}.tf END AS tf_{f}"
+        ));
+        joins.push_str(&format!(
+            " LEFT JOIN unify_tf_{f} tf_{f} ON tf_{f}.value = l.{f}"
+        ));
+    }
+    if let Some(t) = skip_table {
+        let on: Vec<String> = key.iter().map(|k| format!("s.{k} = l.{k}")).collect();
+        joins.push_str(&format!(" LEFT JOIN {t} s ON {}", on.join(" AND ")));
+        filters.push(format!("s.{} IS NULL", key[0]));
+    }
+    format!(
+        "SELECT {cols} FROM unify_records l JOIN unify_records r ON {on}{joins} WHERE {filters}",
+        cols = cols.join(", "),
+        on = on.join(" AND "),
+        filters = filters.join(" AND "),
+    )
+}
+
+/// Run blocking, training and scoring; returns the matched pairs and the model.
+pub async fn match_pairs(
+    ctx: &SessionContext,
+    section: &ProbabilisticSection,
+    max_block_size: usize,
+    report: &mut UnifyReport,
+) -> Result<Matched> {
+    section.check().map_err(Error::Other)?;
+    let comps = section.comparisons();
+    let skip = section.skip(&comps);
+
+    // u from random pairs; exact agreement on term-frequency fields from the value counts.
+    let counts = random_pair_counts(ctx, &comps, section.sample_pairs).await?;
+    let mut u: Vec<Vec<f64>> = counts.iter().map(|c| em::u_from_counts(c)).collect();
+    for f in &section.term_frequency {
+        let sum_sq = term_frequencies(ctx, f).await?;
+        let c = comps.iter().position(|c| c.field == f).expect("checked");
+        let top = comps[c].level_count() - 1;
+        // Rescale the other levels so the row still sums to one.
+        let rest: f64 = (0..top).map(|g| u[c][g]).sum();
+        let exact = sum_sq.clamp(1e-9, 0.5);
+        for g in 0..top {
+            u[c][g] = u[c][g] / rest.max(1e-12) * (1.0 - exact);
+        }
+        u[c][top] = exact;
+    }
+
+    // Candidate pairs per blocking rule.
+    let mut candidates = Vec::new();
+    for (b, key) in section.blocking.iter().enumerate() {
+        let keys: Vec<&str> = key.iter().map(|s| s.as_str()).collect();
+        let big = collect(
+            ctx,
+            &super::matching::oversized_key_blocks_sql(&keys, max_block_size),
+            "block sizes",
+        )
+        .await?;
+        let skip_table = if rows(&big) > 0 {
+            report.skipped_blocks += rows(&big);
+            let w = super::skipped_blocks_warning(&block_name(key), &big, max_block_size)?;
+            tracing::warn!("{w}");
+            report.warnings.push(w);
+            let name = format!("unify_skip_{b}");
+            let schema = big[0].schema();
+            register(ctx, &name, big, schema)?;
+            Some(name)
+        } else {
+            None
+        };
+        let pairs = collect(
+            ctx,
+            &candidates_sql(section, &comps, b, skip_table.as_deref()),
+            &block_name(key),
+        )
+        .await?;
+        let new_pairs: u64 = pairs
+            .iter()
+            .map(|p| {
+                let (b, first) = (p.column(2), p.column(3));
+                let same = arrow::compute::kernels::cmp::eq(b, first).expect("same types");
+                same.true_count() as u64
+            })
+            .sum();
+        report.pairs_per_rule.push((block_name(key), new_pairs));
+        report.candidate_pairs += new_pairs;
+        candidates.extend(pairs);
+    }
+    let schema = candidates
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| Error::Other("unify: blocking produced no schema".into()))?;
+    register(ctx, "unify_comparisons", candidates, schema)?;
+
+    // Patterns for EM; vetoed pairs (households, mostly) are not evidence about matches.
+    let g_cols: Vec<String> = comps.iter().map(|c| c.column()).collect();
+    let veto = Scoring::veto_sql(&section.contradictions);
+    let batches = collect(
+        ctx,
+        &format!(
+            "SELECT block, {g}, count(*) AS n FROM unify_comparisons WHERE NOT ({veto}) GROUP BY block, {g}",
+            g = g_cols.join(", ")
+        ),
+        "comparison patterns",
+    )
+    .await?;
+    let mut patterns = Vec::new();
+    for batch in &batches {
+        let block = batch.column(0).as_primitive::<Int32Type>();
+        let n = batch.column(comps.len() + 1).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            let levels = (0..comps.len())
+                .map(|c| {
+                    let g = batch.column(c + 1).as_primitive::<Int8Type>();
+                    g.is_valid(i).then(|| g.value(i) as u8)
+                })
+                .collect();
+            patterns.push(Pattern {
+                block: block.value(i) as usize,
+                levels,
+                count: n.value(i) as u64,
+            });
+        }
+    }
+    let model = em::train(&patterns, u, &skip, section.max_iterations);
+    tracing::info!(
+        iterations = model.iterations,
+        converged = model.converged,
+        patterns = patterns.len(),
+        "EM trained"
+    );
+    if !model.converged {
+        let w = format!(
+            "probabilistic matching: EM did not converge in {} iterations (unify.probabilistic.max_iterations); weights may be rough",
+            model.iterations
+        );
+        tracing::warn!("{w}");
+        report.warnings.push(w);
+    }
+    let scoring = Scoring {
+        comparisons: comps,
+        model,
+        skip,
+        term_frequency: section.term_frequency.clone(),
+    };
+
+    // Scoring.
+    let threshold_weight = (section.threshold / (1.0 - section.threshold)).log2();
+    let sql = format!(
+        "SELECT left_uid, right_uid, {rule} AS rule, 1.0 / (1.0 + power(2.0, -match_weight)) AS score, match_weight, {g}
+         FROM (SELECT *, {w} AS match_weight FROM unify_comparisons WHERE block = first_block AND NOT ({veto}))
+         WHERE match_weight >= {threshold_weight:.9}",
+        rule = literal("probabilistic"),
+        g = g_cols.join(", "),
+        w = scoring.weight_sql(),
+    );
+    let pairs = collect(ctx, &sql, "scoring").await?;
+    let weights = scoring.weights_batch(&section.blocking)?;
+    let _ = ctx.deregister_table("unify_comparisons");
+    Ok(Matched { pairs, weights })
+}
