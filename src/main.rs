@@ -291,18 +291,17 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let cfg = ProjectConfig::load(&project.project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
             opened.require_unified("unify_records")?;
-            use panorama::unify::explain;
-            let l = explain::staged_record(&ctx, &left).await?;
-            let r = explain::staged_record(&ctx, &right).await?;
-            let rules = panorama::unify::rules(&cfg);
-            let checks = explain::explain(&rules, &l, &r);
-            write_batches(
-                &[explain::checks_batch(&checks)?],
-                OutputFormat::Table,
-                &mut std::io::stdout().lock(),
-            )?;
-            for v in explain::verdicts(&rules, &checks) {
-                println!("{v}");
+            use panorama::unify::{config::MatchMode, explain};
+            let table = explain::explain_pair(&ctx, &cfg, &left, &right).await?;
+            write_batches(&[table], OutputFormat::Table, &mut std::io::stdout().lock())?;
+            let mode = cfg.unify.clone().unwrap_or_default().match_mode();
+            if mode == MatchMode::Rules {
+                let l = explain::staged_record(&ctx, &left).await?;
+                let r = explain::staged_record(&ctx, &right).await?;
+                let rules = panorama::unify::rules(&cfg);
+                for v in explain::verdicts(&rules, &explain::explain(&rules, &l, &r)) {
+                    println!("{v}");
+                }
             }
             let links = ctx
                 .sql(&format!(

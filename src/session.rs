@@ -20,6 +20,10 @@ pub fn new_context() -> SessionContext {
     // `SELECT * FROM 'some/file.parquet'` works too: handy for looking at exports and inputs.
     let ctx = SessionContext::new_with_config(config).enable_url_table();
     panorama_udfs::register_all(&ctx);
+    ctx.register_udtf(
+        "connected_components",
+        Arc::new(crate::unify::table_functions::ConnectedComponents),
+    );
     ctx
 }
 
@@ -58,6 +62,12 @@ pub async fn open_project(
     let manifest = ws.read_manifest(&run_id)?;
     let run_dir = ws.run_dir(&run_id);
     let ctx = new_context();
+    ctx.register_udtf(
+        "explain_pair",
+        Arc::new(crate::unify::table_functions::ExplainPair {
+            cfg: Arc::new(cfg.clone()),
+        }),
+    );
     let mut tables = register_sources(&ctx, &run_dir, &manifest.sources).await?;
     // Stage outputs (unified customers, match pairs, ...): every Parquet file in `tables/`.
     let outputs = run_dir.join("tables");

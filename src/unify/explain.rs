@@ -4,13 +4,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{Array, AsArray, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use panorama_udfs::similarity::Measure;
 
-use super::config::{MatchRule, Precision};
+use super::config::{MatchMode, MatchRule, Precision};
+use super::probabilistic::comparisons::{self, Comparison};
+use super::probabilistic::ProbabilisticSection;
+use super::staging::literal;
+use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 
 /// A staged record as field name → display value (None for NULL).
@@ -101,9 +105,9 @@ pub fn explain(rules: &[MatchRule], left: &Fields, right: &Fields) -> Vec<Check>
     out
 }
 
-/// The checks as a table, for printing.
-pub fn checks_batch(checks: &[Check]) -> Result<RecordBatch> {
-    let schema = Arc::new(Schema::new(vec![
+/// Schema of a rules explanation.
+pub fn rules_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
         Field::new("rule", DataType::Utf8, false),
         Field::new("field", DataType::Utf8, false),
         Field::new("precision", DataType::Utf8, false),
@@ -112,7 +116,12 @@ pub fn checks_batch(checks: &[Check]) -> Result<RecordBatch> {
         Field::new("similarity", DataType::Float64, true),
         Field::new("holds", DataType::Boolean, false),
         Field::new("blocking_key", DataType::Boolean, false),
-    ]));
+    ]))
+}
+
+/// The checks as a table, for printing.
+pub fn checks_batch(checks: &[Check]) -> Result<RecordBatch> {
+    let schema = rules_schema();
     let (mut rule, mut field, mut prec, mut l, mut r) = (
         StringBuilder::new(),
         StringBuilder::new(),
@@ -180,6 +189,259 @@ pub fn verdicts(rules: &[MatchRule], checks: &[Check]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Explanation of a pair under the probabilistic model: one row per comparison (its level,
+/// m, u and the weight it adds), then the blocking rule that compares the pair (its prior),
+/// and the total with the decision. Reads the run's `match_weights` table.
+pub async fn explain_probabilistic(
+    ctx: &SessionContext,
+    section: &ProbabilisticSection,
+    left: &str,
+    right: &str,
+) -> Result<RecordBatch> {
+    staged_record(ctx, left).await?;
+    staged_record(ctx, right).await?;
+    let comps: Vec<Comparison> = section
+        .comparisons
+        .iter()
+        .filter_map(|f| comparisons::comparison(f))
+        .collect();
+    // Levels, values and term frequencies of the pair, in one query.
+    let mut cols = Vec::new();
+    for c in &comps {
+        let f = c.field;
+        cols.push(format!("{} AS g_{f}", c.level_sql("l", "r")));
+        cols.push(format!("CAST(l.{f} AS VARCHAR) AS l_{f}"));
+        cols.push(format!("CAST(r.{f} AS VARCHAR) AS r_{f}"));
+    }
+    for (b, key) in section.blocking.iter().enumerate() {
+        let same: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+        cols.push(format!("coalesce({}, false) AS block_{b}", same.join(" AND ")));
+    }
+    let sql = format!(
+        "SELECT {} FROM unify_records l, unify_records r WHERE l.uid = {} AND r.uid = {}",
+        cols.join(", "),
+        literal(left),
+        literal(right)
+    );
+    let batches = ctx.sql(&sql).await?.collect().await?;
+    let row = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| Error::Other("explain: pair not found".into()))?;
+    let get = |name: &str| -> Option<String> {
+        let col = row.column_by_name(name)?;
+        if col.is_null(0) {
+            return None;
+        }
+        let fmt = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default()).ok()?;
+        Some(fmt.value(0).to_string())
+    };
+
+    // The learned model.
+    let weights = ctx
+        .sql("SELECT comparison, level, label, m, u, weight FROM match_weights")
+        .await
+        .map_err(|_| Error::Other("this run has no match_weights table: run the project again with probabilistic matching".into()))?
+        .collect()
+        .await?;
+    let mut model: HashMap<(String, i64), (String, Option<f64>, Option<f64>, f64)> =
+        HashMap::new();
+    for b in &weights {
+        let comp = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let label = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
+        let (comp, label) = (comp.as_string::<i32>(), label.as_string::<i32>());
+        let level = b.column(1).as_primitive::<Int64Type>();
+        let (m, u, w) = (
+            b.column(3).as_primitive::<Float64Type>(),
+            b.column(4).as_primitive::<Float64Type>(),
+            b.column(5).as_primitive::<Float64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            model.insert(
+                (comp.value(i).to_string(), level.value(i)),
+                (
+                    label.value(i).to_string(),
+                    m.is_valid(i).then(|| m.value(i)),
+                    u.is_valid(i).then(|| u.value(i)),
+                    w.value(i),
+                ),
+            );
+        }
+    }
+    let block = (0..section.blocking.len()).find(|b| get(&format!("block_{b}")).as_deref() == Some("true"));
+    let mut out = ExplainRows::default();
+    let mut total = 0.0;
+    let mut vetoed = Vec::new();
+    for c in &comps {
+        let f = c.field;
+        let level = get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
+        let (l, r) = (get(&format!("l_{f}")), get(&format!("r_{f}")));
+        let Some(g) = level else {
+            out.push(f, "missing on a side", l, r, None, None, 0.0);
+            continue;
+        };
+        let (label, m, u, mut w) = model
+            .get(&(f.to_string(), g as i64))
+            .cloned()
+            .ok_or_else(|| Error::Other(format!("match_weights has no level {g} for {f}")))?;
+        let top = g == c.level_count() - 1;
+        let mut label = label;
+        if top && section.term_frequency.iter().any(|t| t == f) {
+            let tf = match &l {
+                Some(v) => term_frequency(ctx, f, v).await?,
+                None => None,
+            };
+            if let (Some(m), Some(tf)) = (m, tf) {
+                if tf > 0.0 {
+                    w = (m / tf).log2();
+                    label = format!("{label} (value frequency {tf:.5})");
+                }
+            }
+        }
+        if g == 0 && section.contradictions.iter().any(|x| x == f) {
+            vetoed.push(f);
+        }
+        if let Some(b) = block {
+            if section.blocking[b].iter().any(|k| super::probabilistic::related(k).contains(&f)) {
+                label = format!("{label} (part of the blocking rule: in its prior)");
+                w = 0.0;
+            }
+        }
+        total += w;
+        out.push(f, &label, l, r, m, u, w);
+    }
+    match block {
+        None => {
+            let keys: Vec<String> = section.blocking.iter().map(|k| k.join("+")).collect();
+            out.push("blocking", &format!("not compared: no blocking rule holds ({})", keys.join("; ")), None, None, None, None, 0.0);
+            out.push("decision", "no match: never compared", None, None, None, None, total);
+        }
+        Some(b) => {
+            let (label, m, _, prior) = model
+                .get(&("prior".to_string(), b as i64))
+                .cloned()
+                .ok_or_else(|| Error::Other(format!("match_weights has no prior for blocking rule {b}")))?;
+            out.push("blocking", &format!("compared by {label}"), None, None, m, None, prior);
+            total += prior;
+            let p = super::probabilistic::probability(total);
+            let decision = if !vetoed.is_empty() {
+                format!("no match: {} clearly differ(s) (unify.probabilistic.contradictions)", vetoed.join(", "))
+            } else if p >= section.threshold {
+                format!("MATCH: probability {p:.4} >= threshold {}", section.threshold)
+            } else {
+                format!("no match: probability {p:.4} < threshold {}", section.threshold)
+            };
+            out.push("decision", &decision, None, None, None, None, total);
+        }
+    }
+    out.finish()
+}
+
+/// The share of records whose `field` is `value` (as staged).
+async fn term_frequency(ctx: &SessionContext, field: &str, value: &str) -> Result<Option<f64>> {
+    let sql = format!(
+        "SELECT CAST(sum(CASE WHEN CAST({field} AS VARCHAR) = {v} THEN 1 ELSE 0 END) AS DOUBLE) / count({field}) FROM unify_records",
+        v = literal(value)
+    );
+    let b = ctx.sql(&sql).await?.collect().await?;
+    Ok(b.first()
+        .filter(|b| b.num_rows() > 0 && b.column(0).is_valid(0))
+        .map(|b| b.column(0).as_primitive::<Float64Type>().value(0)))
+}
+
+/// Rows of a probabilistic explanation.
+#[derive(Default)]
+struct ExplainRows {
+    comparison: StringBuilder,
+    label: StringBuilder,
+    left: StringBuilder,
+    right: StringBuilder,
+    m: Float64Builder,
+    u: Float64Builder,
+    weight: Float64Builder,
+}
+
+impl ExplainRows {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        comparison: &str,
+        label: &str,
+        left: Option<String>,
+        right: Option<String>,
+        m: Option<f64>,
+        u: Option<f64>,
+        weight: f64,
+    ) {
+        let round = |x: f64| (x * 1e6).round() / 1e6;
+        self.comparison.append_value(comparison);
+        self.label.append_value(label);
+        self.left.append_option(left);
+        self.right.append_option(right);
+        self.m.append_option(m.map(round));
+        self.u.append_option(u.map(round));
+        self.weight.append_value((weight * 100.0).round() / 100.0);
+    }
+
+    fn finish(mut self) -> Result<RecordBatch> {
+        Ok(RecordBatch::try_new(
+            probabilistic_schema(),
+            vec![
+                Arc::new(self.comparison.finish()),
+                Arc::new(self.label.finish()),
+                Arc::new(self.left.finish()),
+                Arc::new(self.right.finish()),
+                Arc::new(self.m.finish()),
+                Arc::new(self.u.finish()),
+                Arc::new(self.weight.finish()),
+            ],
+        )?)
+    }
+}
+
+/// Schema of a probabilistic explanation.
+pub fn probabilistic_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("comparison", DataType::Utf8, false),
+        Field::new("level", DataType::Utf8, false),
+        Field::new("left", DataType::Utf8, true),
+        Field::new("right", DataType::Utf8, true),
+        Field::new("m", DataType::Float64, true),
+        Field::new("u", DataType::Float64, true),
+        Field::new("weight_bits", DataType::Float64, false),
+    ]))
+}
+
+/// Explain a pair under the project's matching mode, as a table.
+pub async fn explain_pair(
+    ctx: &SessionContext,
+    cfg: &ProjectConfig,
+    left: &str,
+    right: &str,
+) -> Result<RecordBatch> {
+    let unify = cfg.unify.clone().unwrap_or_default();
+    match unify.match_mode() {
+        MatchMode::Probabilistic => {
+            let section = unify.probabilistic.clone().unwrap_or_default();
+            explain_probabilistic(ctx, &section, left, right).await
+        }
+        MatchMode::Rules => {
+            let l = staged_record(ctx, left).await?;
+            let r = staged_record(ctx, right).await?;
+            let rules = super::rules(cfg);
+            checks_batch(&explain(&rules, &l, &r))
+        }
+    }
+}
+
+/// Schema of [`explain_pair`]'s table for the project's mode.
+pub fn explain_schema(cfg: &ProjectConfig) -> SchemaRef {
+    match cfg.unify.clone().unwrap_or_default().match_mode() {
+        MatchMode::Probabilistic => probabilistic_schema(),
+        MatchMode::Rules => rules_schema(),
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod matching;
 pub mod merge;
 pub mod probabilistic;
 pub mod staging;
+pub mod table_functions;
 
 use std::collections::HashMap;
 use std::path::Path;

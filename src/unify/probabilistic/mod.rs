@@ -174,7 +174,7 @@ impl ProbabilisticSection {
 }
 
 /// The compared fields that agree whenever `field` does.
-fn related(field: &str) -> &'static [&'static str] {
+pub(crate) fn related(field: &str) -> &'static [&'static str] {
     match field {
         "postcode" | "street" => &["postcode", "street", "city"],
         "city" => &["city"],

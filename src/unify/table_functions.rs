@@ -1,0 +1,226 @@
+//! Unification as SQL table functions:
+//!
+//! - `connected_components('edges')`: the clusters of a table whose first two columns are
+//!   linked node ids, as `(node, component, component_size)`; `component` is the smallest
+//!   node id of the cluster. What SQL cannot express well (union-find) lives here.
+//! - `explain_pair('source:id', 'source:id')`: why two records were (not) matched, the same
+//!   table `panorama explain` prints.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{plan_err, DataFusionError, ScalarValue};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::TableType;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use futures::future::BoxFuture;
+
+use super::clusters::UnionFind;
+use crate::config::ProjectConfig;
+
+type Compute = dyn Fn(SessionContext) -> BoxFuture<'static, crate::error::Result<RecordBatch>>
+    + Send
+    + Sync;
+
+/// A table computed when scanned, in the scanning session (so it sees the session's tables).
+struct ComputedTable {
+    schema: SchemaRef,
+    compute: Box<Compute>,
+}
+
+impl fmt::Debug for ComputedTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComputedTable")
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TableProvider for ComputedTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let state = state
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| DataFusionError::Plan("table function needs a SessionState".into()))?;
+        let ctx = SessionContext::new_with_state(state.clone());
+        let batch = (self.compute)(ctx)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// The string literal arguments of a table function call.
+fn string_args(name: &str, args: &[Expr], n: usize) -> datafusion::common::Result<Vec<String>> {
+    let values: Vec<Option<String>> = args
+        .iter()
+        .map(|e| match e {
+            Expr::Literal(ScalarValue::Utf8(Some(s)), _)
+            | Expr::Literal(ScalarValue::Utf8View(Some(s)), _)
+            | Expr::Literal(ScalarValue::LargeUtf8(Some(s)), _) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    if values.len() != n || values.iter().any(|v| v.is_none()) {
+        return plan_err!(
+            "{name} takes {n} string literal argument(s), e.g. {}",
+            if n == 1 {
+                format!("{name}('match_pairs')")
+            } else {
+                format!("{name}('crm_contacts:C1', 'webshop_customers:W7')")
+            }
+        );
+    }
+    Ok(values.into_iter().flatten().collect())
+}
+
+/// `connected_components('table')`.
+#[derive(Debug)]
+pub struct ConnectedComponents;
+
+impl TableFunctionImpl for ConnectedComponents {
+    fn call_with_args(
+        &self,
+        args: TableFunctionArgs,
+    ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+        let table = string_args("connected_components", args.exprs(), 1)?.remove(0);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("node", DataType::Utf8, false),
+            Field::new("component", DataType::Utf8, false),
+            Field::new("component_size", DataType::UInt64, false),
+        ]));
+        let out = schema.clone();
+        Ok(Arc::new(ComputedTable {
+            schema,
+            compute: Box::new(move |ctx| {
+                let table = table.clone();
+                let out = out.clone();
+                Box::pin(async move { components(&ctx, &table, out).await })
+            }),
+        }))
+    }
+}
+
+async fn components(
+    ctx: &SessionContext,
+    table: &str,
+    schema: SchemaRef,
+) -> crate::error::Result<RecordBatch> {
+    let batches = ctx.table(table).await?.collect().await?;
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut edges = Vec::new();
+    for b in &batches {
+        if b.num_columns() < 2 {
+            return Err(crate::error::Error::Other(format!(
+                "connected_components: `{table}` needs two columns of linked node ids"
+            )));
+        }
+        let l = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let r = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let (l, r) = (l.as_string::<i32>(), r.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            let mut id = |s: &str| -> u32 {
+                if let Some(&x) = index.get(s) {
+                    return x;
+                }
+                let x = names.len() as u32;
+                names.push(s.to_string());
+                index.insert(s.to_string(), x);
+                x
+            };
+            match (l.is_valid(i), r.is_valid(i)) {
+                (true, true) => {
+                    let (a, c) = (id(l.value(i)), id(r.value(i)));
+                    edges.push((a, c));
+                }
+                (true, false) => {
+                    id(l.value(i));
+                }
+                (false, true) => {
+                    id(r.value(i));
+                }
+                (false, false) => {}
+            }
+        }
+    }
+    let mut uf = UnionFind::new(names.len());
+    for (a, c) in edges {
+        uf.union(a, c);
+    }
+    // Name each component by its smallest node id.
+    let mut smallest: HashMap<u32, u32> = HashMap::new();
+    let mut size: HashMap<u32, u64> = HashMap::new();
+    let roots: Vec<u32> = (0..names.len() as u32).map(|n| uf.find(n)).collect();
+    for (n, root) in roots.iter().enumerate() {
+        let e = smallest.entry(*root).or_insert(n as u32);
+        if names[n] < names[*e as usize] {
+            *e = n as u32;
+        }
+        *size.entry(*root).or_default() += 1;
+    }
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(names.iter())),
+            Arc::new(StringArray::from_iter_values(
+                roots.iter().map(|r| names[smallest[r] as usize].as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(roots.iter().map(|r| size[r]))),
+        ],
+    )?)
+}
+
+/// `explain_pair('source:id', 'source:id')`, for the project it is registered with.
+#[derive(Debug)]
+pub struct ExplainPair {
+    pub cfg: Arc<ProjectConfig>,
+}
+
+impl TableFunctionImpl for ExplainPair {
+    fn call_with_args(
+        &self,
+        args: TableFunctionArgs,
+    ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+        let mut uids = string_args("explain_pair", args.exprs(), 2)?;
+        let right = uids.pop().expect("two args");
+        let left = uids.pop().expect("two args");
+        let cfg = self.cfg.clone();
+        Ok(Arc::new(ComputedTable {
+            schema: super::explain::explain_schema(&cfg),
+            compute: Box::new(move |ctx| {
+                let (cfg, left, right) = (cfg.clone(), left.clone(), right.clone());
+                Box::pin(
+                    async move { super::explain::explain_pair(&ctx, &cfg, &left, &right).await },
+                )
+            }),
+        }))
+    }
+}
