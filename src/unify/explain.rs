@@ -273,7 +273,6 @@ pub async fn explain_probabilistic(
     let block = (0..section.blocking.len()).find(|b| get(&format!("block_{b}")).as_deref() == Some("true"));
     let mut out = ExplainRows::default();
     let mut total = 0.0;
-    let mut vetoed = Vec::new();
     for c in &comps {
         let f = c.field;
         let level = get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
@@ -300,9 +299,6 @@ pub async fn explain_probabilistic(
                 }
             }
         }
-        if g == 0 && section.contradictions.iter().any(|x| x == f) {
-            vetoed.push(f);
-        }
         if let Some(b) = block {
             if section.blocking[b].iter().any(|k| super::probabilistic::related(k).contains(&f)) {
                 label = format!("{label} (part of the blocking rule: in its prior)");
@@ -312,6 +308,15 @@ pub async fn explain_probabilistic(
         total += w;
         out.push(f, &label, l, r, m, u, w);
     }
+    let level_of = |f: &str| {
+        get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok())
+    };
+    let vetoed: Vec<String> = section
+        .contradictions
+        .iter()
+        .filter(|c| c.holds(level_of))
+        .map(|c| c.fields().join(" and "))
+        .collect();
     match block {
         None => {
             let keys: Vec<String> = section.blocking.iter().map(|k| k.join("+")).collect();

@@ -46,9 +46,10 @@ pub struct ProbabilisticSection {
     /// Fields whose exact agreement is weighed by how rare the value is.
     #[serde(default = "default_term_frequency")]
     pub term_frequency: Vec<String>,
-    /// Fields whose clear disagreement (both present, not even similar) rules a match out.
+    /// What rules a match out whatever else agrees: a field, or a group of fields that all
+    /// clearly disagree (both sides present, not even similar).
     #[serde(default = "default_contradictions")]
-    pub contradictions: Vec<String>,
+    pub contradictions: Vec<Contradiction>,
     /// Random record pairs used to measure u.
     #[serde(default = "default_sample_pairs")]
     pub sample_pairs: usize,
@@ -93,8 +94,38 @@ fn default_comparisons() -> Vec<String> {
 fn default_term_frequency() -> Vec<String> {
     vec!["first_name".into(), "last_name".into()]
 }
-fn default_contradictions() -> Vec<String> {
-    vec!["first_name".into(), "birth_date".into()]
+/// Household members differ in first name and birth date; two records whose e-mail and phone
+/// both differ share no identifier, and a shared name and address is then no evidence of one
+/// person (namesakes in one household).
+fn default_contradictions() -> Vec<Contradiction> {
+    vec![
+        Contradiction::Field("first_name".into()),
+        Contradiction::Field("birth_date".into()),
+        Contradiction::All(vec!["email".into(), "phone_digits".into()]),
+    ]
+}
+
+/// One entry of `contradictions`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Contradiction {
+    Field(String),
+    /// All these fields clearly disagree.
+    All(Vec<String>),
+}
+
+impl Contradiction {
+    pub fn fields(&self) -> &[String] {
+        match self {
+            Contradiction::Field(f) => std::slice::from_ref(f),
+            Contradiction::All(v) => v,
+        }
+    }
+
+    /// True when the contradiction holds for these levels (field → level, None if missing).
+    pub fn holds(&self, level: impl Fn(&str) -> Option<usize>) -> bool {
+        !self.fields().is_empty() && self.fields().iter().all(|f| level(f) == Some(0))
+    }
 }
 fn default_sample_pairs() -> usize {
     1_000_000
@@ -134,15 +165,23 @@ impl ProbabilisticSection {
                 ));
             }
         }
+        let contradicted: Vec<String> = self
+            .contradictions
+            .iter()
+            .flat_map(|c| c.fields().to_vec())
+            .collect();
         for (key, list) in [
             ("term_frequency", &self.term_frequency),
-            ("contradictions", &self.contradictions),
+            ("contradictions", &contradicted),
         ] {
             if let Some(f) = list.iter().find(|f| !self.comparisons.contains(f)) {
                 return Err(format!(
                     "unify.probabilistic.{key}: `{f}` is not in unify.probabilistic.comparisons"
                 ));
             }
+        }
+        if self.contradictions.iter().any(|c| c.fields().is_empty()) {
+            return Err("unify.probabilistic.contradictions: an empty group".into());
         }
         if self.sample_pairs < 1_000 {
             return Err("unify.probabilistic.sample_pairs must be at least 1000".into());
@@ -245,13 +284,20 @@ impl Scoring {
     }
 
     /// SQL condition that is true when a contradiction vetoes the pair.
-    pub fn veto_sql(contradictions: &[String]) -> String {
+    pub fn veto_sql(contradictions: &[Contradiction]) -> String {
         if contradictions.is_empty() {
             return "false".into();
         }
         contradictions
             .iter()
-            .map(|f| format!("coalesce(g_{f} = 0, false)"))
+            .map(|c| {
+                let all: Vec<String> = c
+                    .fields()
+                    .iter()
+                    .map(|f| format!("coalesce(g_{f} = 0, false)"))
+                    .collect();
+                format!("({})", all.join(" AND "))
+            })
             .collect::<Vec<_>>()
             .join(" OR ")
     }
