@@ -551,6 +551,12 @@ fn unify_config_errors_name_the_line() {
 fn explain_shows_each_condition_and_the_verdict() {
     let tmp = demo_project("300");
     let dir = tmp.path();
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!("{cfg}\n[unify]\nmode = \"rules\"\n"),
+    )
+    .unwrap();
     ok(&["run", "-p", p(dir), "-q"]);
     // Take a pair the matcher linked, and check that explain agrees with it.
     let pair = query(
@@ -566,6 +572,106 @@ fn explain_shows_each_condition_and_the_verdict() {
     );
     let err = fails(&["explain", "-p", p(dir), "crm_contacts:NOPE", row[1]]);
     assert!(err.contains("no record `crm_contacts:NOPE`"), "{err}");
+}
+
+#[test]
+fn probabilistic_matching_is_the_default_and_explains_its_weights() {
+    let tmp = demo_project("300");
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    // The learned model is a table: a prior per blocking rule, a weight per comparison level.
+    let model = query(
+        dir,
+        "SELECT count(*) FILTER (WHERE comparison = 'prior') AS priors, \
+                bool_and(m > u) FILTER (WHERE comparison = 'email' AND label = 'exact') AS email_counts, \
+                bool_and(weight < 0) FILTER (WHERE label = 'different' AND comparison = 'last_name') AS differ_counts_against \
+         FROM match_weights",
+    );
+    assert_eq!(
+        model,
+        "priors,email_counts,differ_counts_against\n4,true,true\n"
+    );
+    // Every matched pair cleared the threshold and no contradiction vetoes it.
+    let pairs = query(
+        dir,
+        "SELECT count(*) > 0 AS some, bool_and(rule = 'probabilistic' AND score >= 0.95) AS above, \
+                bool_or(g_first_name = 0 OR g_birth_date = 0 OR (g_email = 0 AND g_phone_digits = 0)) AS vetoed \
+         FROM match_pairs",
+    );
+    assert_eq!(pairs, "some,above,vetoed\ntrue,true,false\n");
+    // explain (CLI) and explain_pair (SQL) agree with the matcher on a matched pair.
+    let pair = query(
+        dir,
+        "SELECT left_uid, right_uid, round(match_weight, 2) AS w FROM match_pairs ORDER BY left_uid, right_uid LIMIT 1",
+    );
+    let row: Vec<&str> = pair.lines().nth(1).unwrap().split(',').collect();
+    let out = ok(&["explain", "-p", p(dir), row[0], row[1]]);
+    assert!(out.contains("MATCH: probability"), "{out}");
+    assert!(out.contains("compared by block:"), "{out}");
+    let total = query(
+        dir,
+        &format!(
+            "SELECT weight_bits FROM explain_pair('{}', '{}') WHERE comparison = 'decision'",
+            row[0], row[1]
+        ),
+    );
+    let explained: f64 = total.lines().nth(1).unwrap().parse().unwrap();
+    let matched: f64 = row[2].parse().unwrap();
+    assert!(
+        (explained - matched).abs() < 0.02,
+        "explain {explained} vs matcher {matched}"
+    );
+    // A pair that shares no blocking key is reported as never compared.
+    let apart = query(
+        dir,
+        "SELECT min(uid) AS a, max(uid) AS b FROM (SELECT uid FROM unify_records WHERE email IS NULL AND phone_digits IS NULL ORDER BY uid LIMIT 2)",
+    );
+    let row: Vec<&str> = apart.lines().nth(1).unwrap().split(',').collect();
+    let out = ok(&["explain", "-p", p(dir), row[0], row[1]]);
+    assert!(
+        out.contains("not compared: no blocking rule holds") || out.contains("compared by"),
+        "{out}"
+    );
+}
+
+#[test]
+fn probabilistic_settings_are_checked() {
+    let tmp = demo_project("300");
+    let dir = tmp.path();
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let with = |extra: &str| {
+        std::fs::write(dir.join("panorama.toml"), format!("{cfg}\n{extra}")).unwrap();
+    };
+    with("[unify.probabilistic]\nthreshold = 1.5\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(err.contains("threshold must be between 0 and 1"), "{err}");
+    with("[unify.probabilistic]\ncomparisons = [\"first_name\", \"shoe_size\"]\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(err.contains("no comparison for `shoe_size`"), "{err}");
+    with("[unify.probabilistic]\ncontradictions = [[\"email\", \"company\"]]\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(
+        err.contains("`company` is not in unify.probabilistic.comparisons"),
+        "{err}"
+    );
+    with("[unify]\nmode = \"probabilistic\"\n[[unify.rules]]\nname = \"e\"\nconditions = [{ field = \"email\" }]\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(err.contains("match rules are given"), "{err}");
+    // A stricter threshold and no blocking on address: fewer, surer matches.
+    with(
+        "[unify.probabilistic]\nthreshold = 0.999\nblocking = [[\"email\"], [\"phone_digits\"]]\n",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    let out = query(
+        dir,
+        "SELECT count(*) AS priors, min(label) AS first FROM match_weights WHERE comparison = 'prior'",
+    );
+    assert_eq!(out, "priors,first\n2,block:email\n");
+    let out = query(
+        dir,
+        "SELECT bool_and(score >= 0.999) AS sure FROM match_pairs",
+    );
+    assert_eq!(out, "sure\ntrue\n");
 }
 
 #[test]

@@ -306,7 +306,8 @@ impl ProjectConfig {
                 }
             }
             if let Some(m) = &u.merge {
-                crate::unify::merge::check(m).map_err(|msg| cfg.error_at_section("[unify.merge", msg))?;
+                crate::unify::merge::check(m)
+                    .map_err(|msg| cfg.error_at_section("[unify.merge", msg))?;
             }
             for rule in &u.rules {
                 crate::unify::matching::check_rule(rule.get_ref())
@@ -321,7 +322,8 @@ impl ProjectConfig {
                 }
             }
             if let Some(p) = &u.probabilistic {
-                p.check().map_err(|msg| cfg.error_at_section("[unify.probabilistic", msg))?;
+                p.check()
+                    .map_err(|msg| cfg.error_at_section("[unify.probabilistic", msg))?;
             }
         }
         if *cfg.workspace.keep_runs.get_ref() == 0 {

@@ -217,7 +217,10 @@ pub async fn explain_probabilistic(
     }
     for (b, key) in section.blocking.iter().enumerate() {
         let same: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
-        cols.push(format!("coalesce({}, false) AS block_{b}", same.join(" AND ")));
+        cols.push(format!(
+            "coalesce({}, false) AS block_{b}",
+            same.join(" AND ")
+        ));
     }
     let sql = format!(
         "SELECT {} FROM unify_records l, unify_records r WHERE l.uid = {} AND r.uid = {}",
@@ -246,8 +249,7 @@ pub async fn explain_probabilistic(
         .map_err(|_| Error::Other("this run has no match_weights table: run the project again with probabilistic matching".into()))?
         .collect()
         .await?;
-    let mut model: HashMap<(String, i64), (String, Option<f64>, Option<f64>, f64)> =
-        HashMap::new();
+    let mut model: HashMap<(String, i64), LevelWeight> = HashMap::new();
     for b in &weights {
         let comp = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
         let label = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
@@ -270,7 +272,8 @@ pub async fn explain_probabilistic(
             );
         }
     }
-    let block = (0..section.blocking.len()).find(|b| get(&format!("block_{b}")).as_deref() == Some("true"));
+    let block =
+        (0..section.blocking.len()).find(|b| get(&format!("block_{b}")).as_deref() == Some("true"));
     let mut out = ExplainRows::default();
     let mut total = 0.0;
     for c in &comps {
@@ -300,7 +303,10 @@ pub async fn explain_probabilistic(
             }
         }
         if let Some(b) = block {
-            if section.blocking[b].iter().any(|k| super::probabilistic::related(k).contains(&f)) {
+            if section.blocking[b]
+                .iter()
+                .any(|k| super::probabilistic::related(k).contains(&f))
+            {
                 label = format!("{label} (part of the blocking rule: in its prior)");
                 w = 0.0;
             }
@@ -308,9 +314,7 @@ pub async fn explain_probabilistic(
         total += w;
         out.push(f, &label, l, r, m, u, w);
     }
-    let level_of = |f: &str| {
-        get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok())
-    };
+    let level_of = |f: &str| get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
     let vetoed: Vec<String> = section
         .contradictions
         .iter()
@@ -320,23 +324,58 @@ pub async fn explain_probabilistic(
     match block {
         None => {
             let keys: Vec<String> = section.blocking.iter().map(|k| k.join("+")).collect();
-            out.push("blocking", &format!("not compared: no blocking rule holds ({})", keys.join("; ")), None, None, None, None, 0.0);
-            out.push("decision", "no match: never compared", None, None, None, None, total);
+            out.push(
+                "blocking",
+                &format!("not compared: no blocking rule holds ({})", keys.join("; ")),
+                None,
+                None,
+                None,
+                None,
+                0.0,
+            );
+            out.push(
+                "decision",
+                "no match: never compared",
+                None,
+                None,
+                None,
+                None,
+                total,
+            );
         }
         Some(b) => {
             let (label, m, _, prior) = model
                 .get(&("prior".to_string(), b as i64))
                 .cloned()
-                .ok_or_else(|| Error::Other(format!("match_weights has no prior for blocking rule {b}")))?;
-            out.push("blocking", &format!("compared by {label}"), None, None, m, None, prior);
+                .ok_or_else(|| {
+                    Error::Other(format!("match_weights has no prior for blocking rule {b}"))
+                })?;
+            out.push(
+                "blocking",
+                &format!("compared by {label}"),
+                None,
+                None,
+                m,
+                None,
+                prior,
+            );
             total += prior;
             let p = super::probabilistic::probability(total);
             let decision = if !vetoed.is_empty() {
-                format!("no match: {} clearly differ(s) (unify.probabilistic.contradictions)", vetoed.join(", "))
+                format!(
+                    "no match: {} clearly differ(s) (unify.probabilistic.contradictions)",
+                    vetoed.join(", ")
+                )
             } else if p >= section.threshold {
-                format!("MATCH: probability {p:.4} >= threshold {}", section.threshold)
+                format!(
+                    "MATCH: probability {p:.4} >= threshold {}",
+                    section.threshold
+                )
             } else {
-                format!("no match: probability {p:.4} < threshold {}", section.threshold)
+                format!(
+                    "no match: probability {p:.4} < threshold {}",
+                    section.threshold
+                )
             };
             out.push("decision", &decision, None, None, None, None, total);
         }
@@ -355,6 +394,9 @@ async fn term_frequency(ctx: &SessionContext, field: &str, value: &str) -> Resul
         .filter(|b| b.num_rows() > 0 && b.column(0).is_valid(0))
         .map(|b| b.column(0).as_primitive::<Float64Type>().value(0)))
 }
+
+/// A row of `match_weights`: label, m, u, weight.
+type LevelWeight = (String, Option<f64>, Option<f64>, f64);
 
 /// Rows of a probabilistic explanation.
 #[derive(Default)]

@@ -383,7 +383,10 @@ pub async fn unify(
                 continue;
             };
             edges.push((a, c));
-            let ord = rule_order.get(rule.value(i)).copied().unwrap_or(i64::MAX - 1);
+            let ord = rule_order
+                .get(rule.value(i))
+                .copied()
+                .unwrap_or(i64::MAX - 1);
             for node in [a, c] {
                 let e = best_rule.entry(node).or_insert((i64::MAX, String::new()));
                 if ord < e.0 {
@@ -647,7 +650,10 @@ async fn rule_pairs(
 
 /// Matched pairs after manual decisions: pairs named in the overrides are replaced by the
 /// always-match ones (rule `override`); never-match pairs are dropped.
-async fn apply_overrides(ctx: &SessionContext, pairs: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+async fn apply_overrides(
+    ctx: &SessionContext,
+    pairs: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>> {
     let Some(schema) = pairs.first().map(|b| b.schema()) else {
         return Ok(pairs);
     };

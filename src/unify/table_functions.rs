@@ -26,9 +26,8 @@ use futures::future::BoxFuture;
 use super::clusters::UnionFind;
 use crate::config::ProjectConfig;
 
-type Compute = dyn Fn(SessionContext) -> BoxFuture<'static, crate::error::Result<RecordBatch>>
-    + Send
-    + Sync;
+type Compute =
+    dyn Fn(SessionContext) -> BoxFuture<'static, crate::error::Result<RecordBatch>> + Send + Sync;
 
 /// A table computed when scanned, in the scanning session (so it sees the session's tables).
 struct ComputedTable {

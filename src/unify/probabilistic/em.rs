@@ -163,7 +163,7 @@ mod tests {
     /// EM must recover m and the share of matches from the mixed counts alone.
     #[test]
     fn recovers_m_and_prior_from_a_mixture() {
-        let (n_match, n_non) = (3_000.0, 7_000.0);
+        let (n_match, n_non): (f64, f64) = (3_000.0, 7_000.0);
         let (m1, u1) = (0.9, 0.05);
         let mut patterns = Vec::new();
         for a in 0..2u8 {

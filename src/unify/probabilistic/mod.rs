@@ -15,9 +15,7 @@ pub mod em;
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, AsArray, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
-};
+use arrow::array::{Array, AsArray, Float64Builder, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Int8Type, Schema};
 use datafusion::prelude::SessionContext;
 use serde::Deserialize;
@@ -261,7 +259,10 @@ impl Scoring {
                 .collect();
             let mut t = format!("CASE WHEN {g} IS NULL THEN 0.0");
             if !own_blocks.is_empty() {
-                t.push_str(&format!(" WHEN block IN ({}) THEN 0.0", own_blocks.join(", ")));
+                t.push_str(&format!(
+                    " WHEN block IN ({}) THEN 0.0",
+                    own_blocks.join(", ")
+                ));
             }
             let top = comp.level_count() - 1;
             if self.term_frequency.iter().any(|f| f == comp.field) {
@@ -313,8 +314,11 @@ impl Scoring {
             Field::new("weight", DataType::Float64, false),
             Field::new("term_frequency", DataType::Boolean, false),
         ]));
-        let (mut comp, mut level, mut label) =
-            (StringBuilder::new(), Int64Builder::new(), StringBuilder::new());
+        let (mut comp, mut level, mut label) = (
+            StringBuilder::new(),
+            Int64Builder::new(),
+            StringBuilder::new(),
+        );
         let (mut m, mut u, mut w) = (
             Float64Builder::new(),
             Float64Builder::new(),
@@ -443,11 +447,11 @@ fn candidates_sql(
     // The first rule that finds the pair scores it; the others still train on it.
     let mut first = String::from("CASE");
     for (e, earlier) in section.blocking[..b].iter().enumerate() {
-        let same: Vec<String> = earlier
-            .iter()
-            .map(|k| format!("l.{k} = r.{k}"))
-            .collect();
-        first.push_str(&format!(" WHEN coalesce({}, false) THEN {e}", same.join(" AND ")));
+        let same: Vec<String> = earlier.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+        first.push_str(&format!(
+            " WHEN coalesce({}, false) THEN {e}",
+            same.join(" AND ")
+        ));
     }
     first.push_str(&format!(" ELSE {b} END"));
     if b == 0 {
@@ -507,8 +511,8 @@ pub async fn match_pairs(
         // Rescale the other levels so the row still sums to one.
         let rest: f64 = (0..top).map(|g| u[c][g]).sum();
         let exact = sum_sq.clamp(1e-9, 0.5);
-        for g in 0..top {
-            u[c][g] = u[c][g] / rest.max(1e-12) * (1.0 - exact);
+        for v in u[c].iter_mut().take(top) {
+            *v = *v / rest.max(1e-12) * (1.0 - exact);
         }
         u[c][top] = exact;
     }
