@@ -770,6 +770,51 @@ fn merge_policies_are_configurable() {
 }
 
 #[test]
+fn dedup_keeps_one_winner_per_source_and_customer() {
+    let tmp = demo_project("400");
+    let dir = tmp.path();
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let cfg = cfg.replace(
+        "[unify.sources.webshop_customers]\n",
+        "[unify.sources.webshop_customers]\ndedup = \"most_recent\"\n",
+    );
+    assert!(cfg.contains("dedup = \"most_recent\""));
+    std::fs::write(dir.join("panorama.toml"), cfg).unwrap();
+    ok(&["run", "-p", p(dir), "-q"]);
+    // Customers with several webshop records: exactly one winner each, the latest updated.
+    let out = query(
+        dir,
+        "WITH s AS (SELECT l.customer_id, l.source_winner, r.updated_at, \
+                           max(r.updated_at) OVER (PARTITION BY l.customer_id) AS latest \
+                    FROM customer_links l JOIN unify_records r ON r.uid = l.uid \
+                    WHERE l.source = 'webshop_customers') \
+         SELECT count(DISTINCT customer_id) > 0 AS dups, \
+                bool_and(winners = 1) AS one_winner, bool_and(winner_is_latest) AS latest_wins \
+         FROM (SELECT customer_id, sum(CASE WHEN source_winner THEN 1 ELSE 0 END) AS winners, \
+                      bool_or(source_winner AND updated_at = latest) AS winner_is_latest, count(*) AS n \
+               FROM s GROUP BY customer_id) WHERE n > 1",
+    );
+    assert_eq!(out, "dups,one_winner,latest_wins\ntrue,true,true\n");
+    // Other sources' records all feed the profile; losers stay linked (nothing is dropped).
+    let out = query(
+        dir,
+        "SELECT bool_and(source_winner) FILTER (WHERE source <> 'webshop_customers') AS others, \
+                count(*) = (SELECT count(*) FROM unify_records) AS all_linked, \
+                (SELECT sum(record_count) FROM unified_customers) = count(*) AS counted \
+         FROM customer_links",
+    );
+    assert_eq!(out, "others,all_linked,counted\ntrue,true,true\n");
+    // A losing record's phone never becomes the profile's unless another record has it too.
+    let out = query(
+        dir,
+        "SELECT count(*) AS n FROM unified_customers u WHERE u.phone IS NOT NULL AND NOT EXISTS ( \
+           SELECT 1 FROM customer_links l JOIN unify_records r ON r.uid = l.uid \
+           WHERE l.customer_id = u.customer_id AND l.source_winner AND r.raw_phone = u.phone)",
+    );
+    assert_eq!(out, "n\n0\n");
+}
+
+#[test]
 fn large_clusters_are_reported() {
     let tmp = demo_project("300");
     let dir = tmp.path();

@@ -97,6 +97,21 @@ pub struct SourceMap {
     pub priority: Option<i64>,
     /// Default phone region for sources without a country column (e.g. "NL").
     pub default_region: Option<String>,
+    /// Deduplication within this source: of a customer's records from this source, only the
+    /// winner feeds the merged profile (all stay linked). Default: every record feeds it.
+    pub dedup: Option<DedupPolicy>,
+}
+
+/// Which of a customer's records from one source wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DedupPolicy {
+    /// The most recently updated (`updated_at`); records without a time lose.
+    MostRecent,
+    /// The least recently updated.
+    LeastRecent,
+    /// The record with the most mapped fields filled; ties go to the most recent.
+    MostFilled,
 }
 
 /// Columns of an event source that carries anonymous ids.

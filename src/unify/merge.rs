@@ -52,9 +52,10 @@ fn aggregate(policy: Policy, column: &str, field: &str) -> String {
         (Policy::MostRecent, _) => format!("most_recent({column}, r.updated_at)"),
         (Policy::LeastRecent, _) => format!("least_recent({column}, r.updated_at)"),
         // A whole address: the record with the most parts filled in.
-        (Policy::MostFilled, "address") => "by_priority(r.uid, 3 - (CASE WHEN r.raw_street IS NULL THEN 0 ELSE 1 END \
+        (Policy::MostFilled, "address") => format!(
+            "by_priority({column}, 3 - (CASE WHEN r.raw_street IS NULL THEN 0 ELSE 1 END \
              + CASE WHEN r.raw_postcode IS NULL THEN 0 ELSE 1 END + CASE WHEN r.raw_city IS NULL THEN 0 ELSE 1 END))"
-            .to_string(),
+        ),
         (Policy::MostFilled, _) => format!("most_filled({column})"),
     }
 }
@@ -77,9 +78,21 @@ pub fn check(section: &MergeSection) -> Result<(), String> {
 }
 
 /// The `unified_customers` SQL for these policies.
-pub fn unified_customers_sql(section: Option<&MergeSection>) -> String {
+///
+/// With `dedup_winners`, only records with `customer_links.source_winner` feed the merged
+/// fields (the others' values are masked to NULL, which every aggregate skips); counts and
+/// first/last seen still cover all records.
+pub fn unified_customers_sql(section: Option<&MergeSection>, dedup_winners: bool) -> String {
     let mut sql = TEMPLATE.to_string();
+    let winner = |col: &str| {
+        if dedup_winners {
+            format!("CASE WHEN l.source_winner THEN {col} END")
+        } else {
+            col.to_string()
+        }
+    };
     for (field, column, default) in FIELDS {
+        let column = &winner(column);
         let policy = section
             .and_then(|s| s.fields.get(*field).copied().or(s.default))
             .unwrap_or(*default);
@@ -99,7 +112,10 @@ pub fn unified_customers_sql(section: Option<&MergeSection>) -> String {
             _ => None,
         };
         if let Some((name, col)) = twin {
-            sql = sql.replace(&format!("{{{name}}}"), &aggregate(policy, col, name));
+            sql = sql.replace(
+                &format!("{{{name}}}"),
+                &aggregate(policy, &winner(col), name),
+            );
         }
     }
     sql
@@ -111,7 +127,7 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let sql = unified_customers_sql(None);
+        let sql = unified_customers_sql(None, false);
         let body: String = sql.lines().filter(|l| !l.starts_with("--")).collect();
         assert!(!body.contains('{'), "every placeholder is filled: {sql}");
         assert!(sql.contains("by_priority(r.raw_first_name, r.source_priority) AS first_name"));
@@ -125,7 +141,7 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        let sql = unified_customers_sql(Some(&section));
+        let sql = unified_customers_sql(Some(&section), false);
         assert!(sql.contains("most_recent(r.raw_first_name, r.updated_at) AS first_name"));
         assert!(sql.contains("least_recent(r.email, r.updated_at) AS email_normalized"));
         assert!(sql.contains("by_priority(r.uid, 3 - (CASE"));

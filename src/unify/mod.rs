@@ -27,7 +27,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use config::{default_rules, MatchMode, MatchRule, UnifySection};
+use config::{default_rules, DedupPolicy, MatchMode, MatchRule, UnifySection};
 
 const MATCH_PAIRS_SQL: &str = include_str!("../../sql/unify/match_pairs.sql");
 /// Pairwise precision/recall/F1 against a `truth` table.
@@ -469,7 +469,9 @@ pub async fn unify(
         Field::new("record_id", DataType::Utf8, false),
         Field::new("uid", DataType::Utf8, false),
         Field::new("matched_by", DataType::Utf8, false),
+        Field::new("source_winner", DataType::Boolean, false),
     ]));
+    let winners = dedup_winners(ctx, &unify_cfg, &index, &cluster_of).await?;
     let mut sizes = vec![0u64; ids.len()];
     for c in &cluster_of {
         sizes[*c as usize] += 1;
@@ -501,6 +503,7 @@ pub async fn unify(
             Arc::new(StringArray::from_iter_values((0..uids.len() as u32).map(
                 |i| best_rule.get(&i).map_or("singleton", |(_, r)| r.as_str()),
             ))),
+            Arc::new(arrow::array::BooleanArray::from(winners)),
         ],
     )?;
     write_table(
@@ -543,7 +546,13 @@ pub async fn unify(
     // unified_customers.
     let unified = collect(
         ctx,
-        &merge::unified_customers_sql(unify_cfg.merge.as_ref()),
+        &merge::unified_customers_sql(
+            unify_cfg.merge.as_ref(),
+            unify_cfg
+                .sources
+                .values()
+                .any(|m| m.get_ref().dedup.is_some()),
+        ),
         "unified customers",
     )
     .await?;
@@ -689,6 +698,100 @@ fn sql_type(t: &DataType) -> &'static str {
         DataType::Int64 => "BIGINT",
         _ => "VARCHAR",
     }
+}
+
+/// Per record, whether it is its customer's winner among the records of its source (always
+/// true for sources without a `dedup` policy).
+async fn dedup_winners(
+    ctx: &SessionContext,
+    unify_cfg: &UnifySection,
+    index: &HashMap<&str, u32>,
+    cluster_of: &[u32],
+) -> Result<Vec<bool>> {
+    let mut winners = vec![true; cluster_of.len()];
+    let policies: HashMap<&str, DedupPolicy> = unify_cfg
+        .sources
+        .iter()
+        .filter_map(|(s, m)| m.get_ref().dedup.map(|p| (s.as_str(), p)))
+        .collect();
+    if policies.is_empty() {
+        return Ok(winners);
+    }
+    let filled = [
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "street",
+        "postcode",
+        "city",
+        "birth_date",
+        "gender",
+        "company",
+    ]
+    .iter()
+    .map(|f| format!("CASE WHEN {f} IS NULL THEN 0 ELSE 1 END"))
+    .collect::<Vec<_>>()
+    .join(" + ");
+    let sources: Vec<String> = policies.keys().map(|s| staging::literal(s)).collect();
+    let batches = collect(
+        ctx,
+        &format!(
+            "SELECT uid, source, CAST(updated_at AS TIMESTAMP) AS ts, {filled} AS filled FROM unify_records WHERE source IN ({})",
+            sources.join(", ")
+        ),
+        "dedup candidates",
+    )
+    .await?;
+    // Best record per (customer cluster, source): (rank key, uid index).
+    let mut best: HashMap<(u32, String), ((i64, i64), u32)> = HashMap::new();
+    for b in &batches {
+        let uid = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let source = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let ts = arrow::compute::cast(b.column(2), &DataType::Int64)?;
+        let filled = arrow::compute::cast(b.column(3), &DataType::Int64)?;
+        let (uid, source) = (uid.as_string::<i32>(), source.as_string::<i32>());
+        let (ts, filled) = (
+            ts.as_primitive::<arrow::datatypes::Int64Type>(),
+            filled.as_primitive::<arrow::datatypes::Int64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            let Some(&idx) = index.get(uid.value(i)) else {
+                continue;
+            };
+            let src = source.value(i);
+            // Larger key wins; records without a time lose to those with one.
+            let recent = if ts.is_valid(i) {
+                ts.value(i)
+            } else {
+                i64::MIN
+            };
+            let key = match policies[src] {
+                DedupPolicy::MostRecent => (recent, 0),
+                DedupPolicy::LeastRecent => (
+                    if ts.is_valid(i) {
+                        -ts.value(i)
+                    } else {
+                        i64::MIN
+                    },
+                    0,
+                ),
+                DedupPolicy::MostFilled => (filled.value(i), recent),
+            };
+            winners[idx as usize] = false;
+            let e = best
+                .entry((cluster_of[idx as usize], src.to_string()))
+                .or_insert((key, idx));
+            // Ties go to the smaller uid, so the choice is stable across runs.
+            if key > e.0 || (key == e.0 && idx < e.1) {
+                *e = (key, idx);
+            }
+        }
+    }
+    for (_, idx) in best.into_values() {
+        winners[idx as usize] = true;
+    }
+    Ok(winners)
 }
 
 fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
