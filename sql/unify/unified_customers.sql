@@ -1,7 +1,8 @@
 -- One profile per customer. `{field}` placeholders are merge aggregates chosen by
 -- `[unify.merge]` (src/unify/merge.rs); by default the most trusted source (lowest priority
 -- number) wins, e-mail and phone come from the most recently updated record that has one, and
--- the address (street, postcode, city) comes whole from one record.
+-- the address (street, postcode, city) comes whole from one record, as one struct value (joining
+-- the chosen record back instead took 8 s of 13 at 1M people).
 WITH merged AS (
   SELECT l.customer_id,
          {first_name} AS first_name,
@@ -10,8 +11,8 @@ WITH merged AS (
          {email_normalized} AS email_normalized,
          {phone} AS phone,
          {phone_e164} AS phone_e164,
-         {address_uid}
-           FILTER (WHERE r.raw_street IS NOT NULL OR r.raw_postcode IS NOT NULL) AS address_uid,
+         {address}
+           FILTER (WHERE r.raw_street IS NOT NULL OR r.raw_postcode IS NOT NULL) AS address,
          {country} AS country,
          {birth_date} AS birth_date,
          {gender} AS gender,
@@ -30,9 +31,8 @@ sources AS (
   GROUP BY customer_id
 )
 SELECT m.customer_id, m.first_name, m.last_name, m.email, m.email_normalized, m.phone, m.phone_e164,
-       a.raw_street AS street, a.raw_postcode AS postcode, a.raw_city AS city,
+       m.address['street'] AS street, m.address['postcode'] AS postcode, m.address['city'] AS city,
        m.country, m.birth_date, m.gender, m.company,
        s.source_count, m.record_count, m.first_seen, m.last_seen
 FROM merged m
 JOIN sources s ON s.customer_id = m.customer_id
-LEFT JOIN unify_records a ON a.uid = m.address_uid

@@ -39,7 +39,11 @@ pub const FIELDS: &[(&str, &str, Policy)] = &[
     ("last_name", "r.raw_last_name", Policy::Priority),
     ("email", "r.raw_email", Policy::MostRecent),
     ("phone", "r.raw_phone", Policy::MostRecent),
-    ("address", "r.uid", Policy::Priority),
+    (
+        "address",
+        "named_struct('street', r.raw_street, 'postcode', r.raw_postcode, 'city', r.raw_city)",
+        Policy::Priority,
+    ),
     ("country", "r.country", Policy::Priority),
     ("birth_date", "r.birth_date", Policy::Priority),
     ("gender", "r.gender", Policy::Priority),
@@ -96,15 +100,7 @@ pub fn unified_customers_sql(section: Option<&MergeSection>, dedup_winners: bool
         let policy = section
             .and_then(|s| s.fields.get(*field).copied().or(s.default))
             .unwrap_or(*default);
-        let placeholder = if *field == "address" {
-            "address_uid"
-        } else {
-            field
-        };
-        sql = sql.replace(
-            &format!("{{{placeholder}}}"),
-            &aggregate(policy, column, field),
-        );
+        sql = sql.replace(&format!("{{{field}}}"), &aggregate(policy, column, field));
         // The normalized twins follow the same policy, so they describe the same record.
         let twin = match *field {
             "email" => Some(("email_normalized", "r.email")),
@@ -144,7 +140,7 @@ mod tests {
         let sql = unified_customers_sql(Some(&section), false);
         assert!(sql.contains("most_recent(r.raw_first_name, r.updated_at) AS first_name"));
         assert!(sql.contains("least_recent(r.email, r.updated_at) AS email_normalized"));
-        assert!(sql.contains("by_priority(r.uid, 3 - (CASE"));
+        assert!(sql.contains("by_priority(named_struct('street', r.raw_street, 'postcode', r.raw_postcode, 'city', r.raw_city), 3 - (CASE"));
         assert!(check(&MergeSection {
             default: None,
             fields: [("shoe_size".to_string(), Policy::Priority)]

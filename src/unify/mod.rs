@@ -265,6 +265,38 @@ fn rows(batches: &[RecordBatch]) -> u64 {
     batches.iter().map(|b| b.num_rows() as u64).sum()
 }
 
+/// Run `sql` and stream its result into `<dir>/<name>.parquet`, never holding the whole
+/// result in memory; returns the rows written.
+async fn write_query(ctx: &SessionContext, sql: &str, dir: &Path, name: &str) -> Result<u64> {
+    use futures::StreamExt;
+    let started = std::time::Instant::now();
+    tracing::debug!(name, sql, "unify step");
+    let err = |e: datafusion::error::DataFusionError| Error::Other(format!("unify: {name}: {e}"));
+    let df = ctx.sql(sql).await.map_err(err)?;
+    let mut stream = df.execute_stream().await.map_err(err)?;
+    let path = dir.join(format!("{name}.parquet"));
+    let file = std::fs::File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+        file,
+        stream.schema(),
+        Some(crate::run::writer_properties()),
+    )?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(err)?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch)?;
+    }
+    writer.close()?;
+    tracing::info!(
+        what = name,
+        rows,
+        seconds = started.elapsed().as_secs_f64(),
+        "unify step done"
+    );
+    Ok(rows)
+}
+
 /// Write batches as `<dir>/<name>.parquet`.
 fn write_table(
     dir: &Path,
@@ -300,14 +332,7 @@ pub async fn unify(
         .await?;
 
     // Staging.
-    let staged = collect(ctx, &staging_sql(cfg)?, "staging").await?;
-    let staged_schema = staged
-        .first()
-        .map(|b| b.schema())
-        .ok_or_else(|| Error::Other("unify: staging produced no schema".into()))?;
-    report.records = rows(&staged);
-    write_table(tables_dir, "unify_records", &staged_schema, &staged)?;
-    drop(staged);
+    report.records = write_query(ctx, &staging_sql(cfg)?, tables_dir, "unify_records").await?;
     register_written(ctx, tables_dir, "unify_records").await?;
 
     let rules = rules(cfg);
@@ -395,6 +420,8 @@ pub async fn unify(
             }
         }
     }
+    drop(pairs);
+    drop(uid_batches);
     let cluster_of = clusters::components(uids.len(), edges.into_iter());
 
     // A never-match decision cannot hold when other links join the two records anyway.
@@ -513,6 +540,9 @@ pub async fn unify(
         std::slice::from_ref(&links),
     )?;
     drop(links);
+    drop(best_rule);
+    drop(index);
+    drop((uids, sources, record_ids, previous));
     register_written(ctx, tables_dir, "customer_links").await?;
 
     // id_changes.
@@ -544,7 +574,7 @@ pub async fn unify(
     write_table(tables_dir, "id_changes", &changes_schema, &[changes_batch])?;
 
     // unified_customers.
-    let unified = collect(
+    write_query(
         ctx,
         &merge::unified_customers_sql(
             unify_cfg.merge.as_ref(),
@@ -553,12 +583,10 @@ pub async fn unify(
                 .values()
                 .any(|m| m.get_ref().dedup.is_some()),
         ),
-        "unified customers",
+        tables_dir,
+        "unified_customers",
     )
     .await?;
-    if let Some(schema) = unified.first().map(|b| b.schema()) {
-        write_table(tables_dir, "unified_customers", &schema, &unified)?;
-    }
 
     tracing::info!("unified_customers written");
 
@@ -571,15 +599,22 @@ pub async fn unify(
             .map(|q| format!("SELECT * FROM ({q})"))
             .collect::<Vec<_>>()
             .join("\nUNION ALL\n");
-        let graph = collect(ctx, &sql, "identity graph").await?;
-        if let Some(schema) = graph.first().map(|b| b.schema()) {
-            report.anonymous_ids = rows(&graph);
-            report.stitched_ids = graph
-                .iter()
-                .map(|b| (b.num_rows() - b.column(3).null_count()) as u64)
-                .sum();
-            write_table(tables_dir, "identity_graph", &schema, &graph)?;
-        }
+        report.anonymous_ids = write_query(ctx, &sql, tables_dir, "identity_graph").await?;
+        register_written(ctx, tables_dir, "identity_graph").await?;
+        let stitched = collect(
+            ctx,
+            "SELECT count(customer_id) FROM identity_graph",
+            "stitched ids",
+        )
+        .await?;
+        report.stitched_ids = stitched
+            .first()
+            .filter(|b| b.num_rows() > 0)
+            .map_or(0, |b| {
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .value(0) as u64
+            });
     }
     report.seconds = started.elapsed().as_secs_f64();
     write_stats(tables_dir, &report)?;
