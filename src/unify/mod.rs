@@ -267,7 +267,7 @@ fn rows(batches: &[RecordBatch]) -> u64 {
 
 /// Run `sql` and stream its result into `<dir>/<name>.parquet`, never holding the whole
 /// result in memory; returns the rows written.
-async fn write_query(ctx: &SessionContext, sql: &str, dir: &Path, name: &str) -> Result<u64> {
+pub(crate) async fn write_query(ctx: &SessionContext, sql: &str, dir: &Path, name: &str) -> Result<u64> {
     use futures::StreamExt;
     let started = std::time::Instant::now();
     tracing::debug!(name, sql, "unify step");
@@ -341,7 +341,7 @@ pub async fn unify(
         MatchMode::Probabilistic => {
             let section = unify_cfg.probabilistic.clone().unwrap_or_default();
             let matched =
-                probabilistic::match_pairs(ctx, &section, unify_cfg.max_block_size, &mut report)
+                probabilistic::match_pairs(ctx, tables_dir, &section, unify_cfg.max_block_size, &mut report)
                     .await?;
             let weights = matched.weights;
             write_table(tables_dir, "match_weights", &weights.schema(), &[weights])?;

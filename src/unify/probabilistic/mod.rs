@@ -493,6 +493,7 @@ fn candidates_sql(
 /// Run blocking, training and scoring; returns the matched pairs and the model.
 pub async fn match_pairs(
     ctx: &SessionContext,
+    work_dir: &std::path::Path,
     section: &ProbabilisticSection,
     max_block_size: usize,
     report: &mut UnifyReport,
@@ -518,7 +519,10 @@ pub async fn match_pairs(
     }
 
     // Candidate pairs per blocking rule.
-    let mut candidates = Vec::new();
+    // Each rule's pairs go to Parquet as they come (millions of rows at 1M people), then are
+    // read back as one table.
+    let dir = work_dir.join("unify_comparisons");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     for (b, key) in section.blocking.iter().enumerate() {
         let keys: Vec<&str> = key.iter().map(|s| s.as_str()).collect();
         let big = collect(
@@ -539,29 +543,40 @@ pub async fn match_pairs(
         } else {
             None
         };
-        let pairs = collect(
+        super::write_query(
             ctx,
             &candidates_sql(section, &comps, b, skip_table.as_deref()),
-            &block_name(key),
+            &dir,
+            &format!("block_{b}"),
         )
         .await?;
-        let new_pairs: u64 = pairs
-            .iter()
-            .map(|p| {
-                let (b, first) = (p.column(2), p.column(3));
-                let same = arrow::compute::kernels::cmp::eq(b, first).expect("same types");
-                same.true_count() as u64
-            })
-            .sum();
-        report.pairs_per_rule.push((block_name(key), new_pairs));
-        report.candidate_pairs += new_pairs;
-        candidates.extend(pairs);
     }
-    let schema = candidates
-        .first()
-        .map(|b| b.schema())
-        .ok_or_else(|| Error::Other("unify: blocking produced no schema".into()))?;
-    register(ctx, "unify_comparisons", candidates, schema)?;
+    let _ = ctx.deregister_table("unify_comparisons");
+    ctx.register_parquet(
+        "unify_comparisons",
+        dir.to_string_lossy().as_ref(),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await?;
+    // Pairs each rule adds (those no earlier rule found).
+    let per_rule = collect(
+        ctx,
+        "SELECT block, count(*) FROM unify_comparisons WHERE block = first_block GROUP BY block",
+        "pairs per blocking rule",
+    )
+    .await?;
+    let mut added = vec![0u64; section.blocking.len()];
+    for batch in &per_rule {
+        let block = batch.column(0).as_primitive::<Int32Type>();
+        let n = batch.column(1).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            added[block.value(i) as usize] = n.value(i) as u64;
+        }
+    }
+    for (key, n) in section.blocking.iter().zip(added) {
+        report.pairs_per_rule.push((block_name(key), n));
+        report.candidate_pairs += n;
+    }
 
     // Patterns for EM; vetoed pairs (households, mostly) are not evidence about matches.
     let g_cols: Vec<String> = comps.iter().map(|c| c.column()).collect();
@@ -628,5 +643,6 @@ pub async fn match_pairs(
     let pairs = collect(ctx, &sql, "scoring").await?;
     let weights = scoring.weights_batch(&section.blocking)?;
     let _ = ctx.deregister_table("unify_comparisons");
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(Matched { pairs, weights })
 }
