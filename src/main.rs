@@ -36,6 +36,17 @@ struct Cli {
     /// No progress bars or summaries; errors still go to stderr. For scripts.
     #[arg(short, long, global = true)]
     quiet: bool,
+
+    /// Memory budget for queries (e.g. 8G, 512M); beyond it sorts and aggregates spill to
+    /// temporary files. Default: 70% of the machine's memory.
+    #[arg(long, global = true, env = "PANORAMA_MEMORY_LIMIT", value_parser = parse_memory)]
+    memory_limit: Option<String>,
+}
+
+fn parse_memory(s: &str) -> std::result::Result<String, String> {
+    panorama::session::parse_size(s)
+        .map(|_| s.to_string())
+        .ok_or_else(|| format!("`{s}` is not a size: use e.g. 8G, 512M or a number of bytes"))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -150,6 +161,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.quiet);
+    if let Some(bytes) = cli
+        .memory_limit
+        .as_deref()
+        .and_then(panorama::session::parse_size)
+    {
+        panorama::session::set_memory_limit(bytes);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder, UInt64Builder};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::config::ProjectConfig;
@@ -17,14 +19,66 @@ pub fn new_context() -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("panorama", "public");
+    // Queries share one memory budget; sorts, joins' spillable parts and aggregates spill to
+    // temporary files beyond it instead of exhausting the machine.
+    let runtime = match memory_limit() {
+        Some(bytes) => RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+            .build_arc(),
+        None => RuntimeEnvBuilder::new().build_arc(),
+    }
+    .expect("a default runtime environment builds");
     // `SELECT * FROM 'some/file.parquet'` works too: handy for looking at exports and inputs.
-    let ctx = SessionContext::new_with_config(config).enable_url_table();
+    let ctx = SessionContext::new_with_config_rt(config, runtime).enable_url_table();
     panorama_udfs::register_all(&ctx);
     ctx.register_udtf(
         "connected_components",
         Arc::new(crate::unify::table_functions::ConnectedComponents),
     );
     ctx
+}
+
+static MEMORY_LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Set the memory budget of every context made afterwards (the CLI's `--memory-limit`).
+pub fn set_memory_limit(bytes: usize) {
+    let _ = MEMORY_LIMIT.set(bytes);
+}
+
+/// The query memory budget in bytes: `PANORAMA_MEMORY_LIMIT` (`8G`, `512M`, `1.5G`, bytes),
+/// else 70% of the machine's memory (what DataFusion operators may hold; Panorama's own
+/// buffers, e.g. the union-find, come on top).
+pub fn memory_limit() -> Option<usize> {
+    if let Some(bytes) = MEMORY_LIMIT.get() {
+        return Some(*bytes);
+    }
+    if let Ok(v) = std::env::var("PANORAMA_MEMORY_LIMIT") {
+        return parse_size(&v);
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: usize = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024 / 10 * 7)
+}
+
+/// `8G`, `512M`, `64K`, `1.5G` or plain bytes.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim().to_ascii_uppercase();
+    let s = s.strip_suffix('B').unwrap_or(&s);
+    let (num, unit) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1usize << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        'T' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0).then(|| (n * unit as f64) as usize)
 }
 
 /// Which run a context shows.
@@ -213,4 +267,19 @@ fn source_stats_table(m: &Manifest) -> Result<MemTable> {
     ];
     let batch = RecordBatch::try_new(schema.clone(), cols)?;
     Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse() {
+        assert_eq!(parse_size("8G"), Some(8 << 30));
+        assert_eq!(parse_size("512mb"), Some(512 << 20));
+        assert_eq!(parse_size("1.5G"), Some(3 << 29));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("0"), None);
+    }
 }

@@ -770,6 +770,29 @@ fn merge_policies_are_configurable() {
 }
 
 #[test]
+fn merging_in_chunks_gives_the_same_profiles() {
+    let tmp = demo_project("300");
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    let profiles = |dir: &Path| {
+        query(
+            dir,
+            "SELECT customer_id, first_name, last_name, email, phone, street, city, birth_date, source_count, record_count FROM unified_customers ORDER BY customer_id",
+        )
+    };
+    let whole = profiles(dir);
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!("{cfg}\n[unify]\nmerge_chunks = 3\n"),
+    )
+    .unwrap();
+    ok(&["run", "-p", p(dir), "-q", "-v"]);
+    assert_eq!(profiles(dir), whole);
+    assert!(whole.lines().count() > 100);
+}
+
+#[test]
 fn dedup_keeps_one_winner_per_source_and_customer() {
     let tmp = demo_project("400");
     let dir = tmp.path();

@@ -3,6 +3,7 @@
 -- number) wins, e-mail and phone come from the most recently updated record that has one, and
 -- the address (street, postcode, city) comes whole from one record, as one struct value (joining
 -- the chosen record back instead took 8 s of 13 at 1M people).
+-- `{links}` is `customer_links`, or one chunk of it when customers are merged in chunks.
 WITH merged AS (
   SELECT l.customer_id,
          {first_name} AS first_name,
@@ -20,14 +21,14 @@ WITH merged AS (
          count(*) AS record_count,
          min(r.updated_at) AS first_seen,
          max(r.updated_at) AS last_seen
-  FROM customer_links l JOIN unify_records r ON r.uid = l.uid
+  FROM {links} l JOIN unify_records r ON r.uid = l.uid
   GROUP BY l.customer_id
 ),
 -- count(DISTINCT) per group is slow with a million groups (a hash set each): count distinct
 -- (customer, source) pairs instead.
 sources AS (
   SELECT customer_id, count(*) AS source_count
-  FROM (SELECT DISTINCT customer_id, source FROM customer_links)
+  FROM (SELECT DISTINCT customer_id, source FROM {links})
   GROUP BY customer_id
 )
 SELECT m.customer_id, m.first_name, m.last_name, m.email, m.email_normalized, m.phone, m.phone_e164,

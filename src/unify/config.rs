@@ -41,6 +41,10 @@ pub struct UnifySection {
     /// warned about (likely over-merging).
     #[serde(default = "default_large_cluster")]
     pub large_cluster: usize,
+    /// Merge customers in this many chunks (by id) to bound memory; default: as many as the
+    /// memory budget needs (1 up to a few million records).
+    #[serde(default)]
+    pub merge_chunks: Option<usize>,
 }
 
 /// How pairs are decided.

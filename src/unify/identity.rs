@@ -46,15 +46,20 @@ best AS (
   -- of candidates is kept so such ids can be reviewed.
   SELECT anonymous_id,
          first_value(customer_id ORDER BY tied_at DESC NULLS LAST, customer_id) AS customer_id,
-         first_value(linked_by ORDER BY tied_at DESC NULLS LAST, customer_id) AS linked_by,
-         count(DISTINCT customer_id) AS candidates
+         first_value(linked_by ORDER BY tied_at DESC NULLS LAST, customer_id) AS linked_by
   FROM ties GROUP BY anonymous_id
+),
+-- Distinct (id, customer) pairs counted, not count(DISTINCT) per group (a hash set each).
+candidates AS (
+  SELECT anonymous_id, count(*) AS candidates
+  FROM (SELECT DISTINCT anonymous_id, customer_id FROM ties) GROUP BY anonymous_id
 )
 SELECT ids.anonymous_id, {id_type} AS id_type, {src} AS source,
-       best.customer_id, best.linked_by, COALESCE(best.candidates, 0) AS candidates,
+       best.customer_id, best.linked_by, COALESCE(c.candidates, 0) AS candidates,
        COALESCE(best.customer_id, 'anon_' || ids.anonymous_id) AS profile_id,
        ids.events, ids.first_seen, ids.last_seen
-FROM ids LEFT JOIN best ON best.anonymous_id = ids.anonymous_id",
+FROM ids LEFT JOIN best ON best.anonymous_id = ids.anonymous_id
+LEFT JOIN candidates c ON c.anonymous_id = ids.anonymous_id",
         anon = ident(&map.anonymous_id),
         table = ident(source),
         id_type = literal(&map.id_type),

@@ -86,8 +86,20 @@ pub fn check(section: &MergeSection) -> Result<(), String> {
 /// With `dedup_winners`, only records with `customer_links.source_winner` feed the merged
 /// fields (the others' values are masked to NULL, which every aggregate skips); counts and
 /// first/last seen still cover all records.
-pub fn unified_customers_sql(section: Option<&MergeSection>, dedup_winners: bool) -> String {
-    let mut sql = TEMPLATE.to_string();
+///
+/// `chunk = Some((k, n))` merges only the customers whose id number is k modulo n.
+pub fn unified_customers_sql(
+    section: Option<&MergeSection>,
+    dedup_winners: bool,
+    chunk: Option<(usize, usize)>,
+) -> String {
+    let links = match chunk {
+        None => "customer_links".to_string(),
+        Some((k, n)) => format!(
+            "(SELECT * FROM customer_links WHERE CAST(substr(customer_id, 5) AS BIGINT) % {n} = {k})"
+        ),
+    };
+    let mut sql = TEMPLATE.replace("{links}", &links);
     let winner = |col: &str| {
         if dedup_winners {
             format!("CASE WHEN l.source_winner THEN {col} END")
@@ -123,7 +135,7 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let sql = unified_customers_sql(None, false);
+        let sql = unified_customers_sql(None, false, None);
         let body: String = sql.lines().filter(|l| !l.starts_with("--")).collect();
         assert!(!body.contains('{'), "every placeholder is filled: {sql}");
         assert!(sql.contains("by_priority(r.raw_first_name, r.source_priority) AS first_name"));
@@ -137,7 +149,7 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        let sql = unified_customers_sql(Some(&section), false);
+        let sql = unified_customers_sql(Some(&section), false, None);
         assert!(sql.contains("most_recent(r.raw_first_name, r.updated_at) AS first_name"));
         assert!(sql.contains("least_recent(r.email, r.updated_at) AS email_normalized"));
         assert!(sql.contains("by_priority(named_struct('street', r.raw_street, 'postcode', r.raw_postcode, 'city', r.raw_city), 3 - (CASE"));

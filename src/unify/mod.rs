@@ -235,6 +235,9 @@ async fn load_overrides(ctx: &SessionContext, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Memory the merge query holds per record, measured at 1M people (1.5 GB for 1.46 M records).
+const MERGE_BYTES_PER_RECORD: usize = 1_500;
+
 /// Register a table this stage wrote, reading it back from Parquet: DataFusion then scans it
 /// in parallel, in normal-sized batches (one giant in-memory batch made later stages slow
 /// and memory-hungry).
@@ -267,27 +270,52 @@ fn rows(batches: &[RecordBatch]) -> u64 {
 
 /// Run `sql` and stream its result into `<dir>/<name>.parquet`, never holding the whole
 /// result in memory; returns the rows written.
-pub(crate) async fn write_query(ctx: &SessionContext, sql: &str, dir: &Path, name: &str) -> Result<u64> {
+pub(crate) async fn write_query(
+    ctx: &SessionContext,
+    sql: &str,
+    dir: &Path,
+    name: &str,
+) -> Result<u64> {
+    write_queries(ctx, &[sql.to_string()], dir, name).await
+}
+
+/// Like [`write_query`] for several queries of one schema, appended in order (a big
+/// aggregation run chunk by chunk).
+async fn write_queries(
+    ctx: &SessionContext,
+    sqls: &[String],
+    dir: &Path,
+    name: &str,
+) -> Result<u64> {
     use futures::StreamExt;
     let started = std::time::Instant::now();
-    tracing::debug!(name, sql, "unify step");
     let err = |e: datafusion::error::DataFusionError| Error::Other(format!("unify: {name}: {e}"));
-    let df = ctx.sql(sql).await.map_err(err)?;
-    let mut stream = df.execute_stream().await.map_err(err)?;
     let path = dir.join(format!("{name}.parquet"));
-    let file = std::fs::File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
-    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
-        file,
-        stream.schema(),
-        Some(crate::run::writer_properties()),
-    )?;
+    let mut writer = None;
     let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(err)?;
-        rows += batch.num_rows() as u64;
-        writer.write(&batch)?;
+    for sql in sqls {
+        tracing::debug!(name, sql, "unify step");
+        let df = ctx.sql(sql).await.map_err(err)?;
+        let mut stream = df.execute_stream().await.map_err(err)?;
+        if writer.is_none() {
+            let file =
+                std::fs::File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+            writer = Some(datafusion::parquet::arrow::ArrowWriter::try_new(
+                file,
+                stream.schema(),
+                Some(crate::run::writer_properties()),
+            )?);
+        }
+        let w = writer.as_mut().expect("created above");
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(err)?;
+            rows += batch.num_rows() as u64;
+            w.write(&batch)?;
+        }
     }
-    writer.close()?;
+    if let Some(w) = writer {
+        w.close()?;
+    }
     tracing::info!(
         what = name,
         rows,
@@ -340,9 +368,14 @@ pub async fn unify(
         MatchMode::Rules => rule_pairs(cfg, ctx, &unify_cfg, &rules, &mut report).await?,
         MatchMode::Probabilistic => {
             let section = unify_cfg.probabilistic.clone().unwrap_or_default();
-            let matched =
-                probabilistic::match_pairs(ctx, tables_dir, &section, unify_cfg.max_block_size, &mut report)
-                    .await?;
+            let matched = probabilistic::match_pairs(
+                ctx,
+                tables_dir,
+                &section,
+                unify_cfg.max_block_size,
+                &mut report,
+            )
+            .await?;
             let weights = matched.weights;
             write_table(tables_dir, "match_weights", &weights.schema(), &[weights])?;
             match &unify_cfg.overrides {
@@ -574,19 +607,31 @@ pub async fn unify(
     write_table(tables_dir, "id_changes", &changes_schema, &[changes_batch])?;
 
     // unified_customers.
-    write_query(
-        ctx,
-        &merge::unified_customers_sql(
-            unify_cfg.merge.as_ref(),
-            unify_cfg
-                .sources
-                .values()
-                .any(|m| m.get_ref().dedup.is_some()),
-        ),
-        tables_dir,
-        "unified_customers",
-    )
-    .await?;
+    // One aggregation over all customers needs memory in proportion to the records (the
+    // merge aggregates keep row references, which DataFusion cannot spill): beyond the budget,
+    // customers are merged in chunks by id.
+    let budget = crate::session::memory_limit().unwrap_or(usize::MAX);
+    let chunks = unify_cfg.merge_chunks.unwrap_or_else(|| {
+        (report.records as usize).saturating_mul(MERGE_BYTES_PER_RECORD) / (budget / 2).max(1)
+    });
+    let chunks = chunks.max(1);
+    let dedup = unify_cfg
+        .sources
+        .values()
+        .any(|m| m.get_ref().dedup.is_some());
+    let sqls: Vec<String> = (0..chunks)
+        .map(|k| {
+            merge::unified_customers_sql(
+                unify_cfg.merge.as_ref(),
+                dedup,
+                (chunks > 1).then_some((k, chunks)),
+            )
+        })
+        .collect();
+    if chunks > 1 {
+        tracing::info!(chunks, "unified customers merged in chunks");
+    }
+    write_queries(ctx, &sqls, tables_dir, "unified_customers").await?;
 
     tracing::info!("unified_customers written");
 

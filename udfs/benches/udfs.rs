@@ -11,8 +11,23 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 const ROWS: usize = 100_000;
 
-const FIRST: &[&str] = &["Jonathan", "Bob", "Hans-Peter", "Marie-Claire", "Jürgen", "Ana", "Sem"];
-const LAST: &[&str] = &["Smith", "van den Berg", "Müller", "García López", "O'Brien", "Dupont"];
+const FIRST: &[&str] = &[
+    "Jonathan",
+    "Bob",
+    "Hans-Peter",
+    "Marie-Claire",
+    "Jürgen",
+    "Ana",
+    "Sem",
+];
+const LAST: &[&str] = &[
+    "Smith",
+    "van den Berg",
+    "Müller",
+    "García López",
+    "O'Brien",
+    "Dupont",
+];
 
 /// Deterministic messy customer values: names with case and diacritics, e-mails with dots
 /// and tags, phones in national and international formats.
@@ -25,9 +40,18 @@ fn table() -> (Arc<Schema>, RecordBatch) {
     for i in 0..ROWS {
         let f = FIRST[i % FIRST.len()];
         let l = LAST[(i / 7) % LAST.len()];
-        first.push(if i % 3 == 0 { f.to_uppercase() } else { f.to_string() });
+        first.push(if i % 3 == 0 {
+            f.to_uppercase()
+        } else {
+            f.to_string()
+        });
         last.push(l.to_string());
-        email.push(format!(" {}.{}+shop{}@GoogleMail.com", f, l.replace(' ', ""), i % 97));
+        email.push(format!(
+            " {}.{}+shop{}@GoogleMail.com",
+            f,
+            l.replace(' ', ""),
+            i % 97
+        ));
         phone.push(if i % 2 == 0 {
             format!("06-{:08}", i * 7919 % 100_000_000)
         } else {
@@ -72,19 +96,23 @@ fn udfs(c: &mut Criterion) {
         ("normalize_phone", "normalize_phone(phone, 'NL')"),
         ("normalize_name", "normalize_name(last)"),
         ("canonical_first_name", "canonical_first_name(first)"),
-        ("split_full_name", "split_full_name(last || ', ' || first)['first']"),
+        (
+            "split_full_name",
+            "split_full_name(last || ', ' || first)['first']",
+        ),
         ("double_metaphone", "double_metaphone(last)"),
         ("jaro_winkler", "jaro_winkler(last, other)"),
         ("levenshtein_sim", "levenshtein_sim(last, other)"),
-        ("damerau_levenshtein_sim", "damerau_levenshtein_sim(last, other)"),
+        (
+            "damerau_levenshtein_sim",
+            "damerau_levenshtein_sim(last, other)",
+        ),
         ("token_jaccard", "token_jaccard(last, other)"),
         ("qgram_sim", "qgram_sim(last, other)"),
     ] {
         let sql = format!("SELECT count({expr}) FROM t");
         group.bench_function(name, |b| {
-            b.iter(|| {
-                rt.block_on(async { ctx.sql(&sql).await.unwrap().collect().await.unwrap() })
-            })
+            b.iter(|| rt.block_on(async { ctx.sql(&sql).await.unwrap().collect().await.unwrap() }))
         });
     }
     group.finish();
