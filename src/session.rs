@@ -78,7 +78,7 @@ pub fn parse_size(s: &str) -> Option<usize> {
         _ => (s, 1),
     };
     let n: f64 = num.trim().parse().ok()?;
-    (n > 0.0).then(|| (n * unit as f64) as usize)
+    (n > 0.0).then_some((n * unit as f64) as usize)
 }
 
 /// Which run a context shows.
