@@ -3,9 +3,10 @@
 -- number) wins, e-mail and phone come from the most recently updated record that has one, and
 -- the address (street, postcode, city) comes whole from one record, as one struct value (joining
 -- the chosen record back instead took 8 s of 13 at 1M people).
--- `{links}` is `customer_links`, or one chunk of it when customers are merged in chunks.
+-- `{records}` is `unify_linked` (each staged record with its customer_id and source_winner),
+-- `{links}` is `customer_links`; each is one chunk of customers when merged in chunks.
 WITH merged AS (
-  SELECT l.customer_id,
+  SELECT r.customer_id,
          {first_name} AS first_name,
          {last_name} AS last_name,
          {email} AS email,
@@ -21,8 +22,8 @@ WITH merged AS (
          count(*) AS record_count,
          min(r.updated_at) AS first_seen,
          max(r.updated_at) AS last_seen
-  FROM {links} l JOIN unify_records r ON r.uid = l.uid
-  GROUP BY l.customer_id
+  FROM {records} r
+  GROUP BY r.customer_id
 ),
 -- count(DISTINCT) per group is slow with a million groups (a hash set each): count distinct
 -- (customer, source) pairs instead.

@@ -42,11 +42,6 @@ pub fn blocking_key(rule: &MatchRule) -> Vec<&str> {
         .collect()
 }
 
-/// SQL listing blocking-key values shared by more than `cap` records.
-pub fn oversized_blocks_sql(rule: &MatchRule, cap: usize) -> String {
-    oversized_key_blocks_sql(&blocking_key(rule), cap)
-}
-
 /// SQL listing values of the fields `key` shared by more than `cap` records.
 pub fn oversized_key_blocks_sql(key: &[&str], cap: usize) -> String {
     let not_null: Vec<String> = key.iter().map(|k| format!("{k} IS NOT NULL")).collect();

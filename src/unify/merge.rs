@@ -93,16 +93,18 @@ pub fn unified_customers_sql(
     dedup_winners: bool,
     chunk: Option<(usize, usize)>,
 ) -> String {
-    let links = match chunk {
-        None => "customer_links".to_string(),
+    let part = |table: &str| match chunk {
+        None => table.to_string(),
         Some((k, n)) => format!(
-            "(SELECT * FROM customer_links WHERE CAST(substr(customer_id, 5) AS BIGINT) % {n} = {k})"
+            "(SELECT * FROM {table} WHERE CAST(substr(customer_id, 5) AS BIGINT) % {n} = {k})"
         ),
     };
-    let mut sql = TEMPLATE.replace("{links}", &links);
+    let mut sql = TEMPLATE
+        .replace("{links}", &part("customer_links"))
+        .replace("{records}", &part("unify_linked"));
     let winner = |col: &str| {
         if dedup_winners {
-            format!("CASE WHEN l.source_winner THEN {col} END")
+            format!("CASE WHEN r.source_winner THEN {col} END")
         } else {
             col.to_string()
         }

@@ -160,14 +160,33 @@ fn register(
     Ok(())
 }
 
-/// The warning for blocks skipped by `unify.max_block_size`, with the largest keys.
-fn skipped_blocks_warning(what: &str, big: &[RecordBatch], cap: usize) -> Result<String> {
+/// Find the values of `key` shared by more than `cap` records; if there are any, warn (naming
+/// the largest), count them and register them as the table `table`, which the candidate SQL
+/// anti-joins. Returns the table's name when there is one.
+pub(crate) async fn skip_oversized_blocks(
+    ctx: &SessionContext,
+    key: &[&str],
+    what: &str,
+    table: &str,
+    cap: usize,
+    report: &mut UnifyReport,
+) -> Result<Option<String>> {
+    let big = collect(ctx, &matching::oversized_key_blocks_sql(key, cap), "block sizes").await?;
+    if rows(&big) == 0 {
+        return Ok(None);
+    }
+    report.skipped_blocks += rows(&big);
     let example =
         arrow::util::pretty::pretty_format_batches(&[big[0].slice(0, big[0].num_rows().min(3))])?;
-    Ok(format!(
+    let w = format!(
         "{what}: {} blocking key(s) shared by more than {cap} records were skipped (unify.max_block_size); largest:\n{example}",
-        rows(big)
-    ))
+        rows(&big)
+    );
+    tracing::warn!("{w}");
+    report.warnings.push(w);
+    let schema = big[0].schema();
+    register(ctx, table, big, schema)?;
+    Ok(Some(table.to_string()))
 }
 
 /// Candidate pairs after manual decisions: never-match pairs removed, always-match pairs added
@@ -235,8 +254,10 @@ async fn load_overrides(ctx: &SessionContext, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Memory the merge query holds per record, measured at 1M people (1.5 GB for 1.46 M records).
-const MERGE_BYTES_PER_RECORD: usize = 1_500;
+/// Memory budget the merge query needs per record: 1.5 GB of RSS for 1.46 M records at 1M
+/// people, but at 10M its hash tables and joins (which cannot spill) needed more than twice
+/// that per record within DataFusion's pool, so the estimate is generous.
+const MERGE_BYTES_PER_RECORD: usize = 4_000;
 
 /// Register a table this stage wrote, reading it back from Parquet: DataFusion then scans it
 /// in parallel, in normal-sized batches (one giant in-memory batch made later stages slow
@@ -631,7 +652,19 @@ pub async fn unify(
     if chunks > 1 {
         tracing::info!(chunks, "unified customers merged in chunks");
     }
+    // Each record with its customer, joined once and streamed to disk: the merge then needs
+    // no join (at 10M people a join inside it held the whole records table in memory).
+    write_query(
+        ctx,
+        "SELECT r.*, l.customer_id, l.source_winner FROM customer_links l JOIN unify_records r ON r.uid = l.uid",
+        tables_dir,
+        "unify_linked",
+    )
+    .await?;
+    register_written(ctx, tables_dir, "unify_linked").await?;
     write_queries(ctx, &sqls, tables_dir, "unified_customers").await?;
+    let _ = ctx.deregister_table("unify_linked");
+    let _ = std::fs::remove_file(tables_dir.join("unify_linked.parquet"));
 
     tracing::info!("unified_customers written");
 
@@ -678,28 +711,15 @@ async fn rule_pairs(
     let mut candidates = Vec::new();
     for (order, rule) in rules.iter().enumerate() {
         matching::check_rule(rule).map_err(|m| Error::Other(format!("unify: {m}")))?;
-        let big = collect(
+        let skip = skip_oversized_blocks(
             ctx,
-            &matching::oversized_blocks_sql(rule, unify_cfg.max_block_size),
-            "block sizes",
+            &matching::blocking_key(rule),
+            &format!("rule `{}`", rule.name),
+            &format!("unify_skip_{order}"),
+            unify_cfg.max_block_size,
+            report,
         )
         .await?;
-        let skip = if rows(&big) > 0 {
-            report.skipped_blocks += rows(&big);
-            let w = skipped_blocks_warning(
-                &format!("rule `{}`", rule.name),
-                &big,
-                unify_cfg.max_block_size,
-            )?;
-            tracing::warn!("{w}");
-            report.warnings.push(w);
-            let name = format!("unify_skip_{order}");
-            let schema = big[0].schema();
-            register(ctx, &name, big, schema)?;
-            Some(name)
-        } else {
-            None
-        };
         let pairs = collect(
             ctx,
             &matching::candidate_pairs_sql(rule, order, skip.as_deref()),

@@ -59,19 +59,23 @@ const EXACT: Level = Level {
     condition: "{l} = {r}",
 };
 
+const JW_92: Level = Level {
+    label: "jaro_winkler >= 0.92",
+    condition: "jaro_winkler({l}, {r}) >= 0.92",
+};
+
+const JW_80: Level = Level {
+    label: "jaro_winkler >= 0.8",
+    condition: "jaro_winkler({l}, {r}) >= 0.8",
+};
+
 /// The built-in comparison of a staged field, or None if the field has none.
 pub fn comparison(field: &str) -> Option<Comparison> {
     let levels = match field {
         "first_name" => vec![
             EXACT,
-            Level {
-                label: "jaro_winkler >= 0.92",
-                condition: "jaro_winkler({l}, {r}) >= 0.92",
-            },
-            Level {
-                label: "jaro_winkler >= 0.8",
-                condition: "jaro_winkler({l}, {r}) >= 0.8",
-            },
+            JW_92,
+            JW_80,
             Level {
                 label: "initial",
                 condition: "((length({l}) = 1 OR length({r}) = 1) AND substr({l}, 1, 1) = substr({r}, 1, 1))",
@@ -79,14 +83,8 @@ pub fn comparison(field: &str) -> Option<Comparison> {
         ],
         "last_name" | "company" => vec![
             EXACT,
-            Level {
-                label: "jaro_winkler >= 0.92",
-                condition: "jaro_winkler({l}, {r}) >= 0.92",
-            },
-            Level {
-                label: "jaro_winkler >= 0.8",
-                condition: "jaro_winkler({l}, {r}) >= 0.8",
-            },
+            JW_92,
+            JW_80,
         ],
         "email" => vec![
             EXACT,

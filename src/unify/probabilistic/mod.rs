@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::config::FIELDS;
 use super::staging::literal;
-use super::{collect, register, rows, UnifyReport};
+use super::{collect, register, UnifyReport};
 use crate::error::{Error, Result};
 use comparisons::Comparison;
 use em::{Model, Pattern};
@@ -525,24 +525,15 @@ pub async fn match_pairs(
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     for (b, key) in section.blocking.iter().enumerate() {
         let keys: Vec<&str> = key.iter().map(|s| s.as_str()).collect();
-        let big = collect(
+        let skip_table = super::skip_oversized_blocks(
             ctx,
-            &super::matching::oversized_key_blocks_sql(&keys, max_block_size),
-            "block sizes",
+            &keys,
+            &block_name(key),
+            &format!("unify_skip_{b}"),
+            max_block_size,
+            report,
         )
         .await?;
-        let skip_table = if rows(&big) > 0 {
-            report.skipped_blocks += rows(&big);
-            let w = super::skipped_blocks_warning(&block_name(key), &big, max_block_size)?;
-            tracing::warn!("{w}");
-            report.warnings.push(w);
-            let name = format!("unify_skip_{b}");
-            let schema = big[0].schema();
-            register(ctx, &name, big, schema)?;
-            Some(name)
-        } else {
-            None
-        };
         super::write_query(
             ctx,
             &candidates_sql(section, &comps, b, skip_table.as_deref()),
