@@ -171,7 +171,12 @@ pub(crate) async fn skip_oversized_blocks(
     cap: usize,
     report: &mut UnifyReport,
 ) -> Result<Option<String>> {
-    let big = collect(ctx, &matching::oversized_key_blocks_sql(key, cap), "block sizes").await?;
+    let big = collect(
+        ctx,
+        &matching::oversized_key_blocks_sql(key, cap),
+        "block sizes",
+    )
+    .await?;
     if rows(&big) == 0 {
         return Ok(None);
     }
