@@ -260,9 +260,9 @@ async fn load_overrides(ctx: &SessionContext, path: &Path) -> Result<()> {
 }
 
 /// Memory budget the merge query needs per record: 1.5 GB of RSS for 1.46 M records at 1M
-/// people, but at 10M its hash tables and joins (which cannot spill) needed more than twice
-/// that per record within DataFusion's pool, so the estimate is generous.
-const MERGE_BYTES_PER_RECORD: usize = 4_000;
+/// people, but at 10M its final aggregation failed to spill within DataFusion's pool with
+/// chunks of 2.4 M records, so chunks are kept to about 1.6 M records at a 16 GB budget.
+const MERGE_BYTES_PER_RECORD: usize = 10_000;
 
 /// Register a table this stage wrote, reading it back from Parquet: DataFusion then scans it
 /// in parallel, in normal-sized batches (one giant in-memory batch made later stages slow
@@ -638,7 +638,7 @@ pub async fn unify(
     // customers are merged in chunks by id.
     let budget = crate::session::memory_limit().unwrap_or(usize::MAX);
     let chunks = unify_cfg.merge_chunks.unwrap_or_else(|| {
-        (report.records as usize).saturating_mul(MERGE_BYTES_PER_RECORD) / (budget / 2).max(1)
+        (report.records as usize).div_ceil((budget / MERGE_BYTES_PER_RECORD).max(1))
     });
     let chunks = chunks.max(1);
     let dedup = unify_cfg

@@ -298,6 +298,32 @@ struct BestGroups {
     best: Vec<Option<(u32, u32)>>,
     /// Per group: the best row of the current batch (reused between batches).
     scratch: Vec<Option<u32>>,
+    /// Bytes of the kept arrays, each underlying buffer counted once: batches are often
+    /// slices of one allocation, and counting the allocation per slice made DataFusion's
+    /// memory pool believe the merge held many times the memory it did.
+    kept_bytes: usize,
+    kept_buffers: std::collections::HashSet<usize>,
+}
+
+/// Bytes of `data`'s buffers not yet in `seen` (by allocation address), children included.
+fn unseen_bytes(
+    data: &datafusion::arrow::array::ArrayData,
+    seen: &mut std::collections::HashSet<usize>,
+) -> usize {
+    let mut n = 0;
+    let buffers = data
+        .buffers()
+        .iter()
+        .chain(data.nulls().map(|b| b.buffer()));
+    for b in buffers {
+        if seen.insert(b.data_ptr().as_ptr() as usize) {
+            n += b.capacity();
+        }
+    }
+    for child in data.child_data() {
+        n += unseen_bytes(child, seen);
+    }
+    n
 }
 
 impl BestGroups {
@@ -310,6 +336,8 @@ impl BestGroups {
             keys: Vec::new(),
             best: Vec::new(),
             scratch: Vec::new(),
+            kept_bytes: 0,
+            kept_buffers: std::collections::HashSet::new(),
         }
     }
 
@@ -368,6 +396,8 @@ impl BestGroups {
             return Ok(());
         }
         let this = self.values.len() as u32;
+        self.kept_bytes += unseen_bytes(&values.to_data(), &mut self.kept_buffers)
+            + unseen_bytes(&keys.to_data(), &mut self.kept_buffers);
         self.values.push(values.clone());
         self.keys.push(keys.clone());
         // Comparators against earlier arrays, made once per array this batch meets.
@@ -430,6 +460,8 @@ impl BestGroups {
         if self.best.is_empty() {
             self.values.clear();
             self.keys.clear();
+            self.kept_bytes = 0;
+            self.kept_buffers.clear();
         }
     }
 }
@@ -509,13 +541,8 @@ impl GroupsAccumulator for BestGroups {
     }
 
     fn size(&self) -> usize {
-        let arrays: usize = self
-            .values
-            .iter()
-            .chain(&self.keys)
-            .map(|a| a.get_array_memory_size())
-            .sum();
-        arrays
+        self.kept_bytes
+            + self.kept_buffers.capacity() * std::mem::size_of::<usize>()
             + self.best.capacity() * std::mem::size_of::<Option<(u32, u32)>>()
             + self.scratch.capacity() * std::mem::size_of::<Option<u32>>()
     }
