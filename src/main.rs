@@ -138,7 +138,12 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
-    /// Explain why two records were or were not matched: every condition of every rule.
+    /// Explain why two records were or were not matched.
+    ///
+    /// Probabilistic matching (the default): each compared field's values, level, m, u and
+    /// weight, the blocking rule that compared the pair (or that none did), the total and the
+    /// decision. Rules mode: every condition of every rule, and a verdict per rule. The same
+    /// table is the SQL function explain_pair('SOURCE:ID', 'SOURCE:ID').
     ///
     /// Records are named SOURCE:RECORD_ID, e.g. crm_contacts:C0000042.
     Explain {
@@ -487,6 +492,7 @@ fn next_steps(dir: &Path) -> String {
   panorama tables   --project {p}
   panorama query    --project {p} \"SELECT * FROM customer_links WHERE customer_id = 'cus_000000001'\"
   panorama explain  --project {p} crm_contacts:C0000001 webshop_customers:W0000001
+  panorama query    --project {p} \"SELECT * FROM match_weights\"     (the learned match model)
   panorama eval     --project {p} --truth {p}/truth.csv
   panorama describe --project {p} webshop_customers
   panorama query    --project {p} \"SELECT * FROM rejects LIMIT 5\"

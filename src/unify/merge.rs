@@ -87,7 +87,8 @@ pub fn check(section: &MergeSection) -> Result<(), String> {
 /// fields (the others' values are masked to NULL, which every aggregate skips); counts and
 /// first/last seen still cover all records.
 ///
-/// `chunk = Some((k, n))` merges only the customers whose id number is k modulo n.
+/// `chunk = Some((k, n))` merges only the customers whose id number is k modulo n, reading
+/// `unify_linked` (records with their customer, written once for all chunks).
 pub fn unified_customers_sql(
     section: Option<&MergeSection>,
     dedup_winners: bool,
@@ -101,7 +102,16 @@ pub fn unified_customers_sql(
     };
     let mut sql = TEMPLATE
         .replace("{links}", &part("customer_links"))
-        .replace("{records}", &part("unify_linked"));
+        .replace(
+            "{records}",
+            &match chunk {
+                // One pass: join inside the merge query.
+                None => "(SELECT r.*, l.customer_id, l.source_winner FROM customer_links l \
+                         JOIN unify_records r ON r.uid = l.uid)"
+                    .to_string(),
+                Some(_) => part("unify_linked"),
+            },
+        );
     let winner = |col: &str| {
         if dedup_winners {
             format!("CASE WHEN r.source_winner THEN {col} END")

@@ -431,23 +431,27 @@ pub async fn unify(
         "record ids",
     )
     .await?;
-    let mut uids: Vec<String> = Vec::new();
-    let mut sources: Vec<String> = Vec::new();
-    let mut record_ids: Vec<String> = Vec::new();
-    for b in &uid_batches {
-        for (col, out) in [(0, &mut uids), (1, &mut sources), (2, &mut record_ids)] {
-            let a = arrow::compute::cast(b.column(col), &DataType::Utf8)?;
-            let s = a.as_string::<i32>();
-            out.extend((0..s.len()).map(|i| s.value(i).to_string()));
+    // One string array per column (no per-record String), indexed by uid.
+    let column = |i: usize| -> Result<StringArray> {
+        let parts = uid_batches
+            .iter()
+            .map(|b| arrow::compute::cast(b.column(i), &DataType::Utf8))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if parts.is_empty() {
+            return Ok(StringArray::from(Vec::<&str>::new()));
         }
-    }
-    let index: HashMap<&str, u32> = uids
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.as_str(), i as u32))
+        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+        Ok(arrow::compute::concat(&refs)?.as_string::<i32>().clone())
+    };
+    let (uids, sources, record_ids) = (column(0)?, column(1)?, column(2)?);
+    let index: HashMap<&str, u32> = (0..uids.len())
+        .map(|i| (uids.value(i), i as u32))
         .collect();
     let mut edges = Vec::with_capacity(report.matched_pairs as usize);
-    let mut best_rule: HashMap<u32, (i64, String)> = HashMap::new();
+    // Per record: (order, name index) of the first rule that matched it.
+    let mut rule_names: Vec<String> = Vec::new();
+    let mut name_ids: HashMap<String, u32> = HashMap::new();
+    let mut best_rule: Vec<(i64, u32)> = vec![(i64::MAX, u32::MAX); uids.len()];
     let rule_order: HashMap<&str, i64> = rules
         .iter()
         .enumerate()
@@ -467,14 +471,19 @@ pub async fn unify(
                 continue;
             };
             edges.push((a, c));
-            let ord = rule_order
-                .get(rule.value(i))
-                .copied()
-                .unwrap_or(i64::MAX - 1);
+            let name = rule.value(i);
+            let ord = rule_order.get(name).copied().unwrap_or(i64::MAX - 1);
             for node in [a, c] {
-                let e = best_rule.entry(node).or_insert((i64::MAX, String::new()));
-                if ord < e.0 {
-                    *e = (ord, rule.value(i).to_string());
+                if ord < best_rule[node as usize].0 {
+                    let id = match name_ids.get(name) {
+                        Some(id) => *id,
+                        None => {
+                            rule_names.push(name.to_string());
+                            name_ids.insert(name.to_string(), rule_names.len() as u32 - 1);
+                            rule_names.len() as u32 - 1
+                        }
+                    };
+                    best_rule[node as usize] = (ord, id);
                 }
             }
         }
@@ -583,11 +592,11 @@ pub async fn unify(
             Arc::new(StringArray::from_iter_values(
                 cluster_of.iter().map(|c| ids[*c as usize].as_str()),
             )),
-            Arc::new(StringArray::from_iter_values(sources.iter())),
-            Arc::new(StringArray::from_iter_values(record_ids.iter())),
-            Arc::new(StringArray::from_iter_values(uids.iter())),
-            Arc::new(StringArray::from_iter_values((0..uids.len() as u32).map(
-                |i| best_rule.get(&i).map_or("singleton", |(_, r)| r.as_str()),
+            Arc::new(sources.clone()),
+            Arc::new(record_ids.clone()),
+            Arc::new(uids.clone()),
+            Arc::new(StringArray::from_iter_values(best_rule.iter().map(
+                |(_, r)| rule_names.get(*r as usize).map_or("singleton", |n| n.as_str()),
             ))),
             Arc::new(arrow::array::BooleanArray::from(winners)),
         ],
@@ -657,16 +666,18 @@ pub async fn unify(
     if chunks > 1 {
         tracing::info!(chunks, "unified customers merged in chunks");
     }
-    // Each record with its customer, joined once and streamed to disk: the merge then needs
-    // no join (at 10M people a join inside it held the whole records table in memory).
-    write_query(
-        ctx,
-        "SELECT r.*, l.customer_id, l.source_winner FROM customer_links l JOIN unify_records r ON r.uid = l.uid",
-        tables_dir,
-        "unify_linked",
-    )
-    .await?;
-    register_written(ctx, tables_dir, "unify_linked").await?;
+    // In chunks, each record with its customer is joined once and streamed to disk, so the
+    // chunks need no join (at 10M people a join inside each held the records table in memory).
+    if chunks > 1 {
+        write_query(
+            ctx,
+            "SELECT r.*, l.customer_id, l.source_winner FROM customer_links l JOIN unify_records r ON r.uid = l.uid",
+            tables_dir,
+            "unify_linked",
+        )
+        .await?;
+        register_written(ctx, tables_dir, "unify_linked").await?;
+    }
     write_queries(ctx, &sqls, tables_dir, "unified_customers").await?;
     let _ = ctx.deregister_table("unify_linked");
     let _ = std::fs::remove_file(tables_dir.join("unify_linked.parquet"));
