@@ -259,10 +259,13 @@ async fn load_overrides(ctx: &SessionContext, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Memory budget the merge query needs per record: 1.5 GB of RSS for 1.46 M records at 1M
-/// people, but at 10M its final aggregation failed to spill within DataFusion's pool with
-/// chunks of 2.4 M records, so chunks are kept to about 1.6 M records at a 16 GB budget.
+/// Budget per record under which the merge runs in one pass: 1.46 M records (1M people) merge
+/// in one pass within a 16.5 GB budget (1.5 GB RSS for the query).
 const MERGE_BYTES_PER_RECORD: usize = 10_000;
+/// Budget per record of one chunk when merging in chunks: at 10M people (14.6 M records) the
+/// final aggregation failed to spill within a 16.5 GB pool with chunks of 1.6 M and 2.4 M
+/// records, and completed with chunks of 0.49 M (30 chunks).
+const CHUNK_BYTES_PER_RECORD: usize = 33_000;
 
 /// Register a table this stage wrote, reading it back from Parquet: DataFusion then scans it
 /// in parallel, in normal-sized batches (one giant in-memory batch made later stages slow
@@ -444,9 +447,7 @@ pub async fn unify(
         Ok(arrow::compute::concat(&refs)?.as_string::<i32>().clone())
     };
     let (uids, sources, record_ids) = (column(0)?, column(1)?, column(2)?);
-    let index: HashMap<&str, u32> = (0..uids.len())
-        .map(|i| (uids.value(i), i as u32))
-        .collect();
+    let index: HashMap<&str, u32> = (0..uids.len()).map(|i| (uids.value(i), i as u32)).collect();
     let mut edges = Vec::with_capacity(report.matched_pairs as usize);
     // Per record: (order, name index) of the first rule that matched it.
     let mut rule_names: Vec<String> = Vec::new();
@@ -596,7 +597,11 @@ pub async fn unify(
             Arc::new(record_ids.clone()),
             Arc::new(uids.clone()),
             Arc::new(StringArray::from_iter_values(best_rule.iter().map(
-                |(_, r)| rule_names.get(*r as usize).map_or("singleton", |n| n.as_str()),
+                |(_, r)| {
+                    rule_names
+                        .get(*r as usize)
+                        .map_or("singleton", |n| n.as_str())
+                },
             ))),
             Arc::new(arrow::array::BooleanArray::from(winners)),
         ],
@@ -646,8 +651,13 @@ pub async fn unify(
     // merge aggregates keep row references, which DataFusion cannot spill): beyond the budget,
     // customers are merged in chunks by id.
     let budget = crate::session::memory_limit().unwrap_or(usize::MAX);
+    let records = report.records as usize;
     let chunks = unify_cfg.merge_chunks.unwrap_or_else(|| {
-        (report.records as usize).div_ceil((budget / MERGE_BYTES_PER_RECORD).max(1))
+        if records.saturating_mul(MERGE_BYTES_PER_RECORD) <= budget {
+            1
+        } else {
+            records.div_ceil((budget / CHUNK_BYTES_PER_RECORD).max(1))
+        }
     });
     let chunks = chunks.max(1);
     let dedup = unify_cfg
