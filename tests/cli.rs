@@ -863,3 +863,48 @@ fn large_clusters_are_reported() {
     );
     assert!(summary.contains("unify.large_cluster"), "{summary}");
 }
+
+#[test]
+fn account_ids_are_stable_when_accounts_are_added() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/b2b");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy(fixture.join("panorama.toml"), dir.join("panorama.toml")).unwrap();
+    for f in ["accounts.csv", "contacts.csv"] {
+        std::fs::copy(fixture.join("data").join(f), dir.join("data").join(f)).unwrap();
+    }
+    ok(&["run", "-p", p(dir), "-q"]);
+    let ids = |dir: &Path| {
+        query(
+            dir,
+            "SELECT l.uid, l.account_id FROM account_links l WHERE l.uid IN ('accounts:A1', 'accounts:A2', 'accounts:A3', 'contacts:C5') ORDER BY l.uid",
+        )
+    };
+    let before = ids(dir);
+    // A new company in front of the others (alphabetically): nobody is renumbered.
+    let accounts = std::fs::read_to_string(dir.join("data/accounts.csv")).unwrap();
+    write(
+        &dir.join("data/accounts.csv"),
+        &format!("{accounts}A0,Aardvark AG,aardvark.ch,8001,Zürich,CH\n"),
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(ids(dir), before);
+    let new = query(
+        dir,
+        "SELECT account_id FROM account_links WHERE uid = 'accounts:A0'",
+    );
+    assert_eq!(new, "account_id\nacc_000000005\n");
+    // A mapping to a source that does not exist is an error naming the line.
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!("{cfg}\n[unify.accounts.sources.nope]\ncompany = \"name\"\n"),
+    )
+    .unwrap();
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(
+        err.contains("unify.accounts.sources.nope: no source named `nope`"),
+        "{err}"
+    );
+}

@@ -29,6 +29,8 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "customer_links",
     "unified_customers",
     "id_changes",
+    "account_links",
+    "unified_accounts",
     "unify_stats",
     "identity_graph",
     "truth",
@@ -294,6 +296,14 @@ impl ProjectConfig {
                             "unify.sources.{name}: no source named `{name}` (sources: {})",
                             cfg.sources.keys().cloned().collect::<Vec<_>>().join(", ")
                         ),
+                    ));
+                }
+            }
+            for (name, map) in u.accounts.iter().flat_map(|a| &a.sources) {
+                if !cfg.sources.contains_key(name) {
+                    return Err(cfg.error_at(
+                        map.span(),
+                        format!("unify.accounts.sources.{name}: no source named `{name}`"),
                     ));
                 }
             }

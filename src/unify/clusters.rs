@@ -72,17 +72,37 @@ pub struct IdChange {
 
 /// Format of customer ids: sortable, and never reused.
 pub fn format_id(n: u64) -> String {
-    format!("cus_{n:09}")
+    format!("{CUSTOMER}{n:09}")
 }
 
 /// The number of an id made by [`format_id`].
 pub fn parse_id(id: &str) -> Option<u64> {
-    id.strip_prefix("cus_")?.parse().ok()
+    parse_prefixed(CUSTOMER, id)
 }
 
-/// Give each cluster an id. `previous[i]` is record i's id in the previous run, if any.
-/// Returns the id per cluster and the changes.
+/// Prefix of customer ids.
+pub const CUSTOMER: &str = "cus_";
+/// Prefix of account ids.
+pub const ACCOUNT: &str = "acc_";
+
+/// The number of an id `<prefix><number>`.
+pub fn parse_prefixed(prefix: &str, id: &str) -> Option<u64> {
+    id.strip_prefix(prefix)?.parse().ok()
+}
+
+/// Give each cluster a customer id. `previous[i]` is record i's id in the previous run, if
+/// any. Returns the id per cluster and the changes.
 pub fn assign_ids(
+    cluster_of: &[u32],
+    previous: &[Option<&str>],
+    previous_max: u64,
+) -> (Vec<String>, Vec<IdChange>) {
+    assign_prefixed_ids(CUSTOMER, cluster_of, previous, previous_max)
+}
+
+/// [`assign_ids`] for ids with another prefix (accounts).
+pub fn assign_prefixed_ids(
+    prefix: &str,
     cluster_of: &[u32],
     previous: &[Option<&str>],
     previous_max: u64,
@@ -118,7 +138,7 @@ pub fn assign_ids(
         previous
             .iter()
             .flatten()
-            .filter_map(|p| parse_id(p))
+            .filter_map(|p| parse_prefixed(prefix, p))
             .max()
             .unwrap_or(0),
     ) + 1;
@@ -126,7 +146,7 @@ pub fn assign_ids(
         .into_iter()
         .map(|id| {
             id.unwrap_or_else(|| {
-                let id = format_id(next);
+                let id = format!("{prefix}{next:09}");
                 next += 1;
                 id
             })

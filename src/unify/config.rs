@@ -17,6 +17,9 @@ pub struct UnifySection {
     /// `[unify.identities.<source>]`.
     #[serde(default)]
     pub identities: BTreeMap<String, Spanned<IdentityMap>>,
+    /// B2B accounts (companies) and their contacts: `[unify.accounts]`.
+    #[serde(default)]
+    pub accounts: Option<super::accounts::AccountsSection>,
     /// Merge policies per unified field.
     #[serde(default)]
     pub merge: Option<super::merge::MergeSection>,

@@ -6,6 +6,7 @@
 //! `match_pairs` → connected components → stable ids (`customer_links`, `id_changes`) →
 //! `unified_customers` via the merge aggregates → `unify_stats`.
 
+pub mod accounts;
 pub mod clusters;
 pub mod config;
 pub mod explain;
@@ -69,6 +70,9 @@ pub struct UnifyReport {
     pub anonymous_ids: u64,
     #[serde(default)]
     pub stitched_ids: u64,
+    /// Accounts (companies) unified by `[unify.accounts]`.
+    #[serde(default)]
+    pub accounts: u64,
     /// Never-match decisions that other matches override (the records stay one customer).
     #[serde(default)]
     pub override_conflicts: u64,
@@ -720,6 +724,10 @@ pub async fn unify(
                     .value(0) as u64
             });
     }
+    if let Some(section) = &unify_cfg.accounts {
+        report.accounts =
+            accounts::unify_accounts(cfg, section, ctx, tables_dir, previous_tables).await?;
+    }
     report.seconds = started.elapsed().as_secs_f64();
     write_stats(tables_dir, &report)?;
     tracing::info!("unify stats written");
@@ -934,6 +942,7 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
         ("anonymous_ids".into(), r.anonymous_ids),
         ("stitched_ids".into(), r.stitched_ids),
         ("override_conflicts".into(), r.override_conflicts),
+        ("accounts".into(), r.accounts),
     ];
     metrics.extend(
         r.pairs_per_rule

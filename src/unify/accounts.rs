@@ -1,0 +1,303 @@
+//! B2B accounts: companies unified from account sources (a CRM's account table) and from the
+//! employer on contact records, with contacts linked to their account.
+//!
+//! Same machinery as customers: staged, normalized records (`normalize_company`, domains
+//! without scheme or `www.`, a contact's e-mail domain unless it is a free-mail provider), links
+//! from shared keys (company + domain, company + postcode, company + city, or one corporate
+//! domain), clusters by the `connected_components` table function, and stable `acc_` ids from
+//! the previous run's `account_links`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::clusters;
+use super::staging::{ident, literal};
+use super::{collect, register_written, write_query};
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+
+/// `[unify.accounts]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsSection {
+    /// Account sources: `[unify.accounts.sources.<source>]`.
+    #[serde(default)]
+    pub sources: BTreeMap<String, Spanned<AccountMap>>,
+    /// Also build accounts from the `company` of contact records (default true).
+    #[serde(default = "yes")]
+    pub contacts: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Which columns of an account source hold the company's identity.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AccountMap {
+    /// Default: the source's (single-column) primary key.
+    pub record_id: Option<String>,
+    pub company: String,
+    /// Web site or e-mail domain (`https://www.acme.de/about` → `acme.de`).
+    pub domain: Option<String>,
+    pub street: Option<String>,
+    pub postcode: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+}
+
+/// E-mail domains of private mailboxes: they say nothing about an employer.
+pub const FREE_MAIL: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.fr",
+    "yahoo.es",
+    "yahoo.de",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "hotmail.fr",
+    "hotmail.es",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "t-online.de",
+    "freenet.de",
+    "free.fr",
+    "orange.fr",
+    "sfr.fr",
+    "laposte.net",
+    "wanadoo.fr",
+    "kpnmail.nl",
+    "ziggo.nl",
+    "hetnet.nl",
+    "telefonica.net",
+    "movistar.es",
+    "btinternet.com",
+    "proton.me",
+    "protonmail.com",
+];
+
+/// SQL normalizing a web site or domain column.
+fn domain_sql(expr: &str) -> String {
+    format!(
+        "nullif(lower(regexp_replace(regexp_replace(trim({expr}), '^[a-zA-Z]+://', ''), '^www\\.|[/:?#].*$', '', 'g')), '')"
+    )
+}
+
+/// SQL of the `account_records` rows: account sources, then contacts with a company.
+pub fn records_sql(cfg: &ProjectConfig, section: &AccountsSection) -> Result<String> {
+    let col = |c: &Option<String>| match c {
+        Some(c) => format!("CAST({} AS VARCHAR)", ident(c)),
+        None => "CAST(NULL AS VARCHAR)".into(),
+    };
+    let mut selects = Vec::new();
+    for (i, (source, map)) in section.sources.iter().enumerate() {
+        let src = cfg.sources.get(source).ok_or_else(|| {
+            cfg.error_at(
+                map.span(),
+                format!("unify.accounts.sources.{source}: no source named `{source}`"),
+            )
+        })?;
+        let map = map.get_ref();
+        let record_id = match &map.record_id {
+            Some(r) => r.clone(),
+            None => {
+                let pk = src.primary_key.get_ref().columns();
+                if pk.len() != 1 {
+                    return Err(Error::Other(format!(
+                        "unify.accounts.sources.{source}: the primary key has several columns; set record_id"
+                    )));
+                }
+                pk[0].clone()
+            }
+        };
+        let company = format!("CAST({} AS VARCHAR)", ident(&map.company));
+        selects.push(format!(
+            "SELECT {src} || ':' || CAST({rid} AS VARCHAR) AS uid, {src} AS source, CAST({rid} AS VARCHAR) AS record_id, \
+             'account' AS kind, CAST(NULL AS VARCHAR) AS customer_id, CAST({priority} AS BIGINT) AS priority, \
+             normalize_company({company}) AS company, trim({company}) AS raw_company, {domain} AS domain, \
+             upper(replace({postcode}, ' ', '')) AS postcode, normalize_name({city}) AS city, trim({city}) AS raw_city, \
+             upper({country}) AS country FROM {table}",
+            src = literal(source),
+            rid = ident(&record_id),
+            priority = i + 1,
+            domain = domain_sql(&col(&map.domain)),
+            postcode = col(&map.postcode),
+            city = col(&map.city),
+            country = col(&map.country),
+            table = ident(source),
+        ));
+    }
+    if section.contacts {
+        let free: Vec<String> = FREE_MAIL.iter().map(|d| literal(d)).collect();
+        selects.push(format!(
+            "SELECT r.uid, r.source, r.record_id, 'contact' AS kind, l.customer_id, CAST(1000 AS BIGINT) AS priority, \
+             r.company, r.raw_company, \
+             CASE WHEN split_part(r.email, '@', 2) NOT IN ({free}) THEN nullif(split_part(r.email, '@', 2), '') END AS domain, \
+             r.postcode, r.city, r.raw_city, r.country \
+             FROM unify_records r JOIN customer_links l ON l.uid = r.uid WHERE r.company IS NOT NULL",
+            free = free.join(", ")
+        ));
+    }
+    if selects.is_empty() {
+        return Err(Error::Other(
+            "[unify.accounts] has no account source and contacts = false: nothing to unify".into(),
+        ));
+    }
+    Ok(selects.join("\nUNION ALL\n"))
+}
+
+/// Links between records and the keys they share; every record is also its own node.
+const EDGES_SQL: &str = "
+SELECT uid AS a, uid AS b FROM account_records
+UNION ALL SELECT uid, 'company+domain|' || company || '|' || domain FROM account_records WHERE company IS NOT NULL AND domain IS NOT NULL
+UNION ALL SELECT uid, 'company+postcode|' || company || '|' || postcode FROM account_records WHERE company IS NOT NULL AND postcode IS NOT NULL
+UNION ALL SELECT uid, 'company+city|' || company || '|' || city FROM account_records WHERE company IS NOT NULL AND city IS NOT NULL
+UNION ALL SELECT uid, 'domain|' || domain FROM account_records WHERE domain IS NOT NULL";
+
+/// One profile per account: names and places from account sources first (lowest priority
+/// number), the number of linked contacts (customers) and records.
+const UNIFIED_SQL: &str = "
+SELECT l.account_id,
+       by_priority(r.raw_company, r.priority) AS name,
+       by_priority(r.domain, r.priority) AS domain,
+       by_priority(r.postcode, r.priority) AS postcode,
+       by_priority(r.raw_city, r.priority) AS city,
+       by_priority(r.country, r.priority) AS country,
+       count(DISTINCT r.customer_id) AS contacts,
+       count(*) AS records
+FROM account_links l JOIN account_records r ON r.uid = l.uid
+GROUP BY l.account_id";
+
+/// Unify accounts; writes `account_links` and `unified_accounts`. Returns the account count.
+pub async fn unify_accounts(
+    cfg: &ProjectConfig,
+    section: &AccountsSection,
+    ctx: &SessionContext,
+    tables_dir: &Path,
+    previous_tables: Option<&Path>,
+) -> Result<u64> {
+    let staged = tables_dir.join("account_records");
+    std::fs::create_dir_all(&staged).map_err(|e| Error::io("cannot create", &staged, e))?;
+    write_query(ctx, &records_sql(cfg, section)?, &staged, "records").await?;
+    let _ = ctx.deregister_table("account_records");
+    ctx.register_parquet(
+        "account_records",
+        staged.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    let edges = ctx.sql(EDGES_SQL).await?.into_view();
+    let _ = ctx.deregister_table("account_edges");
+    ctx.register_table("account_edges", edges)?;
+    let rows = collect(
+        ctx,
+        "SELECT r.uid, r.source, r.record_id, r.kind, r.customer_id, c.component \
+         FROM account_records r JOIN connected_components('account_edges') c ON c.node = r.uid \
+         ORDER BY r.uid",
+        "account clusters",
+    )
+    .await?;
+
+    // Dense cluster numbers, then stable ids from the previous run.
+    let text = |b: &RecordBatch, i: usize| -> Result<StringArray> {
+        Ok(arrow::compute::cast(b.column(i), &DataType::Utf8)?
+            .as_string::<i32>()
+            .clone())
+    };
+    let mut cluster_of = Vec::new();
+    let mut numbers = std::collections::HashMap::new();
+    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); 5];
+    for b in &rows {
+        let comp = text(b, 5)?;
+        let cols = (0..5).map(|i| text(b, i)).collect::<Result<Vec<_>>>()?;
+        for i in 0..b.num_rows() {
+            let n = numbers.len() as u32;
+            cluster_of.push(*numbers.entry(comp.value(i).to_string()).or_insert(n));
+            for (c, out) in cols.iter().zip(columns.iter_mut()) {
+                out.push(c.is_valid(i).then(|| c.value(i).to_string()));
+            }
+        }
+    }
+    let mut previous: Vec<Option<String>> = vec![None; cluster_of.len()];
+    let mut previous_max = 0;
+    if let Some(path) = previous_tables.map(|d| d.join("account_links.parquet")) {
+        if path.exists() {
+            let pctx = SessionContext::new();
+            pctx.register_parquet(
+                "prev",
+                path.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await?;
+            let prev = pctx
+                .sql("SELECT uid, account_id FROM prev")
+                .await?
+                .collect()
+                .await?;
+            let index: std::collections::HashMap<&str, usize> = columns[0]
+                .iter()
+                .enumerate()
+                .filter_map(|(i, u)| u.as_deref().map(|u| (u, i)))
+                .collect();
+            for b in &prev {
+                let (u, a) = (text(b, 0)?, text(b, 1)?);
+                for i in 0..b.num_rows() {
+                    previous_max = previous_max
+                        .max(clusters::parse_prefixed(clusters::ACCOUNT, a.value(i)).unwrap_or(0));
+                    if let Some(&idx) = index.get(u.value(i)) {
+                        previous[idx] = Some(a.value(i).to_string());
+                    }
+                }
+            }
+        }
+    }
+    let refs: Vec<Option<&str>> = previous.iter().map(|p| p.as_deref()).collect();
+    let (ids, _) =
+        clusters::assign_prefixed_ids(clusters::ACCOUNT, &cluster_of, &refs, previous_max);
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("uid", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("record_id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("customer_id", DataType::Utf8, true),
+    ]));
+    let mut arrays: Vec<Arc<dyn Array>> = vec![Arc::new(StringArray::from_iter_values(
+        cluster_of.iter().map(|c| ids[*c as usize].as_str()),
+    ))];
+    for col in &columns {
+        arrays.push(Arc::new(StringArray::from_iter(
+            col.iter().map(|v| v.as_deref()),
+        )));
+    }
+    let links = RecordBatch::try_new(schema.clone(), arrays)?;
+    crate::run::write_parquet(
+        &tables_dir.join("account_links.parquet"),
+        schema,
+        std::slice::from_ref(&links),
+    )?;
+    register_written(ctx, tables_dir, "account_links").await?;
+    write_query(ctx, UNIFIED_SQL, tables_dir, "unified_accounts").await?;
+    let _ = ctx.deregister_table("account_edges");
+    let _ = ctx.deregister_table("account_records");
+    let _ = std::fs::remove_dir_all(&staged);
+    Ok(ids.len() as u64)
+}
