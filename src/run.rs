@@ -197,8 +197,17 @@ async fn unify_stage(
     crate::session::register_sources(&ctx, run_dir, reports).await?;
     let tables = run_dir.join("tables");
     std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
-    let report = crate::unify::unify(cfg, &ctx, &tables, previous_tables).await;
+    let mut report = crate::unify::unify(cfg, &ctx, &tables, previous_tables).await;
     tracing::info!("unify stage returned");
+    if let (Ok(r), false) = (&mut report, cfg.activities.is_empty()) {
+        match crate::activities::build(&cfg.activities, &ctx, &tables).await {
+            Ok((n, unresolved)) => {
+                r.activities = n;
+                r.unresolved_activities = unresolved;
+            }
+            Err(e) => report = Err(e),
+        }
+    }
     drop(ctx);
     bar.finish_and_clear();
     tracing::info!("unify context released");

@@ -35,6 +35,10 @@ pub fn new_context() -> SessionContext {
         "connected_components",
         Arc::new(crate::unify::table_functions::ConnectedComponents),
     );
+    ctx.register_udtf(
+        "timeline",
+        Arc::new(crate::unify::table_functions::Timeline),
+    );
     ctx
 }
 

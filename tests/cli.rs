@@ -871,7 +871,7 @@ fn account_ids_are_stable_when_accounts_are_added() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/b2b");
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::copy(fixture.join("panorama.toml"), dir.join("panorama.toml")).unwrap();
-    for f in ["accounts.csv", "contacts.csv"] {
+    for f in ["accounts.csv", "contacts.csv", "orders.csv"] {
         std::fs::copy(fixture.join("data").join(f), dir.join("data").join(f)).unwrap();
     }
     ok(&["run", "-p", p(dir), "-q"]);
@@ -907,4 +907,30 @@ fn account_ids_are_stable_when_accounts_are_added() {
         err.contains("unify.accounts.sources.nope: no source named `nope`"),
         "{err}"
     );
+}
+
+#[test]
+fn activity_config_errors_name_the_line() {
+    let tmp = demo_project("200");
+    let dir = tmp.path();
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let with = |extra: &str| {
+        std::fs::write(dir.join("panorama.toml"), format!("{cfg}\n{extra}")).unwrap();
+    };
+    with("[activities.calls]\nsource = \"phone_log\"\ntimestamp = \"ts\"\ntype = \"call\"\nanonymous_id = \"x\"\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(
+        err.contains("activities.calls: no source named `phone_log`")
+            && err.contains("panorama.toml:"),
+        "{err}"
+    );
+    with("[activities.calls]\nsource = \"webshop_orders\"\ntimestamp = \"ordered_at\"\ntype = \"call\"\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(
+        err.contains("set either `customer` and `customer_source`"),
+        "{err}"
+    );
+    with("[activities.calls]\nsource = \"webshop_orders\"\ncustomer = \"customer_id\"\ncustomer_source = \"crm_contacts\"\ntimestamp = \"ordered_at\"\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(err.contains("exactly one of `type`"), "{err}");
 }

@@ -30,6 +30,8 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "unified_customers",
     "id_changes",
     "account_links",
+    "activities",
+    "activity_stats",
     "unified_accounts",
     "unify_stats",
     "identity_graph",
@@ -50,6 +52,8 @@ pub struct ProjectConfig {
     pub sources: BTreeMap<String, SourceConfig>,
     /// `[unify]`: map, match and merge; absent means sources are loaded only.
     pub unify: Option<crate::unify::config::UnifySection>,
+    /// `[activities.<name>]`: what customers did, resolved to customers after unification.
+    pub activities: BTreeMap<String, Spanned<crate::activities::ActivitySource>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -247,6 +251,8 @@ struct RawConfig {
     sources: BTreeMap<Spanned<String>, SourceConfig>,
     #[serde(default)]
     unify: Option<crate::unify::config::UnifySection>,
+    #[serde(default)]
+    activities: BTreeMap<String, Spanned<crate::activities::ActivitySource>>,
 }
 
 impl ProjectConfig {
@@ -281,6 +287,7 @@ impl ProjectConfig {
             workspace: raw.workspace,
             sources: BTreeMap::new(),
             unify: raw.unify,
+            activities: raw.activities,
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;
@@ -335,6 +342,11 @@ impl ProjectConfig {
                 p.check()
                     .map_err(|msg| cfg.error_at_section("[unify.probabilistic", msg))?;
             }
+        }
+        for (name, a) in &cfg.activities {
+            a.get_ref()
+                .check(name, &cfg)
+                .map_err(|m| cfg.error_at(a.span(), m))?;
         }
         if *cfg.workspace.keep_runs.get_ref() == 0 {
             return Err(cfg.error_at(

@@ -70,6 +70,11 @@ pub struct UnifyReport {
     pub anonymous_ids: u64,
     #[serde(default)]
     pub stitched_ids: u64,
+    /// Rows of `activities`, and how many have no customer.
+    #[serde(default)]
+    pub activities: u64,
+    #[serde(default)]
+    pub unresolved_activities: u64,
     /// Accounts (companies) unified by `[unify.accounts]`.
     #[serde(default)]
     pub accounts: u64,
@@ -274,7 +279,7 @@ const CHUNK_BYTES_PER_RECORD: usize = 33_000;
 /// Register a table this stage wrote, reading it back from Parquet: DataFusion then scans it
 /// in parallel, in normal-sized batches (one giant in-memory batch made later stages slow
 /// and memory-hungry).
-async fn register_written(ctx: &SessionContext, dir: &Path, name: &str) -> Result<()> {
+pub(crate) async fn register_written(ctx: &SessionContext, dir: &Path, name: &str) -> Result<()> {
     let _ = ctx.deregister_table(name);
     let path = dir.join(format!("{name}.parquet"));
     ctx.register_parquet(

@@ -223,3 +223,68 @@ impl TableFunctionImpl for ExplainPair {
         }))
     }
 }
+
+/// `timeline('cus_…' [, 'from', 'to'])`: a customer's activities, newest first, optionally
+/// within `[from, to)` (timestamps as text, e.g. '2026-01-01').
+#[derive(Debug)]
+pub struct Timeline;
+
+impl TableFunctionImpl for Timeline {
+    fn call_with_args(
+        &self,
+        args: TableFunctionArgs,
+    ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+        let n = args.exprs().len();
+        let mut a = string_args("timeline", args.exprs(), if n == 3 { 3 } else { 1 })?;
+        let range = (a.len() == 3).then(|| (a.remove(1), a.remove(1)));
+        let customer = a.remove(0);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None),
+                true,
+            ),
+            Field::new("type", DataType::Utf8, true),
+            Field::new("activity_source", DataType::Utf8, true),
+            Field::new("amount", DataType::Float64, true),
+            Field::new("details", DataType::Utf8, true),
+        ]));
+        let out = schema.clone();
+        Ok(Arc::new(ComputedTable {
+            schema,
+            compute: Box::new(move |ctx| {
+                let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+                let mut sql = format!(
+                    "SELECT CAST(ts AS TIMESTAMP) AS ts, CAST(type AS VARCHAR) AS type, CAST(activity_source AS VARCHAR) AS activity_source, \
+                     CAST(amount AS DOUBLE) AS amount, CAST(details AS VARCHAR) AS details \
+                     FROM activities WHERE customer_id = {}",
+                    lit(&customer)
+                );
+                if let Some((from, to)) = &range {
+                    sql.push_str(&format!(
+                        " AND ts >= CAST({} AS TIMESTAMP) AND ts < CAST({} AS TIMESTAMP)",
+                        lit(from),
+                        lit(to)
+                    ));
+                }
+                sql.push_str(" ORDER BY ts DESC");
+                let out = out.clone();
+                Box::pin(async move {
+                    let batches = ctx.sql(&sql).await?.collect().await?;
+                    let mut cast = Vec::with_capacity(batches.len());
+                    for b in &batches {
+                        let cols = b
+                            .columns()
+                            .iter()
+                            .zip(out.fields())
+                            .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                            .collect::<std::result::Result<Vec<_>, _>>()?;
+                        cast.push(RecordBatch::try_new(out.clone(), cols)?);
+                    }
+                    let batches = cast;
+                    Ok(arrow::compute::concat_batches(&out, &batches)?)
+                })
+            }),
+        }))
+    }
+}

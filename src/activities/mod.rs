@@ -1,0 +1,186 @@
+//! Activities: what customers did (orders, web and app events, loyalty transactions, e-mail
+//! events, support cases), from activity sources declared in `[activities.<name>]`, each row
+//! resolved to a customer through `customer_links` (a record id of a unified source) or
+//! `identity_graph` (an anonymous id: events of a visitor who identified later count for the
+//! customer). Output: `activities` (unresolved rows kept with a NULL customer), and
+//! `activity_stats` per activity source.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use datafusion::prelude::SessionContext;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::ProjectConfig;
+use crate::error::Result;
+use crate::unify::staging::{ident, literal};
+
+/// `[activities.<name>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivitySource {
+    /// The source table the activities come from.
+    pub source: String,
+    /// Column holding the record id of `customer_source` (e.g. an order's customer number).
+    pub customer: Option<String>,
+    /// The unified source whose record ids `customer` holds.
+    pub customer_source: Option<String>,
+    /// Column holding an anonymous id (cookie, device) resolved through `identity_graph`.
+    pub anonymous_id: Option<String>,
+    /// Event time column.
+    pub timestamp: String,
+    /// The activity type: a fixed name ...
+    #[serde(rename = "type")]
+    pub activity_type: Option<String>,
+    /// ... or a column holding it.
+    pub type_column: Option<String>,
+    /// Money amount column (orders, transactions).
+    pub amount: Option<String>,
+    /// Extra columns kept as a JSON object in `details`.
+    #[serde(default)]
+    pub details: Vec<String>,
+}
+
+impl ActivitySource {
+    /// Why this declaration cannot be used (`name` is its key).
+    pub fn check(&self, name: &str, cfg: &ProjectConfig) -> std::result::Result<(), String> {
+        if !cfg.sources.contains_key(&self.source) {
+            return Err(format!(
+                "activities.{name}: no source named `{}`",
+                self.source
+            ));
+        }
+        match (&self.customer, &self.customer_source, &self.anonymous_id) {
+            (Some(_), Some(cs), None) => {
+                let mapped = cfg
+                    .unify
+                    .as_ref()
+                    .is_some_and(|u| u.sources.contains_key(cs));
+                if !mapped {
+                    return Err(format!(
+                        "activities.{name}: customer_source `{cs}` is not mapped in [unify.sources]"
+                    ));
+                }
+            }
+            (None, None, Some(_)) => {
+                if cfg.unify.is_none() {
+                    return Err(format!("activities.{name}: anonymous ids resolve through the identity graph, which needs [unify]"));
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "activities.{name}: set either `customer` and `customer_source` (a record id of a unified source) or `anonymous_id` (resolved through the identity graph)"
+                ))
+            }
+        }
+        if self.activity_type.is_some() == self.type_column.is_some() {
+            return Err(format!(
+                "activities.{name}: set exactly one of `type` (a fixed name) and `type_column`"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A details column as JSON text: `{"channel":"web","quantity":"2"}` (values as strings,
+/// missing ones as null).
+fn details_sql(columns: &[String]) -> String {
+    if columns.is_empty() {
+        return "CAST(NULL AS VARCHAR)".into();
+    }
+    let parts: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let key = c.replace('\\', "\\\\").replace('"', "\\\"");
+            format!(
+                "'\"{key}\":' || coalesce('\"' || replace(replace(CAST(a.{col} AS VARCHAR), '\\', '\\\\'), '\"', '\\\"') || '\"', 'null')",
+                col = ident(c)
+            )
+        })
+        .collect();
+    format!("'{{' || {} || '}}'", parts.join(" || ',' || "))
+}
+
+/// SQL of one activity source's rows.
+pub fn source_sql(name: &str, a: &ActivitySource) -> String {
+    let (join, customer) = match (&a.customer, &a.customer_source, &a.anonymous_id) {
+        (Some(c), Some(cs), _) => (
+            format!(
+                "LEFT JOIN customer_links l ON l.source = {cs} AND l.record_id = CAST(a.{c} AS VARCHAR)",
+                cs = literal(cs),
+                c = ident(c)
+            ),
+            "l.customer_id".to_string(),
+        ),
+        (_, _, Some(anon)) => (
+            format!(
+                "LEFT JOIN identity_graph g ON g.anonymous_id = CAST(a.{} AS VARCHAR)",
+                ident(anon)
+            ),
+            "g.profile_id".to_string(),
+        ),
+        _ => unreachable!("checked when the config loads"),
+    };
+    let kind = match (&a.activity_type, &a.type_column) {
+        (Some(t), _) => literal(t),
+        (_, Some(c)) => format!("CAST(a.{} AS VARCHAR)", ident(c)),
+        _ => unreachable!("checked when the config loads"),
+    };
+    let amount = a
+        .amount
+        .as_ref()
+        .map(|c| format!("CAST(a.{} AS DOUBLE)", ident(c)))
+        .unwrap_or_else(|| "CAST(NULL AS DOUBLE)".into());
+    format!(
+        "SELECT {customer} AS customer_id, CAST(a.{ts} AS TIMESTAMP) AS ts, {kind} AS type, \
+         {activity} AS activity_source, {source} AS source, {amount} AS amount, {details} AS details \
+         FROM {table} a {join}",
+        ts = ident(&a.timestamp),
+        activity = literal(name),
+        source = literal(&a.source),
+        details = details_sql(&a.details),
+        table = ident(&a.source),
+    )
+}
+
+/// Build `activities` and `activity_stats` in `tables_dir`; returns (activities, unresolved).
+pub async fn build(
+    activities: &BTreeMap<String, Spanned<ActivitySource>>,
+    ctx: &SessionContext,
+    tables_dir: &Path,
+) -> Result<(u64, u64)> {
+    let sql = activities
+        .iter()
+        .map(|(name, a)| source_sql(name, a.get_ref()))
+        .collect::<Vec<_>>()
+        .join("\nUNION ALL\n");
+    let rows = crate::unify::write_query(ctx, &sql, tables_dir, "activities").await?;
+    crate::unify::register_written(ctx, tables_dir, "activities").await?;
+    crate::unify::write_query(
+        ctx,
+        "SELECT activity_source, source, count(*) AS activities, count(customer_id) AS resolved, \
+         count(*) - count(customer_id) AS unresolved, \
+         sum(CASE WHEN starts_with(customer_id, 'anon_') THEN 1 ELSE 0 END) AS anonymous, \
+         min(ts) AS first_ts, max(ts) AS last_ts \
+         FROM activities GROUP BY activity_source, source ORDER BY activity_source",
+        tables_dir,
+        "activity_stats",
+    )
+    .await?;
+    let unresolved = ctx
+        .sql("SELECT count(*) - count(customer_id) FROM activities")
+        .await?
+        .collect()
+        .await?;
+    let unresolved = unresolved
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .map_or(0, |b| {
+            use arrow::array::AsArray;
+            b.column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0) as u64
+        });
+    Ok((rows, unresolved))
+}
