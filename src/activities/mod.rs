@@ -168,19 +168,11 @@ pub async fn build(
         "activity_stats",
     )
     .await?;
-    let unresolved = ctx
-        .sql("SELECT count(*) - count(customer_id) FROM activities")
-        .await?
-        .collect()
-        .await?;
-    let unresolved = unresolved
-        .first()
-        .filter(|b| b.num_rows() > 0)
-        .map_or(0, |b| {
-            use arrow::array::AsArray;
-            b.column(0)
-                .as_primitive::<arrow::datatypes::Int64Type>()
-                .value(0) as u64
-        });
+    let unresolved = crate::unify::count(
+        ctx,
+        "SELECT count(*) - count(customer_id) FROM activities",
+        "unresolved activities",
+    )
+    .await?;
     Ok((rows, unresolved))
 }

@@ -115,18 +115,8 @@ pub fn records_sql(cfg: &ProjectConfig, section: &AccountsSection) -> Result<Str
             )
         })?;
         let map = map.get_ref();
-        let record_id = match &map.record_id {
-            Some(r) => r.clone(),
-            None => {
-                let pk = src.primary_key.get_ref().columns();
-                if pk.len() != 1 {
-                    return Err(Error::Other(format!(
-                        "unify.accounts.sources.{source}: the primary key has several columns; set record_id"
-                    )));
-                }
-                pk[0].clone()
-            }
-        };
+        let record_id =
+            super::record_id_column(cfg, src, source, &map.record_id, "unify.accounts.sources")?;
         let company = format!("CAST({} AS VARCHAR)", ident(&map.company));
         selects.push(format!(
             "SELECT {src} || ':' || CAST({rid} AS VARCHAR) AS uid, {src} AS source, CAST({rid} AS VARCHAR) AS record_id, \

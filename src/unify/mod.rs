@@ -94,6 +94,38 @@ pub fn rules(cfg: &ProjectConfig) -> Vec<MatchRule> {
     }
 }
 
+/// The column that identifies a mapped source's records: the mapping's `record_id`, else the
+/// source's single-column primary key. `what` names the config table in errors.
+pub(crate) fn record_id_column(
+    cfg: &ProjectConfig,
+    src: &crate::config::SourceConfig,
+    source: &str,
+    record_id: &Option<String>,
+    what: &str,
+) -> Result<String> {
+    if let Some(r) = record_id {
+        return Ok(r.clone());
+    }
+    let pk = src.primary_key.get_ref().columns();
+    if pk.len() != 1 {
+        return Err(cfg.error_at(
+            src.primary_key.span(),
+            format!("{what}.{source}: the primary key has several columns; set record_id"),
+        ));
+    }
+    Ok(pk[0].clone())
+}
+
+/// The single integer a query like `SELECT count(*) ...` returns (0 when it returns no row).
+pub(crate) async fn count(ctx: &SessionContext, sql: &str, what: &str) -> Result<u64> {
+    let b = collect(ctx, sql, what).await?;
+    Ok(b.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
+        b.column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0) as u64
+    }))
+}
+
 /// SQL of the `unify_records` view over the sources mapped in `[unify.sources]`.
 pub fn staging_sql(cfg: &ProjectConfig) -> Result<String> {
     let unify = cfg
@@ -109,19 +141,7 @@ pub fn staging_sql(cfg: &ProjectConfig) -> Result<String> {
             )
         })?;
         let map = map.get_ref();
-        let record_id = match &map.record_id {
-            Some(r) => r.clone(),
-            None => {
-                let pk = src.primary_key.get_ref().columns();
-                if pk.len() != 1 {
-                    return Err(cfg.error_at(
-                        src.primary_key.span(),
-                        format!("unify.sources.{source}: the primary key has several columns; set record_id"),
-                    ));
-                }
-                pk[0].clone()
-            }
-        };
+        let record_id = record_id_column(cfg, src, source, &map.record_id, "unify.sources")?;
         let priority = map.priority.unwrap_or(i as i64 + 1);
         selects.push(staging::source_select(source, map, &record_id, priority));
     }
@@ -714,20 +734,12 @@ pub async fn unify(
             .join("\nUNION ALL\n");
         report.anonymous_ids = write_query(ctx, &sql, tables_dir, "identity_graph").await?;
         register_written(ctx, tables_dir, "identity_graph").await?;
-        let stitched = collect(
+        report.stitched_ids = count(
             ctx,
             "SELECT count(customer_id) FROM identity_graph",
             "stitched ids",
         )
         .await?;
-        report.stitched_ids = stitched
-            .first()
-            .filter(|b| b.num_rows() > 0)
-            .map_or(0, |b| {
-                b.column(0)
-                    .as_primitive::<arrow::datatypes::Int64Type>()
-                    .value(0) as u64
-            });
     }
     if let Some(section) = &unify_cfg.accounts {
         report.accounts =
