@@ -225,39 +225,19 @@ pub async fn unify_accounts(
             }
         }
     }
-    let mut previous: Vec<Option<String>> = vec![None; cluster_of.len()];
-    let mut previous_max = 0;
-    if let Some(path) = previous_tables.map(|d| d.join("account_links.parquet")) {
-        if path.exists() {
-            let pctx = SessionContext::new();
-            pctx.register_parquet(
-                "prev",
-                path.to_string_lossy().as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await?;
-            let prev = pctx
-                .sql("SELECT uid, account_id FROM prev")
-                .await?
-                .collect()
-                .await?;
-            let index: std::collections::HashMap<&str, usize> = columns[0]
-                .iter()
-                .enumerate()
-                .filter_map(|(i, u)| u.as_deref().map(|u| (u, i)))
-                .collect();
-            for b in &prev {
-                let (u, a) = (text(b, 0)?, text(b, 1)?);
-                for i in 0..b.num_rows() {
-                    previous_max = previous_max
-                        .max(clusters::parse_prefixed(clusters::ACCOUNT, a.value(i)).unwrap_or(0));
-                    if let Some(&idx) = index.get(u.value(i)) {
-                        previous[idx] = Some(a.value(i).to_string());
-                    }
-                }
-            }
-        }
-    }
+    let index: std::collections::HashMap<&str, u32> = columns[0]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| u.as_deref().map(|u| (u, i as u32)))
+        .collect();
+    let (previous, previous_max) = super::previous_ids(
+        previous_tables.map(|d| d.join("account_links.parquet")),
+        "account_id",
+        clusters::ACCOUNT,
+        &index,
+        cluster_of.len(),
+    )
+    .await?;
     let refs: Vec<Option<&str>> = previous.iter().map(|p| p.as_deref()).collect();
     let (ids, _) =
         clusters::assign_prefixed_ids(clusters::ACCOUNT, &cluster_of, &refs, previous_max);

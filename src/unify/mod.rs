@@ -116,6 +116,47 @@ pub(crate) fn record_id_column(
     Ok(pk[0].clone())
 }
 
+/// Each record's id in a previous run's links table (`uid` plus `id_column`), by the record's
+/// position in `index` (of `records`), and the largest id number that run gave (ids are never reused, even
+/// when that id's records are gone). No file: no previous ids.
+pub(crate) async fn previous_ids(
+    path: Option<std::path::PathBuf>,
+    id_column: &str,
+    prefix: &str,
+    index: &HashMap<&str, u32>,
+    records: usize,
+) -> Result<(Vec<Option<String>>, u64)> {
+    let mut previous: Vec<Option<String>> = vec![None; records];
+    let mut max = 0u64;
+    let Some(path) = path.filter(|p| p.exists()) else {
+        return Ok((previous, max));
+    };
+    let pctx = SessionContext::new();
+    pctx.register_parquet(
+        "prev",
+        path.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    let prev = pctx
+        .sql(&format!("SELECT uid, {id_column} FROM prev"))
+        .await?
+        .collect()
+        .await?;
+    for b in &prev {
+        let u = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let c = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let (u, c) = (u.as_string::<i32>(), c.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            max = max.max(clusters::parse_prefixed(prefix, c.value(i)).unwrap_or(0));
+            if let Some(&idx) = index.get(u.value(i)) {
+                previous[idx as usize] = Some(c.value(i).to_string());
+            }
+        }
+    }
+    Ok((previous, max))
+}
+
 /// The single integer a query like `SELECT count(*) ...` returns (0 when it returns no row).
 pub(crate) async fn count(ctx: &SessionContext, sql: &str, what: &str) -> Result<u64> {
     let b = collect(ctx, sql, what).await?;
@@ -552,37 +593,14 @@ pub async fn unify(
     }
 
     // Stable ids from the previous run's links.
-    let mut previous: Vec<Option<String>> = vec![None; uids.len()];
-    // The largest id ever given, even if its records are gone now: ids are never reused.
-    let mut previous_max = 0u64;
-    if let Some(prev_dir) = previous_tables {
-        let path = prev_dir.join("customer_links.parquet");
-        if path.exists() {
-            let pctx = SessionContext::new();
-            pctx.register_parquet(
-                "prev",
-                path.to_string_lossy().as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await?;
-            let prev = pctx
-                .sql("SELECT uid, customer_id FROM prev")
-                .await?
-                .collect()
-                .await?;
-            for b in &prev {
-                let u = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-                let c = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-                let (u, c) = (u.as_string::<i32>(), c.as_string::<i32>());
-                for i in 0..b.num_rows() {
-                    previous_max = previous_max.max(clusters::parse_id(c.value(i)).unwrap_or(0));
-                    if let Some(&idx) = index.get(u.value(i)) {
-                        previous[idx as usize] = Some(c.value(i).to_string());
-                    }
-                }
-            }
-        }
-    }
+    let (previous, previous_max) = previous_ids(
+        previous_tables.map(|d| d.join("customer_links.parquet")),
+        "customer_id",
+        clusters::CUSTOMER,
+        &index,
+        uids.len(),
+    )
+    .await?;
     let previous_refs: Vec<Option<&str>> = previous.iter().map(|p| p.as_deref()).collect();
     let (ids, changes) = clusters::assign_ids(&cluster_of, &previous_refs, previous_max);
     report.id_changes = changes.len() as u64;

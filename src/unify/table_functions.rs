@@ -77,7 +77,12 @@ impl TableProvider for ComputedTable {
 }
 
 /// The string literal arguments of a table function call.
-fn string_args(name: &str, args: &[Expr], n: usize) -> datafusion::common::Result<Vec<String>> {
+fn string_args(
+    name: &str,
+    args: &[Expr],
+    n: usize,
+    example: &str,
+) -> datafusion::common::Result<Vec<String>> {
     let values: Vec<Option<String>> = args
         .iter()
         .map(|e| match e {
@@ -88,14 +93,7 @@ fn string_args(name: &str, args: &[Expr], n: usize) -> datafusion::common::Resul
         })
         .collect();
     if values.len() != n || values.iter().any(|v| v.is_none()) {
-        return plan_err!(
-            "{name} takes {n} string literal argument(s), e.g. {}",
-            if n == 1 {
-                format!("{name}('match_pairs')")
-            } else {
-                format!("{name}('crm_contacts:C1', 'webshop_customers:W7')")
-            }
-        );
+        return plan_err!("{name} takes {n} string literal argument(s), e.g. {name}({example})");
     }
     Ok(values.into_iter().flatten().collect())
 }
@@ -109,7 +107,8 @@ impl TableFunctionImpl for ConnectedComponents {
         &self,
         args: TableFunctionArgs,
     ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
-        let table = string_args("connected_components", args.exprs(), 1)?.remove(0);
+        let table =
+            string_args("connected_components", args.exprs(), 1, "'match_pairs'")?.remove(0);
         let schema = Arc::new(Schema::new(vec![
             Field::new("node", DataType::Utf8, false),
             Field::new("component", DataType::Utf8, false),
@@ -208,7 +207,12 @@ impl TableFunctionImpl for ExplainPair {
         &self,
         args: TableFunctionArgs,
     ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
-        let mut uids = string_args("explain_pair", args.exprs(), 2)?;
+        let mut uids = string_args(
+            "explain_pair",
+            args.exprs(),
+            2,
+            "'crm_contacts:C1', 'webshop_customers:W7'",
+        )?;
         let right = uids.pop().expect("two args");
         let left = uids.pop().expect("two args");
         let cfg = self.cfg.clone();
@@ -235,7 +239,12 @@ impl TableFunctionImpl for Timeline {
         args: TableFunctionArgs,
     ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
         let n = args.exprs().len();
-        let mut a = string_args("timeline", args.exprs(), if n == 3 { 3 } else { 1 })?;
+        let mut a = string_args(
+            "timeline",
+            args.exprs(),
+            if n == 3 { 3 } else { 1 },
+            "'cus_000000001' or timeline('cus_000000001', '2026-01-01', '2026-07-01')",
+        )?;
         let range = (a.len() == 3).then(|| (a.remove(1), a.remove(1)));
         let customer = a.remove(0);
         let schema = Arc::new(Schema::new(vec![
