@@ -16,6 +16,7 @@
 //! ```
 
 pub mod merge;
+pub mod mode;
 pub mod nicknames;
 pub mod normalize;
 pub mod similarity;
@@ -47,7 +48,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
     ]
 }
 
-/// All aggregate functions of this crate (merge precedence).
+/// All aggregate functions of this crate (merge precedence, `mode`).
 pub fn aggregate_functions() -> Vec<AggregateUDF> {
     use merge::{MergePrecedence, Policy};
     [
@@ -58,6 +59,7 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
     ]
     .into_iter()
     .map(|p| AggregateUDF::from(MergePrecedence::new(p)))
+    .chain([AggregateUDF::from(mode::Mode::new())])
     .collect()
 }
 
