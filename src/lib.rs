@@ -8,6 +8,7 @@
 //! The `panorama` binary is a thin layer over this library.
 
 pub mod activities;
+pub mod analytics;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -56,6 +56,18 @@ struct ProjectArg {
     project: PathBuf,
 }
 
+#[derive(Args, Debug, Clone)]
+struct AsOfArg {
+    /// Reference time of measures and segments ("days since the last order" counts to it),
+    /// e.g. 2026-11-01 or 2026-11-01T12:00:00. Default: project.as_of, else now.
+    #[arg(long, value_parser = parse_as_of)]
+    as_of: Option<chrono::NaiveDateTime>,
+}
+
+fn parse_as_of(s: &str) -> std::result::Result<chrono::NaiveDateTime, String> {
+    panorama::config::parse_as_of(s)
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Generate a demo project, run it, and show what to try next. Start here.
@@ -91,9 +103,54 @@ enum Command {
         postgres: Option<String>,
     },
     /// Load every source into a new run; the previous run stays current if this one fails.
+    ///
+    /// Stages: sources → unify (map, match, merge) → activities → measures → segments →
+    /// business measures, as far as the config declares them.
     Run {
         #[command(flatten)]
         project: ProjectArg,
+        #[command(flatten)]
+        as_of: AsOfArg,
+    },
+    /// Rebuild activities, measures and segments on the current run's sources and unified
+    /// customers, without reading sources or re-matching: after changing [measures],
+    /// [segments] or [business_measures], or to re-evaluate them on a new day.
+    ///
+    /// Makes a new run (the reused files are hard links); history tables continue. After
+    /// changing sources or [unify], use `panorama run`.
+    Refresh {
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        as_of: AsOfArg,
+    },
+    /// List the segments of the current run: size, who entered and left since the previous
+    /// run, and definition.
+    Segments {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Show one segment: its size over runs and sample members.
+    ///
+    /// With --preview the segment is evaluated now, from panorama.toml as it is, on the
+    /// current run's data (measures recomputed in memory, nothing written): for trying a
+    /// condition before a run.
+    Segment {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Segment name (see `panorama segments`).
+        name: String,
+        /// Evaluate the current definition instead of showing the run's stored members.
+        #[arg(long)]
+        preview: bool,
+        /// How many sample members to show.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[command(flatten)]
+        as_of: AsOfArg,
     },
     /// Run one SQL query against the current run and print or save the result.
     Query {
@@ -241,13 +298,89 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Run { project } => {
+        Command::Run { project, as_of } => {
             let cfg = ProjectConfig::load(&project.project)?;
-            let outcome = run_project(&cfg, &RunOptions { quiet }).await?;
+            let opts = RunOptions {
+                quiet,
+                as_of: as_of.as_of,
+            };
+            let outcome = run_project(&cfg, &opts).await?;
             if !quiet {
                 print!("{}", run_summary(&cfg, &outcome));
             }
             Ok(())
+        }
+        Command::Refresh { project, as_of } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let opts = RunOptions {
+                quiet,
+                as_of: as_of.as_of,
+            };
+            let outcome = panorama::run::refresh_project(&cfg, &opts).await?;
+            if !quiet {
+                print!("{}", run_summary(&cfg, &outcome));
+            }
+            Ok(())
+        }
+        Command::Segments { project, format } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let (ctx, opened) = open_project(&cfg, None).await?;
+            opened.require_table("segment_sizes", "[segments]")?;
+            let batches = ctx
+                .sql(panorama::analytics::SEGMENTS_SQL)
+                .await?
+                .collect()
+                .await?;
+            write_batches(&batches, format, &mut std::io::stdout().lock())
+        }
+        Command::Segment {
+            project,
+            name,
+            preview,
+            limit,
+            as_of,
+        } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let (ctx, opened) = open_project(&cfg, None).await?;
+            let out = &mut std::io::stdout().lock();
+            if preview {
+                opened.require_unified("unified_customers")?;
+                if let Some(at) = as_of.as_of {
+                    panorama::session::register_as_of(&ctx, at);
+                }
+                let (size, sample) =
+                    panorama::analytics::preview(&ctx, &cfg, &cfg.analytics, &name, limit).await?;
+                println!("Segment {name} (preview, not saved): {size} members");
+                return write_batches(&sample, OutputFormat::Table, out);
+            }
+            opened.require_table("segment_sizes", "[segments]")?;
+            let lit = format!("'{}'", name.replace('\'', "''"));
+            let sizes = ctx
+                .sql(&format!(
+                    "SELECT run_id, as_of, members, entered, exited FROM segment_sizes WHERE segment = {lit} ORDER BY run_id"
+                ))
+                .await?
+                .collect()
+                .await?;
+            if sizes.iter().all(|b| b.num_rows() == 0) {
+                return Err(Error::Other(format!(
+                    "no segment `{name}` in run {} (see `panorama segments`; --preview evaluates a new one)",
+                    opened.run_id
+                )));
+            }
+            println!("Segment {name}: size by run");
+            write_batches(&sizes, OutputFormat::Table, out)?;
+            let sample = ctx
+                .sql(&format!(
+                    "SELECT p.customer_id, p.first_name, p.last_name, p.email, p.city FROM segment_members s \
+                     JOIN unified_customers p ON p.customer_id = s.customer_id WHERE s.segment = {lit} \
+                     ORDER BY p.customer_id LIMIT {limit}"
+                ))
+                .await?
+                .collect()
+                .await?;
+            println!("Members (first {limit}):");
+            write_batches(&sample, OutputFormat::Table, out)
         }
         Command::Query {
             project,
@@ -404,14 +537,32 @@ fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
         "total", "", "", rows, rejected
     );
     if let Some(u) = &m.unify {
-        let _ = writeln!(
-            s,
-            "Unified {} records into {} customers in {:.1}s ({} matched pairs, largest cluster {}, {} singletons, {} id changes)",
-            u.records, u.customers, u.seconds, u.matched_pairs, u.largest_cluster, u.singletons, u.id_changes
-        );
+        match &m.refreshed_from {
+            Some(from) => {
+                let _ = writeln!(
+                    s,
+                    "Reused sources and {} unified customers of run {from}",
+                    u.customers
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "Unified {} records into {} customers in {:.1}s ({} matched pairs, largest cluster {}, {} singletons, {} id changes)",
+                    u.records, u.customers, u.seconds, u.matched_pairs, u.largest_cluster, u.singletons, u.id_changes
+                );
+            }
+        }
         for w in &u.warnings {
             let _ = writeln!(s, "warning: {w}");
         }
+    }
+    if let Some(a) = &m.analytics {
+        let _ = writeln!(
+            s,
+            "Measured {} measures, {} segments ({} memberships) and {} business measures as of {} in {:.1}s",
+            a.measures, a.segments, a.segment_members, a.business_measures, a.as_of, a.seconds
+        );
     }
     let _ = writeln!(s, "Outputs: {}", outcome.run_dir.display());
     if rejected > 0 {
@@ -461,7 +612,7 @@ async fn quickstart(dir: Option<PathBuf>, persons: usize, seed: u64, quiet: bool
         println!("{}", report.summary());
     }
     let cfg = ProjectConfig::load(&dir)?;
-    let outcome = run_project(&cfg, &RunOptions { quiet }).await?;
+    let outcome = run_project(&cfg, &RunOptions { quiet, as_of: None }).await?;
     if quiet {
         return Ok(());
     }

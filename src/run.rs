@@ -24,6 +24,22 @@ use crate::workspace::{Manifest, RunStatus, Workspace};
 pub struct RunOptions {
     /// Hide progress bars (for scripts and tests).
     pub quiet: bool,
+    /// Reference time of measures and segments; default `project.as_of`, else now.
+    pub as_of: Option<chrono::NaiveDateTime>,
+}
+
+impl RunOptions {
+    /// The run's reference time.
+    pub fn as_of(&self, cfg: &ProjectConfig) -> chrono::NaiveDateTime {
+        self.as_of
+            .or_else(|| {
+                cfg.project
+                    .as_of
+                    .as_ref()
+                    .and_then(|a| crate::config::parse_as_of(a.get_ref()).ok())
+            })
+            .unwrap_or_else(|| chrono::Utc::now().naive_utc())
+    }
 }
 
 /// What a successful run produced.
@@ -122,6 +138,9 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
         rejects: 0,
         error: None,
         unify: None,
+        as_of: Some(crate::session::format_as_of(opts.as_of(cfg))),
+        analytics: None,
+        refreshed_from: None,
     };
     ws.write_manifest(&manifest)?;
     tracing::info!(run_id, dir = %run_dir.display(), "run started");
@@ -136,8 +155,9 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
             manifest.sources = reports.clone();
             let previous = ws.current_run()?.map(|id| ws.run_dir(&id).join("tables"));
             match unify_stage(cfg, &run_dir, &reports, previous.as_deref(), opts).await {
-                Ok(u) => {
+                Ok((u, a)) => {
                     manifest.unify = Some(u);
+                    manifest.analytics = a;
                     Ok((reports, rejects))
                 }
                 Err(e) => Err((reports, e)),
@@ -175,24 +195,33 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
 
 type SourceResult = Result<(SourceReport, Vec<Reject>)>;
 
-/// Unify the freshly loaded sources of a run, with a spinner.
-async fn unify_stage(
-    cfg: &ProjectConfig,
-    run_dir: &std::path::Path,
-    reports: &[SourceReport],
-    previous_tables: Option<&std::path::Path>,
-    opts: &RunOptions,
-) -> Result<crate::unify::UnifyReport> {
+fn stage_spinner(opts: &RunOptions, message: &str) -> ProgressBar {
     let bar = if opts.quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new_spinner()
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner:.green} unifying: map, match, merge  {elapsed}")
-            .expect("valid template"),
+        ProgressStyle::with_template("{spinner:.green} {msg}  {elapsed}").expect("valid template"),
     );
+    bar.set_message(message.to_string());
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// Unify the freshly loaded sources of a run, then build activities, measures and segments,
+/// with a spinner.
+async fn unify_stage(
+    cfg: &ProjectConfig,
+    run_dir: &std::path::Path,
+    reports: &[SourceReport],
+    previous_tables: Option<&std::path::Path>,
+    opts: &RunOptions,
+) -> Result<(
+    crate::unify::UnifyReport,
+    Option<crate::analytics::AnalyticsReport>,
+)> {
+    let bar = stage_spinner(opts, "unifying: map, match, merge");
     let ctx = crate::session::new_context();
     crate::session::register_sources(&ctx, run_dir, reports).await?;
     let tables = run_dir.join("tables");
@@ -208,10 +237,200 @@ async fn unify_stage(
             Err(e) => report = Err(e),
         }
     }
+    let report = match report {
+        Ok(r) if !cfg.analytics.is_empty() => {
+            bar.set_message("measures and segments");
+            let run_id = run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            analytics_stage(cfg, &ctx, run_dir, &run_id, previous_tables, opts)
+                .await
+                .map(|a| (r, Some(a)))
+        }
+        Ok(r) => Ok((r, None)),
+        Err(e) => Err(e),
+    };
     drop(ctx);
     bar.finish_and_clear();
     tracing::info!("unify context released");
     report
+}
+
+/// Measures and segments over a context holding the run's sources and unify tables.
+async fn analytics_stage(
+    cfg: &ProjectConfig,
+    ctx: &datafusion::prelude::SessionContext,
+    run_dir: &std::path::Path,
+    run_id: &str,
+    previous_tables: Option<&std::path::Path>,
+    opts: &RunOptions,
+) -> Result<crate::analytics::AnalyticsReport> {
+    let as_of = opts.as_of(cfg);
+    crate::session::register_as_of(ctx, as_of);
+    // Whatever the unify stage wrote, registered or not.
+    let tables = run_dir.join("tables");
+    for name in parquet_tables(&tables)? {
+        if !crate::analytics::definitions::OUTPUT_TABLES.contains(&name.as_str()) {
+            crate::unify::register_written(ctx, &tables, &name).await?;
+        }
+    }
+    crate::analytics::build(
+        cfg,
+        &cfg.analytics,
+        ctx,
+        run_dir,
+        run_id,
+        &crate::session::format_as_of(as_of),
+        previous_tables,
+    )
+    .await
+}
+
+/// Tables a refresh rebuilds rather than reuses.
+const REFRESHED_TABLES: &[&str] = &["activities", "activity_stats"];
+
+/// `panorama refresh`: a new run that reuses the current run's sources and unification and
+/// rebuilds activities, measures and segments (for new measure or segment definitions, or a
+/// new day). Sources are not read and nothing is re-matched.
+pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOutcome> {
+    let started = Instant::now();
+    let ws = Workspace::new(cfg.workspace_dir());
+    let current = ws
+        .current_run()?
+        .ok_or_else(|| Error::NoRun(cfg.root.clone()))?;
+    let prev = ws.read_manifest(&current)?;
+    let Some(unify) = prev.unify.clone() else {
+        return Err(Error::Other(format!(
+            "run {current} has no unified customers to refresh; add [unify] to the config and use `panorama run`"
+        )));
+    };
+    let prev_dir = ws.run_dir(&current);
+    let run_id = Workspace::new_run_id();
+    let run_dir = ws.create_run(&run_id)?;
+    let as_of = opts.as_of(cfg);
+    let mut manifest = Manifest {
+        run_id: run_id.clone(),
+        status: RunStatus::Running,
+        started_at: chrono::Utc::now().to_rfc3339(),
+        ended_at: None,
+        config_hash: cfg.hash(),
+        panorama_version: env!("CARGO_PKG_VERSION").to_string(),
+        sources: prev.sources.clone(),
+        rejects: prev.rejects,
+        error: None,
+        unify: Some(unify),
+        as_of: Some(crate::session::format_as_of(as_of)),
+        analytics: None,
+        refreshed_from: Some(current.clone()),
+    };
+    ws.write_manifest(&manifest)?;
+    let result = async {
+        link_tree(&prev_dir.join("sources"), &run_dir.join("sources"))?;
+        let rejects = prev_dir.join("rejects.parquet");
+        if rejects.exists() {
+            link_file(&rejects, &run_dir.join("rejects.parquet"))?;
+        }
+        let tables = run_dir.join("tables");
+        std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
+        let ctx = crate::session::new_context();
+        crate::session::register_sources(&ctx, &run_dir, &prev.sources).await?;
+        for name in parquet_tables(&prev_dir.join("tables"))? {
+            if crate::analytics::definitions::OUTPUT_TABLES.contains(&name.as_str())
+                || REFRESHED_TABLES.contains(&name.as_str())
+            {
+                continue;
+            }
+            let file = format!("{name}.parquet");
+            link_file(&prev_dir.join("tables").join(&file), &tables.join(&file))?;
+            crate::unify::register_written(&ctx, &tables, &name).await?;
+        }
+        let bar = stage_spinner(opts, "activities, measures and segments");
+        if !cfg.activities.is_empty() {
+            let (n, unresolved) = crate::activities::build(&cfg.activities, &ctx, &tables).await?;
+            if let Some(u) = manifest.unify.as_mut() {
+                u.activities = n;
+                u.unresolved_activities = unresolved;
+            }
+        }
+        let report = if cfg.analytics.is_empty() {
+            None
+        } else {
+            Some(
+                analytics_stage(
+                    cfg,
+                    &ctx,
+                    &run_dir,
+                    &run_id,
+                    Some(&prev_dir.join("tables")),
+                    opts,
+                )
+                .await?,
+            )
+        };
+        bar.finish_and_clear();
+        Ok::<_, Error>(report)
+    }
+    .await;
+    manifest.ended_at = Some(chrono::Utc::now().to_rfc3339());
+    match result {
+        Ok(report) => {
+            manifest.analytics = report;
+            manifest.status = RunStatus::Succeeded;
+            ws.write_manifest(&manifest)?;
+            ws.set_current(&run_id)?;
+            let pruned = ws.prune(*cfg.workspace.keep_runs.get_ref())?;
+            Ok(RunOutcome {
+                manifest,
+                run_dir,
+                pruned,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Err(e) => {
+            manifest.status = RunStatus::Failed;
+            manifest.error = Some(e.to_string());
+            ws.write_manifest(&manifest)?;
+            Err(e)
+        }
+    }
+}
+
+/// Names of the `<name>.parquet` tables in a directory, sorted.
+fn parquet_tables(dir: &std::path::Path) -> Result<Vec<String>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))?;
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .filter_map(|p| p.file_stem().map(|n| n.to_string_lossy().to_string()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Hard-link a file (copy where links are not possible): a refresh costs no disk space for
+/// what it reuses.
+fn link_file(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).map_err(|e| Error::io("cannot copy", from, e))?;
+    }
+    Ok(())
+}
+
+fn link_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io("cannot create", to, e))?;
+    let rd = std::fs::read_dir(from).map_err(|e| Error::io("cannot read", from, e))?;
+    for entry in rd.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if path.is_dir() {
+            link_tree(&path, &target)?;
+        } else {
+            link_file(&path, &target)?;
+        }
+    }
+    Ok(())
 }
 
 async fn materialize_sources(

@@ -39,7 +39,59 @@ pub fn new_context() -> SessionContext {
         "timeline",
         Arc::new(crate::unify::table_functions::Timeline),
     );
+    ctx.register_udtf(
+        "segment_overlap",
+        Arc::new(crate::unify::table_functions::SegmentOverlap),
+    );
+    register_as_of(&ctx, chrono::Utc::now().naive_utc());
     ctx
+}
+
+/// `as_of()`: the reference time of a run's measures and segments ("days since the last
+/// order" counts to it), a constant for the whole run so results are reproducible.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct AsOf {
+    signature: datafusion::logical_expr::Signature,
+    nanos: i64,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for AsOf {
+    fn name(&self) -> &str {
+        "as_of"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Timestamp(
+            arrow::datatypes::TimeUnit::Nanosecond,
+            None,
+        ))
+    }
+    fn invoke_with_args(
+        &self,
+        _args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
+        Ok(datafusion::logical_expr::ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::TimestampNanosecond(Some(self.nanos), None),
+        ))
+    }
+}
+
+/// Make `as_of()` return `at` in this context.
+pub fn register_as_of(ctx: &SessionContext, at: chrono::NaiveDateTime) {
+    let nanos = at.and_utc().timestamp_nanos_opt().unwrap_or(0);
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(AsOf {
+        signature: datafusion::logical_expr::Signature::nullary(
+            datafusion::logical_expr::Volatility::Immutable,
+        ),
+        nanos,
+    }));
+}
+
+/// The reference time of a run as stored in its manifest (`2026-11-01T00:00:00`).
+pub fn format_as_of(at: chrono::NaiveDateTime) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 static MEMORY_LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -95,11 +147,16 @@ pub struct OpenedRun {
 impl OpenedRun {
     /// An error unless the run has `table`, which only the unify stage writes.
     pub fn require_unified(&self, table: &str) -> Result<()> {
+        self.require_table(table, "[unify]")
+    }
+
+    /// An error unless the run has `table`, which a run writes when the config has `section`.
+    pub fn require_table(&self, table: &str, section: &str) -> Result<()> {
         if self.tables.iter().any(|t| t == table) {
             return Ok(());
         }
         Err(Error::Other(format!(
-            "run {} has no {table}: add a [unify] section to the config and run again",
+            "run {} has no {table}: add a {section} section to the config and run again",
             self.run_id
         )))
     }
@@ -126,6 +183,13 @@ pub async fn open_project(
             cfg: Arc::new(cfg.clone()),
         }),
     );
+    if let Some(at) = manifest
+        .as_of
+        .as_deref()
+        .and_then(|a| crate::config::parse_as_of(a).ok())
+    {
+        register_as_of(&ctx, at);
+    }
     let mut tables = register_sources(&ctx, &run_dir, &manifest.sources).await?;
     // Stage outputs (unified customers, match pairs, ...): every Parquet file in `tables/`.
     let outputs = run_dir.join("tables");
@@ -158,6 +222,20 @@ pub async fn open_project(
         )
         .await?;
         tables.push("rejects".into());
+    }
+    if tables.iter().any(|t| t == "customer_measures") {
+        // The run's measures, whatever the config says now.
+        let measures = ctx.table("customer_measures").await?.schema().clone();
+        let sql = crate::analytics::measures::customer_profiles_sql(
+            measures
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|n| *n != "customer_id"),
+        );
+        ctx.sql(&format!("CREATE VIEW customer_profiles AS {sql}"))
+            .await?;
+        tables.push("customer_profiles".into());
     }
     ctx.register_table("runs", Arc::new(runs_table(&ws.manifests()?)?))?;
     tables.push("runs".into());

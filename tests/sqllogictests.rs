@@ -147,9 +147,15 @@ async fn context_for(header: &str, tmp: &Path) -> SessionContext {
             .await
             .expect("demo generates");
             let cfg = ProjectConfig::load(&dir).expect("demo config loads");
-            run_project(&cfg, &RunOptions { quiet: true })
-                .await
-                .expect("demo runs");
+            run_project(
+                &cfg,
+                &RunOptions {
+                    quiet: true,
+                    as_of: None,
+                },
+            )
+            .await
+            .expect("demo runs");
             let (ctx, _) = open_project(&cfg, None).await.expect("demo opens");
             ctx.register_csv(
                 "truth",
@@ -167,9 +173,15 @@ async fn context_for(header: &str, tmp: &Path) -> SessionContext {
             let dir = tmp.join("project");
             copy_dir(&src, &dir);
             let cfg = ProjectConfig::load(&dir).expect("fixture config loads");
-            run_project(&cfg, &RunOptions { quiet: true })
-                .await
-                .expect("fixture runs");
+            run_project(
+                &cfg,
+                &RunOptions {
+                    quiet: true,
+                    as_of: None,
+                },
+            )
+            .await
+            .expect("fixture runs");
             open_project(&cfg, None).await.expect("fixture opens").0
         }
     }

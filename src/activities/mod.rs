@@ -102,9 +102,10 @@ fn details_sql(columns: &[String]) -> String {
     format!("'{{' || {} || '}}'", parts.join(" || ',' || "))
 }
 
-/// SQL of one activity source's rows.
-pub fn source_sql(name: &str, a: &ActivitySource) -> String {
-    let (join, customer) = match (&a.customer, &a.customer_source, &a.anonymous_id) {
+/// How an activity source's rows find their customer: a join (on the source aliased `a`) and
+/// the expression of the customer id (NULL when unresolved).
+pub fn customer_resolution(a: &ActivitySource) -> (String, String) {
+    match (&a.customer, &a.customer_source, &a.anonymous_id) {
         (Some(c), Some(cs), _) => (
             format!(
                 "LEFT JOIN customer_links l ON l.source = {cs} AND l.record_id = CAST(a.{c} AS VARCHAR)",
@@ -121,7 +122,12 @@ pub fn source_sql(name: &str, a: &ActivitySource) -> String {
             "g.profile_id".to_string(),
         ),
         _ => unreachable!("checked when the config loads"),
-    };
+    }
+}
+
+/// SQL of one activity source's rows.
+pub fn source_sql(name: &str, a: &ActivitySource) -> String {
+    let (join, customer) = customer_resolution(a);
     let kind = match (&a.activity_type, &a.type_column) {
         (Some(t), _) => literal(t),
         (_, Some(c)) => format!("CAST(a.{} AS VARCHAR)", ident(c)),

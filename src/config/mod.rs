@@ -33,6 +33,13 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "activities",
     "activity_stats",
     "unified_accounts",
+    "customer_measures",
+    "customer_profiles",
+    "business_measures",
+    "measure_history",
+    "segment_members",
+    "segment_history",
+    "segment_sizes",
     "unify_stats",
     "identity_graph",
     "truth",
@@ -54,6 +61,14 @@ pub struct ProjectConfig {
     pub unify: Option<crate::unify::config::UnifySection>,
     /// `[activities.<name>]`: what customers did, resolved to customers after unification.
     pub activities: BTreeMap<String, Spanned<crate::activities::ActivitySource>>,
+    /// `[measures.<name>]`: customer-level measures, as written.
+    pub measures: BTreeMap<String, Spanned<crate::analytics::definitions::MeasureDef>>,
+    /// `[business_measures.<name>]`, as written.
+    pub business_measures: BTreeMap<String, Spanned<crate::analytics::definitions::MeasureDef>>,
+    /// `[segments.<name>]`, as written.
+    pub segments: BTreeMap<String, Spanned<crate::analytics::definitions::SegmentDef>>,
+    /// Measures, business measures and segments with templates expanded, in dependency order.
+    pub analytics: crate::analytics::Analytics,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -64,6 +79,10 @@ pub struct ProjectSection {
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Reference time of measures and segments ("days since the last order"), e.g.
+    /// "2026-11-01" or "2026-11-01T12:00:00". Default: when the run starts.
+    #[serde(default)]
+    pub as_of: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -253,6 +272,12 @@ struct RawConfig {
     unify: Option<crate::unify::config::UnifySection>,
     #[serde(default)]
     activities: BTreeMap<String, Spanned<crate::activities::ActivitySource>>,
+    #[serde(default)]
+    measures: BTreeMap<String, Spanned<crate::analytics::definitions::MeasureDef>>,
+    #[serde(default)]
+    business_measures: BTreeMap<String, Spanned<crate::analytics::definitions::MeasureDef>>,
+    #[serde(default)]
+    segments: BTreeMap<String, Spanned<crate::analytics::definitions::SegmentDef>>,
 }
 
 impl ProjectConfig {
@@ -288,6 +313,10 @@ impl ProjectConfig {
             sources: BTreeMap::new(),
             unify: raw.unify,
             activities: raw.activities,
+            measures: raw.measures,
+            business_measures: raw.business_measures,
+            segments: raw.segments,
+            analytics: Default::default(),
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;
@@ -348,6 +377,11 @@ impl ProjectConfig {
                 .check(name, &cfg)
                 .map_err(|m| cfg.error_at(a.span(), m))?;
         }
+        if let Some(a) = &cfg.project.as_of {
+            parse_as_of(a.get_ref())
+                .map_err(|m| cfg.error_at(a.span(), format!("project.as_of: {m}")))?;
+        }
+        cfg.analytics = crate::analytics::definitions::resolve(&cfg)?;
         if *cfg.workspace.keep_runs.get_ref() == 0 {
             return Err(cfg.error_at(
                 cfg.workspace.keep_runs.span(),
@@ -501,6 +535,22 @@ impl ProjectConfig {
         let digest = sha2::Sha256::digest(self.text.as_bytes());
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// A reference time: `2026-11-01`, `2026-11-01 12:00:00` or `2026-11-01T12:00:00` (UTC).
+pub fn parse_as_of(s: &str) -> std::result::Result<chrono::NaiveDateTime, String> {
+    let s = s.trim();
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S"))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+        })
+        .map_err(|_| {
+            format!(
+                "`{s}` is not a date or time; write e.g. \"2026-11-01\" or \"2026-11-01T12:00:00\""
+            )
+        })
 }
 
 /// 1-based line and column of a byte offset.

@@ -380,7 +380,7 @@ pub(crate) async fn write_query(
 
 /// Like [`write_query`] for several queries of one schema, appended in order (a big
 /// aggregation run chunk by chunk).
-async fn write_queries(
+pub(crate) async fn write_queries(
     ctx: &SessionContext,
     sqls: &[String],
     dir: &Path,
@@ -388,7 +388,7 @@ async fn write_queries(
 ) -> Result<u64> {
     use futures::StreamExt;
     let started = std::time::Instant::now();
-    let err = |e: datafusion::error::DataFusionError| Error::Other(format!("unify: {name}: {e}"));
+    let err = |e: datafusion::error::DataFusionError| Error::Other(format!("{name}: {e}"));
     let path = dir.join(format!("{name}.parquet"));
     let mut writer = None;
     let mut rows = 0u64;

@@ -297,3 +297,88 @@ impl TableFunctionImpl for Timeline {
         }))
     }
 }
+
+/// `segment_overlap('a', 'b')`: how two segments of the run overlap, as one row
+/// `(segment_a, segment_b, a_size, b_size, both, only_a, only_b)`.
+#[derive(Debug)]
+pub struct SegmentOverlap;
+
+impl TableFunctionImpl for SegmentOverlap {
+    fn call_with_args(
+        &self,
+        args: TableFunctionArgs,
+    ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+        let mut a = string_args("segment_overlap", args.exprs(), 2, "'champions', 'lost'")?;
+        let (seg_b, seg_a) = (a.remove(1), a.remove(0));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("segment_a", DataType::Utf8, false),
+            Field::new("segment_b", DataType::Utf8, false),
+            Field::new("a_size", DataType::UInt64, false),
+            Field::new("b_size", DataType::UInt64, false),
+            Field::new("both", DataType::UInt64, false),
+            Field::new("only_a", DataType::UInt64, false),
+            Field::new("only_b", DataType::UInt64, false),
+        ]));
+        let out = schema.clone();
+        Ok(Arc::new(ComputedTable {
+            schema,
+            compute: Box::new(move |ctx| {
+                let (seg_a, seg_b, out) = (seg_a.clone(), seg_b.clone(), out.clone());
+                Box::pin(async move {
+                    let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+                    let known = ctx
+                        .sql("SELECT DISTINCT CAST(segment AS VARCHAR) FROM segment_sizes WHERE run_id = (SELECT max(run_id) FROM segment_sizes)")
+                        .await?
+                        .collect()
+                        .await?;
+                    let mut names: Vec<String> = Vec::new();
+                    for b in &known {
+                        let c = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+                        let c = c.as_string::<i32>();
+                        names.extend((0..b.num_rows()).map(|i| c.value(i).to_string()));
+                    }
+                    for s in [&seg_a, &seg_b] {
+                        if !names.contains(s) {
+                            let mut names = names.clone();
+                            names.sort();
+                            return Err(crate::error::Error::Other(format!(
+                                "segment_overlap: no segment named `{s}` in this run (segments: {})",
+                                names.join(", ")
+                            )));
+                        }
+                    }
+                    let sql = format!(
+                        "SELECT CAST(sum(in_a) AS BIGINT), CAST(sum(in_b) AS BIGINT), CAST(sum(in_a * in_b) AS BIGINT), \
+                         CAST(sum(in_a * (1 - in_b)) AS BIGINT), CAST(sum(in_b * (1 - in_a)) AS BIGINT) FROM (\
+                           SELECT customer_id, max(CASE WHEN segment = {a} THEN 1 ELSE 0 END) AS in_a, \
+                                  max(CASE WHEN segment = {b} THEN 1 ELSE 0 END) AS in_b \
+                           FROM segment_members WHERE segment IN ({a}, {b}) GROUP BY customer_id)",
+                        a = lit(&seg_a),
+                        b = lit(&seg_b)
+                    );
+                    let b = ctx.sql(&sql).await?.collect().await?;
+                    let value = |i: usize| -> u64 {
+                        b.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
+                            b.column(i)
+                                .as_primitive::<arrow::datatypes::Int64Type>()
+                                .value(0)
+                                .max(0) as u64
+                        })
+                    };
+                    Ok(RecordBatch::try_new(
+                        out,
+                        vec![
+                            Arc::new(StringArray::from(vec![seg_a.as_str()])),
+                            Arc::new(StringArray::from(vec![seg_b.as_str()])),
+                            Arc::new(UInt64Array::from(vec![value(0)])),
+                            Arc::new(UInt64Array::from(vec![value(1)])),
+                            Arc::new(UInt64Array::from(vec![value(2)])),
+                            Arc::new(UInt64Array::from(vec![value(3)])),
+                            Arc::new(UInt64Array::from(vec![value(4)])),
+                        ],
+                    )?)
+                })
+            }),
+        }))
+    }
+}

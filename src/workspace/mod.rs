@@ -51,6 +51,15 @@ pub struct Manifest {
     /// Figures of the unify stage, when the project has `[unify]`.
     #[serde(default)]
     pub unify: Option<crate::unify::UnifyReport>,
+    /// Reference time of measures and segments (`as_of()` in queries of this run).
+    #[serde(default)]
+    pub as_of: Option<String>,
+    /// Figures of the measures and segments stage.
+    #[serde(default)]
+    pub analytics: Option<crate::analytics::AnalyticsReport>,
+    /// For `panorama refresh`: the run whose sources and unification this run reuses.
+    #[serde(default)]
+    pub refreshed_from: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -215,6 +224,9 @@ mod tests {
             rejects: 0,
             error: None,
             unify: None,
+            as_of: None,
+            analytics: None,
+            refreshed_from: None,
         }
     }
 

@@ -141,11 +141,6 @@ impl Accumulator for ModeAccumulator {
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self)
-            + self
-                .counts
-                .keys()
-                .map(|k| k.capacity() + 32)
-                .sum::<usize>()
+        std::mem::size_of_val(self) + self.counts.keys().map(|k| k.capacity() + 32).sum::<usize>()
     }
 }

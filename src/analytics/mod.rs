@@ -1,0 +1,533 @@
+//! Measures and segments: what marketers and analysts act on, computed from unified customers
+//! and their activities after unification (or on their own with `panorama refresh`).
+//!
+//! The stage compiles the config into a list of SQL [`Step`]s (written to the run as
+//! `analytics.sql`, so what ran can be read and re-run elsewhere) and executes them:
+//!
+//! 1. `customer_measures`: one row per customer, one column per measure;
+//! 2. `customer_profiles`: profile fields and measures side by side (a view for queries);
+//! 3. each segment's members, then `segment_members`, `segment_history`, `segment_sizes`;
+//! 4. `business_measures` and `measure_history`.
+//!
+//! History tables carry the previous run's rows forward, so the current run holds them all.
+
+pub mod definitions;
+pub mod measures;
+pub mod segments;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use crate::unify::staging::literal;
+pub use definitions::Analytics;
+use definitions::{MeasureKind, SegmentRule};
+
+/// `panorama segments`: this run's segments with size and change since the previous run.
+pub const SEGMENTS_SQL: &str = "SELECT segment, kind, members, entered, exited, description \
+     FROM segment_sizes WHERE run_id = (SELECT max(run_id) FROM segment_sizes) ORDER BY segment";
+
+/// One statement of the stage.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The table it makes.
+    pub name: String,
+    pub sql: String,
+    /// Written to the run as Parquet (else kept in memory for later steps).
+    pub output: bool,
+    /// What to blame when it fails (`segment `vip` (panorama.toml:40)`).
+    pub what: String,
+}
+
+impl Step {
+    fn new(name: &str, sql: String, output: bool, what: String) -> Self {
+        Step {
+            name: name.to_string(),
+            sql,
+            output,
+            what,
+        }
+    }
+}
+
+/// Tables of the previous run this run builds on.
+#[derive(Debug, Clone, Default)]
+pub struct Previous {
+    /// Which of `segment_members`, `segment_history`, `segment_sizes`, `measure_history`
+    /// exist (registered as `previous_<name>`).
+    pub tables: BTreeSet<String>,
+    /// Static segments whose members are kept (same definition as when frozen).
+    pub frozen: BTreeSet<String>,
+}
+
+impl Previous {
+    fn has(&self, table: &str) -> bool {
+        self.tables.contains(table)
+    }
+}
+
+/// What the stage produced; kept in the run manifest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AnalyticsReport {
+    pub as_of: String,
+    pub measures: usize,
+    pub business_measures: usize,
+    /// Segments with their per-value segments counted one by one.
+    pub segments: u64,
+    pub segment_members: u64,
+    pub seconds: f64,
+}
+
+/// The steps of a run with id `run`.
+pub fn plan(
+    cfg: &ProjectConfig,
+    an: &Analytics,
+    run: &str,
+    previous: &Previous,
+) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    let all: Vec<&definitions::Measure> = an.measures.iter().collect();
+    steps.push(Step::new(
+        "customer_measures",
+        measures::customer_measures_sql(cfg, &all)?,
+        true,
+        "customer_measures".into(),
+    ));
+    steps.push(Step::new(
+        "customer_profiles",
+        measures::customer_profiles_sql(an.measures.iter().map(|m| m.name.as_str())),
+        false,
+        "customer_profiles".into(),
+    ));
+    for s in &an.segments {
+        let carry = s.frozen && previous.frozen.contains(&s.name);
+        steps.push(Step::new(
+            &segments::members_table(&s.name),
+            segments::members_sql(s, carry),
+            false,
+            format!("segment `{}` ({})", s.name, s.origin.describe()),
+        ));
+    }
+    let has_members = previous.has("segment_members");
+    steps.push(Step::new(
+        "segment_members",
+        segments::segment_members_sql(&an.segments),
+        true,
+        "segment_members".into(),
+    ));
+    steps.push(Step::new(
+        "panorama_segment_catalog",
+        segments::catalog_sql(&an.segments),
+        false,
+        "the segment catalog".into(),
+    ));
+    steps.push(Step::new(
+        "panorama_segment_changes",
+        segments::changes_sql(has_members),
+        false,
+        "segment changes".into(),
+    ));
+    steps.push(Step::new(
+        "segment_history",
+        segments::history_sql(previous.has("segment_history"), run),
+        true,
+        "segment_history".into(),
+    ));
+    steps.push(Step::new(
+        "segment_sizes",
+        segments::sizes_sql(previous.has("segment_sizes"), run),
+        true,
+        "segment_sizes".into(),
+    ));
+    steps.push(Step::new(
+        "business_measures",
+        measures::business_measures_sql(cfg, an)?,
+        true,
+        "business_measures".into(),
+    ));
+    let now = format!(
+        "SELECT {} AS run_id, as_of() AS as_of, measure, by_value, value FROM business_measures",
+        literal(run)
+    );
+    let history = if previous.has("measure_history") {
+        format!(
+            "SELECT CAST(run_id AS VARCHAR) AS run_id, CAST(as_of AS TIMESTAMP) AS as_of, CAST(measure AS VARCHAR) AS measure, \
+             CAST(by_value AS VARCHAR) AS by_value, CAST(value AS DOUBLE) AS value FROM previous_measure_history UNION ALL {now}"
+        )
+    } else {
+        now
+    };
+    steps.push(Step::new(
+        "measure_history",
+        history,
+        true,
+        "measure_history".into(),
+    ));
+    Ok(steps)
+}
+
+/// The steps as one SQL script, for reading and for running on another engine.
+pub fn script(steps: &[Step], as_of: &str, inputs: &[(String, String)]) -> String {
+    let mut out = String::from(
+        "-- Measures and segments of one Panorama run, in order. `as_of()` is the run's reference time.\n",
+    );
+    out.push_str(&format!("-- as_of: {as_of}\n"));
+    for (name, path) in inputs {
+        out.push_str(&format!("-- input: {name} {path}\n"));
+    }
+    for s in steps {
+        out.push_str(&format!(
+            "\n-- {}: {}\n{};\n",
+            if s.output { "output" } else { "temp" },
+            s.name,
+            s.sql
+        ));
+    }
+    out
+}
+
+/// Register the previous run's history tables as `previous_<name>`, and find the static
+/// segments to keep.
+pub async fn previous_state(
+    ctx: &SessionContext,
+    an: &Analytics,
+    previous_tables: Option<&Path>,
+) -> Result<Previous> {
+    let mut prev = Previous::default();
+    let Some(dir) = previous_tables else {
+        return Ok(prev);
+    };
+    for t in [
+        "segment_members",
+        "segment_history",
+        "segment_sizes",
+        "measure_history",
+    ] {
+        let path = dir.join(format!("{t}.parquet"));
+        if path.exists() {
+            ctx.register_parquet(
+                format!("previous_{t}"),
+                path.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await?;
+            prev.tables.insert(t.to_string());
+        }
+    }
+    let statics: Vec<&definitions::Segment> = an.segments.iter().filter(|s| s.frozen).collect();
+    if statics.is_empty() || !prev.has("segment_sizes") || !prev.has("segment_members") {
+        return Ok(prev);
+    }
+    // The latest size row of each segment says how it was defined then.
+    let batches = ctx
+        .sql(
+            "SELECT CAST(segment AS VARCHAR), CAST(kind AS VARCHAR), CAST(definition AS VARCHAR) FROM (\
+               SELECT *, row_number() OVER (PARTITION BY segment ORDER BY run_id DESC) AS n FROM previous_segment_sizes) \
+             WHERE n = 1",
+        )
+        .await?
+        .collect()
+        .await?;
+    for b in &batches {
+        let text = |i: usize| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8);
+        let (seg, kind, def) = (text(0)?, text(1)?, text(2)?);
+        let (seg, kind, def) = (
+            seg.as_string::<i32>(),
+            kind.as_string::<i32>(),
+            def.as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            if let Some(s) = statics.iter().find(|s| s.name == seg.value(i)) {
+                if kind.value(i) == "static" && def.value(i) == s.definition() {
+                    prev.frozen.insert(s.name.clone());
+                }
+            }
+        }
+    }
+    Ok(prev)
+}
+
+/// Run the steps; outputs go to `tables_dir` (or stay in memory when it is `None`, for
+/// previews). Returns the rows of each output.
+pub async fn execute(
+    ctx: &SessionContext,
+    cfg: &ProjectConfig,
+    an: &Analytics,
+    steps: &[Step],
+    tables_dir: Option<&Path>,
+) -> Result<BTreeMap<String, u64>> {
+    let mut rows = BTreeMap::new();
+    for step in steps {
+        let started = std::time::Instant::now();
+        let n = match (step.output, tables_dir) {
+            (true, Some(dir)) => {
+                match crate::unify::write_query(ctx, &step.sql, dir, &step.name).await {
+                    Ok(n) => {
+                        crate::unify::register_written(ctx, dir, &step.name).await?;
+                        n
+                    }
+                    Err(e) => return Err(blame(ctx, cfg, an, step, e).await),
+                }
+            }
+            _ => match collect_into(ctx, &step.name, &step.sql).await {
+                Ok(n) => n,
+                Err(e) => return Err(blame(ctx, cfg, an, step, e).await),
+            },
+        };
+        tracing::info!(step = %step.name, rows = n, seconds = started.elapsed().as_secs_f64(), "analytics step");
+        rows.insert(step.name.clone(), n);
+    }
+    Ok(rows)
+}
+
+/// Run `sql` and register its result in memory as `name`.
+async fn collect_into(ctx: &SessionContext, name: &str, sql: &str) -> Result<u64> {
+    let df = ctx.sql(sql).await?;
+    // Branches of a UNION may disagree on nullability: hold everything as nullable.
+    let schema = Arc::new(arrow::datatypes::Schema::new(
+        df.schema()
+            .as_arrow()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let batches = df
+        .collect()
+        .await?
+        .into_iter()
+        .map(|b| {
+            let cols = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(schema.clone(), cols)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let n = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let _ = ctx.deregister_table(name);
+    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+    Ok(n)
+}
+
+/// A failed step's error, naming the measure or segment at fault with its line.
+async fn blame(
+    ctx: &SessionContext,
+    cfg: &ProjectConfig,
+    an: &Analytics,
+    step: &Step,
+    e: Error,
+) -> Error {
+    let found = match step.name.as_str() {
+        "customer_measures" => {
+            let mut found = None;
+            for i in 0..an.measures.len() {
+                let prefix: Vec<&definitions::Measure> = an.measures[..=i].iter().collect();
+                let Ok(sql) = measures::customer_measures_sql(cfg, &prefix) else {
+                    continue;
+                };
+                if let Err(err) = ctx.sql(&sql).await {
+                    let m = &an.measures[i];
+                    found = Some(format!(
+                        "measure `{}` ({}): {err}",
+                        m.name,
+                        m.origin.describe()
+                    ));
+                    break;
+                }
+            }
+            found
+        }
+        "business_measures" => {
+            let mut found = None;
+            for b in &an.business {
+                let Ok(sql) = measures::business_measure_sql(cfg, b) else {
+                    continue;
+                };
+                if let Err(err) = ctx.sql(&sql).await {
+                    found = Some(format!(
+                        "business measure `{}` ({}): {err}",
+                        b.name,
+                        b.origin.describe()
+                    ));
+                    break;
+                }
+            }
+            found
+        }
+        _ => None,
+    };
+    Error::Other(found.unwrap_or_else(|| format!("{}: {e}", step.what)))
+}
+
+/// Measure names must not hide profile fields in `customer_profiles`.
+async fn check_names(ctx: &SessionContext, an: &Analytics) -> Result<()> {
+    let schema = ctx.table("unified_customers").await?.schema().clone();
+    for m in &an.measures {
+        if schema.field_with_unqualified_name(&m.name).is_ok() {
+            return Err(Error::Other(format!(
+                "measure `{}` ({}) has the name of a profile field of unified_customers; choose another name",
+                m.name,
+                m.origin.describe()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Build measures and segments of a run into `tables_dir`. The context has the run's
+/// sources and unify tables; `as_of()` must be registered.
+pub async fn build(
+    cfg: &ProjectConfig,
+    an: &Analytics,
+    ctx: &SessionContext,
+    run_dir: &Path,
+    run_id: &str,
+    as_of: &str,
+    previous_tables: Option<&Path>,
+) -> Result<AnalyticsReport> {
+    let started = std::time::Instant::now();
+    let tables = run_dir.join("tables");
+    check_names(ctx, an).await?;
+    let previous = previous_state(ctx, an, previous_tables).await?;
+    let steps = plan(cfg, an, run_id, &previous)?;
+    let mut inputs: Vec<(String, String)> = Vec::new();
+    for t in [
+        "unified_customers",
+        "customer_links",
+        "activities",
+        "identity_graph",
+    ] {
+        let p = tables.join(format!("{t}.parquet"));
+        if p.exists() {
+            inputs.push((t.into(), p.display().to_string()));
+        }
+    }
+    for r in &definitions_sources(cfg, an) {
+        inputs.push((
+            r.clone(),
+            run_dir.join("sources").join(r).display().to_string() + "/*.parquet",
+        ));
+    }
+    if let Some(dir) = previous_tables {
+        for t in &previous.tables {
+            inputs.push((
+                format!("previous_{t}"),
+                dir.join(format!("{t}.parquet")).display().to_string(),
+            ));
+        }
+    }
+    let script_path = run_dir.join("analytics.sql");
+    std::fs::write(&script_path, script(&steps, as_of, &inputs))
+        .map_err(|e| Error::io("cannot write", &script_path, e))?;
+    let rows = execute(ctx, cfg, an, &steps, Some(&tables)).await?;
+    let segments = crate::unify::count(
+        ctx,
+        "SELECT count(*) FROM panorama_segment_catalog",
+        "segments",
+    )
+    .await?;
+    Ok(AnalyticsReport {
+        as_of: as_of.to_string(),
+        measures: an.measures.len(),
+        business_measures: an.business.len(),
+        segments,
+        segment_members: rows.get("segment_members").copied().unwrap_or(0),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Sources that measures read directly (`from` an activity source or a unified source).
+fn definitions_sources(cfg: &ProjectConfig, an: &Analytics) -> BTreeSet<String> {
+    an.measures
+        .iter()
+        .filter_map(|m| match &m.kind {
+            MeasureKind::Aggregate { rows, .. } => match rows {
+                definitions::Rows::ActivitySource(a) => {
+                    Some(cfg.activities[a].get_ref().source.clone())
+                }
+                definitions::Rows::UnifiedSource(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// A segment evaluated on the current run with the current config, without writing anything:
+/// its size and sample members (profile basics and the measures its condition uses).
+pub async fn preview(
+    ctx: &SessionContext,
+    cfg: &ProjectConfig,
+    an: &Analytics,
+    segment: &str,
+    limit: usize,
+) -> Result<(u64, Vec<RecordBatch>)> {
+    let Some(seg) = an.segment(segment) else {
+        let names: Vec<&str> = an.segments.iter().map(|s| s.name.as_str()).collect();
+        return Err(Error::Other(format!(
+            "no segment named `{segment}` in panorama.toml (segments: {})",
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    check_names(ctx, an).await?;
+    let steps = plan(cfg, an, "preview", &Previous::default())?;
+    let needed: Vec<Step> = steps
+        .into_iter()
+        .take_while(|s| s.name != "segment_members")
+        .map(|mut s| {
+            s.output = false;
+            s
+        })
+        .collect();
+    // customer_measures must replace the run's table for this session only.
+    let _ = ctx.deregister_table("customer_measures");
+    execute(ctx, cfg, an, &needed, None).await?;
+    let table = segments::members_table(&seg.name);
+    let size = crate::unify::count(
+        ctx,
+        &format!("SELECT count(*) FROM {table}"),
+        "segment size",
+    )
+    .await?;
+    let sql = match &seg.rule {
+        SegmentRule::PerValue { .. } => format!(
+            "SELECT segment, count(*) AS members, min(value) AS value FROM {table} GROUP BY segment ORDER BY members DESC, segment LIMIT {limit}"
+        ),
+        SegmentRule::Condition { condition, .. } => {
+            let used = condition
+                .as_deref()
+                .map(definitions::words)
+                .unwrap_or_default();
+            let mut cols = vec!["p.customer_id", "p.first_name", "p.last_name", "p.email"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>();
+            cols.extend(
+                an.measures
+                    .iter()
+                    .filter(|m| used.contains(&m.name))
+                    .map(|m| format!("p.{}", crate::unify::staging::ident(&m.name))),
+            );
+            format!(
+                "SELECT {} FROM customer_profiles p JOIN {table} s ON s.customer_id = p.customer_id ORDER BY p.customer_id LIMIT {limit}",
+                cols.join(", ")
+            )
+        }
+    };
+    let sample = ctx.sql(&sql).await?.collect().await?;
+    Ok((size, sample))
+}
