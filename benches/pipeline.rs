@@ -81,7 +81,13 @@ fn main() {
     let cfg = ProjectConfig::load(&out).expect("config");
     let t = Instant::now();
     let outcome = rt
-        .block_on(run_project(&cfg, &RunOptions { quiet: true }))
+        .block_on(run_project(
+            &cfg,
+            &RunOptions {
+                quiet: true,
+                as_of: None,
+            },
+        ))
         .expect("run");
     let run_s = t.elapsed().as_secs_f64();
     let run_peak = peak_rss_mib();

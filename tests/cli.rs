@@ -934,3 +934,260 @@ fn activity_config_errors_name_the_line() {
     let err = fails(&["run", "-p", p(dir)]);
     assert!(err.contains("exactly one of `type`"), "{err}");
 }
+
+/// The hand-checked shop of `tests/slt/measures.slt`, copied to a temp dir.
+fn shop_project() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shop");
+    for f in [
+        "panorama.toml",
+        "data/customers.csv",
+        "data/loyalty.csv",
+        "data/orders.csv",
+    ] {
+        write(
+            &tmp.path().join(f),
+            &std::fs::read_to_string(from.join(f)).unwrap(),
+        );
+    }
+    tmp
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from} not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn segments_keep_history_across_runs_and_refreshes() {
+    let tmp = shop_project();
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    // Cara's points drop from 700 to 100: the dynamic vip segment loses her (vip_points 200),
+    // the static launch list keeps her.
+    edit(&dir.join("data/loyalty.csv"), "Silver,700", "Silver,100");
+    ok(&["run", "-p", p(dir), "-q"]);
+    let cara_vip = "SELECT s.run_id, s.change FROM segment_history s JOIN unified_customers p USING (customer_id) \
+                    WHERE p.first_name = 'Cara' AND s.segment = 'vip' ORDER BY s.run_id";
+    let out = query(dir, cara_vip);
+    let changes: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(changes, ["entered", "left"], "{out}");
+    assert_eq!(
+        query(dir, "SELECT members, entered, exited FROM segment_sizes WHERE segment = 'launch' ORDER BY run_id"),
+        "members,entered,exited\n2,2,0\n2,0,0\n"
+    );
+    // A new definition of the static segment is evaluated once more: Cara leaves.
+    edit(
+        &dir.join("panorama.toml"),
+        "where = \"loyalty_points >= 700\"",
+        "where = \"loyalty_points >= 600\"",
+    );
+    let before = query(
+        dir,
+        "SELECT run_id FROM runs WHERE status = 'succeeded' ORDER BY run_id DESC LIMIT 1",
+    );
+    // A refresh 62 days later reuses sources and unification: Anna (72 days) and Ben (82) move
+    // from active to inactive.
+    let out = ok(&["refresh", "-p", p(dir), "--as-of", "2026-09-01"]);
+    assert!(
+        out.contains("Reused sources and 6 unified customers of run"),
+        "{out}"
+    );
+    let runs = query(
+        dir,
+        "SELECT run_id FROM runs WHERE status = 'succeeded' ORDER BY run_id",
+    );
+    assert_eq!(runs.lines().count(), 4, "{runs}");
+    let previous = before.lines().nth(1).unwrap();
+    let ws = dir.join(".panorama/runs");
+    let current = runs.lines().last().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let inode = |run: &str, f: &str| std::fs::metadata(ws.join(run).join(f)).unwrap().ino();
+    assert_eq!(
+        inode(previous, "tables/customer_links.parquet"),
+        inode(current, "tables/customer_links.parquet"),
+        "unify outputs are reused, not rebuilt"
+    );
+    let manifest = std::fs::read_to_string(ws.join(current).join("manifest.json")).unwrap();
+    assert!(
+        manifest.contains(&format!("\"refreshed_from\": \"{previous}\"")),
+        "{manifest}"
+    );
+    assert_eq!(
+        query(dir, "SELECT segment, members, entered, exited FROM segment_sizes WHERE run_id = (SELECT max(run_id) FROM segment_sizes) AND segment IN ('active', 'inactive', 'launch') ORDER BY segment"),
+        "segment,members,entered,exited\nactive,0,0,2\ninactive,3,2,0\nlaunch,1,0,1\n"
+    );
+    assert_eq!(
+        query(dir, "SELECT CAST(as_of AS VARCHAR) AS as_of, value FROM measure_history WHERE measure = 'active_customers' ORDER BY run_id"),
+        "as_of,value\n2026-07-01T00:00:00,2.0\n2026-07-01T00:00:00,2.0\n2026-09-01T00:00:00,0.0\n"
+    );
+    let list = ok(&["segments", "-p", p(dir)]);
+    assert!(
+        list.contains("inactive") && list.contains("Last purchase 60 to 365 days ago"),
+        "{list}"
+    );
+    let one = ok(&["segment", "-p", p(dir), "inactive"]);
+    assert!(
+        one.contains("Anna") && one.contains("Ben") && one.contains("Cara"),
+        "{one}"
+    );
+}
+
+#[test]
+fn segment_preview_evaluates_the_config_without_a_run() {
+    let tmp = shop_project();
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    let cfg = dir.join("panorama.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[segments.spent_over_100]\nwhere = \"lifetime_spend > 100\"\n"),
+    )
+    .unwrap();
+    let out = ok(&["segment", "-p", p(dir), "spent_over_100", "--preview"]);
+    assert!(out.contains("2 members"), "{out}");
+    assert!(
+        out.contains("Anna") && out.contains("Cara") && !out.contains("Ben"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lifetime_spend"),
+        "the measures the condition uses are shown: {out}"
+    );
+    let err = fails(&["segment", "-p", p(dir), "spent_over_100"]);
+    assert!(
+        err.contains("no segment `spent_over_100` in run") && err.contains("--preview"),
+        "{err}"
+    );
+    let out = ok(&["segment", "-p", p(dir), "country", "--preview"]);
+    assert!(out.contains("country_nl") && out.contains("| 2 "), "{out}");
+    let err = fails(&["segment", "-p", p(dir), "nope", "--preview"]);
+    assert!(err.contains("no segment named `nope`"), "{err}");
+}
+
+#[test]
+fn measure_and_segment_config_errors_name_the_line() {
+    let tmp = shop_project();
+    let dir = tmp.path();
+    let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let with = |extra: &str| {
+        std::fs::write(dir.join("panorama.toml"), format!("{cfg}\n{extra}")).unwrap();
+    };
+    let line_of = |needle: &str| {
+        let text = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[measures.clv]\ntemplate = \"clv\"\n",
+            "[measures.clv]",
+            "no template named `clv` (templates: rfm,",
+        ),
+        (
+            "[measures.x]\ntemplate = \"rfm\"\nactive_days = 3\n",
+            "[measures.x]",
+            "template rfm has no parameter `active_days` (parameters: activity_type)",
+        ),
+        (
+            "[measures.x]\ntemplate = \"lifecycle\"\n",
+            "[measures.x]",
+            "template `lifecycle` defines segments; use it as segments.x",
+        ),
+        (
+            "[measures.a1]\nexpression = \"b1 + 1\"\n[measures.b1]\nexpression = \"a1 * 2\"\n",
+            "[measures.a1]",
+            "measures a1, b1 refer to each other in a cycle",
+        ),
+        (
+            "[measures.x]\naggregate = \"count(*)\"\nfrom = \"invoices\"\n",
+            "[measures.x]",
+            "from = \"invoices\" is neither `activities`",
+        ),
+        (
+            "[measures.x]\naggregate = \"count(*)\"\nexpression = \"1\"\n",
+            "[measures.x]",
+            "set exactly one of `aggregate`",
+        ),
+        (
+            "[measures.x]\naggregate = \"count(*)\"\nwehre = \"1\"\n",
+            "[measures.x]",
+            "unknown key `wehre`",
+        ),
+        (
+            "[measures.lifetime_spend]\naggregate = \"sum(amount)\"\n",
+            "[measures.lifetime_spend]",
+            "measure `lifetime_spend` is defined twice",
+        ),
+        (
+            "[segments.x]\ninclude = [\"vips\"]\n",
+            "[segments.x]",
+            "segments.x: no segment named `vips`",
+        ),
+        (
+            "[segments.x]\ndescription = \"no rule\"\n",
+            "[segments.x]",
+            "set `where`",
+        ),
+        (
+            "[segments.x]\ninclude = [\"country\"]\n",
+            "[segments.x]",
+            "`country` makes one segment per value",
+        ),
+        (
+            "[segments.x]\ntemplate = \"per_value\"\n",
+            "[segments.x]",
+            "template per_value needs `column`",
+        ),
+        (
+            "[business_measures.x]\nexpression = \"1\"\n",
+            "[business_measures.x]",
+            "a business measure is an `aggregate`",
+        ),
+    ];
+    for (extra, at, message) in cases {
+        with(extra);
+        let err = fails(&["run", "-p", p(dir)]);
+        let line = line_of(at);
+        assert!(
+            err.contains(message) && err.contains(&format!("panorama.toml:{line}")),
+            "expected `{message}` at line {line}:\n{err}"
+        );
+    }
+    let err = fails(&["run", "-p", p(dir), "--as-of", "yesterday"]);
+    assert!(err.contains("`yesterday` is not a date"), "{err}");
+    // SQL mistakes show up when the run plans the measure: the error names it and its line,
+    // and the previous run stays current.
+    with("");
+    ok(&["run", "-p", p(dir), "-q"]);
+    with("[measures.broken]\naggregate = \"sum(amout)\"\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    let line = line_of("[measures.broken]");
+    assert!(
+        err.contains(&format!("measure `broken` (panorama.toml:{line})")) && err.contains("amout"),
+        "{err}"
+    );
+    with("[segments.broken]\nwhere = \"lifetime_spend > 'a lot\"\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    let line = line_of("[segments.broken]");
+    assert!(
+        err.contains(&format!("segment `broken` (panorama.toml:{line})")),
+        "{err}"
+    );
+    with("[measures.city]\naggregate = \"count(*)\"\n");
+    let err = fails(&["run", "-p", p(dir)]);
+    assert!(
+        err.contains("measure `city`") && err.contains("profile field"),
+        "{err}"
+    );
+    assert_eq!(
+        query(dir, "SELECT count(*) AS n FROM customer_measures"),
+        "n\n6\n",
+        "the previous run is still current"
+    );
+}
