@@ -237,6 +237,8 @@ async fn unify_stage(
             Err(e) => report = Err(e),
         }
     }
+    drop(ctx);
+    tracing::info!("unify context released");
     let report = match report {
         Ok(r) if !cfg.analytics.is_empty() => {
             bar.set_message("measures and segments");
@@ -244,41 +246,46 @@ async fn unify_stage(
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            analytics_stage(cfg, &ctx, run_dir, &run_id, previous_tables, opts)
+            analytics_stage(cfg, reports, run_dir, &run_id, previous_tables, opts)
                 .await
                 .map(|a| (r, Some(a)))
         }
         Ok(r) => Ok((r, None)),
         Err(e) => Err(e),
     };
-    drop(ctx);
     bar.finish_and_clear();
-    tracing::info!("unify context released");
     report
 }
 
-/// Measures and segments over a context holding the run's sources and unify tables.
+/// Measures and segments over the run's sources and unify tables, in a context of their own.
+///
+/// Strings are read as plain `Utf8` here, not `Utf8View`: after joins every view batch refers
+/// to all of the build side's buffers, and the sorts of window functions (RFM scores) counted
+/// those buffers once per batch, asking for 18 GB at 1M customers.
 async fn analytics_stage(
     cfg: &ProjectConfig,
-    ctx: &datafusion::prelude::SessionContext,
+    sources: &[SourceReport],
     run_dir: &std::path::Path,
     run_id: &str,
     previous_tables: Option<&std::path::Path>,
     opts: &RunOptions,
 ) -> Result<crate::analytics::AnalyticsReport> {
+    let ctx = crate::session::new_context();
+    ctx.sql("SET datafusion.execution.parquet.schema_force_view_types = false")
+        .await?;
     let as_of = opts.as_of(cfg);
-    crate::session::register_as_of(ctx, as_of);
-    // Whatever the unify stage wrote, registered or not.
+    crate::session::register_as_of(&ctx, as_of);
+    crate::session::register_sources(&ctx, run_dir, sources).await?;
     let tables = run_dir.join("tables");
     for name in parquet_tables(&tables)? {
         if !crate::analytics::definitions::OUTPUT_TABLES.contains(&name.as_str()) {
-            crate::unify::register_written(ctx, &tables, &name).await?;
+            crate::unify::register_written(&ctx, &tables, &name).await?;
         }
     }
     crate::analytics::build(
         cfg,
         &cfg.analytics,
-        ctx,
+        &ctx,
         run_dir,
         run_id,
         &crate::session::format_as_of(as_of),
@@ -359,7 +366,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
             Some(
                 analytics_stage(
                     cfg,
-                    &ctx,
+                    &prev.sources,
                     &run_dir,
                     &run_id,
                     Some(&prev_dir.join("tables")),

@@ -54,8 +54,14 @@ pub fn rows_sql(cfg: &ProjectConfig, rows: &Rows) -> Result<String> {
 }
 
 /// SQL of `customer_measures` for `measures` (in dependency order; a subset must include the
-/// measures it uses).
-pub fn customer_measures_sql(cfg: &ProjectConfig, measures: &[&Measure]) -> Result<String> {
+/// measures it uses). Of the profile fields (`profile_columns`), only those an expression
+/// names are carried through the expression layers: window functions sort every row they
+/// carry.
+pub fn customer_measures_sql(
+    cfg: &ProjectConfig,
+    measures: &[&Measure],
+    profile_columns: &[String],
+) -> Result<String> {
     // Aggregates grouped by (rows, filter): one scan each.
     let mut groups: BTreeMap<(String, Option<String>), Vec<&Measure>> = BTreeMap::new();
     let mut max_level = 0;
@@ -70,7 +76,21 @@ pub fn customer_measures_sql(cfg: &ProjectConfig, measures: &[&Measure]) -> Resu
     }
     let mut ctes = Vec::new();
     let mut joins = String::new();
-    let mut level0 = vec!["c.*".to_string()];
+    let used: std::collections::BTreeSet<String> = measures
+        .iter()
+        .filter_map(|m| match &m.kind {
+            MeasureKind::Expression { sql, .. } => Some(super::definitions::words(sql)),
+            MeasureKind::Aggregate { .. } => None,
+        })
+        .flatten()
+        .collect();
+    let mut level0 = vec!["c.customer_id".to_string()];
+    level0.extend(
+        profile_columns
+            .iter()
+            .filter(|c| *c != "customer_id" && used.contains(*c))
+            .map(|c| format!("c.{}", ident(c))),
+    );
     for (i, ((rows, filter), ms)) in groups.iter().enumerate() {
         let cols: Vec<String> = ms
             .iter()

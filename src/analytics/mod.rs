@@ -91,12 +91,13 @@ pub fn plan(
     an: &Analytics,
     run: &str,
     previous: &Previous,
+    profile_columns: &[String],
 ) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     let all: Vec<&definitions::Measure> = an.measures.iter().collect();
     steps.push(Step::new(
         "customer_measures",
-        measures::customer_measures_sql(cfg, &all)?,
+        measures::customer_measures_sql(cfg, &all, profile_columns)?,
         true,
         "customer_measures".into(),
     ));
@@ -332,7 +333,11 @@ async fn blame(
             let mut found = None;
             for i in 0..an.measures.len() {
                 let prefix: Vec<&definitions::Measure> = an.measures[..=i].iter().collect();
-                let Ok(sql) = measures::customer_measures_sql(cfg, &prefix) else {
+                let Ok(sql) = measures::customer_measures_sql(
+                    cfg,
+                    &prefix,
+                    &profile_columns(ctx).await.unwrap_or_default(),
+                ) else {
                     continue;
                 };
                 if let Err(err) = ctx.sql(&sql).await {
@@ -369,11 +374,17 @@ async fn blame(
     Error::Other(found.unwrap_or_else(|| format!("{}: {e}", step.what)))
 }
 
-/// Measure names must not hide profile fields in `customer_profiles`.
-async fn check_names(ctx: &SessionContext, an: &Analytics) -> Result<()> {
+/// The fields of `unified_customers`.
+async fn profile_columns(ctx: &SessionContext) -> Result<Vec<String>> {
     let schema = ctx.table("unified_customers").await?.schema().clone();
+    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+}
+
+/// Measure names must not hide profile fields in `customer_profiles`; returns the fields.
+async fn check_names(ctx: &SessionContext, an: &Analytics) -> Result<Vec<String>> {
+    let columns = profile_columns(ctx).await?;
     for m in &an.measures {
-        if schema.field_with_unqualified_name(&m.name).is_ok() {
+        if columns.contains(&m.name) {
             return Err(Error::Other(format!(
                 "measure `{}` ({}) has the name of a profile field of unified_customers; choose another name",
                 m.name,
@@ -381,7 +392,7 @@ async fn check_names(ctx: &SessionContext, an: &Analytics) -> Result<()> {
             )));
         }
     }
-    Ok(())
+    Ok(columns)
 }
 
 /// Build measures and segments of a run into `tables_dir`. The context has the run's
@@ -397,9 +408,12 @@ pub async fn build(
 ) -> Result<AnalyticsReport> {
     let started = std::time::Instant::now();
     let tables = run_dir.join("tables");
-    check_names(ctx, an).await?;
+    let columns = check_names(ctx, an).await?;
     let previous = previous_state(ctx, an, previous_tables).await?;
-    let steps = plan(cfg, an, run_id, &previous)?;
+    let steps = plan(cfg, an, run_id, &previous, &columns)?;
+    // Absolute paths, so the script runs from anywhere.
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (run_abs, tables) = (abs(run_dir), abs(&tables));
     let mut inputs: Vec<(String, String)> = Vec::new();
     for t in [
         "unified_customers",
@@ -415,10 +429,10 @@ pub async fn build(
     for r in &definitions_sources(cfg, an) {
         inputs.push((
             r.clone(),
-            run_dir.join("sources").join(r).display().to_string() + "/*.parquet",
+            run_abs.join("sources").join(r).display().to_string() + "/*.parquet",
         ));
     }
-    if let Some(dir) = previous_tables {
+    if let Some(dir) = previous_tables.map(abs) {
         for t in &previous.tables {
             inputs.push((
                 format!("previous_{t}"),
@@ -483,8 +497,8 @@ pub async fn preview(
             }
         )));
     };
-    check_names(ctx, an).await?;
-    let steps = plan(cfg, an, "preview", &Previous::default())?;
+    let columns = check_names(ctx, an).await?;
+    let steps = plan(cfg, an, "preview", &Previous::default(), &columns)?;
     let needed: Vec<Step> = steps
         .into_iter()
         .take_while(|s| s.name != "segment_members")
