@@ -258,10 +258,6 @@ async fn unify_stage(
 }
 
 /// Measures and segments over the run's sources and unify tables, in a context of their own.
-///
-/// Strings are read as plain `Utf8` here, not `Utf8View`: after joins every view batch refers
-/// to all of the build side's buffers, and the sorts of window functions (RFM scores) counted
-/// those buffers once per batch, asking for 18 GB at 1M customers.
 async fn analytics_stage(
     cfg: &ProjectConfig,
     sources: &[SourceReport],
@@ -271,8 +267,6 @@ async fn analytics_stage(
     opts: &RunOptions,
 ) -> Result<crate::analytics::AnalyticsReport> {
     let ctx = crate::session::new_context();
-    ctx.sql("SET datafusion.execution.parquet.schema_force_view_types = false")
-        .await?;
     let as_of = opts.as_of(cfg);
     crate::session::register_as_of(&ctx, as_of);
     crate::session::register_sources(&ctx, run_dir, sources).await?;

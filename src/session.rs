@@ -16,7 +16,16 @@ use crate::workspace::{Manifest, Workspace};
 
 /// A context with Panorama's UDFs and no tables.
 pub fn new_context() -> SessionContext {
+    // Strings as plain Utf8, from Parquet and from `CAST(... AS VARCHAR)`, not Utf8View: after
+    // a join every view batch refers to all of the build side's buffers, and sorts (window
+    // functions, ORDER BY) counted them once per batch, asking for 18 GB to rank 1M customers.
+    // One string type also spares joins a cast of every key.
     let config = SessionConfig::new()
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        )
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
         .with_information_schema(true)
         .with_default_catalog_and_schema("panorama", "public");
     // Queries share one memory budget; sorts, joins' spillable parts and aggregates spill to

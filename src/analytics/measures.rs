@@ -5,7 +5,7 @@
 //! Aggregates sharing their rows and filter are computed in one grouped scan; expressions are
 //! layered on top, one layer per dependency level, so a measure can use another.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::definitions::{Analytics, BusinessMeasure, By, Measure, MeasureKind, Rows};
 use crate::config::ProjectConfig;
@@ -53,30 +53,164 @@ pub fn rows_sql(cfg: &ProjectConfig, rows: &Rows) -> Result<String> {
     })
 }
 
+/// What the compiler needs to know of the session: the profile fields of
+/// `unified_customers` and the names of aggregate functions.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFacts {
+    pub profile_columns: Vec<String>,
+    pub aggregate_functions: BTreeSet<String>,
+}
+
+/// `sql` with `FILTER (WHERE filter)` on each of its aggregate calls; `None` when the text is
+/// beyond the generic SQL parser (then the measure keeps a scan of its own).
+fn with_filter(sql: &str, filter: &str, aggregates: &BTreeSet<String>) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, BinaryOperator, Expr};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let parse = |text: &str| {
+        Parser::new(&GenericDialect {})
+            .try_with_sql(text)
+            .ok()?
+            .parse_expr()
+            .ok()
+    };
+    let (mut expr, condition) = (parse(sql)?, parse(filter)?);
+    let mut found = false;
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        if let Expr::Function(f) = e {
+            if f.over.is_none() && aggregates.contains(&f.name.to_string().to_lowercase()) {
+                found = true;
+                let extra = Expr::Nested(Box::new(condition.clone()));
+                f.filter = Some(Box::new(match f.filter.take() {
+                    Some(old) => Expr::BinaryOp {
+                        left: Box::new(Expr::Nested(old)),
+                        op: BinaryOperator::And,
+                        right: Box::new(extra),
+                    },
+                    None => extra,
+                }));
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found.then(|| expr.to_string())
+}
+
+/// One grouped scan: the aggregates over the same rows.
+struct Scan<'a> {
+    rows: String,
+    /// The scan's WHERE (when all its measures share one filter, or OR of all filters).
+    filter: Option<String>,
+    /// (measure, its SQL as computed in the scan, the guard column saying the customer had
+    /// rows passing the measure's own filter).
+    measures: Vec<(&'a Measure, String, Option<String>)>,
+    /// Guard columns: `count(*) FILTER (WHERE f) AS name`.
+    guards: Vec<(String, String)>,
+}
+
+/// Aggregates over the same rows share one scan: when their filters differ, each aggregate
+/// call gets its filter as `FILTER (WHERE ...)`, and a customer without rows passing a
+/// measure's filter gets NULL (then the default), as with a scan of its own.
+fn scans<'a>(
+    cfg: &ProjectConfig,
+    measures: &[&'a Measure],
+    aggregates: &BTreeSet<String>,
+) -> Result<Vec<Scan<'a>>> {
+    /// (measure, aggregate SQL, filter).
+    type Aggregate<'a> = (&'a Measure, &'a str, Option<&'a String>);
+    let mut by_rows: BTreeMap<String, Vec<Aggregate<'a>>> = BTreeMap::new();
+    for m in measures {
+        if let MeasureKind::Aggregate { rows, filter, sql } = &m.kind {
+            by_rows.entry(rows_sql(cfg, rows)?).or_default().push((
+                m,
+                sql.as_str(),
+                filter.as_ref(),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (rows, ms) in by_rows {
+        let filters: BTreeSet<Option<&String>> = ms.iter().map(|(_, _, f)| *f).collect();
+        if filters.len() == 1 {
+            out.push(Scan {
+                rows,
+                filter: filters.into_iter().next().flatten().cloned(),
+                measures: ms
+                    .iter()
+                    .map(|(m, sql, _)| (*m, sql.to_string(), None))
+                    .collect(),
+                guards: Vec::new(),
+            });
+            continue;
+        }
+        let mut shared = Scan {
+            rows: rows.clone(),
+            filter: None,
+            measures: Vec::new(),
+            guards: Vec::new(),
+        };
+        let mut alone = Vec::new();
+        for (m, sql, f) in &ms {
+            let Some(f) = f else {
+                shared.measures.push((*m, sql.to_string(), None));
+                continue;
+            };
+            match with_filter(sql, f, aggregates) {
+                Some(filtered) => {
+                    let guard = match shared.guards.iter().find(|(_, g)| g == *f) {
+                        Some((name, _)) => name.clone(),
+                        None => {
+                            let name = format!("panorama_rows_{}", shared.guards.len());
+                            shared.guards.push((name.clone(), f.to_string()));
+                            name
+                        }
+                    };
+                    shared.measures.push((*m, filtered, Some(guard)));
+                }
+                None => alone.push(Scan {
+                    rows: rows.clone(),
+                    filter: Some(f.to_string()),
+                    measures: vec![(*m, sql.to_string(), None)],
+                    guards: Vec::new(),
+                }),
+            }
+        }
+        // Only filtered measures: the scan reads just the rows some filter wants.
+        if shared.measures.iter().all(|(_, _, g)| g.is_some()) && !shared.guards.is_empty() {
+            let any: Vec<String> = shared
+                .guards
+                .iter()
+                .map(|(_, f)| format!("({f})"))
+                .collect();
+            shared.filter = Some(any.join(" OR "));
+        }
+        if !shared.measures.is_empty() {
+            out.push(shared);
+        }
+        out.extend(alone);
+    }
+    Ok(out)
+}
+
 /// SQL of `customer_measures` for `measures` (in dependency order; a subset must include the
-/// measures it uses). Of the profile fields (`profile_columns`), only those an expression
-/// names are carried through the expression layers: window functions sort every row they
-/// carry.
+/// measures it uses). Of the profile fields, only those an expression names are carried
+/// through the expression layers: window functions sort every row they carry.
 pub fn customer_measures_sql(
     cfg: &ProjectConfig,
     measures: &[&Measure],
-    profile_columns: &[String],
+    facts: &SessionFacts,
 ) -> Result<String> {
-    // Aggregates grouped by (rows, filter): one scan each.
-    let mut groups: BTreeMap<(String, Option<String>), Vec<&Measure>> = BTreeMap::new();
-    let mut max_level = 0;
-    for m in measures {
-        match &m.kind {
-            MeasureKind::Aggregate { rows, filter, .. } => groups
-                .entry((rows_sql(cfg, rows)?, filter.clone()))
-                .or_default()
-                .push(m),
-            MeasureKind::Expression { level, .. } => max_level = max_level.max(*level),
-        }
-    }
+    let max_level = measures
+        .iter()
+        .map(|m| match &m.kind {
+            MeasureKind::Expression { level, .. } => *level,
+            MeasureKind::Aggregate { .. } => 0,
+        })
+        .max()
+        .unwrap_or(0);
     let mut ctes = Vec::new();
     let mut joins = String::new();
-    let used: std::collections::BTreeSet<String> = measures
+    let used: BTreeSet<String> = measures
         .iter()
         .filter_map(|m| match &m.kind {
             MeasureKind::Expression { sql, .. } => Some(super::definitions::words(sql)),
@@ -86,23 +220,32 @@ pub fn customer_measures_sql(
         .collect();
     let mut level0 = vec!["c.customer_id".to_string()];
     level0.extend(
-        profile_columns
+        facts
+            .profile_columns
             .iter()
             .filter(|c| *c != "customer_id" && used.contains(*c))
             .map(|c| format!("c.{}", ident(c))),
     );
-    for (i, ((rows, filter), ms)) in groups.iter().enumerate() {
-        let cols: Vec<String> = ms
+    for (i, scan) in scans(cfg, measures, &facts.aggregate_functions)?
+        .iter()
+        .enumerate()
+    {
+        let mut cols: Vec<String> = scan
+            .measures
             .iter()
-            .map(|m| match &m.kind {
-                MeasureKind::Aggregate { sql, .. } => format!("{sql} AS {}", ident(&m.name)),
-                MeasureKind::Expression { .. } => unreachable!("aggregates only"),
-            })
+            .map(|(m, sql, _)| format!("{sql} AS {}", ident(&m.name)))
             .collect();
-        let filter = filter
+        cols.extend(
+            scan.guards
+                .iter()
+                .map(|(name, f)| format!("count(*) FILTER (WHERE {f}) AS {name}")),
+        );
+        let filter = scan
+            .filter
             .as_ref()
             .map(|f| format!(" AND ({f})"))
             .unwrap_or_default();
+        let rows = &scan.rows;
         ctes.push(format!(
             "panorama_aggregate_{i} AS (\n  SELECT panorama_customer_id, {cols}\n  FROM {rows} r\n  WHERE panorama_customer_id IS NOT NULL{filter}\n  GROUP BY panorama_customer_id)",
             cols = cols.join(", ")
@@ -110,8 +253,12 @@ pub fn customer_measures_sql(
         joins.push_str(&format!(
             "\n  LEFT JOIN panorama_aggregate_{i} a{i} ON a{i}.panorama_customer_id = c.customer_id"
         ));
-        for m in ms {
-            level0.push(with_default(&format!("a{i}.{}", ident(&m.name)), m));
+        for (m, _, guard) in &scan.measures {
+            let value = match guard {
+                Some(g) => format!("CASE WHEN a{i}.{g} > 0 THEN a{i}.{} END", ident(&m.name)),
+                None => format!("a{i}.{}", ident(&m.name)),
+            };
+            level0.push(with_default(&value, m));
         }
     }
     ctes.push(format!(
@@ -153,7 +300,25 @@ fn with_default(expr: &str, m: &Measure) -> String {
 
 /// SQL of the `customer_profiles` view: every profile field, then the measures named.
 pub fn customer_profiles_sql<'a>(measures: impl Iterator<Item = &'a str>) -> String {
-    let mut cols = vec!["c.*".to_string()];
+    profiles_sql(None, measures)
+}
+
+/// `customer_profiles` with only some profile fields (`None`: all of them).
+pub fn profiles_sql<'a>(
+    fields: Option<&[&str]>,
+    measures: impl Iterator<Item = &'a str>,
+) -> String {
+    let mut cols = match fields {
+        None => vec!["c.*".to_string()],
+        Some(fields) => std::iter::once("c.customer_id".to_string())
+            .chain(
+                fields
+                    .iter()
+                    .filter(|f| **f != "customer_id")
+                    .map(|f| format!("c.{}", ident(f))),
+            )
+            .collect(),
+    };
     cols.extend(measures.map(|m| format!("m.{}", ident(m))));
     format!(
         "SELECT {} FROM unified_customers c LEFT JOIN customer_measures m ON m.customer_id = c.customer_id",

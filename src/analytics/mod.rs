@@ -91,19 +91,61 @@ pub fn plan(
     an: &Analytics,
     run: &str,
     previous: &Previous,
-    profile_columns: &[String],
+    facts: &measures::SessionFacts,
 ) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     let all: Vec<&definitions::Measure> = an.measures.iter().collect();
     steps.push(Step::new(
         "customer_measures",
-        measures::customer_measures_sql(cfg, &all, profile_columns)?,
+        measures::customer_measures_sql(cfg, &all, facts)?,
         true,
         "customer_measures".into(),
     ));
+    // Segments and business measures read customer_profiles many times: it holds only the
+    // fields and measures they name (and what previews show).
+    let mut named: BTreeSet<String> = ["first_name", "last_name", "email"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for s in &an.segments {
+        match &s.rule {
+            SegmentRule::Condition { condition, .. } => named.extend(
+                condition
+                    .as_deref()
+                    .map(definitions::words)
+                    .unwrap_or_default(),
+            ),
+            SegmentRule::PerValue { column } => {
+                named.insert(column.clone());
+            }
+        }
+    }
+    for b in &an.business {
+        for text in [Some(&b.aggregate), b.filter.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            named.extend(definitions::words(text));
+        }
+        if let Some(definitions::By::Expression(by)) = &b.by {
+            named.extend(definitions::words(by));
+        }
+    }
+    let fields: Vec<&str> = facts
+        .profile_columns
+        .iter()
+        .filter(|c| named.contains(*c))
+        .map(String::as_str)
+        .collect();
     steps.push(Step::new(
         "customer_profiles",
-        measures::customer_profiles_sql(an.measures.iter().map(|m| m.name.as_str())),
+        measures::profiles_sql(
+            Some(&fields),
+            an.measures
+                .iter()
+                .filter(|m| named.contains(&m.name))
+                .map(|m| m.name.as_str()),
+        ),
         false,
         "customer_profiles".into(),
     ));
@@ -336,7 +378,7 @@ async fn blame(
                 let Ok(sql) = measures::customer_measures_sql(
                     cfg,
                     &prefix,
-                    &profile_columns(ctx).await.unwrap_or_default(),
+                    &session_facts(ctx).await.unwrap_or_default(),
                 ) else {
                     continue;
                 };
@@ -374,17 +416,27 @@ async fn blame(
     Error::Other(found.unwrap_or_else(|| format!("{}: {e}", step.what)))
 }
 
-/// The fields of `unified_customers`.
-async fn profile_columns(ctx: &SessionContext) -> Result<Vec<String>> {
+/// The fields of `unified_customers` and the aggregate functions of the session.
+async fn session_facts(ctx: &SessionContext) -> Result<measures::SessionFacts> {
     let schema = ctx.table("unified_customers").await?.schema().clone();
-    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+    Ok(measures::SessionFacts {
+        profile_columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        aggregate_functions: ctx
+            .state()
+            .aggregate_functions()
+            .values()
+            .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()))
+            .map(|n| n.to_lowercase())
+            .collect(),
+    })
 }
 
-/// Measure names must not hide profile fields in `customer_profiles`; returns the fields.
-async fn check_names(ctx: &SessionContext, an: &Analytics) -> Result<Vec<String>> {
-    let columns = profile_columns(ctx).await?;
+/// Measure names must not hide profile fields in `customer_profiles`; returns what the
+/// compiler needs to know of the session.
+async fn check_names(ctx: &SessionContext, an: &Analytics) -> Result<measures::SessionFacts> {
+    let facts = session_facts(ctx).await?;
     for m in &an.measures {
-        if columns.contains(&m.name) {
+        if facts.profile_columns.contains(&m.name) {
             return Err(Error::Other(format!(
                 "measure `{}` ({}) has the name of a profile field of unified_customers; choose another name",
                 m.name,
@@ -392,7 +444,7 @@ async fn check_names(ctx: &SessionContext, an: &Analytics) -> Result<Vec<String>
             )));
         }
     }
-    Ok(columns)
+    Ok(facts)
 }
 
 /// Build measures and segments of a run into `tables_dir`. The context has the run's
@@ -408,9 +460,9 @@ pub async fn build(
 ) -> Result<AnalyticsReport> {
     let started = std::time::Instant::now();
     let tables = run_dir.join("tables");
-    let columns = check_names(ctx, an).await?;
+    let facts = check_names(ctx, an).await?;
     let previous = previous_state(ctx, an, previous_tables).await?;
-    let steps = plan(cfg, an, run_id, &previous, &columns)?;
+    let steps = plan(cfg, an, run_id, &previous, &facts)?;
     // Absolute paths, so the script runs from anywhere.
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let (run_abs, tables) = (abs(run_dir), abs(&tables));
@@ -497,8 +549,8 @@ pub async fn preview(
             }
         )));
     };
-    let columns = check_names(ctx, an).await?;
-    let steps = plan(cfg, an, "preview", &Previous::default(), &columns)?;
+    let facts = check_names(ctx, an).await?;
+    let steps = plan(cfg, an, "preview", &Previous::default(), &facts)?;
     let needed: Vec<Step> = steps
         .into_iter()
         .take_while(|s| s.name != "segment_members")

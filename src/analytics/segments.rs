@@ -139,14 +139,14 @@ pub fn changes_sql(has_previous: bool) -> String {
     if !has_previous {
         return "SELECT segment, customer_id, 'entered' AS change FROM segment_members".into();
     }
-    "SELECT segment, customer_id, 'entered' AS change FROM (\
-       SELECT segment, customer_id FROM segment_members \
-       EXCEPT SELECT CAST(segment AS VARCHAR), CAST(customer_id AS VARCHAR) FROM previous_segment_members) e \
-     UNION ALL \
-     SELECT segment, customer_id, 'left' AS change FROM (\
+    // One full join instead of two EXCEPTs: a member on one side only entered or left.
+    "SELECT coalesce(n.segment, p.segment) AS segment, coalesce(n.customer_id, p.customer_id) AS customer_id, \
+            CASE WHEN p.customer_id IS NULL THEN 'entered' ELSE 'left' END AS change \
+     FROM segment_members n FULL JOIN (\
        SELECT CAST(segment AS VARCHAR) AS segment, CAST(customer_id AS VARCHAR) AS customer_id FROM previous_segment_members \
-       WHERE segment IN (SELECT segment FROM panorama_segment_catalog) \
-       EXCEPT SELECT segment, customer_id FROM segment_members) l"
+       WHERE segment IN (SELECT segment FROM panorama_segment_catalog)) p \
+     ON n.segment = p.segment AND n.customer_id = p.customer_id \
+     WHERE n.customer_id IS NULL OR p.customer_id IS NULL"
         .into()
 }
 
