@@ -1043,6 +1043,17 @@ fn segment_preview_evaluates_the_config_without_a_run() {
     let tmp = shop_project();
     let dir = tmp.path();
     ok(&["run", "-p", p(dir), "-q"]);
+    // What ran is kept as a script; aggregates over activities share one scan.
+    let runs = std::fs::read_dir(dir.join(".panorama/runs")).unwrap();
+    let run = runs.map(|e| e.unwrap().path()).next().unwrap();
+    let script = std::fs::read_to_string(run.join("analytics.sql")).unwrap();
+    assert!(
+        script.contains(
+            "count(*) FILTER (WHERE (type = 'order' AND amount < 60)) AS \"small_orders\""
+        ) && script.contains("-- output: segment_members")
+            && script.contains("-- as_of: 2026-07-01T00:00:00"),
+        "{script}"
+    );
     let cfg = dir.join("panorama.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(
