@@ -632,6 +632,15 @@ async fn quickstart(dir: Option<PathBuf>, persons: usize, seed: u64, quiet: bool
     println!("\nAccuracy against the generator's ground truth (panorama eval):");
     let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
     write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())?;
+    if ctx.table_exist("segment_sizes")? {
+        println!("\nSegments (panorama segments), from measures such as RFM and lifetime spend:");
+        let batches = ctx
+            .sql(panorama::analytics::SEGMENTS_SQL)
+            .await?
+            .collect()
+            .await?;
+        write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())?;
+    }
     print!("{}", next_steps(&dir));
     Ok(())
 }
@@ -645,6 +654,10 @@ fn next_steps(dir: &Path) -> String {
   panorama explain  --project {p} crm_contacts:C0000001 webshop_customers:W0000001
   panorama query    --project {p} \"SELECT * FROM match_weights\"     (the learned match model)
   panorama eval     --project {p} --truth {p}/truth.csv
+  panorama query    --project {p} \"SELECT * FROM customer_profiles WHERE rfm_group = 'champions' LIMIT 5\"
+  panorama query    --project {p} \"SELECT * FROM business_measures\"
+  panorama segment  --project {p} win_back --preview
+  panorama refresh  --project {p} --as-of 2027-01-01      (measures and segments, no re-matching)
   panorama describe --project {p} webshop_customers
   panorama query    --project {p} \"SELECT * FROM rejects LIMIT 5\"
   panorama query    --project {p} \"SELECT tier, count(*), avg(points) FROM loyalty_members GROUP BY tier\" --format csv

@@ -354,16 +354,60 @@ pub fn business_measure_sql(cfg: &ProjectConfig, b: &BusinessMeasure) -> Result<
     })
 }
 
-/// SQL of `business_measures`.
-pub fn business_measures_sql(cfg: &ProjectConfig, an: &Analytics) -> Result<String> {
+/// SQL of `business_measures`. Single-valued measures over the same rows are computed in one
+/// scan (each aggregate call with its own filter; without GROUP BY that gives what a scan of
+/// its own would) and unpivoted to one row each.
+pub fn business_measures_sql(
+    cfg: &ProjectConfig,
+    an: &Analytics,
+    facts: &SessionFacts,
+) -> Result<String> {
     if an.business.is_empty() {
         return Ok("SELECT CAST(NULL AS VARCHAR) AS measure, CAST(NULL AS VARCHAR) AS by_value, CAST(NULL AS DOUBLE) AS value WHERE 1 = 0".into());
     }
-    let parts = an
-        .business
-        .iter()
-        .map(|b| business_measure_sql(cfg, b))
-        .collect::<Result<Vec<_>>>()?;
+    let mut parts = Vec::new();
+    let mut shared: BTreeMap<String, Vec<(&BusinessMeasure, String)>> = BTreeMap::new();
+    for b in &an.business {
+        let combined = match (&b.by, &b.filter) {
+            (Some(_), _) => None,
+            (None, None) => Some(b.aggregate.clone()),
+            (None, Some(f)) => with_filter(&b.aggregate, f, &facts.aggregate_functions),
+        };
+        match combined {
+            Some(sql) => shared
+                .entry(rows_sql(cfg, &b.rows)?)
+                .or_default()
+                .push((b, sql)),
+            None => parts.push(business_measure_sql(cfg, b)?),
+        }
+    }
+    for (rows, ms) in shared {
+        if let [(b, _)] = ms.as_slice() {
+            parts.push(business_measure_sql(cfg, b)?);
+            continue;
+        }
+        let cols: Vec<String> = ms
+            .iter()
+            .enumerate()
+            .map(|(i, (_, sql))| format!("CAST({sql} AS DOUBLE) AS m{i}"))
+            .collect();
+        let names: Vec<String> = ms
+            .iter()
+            .map(|(b, _)| format!("({})", literal(&b.name)))
+            .collect();
+        let pick: Vec<String> = ms
+            .iter()
+            .enumerate()
+            .map(|(i, (b, _))| format!("WHEN {} THEN t.m{i}", literal(&b.name)))
+            .collect();
+        parts.push(format!(
+            "SELECT k.measure, CAST(NULL AS VARCHAR) AS by_value, CASE k.measure {} END AS value \
+             FROM (SELECT {} FROM {rows} r) t CROSS JOIN (VALUES {}) AS k(measure)",
+            pick.join(" "),
+            cols.join(", "),
+            names.join(", ")
+        ));
+    }
     Ok(format!(
         "SELECT * FROM (\n{}\n) ORDER BY measure, by_value",
         parts.join("\nUNION ALL\n")

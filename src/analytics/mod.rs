@@ -191,7 +191,7 @@ pub fn plan(
     ));
     steps.push(Step::new(
         "business_measures",
-        measures::business_measures_sql(cfg, an)?,
+        measures::business_measures_sql(cfg, an, facts)?,
         true,
         "business_measures".into(),
     ));
