@@ -403,6 +403,8 @@ fn b_type(batches: &[RecordBatch]) -> DataType {
 }
 
 /// Level counts per comparison over random record pairs (a cross join of two random samples).
+/// The samples are drawn by a hash of the record id, not `random()`: the same records give the
+/// same model, so re-running unchanged sources does not move borderline pairs (and ids).
 async fn random_pair_counts(
     ctx: &SessionContext,
     comps: &[Comparison],
@@ -414,8 +416,8 @@ async fn random_pair_counts(
         .map(|c| format!("{} AS {}", c.level_sql("l", "r"), c.column()))
         .collect();
     let sql = format!(
-        "SELECT {levels} FROM (SELECT * FROM unify_records ORDER BY random() LIMIT {side}) l \
-         CROSS JOIN (SELECT * FROM unify_records ORDER BY random() LIMIT {side}) r \
+        "SELECT {levels} FROM (SELECT * FROM unify_records ORDER BY md5(uid || ':left') LIMIT {side}) l \
+         CROSS JOIN (SELECT * FROM unify_records ORDER BY md5(uid || ':right') LIMIT {side}) r \
          WHERE l.uid <> r.uid",
         levels = levels.join(", ")
     );
