@@ -85,7 +85,7 @@ fn main() {
             &cfg,
             &RunOptions {
                 quiet: true,
-                as_of: None,
+                ..Default::default()
             },
         ))
         .expect("run");

@@ -121,14 +121,10 @@ fn progress_style() -> ProgressStyle {
     .expect("valid template")
 }
 
-/// Run the project: load all sources into a new run, then make it current.
-pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOutcome> {
-    let started = Instant::now();
-    let ws = Workspace::new(cfg.workspace_dir());
-    let run_id = Workspace::new_run_id();
-    let run_dir = ws.create_run(&run_id)?;
-    let mut manifest = Manifest {
-        run_id: run_id.clone(),
+/// The manifest of a run that has just started.
+fn started_manifest(cfg: &ProjectConfig, run_id: &str, as_of: chrono::NaiveDateTime) -> Manifest {
+    Manifest {
+        run_id: run_id.to_string(),
         status: RunStatus::Running,
         started_at: chrono::Utc::now().to_rfc3339(),
         ended_at: None,
@@ -138,10 +134,19 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
         rejects: 0,
         error: None,
         unify: None,
-        as_of: Some(crate::session::format_as_of(opts.as_of(cfg))),
+        as_of: Some(crate::session::format_as_of(as_of)),
         analytics: None,
         refreshed_from: None,
-    };
+    }
+}
+
+/// Run the project: load all sources into a new run, then make it current.
+pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOutcome> {
+    let started = Instant::now();
+    let ws = Workspace::new(cfg.workspace_dir());
+    let run_id = Workspace::new_run_id();
+    let run_dir = ws.create_run(&run_id)?;
+    let mut manifest = started_manifest(cfg, &run_id, opts.as_of(cfg));
     ws.write_manifest(&manifest)?;
     tracing::info!(run_id, dir = %run_dir.display(), "run started");
 
@@ -311,19 +316,11 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
     let run_dir = ws.create_run(&run_id)?;
     let as_of = opts.as_of(cfg);
     let mut manifest = Manifest {
-        run_id: run_id.clone(),
-        status: RunStatus::Running,
-        started_at: chrono::Utc::now().to_rfc3339(),
-        ended_at: None,
-        config_hash: cfg.hash(),
-        panorama_version: env!("CARGO_PKG_VERSION").to_string(),
         sources: prev.sources.clone(),
         rejects: prev.rejects,
-        error: None,
         unify: Some(unify),
-        as_of: Some(crate::session::format_as_of(as_of)),
-        analytics: None,
         refreshed_from: Some(current.clone()),
+        ..started_manifest(cfg, &run_id, as_of)
     };
     ws.write_manifest(&manifest)?;
     let result = async {

@@ -151,7 +151,7 @@ async fn context_for(header: &str, tmp: &Path) -> SessionContext {
                 &cfg,
                 &RunOptions {
                     quiet: true,
-                    as_of: None,
+                    ..Default::default()
                 },
             )
             .await
@@ -177,7 +177,7 @@ async fn context_for(header: &str, tmp: &Path) -> SessionContext {
                 &cfg,
                 &RunOptions {
                     quiet: true,
-                    as_of: None,
+                    ..Default::default()
                 },
             )
             .await

@@ -855,7 +855,8 @@ fn fill_measure(mut d: MeasureDef, params: &BTreeMap<String, String>) -> Measure
     d
 }
 
-/// Names Panorama's measure and segment stages write; sources may not take them.
+/// Names Panorama's measure and segment stages write; sources may not take them (as
+/// [`crate::config::RESERVED_TABLE_NAMES`]).
 pub const OUTPUT_TABLES: &[&str] = &[
     "customer_measures",
     "customer_profiles",
@@ -883,7 +884,10 @@ mod tests {
             }
         }
         for t in OUTPUT_TABLES {
-            assert!(crate::config::RESERVED_TABLE_NAMES.contains(t), "{t}");
+            assert!(
+                !crate::config::RESERVED_TABLE_NAMES.contains(t),
+                "{t} listed twice"
+            );
         }
     }
 

@@ -33,13 +33,6 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "activities",
     "activity_stats",
     "unified_accounts",
-    "customer_measures",
-    "customer_profiles",
-    "business_measures",
-    "measure_history",
-    "segment_members",
-    "segment_history",
-    "segment_sizes",
     "unify_stats",
     "identity_graph",
     "truth",
@@ -401,7 +394,9 @@ impl ProjectConfig {
                 ),
             ));
         }
-        if RESERVED_TABLE_NAMES.contains(&n.as_str()) {
+        if RESERVED_TABLE_NAMES.contains(&n.as_str())
+            || crate::analytics::definitions::OUTPUT_TABLES.contains(&n.as_str())
+        {
             return Err(self.error_at(
                 name.span(),
                 format!("source name `{n}` is reserved for a table Panorama writes itself"),
@@ -617,6 +612,10 @@ mod tests {
     #[test]
     fn reserved_and_bad_names() {
         let err = parse("[sources.rejects]\nlocation = \"a.csv\"\nprimary_key = \"id\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reserved"), "{err}");
+        let err = parse("[sources.segment_members]\nlocation = \"a.csv\"\nprimary_key = \"id\"\n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("reserved"), "{err}");

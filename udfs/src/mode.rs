@@ -114,6 +114,28 @@ impl ModeGroups {
     }
 }
 
+/// The state columns: per group a list of values and a list of their counts.
+fn state_lists(
+    offsets: OffsetBuffer<i32>,
+    values: StringArray,
+    counts: UInt64Array,
+) -> Vec<ArrayRef> {
+    vec![
+        Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(DataType::Utf8, true)),
+            offsets.clone(),
+            Arc::new(values),
+            None,
+        )),
+        Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(DataType::UInt64, true)),
+            offsets,
+            Arc::new(counts),
+            None,
+        )),
+    ]
+}
+
 impl GroupsAccumulator for ModeGroups {
     fn update_batch(
         &mut self,
@@ -152,21 +174,7 @@ impl GroupsAccumulator for ModeGroups {
             .collect();
         let values = StringArray::from(values);
         let counts: Vec<u64> = taken.iter().flatten().map(|(_, c)| *c).collect();
-        let counts = UInt64Array::from(counts);
-        Ok(vec![
-            Arc::new(ListArray::new(
-                Arc::new(Field::new_list_field(DataType::Utf8, true)),
-                offsets.clone(),
-                Arc::new(values),
-                None,
-            )),
-            Arc::new(ListArray::new(
-                Arc::new(Field::new_list_field(DataType::UInt64, true)),
-                offsets,
-                Arc::new(counts),
-                None,
-            )),
-        ])
+        Ok(state_lists(offsets, values, UInt64Array::from(counts)))
     }
 
     fn merge_batch(
@@ -221,21 +229,7 @@ impl GroupsAccumulator for ModeGroups {
             .map(|(i, _)| text.value(i))
             .collect();
         let ones = UInt64Array::from(vec![1u64; kept.len()]);
-        let kept = StringArray::from(kept);
-        Ok(vec![
-            Arc::new(ListArray::new(
-                Arc::new(Field::new_list_field(DataType::Utf8, true)),
-                offsets.clone(),
-                Arc::new(kept),
-                None,
-            )),
-            Arc::new(ListArray::new(
-                Arc::new(Field::new_list_field(DataType::UInt64, true)),
-                offsets,
-                Arc::new(ones),
-                None,
-            )),
-        ])
+        Ok(state_lists(offsets, StringArray::from(kept), ones))
     }
 
     fn size(&self) -> usize {
