@@ -326,6 +326,11 @@ impl TableFunctionImpl for SegmentOverlap {
                 let (seg_a, seg_b, out) = (seg_a.clone(), seg_b.clone(), out.clone());
                 Box::pin(async move {
                     let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+                    if !ctx.table_exist("segment_sizes")? {
+                        return Err(crate::error::Error::Other(
+                            "segment_overlap: this run has no segments; declare [segments] in panorama.toml and run again".into(),
+                        ));
+                    }
                     let known = ctx
                         .sql("SELECT DISTINCT CAST(segment AS VARCHAR) FROM segment_sizes WHERE run_id = (SELECT max(run_id) FROM segment_sizes)")
                         .await?
