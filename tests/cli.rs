@@ -1202,3 +1202,37 @@ fn measure_and_segment_config_errors_name_the_line() {
         "the previous run is still current"
     );
 }
+
+#[test]
+fn static_segment_members_follow_merged_customers() {
+    let tmp = shop_project();
+    let dir = tmp.path();
+    // Cara's loyalty card first has another e-mail: two customers, and the one with the
+    // points is in the static launch list.
+    let loyalty = dir.join("data/loyalty.csv");
+    edit(&loyalty, "cara@example.com", "cara.diaz@example.org");
+    ok(&["run", "-p", p(dir), "-q"]);
+    let members = "SELECT p.first_name, p.record_count FROM segment_members s JOIN unified_customers p USING (customer_id) \
+                   WHERE s.segment = 'launch' ORDER BY p.first_name";
+    assert_eq!(
+        query(dir, members),
+        "first_name,record_count\nAnna,2\nCara,1\n"
+    );
+    let before = query(dir, "SELECT s.customer_id FROM segment_members s JOIN unified_customers p USING (customer_id) WHERE s.segment = 'launch' AND p.first_name = 'Cara'");
+    // The e-mail is corrected: both Caras become one customer, and the launch list follows.
+    edit(&loyalty, "cara.diaz@example.org", "cara@example.com");
+    ok(&["run", "-p", p(dir), "-q"]);
+    let merged = query(dir, "SELECT previous_customer_id, change FROM id_changes");
+    assert!(
+        merged.contains(&format!("{},merged", before.lines().nth(1).unwrap())),
+        "the launch member's id was absorbed: {merged}"
+    );
+    assert_eq!(
+        query(dir, members),
+        "first_name,record_count\nAnna,2\nCara,2\n"
+    );
+    assert_eq!(
+        query(dir, "SELECT kind, members, entered, exited FROM segment_sizes WHERE segment = 'launch' ORDER BY run_id"),
+        "kind,members,entered,exited\nstatic,2,2,0\nstatic,2,1,1\n"
+    );
+}

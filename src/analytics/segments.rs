@@ -11,13 +11,16 @@ pub fn members_table(segment: &str) -> String {
 }
 
 /// SQL of one segment's members: `(customer_id)`, or `(segment, value, customer_id)` for a
-/// per-value segment. `carry` keeps a static segment's previous members (those still
-/// customers).
+/// per-value segment. `carry` keeps a static segment's previous members: a member merged into
+/// another customer since (`id_changes`) is carried to that customer; one that is no customer
+/// any more drops out.
 pub fn members_sql(s: &Segment, carry: bool) -> String {
     if carry {
         return format!(
-            "SELECT DISTINCT p.customer_id FROM previous_segment_members p \
-             JOIN unified_customers c ON c.customer_id = p.customer_id WHERE p.segment = {}",
+            "SELECT DISTINCT c.customer_id FROM previous_segment_members p \
+             LEFT JOIN id_changes ch ON ch.previous_customer_id = p.customer_id AND ch.change = 'merged' \
+             JOIN unified_customers c ON c.customer_id = coalesce(ch.customer_id, p.customer_id) \
+             WHERE p.segment = {}",
             literal(&s.name)
         );
     }
