@@ -554,7 +554,7 @@ impl Resolver<'_> {
         }
         let measures = self.measures()?;
         let business = self.business()?;
-        let segments = self.segments(&measures)?;
+        let segments = self.segments()?;
         Ok(Analytics {
             measures,
             business,
@@ -751,7 +751,7 @@ impl Resolver<'_> {
         Ok(out)
     }
 
-    fn segments(&self, measures: &[Measure]) -> Result<Vec<Segment>> {
+    fn segments(&self) -> Result<Vec<Segment>> {
         let mut pending: BTreeMap<&String, Segment> = BTreeMap::new();
         for (name, (d, origin)) in &self.segments {
             let at = |m: String| self.err(origin, format!("segments.{name}: {m}"));
@@ -801,10 +801,6 @@ impl Resolver<'_> {
                     within: d.within.clone(),
                 }
             };
-            if measures.iter().any(|m| &m.name == name) {
-                // Allowed, but worth knowing: names live in different tables.
-                tracing::debug!(segment = %name, "a measure has the same name");
-            }
             pending.insert(
                 name,
                 Segment {

@@ -413,7 +413,14 @@ async fn blame(
         }
         _ => None,
     };
-    Error::Other(found.unwrap_or_else(|| format!("{}: {e}", step.what)))
+    let e = e.to_string();
+    // Outputs' errors already start with their table's name.
+    Error::Other(
+        found.unwrap_or_else(|| match e.starts_with(&format!("{}: ", step.what)) {
+            true => e,
+            false => format!("{}: {e}", step.what),
+        }),
+    )
 }
 
 /// The fields of `unified_customers` and the aggregate functions of the session.
