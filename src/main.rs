@@ -111,6 +111,10 @@ enum Command {
         project: ProjectArg,
         #[command(flatten)]
         as_of: AsOfArg,
+        /// Load and unify even if the sources' files and their config are unchanged since the
+        /// current run (by default such a run reuses them, as `panorama refresh`).
+        #[arg(long)]
+        full: bool,
     },
     /// Rebuild activities, measures and segments on the current run's sources and unified
     /// customers, without reading sources or re-matching: after changing [measures],
@@ -298,11 +302,16 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Run { project, as_of } => {
+        Command::Run {
+            project,
+            as_of,
+            full,
+        } => {
             let cfg = ProjectConfig::load(&project.project)?;
             let opts = RunOptions {
                 quiet,
                 as_of: as_of.as_of,
+                full,
             };
             let outcome = run_project(&cfg, &opts).await?;
             if !quiet {
@@ -315,6 +324,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let opts = RunOptions {
                 quiet,
                 as_of: as_of.as_of,
+                ..Default::default()
             };
             let outcome = panorama::run::refresh_project(&cfg, &opts).await?;
             if !quiet {
@@ -541,7 +551,7 @@ fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
             Some(from) => {
                 let _ = writeln!(
                     s,
-                    "Reused sources and {} unified customers of run {from}",
+                    "Reused sources and {} unified customers of run {from} (`panorama run --full` reloads and re-matches)",
                     u.customers
                 );
             }
@@ -612,7 +622,14 @@ async fn quickstart(dir: Option<PathBuf>, persons: usize, seed: u64, quiet: bool
         println!("{}", report.summary());
     }
     let cfg = ProjectConfig::load(&dir)?;
-    let outcome = run_project(&cfg, &RunOptions { quiet, as_of: None }).await?;
+    let outcome = run_project(
+        &cfg,
+        &RunOptions {
+            quiet,
+            ..Default::default()
+        },
+    )
+    .await?;
     if quiet {
         return Ok(());
     }

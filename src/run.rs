@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Reference time of measures and segments; default `project.as_of`, else now.
     pub as_of: Option<chrono::NaiveDateTime>,
+    /// Load and unify even when sources and config are as in the current run.
+    pub full: bool,
 }
 
 impl RunOptions {
@@ -137,16 +139,95 @@ fn started_manifest(cfg: &ProjectConfig, run_id: &str, as_of: chrono::NaiveDateT
         as_of: Some(crate::session::format_as_of(as_of)),
         analytics: None,
         refreshed_from: None,
+        inputs: None,
     }
 }
 
-/// Run the project: load all sources into a new run, then make it current.
+/// What a run's sources and unification depend on, as one hash: every local file the
+/// sources name (path, size, modification time), the overrides file, and the config without
+/// the sections that only measures and segments read. `None` when a source cannot be
+/// fingerprinted cheaply (PostgreSQL, object stores, Delta): then every run loads.
+pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let stamp = |h: &mut sha2::Sha256, path: &std::path::Path| -> Option<()> {
+        let meta = std::fs::metadata(path).ok()?;
+        let mtime = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        h.update(format!(
+            "{}\t{}\t{}\n",
+            path.display(),
+            meta.len(),
+            mtime.as_nanos()
+        ));
+        Some(())
+    };
+    for (name, src) in &cfg.sources {
+        let format = cfg.source_format(name, src).ok()?;
+        if matches!(
+            format,
+            crate::config::SourceFormat::Postgres | crate::config::SourceFormat::Delta
+        ) {
+            return None;
+        }
+        let location = crate::sources::location::expand_env(src.location.get_ref()).ok()?;
+        if crate::sources::location::is_url(&location) {
+            return None;
+        }
+        h.update(format!("source {name}\n"));
+        for f in crate::sources::location::resolve_files(&location, &cfg.root)
+            .await
+            .ok()?
+        {
+            if let crate::sources::location::FileKind::Local(p) = &f.kind {
+                stamp(&mut h, p)?;
+            }
+        }
+    }
+    if let Some(o) = cfg.unify.as_ref().and_then(|u| u.overrides.as_ref()) {
+        stamp(&mut h, &cfg.root.join(o.get_ref()))?;
+    }
+    let mut table: toml::Table = toml::from_str(&cfg.text).ok()?;
+    for key in [
+        "measures",
+        "segments",
+        "business_measures",
+        "workspace",
+        "project",
+    ] {
+        table.remove(key);
+    }
+    h.update(toml::to_string(&table).ok()?);
+    Some(
+        h.finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// Run the project: load all sources into a new run, then make it current. When the sources
+/// and the config they are read and unified by are as in the current run, the run reuses that
+/// run's sources and unification (as `panorama refresh`) unless `opts.full`.
 pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOutcome> {
-    let started = Instant::now();
     let ws = Workspace::new(cfg.workspace_dir());
+    let inputs = inputs_fingerprint(cfg).await;
+    if let (false, Some(fp), Some(current)) = (opts.full, &inputs, ws.current_run()?) {
+        let m = ws.read_manifest(&current)?;
+        if m.unify.is_some() && m.inputs.as_deref() == Some(fp.as_str()) {
+            tracing::info!(run = %current, "sources and config unchanged: reusing the current run's unification");
+            return refresh_project(cfg, opts).await;
+        }
+    }
+    let started = Instant::now();
     let run_id = Workspace::new_run_id();
     let run_dir = ws.create_run(&run_id)?;
     let mut manifest = started_manifest(cfg, &run_id, opts.as_of(cfg));
+    manifest.inputs = inputs;
     ws.write_manifest(&manifest)?;
     tracing::info!(run_id, dir = %run_dir.display(), "run started");
 
@@ -319,6 +400,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
         sources: prev.sources.clone(),
         rejects: prev.rejects,
         unify: Some(unify),
+        inputs: prev.inputs.clone(),
         refreshed_from: Some(current.clone()),
         ..started_manifest(cfg, &run_id, as_of)
     };

@@ -1236,3 +1236,51 @@ fn static_segment_members_follow_merged_customers() {
         "kind,members,entered,exited\nstatic,2,2,0\nstatic,2,1,1\n"
     );
 }
+
+#[test]
+fn unchanged_sources_reuse_the_current_unification() {
+    let tmp = shop_project();
+    let dir = tmp.path();
+    let first = ok(&["run", "-p", p(dir)]);
+    assert!(
+        first.contains("Unified 8 records into 6 customers"),
+        "{first}"
+    );
+    let reused = "Reused sources and 6 unified customers of run";
+    let out = ok(&["run", "-p", p(dir)]);
+    assert!(out.contains(reused), "nothing changed: {out}");
+    // A new measure does not need the sources again; it is computed on the reused customers.
+    let cfg = dir.join("panorama.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[measures.all_activities]\naggregate = \"count(*)\"\ndefault = 0\n"),
+    )
+    .unwrap();
+    let out = ok(&["run", "-p", p(dir)]);
+    assert!(out.contains(reused), "{out}");
+    assert_eq!(
+        query(
+            dir,
+            "SELECT sum(all_activities) AS n FROM customer_measures"
+        ),
+        "n\n7\n"
+    );
+    // A changed source file is loaded and unified again.
+    edit(&dir.join("data/customers.csv"), "Dirk,Eck", "Dirk,Eckx");
+    let out = ok(&["run", "-p", p(dir)]);
+    assert!(out.contains("Unified 8 records into 6 customers"), "{out}");
+    // So is a change to how sources are unified.
+    edit(
+        &cfg,
+        "mode = \"rules\"",
+        "mode = \"rules\"\nmax_block_size = 500",
+    );
+    let out = ok(&["run", "-p", p(dir)]);
+    assert!(out.contains("Unified 8 records"), "{out}");
+    // And --full always loads.
+    let out = ok(&["run", "-p", p(dir), "--full"]);
+    assert!(out.contains("Unified 8 records"), "{out}");
+    let out = ok(&["run", "-p", p(dir)]);
+    assert!(out.contains(reused), "{out}");
+}

@@ -60,6 +60,10 @@ pub struct Manifest {
     /// For `panorama refresh`: the run whose sources and unification this run reuses.
     #[serde(default)]
     pub refreshed_from: Option<String>,
+    /// Fingerprint of the sources' files and the config they are unified by (see
+    /// `run::inputs_fingerprint`); `None` when a source cannot be fingerprinted.
+    #[serde(default)]
+    pub inputs: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -227,6 +231,7 @@ mod tests {
             as_of: None,
             analytics: None,
             refreshed_from: None,
+            inputs: None,
         }
     }
 
