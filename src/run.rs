@@ -355,18 +355,12 @@ async fn analytics_stage(
     let ctx = crate::session::new_context();
     let as_of = opts.as_of(cfg);
     crate::session::register_as_of(&ctx, as_of);
-    crate::session::register_sources(&ctx, run_dir, sources).await?;
-    let tables = run_dir.join("tables");
-    for name in parquet_tables(&tables)? {
-        if !crate::analytics::definitions::OUTPUT_TABLES.contains(&name.as_str()) {
-            crate::unify::register_written(&ctx, &tables, &name).await?;
-        }
-    }
     crate::analytics::build(
         cfg,
         &cfg.analytics,
         &ctx,
         run_dir,
+        sources,
         run_id,
         &crate::session::format_as_of(as_of),
         previous_tables,
@@ -477,7 +471,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
 }
 
 /// Names of the `<name>.parquet` tables in a directory, sorted.
-fn parquet_tables(dir: &std::path::Path) -> Result<Vec<String>> {
+pub(crate) fn parquet_tables(dir: &std::path::Path) -> Result<Vec<String>> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))?;
     let mut names: Vec<String> = rd
         .filter_map(|e| e.ok())

@@ -1234,7 +1234,26 @@ fn static_segment_members_follow_merged_customers() {
     assert_eq!(
         query(dir, "SELECT kind, members, entered, exited FROM segment_sizes WHERE segment = 'launch' ORDER BY run_id"),
         "kind,members,entered,exited\nstatic,2,2,0\nstatic,2,1,1\n"
-    );
+    ); // The run's script names every table it reads, id_changes included, so it can be re-run.
+    let current = std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap();
+    let run_id = current.split('"').nth(3).unwrap();
+    let script = std::fs::read_to_string(
+        dir.join(".panorama/runs")
+            .join(run_id)
+            .join("analytics.sql"),
+    )
+    .unwrap();
+    for input in [
+        "id_changes",
+        "unified_customers",
+        "loyalty",
+        "previous_segment_members",
+    ] {
+        assert!(
+            script.contains(&format!("-- input: {input} /")),
+            "{input}: {script}"
+        );
+    }
 }
 
 #[test]

@@ -128,6 +128,16 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Run a project and open its new run.
+async fn run_and_open(cfg: &ProjectConfig) -> SessionContext {
+    let opts = RunOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    run_project(cfg, &opts).await.expect("project runs");
+    open_project(cfg, None).await.expect("run opens").0
+}
+
 async fn context_for(header: &str, tmp: &Path) -> SessionContext {
     let project = header
         .strip_prefix("# project:")
@@ -147,16 +157,7 @@ async fn context_for(header: &str, tmp: &Path) -> SessionContext {
             .await
             .expect("demo generates");
             let cfg = ProjectConfig::load(&dir).expect("demo config loads");
-            run_project(
-                &cfg,
-                &RunOptions {
-                    quiet: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("demo runs");
-            let (ctx, _) = open_project(&cfg, None).await.expect("demo opens");
+            let ctx = run_and_open(&cfg).await;
             ctx.register_csv(
                 "truth",
                 dir.join("truth.csv").to_str().unwrap(),
@@ -173,16 +174,7 @@ async fn context_for(header: &str, tmp: &Path) -> SessionContext {
             let dir = tmp.join("project");
             copy_dir(&src, &dir);
             let cfg = ProjectConfig::load(&dir).expect("fixture config loads");
-            run_project(
-                &cfg,
-                &RunOptions {
-                    quiet: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("fixture runs");
-            open_project(&cfg, None).await.expect("fixture opens").0
+            run_and_open(&cfg).await
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::unify::staging::literal;
 pub use definitions::Analytics;
-use definitions::{MeasureKind, SegmentRule};
+use definitions::SegmentRule;
 
 /// `panorama segments`: this run's segments with size and change since the previous run.
 pub const SEGMENTS_SQL: &str = "SELECT segment, kind, members, entered, exited, description \
@@ -454,43 +454,40 @@ async fn check_names(ctx: &SessionContext, an: &Analytics) -> Result<measures::S
     Ok(facts)
 }
 
-/// Build measures and segments of a run into `tables_dir`. The context has the run's
-/// sources and unify tables; `as_of()` must be registered.
+/// Build measures and segments of a run into its `tables/`. Registers the run's sources and
+/// the tables earlier stages wrote in `ctx` (which must have `as_of()`), and names each of
+/// them as an input of the run's `analytics.sql`.
+#[allow(clippy::too_many_arguments)]
 pub async fn build(
     cfg: &ProjectConfig,
     an: &Analytics,
     ctx: &SessionContext,
     run_dir: &Path,
+    sources: &[crate::sources::SourceReport],
     run_id: &str,
     as_of: &str,
     previous_tables: Option<&Path>,
 ) -> Result<AnalyticsReport> {
     let started = std::time::Instant::now();
-    let tables = run_dir.join("tables");
+    // Absolute paths, so the script runs from anywhere.
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let run_abs = abs(run_dir);
+    let tables = run_abs.join("tables");
+    let mut inputs: Vec<(String, String)> = Vec::new();
+    for name in crate::session::register_sources(ctx, &run_abs, sources).await? {
+        let files = run_abs.join("sources").join(&name).join("*.parquet");
+        inputs.push((name, files.display().to_string()));
+    }
+    for name in crate::run::parquet_tables(&tables)? {
+        if !definitions::OUTPUT_TABLES.contains(&name.as_str()) {
+            crate::unify::register_written(ctx, &tables, &name).await?;
+            let file = tables.join(format!("{name}.parquet"));
+            inputs.push((name, file.display().to_string()));
+        }
+    }
     let facts = check_names(ctx, an).await?;
     let previous = previous_state(ctx, an, previous_tables).await?;
     let steps = plan(cfg, an, run_id, &previous, &facts)?;
-    // Absolute paths, so the script runs from anywhere.
-    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let (run_abs, tables) = (abs(run_dir), abs(&tables));
-    let mut inputs: Vec<(String, String)> = Vec::new();
-    for t in [
-        "unified_customers",
-        "customer_links",
-        "activities",
-        "identity_graph",
-    ] {
-        let p = tables.join(format!("{t}.parquet"));
-        if p.exists() {
-            inputs.push((t.into(), p.display().to_string()));
-        }
-    }
-    for r in &definitions_sources(cfg, an) {
-        inputs.push((
-            r.clone(),
-            run_abs.join("sources").join(r).display().to_string() + "/*.parquet",
-        ));
-    }
     if let Some(dir) = previous_tables.map(abs) {
         for t in &previous.tables {
             inputs.push((
@@ -517,23 +514,6 @@ pub async fn build(
         segment_members: rows.get("segment_members").copied().unwrap_or(0),
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Sources that measures read directly (`from` an activity source or a unified source).
-fn definitions_sources(cfg: &ProjectConfig, an: &Analytics) -> BTreeSet<String> {
-    an.measures
-        .iter()
-        .filter_map(|m| match &m.kind {
-            MeasureKind::Aggregate { rows, .. } => match rows {
-                definitions::Rows::ActivitySource(a) => {
-                    Some(cfg.activities[a].get_ref().source.clone())
-                }
-                definitions::Rows::UnifiedSource(s) => Some(s.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
 }
 
 /// A segment evaluated on the current run with the current config, without writing anything:
