@@ -12,12 +12,15 @@ pub mod analytics;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod exports;
 pub mod output;
+pub mod privacy;
 pub mod project;
 pub mod run;
 pub mod session;
 pub mod shell;
 pub mod sources;
+pub mod state;
 pub mod unify;
 pub mod workspace;
 

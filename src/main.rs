@@ -156,6 +156,26 @@ enum Command {
         #[command(flatten)]
         as_of: AsOfArg,
     },
+    /// Send an export declared in [exports.NAME] (a segment, a table or a query) to its file,
+    /// PostgreSQL table or webhook, from the current run.
+    ///
+    /// Consent is checked per customer when the export names a purpose; a segment export
+    /// sends at most `limit` rows (default 100,000). Incremental exports send only rows that
+    /// entered, changed or left since the last confirmed export. Every export appends a row
+    /// to the export_log table.
+    Export {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Export name (see [exports] in panorama.toml).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Run every export, in name order; one failing does not stop the others.
+        #[arg(long)]
+        all: bool,
+        /// Count what would be sent; send nothing and change no state.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run one SQL query against the current run and print or save the result.
     Query {
         #[command(flatten)]
@@ -318,6 +338,50 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 print!("{}", run_summary(&cfg, &outcome));
             }
             Ok(())
+        }
+        Command::Export {
+            project,
+            name,
+            all,
+            dry_run,
+        } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let names: Vec<String> = match name {
+                Some(n) => vec![n],
+                None if all => cfg.exports.keys().cloned().collect(),
+                None => Vec::new(),
+            };
+            if names.is_empty() {
+                return Err(Error::Other(format!(
+                    "{} declares no [exports]",
+                    cfg.path.display()
+                )));
+            }
+            let opts = panorama::exports::ExportOptions { quiet, dry_run };
+            let mut failed = Vec::new();
+            for n in &names {
+                match panorama::exports::run_export(&cfg, n, &opts).await {
+                    Ok(r) => {
+                        if !quiet {
+                            println!("{}", r.summary());
+                        }
+                        if r.outcome == "failed" {
+                            failed.push(format!("{n}: {}", r.error.unwrap_or_default()));
+                        }
+                    }
+                    Err(e) => failed.push(format!("{n}: {e}")),
+                }
+            }
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Other(format!(
+                    "{} of {} exports failed:\n  {}",
+                    failed.len(),
+                    names.len(),
+                    failed.join("\n  ")
+                )))
+            }
         }
         Command::Refresh { project, as_of } => {
             let cfg = ProjectConfig::load(&project.project)?;

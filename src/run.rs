@@ -197,6 +197,8 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
         "business_measures",
         "workspace",
         "project",
+        "exports",
+        "consent",
     ] {
         table.remove(key);
     }

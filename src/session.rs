@@ -246,6 +246,12 @@ pub async fn open_project(
             .await?;
         tables.push("customer_profiles".into());
     }
+    tables.extend(crate::state::register_all(&ctx, ws.dir()).await?);
+    if let Some(sql) = crate::privacy::consent::customer_consent_sql(cfg, &tables) {
+        ctx.sql(&format!("CREATE VIEW customer_consent AS {sql}"))
+            .await?;
+        tables.push("customer_consent".into());
+    }
     ctx.register_table("runs", Arc::new(runs_table(&ws.manifests()?)?))?;
     tables.push("runs".into());
     ctx.register_table("source_stats", Arc::new(source_stats_table(&manifest)?))?;

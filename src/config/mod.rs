@@ -62,6 +62,10 @@ pub struct ProjectConfig {
     pub segments: BTreeMap<String, Spanned<crate::analytics::definitions::SegmentDef>>,
     /// Measures, business measures and segments with templates expanded, in dependency order.
     pub analytics: crate::analytics::Analytics,
+    /// `[exports.<name>]`: what to send where.
+    pub exports: BTreeMap<String, Spanned<crate::exports::config::ExportDef>>,
+    /// `[consent]`: where consent statements come from, and the default without one.
+    pub consent: Option<crate::privacy::consent::ConsentSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -271,6 +275,10 @@ struct RawConfig {
     business_measures: BTreeMap<String, Spanned<crate::analytics::definitions::MeasureDef>>,
     #[serde(default)]
     segments: BTreeMap<String, Spanned<crate::analytics::definitions::SegmentDef>>,
+    #[serde(default)]
+    exports: BTreeMap<String, Spanned<crate::exports::config::ExportDef>>,
+    #[serde(default)]
+    consent: Option<crate::privacy::consent::ConsentSection>,
 }
 
 impl ProjectConfig {
@@ -310,6 +318,8 @@ impl ProjectConfig {
             business_measures: raw.business_measures,
             segments: raw.segments,
             analytics: Default::default(),
+            exports: raw.exports,
+            consent: raw.consent,
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;
@@ -375,6 +385,31 @@ impl ProjectConfig {
                 .map_err(|m| cfg.error_at(a.span(), format!("project.as_of: {m}")))?;
         }
         cfg.analytics = crate::analytics::definitions::resolve(&cfg)?;
+        if let Some(c) = &cfg.consent {
+            crate::privacy::consent::check(&cfg, c).map_err(|(span, m)| cfg.error_at(span, m))?;
+        }
+        for (name, e) in &cfg.exports {
+            e.get_ref().check(name).map_err(|(span, m)| {
+                if span == (0..0) {
+                    cfg.error_at(e.span(), m)
+                } else {
+                    cfg.error_at(span, m)
+                }
+            })?;
+            if let Some(seg) = &e.get_ref().segment {
+                let known = cfg.analytics.segments.iter().any(|s| &s.name == seg.get_ref())
+                    || cfg.analytics.segments.iter().any(|s| {
+                        matches!(&s.rule, crate::analytics::definitions::SegmentRule::PerValue { .. })
+                            && seg.get_ref().starts_with(&format!("{}_", s.name))
+                    });
+                if !known {
+                    return Err(cfg.error_at(
+                        seg.span(),
+                        format!("exports.{name}.segment: no segment named `{}`", seg.get_ref()),
+                    ));
+                }
+            }
+        }
         if *cfg.workspace.keep_runs.get_ref() == 0 {
             return Err(cfg.error_at(
                 cfg.workspace.keep_runs.span(),

@@ -1,0 +1,682 @@
+//! Exports: send a segment, a table or a query's rows to a file, a PostgreSQL table or a
+//! webhook, with consent checked, a row limit, and an incremental mode that sends only what
+//! changed since the last *confirmed* export.
+//!
+//! Each export keeps what its destination has confirmed (`state/exports/<name>/confirmed.parquet`:
+//! key and a hash of the row as sent). A run compares the rows it would send with that state:
+//! new keys are `entered`, different hashes `changed`, confirmed keys no longer selected `left`
+//! (or `erased` after `panorama privacy erase`). Only confirmed operations update the state, so
+//! a failure midway re-sends exactly what was not confirmed on the next export.
+
+pub mod config;
+mod file;
+mod postgres;
+mod webhook;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use datafusion::prelude::SessionContext;
+use sha2::Digest;
+
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use crate::unify::staging::{ident, literal};
+use config::{Destination, ExportDef, ExportMode};
+
+/// How a row changed at the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Entered,
+    Changed,
+    Left,
+    Erased,
+}
+
+impl Change {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Change::Entered => "entered",
+            Change::Changed => "changed",
+            Change::Left => "left",
+            Change::Erased => "erased",
+        }
+    }
+    pub fn is_delete(&self) -> bool {
+        matches!(self, Change::Left | Change::Erased)
+    }
+}
+
+/// One row operation to send.
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub key: String,
+    pub customer_id: Option<String>,
+    pub change: Change,
+    /// The row as a JSON object (upserts only).
+    pub json: Option<String>,
+    pub hash: Option<String>,
+}
+
+/// What an export would send, before sending.
+pub struct Plan {
+    pub name: String,
+    pub key: String,
+    pub mode: ExportMode,
+    /// Rows selected (after consent and limit), sorted by key.
+    pub batches: Vec<RecordBatch>,
+    pub ops: Vec<Op>,
+    /// Every key selected this time (a full export mirrors exactly these).
+    pub keys: BTreeSet<String>,
+    /// Schema of the rows (also when none are selected).
+    pub schema: arrow::datatypes::SchemaRef,
+}
+
+/// What a destination confirmed.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Indices into `Plan::ops` the destination confirmed.
+    pub confirmed: Vec<usize>,
+    pub bytes: u64,
+    /// Why the rest was not confirmed.
+    pub error: Option<String>,
+    /// Files written (for files) or the dead-letter file (webhooks), for the report.
+    pub written: Vec<String>,
+    pub dead_lettered: usize,
+}
+
+/// Options of one export.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    pub quiet: bool,
+    /// Plan and count, send nothing, change no state.
+    pub dry_run: bool,
+}
+
+/// What one export did; also its `export_log` row.
+#[derive(Debug, Clone, Default)]
+pub struct ExportReport {
+    pub export: String,
+    pub run_id: String,
+    pub destination: String,
+    pub mode: String,
+    pub started_at: String,
+    pub ended_at: String,
+    /// Rows the definition selected, before consent and limit.
+    pub selected: u64,
+    /// Customers left out because consent did not allow the purpose/channel.
+    pub excluded_no_consent: u64,
+    /// Rows beyond the limit.
+    pub cut_by_limit: u64,
+    pub upserts: u64,
+    pub deletes: u64,
+    pub confirmed: u64,
+    pub bytes: u64,
+    /// `succeeded`, `failed`, or `dry-run`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub written: Vec<String>,
+    pub dead_lettered: u64,
+}
+
+impl ExportReport {
+    /// A few lines for people.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "export {} ({}, {}) -> {}: {}\n  selected {}",
+            self.export, self.mode, self.run_id, self.destination, self.outcome, self.selected
+        );
+        if self.excluded_no_consent > 0 {
+            out += &format!(", {} without consent", self.excluded_no_consent);
+        }
+        if self.cut_by_limit > 0 {
+            out += &format!(", {} cut by the limit", self.cut_by_limit);
+        }
+        out += &format!(
+            "; {} upserts, {} deletes; {} confirmed, {} bytes",
+            self.upserts, self.deletes, self.confirmed, self.bytes
+        );
+        for w in &self.written {
+            out += &format!("\n  wrote {w}");
+        }
+        if self.dead_lettered > 0 {
+            out += &format!(
+                "\n  {} rows in the dead-letter file; the next export sends them again",
+                self.dead_lettered
+            );
+        }
+        if let Some(e) = &self.error {
+            out += &format!("\n  error: {e}");
+        }
+        out
+    }
+}
+
+/// Run the export `name` on the project's current run.
+pub async fn run_export(
+    cfg: &ProjectConfig,
+    name: &str,
+    opts: &ExportOptions,
+) -> Result<ExportReport> {
+    let def = cfg.exports.get(name).ok_or_else(|| {
+        Error::Other(format!(
+            "no export named `{name}` in {} (exports: {})",
+            cfg.path.display(),
+            if cfg.exports.is_empty() {
+                "none".to_string()
+            } else {
+                cfg.exports.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        ))
+    })?;
+    let def = def.get_ref();
+    let destination = def.destination().map_err(|m| Error::Other(format!("exports.{name} {m}")))?;
+    let workspace = cfg.workspace_dir();
+    let (ctx, opened) = crate::session::open_project(cfg, None).await?;
+    let started = chrono::Utc::now();
+    let mut report = ExportReport {
+        export: name.to_string(),
+        run_id: opened.run_id.clone(),
+        destination: destination.describe(),
+        mode: def.mode.as_str().to_string(),
+        started_at: started.to_rfc3339(),
+        ..Default::default()
+    };
+    let plan = plan(cfg, &ctx, &opened, name, def, &mut report).await?;
+    report.upserts = plan.ops.iter().filter(|o| !o.change.is_delete()).count() as u64;
+    report.deletes = plan.ops.iter().filter(|o| o.change.is_delete()).count() as u64;
+    if opts.dry_run {
+        report.outcome = "dry-run".into();
+        report.ended_at = chrono::Utc::now().to_rfc3339();
+        return Ok(report);
+    }
+    let state_dir = export_state_dir(&workspace, name);
+    let sent = match &destination {
+        Destination::File(f) => file::send(f, &plan, &cfg.root).await,
+        Destination::Postgres(p) => postgres::send(p, &plan).await,
+        Destination::Webhook(w) => webhook::send(w, &plan, &state_dir, opts.quiet).await,
+    };
+    report.confirmed = sent.confirmed.len() as u64;
+    report.bytes = sent.bytes;
+    report.written = sent.written.clone();
+    report.dead_lettered = sent.dead_lettered as u64;
+    report.error = sent.error.clone();
+    // Record what was confirmed even when the rest failed: that is what makes a retry exact.
+    if !sent.confirmed.is_empty() || plan.ops.is_empty() {
+        save_confirmed(&workspace, name, &plan, &sent.confirmed, &opened.run_id).await?;
+    }
+    report.outcome = if sent.error.is_none() {
+        "succeeded".into()
+    } else {
+        "failed".into()
+    };
+    report.ended_at = chrono::Utc::now().to_rfc3339();
+    log(&workspace, &report)?;
+    Ok(report)
+}
+
+fn export_state_dir(workspace: &Path, name: &str) -> PathBuf {
+    crate::state::dir(workspace).join("exports").join(name)
+}
+
+/// The SQL of the rows an export selects, before consent, limit and columns.
+fn base_sql(def: &ExportDef, tables: &[String]) -> Result<String, String> {
+    if let Some(seg) = &def.segment {
+        let seg = seg.get_ref();
+        let from = if def.columns.is_some() {
+            "customer_profiles"
+        } else {
+            "unified_customers"
+        };
+        if !tables.iter().any(|t| t == from) || !tables.iter().any(|t| t == "segment_members") {
+            return Err("the current run has no segments: add [segments] and run again".into());
+        }
+        return Ok(format!(
+            "SELECT * FROM {from} WHERE customer_id IN \
+             (SELECT customer_id FROM segment_members WHERE segment = {})",
+            literal(seg)
+        ));
+    }
+    if let Some(t) = &def.table {
+        let t = t.get_ref();
+        if !tables.iter().any(|x| x == t) {
+            return Err(format!(
+                "table `{t}` is not in the current run (tables: {})",
+                tables.join(", ")
+            ));
+        }
+        return Ok(format!("SELECT * FROM {}", ident(t)));
+    }
+    let q = def.query.as_ref().map(|q| q.get_ref().clone()).unwrap_or_default();
+    Ok(q.trim().trim_end_matches(';').to_string())
+}
+
+async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
+    let b = ctx
+        .sql(&format!("SELECT count(*) AS n FROM ({sql})"))
+        .await?
+        .collect()
+        .await?;
+    Ok(b.first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0) as u64)
+        })
+        .unwrap_or(0))
+}
+
+/// Select the rows, apply consent and limit, and compare with the confirmed state.
+async fn plan(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    opened: &crate::session::OpenedRun,
+    name: &str,
+    def: &ExportDef,
+    report: &mut ExportReport,
+) -> Result<Plan> {
+    let err = |m: String| Error::Other(format!("exports.{name}: {m}"));
+    let base = base_sql(def, &opened.tables).map_err(err)?;
+    let schema = ctx
+        .sql(&base)
+        .await
+        .map_err(|e| err(format!("{e}")))?
+        .schema()
+        .as_arrow()
+        .clone();
+    let has = |c: &str| schema.fields().iter().any(|f| f.name() == c);
+    let key = def.key();
+    if !has(&key) {
+        return Err(err(format!(
+            "the rows have no key column `{key}` (columns: {}); set `key`",
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Some(cols) = &def.columns {
+        for c in cols.get_ref() {
+            if !has(c) {
+                return Err(err(format!(
+                    "columns: no column `{c}` in the rows (columns: {})",
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
+    report.selected = count(ctx, &base).await?;
+    let mut sql = base;
+    if let Some(purpose) = &def.purpose {
+        if !has("customer_id") {
+            return Err(err(
+                "`purpose` checks consent per customer, but the rows have no customer_id column"
+                    .into(),
+            ));
+        }
+        let cond = crate::privacy::consent::allowed_condition(
+            cfg,
+            "b.customer_id",
+            purpose.get_ref(),
+            def.channel.as_ref().map(|c| c.get_ref().as_str()),
+            &opened.tables,
+        );
+        sql = format!("SELECT * FROM ({sql}) b WHERE {cond}");
+        let kept = count(ctx, &sql).await?;
+        report.excluded_no_consent = report.selected - kept;
+        if report.excluded_no_consent > 0 {
+            tracing::warn!(
+                "export {name}: {} of {} customers left out: their consent does not allow purpose {:?}{}",
+                report.excluded_no_consent,
+                report.selected,
+                purpose.get_ref(),
+                def.channel
+                    .as_ref()
+                    .map(|c| format!(" on channel {:?}", c.get_ref()))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let kept = report.selected - report.excluded_no_consent;
+    if let Some(limit) = def.limit() {
+        if kept > limit {
+            report.cut_by_limit = kept - limit;
+            let order = def
+                .order_by
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_else(|| ident(&key));
+            sql = format!("SELECT * FROM ({sql}) ORDER BY {order} LIMIT {limit}");
+            tracing::warn!(
+                "export {name}: {kept} rows selected, sending the first {limit} by {order} (limit); {} left out",
+                report.cut_by_limit
+            );
+        }
+    }
+    let projection = match &def.columns {
+        Some(cols) => {
+            let mut cols: Vec<String> = cols.get_ref().clone();
+            if !cols.contains(&key) {
+                cols.insert(0, key.clone());
+            }
+            cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+        }
+        None => "*".into(),
+    };
+    sql = format!("SELECT {projection} FROM ({sql}) ORDER BY {}", ident(&key));
+    let df = ctx.sql(&sql).await.map_err(|e| err(format!("{e}")))?;
+    let row_schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| err(format!("{e}")))?;
+    let rows = rows_of(&batches, &key)?;
+    let workspace = cfg.workspace_dir();
+    let confirmed = load_confirmed(&workspace, name).await?;
+    let erased = crate::privacy::erased_customer_hashes(&workspace).await?;
+    let mut ops = Vec::new();
+    let mut keys = BTreeSet::new();
+    let mut dupes = 0;
+    for r in rows {
+        if !keys.insert(r.key.clone()) {
+            dupes += 1;
+            continue;
+        }
+        let change = match confirmed.get(&r.key) {
+            None => Some(Change::Entered),
+            Some(c) if c.hash != r.hash => Some(Change::Changed),
+            Some(_) if def.mode == ExportMode::Full => Some(Change::Changed),
+            Some(_) => None,
+        };
+        if let Some(change) = change {
+            ops.push(Op {
+                key: r.key,
+                customer_id: r.customer_id,
+                change,
+                json: Some(r.json),
+                hash: Some(r.hash),
+            });
+        }
+    }
+    if dupes > 0 {
+        return Err(err(format!(
+            "{dupes} rows share a key `{key}` with another row: a destination keyed by `{key}` would keep only one; choose a unique `key`"
+        )));
+    }
+    for (k, c) in &confirmed {
+        if !keys.contains(k) {
+            let erased_now = c
+                .customer_id
+                .as_deref()
+                .is_some_and(|id| erased.contains(&crate::privacy::hash_identifier(id)));
+            ops.push(Op {
+                key: k.clone(),
+                customer_id: c.customer_id.clone(),
+                change: if erased_now {
+                    Change::Erased
+                } else {
+                    Change::Left
+                },
+                json: None,
+                hash: None,
+            });
+        }
+    }
+    Ok(Plan {
+        name: name.to_string(),
+        key,
+        mode: def.mode,
+        batches,
+        ops,
+        keys,
+        schema: row_schema,
+    })
+}
+
+struct Row {
+    key: String,
+    customer_id: Option<String>,
+    json: String,
+    hash: String,
+}
+
+/// Each row as a JSON object (nulls explicit) and a hash of it.
+fn rows_of(batches: &[RecordBatch], key: &str) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let mut buf = Vec::new();
+        {
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+            w.write(b)?;
+            w.finish()?;
+        }
+        let text = String::from_utf8(buf).map_err(|e| Error::Other(e.to_string()))?;
+        let keys = string_column(b, key)?;
+        let ids = b
+            .schema()
+            .index_of("customer_id")
+            .ok()
+            .map(|_| string_column(b, "customer_id"))
+            .transpose()?;
+        for (i, line) in text.lines().enumerate() {
+            let hash = hex(&sha2::Sha256::digest(line.as_bytes())[..16]);
+            rows.push(Row {
+                key: if keys.is_null(i) {
+                    String::new()
+                } else {
+                    keys.value(i).to_string()
+                },
+                customer_id: ids
+                    .as_ref()
+                    .filter(|a| !a.is_null(i))
+                    .map(|a| a.value(i).to_string()),
+                json: line.to_string(),
+                hash,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+pub(crate) fn string_column(b: &RecordBatch, name: &str) -> Result<StringArray> {
+    let col = b.column(b.schema().index_of(name)?);
+    let s = cast(col, &DataType::Utf8)?;
+    Ok(s.as_any()
+        .downcast_ref::<StringArray>()
+        .expect("cast to Utf8")
+        .clone())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct ConfirmedRow {
+    customer_id: Option<String>,
+    hash: String,
+}
+
+async fn load_confirmed(workspace: &Path, name: &str) -> Result<BTreeMap<String, ConfirmedRow>> {
+    let path = export_state_dir(workspace, name).join("confirmed.parquet");
+    let mut out = BTreeMap::new();
+    if !path.exists() {
+        return Ok(out);
+    }
+    let ctx = crate::session::new_context();
+    let batches = ctx
+        .read_parquet(
+            path.to_string_lossy().as_ref(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await?
+        .collect()
+        .await?;
+    for b in &batches {
+        let keys = string_column(b, "key")?;
+        let ids = string_column(b, "customer_id")?;
+        let hashes = string_column(b, "row_hash")?;
+        for i in 0..b.num_rows() {
+            out.insert(
+                keys.value(i).to_string(),
+                ConfirmedRow {
+                    customer_id: (!ids.is_null(i)).then(|| ids.value(i).to_string()),
+                    hash: hashes.value(i).to_string(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The confirmed state after applying the confirmed operations.
+async fn save_confirmed(
+    workspace: &Path,
+    name: &str,
+    plan: &Plan,
+    confirmed_ops: &[usize],
+    run_id: &str,
+) -> Result<()> {
+    let mut state = load_confirmed(workspace, name).await?;
+    for &i in confirmed_ops {
+        let op = &plan.ops[i];
+        if op.change.is_delete() {
+            state.remove(&op.key);
+        } else {
+            state.insert(
+                op.key.clone(),
+                ConfirmedRow {
+                    customer_id: op.customer_id.clone(),
+                    hash: op.hash.clone().unwrap_or_default(),
+                },
+            );
+        }
+    }
+    let now = chrono::Utc::now().to_rfc3339();
+    let n = state.len();
+    let batch = crate::state::batch(vec![
+        (
+            "key",
+            Arc::new(StringArray::from_iter_values(state.keys())) as ArrayRef,
+        ),
+        (
+            "customer_id",
+            Arc::new(StringArray::from(
+                state
+                    .values()
+                    .map(|c| c.customer_id.clone())
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "row_hash",
+            Arc::new(StringArray::from_iter_values(
+                state.values().map(|c| c.hash.clone()).collect::<Vec<_>>(),
+            )),
+        ),
+        ("run_id", Arc::new(StringArray::from(vec![run_id; n]))),
+        ("confirmed_at", Arc::new(StringArray::from(vec![now.as_str(); n]))),
+    ])?;
+    crate::state::replace(
+        &export_state_dir(workspace, name).join("confirmed.parquet"),
+        &batch,
+    )
+}
+
+/// Append the report to `export_log`.
+fn log(workspace: &Path, r: &ExportReport) -> Result<()> {
+    let s = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let n = |v: u64| Arc::new(UInt64Array::from(vec![v])) as ArrayRef;
+    let batch = crate::state::batch(vec![
+        ("export", s(&r.export)),
+        ("run_id", s(&r.run_id)),
+        ("started_at", s(&r.started_at)),
+        ("ended_at", s(&r.ended_at)),
+        ("mode", s(&r.mode)),
+        ("destination", s(&r.destination)),
+        ("selected", n(r.selected)),
+        ("excluded_no_consent", n(r.excluded_no_consent)),
+        ("cut_by_limit", n(r.cut_by_limit)),
+        ("upserts", n(r.upserts)),
+        ("deletes", n(r.deletes)),
+        ("confirmed", n(r.confirmed)),
+        ("dead_lettered", n(r.dead_lettered)),
+        ("bytes", n(r.bytes)),
+        ("outcome", s(&r.outcome)),
+        (
+            "error",
+            Arc::new(StringArray::from(vec![r.error.clone()])) as ArrayRef,
+        ),
+    ])?;
+    crate::state::append(workspace, "export_log", &batch)?;
+    Ok(())
+}
+
+/// Keys of the plan's operations by index, for destinations that send rows from batches.
+pub(crate) fn ops_by_key(plan: &Plan) -> HashMap<&str, usize> {
+    plan.ops
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.key.as_str(), i))
+        .collect()
+}
+
+/// `batches` restricted to the rows whose key is in `keep`.
+pub(crate) fn filter_rows(
+    batches: &[RecordBatch],
+    key: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let keys = string_column(b, key)?;
+        let mask: arrow::array::BooleanArray = (0..b.num_rows())
+            .map(|i| Some(!keys.is_null(i) && keep(keys.value(i))))
+            .collect();
+        let f = arrow::compute::filter_record_batch(b, &mask)?;
+        if f.num_rows() > 0 {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+/// Check that `ops` is only about rows the state allows; used by tests of the planner.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_hash_their_json_and_key() {
+        let batch = crate::state::batch(vec![
+            (
+                "customer_id",
+                Arc::new(StringArray::from(vec!["C1", "C2"])) as ArrayRef,
+            ),
+            (
+                "email",
+                Arc::new(StringArray::from(vec![Some("a@x.com"), None])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let rows = rows_of(&[batch], "customer_id").unwrap();
+        assert_eq!(rows[0].json, r#"{"customer_id":"C1","email":"a@x.com"}"#);
+        assert_eq!(rows[1].json, r#"{"customer_id":"C2","email":null}"#);
+        assert_eq!(rows[1].customer_id.as_deref(), Some("C2"));
+        assert_ne!(rows[0].hash, rows[1].hash);
+        assert_eq!(rows[0].hash.len(), 32);
+    }
+}
