@@ -56,6 +56,80 @@ struct ProjectArg {
     project: PathBuf,
 }
 
+/// Who a privacy request is about: one identifier, as the person gave it.
+#[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("person").required(true).multiple(false)))]
+struct PersonArg {
+    /// A customer id of the current run (cus_...).
+    #[arg(long, group = "person")]
+    customer: Option<String>,
+    /// An e-mail address (compared normalized: case, spaces, dots in Gmail names).
+    #[arg(long, group = "person")]
+    email: Option<String>,
+    /// A phone number in any format (compared by its last nine digits).
+    #[arg(long, group = "person")]
+    phone: Option<String>,
+    /// A source record, SOURCE:RECORD_ID (e.g. crm_contacts:C0000042).
+    #[arg(long, group = "person")]
+    record: Option<String>,
+    /// An anonymous id (cookie, device) stitched to a customer.
+    #[arg(long, group = "person")]
+    cookie: Option<String>,
+    /// Who makes the request, for the audit log (default: the login name).
+    #[arg(long)]
+    actor: Option<String>,
+}
+
+impl PersonArg {
+    fn selector(&self) -> panorama::privacy::Selector {
+        panorama::privacy::Selector {
+            customer: self.customer.clone(),
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            record: self.record.clone(),
+            cookie: self.cookie.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum PrivacyCommand {
+    /// Right of access: write everything held on a person as JSON (profile, every linked
+    /// source record, activities, measures, segments, consent, messages, exports sent in).
+    Access {
+        #[command(flatten)]
+        person: PersonArg,
+        /// Write the JSON here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Right to erasure: suppress every identifier of the person (hashed), remove them from
+    /// Panorama's logs, make a new run without them (their records are dropped as sources are
+    /// read, now and later), delete older runs. Each export sends a delete on its next run.
+    Erase {
+        #[command(flatten)]
+        person: PersonArg,
+        /// Confirm: erasure cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Rectification: correct profile fields; the correction wins over every source in
+    /// merge precedence, in this and every later run.
+    Rectify {
+        #[command(flatten)]
+        person: PersonArg,
+        /// FIELD=VALUE, a column of unified_customers (repeatable); FIELD= clears it.
+        #[arg(long = "set", required = true, value_parser = parse_assignment)]
+        set: Vec<(String, String)>,
+    },
+}
+
+fn parse_assignment(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(f, v)| (f.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected FIELD=VALUE, got {s:?}"))
+}
+
 #[derive(Args, Debug, Clone)]
 struct AsOfArg {
     /// Reference time of measures and segments ("days since the last order" counts to it),
@@ -175,6 +249,38 @@ enum Command {
         /// Count what would be sent; send nothing and change no state.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Record a consent statement for a person (kept by Panorama, next to the statements
+    /// sources carry); the latest statement per purpose and channel wins. See the
+    /// customer_consent table.
+    Consent {
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        person: PersonArg,
+        /// Purpose, e.g. marketing.
+        #[arg(long)]
+        purpose: String,
+        /// Channel, e.g. email; default every channel of the purpose.
+        #[arg(long)]
+        channel: Option<String>,
+        /// The person grants consent.
+        #[arg(long, conflicts_with = "withdraw", required_unless_present = "withdraw")]
+        grant: bool,
+        /// The person withdraws consent.
+        #[arg(long)]
+        withdraw: bool,
+        /// Free text kept with the statement (e.g. where it was given).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Privacy requests (GDPR, CCPA): access, erase, rectify. Every request is recorded in
+    /// the append-only audit_log table, identifiers hashed.
+    Privacy {
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(subcommand)]
+        command: PrivacyCommand,
     },
     /// Run one SQL query against the current run and print or save the result.
     Query {
@@ -383,6 +489,41 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 )))
             }
         }
+        Command::Consent {
+            project,
+            person,
+            purpose,
+            channel,
+            grant,
+            withdraw: _,
+            note,
+        } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let actor = panorama::privacy::actor(person.actor.as_deref());
+            let customers = panorama::privacy::set_consent(
+                &cfg,
+                &person.selector(),
+                &purpose,
+                channel.as_deref(),
+                grant,
+                &actor,
+                note.as_deref(),
+            )
+            .await?;
+            if !quiet {
+                println!(
+                    "consent {} for {purpose} on {}: {}",
+                    if grant { "granted" } else { "withdrawn" },
+                    channel.as_deref().unwrap_or("every channel"),
+                    customers.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Privacy { project, command } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            privacy(&cfg, command, quiet).await
+        }
         Command::Refresh { project, as_of } => {
             let cfg = ProjectConfig::load(&project.project)?;
             let opts = RunOptions {
@@ -579,6 +720,79 @@ async fn sort_batches(
 }
 
 /// The one-screen summary printed after a run.
+async fn privacy(cfg: &ProjectConfig, command: PrivacyCommand, quiet: bool) -> Result<()> {
+    match command {
+        PrivacyCommand::Access { person, output } => {
+            let actor = panorama::privacy::actor(person.actor.as_deref());
+            let doc = panorama::privacy::access::access(cfg, &person.selector(), &actor).await?;
+            let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?;
+            match output {
+                Some(path) => {
+                    panorama::workspace::write_atomic(&path, text.as_bytes())?;
+                    if !quiet {
+                        println!("wrote {}", path.display());
+                    }
+                }
+                None => println!("{text}"),
+            }
+            Ok(())
+        }
+        PrivacyCommand::Erase { person, yes } => {
+            if !yes {
+                return Err(Error::Other(
+                    "erasure cannot be undone: add --yes to confirm".into(),
+                ));
+            }
+            let actor = panorama::privacy::actor(person.actor.as_deref());
+            let r = panorama::privacy::erasure::erase(cfg, &person.selector(), &actor, quiet).await?;
+            if !quiet {
+                println!(
+                    "erased {} ({}); new run {} without them; {} older runs deleted; {} log rows removed",
+                    r.customers.join(", "),
+                    r.identifiers
+                        .iter()
+                        .map(|(k, n)| format!("{n} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.run_id,
+                    r.runs_deleted.len(),
+                    r.state_rows_removed
+                );
+                if !r.exports_to_notify.is_empty() {
+                    println!(
+                        "the next run of these exports tells their destination to delete: {}",
+                        r.exports_to_notify.join(", ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        PrivacyCommand::Rectify { person, set } => {
+            let actor = panorama::privacy::actor(person.actor.as_deref());
+            let customers =
+                panorama::privacy::rectification::rectify(cfg, &person.selector(), &set, &actor)
+                    .await?;
+            let outcome = panorama::run::refresh_project(
+                cfg,
+                &RunOptions {
+                    quiet,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            if !quiet {
+                println!(
+                    "rectified {} of {}; run {} shows it",
+                    set.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "),
+                    customers.join(", "),
+                    outcome.manifest.run_id
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
 fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
     use std::fmt::Write;
     let m = &outcome.manifest;

@@ -190,6 +190,15 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
     if let Some(o) = cfg.unify.as_ref().and_then(|u| u.overrides.as_ref()) {
         stamp(&mut h, &cfg.root.join(o.get_ref()))?;
     }
+    // An erasure changes what the sources yield.
+    let suppression = crate::state::dir(&cfg.workspace_dir()).join("suppression_list");
+    if let Ok(rd) = std::fs::read_dir(&suppression) {
+        let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            stamp(&mut h, &f)?;
+        }
+    }
     let mut table: toml::Table = toml::from_str(&cfg.text).ok()?;
     for key in [
         "measures",
@@ -237,6 +246,16 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
     let result = tokio::select! {
         r = materialize_sources(cfg, &run_dir, &run_id, opts) => r,
         _ = tokio::signal::ctrl_c() => Err((Vec::new(), Error::Other("run interrupted (Ctrl-C); the previous run is still current".into()))),
+    };
+    // Erased people's records are dropped before anything reads them.
+    let result = match result {
+        Ok((mut reports, rejects)) => {
+            match crate::privacy::erasure::suppress_sources(cfg, &run_dir, &mut reports).await {
+                Ok(_) => Ok((reports, rejects)),
+                Err(e) => Err((reports, e)),
+            }
+        }
+        other => other,
     };
     let result = match result {
         Ok((reports, rejects)) if cfg.unify.is_some() => {
@@ -316,6 +335,13 @@ async fn unify_stage(
     std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
     let mut report = crate::unify::unify(cfg, &ctx, &tables, previous_tables).await;
     tracing::info!("unify stage returned");
+    if report.is_ok() {
+        if let Err(e) =
+            crate::privacy::rectification::apply(&ctx, &cfg.workspace_dir(), &tables).await
+        {
+            report = Err(e);
+        }
+    }
     if let (Ok(r), false) = (&mut report, cfg.activities.is_empty()) {
         match crate::activities::build(&cfg.activities, &ctx, &tables).await {
             Ok((n, unresolved)) => {
@@ -420,6 +446,9 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
             let file = format!("{name}.parquet");
             link_file(&prev_dir.join("tables").join(&file), &tables.join(&file))?;
             crate::unify::register_written(&ctx, &tables, &name).await?;
+        }
+        if tables.join("unified_customers.parquet").exists() {
+            crate::privacy::rectification::apply(&ctx, &cfg.workspace_dir(), &tables).await?;
         }
         let bar = stage_spinner(opts, "activities, measures and segments");
         if !cfg.activities.is_empty() {

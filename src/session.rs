@@ -333,6 +333,7 @@ fn source_stats_table(m: &Manifest) -> Result<MemTable> {
         Field::new("rows_read", DataType::UInt64, false),
         Field::new("rows_loaded", DataType::UInt64, false),
         Field::new("rows_rejected", DataType::UInt64, false),
+        Field::new("rows_suppressed", DataType::UInt64, false),
         Field::new("seconds", DataType::Float64, false),
     ]));
     let s = &m.sources;
@@ -357,6 +358,9 @@ fn source_stats_table(m: &Manifest) -> Result<MemTable> {
         )),
         Arc::new(arrow::array::UInt64Array::from_iter_values(
             s.iter().map(|r| r.rows_rejected),
+        )),
+        Arc::new(arrow::array::UInt64Array::from_iter_values(
+            s.iter().map(|r| r.rows_suppressed),
         )),
         Arc::new(arrow::array::Float64Array::from_iter_values(
             s.iter().map(|r| r.seconds),

@@ -242,11 +242,13 @@ pub async fn previous_state(
     ctx: &SessionContext,
     an: &Analytics,
     previous_tables: Option<&Path>,
+    workspace: &Path,
 ) -> Result<Previous> {
     let mut prev = Previous::default();
     let Some(dir) = previous_tables else {
         return Ok(prev);
     };
+    let erased = crate::privacy::erasure::erased_filter(workspace).await?;
     for t in [
         "segment_members",
         "segment_history",
@@ -255,12 +257,29 @@ pub async fn previous_state(
     ] {
         let path = dir.join(format!("{t}.parquet"));
         if path.exists() {
-            ctx.register_parquet(
-                format!("previous_{t}"),
-                path.to_string_lossy().as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await?;
+            match (&erased, t.starts_with("segment_m") || t.starts_with("segment_h")) {
+                // History of erased customers is not carried forward.
+                (Some(keep), true) => {
+                    ctx.register_parquet(
+                        format!("previous_{t}_all"),
+                        path.to_string_lossy().as_ref(),
+                        ParquetReadOptions::default(),
+                    )
+                    .await?;
+                    ctx.sql(&format!(
+                        "CREATE VIEW previous_{t} AS SELECT * FROM previous_{t}_all WHERE {keep}"
+                    ))
+                    .await?;
+                }
+                _ => {
+                    ctx.register_parquet(
+                        format!("previous_{t}"),
+                        path.to_string_lossy().as_ref(),
+                        ParquetReadOptions::default(),
+                    )
+                    .await?;
+                }
+            }
             prev.tables.insert(t.to_string());
         }
     }
@@ -486,7 +505,7 @@ pub async fn build(
         }
     }
     let facts = check_names(ctx, an).await?;
-    let previous = previous_state(ctx, an, previous_tables).await?;
+    let previous = previous_state(ctx, an, previous_tables, &cfg.workspace_dir()).await?;
     let steps = plan(cfg, an, run_id, &previous, &facts)?;
     if let Some(dir) = previous_tables.map(abs) {
         for t in &previous.tables {

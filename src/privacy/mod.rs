@@ -36,3 +36,243 @@ pub async fn erased_customer_hashes(workspace: &Path) -> Result<HashSet<String>>
     }
     Ok(out)
 }
+
+pub mod access;
+pub mod erasure;
+pub mod rectification;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use datafusion::prelude::SessionContext;
+
+use crate::config::ProjectConfig;
+use crate::error::Error;
+use crate::unify::staging::literal;
+
+/// Who a privacy request is about: exactly one identifier, as the person gave it.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    pub customer: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// `SOURCE:RECORD_ID`.
+    pub record: Option<String>,
+    /// An anonymous id (cookie, device) stitched to a customer.
+    pub cookie: Option<String>,
+}
+
+impl Selector {
+    fn given(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("customer_id", &self.customer),
+            ("email", &self.email),
+            ("phone", &self.phone),
+            ("record", &self.record),
+            ("anonymous_id", &self.cookie),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+
+    /// `kind:hash` of the identifier, for the audit log.
+    pub fn hashed(&self) -> String {
+        self.given()
+            .iter()
+            .map(|(k, v)| format!("{k}:{}", hash_identifier(v)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The customer ids of the current run this identifier belongs to.
+    pub async fn customers(&self, ctx: &SessionContext, tables: &[String]) -> Result<Vec<String>> {
+        let given = self.given();
+        let [(kind, value)] = given.as_slice() else {
+            return Err(Error::Other(
+                "name the person by exactly one of --customer, --email, --phone, --record, --cookie"
+                    .into(),
+            ));
+        };
+        let has = |t: &str| tables.iter().any(|x| x == t);
+        if !has("customer_links") {
+            return Err(Error::Other(
+                "the current run has no unified customers: privacy requests need [unify]".into(),
+            ));
+        }
+        let v = literal(value);
+        let sql = match *kind {
+            "customer_id" => format!("SELECT customer_id FROM unified_customers WHERE customer_id = {v}"),
+            "email" => format!(
+                "SELECT l.customer_id FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
+                 WHERE r.email = normalize_email({v}, true)"
+            ),
+            "phone" => format!(
+                "SELECT l.customer_id FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
+                 WHERE r.phone_digits = {}",
+                crate::unify::staging::phone_digits(&v)
+            ),
+            "record" => {
+                let Some((src, id)) = value.split_once(':') else {
+                    return Err(Error::Other(format!(
+                        "--record {value}: expected SOURCE:RECORD_ID, e.g. crm_contacts:C0000042"
+                    )));
+                };
+                format!(
+                    "SELECT customer_id FROM customer_links WHERE source = {} AND record_id = {}",
+                    literal(src),
+                    literal(id)
+                )
+            }
+            _ => {
+                if !has("identity_graph") {
+                    return Err(Error::Other(
+                        "--cookie: the current run has no identity graph ([unify.identities])".into(),
+                    ));
+                }
+                format!(
+                    "SELECT customer_id FROM identity_graph WHERE anonymous_id = {v} AND customer_id IS NOT NULL"
+                )
+            }
+        };
+        let ids = strings(ctx, &format!("SELECT DISTINCT customer_id FROM ({sql}) ORDER BY 1")).await?;
+        if ids.is_empty() {
+            return Err(Error::Other(format!(
+                "no customer has {kind} {value:?} in the current run"
+            )));
+        }
+        Ok(ids)
+    }
+}
+
+/// The first column of a query's rows, as text.
+pub(crate) async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let name = b.schema().field(0).name().clone();
+        let col = crate::exports::string_column(b, &name)?;
+        out.extend((0..b.num_rows()).filter(|&i| !col.is_null(i)).map(|i| col.value(i).to_string()));
+    }
+    Ok(out)
+}
+
+/// `'a', 'b'` for an IN list.
+pub(crate) fn in_list(values: &[String]) -> String {
+    if values.is_empty() {
+        return "NULL".into();
+    }
+    values.iter().map(|v| literal(v)).collect::<Vec<_>>().join(", ")
+}
+
+/// Every `source:record_id` linked to the customers, joined by the unit separator (the form
+/// kept with statements so they follow the person through later merges and new ids).
+pub(crate) async fn records_of(ctx: &SessionContext, customers: &[String]) -> Result<String> {
+    let recs = strings(
+        ctx,
+        &format!(
+            "SELECT source || ':' || record_id FROM customer_links WHERE customer_id IN ({}) ORDER BY 1",
+            in_list(customers)
+        ),
+    )
+    .await?;
+    Ok(recs.join("\u{1f}"))
+}
+
+/// Who runs a request: `--actor`, else the login name.
+pub fn actor(given: Option<&str>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USERNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Naive UTC now, the timestamp text state tables keep.
+pub(crate) fn now_text() -> String {
+    chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+/// Append one row to the audit log: who did what about whom (identifiers hashed).
+pub fn audit(
+    workspace: &Path,
+    actor: &str,
+    action: &str,
+    selector: &Selector,
+    customers: &[String],
+    detail: &str,
+) -> Result<()> {
+    let s = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let hashed: Vec<String> = customers.iter().map(|c| hash_identifier(c)).collect();
+    let batch = crate::state::batch(vec![
+        ("at", s(&now_text())),
+        ("actor", s(actor)),
+        ("action", s(action)),
+        ("identifier", s(&selector.hashed())),
+        ("customers", s(&hashed.join(","))),
+        ("detail", s(detail)),
+    ])?;
+    crate::state::append(workspace, "audit_log", &batch)?;
+    Ok(())
+}
+
+/// `panorama consent`: record a statement Panorama keeps; returns the customers it covers.
+#[allow(clippy::too_many_arguments)]
+pub async fn set_consent(
+    cfg: &ProjectConfig,
+    selector: &Selector,
+    purpose: &str,
+    channel: Option<&str>,
+    granted: bool,
+    actor: &str,
+    note: Option<&str>,
+) -> Result<Vec<String>> {
+    let (ctx, opened) = crate::session::open_project(cfg, None).await?;
+    let customers = selector.customers(&ctx, &opened.tables).await?;
+    let records = records_of(&ctx, &customers).await?;
+    let s = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let batch = crate::state::batch(vec![
+        ("customer_id", s(&customers.join(","))),
+        ("records", s(&records)),
+        ("purpose", s(purpose)),
+        ("channel", s(channel.unwrap_or("*"))),
+        ("granted", Arc::new(BooleanArray::from(vec![granted])) as ArrayRef),
+        ("source", s("panorama")),
+        ("stated_at", s(&now_text())),
+        ("actor", s(actor)),
+        ("note", Arc::new(StringArray::from(vec![note])) as ArrayRef),
+    ])?;
+    let workspace = cfg.workspace_dir();
+    crate::state::append(&workspace, "consent_statements", &batch)?;
+    audit(
+        &workspace,
+        actor,
+        if granted { "consent_grant" } else { "consent_withdraw" },
+        selector,
+        &customers,
+        &format!("purpose {purpose}, channel {}", channel.unwrap_or("*")),
+    )?;
+    Ok(customers)
+}
+
+/// Rows of a query as JSON objects.
+pub(crate) async fn json_rows(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json::Value>> {
+    let batches: Vec<RecordBatch> = ctx.sql(sql).await?.collect().await?;
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
+        for b in &batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&buf).map_err(|e| Error::Other(format!("cannot read rows as JSON: {e}")))
+}

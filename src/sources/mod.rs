@@ -75,6 +75,9 @@ pub struct SourceReport {
     pub rows_read: u64,
     pub rows_loaded: u64,
     pub rows_rejected: u64,
+    /// Rows of erased people dropped at ingest (`panorama privacy erase`).
+    #[serde(default)]
+    pub rows_suppressed: u64,
     pub seconds: f64,
 }
 
@@ -272,6 +275,7 @@ pub fn load_source(
         rows_read,
         rows_loaded,
         rows_rejected: rejected_rows.len() as u64,
+        rows_suppressed: 0,
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))

@@ -1,0 +1,360 @@
+//! Right to erasure.
+//!
+//! `erase` hashes every identifier the person is known by (customer id, linked records,
+//! normalized e-mails, phone digits, anonymous ids) into the suppression list, removes their
+//! rows from Panorama's own logs, and makes a new run from the sources: the suppression list
+//! is checked at ingest, so the person's records are dropped as sources are read, now and in
+//! every later run. Older runs, which still hold the person, are deleted. Each export sends a
+//! delete for the person the next time it runs (file: tombstones; PostgreSQL: DELETE;
+//! webhook: a delete event), because its confirmed state still lists them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use datafusion::prelude::SessionContext;
+
+use super::{in_list, strings, Selector};
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use crate::sources::SourceReport;
+use crate::unify::staging::{ident, literal, phone_digits};
+
+/// What an erasure did.
+#[derive(Debug, Clone, Default)]
+pub struct ErasureReport {
+    pub customers: Vec<String>,
+    /// Identifiers added to the suppression list, by kind.
+    pub identifiers: Vec<(String, usize)>,
+    /// Rows removed from Panorama's own logs (consent, outbox, journeys, rectifications).
+    pub state_rows_removed: u64,
+    /// The new run without the person.
+    pub run_id: String,
+    pub runs_deleted: Vec<String>,
+    /// Exports whose next run will tell their destination to delete the person.
+    pub exports_to_notify: Vec<String>,
+}
+
+/// Log tables with a `customer_id` column that erasure purges.
+const PERSONAL_LOGS: &[&str] = &["consent_statements", "rectifications", "outbox", "journey_state"];
+
+pub async fn erase(
+    cfg: &ProjectConfig,
+    selector: &Selector,
+    actor: &str,
+    quiet: bool,
+) -> Result<ErasureReport> {
+    let (ctx, opened) = crate::session::open_project(cfg, None).await?;
+    let customers = selector.customers(&ctx, &opened.tables).await?;
+    let ids = in_list(&customers);
+    let has = |t: &str| opened.tables.iter().any(|x| x == t);
+    let mut idents: Vec<(&str, Vec<String>)> = vec![
+        ("customer_id", customers.clone()),
+        (
+            "record",
+            strings(
+                &ctx,
+                &format!("SELECT DISTINCT source || ':' || record_id FROM customer_links WHERE customer_id IN ({ids})"),
+            )
+            .await?,
+        ),
+        (
+            "email",
+            strings(
+                &ctx,
+                &format!(
+                    "SELECT DISTINCT r.email FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
+                     WHERE l.customer_id IN ({ids}) AND r.email IS NOT NULL"
+                ),
+            )
+            .await?,
+        ),
+        (
+            "phone",
+            strings(
+                &ctx,
+                &format!(
+                    "SELECT DISTINCT r.phone_digits FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
+                     WHERE l.customer_id IN ({ids}) AND r.phone_digits IS NOT NULL"
+                ),
+            )
+            .await?,
+        ),
+    ];
+    if has("identity_graph") {
+        idents.push((
+            "anonymous_id",
+            strings(
+                &ctx,
+                &format!("SELECT DISTINCT anonymous_id FROM identity_graph WHERE customer_id IN ({ids})"),
+            )
+            .await?,
+        ));
+    }
+    let workspace = cfg.workspace_dir();
+    let request = format!("erase-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
+    let (mut hashes, mut kinds) = (Vec::new(), Vec::new());
+    for (kind, values) in &idents {
+        for v in values {
+            hashes.push(super::hash_identifier(v));
+            kinds.push(kind.to_string());
+        }
+    }
+    let n = hashes.len();
+    let at = super::now_text();
+    let batch = crate::state::batch(vec![
+        ("identifier_hash", Arc::new(StringArray::from(hashes)) as ArrayRef),
+        ("kind", Arc::new(StringArray::from(kinds))),
+        ("erased_at", Arc::new(StringArray::from(vec![at.as_str(); n]))),
+        ("request", Arc::new(StringArray::from(vec![request.as_str(); n]))),
+    ])?;
+    crate::state::append(&workspace, "suppression_list", &batch)?;
+    drop(ctx);
+    let mut report = ErasureReport {
+        customers: customers.clone(),
+        identifiers: idents.iter().map(|(k, v)| (k.to_string(), v.len())).collect(),
+        ..Default::default()
+    };
+    for t in PERSONAL_LOGS {
+        report.state_rows_removed += purge_log(&workspace, t, &customers).await?;
+    }
+    // The next run reads every source again, dropping the person at ingest.
+    let outcome = crate::run::run_project(
+        cfg,
+        &crate::run::RunOptions {
+            quiet,
+            full: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| {
+        Error::Other(format!(
+            "the person's identifiers are on the suppression list, but the new run failed: {e}; \
+             fix it and run `panorama run --full` so the outputs no longer hold them"
+        ))
+    })?;
+    report.run_id = outcome.manifest.run_id.clone();
+    let ws = crate::workspace::Workspace::new(workspace.clone());
+    for m in ws.manifests()? {
+        if m.run_id != report.run_id {
+            let dir = ws.run_dir(&m.run_id);
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("cannot delete old run", &dir, e))?;
+            report.runs_deleted.push(m.run_id);
+        }
+    }
+    for name in cfg.exports.keys() {
+        let path = crate::state::dir(&workspace).join("exports").join(name).join("confirmed.parquet");
+        if path.exists() {
+            let ectx = crate::session::new_context();
+            ectx.register_parquet("confirmed", path.to_string_lossy().as_ref(), Default::default())
+                .await?;
+            let hit = strings(
+                &ectx,
+                &format!("SELECT key FROM confirmed WHERE customer_id IN ({ids}) LIMIT 1"),
+            )
+            .await?;
+            if !hit.is_empty() {
+                report.exports_to_notify.push(name.clone());
+            }
+        }
+    }
+    super::audit(
+        &workspace,
+        actor,
+        "erase",
+        selector,
+        &customers,
+        &format!(
+            "{n} identifiers suppressed; {} log rows removed; new run {}; {} older runs deleted",
+            report.state_rows_removed,
+            report.run_id,
+            report.runs_deleted.len()
+        ),
+    )?;
+    Ok(report)
+}
+
+/// Rewrite a log table without the rows of `customers` (its files, one by one, atomically).
+async fn purge_log(workspace: &Path, table: &str, customers: &[String]) -> Result<u64> {
+    let dir = crate::state::dir(workspace).join(table);
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in rd.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "parquet") {
+            continue;
+        }
+        let ctx = SessionContext::new();
+        let batches = ctx
+            .read_parquet(path.to_string_lossy().as_ref(), Default::default())
+            .await?
+            .collect()
+            .await?;
+        let mut kept = Vec::new();
+        let mut file_removed = 0;
+        for b in &batches {
+            let col = crate::exports::string_column(b, "customer_id")?;
+            // consent_statements keep a comma-joined list of the customers they covered.
+            let mask: BooleanArray = (0..b.num_rows())
+                .map(|i| {
+                    Some(
+                        col.is_null(i)
+                            || !col.value(i).split(',').any(|c| customers.iter().any(|x| x == c)),
+                    )
+                })
+                .collect();
+            let f = arrow::compute::filter_record_batch(b, &mask)?;
+            file_removed += (b.num_rows() - f.num_rows()) as u64;
+            kept.push(f);
+        }
+        if file_removed == 0 {
+            continue;
+        }
+        removed += file_removed;
+        let schema = batches[0].schema();
+        let all = arrow::compute::concat_batches(&schema, &kept)?;
+        if all.num_rows() == 0 {
+            std::fs::remove_file(&path).map_err(|e| Error::io("cannot delete", &path, e))?;
+        } else {
+            crate::state::replace(&path, &all)?;
+        }
+    }
+    Ok(removed)
+}
+
+/// A condition true for rows of `source` (aliased `s`) that belong to a suppressed person.
+fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<String> {
+    let hashed = |expr: String, kind: &str| {
+        format!(
+            "coalesce(encode(sha256({expr}), 'hex') IN (SELECT identifier_hash FROM suppression_list WHERE kind = {}), false)",
+            literal(kind)
+        )
+    };
+    let mut terms = Vec::new();
+    if let Some(u) = &cfg.unify {
+        if let Some(map) = u.sources.get(source) {
+            let map = map.get_ref();
+            if let Some(src) = cfg.sources.get(source) {
+                if let Ok(rid) =
+                    crate::unify::record_id_column(cfg, src, source, &map.record_id, "unify.sources")
+                {
+                    terms.push(hashed(
+                        format!("{} || ':' || CAST(s.{} AS VARCHAR)", literal(source), ident(&rid)),
+                        "record",
+                    ));
+                }
+            }
+            if let Some(e) = &map.email {
+                terms.push(hashed(
+                    format!("normalize_email(CAST(s.{} AS VARCHAR), true)", ident(e)),
+                    "email",
+                ));
+            }
+            if let Some(p) = &map.phone {
+                terms.push(hashed(phone_digits(&format!("CAST(s.{} AS VARCHAR)", ident(p))), "phone"));
+            }
+        }
+        if let Some(map) = u.identities.get(source) {
+            let map = map.get_ref();
+            terms.push(hashed(
+                format!("CAST(s.{} AS VARCHAR)", ident(&map.anonymous_id)),
+                "anonymous_id",
+            ));
+            if let Some(e) = &map.email {
+                terms.push(hashed(
+                    format!("normalize_email(CAST(s.{} AS VARCHAR), true)", ident(e)),
+                    "email",
+                ));
+            }
+        }
+    }
+    for a in cfg.activities.values() {
+        let a = a.get_ref();
+        if a.source != source {
+            continue;
+        }
+        if let (Some(c), Some(cs)) = (&a.customer, &a.customer_source) {
+            terms.push(hashed(
+                format!("{} || ':' || CAST(s.{} AS VARCHAR)", literal(cs), ident(c)),
+                "record",
+            ));
+        }
+        if let Some(anon) = &a.anonymous_id {
+            terms.push(hashed(format!("CAST(s.{} AS VARCHAR)", ident(anon)), "anonymous_id"));
+        }
+    }
+    (!terms.is_empty()).then(|| terms.join(" OR "))
+}
+
+/// Drop suppressed people's rows from a run's freshly loaded sources; counts go to the
+/// reports. Called before unification, so nothing downstream ever sees them.
+pub async fn suppress_sources(
+    cfg: &ProjectConfig,
+    run_dir: &Path,
+    reports: &mut [SourceReport],
+) -> Result<u64> {
+    let workspace = cfg.workspace_dir();
+    let ctx = crate::session::new_context();
+    if !crate::state::register(&ctx, &workspace, "suppression_list").await? {
+        return Ok(0);
+    }
+    let mut total = 0;
+    for r in reports.iter_mut() {
+        let Some(cond) = suppressed_condition(cfg, &r.name) else {
+            continue;
+        };
+        let dir = run_dir.join("sources").join(&r.name);
+        let file = dir.join("part-0.parquet");
+        if !file.exists() {
+            continue;
+        }
+        let table = format!("src_{}", r.name);
+        ctx.register_parquet(&table, file.to_string_lossy().as_ref(), Default::default())
+            .await?;
+        let hit = ctx
+            .sql(&format!("SELECT count(*) FROM {} s WHERE {cond}", ident(&table)))
+            .await?
+            .collect()
+            .await?;
+        let n = hit
+            .first()
+            .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0)))
+            .unwrap_or(0) as u64;
+        if n == 0 {
+            continue;
+        }
+        let name = "part-0.suppressed";
+        crate::unify::write_query(
+            &ctx,
+            &format!("SELECT s.* FROM {} s WHERE NOT ({cond})", ident(&table)),
+            &dir,
+            name,
+        )
+        .await?;
+        ctx.deregister_table(&table)?;
+        let written = dir.join(format!("{name}.parquet"));
+        std::fs::rename(&written, &file).map_err(|e| Error::io("cannot replace", &file, e))?;
+        r.rows_loaded -= n;
+        r.rows_suppressed = n;
+        total += n;
+        tracing::info!(source = %r.name, rows = n, "suppressed rows of erased people dropped at ingest");
+    }
+    Ok(total)
+}
+
+/// Keep erased customers out of history carried from the previous run.
+pub async fn erased_filter(workspace: &Path) -> Result<Option<String>> {
+    let erased = super::erased_customer_hashes(workspace).await?;
+    if erased.is_empty() {
+        return Ok(None);
+    }
+    let list: Vec<String> = erased.into_iter().collect();
+    Ok(Some(format!(
+        "encode(sha256(customer_id), 'hex') NOT IN ({})",
+        in_list(&list)
+    )))
+}
+

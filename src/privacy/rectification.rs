@@ -1,0 +1,166 @@
+//! Rectification: corrected values that win over every source in merge precedence.
+//!
+//! A correction is kept with the person's linked records (so it follows them through later
+//! merges and new customer ids) in the `rectifications` log, and applied to
+//! `unified_customers` by every run and refresh, after merging.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray};
+use arrow::datatypes::DataType;
+use datafusion::prelude::SessionContext;
+
+use super::Selector;
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use crate::unify::staging::{ident, literal};
+
+/// Columns of `unified_customers` that are not the person's data but bookkeeping.
+const NOT_RECTIFIABLE: &[&str] = &[
+    "customer_id",
+    "source_count",
+    "record_count",
+    "first_seen",
+    "last_seen",
+];
+
+/// Record corrections (`field`, `value`; an empty value clears the field); returns the
+/// customers they apply to. The caller refreshes the project so they show.
+pub async fn rectify(
+    cfg: &ProjectConfig,
+    selector: &Selector,
+    fields: &[(String, String)],
+    actor: &str,
+) -> Result<Vec<String>> {
+    let (ctx, opened) = crate::session::open_project(cfg, None).await?;
+    let customers = selector.customers(&ctx, &opened.tables).await?;
+    let schema = ctx.table("unified_customers").await?.schema().as_arrow().clone();
+    for (field, value) in fields {
+        let Ok(f) = schema.field_with_name(field) else {
+            return Err(Error::Other(format!(
+                "--set {field}=...: unified_customers has no column `{field}` (columns: {})",
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .filter(|n| !NOT_RECTIFIABLE.contains(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        if NOT_RECTIFIABLE.contains(&field.as_str()) {
+            return Err(Error::Other(format!(
+                "--set {field}: `{field}` is computed by Panorama, not the person's data"
+            )));
+        }
+        if !value.is_empty() {
+            // Reject a value the column cannot hold now, not at the next run.
+            ctx.sql(&format!("SELECT {}", typed(&literal(value), f.data_type())))
+                .await?
+                .collect()
+                .await
+                .map_err(|e| {
+                    Error::Other(format!("--set {field}={value}: not a valid {}: {e}", f.data_type()))
+                })?;
+        }
+    }
+    let records = super::records_of(&ctx, &customers).await?;
+    let n = fields.len();
+    let at = super::now_text();
+    let batch = crate::state::batch(vec![
+        ("customer_id", Arc::new(StringArray::from(vec![customers.join(","); n])) as ArrayRef),
+        ("records", Arc::new(StringArray::from(vec![records; n]))),
+        (
+            "field",
+            Arc::new(StringArray::from_iter_values(fields.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>())),
+        ),
+        (
+            "value",
+            Arc::new(StringArray::from(
+                fields.iter().map(|(_, v)| (!v.is_empty()).then(|| v.clone())).collect::<Vec<_>>(),
+            )),
+        ),
+        ("rectified_at", Arc::new(StringArray::from(vec![at.as_str(); n]))),
+        ("actor", Arc::new(StringArray::from(vec![actor; n]))),
+    ])?;
+    let workspace = cfg.workspace_dir();
+    crate::state::append(&workspace, "rectifications", &batch)?;
+    super::audit(
+        &workspace,
+        actor,
+        "rectify",
+        selector,
+        &customers,
+        &format!(
+            "fields: {}",
+            fields.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    )?;
+    Ok(customers)
+}
+
+fn typed(value_sql: &str, t: &DataType) -> String {
+    let sql_type = match t {
+        DataType::Date32 | DataType::Date64 => "DATE",
+        DataType::Timestamp(..) => "TIMESTAMP",
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "BIGINT",
+        DataType::Float32 | DataType::Float64 => "DOUBLE",
+        DataType::Boolean => "BOOLEAN",
+        _ => "VARCHAR",
+    };
+    format!("arrow_cast(CAST({value_sql} AS {sql_type}), '{t}')")
+}
+
+/// Rewrite `<tables_dir>/unified_customers.parquet` with the latest correction of each field
+/// applied. `ctx` has `unified_customers` and `customer_links` registered. Returns the
+/// number of corrected customers.
+pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) -> Result<u64> {
+    if !crate::state::register(ctx, workspace, "rectifications").await? {
+        return Ok(0);
+    }
+    let latest = "SELECT customer_id, field, value FROM (\
+           SELECT l.customer_id, x.field, x.value, row_number() OVER (\
+                  PARTITION BY l.customer_id, x.field ORDER BY x.rectified_at DESC) AS rn \
+           FROM (SELECT *, unnest(string_to_array(records, chr(31))) AS record FROM rectifications) x \
+           JOIN customer_links l ON l.source || ':' || l.record_id = x.record) \
+         WHERE rn = 1";
+    ctx.sql(&format!("CREATE OR REPLACE VIEW rectified AS {latest}"))
+        .await?
+        .collect()
+        .await?;
+    let schema = ctx.table("unified_customers").await?.schema().as_arrow().clone();
+    let fields = super::strings(ctx, "SELECT DISTINCT field FROM rectified").await?;
+    let mut select = Vec::new();
+    let mut joins = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let name = f.name();
+        if fields.contains(name) && !NOT_RECTIFIABLE.contains(&name.as_str()) {
+            joins.push(format!(
+                "LEFT JOIN (SELECT customer_id, value FROM rectified WHERE field = {}) r{i} ON r{i}.customer_id = u.customer_id",
+                literal(name)
+            ));
+            select.push(format!(
+                "CASE WHEN r{i}.customer_id IS NOT NULL THEN {} ELSE u.{c} END AS {c}",
+                typed(&format!("r{i}.value"), f.data_type()),
+                c = ident(name)
+            ));
+        } else {
+            select.push(format!("u.{}", ident(name)));
+        }
+    }
+    let corrected = super::strings(ctx, "SELECT count(DISTINCT customer_id) FROM rectified").await?;
+    let sql = format!(
+        "SELECT {} FROM unified_customers u {} ORDER BY u.customer_id",
+        select.join(", "),
+        joins.join(" ")
+    );
+    crate::unify::write_query(ctx, &sql, tables_dir, "unified_customers.rectified").await?;
+    let target = tables_dir.join("unified_customers.parquet");
+    // Replace the file (a refresh's copy may be a hard link to the previous run's: rename
+    // replaces the link, never the previous run's data).
+    std::fs::rename(tables_dir.join("unified_customers.rectified.parquet"), &target)
+        .map_err(|e| Error::io("cannot replace", &target, e))?;
+    crate::unify::register_written(ctx, tables_dir, "unified_customers").await?;
+    Ok(corrected.first().and_then(|c| c.parse().ok()).unwrap_or(0))
+}
