@@ -250,6 +250,23 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run journeys: members who entered a journey's trigger segment (and waited, and meet
+    /// its condition) get its message rendered into the outbox table, once per customer;
+    /// the journey's export then delivers the outbox.
+    Journeys {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Only this journey.
+        name: Option<String>,
+    },
+    /// Fire [schedules] on their cron expressions until stopped (SIGTERM, Ctrl-C).
+    ///
+    /// One job at a time; ticks missed while a job runs are skipped; a failed job is logged
+    /// in schedule_log and the schedule fires again at its next tick.
+    Schedule {
+        #[command(flatten)]
+        project: ProjectArg,
+    },
     /// Record a consent statement for a person (kept by Panorama, next to the statements
     /// sources carry); the latest statement per purpose and channel wins. See the
     /// customer_consent table.
@@ -519,6 +536,37 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Journeys { project, name } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            if cfg.journeys.is_empty() {
+                return Err(Error::Other(format!(
+                    "{} declares no [journeys]",
+                    cfg.path.display()
+                )));
+            }
+            let reports = panorama::journeys::run_journeys(&cfg, name.as_deref(), quiet).await?;
+            let mut failed = Vec::new();
+            for r in &reports {
+                if !quiet {
+                    println!("{}", r.summary());
+                }
+                if let Some(d) = r.delivery.as_ref().filter(|d| d.outcome == "failed") {
+                    failed.push(format!("{}: {}", d.export, d.error.clone().unwrap_or_default()));
+                }
+            }
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Other(format!(
+                    "delivery failed (the messages stay in the outbox and go with the next export): {}",
+                    failed.join("; ")
+                )))
+            }
+        }
+        Command::Schedule { project } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            panorama::schedule::serve(&cfg, &panorama::schedule::SchedulerOptions { quiet }).await
         }
         Command::Privacy { project, command } => {
             let cfg = ProjectConfig::load(&project.project)?;

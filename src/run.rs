@@ -208,6 +208,9 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
         "project",
         "exports",
         "consent",
+        "messages",
+        "journeys",
+        "schedules",
     ] {
         table.remove(key);
     }

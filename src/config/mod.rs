@@ -66,6 +66,12 @@ pub struct ProjectConfig {
     pub exports: BTreeMap<String, Spanned<crate::exports::config::ExportDef>>,
     /// `[consent]`: where consent statements come from, and the default without one.
     pub consent: Option<crate::privacy::consent::ConsentSection>,
+    /// `[messages.<name>]`: templated messages.
+    pub messages: BTreeMap<String, Spanned<crate::journeys::messages::MessageDef>>,
+    /// `[journeys.<name>]`: a segment triggers a message.
+    pub journeys: BTreeMap<String, Spanned<crate::journeys::JourneyDef>>,
+    /// `[schedules.<name>]`: cron expressions for `panorama schedule`.
+    pub schedules: BTreeMap<String, Spanned<crate::schedule::ScheduleDef>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -279,6 +285,12 @@ struct RawConfig {
     exports: BTreeMap<String, Spanned<crate::exports::config::ExportDef>>,
     #[serde(default)]
     consent: Option<crate::privacy::consent::ConsentSection>,
+    #[serde(default)]
+    messages: BTreeMap<String, Spanned<crate::journeys::messages::MessageDef>>,
+    #[serde(default)]
+    journeys: BTreeMap<String, Spanned<crate::journeys::JourneyDef>>,
+    #[serde(default)]
+    schedules: BTreeMap<String, Spanned<crate::schedule::ScheduleDef>>,
 }
 
 impl ProjectConfig {
@@ -320,6 +332,9 @@ impl ProjectConfig {
             analytics: Default::default(),
             exports: raw.exports,
             consent: raw.consent,
+            messages: raw.messages,
+            journeys: raw.journeys,
+            schedules: raw.schedules,
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;
@@ -385,6 +400,12 @@ impl ProjectConfig {
                 .map_err(|m| cfg.error_at(a.span(), format!("project.as_of: {m}")))?;
         }
         cfg.analytics = crate::analytics::definitions::resolve(&cfg)?;
+        crate::journeys::check(&cfg).map_err(|(span, m)| cfg.error_at(span, m))?;
+        for (name, s) in &cfg.schedules {
+            s.get_ref()
+                .check(name, &cfg)
+                .map_err(|m| cfg.error_at(s.span(), m))?;
+        }
         if let Some(c) = &cfg.consent {
             crate::privacy::consent::check(&cfg, c).map_err(|(span, m)| cfg.error_at(span, m))?;
         }

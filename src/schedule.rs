@@ -1,0 +1,353 @@
+//! `panorama schedule`: a long-running process that fires `[schedules.<name>]` on their cron
+//! expressions.
+//!
+//! One job runs at a time (a job due while another runs waits, and ticks missed meanwhile are
+//! skipped, not queued), a failing job is logged in `schedule_log` and the schedule fires
+//! again at its next tick, and SIGTERM or Ctrl-C stop the process cleanly: immediately when
+//! idle, after the running job's current step otherwise (runs switch outputs atomically, so
+//! nothing is left half-done either way).
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDef {
+    /// `min hour day month weekday` (five fields), or with seconds first (six fields). UTC.
+    pub cron: String,
+    /// What to do, in order: "run", "run --full", "refresh", "journeys", "exports" (all), or
+    /// "export NAME". A failing step ends the job.
+    pub steps: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// One step of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Run { full: bool },
+    Refresh,
+    Journeys,
+    Exports,
+    Export(String),
+}
+
+impl ScheduleDef {
+    pub fn schedule(&self) -> std::result::Result<cron::Schedule, String> {
+        let fields = self.cron.split_whitespace().count();
+        let expr = match fields {
+            5 => format!("0 {}", self.cron),
+            6 | 7 => self.cron.clone(),
+            _ => {
+                return Err(format!(
+                    "cron {:?} has {fields} fields: expected 5 (min hour day month weekday) or 6 (with seconds first)",
+                    self.cron
+                ))
+            }
+        };
+        cron::Schedule::from_str(&expr).map_err(|e| format!("cron {:?}: {e}", self.cron))
+    }
+
+    pub fn parsed_steps(&self) -> std::result::Result<Vec<Step>, String> {
+        self.steps
+            .iter()
+            .map(|s| {
+                let words: Vec<&str> = s.split_whitespace().collect();
+                match words.as_slice() {
+                    ["run"] => Ok(Step::Run { full: false }),
+                    ["run", "--full"] => Ok(Step::Run { full: true }),
+                    ["refresh"] => Ok(Step::Refresh),
+                    ["journeys"] => Ok(Step::Journeys),
+                    ["exports"] => Ok(Step::Exports),
+                    ["export", name] => Ok(Step::Export(name.to_string())),
+                    _ => Err(format!(
+                        "step {s:?}: expected \"run\", \"run --full\", \"refresh\", \"journeys\", \"exports\" or \"export NAME\""
+                    )),
+                }
+            })
+            .collect()
+    }
+
+    pub fn check(&self, name: &str, cfg: &ProjectConfig) -> std::result::Result<(), String> {
+        self.schedule().map_err(|m| format!("schedules.{name}: {m}"))?;
+        if self.steps.is_empty() {
+            return Err(format!("schedules.{name}.steps is empty"));
+        }
+        for step in self.parsed_steps().map_err(|m| format!("schedules.{name}: {m}"))? {
+            if let Step::Export(e) = &step {
+                if !cfg.exports.contains_key(e) {
+                    return Err(format!("schedules.{name}: no export named `{e}`"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run one step.
+pub async fn run_step(cfg: &ProjectConfig, step: &Step, quiet: bool) -> Result<String> {
+    let opts = crate::run::RunOptions {
+        quiet,
+        ..Default::default()
+    };
+    match step {
+        Step::Run { full } => {
+            let o = crate::run::run_project(
+                cfg,
+                &crate::run::RunOptions {
+                    full: *full,
+                    ..opts
+                },
+            )
+            .await?;
+            Ok(format!("run {}", o.manifest.run_id))
+        }
+        Step::Refresh => {
+            let o = crate::run::refresh_project(cfg, &opts).await?;
+            Ok(format!("refresh {}", o.manifest.run_id))
+        }
+        Step::Journeys => {
+            let r = crate::journeys::run_journeys(cfg, None, quiet).await?;
+            let failed: Vec<String> = r
+                .iter()
+                .filter_map(|j| j.delivery.as_ref())
+                .filter(|d| d.outcome == "failed")
+                .map(|d| format!("{}: {}", d.export, d.error.clone().unwrap_or_default()))
+                .collect();
+            if !failed.is_empty() {
+                return Err(Error::Other(format!("delivery failed: {}", failed.join("; "))));
+            }
+            Ok(format!(
+                "journeys: {} messages",
+                r.iter().map(|j| j.rendered).sum::<u64>()
+            ))
+        }
+        Step::Exports | Step::Export(_) => {
+            let names: Vec<String> = match step {
+                Step::Export(n) => vec![n.clone()],
+                _ => cfg.exports.keys().cloned().collect(),
+            };
+            let mut done = Vec::new();
+            let mut failed = Vec::new();
+            for n in &names {
+                let r = crate::exports::run_export(
+                    cfg,
+                    n,
+                    &crate::exports::ExportOptions {
+                        quiet,
+                        dry_run: false,
+                    },
+                )
+                .await;
+                match r {
+                    Ok(r) if r.outcome == "failed" => {
+                        failed.push(format!("{n}: {}", r.error.unwrap_or_default()))
+                    }
+                    Ok(r) => done.push(format!("{n}: {} confirmed", r.confirmed)),
+                    Err(e) => failed.push(format!("{n}: {e}")),
+                }
+            }
+            if failed.is_empty() {
+                Ok(format!("exports {}", done.join(", ")))
+            } else {
+                Err(Error::Other(format!("export failed: {}", failed.join("; "))))
+            }
+        }
+    }
+}
+
+/// Options of the scheduler.
+#[derive(Debug, Clone, Default)]
+pub struct SchedulerOptions {
+    pub quiet: bool,
+}
+
+fn log(
+    cfg: &ProjectConfig,
+    schedule: &str,
+    due: DateTime<Utc>,
+    started: DateTime<Utc>,
+    outcome: &str,
+    detail: &str,
+) -> Result<()> {
+    let s = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let batch = crate::state::batch(vec![
+        ("schedule", s(schedule)),
+        ("due_at", s(&due.to_rfc3339())),
+        ("started_at", s(&started.to_rfc3339())),
+        ("ended_at", s(&Utc::now().to_rfc3339())),
+        ("outcome", s(outcome)),
+        ("detail", s(detail)),
+    ])?;
+    crate::state::append(&cfg.workspace_dir(), "schedule_log", &batch)?;
+    Ok(())
+}
+
+/// Fire schedules until SIGTERM or Ctrl-C.
+pub async fn serve(cfg: &ProjectConfig, opts: &SchedulerOptions) -> Result<()> {
+    // A service's own log: one line per event on stdout.
+    let say = |msg: String| {
+        if !opts.quiet {
+            println!("{} {msg}", Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+        }
+    };
+    if cfg.schedules.is_empty() {
+        return Err(Error::Other(format!(
+            "{} declares no [schedules]",
+            cfg.path.display()
+        )));
+    }
+    let mut jobs = Vec::new();
+    for (name, s) in &cfg.schedules {
+        let def = s.get_ref();
+        let sched = def.schedule().map_err(Error::Other)?;
+        let steps = def.parsed_steps().map_err(Error::Other)?;
+        jobs.push((name.clone(), sched, steps));
+    }
+    let mut term = stop_signal()?;
+    let next_after = |sched: &cron::Schedule, t: DateTime<Utc>| sched.after(&t).next();
+    let now = Utc::now();
+    let mut due: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|(_, s, _)| next_after(s, now)).collect();
+    for ((name, _, _), d) in jobs.iter().zip(&due) {
+        say(format!(
+            "schedule {name}: next at {}",
+            d.map(|d| d.to_rfc3339()).unwrap_or_else(|| "never".into())
+        ));
+    }
+    loop {
+        let Some((i, when)) = due
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.map(|d| (i, d)))
+            .min_by_key(|(_, d)| *d)
+        else {
+            say("no schedule fires again; stopping".into());
+            return Ok(());
+        };
+        let wait = (when - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = term.recv() => {
+                say("stop signal: no job running, stopping".into());
+                return Ok(());
+            }
+        }
+        let (name, sched, steps) = &jobs[i];
+        let started = Utc::now();
+        say(format!("schedule {name}: started (due {})", when.to_rfc3339()));
+        let mut stopping = false;
+        let mut outcome = ("succeeded", Vec::new());
+        for step in steps {
+            let job = run_step(cfg, step, opts.quiet);
+            tokio::pin!(job);
+            let r = tokio::select! {
+                r = &mut job => r,
+                _ = term.recv() => {
+                    say(format!("stop signal: stopping after the current step of {name}"));
+                    stopping = true;
+                    job.await
+                }
+            };
+            match r {
+                Ok(msg) => outcome.1.push(msg),
+                Err(e) => {
+                    tracing::error!("schedule {name}: {e}");
+                    outcome = ("failed", vec![e.to_string()]);
+                    break;
+                }
+            }
+            if stopping {
+                outcome.1.push("stopped by signal before the remaining steps".into());
+                break;
+            }
+        }
+        log(cfg, name, when, started, outcome.0, &outcome.1.join("; "))?;
+        say(format!("schedule {name}: {} {}", outcome.0, outcome.1.join("; ")));
+        if stopping {
+            return Ok(());
+        }
+        // Ticks that passed while the job ran are skipped, not queued.
+        let now = Utc::now();
+        for (j, (other, s, _)) in jobs.iter().enumerate() {
+            if due[j].is_some_and(|d| d <= now) {
+                let skipped = s.after(&when).take_while(|t| *t <= now).count();
+                if j != i || skipped > 0 {
+                    tracing::info!("schedule {other}: {skipped} ticks skipped while a job ran");
+                }
+                due[j] = next_after(s, now);
+            }
+        }
+        due[i] = next_after(sched, now);
+    }
+}
+
+/// SIGTERM and Ctrl-C as one stream of stop requests.
+fn stop_signal() -> Result<tokio::sync::mpsc::Receiver<()>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    #[cfg(unix)]
+    {
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::Other(format!("cannot listen for SIGTERM: {e}")))?;
+        let tx2 = tx.clone();
+        tokio::spawn(async move {
+            while sigterm.recv().await.is_some() {
+                if tx2.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if tx.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(cron: &str, steps: &[&str]) -> ScheduleDef {
+        ScheduleDef {
+            cron: cron.into(),
+            steps: steps.iter().map(|s| s.to_string()).collect(),
+            description: None,
+        }
+    }
+
+    #[test]
+    fn five_field_cron_fires_on_the_minute() {
+        let s = def("30 2 * * *", &["refresh"]).schedule().unwrap();
+        let after = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").unwrap().with_timezone(&Utc);
+        let next = s.after(&after).next().unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-11-26T02:30:00+00:00");
+    }
+
+    #[test]
+    fn steps_parse_and_bad_ones_are_named() {
+        let d = def("* * * * * *", &["run --full", "journeys", "export win_back"]);
+        assert_eq!(
+            d.parsed_steps().unwrap(),
+            vec![
+                Step::Run { full: true },
+                Step::Journeys,
+                Step::Export("win_back".into())
+            ]
+        );
+        let err = def("* * * * *", &["deploy"]).parsed_steps().unwrap_err();
+        assert!(err.contains("step \"deploy\""), "{err}");
+        let err = def("* * *", &["run"]).schedule().unwrap_err();
+        assert!(err.contains("3 fields"), "{err}");
+    }
+}
