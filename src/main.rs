@@ -282,7 +282,11 @@ enum Command {
         #[arg(long)]
         channel: Option<String>,
         /// The person grants consent.
-        #[arg(long, conflicts_with = "withdraw", required_unless_present = "withdraw")]
+        #[arg(
+            long,
+            conflicts_with = "withdraw",
+            required_unless_present = "withdraw"
+        )]
         grant: bool,
         /// The person withdraws consent.
         #[arg(long)]
@@ -552,7 +556,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
                     println!("{}", r.summary());
                 }
                 if let Some(d) = r.delivery.as_ref().filter(|d| d.outcome == "failed") {
-                    failed.push(format!("{}: {}", d.export, d.error.clone().unwrap_or_default()));
+                    failed.push(format!(
+                        "{}: {}",
+                        d.export,
+                        d.error.clone().unwrap_or_default()
+                    ));
                 }
             }
             if failed.is_empty() {
@@ -773,7 +781,8 @@ async fn privacy(cfg: &ProjectConfig, command: PrivacyCommand, quiet: bool) -> R
         PrivacyCommand::Access { person, output } => {
             let actor = panorama::privacy::actor(person.actor.as_deref());
             let doc = panorama::privacy::access::access(cfg, &person.selector(), &actor).await?;
-            let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?;
+            let text =
+                serde_json::to_string_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?;
             match output {
                 Some(path) => {
                     panorama::workspace::write_atomic(&path, text.as_bytes())?;
@@ -792,7 +801,8 @@ async fn privacy(cfg: &ProjectConfig, command: PrivacyCommand, quiet: bool) -> R
                 ));
             }
             let actor = panorama::privacy::actor(person.actor.as_deref());
-            let r = panorama::privacy::erasure::erase(cfg, &person.selector(), &actor, quiet).await?;
+            let r =
+                panorama::privacy::erasure::erase(cfg, &person.selector(), &actor, quiet).await?;
             if !quiet {
                 println!(
                     "erased {} ({}); new run {} without them; {} older runs deleted; {} log rows removed",
@@ -831,7 +841,10 @@ async fn privacy(cfg: &ProjectConfig, command: PrivacyCommand, quiet: bool) -> R
             if !quiet {
                 println!(
                     "rectified {} of {}; run {} shows it",
-                    set.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "),
+                    set.iter()
+                        .map(|(f, _)| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     customers.join(", "),
                     outcome.manifest.run_id
                 );

@@ -1,8 +1,8 @@
 //! `panorama schedule`: a long-running process that fires `[schedules.<name>]` on their cron
 //! expressions.
 //!
-//! One job runs at a time (a job due while another runs waits, and ticks missed meanwhile are
-//! skipped, not queued), a failing job is logged in `schedule_log` and the schedule fires
+//! One job runs at a time (a job due while another runs waits, then runs once however many of
+//! its ticks passed), a failing job is logged in `schedule_log` and the schedule fires
 //! again at its next tick, and SIGTERM or Ctrl-C stop the process cleanly: immediately when
 //! idle, after the running job's current step otherwise (runs switch outputs atomically, so
 //! nothing is left half-done either way).
@@ -76,11 +76,15 @@ impl ScheduleDef {
     }
 
     pub fn check(&self, name: &str, cfg: &ProjectConfig) -> std::result::Result<(), String> {
-        self.schedule().map_err(|m| format!("schedules.{name}: {m}"))?;
+        self.schedule()
+            .map_err(|m| format!("schedules.{name}: {m}"))?;
         if self.steps.is_empty() {
             return Err(format!("schedules.{name}.steps is empty"));
         }
-        for step in self.parsed_steps().map_err(|m| format!("schedules.{name}: {m}"))? {
+        for step in self
+            .parsed_steps()
+            .map_err(|m| format!("schedules.{name}: {m}"))?
+        {
             if let Step::Export(e) = &step {
                 if !cfg.exports.contains_key(e) {
                     return Err(format!("schedules.{name}: no export named `{e}`"));
@@ -122,7 +126,10 @@ pub async fn run_step(cfg: &ProjectConfig, step: &Step, quiet: bool) -> Result<S
                 .map(|d| format!("{}: {}", d.export, d.error.clone().unwrap_or_default()))
                 .collect();
             if !failed.is_empty() {
-                return Err(Error::Other(format!("delivery failed: {}", failed.join("; "))));
+                return Err(Error::Other(format!(
+                    "delivery failed: {}",
+                    failed.join("; ")
+                )));
             }
             Ok(format!(
                 "journeys: {} messages",
@@ -157,7 +164,10 @@ pub async fn run_step(cfg: &ProjectConfig, step: &Step, quiet: bool) -> Result<S
             if failed.is_empty() {
                 Ok(format!("exports {}", done.join(", ")))
             } else {
-                Err(Error::Other(format!("export failed: {}", failed.join("; "))))
+                Err(Error::Other(format!(
+                    "export failed: {}",
+                    failed.join("; ")
+                )))
             }
         }
     }
@@ -214,7 +224,8 @@ pub async fn serve(cfg: &ProjectConfig, opts: &SchedulerOptions) -> Result<()> {
     let mut term = stop_signal()?;
     let next_after = |sched: &cron::Schedule, t: DateTime<Utc>| sched.after(&t).next();
     let now = Utc::now();
-    let mut due: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|(_, s, _)| next_after(s, now)).collect();
+    let mut due: Vec<Option<DateTime<Utc>>> =
+        jobs.iter().map(|(_, s, _)| next_after(s, now)).collect();
     for ((name, _, _), d) in jobs.iter().zip(&due) {
         say(format!(
             "schedule {name}: next at {}",
@@ -241,7 +252,10 @@ pub async fn serve(cfg: &ProjectConfig, opts: &SchedulerOptions) -> Result<()> {
         }
         let (name, sched, steps) = &jobs[i];
         let started = Utc::now();
-        say(format!("schedule {name}: started (due {})", when.to_rfc3339()));
+        say(format!(
+            "schedule {name}: started (due {})",
+            when.to_rfc3339()
+        ));
         let mut stopping = false;
         let mut outcome = ("succeeded", Vec::new());
         for step in steps {
@@ -264,25 +278,27 @@ pub async fn serve(cfg: &ProjectConfig, opts: &SchedulerOptions) -> Result<()> {
                 }
             }
             if stopping {
-                outcome.1.push("stopped by signal before the remaining steps".into());
+                outcome
+                    .1
+                    .push("stopped by signal before the remaining steps".into());
                 break;
             }
         }
         log(cfg, name, when, started, outcome.0, &outcome.1.join("; "))?;
-        say(format!("schedule {name}: {} {}", outcome.0, outcome.1.join("; ")));
+        say(format!(
+            "schedule {name}: {} {}",
+            outcome.0,
+            outcome.1.join("; ")
+        ));
         if stopping {
             return Ok(());
         }
-        // Ticks that passed while the job ran are skipped, not queued.
+        // Another schedule that fell due meanwhile runs next (once, however many of its ticks
+        // passed); this one's own ticks that passed while it ran are skipped, not queued.
         let now = Utc::now();
-        for (j, (other, s, _)) in jobs.iter().enumerate() {
-            if due[j].is_some_and(|d| d <= now) {
-                let skipped = s.after(&when).take_while(|t| *t <= now).count();
-                if j != i || skipped > 0 {
-                    tracing::info!("schedule {other}: {skipped} ticks skipped while a job ran");
-                }
-                due[j] = next_after(s, now);
-            }
+        let skipped = sched.after(&when).take_while(|t| *t <= now).count();
+        if skipped > 0 {
+            tracing::info!("schedule {name}: {skipped} ticks skipped while it ran");
         }
         due[i] = next_after(sched, now);
     }
@@ -329,14 +345,19 @@ mod tests {
     #[test]
     fn five_field_cron_fires_on_the_minute() {
         let s = def("30 2 * * *", &["refresh"]).schedule().unwrap();
-        let after = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").unwrap().with_timezone(&Utc);
+        let after = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let next = s.after(&after).next().unwrap();
         assert_eq!(next.to_rfc3339(), "2026-11-26T02:30:00+00:00");
     }
 
     #[test]
     fn steps_parse_and_bad_ones_are_named() {
-        let d = def("* * * * * *", &["run --full", "journeys", "export win_back"]);
+        let d = def(
+            "* * * * * *",
+            &["run --full", "journeys", "export win_back"],
+        );
         assert_eq!(
             d.parsed_steps().unwrap(),
             vec![

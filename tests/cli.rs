@@ -1,40 +1,11 @@
 //! The `panorama` binary, run as a user would, on small generated or hand-made projects.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn panorama(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_panorama"))
-        .args(args)
-        .env_remove("PANORAMA_PROJECT")
-        .output()
-        .expect("panorama binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = panorama(args);
-    assert!(
-        out.status.success(),
-        "panorama {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-/// Runs and must fail; returns stderr.
-fn fails(args: &[&str]) -> String {
-    let out = panorama(args);
-    assert!(
-        !out.status.success(),
-        "panorama {args:?} should have failed; stdout:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::*;
 
 fn demo_project(persons: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -49,15 +20,6 @@ fn demo_project(persons: &str) -> tempfile::TempDir {
         "-q",
     ]);
     tmp
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-fn query(project: &Path, sql: &str) -> String {
-    ok(&["query", "-p", p(project), "--format", "csv", sql])
 }
 
 #[test]
@@ -933,30 +895,6 @@ fn activity_config_errors_name_the_line() {
     with("[activities.calls]\nsource = \"webshop_orders\"\ncustomer = \"customer_id\"\ncustomer_source = \"crm_contacts\"\ntimestamp = \"ordered_at\"\n");
     let err = fails(&["run", "-p", p(dir)]);
     assert!(err.contains("exactly one of `type`"), "{err}");
-}
-
-/// The hand-checked shop of `tests/slt/measures.slt`, copied to a temp dir.
-fn shop_project() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shop");
-    for f in [
-        "panorama.toml",
-        "data/customers.csv",
-        "data/loyalty.csv",
-        "data/orders.csv",
-    ] {
-        write(
-            &tmp.path().join(f),
-            &std::fs::read_to_string(from.join(f)).unwrap(),
-        );
-    }
-    tmp
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{from} not in {}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 #[test]

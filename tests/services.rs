@@ -431,3 +431,109 @@ fn https_style_location_over_http() {
         "{err}"
     );
 }
+
+mod common;
+
+/// Exports upsert by key into PostgreSQL and delete the keys that left.
+#[tokio::test]
+async fn postgres_exports_upsert_and_delete_by_key() {
+    let Some(url) = service("PANORAMA_TEST_PG_URL", "a PostgreSQL database") else {
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("DROP SCHEMA IF EXISTS panorama_export CASCADE")
+        .await
+        .unwrap();
+    let tmp = common::shop_project();
+    let dir = tmp.path();
+    common::append(
+        &dir.join("panorama.toml"),
+        r#"
+[exports.crm]
+query = "SELECT customer_id, first_name, email, lifetime_spend, as_of() AS as_of FROM customer_profiles"
+mode = "incremental"
+postgres = { url = "${PANORAMA_TEST_PG_URL}", table = "panorama_export.customers" }
+
+[exports.mirror]
+table = "unified_customers"
+columns = ["first_name"]
+postgres = { url = "${PANORAMA_TEST_PG_URL}", table = "panorama_export.mirror" }
+"#,
+    );
+    let env = [("PANORAMA_TEST_PG_URL", url.as_str())];
+    let d = dir.to_str().unwrap();
+    ok(&["run", "-q", "-p", d], &env);
+    ok(&["export", "-q", "-p", d, "--all"], &env);
+    let rows = client
+        .query(
+            "SELECT customer_id, first_name, email, lifetime_spend, as_of::text FROM panorama_export.customers ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 6);
+    let anna = &rows[0];
+    assert_eq!(anna.get::<_, String>(0), "cus_000000001");
+    assert_eq!(anna.get::<_, String>(1), "Anna");
+    assert_eq!(anna.get::<_, f64>(3), 300.0);
+    assert_eq!(anna.get::<_, String>(4), "2026-07-01 00:00:00");
+
+    // Ben changes, Dirk leaves; a row someone else put in the mirror goes with a full export.
+    common::edit(
+        &dir.join("data/customers.csv"),
+        "ben@example.com",
+        "ben@example.org",
+    );
+    common::edit(
+        &dir.join("data/customers.csv"),
+        "K4,Dirk,Eck,dirk@example.com,NL\n",
+        "",
+    );
+    client
+        .batch_execute("INSERT INTO panorama_export.mirror VALUES ('stray', 'Nobody')")
+        .await
+        .unwrap();
+    ok(&["run", "-q", "-p", d], &env);
+    ok(&["export", "-q", "-p", d, "--all"], &env);
+    let rows = client
+        .query(
+            "SELECT customer_id, email FROM panorama_export.customers ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got.len(), 5);
+    assert!(got.contains(&("cus_000000002".into(), "ben@example.org".into())));
+    assert!(!got.iter().any(|(id, _)| id == "cus_000000004"));
+    let mirror: i64 = client
+        .query_one("SELECT count(*) FROM panorama_export.mirror", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mirror, 5);
+    assert_eq!(
+        query(
+            dir,
+            "SELECT upserts, deletes, outcome FROM export_log WHERE export = 'crm' ORDER BY started_at",
+            &env
+        ),
+        "upserts,deletes,outcome\n6,0,succeeded\n1,1,succeeded\n"
+    );
+    // Wrong credentials: a clear error, the password not shown, nothing confirmed.
+    let bad = url.replacen("panorama:panorama@", "panorama:wrong@", 1);
+    let out = panorama(
+        &["export", "-p", d, "crm"],
+        &[("PANORAMA_TEST_PG_URL", bad.as_str())],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("panorama_export.customers") && !err.contains("wrong"),
+        "{err}"
+    );
+}

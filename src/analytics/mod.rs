@@ -257,7 +257,10 @@ pub async fn previous_state(
     ] {
         let path = dir.join(format!("{t}.parquet"));
         if path.exists() {
-            match (&erased, t.starts_with("segment_m") || t.starts_with("segment_h")) {
+            match (
+                &erased,
+                t.starts_with("segment_m") || t.starts_with("segment_h"),
+            ) {
                 // History of erased customers is not carried forward.
                 (Some(keep), true) => {
                     ctx.register_parquet(

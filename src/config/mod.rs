@@ -418,15 +418,24 @@ impl ProjectConfig {
                 }
             })?;
             if let Some(seg) = &e.get_ref().segment {
-                let known = cfg.analytics.segments.iter().any(|s| &s.name == seg.get_ref())
+                let known = cfg
+                    .analytics
+                    .segments
+                    .iter()
+                    .any(|s| &s.name == seg.get_ref())
                     || cfg.analytics.segments.iter().any(|s| {
-                        matches!(&s.rule, crate::analytics::definitions::SegmentRule::PerValue { .. })
-                            && seg.get_ref().starts_with(&format!("{}_", s.name))
+                        matches!(
+                            &s.rule,
+                            crate::analytics::definitions::SegmentRule::PerValue { .. }
+                        ) && seg.get_ref().starts_with(&format!("{}_", s.name))
                     });
                 if !known {
                     return Err(cfg.error_at(
                         seg.span(),
-                        format!("exports.{name}.segment: no segment named `{}`", seg.get_ref()),
+                        format!(
+                            "exports.{name}.segment: no segment named `{}`",
+                            seg.get_ref()
+                        ),
                     ));
                 }
             }

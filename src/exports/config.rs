@@ -230,7 +230,9 @@ impl ExportDef {
         if let (Some(c), None) = (&self.channel, &self.purpose) {
             return Err((
                 c.span(),
-                format!("exports.{name}.channel needs a `purpose` (consent is per purpose and channel)"),
+                format!(
+                    "exports.{name}.channel needs a `purpose` (consent is per purpose and channel)"
+                ),
             ));
         }
         if let Some(w) = &self.webhook {
@@ -238,13 +240,16 @@ impl ExportDef {
             if w.batch_size == 0 || w.max_attempts == 0 {
                 return Err((
                     self.webhook.as_ref().map(|s| s.span()).unwrap_or(0..0),
-                    format!("exports.{name}.webhook: batch_size and max_attempts must be at least 1"),
+                    format!(
+                        "exports.{name}.webhook: batch_size and max_attempts must be at least 1"
+                    ),
                 ));
             }
         }
         if let Some(f) = &self.file {
             if f.get_ref().format.is_none() && self.mode == ExportMode::Full {
-                file_format(f.get_ref()).map_err(|m| (f.span(), format!("exports.{name}.file: {m}")))?;
+                file_format(f.get_ref())
+                    .map_err(|m| (f.span(), format!("exports.{name}.file: {m}")))?;
             }
         }
         Ok(())

@@ -61,7 +61,11 @@ async fn send_inner(dest: &FileDestination, plan: &Plan, root: &Path) -> Result<
             })?;
             if !upserts.is_empty() {
                 let with_change = add_change_column(&upserts, &plan.key, plan)?;
-                let bytes = encode(&with_change, format, with_change.first().map(|b| b.schema()))?;
+                let bytes = encode(
+                    &with_change,
+                    format,
+                    with_change.first().map(|b| b.schema()),
+                )?;
                 let target = format!("{folder}/{}-{stamp}.{}", plan.name, format.extension());
                 sent.bytes += bytes.len() as u64;
                 put(&target, root, bytes).await?;
@@ -95,10 +99,23 @@ fn add_change_column(batches: &[RecordBatch], key: &str, plan: &Plan) -> Result<
     for b in batches {
         let keys = super::string_column(b, key)?;
         let changes: StringArray = (0..b.num_rows())
-            .map(|i| index.get(keys.value(i)).map(|&j| plan.ops[j].change.as_str()))
+            .map(|i| {
+                index
+                    .get(keys.value(i))
+                    .map(|&j| plan.ops[j].change.as_str())
+            })
             .collect();
-        let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new("_change", arrow::datatypes::DataType::Utf8, true));
+        let mut fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(
+            "_change",
+            arrow::datatypes::DataType::Utf8,
+            true,
+        ));
         let mut cols: Vec<ArrayRef> = b.columns().to_vec();
         cols.push(Arc::new(changes));
         out.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?);

@@ -174,7 +174,9 @@ pub async fn run_export(
         ))
     })?;
     let def = def.get_ref();
-    let destination = def.destination().map_err(|m| Error::Other(format!("exports.{name} {m}")))?;
+    let destination = def
+        .destination()
+        .map_err(|m| Error::Other(format!("exports.{name} {m}")))?;
     let workspace = cfg.workspace_dir();
     let (ctx, opened) = crate::session::open_project(cfg, None).await?;
     let started = chrono::Utc::now();
@@ -251,7 +253,11 @@ fn base_sql(def: &ExportDef, tables: &[String]) -> Result<String, String> {
         }
         return Ok(format!("SELECT * FROM {}", ident(t)));
     }
-    let q = def.query.as_ref().map(|q| q.get_ref().clone()).unwrap_or_default();
+    let q = def
+        .query
+        .as_ref()
+        .map(|q| q.get_ref().clone())
+        .unwrap_or_default();
     Ok(q.trim().trim_end_matches(';').to_string())
 }
 
@@ -378,10 +384,7 @@ async fn plan(
     sql = format!("SELECT {projection} FROM ({sql}) ORDER BY {}", ident(&key));
     let df = ctx.sql(&sql).await.map_err(|e| err(format!("{e}")))?;
     let row_schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| err(format!("{e}")))?;
+    let batches = df.collect().await.map_err(|e| err(format!("{e}")))?;
     let rows = rows_of(&batches, &key)?;
     let workspace = cfg.workspace_dir();
     let confirmed = load_confirmed(&workspace, name).await?;
@@ -588,7 +591,10 @@ async fn save_confirmed(
             )),
         ),
         ("run_id", Arc::new(StringArray::from(vec![run_id; n]))),
-        ("confirmed_at", Arc::new(StringArray::from(vec![now.as_str(); n]))),
+        (
+            "confirmed_at",
+            Arc::new(StringArray::from(vec![now.as_str(); n])),
+        ),
     ])?;
     crate::state::replace(
         &export_state_dir(workspace, name).join("confirmed.parquet"),

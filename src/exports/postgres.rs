@@ -61,8 +61,9 @@ fn pg_type(t: &DataType) -> &'static str {
 
 pub(crate) async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     let url = crate::sources::location::expand_env(url)?;
-    let mut config: tokio_postgres::Config =
-        url.parse().map_err(|e| format!("bad connection URL: {e}"))?;
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("bad connection URL: {e}"))?;
     config.connect_timeout(Duration::from_secs(10));
     let (client, connection) = config
         .connect(NoTls)
@@ -78,9 +79,12 @@ async fn send_inner(dest: &PostgresDestination, plan: &Plan) -> Result<Sent, Str
     let key = quote_ident(&plan.key);
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
     if let Some((schema, _)) = dest.table.split_once('.') {
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
-            .await
-            .map_err(|e| e.to_string())?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(schema)
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
     }
     tx.batch_execute(&create_table(&table, &plan.key, &plan.schema))
         .await
@@ -143,7 +147,9 @@ async fn send_inner(dest: &PostgresDestination, plan: &Plan) -> Result<Sent, Str
         .await
         .map_err(|e| format!("delete failed: {e}"))?;
     }
-    tx.commit().await.map_err(|e| format!("commit failed: {e}"))?;
+    tx.commit()
+        .await
+        .map_err(|e| format!("commit failed: {e}"))?;
     Ok(Sent {
         confirmed: (0..plan.ops.len()).collect(),
         bytes,

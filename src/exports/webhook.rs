@@ -53,10 +53,8 @@ pub async fn send(dest: &WebhookDestination, plan: &Plan, state_dir: &Path, quie
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
-        let b = ProgressBar::with_draw_target(
-            Some(batches.len() as u64),
-            ProgressDrawTarget::stderr(),
-        );
+        let b =
+            ProgressBar::with_draw_target(Some(batches.len() as u64), ProgressDrawTarget::stderr());
         b.set_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} batches ({eta})")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -188,7 +186,10 @@ async fn post_with_retries(
             }
             Err(e) => last = format!("{e}"),
         }
-        tracing::info!("webhook batch {batch_id}: attempt {} failed: {last}", attempt + 1);
+        tracing::info!(
+            "webhook batch {batch_id}: attempt {} failed: {last}",
+            attempt + 1
+        );
     }
     Err(Failure::Transient(format!(
         "{last} (after {} attempts)",

@@ -146,7 +146,10 @@ impl MessageDef {
 
 impl Compiled {
     /// Render for one customer; `values` by placeholder name, defaults already applied.
-    pub fn render(&self, values: &BTreeMap<String, String>) -> Result<(Option<String>, String), String> {
+    pub fn render(
+        &self,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(Option<String>, String), String> {
         let ctx: BTreeMap<String, String> = self
             .variables
             .iter()
@@ -189,7 +192,10 @@ mod tests {
             body: body.into(),
             html,
             fields: BTreeMap::from([
-                ("First Name".to_string(), FieldDef::Column("first_name".into())),
+                (
+                    "First Name".to_string(),
+                    FieldDef::Column("first_name".into()),
+                ),
                 (
                     "Loyalty Points".to_string(),
                     FieldDef::Full {
@@ -204,7 +210,10 @@ mod tests {
 
     #[test]
     fn placeholders_render_and_html_is_escaped() {
-        let m = message("<p>Hi {{First Name}}, you have {{ Loyalty Points }} points</p>", None);
+        let m = message(
+            "<p>Hi {{First Name}}, you have {{ Loyalty Points }} points</p>",
+            None,
+        );
         let c = m.compile("points").unwrap();
         let values = BTreeMap::from([
             ("First Name".to_string(), "Ann <b>&".to_string()),
@@ -221,7 +230,10 @@ mod tests {
         let (_, body) = m
             .compile("x")
             .unwrap()
-            .render(&BTreeMap::from([("First Name".to_string(), "a&b".to_string())]))
+            .render(&BTreeMap::from([(
+                "First Name".to_string(),
+                "a&b".to_string(),
+            )]))
             .unwrap();
         assert_eq!(body, "HI A&B");
     }
@@ -230,7 +242,10 @@ mod tests {
     fn unknown_placeholders_are_all_named() {
         let m = message("Hi {{Frist Name}}, {{Tier}} and {{First Name}}", None);
         let err = m.compile("promo").err().unwrap();
-        assert!(err.contains("unknown placeholders {{Frist Name}}, {{Tier}}"), "{err}");
+        assert!(
+            err.contains("unknown placeholders {{Frist Name}}, {{Tier}}"),
+            "{err}"
+        );
         assert!(err.contains("First Name, Loyalty Points"), "{err}");
     }
 }

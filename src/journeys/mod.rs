@@ -61,12 +61,18 @@ pub fn check(cfg: &ProjectConfig) -> std::result::Result<(), (std::ops::Range<us
         if !cfg.analytics.segments.iter().any(|s| s.name == def.trigger) {
             return Err((
                 j.span(),
-                format!("journeys.{name}.trigger: no segment named `{}`", def.trigger),
+                format!(
+                    "journeys.{name}.trigger: no segment named `{}`",
+                    def.trigger
+                ),
             ));
         }
         if let Some(e) = &def.export {
             if !cfg.exports.contains_key(e) {
-                return Err((j.span(), format!("journeys.{name}.export: no export named `{e}`")));
+                return Err((
+                    j.span(),
+                    format!("journeys.{name}.export: no export named `{e}`"),
+                ));
             }
         }
     }
@@ -244,8 +250,16 @@ async fn render(cfg: &ProjectConfig, name: &str, def: &JourneyDef) -> Result<Jou
     if report.rendered > 0 {
         let workspace = cfg.workspace_dir();
         let order = [
-            "message_id", "journey", "message", "customer_id", "channel", "address", "subject",
-            "body", "created_at", "run_id",
+            "message_id",
+            "journey",
+            "message",
+            "customer_id",
+            "channel",
+            "address",
+            "subject",
+            "body",
+            "created_at",
+            "run_id",
         ];
         let batch = crate::state::batch(
             order
@@ -256,11 +270,23 @@ async fn render(cfg: &ProjectConfig, name: &str, def: &JourneyDef) -> Result<Jou
         // Outbox first: a crash before the state is written re-renders the same message ids,
         // which an export keyed by message_id sends once.
         crate::state::append(&workspace, "outbox", &batch)?;
-        let order = ["journey", "step", "customer_id", "entered_at", "sent_at", "message_id"];
+        let order = [
+            "journey",
+            "step",
+            "customer_id",
+            "entered_at",
+            "sent_at",
+            "message_id",
+        ];
         let batch = crate::state::batch(
             order
                 .iter()
-                .map(|k| (*k, Arc::new(StringArray::from(state[k].clone())) as ArrayRef))
+                .map(|k| {
+                    (
+                        *k,
+                        Arc::new(StringArray::from(state[k].clone())) as ArrayRef,
+                    )
+                })
                 .collect(),
         )?;
         crate::state::append(&workspace, "journey_state", &batch)?;

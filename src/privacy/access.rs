@@ -29,13 +29,20 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
     };
     section(
         "profile",
-        json_rows(&ctx, &format!("SELECT * FROM unified_customers WHERE customer_id IN ({ids})")).await?,
+        json_rows(
+            &ctx,
+            &format!("SELECT * FROM unified_customers WHERE customer_id IN ({ids})"),
+        )
+        .await?,
     );
     if has("customer_measures") {
         section(
             "measures",
-            json_rows(&ctx, &format!("SELECT * FROM customer_measures WHERE customer_id IN ({ids})"))
-                .await?,
+            json_rows(
+                &ctx,
+                &format!("SELECT * FROM customer_measures WHERE customer_id IN ({ids})"),
+            )
+            .await?,
         );
     }
     section(
@@ -50,12 +57,19 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
     let mut records = Map::new();
     if let Some(u) = &cfg.unify {
         for (source, map) in &u.sources {
-            let Some(src) = cfg.sources.get(source) else { continue };
+            let Some(src) = cfg.sources.get(source) else {
+                continue;
+            };
             if !has(source) {
                 continue;
             }
-            let rid =
-                crate::unify::record_id_column(cfg, src, source, &map.get_ref().record_id, "unify.sources")?;
+            let rid = crate::unify::record_id_column(
+                cfg,
+                src,
+                source,
+                &map.get_ref().record_id,
+                "unify.sources",
+            )?;
             let rows = json_rows(
                 &ctx,
                 &format!(
@@ -96,7 +110,11 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
     if has("identity_graph") {
         section(
             "anonymous_ids",
-            json_rows(&ctx, &format!("SELECT * FROM identity_graph WHERE customer_id IN ({ids})")).await?,
+            json_rows(
+                &ctx,
+                &format!("SELECT * FROM identity_graph WHERE customer_id IN ({ids})"),
+            )
+            .await?,
         );
     }
     if has("activities") {
@@ -167,11 +185,17 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
             continue;
         }
         let ectx = crate::session::new_context();
-        ectx.register_parquet("confirmed", path.to_string_lossy().as_ref(), Default::default())
-            .await?;
+        ectx.register_parquet(
+            "confirmed",
+            path.to_string_lossy().as_ref(),
+            Default::default(),
+        )
+        .await?;
         for mut row in json_rows(
             &ectx,
-            &format!("SELECT key, run_id, confirmed_at FROM confirmed WHERE customer_id IN ({ids})"),
+            &format!(
+                "SELECT key, run_id, confirmed_at FROM confirmed WHERE customer_id IN ({ids})"
+            ),
         )
         .await?
         {

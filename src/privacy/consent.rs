@@ -90,8 +90,7 @@ pub fn customer_consent_sql(cfg: &ProjectConfig, tables: &[String]) -> Option<St
         }
         let map = cfg.unify.as_ref().and_then(|u| u.sources.get(&s.source));
         let Some(rid) = map.and_then(|m| {
-            crate::unify::record_id_column(cfg, src, &s.source, &m.get_ref().record_id, "")
-                .ok()
+            crate::unify::record_id_column(cfg, src, &s.source, &m.get_ref().record_id, "").ok()
         }) else {
             continue;
         };
@@ -165,8 +164,8 @@ pub fn allowed_condition(
         ConsentDefault::Deny => {
             format!("{customer_col} IN (SELECT customer_id FROM ({latest}) WHERE granted)")
         }
-        ConsentDefault::Allow => format!(
-            "{customer_col} NOT IN (SELECT customer_id FROM ({latest}) WHERE NOT granted)"
-        ),
+        ConsentDefault::Allow => {
+            format!("{customer_col} NOT IN (SELECT customer_id FROM ({latest}) WHERE NOT granted)")
+        }
     }
 }

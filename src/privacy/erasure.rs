@@ -36,7 +36,12 @@ pub struct ErasureReport {
 }
 
 /// Log tables with a `customer_id` column that erasure purges.
-const PERSONAL_LOGS: &[&str] = &["consent_statements", "rectifications", "outbox", "journey_state"];
+const PERSONAL_LOGS: &[&str] = &[
+    "consent_statements",
+    "rectifications",
+    "outbox",
+    "journey_state",
+];
 
 pub async fn erase(
     cfg: &ProjectConfig,
@@ -86,7 +91,9 @@ pub async fn erase(
             "anonymous_id",
             strings(
                 &ctx,
-                &format!("SELECT DISTINCT anonymous_id FROM identity_graph WHERE customer_id IN ({ids})"),
+                &format!(
+                    "SELECT DISTINCT anonymous_id FROM identity_graph WHERE customer_id IN ({ids})"
+                ),
             )
             .await?,
         ));
@@ -103,16 +110,28 @@ pub async fn erase(
     let n = hashes.len();
     let at = super::now_text();
     let batch = crate::state::batch(vec![
-        ("identifier_hash", Arc::new(StringArray::from(hashes)) as ArrayRef),
+        (
+            "identifier_hash",
+            Arc::new(StringArray::from(hashes)) as ArrayRef,
+        ),
         ("kind", Arc::new(StringArray::from(kinds))),
-        ("erased_at", Arc::new(StringArray::from(vec![at.as_str(); n]))),
-        ("request", Arc::new(StringArray::from(vec![request.as_str(); n]))),
+        (
+            "erased_at",
+            Arc::new(StringArray::from(vec![at.as_str(); n])),
+        ),
+        (
+            "request",
+            Arc::new(StringArray::from(vec![request.as_str(); n])),
+        ),
     ])?;
     crate::state::append(&workspace, "suppression_list", &batch)?;
     drop(ctx);
     let mut report = ErasureReport {
         customers: customers.clone(),
-        identifiers: idents.iter().map(|(k, v)| (k.to_string(), v.len())).collect(),
+        identifiers: idents
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.len()))
+            .collect(),
         ..Default::default()
     };
     for t in PERSONAL_LOGS {
@@ -139,16 +158,24 @@ pub async fn erase(
     for m in ws.manifests()? {
         if m.run_id != report.run_id {
             let dir = ws.run_dir(&m.run_id);
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("cannot delete old run", &dir, e))?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| Error::io("cannot delete old run", &dir, e))?;
             report.runs_deleted.push(m.run_id);
         }
     }
     for name in cfg.exports.keys() {
-        let path = crate::state::dir(&workspace).join("exports").join(name).join("confirmed.parquet");
+        let path = crate::state::dir(&workspace)
+            .join("exports")
+            .join(name)
+            .join("confirmed.parquet");
         if path.exists() {
             let ectx = crate::session::new_context();
-            ectx.register_parquet("confirmed", path.to_string_lossy().as_ref(), Default::default())
-                .await?;
+            ectx.register_parquet(
+                "confirmed",
+                path.to_string_lossy().as_ref(),
+                Default::default(),
+            )
+            .await?;
             let hit = strings(
                 &ectx,
                 &format!("SELECT key FROM confirmed WHERE customer_id IN ({ids}) LIMIT 1"),
@@ -202,7 +229,10 @@ async fn purge_log(workspace: &Path, table: &str, customers: &[String]) -> Resul
                 .map(|i| {
                     Some(
                         col.is_null(i)
-                            || !col.value(i).split(',').any(|c| customers.iter().any(|x| x == c)),
+                            || !col
+                                .value(i)
+                                .split(',')
+                                .any(|c| customers.iter().any(|x| x == c)),
                     )
                 })
                 .collect();
@@ -238,11 +268,19 @@ fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<String> {
         if let Some(map) = u.sources.get(source) {
             let map = map.get_ref();
             if let Some(src) = cfg.sources.get(source) {
-                if let Ok(rid) =
-                    crate::unify::record_id_column(cfg, src, source, &map.record_id, "unify.sources")
-                {
+                if let Ok(rid) = crate::unify::record_id_column(
+                    cfg,
+                    src,
+                    source,
+                    &map.record_id,
+                    "unify.sources",
+                ) {
                     terms.push(hashed(
-                        format!("{} || ':' || CAST(s.{} AS VARCHAR)", literal(source), ident(&rid)),
+                        format!(
+                            "{} || ':' || CAST(s.{} AS VARCHAR)",
+                            literal(source),
+                            ident(&rid)
+                        ),
                         "record",
                     ));
                 }
@@ -254,7 +292,10 @@ fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<String> {
                 ));
             }
             if let Some(p) = &map.phone {
-                terms.push(hashed(phone_digits(&format!("CAST(s.{} AS VARCHAR)", ident(p))), "phone"));
+                terms.push(hashed(
+                    phone_digits(&format!("CAST(s.{} AS VARCHAR)", ident(p))),
+                    "phone",
+                ));
             }
         }
         if let Some(map) = u.identities.get(source) {
@@ -283,7 +324,10 @@ fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<String> {
             ));
         }
         if let Some(anon) = &a.anonymous_id {
-            terms.push(hashed(format!("CAST(s.{} AS VARCHAR)", ident(anon)), "anonymous_id"));
+            terms.push(hashed(
+                format!("CAST(s.{} AS VARCHAR)", ident(anon)),
+                "anonymous_id",
+            ));
         }
     }
     (!terms.is_empty()).then(|| terms.join(" OR "))
@@ -315,13 +359,21 @@ pub async fn suppress_sources(
         ctx.register_parquet(&table, file.to_string_lossy().as_ref(), Default::default())
             .await?;
         let hit = ctx
-            .sql(&format!("SELECT count(*) FROM {} s WHERE {cond}", ident(&table)))
+            .sql(&format!(
+                "SELECT count(*) FROM {} s WHERE {cond}",
+                ident(&table)
+            ))
             .await?
             .collect()
             .await?;
         let n = hit
             .first()
-            .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0)))
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .map(|a| a.value(0))
+            })
             .unwrap_or(0) as u64;
         if n == 0 {
             continue;
@@ -357,4 +409,3 @@ pub async fn erased_filter(workspace: &Path) -> Result<Option<String>> {
         in_list(&list)
     )))
 }
-

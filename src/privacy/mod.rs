@@ -102,7 +102,9 @@ impl Selector {
         }
         let v = literal(value);
         let sql = match *kind {
-            "customer_id" => format!("SELECT customer_id FROM unified_customers WHERE customer_id = {v}"),
+            "customer_id" => {
+                format!("SELECT customer_id FROM unified_customers WHERE customer_id = {v}")
+            }
             "email" => format!(
                 "SELECT l.customer_id FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
                  WHERE r.email = normalize_email({v}, true)"
@@ -127,7 +129,8 @@ impl Selector {
             _ => {
                 if !has("identity_graph") {
                     return Err(Error::Other(
-                        "--cookie: the current run has no identity graph ([unify.identities])".into(),
+                        "--cookie: the current run has no identity graph ([unify.identities])"
+                            .into(),
                     ));
                 }
                 format!(
@@ -135,7 +138,11 @@ impl Selector {
                 )
             }
         };
-        let ids = strings(ctx, &format!("SELECT DISTINCT customer_id FROM ({sql}) ORDER BY 1")).await?;
+        let ids = strings(
+            ctx,
+            &format!("SELECT DISTINCT customer_id FROM ({sql}) ORDER BY 1"),
+        )
+        .await?;
         if ids.is_empty() {
             return Err(Error::Other(format!(
                 "no customer has {kind} {value:?} in the current run"
@@ -152,7 +159,11 @@ pub(crate) async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<Strin
     for b in &batches {
         let name = b.schema().field(0).name().clone();
         let col = crate::exports::string_column(b, &name)?;
-        out.extend((0..b.num_rows()).filter(|&i| !col.is_null(i)).map(|i| col.value(i).to_string()));
+        out.extend(
+            (0..b.num_rows())
+                .filter(|&i| !col.is_null(i))
+                .map(|i| col.value(i).to_string()),
+        );
     }
     Ok(out)
 }
@@ -162,7 +173,11 @@ pub(crate) fn in_list(values: &[String]) -> String {
     if values.is_empty() {
         return "NULL".into();
     }
-    values.iter().map(|v| literal(v)).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| literal(v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every `source:record_id` linked to the customers, joined by the unit separator (the form
@@ -239,7 +254,10 @@ pub async fn set_consent(
         ("records", s(&records)),
         ("purpose", s(purpose)),
         ("channel", s(channel.unwrap_or("*"))),
-        ("granted", Arc::new(BooleanArray::from(vec![granted])) as ArrayRef),
+        (
+            "granted",
+            Arc::new(BooleanArray::from(vec![granted])) as ArrayRef,
+        ),
         ("source", s("panorama")),
         ("stated_at", s(&now_text())),
         ("actor", s(actor)),
@@ -250,7 +268,11 @@ pub async fn set_consent(
     audit(
         &workspace,
         actor,
-        if granted { "consent_grant" } else { "consent_withdraw" },
+        if granted {
+            "consent_grant"
+        } else {
+            "consent_withdraw"
+        },
         selector,
         &customers,
         &format!("purpose {purpose}, channel {}", channel.unwrap_or("*")),

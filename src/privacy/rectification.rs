@@ -35,7 +35,12 @@ pub async fn rectify(
 ) -> Result<Vec<String>> {
     let (ctx, opened) = crate::session::open_project(cfg, None).await?;
     let customers = selector.customers(&ctx, &opened.tables).await?;
-    let schema = ctx.table("unified_customers").await?.schema().as_arrow().clone();
+    let schema = ctx
+        .table("unified_customers")
+        .await?
+        .schema()
+        .as_arrow()
+        .clone();
     for (field, value) in fields {
         let Ok(f) = schema.field_with_name(field) else {
             return Err(Error::Other(format!(
@@ -61,7 +66,10 @@ pub async fn rectify(
                 .collect()
                 .await
                 .map_err(|e| {
-                    Error::Other(format!("--set {field}={value}: not a valid {}: {e}", f.data_type()))
+                    Error::Other(format!(
+                        "--set {field}={value}: not a valid {}: {e}",
+                        f.data_type()
+                    ))
                 })?;
         }
     }
@@ -69,19 +77,30 @@ pub async fn rectify(
     let n = fields.len();
     let at = super::now_text();
     let batch = crate::state::batch(vec![
-        ("customer_id", Arc::new(StringArray::from(vec![customers.join(","); n])) as ArrayRef),
+        (
+            "customer_id",
+            Arc::new(StringArray::from(vec![customers.join(","); n])) as ArrayRef,
+        ),
         ("records", Arc::new(StringArray::from(vec![records; n]))),
         (
             "field",
-            Arc::new(StringArray::from_iter_values(fields.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>())),
+            Arc::new(StringArray::from_iter_values(
+                fields.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>(),
+            )),
         ),
         (
             "value",
             Arc::new(StringArray::from(
-                fields.iter().map(|(_, v)| (!v.is_empty()).then(|| v.clone())).collect::<Vec<_>>(),
+                fields
+                    .iter()
+                    .map(|(_, v)| (!v.is_empty()).then(|| v.clone()))
+                    .collect::<Vec<_>>(),
             )),
         ),
-        ("rectified_at", Arc::new(StringArray::from(vec![at.as_str(); n]))),
+        (
+            "rectified_at",
+            Arc::new(StringArray::from(vec![at.as_str(); n])),
+        ),
         ("actor", Arc::new(StringArray::from(vec![actor; n]))),
     ])?;
     let workspace = cfg.workspace_dir();
@@ -94,7 +113,11 @@ pub async fn rectify(
         &customers,
         &format!(
             "fields: {}",
-            fields.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", ")
+            fields
+                .iter()
+                .map(|(f, _)| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     )?;
     Ok(customers)
@@ -119,6 +142,10 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
     if !crate::state::register(ctx, workspace, "rectifications").await? {
         return Ok(0);
     }
+    crate::unify::register_written(ctx, tables_dir, "unified_customers").await?;
+    if !ctx.table_exist("customer_links")? {
+        crate::unify::register_written(ctx, tables_dir, "customer_links").await?;
+    }
     let latest = "SELECT customer_id, field, value FROM (\
            SELECT l.customer_id, x.field, x.value, row_number() OVER (\
                   PARTITION BY l.customer_id, x.field ORDER BY x.rectified_at DESC) AS rn \
@@ -129,7 +156,12 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
         .await?
         .collect()
         .await?;
-    let schema = ctx.table("unified_customers").await?.schema().as_arrow().clone();
+    let schema = ctx
+        .table("unified_customers")
+        .await?
+        .schema()
+        .as_arrow()
+        .clone();
     let fields = super::strings(ctx, "SELECT DISTINCT field FROM rectified").await?;
     let mut select = Vec::new();
     let mut joins = Vec::new();
@@ -149,7 +181,8 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
             select.push(format!("u.{}", ident(name)));
         }
     }
-    let corrected = super::strings(ctx, "SELECT count(DISTINCT customer_id) FROM rectified").await?;
+    let corrected =
+        super::strings(ctx, "SELECT count(DISTINCT customer_id) FROM rectified").await?;
     let sql = format!(
         "SELECT {} FROM unified_customers u {} ORDER BY u.customer_id",
         select.join(", "),
@@ -159,8 +192,11 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
     let target = tables_dir.join("unified_customers.parquet");
     // Replace the file (a refresh's copy may be a hard link to the previous run's: rename
     // replaces the link, never the previous run's data).
-    std::fs::rename(tables_dir.join("unified_customers.rectified.parquet"), &target)
-        .map_err(|e| Error::io("cannot replace", &target, e))?;
+    std::fs::rename(
+        tables_dir.join("unified_customers.rectified.parquet"),
+        &target,
+    )
+    .map_err(|e| Error::io("cannot replace", &target, e))?;
     crate::unify::register_written(ctx, tables_dir, "unified_customers").await?;
     Ok(corrected.first().and_then(|c| c.parse().ok()).unwrap_or(0))
 }
