@@ -247,6 +247,16 @@ pub async fn open_project(
         tables.push("customer_profiles".into());
     }
     tables.extend(crate::state::register_all(&ctx, ws.dir()).await?);
+    if tables.iter().any(|t| t == "export_log") {
+        // Each export's watermark: the run and time of its last successful send.
+        ctx.sql(
+            "CREATE VIEW export_watermarks AS SELECT export, run_id, ended_at FROM (\
+               SELECT *, row_number() OVER (PARTITION BY export ORDER BY ended_at DESC) AS n \
+               FROM export_log WHERE outcome = 'succeeded') WHERE n = 1",
+        )
+        .await?;
+        tables.push("export_watermarks".into());
+    }
     if let Some(sql) = crate::privacy::consent::customer_consent_sql(cfg, &tables) {
         ctx.sql(&format!("CREATE VIEW customer_consent AS {sql}"))
             .await?;

@@ -474,6 +474,7 @@ export = "mailer"
 trigger = "not_lost_buyers"
 message = "points"
 wait_days = 30
+condition = "lifetime_spend >= 300"
 
 [exports.mailer]
 table = "outbox"
@@ -514,7 +515,11 @@ file = { path = "out/outbox/", format = "json" }
     // A month later the second journey is due.
     ok(&["refresh", "-q", "-p", p(dir), "--as-of", "2026-08-15"]);
     let out = ok(&["journeys", "-p", p(dir), "later"]);
-    assert!(out.contains("journey later: 3 due, 3 messages"), "{out}");
+    assert!(out.contains("journey later: 2 due, 2 messages"), "{out}");
+    assert_eq!(
+        query(dir, "SELECT customer_id FROM journey_state WHERE journey = 'later' ORDER BY 1"),
+        "customer_id\ncus_000000001\ncus_000000003\n"
+    );
 }
 
 #[test]
@@ -632,10 +637,15 @@ fn privacy_access_erasure_and_rectification() {
 table = "unified_customers"
 mode = "incremental"
 file = { path = "out/changes/" }
+
+[exports.snapshot]
+table = "unified_customers"
+columns = ["first_name"]
+file = { path = "out/snapshot.parquet" }
 "#,
     );
     ok(&["run", "-q", "-p", p(dir)]);
-    ok(&["export", "-q", "-p", p(dir), "changes"]);
+    ok(&["export", "-q", "-p", p(dir), "--all"]);
 
     // Access: everything on Anna, from every source.
     let doc: serde_json::Value = serde_json::from_str(&ok(&[
@@ -806,6 +816,20 @@ file = { path = "out/changes/" }
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["customer_id"], "cus_000000001");
     assert_eq!(rows[0]["_change"], "erased");
+
+    // A full file export is rewritten without her, with a tombstone list next to it.
+    ok(&["export", "-q", "-p", p(dir), "snapshot"]);
+    let tombstones = files_in(&dir.join("out"))
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("snapshot.tombstones-"))
+        .expect("tombstones written");
+    let rows = csv_rows(&tombstones);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["customer_id"], "cus_000000001");
+    assert_eq!(
+        query(dir, "SELECT export, run_id IS NOT NULL AS has_run FROM export_watermarks ORDER BY 1"),
+        "export,has_run\nchanges,true\nsnapshot,true\n"
+    );
 
     // The audit log has every request, and no identifier in clear.
     let audit = query(

@@ -273,6 +273,28 @@ async fn s3_sources_with_globs() {
         "{files}"
     );
 
+    // Exports write to the object store: a Parquet file another project reads back.
+    common::append(
+        &remote.join("panorama.toml"),
+        &format!(
+            "\n[exports.to_lake]\ntable = \"crm_contacts\"\nkey = \"contact_id\"\ncolumns = [\"email\"]\n\
+             file = {{ path = \"s3://{bucket}/exports/contacts.parquet\" }}\n"
+        ),
+    );
+    ok(&["export", "-p", remote.to_str().unwrap(), "-q", "to_lake"], &envs);
+    let back = tmp.path().join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    std::fs::write(
+        back.join("panorama.toml"),
+        format!("[sources.contacts]\nlocation = \"s3://{bucket}/exports/contacts.parquet\"\nprimary_key = \"contact_id\"\n"),
+    )
+    .unwrap();
+    ok(&["run", "-p", back.to_str().unwrap(), "-q"], &envs);
+    assert_eq!(
+        query(&back, "SELECT count(*) AS n, count(DISTINCT email) AS e FROM contacts", &envs),
+        query(&local, "SELECT count(*) AS n, count(DISTINCT email) AS e FROM crm_contacts", &[]),
+    );
+
     // A missing object is an error naming the URL.
     std::fs::write(
         remote.join("panorama.toml"),
