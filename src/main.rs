@@ -1014,6 +1014,9 @@ fn next_steps(dir: &Path) -> String {
   panorama query    --project {p} \"SELECT * FROM business_measures\"
   panorama segment  --project {p} win_back --preview
   panorama refresh  --project {p} --as-of 2027-01-01      (measures and segments, no re-matching)
+  panorama export   --project {p} --all                   (files under {p}/exports; see export_log)
+  panorama journeys --project {p}                         (messages into the outbox, delivered once)
+  panorama privacy  --project {p} access --email <an e-mail from unified_customers>
   panorama describe --project {p} webshop_customers
   panorama query    --project {p} \"SELECT * FROM rejects LIMIT 5\"
   panorama query    --project {p} \"SELECT tier, count(*), avg(points) FROM loyalty_members GROUP BY tier\" --format csv

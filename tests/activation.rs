@@ -486,6 +486,12 @@ file = { path = "out/outbox/", format = "json" }
 "#,
     );
     ok(&["run", "-q", "-p", p(dir)]);
+    // Before any journey ran the outbox is empty: nothing to send, not an error.
+    let out = ok(&["export", "-p", p(dir), "mailer"]);
+    assert!(
+        out.contains("selected 0") && out.contains("succeeded"),
+        "{out}"
+    );
     let out = ok(&["journeys", "-p", p(dir)]);
     assert!(out.contains("journey welcome: 3 due, 3 messages"), "{out}");
     // Entered on as_of (2026-07-01): 30 days have not passed.
@@ -517,7 +523,10 @@ file = { path = "out/outbox/", format = "json" }
     let out = ok(&["journeys", "-p", p(dir), "later"]);
     assert!(out.contains("journey later: 2 due, 2 messages"), "{out}");
     assert_eq!(
-        query(dir, "SELECT customer_id FROM journey_state WHERE journey = 'later' ORDER BY 1"),
+        query(
+            dir,
+            "SELECT customer_id FROM journey_state WHERE journey = 'later' ORDER BY 1"
+        ),
         "customer_id\ncus_000000001\ncus_000000003\n"
     );
 }
@@ -827,7 +836,10 @@ file = { path = "out/snapshot.parquet" }
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["customer_id"], "cus_000000001");
     assert_eq!(
-        query(dir, "SELECT export, run_id IS NOT NULL AS has_run FROM export_watermarks ORDER BY 1"),
+        query(
+            dir,
+            "SELECT export, run_id IS NOT NULL AS has_run FROM export_watermarks ORDER BY 1"
+        ),
         "export,has_run\nchanges,true\nsnapshot,true\n"
     );
 

@@ -281,7 +281,10 @@ async fn s3_sources_with_globs() {
              file = {{ path = \"s3://{bucket}/exports/contacts.parquet\" }}\n"
         ),
     );
-    ok(&["export", "-p", remote.to_str().unwrap(), "-q", "to_lake"], &envs);
+    ok(
+        &["export", "-p", remote.to_str().unwrap(), "-q", "to_lake"],
+        &envs,
+    );
     let back = tmp.path().join("back");
     std::fs::create_dir_all(&back).unwrap();
     std::fs::write(
@@ -291,8 +294,16 @@ async fn s3_sources_with_globs() {
     .unwrap();
     ok(&["run", "-p", back.to_str().unwrap(), "-q"], &envs);
     assert_eq!(
-        query(&back, "SELECT count(*) AS n, count(DISTINCT email) AS e FROM contacts", &envs),
-        query(&local, "SELECT count(*) AS n, count(DISTINCT email) AS e FROM crm_contacts", &[]),
+        query(
+            &back,
+            "SELECT count(*) AS n, count(DISTINCT email) AS e FROM contacts",
+            &envs
+        ),
+        query(
+            &local,
+            "SELECT count(*) AS n, count(DISTINCT email) AS e FROM crm_contacts",
+            &[]
+        ),
     );
 
     // A missing object is an error naming the URL.

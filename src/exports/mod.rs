@@ -188,6 +188,18 @@ pub async fn run_export(
         started_at: started.to_rfc3339(),
         ..Default::default()
     };
+    // A log Panorama keeps (e.g. the outbox before any journey ran) has nothing to send yet.
+    if let Some(t) = def.table.as_ref().map(|t| t.get_ref().as_str()) {
+        if crate::state::LOG_TABLES.contains(&t) && !opened.tables.iter().any(|x| x == t) {
+            report.outcome = if opts.dry_run { "dry-run" } else { "succeeded" }.into();
+            report.error = None;
+            report.ended_at = chrono::Utc::now().to_rfc3339();
+            if !opts.dry_run {
+                log(&workspace, &report)?;
+            }
+            return Ok(report);
+        }
+    }
     let plan = plan(cfg, &ctx, &opened, name, def, &mut report).await?;
     report.upserts = plan.ops.iter().filter(|o| !o.change.is_delete()).count() as u64;
     report.deletes = plan.ops.iter().filter(|o| o.change.is_delete()).count() as u64;

@@ -235,7 +235,7 @@ mod tests {
                 "a&b".to_string(),
             )]))
             .unwrap();
-        assert_eq!(body, "HI A&B");
+        assert_eq!(body, "Hi A&B");
     }
 
     #[test]
