@@ -653,6 +653,14 @@ columns = ["first_name"]
 file = { path = "out/snapshot.parquet" }
 "#,
     );
+    let hook = Receiver::start();
+    append(
+        &dir.join("panorama.toml"),
+        &format!(
+            "\n[exports.hook]\ntable = \"unified_customers\"\nmode = \"incremental\"\nwebhook = {{ url = \"{}\" }}\n",
+            hook.url
+        ),
+    );
     ok(&["run", "-q", "-p", p(dir)]);
     ok(&["export", "-q", "-p", p(dir), "--all"]);
 
@@ -826,6 +834,17 @@ file = { path = "out/snapshot.parquet" }
     assert_eq!(rows[0]["customer_id"], "cus_000000001");
     assert_eq!(rows[0]["_change"], "erased");
 
+    // The webhook gets Ben's rectified profile as a change, and a delete saying why for her.
+    ok(&["export", "-q", "-p", p(dir), "hook"]);
+    let last = hook.accepted().last().unwrap().body.clone();
+    let events = last["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{last}");
+    assert_eq!(events[0]["change"], "changed");
+    assert_eq!(events[0]["data"]["last_name"], "Coleman");
+    assert_eq!(
+        events[1],
+        serde_json::json!({"op": "delete", "change": "erased", "key": "cus_000000001"})
+    );
     // A full file export is rewritten without her, with a tombstone list next to it.
     ok(&["export", "-q", "-p", p(dir), "snapshot"]);
     let tombstones = files_in(&dir.join("out"))
@@ -840,7 +859,7 @@ file = { path = "out/snapshot.parquet" }
             dir,
             "SELECT export, run_id IS NOT NULL AS has_run FROM export_watermarks ORDER BY 1"
         ),
-        "export,has_run\nchanges,true\nsnapshot,true\n"
+        "export,has_run\nchanges,true\nhook,true\nsnapshot,true\n"
     );
 
     // The audit log has every request, and no identifier in clear.
