@@ -816,6 +816,13 @@ async fn privacy(cfg: &ProjectConfig, command: PrivacyCommand, quiet: bool) -> R
                     r.runs_deleted.len(),
                     r.state_rows_removed
                 );
+                if !r.runs_in_progress.is_empty() {
+                    println!(
+                        "warning: runs in progress in another process may still hold them: {}; \
+                         run `panorama privacy erase` again (or `panorama run --full`) when they finish",
+                        r.runs_in_progress.join(", ")
+                    );
+                }
                 if !r.exports_to_notify.is_empty() {
                     println!(
                         "the next run of these exports tells their destination to delete: {}",

@@ -13,7 +13,7 @@ mod file;
 mod postgres;
 mod webhook;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -67,13 +67,16 @@ pub struct Plan {
     pub name: String,
     pub key: String,
     pub mode: ExportMode,
-    /// Rows selected (after consent and limit), sorted by key.
+    /// Rows to write, sorted by key: every selected row in full mode, only the changed ones
+    /// in incremental mode.
     pub batches: Vec<RecordBatch>,
     pub ops: Vec<Op>,
     /// Every key selected this time (a full export mirrors exactly these).
-    pub keys: BTreeSet<String>,
+    pub keys: HashSet<String>,
     /// Schema of the rows (also when none are selected).
     pub schema: arrow::datatypes::SchemaRef,
+    /// What the destination had confirmed before this export.
+    confirmed: HashMap<String, ConfirmedRow>,
 }
 
 /// What a destination confirmed.
@@ -200,7 +203,8 @@ pub async fn run_export(
             return Ok(report);
         }
     }
-    let plan = plan(cfg, &ctx, &opened, name, def, &mut report).await?;
+    let needs_json = !matches!(destination, Destination::File(_));
+    let mut plan = plan(cfg, &ctx, &opened, name, def, &mut report, needs_json).await?;
     report.upserts = plan.ops.iter().filter(|o| !o.change.is_delete()).count() as u64;
     report.deletes = plan.ops.iter().filter(|o| o.change.is_delete()).count() as u64;
     if opts.dry_run {
@@ -221,7 +225,7 @@ pub async fn run_export(
     report.error = sent.error.clone();
     // Record what was confirmed even when the rest failed: that is what makes a retry exact.
     if !sent.confirmed.is_empty() || plan.ops.is_empty() {
-        save_confirmed(&workspace, name, &plan, &sent.confirmed, &opened.run_id).await?;
+        save_confirmed(&workspace, name, &mut plan, &sent.confirmed, &opened.run_id)?;
     }
     report.outcome = if sent.error.is_none() {
         "succeeded".into()
@@ -297,6 +301,7 @@ async fn plan(
     name: &str,
     def: &ExportDef,
     report: &mut ExportReport,
+    needs_json: bool,
 ) -> Result<Plan> {
     let err = |m: String| Error::Other(format!("exports.{name}: {m}"));
     let base = base_sql(def, &opened.tables).map_err(err)?;
@@ -308,34 +313,34 @@ async fn plan(
         .as_arrow()
         .clone();
     let has = |c: &str| schema.fields().iter().any(|f| f.name() == c);
+    let all_columns = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let key = def.key();
     if !has(&key) {
         return Err(err(format!(
-            "the rows have no key column `{key}` (columns: {}); set `key`",
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "the rows have no key column `{key}` (columns: {all_columns}); set `key`"
         )));
     }
     if let Some(cols) = &def.columns {
         for c in cols.get_ref() {
             if !has(c) {
                 return Err(err(format!(
-                    "columns: no column `{c}` in the rows (columns: {})",
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "columns: no column `{c}` in the rows (columns: {all_columns})"
                 )));
             }
         }
     }
+    let t0 = std::time::Instant::now();
     report.selected = count(ctx, &base).await?;
+    tracing::info!(
+        export = name,
+        seconds = t0.elapsed().as_secs_f64(),
+        "counted the selection"
+    );
     let mut sql = base;
     if let Some(purpose) = &def.purpose {
         if !has("customer_id") {
@@ -393,61 +398,95 @@ async fn plan(
         }
         None => "*".into(),
     };
-    sql = format!("SELECT {projection} FROM ({sql}) ORDER BY {}", ident(&key));
+    // No ORDER BY: sorting a million rows cost more than the rest; operations are sorted by
+    // key below, which is what makes webhook batches (and their idempotency keys) repeatable.
+    sql = format!("SELECT {projection} FROM ({sql})");
     let df = ctx.sql(&sql).await.map_err(|e| err(format!("{e}")))?;
     let row_schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.map_err(|e| err(format!("{e}")))?;
-    let rows = rows_of(&batches, &key)?;
     let workspace = cfg.workspace_dir();
+    let t0 = std::time::Instant::now();
     let confirmed = load_confirmed(&workspace, name).await?;
+    tracing::info!(
+        export = name,
+        rows = confirmed.len(),
+        seconds = t0.elapsed().as_secs_f64(),
+        "confirmed state loaded"
+    );
     let erased = crate::privacy::erased_customer_hashes(&workspace).await?;
     let mut ops = Vec::new();
-    let mut keys = BTreeSet::new();
+    let mut keys = HashSet::new();
     let mut dupes = 0;
-    for r in rows {
-        if !keys.insert(r.key.clone()) {
-            dupes += 1;
-            continue;
+    let mut batches = Vec::new();
+    // Batch by batch, keeping only what is sent: at a million rows, holding every row's JSON
+    // and batch took 1.6 GB for an export that found nothing to send.
+    let mut stream = df.execute_stream().await.map_err(|e| err(format!("{e}")))?;
+    use futures::StreamExt;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| err(format!("{e}")))?;
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for r in rows_of(std::slice::from_ref(&batch), &key)? {
+            if !keys.insert(r.key.clone()) {
+                dupes += 1;
+                keep.push(false);
+                continue;
+            }
+            let change = match confirmed.get(&r.key) {
+                None => Some(Change::Entered),
+                Some(c) if c.hash != r.hash => Some(Change::Changed),
+                Some(_) if def.mode == ExportMode::Full => Some(Change::Changed),
+                Some(_) => None,
+            };
+            keep.push(change.is_some());
+            if let Some(change) = change {
+                ops.push(Op {
+                    key: r.key,
+                    customer_id: r.customer_id,
+                    change,
+                    json: needs_json.then_some(r.json),
+                    hash: Some(r.hash),
+                });
+            }
         }
-        let change = match confirmed.get(&r.key) {
-            None => Some(Change::Entered),
-            Some(c) if c.hash != r.hash => Some(Change::Changed),
-            Some(_) if def.mode == ExportMode::Full => Some(Change::Changed),
-            Some(_) => None,
-        };
-        if let Some(change) = change {
-            ops.push(Op {
-                key: r.key,
-                customer_id: r.customer_id,
-                change,
-                json: Some(r.json),
-                hash: Some(r.hash),
-            });
+        if def.mode == ExportMode::Full {
+            batches.push(batch);
+        } else if keep.iter().any(|k| *k) {
+            let mask = arrow::array::BooleanArray::from(keep);
+            batches.push(arrow::compute::filter_record_batch(&batch, &mask)?);
         }
     }
+    tracing::info!(
+        export = name,
+        ops = ops.len(),
+        seconds = t0.elapsed().as_secs_f64(),
+        "rows compared with the confirmed state"
+    );
     if dupes > 0 {
         return Err(err(format!(
             "{dupes} rows share a key `{key}` with another row: a destination keyed by `{key}` would keep only one; choose a unique `key`"
         )));
     }
-    for (k, c) in &confirmed {
-        if !keys.contains(k) {
-            let erased_now = c
-                .customer_id
-                .as_deref()
-                .is_some_and(|id| erased.contains(&crate::privacy::hash_identifier(id)));
-            ops.push(Op {
-                key: k.clone(),
-                customer_id: c.customer_id.clone(),
-                change: if erased_now {
-                    Change::Erased
-                } else {
-                    Change::Left
-                },
-                json: None,
-                hash: None,
-            });
-        }
+    ops.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut left: Vec<(&String, &ConfirmedRow)> = confirmed
+        .iter()
+        .filter(|(k, _)| !keys.contains(*k))
+        .collect();
+    left.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, c) in left {
+        let erased_now = c
+            .customer_id
+            .as_deref()
+            .is_some_and(|id| erased.contains(&crate::privacy::hash_identifier(id)));
+        ops.push(Op {
+            key: k.clone(),
+            customer_id: c.customer_id.clone(),
+            change: if erased_now {
+                Change::Erased
+            } else {
+                Change::Left
+            },
+            json: None,
+            hash: None,
+        });
     }
     Ok(Plan {
         name: name.to_string(),
@@ -457,6 +496,7 @@ async fn plan(
         ops,
         keys,
         schema: row_schema,
+        confirmed,
     })
 }
 
@@ -525,21 +565,31 @@ struct ConfirmedRow {
     hash: String,
 }
 
-async fn load_confirmed(workspace: &Path, name: &str) -> Result<BTreeMap<String, ConfirmedRow>> {
+/// A context with the export's confirmed state registered as `confirmed`, if it has one.
+pub(crate) async fn confirmed_context(
+    workspace: &Path,
+    name: &str,
+) -> Result<Option<SessionContext>> {
     let path = export_state_dir(workspace, name).join("confirmed.parquet");
-    let mut out = BTreeMap::new();
     if !path.exists() {
-        return Ok(out);
+        return Ok(None);
     }
     let ctx = crate::session::new_context();
-    let batches = ctx
-        .read_parquet(
-            path.to_string_lossy().as_ref(),
-            datafusion::prelude::ParquetReadOptions::default(),
-        )
-        .await?
-        .collect()
-        .await?;
+    ctx.register_parquet(
+        "confirmed",
+        path.to_string_lossy().as_ref(),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await?;
+    Ok(Some(ctx))
+}
+
+async fn load_confirmed(workspace: &Path, name: &str) -> Result<HashMap<String, ConfirmedRow>> {
+    let mut out = HashMap::new();
+    let Some(ctx) = confirmed_context(workspace, name).await? else {
+        return Ok(out);
+    };
+    let batches = ctx.table("confirmed").await?.collect().await?;
     for b in &batches {
         let keys = string_column(b, "key")?;
         let ids = string_column(b, "customer_id")?;
@@ -558,14 +608,14 @@ async fn load_confirmed(workspace: &Path, name: &str) -> Result<BTreeMap<String,
 }
 
 /// The confirmed state after applying the confirmed operations.
-async fn save_confirmed(
+fn save_confirmed(
     workspace: &Path,
     name: &str,
-    plan: &Plan,
+    plan: &mut Plan,
     confirmed_ops: &[usize],
     run_id: &str,
 ) -> Result<()> {
-    let mut state = load_confirmed(workspace, name).await?;
+    let mut state = std::mem::take(&mut plan.confirmed);
     for &i in confirmed_ops {
         let op = &plan.ops[i];
         if op.change.is_delete() {
@@ -580,6 +630,7 @@ async fn save_confirmed(
             );
         }
     }
+    let state: BTreeMap<String, ConfirmedRow> = state.into_iter().collect();
     let now = chrono::Utc::now().to_rfc3339();
     let n = state.len();
     let batch = crate::state::batch(vec![

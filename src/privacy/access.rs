@@ -177,20 +177,9 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
     let workspace = cfg.workspace_dir();
     let mut exports = Vec::new();
     for name in cfg.exports.keys() {
-        let path = crate::state::dir(&workspace)
-            .join("exports")
-            .join(name)
-            .join("confirmed.parquet");
-        if !path.exists() {
+        let Some(ectx) = crate::exports::confirmed_context(&workspace, name).await? else {
             continue;
-        }
-        let ectx = crate::session::new_context();
-        ectx.register_parquet(
-            "confirmed",
-            path.to_string_lossy().as_ref(),
-            Default::default(),
-        )
-        .await?;
+        };
         for mut row in json_rows(
             &ectx,
             &format!(

@@ -31,6 +31,8 @@ pub struct ErasureReport {
     /// The new run without the person.
     pub run_id: String,
     pub runs_deleted: Vec<String>,
+    /// Runs other processes were writing, not deleted: run again once they finish.
+    pub runs_in_progress: Vec<String>,
     /// Exports whose next run will tell their destination to delete the person.
     pub exports_to_notify: Vec<String>,
 }
@@ -156,6 +158,13 @@ pub async fn erase(
     report.run_id = outcome.manifest.run_id.clone();
     let ws = crate::workspace::Workspace::new(workspace.clone());
     for m in ws.manifests()? {
+        // A run another process is writing now is left to it (deleting it would break that
+        // process); it read the sources before the suppression list had this person, so the
+        // report says to run again after it.
+        if m.status == crate::workspace::RunStatus::Running && m.run_id != report.run_id {
+            report.runs_in_progress.push(m.run_id);
+            continue;
+        }
         if m.run_id != report.run_id {
             let dir = ws.run_dir(&m.run_id);
             std::fs::remove_dir_all(&dir)
@@ -164,18 +173,7 @@ pub async fn erase(
         }
     }
     for name in cfg.exports.keys() {
-        let path = crate::state::dir(&workspace)
-            .join("exports")
-            .join(name)
-            .join("confirmed.parquet");
-        if path.exists() {
-            let ectx = crate::session::new_context();
-            ectx.register_parquet(
-                "confirmed",
-                path.to_string_lossy().as_ref(),
-                Default::default(),
-            )
-            .await?;
+        if let Some(ectx) = crate::exports::confirmed_context(&workspace, name).await? {
             let hit = strings(
                 &ectx,
                 &format!("SELECT key FROM confirmed WHERE customer_id IN ({ids}) LIMIT 1"),
