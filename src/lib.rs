@@ -15,6 +15,7 @@ pub mod error;
 pub mod exports;
 pub mod journeys;
 pub mod output;
+pub mod predictions;
 pub mod privacy;
 pub mod project;
 pub mod run;

@@ -138,6 +138,7 @@ fn started_manifest(cfg: &ProjectConfig, run_id: &str, as_of: chrono::NaiveDateT
         unify: None,
         as_of: Some(crate::session::format_as_of(as_of)),
         analytics: None,
+        predictions: None,
         refreshed_from: None,
         inputs: None,
     }
@@ -208,6 +209,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
         "project",
         "exports",
         "consent",
+        "predictions",
         "messages",
         "journeys",
         "schedules",
@@ -265,9 +267,10 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
             manifest.sources = reports.clone();
             let previous = ws.current_run()?.map(|id| ws.run_dir(&id).join("tables"));
             match unify_stage(cfg, &run_dir, &reports, previous.as_deref(), opts).await {
-                Ok((u, a)) => {
+                Ok((u, a, p)) => {
                     manifest.unify = Some(u);
                     manifest.analytics = a;
+                    manifest.predictions = p;
                     Ok((reports, rejects))
                 }
                 Err(e) => Err((reports, e)),
@@ -330,6 +333,7 @@ async fn unify_stage(
 ) -> Result<(
     crate::unify::UnifyReport,
     Option<crate::analytics::AnalyticsReport>,
+    Option<crate::predictions::PredictionsReport>,
 )> {
     let bar = stage_spinner(opts, "unifying: map, match, merge");
     let ctx = crate::session::new_context();
@@ -354,6 +358,14 @@ async fn unify_stage(
             Err(e) => report = Err(e),
         }
     }
+    let mut predictions = None;
+    if report.is_ok() {
+        bar.set_message("predictions: lifetime value, churn, recommendations");
+        match crate::predictions::build(cfg, &ctx, &tables, opts.as_of(cfg)).await {
+            Ok(p) => predictions = p,
+            Err(e) => report = Err(e),
+        }
+    }
     drop(ctx);
     tracing::info!("unify context released");
     let report = match report {
@@ -365,9 +377,9 @@ async fn unify_stage(
                 .unwrap_or_default();
             analytics_stage(cfg, reports, run_dir, &run_id, previous_tables, opts)
                 .await
-                .map(|a| (r, Some(a)))
+                .map(|a| (r, Some(a), predictions))
         }
-        Ok(r) => Ok((r, None)),
+        Ok(r) => Ok((r, None, predictions)),
         Err(e) => Err(e),
     };
     bar.finish_and_clear();
@@ -400,7 +412,14 @@ async fn analytics_stage(
 }
 
 /// Tables a refresh rebuilds rather than reuses.
-const REFRESHED_TABLES: &[&str] = &["activities", "activity_stats"];
+const REFRESHED_TABLES: &[&str] = &[
+    "activities",
+    "activity_stats",
+    "predictions_clv",
+    "predictions_churn",
+    "recommendations",
+    "prediction_grades",
+];
 
 /// `panorama refresh`: a new run that reuses the current run's sources and unification and
 /// rebuilds activities, measures and segments (for new measure or segment definitions, or a
@@ -461,6 +480,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
                 u.unresolved_activities = unresolved;
             }
         }
+        manifest.predictions = crate::predictions::build(cfg, &ctx, &tables, as_of).await?;
         let report = if cfg.analytics.is_empty() {
             None
         } else {

@@ -52,6 +52,14 @@ pub fn new_context() -> SessionContext {
         "segment_overlap",
         Arc::new(crate::unify::table_functions::SegmentOverlap),
     );
+    ctx.register_udtf(
+        "bgnbd_fit",
+        Arc::new(crate::predictions::table_functions::BgNbdFit),
+    );
+    ctx.register_udtf(
+        "gamma_gamma_fit",
+        Arc::new(crate::predictions::table_functions::GammaGammaFit),
+    );
     register_as_of(&ctx, chrono::Utc::now().naive_utc());
     ctx
 }

@@ -97,6 +97,8 @@ pub enum Rows {
     ActivitySource(String),
     /// A source mapped in `[unify.sources]`, joined to customers through `customer_links`.
     UnifiedSource(String),
+    /// A table of the predictions stage (`predictions_clv`, ...), one or more rows per customer.
+    Prediction(String),
     /// One row per customer: `customer_profiles` (business measures).
     Customers,
 }
@@ -224,6 +226,10 @@ impl Analytics {
 /// The ready templates, by name.
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("rfm", include_str!("../../sql/templates/rfm.toml")),
+    (
+        "engagement",
+        include_str!("../../sql/templates/engagement.toml"),
+    ),
     (
         "lifetime_spend",
         include_str!("../../sql/templates/lifetime_spend.toml"),
@@ -591,6 +597,17 @@ impl Resolver<'_> {
             {
                 Ok(Rows::UnifiedSource(s.to_string()))
             }
+            Some(t)
+                if !business
+                    && cfg.predictions.as_ref().is_some_and(|p| match t {
+                        "predictions_clv" => p.clv.is_some(),
+                        "predictions_churn" => p.churn.is_some(),
+                        "recommendations" => p.recommendations.is_some(),
+                        _ => false,
+                    }) =>
+            {
+                Ok(Rows::Prediction(t.to_string()))
+            }
             Some(other) if business => Err(format!(
                 "from = \"{other}\": business measures aggregate `customers` (profiles with their measures, the default) or `activities`"
             )),
@@ -598,8 +615,19 @@ impl Resolver<'_> {
                 let mut names = vec!["activities".to_string()];
                 names.extend(cfg.activities.keys().cloned());
                 names.extend(cfg.unify.iter().flat_map(|u| u.sources.keys().cloned()));
+                if let Some(p) = &cfg.predictions {
+                    for (t, on) in [
+                        ("predictions_clv", p.clv.is_some()),
+                        ("predictions_churn", p.churn.is_some()),
+                        ("recommendations", p.recommendations.is_some()),
+                    ] {
+                        if on {
+                            names.push(t.to_string());
+                        }
+                    }
+                }
                 Err(format!(
-                    "from = \"{other}\" is neither `activities`, an activity source nor a source mapped in [unify.sources] (can be: {})",
+                    "from = \"{other}\" is neither `activities`, an activity source, a source mapped in [unify.sources] nor a configured prediction table (can be: {})",
                     names.join(", ")
                 ))
             }

@@ -29,6 +29,10 @@ pub fn rows_sql(cfg: &ProjectConfig, rows: &Rows) -> Result<String> {
                 ident(&a.source)
             )
         }
+        Rows::Prediction(table) => format!(
+            "(SELECT customer_id AS panorama_customer_id, * FROM {})",
+            ident(table)
+        ),
         Rows::UnifiedSource(source) => {
             let map = cfg
                 .unify

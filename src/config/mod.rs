@@ -36,6 +36,10 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "unify_stats",
     "identity_graph",
     "truth",
+    "predictions_clv",
+    "predictions_churn",
+    "recommendations",
+    "prediction_grades",
 ];
 
 /// A parsed and validated `panorama.toml`.
@@ -72,6 +76,8 @@ pub struct ProjectConfig {
     pub journeys: BTreeMap<String, Spanned<crate::journeys::JourneyDef>>,
     /// `[schedules.<name>]`: cron expressions for `panorama schedule`.
     pub schedules: BTreeMap<String, Spanned<crate::schedule::ScheduleDef>>,
+    /// `[predictions.*]`: CLV, churn, recommendations.
+    pub predictions: Option<crate::predictions::config::PredictionsSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -291,6 +297,8 @@ struct RawConfig {
     journeys: BTreeMap<String, Spanned<crate::journeys::JourneyDef>>,
     #[serde(default)]
     schedules: BTreeMap<String, Spanned<crate::schedule::ScheduleDef>>,
+    #[serde(default)]
+    predictions: Option<crate::predictions::config::PredictionsSection>,
 }
 
 impl ProjectConfig {
@@ -335,6 +343,7 @@ impl ProjectConfig {
             messages: raw.messages,
             journeys: raw.journeys,
             schedules: raw.schedules,
+            predictions: raw.predictions,
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;
@@ -398,6 +407,29 @@ impl ProjectConfig {
         if let Some(a) = &cfg.project.as_of {
             parse_as_of(a.get_ref())
                 .map_err(|m| cfg.error_at(a.span(), format!("project.as_of: {m}")))?;
+        }
+        if let Some(p) = &cfg.predictions {
+            if !p.is_empty() && (cfg.unify.is_none() || cfg.activities.is_empty()) {
+                return Err(cfg.error_at_section(
+                    "[predictions",
+                    "predictions learn from activities: add [unify] and [activities.<name>]".into(),
+                ));
+            }
+            if let Some(c) = &p.clv {
+                c.get_ref().check().map_err(|m| cfg.error_at(c.span(), m))?;
+            }
+            if let Some(r) = &p.recommendations {
+                if !cfg.activities.contains_key(&r.get_ref().activity) {
+                    return Err(cfg.error_at(
+                        r.span(),
+                        format!(
+                            "predictions.recommendations.activity: no [activities.{}] (activities: {})",
+                            r.get_ref().activity,
+                            cfg.activities.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         cfg.analytics = crate::analytics::definitions::resolve(&cfg)?;
         crate::journeys::check(&cfg).map_err(|(span, m)| cfg.error_at(span, m))?;

@@ -65,6 +65,9 @@ impl DemoReport {
 const AS_OF_DAYS: i32 = 20_757;
 const DAY_US: i64 = 86_400_000_000;
 
+/// Product categories of the demo catalogue (products are numbered category by category).
+const CATEGORIES: usize = 10;
+
 fn ts_days_ago(rng: &mut SmallRng, max_days: i32) -> i64 {
     let days = rng.random_range(0..max_days.max(1)) as i64;
     let secs = rng.random_range(0..86_400i64);
@@ -547,7 +550,10 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
             }
         }
 
-        // Orders: a long tail; a few customers buy a lot.
+        // Orders: a long tail; a few customers buy a lot. Like real buyers, many stop at some
+        // point (their orders end there: what churn and lifetime-value models learn from),
+        // and most buy mostly in one category of the catalogue (what co-purchase
+        // recommendations learn from).
         for (cid, created) in &shop_ids {
             let n = match rng.random_range(0..100) {
                 0..=19 => 0,
@@ -555,13 +561,34 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                 60..=89 => rng.random_range(3..8),
                 _ => rng.random_range(8..30),
             };
+            let since = ((AS_OF_DAYS as i64 * DAY_US - created) / DAY_US).max(1) as i32;
+            // Drawn from a stream of their own, so the main stream (and with it every other
+            // source of a seed) is what it was before buyers had these habits.
+            let mut habits =
+                SmallRng::seed_from_u64(opts.seed ^ order_n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // Days before as_of the customer stopped buying (0: still buying).
+            let stopped = if habits.random_ratio(45, 100) {
+                habits.random_range(0..since) as i64
+            } else {
+                0
+            };
+            let category = habits.random_range(0..CATEGORIES);
             for _ in 0..n {
                 order_n += 1;
-                let since = ((AS_OF_DAYS as i64 * DAY_US - created) / DAY_US).max(1) as i32;
-                let ts = ts_days_ago(&mut rng, since);
-                // Zipf-like popularity: low product numbers sell more.
+                // A day of the customer's buying years, squeezed before the day they stopped.
+                let drawn = ts_days_ago(&mut rng, since);
+                let offset = AS_OF_DAYS as i64 * DAY_US - drawn;
+                let ts = AS_OF_DAYS as i64 * DAY_US
+                    - (stopped * DAY_US + offset * (since as i64 - stopped) / since as i64);
+                // Zipf-like popularity: low product numbers sell more; 70% of orders in the
+                // customer's own category.
                 let r: f64 = rng.random();
-                let product = ((r * r * r) * PRODUCTS as f64) as usize;
+                let product = if habits.random_ratio(70, 100) {
+                    let per = PRODUCTS / CATEGORIES;
+                    category * per + ((r * r * r) * per as f64) as usize
+                } else {
+                    ((r * r * r) * PRODUCTS as f64) as usize
+                };
                 let qty = if rng.random_ratio(85, 100) {
                     1
                 } else {

@@ -26,13 +26,13 @@ use futures::future::BoxFuture;
 use super::clusters::UnionFind;
 use crate::config::ProjectConfig;
 
-type Compute =
+pub(crate) type Compute =
     dyn Fn(SessionContext) -> BoxFuture<'static, crate::error::Result<RecordBatch>> + Send + Sync;
 
 /// A table computed when scanned, in the scanning session (so it sees the session's tables).
-struct ComputedTable {
-    schema: SchemaRef,
-    compute: Box<Compute>,
+pub(crate) struct ComputedTable {
+    pub(crate) schema: SchemaRef,
+    pub(crate) compute: Box<Compute>,
 }
 
 impl fmt::Debug for ComputedTable {
@@ -77,7 +77,7 @@ impl TableProvider for ComputedTable {
 }
 
 /// The string literal arguments of a table function call.
-fn string_args(
+pub(crate) fn string_args(
     name: &str,
     args: &[Expr],
     n: usize,

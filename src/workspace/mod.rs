@@ -57,6 +57,9 @@ pub struct Manifest {
     /// Figures of the measures and segments stage.
     #[serde(default)]
     pub analytics: Option<crate::analytics::AnalyticsReport>,
+    /// Figures and grades of the predictions stage.
+    #[serde(default)]
+    pub predictions: Option<crate::predictions::PredictionsReport>,
     /// For `panorama refresh`: the run whose sources and unification this run reuses.
     #[serde(default)]
     pub refreshed_from: Option<String>,
@@ -230,6 +233,7 @@ mod tests {
             unify: None,
             as_of: None,
             analytics: None,
+            predictions: None,
             refreshed_from: None,
             inputs: None,
         }

@@ -1,0 +1,364 @@
+//! Customer lifetime value: BG/NBD for how many purchases, Gamma-Gamma for their value,
+//! discounted over a horizon; graded on a holdout against "the last period again".
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::prelude::SessionContext;
+
+use super::bgnbd::{BgNbd, GammaGamma, Summary};
+use super::config::ClvConfig;
+use super::Grade;
+use crate::error::{Error, Result};
+
+/// A customer's purchase history up to a cutoff.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: String,
+    pub summary: Summary,
+    /// Mean value of the repeat purchases (0 without any).
+    pub m: f64,
+}
+
+fn at(ts: chrono::NaiveDateTime) -> String {
+    format!("CAST('{}' AS TIMESTAMP)", ts.format("%Y-%m-%d %H:%M:%S"))
+}
+
+/// Purchase days per customer before `cutoff`, summarized (x, t_x, T in `unit` days, mean
+/// repeat value). Several purchases on one day count as one, as in the papers.
+pub async fn summaries(
+    ctx: &SessionContext,
+    purchases: &str,
+    cutoff: chrono::NaiveDateTime,
+    unit: f64,
+) -> Result<Vec<Customer>> {
+    let sql = format!(
+        "WITH tx AS (\
+           SELECT customer_id, date_trunc('day', ts) AS day, sum(CAST(amount AS DOUBLE)) AS amount \
+           FROM activities WHERE ({purchases}) AND customer_id IS NOT NULL AND ts < {cut} \
+           GROUP BY customer_id, date_trunc('day', ts)) \
+         SELECT customer_id, CAST(count(*) - 1 AS DOUBLE) AS x, \
+           (extract(epoch FROM max(day)) - extract(epoch FROM min(day))) / 86400.0 / {unit} AS t_x, \
+           (extract(epoch FROM {cut}) - extract(epoch FROM min(day))) / 86400.0 / {unit} AS t, \
+           CASE WHEN count(*) > 1 THEN (coalesce(sum(amount), 0) - coalesce(first_value(amount ORDER BY day), 0)) / (count(*) - 1) ELSE 0 END AS m \
+         FROM tx GROUP BY customer_id ORDER BY customer_id",
+        cut = at(cutoff),
+    );
+    let batches = ctx
+        .sql(&sql)
+        .await
+        .map_err(|e| Error::Other(format!("predictions.clv.purchases: {e}")))?
+        .collect()
+        .await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let ids = crate::exports::string_column(b, "customer_id")?;
+        let col = |n: &str| -> Result<Float64Array> {
+            let c = arrow::compute::cast(
+                b.column(b.schema().index_of(n)?),
+                &arrow::datatypes::DataType::Float64,
+            )?;
+            Ok(c.as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("f64")
+                .clone())
+        };
+        let (x, t_x, t, m) = (col("x")?, col("t_x")?, col("t")?, col("m")?);
+        for i in 0..b.num_rows() {
+            out.push(Customer {
+                id: ids.value(i).to_string(),
+                summary: Summary {
+                    x: x.value(i),
+                    t_x: t_x.value(i),
+                    t: t.value(i),
+                },
+                m: if m.is_null(i) {
+                    0.0
+                } else {
+                    m.value(i).max(0.0)
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+use arrow::array::Array;
+
+/// Purchase days per customer in `[from, to)`.
+pub(super) async fn purchase_days(
+    ctx: &SessionContext,
+    purchases: &str,
+    from: chrono::NaiveDateTime,
+    to: chrono::NaiveDateTime,
+) -> Result<std::collections::HashMap<String, f64>> {
+    let sql = format!(
+        "SELECT customer_id, CAST(count(DISTINCT date_trunc('day', ts)) AS DOUBLE) AS n FROM activities \
+         WHERE ({purchases}) AND customer_id IS NOT NULL AND ts >= {} AND ts < {} GROUP BY customer_id",
+        at(from),
+        at(to)
+    );
+    let mut out = std::collections::HashMap::new();
+    for b in ctx.sql(&sql).await?.collect().await? {
+        let ids = crate::exports::string_column(&b, "customer_id")?;
+        let n = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Float64)?;
+        let n = n.as_any().downcast_ref::<Float64Array>().expect("f64");
+        for i in 0..b.num_rows() {
+            out.insert(ids.value(i).to_string(), n.value(i));
+        }
+    }
+    Ok(out)
+}
+
+/// The fitted models at a cutoff.
+pub struct Models {
+    pub bgnbd: super::bgnbd::Fit<BgNbd>,
+    pub gamma_gamma: Option<super::bgnbd::Fit<GammaGamma>>,
+}
+
+pub fn fit(customers: &[Customer]) -> Result<Models> {
+    let data: Vec<Summary> = customers.iter().map(|c| c.summary).collect();
+    let bgnbd = BgNbd::fit(&data).map_err(|e| Error::Other(format!("predictions.clv: {e}")))?;
+    let spend: Vec<(f64, f64)> = customers.iter().map(|c| (c.summary.x, c.m)).collect();
+    let gamma_gamma = GammaGamma::fit(&spend).ok();
+    Ok(Models { bgnbd, gamma_gamma })
+}
+
+/// Discounted value of the purchases expected over `horizon_days`, month by month.
+fn clv(model: &BgNbd, s: &Summary, spend: f64, cfg: &ClvConfig) -> (f64, f64) {
+    let mut value = 0.0;
+    let mut previous = 0.0;
+    let mut day = 0.0;
+    let horizon = cfg.horizon_days as f64;
+    while day < horizon {
+        day = (day + 30.0).min(horizon);
+        let expected = model.expected_purchases(s, day / cfg.time_unit_days);
+        value += (expected - previous) * spend / (1.0 + cfg.discount_rate).powf(day / 365.0);
+        previous = expected;
+    }
+    (previous, value)
+}
+
+/// Fit on the whole history and write `predictions_clv`; grade on a holdout.
+pub async fn build(
+    ctx: &SessionContext,
+    cfg: &ClvConfig,
+    as_of: chrono::NaiveDateTime,
+) -> Result<(RecordBatch, Vec<Grade>)> {
+    // Enough history?
+    let first = crate::privacy::strings(
+        ctx,
+        &format!(
+            "SELECT CAST(min(ts) AS VARCHAR) FROM activities WHERE ({}) AND customer_id IS NOT NULL AND ts < {}",
+            cfg.purchases,
+            at(as_of)
+        ),
+    )
+    .await
+    .map_err(|e| Error::Other(format!("predictions.clv.purchases: {e}")))?;
+    let Some(first) = first
+        .first()
+        .and_then(|f| crate::config::parse_as_of(f.split('.').next().unwrap_or(f)).ok())
+    else {
+        return Err(Error::Other(
+            "predictions.clv: no purchases in activities (check predictions.clv.purchases)".into(),
+        ));
+    };
+    let history = (as_of - first).num_days();
+    if history < cfg.min_history_days as i64 {
+        return Err(Error::Other(format!(
+            "predictions.clv: lifetime value needs at least {} days of purchase history, the activities have {history} (from {} to as_of {}); \
+             set predictions.clv.min_history_days to fit on less, knowing the model will be less reliable",
+            cfg.min_history_days,
+            first.date(),
+            as_of.date()
+        )));
+    }
+    let customers = summaries(ctx, &cfg.purchases, as_of, cfg.time_unit_days).await?;
+    let models = fit(&customers)?;
+    let grades = grade(ctx, cfg, as_of, &models).await?;
+    let m = models.bgnbd.params;
+    let rows = score(&customers, &models, cfg);
+    // Deciles by CLV, 1 = the most valuable tenth.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        rows[b]
+            .3
+            .total_cmp(&rows[a].3)
+            .then(customers[a].id.cmp(&customers[b].id))
+    });
+    let n = rows.len().max(1);
+    let mut decile = vec![0u32; rows.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        decile[i] = (rank * 10 / n) as u32 + 1;
+    }
+    let _ = m;
+    let batch = crate::state::batch(vec![
+        (
+            "customer_id",
+            Arc::new(StringArray::from_iter_values(
+                customers.iter().map(|c| c.id.clone()),
+            )) as ArrayRef,
+        ),
+        (
+            "frequency",
+            Arc::new(Float64Array::from_iter_values(
+                customers.iter().map(|c| c.summary.x),
+            )),
+        ),
+        (
+            "recency",
+            Arc::new(Float64Array::from_iter_values(
+                customers.iter().map(|c| c.summary.t_x),
+            )),
+        ),
+        (
+            "tenure",
+            Arc::new(Float64Array::from_iter_values(
+                customers.iter().map(|c| c.summary.t),
+            )),
+        ),
+        (
+            "p_alive",
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.0))),
+        ),
+        (
+            "expected_purchases",
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1))),
+        ),
+        (
+            "expected_spend",
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        ),
+        (
+            "clv",
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.3))),
+        ),
+        ("clv_decile", Arc::new(UInt32Array::from(decile.clone()))),
+        (
+            "high_value",
+            Arc::new(BooleanArray::from(
+                decile.iter().map(|d| Some(*d <= 2)).collect::<Vec<_>>(),
+            )),
+        ),
+    ])?;
+    Ok((batch, grades))
+}
+
+/// (p_alive, expected purchases over the horizon, expected spend, CLV) per customer, in
+/// parallel over the machine's cores.
+fn score(customers: &[Customer], models: &Models, cfg: &ClvConfig) -> Vec<(f64, f64, f64, f64)> {
+    let m = models.bgnbd.params;
+    let one = |c: &Customer| {
+        let spend = match &models.gamma_gamma {
+            Some(g) => g.params.expected_spend(c.summary.x, c.m),
+            None => c.m,
+        };
+        let (purchases, value) = clv(&m, &c.summary, spend, cfg);
+        (m.p_alive(&c.summary), purchases, spend, value)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = customers.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = customers
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("scoring thread"))
+            .collect()
+    })
+}
+
+/// Hold out the last `holdout_days`, fit before them, and compare predicted purchases in the
+/// holdout with the actual ones, and with the baseline "as many as in the period before".
+async fn grade(
+    ctx: &SessionContext,
+    cfg: &ClvConfig,
+    as_of: chrono::NaiveDateTime,
+    full: &Models,
+) -> Result<Vec<Grade>> {
+    let holdout = chrono::Duration::days(cfg.holdout_days as i64);
+    let cutoff = as_of - holdout;
+    let calibration = summaries(ctx, &cfg.purchases, cutoff, cfg.time_unit_days).await?;
+    let mut grades = vec![
+        Grade::param("clv", "bgnbd_r", full.bgnbd.params.r),
+        Grade::param("clv", "bgnbd_alpha", full.bgnbd.params.alpha),
+        Grade::param("clv", "bgnbd_a", full.bgnbd.params.a),
+        Grade::param("clv", "bgnbd_b", full.bgnbd.params.b),
+        Grade::param("clv", "bgnbd_log_likelihood", full.bgnbd.log_likelihood),
+    ];
+    if let Some(g) = &full.gamma_gamma {
+        grades.push(Grade::param("clv", "gamma_gamma_p", g.params.p));
+        grades.push(Grade::param("clv", "gamma_gamma_q", g.params.q));
+        grades.push(Grade::param("clv", "gamma_gamma_v", g.params.v));
+    }
+    if calibration.len() < 10 {
+        grades.push(Grade::metric(
+            "clv",
+            "holdout_customers",
+            calibration.len() as f64,
+            None,
+            "C",
+        ));
+        return Ok(grades);
+    }
+    let models = fit(&calibration)?;
+    let actual = purchase_days(ctx, &cfg.purchases, cutoff, as_of).await?;
+    let before = purchase_days(ctx, &cfg.purchases, cutoff - holdout, cutoff).await?;
+    let t = cfg.holdout_days as f64 / cfg.time_unit_days;
+    let (mut err_model, mut err_base, mut sum_pred, mut sum_actual) = (0.0, 0.0, 0.0, 0.0);
+    for c in &calibration {
+        let predicted = models.bgnbd.params.expected_purchases(&c.summary, t);
+        let a = actual.get(&c.id).copied().unwrap_or(0.0);
+        let b = before.get(&c.id).copied().unwrap_or(0.0);
+        err_model += (predicted - a).abs();
+        err_base += (b - a).abs();
+        sum_pred += predicted;
+        sum_actual += a;
+    }
+    let n = calibration.len() as f64;
+    let (mae, mae_base) = (err_model / n, err_base / n);
+    let aggregate = if sum_actual > 0.0 {
+        (sum_pred - sum_actual) / sum_actual
+    } else {
+        0.0
+    };
+    let grade = clv_grade(mae, mae_base, aggregate);
+    grades.push(Grade::metric("clv", "holdout_customers", n, None, grade));
+    grades.push(Grade::metric(
+        "clv",
+        "holdout_purchases_mae",
+        mae,
+        Some(mae_base),
+        grade,
+    ));
+    grades.push(Grade::metric(
+        "clv",
+        "holdout_total_purchases",
+        sum_pred,
+        Some(sum_actual),
+        grade,
+    ));
+    grades.push(Grade::metric(
+        "clv",
+        "holdout_total_error",
+        aggregate,
+        None,
+        grade,
+    ));
+    Ok(grades)
+}
+
+/// A: clearly better than the baseline per customer (MAE at most 90% of its MAE) and the
+/// total within 15%; B: better than the baseline; C: not better.
+pub fn clv_grade(mae: f64, mae_baseline: f64, total_error: f64) -> &'static str {
+    if mae <= 0.9 * mae_baseline && total_error.abs() <= 0.15 {
+        "A"
+    } else if mae < mae_baseline {
+        "B"
+    } else {
+        "C"
+    }
+}

@@ -1,0 +1,177 @@
+//! Predictions: customer lifetime value (BG/NBD + Gamma-Gamma), churn risk (logistic
+//! regression), and product recommendations (item-to-item co-purchases), each graded on a
+//! holdout against a simple baseline. The engagement score is a measure template
+//! (`sql/templates/engagement.toml`).
+//!
+//! The stage runs after activities and before measures, so measures (`from =
+//! "predictions_clv"`), segments and exports can use what it writes:
+//!
+//! | table | what |
+//! |---|---|
+//! | `predictions_clv` | `customer_id, frequency, recency, tenure, p_alive, expected_purchases, expected_spend, clv, clv_decile, high_value` |
+//! | `predictions_churn` | `customer_id, churn_probability, churn_risk, top_features` |
+//! | `recommendations` | `customer_id, rank, <item>, score, reason` |
+//! | `prediction_grades` | `model, metric, value, baseline, grade`: fitted parameters and holdout metrics |
+
+pub mod bgnbd;
+mod churn;
+mod clv;
+pub mod config;
+mod recommendations;
+pub mod table_functions;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, StringArray};
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ProjectConfig;
+use crate::error::Result;
+
+/// Tables the stage writes.
+pub const TABLES: &[&str] = &[
+    "predictions_clv",
+    "predictions_churn",
+    "recommendations",
+    "prediction_grades",
+];
+
+/// One row of `prediction_grades`: a fitted parameter (no baseline, no grade) or a holdout
+/// metric with the baseline's value and the model's grade.
+#[derive(Debug, Clone)]
+pub struct Grade {
+    pub model: String,
+    pub metric: String,
+    pub value: f64,
+    pub baseline: Option<f64>,
+    pub grade: Option<String>,
+}
+
+impl Grade {
+    fn param(model: &str, metric: &str, value: f64) -> Grade {
+        Grade {
+            model: model.into(),
+            metric: metric.into(),
+            value,
+            baseline: None,
+            grade: None,
+        }
+    }
+    fn metric(model: &str, metric: &str, value: f64, baseline: Option<f64>, grade: &str) -> Grade {
+        Grade {
+            model: model.into(),
+            metric: metric.into(),
+            value,
+            baseline,
+            grade: Some(grade.into()),
+        }
+    }
+}
+
+/// What the stage did, for the manifest and the run summary.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PredictionsReport {
+    pub clv_customers: u64,
+    pub churn_customers: u64,
+    pub recommendations: u64,
+    /// Model → grade (A, B or C).
+    pub grades: Vec<(String, String)>,
+    pub seconds: f64,
+}
+
+/// Fit the configured models on the run's activities; `ctx` has the run's sources,
+/// `customer_links`, `unified_customers` and `activities`.
+pub async fn build(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    tables_dir: &Path,
+    as_of: chrono::NaiveDateTime,
+) -> Result<Option<PredictionsReport>> {
+    let Some(p) = &cfg.predictions else {
+        return Ok(None);
+    };
+    if p.is_empty() {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    for t in ["unified_customers", "customer_links"] {
+        if !ctx.table_exist(t)? {
+            crate::unify::register_written(ctx, tables_dir, t).await?;
+        }
+    }
+    let mut report = PredictionsReport::default();
+    let mut grades = Vec::new();
+    if let Some(c) = &p.clv {
+        let (batch, g) = clv::build(ctx, c.get_ref(), as_of).await?;
+        report.clv_customers = batch.num_rows() as u64;
+        write(ctx, tables_dir, "predictions_clv", batch).await?;
+        grades.extend(g);
+    }
+    if let Some(c) = &p.churn {
+        let (batch, g) = churn::build(ctx, c.get_ref(), as_of).await?;
+        report.churn_customers = batch.num_rows() as u64;
+        write(ctx, tables_dir, "predictions_churn", batch).await?;
+        grades.extend(g);
+    }
+    if let Some(r) = &p.recommendations {
+        let (n, g) = recommendations::build(cfg, ctx, r.get_ref(), tables_dir).await?;
+        report.recommendations = n;
+        crate::unify::register_written(ctx, tables_dir, "recommendations").await?;
+        grades.extend(g);
+    }
+    for g in &grades {
+        if let Some(grade) = &g.grade {
+            if !report.grades.iter().any(|(m, _)| *m == g.model) {
+                report.grades.push((g.model.clone(), grade.clone()));
+            }
+        }
+    }
+    let batch = crate::state::batch(vec![
+        (
+            "model",
+            Arc::new(StringArray::from_iter_values(
+                grades.iter().map(|g| g.model.clone()),
+            )) as ArrayRef,
+        ),
+        (
+            "metric",
+            Arc::new(StringArray::from_iter_values(
+                grades.iter().map(|g| g.metric.clone()),
+            )),
+        ),
+        (
+            "value",
+            Arc::new(Float64Array::from_iter_values(
+                grades.iter().map(|g| g.value),
+            )),
+        ),
+        (
+            "baseline",
+            Arc::new(Float64Array::from(
+                grades.iter().map(|g| g.baseline).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "grade",
+            Arc::new(StringArray::from(
+                grades.iter().map(|g| g.grade.clone()).collect::<Vec<_>>(),
+            )),
+        ),
+    ])?;
+    write(ctx, tables_dir, "prediction_grades", batch).await?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(Some(report))
+}
+
+async fn write(
+    ctx: &SessionContext,
+    dir: &Path,
+    name: &str,
+    batch: arrow::array::RecordBatch,
+) -> Result<()> {
+    let path = dir.join(format!("{name}.parquet"));
+    crate::run::write_parquet(&path, batch.schema(), std::slice::from_ref(&batch))?;
+    crate::unify::register_written(ctx, dir, name).await
+}
