@@ -201,6 +201,11 @@ type = "order"
 activity = "orders"
 item = "item"
 k = 3
+
+[measures.engagement]
+template = "engagement"
+interactions = "TRUE"
+saturation = 1
 "#,
     );
     ok(&["run", "-q", "-p", p(dir)]);
@@ -219,6 +224,17 @@ k = 3
          A,1,p3,0.9082,similar\nA,2,p4,0.0,popular\n\
          C,1,p2,0.8165,similar\nC,2,p3,0.4082,similar\nC,3,p4,0.0,popular\n\
          E,1,p1,0.0,popular\nE,2,p2,0.0,popular\nE,3,p3,0.0,popular\n"
+    );
+    // Engagement: each interaction weighs 0.5^(age / 30 days), s = the sum, 100·(1 − e^−s).
+    // C's one order 31 days before as_of: 100·(1 − e^−0.5^(31/30)) = 38.7; A's two orders
+    // 31 and 30 days before: 62.8; B's three: 77.7; E did nothing: 0.
+    assert_eq!(
+        query(
+            dir,
+            "SELECT c.id, m.engagement_score FROM customer_measures m \
+             JOIN customer_links l ON l.customer_id = m.customer_id JOIN customers c ON c.id = l.record_id ORDER BY 1"
+        ),
+        "id,engagement_score\nA,62.8\nB,77.7\nC,38.7\nD,62.8\nE,0.0\n"
     );
     // Graded on the last purchase of A, B and D held out.
     let grades = query(

@@ -85,15 +85,16 @@ pub async fn summaries(
 
 use arrow::array::Array;
 
-/// Purchase days per customer in `[from, to)`.
+/// Purchase days and spend per customer in `[from, to)`.
 pub(super) async fn purchase_days(
     ctx: &SessionContext,
     purchases: &str,
     from: chrono::NaiveDateTime,
     to: chrono::NaiveDateTime,
-) -> Result<std::collections::HashMap<String, f64>> {
+) -> Result<std::collections::HashMap<String, (f64, f64)>> {
     let sql = format!(
-        "SELECT customer_id, CAST(count(DISTINCT date_trunc('day', ts)) AS DOUBLE) AS n FROM activities \
+        "SELECT customer_id, CAST(count(DISTINCT date_trunc('day', ts)) AS DOUBLE) AS n, \
+                CAST(coalesce(sum(amount), 0) AS DOUBLE) AS spend FROM activities \
          WHERE ({purchases}) AND customer_id IS NOT NULL AND ts >= {} AND ts < {} GROUP BY customer_id",
         at(from),
         at(to)
@@ -101,10 +102,10 @@ pub(super) async fn purchase_days(
     let mut out = std::collections::HashMap::new();
     for b in ctx.sql(&sql).await?.collect().await? {
         let ids = crate::exports::string_column(&b, "customer_id")?;
-        let n = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Float64)?;
-        let n = n.as_any().downcast_ref::<Float64Array>().expect("f64");
+        let n = b.column(1).as_any().downcast_ref::<Float64Array>().expect("f64");
+        let spend = b.column(2).as_any().downcast_ref::<Float64Array>().expect("f64");
         for i in 0..b.num_rows() {
-            out.insert(ids.value(i).to_string(), n.value(i));
+            out.insert(ids.value(i).to_string(), (n.value(i), spend.value(i)));
         }
     }
     Ok(out)
@@ -116,22 +117,53 @@ pub struct Models {
     pub gamma_gamma: Option<super::bgnbd::Fit<GammaGamma>>,
 }
 
+/// Customers a model is fitted on at most: beyond this, a deterministic sample (by a hash of
+/// the customer id). At 500,000 buyers every likelihood evaluation took 30 ms and a fit some
+/// 600 of them; the parameters of a 50,000 sample differ in the third digit at most.
+pub const FIT_SAMPLE: usize = 50_000;
+
+fn sample(customers: &[Customer]) -> Vec<&Customer> {
+    if customers.len() <= FIT_SAMPLE {
+        return customers.iter().collect();
+    }
+    use sha2::Digest;
+    let mut keyed: Vec<(u64, &Customer)> = customers
+        .iter()
+        .map(|c| {
+            let h = sha2::Sha256::digest(c.id.as_bytes());
+            (u64::from_le_bytes(h[..8].try_into().expect("8 bytes")), c)
+        })
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.into_iter().take(FIT_SAMPLE).map(|(_, c)| c).collect()
+}
+
 pub fn fit(customers: &[Customer]) -> Result<Models> {
+    let started = std::time::Instant::now();
+    let customers = sample(customers);
     let data: Vec<Summary> = customers.iter().map(|c| c.summary).collect();
     let bgnbd = BgNbd::fit(&data).map_err(|e| Error::Other(format!("predictions.clv: {e}")))?;
     let spend: Vec<(f64, f64)> = customers.iter().map(|c| (c.summary.x, c.m)).collect();
     let gamma_gamma = GammaGamma::fit(&spend).ok();
+    tracing::info!(
+        customers = data.len(),
+        iterations = bgnbd.iterations,
+        seconds = started.elapsed().as_secs_f64(),
+        "BG/NBD and Gamma-Gamma fitted"
+    );
     Ok(Models { bgnbd, gamma_gamma })
 }
 
-/// Discounted value of the purchases expected over `horizon_days`, month by month.
+/// Discounted value of the purchases expected over `horizon_days`, quarter by quarter (each
+/// step costs a hypergeometric series per customer; monthly steps tripled the scoring time
+/// and moved values by well under 1%).
 fn clv(model: &BgNbd, s: &Summary, spend: f64, cfg: &ClvConfig) -> (f64, f64) {
     let mut value = 0.0;
     let mut previous = 0.0;
     let mut day = 0.0;
     let horizon = cfg.horizon_days as f64;
     while day < horizon {
-        day = (day + 30.0).min(horizon);
+        day = (day + 91.25).min(horizon);
         let expected = model.expected_purchases(s, day / cfg.time_unit_days);
         value += (expected - previous) * spend / (1.0 + cfg.discount_rate).powf(day / 365.0);
         previous = expected;
@@ -178,7 +210,13 @@ pub async fn build(
     let models = fit(&customers)?;
     let grades = grade(ctx, cfg, as_of, &models).await?;
     let m = models.bgnbd.params;
+    let started = std::time::Instant::now();
     let rows = score(&customers, &models, cfg);
+    tracing::info!(
+        customers = rows.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "lifetime values computed"
+    );
     // Deciles by CLV, 1 = the most valuable tenth.
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by(|&a, &b| {
@@ -309,50 +347,43 @@ async fn grade(
     let before = purchase_days(ctx, &cfg.purchases, cutoff - holdout, cutoff).await?;
     let t = cfg.holdout_days as f64 / cfg.time_unit_days;
     let (mut err_model, mut err_base, mut sum_pred, mut sum_actual) = (0.0, 0.0, 0.0, 0.0);
+    let (mut spend_err, mut spend_err_base) = (0.0, 0.0);
     for c in &calibration {
         let predicted = models.bgnbd.params.expected_purchases(&c.summary, t);
-        let a = actual.get(&c.id).copied().unwrap_or(0.0);
-        let b = before.get(&c.id).copied().unwrap_or(0.0);
+        let spend = match &models.gamma_gamma {
+            Some(g) => g.params.expected_spend(c.summary.x, c.m),
+            None => c.m,
+        };
+        let (a, a_spend) = actual.get(&c.id).copied().unwrap_or((0.0, 0.0));
+        let (b, b_spend) = before.get(&c.id).copied().unwrap_or((0.0, 0.0));
         err_model += (predicted - a).abs();
         err_base += (b - a).abs();
+        spend_err += (predicted * spend - a_spend).abs();
+        spend_err_base += (b_spend - a_spend).abs();
         sum_pred += predicted;
         sum_actual += a;
     }
     let n = calibration.len() as f64;
     let (mae, mae_base) = (err_model / n, err_base / n);
+    let (spend_mae, spend_mae_base) = (spend_err / n, spend_err_base / n);
     let aggregate = if sum_actual > 0.0 {
         (sum_pred - sum_actual) / sum_actual
     } else {
         0.0
     };
-    let grade = clv_grade(mae, mae_base, aggregate);
+    let grade = clv_grade(spend_mae, spend_mae_base, aggregate);
     grades.push(Grade::metric("clv", "holdout_customers", n, None, grade));
-    grades.push(Grade::metric(
-        "clv",
-        "holdout_purchases_mae",
-        mae,
-        Some(mae_base),
-        grade,
-    ));
-    grades.push(Grade::metric(
-        "clv",
-        "holdout_total_purchases",
-        sum_pred,
-        Some(sum_actual),
-        grade,
-    ));
-    grades.push(Grade::metric(
-        "clv",
-        "holdout_total_error",
-        aggregate,
-        None,
-        grade,
-    ));
+    grades.push(Grade::metric("clv", "holdout_spend_mae", spend_mae, Some(spend_mae_base), grade));
+    grades.push(Grade::metric("clv", "holdout_purchases_mae", mae, Some(mae_base), grade));
+    grades.push(Grade::metric("clv", "holdout_total_purchases", sum_pred, Some(sum_actual), grade));
+    grades.push(Grade::metric("clv", "holdout_total_error", aggregate, None, grade));
     Ok(grades)
 }
 
-/// A: clearly better than the baseline per customer (MAE at most 90% of its MAE) and the
-/// total within 15%; B: better than the baseline; C: not better.
+/// Graded on the spend of the held-out period, per customer, against the baseline "each
+/// customer spends what they spent in the period before": A when the model's mean absolute
+/// error is at most 90% of the baseline's and its total purchases are within 15% of the
+/// actual; B when it is below the baseline's; C otherwise.
 pub fn clv_grade(mae: f64, mae_baseline: f64, total_error: f64) -> &'static str {
     if mae <= 0.9 * mae_baseline && total_error.abs() <= 0.15 {
         "A"

@@ -1,7 +1,8 @@
 //! Product recommendations: item-to-item collaborative filtering from co-purchases, in SQL.
 //!
 //! Two items are similar when the same customers bought both (cosine of their buyer sets:
-//! co-buyers / sqrt(buyers of one × buyers of the other), the 50 nearest kept per item). A
+//! co-buyers / sqrt(buyers of one × buyers of the other), the 2k nearest (at least 10) kept per
+//! item). A
 //! customer's candidates are the neighbours of what they bought, scored by summed similarity;
 //! customers with fewer than `k` candidates, and those who never bought, are filled up with the
 //! most popular items. Evaluated by holding out each customer's last purchase: hit rate and
@@ -18,12 +19,16 @@ use crate::unify::staging::ident;
 /// Recommendations for the customers of `customers` (a table with `customer_id`) from the
 /// purchases in `purchases` (`customer_id, item`), as SQL.
 fn recommend_sql(purchases: &str, customers: &str, k: u32, exclude_bought: bool) -> String {
-    let exclude = if exclude_bought {
-        format!(
-            "LEFT JOIN {purchases} b ON b.customer_id = c.customer_id AND b.item = c.item WHERE b.item IS NULL"
-        )
-    } else {
-        String::new()
+    // Anti-joins with what the customer bought, when asked to.
+    let not_bought = |alias: &str| {
+        if exclude_bought {
+            format!(
+                "LEFT JOIN {purchases} bought ON bought.customer_id = {alias}.customer_id AND bought.item = {alias}.item \
+                 WHERE bought.item IS NULL"
+            )
+        } else {
+            "WHERE TRUE".to_string()
+        }
     };
     format!(
         "WITH ic AS (SELECT item, count(*) AS n FROM {purchases} GROUP BY item), \
@@ -31,21 +36,40 @@ fn recommend_sql(purchases: &str, customers: &str, k: u32, exclude_bought: bool)
                    JOIN {purchases} b ON a.customer_id = b.customer_id AND a.item <> b.item GROUP BY a.item, b.item), \
          sim AS (SELECT p.i, p.j, CAST(p.co AS DOUBLE) / sqrt(CAST(ci.n AS DOUBLE) * CAST(cj.n AS DOUBLE)) AS s \
                  FROM pairs p JOIN ic ci ON ci.item = p.i JOIN ic cj ON cj.item = p.j), \
-         nb AS (SELECT i, j, s FROM (SELECT *, row_number() OVER (PARTITION BY i ORDER BY s DESC, j) AS r FROM sim) WHERE r <= 50), \
-         similar AS (SELECT u.customer_id, nb.j AS item, sum(nb.s) AS score, 'similar' AS reason \
+         nb AS (SELECT i, j, s FROM (SELECT *, row_number() OVER (PARTITION BY i ORDER BY s DESC, j) AS r FROM sim) WHERE r <= {neighbours}), \
+         similar AS (SELECT u.customer_id, nb.j AS item, sum(nb.s) AS score \
                      FROM {purchases} u JOIN nb ON nb.i = u.item GROUP BY u.customer_id, nb.j), \
-         popular_items AS (SELECT item, n FROM ic ORDER BY n DESC, item LIMIT {pop}), \
-         popular AS (SELECT c.customer_id, p.item, CAST(p.n AS DOUBLE) / (SELECT CAST(max(n) AS DOUBLE) FROM ic) * 1e-6 AS score, \
-                            'popular' AS reason FROM {customers} c CROSS JOIN popular_items p), \
-         cand AS (SELECT customer_id, item, max(score) AS score, \
-                        CASE WHEN bool_or(reason = 'similar') THEN 'similar' ELSE 'popular' END AS reason FROM \
-                    (SELECT * FROM similar UNION ALL SELECT * FROM popular) GROUP BY customer_id, item), \
-         kept AS (SELECT c.* FROM cand c {exclude}) \
-         SELECT customer_id, CAST(r AS INT) AS rank, item, score, reason FROM (\
-           SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY score DESC, item) AS r FROM kept) \
-         WHERE r <= {k}",
-        pop = k + 20,
+         similar_kept AS (SELECT s.* FROM similar s {not_bought_s}), \
+         sim_k AS (SELECT customer_id, item, score, 'similar' AS reason FROM (\
+                     SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY score DESC, item) AS r FROM similar_kept) \
+                   WHERE r <= {k}), \
+         sim_n AS (SELECT customer_id, count(*) AS n FROM sim_k GROUP BY customer_id), \
+         bought_n AS (SELECT customer_id, count(*) AS n FROM {purchases} GROUP BY customer_id), \
+         needy AS (SELECT c.customer_id, {k} - coalesce(s.n, 0) AS need, \
+                          {k} + coalesce(s.n, 0) + {bought_slack} AS reach \
+                   FROM {customers} c LEFT JOIN sim_n s ON s.customer_id = c.customer_id \
+                   LEFT JOIN bought_n b ON b.customer_id = c.customer_id WHERE coalesce(s.n, 0) < {k}), \
+         popular_items AS (SELECT item, n, row_number() OVER (ORDER BY n DESC, item) AS pr FROM ic), \
+         fill_cand AS (SELECT d.customer_id, d.need, p.item, p.n FROM needy d JOIN popular_items p ON p.pr <= d.reach), \
+         fill_kept AS (SELECT f.* FROM fill_cand f LEFT JOIN sim_k already ON already.customer_id = f.customer_id AND already.item = f.item \
+                       {not_bought_f} AND already.item IS NULL), \
+         fill AS (SELECT customer_id, item, CAST(n AS DOUBLE) / (SELECT CAST(max(n) AS DOUBLE) FROM ic) * 1e-6 AS score, 'popular' AS reason \
+                  FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY n DESC, item) AS r FROM fill_kept) WHERE r <= need) \
+         SELECT customer_id, CAST(row_number() OVER (PARTITION BY customer_id ORDER BY score DESC, item) AS INT) AS rank, item, score, reason \
+         FROM (SELECT * FROM sim_k UNION ALL SELECT * FROM fill)",
+        neighbours = neighbours(k),
+        not_bought_s = not_bought("s"),
+        not_bought_f = not_bought("f"),
+        // Popular items a customer may have to skip: those they bought (bounded by a join on
+        // how many they bought) and those already recommended as similar.
+        bought_slack = if exclude_bought { "coalesce(b.n, 0)" } else { "0" },
     )
+}
+
+/// Neighbours kept per item: every purchase of a customer joins this many candidates, so it
+/// bounds the biggest intermediate result (50 made 110 million rows at 1M demo people).
+fn neighbours(k: u32) -> u32 {
+    (2 * k).max(10)
 }
 
 /// Build `recommendations` and grade them; `ctx` has the run's sources, links and activities.
