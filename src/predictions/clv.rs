@@ -102,8 +102,16 @@ pub(super) async fn purchase_days(
     let mut out = std::collections::HashMap::new();
     for b in ctx.sql(&sql).await?.collect().await? {
         let ids = crate::exports::string_column(&b, "customer_id")?;
-        let n = b.column(1).as_any().downcast_ref::<Float64Array>().expect("f64");
-        let spend = b.column(2).as_any().downcast_ref::<Float64Array>().expect("f64");
+        let n = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("f64");
+        let spend = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("f64");
         for i in 0..b.num_rows() {
             out.insert(ids.value(i).to_string(), (n.value(i), spend.value(i)));
         }
@@ -373,10 +381,34 @@ async fn grade(
     };
     let grade = clv_grade(spend_mae, spend_mae_base, aggregate);
     grades.push(Grade::metric("clv", "holdout_customers", n, None, grade));
-    grades.push(Grade::metric("clv", "holdout_spend_mae", spend_mae, Some(spend_mae_base), grade));
-    grades.push(Grade::metric("clv", "holdout_purchases_mae", mae, Some(mae_base), grade));
-    grades.push(Grade::metric("clv", "holdout_total_purchases", sum_pred, Some(sum_actual), grade));
-    grades.push(Grade::metric("clv", "holdout_total_error", aggregate, None, grade));
+    grades.push(Grade::metric(
+        "clv",
+        "holdout_spend_mae",
+        spend_mae,
+        Some(spend_mae_base),
+        grade,
+    ));
+    grades.push(Grade::metric(
+        "clv",
+        "holdout_purchases_mae",
+        mae,
+        Some(mae_base),
+        grade,
+    ));
+    grades.push(Grade::metric(
+        "clv",
+        "holdout_total_purchases",
+        sum_pred,
+        Some(sum_actual),
+        grade,
+    ));
+    grades.push(Grade::metric(
+        "clv",
+        "holdout_total_error",
+        aggregate,
+        None,
+        grade,
+    ));
     Ok(grades)
 }
 

@@ -16,20 +16,9 @@ use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::unify::staging::ident;
 
-/// Recommendations for the customers of `customers` (a table with `customer_id`) from the
-/// purchases in `purchases` (`customer_id, item`), as SQL.
-fn recommend_sql(purchases: &str, customers: &str, k: u32, exclude_bought: bool) -> String {
-    // Anti-joins with what the customer bought, when asked to.
-    let not_bought = |alias: &str| {
-        if exclude_bought {
-            format!(
-                "LEFT JOIN {purchases} bought ON bought.customer_id = {alias}.customer_id AND bought.item = {alias}.item \
-                 WHERE bought.item IS NULL"
-            )
-        } else {
-            "WHERE TRUE".to_string()
-        }
-    };
+/// The similar-item candidates (`customer_id, item, score, reason, r`, top `k` per customer)
+/// from the purchases in `purchases` (`customer_id, item`), as SQL.
+fn similar_sql(purchases: &str, k: u32, exclude_bought: bool) -> String {
     format!(
         "WITH ic AS (SELECT item, count(*) AS n FROM {purchases} GROUP BY item), \
          pairs AS (SELECT a.item AS i, b.item AS j, count(*) AS co FROM {purchases} a \
@@ -39,27 +28,60 @@ fn recommend_sql(purchases: &str, customers: &str, k: u32, exclude_bought: bool)
          nb AS (SELECT i, j, s FROM (SELECT *, row_number() OVER (PARTITION BY i ORDER BY s DESC, j) AS r FROM sim) WHERE r <= {neighbours}), \
          similar AS (SELECT u.customer_id, nb.j AS item, sum(nb.s) AS score \
                      FROM {purchases} u JOIN nb ON nb.i = u.item GROUP BY u.customer_id, nb.j), \
-         similar_kept AS (SELECT s.* FROM similar s {not_bought_s}), \
-         sim_k AS (SELECT customer_id, item, score, 'similar' AS reason FROM (\
-                     SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY score DESC, item) AS r FROM similar_kept) \
-                   WHERE r <= {k}), \
-         sim_n AS (SELECT customer_id, count(*) AS n FROM sim_k GROUP BY customer_id), \
-         bought_n AS (SELECT customer_id, count(*) AS n FROM {purchases} GROUP BY customer_id), \
-         needy AS (SELECT c.customer_id, {k} - coalesce(s.n, 0) AS need, \
-                          {k} + coalesce(s.n, 0) + {bought_slack} AS reach \
-                   FROM {customers} c LEFT JOIN sim_n s ON s.customer_id = c.customer_id \
-                   LEFT JOIN bought_n b ON b.customer_id = c.customer_id WHERE coalesce(s.n, 0) < {k}), \
-         popular_items AS (SELECT item, n, row_number() OVER (ORDER BY n DESC, item) AS pr FROM ic), \
-         fill_cand AS (SELECT d.customer_id, d.need, p.item, p.n FROM needy d JOIN popular_items p ON p.pr <= d.reach), \
-         fill_kept AS (SELECT f.* FROM fill_cand f LEFT JOIN sim_k already ON already.customer_id = f.customer_id AND already.item = f.item \
-                       {not_bought_f} AND already.item IS NULL), \
-         fill AS (SELECT customer_id, item, CAST(n AS DOUBLE) / (SELECT CAST(max(n) AS DOUBLE) FROM ic) * 1e-6 AS score, 'popular' AS reason \
-                  FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY n DESC, item) AS r FROM fill_kept) WHERE r <= need) \
-         SELECT customer_id, CAST(row_number() OVER (PARTITION BY customer_id ORDER BY score DESC, item) AS INT) AS rank, item, score, reason \
-         FROM (SELECT * FROM sim_k UNION ALL SELECT * FROM fill)",
+         similar_kept AS (SELECT s.* FROM similar s {not_bought}) \
+         SELECT customer_id, item, score, 'similar' AS reason, r FROM (\
+           SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY score DESC, item) AS r FROM similar_kept) \
+         WHERE r <= {k}",
         neighbours = neighbours(k),
-        not_bought_s = not_bought("s"),
-        not_bought_f = not_bought("f"),
+        not_bought = not_bought(purchases, "s", exclude_bought),
+    )
+}
+
+/// Anti-join of `alias` with what the customer bought, when asked to.
+fn not_bought(purchases: &str, alias: &str, exclude_bought: bool) -> String {
+    if exclude_bought {
+        format!(
+            "LEFT JOIN {purchases} bought ON bought.customer_id = {alias}.customer_id AND bought.item = {alias}.item \
+             WHERE bought.item IS NULL"
+        )
+    } else {
+        "WHERE TRUE".to_string()
+    }
+}
+
+/// Recommendations for the customers of `customers` (a table with `customer_id`): the
+/// similar items of `similar` (a table of [`similar_sql`]'s rows), filled up with popular
+/// items, as SQL.
+fn recommend_sql(
+    purchases: &str,
+    similar: &str,
+    customers: &str,
+    k: u32,
+    exclude_bought: bool,
+) -> String {
+    format!(
+        "WITH ic AS (SELECT item, count(*) AS n FROM {purchases} GROUP BY item), \
+         sim_n AS (SELECT customer_id, count(*) AS n FROM {similar} GROUP BY customer_id), \
+         bought_n AS (SELECT customer_id, count(*) AS n FROM {purchases} GROUP BY customer_id), \
+         popular_items AS (SELECT item, n, row_number() OVER (ORDER BY n DESC, item) AS pr FROM ic), \
+         top AS (SELECT CAST(max(n) AS DOUBLE) AS n FROM ic), \
+         needy AS (SELECT b.customer_id, {k} - coalesce(s.n, 0) AS need, coalesce(s.n, 0) AS have, \
+                          {k} + coalesce(s.n, 0) + {bought_slack} AS reach \
+                   FROM bought_n b JOIN {customers} c ON c.customer_id = b.customer_id \
+                   LEFT JOIN sim_n s ON s.customer_id = b.customer_id WHERE coalesce(s.n, 0) < {k}), \
+         fill_cand AS (SELECT d.customer_id, d.need, d.have, p.item, p.n FROM needy d JOIN popular_items p ON p.pr <= d.reach), \
+         fill_kept AS (SELECT f.* FROM fill_cand f LEFT JOIN {similar} already ON already.customer_id = f.customer_id AND already.item = f.item \
+                       {not_bought_f} AND already.item IS NULL), \
+         fill AS (SELECT customer_id, CAST(have + r AS INT) AS rank, item, CAST(n AS DOUBLE) / (SELECT n FROM top) * 1e-6 AS score, 'popular' AS reason \
+                  FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY n DESC, item) AS r FROM fill_kept) WHERE r <= need), \
+         never_bought AS (SELECT c.customer_id, CAST(p.pr AS INT) AS rank, p.item, CAST(p.n AS DOUBLE) / (SELECT n FROM top) * 1e-6 AS score, \
+                                 'popular' AS reason \
+                          FROM {customers} c LEFT JOIN bought_n b ON b.customer_id = c.customer_id \
+                          CROSS JOIN (SELECT * FROM popular_items WHERE pr <= {k}) p WHERE b.customer_id IS NULL) \
+         SELECT s.customer_id, CAST(s.r AS INT) AS rank, s.item, s.score, s.reason FROM {similar} s \
+           JOIN {customers} c ON c.customer_id = s.customer_id \
+         UNION ALL SELECT * FROM fill UNION ALL SELECT * FROM never_bought",
+        not_bought_f = not_bought(purchases, "f", exclude_bought),
         // Popular items a customer may have to skip: those they bought (bounded by a join on
         // how many they bought) and those already recommended as similar.
         bought_slack = if exclude_bought { "coalesce(b.n, 0)" } else { "0" },
@@ -94,47 +116,65 @@ pub async fn build(
         ts = ident(&a.timestamp),
         src = ident(&a.source),
     );
-    let err = |e: datafusion::error::DataFusionError| {
-        Error::Other(format!("predictions.recommendations: {e}"))
-    };
-    ctx.sql(&format!("CREATE OR REPLACE VIEW reco_rows AS {rows}"))
-        .await
-        .map_err(err)?
-        .collect()
-        .await?;
-    ctx.sql(
-        "CREATE OR REPLACE VIEW reco_purchases AS SELECT DISTINCT customer_id, item FROM reco_rows",
+    let scratch = tables_dir.join("recommendations-scratch");
+    // Each of these is read several times by the statements below: computed once and kept
+    // in memory (as views, every reference recomputed them, window sorts and all, in
+    // parallel, and at 1M people the sorts ran out of their share of memory).
+    materialize(ctx, &scratch, "reco_rows", &rows).await?;
+    materialize(
+        ctx,
+        &scratch,
+        "reco_purchases",
+        "SELECT DISTINCT customer_id, item FROM reco_rows",
     )
-    .await?
-    .collect()
     .await?;
     // Holdout: each customer's last purchased item, when they bought at least two items.
-    ctx.sql(
-        "CREATE OR REPLACE VIEW reco_heldout AS SELECT customer_id, item FROM (\
-           SELECT customer_id, item, row_number() OVER (PARTITION BY customer_id ORDER BY ts DESC, item) AS r, \
-                  count(DISTINCT item) OVER (PARTITION BY customer_id) AS items FROM reco_rows) \
-         WHERE r = 1 AND items >= 2",
+    materialize(
+        ctx,
+        &scratch,
+        "reco_heldout",
+        "SELECT customer_id, item FROM (\
+           SELECT customer_id, item, row_number() OVER (PARTITION BY customer_id ORDER BY ts DESC, item) AS r \
+           FROM reco_rows) \
+         WHERE r = 1 AND customer_id IN (SELECT customer_id FROM reco_purchases GROUP BY customer_id HAVING count(*) >= 2)",
     )
-    .await?
-    .collect()
     .await?;
-    ctx.sql(
-        "CREATE OR REPLACE VIEW reco_train AS SELECT p.customer_id, p.item FROM reco_purchases p \
+    materialize(
+        ctx,
+        &scratch,
+        "reco_train",
+        "SELECT p.customer_id, p.item FROM reco_purchases p \
          LEFT JOIN reco_heldout h ON h.customer_id = p.customer_id AND h.item = p.item WHERE h.item IS NULL",
     )
-    .await?
-    .collect()
     .await?;
-    ctx.sql("CREATE OR REPLACE VIEW reco_eval_customers AS SELECT DISTINCT customer_id FROM reco_heldout")
-        .await?
-        .collect()
-        .await?;
+    materialize(
+        ctx,
+        &scratch,
+        "reco_eval_customers",
+        "SELECT DISTINCT customer_id FROM reco_heldout",
+    )
+    .await?;
+    // The similar items are read three times by what follows: computed once.
+    materialize(
+        ctx,
+        &scratch,
+        "reco_train_similar",
+        &similar_sql("reco_train", rc.k, rc.exclude_bought),
+    )
+    .await?;
     let eval = format!(
         "WITH recs AS ({}) SELECT CAST(count(*) AS DOUBLE) AS customers, CAST(count(r.item) AS DOUBLE) AS hits \
          FROM reco_heldout h LEFT JOIN recs r ON r.customer_id = h.customer_id AND r.item = h.item",
-        recommend_sql("reco_train", "reco_eval_customers", rc.k, rc.exclude_bought)
+        recommend_sql("reco_train", "reco_train_similar", "reco_eval_customers", rc.k, rc.exclude_bought)
     );
-    let model = hit_counts(ctx, &eval).await?;
+    let started = std::time::Instant::now();
+    let model = hit_counts(ctx, &eval)
+        .await
+        .map_err(|e| Error::Other(format!("predictions.recommendations: evaluating: {e}")))?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "recommendations evaluated"
+    );
     // Baseline: only the popular items (no similar ones), same exclusions.
     let baseline_sql = format!(
         "WITH ic AS (SELECT item, count(*) AS n FROM reco_train GROUP BY item), \
@@ -152,7 +192,11 @@ pub async fn build(
             ""
         },
     );
-    let base = hit_counts(ctx, &baseline_sql).await?;
+    let base = hit_counts(ctx, &baseline_sql).await.map_err(|e| {
+        Error::Other(format!(
+            "predictions.recommendations: popularity baseline: {e}"
+        ))
+    })?;
     let mut grades = Vec::new();
     if model.0 > 0.0 {
         let k = rc.k as f64;
@@ -191,12 +235,56 @@ pub async fn build(
         .await?
         .collect()
         .await?;
+    materialize(
+        ctx,
+        &scratch,
+        "reco_similar",
+        &similar_sql("reco_purchases", rc.k, rc.exclude_bought),
+    )
+    .await?;
     let sql = format!(
         "SELECT customer_id, rank, item AS {item}, score, reason FROM ({})",
-        recommend_sql("reco_purchases", "reco_customers", rc.k, rc.exclude_bought)
+        recommend_sql(
+            "reco_purchases",
+            "reco_similar",
+            "reco_customers",
+            rc.k,
+            rc.exclude_bought
+        )
     );
-    let n = crate::unify::write_query(ctx, &sql, tables_dir, "recommendations").await?;
+    let n = crate::unify::write_query(ctx, &sql, tables_dir, "recommendations")
+        .await
+        .map_err(|e| Error::Other(format!("predictions.recommendations: {e}")))?;
+    for t in [
+        "reco_rows",
+        "reco_purchases",
+        "reco_heldout",
+        "reco_train",
+        "reco_eval_customers",
+        "reco_customers",
+        "reco_similar",
+        "reco_train_similar",
+    ] {
+        let _ = ctx.deregister_table(t);
+    }
+    std::fs::remove_dir_all(&scratch).map_err(|e| Error::io("cannot delete", &scratch, e))?;
     Ok((n, grades))
+}
+
+/// Run `sql`, write its result to a scratch Parquet file and register that as `name` (read
+/// back from Parquet, DataFusion scans it in parallel; an in-memory copy made the statements
+/// reading it twice as slow).
+async fn materialize(
+    ctx: &SessionContext,
+    dir: &std::path::Path,
+    name: &str,
+    sql: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    crate::unify::write_query(ctx, sql, dir, name)
+        .await
+        .map_err(|e| Error::Other(format!("predictions.recommendations: {e}")))?;
+    crate::unify::register_written(ctx, dir, name).await
 }
 
 async fn hit_counts(ctx: &SessionContext, sql: &str) -> Result<(f64, f64)> {
