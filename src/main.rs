@@ -920,6 +920,21 @@ fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
             a.measures, a.segments, a.segment_members, a.business_measures, a.as_of, a.seconds
         );
     }
+    if let Some(p) = &m.predictions {
+        let _ = writeln!(
+            s,
+            "Predicted lifetime value for {} buyers, churn risk for {}, {} recommendations in {:.1}s; grades: {} (SELECT * FROM prediction_grades)",
+            p.clv_customers,
+            p.churn_customers,
+            p.recommendations,
+            p.seconds,
+            p.grades
+                .iter()
+                .map(|(m, g)| format!("{m} {g}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = writeln!(s, "Outputs: {}", outcome.run_dir.display());
     if rejected > 0 {
         let _ = writeln!(
@@ -1019,6 +1034,7 @@ fn next_steps(dir: &Path) -> String {
   panorama eval     --project {p} --truth {p}/truth.csv
   panorama query    --project {p} \"SELECT * FROM customer_profiles WHERE rfm_group = 'champions' LIMIT 5\"
   panorama query    --project {p} \"SELECT * FROM business_measures\"
+  panorama query    --project {p} \"SELECT model, metric, value, baseline, grade FROM prediction_grades WHERE grade IS NOT NULL\"
   panorama segment  --project {p} win_back --preview
   panorama refresh  --project {p} --as-of 2027-01-01      (measures and segments, no re-matching)
   panorama export   --project {p} --all                   (files under {p}/exports; see export_log)
