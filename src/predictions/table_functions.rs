@@ -55,6 +55,39 @@ fn fit_schema(params: &[&str]) -> Arc<Schema> {
     Arc::new(Schema::new(fields))
 }
 
+/// A fitted model as a row: its parameters, log-likelihood and customers used.
+type FitRow = (Vec<f64>, f64, usize);
+
+/// A table function that reads `args[1..]` of table `args[0]` as columns of doubles and fits
+/// a model on them with `fit`.
+fn fit_function(
+    name: &'static str,
+    args: Vec<String>,
+    params: &[&str],
+    fit: fn(&[Vec<f64>]) -> Result<FitRow, String>,
+) -> Arc<dyn TableProvider> {
+    let schema = fit_schema(params);
+    let out = schema.clone();
+    Arc::new(ComputedTable {
+        schema,
+        compute: Box::new(move |ctx| {
+            let (a, out) = (args.clone(), out.clone());
+            Box::pin(async move {
+                let c = columns(&ctx, &a[0], &a[1..]).await?;
+                let (params, ll, n) =
+                    fit(&c).map_err(|e| crate::error::Error::Other(format!("{name}: {e}")))?;
+                let mut cols: Vec<arrow::array::ArrayRef> = params
+                    .into_iter()
+                    .map(|p| Arc::new(Float64Array::from(vec![p])) as _)
+                    .collect();
+                cols.push(Arc::new(Float64Array::from(vec![ll])));
+                cols.push(Arc::new(UInt64Array::from(vec![n as u64])));
+                Ok(RecordBatch::try_new(out, cols)?)
+            })
+        }),
+    })
+}
+
 /// `bgnbd_fit(table, x, t_x, T)`.
 #[derive(Debug)]
 pub struct BgNbdFit;
@@ -65,38 +98,23 @@ impl TableFunctionImpl for BgNbdFit {
         args: TableFunctionArgs,
     ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
         let a = string_args("bgnbd_fit", args.exprs(), 4, "'cdnow', 'x', 't_x', 'T'")?;
-        let schema = fit_schema(&["r", "alpha", "a", "b"]);
-        let out = schema.clone();
-        Ok(Arc::new(ComputedTable {
-            schema,
-            compute: Box::new(move |ctx| {
-                let (a, out) = (a.clone(), out.clone());
-                Box::pin(async move {
-                    let c = columns(&ctx, &a[0], &a[1..]).await?;
-                    let data: Vec<Summary> = (0..c[0].len())
-                        .map(|i| Summary {
-                            x: c[0][i],
-                            t_x: c[1][i],
-                            t: c[2][i],
-                        })
-                        .collect();
-                    let fit = BgNbd::fit(&data)
-                        .map_err(|e| crate::error::Error::Other(format!("bgnbd_fit: {e}")))?;
-                    let p = fit.params;
-                    Ok(RecordBatch::try_new(
-                        out,
-                        vec![
-                            Arc::new(Float64Array::from(vec![p.r])),
-                            Arc::new(Float64Array::from(vec![p.alpha])),
-                            Arc::new(Float64Array::from(vec![p.a])),
-                            Arc::new(Float64Array::from(vec![p.b])),
-                            Arc::new(Float64Array::from(vec![fit.log_likelihood])),
-                            Arc::new(UInt64Array::from(vec![data.len() as u64])),
-                        ],
-                    )?)
-                })
-            }),
-        }))
+        Ok(fit_function(
+            "bgnbd_fit",
+            a,
+            &["r", "alpha", "a", "b"],
+            |c| {
+                let data: Vec<Summary> = (0..c[0].len())
+                    .map(|i| Summary {
+                        x: c[0][i],
+                        t_x: c[1][i],
+                        t: c[2][i],
+                    })
+                    .collect();
+                let fit = BgNbd::fit(&data)?;
+                let p = fit.params;
+                Ok((vec![p.r, p.alpha, p.a, p.b], fit.log_likelihood, data.len()))
+            },
+        ))
     }
 }
 
@@ -110,33 +128,14 @@ impl TableFunctionImpl for GammaGammaFit {
         args: TableFunctionArgs,
     ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
         let a = string_args("gamma_gamma_fit", args.exprs(), 3, "'cdnow', 'x', 'zbar'")?;
-        let schema = fit_schema(&["p", "q", "v"]);
-        let out = schema.clone();
-        Ok(Arc::new(ComputedTable {
-            schema,
-            compute: Box::new(move |ctx| {
-                let (a, out) = (a.clone(), out.clone());
-                Box::pin(async move {
-                    let c = columns(&ctx, &a[0], &a[1..]).await?;
-                    let data: Vec<(f64, f64)> = (0..c[0].len())
-                        .map(|i| (c[0][i], c[1][i]))
-                        .filter(|(x, m)| *x > 0.0 && *m > 0.0)
-                        .collect();
-                    let fit = GammaGamma::fit(&data)
-                        .map_err(|e| crate::error::Error::Other(format!("gamma_gamma_fit: {e}")))?;
-                    let p = fit.params;
-                    Ok(RecordBatch::try_new(
-                        out,
-                        vec![
-                            Arc::new(Float64Array::from(vec![p.p])),
-                            Arc::new(Float64Array::from(vec![p.q])),
-                            Arc::new(Float64Array::from(vec![p.v])),
-                            Arc::new(Float64Array::from(vec![fit.log_likelihood])),
-                            Arc::new(UInt64Array::from(vec![data.len() as u64])),
-                        ],
-                    )?)
-                })
-            }),
+        Ok(fit_function("gamma_gamma_fit", a, &["p", "q", "v"], |c| {
+            let data: Vec<(f64, f64)> = (0..c[0].len())
+                .map(|i| (c[0][i], c[1][i]))
+                .filter(|(x, m)| *x > 0.0 && *m > 0.0)
+                .collect();
+            let fit = GammaGamma::fit(&data)?;
+            let p = fit.params;
+            Ok((vec![p.p, p.q, p.v], fit.log_likelihood, data.len()))
         }))
     }
 }
