@@ -522,6 +522,22 @@ file = { path = "out/outbox/", format = "json" }
     ok(&["refresh", "-q", "-p", p(dir), "--as-of", "2026-08-15"]);
     let out = ok(&["journeys", "-p", p(dir), "later"]);
     assert!(out.contains("journey later: 2 due, 2 messages"), "{out}");
+    // Erasing Ben rewrites the one outbox file that holds his message; the logs stay readable
+    // and keep everyone else's rows.
+    ok(&[
+        "privacy",
+        "-q",
+        "-p",
+        p(dir),
+        "erase",
+        "--email",
+        "ben@example.com",
+        "--yes",
+    ]);
+    assert_eq!(
+        query(dir, "SELECT (SELECT count(*) FROM outbox) AS outbox, (SELECT count(*) FROM journey_state) AS state"),
+        "outbox,state\n4,4\n"
+    );
     assert_eq!(
         query(
             dir,
@@ -879,7 +895,8 @@ file = { path = "out/snapshot.parquet" }
             "rectify",
             "consent_grant",
             "consent_grant",
-            "erase"
+            "erase",
+            "erase_completed"
         ],
         "{audit}"
     );

@@ -214,6 +214,16 @@ pub struct Analytics {
 }
 
 impl Analytics {
+    /// Whether a segment of this name exists: a declared one, or one a `per_value` segment
+    /// makes (`<name>_<value>`).
+    pub fn has_segment(&self, name: &str) -> bool {
+        self.segments.iter().any(|s| {
+            s.name == name
+                || (matches!(s.rule, SegmentRule::PerValue { .. })
+                    && name.starts_with(&format!("{}_", s.name)))
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.measures.is_empty() && self.business.is_empty() && self.segments.is_empty()
     }

@@ -40,6 +40,17 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "predictions_churn",
     "recommendations",
     "prediction_grades",
+    // Kept across runs (`.panorama/state/`) and views over them.
+    "export_log",
+    "audit_log",
+    "consent_statements",
+    "suppression_list",
+    "rectifications",
+    "journey_state",
+    "outbox",
+    "schedule_log",
+    "customer_consent",
+    "export_watermarks",
 ];
 
 /// A parsed and validated `panorama.toml`.
@@ -450,18 +461,7 @@ impl ProjectConfig {
                 }
             })?;
             if let Some(seg) = &e.get_ref().segment {
-                let known = cfg
-                    .analytics
-                    .segments
-                    .iter()
-                    .any(|s| &s.name == seg.get_ref())
-                    || cfg.analytics.segments.iter().any(|s| {
-                        matches!(
-                            &s.rule,
-                            crate::analytics::definitions::SegmentRule::PerValue { .. }
-                        ) && seg.get_ref().starts_with(&format!("{}_", s.name))
-                    });
-                if !known {
+                if !cfg.analytics.has_segment(seg.get_ref()) {
                     return Err(cfg.error_at(
                         seg.span(),
                         format!(

@@ -224,7 +224,11 @@ pub async fn run_export(
     report.dead_lettered = sent.dead_lettered as u64;
     report.error = sent.error.clone();
     // Record what was confirmed even when the rest failed: that is what makes a retry exact.
-    if !sent.confirmed.is_empty() || plan.ops.is_empty() {
+    if !sent.confirmed.is_empty()
+        || !export_state_dir(&workspace, name)
+            .join("confirmed.parquet")
+            .exists()
+    {
         save_confirmed(&workspace, name, &mut plan, &sent.confirmed, &opened.run_id)?;
     }
     report.outcome = if sent.error.is_none() {
@@ -358,7 +362,7 @@ async fn plan(
         );
         sql = format!("SELECT * FROM ({sql}) b WHERE {cond}");
         let kept = count(ctx, &sql).await?;
-        report.excluded_no_consent = report.selected - kept;
+        report.excluded_no_consent = report.selected.saturating_sub(kept);
         if report.excluded_no_consent > 0 {
             tracing::warn!(
                 "export {name}: {} of {} customers left out: their consent does not allow purpose {:?}{}",
@@ -372,7 +376,7 @@ async fn plan(
             );
         }
     }
-    let kept = report.selected - report.excluded_no_consent;
+    let kept = report.selected.saturating_sub(report.excluded_no_consent);
     if let Some(limit) = def.limit() {
         if kept > limit {
             report.cut_by_limit = kept - limit;

@@ -58,7 +58,7 @@ pub fn check(cfg: &ProjectConfig) -> std::result::Result<(), (std::ops::Range<us
                 ),
             ));
         }
-        if !cfg.analytics.segments.iter().any(|s| s.name == def.trigger) {
+        if !cfg.analytics.has_segment(&def.trigger) {
             return Err((
                 j.span(),
                 format!(
@@ -150,14 +150,18 @@ async fn render(cfg: &ProjectConfig, name: &str, def: &JourneyDef) -> Result<Jou
     }
     let message = cfg.messages[&def.message].get_ref();
     let compiled = message.compile(&def.message).map_err(err)?;
-    let sent = if opened.tables.iter().any(|t| t == "journey_state") {
-        format!(
-            "AND p.customer_id NOT IN (SELECT customer_id FROM journey_state WHERE journey = {})",
-            literal(name)
-        )
-    } else {
-        String::new()
-    };
+    // Already sent: in journey_state, or in the outbox (rendered by a run that stopped before
+    // it recorded the state: sending again would repeat the message id).
+    let sent: String = ["journey_state", "outbox"]
+        .iter()
+        .filter(|t| opened.tables.iter().any(|x| x == *t))
+        .map(|t| {
+            format!(
+                " AND p.customer_id NOT IN (SELECT customer_id FROM {t} WHERE journey = {})",
+                literal(name)
+            )
+        })
+        .collect();
     let columns: Vec<String> = compiled
         .variables
         .iter()

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
-use datafusion::prelude::SessionContext;
 
 use super::{in_list, strings, Selector};
 use crate::config::ProjectConfig;
@@ -127,6 +126,15 @@ pub async fn erase(
         ),
     ])?;
     crate::state::append(&workspace, "suppression_list", &batch)?;
+    // Recorded now: what follows may fail, but the suppression already took effect.
+    super::audit(
+        &workspace,
+        actor,
+        "erase",
+        selector,
+        &customers,
+        &format!("{n} identifiers suppressed (request {request})"),
+    )?;
     drop(ctx);
     let mut report = ErasureReport {
         customers: customers.clone(),
@@ -187,7 +195,7 @@ pub async fn erase(
     super::audit(
         &workspace,
         actor,
-        "erase",
+        "erase_completed",
         selector,
         &customers,
         &format!(
@@ -212,7 +220,8 @@ async fn purge_log(workspace: &Path, table: &str, customers: &[String]) -> Resul
         if path.extension().is_none_or(|e| e != "parquet") {
             continue;
         }
-        let ctx = SessionContext::new();
+        // Panorama's own context: plain Utf8 strings, as every other file of the log has.
+        let ctx = crate::session::new_context();
         let batches = ctx
             .read_parquet(path.to_string_lossy().as_ref(), Default::default())
             .await?
