@@ -217,13 +217,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
         table.remove(key);
     }
     h.update(toml::to_string(&table).ok()?);
-    Some(
-        h.finalize()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(crate::exports::hex(&h.finalize()[..16]))
 }
 
 /// Run the project: load all sources into a new run, then make it current. When the sources

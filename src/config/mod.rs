@@ -40,15 +40,7 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "predictions_churn",
     "recommendations",
     "prediction_grades",
-    // Kept across runs (`.panorama/state/`) and views over them.
-    "export_log",
-    "audit_log",
-    "consent_statements",
-    "suppression_list",
-    "rectifications",
-    "journey_state",
-    "outbox",
-    "schedule_log",
+    // Views over the tables kept across runs (`crate::state::LOG_TABLES`, also reserved).
     "customer_consent",
     "export_watermarks",
 ];
@@ -492,6 +484,7 @@ impl ProjectConfig {
             ));
         }
         if RESERVED_TABLE_NAMES.contains(&n.as_str())
+            || crate::state::LOG_TABLES.contains(&n.as_str())
             || crate::analytics::definitions::OUTPUT_TABLES.contains(&n.as_str())
         {
             return Err(self.error_at(

@@ -282,19 +282,7 @@ fn base_sql(def: &ExportDef, tables: &[String]) -> Result<String, String> {
 }
 
 async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
-    let b = ctx
-        .sql(&format!("SELECT count(*) AS n FROM ({sql})"))
-        .await?
-        .collect()
-        .await?;
-    Ok(b.first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<arrow::array::Int64Array>()
-                .map(|a| a.value(0) as u64)
-        })
-        .unwrap_or(0))
+    crate::unify::count(ctx, &format!("SELECT count(*) FROM ({sql})"), "export rows").await
 }
 
 /// Select the rows, apply consent and limit, and compare with the confirmed state.

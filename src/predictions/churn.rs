@@ -15,6 +15,7 @@ use linfa::prelude::*;
 use ndarray::{Array1, Array2};
 use sha2::Digest;
 
+use super::clv::at;
 use super::config::ChurnConfig;
 use super::Grade;
 use crate::error::{Error, Result};
@@ -29,10 +30,6 @@ pub const FEATURES: &[&str] = &[
     "days_since_activity",
     "p_alive",
 ];
-
-fn at(ts: chrono::NaiveDateTime) -> String {
-    format!("CAST('{}' AS TIMESTAMP)", ts.format("%Y-%m-%d %H:%M:%S"))
-}
 
 /// Buyers before `cutoff` and their raw features (p_alive last).
 async fn features(

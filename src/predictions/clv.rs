@@ -20,7 +20,8 @@ pub struct Customer {
     pub m: f64,
 }
 
-fn at(ts: chrono::NaiveDateTime) -> String {
+/// A timestamp literal for SQL.
+pub(super) fn at(ts: chrono::NaiveDateTime) -> String {
     format!("CAST('{}' AS TIMESTAMP)", ts.format("%Y-%m-%d %H:%M:%S"))
 }
 

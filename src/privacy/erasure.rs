@@ -365,23 +365,12 @@ pub async fn suppress_sources(
         let table = format!("src_{}", r.name);
         ctx.register_parquet(&table, file.to_string_lossy().as_ref(), Default::default())
             .await?;
-        let hit = ctx
-            .sql(&format!(
-                "SELECT count(*) FROM {} s WHERE {cond}",
-                ident(&table)
-            ))
-            .await?
-            .collect()
-            .await?;
-        let n = hit
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<arrow::array::Int64Array>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0) as u64;
+        let n = crate::unify::count(
+            &ctx,
+            &format!("SELECT count(*) FROM {} s WHERE {cond}", ident(&table)),
+            "suppressed rows",
+        )
+        .await?;
         if n == 0 {
             continue;
         }
