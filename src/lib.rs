@@ -20,6 +20,7 @@ pub mod privacy;
 pub mod project;
 pub mod run;
 pub mod schedule;
+pub mod serve;
 pub mod session;
 pub mod shell;
 pub mod sources;

@@ -93,6 +93,35 @@ impl PersonArg {
 }
 
 #[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Add a user or change their password and role; the password is read from stdin.
+    Add {
+        name: String,
+        /// reader: read-only queries; admin: also runs, refreshes and exports over HTTP.
+        #[arg(long, value_enum, default_value = "reader")]
+        role: panorama::serve::auth::Role,
+    },
+    /// Remove a user.
+    Remove { name: String },
+    /// List users and roles.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokensCommand {
+    /// Create a token and print it (once).
+    Create {
+        name: String,
+        #[arg(long, value_enum, default_value = "reader")]
+        role: panorama::serve::auth::Role,
+    },
+    /// Revoke a token.
+    Revoke { name: String },
+    /// List token names, roles and creation times.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
 enum PrivacyCommand {
     /// Right of access: write everything held on a person as JSON (profile, every linked
     /// source record, activities, measures, segments, consent, messages, exports sent in).
@@ -303,6 +332,54 @@ enum Command {
         #[command(subcommand)]
         command: PrivacyCommand,
     },
+    /// Serve the current run over PostgreSQL wire, Arrow Flight SQL and HTTP until stopped.
+    ///
+    /// psql, DBeaver, BI tools and psycopg connect to the PostgreSQL port (database
+    /// `panorama`); ADBC/JDBC Flight SQL drivers and pyarrow to the Flight port; apps use the
+    /// HTTP JSON API (/api/customers?email=..., /api/customers/ID, /api/segments, /api/sql,
+    /// /api/health, /metrics), and people the customer card at http://HOST:PORT/.
+    ///
+    /// Listens on 127.0.0.1 unless told otherwise; any other address needs users or tokens
+    /// (see `panorama users` and `panorama tokens`). Every query is read-only and limited in
+    /// time and memory ([serve] in panorama.toml). When a newer run completes, new queries
+    /// see it; queries already running finish on the run they started on.
+    Serve {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Address to listen on (default [serve] bind, else 127.0.0.1).
+        #[arg(long)]
+        bind: Option<String>,
+        /// PostgreSQL wire port (default 5433; 0 picks a free one).
+        #[arg(long)]
+        pg_port: Option<u16>,
+        /// Arrow Flight SQL port (default 50051; 0 picks a free one).
+        #[arg(long)]
+        flight_port: Option<u16>,
+        /// HTTP port (default 8080; 0 picks a free one).
+        #[arg(long)]
+        http_port: Option<u16>,
+        /// TLS certificate chain (PEM) for all three protocols; needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Users who log in over PostgreSQL wire with a password (kept as an Argon2 hash in
+    /// the workspace's auth.toml, not in panorama.toml).
+    Users {
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Bearer tokens for Flight SQL and HTTP (the token is shown once; only its hash is kept).
+    Tokens {
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Run one SQL query against the current run and print or save the result.
     Query {
         #[command(flatten)]
@@ -509,6 +586,109 @@ async fn dispatch(cli: Cli) -> Result<()> {
                     failed.join("\n  ")
                 )))
             }
+        }
+        Command::Serve {
+            project,
+            bind,
+            pg_port,
+            flight_port,
+            http_port,
+            tls_cert,
+            tls_key,
+        } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let overrides = panorama::serve::Overrides {
+                bind,
+                pg_port,
+                flight_port,
+                http_port,
+                tls_cert,
+                tls_key,
+            };
+            let tls =
+                overrides.tls_cert.is_some() || cfg.serve.as_ref().is_some_and(|s| s.tls.is_some());
+            panorama::serve::serve(cfg, &overrides, |b, serving| {
+                let snap = serving.snapshot();
+                let (http, pg_ssl) = if tls {
+                    ("https", "?sslmode=require")
+                } else {
+                    ("http", "")
+                };
+                // Tests and scripts read these lines to find the ports.
+                println!(
+                    "serving run {} ({} customers)",
+                    snap.run_id,
+                    snap.index.customers()
+                );
+                println!("postgres  postgres://{}/panorama{pg_ssl}", b.pg);
+                println!(
+                    "flight    grpc{}://{}",
+                    if tls { "+tls" } else { "" },
+                    b.flight
+                );
+                println!("http      {http}://{}/", b.http);
+                println!("ready");
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+            })
+            .await
+        }
+        Command::Users { project, command } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let dir = cfg.workspace_dir();
+            let mut file = panorama::serve::auth::AuthFile::load(&dir)?;
+            match command {
+                UsersCommand::Add { name, role } => {
+                    let password = read_secret(&format!("Password for {name}: "))?;
+                    file.set_user(&name, &password, role)?;
+                    file.save(&dir)?;
+                    if !quiet {
+                        println!("user {name} ({}) saved", role.as_str());
+                    }
+                }
+                UsersCommand::Remove { name } => {
+                    if file.users.remove(&name).is_none() {
+                        return Err(Error::Other(format!("no user {name}")));
+                    }
+                    file.save(&dir)?;
+                }
+                UsersCommand::List => {
+                    for (n, u) in &file.users {
+                        println!("{n}\t{}", u.role.as_str());
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Tokens { project, command } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let dir = cfg.workspace_dir();
+            let mut file = panorama::serve::auth::AuthFile::load(&dir)?;
+            match command {
+                TokensCommand::Create { name, role } => {
+                    let token = file.create_token(&name, role)?;
+                    file.save(&dir)?;
+                    println!("{token}");
+                    if !quiet {
+                        eprintln!(
+                            "token {name} ({}) created; it is not shown again",
+                            role.as_str()
+                        );
+                    }
+                }
+                TokensCommand::Revoke { name } => {
+                    if file.tokens.remove(&name).is_none() {
+                        return Err(Error::Other(format!("no token {name}")));
+                    }
+                    file.save(&dir)?;
+                }
+                TokensCommand::List => {
+                    for (n, t) in &file.tokens {
+                        println!("{n}\t{}\t{}", t.role.as_str(), t.created_at);
+                    }
+                }
+            }
+            Ok(())
         }
         Command::Consent {
             project,
@@ -1047,4 +1227,19 @@ fn next_steps(dir: &Path) -> String {
   Config: {p}/panorama.toml (keys explained in docs/config.md)
 "
     )
+}
+
+/// A password from stdin: prompted on a terminal, one line when piped.
+fn read_secret(prompt: &str) -> Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if std::io::stdin().is_terminal() {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::Other(format!("cannot read the password: {e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }

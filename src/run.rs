@@ -265,7 +265,11 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
                     manifest.unify = Some(u);
                     manifest.analytics = a;
                     manifest.predictions = p;
-                    Ok((reports, rejects))
+                    // The lookup index `panorama serve` answers from, part of the run.
+                    match crate::serve::index::build(&run_dir).await {
+                        Ok(()) => Ok((reports, rejects)),
+                        Err(e) => Err((reports, e)),
+                    }
                 }
                 Err(e) => Err((reports, e)),
             }
@@ -490,6 +494,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
                 .await?,
             )
         };
+        crate::serve::index::build(&run_dir).await?;
         bar.finish_and_clear();
         Ok::<_, Error>(report)
     }

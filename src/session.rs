@@ -14,8 +14,14 @@ use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::workspace::{Manifest, Workspace};
 
-/// A context with Panorama's UDFs and no tables.
+/// A context with Panorama's UDFs and no tables; `SELECT * FROM 'file.parquet'` works too.
 pub fn new_context() -> SessionContext {
+    // Handy for looking at exports and inputs from the CLI; never on a server.
+    base_context().enable_url_table()
+}
+
+/// A context with Panorama's UDFs and no tables, reading only registered tables.
+pub fn base_context() -> SessionContext {
     // Strings as plain Utf8, from Parquet and from `CAST(... AS VARCHAR)`, not Utf8View: after
     // a join every view batch refers to all of the build side's buffers, and sorts (window
     // functions, ORDER BY) counted them once per batch, asking for 18 GB to rank 1M customers.
@@ -37,8 +43,7 @@ pub fn new_context() -> SessionContext {
         None => RuntimeEnvBuilder::new().build_arc(),
     }
     .expect("a default runtime environment builds");
-    // `SELECT * FROM 'some/file.parquet'` works too: handy for looking at exports and inputs.
-    let ctx = SessionContext::new_with_config_rt(config, runtime).enable_url_table();
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     panorama_udfs::register_all(&ctx);
     ctx.register_udtf(
         "connected_components",
@@ -184,6 +189,15 @@ pub async fn open_project(
     cfg: &ProjectConfig,
     run_id: Option<&str>,
 ) -> Result<(SessionContext, OpenedRun)> {
+    open_project_in(new_context(), cfg, run_id).await
+}
+
+/// [`open_project`] into a given context (the server's reads only registered tables).
+pub async fn open_project_in(
+    ctx: SessionContext,
+    cfg: &ProjectConfig,
+    run_id: Option<&str>,
+) -> Result<(SessionContext, OpenedRun)> {
     let ws = Workspace::new(cfg.workspace_dir());
     let run_id = match run_id {
         Some(id) => id.to_string(),
@@ -193,7 +207,6 @@ pub async fn open_project(
     };
     let manifest = ws.read_manifest(&run_id)?;
     let run_dir = ws.run_dir(&run_id);
-    let ctx = new_context();
     ctx.register_udtf(
         "explain_pair",
         Arc::new(crate::unify::table_functions::ExplainPair {

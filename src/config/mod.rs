@@ -81,6 +81,8 @@ pub struct ProjectConfig {
     pub schedules: BTreeMap<String, Spanned<crate::schedule::ScheduleDef>>,
     /// `[predictions.*]`: CLV, churn, recommendations.
     pub predictions: Option<crate::predictions::config::PredictionsSection>,
+    /// `[serve]`: listeners and per-query limits of `panorama serve`.
+    pub serve: Option<crate::serve::config::ServeSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -302,6 +304,8 @@ struct RawConfig {
     schedules: BTreeMap<String, Spanned<crate::schedule::ScheduleDef>>,
     #[serde(default)]
     predictions: Option<crate::predictions::config::PredictionsSection>,
+    #[serde(default)]
+    serve: Option<crate::serve::config::ServeSection>,
 }
 
 impl ProjectConfig {
@@ -347,6 +351,7 @@ impl ProjectConfig {
             journeys: raw.journeys,
             schedules: raw.schedules,
             predictions: raw.predictions,
+            serve: raw.serve,
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;

@@ -1,0 +1,261 @@
+//! Who may connect to `panorama serve`: users with passwords (PostgreSQL wire) and bearer
+//! tokens (Flight SQL and HTTP), kept hashed in `.panorama/auth.toml`, outside the config in
+//! git. Passwords are Argon2id hashes; tokens are random and stored as SHA-256.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::error::{Error, Result};
+
+/// What a user or token may do. Both query read-only; an admin may also start runs, refreshes
+/// and exports over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Reader,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// Argon2id in PHC form (`$argon2id$v=19$...`).
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub sha256: String,
+    pub role: Role,
+    pub created_at: String,
+}
+
+/// The contents of `auth.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    #[serde(default)]
+    pub users: BTreeMap<String, UserEntry>,
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenEntry>,
+}
+
+/// Where a project's credentials live.
+pub fn path(workspace_dir: &Path) -> PathBuf {
+    workspace_dir.join("auth.toml")
+}
+
+impl AuthFile {
+    pub fn load(workspace_dir: &Path) -> Result<Self> {
+        let p = path(workspace_dir);
+        match std::fs::read_to_string(&p) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| Error::Other(format!("{}: {}", p.display(), e.message().trim()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::io("cannot read", &p, e)),
+        }
+    }
+
+    pub fn save(&self, workspace_dir: &Path) -> Result<()> {
+        let text = toml::to_string(self).map_err(|e| Error::Other(e.to_string()))?;
+        let p = path(workspace_dir);
+        crate::workspace::write_atomic(&p, text.as_bytes())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("cannot restrict", &p, e))?;
+        }
+        Ok(())
+    }
+
+    /// True when connecting needs credentials.
+    pub fn is_configured(&self) -> bool {
+        !self.users.is_empty() || !self.tokens.is_empty()
+    }
+
+    pub fn set_user(&mut self, name: &str, password: &str, role: Role) -> Result<()> {
+        check_name(name)?;
+        if password.len() < 8 {
+            return Err(Error::Other(
+                "a password needs at least 8 characters".into(),
+            ));
+        }
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| Error::Other(format!("cannot hash the password: {e}")))?
+            .to_string();
+        self.users.insert(
+            name.to_string(),
+            UserEntry {
+                password_hash: hash,
+                role,
+            },
+        );
+        Ok(())
+    }
+
+    /// A new token for `name`; the token itself is returned once and never stored.
+    pub fn create_token(&mut self, name: &str, role: Role) -> Result<String> {
+        check_name(name)?;
+        if self.tokens.contains_key(name) {
+            return Err(Error::Other(format!(
+                "a token named {name} exists: revoke it first (`panorama tokens revoke {name}`)"
+            )));
+        }
+        let mut bytes = [0u8; 24];
+        OsRng.fill_bytes(&mut bytes);
+        let token = format!("pan_{}", crate::exports::hex(&bytes));
+        self.tokens.insert(
+            name.to_string(),
+            TokenEntry {
+                sha256: token_hash(&token),
+                role,
+                created_at: chrono::Utc::now().to_rfc3339(),
+            },
+        );
+        Ok(token)
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(Error::Other(format!(
+            "{name:?}: names are letters, digits, '_', '-' and '.'"
+        )));
+    }
+    Ok(())
+}
+
+fn token_hash(token: &str) -> String {
+    crate::exports::hex(&sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Credentials as the server checks them.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    users: HashMap<String, UserEntry>,
+    tokens: HashMap<String, (String, Role)>,
+}
+
+/// Who a request or connection is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Credentials {
+    pub fn new(file: &AuthFile) -> Self {
+        Credentials {
+            users: file.users.clone().into_iter().collect(),
+            tokens: file
+                .tokens
+                .iter()
+                .map(|(name, t)| (t.sha256.clone(), (name.clone(), t.role)))
+                .collect(),
+        }
+    }
+
+    /// True when connecting needs credentials.
+    pub fn required(&self) -> bool {
+        !self.users.is_empty() || !self.tokens.is_empty()
+    }
+
+    /// A user by password (PostgreSQL wire).
+    pub fn password(&self, user: &str, password: &str) -> Option<Principal> {
+        let entry = self.users.get(user)?;
+        let hash = PasswordHash::new(&entry.password_hash).ok()?;
+        Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .ok()?;
+        Some(Principal {
+            name: user.to_string(),
+            role: entry.role,
+        })
+    }
+
+    /// A bearer token (Flight SQL, HTTP).
+    pub fn token(&self, token: &str) -> Option<Principal> {
+        self.tokens
+            .get(&token_hash(token.trim()))
+            .map(|(name, role)| Principal {
+                name: name.clone(),
+                role: *role,
+            })
+    }
+
+    /// The principal of an `Authorization` header value, when credentials are required;
+    /// an anonymous admin when they are not (the server then only listens on loopback).
+    pub fn authorize(&self, header: Option<&str>) -> std::result::Result<Principal, &'static str> {
+        if !self.required() {
+            return Ok(Principal {
+                name: "anonymous".into(),
+                role: Role::Admin,
+            });
+        }
+        let header =
+            header.ok_or("authentication required: send `Authorization: Bearer <token>`")?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or("the Authorization header must be `Bearer <token>`")?;
+        self.token(token).ok_or("invalid token")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_and_tokens_round_trip_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = AuthFile::default();
+        f.set_user("ana", "correct horse", Role::Reader).unwrap();
+        let token = f.create_token("etl", Role::Admin).unwrap();
+        f.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert!(!text.contains("correct horse") && !text.contains(&token));
+        let creds = Credentials::new(&AuthFile::load(dir.path()).unwrap());
+        assert_eq!(
+            creds.password("ana", "correct horse").unwrap().role,
+            Role::Reader
+        );
+        assert!(creds.password("ana", "wrong horse!").is_none());
+        assert!(creds.password("bob", "correct horse").is_none());
+        assert_eq!(
+            creds
+                .authorize(Some(&format!("Bearer {token}")))
+                .unwrap()
+                .role,
+            Role::Admin
+        );
+        assert!(creds.authorize(Some("Bearer pan_nope")).is_err());
+        assert!(creds.authorize(None).is_err());
+        assert!(f.set_user("x y", "longenough", Role::Reader).is_err());
+        assert!(f.set_user("short", "abc", Role::Reader).is_err());
+    }
+}

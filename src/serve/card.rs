@@ -1,0 +1,302 @@
+//! The customer card: a search page and one page per customer (profile, key figures,
+//! segments, timeline), rendered on the server; a few lines of script load more timeline.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use minijinja::{context, Environment};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::http::{card, principal, Lookup};
+use super::snapshot::Serving;
+
+pub fn routes() -> Router<Arc<Serving>> {
+    Router::new()
+        .route("/", get(search))
+        .route("/customers/{id}", get(customer_page))
+        .route("/login", get(login_form).post(login))
+}
+
+fn templates() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, text) in [
+            ("layout.html", include_str!("templates/layout.html")),
+            ("search.html", include_str!("templates/search.html")),
+            ("card.html", include_str!("templates/card.html")),
+            ("login.html", include_str!("templates/login.html")),
+        ] {
+            env.add_template(name, text).expect("templates parse");
+        }
+        env
+    })
+}
+
+fn render(name: &str, ctx: minijinja::Value) -> Response {
+    match templates().get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("template {name}: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Pages need credentials like the API; a browser without them is sent to sign in.
+fn signed_in(serving: &Serving, headers: &HeaderMap, here: &str) -> Result<(), Box<Response>> {
+    match principal(serving, headers) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Box::new(
+            Redirect::to(&format!("/login?next={}", url_escape(here))).into_response(),
+        )),
+    }
+}
+
+fn url_escape(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchParams {
+    q: Option<String>,
+}
+
+async fn search(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    Query(p): Query<SearchParams>,
+) -> Response {
+    let here = match &p.q {
+        Some(q) => format!("/?q={}", url_escape(q)),
+        None => "/".into(),
+    };
+    if let Err(r) = signed_in(&s, &headers, &here) {
+        return *r;
+    }
+    let snap = s.snapshot();
+    let segments: Vec<Value> = snap
+        .index
+        .segments
+        .iter()
+        .zip(&snap.index.segment_sizes)
+        .map(|(n, size)| serde_json::json!({ "name": n, "size": size }))
+        .collect();
+    let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let Some(q) = q else {
+        return render(
+            "search.html",
+            context! { run_id => snap.run_id.clone(), customers => snap.index.customers(), segments => mj(&segments) },
+        );
+    };
+    let lookup = Lookup {
+        q: Some(q.to_string()),
+        ..Default::default()
+    };
+    match super::http::find(&s, &snap, &lookup) {
+        // One match: straight to the card.
+        Ok(rows) if rows.len() == 1 => {
+            let c = card(&snap, rows[0], false);
+            let id = c["customer_id"].as_str().unwrap_or_default().to_string();
+            Redirect::to(&format!("/customers/{}", url_escape(&id))).into_response()
+        }
+        Ok(rows) => {
+            let results: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    let c = card(&snap, *r, false);
+                    serde_json::json!({
+                        "customer_id": c["customer_id"],
+                        "name": display_name(&c["profile"]),
+                        "email": c["profile"]["email"],
+                        "phone": c["profile"]["phone"],
+                        "city": c["profile"]["city"],
+                    })
+                })
+                .collect();
+            render(
+                "search.html",
+                context! { run_id => snap.run_id.clone(), q, results => mj(&results), segments => mj(&segments) },
+            )
+        }
+        Err(error) => render(
+            "search.html",
+            context! { run_id => snap.run_id.clone(), q, results => Vec::<String>::new(), error, segments => mj(&segments) },
+        ),
+    }
+}
+
+/// A JSON value for a template.
+fn mj(v: &impl serde::Serialize) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(v))
+}
+
+fn display_name(profile: &Value) -> String {
+    let part = |k: &str| profile[k].as_str().unwrap_or("").trim().to_string();
+    let name = format!("{} {}", part("first_name"), part("last_name"));
+    let name = name.trim();
+    if name.is_empty() {
+        part("company")
+    } else {
+        name.to_string()
+    }
+}
+
+/// `lifetime_spend` → `Lifetime spend`.
+fn label(key: &str) -> String {
+    let s = key.replace('_', " ");
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => s,
+    }
+}
+
+fn show(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) => format!("{f:.2}"),
+            _ => n.to_string(),
+        }),
+        Value::Bool(b) => Some(if *b { "yes" } else { "no" }.into()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn details_text(d: &Value) -> String {
+    match d {
+        Value::Object(o) => o
+            .iter()
+            .filter_map(|(k, v)| show(v).map(|v| format!("{k}: {v}")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => show(other).unwrap_or_default(),
+    }
+}
+
+async fn customer_page(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = signed_in(&s, &headers, &format!("/customers/{}", url_escape(&id))) {
+        return *r;
+    }
+    let snap = s.snapshot();
+    let Some(row) = snap.index.row(&id) else {
+        let mut r = render(
+            "search.html",
+            context! {
+                run_id => snap.run_id.clone(), q => id.clone(), results => Vec::<String>::new(),
+                error => format!("No customer {id} in run {}.", snap.run_id),
+                segments => Vec::<String>::new(),
+            },
+        );
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return r;
+    };
+    let c = card(&snap, row, true);
+    let empty = Map::new();
+    let profile = c["profile"].as_object().unwrap_or(&empty);
+    let attributes: Vec<Value> = profile
+        .iter()
+        .filter_map(|(k, v)| {
+            show(v).map(|v| serde_json::json!({ "key": k, "label": label(k), "value": v }))
+        })
+        .collect();
+    let kpis: Vec<Value> = c["measures"]
+        .as_object()
+        .unwrap_or(&empty)
+        .iter()
+        .filter_map(|(k, v)| {
+            show(v).map(|v| serde_json::json!({ "key": k, "label": label(k), "value": v }))
+        })
+        .collect();
+    let timeline: Vec<Value> = c["timeline"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "ts": show(&t["ts"]).unwrap_or_default(),
+                        "type": show(&t["type"]).unwrap_or_default(),
+                        "source": show(&t["activity_source"]).unwrap_or_default(),
+                        "amount": show(&t["amount"]).unwrap_or_default(),
+                        "details": details_text(&t["details"]),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    render(
+        "card.html",
+        context! {
+            run_id => snap.run_id.clone(),
+            customer_id => id,
+            name => display_name(&c["profile"]),
+            email => show(&c["profile"]["email"]),
+            phone => show(&c["profile"]["phone"]),
+            kpis => mj(&kpis), attributes => mj(&attributes), timeline => mj(&timeline),
+            segments => mj(&c["segments"]),
+            timeline_total => c["timeline_total"].as_u64().unwrap_or(0),
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginParams {
+    next: Option<String>,
+}
+
+async fn login_form(State(s): State<Arc<Serving>>, Query(p): Query<LoginParams>) -> Response {
+    render(
+        "login.html",
+        context! { run_id => s.snapshot().run_id.clone(), next => p.next.unwrap_or_else(|| "/".into()) },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(State(s): State<Arc<Serving>>, Form(f): Form<LoginForm>) -> Response {
+    let next = f
+        .next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    if s.credentials.token(&f.token).is_none() {
+        super::metrics::Metrics::count(&s.metrics.auth_failures);
+        let mut r = render(
+            "login.html",
+            context! { run_id => s.snapshot().run_id.clone(), next, error => "That token is not valid." },
+        );
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        return r;
+    }
+    let secure = if s.settings.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "panorama_token={}; Path=/; HttpOnly; SameSite=Strict{secure}",
+        f.token.trim()
+    );
+    let mut r = Redirect::to(&next).into_response();
+    if let Ok(v) = cookie.parse() {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}

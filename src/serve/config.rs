@@ -1,0 +1,154 @@
+//! `[serve]`: where `panorama serve` listens and how much one query may take.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// `[serve]` as written; every key has a default, so the section itself is optional.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    /// Address to listen on (default 127.0.0.1). Any other address needs users or tokens.
+    pub bind: Option<String>,
+    /// PostgreSQL wire port (default 5433, so a local PostgreSQL on 5432 is left alone).
+    pub pg_port: Option<u16>,
+    /// Arrow Flight SQL port (default 50051).
+    pub flight_port: Option<u16>,
+    /// HTTP port: JSON API, customer card, health and metrics (default 8080).
+    pub http_port: Option<u16>,
+    /// TLS for all three protocols: PEM certificate chain and private key.
+    pub tls: Option<TlsFiles>,
+    /// A query running longer is cancelled (default "60s").
+    pub query_timeout: Option<String>,
+    /// Memory one query may hold before it fails (default "1G"); queries do not spill.
+    pub query_memory: Option<String>,
+    /// Most rows an HTTP response returns (default 10000).
+    pub http_row_limit: Option<usize>,
+    /// Most simultaneous PostgreSQL connections (default 256).
+    pub max_connections: Option<usize>,
+    /// How often to look for a newer run (default "2s").
+    pub reload_interval: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[serve]` with defaults applied and command-line overrides on top.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub bind: String,
+    pub pg_port: u16,
+    pub flight_port: u16,
+    pub http_port: u16,
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
+    pub max_connections: usize,
+    pub reload_interval: Duration,
+}
+
+/// What one query may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub query_timeout: Duration,
+    pub query_memory: usize,
+    pub http_row_limit: usize,
+}
+
+impl ServeSettings {
+    /// Defaults, then `[serve]`; relative TLS paths resolve against the project root.
+    pub fn from_section(section: Option<&ServeSection>, root: &std::path::Path) -> Result<Self> {
+        let s = section.cloned().unwrap_or_default();
+        let duration = |key: &str, v: &Option<String>, default: &str| {
+            let text = v.as_deref().unwrap_or(default);
+            parse_duration(text).ok_or_else(|| {
+                Error::Other(format!(
+                    "[serve] {key} = {text:?}: expected a duration such as \"30s\", \"500ms\" or \"2m\""
+                ))
+            })
+        };
+        let memory_text = s.query_memory.as_deref().unwrap_or("1G");
+        let query_memory = crate::session::parse_size(memory_text).ok_or_else(|| {
+            Error::Other(format!(
+                "[serve] query_memory = {memory_text:?}: expected a size such as \"512M\" or \"2G\""
+            ))
+        })?;
+        Ok(ServeSettings {
+            bind: s.bind.unwrap_or_else(|| "127.0.0.1".into()),
+            pg_port: s.pg_port.unwrap_or(5433),
+            flight_port: s.flight_port.unwrap_or(50051),
+            http_port: s.http_port.unwrap_or(8080),
+            tls: s.tls.map(|t| TlsFiles {
+                cert: root.join(t.cert),
+                key: root.join(t.key),
+            }),
+            limits: Limits {
+                query_timeout: duration("query_timeout", &s.query_timeout, "60s")?,
+                query_memory,
+                http_row_limit: s.http_row_limit.unwrap_or(10_000).max(1),
+            },
+            max_connections: s.max_connections.unwrap_or(256).max(1),
+            reload_interval: duration("reload_interval", &s.reload_interval, "2s")?,
+        })
+    }
+
+    /// True when the bind address only accepts connections from this machine.
+    pub fn is_loopback(&self) -> bool {
+        match self.bind.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => self.bind == "localhost",
+        }
+    }
+}
+
+/// `30s`, `500ms`, `2m`, `1h` or plain seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (num, unit) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0 && n.is_finite()).then(|| Duration::from_secs_f64(n * unit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let s = ServeSettings::from_section(None, std::path::Path::new("/p")).unwrap();
+        assert_eq!(s.pg_port, 5433);
+        assert!(s.is_loopback());
+        let bad = ServeSection {
+            query_timeout: Some("forever".into()),
+            ..Default::default()
+        };
+        let e = ServeSettings::from_section(Some(&bad), std::path::Path::new("/p")).unwrap_err();
+        assert!(e.to_string().contains("query_timeout"), "{e}");
+    }
+}

@@ -1,0 +1,604 @@
+//! The HTTP side: a JSON API for apps (lookups from the index, never a scan), read-only SQL
+//! with a row limit, admin operations, health, metrics, and the customer card pages.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /api/health` | run served, customers; no credentials needed |
+//! | `GET /metrics` | Prometheus counters |
+//! | `GET /api/customers/{id}` | profile, measures, segments, first timeline page |
+//! | `GET /api/customers?email=` (`phone`, `cookie`, `source`+`id`, `q`) | matching customers |
+//! | `GET /api/customers/{id}/timeline?offset=&limit=` | a page of activities, newest first |
+//! | `GET /api/segments`, `GET /api/segments/{name}/members` | sizes, members (paged) |
+//! | `POST /api/sql` | one read-only statement, JSON rows |
+//! | `POST /api/admin/run`, `/api/admin/refresh`, `/api/admin/export/{name}` | admin role |
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::auth::{Principal, Role};
+use super::metrics::Metrics;
+use super::snapshot::{Serving, Snapshot};
+
+/// Profiles a lookup returns at most.
+const MAX_MATCHES: usize = 20;
+/// Timeline entries in a card unless asked for more.
+const TIMELINE_PAGE: usize = 20;
+
+pub fn router(serving: Arc<Serving>) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/customers", get(find_customers))
+        .route("/api/customers/{id}", get(customer))
+        .route("/api/customers/{id}/timeline", get(timeline))
+        .route("/api/segments", get(segments))
+        .route("/api/segments/{name}/members", get(segment_members))
+        .route("/api/sql", post(sql))
+        .route("/api/admin/run", post(admin_run))
+        .route("/api/admin/refresh", post(admin_refresh))
+        .route("/api/admin/export/{name}", post(admin_export))
+        .merge(super::card::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            serving.clone(),
+            observe,
+        ))
+        .with_state(serving)
+}
+
+/// Count and time every request by its route pattern.
+async fn observe(State(serving): State<Arc<Serving>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let res = next.run(req).await;
+    serving
+        .metrics
+        .http(&route, res.status().as_u16(), started.elapsed());
+    res
+}
+
+/// An error as JSON: `{"error": "..."}`.
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The caller, from `Authorization: Bearer` or the card's login cookie.
+pub fn principal(serving: &Serving, headers: &HeaderMap) -> Result<Principal, &'static str> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| cookie_token(headers).map(|t| format!("Bearer {t}")));
+    let result = serving.credentials.authorize(header.as_deref());
+    if result.is_err() {
+        Metrics::count(&serving.metrics.auth_failures);
+    }
+    result
+}
+
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("panorama_token=").map(str::to_string))
+}
+
+fn require(serving: &Serving, headers: &HeaderMap, role: Role) -> ApiResult<Principal> {
+    let p =
+        principal(serving, headers).map_err(|m| ApiError(StatusCode::UNAUTHORIZED, m.into()))?;
+    if role == Role::Admin && p.role != Role::Admin {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("{} is a reader; this needs an admin token", p.name),
+        ));
+    }
+    Ok(p)
+}
+
+async fn health(State(s): State<Arc<Serving>>) -> Json<Value> {
+    let snap = s.snapshot();
+    Json(json!({
+        "status": "ok",
+        "run_id": snap.run_id,
+        "loaded_at": snap.loaded_at,
+        "customers": snap.index.customers(),
+        "segments": snap.index.segments.len(),
+    }))
+}
+
+async fn metrics(State(s): State<Arc<Serving>>, headers: HeaderMap) -> ApiResult<Response> {
+    require(&s, &headers, Role::Reader)?;
+    let snap = s.snapshot();
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(&snap.run_id, snap.index.customers()),
+    )
+        .into_response())
+}
+
+/// One profile row as a JSON object, nulls kept.
+pub fn row_object(batch: &arrow::record_batch::RecordBatch, row: usize) -> Map<String, Value> {
+    let mut rows = batch_objects(&batch.slice(row, 1));
+    rows.pop().unwrap_or_default()
+}
+
+/// Every row of a batch as JSON objects.
+pub fn batch_objects(batch: &arrow::record_batch::RecordBatch) -> Vec<Map<String, Value>> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
+        if w.write(batch).is_err() || w.finish().is_err() {
+            return Vec::new();
+        }
+    }
+    match serde_json::from_slice::<Value>(&buf) {
+        Ok(Value::Array(rows)) => rows
+            .into_iter()
+            .filter_map(|r| match r {
+                Value::Object(o) => Some(o),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The card of one profile row: attributes, measures, segments, optionally a timeline page.
+pub fn card(snap: &Snapshot, row: u32, timeline: bool) -> Value {
+    let all = row_object(&snap.index.profiles, row as usize);
+    let mut profile = Map::new();
+    let mut measures = Map::new();
+    let mut id = Value::Null;
+    for (k, v) in all {
+        if k == "customer_id" {
+            id = v;
+        } else if snap.measures.contains(&k) {
+            measures.insert(k, v);
+        } else {
+            profile.insert(k, v);
+        }
+    }
+    let mut out = json!({
+        "customer_id": id,
+        "profile": profile,
+        "measures": measures,
+        "segments": snap.index.segments_of(row),
+        "timeline_total": snap.index.timeline_len(row),
+    });
+    if timeline {
+        let page = timeline_entries(snap, row, 0, TIMELINE_PAGE).unwrap_or_default();
+        out["timeline"] = Value::Array(page);
+    }
+    out
+}
+
+/// Timeline entries, `details` parsed back into an object.
+pub fn timeline_entries(
+    snap: &Snapshot,
+    row: u32,
+    offset: u64,
+    limit: usize,
+) -> crate::Result<Vec<Value>> {
+    let Some(batch) = snap.index.timeline_page(row, offset, limit)? else {
+        return Ok(Vec::new());
+    };
+    Ok(batch_objects(&batch)
+        .into_iter()
+        .map(|mut o| {
+            o.remove("customer_id");
+            if let Some(Value::String(d)) = o.get("details") {
+                if let Ok(parsed) = serde_json::from_str::<Value>(d) {
+                    o.insert("details".into(), parsed);
+                }
+            }
+            Value::Object(o)
+        })
+        .collect())
+}
+
+async fn customer(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Reader)?;
+    let snap = s.snapshot();
+    let row = snap.index.row(&id).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no customer {id} in run {}", snap.run_id),
+        )
+    })?;
+    let mut c = card(&snap, row, true);
+    c["run_id"] = json!(snap.run_id);
+    Ok(Json(c))
+}
+
+/// Lookup parameters: one identifier, or `q` (name, e-mail or phone as typed in a search box).
+#[derive(Debug, Deserialize, Default)]
+pub struct Lookup {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub cookie: Option<String>,
+    pub source: Option<String>,
+    pub id: Option<String>,
+    pub q: Option<String>,
+}
+
+/// Profile rows matching a lookup; the identifier is normalized as unification normalizes it.
+pub fn find(s: &Serving, snap: &Snapshot, l: &Lookup) -> Result<Vec<u32>, String> {
+    let ix = &snap.index;
+    let rows: Vec<u32> = if let Some(e) = &l.email {
+        let mut out = String::new();
+        if !panorama_udfs::normalize::canonical_email(e, true, &mut out) {
+            return Err(format!("{e:?} is not an e-mail address"));
+        }
+        ix.by_identifier("email", &out).to_vec()
+    } else if let Some(p) = &l.phone {
+        let Some(n) = normalize_phone(s, p) else {
+            return Err(format!(
+                "{p:?} is not a phone number (use +<country code>...)"
+            ));
+        };
+        ix.by_identifier("phone", &n).to_vec()
+    } else if let Some(c) = &l.cookie {
+        ix.by_identifier("cookie", c.trim()).to_vec()
+    } else if let (Some(src), Some(id)) = (&l.source, &l.id) {
+        ix.by_identifier("record", &format!("{}:{}", src.trim(), id.trim()))
+            .to_vec()
+    } else if let Some(q) = &l.q {
+        let q = q.trim();
+        if q.contains('@') {
+            return find(
+                s,
+                snap,
+                &Lookup {
+                    email: Some(q.into()),
+                    ..Default::default()
+                },
+            );
+        }
+        let digits = q.chars().filter(|c| c.is_ascii_digit()).count();
+        if digits >= 6
+            && q.chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        {
+            return find(
+                s,
+                snap,
+                &Lookup {
+                    phone: Some(q.into()),
+                    ..Default::default()
+                },
+            );
+        }
+        if let Some(r) = ix.row(q) {
+            return Ok(vec![r]);
+        }
+        ix.by_name(q, MAX_MATCHES)
+    } else {
+        return Err("give one of email, phone, cookie, source and id, or q".into());
+    };
+    let mut rows = rows;
+    rows.sort_unstable();
+    rows.dedup();
+    rows.truncate(MAX_MATCHES);
+    Ok(rows)
+}
+
+/// E.164 as unification writes it: as given when it has a country code, else with each
+/// default region of `[unify.sources]` in turn.
+fn normalize_phone(s: &Serving, raw: &str) -> Option<String> {
+    if let Some(n) = panorama_udfs::normalize::e164(raw, None) {
+        return Some(n);
+    }
+    let regions = s
+        .cfg
+        .unify
+        .as_ref()
+        .map(|u| {
+            u.sources
+                .values()
+                .filter_map(|m| m.get_ref().default_region.clone())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    regions
+        .iter()
+        .find_map(|r| panorama_udfs::normalize::e164(raw, Some(r)))
+}
+
+async fn find_customers(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    Query(l): Query<Lookup>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Reader)?;
+    let snap = s.snapshot();
+    let rows = find(&s, &snap, &l).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
+    let customers: Vec<Value> = rows.iter().map(|r| card(&snap, *r, false)).collect();
+    Ok(Json(json!({
+        "run_id": snap.run_id,
+        "count": customers.len(),
+        "customers": customers,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    offset: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn timeline(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Reader)?;
+    let snap = s.snapshot();
+    let row = snap
+        .index
+        .row(&id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no customer {id}")))?;
+    let offset = p.offset.unwrap_or(0);
+    let limit = p.limit.unwrap_or(50).min(s.settings.limits.http_row_limit);
+    let snap2 = snap.clone();
+    let items = tokio::task::spawn_blocking(move || timeline_entries(&snap2, row, offset, limit))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let total = snap.index.timeline_len(row);
+    let next = (offset + (items.len() as u64) < total).then(|| {
+        format!(
+            "/api/customers/{id}/timeline?offset={}&limit={limit}",
+            offset + items.len() as u64
+        )
+    });
+    Ok(Json(json!({
+        "customer_id": id,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "items": items,
+        "next": next,
+    })))
+}
+
+async fn segments(State(s): State<Arc<Serving>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Reader)?;
+    let snap = s.snapshot();
+    let list: Vec<Value> = snap
+        .index
+        .segments
+        .iter()
+        .zip(&snap.index.segment_sizes)
+        .map(|(n, size)| json!({ "name": n, "size": size }))
+        .collect();
+    Ok(Json(json!({ "run_id": snap.run_id, "segments": list })))
+}
+
+async fn segment_members(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(p): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Reader)?;
+    let snap = s.snapshot();
+    if !snap.index.segments.contains(&name) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no segment {name} (segments: {})",
+                snap.index.segments.join(", ")
+            ),
+        ));
+    }
+    let limit = p
+        .limit
+        .unwrap_or(1000)
+        .min(s.settings.limits.http_row_limit);
+    let offset = p.offset.unwrap_or(0);
+    let sql = format!(
+        "SELECT customer_id FROM segment_members WHERE segment = '{}' ORDER BY customer_id \
+         LIMIT {limit} OFFSET {offset}",
+        name.replace('\'', "''")
+    );
+    let (_, batches, _) = s
+        .sql(&sql, limit)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let members: Vec<Value> = batches
+        .iter()
+        .flat_map(batch_objects)
+        .filter_map(|mut o| o.remove("customer_id"))
+        .collect();
+    Ok(Json(
+        json!({ "segment": name, "offset": offset, "limit": limit, "members": members }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct SqlRequest {
+    sql: String,
+    limit: Option<usize>,
+}
+
+async fn sql(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Reader)?;
+    let req: SqlRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => SqlRequest {
+            sql: String::from_utf8_lossy(&body).to_string(),
+            limit: None,
+        },
+    };
+    let limit = req
+        .limit
+        .unwrap_or(s.settings.limits.http_row_limit)
+        .min(s.settings.limits.http_row_limit);
+    let (schema, batches, truncated) = s.sql(&req.sql, limit).await.map_err(|e| {
+        let status = if e.to_string().contains("read-only") {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError(status, e.to_string())
+    })?;
+    let rows: Vec<Value> = batches
+        .iter()
+        .flat_map(batch_objects)
+        .map(Value::Object)
+        .collect();
+    let columns: Vec<Value> = schema
+        .fields()
+        .iter()
+        .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string() }))
+        .collect();
+    Ok(Json(json!({
+        "columns": columns,
+        "rows": rows,
+        "row_count": rows.len(),
+        "truncated": truncated,
+        "row_limit": limit,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct RunParams {
+    full: Option<bool>,
+}
+
+async fn admin_guard(s: &Serving) -> ApiResult<tokio::sync::MutexGuard<'_, ()>> {
+    s.admin.try_lock().map_err(|_| {
+        ApiError(
+            StatusCode::CONFLICT,
+            "another admin operation is running; try again when it ends".into(),
+        )
+    })
+}
+
+async fn admin_run(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    Query(p): Query<RunParams>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Admin)?;
+    let _guard = admin_guard(&s).await?;
+    let opts = crate::run::RunOptions {
+        quiet: true,
+        full: p.full.unwrap_or(false),
+        ..Default::default()
+    };
+    let outcome = crate::run::run_project(&s.cfg, &opts)
+        .await
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    finish_operation(&s, outcome).await
+}
+
+async fn admin_refresh(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Admin)?;
+    let _guard = admin_guard(&s).await?;
+    let opts = crate::run::RunOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let outcome = crate::run::refresh_project(&s.cfg, &opts)
+        .await
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    finish_operation(&s, outcome).await
+}
+
+/// After a run: serve it right away rather than at the next poll.
+async fn finish_operation(s: &Serving, outcome: crate::run::RunOutcome) -> ApiResult<Json<Value>> {
+    s.reload()
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({
+        "run_id": outcome.manifest.run_id,
+        "status": outcome.manifest.status.as_str(),
+        "seconds": outcome.seconds,
+        "serving": s.snapshot().run_id,
+    })))
+}
+
+async fn admin_export(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Admin)?;
+    let _guard = admin_guard(&s).await?;
+    let opts = crate::exports::ExportOptions {
+        quiet: true,
+        dry_run: false,
+    };
+    let r = crate::exports::run_export(&s.cfg, &name, &opts)
+        .await
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok(Json(json!({
+        "export": r.export,
+        "run_id": r.run_id,
+        "outcome": r.outcome,
+        "selected": r.selected,
+        "upserts": r.upserts,
+        "deletes": r.deletes,
+        "error": r.error,
+    })))
+}
+
+/// Serve HTTP (TLS when configured) on `listener` until the process ends.
+pub async fn serve(
+    serving: Arc<Serving>,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> crate::Result<()> {
+    let app = router(serving);
+    let err = |e: std::io::Error| crate::Error::Other(format!("HTTP server: {e}"));
+    match tls {
+        Some(tls) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+            axum_server::from_tcp_rustls(listener, config)
+                .map_err(err)?
+                .serve(app.into_make_service())
+                .await
+                .map_err(err)
+        }
+        None => axum_server::from_tcp(listener)
+            .map_err(err)?
+            .serve(app.into_make_service())
+            .await
+            .map_err(err),
+    }
+}

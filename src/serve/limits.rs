@@ -1,0 +1,277 @@
+//! One query cannot take the server down: each runs in its own context with its own memory
+//! pool (no spilling) and a deadline, and only reads.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::{Stream, StreamExt};
+
+use super::config::Limits;
+
+/// A context over `base`'s tables and functions whose queries obey `limits`.
+pub fn limited_context(base: &SessionContext, limits: &Limits) -> DfResult<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(GreedyMemoryPool::new(limits.query_memory)))
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()?;
+    let state = SessionStateBuilder::new_from_existing(base.state())
+        .with_runtime_env(runtime)
+        .with_physical_optimizer_rule(Arc::new(Deadline {
+            timeout: limits.query_timeout,
+        }))
+        .build();
+    Ok(SessionContext::new_with_state(state))
+}
+
+/// Why a statement may not run on the server, or `None` when it only reads.
+pub fn refuse(statement: &Statement) -> Option<String> {
+    use Statement as S;
+    let allowed = match statement {
+        S::Query(_)
+        | S::ExplainTable { .. }
+        | S::ShowVariable { .. }
+        | S::ShowVariables { .. }
+        | S::ShowTables { .. }
+        | S::ShowColumns { .. }
+        | S::ShowFunctions { .. }
+        | S::ShowSchemas { .. }
+        | S::ShowDatabases { .. }
+        | S::ShowStatus { .. }
+        | S::Set(_)
+        | S::StartTransaction { .. }
+        | S::Commit { .. }
+        | S::Rollback { .. }
+        | S::Declare { .. }
+        | S::Fetch { .. }
+        | S::Close { .. }
+        | S::Discard { .. }
+        | S::Deallocate { .. } => true,
+        S::Explain { statement, .. } => return refuse(statement),
+        S::Prepare { statement, .. } => return refuse(statement),
+        _ => false,
+    };
+    if allowed {
+        return None;
+    }
+    let text = statement.to_string();
+    let verb: String = text
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase();
+    Some(format!(
+        "panorama serve is read-only: {verb} is not allowed (only SELECT, WITH, EXPLAIN, SHOW and SET); \
+         change data with `panorama run` and the project's config"
+    ))
+}
+
+/// DataFusion's own check of a planned statement: no DDL, no DML (which covers COPY TO).
+pub fn read_only_options() -> datafusion::execution::context::SQLOptions {
+    datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(true)
+}
+
+/// Wraps the root of every physical plan in a [`DeadlineExec`].
+#[derive(Debug)]
+struct Deadline {
+    timeout: Duration,
+}
+
+impl PhysicalOptimizerRule for Deadline {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(DeadlineExec::new(plan, self.timeout)))
+    }
+    fn name(&self) -> &str {
+        "panorama_deadline"
+    }
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// Ends its input with an error once the query has run for `timeout`; dropping the input
+/// stops the work under it.
+#[derive(Debug)]
+pub struct DeadlineExec {
+    input: Arc<dyn ExecutionPlan>,
+    timeout: Duration,
+    started: Arc<OnceLock<Instant>>,
+}
+
+impl DeadlineExec {
+    fn new(input: Arc<dyn ExecutionPlan>, timeout: Duration) -> Self {
+        DeadlineExec {
+            input,
+            timeout,
+            started: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
+impl DisplayAs for DeadlineExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "DeadlineExec: timeout={:?}", self.timeout)
+    }
+}
+
+impl ExecutionPlan for DeadlineExec {
+    fn name(&self) -> &str {
+        "DeadlineExec"
+    }
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(
+            &Arc<dyn datafusion::physical_plan::PhysicalExpr>,
+        ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion>,
+    ) -> DfResult<datafusion::common::tree_node::TreeNodeRecursion> {
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    }
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(DeadlineExec {
+            input: children.swap_remove(0),
+            timeout: self.timeout,
+            started: self.started.clone(),
+        }))
+    }
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let started = *self.started.get_or_init(Instant::now);
+        let deadline = tokio::time::Instant::from_std(started + self.timeout);
+        Ok(Box::pin(DeadlineStream {
+            schema: self.input.schema(),
+            inner: Some(self.input.execute(partition, context)?),
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            timeout: self.timeout,
+        }))
+    }
+}
+
+struct DeadlineStream {
+    schema: SchemaRef,
+    inner: Option<SendableRecordBatchStream>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl Stream for DeadlineStream {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.inner.is_none() {
+            return Poll::Ready(None);
+        }
+        if std::future::Future::poll(self.sleep.as_mut(), cx).is_ready() {
+            self.inner = None;
+            return Poll::Ready(Some(Err(DataFusionError::ResourcesExhausted(format!(
+                "query cancelled: it ran longer than the server's limit of {:?} ([serve] query_timeout)",
+                self.timeout
+            )))));
+        }
+        let inner = self.inner.as_mut().expect("checked above");
+        inner.poll_next_unpin(cx)
+    }
+}
+
+impl RecordBatchStream for DeadlineStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn check(sql: &str) -> Option<String> {
+        let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+        refuse(&stmts[0])
+    }
+
+    #[test]
+    fn only_reads_pass() {
+        assert!(check("SELECT 1").is_none());
+        assert!(check("WITH a AS (SELECT 1) SELECT * FROM a").is_none());
+        assert!(check("EXPLAIN SELECT 1").is_none());
+        assert!(check("SET extra_float_digits = 3").is_none());
+        for bad in [
+            "INSERT INTO t VALUES (1)",
+            "CREATE TABLE t (a int)",
+            "DROP TABLE customers",
+            "COPY customers TO '/tmp/x.csv'",
+            "DELETE FROM t",
+            "EXPLAIN ANALYZE INSERT INTO t VALUES (1)",
+        ] {
+            let msg = check(bad).unwrap_or_else(|| panic!("{bad} passed"));
+            assert!(msg.contains("read-only"), "{msg}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_past_its_deadline_fails_and_memory_is_capped() {
+        let base = crate::session::base_context();
+        let limits = Limits {
+            query_timeout: Duration::from_millis(200),
+            query_memory: 64 << 20,
+            http_row_limit: 10,
+        };
+        let ctx = limited_context(&base, &limits).unwrap();
+        let slow = "SELECT count(*) FROM generate_series(1, 2000000000)";
+        let err = ctx.sql(slow).await.unwrap().collect().await.unwrap_err();
+        assert!(err.to_string().contains("query_timeout"), "{err}");
+        let big = "SELECT v % 50000000 AS k, array_agg(v) FROM generate_series(1, 40000000) t(v) GROUP BY 1";
+        let limits = Limits {
+            query_timeout: Duration::from_secs(600),
+            ..limits
+        };
+        let ctx = limited_context(&base, &limits).unwrap();
+        let err = ctx.sql(big).await.unwrap().collect().await.unwrap_err();
+        assert!(err.to_string().contains("Resources exhausted"), "{err}");
+        let ok = ctx
+            .sql("SELECT 40 + 2 AS x")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(ok[0].num_rows(), 1);
+    }
+}

@@ -1,0 +1,215 @@
+//! `panorama serve`: the current run over PostgreSQL wire, Arrow Flight SQL and HTTP, from
+//! one process, with no files exported.
+//!
+//! - [`snapshot`]: the run being served, swapped when a newer run completes.
+//! - [`index`]: the lookup index each run leaves (identifier → customer → profile row).
+//! - [`pgwire`], [`flight`], [`http`] and [`card`]: the protocols and the customer card page.
+//! - [`auth`], [`limits`]: who may connect, and what one query may take (read-only, memory,
+//!   time, rows).
+
+pub mod auth;
+pub mod card;
+pub mod config;
+pub mod flight;
+pub mod http;
+pub mod index;
+pub mod limits;
+pub mod metrics;
+pub mod pgwire;
+pub mod snapshot;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use config::ServeSettings;
+
+/// Command-line settings that win over `[serve]`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub pg_port: Option<u16>,
+    pub flight_port: Option<u16>,
+    pub http_port: Option<u16>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+/// Where each protocol listens, once bound (ports may have been 0).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub pg: SocketAddr,
+    pub flight: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// Settings from `[serve]` and the command line, checked: TLS files readable, and no
+/// listening beyond loopback without credentials.
+pub fn settings(cfg: &ProjectConfig, o: &Overrides) -> Result<(ServeSettings, auth::Credentials)> {
+    let mut s = ServeSettings::from_section(cfg.serve.as_ref(), &cfg.root)?;
+    if let Some(b) = &o.bind {
+        s.bind = b.clone();
+    }
+    s.pg_port = o.pg_port.unwrap_or(s.pg_port);
+    s.flight_port = o.flight_port.unwrap_or(s.flight_port);
+    s.http_port = o.http_port.unwrap_or(s.http_port);
+    match (&o.tls_cert, &o.tls_key) {
+        (Some(cert), Some(key)) => {
+            s.tls = Some(config::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::Other(
+                "give both --tls-cert and --tls-key, or neither".into(),
+            ))
+        }
+    }
+    let file = auth::AuthFile::load(&cfg.workspace_dir())?;
+    if !s.is_loopback() && !file.is_configured() {
+        return Err(Error::Other(format!(
+            "refusing to listen on {} without authentication: anyone on the network could read \
+             every customer. Add a user (`panorama users add NAME`) or a token \
+             (`panorama tokens create NAME`), or listen on 127.0.0.1",
+            s.bind
+        )));
+    }
+    tls_config(&s)?;
+    Ok((s, auth::Credentials::new(&file)))
+}
+
+/// The rustls server config of `[serve] tls`, for all three protocols.
+pub(crate) fn tls_config(s: &ServeSettings) -> Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some(files) = &s.tls else {
+        return Ok(None);
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect())
+        .map_err(|e| Error::Other(format!("TLS certificate {}: {e}", files.cert.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Other(format!(
+            "TLS certificate {}: no certificate in the file",
+            files.cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| Error::Other(format!("TLS key {}: {e}", files.key.display())))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| Error::Other(format!("TLS {}: {e}", files.cert.display())))?;
+    Ok(Some(Arc::new(config)))
+}
+
+/// Serve until Ctrl-C or SIGTERM. `ready` is called once every listener is bound.
+pub async fn serve(
+    cfg: ProjectConfig,
+    overrides: &Overrides,
+    ready: impl FnOnce(&Bound, &snapshot::Serving),
+) -> Result<()> {
+    // Two TLS back ends are linked (ring through pgwire, aws-lc through reqwest): name one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let (settings, credentials) = settings(&cfg, overrides)?;
+    let tls = tls_config(&settings)?;
+    let serving = snapshot::Serving::open(cfg, settings.clone(), credentials).await?;
+    let addr = |port: u16| format!("{}:{port}", settings.bind);
+    let bind = |port: u16| async move {
+        tokio::net::TcpListener::bind(addr(port))
+            .await
+            .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", addr(port))))
+    };
+    let pg = bind(settings.pg_port).await?;
+    let flight = bind(settings.flight_port).await?;
+    let http = bind(settings.http_port).await?;
+    let bound = Bound {
+        pg: pg.local_addr().map_err(|e| Error::Other(e.to_string()))?,
+        flight: flight
+            .local_addr()
+            .map_err(|e| Error::Other(e.to_string()))?,
+        http: http.local_addr().map_err(|e| Error::Other(e.to_string()))?,
+    };
+    let http = http
+        .into_std()
+        .map_err(|e| Error::Other(format!("HTTP listener: {e}")))?;
+    ready(&bound, &serving);
+    let _watch = serving.watch();
+    let pg_tls = tls
+        .clone()
+        .map(datafusion_postgres::pgwire::tokio::TlsAcceptor::from);
+    let http_tls = tls.map(|c| {
+        let mut c = (*c).clone();
+        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(c)
+    });
+    tokio::select! {
+        r = serve_pg(serving.clone(), pg, pg_tls) => r,
+        r = flight::serve(serving.clone(), flight) => r,
+        r = http::serve(serving.clone(), http, http_tls) => r,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Accept PostgreSQL connections; each runs on its own task, so a broken client only ends
+/// its own connection.
+async fn serve_pg(
+    serving: Arc<snapshot::Serving>,
+    listener: tokio::net::TcpListener,
+    tls: Option<datafusion_postgres::pgwire::tokio::TlsAcceptor>,
+) -> Result<()> {
+    let handlers = Arc::new(pgwire::PgHandlers::new(serving.clone()));
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        serving.settings.max_connections,
+    ));
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("PostgreSQL accept: {e}");
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "PostgreSQL connection refused: max_connections reached");
+            continue;
+        };
+        let handlers = handlers.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) =
+                datafusion_postgres::pgwire::tokio::process_socket(socket, tls, handlers).await
+            {
+                tracing::debug!(%peer, "PostgreSQL connection ended: {e}");
+            }
+        });
+    }
+}

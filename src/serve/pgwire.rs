@@ -1,0 +1,313 @@
+//! PostgreSQL wire protocol, by datafusion-postgres: psql, DBeaver, BI tools and psycopg see
+//! every table and view with `pg_catalog`. Panorama adds passwords, read-only statements,
+//! per-query limits and the current snapshot for each statement.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::pgwire;
+use datafusion_postgres::DfSessionService;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    DefaultServerParameterProvider, LoginInfo, StartupHandler,
+};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireConnectionState,
+    PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use super::limits;
+use super::metrics::Metrics;
+use super::snapshot::Serving;
+
+type DfStatement = (
+    String,
+    Option<(
+        datafusion::sql::sqlparser::ast::Statement,
+        datafusion::logical_expr::LogicalPlan,
+    )>,
+);
+
+/// The handlers of every connection.
+pub struct PgHandlers {
+    service: Arc<PgService>,
+    startup: Arc<PgStartup>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl PgHandlers {
+    pub fn new(serving: Arc<Serving>) -> Self {
+        let manager = Arc::new(ConnectionManager::new());
+        // The parser's type descriptions never look at a context; any will do.
+        let describer = DfSessionService::new(Arc::new(serving.snapshot().ctx.clone()));
+        PgHandlers {
+            service: Arc::new(PgService {
+                parser: Arc::new(PgParser {
+                    serving: serving.clone(),
+                    describer,
+                }),
+                serving: serving.clone(),
+            }),
+            startup: Arc::new(PgStartup {
+                serving,
+                manager: manager.clone(),
+                keys: RandomPidSecretKeyGenerator::default(),
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(manager)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for PgHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.service.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.service.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+fn user_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        code.to_string(),
+        message,
+    )))
+}
+
+/// Refuse anything but reads, before hooks or the planner see it.
+fn check_read_only(serving: &Serving, sql: &str) -> PgWireResult<()> {
+    let statements = PostgresCompatibilityParser::new()
+        .parse(sql)
+        .map_err(|e| user_error("42601", e.to_string()))?;
+    for s in &statements {
+        if let Some(why) = limits::refuse(s) {
+            Metrics::count(&serving.metrics.refused);
+            // 25006: read_only_sql_transaction, what PostgreSQL answers on a standby.
+            return Err(user_error("25006", why));
+        }
+    }
+    Ok(())
+}
+
+fn df_error(e: datafusion::error::DataFusionError) -> PgWireError {
+    PgWireError::ApiError(Box::new(e))
+}
+
+pub struct PgService {
+    serving: Arc<Serving>,
+    parser: Arc<PgParser>,
+}
+
+#[async_trait]
+impl SimpleQueryHandler for PgService {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Metrics::count(&self.serving.metrics.pg_queries);
+        check_read_only(&self.serving, query)?;
+        let ctx = self.serving.query_context().map_err(df_error)?;
+        let result =
+            SimpleQueryHandler::do_query(&DfSessionService::new(Arc::new(ctx)), client, query)
+                .await;
+        if result.is_err() {
+            Metrics::count(&self.serving.metrics.sql_errors);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for PgService {
+    type Statement = DfStatement;
+    type QueryParser = PgParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Metrics::count(&self.serving.metrics.pg_queries);
+        // The plan was made at parse time against the snapshot of that moment; it runs
+        // with this query's own memory pool and deadline.
+        let ctx = self.serving.query_context().map_err(df_error)?;
+        let result = ExtendedQueryHandler::do_query(
+            &DfSessionService::new(Arc::new(ctx)),
+            client,
+            portal,
+            max_rows,
+        )
+        .await;
+        if result.is_err() {
+            Metrics::count(&self.serving.metrics.sql_errors);
+        }
+        result
+    }
+}
+
+pub struct PgParser {
+    serving: Arc<Serving>,
+    describer: DfSessionService,
+}
+
+#[async_trait]
+impl QueryParser for PgParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        check_read_only(&self.serving, sql)?;
+        let planner = DfSessionService::new(Arc::new(self.serving.snapshot().ctx.clone()));
+        let parsed = planner.query_parser().parse_sql(client, sql, types).await?;
+        if let Some((_, Some((_, plan)))) = &parsed {
+            limits::read_only_options()
+                .verify_plan(plan)
+                .map_err(|e| user_error("25006", format!("panorama serve is read-only: {e}")))?;
+        }
+        Ok(parsed)
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.describer.query_parser().get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.describer
+            .query_parser()
+            .get_result_schema(stmt, column_format)
+    }
+}
+
+/// Cleartext password checked against the Argon2 hash (use TLS beyond loopback); no password
+/// asked when the project has no users.
+pub struct PgStartup {
+    serving: Arc<Serving>,
+    manager: Arc<ConnectionManager>,
+    keys: RandomPidSecretKeyGenerator,
+}
+
+impl PgStartup {
+    async fn accept<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (pid, secret) = self.keys.generate(client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        // Registered so a client's cancel request (Ctrl-C in psql) reaches the query.
+        let (handle, guard) = self.manager.register(pid, secret);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert(guard);
+        Metrics::count(&self.serving.metrics.pg_connections);
+        let params = DefaultServerParameterProvider::default();
+        finish_authentication(client, &params).await
+    }
+}
+
+#[async_trait]
+impl StartupHandler for PgStartup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                if self.serving.credentials.required() {
+                    client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                    client
+                        .send(PgWireBackendMessage::Authentication(
+                            Authentication::CleartextPassword,
+                        ))
+                        .await?;
+                } else {
+                    self.accept(client).await?;
+                    client.set_state(PgWireConnectionState::ReadyForQuery);
+                }
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(pwd) => {
+                let pwd = pwd.into_password()?;
+                let user = LoginInfo::from_client_info(client)
+                    .user()
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
+                let checked = {
+                    let creds = &self.serving.credentials;
+                    let (u, p) = (user.clone(), pwd.password.clone());
+                    // Argon2 takes tens of milliseconds on purpose: not on the async workers.
+                    tokio::task::block_in_place(|| creds.password(&u, &p))
+                };
+                match checked {
+                    Some(_) => {
+                        self.accept(client).await?;
+                        client.set_state(PgWireConnectionState::ReadyForQuery);
+                    }
+                    None => {
+                        Metrics::count(&self.serving.metrics.auth_failures);
+                        return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                            "FATAL".into(),
+                            "28P01".into(),
+                            format!("password authentication failed for user \"{user}\""),
+                        ))));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

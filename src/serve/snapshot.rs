@@ -1,0 +1,208 @@
+//! What the server answers from: one run's tables and lookup index. A newer run is loaded
+//! beside it and swapped in; queries already planned keep the old snapshot's tables.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+use super::auth::Credentials;
+use super::config::ServeSettings;
+use super::index::LookupIndex;
+use super::limits;
+use super::metrics::Metrics;
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use crate::workspace::Workspace;
+
+/// One run, ready to serve.
+pub struct Snapshot {
+    pub run_id: String,
+    /// The run's tables and views, `pg_catalog`, and no access to files by path.
+    pub ctx: SessionContext,
+    pub index: LookupIndex,
+    /// Columns of `customer_profiles` that are measures (the rest are unified attributes).
+    pub measures: HashSet<String>,
+    pub loaded_at: String,
+}
+
+impl Snapshot {
+    pub async fn load(cfg: &ProjectConfig, run_id: &str) -> Result<Self> {
+        let ws = Workspace::new(cfg.workspace_dir());
+        let (ctx, opened) =
+            crate::session::open_project_in(crate::session::base_context(), cfg, Some(run_id))
+                .await?;
+        opened.require_unified("unified_customers")?;
+        datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
+            &ctx,
+            "panorama",
+            Arc::new(datafusion_postgres::auth::AuthManager::default()),
+        )
+        .map_err(|e| Error::Other(format!("pg_catalog: {e}")))?;
+        let measures = if opened.tables.iter().any(|t| t == "customer_measures") {
+            ctx.table("customer_measures")
+                .await?
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| n != "customer_id")
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let index = LookupIndex::load(&ws.run_dir(run_id)).await?;
+        Ok(Snapshot {
+            run_id: run_id.to_string(),
+            ctx,
+            index,
+            measures,
+            loaded_at: chrono::Utc::now().to_rfc3339(),
+        })
+    }
+}
+
+/// Everything the three protocols share.
+pub struct Serving {
+    pub cfg: ProjectConfig,
+    pub settings: ServeSettings,
+    pub credentials: Credentials,
+    pub metrics: Metrics,
+    current: ArcSwap<Snapshot>,
+    /// A run that failed to load is not retried until another run becomes current.
+    failed: Mutex<Option<String>>,
+    /// One admin operation (run, refresh, export) at a time.
+    pub admin: tokio::sync::Mutex<()>,
+}
+
+impl Serving {
+    pub async fn open(
+        cfg: ProjectConfig,
+        settings: ServeSettings,
+        credentials: Credentials,
+    ) -> Result<Arc<Self>> {
+        let ws = Workspace::new(cfg.workspace_dir());
+        let run_id = ws
+            .current_run()?
+            .ok_or_else(|| Error::NoRun(cfg.root.clone()))?;
+        let snapshot = Snapshot::load(&cfg, &run_id).await?;
+        Ok(Arc::new(Serving {
+            cfg,
+            settings,
+            credentials,
+            metrics: Metrics::default(),
+            current: ArcSwap::from_pointee(snapshot),
+            failed: Mutex::new(None),
+            admin: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The snapshot new queries see.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// A context for one query: the current snapshot, the server's limits.
+    pub fn query_context(&self) -> datafusion::error::Result<SessionContext> {
+        limits::limited_context(&self.snapshot().ctx, &self.settings.limits)
+    }
+
+    /// Load the project's current run if it is not the one served; true when swapped.
+    pub async fn reload(&self) -> Result<bool> {
+        let ws = Workspace::new(self.cfg.workspace_dir());
+        let Some(run_id) = ws.current_run()? else {
+            return Ok(false);
+        };
+        if run_id == self.snapshot().run_id
+            || self.failed.lock().expect("lock").as_deref() == Some(run_id.as_str())
+        {
+            return Ok(false);
+        }
+        match Snapshot::load(&self.cfg, &run_id).await {
+            Ok(s) => {
+                self.current.store(Arc::new(s));
+                Metrics::count(&self.metrics.reloads);
+                tracing::info!(run_id, "serving a newer run");
+                Ok(true)
+            }
+            Err(e) => {
+                Metrics::count(&self.metrics.reload_failures);
+                *self.failed.lock().expect("lock") = Some(run_id.clone());
+                Err(Error::Other(format!(
+                    "run {run_id} could not be loaded, still serving {}: {e}",
+                    self.snapshot().run_id
+                )))
+            }
+        }
+    }
+
+    /// Look for a newer run every `reload_interval`, for as long as the server runs.
+    pub fn watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(me.settings.reload_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.reload().await {
+                    tracing::warn!("{e}");
+                }
+            }
+        })
+    }
+
+    /// Run one read-only SQL statement with the server's limits; at most `row_limit` rows,
+    /// and whether more were cut.
+    pub async fn sql(
+        &self,
+        sql: &str,
+        row_limit: usize,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>, bool)> {
+        let statements = datafusion::sql::parser::DFParser::parse_sql(sql)
+            .map_err(|e| Error::Other(format!("SQL: {e}")))?;
+        if statements.len() != 1 {
+            return Err(Error::Other(format!(
+                "send one statement per request ({} given)",
+                statements.len()
+            )));
+        }
+        if let datafusion::sql::parser::Statement::Statement(s) = &statements[0] {
+            if let Some(why) = limits::refuse(s) {
+                Metrics::count(&self.metrics.refused);
+                return Err(Error::Other(why));
+            }
+        } else {
+            Metrics::count(&self.metrics.refused);
+            return Err(Error::Other(
+                "panorama serve is read-only: only SELECT, WITH, EXPLAIN and SHOW are allowed"
+                    .into(),
+            ));
+        }
+        let ctx = self.query_context()?;
+        let df = ctx
+            .sql_with_options(sql, limits::read_only_options())
+            .await
+            .inspect_err(|_| Metrics::count(&self.metrics.sql_errors))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df
+            .limit(0, Some(row_limit + 1))?
+            .collect()
+            .await
+            .inspect_err(|_| Metrics::count(&self.metrics.sql_errors))?;
+        let mut kept = Vec::new();
+        let mut rows = 0usize;
+        let mut truncated = false;
+        for b in batches {
+            if rows + b.num_rows() > row_limit {
+                kept.push(b.slice(0, row_limit - rows));
+                truncated = true;
+                break;
+            }
+            rows += b.num_rows();
+            kept.push(b);
+        }
+        Ok((schema, kept, truncated))
+    }
+}
