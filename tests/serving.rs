@@ -232,6 +232,22 @@ async fn post(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
     )
 }
 
+/// DBeaver's connect-time and schema-browsing queries.
+const DBEAVER_STARTUP: &[&str] = &[
+    "SET extra_float_digits = 3",
+    "SET application_name = 'DBeaver 25.1.5 - Main <postgres>'",
+    "SELECT current_schema(),session_user",
+    "SELECT n.oid,n.*,d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=n.oid AND d.objsubid=0 AND d.classoid='pg_namespace'::regclass ORDER BY nspname",
+    "SELECT n.nspname = ANY(current_schemas(true)), n.nspname, t.typname FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON t.typnamespace = n.oid WHERE t.oid = 1034",
+    "SHOW search_path",
+    "SELECT db.oid,db.* FROM pg_catalog.pg_database db WHERE datname='panorama'",
+    "SELECT * FROM pg_catalog.pg_settings where name='standard_conforming_strings'",
+    "SELECT version()",
+    "SELECT reltype FROM pg_catalog.pg_class WHERE 1<>1 LIMIT 1",
+    "SELECT c.oid,c.*,d.description FROM pg_catalog.pg_class c LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=c.oid AND d.objsubid=0 AND d.classoid='pg_class'::regclass WHERE c.relkind not in ('i','I','c')",
+    "SELECT a.attname, a.atttypid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid WHERE c.relname = 'unified_customers' AND a.attnum > 0",
+];
+
 /// The same analytical query everywhere: segment sizes with rounded spend, as text.
 const SEGMENT_SQL: &str = "SELECT m.segment, count(*) AS members, \
      CAST(round(sum(p.lifetime_spend), 2) AS VARCHAR) AS spend \
@@ -514,6 +530,14 @@ async fn lookups_clients_card_and_snapshots() {
             "{}",
             res[8]
         );
+        // What DBeaver (through the PostgreSQL JDBC driver) sends when it connects and
+        // browses a schema, as datafusion-postgres' own tests record them.
+        let mut args = vec!["psycopg", conninfo.as_str()];
+        args.extend(DBEAVER_STARTUP);
+        let res = client(&args);
+        for (sql, r) in DBEAVER_STARTUP.iter().zip(&res) {
+            assert!(r.get("error").is_none(), "DBeaver's {sql}: {r}");
+        }
     }
     if have(
         "python3 with adbc_driver_flightsql",

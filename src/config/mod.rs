@@ -358,6 +358,9 @@ impl ProjectConfig {
             sources.insert(name.into_inner(), source);
         }
         cfg.sources = sources;
+        // Durations and sizes of `[serve]` are checked with the rest, not when serving starts.
+        crate::serve::config::ServeSettings::from_section(cfg.serve.as_ref(), root)
+            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
         if let Some(u) = &cfg.unify {
             for (name, map) in &u.sources {
                 if !cfg.sources.contains_key(name) {
