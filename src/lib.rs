@@ -9,6 +9,7 @@
 
 pub mod activities;
 pub mod analytics;
+pub mod charts;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -218,6 +218,22 @@ enum Command {
         /// current run (by default such a run reuses them, as `panorama refresh`).
         #[arg(long)]
         full: bool,
+        /// Also write the run report (report.html in the run's directory; see `panorama report`).
+        #[arg(long)]
+        report: bool,
+    },
+    /// Write a run's report: one self-contained HTML file (no external assets, opens offline)
+    /// with the run summary and the charts of the web console: unification, segments,
+    /// measures and predictions.
+    Report {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// The run (default: the current one).
+        #[arg(long)]
+        run: Option<String>,
+        /// Where to write it.
+        #[arg(long, short, default_value = "report.html")]
+        out: PathBuf,
     },
     /// Rebuild activities, measures and segments on the current run's sources and unified
     /// customers, without reading sources or re-matching: after changing [measures],
@@ -530,6 +546,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             project,
             as_of,
             full,
+            report,
         } => {
             let cfg = ProjectConfig::load(&project.project)?;
             let opts = RunOptions {
@@ -540,6 +557,28 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let outcome = run_project(&cfg, &opts).await?;
             if !quiet {
                 print!("{}", run_summary(&cfg, &outcome));
+            }
+            if report {
+                let out = outcome.run_dir.join("report.html");
+                let r = panorama::charts::report::write(&cfg, Some(&outcome.manifest.run_id), &out)
+                    .await?;
+                if !quiet {
+                    println!("report: {} ({} charts)", out.display(), r.charts);
+                }
+            }
+            Ok(())
+        }
+        Command::Report { project, run, out } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let r = panorama::charts::report::write(&cfg, run.as_deref(), &out).await?;
+            if !quiet {
+                println!(
+                    "wrote {} (run {}, {} charts, {} KiB)",
+                    out.display(),
+                    r.run_id,
+                    r.charts,
+                    r.bytes / 1024
+                );
             }
             Ok(())
         }

@@ -15,15 +15,14 @@ cargo build --release -q
 if [ ! -f "$DIR/panorama.toml" ]; then
   $BIN demo --persons "$PERSONS" --out "$DIR" -q
 fi
-if [ ! -f "$DIR/.panorama/current" ] && ! ls "$DIR"/.panorama/runs/*/index >/dev/null 2>&1; then
+if [ ! -f "$DIR/.panorama/current.json" ]; then
   /usr/bin/time -f "run: %e s, peak %M KiB" $BIN run -p "$DIR" -q
 fi
 $BIN query -p "$DIR" --format csv "SELECT email FROM unified_customers WHERE email IS NOT NULL ORDER BY md5(customer_id) LIMIT 100000" \
   | tail -n +2 | python3 -c "import sys, urllib.parse; [print(urllib.parse.quote(l.strip())) for l in sys.stdin]" > /tmp/panorama-bench-emails.txt
 
 LOG=/tmp/panorama-serve-bench.log
-/usr/bin/time -f "serve: peak %M KiB" -o /tmp/panorama-serve-mem.txt \
-  $BIN serve -p "$DIR" --pg-port 55433 --flight-port 55051 --http-port 58080 > "$LOG" 2>&1 &
+$BIN serve -p "$DIR" --pg-port 55433 --flight-port 55051 --http-port 58080 > "$LOG" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 STARTED=$(date +%s.%N)
@@ -44,5 +43,5 @@ echo "panorama query: $(timeit $BIN query -p "$DIR" "$SQL")"
 echo "psql (pgwire):  $(timeit psql -X -At -h 127.0.0.1 -p 55433 -d panorama -c "$SQL")"
 echo "ADBC (Flight):  $(timeit python3 tests/clients/sql_client.py adbc grpc://127.0.0.1:55051 "$SQL")"
 echo "python3 start + ADBC import alone: $(timeit python3 -c 'import adbc_driver_flightsql.dbapi')"
+echo "server memory: $(grep -E 'VmHWM|VmRSS' /proc/$SERVER/status | tr -s ' ' | tr '\n' ' ')"
 kill $SERVER; wait $SERVER 2>/dev/null || true
-cat /tmp/panorama-serve-mem.txt

@@ -26,6 +26,8 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "source_stats",
     "unify_records",
     "match_pairs",
+    "match_weights",
+    "match_score_histogram",
     "customer_links",
     "unified_customers",
     "id_changes",

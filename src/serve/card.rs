@@ -31,6 +31,13 @@ fn templates() -> &'static Environment<'static> {
             ("search.html", include_str!("templates/search.html")),
             ("card.html", include_str!("templates/card.html")),
             ("login.html", include_str!("templates/login.html")),
+            ("console.html", include_str!("templates/console.html")),
+            (
+                "console_head.html",
+                include_str!("templates/console_head.html"),
+            ),
+            ("explain.html", include_str!("templates/explain.html")),
+            ("cluster.html", include_str!("templates/cluster.html")),
         ] {
             env.add_template(name, text).expect("templates parse");
         }
@@ -38,7 +45,7 @@ fn templates() -> &'static Environment<'static> {
     })
 }
 
-fn render(name: &str, ctx: minijinja::Value) -> Response {
+pub(crate) fn render(name: &str, ctx: minijinja::Value) -> Response {
     match templates().get_template(name).and_then(|t| t.render(ctx)) {
         Ok(html) => Html(html).into_response(),
         Err(e) => (
@@ -50,7 +57,11 @@ fn render(name: &str, ctx: minijinja::Value) -> Response {
 }
 
 /// Pages need credentials like the API; a browser without them is sent to sign in.
-fn signed_in(serving: &Serving, headers: &HeaderMap, here: &str) -> Result<(), Box<Response>> {
+pub(crate) fn signed_in(
+    serving: &Serving,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<(), Box<Response>> {
     match principal(serving, headers) {
         Ok(_) => Ok(()),
         Err(_) => Err(Box::new(
@@ -133,7 +144,7 @@ async fn search(
 }
 
 /// A JSON value for a template.
-fn mj(v: &impl serde::Serialize) -> minijinja::Value {
+pub(crate) fn mj(v: &impl serde::Serialize) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(v))
 }
 

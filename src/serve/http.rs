@@ -47,6 +47,7 @@ pub fn router(serving: Arc<Serving>) -> Router {
         .route("/api/admin/refresh", post(admin_refresh))
         .route("/api/admin/export/{name}", post(admin_export))
         .merge(super::card::routes())
+        .merge(super::console::routes())
         .layer(axum::middleware::from_fn_with_state(
             serving.clone(),
             observe,
@@ -103,7 +104,7 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .find_map(|c| c.trim().strip_prefix("panorama_token=").map(str::to_string))
 }
 
-fn require(serving: &Serving, headers: &HeaderMap, role: Role) -> ApiResult<Principal> {
+pub(crate) fn require(serving: &Serving, headers: &HeaderMap, role: Role) -> ApiResult<Principal> {
     let p =
         principal(serving, headers).map_err(|m| ApiError(StatusCode::UNAUTHORIZED, m.into()))?;
     if role == Role::Admin && p.role != Role::Admin {

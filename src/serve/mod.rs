@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod card;
 pub mod config;
+pub mod console;
 pub mod flight;
 pub mod http;
 pub mod index;

@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub index: LookupIndex,
     /// Columns of `customer_profiles` that are measures (the rest are unified attributes).
     pub measures: HashSet<String>,
+    /// What the console's charts can show for this run.
+    pub facts: crate::charts::RunFacts,
     pub loaded_at: String,
 }
 
@@ -54,7 +56,9 @@ impl Snapshot {
             HashSet::new()
         };
         let index = LookupIndex::load(&ws.run_dir(run_id)).await?;
+        let facts = crate::charts::RunFacts::gather(&ctx, &opened.tables).await?;
         Ok(Snapshot {
+            facts,
             run_id: run_id.to_string(),
             ctx,
             index,

@@ -477,6 +477,14 @@ pub async fn unify(
             .await?;
             let weights = matched.weights;
             write_table(tables_dir, "match_weights", &weights.schema(), &[weights])?;
+            if let Some(first) = matched.histogram.first() {
+                write_table(
+                    tables_dir,
+                    "match_score_histogram",
+                    &first.schema(),
+                    &matched.histogram,
+                )?;
+            }
             match &unify_cfg.overrides {
                 None => matched.pairs,
                 Some(file) => {

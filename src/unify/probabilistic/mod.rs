@@ -368,6 +368,8 @@ pub struct Matched {
     /// `match_pairs` rows: left_uid, right_uid, rule, score, match_weight, g_<field>...
     pub pairs: Vec<RecordBatch>,
     pub weights: RecordBatch,
+    /// `match_score_histogram` rows: every scored candidate pair by whole bits of weight.
+    pub histogram: Vec<RecordBatch>,
 }
 
 /// Term-frequency tables `unify_tf_<field>` (value, tf); returns Σ tf², the chance that two
@@ -634,8 +636,26 @@ pub async fn match_pairs(
         w = scoring.weight_sql(),
     );
     let pairs = collect(ctx, &sql, "scoring").await?;
+    // All candidates, matched or not, for the console's weight distribution.
+    let histogram = collect(
+        ctx,
+        &format!(
+            "SELECT CAST(floor(match_weight) AS DOUBLE) AS weight_bin, count(*) AS pairs, \
+               count(*) FILTER (WHERE match_weight >= {threshold_weight:.9}) AS matched, \
+               CAST({threshold_weight:.9} AS DOUBLE) AS threshold_weight \
+             FROM (SELECT {w} AS match_weight FROM unify_comparisons WHERE block = first_block AND NOT ({veto})) \
+             GROUP BY 1 ORDER BY 1",
+            w = scoring.weight_sql(),
+        ),
+        "match weight histogram",
+    )
+    .await?;
     let weights = scoring.weights_batch(&section.blocking)?;
     let _ = ctx.deregister_table("unify_comparisons");
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Matched { pairs, weights })
+    Ok(Matched {
+        pairs,
+        weights,
+        histogram,
+    })
 }

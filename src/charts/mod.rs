@@ -1,0 +1,556 @@
+//! Charts of a run, shared by the web console (`panorama serve`) and the run report
+//! (`panorama report`): each is one SQL query over the run's tables and one Vega-Lite (or Vega)
+//! spec drawing its rows. The console fetches rows from `/api/charts/<id>`; the report inlines
+//! them. The chart libraries are compiled in ([`assets`]), so nothing is fetched from the web.
+
+pub mod report;
+
+use serde_json::{json, Value};
+
+/// The compiled-in chart libraries (see `src/charts/assets/README.md`).
+pub mod assets {
+    pub const VEGA: &str = include_str!("assets/vega.min.js");
+    pub const VEGA_LITE: &str = include_str!("assets/vega-lite.min.js");
+    pub const VEGA_EMBED: &str = include_str!("assets/vega-embed.min.js");
+}
+
+/// Console pages, in menu order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Page {
+    Unify,
+    Segments,
+    Measures,
+    Predictions,
+}
+
+impl Page {
+    pub const ALL: [Page; 4] = [
+        Page::Unify,
+        Page::Segments,
+        Page::Measures,
+        Page::Predictions,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Page::Unify => "unify",
+            Page::Segments => "segments",
+            Page::Measures => "measures",
+            Page::Predictions => "predictions",
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self {
+            Page::Unify => "Unification",
+            Page::Segments => "Segments",
+            Page::Measures => "Measures",
+            Page::Predictions => "Predictions",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Page> {
+        Page::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// What a chart may be asked about: chosen segments, a measure, a customer, a pair.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Params {
+    /// Comma-separated segment names.
+    pub segments: Option<String>,
+    pub measure: Option<String>,
+    pub customer: Option<String>,
+    pub left: Option<String>,
+    pub right: Option<String>,
+}
+
+/// What the run has, to fill defaults (which segments, which measure, the threshold).
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    pub tables: Vec<String>,
+    /// Segments by size, largest first.
+    pub segments: Vec<String>,
+    /// Numeric columns of `customer_measures`.
+    pub numeric_measures: Vec<String>,
+    pub lifecycle: Vec<String>,
+}
+
+impl RunFacts {
+    pub fn has(&self, table: &str) -> bool {
+        self.tables.iter().any(|t| t == table)
+    }
+
+    /// Facts of the run open in `ctx`.
+    pub async fn gather(
+        ctx: &datafusion::prelude::SessionContext,
+        tables: &[String],
+    ) -> crate::Result<Self> {
+        let mut facts = RunFacts {
+            tables: tables.to_vec(),
+            ..Default::default()
+        };
+        if facts.has("segment_members") {
+            let batches = ctx
+                .sql("SELECT segment FROM segment_members GROUP BY segment ORDER BY count(*) DESC, segment")
+                .await?
+                .collect()
+                .await?;
+            for b in &batches {
+                let col = crate::serve::index::string_column(b, "segment")?;
+                facts
+                    .segments
+                    .extend(col.iter().flatten().map(str::to_string));
+            }
+            facts.lifecycle = LIFECYCLE
+                .iter()
+                .filter(|s| facts.segments.iter().any(|x| x == *s))
+                .map(|s| s.to_string())
+                .collect();
+        }
+        if facts.has("customer_measures") {
+            let schema = ctx.table("customer_measures").await?.schema().clone();
+            facts.numeric_measures = schema
+                .fields()
+                .iter()
+                .filter(|f| f.data_type().is_numeric() && f.name() != "customer_id")
+                .map(|f| f.name().clone())
+                .collect();
+        }
+        Ok(facts)
+    }
+}
+
+/// The stages of `sql/templates/lifecycle.toml`, in lifecycle order.
+const LIFECYCLE: &[&str] = &["prospect", "active", "inactive", "lost"];
+
+/// One chart.
+pub struct Chart {
+    pub id: &'static str,
+    pub page: Page,
+    pub title: &'static str,
+    pub description: &'static str,
+    /// Tables the chart needs; without them it is left out.
+    pub requires: &'static [&'static str],
+    /// Shown on the console page and in the report (the explain and cluster charts are not:
+    /// they need a pair or a customer).
+    pub listed: bool,
+}
+
+pub const CHARTS: &[Chart] = &[
+    Chart { id: "records_per_source", page: Page::Unify, title: "Records per source", description: "Matched records joined a customer with other records; singletons stayed alone.", requires: &["customer_links"], listed: true },
+    Chart { id: "cluster_sizes", page: Page::Unify, title: "Customers by number of records", description: "How many source records each customer was made of.", requires: &["customer_links"], listed: true },
+    Chart { id: "match_scores", page: Page::Unify, title: "Match weight of candidate pairs", description: "Every compared pair by its match weight (bits); pairs right of the line matched.", requires: &["match_score_histogram"], listed: true },
+    Chart { id: "rule_counts", page: Page::Unify, title: "Candidate pairs per blocking rule", description: "Pairs each rule brought to comparison (those no earlier rule found).", requires: &["unify_stats"], listed: true },
+    Chart { id: "largest_clusters", page: Page::Unify, title: "Largest customers", description: "The customers made of most records: where over-merging would show. Click a bar for its records.", requires: &["customer_links"], listed: true },
+    Chart { id: "explain", page: Page::Unify, title: "Why two records match", description: "Each comparison's contribution to the match weight, from the prior to the decision.", requires: &["unify_records"], listed: false },
+    Chart { id: "cluster", page: Page::Unify, title: "Records of one customer", description: "Source records of one customer and the matches that link them. Click a link to explain it.", requires: &["customer_links"], listed: false },
+    Chart { id: "segment_sizes", page: Page::Segments, title: "Segment size over runs", description: "Members at each run.", requires: &["segment_sizes"], listed: true },
+    Chart { id: "segment_changes", page: Page::Segments, title: "Entered and left per run", description: "Customers who entered (up) and left (down) each segment at each run.", requires: &["segment_sizes"], listed: true },
+    Chart { id: "segment_overlap", page: Page::Segments, title: "Overlap between segments", description: "Customers in exactly each combination of the chosen segments (UpSet-style).", requires: &["segment_members"], listed: true },
+    Chart { id: "lifecycle", page: Page::Segments, title: "Lifecycle stages", description: "Customers per lifecycle stage.", requires: &["segment_members"], listed: true },
+    Chart { id: "business_measures", page: Page::Measures, title: "Business measures over runs", description: "Each business measure at each run.", requires: &["measure_history"], listed: true },
+    Chart { id: "measure_distribution", page: Page::Measures, title: "Distribution of a customer measure", description: "Customers by value of the chosen measure (30 bins; nulls left out).", requires: &["customer_measures"], listed: true },
+    Chart { id: "clv_deciles", page: Page::Predictions, title: "Lifetime value by decile", description: "Predicted lifetime value of each decile of customers (10 = most valuable).", requires: &["predictions_clv"], listed: true },
+    Chart { id: "clv_pareto", page: Page::Predictions, title: "Share of value by share of customers", description: "The most valuable x% of customers hold y% of predicted lifetime value (the 80/20 curve).", requires: &["predictions_clv"], listed: true },
+    Chart { id: "churn_bands", page: Page::Predictions, title: "Churn risk", description: "Customers per churn risk band.", requires: &["predictions_churn"], listed: true },
+];
+
+pub fn chart(id: &str) -> Option<&'static Chart> {
+    CHARTS.iter().find(|c| c.id == id)
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+impl Chart {
+    /// Whether the run has what the chart needs.
+    pub fn available(&self, facts: &RunFacts) -> bool {
+        self.requires.iter().all(|t| facts.has(t))
+            && match self.id {
+                "lifecycle" => !facts.lifecycle.is_empty(),
+                "measure_distribution" => !facts.numeric_measures.is_empty(),
+                _ => true,
+            }
+    }
+
+    /// The segments a chart shows: those asked for (known ones only), else the largest few.
+    pub fn segments(&self, facts: &RunFacts, params: &Params) -> Vec<String> {
+        let asked: Vec<String> = params
+            .segments
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| facts.segments.iter().any(|x| x == s))
+            .map(str::to_string)
+            .collect();
+        if !asked.is_empty() {
+            return asked;
+        }
+        let n = if self.id == "segment_overlap" { 4 } else { 6 };
+        facts.segments.iter().take(n).cloned().collect()
+    }
+
+    /// The measure a chart shows: the one asked for if numeric, else the first numeric one.
+    pub fn measure(&self, facts: &RunFacts, params: &Params) -> Option<String> {
+        params
+            .measure
+            .as_ref()
+            .filter(|m| facts.numeric_measures.contains(m))
+            .cloned()
+            .or_else(|| {
+                ["lifetime_spend", "order_count"]
+                    .iter()
+                    .find(|m| facts.numeric_measures.iter().any(|x| x == *m))
+                    .map(|m| m.to_string())
+            })
+            .or_else(|| facts.numeric_measures.first().cloned())
+    }
+
+    /// The query giving the chart's rows, or why it cannot be drawn.
+    pub fn sql(&self, facts: &RunFacts, params: &Params) -> Result<String, String> {
+        let in_list =
+            |segs: &[String]| segs.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ");
+        Ok(match self.id {
+            "records_per_source" => "SELECT source, CASE WHEN matched_by = 'singleton' THEN 'singleton' ELSE 'matched' END AS status, \
+                 count(*) AS records FROM customer_links GROUP BY 1, 2 ORDER BY 1, 2".into(),
+            "cluster_sizes" => "SELECT size AS records, count(*) AS customers FROM \
+                 (SELECT customer_id, count(*) AS size FROM customer_links GROUP BY customer_id) \
+                 GROUP BY size ORDER BY size".into(),
+            "match_scores" => "SELECT weight_bin, pairs, matched, threshold_weight FROM match_score_histogram ORDER BY weight_bin".into(),
+            "rule_counts" => "SELECT substr(metric, 12) AS rule, CAST(value AS BIGINT) AS pairs FROM unify_stats \
+                 WHERE metric LIKE 'pairs_rule:%' ORDER BY pairs DESC".into(),
+            "largest_clusters" => "SELECT customer_id, count(*) AS records, count(DISTINCT source) AS sources, \
+                 '/console/cluster/' || customer_id AS link FROM customer_links GROUP BY customer_id \
+                 ORDER BY records DESC, customer_id LIMIT 15".into(),
+            "explain" => {
+                let (Some(l), Some(r)) = (&params.left, &params.right) else {
+                    return Err("give left= and right= record ids (SOURCE:ID)".into());
+                };
+                // The running total makes the waterfall; the decision row is the total.
+                format!(
+                    "SELECT row_number() OVER () AS step, comparison, level, left AS left_value, right AS right_value, m, u, \
+                       weight_bits FROM explain_pair({}, {})",
+                    quote(l),
+                    quote(r)
+                )
+            }
+            "cluster" => {
+                let Some(c) = &params.customer else {
+                    return Err("give customer=".into());
+                };
+                let c = quote(c);
+                // Record ids are `source:id`: nothing in them needs escaping in a query string.
+                let href = "'/console/explain?left=' || p.left_uid || '&right=' || p.right_uid";
+                let links = if facts.has("match_pairs") && facts.has("match_weights") {
+                    format!(
+                        "SELECT 'link' AS kind, p.left_uid AS uid, p.right_uid AS target, p.left_uid AS source, CAST(NULL AS VARCHAR) AS system, \
+                           CAST(p.match_weight AS DOUBLE) AS weight, p.rule AS label, {href} AS href \
+                         FROM match_pairs p JOIN customer_links a ON a.uid = p.left_uid JOIN customer_links b ON b.uid = p.right_uid \
+                         WHERE a.customer_id = {c} AND b.customer_id = {c}"
+                    )
+                } else if facts.has("match_pairs") {
+                    format!(
+                        "SELECT 'link' AS kind, p.left_uid AS uid, p.right_uid AS target, p.left_uid AS source, CAST(NULL AS VARCHAR) AS system, \
+                           CAST(NULL AS DOUBLE) AS weight, p.rule AS label, {href} AS href \
+                         FROM match_pairs p JOIN customer_links a ON a.uid = p.left_uid JOIN customer_links b ON b.uid = p.right_uid \
+                         WHERE a.customer_id = {c} AND b.customer_id = {c}"
+                    )
+                } else {
+                    "SELECT 'link' AS kind, 'x' AS uid, 'x' AS target, 'x' AS source, CAST(NULL AS VARCHAR) AS system, CAST(NULL AS DOUBLE) AS weight, 'x' AS label, 'x' AS href WHERE false".into()
+                };
+                format!(
+                    "SELECT 'node' AS kind, uid, CAST(NULL AS VARCHAR) AS target, uid AS source, source AS system, CAST(NULL AS DOUBLE) AS weight, \
+                       record_id AS label, CAST(NULL AS VARCHAR) AS href FROM customer_links WHERE customer_id = {c} \
+                     UNION ALL {links}"
+                )
+            }
+            "segment_sizes" => format!(
+                "SELECT run_id, CAST(as_of AS VARCHAR) AS as_of, segment, members FROM segment_sizes \
+                 WHERE segment IN ({}) ORDER BY run_id, segment",
+                in_list(&self.segments(facts, params))
+            ),
+            "segment_changes" => format!(
+                "SELECT run_id, segment, 'entered' AS change, entered AS customers FROM segment_sizes WHERE segment IN ({s}) \
+                 UNION ALL SELECT run_id, segment, 'left', -exited FROM segment_sizes WHERE segment IN ({s}) \
+                 ORDER BY 1, 2, 3",
+                s = in_list(&self.segments(facts, params))
+            ),
+            "segment_overlap" => format!(
+                "SELECT combination, segment_count, count(*) AS customers FROM \
+                   (SELECT customer_id, string_agg(segment, ' & ' ORDER BY segment) AS combination, count(*) AS segment_count \
+                    FROM segment_members WHERE segment IN ({}) GROUP BY customer_id) \
+                 GROUP BY combination, segment_count ORDER BY customers DESC, combination LIMIT 30",
+                in_list(&self.segments(facts, params))
+            ),
+            "lifecycle" => format!(
+                "SELECT segment AS stage, count(*) AS customers, CASE segment {} END AS stage_order \
+                 FROM segment_members WHERE segment IN ({}) GROUP BY segment ORDER BY stage_order",
+                LIFECYCLE
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| format!("WHEN {} THEN {i}", quote(s)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                in_list(&facts.lifecycle)
+            ),
+            "business_measures" => "SELECT run_id, CAST(as_of AS VARCHAR) AS as_of, measure, value FROM measure_history \
+                 WHERE by_value IS NULL AND value IS NOT NULL ORDER BY measure, run_id".into(),
+            "measure_distribution" => {
+                let m = self
+                    .measure(facts, params)
+                    .ok_or("no numeric customer measure in this run")?;
+                let col = format!("CAST({} AS DOUBLE)", quote_ident(&m));
+                format!(
+                    "WITH v AS (SELECT {col} AS x FROM customer_measures WHERE {col} IS NOT NULL), \
+                          r AS (SELECT min(x) AS lo, max(x) AS hi FROM v) \
+                     SELECT {name} AS measure, lo + (hi - lo) / 30.0 * b AS bin_start, lo + (hi - lo) / 30.0 * (b + 1) AS bin_end, count(*) AS customers \
+                     FROM (SELECT CASE WHEN r.hi = r.lo THEN 0 ELSE least(CAST(floor((x - r.lo) / ((r.hi - r.lo) / 30.0)) AS BIGINT), 29) END AS b, r.lo, r.hi \
+                           FROM v CROSS JOIN r) \
+                     GROUP BY b, lo, hi ORDER BY b",
+                    name = quote(&m)
+                )
+            }
+            "clv_deciles" => "SELECT clv_decile AS decile, count(*) AS customers, sum(clv) AS total_clv, avg(clv) AS mean_clv \
+                 FROM predictions_clv WHERE clv IS NOT NULL GROUP BY clv_decile ORDER BY clv_decile".into(),
+            "clv_pareto" => "SELECT pct_customers, max(cum) / max(total) AS share_of_value FROM \
+                   (SELECT CAST(ceil(100.0 * row_number() OVER (ORDER BY clv DESC, customer_id) / count(*) OVER ()) AS BIGINT) AS pct_customers, \
+                           sum(clv) OVER (ORDER BY clv DESC, customer_id ROWS UNBOUNDED PRECEDING) AS cum, sum(clv) OVER () AS total \
+                    FROM predictions_clv WHERE clv IS NOT NULL) \
+                 GROUP BY pct_customers ORDER BY pct_customers".into(),
+            "churn_bands" => "SELECT churn_risk, count(*) AS customers, CASE churn_risk WHEN 'low' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END AS band_order \
+                 FROM predictions_churn GROUP BY churn_risk ORDER BY band_order".into(),
+            other => return Err(format!("no chart {other}")),
+        })
+    }
+
+    /// The Vega-Lite spec (Vega for the cluster graph) with `data` for the given rows source.
+    pub fn spec(&self, data: Value) -> Value {
+        let mut spec = self.body();
+        let obj = spec.as_object_mut().expect("specs are objects");
+        if self.id == "cluster" {
+            // A Vega spec: nodes and links both come from the one row set.
+            if let Some(Value::Array(datasets)) = obj.get_mut("data") {
+                let mut source = data;
+                source["name"] = json!("rows");
+                datasets.insert(0, source);
+            }
+        } else {
+            let mut d = data;
+            d["name"] = json!("rows");
+            obj.insert("data".into(), d);
+            obj.insert(
+                "$schema".into(),
+                json!("https://vega.github.io/schema/vega-lite/v5.json"),
+            );
+            // Faceted charts size their cells instead.
+            if !obj.contains_key("facet") {
+                obj.entry("width").or_insert(json!("container"));
+                obj.entry("height").or_insert(json!(260));
+            }
+        }
+        spec
+    }
+
+    fn body(&self) -> Value {
+        let tooltip =
+            |fields: &[&str]| -> Value { fields.iter().map(|f| json!({"field": f})).collect() };
+        match self.id {
+            "records_per_source" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "y": {"field": "source", "type": "nominal", "title": null},
+                    "x": {"field": "records", "type": "quantitative", "stack": "zero", "title": "records"},
+                    "color": {"field": "status", "type": "nominal", "scale": {"domain": ["matched", "singleton"], "range": ["#2457c5", "#b6c4dd"]}},
+                    "tooltip": tooltip(&["source", "status", "records"])
+                }
+            }),
+            "cluster_sizes" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "x": {"field": "records", "type": "ordinal", "title": "records per customer"},
+                    "y": {"field": "customers", "type": "quantitative", "scale": {"type": "symlog"}},
+                    "tooltip": tooltip(&["records", "customers"])
+                }
+            }),
+            "match_scores" => json!({
+                "layer": [
+                    {"mark": "bar", "encoding": {
+                        "x": {"field": "weight_bin", "type": "quantitative", "bin": {"binned": true, "step": 1}, "title": "match weight (bits)"},
+                        "x2": {"field": "bin_end"},
+                        "y": {"field": "pairs", "type": "quantitative", "scale": {"type": "symlog"}},
+                        "color": {"condition": {"test": "datum.weight_bin >= datum.threshold_weight", "value": "#2457c5"}, "value": "#b6c4dd"},
+                        "tooltip": tooltip(&["weight_bin", "pairs", "matched"])
+                    }},
+                    {"mark": {"type": "rule", "color": "#b3261e", "strokeWidth": 2}, "encoding": {
+                        "x": {"aggregate": "max", "field": "threshold_weight", "type": "quantitative"}
+                    }}
+                ],
+                "transform": [{"calculate": "datum.weight_bin + 1", "as": "bin_end"}]
+            }),
+            "rule_counts" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "y": {"field": "rule", "type": "nominal", "sort": "-x", "title": null},
+                    "x": {"field": "pairs", "type": "quantitative"},
+                    "tooltip": tooltip(&["rule", "pairs"])
+                }
+            }),
+            "largest_clusters" => json!({
+                "mark": {"type": "bar", "cursor": "pointer"},
+                "encoding": {
+                    "y": {"field": "customer_id", "type": "nominal", "sort": "-x", "title": null},
+                    "x": {"field": "records", "type": "quantitative"},
+                    "color": {"field": "sources", "type": "ordinal", "title": "sources"},
+                    "href": {"field": "link"},
+                    "tooltip": tooltip(&["customer_id", "records", "sources"])
+                }
+            }),
+            "explain" => json!({
+                "transform": [
+                    {"filter": "datum.comparison !== 'decision'"},
+                    {"window": [{"op": "sum", "field": "weight_bits", "as": "end"}], "sort": [{"field": "step"}]},
+                    {"calculate": "datum.end - datum.weight_bits", "as": "start"},
+                    {"calculate": "datum.comparison + (datum.level ? ': ' + datum.level : '')", "as": "label"}
+                ],
+                "mark": "bar",
+                "encoding": {
+                    "y": {"field": "comparison", "type": "nominal", "sort": {"field": "step"}, "title": null},
+                    "x": {"field": "start", "type": "quantitative", "title": "match weight (bits)"},
+                    "x2": {"field": "end"},
+                    "color": {"condition": {"test": "datum.weight_bits < 0", "value": "#b3261e"}, "value": "#2457c5"},
+                    "tooltip": tooltip(&["comparison", "level", "left_value", "right_value", "weight_bits", "end"])
+                }
+            }),
+            "cluster" => json!({
+                "$schema": "https://vega.github.io/schema/vega/v5.json",
+                "width": 640, "height": 360, "autosize": "none",
+                "signals": [{"name": "cx", "update": "width / 2"}, {"name": "cy", "update": "height / 2"}],
+                "data": [
+                    {"name": "node-data", "source": "rows", "transform": [{"type": "filter", "expr": "datum.kind === 'node'"}]},
+                    {"name": "link-data", "source": "rows", "transform": [{"type": "filter", "expr": "datum.kind === 'link'"}]}
+                ],
+                "scales": [{"name": "color", "type": "ordinal", "domain": {"data": "node-data", "field": "system"}, "range": {"scheme": "category10"}}],
+                "legends": [{"fill": "color", "title": "source", "orient": "top-left"}],
+                "marks": [
+                    {"name": "nodes", "type": "symbol", "zindex": 1, "from": {"data": "node-data"},
+                     "encode": {"enter": {"fill": {"scale": "color", "field": "system"}, "stroke": {"value": "white"}, "size": {"value": 500},
+                                          "tooltip": {"signal": "datum.uid"}}},
+                     "transform": [{"type": "force", "iterations": 300, "static": true, "signal": "force", "forces": [
+                        {"force": "center", "x": {"signal": "cx"}, "y": {"signal": "cy"}},
+                        {"force": "collide", "radius": 30},
+                        {"force": "nbody", "strength": -120},
+                        {"force": "link", "links": "link-data", "id": "datum.uid", "distance": 120}
+                     ]}]},
+                    {"type": "path", "from": {"data": "link-data"}, "interactive": true,
+                     "encode": {"update": {"stroke": {"value": "#8899aa"}, "strokeWidth": {"signal": "datum.weight ? max(1.5, datum.weight / 8) : 2"},
+                                           "href": {"field": "href"}, "cursor": {"value": "pointer"},
+                                           "tooltip": {"signal": "datum.label + (datum.weight ? ': ' + format(datum.weight, '.1f') + ' bits' : '')"}}},
+                     "transform": [{"type": "linkpath", "require": {"signal": "force"}, "shape": "line",
+                                    "sourceX": "datum.source.x", "sourceY": "datum.source.y", "targetX": "datum.target.x", "targetY": "datum.target.y"}]},
+                    {"type": "text", "from": {"data": "nodes"}, "zindex": 2,
+                     "encode": {"update": {"x": {"field": "x"}, "y": {"field": "y", "offset": 24}, "align": {"value": "center"},
+                                           "text": {"field": "datum.label"}, "fontSize": {"value": 11}}}}
+                ]
+            }),
+            "segment_sizes" => json!({
+                "mark": {"type": "line", "point": true},
+                "encoding": {
+                    "x": {"field": "run_id", "type": "ordinal", "title": "run", "axis": {"labelAngle": -30, "labelLimit": 120}},
+                    "y": {"field": "members", "type": "quantitative"},
+                    "color": {"field": "segment", "type": "nominal"},
+                    "tooltip": tooltip(&["segment", "run_id", "as_of", "members"])
+                }
+            }),
+            "segment_changes" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "x": {"field": "run_id", "type": "ordinal", "title": "run", "axis": {"labelAngle": -30, "labelLimit": 120}},
+                    "xOffset": {"field": "segment"},
+                    "y": {"field": "customers", "type": "quantitative", "title": "entered (+) / left (−)"},
+                    "color": {"field": "segment", "type": "nominal"},
+                    "opacity": {"condition": {"test": "datum.change === 'left'", "value": 0.55}, "value": 1},
+                    "tooltip": tooltip(&["segment", "run_id", "change", "customers"])
+                }
+            }),
+            "segment_overlap" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "y": {"field": "combination", "type": "nominal", "sort": "-x", "title": null, "axis": {"labelLimit": 360}},
+                    "x": {"field": "customers", "type": "quantitative"},
+                    "color": {"field": "segment_count", "type": "ordinal", "title": "segments"},
+                    "tooltip": tooltip(&["combination", "customers"])
+                }
+            }),
+            "lifecycle" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "x": {"field": "stage", "type": "nominal", "sort": {"field": "stage_order"}, "title": null},
+                    "y": {"field": "customers", "type": "quantitative"},
+                    "color": {"field": "stage", "type": "nominal", "legend": null, "sort": {"field": "stage_order"}},
+                    "tooltip": tooltip(&["stage", "customers"])
+                }
+            }),
+            "business_measures" => json!({
+                "facet": {"field": "measure", "type": "nominal", "title": null},
+                "columns": 3,
+                "resolve": {"scale": {"y": "independent"}},
+                "spec": {
+                    "width": 220, "height": 120,
+                    "mark": {"type": "line", "point": true},
+                    "encoding": {
+                        "x": {"field": "run_id", "type": "ordinal", "title": null, "axis": {"labels": false}},
+                        "y": {"field": "value", "type": "quantitative", "title": null},
+                        "tooltip": tooltip(&["measure", "run_id", "as_of", "value"])
+                    }
+                }
+            }),
+            "measure_distribution" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "x": {"field": "bin_start", "type": "quantitative", "bin": {"binned": true}, "title": {"expr": "data('rows')[0] ? data('rows')[0].measure : 'value'"}},
+                    "x2": {"field": "bin_end"},
+                    "y": {"field": "customers", "type": "quantitative"},
+                    "tooltip": tooltip(&["bin_start", "bin_end", "customers"])
+                }
+            }),
+            "clv_deciles" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "x": {"field": "decile", "type": "ordinal"},
+                    "y": {"field": "total_clv", "type": "quantitative", "title": "predicted lifetime value"},
+                    "tooltip": tooltip(&["decile", "customers", "total_clv", "mean_clv"])
+                }
+            }),
+            "clv_pareto" => json!({
+                "layer": [
+                    {"mark": {"type": "line"}, "encoding": {
+                        "x": {"field": "pct_customers", "type": "quantitative", "title": "% of customers (most valuable first)"},
+                        "y": {"field": "share_of_value", "type": "quantitative", "axis": {"format": "%"}, "title": "share of predicted value"},
+                        "tooltip": tooltip(&["pct_customers", "share_of_value"])
+                    }},
+                    {"mark": {"type": "rule", "strokeDash": [4, 4], "color": "#888"}, "encoding": {"x": {"datum": 20}}},
+                    {"mark": {"type": "rule", "strokeDash": [4, 4], "color": "#888"}, "encoding": {"y": {"datum": 0.8}}}
+                ]
+            }),
+            "churn_bands" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "x": {"field": "churn_risk", "type": "nominal", "sort": {"field": "band_order"}, "title": "churn risk"},
+                    "y": {"field": "customers", "type": "quantitative"},
+                    "color": {"field": "churn_risk", "type": "nominal", "legend": null,
+                              "scale": {"domain": ["low", "medium", "high"], "range": ["#4caf50", "#f0a030", "#b3261e"]}},
+                    "tooltip": tooltip(&["churn_risk", "customers"])
+                }
+            }),
+            _ => json!({}),
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! The web console, the run report and the notebook, against a demo project with three runs:
+//! Debian's headless Chromium loads each console page and the report (offline) and the test
+//! compares what the charts drew with SQL; Jupyter executes `examples/explore.ipynb` against
+//! `panorama serve`. Screenshots land in `target/console-screenshots/` for review.
+//! `.ci/run` installs the clients and sets `PANORAMA_REQUIRE_SERVICES=1`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+fn required() -> bool {
+    std::env::var("PANORAMA_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+fn have(what: &str, args: &[&str]) -> bool {
+    let ok = Command::new("python3")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !required(),
+            "{what} is missing but PANORAMA_REQUIRE_SERVICES=1"
+        );
+        eprintln!("SKIPPED part: {what} is not installed (.ci/run installs it)");
+    }
+    ok
+}
+
+fn target_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Server {
+    child: Child,
+    http: String,
+    flight: String,
+}
+
+impl Server {
+    fn start(project: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_panorama"))
+            .args([
+                "serve",
+                "-p",
+                p(project),
+                "--pg-port",
+                "0",
+                "--flight-port",
+                "0",
+                "--http-port",
+                "0",
+            ])
+            .env_remove("PANORAMA_PROJECT")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (mut http, mut flight) = (String::new(), String::new());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "serve exited: {:?}",
+                child.wait()
+            );
+            let l = line.trim();
+            if let Some(r) = l.strip_prefix("http ") {
+                http = r.trim().trim_end_matches('/').to_string();
+            } else if let Some(r) = l.strip_prefix("flight ") {
+                flight = r.trim().to_string();
+            } else if l == "ready" {
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        Server {
+            child,
+            http,
+            flight,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rows(project: &Path, sql: &str) -> Vec<serde_json::Map<String, Value>> {
+    ok(&["query", "-p", p(project), "--format", "json", sql])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
+fn num(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) => s.parse().unwrap(),
+        other => panic!("not a number: {other}"),
+    }
+}
+
+fn browse(shots: &Path, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/console_browser.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(shots)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "console_browser.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Charts of one page by id.
+fn charts(page: &Value) -> BTreeMap<String, Value> {
+    page["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c.clone()))
+        .collect()
+}
+
+fn sum(chart: &Value, field: &str) -> f64 {
+    chart["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| num(&r[field]))
+        .sum()
+}
+
+#[test]
+fn console_report_and_notebook_show_the_runs_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(&[
+        "demo",
+        "--persons",
+        "300",
+        "--seed",
+        "5",
+        "--out",
+        p(dir),
+        "-q",
+    ]);
+    ok(&["run", "-p", p(dir), "-q", "--report"]);
+    // Three runs, the later ones on later days, so histories have three points.
+    ok(&["refresh", "-p", p(dir), "-q", "--as-of", "2026-12-01"]);
+    ok(&["refresh", "-p", p(dir), "-q", "--as-of", "2027-01-01"]);
+    let runs = rows(
+        dir,
+        "SELECT count(*) AS n FROM runs WHERE status = 'succeeded'",
+    )[0]["n"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(runs, 3);
+    let first_run = rows(dir, "SELECT min(run_id) AS r FROM runs")[0]["r"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        dir.join(format!(".panorama/runs/{first_run}/report.html"))
+            .exists(),
+        "run --report"
+    );
+
+    // --- The report: self-contained, no external URL to load -----------------------------
+    let report = target_dir("console-screenshots").join("report.html");
+    let said = ok(&["report", "-p", p(dir), "--out", p(&report)]);
+    assert!(said.contains("charts"), "{said}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "src='http",
+        "url(http",
+        "\"url\":",
+        "<link ",
+    ] {
+        assert!(
+            !html.contains(external),
+            "the report refers to something outside it: {external}"
+        );
+    }
+    let playwright = have(
+        "Playwright and Chromium",
+        &[
+            "-c",
+            "import playwright, shutil, sys; sys.exit(0 if shutil.which('chromium') else 1)",
+        ],
+    );
+    let customers = rows(dir, "SELECT count(*) AS n FROM unified_customers")[0]["n"]
+        .as_u64()
+        .unwrap() as f64;
+    if playwright {
+        let seen = browse(
+            &target_dir("console-screenshots"),
+            &["--offline", &format!("file://{}", report.display())],
+        );
+        assert!(
+            seen["blocked"].as_array().unwrap().is_empty(),
+            "the report asked the network: {}",
+            seen["blocked"]
+        );
+        let page = &seen["pages"][0];
+        let all = charts(page);
+        assert!(all.len() >= 12, "charts in the report: {:?}", all.keys());
+        for (id, c) in &all {
+            assert!(
+                c["rendered"].as_bool().unwrap(),
+                "report chart {id}: {}",
+                c["error"]
+            );
+            assert!(
+                c["marks"].as_u64().unwrap() > 0,
+                "report chart {id} drew nothing"
+            );
+        }
+        assert_eq!(sum(&all["cluster_sizes"], "customers"), customers);
+        assert!(as_str(&page["text"]).contains("Sources"));
+    }
+
+    // --- The console, served ---------------------------------------------------------------
+    let server = Server::start(dir);
+    let base = server.http.clone();
+    let largest = rows(dir, "SELECT customer_id, count(*) AS n FROM customer_links GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1").remove(0);
+    let largest_id = largest["customer_id"].as_str().unwrap().to_string();
+    let pair = rows(
+        dir,
+        "SELECT left_uid, right_uid FROM match_pairs ORDER BY match_weight DESC, left_uid LIMIT 1",
+    )
+    .remove(0);
+    let (l, r) = (
+        pair["left_uid"].as_str().unwrap(),
+        pair["right_uid"].as_str().unwrap(),
+    );
+    let explain_rows = rows(
+        dir,
+        &format!(
+            "SELECT count(*) AS n FROM explain_pair('{l}', '{r}') WHERE comparison <> 'decision'"
+        ),
+    )[0]["n"]
+        .as_u64()
+        .unwrap();
+    // The figures are JSON too.
+    let api: Value = {
+        let body = http_get(&format!("{base}/api/charts/segment_sizes?segments=active"));
+        serde_json::from_str(&body).unwrap()
+    };
+    let sizes_sql = rows(
+        dir,
+        "SELECT run_id, members FROM segment_sizes WHERE segment = 'active' ORDER BY run_id",
+    );
+    let api_sizes: Vec<(String, f64)> = api["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["run_id"].as_str().unwrap().to_string(),
+                num(&r["members"]),
+            )
+        })
+        .collect();
+    let sql_sizes: Vec<(String, f64)> = sizes_sql
+        .iter()
+        .map(|r| {
+            (
+                r["run_id"].as_str().unwrap().to_string(),
+                num(&r["members"]),
+            )
+        })
+        .collect();
+    assert_eq!(api_sizes, sql_sizes);
+    let list: Value = serde_json::from_str(&http_get(&format!("{base}/api/charts"))).unwrap();
+    assert!(list["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == "match_scores" && c["available"] == true));
+
+    if playwright {
+        let urls = [
+            format!("{base}/console/unify"),
+            format!("{base}/console/segments?segments=active&segments=champions&segments=at_risk"),
+            format!("{base}/console/measures?measure=lifetime_spend"),
+            format!("{base}/console/predictions"),
+            format!("{base}/console/explain?left={l}&right={r}"),
+            format!("{base}/console/cluster/{largest_id}"),
+        ];
+        let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let seen = browse(&target_dir("console-screenshots"), &url_refs);
+        assert!(
+            seen["script_errors"].as_array().unwrap().is_empty(),
+            "{}",
+            seen["script_errors"]
+        );
+        let pages = seen["pages"].as_array().unwrap();
+        for page in pages {
+            for (id, c) in charts(page) {
+                assert!(
+                    c["rendered"].as_bool().unwrap(),
+                    "{} chart {id}: {}",
+                    page["url"],
+                    c["error"]
+                );
+            }
+        }
+        // Unification: every record counted once, every customer once, every match once.
+        let unify = charts(&pages[0]);
+        let links = rows(dir, "SELECT count(*) AS n FROM customer_links")[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert_eq!(sum(&unify["records_per_source"], "records"), links);
+        assert_eq!(sum(&unify["cluster_sizes"], "customers"), customers);
+        let matched = rows(dir, "SELECT count(*) AS n FROM match_pairs")[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert_eq!(sum(&unify["match_scores"], "matched"), matched);
+        assert!(unify["match_scores"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| num(&r["threshold_weight"]) > 0.0));
+        assert_eq!(
+            unify["largest_clusters"]["rows"][0]["customer_id"],
+            largest_id.as_str()
+        );
+        // Segments: one point per run for each chosen segment, the sizes of segment_sizes.
+        let segs = charts(&pages[1]);
+        let sizes = segs["segment_sizes"]["rows"].as_array().unwrap();
+        for seg in ["active", "champions", "at_risk"] {
+            let points: Vec<f64> = sizes
+                .iter()
+                .filter(|r| r["segment"] == seg)
+                .map(|r| num(&r["members"]))
+                .collect();
+            let want: Vec<f64> = rows(
+                dir,
+                &format!(
+                    "SELECT members FROM segment_sizes WHERE segment = '{seg}' ORDER BY run_id"
+                ),
+            )
+            .iter()
+            .map(|r| num(&r["members"]))
+            .collect();
+            assert_eq!(points.len() as u64, runs, "{seg}: a point per run");
+            assert_eq!(points, want, "{seg}");
+        }
+        let overlap_total = sum(&segs["segment_overlap"], "customers");
+        let in_any = rows(dir, "SELECT count(DISTINCT customer_id) AS n FROM segment_members WHERE segment IN ('active', 'champions', 'at_risk')")[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert_eq!(
+            overlap_total, in_any,
+            "every member in exactly one combination"
+        );
+        let lifecycle = sum(&segs["lifecycle"], "customers");
+        let staged = rows(dir, "SELECT count(*) AS n FROM segment_members WHERE segment IN ('prospect', 'active', 'inactive', 'lost')")[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert_eq!(lifecycle, staged);
+        // Measures: every business measure at every run; the histogram counts every value.
+        let meas = charts(&pages[2]);
+        let history = rows(dir, "SELECT count(*) AS n FROM measure_history WHERE by_value IS NULL AND value IS NOT NULL")[0]["n"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            meas["business_measures"]["rows"].as_array().unwrap().len() as u64,
+            history
+        );
+        let with_spend = rows(
+            dir,
+            "SELECT count(lifetime_spend) AS n FROM customer_measures",
+        )[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert_eq!(sum(&meas["measure_distribution"], "customers"), with_spend);
+        // Predictions.
+        let pred = charts(&pages[3]);
+        let churned = rows(dir, "SELECT count(*) AS n FROM predictions_churn")[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert_eq!(sum(&pred["churn_bands"], "customers"), churned);
+        let pareto = pred["clv_pareto"]["rows"].as_array().unwrap();
+        assert!((num(&pareto.last().unwrap()["share_of_value"]) - 1.0).abs() < 1e-9);
+        // Explain: one bar per comparison, the decision in words.
+        let explain = charts(&pages[4]);
+        let bars = explain["explain"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["comparison"] != "decision")
+            .count() as u64;
+        assert_eq!(bars, explain_rows);
+        assert!(
+            as_str(&pages[4]["text"]).contains("MATCH"),
+            "{}",
+            pages[4]["text"]
+        );
+        // Cluster: a node per record of the customer.
+        let cluster = charts(&pages[5]);
+        let nodes = cluster["cluster"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "node")
+            .count() as u64;
+        assert_eq!(nodes, largest["n"].as_u64().unwrap());
+    }
+
+    // --- The notebook, executed against the server over Flight SQL ---------------------------
+    if have(
+        "Jupyter (nbconvert) with pandas and matplotlib",
+        &[
+            "-c",
+            "import nbconvert, nbclient, ipykernel, pandas, matplotlib, adbc_driver_flightsql",
+        ],
+    ) {
+        let out_dir = target_dir("notebook");
+        let plot = out_dir.join("lifetime_spend.png");
+        let _ = std::fs::remove_file(&plot);
+        let nb = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/explore.ipynb");
+        let run = Command::new("python3")
+            .args([
+                "-m",
+                "jupyter",
+                "nbconvert",
+                "--to",
+                "notebook",
+                "--execute",
+                "--ExecutePreprocessor.timeout=300",
+            ])
+            .arg("--output-dir")
+            .arg(&out_dir)
+            .arg(&nb)
+            .env("PANORAMA_FLIGHT_URI", &server.flight)
+            .env("PANORAMA_PLOT", &plot)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "the notebook failed:\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let executed: Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("explore.ipynb")).unwrap())
+                .unwrap();
+        let printed: String = executed["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["outputs"].as_array().cloned().unwrap_or_default())
+            .filter_map(|o| o["text"].as_array().cloned())
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        assert!(
+            printed.contains(&format!("customers: {}", customers as u64)),
+            "{printed}"
+        );
+        assert!(printed.contains("plotted"), "{printed}");
+        assert!(
+            std::fs::metadata(&plot).unwrap().len() > 1000,
+            "the plot was saved"
+        );
+    }
+}
+
+fn as_str(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+fn http_get(url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
+}
