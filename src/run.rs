@@ -179,6 +179,26 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
             return None;
         }
         h.update(format!("source {name}\n"));
+        if *src.refresh.get_ref() == crate::config::Refresh::Incremental {
+            // Snapshot and increments: every file under the folder, new increments included.
+            let mut files = Vec::new();
+            let mut dirs = vec![cfg.root.join(&location)];
+            while let Some(d) = dirs.pop() {
+                for e in std::fs::read_dir(&d).ok()?.filter_map(|e| e.ok()) {
+                    let p = e.path();
+                    if p.is_dir() {
+                        dirs.push(p);
+                    } else {
+                        files.push(p);
+                    }
+                }
+            }
+            files.sort();
+            for f in files {
+                stamp(&mut h, &f)?;
+            }
+            continue;
+        }
         for f in crate::sources::location::resolve_files(&location, &cfg.root)
             .await
             .ok()?

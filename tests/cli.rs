@@ -1241,3 +1241,88 @@ fn unchanged_sources_reuse_the_current_unification() {
     let out = ok(&["run", "-p", p(dir)]);
     assert!(out.contains(reused), "{out}");
 }
+
+#[test]
+fn incremental_source_loads_the_state_its_increments_add_up_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(
+        &d.join("panorama.toml"),
+        "[sources.customers]\nlocation = \"data/customers\"\nformat = \"csv\"\n\
+         primary_key = \"customer_no\"\nrename = { id = \"customer_no\" }\nrefresh = \"incremental\"\nmax_reject_ratio = 0.5\n",
+    );
+    let data = d.join("data/customers");
+    write(
+        &data.join("full/part-1.csv"),
+        "id,name,city\n1,Ann,Paris\n2,Bob,Lyon\n3,Cid,Nice\n4,Dan,Metz\n",
+    );
+    // An update and an insert; then two deletes; then 3 comes back, 5 goes, and 6 is
+    // upserted and deleted in the same increment (the delete wins); a key twice in one
+    // increment is a reject.
+    write(
+        &data.join("incremental/2026/11/01/10/upserts/u.csv"),
+        "id,name,city\n2,Bob,Lille\n5,Eve,Caen\n",
+    );
+    write(
+        &data.join("incremental/2026/11/01/11/deletes/d.csv"),
+        "id\n3\n4\n",
+    );
+    write(
+        &data.join("incremental/2026/11/02/09/upserts/u.csv"),
+        "id,name,city\n3,Cid,Brest\n6,Fay,Dole\n8,Hal,Albi\n8,Hal,Agen\n",
+    );
+    write(
+        &data.join("incremental/2026/11/02/09/deletes/d.csv"),
+        "id\n5\n6\n",
+    );
+    ok(&["run", "-p", p(d), "-q"]);
+    let got = query(
+        d,
+        "SELECT customer_no, name, city FROM customers ORDER BY customer_no",
+    );
+    assert_eq!(
+        got,
+        "customer_no,name,city\n1,Ann,Paris\n2,Bob,Lille\n3,Cid,Brest\n8,Hal,Albi\n"
+    );
+    let rejects = query(d, "SELECT reason FROM rejects");
+    assert!(rejects.contains("duplicate primary key"), "{rejects}");
+    let stats = query(d, "SELECT format, rows_loaded FROM source_stats");
+    assert_eq!(stats, "format,rows_loaded\ncsv (incremental),4\n");
+
+    // A new increment is seen by the next run (the run does not reuse the old load).
+    write(
+        &data.join("incremental/2026/11/03/08/upserts/u.csv"),
+        "id,name,city\n7,Gus,Pau\n1,Ann,Rouen\n",
+    );
+    ok(&["run", "-p", p(d), "-q"]);
+    let got = query(
+        d,
+        "SELECT customer_no, city FROM customers ORDER BY customer_no",
+    );
+    assert_eq!(
+        got,
+        "customer_no,city\n1,Rouen\n2,Lille\n3,Brest\n7,Pau\n8,Albi\n"
+    );
+
+    // A folder out of the layout is named; the previous run stays current.
+    write(&data.join("incremental/2026/11/latest/x.csv"), "id\n1\n");
+    let err = fails(&["run", "-p", p(d), "-q"]);
+    assert!(
+        err.contains("incremental/YYYY/MM/DD/HH") && err.contains("latest"),
+        "{err}"
+    );
+    assert_eq!(query(d, "SELECT count(*) AS n FROM customers"), "n\n5\n");
+    std::fs::remove_dir_all(data.join("incremental/2026/11/latest")).unwrap();
+
+    // Only file formats can be incremental.
+    write(
+        &d.join("panorama.toml"),
+        "[sources.customers]\nlocation = \"postgres://localhost/db\"\ntable = \"t\"\n\
+         primary_key = \"id\"\nrefresh = \"incremental\"\n",
+    );
+    let err = fails(&["run", "-p", p(d), "-q"]);
+    assert!(
+        err.contains("refresh = \"incremental\" is for CSV, Parquet and JSON"),
+        "{err}"
+    );
+}

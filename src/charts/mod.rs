@@ -142,7 +142,7 @@ pub const CHARTS: &[Chart] = &[
     Chart { id: "records_per_source", page: Page::Unify, title: "Records per source", description: "Matched records joined a customer with other records; singletons stayed alone.", requires: &["customer_links"], listed: true },
     Chart { id: "cluster_sizes", page: Page::Unify, title: "Customers by number of records", description: "How many source records each customer was made of.", requires: &["customer_links"], listed: true },
     Chart { id: "match_scores", page: Page::Unify, title: "Match weight of candidate pairs", description: "Every compared pair by its match weight (bits); pairs right of the line matched.", requires: &["match_score_histogram"], listed: true },
-    Chart { id: "rule_counts", page: Page::Unify, title: "Candidate pairs per blocking rule", description: "Pairs each rule brought to comparison (those no earlier rule found).", requires: &["unify_stats"], listed: true },
+    Chart { id: "rule_counts", page: Page::Unify, title: "Pairs per rule", description: "Candidate pairs each blocking rule brought to comparison (those no earlier rule found), and matches per match rule.", requires: &["unify_stats"], listed: true },
     Chart { id: "largest_clusters", page: Page::Unify, title: "Largest customers", description: "The customers made of most records: where over-merging would show. Click a bar for its records.", requires: &["customer_links"], listed: true },
     Chart { id: "explain", page: Page::Unify, title: "Why two records match", description: "Each comparison's contribution to the match weight, from the prior to the decision.", requires: &["unify_records"], listed: false },
     Chart { id: "cluster", page: Page::Unify, title: "Records of one customer", description: "Source records of one customer and the matches that link them. Click a link to explain it.", requires: &["customer_links"], listed: false },
@@ -225,8 +225,17 @@ impl Chart {
                  (SELECT customer_id, count(*) AS size FROM customer_links GROUP BY customer_id) \
                  GROUP BY size ORDER BY size".into(),
             "match_scores" => "SELECT weight_bin, pairs, matched, threshold_weight FROM match_score_histogram ORDER BY weight_bin".into(),
-            "rule_counts" => "SELECT substr(metric, 12) AS rule, CAST(value AS BIGINT) AS pairs FROM unify_stats \
-                 WHERE metric LIKE 'pairs_rule:%' ORDER BY pairs DESC".into(),
+            "rule_counts" => {
+                let matches = if facts.has("match_pairs") {
+                    " UNION ALL SELECT 'matched' AS kind, rule, count(*) AS pairs FROM match_pairs GROUP BY rule"
+                } else {
+                    ""
+                };
+                format!(
+                    "SELECT 'compared' AS kind, substr(metric, 12) AS rule, CAST(value AS BIGINT) AS pairs FROM unify_stats \
+                     WHERE metric LIKE 'pairs_rule:%'{matches} ORDER BY kind, pairs DESC"
+                )
+            }
             "largest_clusters" => "SELECT customer_id, count(*) AS records, count(DISTINCT source) AS sources, \
                  '/console/cluster/' || customer_id AS link FROM customer_links GROUP BY customer_id \
                  ORDER BY records DESC, customer_id LIMIT 15".into(),
@@ -399,8 +408,11 @@ impl Chart {
                 "mark": "bar",
                 "encoding": {
                     "y": {"field": "rule", "type": "nominal", "sort": "-x", "title": null},
+                    "yOffset": {"field": "kind"},
                     "x": {"field": "pairs", "type": "quantitative"},
-                    "tooltip": tooltip(&["rule", "pairs"])
+                    "color": {"field": "kind", "type": "nominal", "title": null,
+                              "scale": {"domain": ["compared", "matched"], "range": ["#b6c4dd", "#2457c5"]}},
+                    "tooltip": tooltip(&["kind", "rule", "pairs"])
                 }
             }),
             "largest_clusters" => json!({

@@ -517,10 +517,18 @@ impl ProjectConfig {
                 ));
             }
         }
-        if *s.refresh.get_ref() == Refresh::Incremental {
+        if *s.refresh.get_ref() == Refresh::Incremental
+            && !matches!(
+                format,
+                SourceFormat::Csv | SourceFormat::Parquet | SourceFormat::Json
+            )
+        {
             return Err(self.error_at(
                 s.refresh.span(),
-                format!("sources.{n}.refresh = \"incremental\" is not supported yet; use \"full\""),
+                format!(
+                    "sources.{n}.refresh = \"incremental\" is for CSV, Parquet and JSON folders (full/ and incremental/YYYY/MM/DD/HH/); {} sources are read in full",
+                    format.as_str()
+                ),
             ));
         }
         let ratio = *s.max_reject_ratio.get_ref();

@@ -7,6 +7,7 @@
 
 pub mod csv;
 pub mod delta;
+pub mod incremental;
 pub mod json;
 pub mod location;
 pub mod parquet;
@@ -97,15 +98,39 @@ pub fn load_source(
     sink: &mut dyn BatchSink,
     on_rows: &dyn Fn(u64),
 ) -> Result<(SourceReport, Vec<Reject>)> {
-    let started = std::time::Instant::now();
     let source = cfg
         .sources
         .get(name)
         .ok_or_else(|| Error::Other(format!("no source named `{name}` in the config")))?;
+    if *source.refresh.get_ref() == crate::config::Refresh::Incremental {
+        return incremental::load(cfg, name, source, runtime, sink, on_rows);
+    }
+    load_from(
+        cfg,
+        name,
+        source,
+        source.location.get_ref(),
+        runtime,
+        sink,
+        on_rows,
+    )
+}
+
+/// [`load_source`] from `raw_location` instead of the configured location (an incremental
+/// source's snapshot or one increment).
+pub(crate) fn load_from(
+    cfg: &ProjectConfig,
+    name: &str,
+    source: &crate::config::SourceConfig,
+    raw_location: &str,
+    runtime: &tokio::runtime::Handle,
+    sink: &mut dyn BatchSink,
+    on_rows: &dyn Fn(u64),
+) -> Result<(SourceReport, Vec<Reject>)> {
+    let started = std::time::Instant::now();
     let format = cfg.source_format(name, source)?;
-    let raw_location = source.location.get_ref();
-    let location = location::expand_env(raw_location)
-        .map_err(|m| Error::source(name, raw_location.as_str(), m))?;
+    let location =
+        location::expand_env(raw_location).map_err(|m| Error::source(name, raw_location, m))?;
     let shown_location = postgres::redact(&location);
 
     let mut rejects: Vec<Reject> = Vec::new();
