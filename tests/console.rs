@@ -7,9 +7,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::Value;
@@ -41,68 +40,6 @@ fn target_dir(name: &str) -> PathBuf {
         .join(name);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-struct Server {
-    child: Child,
-    http: String,
-    flight: String,
-}
-
-impl Server {
-    fn start(project: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_panorama"))
-            .args([
-                "serve",
-                "-p",
-                p(project),
-                "--pg-port",
-                "0",
-                "--flight-port",
-                "0",
-                "--http-port",
-                "0",
-            ])
-            .env_remove("PANORAMA_PROJECT")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut http, mut flight) = (String::new(), String::new());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "serve exited: {:?}",
-                child.wait()
-            );
-            let l = line.trim();
-            if let Some(r) = l.strip_prefix("http ") {
-                http = r.trim().trim_end_matches('/').to_string();
-            } else if let Some(r) = l.strip_prefix("flight ") {
-                flight = r.trim().to_string();
-            } else if l == "ready" {
-                break;
-            }
-        }
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
-        Server {
-            child,
-            http,
-            flight,
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn rows(project: &Path, sql: &str) -> Vec<serde_json::Map<String, Value>> {
@@ -254,8 +191,8 @@ fn console_report_and_notebook_show_the_runs_data() {
     }
 
     // --- The console, served ---------------------------------------------------------------
-    let server = Server::start(dir);
-    let base = server.http.clone();
+    let server = Server::start(dir, &[]);
+    let base = format!("http://{}", server.http);
     let largest = rows(dir, "SELECT customer_id, count(*) AS n FROM customer_links GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1").remove(0);
     let largest_id = largest["customer_id"].as_str().unwrap().to_string();
     let pair = rows(
@@ -467,7 +404,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             .arg("--output-dir")
             .arg(&out_dir)
             .arg(&nb)
-            .env("PANORAMA_FLIGHT_URI", &server.flight)
+            .env("PANORAMA_FLIGHT_URI", format!("grpc://{}", server.flight))
             .env("PANORAMA_PLOT", &plot)
             .output()
             .unwrap();

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -37,94 +37,6 @@ fn have(what: &str, program: &str, args: &[&str]) -> bool {
 
 fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
-/// A running `panorama serve` on free ports, stopped on drop.
-struct Server {
-    child: Child,
-    pg: String,
-    flight: String,
-    http: String,
-}
-
-impl Server {
-    fn start(project: &Path, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "serve",
-            "-p",
-            p(project),
-            "--pg-port",
-            "0",
-            "--flight-port",
-            "0",
-            "--http-port",
-            "0",
-        ];
-        args.extend_from_slice(extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_panorama"))
-            .args(&args)
-            .env_remove("PANORAMA_PROJECT")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("panorama serve starts");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut pg, mut flight, mut http) = (String::new(), String::new(), String::new());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = out.read_line(&mut line).unwrap();
-            assert!(
-                n > 0,
-                "panorama serve exited before it was ready: {:?}",
-                child.wait()
-            );
-            let l = line.trim();
-            let addr = |s: &str| {
-                s.split("://")
-                    .nth(1)
-                    .unwrap()
-                    .split('/')
-                    .next()
-                    .unwrap()
-                    .to_string()
-            };
-            if let Some(rest) = l.strip_prefix("postgres ") {
-                pg = addr(rest.trim());
-            } else if let Some(rest) = l.strip_prefix("flight ") {
-                flight = addr(rest.trim());
-            } else if let Some(rest) = l.strip_prefix("http ") {
-                http = addr(rest.trim());
-            } else if l == "ready" {
-                break;
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
-        Server {
-            child,
-            pg,
-            flight,
-            http,
-        }
-    }
-
-    fn pg_port(&self) -> &str {
-        self.pg.rsplit(':').next().unwrap()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn demo(persons: &str) -> tempfile::TempDir {

@@ -36,6 +36,10 @@ fn templates() -> &'static Environment<'static> {
                 "console_head.html",
                 include_str!("templates/console_head.html"),
             ),
+            (
+                "chart_panel.html",
+                include_str!("templates/chart_panel.html"),
+            ),
             ("explain.html", include_str!("templates/explain.html")),
             ("cluster.html", include_str!("templates/cluster.html")),
         ] {

@@ -77,3 +77,93 @@ pub fn shop_project() -> tempfile::TempDir {
     }
     tmp
 }
+
+/// A running `panorama serve` on free ports (addresses as `host:port`), stopped on drop.
+pub struct Server {
+    pub child: std::process::Child,
+    pub pg: String,
+    pub flight: String,
+    pub http: String,
+}
+
+impl Server {
+    pub fn start(project: &Path, extra: &[&str]) -> Server {
+        use std::io::{BufRead, Read};
+        let mut args = vec![
+            "serve",
+            "-p",
+            p(project),
+            "--pg-port",
+            "0",
+            "--flight-port",
+            "0",
+            "--http-port",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_panorama"))
+            .args(&args)
+            .env_remove("PANORAMA_PROJECT")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("panorama serve starts");
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (mut pg, mut flight, mut http) = (String::new(), String::new(), String::new());
+        let mut line = String::new();
+        // `serve` prints one line per protocol (`postgres postgres://HOST:PORT/panorama`), then `ready`.
+        let addr = |s: &str| {
+            s.split("://")
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        loop {
+            line.clear();
+            let n = out.read_line(&mut line).unwrap();
+            assert!(
+                n > 0,
+                "panorama serve exited before it was ready: {:?}",
+                child.wait()
+            );
+            let l = line.trim();
+            if let Some(rest) = l.strip_prefix("postgres ") {
+                pg = addr(rest.trim());
+            } else if let Some(rest) = l.strip_prefix("flight ") {
+                flight = addr(rest.trim());
+            } else if let Some(rest) = l.strip_prefix("http ") {
+                http = addr(rest.trim());
+            } else if l == "ready" {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        Server {
+            child,
+            pg,
+            flight,
+            http,
+        }
+    }
+
+    pub fn pg_port(&self) -> &str {
+        self.pg.rsplit(':').next().unwrap()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
