@@ -8,30 +8,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use serde_json::Value;
 
-fn required() -> bool {
-    std::env::var("PANORAMA_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-fn have(what: &str, args: &[&str]) -> bool {
-    let ok = Command::new("python3")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            !required(),
-            "{what} is missing but PANORAMA_REQUIRE_SERVICES=1"
-        );
-        eprintln!("SKIPPED part: {what} is not installed (.ci/run installs it)");
-    }
-    ok
+fn have_python(what: &str, args: &[&str]) -> bool {
+    have(what, "python3", args)
 }
 
 fn target_dir(name: &str) -> PathBuf {
@@ -152,7 +135,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             "the report refers to something outside it: {external}"
         );
     }
-    let playwright = have(
+    let playwright = have_python(
         "Playwright and Chromium",
         &[
             "-c",
@@ -380,7 +363,7 @@ fn console_report_and_notebook_show_the_runs_data() {
     }
 
     // --- The notebook, executed against the server over Flight SQL ---------------------------
-    if have(
+    if have_python(
         "Jupyter (nbconvert) with pandas and matplotlib",
         &[
             "-c",

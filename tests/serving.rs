@@ -13,28 +13,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn required() -> bool {
-    std::env::var("PANORAMA_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-/// True when `check` (a shell command) succeeds; else skip, or fail under CI.
-fn have(what: &str, program: &str, args: &[&str]) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            !required(),
-            "{what} is missing but PANORAMA_REQUIRE_SERVICES=1"
-        );
-        eprintln!("SKIPPED part: {what} is not installed (.ci/run installs it)");
-    }
-    ok
-}
-
 fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }

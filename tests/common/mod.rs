@@ -167,3 +167,27 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// True under `.ci/run`, where a missing client or service is a failure, not a skip.
+pub fn required() -> bool {
+    std::env::var("PANORAMA_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// True when `program args` runs and succeeds; else the part needing it is skipped (or the
+/// test fails under CI).
+pub fn have(what: &str, program: &str, args: &[&str]) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !required(),
+            "{what} is missing but PANORAMA_REQUIRE_SERVICES=1"
+        );
+        eprintln!("SKIPPED part: {what} is not installed (.ci/run installs it)");
+    }
+    ok
+}
