@@ -996,3 +996,30 @@ fn refuses_a_public_address_without_credentials() {
     ]);
     assert!(err.contains("/nonexistent.pem"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_sql_for_a_project_without_unification() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n",
+    );
+    write(&dir.join("people.csv"), "id,name\n1,Ann\n2,Bob\n");
+    ok(&["run", "-p", p(dir), "-q"]);
+    let server = Server::start(dir, &[]);
+    let base = format!("http://{}", server.http);
+    let (status, health) = get(&format!("{base}/api/health"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["customers"], 0);
+    let (status, r) = post(
+        &format!("{base}/api/sql"),
+        None,
+        serde_json::json!({ "sql": "SELECT name FROM people ORDER BY id" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["rows"][1]["name"], "Bob");
+    let (status, found) = get(&format!("{base}/api/customers?email=ann@example.com"), None).await;
+    assert_eq!((status, found["count"].as_u64()), (200, Some(0)));
+}

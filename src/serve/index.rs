@@ -246,6 +246,23 @@ impl LookupIndex {
         })
     }
 
+    /// An index of no customers, for a run without unification.
+    pub fn empty() -> Self {
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("customer_id", arrow::datatypes::DataType::Utf8, false),
+        ]));
+        LookupIndex {
+            profiles: RecordBatch::new_empty(schema),
+            rows: HashMap::new(),
+            identifiers: HashMap::new(),
+            names: HashMap::new(),
+            segments: Vec::new(),
+            segment_sizes: Vec::new(),
+            memberships: HashMap::new(),
+            timeline: None,
+        }
+    }
+
     pub fn customers(&self) -> usize {
         self.profiles.num_rows()
     }

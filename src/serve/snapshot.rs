@@ -36,7 +36,6 @@ impl Snapshot {
         let (ctx, opened) =
             crate::session::open_project_in(crate::session::base_context(), cfg, Some(run_id))
                 .await?;
-        opened.require_unified("unified_customers")?;
         datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
             &ctx,
             "panorama",
@@ -55,7 +54,12 @@ impl Snapshot {
         } else {
             HashSet::new()
         };
-        let index = LookupIndex::load(&ws.run_dir(run_id)).await?;
+        // Without [unify] there is nobody to look up, but every table still answers SQL.
+        let index = if opened.tables.iter().any(|t| t == "unified_customers") {
+            LookupIndex::load(&ws.run_dir(run_id)).await?
+        } else {
+            LookupIndex::empty()
+        };
         let facts = crate::charts::RunFacts::gather(&ctx, &opened.tables).await?;
         Ok(Snapshot {
             facts,
