@@ -1263,6 +1263,8 @@ fn next_steps(dir: &Path) -> String {
   panorama query    --project {p} \"SELECT * FROM rejects LIMIT 5\"
   panorama query    --project {p} \"SELECT tier, count(*), avg(points) FROM loyalty_members GROUP BY tier\" --format csv
   panorama sql      --project {p}        (interactive shell)
+  panorama serve    --project {p}        (psql -h 127.0.0.1 -p 5433 -d panorama; http://127.0.0.1:8080/ and /console)
+  panorama report   --project {p} --out report.html   (the run's charts in one offline file)
   Config: {p}/panorama.toml (keys explained in docs/config.md)
 "
     )

@@ -629,10 +629,11 @@ fn urlencode(s: &str) -> String {
 async fn auth_tls_read_only_and_limits() {
     let tmp = demo("300");
     let dir = tmp.path();
-    append(
-        &dir.join("panorama.toml"),
-        "\n[serve]\nquery_timeout = \"1s\"\nquery_memory = \"24M\"\nhttp_row_limit = 7\n",
-    );
+    // Tight limits, in the demo config's [serve] section.
+    let config = dir.join("panorama.toml");
+    edit(&config, "query_timeout = \"60s\"", "query_timeout = \"1s\"");
+    edit(&config, "query_memory = \"1G\"", "query_memory = \"24M\"");
+    edit(&config, "http_row_limit = 10000", "http_row_limit = 7");
     // Credentials: a PostgreSQL user, a reader token, an admin token.
     let mut add = Command::new(env!("CARGO_BIN_EXE_panorama"))
         .args(["users", "-p", p(dir), "add", "ana", "--role", "reader"])
