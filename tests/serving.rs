@@ -144,6 +144,16 @@ const SEGMENT_SQL: &str = "SELECT m.segment, count(*) AS members, \
      FROM segment_members m JOIN customer_profiles p ON p.customer_id = m.customer_id \
      GROUP BY m.segment ORDER BY m.segment";
 
+/// A row of SEGMENT_SQL as `segment,members,spend`.
+fn segment_line(r: &impl std::ops::Index<&'static str, Output = Value>) -> String {
+    format!(
+        "{},{},{}",
+        as_text(&r["segment"]),
+        as_text(&r["members"]),
+        as_text(&r["spend"])
+    )
+}
+
 fn as_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -313,17 +323,7 @@ async fn lookups_clients_card_and_snapshots() {
     assert_eq!(got_sizes, want_sizes);
 
     // --- The same analytical query: panorama query, HTTP, psql, psycopg, ADBC -------------
-    let reference: Vec<String> = rows(dir, SEGMENT_SQL)
-        .iter()
-        .map(|r| {
-            format!(
-                "{},{},{}",
-                as_text(&r["segment"]),
-                as_text(&r["members"]),
-                as_text(&r["spend"])
-            )
-        })
-        .collect();
+    let reference: Vec<String> = rows(dir, SEGMENT_SQL).iter().map(segment_line).collect();
     assert!(!reference.is_empty());
     let (status, http_sql) = post(
         &format!("{base}/api/sql"),
@@ -336,14 +336,7 @@ async fn lookups_clients_card_and_snapshots() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            format!(
-                "{},{},{}",
-                as_text(&r["segment"]),
-                as_text(&r["members"]),
-                as_text(&r["spend"])
-            )
-        })
+        .map(segment_line)
         .collect();
     assert_eq!(http_rows, reference, "HTTP /api/sql");
     let conninfo = format!(

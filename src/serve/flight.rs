@@ -155,6 +155,21 @@ impl PanoramaFlight {
         Ok(Response::new(info))
     }
 
+    /// The FlightInfo of a metadata command: its ticket is the command itself.
+    fn metadata_info(
+        &self,
+        schema: &Schema,
+        command: impl ProstMessageExt,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.context(&request)?;
+        self.info(
+            schema,
+            command.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
     fn one_batch(
         schema: SchemaRef,
         batch: std::result::Result<RecordBatch, FlightError>,
@@ -354,13 +369,8 @@ impl FlightSqlService for PanoramaFlight {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
-        self.context(&request)?;
         let schema = query.into_builder().schema();
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.metadata_info(&schema, query, request)
     }
 
     async fn do_get_catalogs(
@@ -381,13 +391,8 @@ impl FlightSqlService for PanoramaFlight {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
-        self.context(&request)?;
         let schema = query.clone().into_builder().schema();
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.metadata_info(&schema, query, request)
     }
 
     async fn do_get_schemas(
@@ -412,13 +417,8 @@ impl FlightSqlService for PanoramaFlight {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
-        self.context(&request)?;
         let schema = query.clone().into_builder().schema();
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.metadata_info(&schema, query, request)
     }
 
     async fn do_get_tables(
@@ -452,12 +452,7 @@ impl FlightSqlService for PanoramaFlight {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
-        self.context(&request)?;
-        self.info(
-            &table_types_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.metadata_info(&table_types_schema(), query, request)
     }
 
     async fn do_get_table_types(
@@ -481,12 +476,7 @@ impl FlightSqlService for PanoramaFlight {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
-        self.context(&request)?;
-        self.info(
-            SqlInfoDataBuilder::schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.metadata_info(SqlInfoDataBuilder::schema(), query, request)
     }
 
     async fn do_get_sql_info(

@@ -95,7 +95,10 @@ fn user_error(code: &str, message: String) -> PgWireError {
 
 /// Refuse anything but reads, before hooks or the planner see it.
 fn check_read_only(serving: &Serving, sql: &str) -> PgWireResult<()> {
-    let statements = PostgresCompatibilityParser::new()
+    // Building the parser tokenizes its rewrite list: once per process, not per statement.
+    static PARSER: std::sync::OnceLock<PostgresCompatibilityParser> = std::sync::OnceLock::new();
+    let statements = PARSER
+        .get_or_init(PostgresCompatibilityParser::new)
         .parse(sql)
         .map_err(|e| user_error("42601", e.to_string()))?;
     for s in &statements {
