@@ -358,7 +358,7 @@ async fn unify_stage(
     crate::session::register_sources(&ctx, run_dir, reports).await?;
     let tables = run_dir.join("tables");
     std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
-    let mut report = crate::unify::unify(cfg, &ctx, &tables, previous_tables).await;
+    let mut report = crate::unify::unify(cfg, &ctx, &tables, previous_tables, !opts.full).await;
     tracing::info!("unify stage returned");
     if report.is_ok() {
         if let Err(e) =

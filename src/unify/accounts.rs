@@ -230,7 +230,7 @@ pub async fn unify_accounts(
         .enumerate()
         .filter_map(|(i, u)| u.as_deref().map(|u| (u, i as u32)))
         .collect();
-    let (previous, previous_max) = super::previous_ids(
+    let before = super::previous_ids(
         previous_tables.map(|d| d.join("account_links.parquet")),
         "account_id",
         clusters::ACCOUNT,
@@ -238,9 +238,8 @@ pub async fn unify_accounts(
         cluster_of.len(),
     )
     .await?;
-    let refs: Vec<Option<&str>> = previous.iter().map(|p| p.as_deref()).collect();
-    let (ids, _) =
-        clusters::assign_prefixed_ids(clusters::ACCOUNT, &cluster_of, &refs, previous_max);
+    let refs: Vec<Option<&str>> = before.ids.iter().map(|p| p.as_deref()).collect();
+    let (ids, _) = clusters::assign_prefixed_ids(clusters::ACCOUNT, &cluster_of, &refs, before.max);
 
     let schema = Arc::new(Schema::new(vec![
         Field::new("account_id", DataType::Utf8, false),

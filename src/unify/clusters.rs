@@ -173,9 +173,56 @@ pub fn assign_prefixed_ids(
     (ids, changes)
 }
 
+/// Per cluster: whether it is exactly a previous customer — the same id, the same records,
+/// none of them touched — so that its profile is as before and need not be merged again.
+pub fn unchanged(
+    cluster_of: &[u32],
+    ids: &[String],
+    previous: &[Option<&str>],
+    touched: &[bool],
+    previous_sizes: &HashMap<String, u64>,
+) -> Vec<bool> {
+    let mut ok = vec![true; ids.len()];
+    let mut before: Vec<Option<&str>> = vec![None; ids.len()];
+    let mut count = vec![0u64; ids.len()];
+    for (i, c) in cluster_of.iter().enumerate() {
+        let c = *c as usize;
+        count[c] += 1;
+        match previous[i] {
+            Some(p) if !touched[i] && before[c].is_none_or(|b| b == p) => before[c] = Some(p),
+            _ => ok[c] = false,
+        }
+    }
+    (0..ids.len())
+        .map(|c| {
+            ok[c]
+                && before[c] == Some(ids[c].as_str())
+                && previous_sizes.get(&ids[c]) == Some(&count[c])
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unchanged_clusters_are_whole_untouched_previous_customers() {
+        let (a, b) = ("cus_000000001", "cus_000000002");
+        let sizes: HashMap<String, u64> = [(a.to_string(), 2), (b.to_string(), 2)].into();
+        let ids = vec![a.to_string(), b.to_string()];
+        // Both as before.
+        let prev = [Some(a), Some(a), Some(b), Some(b)];
+        let all = unchanged(&[0, 0, 1, 1], &ids, &prev, &[false; 4], &sizes);
+        assert_eq!(all, vec![true, true]);
+        // A touched record, or a record of b deleted (b now has one record), or a new one.
+        let touched = unchanged(&[0, 0, 1, 1], &ids, &prev, &[false, true, false, false], &sizes);
+        assert_eq!(touched, vec![false, true]);
+        let shrunk = unchanged(&[0, 0, 1], &ids, &prev[..3], &[false; 3], &sizes);
+        assert_eq!(shrunk, vec![true, false]);
+        let grown = unchanged(&[0, 0, 1, 1, 1], &ids, &[Some(a), Some(a), Some(b), Some(b), None], &[false; 5], &sizes);
+        assert_eq!(grown, vec![true, false]);
+    }
 
     #[test]
     fn components_number_by_first_member() {

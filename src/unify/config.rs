@@ -48,6 +48,11 @@ pub struct UnifySection {
     /// memory budget needs (1 up to a few million records).
     #[serde(default)]
     pub merge_chunks: Option<usize>,
+    /// A run after a good one unifies incrementally (stages and compares only new, changed
+    /// and deleted records) unless more than this share of the records changed; 0 turns
+    /// incremental unification off.
+    #[serde(default = "default_incremental_max_change")]
+    pub incremental_max_change: f64,
 }
 
 /// How pairs are decided.
@@ -71,6 +76,9 @@ impl UnifySection {
     }
 }
 
+fn default_incremental_max_change() -> f64 {
+    0.2
+}
 fn default_max_block_size() -> usize {
     1_000
 }

@@ -52,12 +52,47 @@ pub fn oversized_key_blocks_sql(key: &[&str], cap: usize) -> String {
     )
 }
 
+/// Which records a candidate query pairs (always as `l.uid < r.uid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sides {
+    /// Every record with every other (a full run).
+    All,
+    /// Touched records (`unify_delta`) on the left, any record on the right.
+    DeltaLeft,
+    /// Untouched records on the left, touched ones on the right. With [`Sides::DeltaLeft`]
+    /// this finds every pair with a touched record exactly once.
+    DeltaRight,
+}
+
+impl Sides {
+    /// The FROM clause joining `l` and `r` on `on`, and a filter it needs.
+    pub fn from_clause(self, on: &str) -> (String, Option<&'static str>) {
+        match self {
+            Sides::All => (format!("unify_records l JOIN unify_records r ON {on}"), None),
+            Sides::DeltaLeft => (format!("unify_delta l JOIN unify_records r ON {on}"), None),
+            Sides::DeltaRight => (
+                format!(
+                    "unify_records l JOIN unify_delta r ON {on} LEFT JOIN unify_delta x ON x.uid = l.uid"
+                ),
+                Some("x.uid IS NULL"),
+            ),
+        }
+    }
+}
+
 /// SQL producing `(left_uid, right_uid, rule, rule_order, score)` for one rule, skipping the
 /// blocks listed in the table `skip_table` (same key columns).
-pub fn candidate_pairs_sql(rule: &MatchRule, order: usize, skip_table: Option<&str>) -> String {
+pub fn candidate_pairs_sql(
+    rule: &MatchRule,
+    order: usize,
+    skip_table: Option<&str>,
+    sides: Sides,
+) -> String {
     let key = blocking_key(rule);
     let join: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+    let (from, side_filter) = sides.from_clause(&join.join(" AND "));
     let mut filters = vec!["l.uid < r.uid".to_string()];
+    filters.extend(side_filter.map(String::from));
     let mut sims = Vec::new();
     for c in &rule.conditions {
         let f = &c.field;
@@ -97,9 +132,8 @@ pub fn candidate_pairs_sql(rule: &MatchRule, order: usize, skip_table: Option<&s
     format!(
         "SELECT l.uid AS left_uid, r.uid AS right_uid, '{name}' AS rule, CAST({order} AS BIGINT) AS rule_order, \
          CAST({score} AS DOUBLE) AS score \
-         FROM unify_records l JOIN unify_records r ON {join}{skip_join} WHERE {filters}{skip_filter}",
+         FROM {from}{skip_join} WHERE {filters}{skip_filter}",
         name = rule.name.replace('\'', "''"),
-        join = join.join(" AND "),
         filters = filters.join(" AND "),
     )
 }

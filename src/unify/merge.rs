@@ -7,6 +7,16 @@ use serde::Deserialize;
 
 const TEMPLATE: &str = include_str!("../../sql/unify/unified_customers.sql");
 
+/// Which customers a merge query merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    All,
+    /// Those whose id number is k modulo n.
+    Chunk(usize, usize),
+    /// Those listed in `unify_remerge`.
+    Listed,
+}
+
 /// How a field's value is chosen among a customer's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,31 +97,35 @@ pub fn check(section: &MergeSection) -> Result<(), String> {
 /// fields (the others' values are masked to NULL, which every aggregate skips); counts and
 /// first/last seen still cover all records.
 ///
-/// `chunk = Some((k, n))` merges only the customers whose id number is k modulo n, reading
-/// `unify_linked` (records with their customer, written once for all chunks).
+/// `Part::Chunk(k, n)` merges only the customers whose id number is k modulo n, reading
+/// `unify_linked` (records with their customer, written once for all chunks);
+/// `Part::Listed` only those in the table `unify_remerge` (an incremental run).
 pub fn unified_customers_sql(
     section: Option<&MergeSection>,
     dedup_winners: bool,
-    chunk: Option<(usize, usize)>,
+    part: Part,
 ) -> String {
-    let part = |table: &str| match chunk {
-        None => table.to_string(),
-        Some((k, n)) => format!(
+    let subset = |table: &str| match part {
+        Part::All => table.to_string(),
+        Part::Chunk(k, n) => format!(
             "(SELECT * FROM {table} WHERE CAST(substr(customer_id, 5) AS BIGINT) % {n} = {k})"
         ),
+        Part::Listed => format!(
+            "(SELECT t.* FROM {table} t LEFT SEMI JOIN unify_remerge m ON t.customer_id = m.customer_id)"
+        ),
     };
-    let mut sql = TEMPLATE
-        .replace("{links}", &part("customer_links"))
-        .replace(
-            "{records}",
-            &match chunk {
-                // One pass: join inside the merge query.
-                None => "(SELECT r.*, l.customer_id, l.source_winner FROM customer_links l \
-                         JOIN unify_records r ON r.uid = l.uid)"
-                    .to_string(),
-                Some(_) => part("unify_linked"),
-            },
-        );
+    let mut sql = TEMPLATE.replace("{links}", &subset("customer_links")).replace(
+        "{records}",
+        &match part {
+            Part::Chunk(..) => subset("unify_linked"),
+            // One pass: join inside the merge query.
+            _ => format!(
+                "(SELECT r.*, l.customer_id, l.source_winner FROM {} l \
+                 JOIN unify_records r ON r.uid = l.uid)",
+                subset("customer_links")
+            ),
+        },
+    );
     let winner = |col: &str| {
         if dedup_winners {
             format!("CASE WHEN r.source_winner THEN {col} END")
@@ -147,7 +161,7 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let sql = unified_customers_sql(None, false, None);
+        let sql = unified_customers_sql(None, false, Part::All);
         let body: String = sql.lines().filter(|l| !l.starts_with("--")).collect();
         assert!(!body.contains('{'), "every placeholder is filled: {sql}");
         assert!(sql.contains("by_priority(r.raw_first_name, r.source_priority) AS first_name"));
@@ -161,7 +175,7 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        let sql = unified_customers_sql(Some(&section), false, None);
+        let sql = unified_customers_sql(Some(&section), false, Part::All);
         assert!(sql.contains("most_recent(r.raw_first_name, r.updated_at) AS first_name"));
         assert!(sql.contains("least_recent(r.email, r.updated_at) AS email_normalized"));
         assert!(sql.contains("by_priority(named_struct('street', r.raw_street, 'postcode', r.raw_postcode, 'city', r.raw_city), 3 - (CASE"));

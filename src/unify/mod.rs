@@ -11,6 +11,7 @@ pub mod clusters;
 pub mod config;
 pub mod explain;
 pub mod identity;
+pub mod incremental;
 pub mod matching;
 pub mod merge;
 pub mod probabilistic;
@@ -81,6 +82,19 @@ pub struct UnifyReport {
     /// Never-match decisions that other matches override (the records stay one customer).
     #[serde(default)]
     pub override_conflicts: u64,
+    /// Whether only what changed since the previous run was staged and compared; then
+    /// `candidate_pairs` and `pairs_per_rule` count the pairs compared in this run.
+    #[serde(default)]
+    pub incremental: bool,
+    /// Records new, changed or deleted since the previous run (incremental runs).
+    #[serde(default)]
+    pub touched_records: u64,
+    /// Customers merged again (incremental runs; the others kept their profile row).
+    #[serde(default)]
+    pub remerged_customers: u64,
+    /// What the unification depended on besides the records (see `incremental::unify_hash`).
+    #[serde(default)]
+    pub unify_hash: Option<String>,
     pub pairs_per_rule: Vec<(String, u64)>,
     pub warnings: Vec<String>,
     pub seconds: f64,
@@ -116,20 +130,35 @@ pub(crate) fn record_id_column(
     Ok(pk[0].clone())
 }
 
+/// A previous run's ids, from its links table.
+pub(crate) struct PreviousIds {
+    /// Each record's id then, by the record's position in the index.
+    pub ids: Vec<Option<String>>,
+    /// The largest id number that run gave (ids are never reused, even when that id's
+    /// records are gone).
+    pub max: u64,
+    /// Records per id then.
+    pub sizes: HashMap<String, u64>,
+}
+
 /// Each record's id in a previous run's links table (`uid` plus `id_column`), by the record's
-/// position in `index` (of `records`), and the largest id number that run gave (ids are never reused, even
-/// when that id's records are gone). No file: no previous ids.
+/// position in `index` (of `records`). No file: no previous ids.
 pub(crate) async fn previous_ids(
     path: Option<std::path::PathBuf>,
     id_column: &str,
     prefix: &str,
     index: &HashMap<&str, u32>,
     records: usize,
-) -> Result<(Vec<Option<String>>, u64)> {
+) -> Result<PreviousIds> {
     let mut previous: Vec<Option<String>> = vec![None; records];
     let mut max = 0u64;
+    let mut sizes: HashMap<String, u64> = HashMap::new();
     let Some(path) = path.filter(|p| p.exists()) else {
-        return Ok((previous, max));
+        return Ok(PreviousIds {
+            ids: previous,
+            max,
+            sizes,
+        });
     };
     let pctx = SessionContext::new();
     pctx.register_parquet(
@@ -152,9 +181,19 @@ pub(crate) async fn previous_ids(
             if let Some(&idx) = index.get(u.value(i)) {
                 previous[idx as usize] = Some(c.value(i).to_string());
             }
+            match sizes.get_mut(c.value(i)) {
+                Some(n) => *n += 1,
+                None => {
+                    sizes.insert(c.value(i).to_string(), 1);
+                }
+            }
         }
     }
-    Ok((previous, max))
+    Ok(PreviousIds {
+        ids: previous,
+        max,
+        sizes,
+    })
 }
 
 /// The single integer a query like `SELECT count(*) ...` returns (0 when it returns no row).
@@ -391,12 +430,14 @@ pub(crate) async fn write_queries(
     let err = |e: datafusion::error::DataFusionError| Error::Other(format!("{name}: {e}"));
     let path = dir.join(format!("{name}.parquet"));
     let mut writer = None;
+    let mut schema = None;
     let mut rows = 0u64;
     for sql in sqls {
         tracing::debug!(name, sql, "unify step");
         let df = ctx.sql(sql).await.map_err(err)?;
         let mut stream = df.execute_stream().await.map_err(err)?;
         if writer.is_none() {
+            schema = Some(stream.schema());
             let file =
                 std::fs::File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
             writer = Some(datafusion::parquet::arrow::ArrowWriter::try_new(
@@ -406,8 +447,13 @@ pub(crate) async fn write_queries(
             )?);
         }
         let w = writer.as_mut().expect("created above");
+        let schema = schema.clone().expect("set with the writer");
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(err)?;
+            let mut batch = batch.map_err(err)?;
+            // Later queries may type a column differently (a NULL literal, Parquet read-back).
+            if batch.schema().fields() != schema.fields() {
+                batch = conform(&batch, &schema)?;
+            }
             rows += batch.num_rows() as u64;
             w.write(&batch)?;
         }
@@ -439,12 +485,15 @@ fn write_table(
 }
 
 /// Run the unify stage over the sources registered in `ctx`, writing its tables into
-/// `tables_dir`. `previous_tables` is the previous run's tables directory (for stable ids).
+/// `tables_dir`. `previous_tables` is the previous run's tables directory (for stable ids);
+/// with `incremental`, only what changed since that run is staged and compared when it can
+/// be (see [`incremental`]).
 pub async fn unify(
     cfg: &ProjectConfig,
     ctx: &SessionContext,
     tables_dir: &Path,
     previous_tables: Option<&Path>,
+    incremental: bool,
 ) -> Result<UnifyReport> {
     let started = std::time::Instant::now();
     let unify_cfg = cfg.unify.clone().unwrap_or_default();
@@ -458,13 +507,57 @@ pub async fn unify(
         .collect()
         .await?;
 
+    let rules = rules(cfg);
+    let planned = match incremental {
+        true => incremental_pairs(cfg, ctx, tables_dir, &unify_cfg, &rules, previous_tables, &mut report).await?,
+        false => Err("a full run was asked for (--full)".to_string()),
+    };
+    let delta = match planned {
+        Ok((pairs, changes, baseline)) => Some((pairs, changes, baseline)),
+        Err(reason) => {
+            tracing::info!(%reason, "unifying in full");
+            report = UnifyReport::default();
+            None
+        }
+    };
+    let (pairs, delta) = match delta {
+        Some((pairs, changes, baseline)) => (pairs, Some((changes, baseline))),
+        None => (
+            full_pairs(cfg, ctx, tables_dir, &unify_cfg, &rules, &mut report).await?,
+            None,
+        ),
+    };
+    report.unify_hash = incremental::unify_hash(cfg);
+    resolve(
+        cfg,
+        ctx,
+        tables_dir,
+        &unify_cfg,
+        &rules,
+        pairs,
+        previous_tables,
+        delta.as_ref(),
+        report,
+        started,
+    )
+    .await
+}
+
+/// Stage every record and match every pair: a full unification.
+async fn full_pairs(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    tables_dir: &Path,
+    unify_cfg: &UnifySection,
+    rules: &[MatchRule],
+    report: &mut UnifyReport,
+) -> Result<Vec<RecordBatch>> {
     // Staging.
     report.records = write_query(ctx, &staging_sql(cfg)?, tables_dir, "unify_records").await?;
     register_written(ctx, tables_dir, "unify_records").await?;
 
-    let rules = rules(cfg);
     let pairs = match unify_cfg.match_mode() {
-        MatchMode::Rules => rule_pairs(cfg, ctx, &unify_cfg, &rules, &mut report).await?,
+        MatchMode::Rules => rule_pairs(cfg, ctx, unify_cfg, rules, report, None).await?,
         MatchMode::Probabilistic => {
             let section = unify_cfg.probabilistic.clone().unwrap_or_default();
             let matched = probabilistic::match_pairs(
@@ -472,7 +565,7 @@ pub async fn unify(
                 tables_dir,
                 &section,
                 unify_cfg.max_block_size,
-                &mut report,
+                report,
             )
             .await?;
             let weights = matched.weights;
@@ -485,6 +578,23 @@ pub async fn unify(
                     &matched.histogram,
                 )?;
             }
+            let tf_schema = matched
+                .term_frequencies
+                .first()
+                .map(|b| b.schema())
+                .unwrap_or_else(|| {
+                    Arc::new(Schema::new(vec![
+                        Field::new("field", DataType::Utf8, true),
+                        Field::new("value", DataType::Utf8, true),
+                        Field::new("tf", DataType::Float64, true),
+                    ]))
+                });
+            write_table(
+                tables_dir,
+                "match_term_frequencies",
+                &tf_schema,
+                &matched.term_frequencies,
+            )?;
             match &unify_cfg.overrides {
                 None => matched.pairs,
                 Some(file) => {
@@ -494,6 +604,107 @@ pub async fn unify(
             }
         }
     };
+    Ok(pairs)
+}
+
+/// Stage and compare only what changed since the previous run (see [`incremental`]).
+/// `Ok(Err(reason))`: this run must unify in full.
+#[allow(clippy::type_complexity)]
+async fn incremental_pairs(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    tables_dir: &Path,
+    unify_cfg: &UnifySection,
+    rules: &[MatchRule],
+    previous_tables: Option<&Path>,
+    report: &mut UnifyReport,
+) -> Result<std::result::Result<(Vec<RecordBatch>, incremental::Changes, incremental::Baseline), String>>
+{
+    if unify_cfg.incremental_max_change <= 0.0 {
+        return Ok(Err("unify.incremental_max_change is 0".into()));
+    }
+    let baseline = match incremental::baseline(cfg, unify_cfg, previous_tables) {
+        Ok(b) => b,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let changes = match incremental::changes(cfg, ctx, unify_cfg, &baseline).await? {
+        Ok(c) => c,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let share = changes.touched.len() as f64 / (changes.records.max(1) as f64);
+    if share > unify_cfg.incremental_max_change {
+        return Ok(Err(format!(
+            "{} of {} records changed ({:.1}%, more than unify.incremental_max_change)",
+            changes.touched.len(),
+            changes.records,
+            share * 100.0
+        )));
+    }
+    tracing::info!(
+        inserted = changes.inserted,
+        updated = changes.updated,
+        deleted = changes.deleted,
+        "unifying incrementally"
+    );
+    report.records = incremental::stage(cfg, ctx, &baseline, &changes, tables_dir).await?;
+    let mode = unify_cfg.match_mode();
+    let section = unify_cfg.probabilistic.clone().unwrap_or_default();
+    let keys: Vec<Vec<String>> = match mode {
+        MatchMode::Rules => rules
+            .iter()
+            .map(|r| {
+                matching::check_rule(r).map_err(|m| Error::Other(format!("unify: {m}")))?;
+                Ok(matching::blocking_key(r).iter().map(|k| k.to_string()).collect())
+            })
+            .collect::<Result<_>>()?,
+        MatchMode::Probabilistic => section.blocking.clone(),
+    };
+    let skips = match incremental::touched_oversized_blocks(ctx, &keys, unify_cfg.max_block_size)
+        .await?
+    {
+        Ok(s) => s,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let delta = match mode {
+        MatchMode::Rules => rule_pairs(cfg, ctx, unify_cfg, rules, report, Some(&skips)).await?,
+        MatchMode::Probabilistic => {
+            let pairs =
+                probabilistic::delta_match_pairs(ctx, &section, &baseline.tables, &skips, report)
+                    .await?;
+            for t in ["match_weights", "match_score_histogram", "match_term_frequencies"] {
+                incremental::carry_over(&baseline, tables_dir, t)?;
+            }
+            pairs
+        }
+    };
+    incremental::register_kept_pairs(ctx, &baseline).await?;
+    let mut pairs = collect(ctx, "SELECT * FROM unify_kept_pairs", "kept pairs").await?;
+    let schema = ctx.table("unify_kept_pairs").await?.schema().as_arrow().clone();
+    let schema = Arc::new(schema);
+    for b in &delta {
+        pairs.push(conform(b, &schema)?);
+    }
+    report.skipped_blocks = baseline.report.skipped_blocks;
+    report.incremental = true;
+    report.touched_records = changes.touched.len() as u64;
+    Ok(Ok((pairs, changes, baseline)))
+}
+
+/// Components, stable ids, links and profiles from the matched pairs; with `delta`, only the
+/// customers whose records changed are merged again.
+#[allow(clippy::too_many_arguments)]
+async fn resolve(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    tables_dir: &Path,
+    unify_cfg: &UnifySection,
+    rules: &[MatchRule],
+    pairs: Vec<RecordBatch>,
+    previous_tables: Option<&Path>,
+    delta: Option<&(incremental::Changes, incremental::Baseline)>,
+    mut report: UnifyReport,
+    started: std::time::Instant,
+) -> Result<UnifyReport> {
     report.matched_pairs = rows(&pairs);
     let pairs_schema = pairs.first().map(|b| b.schema()).unwrap_or_else(|| {
         Arc::new(Schema::new(vec![
@@ -601,7 +812,7 @@ pub async fn unify(
     }
 
     // Stable ids from the previous run's links.
-    let (previous, previous_max) = previous_ids(
+    let before = previous_ids(
         previous_tables.map(|d| d.join("customer_links.parquet")),
         "customer_id",
         clusters::CUSTOMER,
@@ -609,9 +820,39 @@ pub async fn unify(
         uids.len(),
     )
     .await?;
-    let previous_refs: Vec<Option<&str>> = previous.iter().map(|p| p.as_deref()).collect();
-    let (ids, changes) = clusters::assign_ids(&cluster_of, &previous_refs, previous_max);
+    let previous_refs: Vec<Option<&str>> = before.ids.iter().map(|p| p.as_deref()).collect();
+    let (ids, changes) = clusters::assign_ids(&cluster_of, &previous_refs, before.max);
     report.id_changes = changes.len() as u64;
+    // An incremental run merges again only the customers that are not exactly as before.
+    let unchanged = delta.map(|(changes, _)| {
+        let mut touched = vec![false; uids.len()];
+        for uid in &changes.touched {
+            if let Some(&i) = index.get(uid.as_str()) {
+                touched[i as usize] = true;
+            }
+        }
+        clusters::unchanged(&cluster_of, &ids, &previous_refs, &touched, &before.sizes)
+    });
+    drop(previous_refs);
+    if let Some(unchanged) = &unchanged {
+        let kept: std::collections::HashSet<&str> = ids
+            .iter()
+            .zip(unchanged)
+            .filter(|(_, u)| **u)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let remerge = ids.iter().zip(unchanged).filter(|(_, u)| !**u).map(|(id, _)| id.as_str());
+        let dropped = before.sizes.keys().map(|k| k.as_str()).filter(|k| !kept.contains(k));
+        for (table, list) in [
+            ("unify_remerge", remerge.collect::<Vec<_>>()),
+            ("unify_dropped", dropped.collect::<Vec<_>>()),
+        ] {
+            let schema = Arc::new(Schema::new(vec![Field::new("customer_id", DataType::Utf8, false)]));
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(list))])?;
+            register(ctx, table, vec![batch], schema)?;
+        }
+        report.remerged_customers = ids.len() as u64 - kept.len() as u64;
+    }
 
     // customer_links.
     let links_schema = Arc::new(Schema::new(vec![
@@ -670,7 +911,7 @@ pub async fn unify(
     drop(links);
     drop(best_rule);
     drop(index);
-    drop((uids, sources, record_ids, previous));
+    drop((uids, sources, record_ids, before.ids));
     register_written(ctx, tables_dir, "customer_links").await?;
 
     // id_changes.
@@ -719,15 +960,39 @@ pub async fn unify(
         .sources
         .values()
         .any(|m| m.get_ref().dedup.is_some());
-    let sqls: Vec<String> = (0..chunks)
-        .map(|k| {
-            merge::unified_customers_sql(
-                unify_cfg.merge.as_ref(),
-                dedup,
-                (chunks > 1).then_some((k, chunks)),
+    let chunks = if delta.is_some() { 1 } else { chunks };
+    let sqls: Vec<String> = match delta {
+        // Unchanged customers keep their previous profile row; the others are merged again.
+        Some((_, baseline)) => {
+            let _ = ctx.deregister_table("unify_previous_customers");
+            ctx.register_parquet(
+                "unify_previous_customers",
+                baseline
+                    .tables
+                    .join("unified_customers.parquet")
+                    .to_string_lossy()
+                    .as_ref(),
+                ParquetReadOptions::default(),
             )
-        })
-        .collect();
+            .await?;
+            vec![
+                "SELECT p.* FROM unify_previous_customers p LEFT ANTI JOIN unify_dropped d ON p.customer_id = d.customer_id".to_string(),
+                merge::unified_customers_sql(unify_cfg.merge.as_ref(), dedup, merge::Part::Listed),
+            ]
+        }
+        None => (0..chunks)
+            .map(|k| {
+                merge::unified_customers_sql(
+                    unify_cfg.merge.as_ref(),
+                    dedup,
+                    match chunks {
+                        1 => merge::Part::All,
+                        _ => merge::Part::Chunk(k, chunks),
+                    },
+                )
+            })
+            .collect(),
+    };
     if chunks > 1 {
         tracing::info!(chunks, "unified customers merged in chunks");
     }
@@ -777,37 +1042,51 @@ pub async fn unify(
     Ok(report)
 }
 
-/// Candidate and matched pairs by ordered match rules (`mode = "rules"`).
+/// Candidate and matched pairs by ordered match rules (`mode = "rules"`). With `delta_skips`
+/// (an incremental run: each rule's oversized touched blocks), only pairs with a touched
+/// record are compared.
 async fn rule_pairs(
     cfg: &ProjectConfig,
     ctx: &SessionContext,
     unify_cfg: &UnifySection,
     rules: &[MatchRule],
     report: &mut UnifyReport,
+    delta_skips: Option<&[Option<String>]>,
 ) -> Result<Vec<RecordBatch>> {
     let mut candidates = Vec::new();
     for (order, rule) in rules.iter().enumerate() {
         matching::check_rule(rule).map_err(|m| Error::Other(format!("unify: {m}")))?;
-        let skip = skip_oversized_blocks(
-            ctx,
-            &matching::blocking_key(rule),
-            &format!("rule `{}`", rule.name),
-            &format!("unify_skip_{order}"),
-            unify_cfg.max_block_size,
-            report,
-        )
-        .await?;
-        let pairs = collect(
-            ctx,
-            &matching::candidate_pairs_sql(rule, order, skip.as_deref()),
-            &format!("rule `{}`", rule.name),
-        )
-        .await?;
-        report
-            .pairs_per_rule
-            .push((rule.name.clone(), rows(&pairs)));
-        report.candidate_pairs += rows(&pairs);
-        candidates.extend(pairs);
+        let (skip, sides) = match delta_skips {
+            Some(skips) => (
+                skips[order].clone(),
+                &[matching::Sides::DeltaLeft, matching::Sides::DeltaRight][..],
+            ),
+            None => (
+                skip_oversized_blocks(
+                    ctx,
+                    &matching::blocking_key(rule),
+                    &format!("rule `{}`", rule.name),
+                    &format!("unify_skip_{order}"),
+                    unify_cfg.max_block_size,
+                    report,
+                )
+                .await?,
+                &[matching::Sides::All][..],
+            ),
+        };
+        let mut found = 0;
+        for sides in sides {
+            let pairs = collect(
+                ctx,
+                &matching::candidate_pairs_sql(rule, order, skip.as_deref(), *sides),
+                &format!("rule `{}`", rule.name),
+            )
+            .await?;
+            found += rows(&pairs);
+            candidates.extend(pairs);
+        }
+        report.pairs_per_rule.push((rule.name.clone(), found));
+        report.candidate_pairs += found;
     }
     let cand_schema = Arc::new(Schema::new(vec![
         Field::new("left_uid", DataType::Utf8, true),
@@ -986,6 +1265,9 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
         ("stitched_ids".into(), r.stitched_ids),
         ("override_conflicts".into(), r.override_conflicts),
         ("accounts".into(), r.accounts),
+        ("incremental".into(), r.incremental as u64),
+        ("touched_records".into(), r.touched_records),
+        ("remerged_customers".into(), r.remerged_customers),
     ];
     metrics.extend(
         r.pairs_per_rule

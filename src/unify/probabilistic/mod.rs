@@ -21,6 +21,7 @@ use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 
 use super::config::FIELDS;
+use super::matching::Sides;
 use super::staging::literal;
 use super::{collect, register, UnifyReport};
 use crate::error::{Error, Result};
@@ -370,6 +371,9 @@ pub struct Matched {
     pub weights: RecordBatch,
     /// `match_score_histogram` rows: every scored candidate pair by whole bits of weight.
     pub histogram: Vec<RecordBatch>,
+    /// `match_term_frequencies` rows (field, value, tf): what exact name agreement weighed,
+    /// kept so that incremental runs and single-record matches weigh it the same.
+    pub term_frequencies: Vec<RecordBatch>,
 }
 
 /// Term-frequency tables `unify_tf_<field>` (value, tf); returns Σ tf², the chance that two
@@ -444,10 +448,13 @@ fn candidates_sql(
     comps: &[Comparison],
     b: usize,
     skip_table: Option<&str>,
+    sides: Sides,
 ) -> String {
     let key = &section.blocking[b];
     let on: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+    let (from, side_filter) = sides.from_clause(&on.join(" AND "));
     let mut filters = vec!["l.uid < r.uid".to_string()];
+    filters.extend(side_filter.map(String::from));
     // The first rule that finds the pair scores it; the others still train on it.
     let mut first = String::from("CASE");
     for (e, earlier) in section.blocking[..b].iter().enumerate() {
@@ -487,9 +494,8 @@ fn candidates_sql(
         filters.push(format!("s.{} IS NULL", key[0]));
     }
     format!(
-        "SELECT {cols} FROM unify_records l JOIN unify_records r ON {on}{joins} WHERE {filters}",
+        "SELECT {cols} FROM {from}{joins} WHERE {filters}",
         cols = cols.join(", "),
-        on = on.join(" AND "),
         filters = filters.join(" AND "),
     )
 }
@@ -540,7 +546,7 @@ pub async fn match_pairs(
         .await?;
         super::write_query(
             ctx,
-            &candidates_sql(section, &comps, b, skip_table.as_deref()),
+            &candidates_sql(section, &comps, b, skip_table.as_deref(), Sides::All),
             &dir,
             &format!("block_{b}"),
         )
@@ -553,25 +559,7 @@ pub async fn match_pairs(
         datafusion::prelude::ParquetReadOptions::default(),
     )
     .await?;
-    // Pairs each rule adds (those no earlier rule found).
-    let per_rule = collect(
-        ctx,
-        "SELECT block, count(*) FROM unify_comparisons WHERE block = first_block GROUP BY block",
-        "pairs per blocking rule",
-    )
-    .await?;
-    let mut added = vec![0u64; section.blocking.len()];
-    for batch in &per_rule {
-        let block = batch.column(0).as_primitive::<Int32Type>();
-        let n = batch.column(1).as_primitive::<Int64Type>();
-        for i in 0..batch.num_rows() {
-            added[block.value(i) as usize] = n.value(i) as u64;
-        }
-    }
-    for (key, n) in section.blocking.iter().zip(added) {
-        report.pairs_per_rule.push((block_name(key), n));
-        report.candidate_pairs += n;
-    }
+    count_candidates(ctx, section, report).await?;
 
     // Patterns for EM; vetoed pairs (households, mostly) are not evidence about matches.
     let g_cols: Vec<String> = comps.iter().map(|c| c.column()).collect();
@@ -626,30 +614,30 @@ pub async fn match_pairs(
     };
 
     // Scoring.
-    let threshold_weight = (section.threshold / (1.0 - section.threshold)).log2();
-    let sql = format!(
-        "SELECT left_uid, right_uid, {rule} AS rule, 1.0 / (1.0 + power(2.0, -match_weight)) AS score, match_weight, {g}
-         FROM (SELECT *, {w} AS match_weight FROM unify_comparisons WHERE block = first_block AND NOT ({veto}))
-         WHERE match_weight >= {threshold_weight:.9}",
-        rule = literal("probabilistic"),
-        g = g_cols.join(", "),
-        w = scoring.weight_sql(),
-    );
-    let pairs = collect(ctx, &sql, "scoring").await?;
+    let pairs = collect(ctx, &scored_sql(section, &scoring), "scoring").await?;
     // All candidates, matched or not, for the console's weight distribution.
     let histogram = collect(
         ctx,
-        &format!(
-            "SELECT CAST(floor(match_weight) AS DOUBLE) AS weight_bin, count(*) AS pairs, \
-               count(*) FILTER (WHERE match_weight >= {threshold_weight:.9}) AS matched, \
-               CAST({threshold_weight:.9} AS DOUBLE) AS threshold_weight \
-             FROM (SELECT {w} AS match_weight FROM unify_comparisons WHERE block = first_block AND NOT ({veto})) \
-             GROUP BY 1 ORDER BY 1",
-            w = scoring.weight_sql(),
-        ),
+        &histogram_sql(section, &scoring),
         "match weight histogram",
     )
     .await?;
+    let term_frequencies = if section.term_frequency.is_empty() {
+        Vec::new()
+    } else {
+        let sql = section
+            .term_frequency
+            .iter()
+            .map(|f| {
+                format!(
+                    "SELECT {} AS field, CAST(value AS VARCHAR) AS value, tf FROM unify_tf_{f}",
+                    literal(f)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        collect(ctx, &sql, "term frequencies").await?
+    };
     let weights = scoring.weights_batch(&section.blocking)?;
     let _ = ctx.deregister_table("unify_comparisons");
     let _ = std::fs::remove_dir_all(&dir);
@@ -657,5 +645,186 @@ pub async fn match_pairs(
         pairs,
         weights,
         histogram,
+        term_frequencies,
     })
+}
+
+/// The match weight threshold (bits) of a match probability.
+fn threshold_weight(section: &ProbabilisticSection) -> f64 {
+    (section.threshold / (1.0 - section.threshold)).log2()
+}
+
+/// SQL of the matched pairs among `unify_comparisons`: each scored by the first rule that
+/// finds it, vetoes applied, at or above the threshold.
+fn scored_sql(section: &ProbabilisticSection, scoring: &Scoring) -> String {
+    let g: Vec<String> = scoring.comparisons.iter().map(|c| c.column()).collect();
+    format!(
+        "SELECT left_uid, right_uid, {rule} AS rule, 1.0 / (1.0 + power(2.0, -match_weight)) AS score, match_weight, {g}
+         FROM (SELECT *, {w} AS match_weight FROM unify_comparisons WHERE block = first_block AND NOT ({veto}))
+         WHERE match_weight >= {t:.9}",
+        rule = literal("probabilistic"),
+        g = g.join(", "),
+        w = scoring.weight_sql(),
+        veto = Scoring::veto_sql(&section.contradictions),
+        t = threshold_weight(section),
+    )
+}
+
+/// SQL of the histogram of all scored candidates' weights, matched or not.
+fn histogram_sql(section: &ProbabilisticSection, scoring: &Scoring) -> String {
+    format!(
+        "SELECT CAST(floor(match_weight) AS DOUBLE) AS weight_bin, count(*) AS pairs, \
+           count(*) FILTER (WHERE match_weight >= {t:.9}) AS matched, \
+           CAST({t:.9} AS DOUBLE) AS threshold_weight \
+         FROM (SELECT {w} AS match_weight FROM unify_comparisons WHERE block = first_block AND NOT ({veto})) \
+         GROUP BY 1 ORDER BY 1",
+        w = scoring.weight_sql(),
+        veto = Scoring::veto_sql(&section.contradictions),
+        t = threshold_weight(section),
+    )
+}
+
+/// Count the candidate pairs each blocking rule adds (those no earlier rule found) into the
+/// report.
+async fn count_candidates(
+    ctx: &SessionContext,
+    section: &ProbabilisticSection,
+    report: &mut UnifyReport,
+) -> Result<()> {
+    let per_rule = collect(
+        ctx,
+        "SELECT block, count(*) FROM unify_comparisons WHERE block = first_block GROUP BY block",
+        "pairs per blocking rule",
+    )
+    .await?;
+    let mut added = vec![0u64; section.blocking.len()];
+    for batch in &per_rule {
+        let block = batch.column(0).as_primitive::<Int32Type>();
+        let n = batch.column(1).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            added[block.value(i) as usize] = n.value(i) as u64;
+        }
+    }
+    for (key, n) in section.blocking.iter().zip(added) {
+        report.pairs_per_rule.push((block_name(key), n));
+        report.candidate_pairs += n;
+    }
+    Ok(())
+}
+
+impl Scoring {
+    /// The model a previous run learned, from its `match_weights` table.
+    pub fn from_weights(section: &ProbabilisticSection, weights: &[RecordBatch]) -> Result<Scoring> {
+        let comparisons = section.comparisons();
+        let skip = section.skip(&comparisons);
+        let mut m: Vec<Vec<f64>> = comparisons.iter().map(|c| vec![f64::NAN; c.level_count()]).collect();
+        let mut u = m.clone();
+        let mut lambda = vec![f64::NAN; section.blocking.len()];
+        for b in weights {
+            let comp = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+            let comp = comp.as_string::<i32>();
+            let level = b.column(1).as_primitive::<Int64Type>();
+            let (mm, uu) = (
+                b.column(3).as_primitive::<arrow::datatypes::Float64Type>(),
+                b.column(4).as_primitive::<arrow::datatypes::Float64Type>(),
+            );
+            for i in 0..b.num_rows() {
+                let g = level.value(i) as usize;
+                if comp.value(i) == "prior" {
+                    if let Some(l) = lambda.get_mut(g) {
+                        *l = mm.value(i);
+                    }
+                } else if let Some(c) = comparisons.iter().position(|c| c.field == comp.value(i)) {
+                    if g < m[c].len() {
+                        m[c][g] = mm.value(i);
+                        u[c][g] = uu.value(i);
+                    }
+                }
+            }
+        }
+        if lambda.iter().chain(m.iter().flatten()).chain(u.iter().flatten()).any(|v| v.is_nan()) {
+            return Err(Error::Other(
+                "match_weights of the previous run does not fit [unify.probabilistic]; run with --full".into(),
+            ));
+        }
+        Ok(Scoring {
+            comparisons,
+            model: Model {
+                m,
+                u,
+                lambda,
+                iterations: 0,
+                converged: true,
+            },
+            skip,
+            term_frequency: section.term_frequency.clone(),
+        })
+    }
+}
+
+/// Incremental matching: compare the touched records (`unify_delta`) with every record by the
+/// blocking rules, and score the pairs with the baseline's model (`match_weights` and
+/// `match_term_frequencies` in `baseline_tables`). `skips[b]` lists rule b's oversized
+/// blocks. Returns the matched pairs that involve a touched record.
+pub async fn delta_match_pairs(
+    ctx: &SessionContext,
+    section: &ProbabilisticSection,
+    baseline_tables: &std::path::Path,
+    skips: &[Option<String>],
+    report: &mut UnifyReport,
+) -> Result<Vec<RecordBatch>> {
+    let read = |name: &str| baseline_tables.join(format!("{name}.parquet"));
+    let wctx = SessionContext::new();
+    let weights = wctx
+        .read_parquet(
+            read("match_weights").to_string_lossy().to_string(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await?
+        .collect()
+        .await?;
+    let scoring = Scoring::from_weights(section, &weights)?;
+    let _ = ctx.deregister_table("match_term_frequencies");
+    ctx.register_parquet(
+        "match_term_frequencies",
+        read("match_term_frequencies").to_string_lossy().as_ref(),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await?;
+    let records = ctx.table("unify_records").await?;
+    for f in &section.term_frequency {
+        let t = records
+            .schema()
+            .field_with_unqualified_name(f)?
+            .data_type()
+            .clone();
+        let view = ctx
+            .sql(&format!(
+                "SELECT arrow_cast(value, '{t}') AS value, tf FROM match_term_frequencies WHERE field = {}",
+                literal(f)
+            ))
+            .await?
+            .into_view();
+        let _ = ctx.deregister_table(format!("unify_tf_{f}").as_str());
+        ctx.register_table(format!("unify_tf_{f}").as_str(), view)?;
+    }
+    let comps = section.comparisons();
+    let mut candidates = Vec::new();
+    for b in 0..section.blocking.len() {
+        for sides in [Sides::DeltaLeft, Sides::DeltaRight] {
+            let sql = candidates_sql(section, &comps, b, skips[b].as_deref(), sides);
+            candidates.extend(collect(ctx, &sql, &block_name(&section.blocking[b])).await?);
+        }
+    }
+    let Some(schema) = candidates.first().map(|b| b.schema()) else {
+        for key in &section.blocking {
+            report.pairs_per_rule.push((block_name(key), 0));
+        }
+        return Ok(Vec::new());
+    };
+    register(ctx, "unify_comparisons", candidates, schema)?;
+    count_candidates(ctx, section, report).await?;
+    let pairs = collect(ctx, &scored_sql(section, &scoring), "scoring").await?;
+    let _ = ctx.deregister_table("unify_comparisons");
+    Ok(pairs)
 }

@@ -1,0 +1,453 @@
+//! Incremental unification: when a run follows a good one that unified the same config, only
+//! the records that are new, changed or deleted since then are staged and compared.
+//!
+//! The previous run is the *baseline*. Each mapped source's rows are compared with the
+//! baseline's copy of that source by record id and a hash of the columns staging reads, so
+//! an untouched record keeps its staged row and the pairs it had. Touched records are staged
+//! on their own (`unify_delta`) and compared, by the same blocking keys, with every current
+//! record; pairs between two untouched records are carried over from the baseline's
+//! `match_pairs`. Components and stable ids are then computed over all records as in a full
+//! run (union-find over a million records takes well under a second), and only customers
+//! whose records changed are merged again: the others keep their baseline profile row.
+//!
+//! In probabilistic mode the baseline's model (`match_weights`, `match_term_frequencies`)
+//! scores the new pairs: a model is learned by a full unification only, so weights do not
+//! drift with each increment (`panorama run --full` learns it again).
+//!
+//! Whatever cannot be done incrementally falls back to a full unification, with the reason
+//! logged: a changed `[unify]` config or Panorama version, overrides, a source new to the
+//! baseline or with other columns, more than `unify.incremental_max_change` of the records
+//! touched, or a blocking key whose block crossed `unify.max_block_size` either way.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::hash_utils::{create_hashes, RandomState};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+use super::config::{SourceMap, UnifySection};
+use super::staging::ident;
+use super::{collect, conform, register, rows, UnifyReport};
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+
+/// The previous run's unification, which an incremental one builds on.
+pub struct Baseline {
+    pub tables: PathBuf,
+    pub sources: PathBuf,
+    pub report: UnifyReport,
+}
+
+/// What the sources changed since the baseline.
+pub struct Changes {
+    /// uids of records that are new, changed or deleted.
+    pub touched: HashSet<String>,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    /// Records in the current sources.
+    pub records: u64,
+    /// New and changed rows per source (the columns staging reads).
+    pub rows: BTreeMap<String, (SchemaRef, Vec<RecordBatch>)>,
+}
+
+/// Hash of what a unification depends on besides the records: the `[unify]` section and the
+/// Panorama version (normalizers and comparisons may change between versions).
+pub fn unify_hash(cfg: &ProjectConfig) -> Option<String> {
+    use sha2::Digest;
+    let table: toml::Table = toml::from_str(&cfg.text).ok()?;
+    let unify = toml::to_string(table.get("unify")?).ok()?;
+    let mut h = sha2::Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION"));
+    h.update("\n");
+    h.update(unify);
+    Some(crate::exports::hex(&h.finalize()[..16]))
+}
+
+/// The baseline an incremental unification can build on, or why there is none.
+pub fn baseline(
+    cfg: &ProjectConfig,
+    unify_cfg: &UnifySection,
+    previous_tables: Option<&Path>,
+) -> std::result::Result<Baseline, String> {
+    let tables = previous_tables.ok_or("no previous run")?;
+    let run_dir = tables.parent().ok_or("no previous run directory")?;
+    let text = std::fs::read_to_string(run_dir.join("manifest.json"))
+        .map_err(|e| format!("previous manifest: {e}"))?;
+    let manifest: crate::workspace::Manifest =
+        serde_json::from_str(&text).map_err(|e| format!("previous manifest: {e}"))?;
+    let report = manifest.unify.ok_or("the previous run did not unify")?;
+    let hash = unify_hash(cfg).ok_or("the config has no [unify] section")?;
+    if report.unify_hash.as_deref() != Some(hash.as_str()) {
+        return Err("the [unify] config or Panorama's version changed since the previous run".into());
+    }
+    if unify_cfg.overrides.is_some() {
+        return Err("unify.overrides are applied by full runs only".into());
+    }
+    let mut needed = vec![
+        "unify_records",
+        "match_pairs",
+        "customer_links",
+        "unified_customers",
+    ];
+    if unify_cfg.match_mode() == super::config::MatchMode::Probabilistic {
+        needed.extend(["match_weights", "match_term_frequencies"]);
+    }
+    if let Some(missing) = needed
+        .iter()
+        .find(|t| !tables.join(format!("{t}.parquet")).is_file())
+    {
+        return Err(format!("the previous run has no {missing} table"));
+    }
+    Ok(Baseline {
+        tables: tables.to_path_buf(),
+        sources: run_dir.join("sources"),
+        report,
+    })
+}
+
+/// The source columns staging reads for a mapping, record id first.
+fn mapped_columns(map: &SourceMap, record_id: &str) -> Vec<String> {
+    let mut cols = vec![record_id.to_string()];
+    for c in [
+        &map.first_name,
+        &map.last_name,
+        &map.full_name,
+        &map.email,
+        &map.phone,
+        &map.street,
+        &map.postcode,
+        &map.city,
+        &map.country,
+        &map.birth_date,
+        &map.gender,
+        &map.company,
+        &map.updated_at,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !cols.contains(c) {
+            cols.push(c.clone());
+        }
+    }
+    cols
+}
+
+/// Record ids (as text) and row hashes of one source's mapped columns.
+fn keyed_hashes(batches: &[RecordBatch]) -> Result<(Vec<StringArray>, Vec<Vec<u64>>)> {
+    let state = RandomState::with_seed(0);
+    let mut keys = Vec::with_capacity(batches.len());
+    let mut hashes = Vec::with_capacity(batches.len());
+    for b in batches {
+        let mut h = vec![0u64; b.num_rows()];
+        create_hashes(b.columns(), &state, &mut h)?;
+        // A NULL hashes like "no value", so hash where the NULLs are too.
+        for c in b.columns() {
+            if let Some(nulls) = c.nulls() {
+                for (i, v) in h.iter_mut().enumerate() {
+                    if nulls.is_null(i) {
+                        *v = v.rotate_left(7) ^ 0x9e37_79b9_7f4a_7c15;
+                    }
+                }
+            }
+        }
+        keys.push(
+            arrow::compute::cast(b.column(0), &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone(),
+        );
+        hashes.push(h);
+    }
+    Ok((keys, hashes))
+}
+
+/// Compare every mapped source with the baseline's copy. `Ok(Err(reason))`: the sources
+/// cannot be compared, unify in full.
+pub async fn changes(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    unify_cfg: &UnifySection,
+    baseline: &Baseline,
+) -> Result<std::result::Result<Changes, String>> {
+    let mut out = Changes {
+        touched: HashSet::new(),
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        records: 0,
+        rows: BTreeMap::new(),
+    };
+    for (source, map) in &unify_cfg.sources {
+        let src = cfg
+            .sources
+            .get(source)
+            .ok_or_else(|| Error::Other(format!("unify.sources.{source}: no such source")))?;
+        let map = map.get_ref();
+        let record_id = super::record_id_column(cfg, src, source, &map.record_id, "unify.sources")?;
+        let cols = mapped_columns(map, &record_id);
+        let select = format!(
+            "SELECT {} FROM {}",
+            cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
+            ident(source)
+        );
+        let dir = baseline.sources.join(source);
+        if !dir.is_dir() {
+            return Ok(Err(format!("source `{source}` is new since the previous run")));
+        }
+        let pctx = crate::session::base_context();
+        pctx.register_parquet(
+            source,
+            dir.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await?;
+        let before = match pctx.sql(&select).await {
+            Ok(df) => df.collect().await?,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "source `{source}` had other columns in the previous run ({e})"
+                )))
+            }
+        };
+        let df = ctx.sql(&select).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let now = df.collect().await?;
+        // Same types as now, so equal values hash equally (a changed type changes every hash,
+        // and the share of changed records then calls for a full run).
+        let before = match before
+            .iter()
+            .map(|b| conform(b, &schema))
+            .collect::<Result<Vec<_>>>()
+        {
+            Ok(b) => b,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "source `{source}`'s columns changed type since the previous run ({e})"
+                )))
+            }
+        };
+        let (before_keys, before_hashes) = keyed_hashes(&before)?;
+        let mut previous: HashMap<&str, u64> = HashMap::with_capacity(rows(&before) as usize);
+        for (k, h) in before_keys.iter().zip(&before_hashes) {
+            for (i, h) in h.iter().enumerate() {
+                if k.is_valid(i) {
+                    previous.insert(k.value(i), *h);
+                }
+            }
+        }
+        let (now_keys, now_hashes) = keyed_hashes(&now)?;
+        let mut changed_rows = Vec::new();
+        for ((b, k), h) in now.iter().zip(&now_keys).zip(&now_hashes) {
+            out.records += b.num_rows() as u64;
+            let mut keep = Vec::with_capacity(b.num_rows());
+            for (i, h) in h.iter().enumerate() {
+                let key = k.is_valid(i).then(|| k.value(i));
+                let touched = match key.and_then(|key| previous.remove(key)) {
+                    Some(old) if old == *h => false,
+                    Some(_) => {
+                        out.updated += 1;
+                        true
+                    }
+                    None => {
+                        out.inserted += 1;
+                        true
+                    }
+                };
+                if touched {
+                    if let Some(key) = key {
+                        out.touched.insert(format!("{source}:{key}"));
+                    }
+                }
+                keep.push(touched);
+            }
+            let changed = arrow::compute::filter_record_batch(
+                b,
+                &arrow::array::BooleanArray::from(keep),
+            )?;
+            if changed.num_rows() > 0 {
+                changed_rows.push(changed);
+            }
+        }
+        out.deleted += previous.len() as u64;
+        out.touched
+            .extend(previous.keys().map(|k| format!("{source}:{k}")));
+        out.rows.insert(source.clone(), (schema, changed_rows));
+    }
+    Ok(Ok(out))
+}
+
+/// Stage the new and changed records as `unify_delta` (in the baseline's `unify_records`
+/// shape), register the baseline's records as `unify_previous_records` and the touched uids
+/// as `unify_touched`, and write the current `unify_records`: the untouched baseline rows
+/// plus the delta. Returns the number of records.
+pub async fn stage(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    baseline: &Baseline,
+    changes: &Changes,
+    tables_dir: &Path,
+) -> Result<u64> {
+    let sctx = crate::session::new_context();
+    for (source, (schema, batches)) in &changes.rows {
+        sctx.register_table(
+            source.as_str(),
+            Arc::new(MemTable::try_new(schema.clone(), vec![batches.clone()])?),
+        )?;
+    }
+    let delta = collect(&sctx, &super::staging_sql(cfg)?, "staging changed records").await?;
+    let _ = ctx.deregister_table("unify_previous_records");
+    ctx.register_parquet(
+        "unify_previous_records",
+        baseline
+            .tables
+            .join("unify_records.parquet")
+            .to_string_lossy()
+            .as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    let schema: SchemaRef = Arc::new(
+        ctx.table("unify_previous_records")
+            .await?
+            .schema()
+            .as_arrow()
+            .clone(),
+    );
+    let delta = delta
+        .iter()
+        .map(|b| conform(b, &schema))
+        .collect::<Result<Vec<_>>>()?;
+    register(ctx, "unify_delta", delta, schema)?;
+    let touched_schema = Arc::new(Schema::new(vec![Field::new("uid", DataType::Utf8, false)]));
+    let touched = RecordBatch::try_new(
+        touched_schema.clone(),
+        vec![Arc::new(StringArray::from_iter_values(
+            changes.touched.iter(),
+        ))],
+    )?;
+    register(ctx, "unify_touched", vec![touched], touched_schema)?;
+    let n = super::write_queries(
+        ctx,
+        &[
+            "SELECT p.* FROM unify_previous_records p LEFT ANTI JOIN unify_touched t ON p.uid = t.uid"
+                .to_string(),
+            "SELECT * FROM unify_delta".to_string(),
+        ],
+        tables_dir,
+        "unify_records",
+    )
+    .await?;
+    super::register_written(ctx, tables_dir, "unify_records").await?;
+    Ok(n)
+}
+
+/// For each blocking key, the table of its oversized blocks among those the touched records
+/// fall in (to skip, as the full run skips them), or `Err(reason)` when such a block crossed
+/// `cap` either way since the baseline: the pairs the baseline kept or skipped there would
+/// be wrong, so the run unifies in full.
+pub async fn touched_oversized_blocks(
+    ctx: &SessionContext,
+    keys: &[Vec<String>],
+    cap: usize,
+) -> Result<std::result::Result<Vec<Option<String>>, String>> {
+    let mut out = Vec::new();
+    for (b, key) in keys.iter().enumerate() {
+        let cols = key.join(", ");
+        let not_null: Vec<String> = key.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+        let not_null = not_null.join(" AND ");
+        let blocks = format!(
+            "SELECT DISTINCT {cols} FROM unify_delta WHERE {not_null} \
+             UNION SELECT DISTINCT {p} FROM unify_previous_records p JOIN unify_touched t ON p.uid = t.uid WHERE {pn}",
+            p = key.iter().map(|k| format!("p.{k}")).collect::<Vec<_>>().join(", "),
+            pn = key.iter().map(|k| format!("p.{k} IS NOT NULL")).collect::<Vec<_>>().join(" AND "),
+        );
+        let on: Vec<String> = key.iter().map(|k| format!("r.{k} = k.{k}")).collect();
+        let sizes = |table: &str| {
+            format!(
+                "SELECT {rc}, count(*) AS records FROM {table} r JOIN ({blocks}) k ON {on} \
+                 GROUP BY {rc} HAVING count(*) > {cap} ORDER BY {rc}",
+                rc = key.iter().map(|k| format!("r.{k}")).collect::<Vec<_>>().join(", "),
+                on = on.join(" AND "),
+            )
+        };
+        let now = collect(ctx, &sizes("unify_records"), "touched block sizes").await?;
+        let before = collect(ctx, &sizes("unify_previous_records"), "previous block sizes").await?;
+        let listed = |batches: &[RecordBatch]| -> Result<Vec<String>> {
+            let mut v = Vec::new();
+            for b in batches {
+                let cols = (0..key.len())
+                    .map(|i| arrow::compute::cast(b.column(i), &DataType::Utf8))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                for i in 0..b.num_rows() {
+                    v.push(
+                        cols.iter()
+                            .map(|c| c.as_string::<i32>().value(i).to_string())
+                            .collect::<Vec<_>>()
+                            .join("\u{1f}"),
+                    );
+                }
+            }
+            Ok(v)
+        };
+        let (now_keys, before_keys) = (listed(&now)?, listed(&before)?);
+        if now_keys != before_keys {
+            return Ok(Err(format!(
+                "a block of {} crossed unify.max_block_size ({cap} records)",
+                key.join("+")
+            )));
+        }
+        if now_keys.is_empty() {
+            out.push(None);
+        } else {
+            let table = format!("unify_skip_{b}");
+            let schema = now[0].schema();
+            register(ctx, &table, now, schema)?;
+            out.push(Some(table));
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// The baseline's matched pairs between two untouched records, as `unify_kept_pairs`.
+pub async fn register_kept_pairs(ctx: &SessionContext, baseline: &Baseline) -> Result<()> {
+    let _ = ctx.deregister_table("unify_previous_pairs");
+    ctx.register_parquet(
+        "unify_previous_pairs",
+        baseline
+            .tables
+            .join("match_pairs.parquet")
+            .to_string_lossy()
+            .as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    let view = ctx
+        .sql(
+            "SELECT p.* FROM unify_previous_pairs p \
+             LEFT ANTI JOIN unify_touched a ON p.left_uid = a.uid \
+             LEFT ANTI JOIN unify_touched b ON p.right_uid = b.uid",
+        )
+        .await?
+        .into_view();
+    let _ = ctx.deregister_table("unify_kept_pairs");
+    ctx.register_table("unify_kept_pairs", view)?;
+    Ok(())
+}
+
+/// Hard-link (or copy) a baseline table into this run's tables.
+pub fn carry_over(baseline: &Baseline, tables_dir: &Path, name: &str) -> Result<()> {
+    let from = baseline.tables.join(format!("{name}.parquet"));
+    let to = tables_dir.join(format!("{name}.parquet"));
+    if !from.is_file() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&to);
+    std::fs::hard_link(&from, &to)
+        .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+        .map_err(|e| Error::io("cannot copy", &from, e))
+}
