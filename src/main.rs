@@ -1126,6 +1126,13 @@ fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
                     "Unified {} records into {} customers in {:.1}s ({} matched pairs, largest cluster {}, {} singletons, {} id changes)",
                     u.records, u.customers, u.seconds, u.matched_pairs, u.largest_cluster, u.singletons, u.id_changes
                 );
+                if u.incremental {
+                    let _ = writeln!(
+                        s,
+                        "Incremental: {} records new, changed or deleted since the previous run were compared ({} pairs); {} customers merged again",
+                        u.touched_records, u.candidate_pairs, u.remerged_customers
+                    );
+                }
             }
         }
         for w in &u.warnings {

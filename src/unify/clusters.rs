@@ -216,11 +216,23 @@ mod tests {
         let all = unchanged(&[0, 0, 1, 1], &ids, &prev, &[false; 4], &sizes);
         assert_eq!(all, vec![true, true]);
         // A touched record, or a record of b deleted (b now has one record), or a new one.
-        let touched = unchanged(&[0, 0, 1, 1], &ids, &prev, &[false, true, false, false], &sizes);
+        let touched = unchanged(
+            &[0, 0, 1, 1],
+            &ids,
+            &prev,
+            &[false, true, false, false],
+            &sizes,
+        );
         assert_eq!(touched, vec![false, true]);
         let shrunk = unchanged(&[0, 0, 1], &ids, &prev[..3], &[false; 3], &sizes);
         assert_eq!(shrunk, vec![true, false]);
-        let grown = unchanged(&[0, 0, 1, 1, 1], &ids, &[Some(a), Some(a), Some(b), Some(b), None], &[false; 5], &sizes);
+        let grown = unchanged(
+            &[0, 0, 1, 1, 1],
+            &ids,
+            &[Some(a), Some(a), Some(b), Some(b), None],
+            &[false; 5],
+            &sizes,
+        );
         assert_eq!(grown, vec![true, false]);
     }
 

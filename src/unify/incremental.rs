@@ -83,7 +83,9 @@ pub fn baseline(
     let report = manifest.unify.ok_or("the previous run did not unify")?;
     let hash = unify_hash(cfg).ok_or("the config has no [unify] section")?;
     if report.unify_hash.as_deref() != Some(hash.as_str()) {
-        return Err("the [unify] config or Panorama's version changed since the previous run".into());
+        return Err(
+            "the [unify] config or Panorama's version changed since the previous run".into(),
+        );
     }
     if unify_cfg.overrides.is_some() {
         return Err("unify.overrides are applied by full runs only".into());
@@ -197,7 +199,9 @@ pub async fn changes(
         );
         let dir = baseline.sources.join(source);
         if !dir.is_dir() {
-            return Ok(Err(format!("source `{source}` is new since the previous run")));
+            return Ok(Err(format!(
+                "source `{source}` is new since the previous run"
+            )));
         }
         let pctx = crate::session::base_context();
         pctx.register_parquet(
@@ -265,10 +269,8 @@ pub async fn changes(
                 }
                 keep.push(touched);
             }
-            let changed = arrow::compute::filter_record_batch(
-                b,
-                &arrow::array::BooleanArray::from(keep),
-            )?;
+            let changed =
+                arrow::compute::filter_record_batch(b, &arrow::array::BooleanArray::from(keep))?;
             if changed.num_rows() > 0 {
                 changed_rows.push(changed);
             }
@@ -371,12 +373,21 @@ pub async fn touched_oversized_blocks(
             format!(
                 "SELECT {rc}, count(*) AS records FROM {table} r JOIN ({blocks}) k ON {on} \
                  GROUP BY {rc} HAVING count(*) > {cap} ORDER BY {rc}",
-                rc = key.iter().map(|k| format!("r.{k}")).collect::<Vec<_>>().join(", "),
+                rc = key
+                    .iter()
+                    .map(|k| format!("r.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 on = on.join(" AND "),
             )
         };
         let now = collect(ctx, &sizes("unify_records"), "touched block sizes").await?;
-        let before = collect(ctx, &sizes("unify_previous_records"), "previous block sizes").await?;
+        let before = collect(
+            ctx,
+            &sizes("unify_previous_records"),
+            "previous block sizes",
+        )
+        .await?;
         let listed = |batches: &[RecordBatch]| -> Result<Vec<String>> {
             let mut v = Vec::new();
             for b in batches {

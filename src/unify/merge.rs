@@ -105,7 +105,8 @@ pub fn unified_customers_sql(
     dedup_winners: bool,
     part: Part,
 ) -> String {
-    let subset = |table: &str| match part {
+    let subset = |table: &str| {
+        match part {
         Part::All => table.to_string(),
         Part::Chunk(k, n) => format!(
             "(SELECT * FROM {table} WHERE CAST(substr(customer_id, 5) AS BIGINT) % {n} = {k})"
@@ -113,19 +114,22 @@ pub fn unified_customers_sql(
         Part::Listed => format!(
             "(SELECT t.* FROM {table} t LEFT SEMI JOIN unify_remerge m ON t.customer_id = m.customer_id)"
         ),
+    }
     };
-    let mut sql = TEMPLATE.replace("{links}", &subset("customer_links")).replace(
-        "{records}",
-        &match part {
-            Part::Chunk(..) => subset("unify_linked"),
-            // One pass: join inside the merge query.
-            _ => format!(
-                "(SELECT r.*, l.customer_id, l.source_winner FROM {} l \
+    let mut sql = TEMPLATE
+        .replace("{links}", &subset("customer_links"))
+        .replace(
+            "{records}",
+            &match part {
+                Part::Chunk(..) => subset("unify_linked"),
+                // One pass: join inside the merge query.
+                _ => format!(
+                    "(SELECT r.*, l.customer_id, l.source_winner FROM {} l \
                  JOIN unify_records r ON r.uid = l.uid)",
-                subset("customer_links")
-            ),
-        },
-    );
+                    subset("customer_links")
+                ),
+            },
+        );
     let winner = |col: &str| {
         if dedup_winners {
             format!("CASE WHEN r.source_winner THEN {col} END")

@@ -509,7 +509,18 @@ pub async fn unify(
 
     let rules = rules(cfg);
     let planned = match incremental {
-        true => incremental_pairs(cfg, ctx, tables_dir, &unify_cfg, &rules, previous_tables, &mut report).await?,
+        true => {
+            incremental_pairs(
+                cfg,
+                ctx,
+                tables_dir,
+                &unify_cfg,
+                &rules,
+                previous_tables,
+                &mut report,
+            )
+            .await?
+        }
         false => Err("a full run was asked for (--full)".to_string()),
     };
     let delta = match planned {
@@ -618,8 +629,16 @@ async fn incremental_pairs(
     rules: &[MatchRule],
     previous_tables: Option<&Path>,
     report: &mut UnifyReport,
-) -> Result<std::result::Result<(Vec<RecordBatch>, incremental::Changes, incremental::Baseline), String>>
-{
+) -> Result<
+    std::result::Result<
+        (
+            Vec<RecordBatch>,
+            incremental::Changes,
+            incremental::Baseline,
+        ),
+        String,
+    >,
+> {
     if unify_cfg.incremental_max_change <= 0.0 {
         return Ok(Err("unify.incremental_max_change is 0".into()));
     }
@@ -654,24 +673,30 @@ async fn incremental_pairs(
             .iter()
             .map(|r| {
                 matching::check_rule(r).map_err(|m| Error::Other(format!("unify: {m}")))?;
-                Ok(matching::blocking_key(r).iter().map(|k| k.to_string()).collect())
+                Ok(matching::blocking_key(r)
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect())
             })
             .collect::<Result<_>>()?,
         MatchMode::Probabilistic => section.blocking.clone(),
     };
-    let skips = match incremental::touched_oversized_blocks(ctx, &keys, unify_cfg.max_block_size)
-        .await?
-    {
-        Ok(s) => s,
-        Err(reason) => return Ok(Err(reason)),
-    };
+    let skips =
+        match incremental::touched_oversized_blocks(ctx, &keys, unify_cfg.max_block_size).await? {
+            Ok(s) => s,
+            Err(reason) => return Ok(Err(reason)),
+        };
     let delta = match mode {
         MatchMode::Rules => rule_pairs(cfg, ctx, unify_cfg, rules, report, Some(&skips)).await?,
         MatchMode::Probabilistic => {
             let pairs =
                 probabilistic::delta_match_pairs(ctx, &section, &baseline.tables, &skips, report)
                     .await?;
-            for t in ["match_weights", "match_score_histogram", "match_term_frequencies"] {
+            for t in [
+                "match_weights",
+                "match_score_histogram",
+                "match_term_frequencies",
+            ] {
                 incremental::carry_over(&baseline, tables_dir, t)?;
             }
             pairs
@@ -679,7 +704,12 @@ async fn incremental_pairs(
     };
     incremental::register_kept_pairs(ctx, &baseline).await?;
     let mut pairs = collect(ctx, "SELECT * FROM unify_kept_pairs", "kept pairs").await?;
-    let schema = ctx.table("unify_kept_pairs").await?.schema().as_arrow().clone();
+    let schema = ctx
+        .table("unify_kept_pairs")
+        .await?
+        .schema()
+        .as_arrow()
+        .clone();
     let schema = Arc::new(schema);
     for b in &delta {
         pairs.push(conform(b, &schema)?);
@@ -841,14 +871,27 @@ async fn resolve(
             .filter(|(_, u)| **u)
             .map(|(id, _)| id.as_str())
             .collect();
-        let remerge = ids.iter().zip(unchanged).filter(|(_, u)| !**u).map(|(id, _)| id.as_str());
-        let dropped = before.sizes.keys().map(|k| k.as_str()).filter(|k| !kept.contains(k));
+        let remerge = ids
+            .iter()
+            .zip(unchanged)
+            .filter(|(_, u)| !**u)
+            .map(|(id, _)| id.as_str());
+        let dropped = before
+            .sizes
+            .keys()
+            .map(|k| k.as_str())
+            .filter(|k| !kept.contains(k));
         for (table, list) in [
             ("unify_remerge", remerge.collect::<Vec<_>>()),
             ("unify_dropped", dropped.collect::<Vec<_>>()),
         ] {
-            let schema = Arc::new(Schema::new(vec![Field::new("customer_id", DataType::Utf8, false)]));
-            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(list))])?;
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                "customer_id",
+                DataType::Utf8,
+                false,
+            )]));
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(list))])?;
             register(ctx, table, vec![batch], schema)?;
         }
         report.remerged_customers = ids.len() as u64 - kept.len() as u64;
@@ -863,7 +906,7 @@ async fn resolve(
         Field::new("matched_by", DataType::Utf8, false),
         Field::new("source_winner", DataType::Boolean, false),
     ]));
-    let winners = dedup_winners(ctx, &unify_cfg, &index, &cluster_of).await?;
+    let winners = dedup_winners(ctx, unify_cfg, &index, &cluster_of).await?;
     let mut sizes = vec![0u64; ids.len()];
     for c in &cluster_of {
         sizes[*c as usize] += 1;

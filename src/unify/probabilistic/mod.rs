@@ -714,10 +714,16 @@ async fn count_candidates(
 
 impl Scoring {
     /// The model a previous run learned, from its `match_weights` table.
-    pub fn from_weights(section: &ProbabilisticSection, weights: &[RecordBatch]) -> Result<Scoring> {
+    pub fn from_weights(
+        section: &ProbabilisticSection,
+        weights: &[RecordBatch],
+    ) -> Result<Scoring> {
         let comparisons = section.comparisons();
         let skip = section.skip(&comparisons);
-        let mut m: Vec<Vec<f64>> = comparisons.iter().map(|c| vec![f64::NAN; c.level_count()]).collect();
+        let mut m: Vec<Vec<f64>> = comparisons
+            .iter()
+            .map(|c| vec![f64::NAN; c.level_count()])
+            .collect();
         let mut u = m.clone();
         let mut lambda = vec![f64::NAN; section.blocking.len()];
         for b in weights {
@@ -742,7 +748,12 @@ impl Scoring {
                 }
             }
         }
-        if lambda.iter().chain(m.iter().flatten()).chain(u.iter().flatten()).any(|v| v.is_nan()) {
+        if lambda
+            .iter()
+            .chain(m.iter().flatten())
+            .chain(u.iter().flatten())
+            .any(|v| v.is_nan())
+        {
             return Err(Error::Other(
                 "match_weights of the previous run does not fit [unify.probabilistic]; run with --full".into(),
             ));
@@ -810,10 +821,10 @@ pub async fn delta_match_pairs(
     }
     let comps = section.comparisons();
     let mut candidates = Vec::new();
-    for b in 0..section.blocking.len() {
+    for (b, (key, skip)) in section.blocking.iter().zip(skips).enumerate() {
         for sides in [Sides::DeltaLeft, Sides::DeltaRight] {
-            let sql = candidates_sql(section, &comps, b, skips[b].as_deref(), sides);
-            candidates.extend(collect(ctx, &sql, &block_name(&section.blocking[b])).await?);
+            let sql = candidates_sql(section, &comps, b, skip.as_deref(), sides);
+            candidates.extend(collect(ctx, &sql, &block_name(key)).await?);
         }
     }
     let Some(schema) = candidates.first().map(|b| b.schema()) else {

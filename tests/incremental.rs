@@ -1,0 +1,314 @@
+//! Incremental unification, run as a user would: a sequence of increments (inserts, updates
+//! that split a customer and merge it back, deletes, in an incremental source and in a plain
+//! one) unified run by run gives the same customers and profiles as one full run over the
+//! final data.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::*;
+
+fn demo_project(persons: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(&[
+        "demo",
+        "--persons",
+        persons,
+        "--seed",
+        "5",
+        "--out",
+        p(tmp.path()),
+        "-q",
+    ]);
+    tmp
+}
+
+type Rows = Vec<Vec<String>>;
+
+/// The delimiter of a demo export: the loyalty one uses semicolons.
+fn delimiter(path: &Path) -> u8 {
+    match path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("loyalty")
+    {
+        true => b';',
+        false => b',',
+    }
+}
+
+fn read_csv(path: &Path) -> (Vec<String>, Rows) {
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(delimiter(path))
+        .from_path(path)
+        .unwrap();
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(delimiter(path))
+        .from_path(path)
+        .unwrap();
+    w.write_record(header).unwrap();
+    for r in rows {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every customer as its sorted record uids and its profile (all but the id), one per line.
+fn customers(dir: &Path) -> String {
+    query(
+        dir,
+        "WITH m AS (SELECT customer_id, string_agg(uid, ' ' ORDER BY uid) AS members \
+                    FROM customer_links GROUP BY customer_id) \
+         SELECT m.members, u.* EXCLUDE (customer_id) \
+         FROM m JOIN unified_customers u ON u.customer_id = m.customer_id ORDER BY m.members",
+    )
+}
+
+fn stat(dir: &Path, metric: &str) -> u64 {
+    let out = query(
+        dir,
+        &format!("SELECT value FROM unify_stats WHERE metric = '{metric}'"),
+    );
+    out.lines().nth(1).unwrap().parse().unwrap()
+}
+
+fn lines(out: &str) -> Vec<String> {
+    out.lines().skip(1).map(String::from).collect()
+}
+
+/// A stranger's identity for a CRM row: nobody else's name, e-mail, phone or address.
+fn stranger(row: &[String], header: &[String], i: usize) -> Vec<String> {
+    let mut row = row.to_vec();
+    for (c, name) in header.iter().enumerate() {
+        row[c] = match name.as_str() {
+            "full_name" => format!("Quintus Zebedee{}", "x".repeat(i + 1)),
+            "email" => format!("qz{i}@nowhere.example"),
+            "phone" => format!("+1 555 013 00{i:02}"),
+            "street" => format!("{} Lonely Lane", 900 + i),
+            "postcode" => format!("0990{i}"),
+            "birth_date" => format!("1901-01-0{}", i + 1),
+            _ => continue,
+        };
+    }
+    row
+}
+
+fn increments_equal_a_full_run(rules: bool) {
+    let tmp = demo_project("1200");
+    let dir = tmp.path();
+    let cfg = dir.join("panorama.toml");
+    // The CRM export becomes a snapshot plus hourly increments.
+    let (header, crm) = read_csv(&dir.join("data/crm_contacts.csv"));
+    std::fs::remove_file(dir.join("data/crm_contacts.csv")).unwrap();
+    write_csv(&dir.join("data/crm/full/part-1.csv"), &header, &crm);
+    edit(
+        &cfg,
+        "location = \"data/crm_contacts.csv\"",
+        "location = \"data/crm\"\nrefresh = \"incremental\"",
+    );
+    if rules {
+        append(&cfg, "\n[unify]\nmode = \"rules\"\n");
+    }
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(stat(dir, "incremental"), 0, "the first run is full");
+
+    // CRM records of customers with at least three records: made strangers, each leaves
+    // its customer (a split), and coming back joins it again (a merge).
+    let movers = lines(&query(
+        dir,
+        "SELECT l.record_id FROM customer_links l \
+         JOIN (SELECT customer_id FROM customer_links GROUP BY customer_id HAVING count(*) >= 3) c \
+           ON c.customer_id = l.customer_id \
+         WHERE l.source = 'crm_contacts' ORDER BY l.record_id LIMIT 4",
+    ));
+    assert_eq!(movers.len(), 4, "the demo has customers of three records");
+    let uids = movers
+        .iter()
+        .map(|m| format!("'crm_contacts:{m}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let movers_customers =
+        format!("SELECT customer_id FROM customer_links WHERE uid IN ({uids}) ORDER BY uid");
+    let original = query(dir, &movers_customers);
+    let id = |r: &Vec<String>| r[0].clone();
+    let rest: Vec<&Vec<String>> = crm.iter().filter(|r| !movers.contains(&id(r))).collect();
+    let email = header.iter().position(|h| h == "email").unwrap();
+
+    // Increment 1: the movers leave, 25 duplicates of other contacts arrive under new ids,
+    // 10 contacts get a new e-mail address, 16 are deleted.
+    let mut upserts: Rows = Vec::new();
+    for (i, m) in movers.iter().enumerate() {
+        let row = crm.iter().find(|r| &id(r) == m).unwrap();
+        upserts.push(stranger(row, &header, i));
+    }
+    for (i, r) in rest[100..125].iter().enumerate() {
+        let mut r = (*r).clone();
+        r[0] = format!("C8{i:06}");
+        upserts.push(r);
+    }
+    for (i, r) in rest[200..210].iter().enumerate() {
+        let mut r = (*r).clone();
+        r[email] = format!("moved{i}@elsewhere.example");
+        upserts.push(r);
+    }
+    let deletes: Rows = rest[300..316].iter().map(|r| vec![id(r)]).collect();
+    let inc = dir.join("data/crm/incremental/2026/11/20/10");
+    write_csv(&inc.join("upserts/u.csv"), &header, &upserts);
+    write_csv(&inc.join("deletes/d.csv"), &header[..1], &deletes);
+    let out = ok(&["run", "-p", p(dir)]);
+    assert!(out.contains("Incremental: 55 records"), "{out}");
+    assert_eq!(stat(dir, "incremental"), 1, "{out}");
+    assert_eq!(stat(dir, "touched_records"), 4 + 25 + 10 + 16);
+    let split = query(
+        dir,
+        &format!(
+            "SELECT count(*) AS n FROM customer_links l JOIN id_changes c \
+               ON c.customer_id = l.customer_id AND c.change = 'split' WHERE l.uid IN ({uids})"
+        ),
+    );
+    assert_eq!(split, "n\n4\n", "each mover split off its customer");
+
+    // Increment 2: the movers come back (merges), five duplicates go again, and the loyalty
+    // export (a plain CSV, replaced whole) loses ten members and changes five e-mails.
+    let back: Rows = movers
+        .iter()
+        .map(|m| crm.iter().find(|r| &id(r) == m).unwrap().clone())
+        .collect();
+    let inc = dir.join("data/crm/incremental/2026/11/21/10");
+    write_csv(&inc.join("upserts/u.csv"), &header, &back);
+    let gone: Rows = (0..5).map(|i| vec![format!("C8{i:06}")]).collect();
+    write_csv(&inc.join("deletes/d.csv"), &header[..1], &gone);
+    let loyalty = dir.join("data/loyalty_members.csv");
+    let (lh, mut lrows) = read_csv(&loyalty);
+    let le = lh.iter().position(|h| h == "email").unwrap();
+    lrows.drain(50..60);
+    for (i, r) in lrows[100..105].iter_mut().enumerate() {
+        r[le] = format!("loyal{i}@changed.example");
+    }
+    write_csv(&loyalty, &lh, &lrows);
+    let out = ok(&["run", "-p", p(dir)]);
+    assert_eq!(stat(dir, "incremental"), 1, "{out}");
+    assert_eq!(stat(dir, "touched_records"), 4 + 5 + 10 + 5);
+    assert_eq!(
+        query(dir, &movers_customers),
+        original,
+        "each mover is back with its customer"
+    );
+    let merged = query(
+        dir,
+        &format!(
+            "SELECT count(*) AS n FROM id_changes c JOIN customer_links l \
+               ON l.customer_id = c.customer_id AND c.change = 'merged' WHERE l.uid IN ({uids})"
+        ),
+    );
+    assert_eq!(
+        merged, "n\n4\n",
+        "each mover's interim id merged into its customer"
+    );
+    assert!(
+        stat(dir, "remerged_customers") < stat(dir, "customers") / 10,
+        "only affected customers are merged again"
+    );
+
+    // Increment 3: an upsert and a delete of one key in the same increment (the delete
+    // wins), and a plain update.
+    let inc = dir.join("data/crm/incremental/2026/11/22/10");
+    let (a, b) = (rest[400], rest[401]);
+    let mut a2 = a.clone();
+    a2[email] = "third@change.example".into();
+    write_csv(&inc.join("upserts/u.csv"), &header, &[a2, b.clone()]);
+    write_csv(&inc.join("deletes/d.csv"), &header[..1], &[vec![id(b)]]);
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(stat(dir, "incremental"), 1);
+    assert_eq!(stat(dir, "touched_records"), 2);
+    let incremental = customers(dir);
+
+    // One full run over the same final data, without history.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::copy(&cfg, fresh.path().join("panorama.toml")).unwrap();
+    copy_dir(&dir.join("data"), &fresh.path().join("data"));
+    ok(&["run", "-p", p(fresh.path()), "-q", "--full"]);
+    assert_eq!(stat(fresh.path(), "incremental"), 0);
+    let full = customers(fresh.path());
+    if incremental != full {
+        let (i, f): (BTreeSet<&str>, BTreeSet<&str>) =
+            (incremental.lines().collect(), full.lines().collect());
+        let only_inc: Vec<_> = i.difference(&f).take(5).collect();
+        let only_full: Vec<_> = f.difference(&i).take(5).collect();
+        panic!("incremental and full runs differ:\nincremental only: {only_inc:#?}\nfull only: {only_full:#?}");
+    }
+    assert!(full.lines().count() > 500, "{}", full.lines().count());
+}
+
+#[test]
+fn probabilistic_increments_equal_a_full_run() {
+    increments_equal_a_full_run(false);
+}
+
+#[test]
+fn rule_increments_equal_a_full_run() {
+    increments_equal_a_full_run(true);
+}
+
+#[test]
+fn changed_unify_config_and_full_flag_unify_in_full() {
+    let tmp = demo_project("300");
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    let loyalty = dir.join("data/loyalty_members.csv");
+    let (h, mut rows) = read_csv(&loyalty);
+    rows.truncate(rows.len() - 3);
+    write_csv(&loyalty, &h, &rows);
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(stat(dir, "incremental"), 1);
+    assert_eq!(stat(dir, "touched_records"), 3);
+    // --full re-matches everything.
+    ok(&["run", "-p", p(dir), "-q", "--full"]);
+    assert_eq!(stat(dir, "incremental"), 0);
+    // So does a run after the way records are unified changed (here the block size cap).
+    rows.truncate(rows.len() - 1);
+    write_csv(&loyalty, &h, &rows);
+    append(
+        &dir.join("panorama.toml"),
+        "\n[unify]\nmax_block_size = 900\n",
+    );
+    let out = ok(&["run", "-p", p(dir), "-v"]);
+    assert_eq!(stat(dir, "incremental"), 0, "{out}");
+    // More changed records than unify.incremental_max_change: full.
+    edit(
+        &dir.join("panorama.toml"),
+        "max_block_size = 900",
+        "max_block_size = 900\nincremental_max_change = 0.001",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    rows.truncate(rows.len() - 20);
+    write_csv(&loyalty, &h, &rows);
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(stat(dir, "incremental"), 0);
+}
