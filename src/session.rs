@@ -164,6 +164,8 @@ pub fn parse_size(s: &str) -> Option<usize> {
 pub struct OpenedRun {
     pub run_id: String,
     pub tables: Vec<String>,
+    /// The run's real-time matcher, behind `match_record(...)`, built on first use.
+    pub matcher: Arc<crate::unify::realtime::MatcherCell>,
 }
 
 impl OpenedRun {
@@ -211,6 +213,16 @@ pub async fn open_project_in(
         "explain_pair",
         Arc::new(crate::unify::table_functions::ExplainPair {
             cfg: Arc::new(cfg.clone()),
+        }),
+    );
+    let matcher = Arc::new(crate::unify::realtime::MatcherCell::new(
+        Arc::new(cfg.clone()),
+        run_dir.clone(),
+    ));
+    ctx.register_udtf(
+        "match_record",
+        Arc::new(crate::unify::table_functions::MatchRecord {
+            matcher: matcher.clone(),
         }),
     );
     if let Some(at) = manifest
@@ -287,7 +299,14 @@ pub async fn open_project_in(
     tables.push("runs".into());
     ctx.register_table("source_stats", Arc::new(source_stats_table(&manifest)?))?;
     tables.push("source_stats".into());
-    Ok((ctx, OpenedRun { run_id, tables }))
+    Ok((
+        ctx,
+        OpenedRun {
+            run_id,
+            tables,
+            matcher,
+        },
+    ))
 }
 
 /// Register each loaded source of a run as a table; returns their names.

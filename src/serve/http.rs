@@ -43,6 +43,8 @@ pub fn router(serving: Arc<Serving>) -> Router {
         .route("/api/segments", get(segments))
         .route("/api/segments/{name}/members", get(segment_members))
         .route("/api/sql", post(sql))
+        .route("/api/match", post(match_record))
+        .route("/match", post(match_record))
         .route("/api/admin/run", post(admin_run))
         .route("/api/admin/refresh", post(admin_refresh))
         .route("/api/admin/export/{name}", post(admin_export))
@@ -447,6 +449,47 @@ async fn segment_members(
 struct SqlRequest {
     sql: String,
     limit: Option<usize>,
+}
+
+#[derive(serde::Deserialize)]
+struct MatchRequest {
+    source: String,
+    record: Map<String, Value>,
+    /// Keep the record, so later matches see it.
+    #[serde(default)]
+    commit: bool,
+}
+
+/// `POST /api/match`: the customer one record belongs to, by the batch run's rules and
+/// weights, with score and explanation.
+async fn match_record(
+    State(s): State<Arc<Serving>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    require(&s, &headers, Role::Reader)?;
+    let req: MatchRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"source\": \"…\", \"record\": {{…}}, \"commit\": false}}: {e}"),
+        )
+    })?;
+    if req.commit {
+        require(&s, &headers, Role::Admin)?;
+    }
+    let snap = s.snapshot();
+    let matcher = snap
+        .matcher
+        .get()
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let result = matcher
+        .match_record(&req.source, &req.record, req.commit)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let mut v = serde_json::to_value(&result)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    v["run_id"] = json!(snap.run_id);
+    Ok(Json(v))
 }
 
 async fn sql(

@@ -28,6 +28,8 @@ pub struct Snapshot {
     /// What the console's charts can show for this run.
     pub facts: crate::charts::RunFacts,
     pub loaded_at: String,
+    /// The run's real-time matcher (`POST /api/match`, `match_record(...)`).
+    pub matcher: Arc<crate::unify::realtime::MatcherCell>,
 }
 
 impl Snapshot {
@@ -68,6 +70,7 @@ impl Snapshot {
             index,
             measures,
             loaded_at: chrono::Utc::now().to_rfc3339(),
+            matcher: opened.matcher,
         })
     }
 }

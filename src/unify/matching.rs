@@ -80,19 +80,10 @@ impl Sides {
     }
 }
 
-/// SQL producing `(left_uid, right_uid, rule, rule_order, score)` for one rule, skipping the
-/// blocks listed in the table `skip_table` (same key columns).
-pub fn candidate_pairs_sql(
-    rule: &MatchRule,
-    order: usize,
-    skip_table: Option<&str>,
-    sides: Sides,
-) -> String {
-    let key = blocking_key(rule);
-    let join: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
-    let (from, side_filter) = sides.from_clause(&join.join(" AND "));
-    let mut filters = vec!["l.uid < r.uid".to_string()];
-    filters.extend(side_filter.map(String::from));
+/// A rule's conditions besides its exact fields, over records `l` and `r`, and the SQL of its
+/// score (the weakest fuzzy similarity, else 1).
+pub fn rule_conditions(rule: &MatchRule) -> (Vec<String>, String) {
+    let mut filters = Vec::new();
     let mut sims = Vec::new();
     for c in &rule.conditions {
         let f = &c.field;
@@ -119,6 +110,24 @@ pub fn candidate_pairs_sql(
         1 => sims[0].clone(),
         _ => format!("least({})", sims.join(", ")),
     };
+    (filters, score)
+}
+
+/// SQL producing `(left_uid, right_uid, rule, rule_order, score)` for one rule, skipping the
+/// blocks listed in the table `skip_table` (same key columns).
+pub fn candidate_pairs_sql(
+    rule: &MatchRule,
+    order: usize,
+    skip_table: Option<&str>,
+    sides: Sides,
+) -> String {
+    let key = blocking_key(rule);
+    let join: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+    let (from, side_filter) = sides.from_clause(&join.join(" AND "));
+    let mut filters = vec!["l.uid < r.uid".to_string()];
+    filters.extend(side_filter.map(String::from));
+    let (conditions, score) = rule_conditions(rule);
+    filters.extend(conditions);
     let (skip_join, skip_filter) = match skip_table {
         Some(t) => {
             let on: Vec<String> = key.iter().map(|k| format!("s.{k} = l.{k}")).collect();

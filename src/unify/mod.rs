@@ -15,6 +15,7 @@ pub mod incremental;
 pub mod matching;
 pub mod merge;
 pub mod probabilistic;
+pub mod realtime;
 pub mod staging;
 pub mod table_functions;
 

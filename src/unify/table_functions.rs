@@ -228,6 +228,47 @@ impl TableFunctionImpl for ExplainPair {
     }
 }
 
+/// `match_record('source', '{"column": "value", ...}')`: the customer one record in a source's
+/// shape belongs to, by the current run's rules and weights (see `unify::realtime`).
+#[derive(Debug)]
+pub struct MatchRecord {
+    pub matcher: Arc<super::realtime::MatcherCell>,
+}
+
+impl TableFunctionImpl for MatchRecord {
+    fn call_with_args(
+        &self,
+        args: TableFunctionArgs,
+    ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+        let mut a = string_args(
+            "match_record",
+            args.exprs(),
+            2,
+            "'crm_contacts', '{\"full_name\": \"Ann Lee\", \"email\": \"ann@example.com\"}'",
+        )?;
+        let json = a.pop().expect("two args");
+        let source = a.pop().expect("two args");
+        let record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json)
+            .map_err(|e| {
+                DataFusionError::Plan(format!(
+                    "match_record: the second argument must be a JSON object of the source's columns: {e}"
+                ))
+            })?;
+        let matcher = self.matcher.clone();
+        Ok(Arc::new(ComputedTable {
+            schema: super::realtime::result_schema(),
+            compute: Box::new(move |_ctx| {
+                let (matcher, source, record) = (matcher.clone(), source.clone(), record.clone());
+                Box::pin(async move {
+                    let m = matcher.get().await?;
+                    let r = m.match_record(&source, &record, false)?;
+                    super::realtime::result_batch(&r)
+                })
+            }),
+        }))
+    }
+}
+
 /// `timeline('cus_…' [, 'from', 'to'])`: a customer's activities, newest first, optionally
 /// within `[from, to)` (timestamps as text, e.g. '2026-01-01').
 #[derive(Debug)]

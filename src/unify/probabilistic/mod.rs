@@ -188,7 +188,7 @@ impl ProbabilisticSection {
         Ok(())
     }
 
-    fn comparisons(&self) -> Vec<Comparison> {
+    pub(crate) fn comparisons(&self) -> Vec<Comparison> {
         self.comparisons
             .iter()
             .filter_map(|f| comparisons::comparison(f))
@@ -650,7 +650,7 @@ pub async fn match_pairs(
 }
 
 /// The match weight threshold (bits) of a match probability.
-fn threshold_weight(section: &ProbabilisticSection) -> f64 {
+pub(crate) fn threshold_weight(section: &ProbabilisticSection) -> f64 {
     (section.threshold / (1.0 - section.threshold)).log2()
 }
 
