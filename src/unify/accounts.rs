@@ -238,8 +238,13 @@ pub async fn unify_accounts(
         cluster_of.len(),
     )
     .await?;
-    let refs: Vec<Option<&str>> = before.ids.iter().map(|p| p.as_deref()).collect();
-    let (ids, _) = clusters::assign_prefixed_ids(clusters::ACCOUNT, &cluster_of, &refs, before.max);
+    let (ids, _) = clusters::assign_interned_ids(
+        clusters::ACCOUNT,
+        &cluster_of,
+        &before.ids,
+        &before.names,
+        before.max,
+    );
 
     let schema = Arc::new(Schema::new(vec![
         Field::new("account_id", DataType::Utf8, false),

@@ -2,7 +2,7 @@
 //! ids they are given: a cluster keeps the id of the previous run's cluster it overlaps most,
 //! so adding one record never renumbers anyone else.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Union-find over dense indices, with path halving and union by size.
 pub struct UnionFind {
@@ -107,69 +107,98 @@ pub fn assign_prefixed_ids(
     previous: &[Option<&str>],
     previous_max: u64,
 ) -> (Vec<String>, Vec<IdChange>) {
+    let mut names: Vec<String> = Vec::new();
+    let mut number: HashMap<&str, u32> = HashMap::new();
+    let interned: Vec<Option<u32>> = previous
+        .iter()
+        .map(|p| {
+            p.map(|p| {
+                *number.entry(p).or_insert_with(|| {
+                    names.push(p.to_string());
+                    names.len() as u32 - 1
+                })
+            })
+        })
+        .collect();
+    assign_interned_ids(prefix, cluster_of, &interned, &names, previous_max)
+}
+
+/// [`assign_prefixed_ids`] with previous ids given as positions in `names` (a million
+/// records share a few hundred thousand ids: no string per record).
+pub fn assign_interned_ids(
+    prefix: &str,
+    cluster_of: &[u32],
+    previous: &[Option<u32>],
+    names: &[String],
+    previous_max: u64,
+) -> (Vec<String>, Vec<IdChange>) {
     let clusters = cluster_of
         .iter()
         .map(|c| *c as usize + 1)
         .max()
         .unwrap_or(0);
     // Overlap counts: (cluster, previous id) -> records.
-    let mut overlap: BTreeMap<(u32, &str), u64> = BTreeMap::new();
+    let mut overlap: HashMap<(u32, u32), u64> = HashMap::new();
     for (c, p) in cluster_of.iter().zip(previous) {
         if let Some(p) = p {
-            *overlap.entry((*c, p)).or_default() += 1;
+            *overlap.entry((*c, *p)).or_default() += 1;
         }
     }
     // Largest overlaps claim first; ties go to the older (smaller) id, then the lower cluster.
-    let mut candidates: Vec<((u32, &str), u64)> = overlap.iter().map(|(k, v)| (*k, *v)).collect();
-    candidates.sort_by(|a, b| {
+    let mut candidates: Vec<((u32, u32), u64)> = overlap.iter().map(|(k, v)| (*k, *v)).collect();
+    candidates.sort_unstable_by(|a, b| {
         b.1.cmp(&a.1)
-            .then(a.0 .1.cmp(b.0 .1))
+            .then_with(|| names[a.0 .1 as usize].cmp(&names[b.0 .1 as usize]))
             .then(a.0 .0.cmp(&b.0 .0))
     });
-    let mut ids: Vec<Option<String>> = vec![None; clusters];
-    let mut claimed: HashMap<&str, u32> = HashMap::new();
+    let mut ids: Vec<Option<u32>> = vec![None; clusters];
+    let mut claimed: Vec<bool> = vec![false; names.len()];
     for ((c, p), _) in &candidates {
-        if ids[*c as usize].is_none() && !claimed.contains_key(p) {
-            ids[*c as usize] = Some(p.to_string());
-            claimed.insert(p, *c);
+        if ids[*c as usize].is_none() && !claimed[*p as usize] {
+            ids[*c as usize] = Some(*p);
+            claimed[*p as usize] = true;
         }
     }
     let mut next = previous_max.max(
-        previous
+        names
             .iter()
-            .flatten()
             .filter_map(|p| parse_prefixed(prefix, p))
             .max()
             .unwrap_or(0),
     ) + 1;
     let ids: Vec<String> = ids
         .into_iter()
-        .map(|id| {
-            id.unwrap_or_else(|| {
+        .map(|id| match id {
+            Some(p) => names[p as usize].clone(),
+            None => {
                 let id = format!("{prefix}{next:09}");
                 next += 1;
                 id
-            })
+            }
         })
         .collect();
-    let mut changes = Vec::new();
-    for ((c, p), n) in &overlap {
-        let now = &ids[*c as usize];
-        if now == p {
-            continue;
-        }
-        let change = if claimed.contains_key(p) {
-            "split"
-        } else {
-            "merged"
-        };
-        changes.push(IdChange {
-            customer_id: now.clone(),
-            previous_customer_id: p.to_string(),
-            change,
-            records: *n,
-        });
-    }
+    let mut moved: Vec<((u32, u32), u64)> = overlap
+        .into_iter()
+        .filter(|((c, p), _)| ids[*c as usize] != names[*p as usize])
+        .collect();
+    moved.sort_unstable_by(|a, b| {
+        a.0 .0
+            .cmp(&b.0 .0)
+            .then_with(|| names[a.0 .1 as usize].cmp(&names[b.0 .1 as usize]))
+    });
+    let changes = moved
+        .into_iter()
+        .map(|((c, p), n)| IdChange {
+            customer_id: ids[c as usize].clone(),
+            previous_customer_id: names[p as usize].clone(),
+            change: if claimed[p as usize] {
+                "split"
+            } else {
+                "merged"
+            },
+            records: n,
+        })
+        .collect();
     (ids, changes)
 }
 
@@ -178,12 +207,13 @@ pub fn assign_prefixed_ids(
 pub fn unchanged(
     cluster_of: &[u32],
     ids: &[String],
-    previous: &[Option<&str>],
+    previous: &[Option<u32>],
+    names: &[String],
     touched: &[bool],
-    previous_sizes: &HashMap<String, u64>,
+    previous_sizes: &[u64],
 ) -> Vec<bool> {
     let mut ok = vec![true; ids.len()];
-    let mut before: Vec<Option<&str>> = vec![None; ids.len()];
+    let mut before: Vec<Option<u32>> = vec![None; ids.len()];
     let mut count = vec![0u64; ids.len()];
     for (i, c) in cluster_of.iter().enumerate() {
         let c = *c as usize;
@@ -196,8 +226,9 @@ pub fn unchanged(
     (0..ids.len())
         .map(|c| {
             ok[c]
-                && before[c] == Some(ids[c].as_str())
-                && previous_sizes.get(&ids[c]) == Some(&count[c])
+                && before[c].is_some_and(|p| {
+                    names[p as usize] == ids[c] && previous_sizes[p as usize] == count[c]
+                })
         })
         .collect()
 }
@@ -208,28 +239,31 @@ mod tests {
 
     #[test]
     fn unchanged_clusters_are_whole_untouched_previous_customers() {
-        let (a, b) = ("cus_000000001", "cus_000000002");
-        let sizes: HashMap<String, u64> = [(a.to_string(), 2), (b.to_string(), 2)].into();
-        let ids = vec![a.to_string(), b.to_string()];
+        let (a, b) = (0u32, 1u32);
+        let names = vec!["cus_000000001".to_string(), "cus_000000002".to_string()];
+        let sizes = [2u64, 2];
+        let ids = names.clone();
         // Both as before.
         let prev = [Some(a), Some(a), Some(b), Some(b)];
-        let all = unchanged(&[0, 0, 1, 1], &ids, &prev, &[false; 4], &sizes);
+        let all = unchanged(&[0, 0, 1, 1], &ids, &prev, &names, &[false; 4], &sizes);
         assert_eq!(all, vec![true, true]);
         // A touched record, or a record of b deleted (b now has one record), or a new one.
         let touched = unchanged(
             &[0, 0, 1, 1],
             &ids,
             &prev,
+            &names,
             &[false, true, false, false],
             &sizes,
         );
         assert_eq!(touched, vec![false, true]);
-        let shrunk = unchanged(&[0, 0, 1], &ids, &prev[..3], &[false; 3], &sizes);
+        let shrunk = unchanged(&[0, 0, 1], &ids, &prev[..3], &names, &[false; 3], &sizes);
         assert_eq!(shrunk, vec![true, false]);
         let grown = unchanged(
             &[0, 0, 1, 1, 1],
             &ids,
             &[Some(a), Some(a), Some(b), Some(b), None],
+            &names,
             &[false; 5],
             &sizes,
         );

@@ -345,6 +345,18 @@ pub async fn stage(
     )
     .await?;
     super::register_written(ctx, tables_dir, "unify_records").await?;
+    // Each blocking rule compares the delta with every record, twice: read the matching
+    // fields once into memory.
+    let mut cols = vec!["uid".to_string()];
+    cols.extend(super::config::FIELDS.iter().map(|f| f.to_string()));
+    let compare = ctx
+        .sql(&format!("SELECT {} FROM unify_records", cols.join(", ")))
+        .await?
+        .cache()
+        .await?
+        .into_view();
+    let _ = ctx.deregister_table("unify_compare");
+    ctx.register_table("unify_compare", compare)?;
     Ok(n)
 }
 
@@ -381,7 +393,7 @@ pub async fn touched_oversized_blocks(
                 on = on.join(" AND "),
             )
         };
-        let now = collect(ctx, &sizes("unify_records"), "touched block sizes").await?;
+        let now = collect(ctx, &sizes("unify_compare"), "touched block sizes").await?;
         let before = collect(
             ctx,
             &sizes("unify_previous_records"),

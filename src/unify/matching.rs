@@ -57,7 +57,8 @@ pub fn oversized_key_blocks_sql(key: &[&str], cap: usize) -> String {
 pub enum Sides {
     /// Every record with every other (a full run).
     All,
-    /// Touched records (`unify_delta`) on the left, any record on the right.
+    /// Touched records (`unify_delta`) on the left, any record on the right (read from
+    /// `unify_compare`, the matching fields of every record, held in memory).
     DeltaLeft,
     /// Untouched records on the left, touched ones on the right. With [`Sides::DeltaLeft`]
     /// this finds every pair with a touched record exactly once.
@@ -69,10 +70,10 @@ impl Sides {
     pub fn from_clause(self, on: &str) -> (String, Option<&'static str>) {
         match self {
             Sides::All => (format!("unify_records l JOIN unify_records r ON {on}"), None),
-            Sides::DeltaLeft => (format!("unify_delta l JOIN unify_records r ON {on}"), None),
+            Sides::DeltaLeft => (format!("unify_delta l JOIN unify_compare r ON {on}"), None),
             Sides::DeltaRight => (
                 format!(
-                    "unify_records l JOIN unify_delta r ON {on} LEFT JOIN unify_delta x ON x.uid = l.uid"
+                    "unify_compare l JOIN unify_delta r ON {on} LEFT JOIN unify_delta x ON x.uid = l.uid"
                 ),
                 Some("x.uid IS NULL"),
             ),

@@ -133,13 +133,15 @@ pub(crate) fn record_id_column(
 
 /// A previous run's ids, from its links table.
 pub(crate) struct PreviousIds {
-    /// Each record's id then, by the record's position in the index.
-    pub ids: Vec<Option<String>>,
+    /// Each record's id then (a position in `names`), by the record's position in the index.
+    pub ids: Vec<Option<u32>>,
+    /// The distinct ids of that run.
+    pub names: Vec<String>,
+    /// Records per id then (by position in `names`).
+    pub sizes: Vec<u64>,
     /// The largest id number that run gave (ids are never reused, even when that id's
     /// records are gone).
     pub max: u64,
-    /// Records per id then.
-    pub sizes: HashMap<String, u64>,
 }
 
 /// Each record's id in a previous run's links table (`uid` plus `id_column`), by the record's
@@ -151,15 +153,14 @@ pub(crate) async fn previous_ids(
     index: &HashMap<&str, u32>,
     records: usize,
 ) -> Result<PreviousIds> {
-    let mut previous: Vec<Option<String>> = vec![None; records];
-    let mut max = 0u64;
-    let mut sizes: HashMap<String, u64> = HashMap::new();
+    let mut out = PreviousIds {
+        ids: vec![None; records],
+        names: Vec::new(),
+        sizes: Vec::new(),
+        max: 0,
+    };
     let Some(path) = path.filter(|p| p.exists()) else {
-        return Ok(PreviousIds {
-            ids: previous,
-            max,
-            sizes,
-        });
+        return Ok(out);
     };
     let pctx = SessionContext::new();
     pctx.register_parquet(
@@ -173,28 +174,39 @@ pub(crate) async fn previous_ids(
         .await?
         .collect()
         .await?;
-    for b in &prev {
-        let u = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-        let c = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+    let columns = prev
+        .iter()
+        .map(|b| {
+            Ok((
+                arrow::compute::cast(b.column(0), &DataType::Utf8)?,
+                arrow::compute::cast(b.column(1), &DataType::Utf8)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut number: HashMap<&str, u32> = HashMap::new();
+    for (u, c) in &columns {
         let (u, c) = (u.as_string::<i32>(), c.as_string::<i32>());
-        for i in 0..b.num_rows() {
-            max = max.max(clusters::parse_prefixed(prefix, c.value(i)).unwrap_or(0));
-            if let Some(&idx) = index.get(u.value(i)) {
-                previous[idx as usize] = Some(c.value(i).to_string());
-            }
-            match sizes.get_mut(c.value(i)) {
-                Some(n) => *n += 1,
+        for i in 0..u.len() {
+            let id = c.value(i);
+            let n = match number.get(id) {
+                Some(n) => *n,
                 None => {
-                    sizes.insert(c.value(i).to_string(), 1);
+                    out.max = out
+                        .max
+                        .max(clusters::parse_prefixed(prefix, id).unwrap_or(0));
+                    out.names.push(id.to_string());
+                    out.sizes.push(0);
+                    number.insert(id, out.names.len() as u32 - 1);
+                    out.names.len() as u32 - 1
                 }
+            };
+            out.sizes[n as usize] += 1;
+            if let Some(&idx) = index.get(u.value(i)) {
+                out.ids[idx as usize] = Some(n);
             }
         }
     }
-    Ok(PreviousIds {
-        ids: previous,
-        max,
-        sizes,
-    })
+    Ok(out)
 }
 
 /// The single integer a query like `SELECT count(*) ...` returns (0 when it returns no row).
@@ -812,6 +824,10 @@ async fn resolve(
     drop(pairs);
     drop(uid_batches);
     let cluster_of = clusters::components(uids.len(), edges.into_iter());
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "unify: components done"
+    );
 
     // A never-match decision cannot hold when other links join the two records anyway.
     if unify_cfg.overrides.is_some() {
@@ -851,8 +867,13 @@ async fn resolve(
         uids.len(),
     )
     .await?;
-    let previous_refs: Vec<Option<&str>> = before.ids.iter().map(|p| p.as_deref()).collect();
-    let (ids, changes) = clusters::assign_ids(&cluster_of, &previous_refs, before.max);
+    let (ids, changes) = clusters::assign_interned_ids(
+        clusters::CUSTOMER,
+        &cluster_of,
+        &before.ids,
+        &before.names,
+        before.max,
+    );
     report.id_changes = changes.len() as u64;
     // An incremental run merges again only the customers that are not exactly as before.
     let unchanged = delta.map(|(changes, _)| {
@@ -862,9 +883,15 @@ async fn resolve(
                 touched[i as usize] = true;
             }
         }
-        clusters::unchanged(&cluster_of, &ids, &previous_refs, &touched, &before.sizes)
+        clusters::unchanged(
+            &cluster_of,
+            &ids,
+            &before.ids,
+            &before.names,
+            &touched,
+            &before.sizes,
+        )
     });
-    drop(previous_refs);
     if let Some(unchanged) = &unchanged {
         let kept: std::collections::HashSet<&str> = ids
             .iter()
@@ -878,8 +905,8 @@ async fn resolve(
             .filter(|(_, u)| !**u)
             .map(|(id, _)| id.as_str());
         let dropped = before
-            .sizes
-            .keys()
+            .names
+            .iter()
             .map(|k| k.as_str())
             .filter(|k| !kept.contains(k));
         for (table, list) in [
@@ -908,6 +935,10 @@ async fn resolve(
         Field::new("source_winner", DataType::Boolean, false),
     ]));
     let winners = dedup_winners(ctx, unify_cfg, &index, &cluster_of).await?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "unify: stable ids done"
+    );
     let mut sizes = vec![0u64; ids.len()];
     for c in &cluster_of {
         sizes[*c as usize] += 1;
@@ -957,6 +988,10 @@ async fn resolve(
     drop(index);
     drop((uids, sources, record_ids, before.ids));
     register_written(ctx, tables_dir, "customer_links").await?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "unify: customer_links done"
+    );
 
     // id_changes.
     let changes_schema = Arc::new(Schema::new(vec![
@@ -985,6 +1020,10 @@ async fn resolve(
         ],
     )?;
     write_table(tables_dir, "id_changes", &changes_schema, &[changes_batch])?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "unify: id_changes done"
+    );
 
     // unified_customers.
     // One aggregation over all customers needs memory in proportion to the records (the
