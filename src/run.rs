@@ -211,13 +211,22 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
     if let Some(o) = cfg.unify.as_ref().and_then(|u| u.overrides.as_ref()) {
         stamp(&mut h, &cfg.root.join(o.get_ref()))?;
     }
-    // An erasure changes what the sources yield.
-    let suppression = crate::state::dir(&cfg.workspace_dir()).join("suppression_list");
-    if let Ok(rd) = std::fs::read_dir(&suppression) {
-        let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-        files.sort();
-        for f in files {
-            stamp(&mut h, &f)?;
+    // An erasure changes what the sources yield; so does a record committed by real-time
+    // match.
+    let mut state_tables = vec!["suppression_list".to_string()];
+    state_tables.extend(
+        cfg.sources
+            .keys()
+            .map(|s| crate::unify::realtime::committed_table(s)),
+    );
+    for table in state_tables {
+        let dir = crate::state::dir(&cfg.workspace_dir()).join(table);
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            files.sort();
+            for f in files {
+                stamp(&mut h, &f)?;
+            }
         }
     }
     let mut table: toml::Table = toml::from_str(&cfg.text).ok()?;
@@ -266,12 +275,20 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
         r = materialize_sources(cfg, &run_dir, &run_id, opts) => r,
         _ = tokio::signal::ctrl_c() => Err((Vec::new(), Error::Other("run interrupted (Ctrl-C); the previous run is still current".into()))),
     };
-    // Erased people's records are dropped before anything reads them.
+    // Records committed by real-time match join their sources; then erased people's records
+    // are dropped before anything reads them.
     let result = match result {
         Ok((mut reports, rejects)) => {
-            match crate::privacy::erasure::suppress_sources(cfg, &run_dir, &mut reports).await {
-                Ok(_) => Ok((reports, rejects)),
+            match crate::sources::committed::fold(cfg, &run_dir, &mut reports).await {
                 Err(e) => Err((reports, e)),
+                Ok(_) => {
+                    match crate::privacy::erasure::suppress_sources(cfg, &run_dir, &mut reports)
+                        .await
+                    {
+                        Ok(_) => Ok((reports, rejects)),
+                        Err(e) => Err((reports, e)),
+                    }
+                }
             }
         }
         other => other,

@@ -260,4 +260,66 @@ async fn http_match_explains_and_commits() {
     let (_, m) = post(&url, json!({"source": "crm_contacts", "record": second})).await;
     assert_eq!(m["status"], "matched", "{m}");
     assert_eq!(m["candidates"][0]["uid"], "crm_contacts:C6000001", "{m}");
+
+    // A known person's record with a new e-mail address, committed: looking the address up
+    // finds the customer at once.
+    let email = header.iter().position(|h| h == "email").unwrap();
+    let mut moved = rows[10].clone();
+    moved[0] = "C6000003".into();
+    moved[email] = "new.address@moved.example".into();
+    let (_, c) = post(
+        &url,
+        json!({"source": "crm_contacts", "record": record(&header, &moved), "commit": true}),
+    )
+    .await;
+    assert_eq!(c["customer_id"], expected.as_str(), "{c}");
+    let found = reqwest::get(format!(
+        "http://{}/api/customers?email=New.Address@moved.example",
+        server.http
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let found: Value = serde_json::from_str(&found).unwrap();
+    assert_eq!(found["count"], 1, "{found}");
+    assert_eq!(
+        found["customers"][0]["customer_id"],
+        expected.as_str(),
+        "{found}"
+    );
+    drop(server);
+
+    // The next run unifies the committed records with the source's: the moved record joins
+    // its customer, the two new ones are one new customer.
+    let out = ok(&["run", "-p", p(&dir), "-q"]);
+    let _ = out;
+    let committed = query(
+        &dir,
+        "SELECT contact_id FROM crm_contacts WHERE contact_id LIKE 'C60000%' ORDER BY contact_id",
+    );
+    assert_eq!(
+        committed, "contact_id\nC6000001\nC6000003\n",
+        "only committed records are kept"
+    );
+    assert_eq!(customer_of(&dir, "crm_contacts:C6000003"), expected);
+    let stranger_customer = customer_of(&dir, "crm_contacts:C6000001");
+    assert!(stranger_customer.starts_with("cus_"), "{stranger_customer}");
+    // When the source delivers a committed record itself, it is one record, not two.
+    let mut w = csv::Writer::from_path(dir.join("data/crm_contacts.csv")).unwrap();
+    w.write_record(&header).unwrap();
+    for r in rows.iter().chain(std::iter::once(&moved)) {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+    ok(&["run", "-p", p(&dir), "-q"]);
+    assert_eq!(
+        query(
+            &dir,
+            "SELECT count(*) AS n FROM crm_contacts WHERE contact_id = 'C6000003'"
+        ),
+        "n\n1\n"
+    );
+    assert_eq!(customer_of(&dir, "crm_contacts:C6000003"), expected);
 }

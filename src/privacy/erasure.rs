@@ -263,7 +263,7 @@ async fn purge_log(workspace: &Path, table: &str, customers: &[String]) -> Resul
 }
 
 /// A condition true for rows of `source` (aliased `s`) that belong to a suppressed person.
-fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<String> {
+pub(crate) fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<String> {
     let hashed = |expr: String, kind: &str| {
         format!(
             "coalesce(encode(sha256({expr}), 'hex') IN (SELECT identifier_hash FROM suppression_list WHERE kind = {}), false)",

@@ -305,6 +305,28 @@ pub fn find(s: &Serving, snap: &Snapshot, l: &Lookup) -> Result<Vec<u32>, String
         return Err("give one of email, phone, cookie, source and id, or q".into());
     };
     let mut rows = rows;
+    // A record committed through real-time match is found at once (by its customer).
+    if rows.is_empty() {
+        if let Some(m) = snap.matcher.built() {
+            let key = if let Some(e) = &l.email {
+                let mut out = String::new();
+                panorama_udfs::normalize::canonical_email(e, true, &mut out)
+                    .then_some(("email", out))
+            } else if let Some(p) = &l.phone {
+                normalize_phone(s, p).map(|n| ("phone", n))
+            } else if let (Some(src), Some(id)) = (&l.source, &l.id) {
+                Some(("record", format!("{}:{}", src.trim(), id.trim())))
+            } else {
+                None
+            };
+            if let Some(row) = key
+                .and_then(|(kind, v)| m.committed_customer(kind, &v))
+                .and_then(|c| ix.row(&c))
+            {
+                rows.push(row);
+            }
+        }
+    }
     rows.sort_unstable();
     rows.dedup();
     rows.truncate(MAX_MATCHES);

@@ -5,6 +5,7 @@
 //! [`shape::Shaper`] applies selection, renames, types and primary-key checks; whatever fails
 //! becomes a [`Reject`].
 
+pub mod committed;
 pub mod csv;
 pub mod delta;
 pub mod incremental;

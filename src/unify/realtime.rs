@@ -158,6 +158,10 @@ pub struct Matcher {
     pairs: Compiled,
     hasher: RandomState,
     committed: RwLock<Committed>,
+    /// Where committed records are kept for the next run (`state/committed_<source>/`).
+    workspace: std::path::PathBuf,
+    /// Identifiers of committed records → their customer (`kind`, normalized value).
+    identifiers: RwLock<HashMap<(String, String), String>>,
 }
 
 /// One candidate's verdict.
@@ -436,6 +440,8 @@ impl Matcher {
             pairs,
             hasher,
             committed: RwLock::new(Committed::default()),
+            workspace: cfg.workspace_dir(),
+            identifiers: RwLock::new(HashMap::new()),
         })
     }
 
@@ -470,45 +476,8 @@ impl Matcher {
                     .join(", ")
             )));
         }
-        // Only the columns staging reads, as text, cast to their types by the projection.
-        let input = &compiled.inputs[0];
-        let text_schema = Arc::new(Schema::new(
-            input
-                .fields()
-                .iter()
-                .map(|f| Field::new(f.name(), DataType::Utf8, true))
-                .collect::<Vec<_>>(),
-        ));
-        let columns: Vec<ArrayRef> = input
-            .fields()
-            .iter()
-            .map(|f| {
-                let v = match record.get(f.name()) {
-                    None | Some(serde_json::Value::Null) => None,
-                    Some(serde_json::Value::String(s)) => Some(s.clone()),
-                    Some(other) => Some(other.to_string()),
-                };
-                Arc::new(arrow::array::StringArray::from(vec![v])) as ArrayRef
-            })
-            .collect();
-        let text = RecordBatch::try_new(text_schema, columns)?;
-        let typed: Vec<ArrayRef> = input
-            .fields()
-            .iter()
-            .zip(text.columns())
-            .map(|(f, c)| {
-                arrow::compute::cast_with_options(
-                    c,
-                    f.data_type(),
-                    &arrow::compute::CastOptions {
-                        safe: false,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| Error::Other(format!("column `{}`: {e}", f.name())))
-            })
-            .collect::<Result<_>>()?;
-        let typed = RecordBatch::try_new(input.clone(), typed)?;
+        // Only the columns staging reads, typed as the source loads them.
+        let typed = typed_row(&compiled.inputs[0], record)?;
         let staged = compiled.eval(&[&typed], 1)?;
         let fields: Vec<Field> = compiled
             .names
@@ -645,12 +614,32 @@ impl Matcher {
             committed: commit,
         };
         if commit {
-            self.commit(
-                &one,
-                result.customer_id.clone().or(Some(format!("new:{uid}"))),
-            )?;
+            // Kept for the next run first: a record the server took must not be lost.
+            let row = typed_row(&self.source_schemas[source], record)?;
+            crate::state::append(&self.workspace, &committed_table(source), &row)?;
+            let customer = result.customer_id.clone().unwrap_or(format!("new:{uid}"));
+            if result.customer_id.is_some() {
+                let mut ids = self.identifiers.write().expect("not poisoned");
+                for kind in ["email", "phone"] {
+                    if let Some(v) = result.staged.get(kind).and_then(|v| v.as_str()) {
+                        ids.insert((kind.to_string(), v.to_string()), customer.clone());
+                    }
+                }
+                ids.insert(("record".into(), uid.clone()), customer.clone());
+            }
+            self.commit(&one, Some(customer))?;
         }
         Ok(result)
+    }
+
+    /// The customer a committed record with this identifier (`email`, `phone` or `record`
+    /// as `source:id`, normalized) was matched to.
+    pub fn committed_customer(&self, kind: &str, value: &str) -> Option<String> {
+        self.identifiers
+            .read()
+            .expect("not poisoned")
+            .get(&(kind.to_string(), value.to_string()))
+            .cloned()
     }
 
     fn commit(&self, one: &RecordBatch, customer: Option<String>) -> Result<()> {
@@ -777,6 +766,41 @@ impl Matcher {
     }
 }
 
+/// One row of `schema` from a JSON object: values as text, cast to the column types (a value
+/// that does not cast is an error naming the column); missing columns are NULL.
+fn typed_row(
+    schema: &SchemaRef,
+    record: &serde_json::Map<String, serde_json::Value>,
+) -> Result<RecordBatch> {
+    let typed: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let v = match record.get(f.name()) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(other) => Some(other.to_string()),
+            };
+            let text: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![v]));
+            arrow::compute::cast_with_options(
+                &text,
+                f.data_type(),
+                &arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| Error::Other(format!("column `{}`: {e}", f.name())))
+        })
+        .collect::<Result<_>>()?;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+        .collect();
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), typed)?)
+}
+
 /// Hash of a record's key values, None when any is missing (NULL keys never block).
 fn key_hash(
     hasher: &RandomState,
@@ -806,6 +830,11 @@ fn key_hash(
     Some(h.finish())
 }
 
+/// The state table holding records committed to `source` through real-time match.
+pub fn committed_table(source: &str) -> String {
+    format!("committed_{source}")
+}
+
 /// A run's matcher, built on first use (reading a million staged records takes seconds, and
 /// most sessions never match).
 pub struct MatcherCell {
@@ -830,6 +859,11 @@ impl MatcherCell {
             run_dir,
             cell: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The matcher if it is built (never builds it).
+    pub fn built(&self) -> Option<Arc<Matcher>> {
+        self.cell.get().cloned()
     }
 
     pub async fn get(&self) -> Result<Arc<Matcher>> {
