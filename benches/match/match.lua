@@ -1,6 +1,6 @@
 -- wrk script: POST one record per request to /api/match, cycling through a file of JSON
 -- request bodies (one per line).
---   wrk -t2 -c16 -d30s --latency -s match.lua http://127.0.0.1:8080 -- bodies.jsonl
+--   wrk -t1 -c16 -d30s --latency -s match.lua http://127.0.0.1:8080 -- bodies.jsonl
 local bodies = {}
 local i = 0
 

@@ -32,9 +32,9 @@ echo "matcher build (first request): $(echo "$(date +%s.%N) - $STARTED" | bc) s"
 echo "--- one answer"
 head -1 /tmp/panorama-match-bodies.jsonl | curl -s -X POST -H 'content-type: application/json' \
   --data @- http://127.0.0.1:58081/api/match | python3 -c "import json,sys; r=json.load(sys.stdin); print(r['status'], r['customer_id'], r['score'], len(r['candidates']), 'candidates')"
-echo "--- POST /api/match, 16 connections, 2 wrk threads, 30 s (after a 5 s warm-up)"
-wrk -t2 -c16 -d5s -s benches/match/match.lua http://127.0.0.1:58081 -- /tmp/panorama-match-bodies.jsonl >/dev/null 2>&1
-wrk -t2 -c16 -d30s --latency -s benches/match/match.lua http://127.0.0.1:58081 -- /tmp/panorama-match-bodies.jsonl \
+echo "--- POST /api/match, 16 connections, one wrk thread, 30 s (after a 5 s warm-up)"
+wrk -t1 -c16 -d5s -s benches/match/match.lua http://127.0.0.1:58081 -- /tmp/panorama-match-bodies.jsonl >/dev/null 2>&1
+wrk -t1 -c16 -d30s --latency -s benches/match/match.lua http://127.0.0.1:58081 -- /tmp/panorama-match-bodies.jsonl \
   2>/tmp/panorama-match-errors.txt | grep -E "Requests/sec|requests=|Latency  "
 echo "non-200 answers: $(wc -l < /tmp/panorama-match-errors.txt)"
 echo "server memory: $(grep -E 'VmHWM|VmRSS' /proc/$SERVER/status | tr -s ' ' | tr '\n' ' ')"

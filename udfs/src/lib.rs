@@ -33,6 +33,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(normalize::NormalizeEmail::new()),
         ScalarUDF::from(normalize::NormalizeName::new()),
         ScalarUDF::from(normalize::NormalizePhone::new()),
+        ScalarUDF::from(normalize::PhoneDigits::new()),
         ScalarUDF::from(normalize::CanonicalFirstName::new()),
         ScalarUDF::from(normalize::SplitFullName::new()),
         ScalarUDF::from(normalize::NormalizeAddress::new()),

@@ -154,6 +154,19 @@ impl ScalarUDFImpl for NormalizeEmail {
 mod tests {
     use super::*;
 
+    #[test]
+    fn phone_digits_are_the_last_nine() {
+        let digits = |s: &str| {
+            let mut out = String::new();
+            phone_digits_into(s, &mut out).then_some(out)
+        };
+        assert_eq!(digits("+31 (0)6-1234 5678").as_deref(), Some("612345678"));
+        assert_eq!(digits("06 12345678").as_deref(), Some("612345678"));
+        assert_eq!(digits("1234567").as_deref(), Some("1234567"));
+        assert_eq!(digits("12-34-56"), None);
+        assert_eq!(digits("no phone"), None);
+    }
+
     fn email(s: &str, rules: bool) -> Option<String> {
         let mut out = String::new();
         canonical_email(s, rules, &mut out).then_some(out)
@@ -411,6 +424,17 @@ pub fn e164(raw: &str, region: Option<&str>) -> Option<String> {
     Some(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// The last nine digits of a phone number, the same whatever its format or country prefix;
+/// false (NULL) with fewer than seven digits. Only ASCII digits count.
+pub fn phone_digits_into(raw: &str, out: &mut String) -> bool {
+    let digits: Vec<char> = raw.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.len() < 7 {
+        return false;
+    }
+    out.extend(&digits[digits.len().saturating_sub(9)..]);
+    true
+}
+
 macro_rules! unary_string_udf {
     ($ty:ident, $name:literal, $f:path) => {
         #[derive(Debug, PartialEq, Eq, Hash)]
@@ -451,6 +475,7 @@ macro_rules! unary_string_udf {
 }
 
 unary_string_udf!(NormalizeName, "normalize_name", normalize_name_into);
+unary_string_udf!(PhoneDigits, "phone_digits", phone_digits_into);
 unary_string_udf!(
     CanonicalFirstName,
     "canonical_first_name",
