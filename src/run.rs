@@ -609,6 +609,20 @@ async fn materialize_sources(
         MultiProgress::new()
     };
     let cfg = Arc::new(cfg.clone());
+    // Incremental PostgreSQL sources read what changed since the previous run (`--full`:
+    // everything).
+    let previous: Option<std::path::PathBuf> = match opts.full {
+        true => None,
+        false => Workspace::new(cfg.workspace_dir())
+            .current_run()
+            .ok()
+            .flatten()
+            .map(|id| {
+                Workspace::new(cfg.workspace_dir())
+                    .run_dir(&id)
+                    .join("sources")
+            }),
+    };
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut tasks = Vec::new();
@@ -622,13 +636,21 @@ async fn materialize_sources(
         let path = run_dir.join("sources").join(&name).join("part-0.parquet");
         let permits = permits.clone();
         let handle = tokio::runtime::Handle::current();
+        let previous = previous.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await.expect("semaphore open");
             let bar2 = bar.clone();
             let out: SourceResult = tokio::task::spawn_blocking(move || {
                 let mut sink = ParquetSink { path, writer: None };
                 let on_rows = |n: u64| bar2.inc(n);
-                let res = load_source(&cfg, &name, &handle, &mut sink, &on_rows);
+                let res = load_source(
+                    &cfg,
+                    &name,
+                    &handle,
+                    &mut sink,
+                    &on_rows,
+                    previous.as_deref(),
+                );
                 sink.finish()?;
                 res
             })
@@ -688,6 +710,22 @@ async fn materialize_sources(
                 run_id: run_id.to_string(),
             };
             return Err((reports, e));
+        }
+    }
+    // Incremental PostgreSQL reads brought only changed rows: keep the previous run's others.
+    if let Some(previous) = &previous {
+        for r in reports.iter_mut().filter(|r| r.changed_since.is_some()) {
+            match crate::sources::incremental::keep_unchanged_rows(
+                &cfg.sources[&r.name],
+                &r.name,
+                previous,
+                run_dir,
+            )
+            .await
+            {
+                Ok(n) => r.rows_loaded += n,
+                Err(e) => return Err((reports, e)),
+            }
         }
     }
     Ok((reports, all_rejects.len() as u64))

@@ -1314,10 +1314,18 @@ fn incremental_source_loads_the_state_its_increments_add_up_to() {
     assert_eq!(query(d, "SELECT count(*) AS n FROM customers"), "n\n5\n");
     std::fs::remove_dir_all(data.join("incremental/2026/11/latest")).unwrap();
 
-    // Only file formats can be incremental.
+    // An incremental PostgreSQL table needs the column that says what changed.
     write(
         &d.join("panorama.toml"),
         "[sources.customers]\nlocation = \"postgres://localhost/db\"\ntable = \"t\"\n\
+         primary_key = \"id\"\nrefresh = \"incremental\"\n",
+    );
+    let err = fails(&["run", "-p", p(d), "-q"]);
+    assert!(err.contains("needs updated_at_column"), "{err}");
+    // Delta tables are read in full.
+    write(
+        &d.join("panorama.toml"),
+        "[sources.customers]\nlocation = \"data/delta\"\nformat = \"delta\"\n\
          primary_key = \"id\"\nrefresh = \"incremental\"\n",
     );
     let err = fails(&["run", "-p", p(d), "-q"]);

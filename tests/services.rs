@@ -570,3 +570,81 @@ postgres = { url = "${PANORAMA_TEST_PG_URL}", table = "panorama_export.mirror" }
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn postgres_incremental_source_reads_what_changed() {
+    let Some(url) = service("PANORAMA_TEST_PG_URL", "a PostgreSQL database") else {
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS public.panorama_changes;
+             CREATE TABLE public.panorama_changes (id int PRIMARY KEY, name text, changed_at timestamp);
+             INSERT INTO public.panorama_changes VALUES
+               (1, 'Ann', '2026-11-01 10:00:00.000001'), (2, 'Bob', '2026-11-01 10:00:00.000002'),
+               (3, 'Cid', '2026-11-01 10:00:00.000003');",
+        )
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!(
+            "[sources.members]\nformat = \"postgres\"\nlocation = \"{url}\"\ntable = \"panorama_changes\"\n\
+             primary_key = \"member_id\"\nrename = {{ id = \"member_id\" }}\nrefresh = \"incremental\"\n\
+             updated_at_column = \"changed_at\"\n"
+        ),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let rows = |dir: &Path| {
+        query(
+            dir,
+            "SELECT member_id, name FROM members ORDER BY member_id",
+            &[],
+        )
+    };
+    ok(&["run", "-p", d, "-q"], &[]);
+    assert_eq!(rows(dir), "member_id,name\n1,Ann\n2,Bob\n3,Cid\n");
+    // Bob changes and Dan arrives (both stamped later); Cid changes without a new stamp and
+    // Ann is deleted: an incremental read sees neither.
+    client
+        .batch_execute(
+            "UPDATE public.panorama_changes SET name = 'Bobby', changed_at = '2026-11-02 09:00:00' WHERE id = 2;
+             INSERT INTO public.panorama_changes VALUES (4, 'Dan', '2026-11-02 09:30:00');
+             UPDATE public.panorama_changes SET name = 'Cyd' WHERE id = 3;
+             DELETE FROM public.panorama_changes WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    ok(&["run", "-p", d, "-q"], &[]);
+    assert_eq!(rows(dir), "member_id,name\n1,Ann\n2,Bobby\n3,Cid\n4,Dan\n");
+    assert_eq!(
+        query(dir, "SELECT rows_read, rows_loaded FROM source_stats", &[]),
+        "rows_read,rows_loaded\n2,4\n",
+        "only the two changed rows were read"
+    );
+    // --full reads the whole table again: Cid's change and Ann's deletion show.
+    ok(&["run", "-p", d, "-q", "--full"], &[]);
+    assert_eq!(rows(dir), "member_id,name\n2,Bobby\n3,Cyd\n4,Dan\n");
+    // A column that is not a timestamp is refused with its type.
+    std::fs::write(
+        dir.join("panorama.toml"),
+        format!(
+            "[sources.members]\nformat = \"postgres\"\nlocation = \"{url}\"\ntable = \"panorama_changes\"\n\
+             primary_key = \"id\"\nrefresh = \"incremental\"\nupdated_at_column = \"name\"\n"
+        ),
+    )
+    .unwrap();
+    let out = panorama(&["run", "-p", d, "-q"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("must be a timestamp column, it is text"),
+        "{err}"
+    );
+}

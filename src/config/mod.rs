@@ -145,9 +145,16 @@ pub struct SourceConfig {
     pub table: Option<Spanned<String>>,
     /// Column or columns that identify a record within the source.
     pub primary_key: Spanned<PrimaryKey>,
-    /// Only `full` today: every run re-reads the source completely.
+    /// `full` (default): every run re-reads the source completely. `incremental`: a folder of
+    /// `full/` plus `incremental/YYYY/MM/DD/HH/{upserts,deletes}` (CSV, Parquet, JSON), or a
+    /// PostgreSQL table read by `updated_at_column`.
     #[serde(default = "default_refresh")]
     pub refresh: Spanned<Refresh>,
+    /// For `postgres` with `refresh = "incremental"`: a timestamp column every insert and
+    /// update sets. A run reads only the rows changed since the previous run's latest value
+    /// and keeps the previous run's other rows (deleted rows stay until `panorama run --full`).
+    #[serde(default)]
+    pub updated_at_column: Option<Spanned<String>>,
     /// Columns to keep, by their names in the source. Default: all.
     #[serde(default)]
     pub select: Option<Spanned<Vec<Spanned<String>>>>,
@@ -517,16 +524,36 @@ impl ProjectConfig {
                 ));
             }
         }
+        if let Some(c) = &s.updated_at_column {
+            if format != SourceFormat::Postgres || *s.refresh.get_ref() != Refresh::Incremental {
+                return Err(self.error_at(
+                    c.span(),
+                    format!("sources.{n}.updated_at_column is for format \"postgres\" with refresh = \"incremental\""),
+                ));
+            }
+        }
+        if *s.refresh.get_ref() == Refresh::Incremental
+            && format == SourceFormat::Postgres
+            && s.updated_at_column.is_none()
+        {
+            return Err(self.error_at(
+                s.refresh.span(),
+                format!("sources.{n}: an incremental PostgreSQL source needs updated_at_column (a timestamp column every insert and update sets)"),
+            ));
+        }
         if *s.refresh.get_ref() == Refresh::Incremental
             && !matches!(
                 format,
-                SourceFormat::Csv | SourceFormat::Parquet | SourceFormat::Json
+                SourceFormat::Csv
+                    | SourceFormat::Parquet
+                    | SourceFormat::Json
+                    | SourceFormat::Postgres
             )
         {
             return Err(self.error_at(
                 s.refresh.span(),
                 format!(
-                    "sources.{n}.refresh = \"incremental\" is for CSV, Parquet and JSON folders (full/ and incremental/YYYY/MM/DD/HH/); {} sources are read in full",
+                    "sources.{n}.refresh = \"incremental\" is for CSV, Parquet and JSON folders (full/ and incremental/YYYY/MM/DD/HH/) and PostgreSQL tables with an updated_at_column; {} sources are read in full",
                     format.as_str()
                 ),
             ));

@@ -299,6 +299,7 @@ pub fn load(
         rows_loaded,
         rows_rejected: rejected.len() as u64,
         rows_suppressed: 0,
+        changed_since: None,
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))
@@ -425,4 +426,90 @@ fn read_deletes(
         ));
     }
     Ok(())
+}
+
+/// The latest `updated_at_column` value of an incremental PostgreSQL source in a previous
+/// run's copy (`dir`), in microseconds since the epoch; `None` when there is no copy.
+pub async fn watermark(source: &SourceConfig, dir: &Path) -> Result<Option<i64>> {
+    let Some(column) = source.updated_at_column.as_ref() else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let column = source
+        .rename
+        .get(column.get_ref())
+        .map(|r| r.get_ref().clone())
+        .unwrap_or_else(|| column.get_ref().clone());
+    let ctx = crate::session::base_context();
+    ctx.register_parquet(
+        "previous",
+        dir.to_string_lossy().as_ref(),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await?;
+    let schema = ctx.table("previous").await?.schema().as_arrow().clone();
+    match schema
+        .field_with_name(&column)
+        .map(|f| f.data_type().clone())
+    {
+        Ok(arrow::datatypes::DataType::Timestamp(..)) => {}
+        // Not a timestamp (any more): read in full; the read itself says what is wrong.
+        _ => return Ok(None),
+    }
+    let b = ctx
+        .sql(&format!(
+            "SELECT CAST(arrow_cast(max({}), 'Timestamp(Microsecond, None)') AS BIGINT) FROM previous",
+            crate::unify::staging::ident(&column)
+        ))
+        .await?
+        .collect()
+        .await?;
+    Ok(b.first().and_then(|b| {
+        use arrow::array::AsArray;
+        let c = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        c.is_valid(0).then(|| c.value(0))
+    }))
+}
+
+/// After an incremental PostgreSQL read into `run_dir`: keep the previous run's rows whose
+/// primary key the read did not bring again. Returns how many.
+pub async fn keep_unchanged_rows(
+    source: &SourceConfig,
+    name: &str,
+    previous: &Path,
+    run_dir: &Path,
+) -> Result<u64> {
+    let before = previous.join(name);
+    let dir = run_dir.join("sources").join(name);
+    if !before.is_dir() {
+        return Ok(0);
+    }
+    let ctx = crate::session::base_context();
+    for (t, d) in [("previous", &before), ("changed", &dir)] {
+        ctx.register_parquet(
+            t,
+            d.to_string_lossy().as_ref(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await?;
+    }
+    let on: Vec<String> = source
+        .primary_key
+        .get_ref()
+        .columns()
+        .iter()
+        .map(|k| format!("p.{k} = c.{k}", k = crate::unify::staging::ident(k)))
+        .collect();
+    crate::unify::write_query(
+        &ctx,
+        &format!(
+            "SELECT p.* FROM previous p LEFT ANTI JOIN changed c ON {}",
+            on.join(" AND ")
+        ),
+        &dir,
+        "part-previous",
+    )
+    .await
 }

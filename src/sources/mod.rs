@@ -80,6 +80,10 @@ pub struct SourceReport {
     /// Rows of erased people dropped at ingest (`panorama privacy erase`).
     #[serde(default)]
     pub rows_suppressed: u64,
+    /// An incremental PostgreSQL read: only rows whose `updated_at_column` is after this
+    /// (microseconds since the epoch); the previous run's other rows are kept.
+    #[serde(default)]
+    pub changed_since: Option<i64>,
     pub seconds: f64,
 }
 
@@ -92,19 +96,40 @@ pub trait BatchSink {
 
 /// Load one source into `sink`. Returns the report and every reject.
 /// Blocking (CPU-bound parsing and, for Delta, a blocking engine): call from a blocking task.
+/// `previous` is the previous run's `sources` directory (none for a full load): incremental
+/// PostgreSQL sources read only what changed since it.
 pub fn load_source(
     cfg: &ProjectConfig,
     name: &str,
     runtime: &tokio::runtime::Handle,
     sink: &mut dyn BatchSink,
     on_rows: &dyn Fn(u64),
+    previous: Option<&std::path::Path>,
 ) -> Result<(SourceReport, Vec<Reject>)> {
     let source = cfg
         .sources
         .get(name)
         .ok_or_else(|| Error::Other(format!("no source named `{name}` in the config")))?;
     if *source.refresh.get_ref() == crate::config::Refresh::Incremental {
-        return incremental::load(cfg, name, source, runtime, sink, on_rows);
+        if cfg.source_format(name, source)? != crate::config::SourceFormat::Postgres {
+            return incremental::load(cfg, name, source, runtime, sink, on_rows);
+        }
+        let since = match previous {
+            Some(dir) => runtime.block_on(incremental::watermark(source, &dir.join(name)))?,
+            None => None,
+        };
+        let (mut report, rejects) = load_from_since(
+            cfg,
+            name,
+            source,
+            source.location.get_ref(),
+            runtime,
+            sink,
+            on_rows,
+            since,
+        )?;
+        report.changed_since = since;
+        return Ok((report, rejects));
     }
     load_from(
         cfg,
@@ -127,6 +152,30 @@ pub(crate) fn load_from(
     runtime: &tokio::runtime::Handle,
     sink: &mut dyn BatchSink,
     on_rows: &dyn Fn(u64),
+) -> Result<(SourceReport, Vec<Reject>)> {
+    load_from_since(
+        cfg,
+        name,
+        source,
+        raw_location,
+        runtime,
+        sink,
+        on_rows,
+        None,
+    )
+}
+
+/// [`load_from`]; a PostgreSQL table only from `since` on (see `changed_since`).
+#[allow(clippy::too_many_arguments)]
+fn load_from_since(
+    cfg: &ProjectConfig,
+    name: &str,
+    source: &crate::config::SourceConfig,
+    raw_location: &str,
+    runtime: &tokio::runtime::Handle,
+    sink: &mut dyn BatchSink,
+    on_rows: &dyn Fn(u64),
+    since: Option<i64>,
 ) -> Result<(SourceReport, Vec<Reject>)> {
     let started = std::time::Instant::now();
     let format = cfg.source_format(name, source)?;
@@ -271,10 +320,18 @@ pub(crate) fn load_from(
                 .as_ref()
                 .map(|t| t.get_ref().clone())
                 .unwrap_or_default();
+            let updated_at = match source.refresh.get_ref() {
+                crate::config::Refresh::Incremental => source
+                    .updated_at_column
+                    .as_ref()
+                    .map(|c| (c.get_ref().as_str(), since)),
+                _ => None,
+            };
             runtime.block_on(postgres::read_postgres(
                 name,
                 &location,
                 &table,
+                updated_at,
                 &mut |chunk| {
                     rows_read += chunk.batch.num_rows() as u64;
                     handle_chunk(chunk, &no_inference)
@@ -302,6 +359,7 @@ pub(crate) fn load_from(
         rows_loaded,
         rows_rejected: rejected_rows.len() as u64,
         rows_suppressed: 0,
+        changed_since: None,
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))

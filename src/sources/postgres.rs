@@ -54,10 +54,13 @@ fn quote_ident(s: &str) -> String {
 }
 
 /// Read a whole table. `table` may be `schema.table`; default schema is `public`.
+/// Read `table`; with `updated_at = (column, Some(micros))`, only rows whose timestamp
+/// `column` is after that instant (`None`: all rows, the column still checked).
 pub async fn read_postgres(
     source: &str,
     url: &str,
     table: &str,
+    updated_at: Option<(&str, Option<i64>)>,
     emit: &mut dyn FnMut(RawChunk) -> Result<()>,
 ) -> Result<SchemaRef> {
     let shown = redact(url);
@@ -119,12 +122,39 @@ pub async fn read_postgres(
         ));
     }
     let schema: SchemaRef = Arc::new(Schema::new(fields));
-    let sql = format!(
+    let mut sql = format!(
         "SELECT {} FROM {}.{}",
         select.join(", "),
         quote_ident(schema_name),
         quote_ident(table_name)
     );
+    if let Some((column, since)) = updated_at {
+        let pg_type = cols
+            .iter()
+            .find(|r| r.get::<_, String>(0) == column)
+            .map(|r| r.get::<_, String>(1))
+            .ok_or_else(|| {
+                err(format!(
+                    "updated_at_column `{column}` is not a column of {table}"
+                ))
+            })?;
+        let epoch = match pg_type.as_str() {
+            "timestamp with time zone" => "TIMESTAMPTZ 'epoch'",
+            "timestamp without time zone" => "TIMESTAMP 'epoch'",
+            other => {
+                return Err(err(format!(
+                    "updated_at_column `{column}` must be a timestamp column, it is {other}"
+                )))
+            }
+        };
+        // The same instant the previous run stored (microseconds since the epoch, UTC).
+        if let Some(micros) = since {
+            sql.push_str(&format!(
+                " WHERE {} > {epoch} + {micros} * INTERVAL '1 microsecond'",
+                quote_ident(column)
+            ));
+        }
+    }
     let stream = client
         .query_raw(&sql, std::iter::empty::<i32>())
         .await
