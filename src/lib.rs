@@ -20,6 +20,8 @@ pub mod predictions;
 pub mod privacy;
 pub mod project;
 pub mod run;
+#[cfg(feature = "ballista")]
+pub mod scale_out;
 pub mod schedule;
 pub mod serve;
 pub mod session;

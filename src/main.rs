@@ -411,6 +411,11 @@ enum Command {
         /// Query this run instead of the current one (see `SELECT * FROM runs`).
         #[arg(long)]
         run: Option<String>,
+        /// Run the query on this Apache Ballista scheduler (`df://host:port`), whose executors
+        /// are `panorama-cluster executor`s that can read the project's files. Needs a
+        /// panorama built with `--features ballista`.
+        #[arg(long, env = "PANORAMA_BALLISTA")]
+        ballista: Option<String>,
     },
     /// Interactive SQL shell over the current run (history, multi-line statements).
     Sql {
@@ -491,6 +496,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The project's tables in a context that runs queries on a Ballista cluster.
+#[cfg(feature = "ballista")]
+async fn remote_project(
+    cfg: &ProjectConfig,
+    url: &str,
+    run: Option<&str>,
+) -> panorama::Result<(
+    datafusion::prelude::SessionContext,
+    panorama::session::OpenedRun,
+)> {
+    let ctx = panorama::scale_out::remote_context(url).await?;
+    panorama::session::open_project_in(ctx, cfg, run).await
+}
+
+#[cfg(not(feature = "ballista"))]
+async fn remote_project(
+    _cfg: &ProjectConfig,
+    url: &str,
+    _run: Option<&str>,
+) -> panorama::Result<(
+    datafusion::prelude::SessionContext,
+    panorama::session::OpenedRun,
+)> {
+    Err(panorama::Error::Other(format!(
+        "--ballista {url}: this panorama was built without Ballista support; build it with `cargo build --release --features ballista`"
+    )))
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -878,9 +911,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
             format,
             output,
             run,
+            ballista,
         } => {
             let cfg = ProjectConfig::load(&project.project)?;
-            let (ctx, _) = open_project(&cfg, run.as_deref()).await?;
+            let (ctx, _) = match ballista {
+                None => open_project(&cfg, run.as_deref()).await?,
+                Some(url) => remote_project(&cfg, &url, run.as_deref()).await?,
+            };
             let df = ctx.sql(&sql).await?;
             let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
             let mut batches = df.collect().await?;

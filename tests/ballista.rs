@@ -1,0 +1,143 @@
+//! Panorama's SQL on an Apache Ballista cluster started by the test on loopback (a
+//! `panorama-cluster scheduler` and two `panorama-cluster executor`s): normalizers,
+//! similarities and merge aggregates run on the executors and give what one machine gives.
+//! Needs `--features ballista`.
+#![cfg(feature = "ballista")]
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A child process killed when the test ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn cluster(args: &[&str]) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_panorama-cluster"))
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("panorama-cluster starts"),
+    )
+}
+
+fn wait_for(port: u16) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The queries, each sorted so that row order cannot differ.
+const QUERIES: &[&str] = &[
+    // Staging's normalizers over a source (scalar UDFs on the executors).
+    "SELECT contact_id, normalize_email(email, true) AS email, normalize_phone(phone, country) AS phone, \
+       phone_digits(phone) AS digits, canonical_first_name(split_full_name(full_name)['first']) AS first, \
+       double_metaphone(split_full_name(full_name)['last']) AS sound, normalize_address(street) AS street \
+     FROM crm_contacts ORDER BY contact_id",
+    // Similarities between matched records (a join and scalar UDFs).
+    "SELECT p.left_uid, p.right_uid, round(jaro_winkler(l.last_name, r.last_name), 9) AS jw, \
+       round(levenshtein_sim(l.first_name, r.first_name), 9) AS lev \
+     FROM match_pairs p JOIN unify_records l ON l.uid = p.left_uid JOIN unify_records r ON r.uid = p.right_uid \
+     ORDER BY p.left_uid, p.right_uid",
+    // Merge precedence (UDAFs over a shuffle by customer), as unified_customers is made.
+    "SELECT l.customer_id, by_priority(r.raw_first_name, r.source_priority) AS first_name, \
+       most_recent(r.raw_email, r.updated_at) AS email, least_recent(r.raw_phone, r.updated_at) AS phone, \
+       count(*) AS records \
+     FROM customer_links l JOIN unify_records r ON r.uid = l.uid GROUP BY l.customer_id ORDER BY l.customer_id",
+    // A measure-like aggregate with mode() over activities.
+    "SELECT customer_id, count(*) AS n, mode(type) AS usual FROM activities \
+     GROUP BY customer_id ORDER BY customer_id",
+];
+
+#[test]
+fn panorama_sql_on_ballista_equals_one_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(&[
+        "demo",
+        "--persons",
+        "800",
+        "--seed",
+        "4",
+        "--out",
+        p(dir),
+        "-q",
+    ]);
+    ok(&["run", "-p", p(dir), "-q"]);
+
+    let scheduler_port = free_port();
+    let _scheduler = cluster(&["scheduler", "--port", &scheduler_port.to_string()]);
+    wait_for(scheduler_port);
+    let scheduler = format!("127.0.0.1:{scheduler_port}");
+    let mut executors = Vec::new();
+    for _ in 0..2 {
+        let (port, grpc) = (free_port(), free_port());
+        executors.push(cluster(&[
+            "executor",
+            "--scheduler",
+            &scheduler,
+            "--port",
+            &port.to_string(),
+            "--grpc-port",
+            &grpc.to_string(),
+            "--concurrency",
+            "2",
+        ]));
+        wait_for(grpc);
+    }
+    let url = format!("df://{scheduler}");
+    for sql in QUERIES {
+        let local = query(dir, sql);
+        let remote = ok(&[
+            "query",
+            "-p",
+            p(dir),
+            "--format",
+            "csv",
+            "--ballista",
+            &url,
+            sql,
+        ]);
+        assert!(local.lines().count() > 50, "{sql}: {local}");
+        assert_eq!(remote, local, "{sql}");
+    }
+    // A function the cluster does not know is named in the error.
+    let out = panorama(&[
+        "query",
+        "-p",
+        p(dir),
+        "--ballista",
+        &url,
+        "SELECT no_such_function(email) FROM crm_contacts",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no_such_function"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
