@@ -54,8 +54,18 @@ enum Role {
     },
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // Decoding and planning deep plans (recommendations' nested joins) recurses deeply: the
+    // default 2 MB worker stacks overflowed.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(64 << 20)
+        .build()
+        .expect("a tokio runtime starts");
+    runtime.block_on(serve())
+}
+
+async fn serve() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PANORAMA_LOG")
