@@ -8,18 +8,7 @@ use std::process::Command;
 use common::*;
 
 fn demo_project(persons: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    ok(&[
-        "demo",
-        "--persons",
-        persons,
-        "--seed",
-        "3",
-        "--out",
-        p(tmp.path()),
-        "-q",
-    ]);
-    tmp
+    demo(persons, "3")
 }
 
 #[test]

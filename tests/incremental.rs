@@ -11,18 +11,7 @@ use std::path::Path;
 use common::*;
 
 fn demo_project(persons: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    ok(&[
-        "demo",
-        "--persons",
-        persons,
-        "--seed",
-        "5",
-        "--out",
-        p(tmp.path()),
-        "-q",
-    ]);
-    tmp
+    demo(persons, "5")
 }
 
 type Rows = Vec<Vec<String>>;

@@ -9,18 +9,7 @@ use common::*;
 use serde_json::{json, Map, Value};
 
 fn demo_project() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    ok(&[
-        "demo",
-        "--persons",
-        "1500",
-        "--seed",
-        "11",
-        "--out",
-        p(tmp.path()),
-        "-q",
-    ]);
-    tmp
+    demo("1500", "11")
 }
 
 fn crm_rows(dir: &Path) -> (Vec<String>, Vec<Vec<String>>) {

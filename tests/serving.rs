@@ -17,18 +17,9 @@ fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
 
-fn demo(persons: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    ok(&[
-        "demo",
-        "--persons",
-        persons,
-        "--seed",
-        "5",
-        "--out",
-        p(tmp.path()),
-        "-q",
-    ]);
+/// A demo project, run.
+fn demo_run(persons: &str) -> tempfile::TempDir {
+    let tmp = demo(persons, "5");
     ok(&["run", "-p", p(tmp.path()), "-q"]);
     tmp
 }
@@ -177,7 +168,7 @@ fn table_text(rows: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_clients_card_and_snapshots() {
-    let tmp = demo("300");
+    let tmp = demo_run("300");
     let dir = tmp.path();
     // The busiest customer with an e-mail: a full card with a second timeline page.
     let who = rows(
@@ -620,7 +611,7 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_tls_read_only_and_limits() {
-    let tmp = demo("300");
+    let tmp = demo_run("300");
     let dir = tmp.path();
     // Tight limits, in the demo config's [serve] section.
     let config = dir.join("panorama.toml");
@@ -961,7 +952,7 @@ fn make_certificates(dir: &Path) -> bool {
 
 #[test]
 fn refuses_a_public_address_without_credentials() {
-    let tmp = demo("300");
+    let tmp = demo_run("300");
     let err = fails(&[
         "serve",
         "-p",

@@ -191,3 +191,19 @@ pub fn have(what: &str, program: &str, args: &[&str]) -> bool {
     }
     ok
 }
+
+/// A generated demo project (`panorama demo`) of `persons` people from `seed`.
+pub fn demo(persons: &str, seed: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(&[
+        "demo",
+        "--persons",
+        persons,
+        "--seed",
+        seed,
+        "--out",
+        p(tmp.path()),
+        "-q",
+    ]);
+    tmp
+}
