@@ -12,14 +12,8 @@ fn demo_project() -> tempfile::TempDir {
     demo("1500", "11")
 }
 
-fn crm_rows(dir: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(dir.join("data/crm_contacts.csv")).unwrap();
-    let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|rec| rec.unwrap().iter().map(String::from).collect())
-        .collect();
-    (header, rows)
+fn crm_rows(dir: &Path) -> (Vec<String>, Rows) {
+    read_csv(&dir.join("data/crm_contacts.csv"))
 }
 
 fn record(header: &[String], row: &[String]) -> Map<String, Value> {
@@ -130,12 +124,12 @@ fn sql_matches_agree_with_the_next_batch_run() {
     assert!(err.contains("no column `shoe_size`"), "{err}");
 
     // The next batch run puts every record where the match said.
-    let mut w = csv::Writer::from_path(dir.join("data/crm_contacts.csv")).unwrap();
-    w.write_record(&header).unwrap();
-    for r in rows.iter().chain(new_rows.iter().map(|(_, r)| r)) {
-        w.write_record(r).unwrap();
-    }
-    w.flush().unwrap();
+    let all: Rows = rows
+        .iter()
+        .chain(new_rows.iter().map(|(_, r)| r))
+        .cloned()
+        .collect();
+    write_csv(&dir.join("data/crm_contacts.csv"), &header, &all);
     ok(&["run", "-p", p(dir), "-q"]);
     for (uid, status, customer) in &predicted {
         let now = customer_of(dir, uid);
@@ -296,12 +290,12 @@ async fn http_match_explains_and_commits() {
     let stranger_customer = customer_of(&dir, "crm_contacts:C6000001");
     assert!(stranger_customer.starts_with("cus_"), "{stranger_customer}");
     // When the source delivers a committed record itself, it is one record, not two.
-    let mut w = csv::Writer::from_path(dir.join("data/crm_contacts.csv")).unwrap();
-    w.write_record(&header).unwrap();
-    for r in rows.iter().chain(std::iter::once(&moved)) {
-        w.write_record(r).unwrap();
-    }
-    w.flush().unwrap();
+    let all: Rows = rows
+        .iter()
+        .chain(std::iter::once(&moved))
+        .cloned()
+        .collect();
+    write_csv(&dir.join("data/crm_contacts.csv"), &header, &all);
     ok(&["run", "-p", p(&dir), "-q"]);
     assert_eq!(
         query(

@@ -207,3 +207,46 @@ pub fn demo(persons: &str, seed: &str) -> tempfile::TempDir {
     ]);
     tmp
 }
+
+pub type Rows = Vec<Vec<String>>;
+
+/// The delimiter of a demo export: the loyalty one uses semicolons.
+pub fn delimiter(path: &Path) -> u8 {
+    match path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("loyalty")
+    {
+        true => b';',
+        false => b',',
+    }
+}
+
+/// A demo export's header and rows.
+pub fn read_csv(path: &Path) -> (Vec<String>, Rows) {
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(delimiter(path))
+        .from_path(path)
+        .unwrap();
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// Write a demo export (creating its folder).
+pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(delimiter(path))
+        .from_path(path)
+        .unwrap();
+    w.write_record(header).unwrap();
+    for r in rows {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+}
