@@ -557,10 +557,11 @@ impl Matcher {
             sides.push((taken, cust));
         }
         if !extra.is_empty() {
-            let all = arrow::compute::concat_batches(&self.records.schema(), &committed.records)?;
-            let idx = UInt32Array::from(extra.clone());
+            // Each committed record is a one-row batch: take just the candidates' rows, not
+            // every commit on every request.
+            let rows = extra.iter().map(|i| &committed.records[*i as usize]);
             sides.push((
-                arrow::compute::take_record_batch(&all, &idx)?,
+                arrow::compute::concat_batches(&self.records.schema(), rows)?,
                 extra
                     .iter()
                     .map(|i| committed.customers[*i as usize].clone())
