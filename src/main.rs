@@ -508,7 +508,7 @@ async fn remote_project(
     datafusion::prelude::SessionContext,
     panorama::session::OpenedRun,
 )> {
-    let ctx = panorama::scale_out::remote_context(url).await?;
+    let ctx = panorama::scale_out::remote_context(url, None).await?;
     panorama::session::open_project_in(ctx, cfg, run).await
 }
 

@@ -371,7 +371,7 @@ async fn unify_stage(
     Option<crate::predictions::PredictionsReport>,
 )> {
     let bar = stage_spinner(opts, "unifying: map, match, merge");
-    let ctx = crate::session::new_context();
+    let ctx = crate::session::stage_context(cfg, &run_dir.join("scratch")).await?;
     crate::session::register_sources(&ctx, run_dir, reports).await?;
     let tables = run_dir.join("tables");
     std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
@@ -402,6 +402,7 @@ async fn unify_stage(
         }
     }
     drop(ctx);
+    let _ = std::fs::remove_dir_all(run_dir.join("scratch"));
     tracing::info!("unify context released");
     let report = match report {
         Ok(r) if !cfg.analytics.is_empty() => {
@@ -430,10 +431,10 @@ async fn analytics_stage(
     previous_tables: Option<&std::path::Path>,
     opts: &RunOptions,
 ) -> Result<crate::analytics::AnalyticsReport> {
-    let ctx = crate::session::new_context();
+    let ctx = crate::session::stage_context(cfg, &run_dir.join("scratch")).await?;
     let as_of = opts.as_of(cfg);
     crate::session::register_as_of(&ctx, as_of);
-    crate::analytics::build(
+    let report = crate::analytics::build(
         cfg,
         &cfg.analytics,
         &ctx,
@@ -443,7 +444,9 @@ async fn analytics_stage(
         &crate::session::format_as_of(as_of),
         previous_tables,
     )
-    .await
+    .await;
+    let _ = std::fs::remove_dir_all(run_dir.join("scratch"));
+    report
 }
 
 /// Tables a refresh rebuilds rather than reuses.

@@ -30,18 +30,22 @@ pub fn executor_functions() -> Result<Arc<ballista_core::registry::BallistaFunct
 }
 
 /// A context whose queries run on the Ballista cluster at `url` (`df://host:port`), with
-/// Panorama's functions (Ballista replaces the state's own on connecting).
-pub async fn remote_context(url: &str) -> Result<SessionContext> {
+/// Panorama's functions (Ballista replaces the state's own on connecting). With `scratch`,
+/// tables a stage would hold in memory are written there as Parquet instead
+/// ([`crate::session::register_batches`]).
+pub async fn remote_context(
+    url: &str,
+    scratch: Option<std::path::PathBuf>,
+) -> Result<SessionContext> {
+    let mut config = SessionConfig::new_with_ballista()
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false);
+    if let Some(dir) = scratch {
+        config = config.with_extension(Arc::new(crate::session::ScratchDir(dir)));
+    }
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_default_features()
-        .with_config(
-            SessionConfig::new_with_ballista()
-                .set_bool(
-                    "datafusion.execution.parquet.schema_force_view_types",
-                    false,
-                )
-                .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false),
-        )
+        .with_config(config)
         .build();
     let ctx = SessionContext::remote_with_state(url, state)
         .await

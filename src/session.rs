@@ -20,6 +20,86 @@ pub fn new_context() -> SessionContext {
     base_context().enable_url_table()
 }
 
+/// Where a context whose queries run on a cluster keeps tables it would otherwise hold in
+/// memory (a cluster cannot be sent in-memory tables; it reads Parquet files).
+#[derive(Debug, Clone)]
+pub struct ScratchDir(pub std::path::PathBuf);
+
+/// The scratch directory of a cluster context; `None` for a local one.
+pub fn scratch_dir(ctx: &SessionContext) -> Option<std::path::PathBuf> {
+    ctx.state()
+        .config()
+        .get_extension::<ScratchDir>()
+        .map(|s| s.0.clone())
+}
+
+/// Register `batches` as the table `name`: in memory, or on a cluster context as a Parquet
+/// file in its scratch directory.
+pub fn register_batches(
+    ctx: &SessionContext,
+    name: &str,
+    schema: arrow::datatypes::SchemaRef,
+    batches: Vec<arrow::array::RecordBatch>,
+) -> Result<()> {
+    let _ = ctx.deregister_table(name);
+    let Some(dir) = scratch_dir(ctx) else {
+        ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+        return Ok(());
+    };
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    let path = dir.join(format!("{name}.parquet"));
+    crate::run::write_parquet(&path, schema.clone(), &batches)?;
+    let url = ListingTableUrl::parse(path.to_string_lossy().as_ref())?;
+    let options = ListingOptions::new(Arc::new(
+        datafusion::datasource::file_format::parquet::ParquetFormat::default(),
+    ))
+    .with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+/// The context a run stage queries in: local, or on the Ballista cluster of
+/// `workspace.ballista`, keeping its would-be in-memory tables in `scratch`.
+pub async fn stage_context(cfg: &ProjectConfig, scratch: &std::path::Path) -> Result<SessionContext> {
+    match &cfg.workspace.ballista {
+        None => Ok(new_context()),
+        Some(url) => cluster_context(url.get_ref(), scratch).await,
+    }
+}
+
+#[cfg(feature = "ballista")]
+async fn cluster_context(url: &str, scratch: &std::path::Path) -> Result<SessionContext> {
+    let ctx = crate::scale_out::remote_context(url, Some(scratch.to_path_buf())).await?;
+    for (name, f) in [
+        (
+            "connected_components",
+            Arc::new(crate::unify::table_functions::ConnectedComponents)
+                as Arc<dyn datafusion::catalog::TableFunctionImpl>,
+        ),
+        (
+            "segment_overlap",
+            Arc::new(crate::unify::table_functions::SegmentOverlap),
+        ),
+    ] {
+        ctx.register_udtf(name, f);
+    }
+    register_as_of(&ctx, chrono::Utc::now().naive_utc());
+    Ok(ctx)
+}
+
+#[cfg(not(feature = "ballista"))]
+async fn cluster_context(url: &str, _scratch: &std::path::Path) -> Result<SessionContext> {
+    Err(Error::Other(format!(
+        "workspace.ballista = \"{url}\": this panorama was built without Ballista support; build it with `cargo build --release --features ballista`"
+    )))
+}
+
 /// A context with Panorama's UDFs and no tables, reading only registered tables.
 pub fn base_context() -> SessionContext {
     // Strings as plain Utf8, from Parquet and from `CAST(... AS VARCHAR)`, not Utf8View: after

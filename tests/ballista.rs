@@ -141,3 +141,81 @@ fn panorama_sql_on_ballista_equals_one_machine() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every table a run writes that the comparison covers.
+const TABLES: &[&str] = &[
+    "unify_records",
+    "customer_links",
+    "unified_customers",
+    "match_pairs",
+    "activities",
+    "customer_measures",
+    "segment_members",
+    "business_measures",
+];
+
+/// A run whose config names the cluster: unification, activities, measures, segments and
+/// business measures run there and give the single-machine tables. (The demo's predictions
+/// are left out: recommendations' nested joins did not finish on the debug-built cluster.)
+#[test]
+fn a_run_on_ballista_equals_one_machine() {
+    let local = shop_project();
+    let remote = shop_project();
+    ok(&["run", "-p", p(local.path()), "-q"]);
+
+    let scheduler_port = free_port();
+    let _scheduler = cluster(&["scheduler", "--port", &scheduler_port.to_string()]);
+    wait_for(scheduler_port);
+    let scheduler = format!("127.0.0.1:{scheduler_port}");
+    let (port, grpc) = (free_port(), free_port());
+    let _executor = cluster(&[
+        "executor",
+        "--scheduler",
+        &scheduler,
+        "--port",
+        &port.to_string(),
+        "--grpc-port",
+        &grpc.to_string(),
+        "--concurrency",
+        "2",
+    ]);
+    wait_for(grpc);
+    append(
+        &remote.path().join("panorama.toml"),
+        &format!("\n[workspace]\nballista = \"df://{scheduler}\"\n"),
+    );
+    ok(&["run", "-p", p(remote.path()), "-q"]);
+    for table in TABLES {
+        let sql = format!("SELECT * FROM {table}");
+        let (a, b) = (
+            canonical(&query(local.path(), &sql)),
+            canonical(&query(remote.path(), &sql)),
+        );
+        assert!(a.len() > 2, "{table}: {a:?}");
+        assert_eq!(a, b, "{table}");
+    }
+    // Without a cluster to reach, the run fails and names it; the previous run stays.
+    drop(_executor);
+    drop(_scheduler);
+    let err = fails(&["run", "-p", p(remote.path()), "-q", "--full"]);
+    assert!(err.contains(&format!("df://{scheduler}")), "{err}");
+}
+
+/// CSV rows sorted, numbers to 9 significant digits (sums of floats may be added in another
+/// order on the cluster).
+fn canonical(csv: &str) -> Vec<String> {
+    let mut rows: Vec<String> = csv
+        .lines()
+        .map(|line| {
+            line.split(',')
+                .map(|f| match f.parse::<f64>() {
+                    Ok(x) if f.contains('.') || f.contains('e') => format!("{x:.9e}"),
+                    _ => f.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    rows.sort();
+    rows
+}

@@ -20,7 +20,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
-use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
 
@@ -379,8 +378,7 @@ async fn collect_into(ctx: &SessionContext, name: &str, sql: &str) -> Result<u64
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let n = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let _ = ctx.deregister_table(name);
-    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+    crate::session::register_batches(ctx, name, schema, batches)?;
     Ok(n)
 }
 

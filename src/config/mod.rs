@@ -110,6 +110,11 @@ pub struct WorkspaceSection {
     /// How many completed runs to keep; older ones are deleted after a successful run.
     #[serde(default = "default_keep_runs")]
     pub keep_runs: Spanned<usize>,
+    /// An Apache Ballista scheduler (`df://host:port`) to run unification, activities,
+    /// predictions, measures and segments on. Its executors are `panorama-cluster executor`s
+    /// that read the project's files at the same paths. Needs `--features ballista`.
+    #[serde(default)]
+    pub ballista: Option<Spanned<String>>,
 }
 
 impl Default for WorkspaceSection {
@@ -117,6 +122,7 @@ impl Default for WorkspaceSection {
         WorkspaceSection {
             dir: default_workspace_dir(),
             keep_runs: Spanned::new(0..0, default_keep_runs_value()),
+            ballista: None,
         }
     }
 }

@@ -351,10 +351,12 @@ pub async fn stage(
     cols.extend(super::config::FIELDS.iter().map(|f| f.to_string()));
     let compare = ctx
         .sql(&format!("SELECT {} FROM unify_records", cols.join(", ")))
-        .await?
-        .cache()
-        .await?
-        .into_view();
+        .await?;
+    // (A cluster cannot be sent an in-memory table: it reads the Parquet file.)
+    let compare = match crate::session::scratch_dir(ctx) {
+        None => compare.cache().await?.into_view(),
+        Some(_) => compare.into_view(),
+    };
     let _ = ctx.deregister_table("unify_compare");
     ctx.register_table("unify_compare", compare)?;
     Ok(n)

@@ -25,7 +25,6 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray, StringBuilder, UInt64Builder};
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::config::ProjectConfig;
@@ -277,9 +276,7 @@ fn register(
     batches: Vec<RecordBatch>,
     schema: Arc<Schema>,
 ) -> Result<()> {
-    let _ = ctx.deregister_table(name);
-    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
-    Ok(())
+    crate::session::register_batches(ctx, name, schema, batches)
 }
 
 /// Find the values of `key` shared by more than `cap` records; if there are any, warn (naming
