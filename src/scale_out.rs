@@ -37,8 +37,15 @@ pub async fn remote_context(
     url: &str,
     scratch: Option<std::path::PathBuf>,
 ) -> Result<SessionContext> {
+    // Ballista 55's adaptive planner (its default) re-planned one of unification's queries
+    // into new stages without end (60,000 stages in 14 minutes on the shop fixture); the
+    // static distributed planner runs it in seconds.
     let mut config = SessionConfig::new_with_ballista()
-        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .with_ballista_adaptive_query_planner(false)
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        )
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false);
     if let Some(dir) = scratch {
         config = config.with_extension(Arc::new(crate::session::ScratchDir(dir)));
@@ -52,4 +59,87 @@ pub async fn remote_context(
         .map_err(|e| Error::Other(format!("cannot reach the Ballista scheduler at {url}: {e}")))?;
     panorama_udfs::register_all(&ctx);
     Ok(ctx)
+}
+
+/// The executors' query-stage engine: Ballista's own, except that tasks report no per-operator
+/// metrics. Ballista 55's scheduler rejects a task whose metrics array differs in length from
+/// its stage plan's (it does for some stages of unification: the executor's decoded plan has
+/// one operator fewer) and then waits for that task forever; metrics are only for display.
+pub struct StageEngine(ballista_executor::execution_engine::DefaultExecutionEngine);
+
+impl StageEngine {
+    pub fn new() -> Self {
+        StageEngine(ballista_executor::execution_engine::DefaultExecutionEngine::new())
+    }
+}
+
+impl Default for StageEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ballista_executor::execution_engine::ExecutionEngine for StageEngine {
+    fn create_query_stage_exec(
+        &self,
+        job_id: ballista_core::JobId,
+        stage_id: usize,
+        task_id: usize,
+        global_output_partition_ids: Vec<usize>,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        work_dir: &str,
+        config: &SessionConfig,
+    ) -> datafusion::error::Result<Arc<dyn ballista_executor::execution_engine::QueryStageExecutor>>
+    {
+        let inner = self.0.create_query_stage_exec(
+            job_id,
+            stage_id,
+            task_id,
+            global_output_partition_ids,
+            plan,
+            work_dir,
+            config,
+        )?;
+        Ok(Arc::new(StageWithoutMetrics(inner)))
+    }
+}
+
+#[derive(Debug)]
+struct StageWithoutMetrics(Arc<dyn ballista_executor::execution_engine::QueryStageExecutor>);
+
+impl std::fmt::Display for StageWithoutMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[async_trait::async_trait]
+impl ballista_executor::execution_engine::QueryStageExecutor for StageWithoutMetrics {
+    async fn execute_query_stage(
+        &self,
+        task_id: usize,
+        context: Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::error::Result<Vec<ballista_core::serde::protobuf::ShuffleWritePartition>> {
+        self.0.execute_query_stage(task_id, context).await
+    }
+
+    fn collect_plan_metrics(&self) -> Vec<datafusion::physical_plan::metrics::MetricsSet> {
+        Vec::new()
+    }
+
+    fn collect_runtime_stats_reports(
+        &self,
+    ) -> Vec<ballista_core::serde::protobuf::RuntimeStatsReport> {
+        self.0.collect_runtime_stats_reports()
+    }
+
+    fn collect_window_state_reports(
+        &self,
+    ) -> datafusion::error::Result<Vec<ballista_core::serde::protobuf::WindowStateReport>> {
+        self.0.collect_window_state_reports()
+    }
+
+    fn collect_column_stats(&self) -> Vec<ballista_core::serde::protobuf::TaskColumnStats> {
+        self.0.collect_column_stats()
+    }
 }

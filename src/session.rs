@@ -66,7 +66,10 @@ pub fn register_batches(
 
 /// The context a run stage queries in: local, or on the Ballista cluster of
 /// `workspace.ballista`, keeping its would-be in-memory tables in `scratch`.
-pub async fn stage_context(cfg: &ProjectConfig, scratch: &std::path::Path) -> Result<SessionContext> {
+pub async fn stage_context(
+    cfg: &ProjectConfig,
+    scratch: &std::path::Path,
+) -> Result<SessionContext> {
     match &cfg.workspace.ballista {
         None => Ok(new_context()),
         Some(url) => cluster_context(url.get_ref(), scratch).await,
@@ -75,6 +78,27 @@ pub async fn stage_context(cfg: &ProjectConfig, scratch: &std::path::Path) -> Re
 
 #[cfg(feature = "ballista")]
 async fn cluster_context(url: &str, scratch: &std::path::Path) -> Result<SessionContext> {
+    // Ballista connects lazily and its transport errors do not say to what: check first.
+    let address = url.strip_prefix("df://").unwrap_or(url);
+    let reachable = tokio::net::lookup_host(address)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|mut addrs| addrs.next().ok_or_else(|| "no address".to_string()));
+    let reachable = match reachable {
+        Ok(addr) => tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        .map_err(|_| "no answer in 10 s".to_string())
+        .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string())),
+        Err(e) => Err(e),
+    };
+    if let Err(why) = reachable {
+        return Err(Error::Other(format!(
+            "cannot reach the Ballista scheduler workspace.ballista = \"{url}\": {why}"
+        )));
+    }
     let ctx = crate::scale_out::remote_context(url, Some(scratch.to_path_buf())).await?;
     for (name, f) in [
         (

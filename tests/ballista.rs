@@ -154,51 +154,98 @@ const TABLES: &[&str] = &[
     "business_measures",
 ];
 
-/// A run whose config names the cluster: unification, activities, measures, segments and
-/// business measures run there and give the single-machine tables. (The demo's predictions
-/// are left out: recommendations' nested joins did not finish on the debug-built cluster.)
+/// Runs whose config names the cluster: unification (full, then incremental), activities,
+/// measures, segments and business measures run there, on two executors, and give the
+/// single-machine tables. (The demo's predictions are left out: recommendations' nested
+/// joins did not finish on the debug-built cluster.)
 #[test]
 fn a_run_on_ballista_equals_one_machine() {
     let local = shop_project();
     let remote = shop_project();
+    for project in [&local, &remote] {
+        // The increment below touches 2 of the fixture's 9 records.
+        let toml = project.path().join("panorama.toml");
+        let text = std::fs::read_to_string(&toml).unwrap();
+        write(
+            &toml,
+            &text.replace("[unify]\n", "[unify]\nincremental_max_change = 0.5\n"),
+        );
+    }
     ok(&["run", "-p", p(local.path()), "-q"]);
 
     let scheduler_port = free_port();
-    let _scheduler = cluster(&["scheduler", "--port", &scheduler_port.to_string()]);
+    let scheduler_proc = cluster(&["scheduler", "--port", &scheduler_port.to_string()]);
     wait_for(scheduler_port);
     let scheduler = format!("127.0.0.1:{scheduler_port}");
-    let (port, grpc) = (free_port(), free_port());
-    let _executor = cluster(&[
-        "executor",
-        "--scheduler",
-        &scheduler,
-        "--port",
-        &port.to_string(),
-        "--grpc-port",
-        &grpc.to_string(),
-        "--concurrency",
-        "2",
-    ]);
-    wait_for(grpc);
+    let executors: Vec<Proc> = (0..2)
+        .map(|_| {
+            let (port, grpc) = (free_port(), free_port());
+            let executor = cluster(&[
+                "executor",
+                "--scheduler",
+                &scheduler,
+                "--port",
+                &port.to_string(),
+                "--grpc-port",
+                &grpc.to_string(),
+                "--concurrency",
+                "2",
+            ]);
+            wait_for(grpc);
+            executor
+        })
+        .collect();
     append(
         &remote.path().join("panorama.toml"),
         &format!("\n[workspace]\nballista = \"df://{scheduler}\"\n"),
     );
     ok(&["run", "-p", p(remote.path()), "-q"]);
+    assert_same_tables(local.path(), remote.path());
+
+    // An increment: a duplicate of Ben under a new key and Cara's new e-mail. Both projects
+    // unify it incrementally (the cluster one on the cluster) and still agree.
+    for project in [&local, &remote] {
+        let customers = project.path().join("data/customers.csv");
+        let text = std::fs::read_to_string(&customers)
+            .unwrap()
+            .replace("cara@example.com", "cara.diaz@example.com");
+        write(
+            &customers,
+            &format!("{text}K6,Ben,Cole,ben@example.com,GB\n"),
+        );
+        ok(&["run", "-p", p(project.path()), "-q"]);
+    }
+    let stats = "SELECT metric, value FROM unify_stats \
+                 WHERE metric IN ('incremental', 'touched_records') ORDER BY metric";
+    assert_eq!(
+        query(remote.path(), stats),
+        "metric,value\nincremental,1\ntouched_records,2\n"
+    );
+    assert_eq!(query(local.path(), stats), query(remote.path(), stats));
+    assert_same_tables(local.path(), remote.path());
+
+    // Without a cluster to reach, the run fails and names it; the previous run stays.
+    drop(executors);
+    drop(scheduler_proc);
+    let before = query(remote.path(), "SELECT * FROM segment_members");
+    let err = fails(&["run", "-p", p(remote.path()), "-q", "--full"]);
+    assert!(err.contains(&format!("df://{scheduler}")), "{err}");
+    assert_eq!(
+        query(remote.path(), "SELECT * FROM segment_members"),
+        before
+    );
+}
+
+fn assert_same_tables(local: &std::path::Path, remote: &std::path::Path) {
     for table in TABLES {
         let sql = format!("SELECT * FROM {table}");
         let (a, b) = (
-            canonical(&query(local.path(), &sql)),
-            canonical(&query(remote.path(), &sql)),
+            canonical(&query(local, &sql)),
+            canonical(&query(remote, &sql)),
         );
         assert!(a.len() > 2, "{table}: {a:?}");
         assert_eq!(a, b, "{table}");
     }
-    // Without a cluster to reach, the run fails and names it; the previous run stays.
-    drop(_executor);
-    drop(_scheduler);
-    let err = fails(&["run", "-p", p(remote.path()), "-q", "--full"]);
-    assert!(err.contains(&format!("df://{scheduler}")), "{err}");
 }
 
 /// CSV rows sorted, numbers to 9 significant digits (sums of floats may be added in another

@@ -109,6 +109,24 @@ fn failed_run_keeps_previous_outputs() {
     assert!(error.contains("customers.parquet"), "{error}");
 }
 
+/// A config naming a Ballista scheduler needs a panorama built with the feature: the run
+/// says how to get one instead of silently running on this machine.
+#[cfg(not(feature = "ballista"))]
+#[test]
+fn ballista_config_without_the_feature_says_how_to_build_it() {
+    let tmp = shop_project();
+    let dir = tmp.path();
+    append(
+        &dir.join("panorama.toml"),
+        "\n[workspace]\nballista = \"df://127.0.0.1:50050\"\n",
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(
+        err.contains("df://127.0.0.1:50050") && err.contains("--features ballista"),
+        "{err}"
+    );
+}
+
 #[test]
 fn keep_runs_prunes_old_runs() {
     let tmp = tempfile::tempdir().unwrap();

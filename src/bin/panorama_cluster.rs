@@ -68,8 +68,13 @@ fn main() -> std::process::ExitCode {
 async fn serve() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PANORAMA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("PANORAMA_LOG").unwrap_or_else(|_| {
+                // Executors report no per-operator metrics (see `StageEngine`): the
+                // scheduler's warning about each stage without them is noise.
+                tracing_subscriber::EnvFilter::new(
+                    "warn,ballista_scheduler::state::execution_stage=error",
+                )
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -139,6 +144,7 @@ async fn executor(
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         work_dir,
         override_function_registry: Some(functions),
+        override_execution_engine: Some(Arc::new(panorama::scale_out::StageEngine::new())),
         ..Default::default()
     };
     println!("executor on {bind}:{port} (gRPC {grpc_port}) for scheduler {scheduler}");
