@@ -195,12 +195,22 @@ fn increments_equal_a_full_run(rules: bool) {
     ok(&["run", "-p", p(dir), "-q"]);
     assert_eq!(stat(dir, "incremental"), 1);
     assert_eq!(stat(dir, "touched_records"), 2);
-    let incremental = customers(dir);
+    assert_equals_a_full_run(dir, &["data"]);
+}
 
-    // One full run over the same final data, without history.
+/// The customers (members and profiles) of the project's current run equal those of one full
+/// run over the same data (the folders `data`), without history.
+fn assert_equals_a_full_run(dir: &Path, data: &[&str]) {
+    let incremental = customers(dir);
     let fresh = tempfile::tempdir().unwrap();
-    std::fs::copy(&cfg, fresh.path().join("panorama.toml")).unwrap();
-    copy_dir(&dir.join("data"), &fresh.path().join("data"));
+    std::fs::copy(
+        dir.join("panorama.toml"),
+        fresh.path().join("panorama.toml"),
+    )
+    .unwrap();
+    for d in data {
+        copy_dir(&dir.join(d), &fresh.path().join(d));
+    }
     ok(&["run", "-p", p(fresh.path()), "-q", "--full"]);
     assert_eq!(stat(fresh.path(), "incremental"), 0);
     let full = customers(fresh.path());
@@ -212,6 +222,100 @@ fn increments_equal_a_full_run(rules: bool) {
         panic!("incremental and full runs differ:\nincremental only: {only_inc:#?}\nfull only: {only_full:#?}");
     }
     assert!(full.lines().count() > 500, "{}", full.lines().count());
+}
+
+/// A Delta table's new versions (an update, a delete, an append of duplicates) are an
+/// increment like any other: only their records are matched again, and the result equals a
+/// full run.
+#[test]
+fn delta_versions_unify_incrementally() {
+    let python = std::env::var("PANORAMA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_deltalake = std::process::Command::new(&python)
+        .args(["-c", "import deltalake, pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_deltalake {
+        assert!(
+            std::env::var("PANORAMA_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "the deltalake Python package is needed (PANORAMA_REQUIRE_SERVICES=1)"
+        );
+        eprintln!("SKIPPED: python deltalake not installed; .ci/run installs it");
+        return;
+    }
+    let python_ok = |script: &str| {
+        let out = std::process::Command::new(&python)
+            .args(["-c", script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let tmp = demo_project("600");
+    let dir = tmp.path();
+    let lake = dir.join("lake/webshop_customers");
+    // The webshop's customers move into a Delta table.
+    python_ok(&format!(
+        "import pyarrow.parquet as pq\nfrom deltalake import write_deltalake\n\
+         write_deltalake({lake:?}, pq.read_table({file:?}))",
+        lake = lake.to_str().unwrap(),
+        file = dir.join("data/webshop/customers.parquet").to_str().unwrap(),
+    ));
+    std::fs::remove_file(dir.join("data/webshop/customers.parquet")).unwrap();
+    edit(
+        &dir.join("panorama.toml"),
+        "location = \"data/webshop/customers.parquet\"",
+        "format = \"delta\"\nlocation = \"lake/webshop_customers\"",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(stat(dir, "incremental"), 0);
+
+    // Three new versions: two customers change e-mail, three are deleted, and duplicates of
+    // four others arrive under new ids.
+    let ids = lines(&query(
+        dir,
+        "SELECT customer_id FROM webshop_customers ORDER BY customer_id LIMIT 9",
+    ));
+    let list = |ids: &[String]| {
+        ids.iter()
+            .map(|i| format!("'{i}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let version = python_ok(&format!(
+        "import pyarrow.compute as pc\nfrom deltalake import DeltaTable, write_deltalake\n\
+         path = {lake:?}\n\
+         dt = DeltaTable(path)\n\
+         dt.update(predicate=\"customer_id IN ({moved})\", updates={{'email': \"concat('new.', email)\"}})\n\
+         DeltaTable(path).delete(\"customer_id IN ({gone})\")\n\
+         t = DeltaTable(path).to_pyarrow_table()\n\
+         dups = t.filter(pc.is_in(t['customer_id'], value_set=__import__('pyarrow').array([{dup}])))\n\
+         dups = dups.set_column(0, 'customer_id', pc.binary_join_element_wise('dup-', dups['customer_id'], ''))\n\
+         write_deltalake(path, dups, mode='append')\n\
+         print(DeltaTable(path).version())",
+        lake = lake.to_str().unwrap(),
+        moved = list(&ids[0..2]),
+        gone = list(&ids[2..5]),
+        dup = list(&ids[5..9]),
+    ));
+    assert_eq!(version, "3");
+    let out = ok(&["run", "-p", p(dir), "-v"]);
+    assert_eq!(stat(dir, "incremental"), 1, "{out}");
+    assert_eq!(stat(dir, "touched_records"), 2 + 3 + 4);
+    let dups = query(
+        dir,
+        "SELECT count(*) AS n FROM customer_links d JOIN customer_links o \
+           ON o.customer_id = d.customer_id AND o.record_id = substr(d.record_id, 5) \
+         WHERE d.record_id LIKE 'dup-%'",
+    );
+    assert_eq!(
+        dups, "n\n4\n",
+        "each duplicate joined its original's customer"
+    );
+    assert_equals_a_full_run(dir, &["data", "lake"]);
 }
 
 #[test]
