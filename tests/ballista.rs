@@ -1,6 +1,7 @@
 //! Panorama's SQL on an Apache Ballista cluster started by the test on loopback (a
 //! `panorama-cluster scheduler` and two `panorama-cluster executor`s): normalizers,
-//! similarities and merge aggregates run on the executors and give what one machine gives.
+//! similarities and merge aggregates run on the executors and give what one machine gives,
+//! and so do whole runs (`workspace.ballista`), full and incremental.
 //! Needs `--features ballista`.
 #![cfg(feature = "ballista")]
 
@@ -51,6 +52,33 @@ fn wait_for(port: u16) {
     }
 }
 
+/// A scheduler and two executors on loopback: the scheduler's `host:port` and the processes
+/// (the executors first, so that they stop first).
+fn start_cluster() -> (String, Vec<Proc>) {
+    let scheduler_port = free_port();
+    let scheduler_proc = cluster(&["scheduler", "--port", &scheduler_port.to_string()]);
+    wait_for(scheduler_port);
+    let scheduler = format!("127.0.0.1:{scheduler_port}");
+    let mut procs = Vec::new();
+    for _ in 0..2 {
+        let (port, grpc) = (free_port(), free_port());
+        procs.push(cluster(&[
+            "executor",
+            "--scheduler",
+            &scheduler,
+            "--port",
+            &port.to_string(),
+            "--grpc-port",
+            &grpc.to_string(),
+            "--concurrency",
+            "2",
+        ]));
+        wait_for(grpc);
+    }
+    procs.push(scheduler_proc);
+    (scheduler, procs)
+}
+
 /// The queries, each sorted so that row order cannot differ.
 const QUERIES: &[&str] = &[
     // Staging's normalizers over a source (scalar UDFs on the executors).
@@ -89,26 +117,7 @@ fn panorama_sql_on_ballista_equals_one_machine() {
     ]);
     ok(&["run", "-p", p(dir), "-q"]);
 
-    let scheduler_port = free_port();
-    let _scheduler = cluster(&["scheduler", "--port", &scheduler_port.to_string()]);
-    wait_for(scheduler_port);
-    let scheduler = format!("127.0.0.1:{scheduler_port}");
-    let mut executors = Vec::new();
-    for _ in 0..2 {
-        let (port, grpc) = (free_port(), free_port());
-        executors.push(cluster(&[
-            "executor",
-            "--scheduler",
-            &scheduler,
-            "--port",
-            &port.to_string(),
-            "--grpc-port",
-            &grpc.to_string(),
-            "--concurrency",
-            "2",
-        ]));
-        wait_for(grpc);
-    }
+    let (scheduler, _cluster) = start_cluster();
     let url = format!("df://{scheduler}");
     for sql in QUERIES {
         let local = query(dir, sql);
@@ -173,28 +182,7 @@ fn a_run_on_ballista_equals_one_machine() {
     }
     ok(&["run", "-p", p(local.path()), "-q"]);
 
-    let scheduler_port = free_port();
-    let scheduler_proc = cluster(&["scheduler", "--port", &scheduler_port.to_string()]);
-    wait_for(scheduler_port);
-    let scheduler = format!("127.0.0.1:{scheduler_port}");
-    let executors: Vec<Proc> = (0..2)
-        .map(|_| {
-            let (port, grpc) = (free_port(), free_port());
-            let executor = cluster(&[
-                "executor",
-                "--scheduler",
-                &scheduler,
-                "--port",
-                &port.to_string(),
-                "--grpc-port",
-                &grpc.to_string(),
-                "--concurrency",
-                "2",
-            ]);
-            wait_for(grpc);
-            executor
-        })
-        .collect();
+    let (scheduler, cluster) = start_cluster();
     append(
         &remote.path().join("panorama.toml"),
         &format!("\n[workspace]\nballista = \"df://{scheduler}\"\n"),
@@ -225,8 +213,7 @@ fn a_run_on_ballista_equals_one_machine() {
     assert_same_tables(local.path(), remote.path());
 
     // Without a cluster to reach, the run fails and names it; the previous run stays.
-    drop(executors);
-    drop(scheduler_proc);
+    drop(cluster);
     let before = query(remote.path(), "SELECT * FROM segment_members");
     let err = fails(&["run", "-p", p(remote.path()), "-q", "--full"]);
     assert!(err.contains(&format!("df://{scheduler}")), "{err}");

@@ -229,31 +229,10 @@ fn assert_equals_a_full_run(dir: &Path, data: &[&str]) {
 /// full run.
 #[test]
 fn delta_versions_unify_incrementally() {
-    let python = std::env::var("PANORAMA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_deltalake = std::process::Command::new(&python)
-        .args(["-c", "import deltalake, pyarrow"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_deltalake {
-        assert!(
-            std::env::var("PANORAMA_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "the deltalake Python package is needed (PANORAMA_REQUIRE_SERVICES=1)"
-        );
-        eprintln!("SKIPPED: python deltalake not installed; .ci/run installs it");
+    let Some(python) = python_with_deltalake() else {
         return;
-    }
-    let python_ok = |script: &str| {
-        let out = std::process::Command::new(&python)
-            .args(["-c", script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
+    let python_ok = |script: &str| python_ok(&python, script);
     let tmp = demo_project("600");
     let dir = tmp.path();
     let lake = dir.join("lake/webshop_customers");

@@ -326,18 +326,9 @@ async fn s3_sources_with_globs() {
 
 #[test]
 fn delta_table_written_by_deltalake() {
-    let python = std::env::var("PANORAMA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_deltalake = Command::new(&python)
-        .args(["-c", "import deltalake, pyarrow"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_deltalake {
-        if required() {
-            panic!("the deltalake Python package is needed (PANORAMA_REQUIRE_SERVICES=1)");
-        }
-        eprintln!("SKIPPED: python deltalake not installed; .ci/run installs it");
+    let Some(python) = common::python_with_deltalake() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let table = tmp.path().join("lake/members");
     // Three commits: a partitioned write, an append, and a delete.
@@ -355,16 +346,7 @@ print(DeltaTable(path).version())
 "#,
         path = table.to_str().unwrap()
     );
-    let out = Command::new(&python)
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+    assert_eq!(common::python_ok(&python, &script), "2");
 
     let dir = tmp.path();
     std::fs::write(

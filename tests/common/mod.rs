@@ -250,3 +250,33 @@ pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) {
     }
     w.flush().unwrap();
 }
+
+/// A Python interpreter with the `deltalake` package (`PANORAMA_TEST_PYTHON`, else `python3`),
+/// or `None` (the test skips) unless `PANORAMA_REQUIRE_SERVICES=1`, as in CI.
+pub fn python_with_deltalake() -> Option<String> {
+    let python = std::env::var("PANORAMA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has = Command::new(&python)
+        .args(["-c", "import deltalake, pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("PANORAMA_REQUIRE_SERVICES").as_deref() != Ok("1"),
+        "the deltalake Python package is needed (PANORAMA_REQUIRE_SERVICES=1)"
+    );
+    eprintln!("SKIPPED: python deltalake not installed; .ci/run installs it");
+    None
+}
+
+/// Run a Python script; its trimmed standard output.
+pub fn python_ok(python: &str, script: &str) -> String {
+    let out = Command::new(python).args(["-c", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
