@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 use crate::unify::staging::ident;
 
 /// The similar-item candidates (`customer_id, item, score, reason, r`, top `k` per customer)
-/// from the purchases in `purchases` (`customer_id, item`), as SQL.
+/// from the purchases in `purchases` (`customer_id, item`), as SQL. Scores are sums of
+/// floats whose last bits depend on the order they are added in (partitions, a cluster):
+/// ranked to 9 decimals, equal scores are ordered by item wherever the query runs.
 fn similar_sql(purchases: &str, k: u32, exclude_bought: bool) -> String {
     format!(
         "WITH ic AS (SELECT item, count(*) AS n FROM {purchases} GROUP BY item), \
@@ -30,7 +32,7 @@ fn similar_sql(purchases: &str, k: u32, exclude_bought: bool) -> String {
                      FROM {purchases} u JOIN nb ON nb.i = u.item GROUP BY u.customer_id, nb.j), \
          similar_kept AS (SELECT s.* FROM similar s {not_bought}) \
          SELECT customer_id, item, score, 'similar' AS reason, r FROM (\
-           SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY score DESC, item) AS r FROM similar_kept) \
+           SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY round(score, 9) DESC, item) AS r FROM similar_kept) \
          WHERE r <= {k}",
         neighbours = neighbours(k),
         not_bought = not_bought(purchases, "s", exclude_bought),
