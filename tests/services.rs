@@ -27,6 +27,16 @@ fn service(var: &str, what: &str) -> Option<String> {
     }
 }
 
+/// The test database's URL and a client connected to it, or `None` (skipped) without one.
+async fn postgres() -> Option<(String, tokio_postgres::Client)> {
+    let url = service("PANORAMA_TEST_PG_URL", "a PostgreSQL database")?;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    Some((url, client))
+}
+
 fn panorama(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_panorama"))
         .args(args)
@@ -115,13 +125,9 @@ async fn postgres_loyalty_members_match_the_csv() {
 
 #[tokio::test]
 async fn postgres_types_map_to_arrow() {
-    let Some(url) = service("PANORAMA_TEST_PG_URL", "a PostgreSQL database") else {
+    let Some((url, client)) = postgres().await else {
         return;
     };
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
     client
         .batch_execute(
             "DROP TABLE IF EXISTS public.panorama_types;
@@ -452,13 +458,9 @@ mod common;
 /// Exports upsert by key into PostgreSQL and delete the keys that left.
 #[tokio::test]
 async fn postgres_exports_upsert_and_delete_by_key() {
-    let Some(url) = service("PANORAMA_TEST_PG_URL", "a PostgreSQL database") else {
+    let Some((url, client)) = postgres().await else {
         return;
     };
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
     client
         .batch_execute("DROP SCHEMA IF EXISTS panorama_export CASCADE")
         .await
@@ -555,13 +557,9 @@ postgres = { url = "${PANORAMA_TEST_PG_URL}", table = "panorama_export.mirror" }
 
 #[tokio::test]
 async fn postgres_incremental_source_reads_what_changed() {
-    let Some(url) = service("PANORAMA_TEST_PG_URL", "a PostgreSQL database") else {
+    let Some((url, client)) = postgres().await else {
         return;
     };
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
     client
         .batch_execute(
             "DROP TABLE IF EXISTS public.panorama_changes;

@@ -110,28 +110,17 @@ pub fn load_source(
         .sources
         .get(name)
         .ok_or_else(|| Error::Other(format!("no source named `{name}` in the config")))?;
-    if *source.refresh.get_ref() == crate::config::Refresh::Incremental {
-        if cfg.source_format(name, source)? != crate::config::SourceFormat::Postgres {
-            return incremental::load(cfg, name, source, runtime, sink, on_rows);
-        }
-        let since = match previous {
-            Some(dir) => runtime.block_on(incremental::watermark(source, &dir.join(name)))?,
-            None => None,
-        };
-        let (mut report, rejects) = load_from_since(
-            cfg,
-            name,
-            source,
-            source.location.get_ref(),
-            runtime,
-            sink,
-            on_rows,
-            since,
-        )?;
-        report.changed_since = since;
-        return Ok((report, rejects));
+    let incremental = *source.refresh.get_ref() == crate::config::Refresh::Incremental;
+    if incremental && cfg.source_format(name, source)? != crate::config::SourceFormat::Postgres {
+        return incremental::load(cfg, name, source, runtime, sink, on_rows);
     }
-    load_from(
+    let since = match previous {
+        Some(dir) if incremental => {
+            runtime.block_on(incremental::watermark(source, &dir.join(name)))?
+        }
+        _ => None,
+    };
+    let (mut report, rejects) = load_from_since(
         cfg,
         name,
         source,
@@ -139,7 +128,10 @@ pub fn load_source(
         runtime,
         sink,
         on_rows,
-    )
+        since,
+    )?;
+    report.changed_since = since;
+    Ok((report, rejects))
 }
 
 /// [`load_source`] from `raw_location` instead of the configured location (an incremental
