@@ -499,7 +499,6 @@ fn main() -> ExitCode {
 }
 
 /// The project's tables in a context that runs queries on a Ballista cluster.
-#[cfg(feature = "ballista")]
 async fn remote_project(
     cfg: &ProjectConfig,
     url: &str,
@@ -508,22 +507,8 @@ async fn remote_project(
     datafusion::prelude::SessionContext,
     panorama::session::OpenedRun,
 )> {
-    let ctx = panorama::scale_out::remote_context(url, None).await?;
+    let ctx = panorama::session::cluster_context(url, None).await?;
     panorama::session::open_project_in(ctx, cfg, run).await
-}
-
-#[cfg(not(feature = "ballista"))]
-async fn remote_project(
-    _cfg: &ProjectConfig,
-    url: &str,
-    _run: Option<&str>,
-) -> panorama::Result<(
-    datafusion::prelude::SessionContext,
-    panorama::session::OpenedRun,
-)> {
-    Err(panorama::Error::Other(format!(
-        "--ballista {url}: this panorama was built without Ballista support; build it with `cargo build --release --features ballista`"
-    )))
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {

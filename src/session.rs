@@ -72,34 +72,39 @@ pub async fn stage_context(
 ) -> Result<SessionContext> {
     match &cfg.workspace.ballista {
         None => Ok(new_context()),
-        Some(url) => cluster_context(url.get_ref(), scratch).await,
+        Some(url) => cluster_context(url.get_ref(), Some(scratch)).await,
     }
 }
 
+/// A context whose queries run on the Ballista scheduler at `url` (`df://host:port`), with
+/// Panorama's functions; with `scratch`, tables a stage would hold in memory go there as
+/// Parquet ([`register_batches`]).
 #[cfg(feature = "ballista")]
-async fn cluster_context(url: &str, scratch: &std::path::Path) -> Result<SessionContext> {
+pub async fn cluster_context(
+    url: &str,
+    scratch: Option<&std::path::Path>,
+) -> Result<SessionContext> {
     // Ballista connects lazily and its transport errors do not say to what: check first.
     let address = url.strip_prefix("df://").unwrap_or(url);
-    let reachable = tokio::net::lookup_host(address)
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|mut addrs| addrs.next().ok_or_else(|| "no address".to_string()));
-    let reachable = match reachable {
-        Ok(addr) => tokio::time::timeout(
+    let reachable = async {
+        let addr = tokio::net::lookup_host(address)
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        tokio::time::timeout(
             std::time::Duration::from_secs(10),
             tokio::net::TcpStream::connect(addr),
         )
         .await
-        .map_err(|_| "no answer in 10 s".to_string())
-        .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string())),
-        Err(e) => Err(e),
+        .map_err(|_| std::io::Error::other("no answer in 10 s"))??;
+        std::io::Result::Ok(())
     };
-    if let Err(why) = reachable {
+    if let Err(why) = reachable.await {
         return Err(Error::Other(format!(
-            "cannot reach the Ballista scheduler workspace.ballista = \"{url}\": {why}"
+            "cannot reach the Ballista scheduler \"{url}\": {why}"
         )));
     }
-    let ctx = crate::scale_out::remote_context(url, Some(scratch.to_path_buf())).await?;
+    let ctx = crate::scale_out::remote_context(url, scratch.map(|s| s.to_path_buf())).await?;
     for (name, f) in [
         (
             "connected_components",
@@ -117,10 +122,14 @@ async fn cluster_context(url: &str, scratch: &std::path::Path) -> Result<Session
     Ok(ctx)
 }
 
+/// Without the `ballista` feature: an error saying how to build it.
 #[cfg(not(feature = "ballista"))]
-async fn cluster_context(url: &str, _scratch: &std::path::Path) -> Result<SessionContext> {
+pub async fn cluster_context(
+    url: &str,
+    _scratch: Option<&std::path::Path>,
+) -> Result<SessionContext> {
     Err(Error::Other(format!(
-        "workspace.ballista = \"{url}\": this panorama was built without Ballista support; build it with `cargo build --release --features ballista`"
+        "Ballista scheduler \"{url}\": this panorama was built without Ballista support; build it with `cargo build --release --features ballista`"
     )))
 }
 
