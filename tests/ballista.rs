@@ -153,7 +153,7 @@ fn panorama_sql_on_ballista_equals_one_machine() {
     // The whole demo run on the cluster, predictions included (recommendations' nested joins,
     // the churn and lifetime-value fits).
     let remote = tempfile::tempdir().unwrap();
-    copy_tree(&dir.join("data"), &remote.path().join("data"));
+    copy_dir(&dir.join("data"), &remote.path().join("data"));
     let toml = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
     write(
         &remote.path().join("panorama.toml"),
@@ -178,18 +178,6 @@ fn panorama_sql_on_ballista_equals_one_machine() {
             "prediction_grades",
         ],
     );
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// Every table a run writes that the comparison covers.

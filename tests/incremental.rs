@@ -14,19 +14,6 @@ fn demo_project(persons: &str) -> tempfile::TempDir {
     demo(persons, "5")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// Every customer as its sorted record uids and its profile (all but the id), one per line.
 fn customers(dir: &Path) -> String {
     query(

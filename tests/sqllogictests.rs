@@ -7,6 +7,8 @@
 //!
 //! `cargo test --test sqllogictests -- FILTER` runs only files whose name contains FILTER.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -19,6 +21,8 @@ use panorama::config::ProjectConfig;
 use panorama::demo::{generate, DemoOptions};
 use panorama::run::{run_project, RunOptions};
 use panorama::session::{new_context, open_project};
+
+use common::copy_dir;
 
 struct Db {
     ctx: SessionContext,
@@ -112,19 +116,6 @@ impl sqllogictest::AsyncDB for Db {
 
     fn engine_name(&self) -> &str {
         "panorama"
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 
