@@ -408,8 +408,30 @@ impl ProjectConfig {
                 crate::unify::merge::check(m)
                     .map_err(|msg| cfg.error_at_section("[unify.merge", msg))?;
             }
+            for (name, def) in &u.fields {
+                def.get_ref()
+                    .check(name)
+                    .map_err(|m| cfg.error_at(def.span(), m))?;
+            }
+            let custom = u.custom_fields();
+            for (name, map) in &u.sources {
+                map.get_ref()
+                    .custom_fields(&custom)
+                    .map_err(|m| cfg.error_at(map.span(), format!("unify.sources.{name}: {m}")))?;
+                for (key, sql) in map.get_ref().expressions() {
+                    crate::unify::staging::check_expression(&sql).map_err(|m| {
+                        cfg.error_at(
+                            map.span(),
+                            format!(
+                                "unify.sources.{name}.{key}: SQL expression does not parse: {m}"
+                            ),
+                        )
+                    })?;
+                }
+            }
+            let staged = crate::unify::fields::staged_fields(&custom);
             for rule in &u.rules {
-                crate::unify::matching::check_rule(rule.get_ref())
+                crate::unify::matching::check_rule(rule.get_ref(), &staged)
                     .map_err(|m| cfg.error_at(rule.span(), format!("unify.rules: {m}")))?;
             }
             if u.mode == Some(crate::unify::config::MatchMode::Probabilistic) {
@@ -420,8 +442,9 @@ impl ProjectConfig {
                     ));
                 }
             }
-            if let Some(p) = &u.probabilistic {
-                p.check()
+            if u.probabilistic.is_some() {
+                u.probabilistic_section()
+                    .check()
                     .map_err(|msg| cfg.error_at_section("[unify.probabilistic", msg))?;
             }
         }

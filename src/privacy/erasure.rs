@@ -270,6 +270,11 @@ pub(crate) fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<
             literal(kind)
         )
     };
+    // A mapped column of `s`; a mapped SQL expression reads the source's columns unqualified.
+    let mapped = |m: &crate::unify::config::Mapped| match m.column() {
+        Some(c) => format!("s.{}", ident(c)),
+        None => m.sql(),
+    };
     let mut terms = Vec::new();
     if let Some(u) = &cfg.unify {
         if let Some(map) = u.sources.get(source) {
@@ -294,13 +299,13 @@ pub(crate) fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<
             }
             if let Some(e) = &map.email {
                 terms.push(hashed(
-                    format!("normalize_email(CAST(s.{} AS VARCHAR), true)", ident(e)),
+                    format!("normalize_email(CAST({} AS VARCHAR), true)", mapped(e)),
                     "email",
                 ));
             }
             if let Some(p) = &map.phone {
                 terms.push(hashed(
-                    phone_digits(&format!("CAST(s.{} AS VARCHAR)", ident(p))),
+                    phone_digits(&format!("CAST({} AS VARCHAR)", mapped(p))),
                     "phone",
                 ));
             }

@@ -13,6 +13,10 @@ pub struct UnifySection {
     /// Column mapping per source: `[unify.sources.<source>]`.
     #[serde(default)]
     pub sources: BTreeMap<String, Spanned<SourceMap>>,
+    /// Match fields of the project's own (national id, customer number, ...), each of a
+    /// kind: `[unify.fields.<name>]`.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Spanned<super::fields::FieldDef>>,
     /// Sources of anonymous ids (cookies, devices) to stitch to known customers:
     /// `[unify.identities.<source>]`.
     #[serde(default)]
@@ -66,6 +70,34 @@ pub enum MatchMode {
 }
 
 impl UnifySection {
+    /// `[unify.fields]` without their spans.
+    pub fn custom_fields(&self) -> super::fields::CustomFields {
+        self.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+            .collect()
+    }
+
+    /// `[unify.probabilistic]` (or its defaults) knowing the project's custom fields: they are
+    /// compared by default, and those of kind `name` weighed by term frequency.
+    pub fn probabilistic_section(&self) -> super::probabilistic::ProbabilisticSection {
+        let mut p = self.probabilistic.clone().unwrap_or_default();
+        p.custom = self.custom_fields();
+        use super::probabilistic::{default_comparisons, default_term_frequency};
+        if p.comparisons == default_comparisons() {
+            p.comparisons.extend(p.custom.keys().cloned());
+        }
+        if p.term_frequency == default_term_frequency() {
+            p.term_frequency.extend(
+                p.custom
+                    .iter()
+                    .filter(|(_, d)| d.kind.term_frequency())
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        p
+    }
+
     /// The mode in force.
     pub fn match_mode(&self) -> MatchMode {
         match self.mode {
@@ -86,28 +118,28 @@ fn default_large_cluster() -> usize {
     50
 }
 
-/// Which column of a source holds each semantic type. Unmapped types are NULL.
+/// Which column (or SQL expression over the columns) of a source holds each field.
+/// Unmapped fields are NULL.
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct SourceMap {
     /// Record identifier; default: the source's primary key (a single column).
     pub record_id: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub first_name: Option<Mapped>,
+    pub last_name: Option<Mapped>,
     /// A whole name ("Smith, Jon", "Jon Smith"); split when first/last are not mapped.
-    pub full_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub street: Option<String>,
-    pub postcode: Option<String>,
-    pub city: Option<String>,
+    pub full_name: Option<Mapped>,
+    pub email: Option<Mapped>,
+    pub phone: Option<Mapped>,
+    pub street: Option<Mapped>,
+    pub postcode: Option<Mapped>,
+    pub city: Option<Mapped>,
     /// ISO country code; also the region national phone numbers are read in.
-    pub country: Option<String>,
-    pub birth_date: Option<String>,
-    pub gender: Option<String>,
-    pub company: Option<String>,
+    pub country: Option<Mapped>,
+    pub birth_date: Option<Mapped>,
+    pub gender: Option<Mapped>,
+    pub company: Option<Mapped>,
     /// When the record last changed; used by `most_recent` merge and dedup policies.
-    pub updated_at: Option<String>,
+    pub updated_at: Option<Mapped>,
     /// Merge precedence: 1 is the most trusted source. Default: order of appearance.
     pub priority: Option<i64>,
     /// Default phone region for sources without a country column (e.g. "NL").
@@ -115,6 +147,123 @@ pub struct SourceMap {
     /// Deduplication within this source: of a customer's records from this source, only the
     /// winner feeds the merged profile (all stay linked). Default: every record feeds it.
     pub dedup: Option<DedupPolicy>,
+    /// Every other key: a `[unify.fields.<name>]` field mapped to a column or expression
+    /// (checked by [`SourceMap::check`], which names unknown keys).
+    #[serde(flatten)]
+    pub custom: BTreeMap<String, toml::Value>,
+}
+
+/// A mapped value: a column name (`email = "e_mail"`) or a SQL expression over the source's
+/// columns (`street = { sql = "split_part(address, ', ', 1)" }`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Mapped {
+    Column(String),
+    Expr { sql: String },
+}
+
+impl Mapped {
+    /// The value as SQL over the source table.
+    pub fn sql(&self) -> String {
+        match self {
+            Mapped::Column(c) => super::staging::ident(c),
+            Mapped::Expr { sql } => format!("({sql})"),
+        }
+    }
+
+    /// The column, when the value is one column.
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            Mapped::Column(c) => Some(c),
+            Mapped::Expr { .. } => None,
+        }
+    }
+
+    fn from_value(key: &str, v: &toml::Value) -> Result<Mapped, String> {
+        Mapped::deserialize(v.clone())
+            .map_err(|_| format!("`{key}` must be a column name or {{ sql = \"...\" }}, got {v}"))
+    }
+}
+
+/// The keys of `[unify.sources.<source>]` besides the custom fields.
+const SOURCE_MAP_KEYS: &[&str] = &[
+    "record_id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "street",
+    "postcode",
+    "city",
+    "country",
+    "birth_date",
+    "gender",
+    "company",
+    "updated_at",
+    "priority",
+    "default_region",
+    "dedup",
+];
+
+impl SourceMap {
+    /// The built-in mapped values by field name (as in the config).
+    pub fn builtin(&self) -> Vec<(&'static str, &Mapped)> {
+        [
+            ("first_name", &self.first_name),
+            ("last_name", &self.last_name),
+            ("full_name", &self.full_name),
+            ("email", &self.email),
+            ("phone", &self.phone),
+            ("street", &self.street),
+            ("postcode", &self.postcode),
+            ("city", &self.city),
+            ("country", &self.country),
+            ("birth_date", &self.birth_date),
+            ("gender", &self.gender),
+            ("company", &self.company),
+            ("updated_at", &self.updated_at),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect()
+    }
+
+    /// The custom fields this source maps, checked against `[unify.fields]`.
+    pub fn custom_fields(
+        &self,
+        fields: &super::fields::CustomFields,
+    ) -> Result<BTreeMap<String, Mapped>, String> {
+        let mut out = BTreeMap::new();
+        for (key, v) in &self.custom {
+            if !fields.contains_key(key) {
+                let mut known: Vec<&str> = SOURCE_MAP_KEYS.to_vec();
+                known.extend(fields.keys().map(|k| k.as_str()));
+                return Err(format!(
+                    "unknown field `{key}`: declare it as [unify.fields.{key}] with a kind, or use one of {}",
+                    known.join(", ")
+                ));
+            }
+            out.insert(key.clone(), Mapped::from_value(key, v)?);
+        }
+        Ok(out)
+    }
+
+    /// Every SQL expression this mapping holds, with its key (for checking at config load).
+    pub fn expressions(&self) -> Vec<(String, String)> {
+        let builtin = self.builtin().into_iter().filter_map(|(k, m)| match m {
+            Mapped::Expr { sql } => Some((k.to_string(), sql.clone())),
+            Mapped::Column(_) => None,
+        });
+        let custom = self
+            .custom
+            .iter()
+            .filter_map(|(k, v)| match Mapped::from_value(k, v) {
+                Ok(Mapped::Expr { sql }) => Some((k.clone(), sql)),
+                _ => None,
+            });
+        builtin.chain(custom).collect()
+    }
 }
 
 /// Which of a customer's records from one source wins.

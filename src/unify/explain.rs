@@ -202,15 +202,25 @@ pub async fn explain_probabilistic(
 ) -> Result<RecordBatch> {
     staged_record(ctx, left).await?;
     staged_record(ctx, right).await?;
+    // The learned model, and the blocking and vetoes of the run that learned it.
+    let weights = ctx
+        .sql("SELECT comparison, level, label, m, u, weight FROM match_weights")
+        .await
+        .map_err(|_| Error::Other("this run has no match_weights table: run the project again with probabilistic matching".into()))?
+        .collect()
+        .await?;
+    let mut section = section.clone();
+    super::probabilistic::adopt_plan(&mut section, &weights)?;
+    let section = &section;
     let comps: Vec<Comparison> = section
         .comparisons
         .iter()
-        .filter_map(|f| comparisons::comparison(f))
+        .filter_map(|f| comparisons::comparison(f, &section.custom))
         .collect();
     // Levels, values and term frequencies of the pair, in one query.
     let mut cols = Vec::new();
     for c in &comps {
-        let f = c.field;
+        let f = &c.field;
         cols.push(format!("{} AS g_{f}", c.level_sql("l", "r")));
         cols.push(format!("CAST(l.{f} AS VARCHAR) AS l_{f}"));
         cols.push(format!("CAST(r.{f} AS VARCHAR) AS r_{f}"));
@@ -242,13 +252,6 @@ pub async fn explain_probabilistic(
         Some(fmt.value(0).to_string())
     };
 
-    // The learned model.
-    let weights = ctx
-        .sql("SELECT comparison, level, label, m, u, weight FROM match_weights")
-        .await
-        .map_err(|_| Error::Other("this run has no match_weights table: run the project again with probabilistic matching".into()))?
-        .collect()
-        .await?;
     let mut model: HashMap<(String, i64), LevelWeight> = HashMap::new();
     for b in &weights {
         let comp = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
@@ -267,7 +270,11 @@ pub async fn explain_probabilistic(
                     label.value(i).to_string(),
                     m.is_valid(i).then(|| m.value(i)),
                     u.is_valid(i).then(|| u.value(i)),
-                    w.value(i),
+                    if w.is_valid(i) {
+                        w.value(i)
+                    } else {
+                        f64::NEG_INFINITY
+                    },
                 ),
             );
         }
@@ -277,7 +284,7 @@ pub async fn explain_probabilistic(
     let mut out = ExplainRows::default();
     let mut total = 0.0;
     for c in &comps {
-        let f = c.field;
+        let f = c.field.as_str();
         let level = get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
         let (l, r) = (get(&format!("l_{f}")), get(&format!("r_{f}")));
         let Some(g) = level else {
@@ -316,7 +323,7 @@ pub async fn explain_probabilistic(
     }
     let level_of = |f: &str| get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
     let vetoed: Vec<String> = section
-        .contradictions
+        .vetoes()
         .iter()
         .filter(|c| c.holds(level_of))
         .map(|c| c.fields().join(" and "))
@@ -471,7 +478,7 @@ pub async fn explain_pair(
     let unify = cfg.unify.clone().unwrap_or_default();
     match unify.match_mode() {
         MatchMode::Probabilistic => {
-            let section = unify.probabilistic.clone().unwrap_or_default();
+            let section = unify.probabilistic_section();
             explain_probabilistic(ctx, &section, left, right).await
         }
         MatchMode::Rules => {

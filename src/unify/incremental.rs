@@ -112,32 +112,22 @@ pub fn baseline(
     })
 }
 
-/// The source columns staging reads for a mapping, record id first.
-fn mapped_columns(map: &SourceMap, record_id: &str) -> Vec<String> {
+/// The source columns staging reads for a mapping, record id first; None when a mapped SQL
+/// expression may read any column (then every column is compared).
+fn mapped_columns(map: &SourceMap, record_id: &str) -> Option<Vec<String>> {
     let mut cols = vec![record_id.to_string()];
-    for c in [
-        &map.first_name,
-        &map.last_name,
-        &map.full_name,
-        &map.email,
-        &map.phone,
-        &map.street,
-        &map.postcode,
-        &map.city,
-        &map.country,
-        &map.birth_date,
-        &map.gender,
-        &map.company,
-        &map.updated_at,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if !cols.contains(c) {
-            cols.push(c.clone());
+    let custom = map.custom.values().map(|v| {
+        v.as_str()
+            .map(|c| super::config::Mapped::Column(c.to_string()))
+    });
+    let builtin = map.builtin().into_iter().map(|(_, m)| Some(m.clone()));
+    for m in builtin.chain(custom) {
+        let c = m.as_ref().and_then(|m| m.column())?.to_string();
+        if !cols.contains(&c) {
+            cols.push(c);
         }
     }
-    cols
+    Some(cols)
 }
 
 /// Record ids (as text) and row hashes of one source's mapped columns.
@@ -191,12 +181,18 @@ pub async fn changes(
             .ok_or_else(|| Error::Other(format!("unify.sources.{source}: no such source")))?;
         let map = map.get_ref();
         let record_id = super::record_id_column(cfg, src, source, &map.record_id, "unify.sources")?;
-        let cols = mapped_columns(map, &record_id);
-        let select = format!(
-            "SELECT {} FROM {}",
-            cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
-            ident(source)
-        );
+        let select = match mapped_columns(map, &record_id) {
+            Some(cols) => format!(
+                "SELECT {} FROM {}",
+                cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
+                ident(source)
+            ),
+            None => format!(
+                "SELECT {} AS \"__panorama_record_id\", * FROM {}",
+                ident(&record_id),
+                ident(source)
+            ),
+        };
         let dir = baseline.sources.join(source);
         if !dir.is_dir() {
             return Ok(Err(format!(
@@ -348,7 +344,12 @@ pub async fn stage(
     // Each blocking rule compares the delta with every record, twice: read the matching
     // fields once into memory.
     let mut cols = vec!["uid".to_string()];
-    cols.extend(super::config::FIELDS.iter().map(|f| f.to_string()));
+    cols.extend(super::fields::staged_fields(
+        &cfg.unify
+            .as_ref()
+            .map(|u| u.custom_fields())
+            .unwrap_or_default(),
+    ));
     let compare = ctx
         .sql(&format!("SELECT {} FROM unify_records", cols.join(", ")))
         .await?;

@@ -3,20 +3,20 @@
 //! records are skipped with a warning naming the key. Fuzzy conditions score with
 //! `levenshtein_sim`, D365's `(length - edits) / length`.
 
-use super::config::{MatchRule, Precision, FIELDS};
+use super::config::{MatchRule, Precision};
 
-/// Why a rule cannot be compiled.
-pub fn check_rule(rule: &MatchRule) -> Result<(), String> {
+/// Why a rule cannot be compiled; `fields` are the staged fields (built-in and custom).
+pub fn check_rule(rule: &MatchRule, fields: &[String]) -> Result<(), String> {
     if rule.conditions.is_empty() {
         return Err(format!("rule `{}` has no conditions", rule.name));
     }
     for c in &rule.conditions {
-        if !FIELDS.contains(&c.field.as_str()) {
+        if !fields.contains(&c.field) {
             return Err(format!(
                 "rule `{}`: unknown field `{}` (fields: {})",
                 rule.name,
                 c.field,
-                FIELDS.join(", ")
+                fields.join(", ")
             ));
         }
     }

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod clusters;
 pub mod config;
 pub mod explain;
+pub mod fields;
 pub mod identity;
 pub mod incremental;
 pub mod matching;
@@ -96,6 +97,10 @@ pub struct UnifyReport {
     #[serde(default)]
     pub unify_hash: Option<String>,
     pub pairs_per_rule: Vec<(String, u64)>,
+    /// Mapped values present in a source that did not convert to their field's type (a
+    /// birth date "1931-04-72"): `(source, field, values)`. They are NULL for matching.
+    #[serde(default)]
+    pub unconverted: Vec<(String, String, u64)>,
     pub warnings: Vec<String>,
     pub seconds: f64,
 }
@@ -218,6 +223,55 @@ pub(crate) async fn count(ctx: &SessionContext, sql: &str, what: &str) -> Result
     }))
 }
 
+/// Count, per source and typed field, the mapped values that staging could not convert (see
+/// [`staging::typed_values`]) into the report, with a warning for each.
+async fn count_unconverted(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    report: &mut UnifyReport,
+) -> Result<()> {
+    let Some(unify) = &cfg.unify else {
+        return Ok(());
+    };
+    let custom = unify.custom_fields();
+    for (source, map) in &unify.sources {
+        let typed = staging::typed_values(map.get_ref(), &custom)?;
+        if typed.is_empty() {
+            continue;
+        }
+        let counts: Vec<String> = typed
+            .iter()
+            .map(|(_, raw, staged)| {
+                format!(
+                    "count(*) FILTER (WHERE {raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> '' AND {staged} IS NULL)"
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {}",
+            counts.join(", "),
+            staging::ident(source)
+        );
+        let batches = collect(ctx, &sql, "unconverted values").await?;
+        let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+            continue;
+        };
+        for (i, (field, _, _)) in typed.iter().enumerate() {
+            let n = b
+                .column(i)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0) as u64;
+            if n > 0 {
+                report.warnings.push(format!(
+                    "unify.sources.{source}.{field}: {n} value(s) do not convert to the field's type and are NULL for matching (SELECT * FROM unify_stats WHERE metric LIKE 'unconverted:%')"
+                ));
+            }
+            report.unconverted.push((source.clone(), field.clone(), n));
+        }
+    }
+    Ok(())
+}
+
 /// SQL of the `unify_records` view over the sources mapped in `[unify.sources]`.
 pub fn staging_sql(cfg: &ProjectConfig) -> Result<String> {
     let unify = cfg
@@ -235,7 +289,13 @@ pub fn staging_sql(cfg: &ProjectConfig) -> Result<String> {
         let map = map.get_ref();
         let record_id = record_id_column(cfg, src, source, &map.record_id, "unify.sources")?;
         let priority = map.priority.unwrap_or(i as i64 + 1);
-        selects.push(staging::source_select(source, map, &record_id, priority));
+        selects.push(staging::source_select(
+            source,
+            map,
+            &record_id,
+            priority,
+            &unify.custom_fields(),
+        )?);
     }
     if selects.is_empty() {
         return Err(Error::Other(
@@ -576,11 +636,12 @@ async fn full_pairs(
     // Staging.
     report.records = write_query(ctx, &staging_sql(cfg)?, tables_dir, "unify_records").await?;
     register_written(ctx, tables_dir, "unify_records").await?;
+    count_unconverted(cfg, ctx, report).await?;
 
     let pairs = match unify_cfg.match_mode() {
         MatchMode::Rules => rule_pairs(cfg, ctx, unify_cfg, rules, report, None).await?,
         MatchMode::Probabilistic => {
-            let section = unify_cfg.probabilistic.clone().unwrap_or_default();
+            let section = unify_cfg.probabilistic_section();
             let matched = probabilistic::match_pairs(
                 ctx,
                 tables_dir,
@@ -591,6 +652,9 @@ async fn full_pairs(
             .await?;
             let weights = matched.weights;
             write_table(tables_dir, "match_weights", &weights.schema(), &[weights])?;
+            if let Some(plan) = matched.blocking_plan {
+                write_table(tables_dir, "blocking_plan", &plan.schema(), &[plan])?;
+            }
             if let Some(first) = matched.histogram.first() {
                 write_table(
                     tables_dir,
@@ -676,13 +740,19 @@ async fn incremental_pairs(
         "unifying incrementally"
     );
     report.records = incremental::stage(cfg, ctx, &baseline, &changes, tables_dir).await?;
+    count_unconverted(cfg, ctx, report).await?;
     let mode = unify_cfg.match_mode();
-    let section = unify_cfg.probabilistic.clone().unwrap_or_default();
+    let mut section = unify_cfg.probabilistic_section();
+    if mode == MatchMode::Probabilistic {
+        probabilistic::adopt_plan_from(&mut section, &baseline.tables)?;
+    }
+    let staged = fields::staged_fields(&section.custom);
     let keys: Vec<Vec<String>> = match mode {
         MatchMode::Rules => rules
             .iter()
             .map(|r| {
-                matching::check_rule(r).map_err(|m| Error::Other(format!("unify: {m}")))?;
+                matching::check_rule(r, &staged)
+                    .map_err(|m| Error::Other(format!("unify: {m}")))?;
                 Ok(matching::blocking_key(r)
                     .iter()
                     .map(|k| k.to_string())
@@ -706,6 +776,7 @@ async fn incremental_pairs(
                 "match_weights",
                 "match_score_histogram",
                 "match_term_frequencies",
+                "blocking_plan",
             ] {
                 incremental::carry_over(&baseline, tables_dir, t)?;
             }
@@ -1134,8 +1205,9 @@ async fn rule_pairs(
     delta_skips: Option<&[Option<String>]>,
 ) -> Result<Vec<RecordBatch>> {
     let mut candidates = Vec::new();
+    let staged = fields::staged_fields(&unify_cfg.custom_fields());
     for (order, rule) in rules.iter().enumerate() {
-        matching::check_rule(rule).map_err(|m| Error::Other(format!("unify: {m}")))?;
+        matching::check_rule(rule, &staged).map_err(|m| Error::Other(format!("unify: {m}")))?;
         let (skip, sides) = match delta_skips {
             Some(skips) => (
                 skips[order].clone(),
@@ -1353,6 +1425,11 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
         r.pairs_per_rule
             .iter()
             .map(|(rule, n)| (format!("pairs_rule:{rule}"), *n)),
+    );
+    metrics.extend(
+        r.unconverted
+            .iter()
+            .map(|(source, field, n)| (format!("unconverted:{source}.{field}"), *n)),
     );
     let schema = Arc::new(Schema::new(vec![
         Field::new("metric", DataType::Utf8, false),

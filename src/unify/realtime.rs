@@ -23,7 +23,7 @@ use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::Serialize;
 
-use super::config::{MatchMode, MatchRule, FIELDS};
+use super::config::{MatchMode, MatchRule};
 use super::probabilistic::{self, ProbabilisticSection, Scoring};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
@@ -236,7 +236,11 @@ impl Matcher {
             .await?;
         }
         let mut cols: Vec<String> = KEEP.iter().map(|c| format!("r.{c}")).collect();
-        cols.extend(FIELDS.iter().map(|f| format!("r.{f}")));
+        cols.extend(
+            super::fields::staged_fields(&unify.custom_fields())
+                .iter()
+                .map(|f| format!("r.{f}")),
+        );
         let batches = ctx
             .sql(&format!(
                 "SELECT {}, l.customer_id FROM unify_records r LEFT JOIN customer_links l ON l.uid = r.uid",
@@ -261,7 +265,10 @@ impl Matcher {
         let records = all.project(&(0..all.num_columns() - 1).collect::<Vec<_>>())?;
 
         let mode = unify.match_mode();
-        let section = unify.probabilistic.clone().unwrap_or_default();
+        let mut section = unify.probabilistic_section();
+        if mode == MatchMode::Probabilistic {
+            probabilistic::adopt_plan_from(&mut section, &tables)?;
+        }
         let rules = super::rules(cfg);
         let keys: Vec<Vec<String>> = match mode {
             MatchMode::Rules => rules
@@ -414,7 +421,13 @@ impl Matcher {
             let record_id =
                 super::record_id_column(cfg, src, source, &map.record_id, "unify.sources")?;
             let priority = map.priority.unwrap_or(i as i64 + 1);
-            let sql = super::staging::source_select(source, map, &record_id, priority);
+            let sql = super::staging::source_select(
+                source,
+                map,
+                &record_id,
+                priority,
+                &unify.custom_fields(),
+            )?;
             staging.insert(source.clone(), Compiled::plan(&sctx, &sql).await?);
             source_schemas.insert(source.clone(), schema);
         }
@@ -681,10 +694,10 @@ impl Matcher {
                 for (c, comp) in s.comparisons.iter().enumerate() {
                     let g = out[nblocks + c].as_primitive::<Int8Type>();
                     let level = g.is_valid(i).then(|| g.value(i) as usize);
-                    levels.insert(comp.field, level);
+                    levels.insert(comp.field.as_str(), level);
                     let Some(level) = level else {
                         explanation.push(Explained {
-                            field: comp.field.into(),
+                            field: comp.field.clone(),
                             level: "missing".into(),
                             weight: 0.0,
                         });
@@ -694,12 +707,12 @@ impl Matcher {
                     let tf = s
                         .term_frequency
                         .iter()
-                        .position(|f| f == comp.field)
+                        .position(|f| *f == comp.field)
                         .and_then(|t| {
                             let v = out[nblocks + ncomp + t].as_string::<i32>();
                             v.is_valid(i).then(|| v.value(i))
                         })
-                        .and_then(|v| self.term_frequencies.get(comp.field)?.get(v).copied())
+                        .and_then(|v| self.term_frequencies.get(&comp.field)?.get(v).copied())
                         .filter(|tf| *tf > 0.0);
                     let weight = if s.skip[first][c] {
                         0.0
@@ -710,14 +723,14 @@ impl Matcher {
                     };
                     w += weight;
                     explanation.push(Explained {
-                        field: comp.field.into(),
+                        field: comp.field.clone(),
                         level: comp.label(level).into(),
                         weight,
                     });
                 }
                 let vetoed = self
                     .section
-                    .contradictions
+                    .vetoes()
                     .iter()
                     .any(|c| c.holds(|f| levels.get(f).copied().flatten()));
                 Some(Candidate {

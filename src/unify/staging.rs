@@ -1,7 +1,9 @@
 //! Staging: one normalized row per source record, in one shape for every source, as the SQL
 //! view `unify_records`. Normalizers are our UDFs; unmapped fields are NULL.
 
-use super::config::SourceMap;
+use super::config::{Mapped, SourceMap};
+use super::fields::{stage_sql, CustomFields};
+use crate::error::{Error, Result};
 
 /// A SQL identifier, quoted.
 pub(crate) fn ident(col: &str) -> String {
@@ -20,20 +22,78 @@ pub(crate) fn phone_digits(expr: &str) -> String {
     format!("phone_digits({expr})")
 }
 
-/// A mapped column as a SQL expression, or a typed NULL.
-fn col(map: &Option<String>, sql_type: &str) -> String {
+/// A mapped value as a SQL expression of a type, or a typed NULL. `TRY_CAST`: a value that
+/// does not convert is NULL for matching (and counted), never a failed run.
+fn col(map: &Option<Mapped>, sql_type: &str) -> String {
     match map {
-        Some(c) => format!("CAST({} AS {sql_type})", ident(c)),
+        Some(m) if sql_type == "VARCHAR" => format!("CAST({} AS VARCHAR)", m.sql()),
+        Some(m) => format!("TRY_CAST({} AS {sql_type})", m.sql()),
         None => format!("CAST(NULL AS {sql_type})"),
     }
 }
 
+/// Why a mapped SQL expression cannot be used (checked at config load; columns are checked
+/// when the run plans it).
+pub fn check_expression(sql: &str) -> std::result::Result<(), String> {
+    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+    Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| {
+            let e = p.parse_expr()?;
+            match p.peek_token().token {
+                datafusion::sql::sqlparser::tokenizer::Token::EOF => Ok(e),
+                t => Err(
+                    datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
+                        "unexpected `{t}` after the expression"
+                    )),
+                ),
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The mapped values that are typed by staging (dates, timestamps, custom fields), as
+/// `(field, raw SQL, staged SQL)`: a raw value present whose staged value is NULL did not
+/// convert, and is counted in `unify_stats.conversion_failures`.
+pub fn typed_values(
+    map: &SourceMap,
+    custom: &CustomFields,
+) -> Result<Vec<(String, String, String)>> {
+    let mut out = Vec::new();
+    if let Some(m) = &map.birth_date {
+        out.push((
+            "birth_date".into(),
+            m.sql(),
+            format!("parse_date({})", m.sql()),
+        ));
+    }
+    if let Some(m) = &map.updated_at {
+        out.push((
+            "updated_at".into(),
+            m.sql(),
+            col(&map.updated_at, "TIMESTAMP"),
+        ));
+    }
+    for (name, m) in map.custom_fields(custom).map_err(Error::Other)? {
+        let def = &custom[&name];
+        out.push((name, m.sql(), stage_sql(def, &m.sql())));
+    }
+    Ok(out)
+}
+
 /// The SELECT of one source for the `unify_records` union.
-pub fn source_select(source: &str, map: &SourceMap, record_id: &str, priority: i64) -> String {
+pub fn source_select(
+    source: &str,
+    map: &SourceMap,
+    record_id: &str,
+    priority: i64,
+    custom: &CustomFields,
+) -> Result<String> {
     let full = map
         .full_name
         .as_ref()
-        .map(|c| format!("split_full_name(CAST({} AS VARCHAR))", ident(c)));
+        .map(|c| format!("split_full_name(CAST({} AS VARCHAR))", c.sql()));
     let raw_first = match (&map.first_name, &full) {
         (Some(_), _) => col(&map.first_name, "VARCHAR"),
         (None, Some(f)) => format!("{f}['first']"),
@@ -49,7 +109,18 @@ pub fn source_select(source: &str, map: &SourceMap, record_id: &str, priority: i
         Some(r) => format!("COALESCE(upper({country}), {})", literal(r)),
         None => format!("upper({country})"),
     };
-    format!(
+    let mapped = map.custom_fields(custom).map_err(Error::Other)?;
+    let custom_cols: String = custom
+        .iter()
+        .map(|(name, def)| {
+            let v = match mapped.get(name) {
+                Some(m) => stage_sql(def, &m.sql()),
+                None => format!("CAST(NULL AS {})", def.kind.sql_type()),
+            };
+            format!(",\n       {v} AS {}", ident(name))
+        })
+        .collect();
+    Ok(format!(
         "SELECT {src} || ':' || CAST({rid} AS VARCHAR) AS uid, {src} AS source, CAST({rid} AS VARCHAR) AS record_id, \
          CAST({priority} AS BIGINT) AS source_priority,
        canonical_first_name({raw_first}) AS first_name,
@@ -69,7 +140,7 @@ pub fn source_select(source: &str, map: &SourceMap, record_id: &str, priority: i
        {updated} AS updated_at,
        trim({raw_first}) AS raw_first_name, trim({raw_last}) AS raw_last_name,
        trim({email}) AS raw_email, trim({phone}) AS raw_phone, trim({street}) AS raw_street,
-       trim({postcode}) AS raw_postcode, trim({city}) AS raw_city, trim({company}) AS raw_company
+       trim({postcode}) AS raw_postcode, trim({city}) AS raw_city, trim({company}) AS raw_company{custom_cols}
 FROM {table}",
         src = literal(source),
         rid = ident(record_id),
@@ -79,10 +150,13 @@ FROM {table}",
         street = col(&map.street, "VARCHAR"),
         postcode = col(&map.postcode, "VARCHAR"),
         city = col(&map.city, "VARCHAR"),
-        birth = col(&map.birth_date, "DATE"),
+        birth = match &map.birth_date {
+            Some(m) => format!("parse_date({})", m.sql()),
+            None => "CAST(NULL AS DATE)".into(),
+        },
         gender = col(&map.gender, "VARCHAR"),
         company = col(&map.company, "VARCHAR"),
         updated = col(&map.updated_at, "TIMESTAMP"),
         table = ident(source),
-    )
+    ))
 }

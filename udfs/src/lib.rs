@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod dates;
 pub mod merge;
 pub mod mode;
 pub mod nicknames;
@@ -34,6 +35,8 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(normalize::NormalizeName::new()),
         ScalarUDF::from(normalize::NormalizePhone::new()),
         ScalarUDF::from(normalize::PhoneDigits::new()),
+        ScalarUDF::from(normalize::NormalizeIdentifier::new()),
+        ScalarUDF::from(dates::ParseDate::new()),
         ScalarUDF::from(normalize::CanonicalFirstName::new()),
         ScalarUDF::from(normalize::SplitFullName::new()),
         ScalarUDF::from(normalize::NormalizeAddress::new()),

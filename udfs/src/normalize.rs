@@ -155,6 +155,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn identifiers_lose_their_separators() {
+        let id = |s: &str| {
+            let mut out = String::new();
+            normalize_identifier_into(s, &mut out).then_some(out)
+        };
+        assert_eq!(id(" 123-45 678 ").as_deref(), Some("12345678"));
+        assert_eq!(id("nl.91/b01").as_deref(), Some("NL91B01"));
+        assert_eq!(id(" - "), None);
+    }
+
+    #[test]
     fn phone_digits_are_the_last_nine() {
         let digits = |s: &str| {
             let mut out = String::new();
@@ -435,6 +446,18 @@ pub fn phone_digits_into(raw: &str, out: &mut String) -> bool {
     true
 }
 
+/// An identifier (national id, customer or card number, tax id) in one spelling: ASCII
+/// letters upper-cased and digits kept, everything else (spaces, dashes, dots, slashes)
+/// dropped; false (NULL) when nothing is left. "123-45 678" and "12345678" are one id.
+pub fn normalize_identifier_into(raw: &str, out: &mut String) -> bool {
+    out.extend(
+        raw.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(|c| c.to_uppercase()),
+    );
+    !out.is_empty()
+}
+
 macro_rules! unary_string_udf {
     ($ty:ident, $name:literal, $f:path) => {
         #[derive(Debug, PartialEq, Eq, Hash)]
@@ -476,6 +499,11 @@ macro_rules! unary_string_udf {
 
 unary_string_udf!(NormalizeName, "normalize_name", normalize_name_into);
 unary_string_udf!(PhoneDigits, "phone_digits", phone_digits_into);
+unary_string_udf!(
+    NormalizeIdentifier,
+    "normalize_identifier",
+    normalize_identifier_into
+);
 unary_string_udf!(
     CanonicalFirstName,
     "canonical_first_name",

@@ -3,19 +3,21 @@
 //! Each level has an m (how often true matches land there) and a u (how often random pairs
 //! do); its weight is `log2(m / u)`.
 
+use super::super::fields::CustomFields;
+
 /// One level of a comparison: a SQL condition over `{l}` and `{r}` (the two values).
 #[derive(Debug, Clone)]
 pub struct Level {
-    pub label: &'static str,
+    pub label: String,
     /// SQL boolean; `{l}` / `{r}` stand for the two sides' column.
-    pub condition: &'static str,
+    pub condition: String,
 }
 
 /// A field's comparison: its levels from closest to farthest (disagreement, level 0, is
 /// implicit).
 #[derive(Debug, Clone)]
 pub struct Comparison {
-    pub field: &'static str,
+    pub field: String,
     pub levels: Vec<Level>,
 }
 
@@ -26,11 +28,11 @@ impl Comparison {
     }
 
     /// The label of level `g` (0 = disagreement).
-    pub fn label(&self, g: usize) -> &'static str {
+    pub fn label(&self, g: usize) -> &str {
         if g == 0 {
             "different"
         } else {
-            self.levels[self.levels.len() - g].label
+            &self.levels[self.levels.len() - g].label
         }
     }
 
@@ -54,75 +56,9 @@ impl Comparison {
     }
 }
 
-const EXACT: Level = Level {
-    label: "exact",
-    condition: "{l} = {r}",
-};
-
-const JW_92: Level = Level {
-    label: "jaro_winkler >= 0.92",
-    condition: "jaro_winkler({l}, {r}) >= 0.92",
-};
-
-const JW_80: Level = Level {
-    label: "jaro_winkler >= 0.8",
-    condition: "jaro_winkler({l}, {r}) >= 0.8",
-};
-
-/// The built-in comparison of a staged field, or None if the field has none.
-pub fn comparison(field: &str) -> Option<Comparison> {
-    let levels = match field {
-        "first_name" => vec![
-            EXACT,
-            JW_92,
-            JW_80,
-            Level {
-                label: "initial",
-                condition: "((length({l}) = 1 OR length({r}) = 1) AND substr({l}, 1, 1) = substr({r}, 1, 1))",
-            },
-        ],
-        "last_name" | "company" => vec![
-            EXACT,
-            JW_92,
-            JW_80,
-        ],
-        "email" => vec![
-            EXACT,
-            Level {
-                label: "same mailbox name",
-                condition: "split_part({l}, '@', 1) = split_part({r}, '@', 1)",
-            },
-            Level {
-                label: "levenshtein <= 2",
-                condition: "levenshtein_distance({l}, {r}) <= 2",
-            },
-        ],
-        "birth_date" => vec![
-            EXACT,
-            Level {
-                label: "one digit differs",
-                condition: "levenshtein_distance(CAST({l} AS VARCHAR), CAST({r} AS VARCHAR)) <= 1",
-            },
-            Level {
-                label: "same year",
-                condition: "date_part('year', {l}) = date_part('year', {r})",
-            },
-        ],
-        "street" => vec![
-            EXACT,
-            Level {
-                label: "levenshtein_sim >= 0.8",
-                condition: "levenshtein_sim({l}, {r}) >= 0.8",
-            },
-        ],
-        "phone_digits" | "postcode" | "city" | "gender" | "country" => vec![EXACT],
-        _ => return None,
-    };
-    let field = super::super::config::FIELDS
-        .iter()
-        .find(|f| **f == field)
-        .copied()?;
-    Some(Comparison { field, levels })
+/// The comparison of a staged field (built-in or `[unify.fields]`), or None if it has none.
+pub fn comparison(field: &str, custom: &CustomFields) -> Option<Comparison> {
+    super::super::fields::comparison(field, custom)
 }
 
 /// Fields compared by default.
@@ -138,12 +74,11 @@ pub const DEFAULT_COMPARISONS: &[&str] = &[
     "gender",
 ];
 
-/// Fields with a built-in comparison.
-pub fn comparable_fields() -> Vec<&'static str> {
-    super::super::config::FIELDS
-        .iter()
-        .copied()
-        .filter(|f| comparison(f).is_some())
+/// Fields with a comparison: built-in ones and every custom field.
+pub fn comparable_fields(custom: &CustomFields) -> Vec<String> {
+    super::super::fields::staged_fields(custom)
+        .into_iter()
+        .filter(|f| comparison(f, custom).is_some())
         .collect()
 }
 
@@ -153,7 +88,8 @@ mod tests {
 
     #[test]
     fn levels_count_down_to_disagreement() {
-        let c = comparison("first_name").unwrap();
+        let none = CustomFields::new();
+        let c = comparison("first_name", &none).unwrap();
         assert_eq!(c.level_count(), 5);
         assert_eq!(c.label(4), "exact");
         assert_eq!(c.label(1), "initial");
@@ -161,7 +97,7 @@ mod tests {
         let sql = c.level_sql("l", "r");
         assert!(sql.starts_with("CASE WHEN l.first_name IS NULL OR r.first_name IS NULL"));
         assert!(sql.contains("WHEN l.first_name = r.first_name THEN CAST(4 AS TINYINT)"));
-        assert!(comparison("first_initial").is_none());
-        assert!(comparable_fields().contains(&"company"));
+        assert!(comparison("first_initial", &none).is_none());
+        assert!(comparable_fields(&none).contains(&"company".to_string()));
     }
 }

@@ -58,12 +58,16 @@ impl Model {
 
 /// Train m and the per-rule priors. `u[c]` has one entry per level of comparison c (0 is
 /// disagreement); `skip[b][c]` is true when comparison c is part of blocking rule b.
+/// `non_match(p)`: patterns known not to be matches (vetoed): they teach nothing about m but
+/// count in their rule's pairs, so its prior stays the share of matches among all its pairs.
 pub fn train(
     patterns: &[Pattern],
     u: Vec<Vec<f64>>,
     skip: &[Vec<bool>],
     max_iterations: usize,
+    non_match: impl Fn(&Pattern) -> bool,
 ) -> Model {
+    let known: Vec<bool> = patterns.iter().map(non_match).collect();
     let blocks = skip.len();
     // Start from "matches mostly agree exactly".
     let mut m: Vec<Vec<f64>> = u
@@ -96,10 +100,14 @@ pub fn train(
         let mut m_sum: Vec<Vec<f64>> = u.iter().map(|l| vec![0.0; l.len()]).collect();
         let mut matched = vec![0.0; blocks];
         let mut total = vec![0.0; blocks];
-        for p in patterns {
+        for (p, known) in patterns.iter().zip(&known) {
+            let n = p.count as f64;
+            if *known {
+                total[p.block] += n;
+                continue;
+            }
             let w = model.match_weight(p, skip);
             let prob = 1.0 / (1.0 + (-w).exp2());
-            let n = p.count as f64;
             matched[p.block] += n * prob;
             total[p.block] += n;
             for (c, g) in p.levels.iter().enumerate() {
@@ -179,7 +187,7 @@ mod tests {
             }
         }
         let u = vec![vec![1.0 - u1, u1], vec![1.0 - u1, u1]];
-        let model = train(&patterns, u, &[vec![false, false]], 200);
+        let model = train(&patterns, u, &[vec![false, false]], 200, |_| false);
         assert!(model.converged);
         assert!((model.m[0][1] - 0.9).abs() < 0.02, "{:?}", model.m);
         assert!((model.lambda[0] - 0.3).abs() < 0.02, "{:?}", model.lambda);

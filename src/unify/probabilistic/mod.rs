@@ -10,8 +10,10 @@
 //! members share surname, address, phone and sometimes a mailbox, evidence the independence
 //! assumption would otherwise add up.
 
+pub mod blocking;
 pub mod comparisons;
 pub mod em;
+pub mod vetoes;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 
 use super::config::FIELDS;
+use super::fields::CustomFields;
 use super::matching::Sides;
 use super::staging::literal;
 use super::{collect, register, UnifyReport};
@@ -36,8 +39,8 @@ pub struct ProbabilisticSection {
     #[serde(default = "default_threshold")]
     pub threshold: f64,
     /// Blocking rules: each a list of staged fields that must be equal for a pair to be
-    /// compared at all.
-    #[serde(default = "default_blocking")]
+    /// compared at all. Empty (the default): chosen from the data by [`blocking::plan`].
+    #[serde(default)]
     pub blocking: Vec<Vec<String>>,
     /// Fields compared (each has built-in comparison levels).
     #[serde(default = "default_comparisons")]
@@ -46,26 +49,46 @@ pub struct ProbabilisticSection {
     #[serde(default = "default_term_frequency")]
     pub term_frequency: Vec<String>,
     /// What rules a match out whatever else agrees: a field, or a group of fields that all
-    /// clearly disagree (both sides present, not even similar).
-    #[serde(default = "default_contradictions")]
-    pub contradictions: Vec<Contradiction>,
+    /// clearly disagree (both sides present, not even similar). None (the default): learned
+    /// from the trained model by [`vetoes::learn`].
+    #[serde(default)]
+    pub contradictions: Option<Vec<Contradiction>>,
     /// Random record pairs used to measure u.
     #[serde(default = "default_sample_pairs")]
     pub sample_pairs: usize,
     #[serde(default = "default_max_iterations")]
     pub max_iterations: usize,
+    /// Automatic blocking: the most candidate pairs, per record, the chosen rules may add up
+    /// to.
+    #[serde(default = "default_pairs_per_record")]
+    pub pairs_per_record: f64,
+    /// Automatic blocking stops adding rules once, by the model, the rules find this share of
+    /// the true matches.
+    #[serde(default = "default_blocking_recall")]
+    pub blocking_recall: f64,
+    /// Learned vetoes (no `contradictions` given): the share of true matches (with the
+    /// field present) each may rule out, by the model's estimate.
+    #[serde(default = "default_veto_max_loss")]
+    pub veto_max_loss: f64,
+    /// `[unify.fields]`, set by [`super::config::UnifySection::probabilistic_section`].
+    #[serde(skip)]
+    pub custom: CustomFields,
 }
 
 impl Default for ProbabilisticSection {
     fn default() -> Self {
         ProbabilisticSection {
             threshold: default_threshold(),
-            blocking: default_blocking(),
+            blocking: Vec::new(),
             comparisons: default_comparisons(),
             term_frequency: default_term_frequency(),
-            contradictions: default_contradictions(),
+            contradictions: None,
             sample_pairs: default_sample_pairs(),
             max_iterations: default_max_iterations(),
+            pairs_per_record: default_pairs_per_record(),
+            blocking_recall: default_blocking_recall(),
+            veto_max_loss: default_veto_max_loss(),
+            custom: CustomFields::new(),
         }
     }
 }
@@ -73,37 +96,27 @@ impl Default for ProbabilisticSection {
 fn default_threshold() -> f64 {
     0.95
 }
-fn default_blocking() -> Vec<Vec<String>> {
-    [
-        &["email"][..],
-        &["phone_digits"],
-        &["last_name_phonetic", "birth_date"],
-        &["postcode", "street"],
-    ]
-    .iter()
-    .map(|k| k.iter().map(|f| f.to_string()).collect())
-    .collect()
+/// Comparisons per record are what a run pays for; 50 keeps a 1M-record run's candidate pairs
+/// (50M at most) within what the comparison step handles in memory on a small machine.
+fn default_pairs_per_record() -> f64 {
+    50.0
 }
-fn default_comparisons() -> Vec<String> {
+fn default_blocking_recall() -> f64 {
+    0.999
+}
+/// One true match in twenty: a veto that costs more is not a rule but a typo rate.
+fn default_veto_max_loss() -> f64 {
+    0.05
+}
+pub(crate) fn default_comparisons() -> Vec<String> {
     comparisons::DEFAULT_COMPARISONS
         .iter()
         .map(|f| f.to_string())
         .collect()
 }
-fn default_term_frequency() -> Vec<String> {
+pub(crate) fn default_term_frequency() -> Vec<String> {
     vec!["first_name".into(), "last_name".into()]
 }
-/// Household members differ in first name and birth date; two records whose e-mail and phone
-/// both differ share no identifier, and a shared name and address is then no evidence of one
-/// person (namesakes in one household).
-fn default_contradictions() -> Vec<Contradiction> {
-    vec![
-        Contradiction::Field("first_name".into()),
-        Contradiction::Field("birth_date".into()),
-        Contradiction::All(vec!["email".into(), "phone_digits".into()]),
-    ]
-}
-
 /// One entry of `contradictions`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -134,7 +147,8 @@ fn default_max_iterations() -> usize {
 }
 
 impl ProbabilisticSection {
-    /// Why this section cannot be used.
+    /// Why this section cannot be used (`custom` must be set: see
+    /// [`super::config::UnifySection::probabilistic_section`]).
     pub fn check(&self) -> std::result::Result<(), String> {
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
             return Err(format!(
@@ -142,14 +156,15 @@ impl ProbabilisticSection {
                 self.threshold
             ));
         }
-        if self.blocking.is_empty() || self.blocking.iter().any(|k| k.is_empty()) {
-            return Err("unify.probabilistic.blocking needs at least one rule, each a non-empty list of fields".into());
+        if self.blocking.iter().any(|k| k.is_empty()) {
+            return Err("unify.probabilistic.blocking: each rule is a non-empty list of fields (leave blocking out to have it chosen from the data)".into());
         }
+        let staged = super::fields::staged_fields(&self.custom);
         for f in self.blocking.iter().flatten() {
-            if !FIELDS.contains(&f.as_str()) {
+            if !staged.contains(f) {
                 return Err(format!(
                     "unify.probabilistic.blocking: unknown field `{f}` (fields: {})",
-                    FIELDS.join(", ")
+                    staged.join(", ")
                 ));
             }
         }
@@ -157,15 +172,15 @@ impl ProbabilisticSection {
             return Err("unify.probabilistic.comparisons is empty".into());
         }
         for f in &self.comparisons {
-            if comparisons::comparison(f).is_none() {
+            if comparisons::comparison(f, &self.custom).is_none() {
                 return Err(format!(
                     "unify.probabilistic.comparisons: no comparison for `{f}` (comparable: {})",
-                    comparisons::comparable_fields().join(", ")
+                    comparisons::comparable_fields(&self.custom).join(", ")
                 ));
             }
         }
         let contradicted: Vec<String> = self
-            .contradictions
+            .vetoes()
             .iter()
             .flat_map(|c| c.fields().to_vec())
             .collect();
@@ -179,19 +194,35 @@ impl ProbabilisticSection {
                 ));
             }
         }
-        if self.contradictions.iter().any(|c| c.fields().is_empty()) {
+        if self.vetoes().iter().any(|c| c.fields().is_empty()) {
             return Err("unify.probabilistic.contradictions: an empty group".into());
         }
         if self.sample_pairs < 1_000 {
             return Err("unify.probabilistic.sample_pairs must be at least 1000".into());
         }
+        if !(self.pairs_per_record.is_finite() && self.pairs_per_record >= 1.0) {
+            return Err("unify.probabilistic.pairs_per_record must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.veto_max_loss) {
+            return Err("unify.probabilistic.veto_max_loss must be at least 0 and below 1".into());
+        }
+        if !(self.blocking_recall > 0.0 && self.blocking_recall < 1.0) {
+            return Err(
+                "unify.probabilistic.blocking_recall must be between 0 and 1 (exclusive)".into(),
+            );
+        }
         Ok(())
+    }
+
+    /// The contradictions in force: configured, learned (once a model is trained), or none.
+    pub fn vetoes(&self) -> &[Contradiction] {
+        self.contradictions.as_deref().unwrap_or(&[])
     }
 
     pub(crate) fn comparisons(&self) -> Vec<Comparison> {
         self.comparisons
             .iter()
-            .filter_map(|f| comparisons::comparison(f))
+            .filter_map(|f| comparisons::comparison(f, &self.custom))
             .collect()
     }
 
@@ -199,16 +230,24 @@ impl ProbabilisticSection {
     /// address parts go together, a surname with its phonetic code): pairs a rule finds agree
     /// on those whether they match or not, so they say nothing about those pairs.
     fn skip(&self, comps: &[Comparison]) -> Vec<Vec<bool>> {
-        self.blocking
-            .iter()
-            .map(|key| {
-                comps
-                    .iter()
-                    .map(|c| key.iter().any(|f| related(f).contains(&c.field)))
-                    .collect()
-            })
-            .collect()
+        skip_matrix(&self.blocking, comps)
     }
+}
+
+/// See [`ProbabilisticSection::skip`].
+pub(crate) fn skip_matrix(blocking: &[Vec<String>], comps: &[Comparison]) -> Vec<Vec<bool>> {
+    blocking
+        .iter()
+        .map(|key| {
+            comps
+                .iter()
+                .map(|c| {
+                    key.iter()
+                        .any(|f| related(f).contains(&c.field.as_str()) || *f == c.field)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The compared fields that agree whenever `field` does.
@@ -224,6 +263,7 @@ pub(crate) fn related(field: &str) -> &'static [&'static str] {
             .position(|f| *f == other)
             .map(|i| &FIELDS[i..i + 1])
             .unwrap_or(&[]),
+        // A custom field: `skip_matrix` compares names itself.
     }
 }
 
@@ -266,7 +306,7 @@ impl Scoring {
                 ));
             }
             let top = comp.level_count() - 1;
-            if self.term_frequency.iter().any(|f| f == comp.field) {
+            if self.term_frequency.iter().any(|f| *f == comp.field) {
                 t.push_str(&format!(
                     " WHEN {g} = {top} AND tf_{f} > 0 THEN log2({m:.12} / tf_{f})",
                     f = comp.field,
@@ -304,15 +344,22 @@ impl Scoring {
             .join(" OR ")
     }
 
-    /// The model as rows: one per comparison level, plus one prior per blocking rule.
-    pub fn weights_batch(&self, blocking: &[Vec<String>]) -> Result<RecordBatch> {
+    /// The model as rows: one per comparison level, one prior per blocking rule (label
+    /// `block:<fields>`), and one row per veto (comparison `veto`, label the fields joined by
+    /// `+`, m and u of the disagreement when the veto was learned).
+    pub fn weights_batch(
+        &self,
+        blocking: &[Vec<String>],
+        learned: &[vetoes::Learned],
+        vetoes: &[Contradiction],
+    ) -> Result<RecordBatch> {
         let schema = Arc::new(Schema::new(vec![
             Field::new("comparison", DataType::Utf8, false),
             Field::new("level", DataType::Int64, false),
             Field::new("label", DataType::Utf8, false),
             Field::new("m", DataType::Float64, true),
             Field::new("u", DataType::Float64, true),
-            Field::new("weight", DataType::Float64, false),
+            Field::new("weight", DataType::Float64, true),
             Field::new("term_frequency", DataType::Boolean, false),
         ]));
         let (mut comp, mut level, mut label) = (
@@ -335,9 +382,27 @@ impl Scoring {
             w.append_value(self.model.prior(b));
             tf.append_value(false);
         }
+        for (i, v) in vetoes.iter().enumerate() {
+            comp.append_value("veto");
+            level.append_value(i as i64);
+            label.append_value(v.fields().join("+"));
+            match learned.iter().find(|l| &l.veto == v) {
+                Some(l) => {
+                    m.append_value(l.m);
+                    u.append_value(l.u);
+                    w.append_value((l.m / l.u).log2());
+                }
+                None => {
+                    m.append_null();
+                    u.append_null();
+                    w.append_null();
+                }
+            }
+            tf.append_value(false);
+        }
         for (c, cmp) in self.comparisons.iter().enumerate() {
             for g in (0..cmp.level_count()).rev() {
-                comp.append_value(cmp.field);
+                comp.append_value(&cmp.field);
                 level.append_value(g as i64);
                 label.append_value(cmp.label(g));
                 m.append_value(self.model.m[c][g]);
@@ -345,7 +410,7 @@ impl Scoring {
                 w.append_value(self.model.weight(c, g));
                 tf.append_value(
                     g == cmp.level_count() - 1
-                        && self.term_frequency.iter().any(|f| f == cmp.field),
+                        && self.term_frequency.iter().any(|f| *f == cmp.field),
                 );
             }
         }
@@ -374,6 +439,8 @@ pub struct Matched {
     /// `match_term_frequencies` rows (field, value, tf): what exact name agreement weighed,
     /// kept so that incremental runs and single-record matches weigh it the same.
     pub term_frequencies: Vec<RecordBatch>,
+    /// `blocking_plan` rows when the blocking was chosen from the data.
+    pub blocking_plan: Option<RecordBatch>,
 }
 
 /// Term-frequency tables `unify_tf_<field>` (value, tf); returns Σ tf², the chance that two
@@ -500,40 +567,19 @@ fn candidates_sql(
     )
 }
 
-/// Run blocking, training and scoring; returns the matched pairs and the model.
-pub async fn match_pairs(
+/// Write the candidate pairs of blocking rules `rules` (indexes into `section.blocking`) to
+/// `dir` as Parquet, skipping oversized blocks.
+async fn write_candidates(
     ctx: &SessionContext,
-    work_dir: &std::path::Path,
     section: &ProbabilisticSection,
+    comps: &[Comparison],
+    rules: std::ops::Range<usize>,
+    dir: &std::path::Path,
     max_block_size: usize,
     report: &mut UnifyReport,
-) -> Result<Matched> {
-    section.check().map_err(Error::Other)?;
-    let comps = section.comparisons();
-    let skip = section.skip(&comps);
-
-    // u from random pairs; exact agreement on term-frequency fields from the value counts.
-    let counts = random_pair_counts(ctx, &comps, section.sample_pairs).await?;
-    let mut u: Vec<Vec<f64>> = counts.iter().map(|c| em::u_from_counts(c)).collect();
-    for f in &section.term_frequency {
-        let sum_sq = term_frequencies(ctx, f).await?;
-        let c = comps.iter().position(|c| c.field == f).expect("checked");
-        let top = comps[c].level_count() - 1;
-        // Rescale the other levels so the row still sums to one.
-        let rest: f64 = (0..top).map(|g| u[c][g]).sum();
-        let exact = sum_sq.clamp(1e-9, 0.5);
-        for v in u[c].iter_mut().take(top) {
-            *v = *v / rest.max(1e-12) * (1.0 - exact);
-        }
-        u[c][top] = exact;
-    }
-
-    // Candidate pairs per blocking rule.
-    // Each rule's pairs go to Parquet as they come (millions of rows at 1M people), then are
-    // read back as one table.
-    let dir = work_dir.join("unify_comparisons");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-    for (b, key) in section.blocking.iter().enumerate() {
+) -> Result<()> {
+    for b in rules {
+        let key = &section.blocking[b];
         let keys: Vec<&str> = key.iter().map(|s| s.as_str()).collect();
         let skip_table = super::skip_oversized_blocks(
             ctx,
@@ -546,8 +592,8 @@ pub async fn match_pairs(
         .await?;
         super::write_query(
             ctx,
-            &candidates_sql(section, &comps, b, skip_table.as_deref(), Sides::All),
-            &dir,
+            &candidates_sql(section, comps, b, skip_table.as_deref(), Sides::All),
+            dir,
             &format!("block_{b}"),
         )
         .await?;
@@ -559,15 +605,16 @@ pub async fn match_pairs(
         datafusion::prelude::ParquetReadOptions::default(),
     )
     .await?;
-    count_candidates(ctx, section, report).await?;
+    Ok(())
+}
 
-    // Patterns for EM; vetoed pairs (households, mostly) are not evidence about matches.
+/// Distinct comparison patterns of the candidate pairs, per blocking rule.
+async fn patterns(ctx: &SessionContext, comps: &[Comparison]) -> Result<Vec<Pattern>> {
     let g_cols: Vec<String> = comps.iter().map(|c| c.column()).collect();
-    let veto = Scoring::veto_sql(&section.contradictions);
     let batches = collect(
         ctx,
         &format!(
-            "SELECT block, {g}, count(*) AS n FROM unify_comparisons WHERE NOT ({veto}) GROUP BY block, {g}",
+            "SELECT block, {g}, count(*) AS n FROM unify_comparisons GROUP BY block, {g}",
             g = g_cols.join(", ")
         ),
         "comparison patterns",
@@ -591,13 +638,208 @@ pub async fn match_pairs(
             });
         }
     }
-    let model = em::train(&patterns, u, &skip, section.max_iterations);
+    Ok(patterns)
+}
+
+/// Whether a veto rules the pattern out.
+fn vetoed(p: &Pattern, comps: &[Comparison], vetoes: &[Contradiction]) -> bool {
+    vetoes.iter().any(|v| {
+        v.holds(|f| {
+            comps
+                .iter()
+                .position(|c| c.field == f)
+                .and_then(|c| p.levels[c].map(|g| g as usize))
+        })
+    })
+}
+
+/// Train on the patterns no veto rules out: vetoed pairs (households, mostly) are not
+/// evidence about matches.
+fn train(
+    patterns: &[Pattern],
+    comps: &[Comparison],
+    u: &[Vec<f64>],
+    skip: &[Vec<bool>],
+    vetoes: &[Contradiction],
+    max_iterations: usize,
+) -> Model {
+    let model = em::train(patterns, u.to_vec(), skip, max_iterations, |p| {
+        vetoed(p, comps, vetoes)
+    });
     tracing::info!(
         iterations = model.iterations,
         converged = model.converged,
         patterns = patterns.len(),
         "EM trained"
     );
+    model
+}
+
+/// Run blocking, training and scoring; returns the matched pairs and the model.
+pub async fn match_pairs(
+    ctx: &SessionContext,
+    work_dir: &std::path::Path,
+    section: &ProbabilisticSection,
+    max_block_size: usize,
+    report: &mut UnifyReport,
+) -> Result<Matched> {
+    section.check().map_err(Error::Other)?;
+    let mut section = section.clone();
+    let comps = section.comparisons();
+
+    // u from random pairs; exact agreement on term-frequency fields from the value counts.
+    let counts = random_pair_counts(ctx, &comps, section.sample_pairs).await?;
+    let mut u: Vec<Vec<f64>> = counts.iter().map(|c| em::u_from_counts(c)).collect();
+    for f in &section.term_frequency {
+        let sum_sq = term_frequencies(ctx, f).await?;
+        let c = comps.iter().position(|c| &c.field == f).expect("checked");
+        let top = comps[c].level_count() - 1;
+        // Rescale the other levels so the row still sums to one.
+        let rest: f64 = (0..top).map(|g| u[c][g]).sum();
+        let exact = sum_sq.clamp(1e-9, 0.5);
+        for v in u[c].iter_mut().take(top) {
+            *v = *v / rest.max(1e-12) * (1.0 - exact);
+        }
+        u[c][top] = exact;
+    }
+
+    // Candidate pairs per blocking rule: the configured rules, or a seed chosen from the
+    // key counts (see `blocking`). Each rule's pairs go to Parquet as they come (millions
+    // of rows at 1M people), then are read back as one table.
+    let dir = work_dir.join("unify_comparisons");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    let mut plan = None;
+    if section.blocking.is_empty() {
+        let mut p = blocking::estimate(ctx, &section, &comps, max_block_size).await?;
+        section.blocking = p.choose_seed();
+        if section.blocking.is_empty() {
+            return Err(Error::Other(
+                "unify.probabilistic: no field is filled in two records, so no blocking rule finds a pair; map more fields or give unify.probabilistic.blocking".into(),
+            ));
+        }
+        plan = Some(p);
+    }
+    let seeded = section.blocking.len();
+    write_candidates(
+        ctx,
+        &section,
+        &comps,
+        0..seeded,
+        &dir,
+        max_block_size,
+        report,
+    )
+    .await?;
+    let mut pats = patterns(ctx, &comps).await?;
+    let learn_vetoes = section.contradictions.is_none();
+    let mut model = train(
+        &pats,
+        &comps,
+        &u,
+        &section.skip(&comps),
+        section.vetoes(),
+        section.max_iterations,
+    );
+    if let Some(p) = plan.as_mut() {
+        // More rules until the model says the blocking finds enough of the matches.
+        section.blocking = p.choose(&comps, &model, section.blocking_recall);
+        if section.blocking.len() > seeded {
+            write_candidates(
+                ctx,
+                &section,
+                &comps,
+                seeded..section.blocking.len(),
+                &dir,
+                max_block_size,
+                report,
+            )
+            .await?;
+            pats = patterns(ctx, &comps).await?;
+            model = train(
+                &pats,
+                &comps,
+                &u,
+                &section.skip(&comps),
+                section.vetoes(),
+                section.max_iterations,
+            );
+        }
+        let summary = format!(
+            "blocking chosen from the data: {} (estimated recall {:.4}, {} estimated pairs)",
+            section
+                .blocking
+                .iter()
+                .map(|k| k.join("+"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            p.estimated_recall.unwrap_or(0.0),
+            p.candidates
+                .iter()
+                .filter(|c| c.chosen.is_some())
+                .map(|c| c.pairs)
+                .sum::<f64>()
+                .round()
+        );
+        tracing::info!("{summary}");
+    }
+    let mut learned = Vec::new();
+    if learn_vetoes {
+        // Pairs of fields that the match class gets wrong together (households), then single
+        // fields whose disagreement true matches almost never show, judged on a model trained
+        // without the first.
+        let skip = section.skip(&comps);
+        let stats = vetoes::MatchStats::new(&pats, &model, &skip, comps.len());
+        let groups = vetoes::dependent(&comps, &section.custom, &stats);
+        if !groups.is_empty() {
+            model = train(&pats, &comps, &u, &skip, &groups, section.max_iterations);
+        }
+        let kept: Vec<Pattern> = pats
+            .iter()
+            .filter(|p| !vetoed(p, &comps, &groups))
+            .cloned()
+            .collect();
+        let stats = vetoes::MatchStats::new(&kept, &model, &skip, comps.len());
+        learned = groups
+            .iter()
+            .map(|g| {
+                let (a, b) = (
+                    comps
+                        .iter()
+                        .position(|c| c.field == g.fields()[0])
+                        .expect("compared"),
+                    comps
+                        .iter()
+                        .position(|c| c.field == g.fields()[1])
+                        .expect("compared"),
+                );
+                vetoes::Learned {
+                    veto: g.clone(),
+                    m: model.m[a][0] * model.m[b][0],
+                    u: model.u[a][0] * model.u[b][0],
+                }
+            })
+            .collect();
+        learned.extend(vetoes::learn(
+            &comps,
+            &model,
+            &section.custom,
+            section.veto_max_loss,
+            &stats,
+            &groups,
+        ));
+        section.contradictions = Some(learned.iter().map(|l| l.veto.clone()).collect());
+        if learned.len() > groups.len() {
+            model = train(
+                &pats,
+                &comps,
+                &u,
+                &skip,
+                section.vetoes(),
+                section.max_iterations,
+            );
+        }
+    }
+    count_candidates(ctx, &section, report).await?;
     if !model.converged {
         let w = format!(
             "probabilistic matching: EM did not converge in {} iterations (unify.probabilistic.max_iterations); weights may be rough",
@@ -606,6 +848,7 @@ pub async fn match_pairs(
         tracing::warn!("{w}");
         report.warnings.push(w);
     }
+    let skip = section.skip(&comps);
     let scoring = Scoring {
         comparisons: comps,
         model,
@@ -614,11 +857,11 @@ pub async fn match_pairs(
     };
 
     // Scoring.
-    let pairs = collect(ctx, &scored_sql(section, &scoring), "scoring").await?;
+    let pairs = collect(ctx, &scored_sql(&section, &scoring), "scoring").await?;
     // All candidates, matched or not, for the console's weight distribution.
     let histogram = collect(
         ctx,
-        &histogram_sql(section, &scoring),
+        &histogram_sql(&section, &scoring),
         "match weight histogram",
     )
     .await?;
@@ -638,7 +881,7 @@ pub async fn match_pairs(
             .join(" UNION ALL ");
         collect(ctx, &sql, "term frequencies").await?
     };
-    let weights = scoring.weights_batch(&section.blocking)?;
+    let weights = scoring.weights_batch(&section.blocking, &learned, section.vetoes())?;
     let _ = ctx.deregister_table("unify_comparisons");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Matched {
@@ -646,6 +889,7 @@ pub async fn match_pairs(
         weights,
         histogram,
         term_frequencies,
+        blocking_plan: plan.map(|p| p.batch()).transpose()?,
     })
 }
 
@@ -665,7 +909,7 @@ fn scored_sql(section: &ProbabilisticSection, scoring: &Scoring) -> String {
         rule = literal("probabilistic"),
         g = g.join(", "),
         w = scoring.weight_sql(),
-        veto = Scoring::veto_sql(&section.contradictions),
+        veto = Scoring::veto_sql(section.vetoes()),
         t = threshold_weight(section),
     )
 }
@@ -679,7 +923,7 @@ fn histogram_sql(section: &ProbabilisticSection, scoring: &Scoring) -> String {
          FROM (SELECT {w} AS match_weight FROM unify_comparisons WHERE block = first_block AND NOT ({veto})) \
          GROUP BY 1 ORDER BY 1",
         w = scoring.weight_sql(),
-        veto = Scoring::veto_sql(&section.contradictions),
+        veto = Scoring::veto_sql(section.vetoes()),
         t = threshold_weight(section),
     )
 }
@@ -713,7 +957,8 @@ async fn count_candidates(
 }
 
 impl Scoring {
-    /// The model a previous run learned, from its `match_weights` table.
+    /// The model a previous run learned, from its `match_weights` table (`section` as
+    /// resolved by [`adopt_plan`]).
     pub fn from_weights(
         section: &ProbabilisticSection,
         weights: &[RecordBatch],
@@ -771,6 +1016,65 @@ impl Scoring {
             term_frequency: section.term_frequency.clone(),
         })
     }
+}
+
+/// Blocking rules and vetoes a section leaves to the data, as the run that wrote `weights`
+/// (its `match_weights`) chose them: later runs, explanations and real-time matches must
+/// block and veto exactly as it did.
+pub fn adopt_plan(section: &mut ProbabilisticSection, weights: &[RecordBatch]) -> Result<()> {
+    let auto_blocking = section.blocking.is_empty();
+    let auto_vetoes = section.contradictions.is_none();
+    let mut vetoes = Vec::new();
+    for b in weights {
+        let comp = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let comp = comp.as_string::<i32>();
+        let label = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
+        let label = label.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let label = label.value(i);
+            match comp.value(i) {
+                "prior" if auto_blocking => section.blocking.push(
+                    label
+                        .strip_prefix("block:")
+                        .unwrap_or(label)
+                        .split('+')
+                        .map(String::from)
+                        .collect(),
+                ),
+                "veto" if auto_vetoes => {
+                    let f: Vec<String> = label.split('+').map(String::from).collect();
+                    vetoes.push(if f.len() == 1 {
+                        Contradiction::Field(f[0].clone())
+                    } else {
+                        Contradiction::All(f)
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    if auto_vetoes {
+        section.contradictions = Some(vetoes);
+    }
+    if section.blocking.is_empty() {
+        return Err(Error::Other(
+            "match_weights of the previous run names no blocking rule; run with --full".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// [`adopt_plan`] from a run's tables directory.
+pub fn adopt_plan_from(section: &mut ProbabilisticSection, tables: &std::path::Path) -> Result<()> {
+    let path = tables.join("match_weights.parquet");
+    let file = std::fs::File::open(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?
+            .build()
+            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    let weights = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    adopt_plan(section, &weights)
 }
 
 /// Incremental matching: compare the touched records (`unify_delta`) with every record by the
