@@ -28,6 +28,8 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "match_pairs",
     "match_weights",
     "match_score_histogram",
+    "match_term_frequencies",
+    "blocking_plan",
     "customer_links",
     "unified_customers",
     "id_changes",

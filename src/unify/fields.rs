@@ -135,10 +135,12 @@ impl FieldDef {
                     "unify.fields.{name}.date_order: \"dmy\" or \"mdy\""
                 ))
             }
-            (Some(_), k) => return Err(format!(
+            (Some(_), k) => {
+                return Err(format!(
                 "unify.fields.{name}.date_order: only `date` fields have one (this one is `{}`)",
                 k.name()
-            )),
+            ))
+            }
         }
         Ok(())
     }
@@ -286,6 +288,12 @@ pub fn comparison(field: &str, custom: &CustomFields) -> Option<Comparison> {
             v.push(level(
                 "initial",
                 "((length({l}) = 1 OR length({r}) = 1) AND substr({l}, 1, 1) = substr({r}, 1, 1))",
+            ));
+            // Given name and surname in each other's place (FEBRL swaps 1 in 75 duplicates):
+            // a typo-like error, not two people.
+            v.push(level(
+                "swapped with the surname",
+                "(jaro_winkler({l}, {R}.last_name) >= 0.92 AND jaro_winkler({L}.last_name, {r}) >= 0.92)",
             ));
             v
         }

@@ -44,10 +44,26 @@ pub async fn register_truth(ctx: &SessionContext, path: &Path) -> Result<()> {
             path.display()
         )));
     }
+    // Every column as text: record ids are numbers in one source and codes in another, and a
+    // type inferred from the first rows fails on the others.
+    let header = std::fs::read_to_string(path)
+        .map_err(|e| Error::io("cannot read", path, e))?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let schema = Schema::new(
+        header
+            .split(',')
+            .map(|c| Field::new(c.trim(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    );
     ctx.register_csv(
         "truth",
         path.to_string_lossy().as_ref(),
-        datafusion::prelude::CsvReadOptions::new().has_header(true),
+        datafusion::prelude::CsvReadOptions::new()
+            .has_header(true)
+            .schema(&schema),
     )
     .await?;
     Ok(())

@@ -48,7 +48,14 @@ impl Comparison {
         let mut sql = format!("CASE WHEN {lc} IS NULL OR {rc} IS NULL THEN CAST(NULL AS TINYINT)");
         for (i, level) in self.levels.iter().enumerate() {
             let g = self.levels.len() - i;
-            let cond = level.condition.replace("{l}", &lc).replace("{r}", &rc);
+            // `{l}`/`{r}`: this field of each side; `{L}`/`{R}`: the sides, for a level that
+            // looks at another field too (a first name swapped with the surname).
+            let cond = level
+                .condition
+                .replace("{l}", &lc)
+                .replace("{r}", &rc)
+                .replace("{L}", l)
+                .replace("{R}", r);
             sql.push_str(&format!(" WHEN {cond} THEN CAST({g} AS TINYINT)"));
         }
         sql.push_str(" ELSE CAST(0 AS TINYINT) END");
@@ -90,13 +97,13 @@ mod tests {
     fn levels_count_down_to_disagreement() {
         let none = CustomFields::new();
         let c = comparison("first_name", &none).unwrap();
-        assert_eq!(c.level_count(), 5);
-        assert_eq!(c.label(4), "exact");
-        assert_eq!(c.label(1), "initial");
+        assert_eq!(c.level_count(), 6);
+        assert_eq!(c.label(5), "exact");
+        assert_eq!(c.label(2), "initial");
         assert_eq!(c.label(0), "different");
         let sql = c.level_sql("l", "r");
         assert!(sql.starts_with("CASE WHEN l.first_name IS NULL OR r.first_name IS NULL"));
-        assert!(sql.contains("WHEN l.first_name = r.first_name THEN CAST(4 AS TINYINT)"));
+        assert!(sql.contains("WHEN l.first_name = r.first_name THEN CAST(5 AS TINYINT)"));
         assert!(comparison("first_initial", &none).is_none());
         assert!(comparable_fields(&none).contains(&"company".to_string()));
     }

@@ -787,38 +787,28 @@ pub async fn match_pairs(
         // Pairs of fields that the match class gets wrong together (households), then single
         // fields whose disagreement true matches almost never show, judged on a model trained
         // without the first.
+        // Each round looks at the match class of a model trained without the groups found so
+        // far: once the most blatant household pairs are out, the next are visible (at most
+        // as many rounds as fields).
         let skip = section.skip(&comps);
-        let stats = vetoes::MatchStats::new(&pats, &model, &skip, comps.len());
-        let groups = vetoes::dependent(&comps, &section.custom, &stats);
-        if !groups.is_empty() {
+        let mut groups: Vec<Contradiction> = Vec::new();
+        let mut kept: Vec<Pattern> = pats.clone();
+        for _ in 0..comps.len() {
+            let stats = vetoes::MatchStats::new(&kept, &model, &skip, comps.len());
+            let found: Vec<vetoes::Learned> =
+                vetoes::dependent(&comps, &model, &section.custom, &stats)
+                    .into_iter()
+                    .filter(|l| !groups.contains(&l.veto))
+                    .collect();
+            if found.is_empty() {
+                break;
+            }
+            groups.extend(found.iter().map(|l| l.veto.clone()));
+            learned.extend(found);
             model = train(&pats, &comps, &u, &skip, &groups, section.max_iterations);
+            kept.retain(|p| !vetoed(p, &comps, &groups));
         }
-        let kept: Vec<Pattern> = pats
-            .iter()
-            .filter(|p| !vetoed(p, &comps, &groups))
-            .cloned()
-            .collect();
         let stats = vetoes::MatchStats::new(&kept, &model, &skip, comps.len());
-        learned = groups
-            .iter()
-            .map(|g| {
-                let (a, b) = (
-                    comps
-                        .iter()
-                        .position(|c| c.field == g.fields()[0])
-                        .expect("compared"),
-                    comps
-                        .iter()
-                        .position(|c| c.field == g.fields()[1])
-                        .expect("compared"),
-                );
-                vetoes::Learned {
-                    veto: g.clone(),
-                    m: model.m[a][0] * model.m[b][0],
-                    u: model.u[a][0] * model.u[b][0],
-                }
-            })
-            .collect();
         learned.extend(vetoes::learn(
             &comps,
             &model,

@@ -103,12 +103,15 @@ impl MatchStats {
 /// the product of their rates, and by more than three standard deviations), the match class
 /// holds a second kind of pair: members of one household differ in first name AND birth date
 /// while sharing everything else. Typos do not do that (FEBRL: a given-name typo says nothing
-/// about the birth date). Such a pair of fields, both different, vetoes.
+/// about the birth date). Such a pair of fields, both different, vetoes. The `m` reported for
+/// it is what it costs true matches if their errors are independent: the product of the two
+/// fields' rates of "different".
 pub fn dependent(
     comps: &[Comparison],
+    model: &Model,
     custom: &CustomFields,
     stats: &MatchStats,
-) -> Vec<Contradiction> {
+) -> Vec<Learned> {
     let n = comps.len();
     let eligible = |c: usize| {
         comps[c].level_count() > 1 && kind_of(&comps[c].field, custom) != Some(FieldKind::Category)
@@ -122,20 +125,19 @@ pub fn dependent(
             {
                 continue;
             }
-            // Two names differ together when a record swaps given name and surname (FEBRL
-            // does it to 1 in 75 duplicates): a typo process, not a second population.
-            let name = |f: &str| kind_of(f, custom) == Some(FieldKind::Name);
-            if name(fa) && name(fb) {
-                continue;
-            }
             let (sa, sb) = (stats.seen[a].max(1e-12), stats.seen[b].max(1e-12));
-            let expected = stats.both_seen[a][b] * (stats.diff[a] / sa) * (stats.diff[b] / sb);
+            let independent = (stats.diff[a] / sa) * (stats.diff[b] / sb);
+            let expected = stats.both_seen[a][b] * independent;
             let observed = stats.both_diff[a][b];
             if observed >= 10.0
                 && observed > 3.0 * expected
                 && observed - expected > 3.0 * expected.max(1.0).sqrt()
             {
-                out.push(Contradiction::All(vec![fa.clone(), fb.clone()]));
+                out.push(Learned {
+                    veto: Contradiction::All(vec![fa.clone(), fb.clone()]),
+                    m: independent,
+                    u: model.u[a][0] * model.u[b][0],
+                });
             }
         }
     }
@@ -311,7 +313,11 @@ mod tests {
         // Independent: 1000 × 0.1 × 0.1 = 10 expected together.
         s.both_diff[0][1] = 12.0;
         s.both_diff[0][2] = 80.0;
-        let v = dependent(&c, &CustomFields::new(), &s);
+        let m = model(&[0.1, 0.1, 0.1], &c);
+        let v: Vec<Contradiction> = dependent(&c, &m, &CustomFields::new(), &s)
+            .into_iter()
+            .map(|l| l.veto)
+            .collect();
         assert_eq!(
             v,
             vec![Contradiction::All(vec![
