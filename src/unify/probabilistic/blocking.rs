@@ -98,7 +98,7 @@ pub async fn estimate(
 ) -> Result<Plan> {
     let fields = key_fields(comps, &section.custom);
     let records = super::super::count(ctx, "SELECT count(*) FROM unify_records", "records").await?;
-    let sample = (records as usize).min(SAMPLE_RECORDS).max(1);
+    let sample = (records as usize).clamp(1, SAMPLE_RECORDS);
     let scale = records.max(1) as f64 / sample as f64;
     let order = if sample < records as usize {
         format!(" ORDER BY md5(uid || ':blocking') LIMIT {sample}")
@@ -317,7 +317,8 @@ impl Plan {
             }
         }
         let total_w: f64 = groups.iter().map(|g| g.0).sum::<f64>().max(1e-12);
-        let found = |chosen: &[usize], mask: usize| chosen.iter().any(|&k| mask & k == k);
+        // A key is found when all its fields agree: its bits are a subset of the pattern's.
+        let found = |chosen: &[usize], mask: usize| chosen.iter().any(|&k| k & !mask == 0);
         let recall = |chosen: &[usize]| -> f64 {
             groups
                 .iter()

@@ -306,7 +306,7 @@ impl Scoring {
                 ));
             }
             let top = comp.level_count() - 1;
-            if self.term_frequency.iter().any(|f| *f == comp.field) {
+            if self.term_frequency.contains(&comp.field) {
                 t.push_str(&format!(
                     " WHEN {g} = {top} AND tf_{f} > 0 THEN log2({m:.12} / tf_{f})",
                     f = comp.field,
@@ -409,8 +409,7 @@ impl Scoring {
                 u.append_value(self.model.u[c][g]);
                 w.append_value(self.model.weight(c, g));
                 tf.append_value(
-                    g == cmp.level_count() - 1
-                        && self.term_frequency.iter().any(|f| *f == cmp.field),
+                    g == cmp.level_count() - 1 && self.term_frequency.contains(&cmp.field),
                 );
             }
         }
