@@ -66,6 +66,10 @@ pub struct MatchStats {
     /// both_seen[a][b] / both_diff[a][b]: the same for two comparisons at once.
     pub both_seen: Vec<Vec<f64>>,
     pub both_diff: Vec<Vec<f64>>,
+    /// seen_agree[a][b]: matches with a present and b agreeing exactly; diff_agree[a][b]: of
+    /// those, a different. A's error rate among pairs another attribute vouches for.
+    pub seen_agree: Vec<Vec<f64>>,
+    pub diff_agree: Vec<Vec<f64>>,
 }
 
 impl MatchStats {
@@ -75,7 +79,10 @@ impl MatchStats {
             diff: vec![0.0; n],
             both_seen: vec![vec![0.0; n]; n],
             both_diff: vec![vec![0.0; n]; n],
+            seen_agree: vec![vec![0.0; n]; n],
+            diff_agree: vec![vec![0.0; n]; n],
         };
+        let top: Vec<u8> = model.m.iter().map(|m| (m.len() - 1) as u8).collect();
         for p in patterns {
             let w = p.count as f64 * super::probability(model.match_weight(p, skip));
             let level = |c: usize| p.levels[c].filter(|_| !skip[p.block][c]);
@@ -85,11 +92,19 @@ impl MatchStats {
                 if ga == 0 {
                     s.diff[a] += w;
                 }
-                for b in a + 1..n {
+                for b in 0..n {
                     let Some(gb) = level(b) else { continue };
-                    s.both_seen[a][b] += w;
-                    if ga == 0 && gb == 0 {
-                        s.both_diff[a][b] += w;
+                    if b > a {
+                        s.both_seen[a][b] += w;
+                        if ga == 0 && gb == 0 {
+                            s.both_diff[a][b] += w;
+                        }
+                    }
+                    if b != a && gb == top[b] {
+                        s.seen_agree[a][b] += w;
+                        if ga == 0 {
+                            s.diff_agree[a][b] += w;
+                        }
                     }
                 }
             }
@@ -158,12 +173,26 @@ pub fn learn(
     stats: &MatchStats,
     already: &[Contradiction],
 ) -> Vec<Learned> {
+    // The rate of "different" among matches another lifetime attribute vouches for (agrees
+    // exactly): households, whose other attributes differ too, do not inflate it as they
+    // inflate the model's m. Without such an attribute, the model's m.
     let upper = |c: usize| {
-        let n = stats.seen[c];
+        let vouch = (0..comps.len())
+            // Gender agrees for half of all pairs: it vouches for no one.
+            .filter(|&g| g != c && lifetime(&comps[g].field, custom) && comps[g].field != "gender")
+            .max_by(|&x, &y| stats.seen_agree[c][x].total_cmp(&stats.seen_agree[c][y]))
+            .filter(|&g| stats.seen_agree[c][g] >= 1.0);
+        let (rate, n) = match vouch {
+            Some(g) => (
+                stats.diff_agree[c][g] / stats.seen_agree[c][g],
+                stats.seen_agree[c][g],
+            ),
+            None => (model.m[c][0], stats.seen[c]),
+        };
         if n < 1.0 {
             1.0
         } else {
-            (model.m[c][0] + 3.0 / n).min(1.0)
+            (rate + 3.0 / n).min(1.0)
         }
     };
     let mut options: Vec<Learned> = comps
@@ -271,6 +300,8 @@ mod tests {
             diff: vec![0.0; 5],
             both_seen: vec![vec![0.0; 5]; 5],
             both_diff: vec![vec![0.0; 5]; 5],
+            seen_agree: vec![vec![0.0; 5]; 5],
+            diff_agree: vec![vec![0.0; 5]; 5],
         };
         let seen = stats([1e6; 5]);
         let v = learn(&c, &m, &CustomFields::new(), 0.05, &seen, &[]);
@@ -309,6 +340,8 @@ mod tests {
             diff: vec![100.0, 100.0, 100.0],
             both_seen: vec![vec![1000.0; 3]; 3],
             both_diff: vec![vec![0.0; 3]; 3],
+            seen_agree: vec![vec![0.0; 3]; 3],
+            diff_agree: vec![vec![0.0; 3]; 3],
         };
         // Independent: 1000 × 0.1 × 0.1 = 10 expected together.
         s.both_diff[0][1] = 12.0;
