@@ -11,7 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{ok, p, query, required, write};
+use common::{eval_scores, ok, p, query, required, write};
 
 fn febrl_dir() -> Option<PathBuf> {
     match std::env::var("PANORAMA_TEST_FEBRL") {
@@ -66,29 +66,6 @@ fn truth(files: &[(&str, &Path)], out: &Path) {
     write(out, &t);
 }
 
-/// Pairwise precision, recall and F1 of the current run.
-fn scores(dir: &Path) -> (f64, f64, f64) {
-    let out = ok(&[
-        "eval",
-        "-p",
-        p(dir),
-        "--truth",
-        p(&dir.join("truth.csv")),
-        "--format",
-        "csv",
-    ]);
-    let row: Vec<f64> = out
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .skip(6)
-        .map(|v| v.parse().unwrap())
-        .collect();
-    eprintln!("{}: {out}", dir.display());
-    (row[0], row[1], row[2])
-}
-
 #[test]
 fn febrl3_dedupes_with_default_settings() {
     let Some(data) = febrl_dir() else { return };
@@ -119,7 +96,7 @@ fn febrl3_dedupes_with_default_settings() {
         ),
         "value\n34\n"
     );
-    let (precision, recall, f1) = scores(dir);
+    let (precision, recall, f1) = eval_scores(dir);
     assert!(
         f1 >= 0.99,
         "FEBRL3 F1 {f1} (precision {precision}, recall {recall})"
@@ -177,7 +154,7 @@ fn febrl4_links_two_files_with_default_settings() {
     cfg.push_str(&map("clinic_b"));
     write(&dir.join("panorama.toml"), &cfg);
     ok(&["run", "-p", p(dir), "-q"]);
-    let (precision, recall, f1) = scores(dir);
+    let (precision, recall, f1) = eval_scores(dir);
     assert!(
         f1 >= 0.99,
         "FEBRL4 F1 {f1} (precision {precision}, recall {recall})"

@@ -214,26 +214,8 @@ fn independent_generator_unifies_with_defaults() {
     assert!(!cfg.contains("[unify.probabilistic]") && !cfg.contains("[[unify.rules]]"));
     let out = ok(&["run", "-p", p(dir)]);
     assert!(out.contains("unify.sources.crm.birth_date"), "{out}");
-    let eval = ok(&[
-        "eval",
-        "-p",
-        p(dir),
-        "--truth",
-        p(&dir.join("truth.csv")),
-        "--format",
-        "csv",
-    ]);
-    let f1: f64 = eval
-        .lines()
-        .nth(1)
-        .unwrap()
-        .rsplit(',')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    eprintln!("{eval}");
-    assert!(f1 > 0.9, "F1 {f1}: {eval}");
+    let (precision, recall, f1) = common::eval_scores(dir);
+    assert!(f1 > 0.9, "F1 {f1} (precision {precision}, recall {recall})");
     // The custom identifier is compared, blocks, and (ids being lifelong) vetoes.
     let model = query(
         dir,

@@ -458,11 +458,7 @@ fn load_segments(path: &Path, rows: &HashMap<String, u32>) -> Result<Segments> {
 }
 
 fn read_all(path: &Path) -> Result<Vec<RecordBatch>> {
-    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
-        .with_batch_size(64 * 1024)
-        .build()?;
-    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+    crate::workspace::read_parquet_file(path)
 }
 
 /// A string column of any string type, read uniformly.

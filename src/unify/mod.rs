@@ -759,9 +759,16 @@ async fn incremental_pairs(
     count_unconverted(cfg, ctx, report).await?;
     let mode = unify_cfg.match_mode();
     let mut section = unify_cfg.probabilistic_section();
-    if mode == MatchMode::Probabilistic {
-        probabilistic::adopt_plan_from(&mut section, &baseline.tables)?;
-    }
+    let weights = match mode {
+        MatchMode::Probabilistic => {
+            let w = crate::workspace::read_parquet_file(
+                &baseline.tables.join("match_weights.parquet"),
+            )?;
+            probabilistic::adopt_plan(&mut section, &w)?;
+            w
+        }
+        MatchMode::Rules => Vec::new(),
+    };
     let staged = fields::staged_fields(&section.custom);
     let keys: Vec<Vec<String>> = match mode {
         MatchMode::Rules => rules
@@ -785,9 +792,15 @@ async fn incremental_pairs(
     let delta = match mode {
         MatchMode::Rules => rule_pairs(cfg, ctx, unify_cfg, rules, report, Some(&skips)).await?,
         MatchMode::Probabilistic => {
-            let pairs =
-                probabilistic::delta_match_pairs(ctx, &section, &baseline.tables, &skips, report)
-                    .await?;
+            let pairs = probabilistic::delta_match_pairs(
+                ctx,
+                &section,
+                &weights,
+                &baseline.tables,
+                &skips,
+                report,
+            )
+            .await?;
             for t in [
                 "match_weights",
                 "match_score_histogram",

@@ -266,9 +266,14 @@ impl Matcher {
 
         let mode = unify.match_mode();
         let mut section = unify.probabilistic_section();
-        if mode == MatchMode::Probabilistic {
-            probabilistic::adopt_plan_from(&mut section, &tables)?;
-        }
+        let weights = match mode {
+            MatchMode::Probabilistic => {
+                let w = crate::workspace::read_parquet_file(&read("match_weights"))?;
+                probabilistic::adopt_plan(&mut section, &w)?;
+                w
+            }
+            MatchMode::Rules => Vec::new(),
+        };
         let rules = super::rules(cfg);
         let keys: Vec<Vec<String>> = match mode {
             MatchMode::Rules => rules
@@ -304,14 +309,6 @@ impl Matcher {
 
         let (scoring, term_frequencies) = match mode {
             MatchMode::Probabilistic => {
-                let weights = ctx
-                    .read_parquet(
-                        read("match_weights").to_string_lossy().to_string(),
-                        ParquetReadOptions::default(),
-                    )
-                    .await?
-                    .collect()
-                    .await?;
                 let scoring = Scoring::from_weights(&section, &weights)?;
                 let mut tf: HashMap<String, HashMap<String, f64>> = HashMap::new();
                 if read("match_term_frequencies").is_file() {

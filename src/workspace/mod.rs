@@ -203,6 +203,16 @@ impl Workspace {
 }
 
 /// Write via a temporary file and rename, so a crash never leaves a half-written file.
+/// Every row of one Parquet file, as written by a run (small tables: models, indexes).
+pub fn read_parquet_file(path: &Path) -> Result<Vec<arrow::array::RecordBatch>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+            .with_batch_size(64 * 1024)
+            .build()?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;

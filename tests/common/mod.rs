@@ -55,6 +55,30 @@ pub fn append(path: &Path, text: &str) {
     std::fs::write(path, all).unwrap();
 }
 
+/// Pairwise precision, recall and F1 of the current run against the project's `truth.csv`
+/// (`panorama eval`); the figures are printed for the test log.
+pub fn eval_scores(project: &Path) -> (f64, f64, f64) {
+    let out = ok(&[
+        "eval",
+        "-p",
+        p(project),
+        "--truth",
+        p(&project.join("truth.csv")),
+        "--format",
+        "csv",
+    ]);
+    eprintln!("{}: {out}", project.display());
+    let row: Vec<f64> = out
+        .lines()
+        .nth(1)
+        .expect("a row of scores")
+        .split(',')
+        .skip(6)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (row[0], row[1], row[2])
+}
+
 /// CSV output of a query on the current run.
 pub fn query(project: &Path, sql: &str) -> String {
     ok(&["query", "-p", p(project), "--format", "csv", sql])

@@ -732,14 +732,19 @@ pub async fn match_pairs(
     .await?;
     let mut pats = patterns(ctx, &comps).await?;
     let learn_vetoes = section.contradictions.is_none();
-    let mut model = train(
-        &pats,
-        &comps,
-        &u,
-        &section.skip(&comps),
-        section.vetoes(),
-        section.max_iterations,
-    );
+    let max_iterations = section.max_iterations;
+    // The model of the candidates so far, under the rules' skips and the given vetoes.
+    let fit = |pats: &[Pattern], section: &ProbabilisticSection, vetoes: &[Contradiction]| {
+        train(
+            pats,
+            &comps,
+            &u,
+            &section.skip(&comps),
+            vetoes,
+            max_iterations,
+        )
+    };
+    let mut model = fit(&pats, &section, section.vetoes());
     if let Some(p) = plan.as_mut() {
         // More rules until the model says the blocking finds enough of the matches.
         section.blocking = p.choose(&comps, &model, section.blocking_recall);
@@ -755,14 +760,7 @@ pub async fn match_pairs(
             )
             .await?;
             pats = patterns(ctx, &comps).await?;
-            model = train(
-                &pats,
-                &comps,
-                &u,
-                &section.skip(&comps),
-                section.vetoes(),
-                section.max_iterations,
-            );
+            model = fit(&pats, &section, section.vetoes());
         }
         let summary = format!(
             "blocking chosen from the data: {} (estimated recall {:.4}, {} estimated pairs)",
@@ -786,10 +784,9 @@ pub async fn match_pairs(
     if learn_vetoes {
         // Pairs of fields that the match class gets wrong together (households), then single
         // fields whose disagreement true matches almost never show, judged on a model trained
-        // without the first.
-        // Each round looks at the match class of a model trained without the groups found so
-        // far: once the most blatant household pairs are out, the next are visible (at most
-        // as many rounds as fields).
+        // without the first. Groups are found in rounds, each on a model trained without the
+        // groups found so far: once the most blatant household pairs are out, the next are
+        // visible (at most as many rounds as fields).
         let skip = section.skip(&comps);
         let mut groups: Vec<Contradiction> = Vec::new();
         let mut kept: Vec<Pattern> = pats.clone();
@@ -805,7 +802,7 @@ pub async fn match_pairs(
             }
             groups.extend(found.iter().map(|l| l.veto.clone()));
             learned.extend(found);
-            model = train(&pats, &comps, &u, &skip, &groups, section.max_iterations);
+            model = fit(&pats, &section, &groups);
             kept.retain(|p| !vetoed(p, &comps, &groups));
         }
         let stats = vetoes::MatchStats::new(&kept, &model, &skip, comps.len());
@@ -819,14 +816,7 @@ pub async fn match_pairs(
         ));
         section.contradictions = Some(learned.iter().map(|l| l.veto.clone()).collect());
         if learned.len() > groups.len() {
-            model = train(
-                &pats,
-                &comps,
-                &u,
-                &skip,
-                section.vetoes(),
-                section.max_iterations,
-            );
+            model = fit(&pats, &section, section.vetoes());
         }
     }
     count_candidates(ctx, &section, report).await?;
@@ -1054,41 +1044,21 @@ pub fn adopt_plan(section: &mut ProbabilisticSection, weights: &[RecordBatch]) -
     Ok(())
 }
 
-/// [`adopt_plan`] from a run's tables directory.
-pub fn adopt_plan_from(section: &mut ProbabilisticSection, tables: &std::path::Path) -> Result<()> {
-    let path = tables.join("match_weights.parquet");
-    let file = std::fs::File::open(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-    let reader =
-        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?
-            .build()
-            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    let weights = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-    adopt_plan(section, &weights)
-}
-
 /// Incremental matching: compare the touched records (`unify_delta`) with every record by the
-/// blocking rules, and score the pairs with the baseline's model (`match_weights` and
-/// `match_term_frequencies` in `baseline_tables`). `skips[b]` lists rule b's oversized
+/// blocking rules, and score the pairs with the baseline's model (`weights`, its
+/// `match_weights`, and `match_term_frequencies` in `baseline_tables`; `section` as resolved
+/// by [`adopt_plan`] from the same weights). `skips[b]` lists rule b's oversized
 /// blocks. Returns the matched pairs that involve a touched record.
 pub async fn delta_match_pairs(
     ctx: &SessionContext,
     section: &ProbabilisticSection,
+    weights: &[RecordBatch],
     baseline_tables: &std::path::Path,
     skips: &[Option<String>],
     report: &mut UnifyReport,
 ) -> Result<Vec<RecordBatch>> {
     let read = |name: &str| baseline_tables.join(format!("{name}.parquet"));
-    let wctx = SessionContext::new();
-    let weights = wctx
-        .read_parquet(
-            read("match_weights").to_string_lossy().to_string(),
-            datafusion::prelude::ParquetReadOptions::default(),
-        )
-        .await?
-        .collect()
-        .await?;
-    let scoring = Scoring::from_weights(section, &weights)?;
+    let scoring = Scoring::from_weights(section, weights)?;
     let _ = ctx.deregister_table("match_term_frequencies");
     ctx.register_parquet(
         "match_term_frequencies",

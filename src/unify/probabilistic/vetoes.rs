@@ -92,7 +92,7 @@ impl MatchStats {
                 if ga == 0 {
                     s.diff[a] += w;
                 }
-                for b in 0..n {
+                for (b, &top_b) in top.iter().enumerate() {
                     let Some(gb) = level(b) else { continue };
                     if b > a {
                         s.both_seen[a][b] += w;
@@ -100,7 +100,7 @@ impl MatchStats {
                             s.both_diff[a][b] += w;
                         }
                     }
-                    if b != a && gb == top[b] {
+                    if b != a && gb == top_b {
                         s.seen_agree[a][b] += w;
                         if ga == 0 {
                             s.diff_agree[a][b] += w;
