@@ -25,11 +25,15 @@ fn skewed_project(dir: &std::path::Path, mode: &str) {
         }
     }
     write(&dir.join("data/people.csv"), &csv);
+    let blocking = match mode {
+        "probabilistic" => "[unify.probabilistic]\nblocking = [[\"email\"], [\"phone_digits\"], [\"postcode\", \"street\"]]\n\n",
+        _ => "",
+    };
     write(
         &dir.join("panorama.toml"),
         &format!(
             "[sources.people]\nlocation = \"data/people.csv\"\nformat = \"csv\"\nprimary_key = \"id\"\n\n\
-             [unify]\nmode = \"{mode}\"\n\n\
+             [unify]\nmode = \"{mode}\"\n\n{blocking}\
              [unify.sources.people]\nfirst_name = \"first_name\"\nlast_name = \"last_name\"\nemail = \"email\"\n\
              phone = \"phone\"\nstreet = \"street\"\npostcode = \"postcode\"\ncity = \"city\"\ndefault_region = \"NL\"\n"
         ),
@@ -66,5 +70,7 @@ fn skewed_blocks_are_skipped_with_a_warning_in_rules_mode() {
 
 #[test]
 fn skewed_blocks_are_skipped_with_a_warning_in_probabilistic_mode() {
+    // Blocking given with a rule on the address: the automatic choice (which counts no pairs
+    // for blocks it would skip) found its recall without the address and never met the block.
     check("probabilistic", 1);
 }
