@@ -18,6 +18,7 @@
 pub mod dates;
 pub mod merge;
 pub mod mode;
+pub mod most_common;
 pub mod nicknames;
 pub mod normalize;
 pub mod similarity;
@@ -52,7 +53,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
     ]
 }
 
-/// All aggregate functions of this crate (merge precedence, `mode`).
+/// All aggregate functions of this crate (merge precedence, `most_common`, `mode`).
 pub fn aggregate_functions() -> Vec<AggregateUDF> {
     use merge::{MergePrecedence, Policy};
     [
@@ -63,7 +64,10 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
     ]
     .into_iter()
     .map(|p| AggregateUDF::from(MergePrecedence::new(p)))
-    .chain([AggregateUDF::from(mode::Mode::new())])
+    .chain([
+        AggregateUDF::from(mode::Mode::new()),
+        AggregateUDF::from(most_common::MostCommon::new()),
+    ])
     .collect()
 }
 
