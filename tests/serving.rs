@@ -226,6 +226,25 @@ async fn lookups_clients_card_and_snapshots() {
         format!("{:.2}", as_text(&who["spend"]).parse::<f64>().unwrap())
     );
     assert_eq!(card["measures"]["order_count"], who["order_count"]);
+    // Where the e-mail and first name came from, as unified_customers_provenance says.
+    let from = rows(
+        dir,
+        &format!(
+            "SELECT email_source, email_record_id, first_name_source, first_name_record_id \
+             FROM unified_customers_provenance WHERE customer_id = '{id}'"
+        ),
+    )
+    .remove(0);
+    assert_eq!(card["provenance"]["email"]["source"], from["email_source"]);
+    assert_eq!(
+        card["provenance"]["email"]["record_id"],
+        from["email_record_id"]
+    );
+    assert_eq!(
+        card["provenance"]["first_name"]["record_id"],
+        from["first_name_record_id"]
+    );
+    assert!(card["profile"].get("email_source").is_none(), "{card}");
     let got_segments: Vec<String> = card["segments"]
         .as_array()
         .unwrap()
@@ -523,6 +542,15 @@ async fn lookups_clients_card_and_snapshots() {
             .collect();
         shown.sort();
         assert_eq!(shown, segments, "{seen}");
+        assert_eq!(
+            as_text(&seen["from"]["first_name"]),
+            format!(
+                "{} · {}",
+                as_text(&from["first_name_source"]),
+                as_text(&from["first_name_record_id"])
+            ),
+            "{seen}"
+        );
         assert_eq!(seen["timeline_total"].as_u64().unwrap(), acts);
         assert_eq!(seen["timeline_rows"].as_u64().unwrap(), acts.min(20));
         if acts > 20 {

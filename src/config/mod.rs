@@ -32,6 +32,7 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "blocking_plan",
     "customer_links",
     "unified_customers",
+    "unified_customers_provenance",
     "id_changes",
     "account_links",
     "activities",

@@ -198,5 +198,67 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
     )
     .map_err(|e| Error::io("cannot replace", &target, e))?;
     crate::unify::register_written(ctx, tables_dir, "unified_customers").await?;
+    provenance(ctx, tables_dir, &fields).await?;
     Ok(corrected.first().and_then(|c| c.parse().ok()).unwrap_or(0))
+}
+
+/// Mark corrected fields in `unified_customers_provenance`: their value came from a
+/// rectification, not from a source record.
+async fn provenance(ctx: &SessionContext, tables_dir: &Path, fields: &[String]) -> Result<()> {
+    const TABLE: &str = "unified_customers_provenance";
+    if !tables_dir.join(format!("{TABLE}.parquet")).is_file() {
+        return Ok(());
+    }
+    crate::unify::register_written(ctx, tables_dir, TABLE).await?;
+    // The profile's street, postcode and city come from one record: the address field.
+    let merged_field = |f: &str| match f {
+        "street" | "postcode" | "city" => "address".to_string(),
+        "email_normalized" => "email".to_string(),
+        "phone_e164" => "phone".to_string(),
+        other => other.to_string(),
+    };
+    let schema = ctx.table(TABLE).await?.schema().as_arrow().clone();
+    let mut select = Vec::new();
+    let mut joins = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let name = f.name();
+        let field = name
+            .strip_suffix("_source")
+            .or_else(|| name.strip_suffix("_record_id"));
+        let corrected: Vec<String> = fields
+            .iter()
+            .filter(|c| Some(merged_field(c).as_str()) == field)
+            .map(|c| literal(c))
+            .collect();
+        if corrected.is_empty() {
+            select.push(format!("u.{}", ident(name)));
+            continue;
+        }
+        joins.push(format!(
+            "LEFT JOIN (SELECT DISTINCT customer_id FROM rectified WHERE field IN ({})) r{i} \
+             ON r{i}.customer_id = u.customer_id",
+            corrected.join(", ")
+        ));
+        let value = if name.ends_with("_source") {
+            "'rectification'"
+        } else {
+            "CAST(NULL AS VARCHAR)"
+        };
+        select.push(format!(
+            "CASE WHEN r{i}.customer_id IS NOT NULL THEN {value} ELSE u.{c} END AS {c}",
+            c = ident(name)
+        ));
+    }
+    let sql = format!(
+        "SELECT {} FROM {TABLE} u {} ORDER BY u.customer_id",
+        select.join(", "),
+        joins.join(" ")
+    );
+    let staged = format!("{TABLE}.rectified");
+    crate::unify::write_query(ctx, &sql, tables_dir, &staged).await?;
+    let target = tables_dir.join(format!("{TABLE}.parquet"));
+    std::fs::rename(tables_dir.join(format!("{staged}.parquet")), &target)
+        .map_err(|e| Error::io("cannot replace", &target, e))?;
+    crate::unify::register_written(ctx, tables_dir, TABLE).await?;
+    Ok(())
 }

@@ -223,10 +223,26 @@ async fn customer_page(
     let c = card(&snap, row, true);
     let empty = Map::new();
     let profile = c["profile"].as_object().unwrap_or(&empty);
+    // Where each value came from: "crm · C0000006", or "rectification".
+    let from = |key: &str| {
+        let field = match key {
+            "street" | "postcode" | "city" => "address",
+            "email_normalized" => "email",
+            "phone_e164" => "phone",
+            other => other,
+        };
+        let p = &c["provenance"][field];
+        show(&p["source"]).map(|s| match show(&p["record_id"]) {
+            Some(r) => format!("{s} · {r}"),
+            None => s,
+        })
+    };
     let attributes: Vec<Value> = profile
         .iter()
         .filter_map(|(k, v)| {
-            show(v).map(|v| serde_json::json!({ "key": k, "label": label(k), "value": v }))
+            show(v).map(
+                |v| serde_json::json!({ "key": k, "label": label(k), "value": v, "from": from(k) }),
+            )
         })
         .collect();
     let kpis: Vec<Value> = c["measures"]

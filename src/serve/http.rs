@@ -173,12 +173,20 @@ pub fn card(snap: &Snapshot, row: u32, timeline: bool) -> Value {
     let all = row_object(&snap.index.profiles, row as usize);
     let mut profile = Map::new();
     let mut measures = Map::new();
+    let mut provenance = Map::new();
     let mut id = Value::Null;
     for (k, v) in all {
         if k == "customer_id" {
             id = v;
         } else if snap.measures.contains(&k) {
             measures.insert(k, v);
+        } else if let Some((field, part)) = provenance_part(&k) {
+            if !v.is_null() {
+                let entry = provenance
+                    .entry(field.to_string())
+                    .or_insert_with(|| json!({}));
+                entry[part] = v;
+            }
         } else {
             profile.insert(k, v);
         }
@@ -186,6 +194,7 @@ pub fn card(snap: &Snapshot, row: u32, timeline: bool) -> Value {
     let mut out = json!({
         "customer_id": id,
         "profile": profile,
+        "provenance": provenance,
         "measures": measures,
         "segments": snap.index.segments_of(row),
         "timeline_total": snap.index.timeline_len(row),
@@ -195,6 +204,18 @@ pub fn card(snap: &Snapshot, row: u32, timeline: bool) -> Value {
         out["timeline"] = Value::Array(page);
     }
     out
+}
+
+/// `first_name_source` → (`first_name`, `source`): a column of `unified_customers_provenance`.
+fn provenance_part(column: &str) -> Option<(&str, &'static str)> {
+    crate::unify::merge::FIELDS.iter().find_map(|f| {
+        let rest = column.strip_prefix(f.name)?;
+        match rest {
+            "_source" => Some((f.name, "source")),
+            "_record_id" => Some((f.name, "record_id")),
+            _ => None,
+        }
+    })
 }
 
 /// Timeline entries, `details` parsed back into an object.

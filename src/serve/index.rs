@@ -53,6 +53,20 @@ pub async fn build(run_dir: &Path) -> Result<()> {
     } else {
         "SELECT * FROM unified_customers".to_string()
     };
+    // Where each profile value came from, beside it (the card shows it).
+    let profiles = if has("unified_customers_provenance") {
+        let columns = crate::unify::merge::provenance_columns()
+            .iter()
+            .map(|c| format!("v.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT p.*, {columns} FROM ({profiles}) p \
+             LEFT JOIN unified_customers_provenance v ON v.customer_id = p.customer_id"
+        )
+    } else {
+        profiles
+    };
     let tmp = run_dir.join(format!("{DIR}.tmp"));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;

@@ -95,6 +95,7 @@ pub fn baseline(
         "match_pairs",
         "customer_links",
         "unified_customers",
+        "unified_customers_provenance",
     ];
     if unify_cfg.match_mode() == super::config::MatchMode::Probabilistic {
         needed.extend(["match_weights", "match_term_frequencies"]);

@@ -21,6 +21,10 @@ pub enum Part {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
+    /// The value most of the customer's records agree on (compared normalized: "CINDY" and
+    /// "Cindy" are one vote); ties go to the most trusted source, so with no majority this is
+    /// `priority`.
+    MostCommon,
     /// The most trusted source (lowest `priority`) that has a value.
     Priority,
     /// The most recently updated record that has a value.
@@ -43,48 +47,133 @@ pub struct MergeSection {
     pub fields: BTreeMap<String, Policy>,
 }
 
-/// Unified fields, the staged column each is taken from, and its default policy.
-pub const FIELDS: &[(&str, &str, Policy)] = &[
-    ("first_name", "r.raw_first_name", Policy::Priority),
-    ("last_name", "r.raw_last_name", Policy::Priority),
-    ("email", "r.raw_email", Policy::MostRecent),
-    ("phone", "r.raw_phone", Policy::MostRecent),
-    (
-        "address",
-        "named_struct('street', r.raw_street, 'postcode', r.raw_postcode, 'city', r.raw_city)",
-        Policy::Priority,
-    ),
-    ("country", "r.country", Policy::Priority),
-    ("birth_date", "r.birth_date", Policy::Priority),
-    ("gender", "r.gender", Policy::Priority),
-    ("company", "r.raw_company", Policy::MostFilled),
+/// A unified field: where its value comes from and how records vote on it.
+pub struct Field {
+    pub name: &'static str,
+    /// The staged value the profile shows.
+    value: &'static str,
+    /// What records compare to agree (`most_common`): the normalized value.
+    vote: &'static str,
+    /// A normalized twin column taken from the same record (e-mail, phone).
+    twin: Option<(&'static str, &'static str)>,
+    default: Policy,
+}
+
+/// Unified fields and their default policies. Names and the birth date are taken by
+/// consensus: a typo in the most trusted source no longer outvotes two records that agree
+/// (with no majority, the most trusted source still wins). Contact points change over time, so
+/// the most recent one is kept.
+pub const FIELDS: &[Field] = &[
+    Field {
+        name: "first_name",
+        value: "r.raw_first_name",
+        vote: "normalize_name(r.raw_first_name)",
+        twin: None,
+        default: Policy::MostCommon,
+    },
+    Field {
+        name: "last_name",
+        value: "r.raw_last_name",
+        vote: "r.last_name",
+        twin: None,
+        default: Policy::MostCommon,
+    },
+    Field {
+        name: "email",
+        value: "r.raw_email",
+        vote: "coalesce(r.email, lower(r.raw_email))",
+        twin: Some(("email_normalized", "r.email")),
+        default: Policy::MostRecent,
+    },
+    Field {
+        name: "phone",
+        value: "r.raw_phone",
+        vote: "coalesce(r.phone, r.raw_phone)",
+        twin: Some(("phone_e164", "r.phone")),
+        default: Policy::MostRecent,
+    },
+    Field {
+        name: "address",
+        value: "named_struct('street', r.raw_street, 'postcode', r.raw_postcode, 'city', r.raw_city)",
+        vote: "named_struct('street', normalize_address(r.raw_street), 'postcode', upper(replace(r.raw_postcode, ' ', '')))",
+        twin: None,
+        default: Policy::Priority,
+    },
+    Field {
+        name: "country",
+        value: "r.country",
+        vote: "r.country",
+        twin: None,
+        default: Policy::Priority,
+    },
+    Field {
+        name: "birth_date",
+        value: "r.birth_date",
+        vote: "r.birth_date",
+        twin: None,
+        default: Policy::MostCommon,
+    },
+    Field {
+        name: "gender",
+        value: "r.gender",
+        vote: "r.gender",
+        twin: None,
+        default: Policy::Priority,
+    },
+    Field {
+        name: "company",
+        value: "r.raw_company",
+        vote: "r.company",
+        twin: None,
+        default: Policy::MostFilled,
+    },
 ];
 
-fn aggregate(policy: Policy, column: &str, field: &str) -> String {
-    match (policy, field) {
-        (Policy::Priority, _) => format!("by_priority({column}, r.source_priority)"),
-        (Policy::MostRecent, _) => format!("most_recent({column}, r.updated_at)"),
-        (Policy::LeastRecent, _) => format!("least_recent({column}, r.updated_at)"),
+/// The columns of `unified_customers_provenance` beside `customer_id`: per field, the source
+/// and record its value came from.
+pub fn provenance_columns() -> Vec<String> {
+    FIELDS
+        .iter()
+        .flat_map(|f| {
+            [
+                format!("{}_source", f.name),
+                format!("{}_record_id", f.name),
+            ]
+        })
+        .collect()
+}
+
+/// The aggregate choosing one of a customer's `candidate` values: a struct of the value (`v`),
+/// its twin (`n`), and the record it came from (`s`, `id`), NULL where the record has no value.
+/// Ties break on the whole struct, so on the value first.
+fn aggregate(policy: Policy, field: &Field, candidate: &str, vote: &str) -> String {
+    match (policy, field.name) {
+        (Policy::MostCommon, _) => {
+            format!("most_common({candidate}, {vote}, r.source_priority)")
+        }
+        (Policy::Priority, _) => format!("by_priority({candidate}, r.source_priority)"),
+        (Policy::MostRecent, _) => format!("most_recent({candidate}, r.updated_at)"),
+        (Policy::LeastRecent, _) => format!("least_recent({candidate}, r.updated_at)"),
         // A whole address: the record with the most parts filled in.
         (Policy::MostFilled, "address") => format!(
-            "by_priority({column}, 3 - (CASE WHEN r.raw_street IS NULL THEN 0 ELSE 1 END \
+            "by_priority({candidate}, 3 - (CASE WHEN r.raw_street IS NULL THEN 0 ELSE 1 END \
              + CASE WHEN r.raw_postcode IS NULL THEN 0 ELSE 1 END + CASE WHEN r.raw_city IS NULL THEN 0 ELSE 1 END))"
         ),
-        (Policy::MostFilled, _) => format!("most_filled({column})"),
+        // The longest value.
+        (Policy::MostFilled, _) => format!(
+            "by_priority({candidate}, -character_length(CAST({} AS VARCHAR)))",
+            field.value
+        ),
     }
 }
 
 /// Check the field names of a merge section.
 pub fn check(section: &MergeSection) -> Result<(), String> {
     for field in section.fields.keys() {
-        if !FIELDS.iter().any(|(f, _, _)| f == field) {
+        if !FIELDS.iter().any(|f| f.name == field) {
             return Err(format!(
                 "unify.merge.fields: unknown field `{field}` (fields: {})",
-                FIELDS
-                    .iter()
-                    .map(|(f, _, _)| *f)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                FIELDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
             ));
         }
     }
@@ -116,7 +205,7 @@ pub fn unified_customers_sql(
         ),
     }
     };
-    let mut sql = TEMPLATE
+    let sql = TEMPLATE
         .replace("{links}", &subset("customer_links"))
         .replace(
             "{records}",
@@ -137,26 +226,47 @@ pub fn unified_customers_sql(
             col.to_string()
         }
     };
-    for (field, column, default) in FIELDS {
-        let column = &winner(column);
+    let mut merged = Vec::new();
+    let mut profile = Vec::new();
+    let mut provenance = Vec::new();
+    for field in FIELDS {
         let policy = section
-            .and_then(|s| s.fields.get(*field).copied().or(s.default))
-            .unwrap_or(*default);
-        sql = sql.replace(&format!("{{{field}}}"), &aggregate(policy, column, field));
-        // The normalized twins follow the same policy, so they describe the same record.
-        let twin = match *field {
-            "email" => Some(("email_normalized", "r.email")),
-            "phone" => Some(("phone_e164", "r.phone")),
-            _ => None,
+            .and_then(|s| s.fields.get(field.name).copied().or(s.default))
+            .unwrap_or(field.default);
+        let twin = field
+            .twin
+            .map(|(_, col)| format!("'n', {col}, "))
+            .unwrap_or_default();
+        // A record without the value offers no candidate (NULL), so it neither wins nor votes.
+        let present = match field.name {
+            "address" => "r.raw_street IS NOT NULL OR r.raw_postcode IS NOT NULL".to_string(),
+            _ => format!("{} IS NOT NULL", field.value),
         };
-        if let Some((name, col)) = twin {
-            sql = sql.replace(
-                &format!("{{{name}}}"),
-                &aggregate(policy, &winner(col), name),
-            );
+        let candidate = winner(&format!(
+            "CASE WHEN {present} THEN named_struct('v', {}, {twin}'s', r.source, 'id', r.record_id) END",
+            field.value
+        ));
+        let name = field.name;
+        merged.push(format!(
+            "{} AS {name}",
+            aggregate(policy, field, &candidate, field.vote)
+        ));
+        match name {
+            "address" => profile.extend(
+                ["street", "postcode", "city"].map(|p| format!("m.address['v']['{p}'] AS {p}")),
+            ),
+            _ => profile.push(format!("m.{name}['v'] AS {name}")),
         }
+        if let Some((twin, _)) = field.twin {
+            profile.push(format!("m.{name}['n'] AS {twin}"));
+        }
+        provenance.push(format!(
+            "m.{name}['s'] AS {name}_source, m.{name}['id'] AS {name}_record_id"
+        ));
     }
-    sql
+    sql.replace("{merged}", &merged.join(",\n         "))
+        .replace("{profile}", &profile.join(", "))
+        .replace("{provenance}", &provenance.join(",\n       "))
 }
 
 #[cfg(test)]
@@ -168,8 +278,15 @@ mod tests {
         let sql = unified_customers_sql(None, false, Part::All);
         let body: String = sql.lines().filter(|l| !l.starts_with("--")).collect();
         assert!(!body.contains('{'), "every placeholder is filled: {sql}");
-        assert!(sql.contains("by_priority(r.raw_first_name, r.source_priority) AS first_name"));
-        assert!(sql.contains("most_recent(r.raw_email, r.updated_at) AS email"));
+        assert!(sql.contains(
+            "most_common(CASE WHEN r.raw_first_name IS NOT NULL THEN named_struct('v', r.raw_first_name, 's', r.source, 'id', r.record_id) END, normalize_name(r.raw_first_name), r.source_priority) AS first_name"
+        ), "{sql}");
+        assert!(sql.contains("most_recent(CASE WHEN r.raw_email IS NOT NULL THEN named_struct('v', r.raw_email, 'n', r.email, 's'"));
+        assert!(sql.contains("m.email['n'] AS email_normalized"));
+        assert!(sql.contains("m.address['v']['street'] AS street"));
+        assert!(sql.contains(
+            "m.birth_date['s'] AS birth_date_source, m.birth_date['id'] AS birth_date_record_id"
+        ));
         let section = MergeSection {
             default: Some(Policy::MostRecent),
             fields: [
@@ -180,9 +297,10 @@ mod tests {
             .collect(),
         };
         let sql = unified_customers_sql(Some(&section), false, Part::All);
-        assert!(sql.contains("most_recent(r.raw_first_name, r.updated_at) AS first_name"));
-        assert!(sql.contains("least_recent(r.email, r.updated_at) AS email_normalized"));
-        assert!(sql.contains("by_priority(named_struct('street', r.raw_street, 'postcode', r.raw_postcode, 'city', r.raw_city), 3 - (CASE"));
+        assert!(sql.contains("most_recent(CASE WHEN r.raw_first_name IS NOT NULL"));
+        assert!(sql.contains("least_recent(CASE WHEN r.raw_email IS NOT NULL"));
+        assert!(sql.contains("END, 3 - (CASE WHEN r.raw_street IS NULL"));
+        assert_eq!(provenance_columns().len(), 2 * FIELDS.len());
         assert!(check(&MergeSection {
             default: None,
             fields: [("shoe_size".to_string(), Policy::Priority)]

@@ -511,29 +511,58 @@ pub(crate) async fn write_queries(
     dir: &Path,
     name: &str,
 ) -> Result<u64> {
+    write_queries_into(ctx, sqls, dir, &[(name, &|_: &str| true)]).await
+}
+
+/// Which columns of a query's result a table takes.
+pub(crate) type ColumnFilter<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
+/// Like [`write_queries`], splitting the result's columns between tables in one pass: each
+/// `(name, takes)` gets the columns `takes` accepts, in order (`unified_customers` and its
+/// provenance come from one merge). Returns the rows written.
+pub(crate) async fn write_queries_into(
+    ctx: &SessionContext,
+    sqls: &[String],
+    dir: &Path,
+    tables: &[(&str, ColumnFilter<'_>)],
+) -> Result<u64> {
     use futures::StreamExt;
     let started = std::time::Instant::now();
+    let name = tables.first().map_or("", |t| t.0);
     let err = |e: datafusion::error::DataFusionError| Error::Other(format!("{name}: {e}"));
-    let path = dir.join(format!("{name}.parquet"));
-    let mut writer = None;
+    let mut writers: Vec<(
+        Vec<usize>,
+        datafusion::parquet::arrow::ArrowWriter<std::fs::File>,
+    )> = Vec::new();
     let mut schema = None;
     let mut rows = 0u64;
     for sql in sqls {
         tracing::debug!(name, sql, "unify step");
         let df = ctx.sql(sql).await.map_err(err)?;
         let mut stream = df.execute_stream().await.map_err(err)?;
-        if writer.is_none() {
-            schema = Some(stream.schema());
-            let file =
-                std::fs::File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
-            writer = Some(datafusion::parquet::arrow::ArrowWriter::try_new(
-                file,
-                stream.schema(),
-                Some(crate::run::writer_properties()),
-            )?);
+        if schema.is_none() {
+            let full = stream.schema();
+            for (table, takes) in tables {
+                let columns: Vec<usize> = full
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| takes(f.name()))
+                    .map(|(i, _)| i)
+                    .collect();
+                let path = dir.join(format!("{table}.parquet"));
+                let file = std::fs::File::create(&path)
+                    .map_err(|e| Error::io("cannot create", &path, e))?;
+                let writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+                    file,
+                    Arc::new(full.project(&columns)?),
+                    Some(crate::run::writer_properties()),
+                )?;
+                writers.push((columns, writer));
+            }
+            schema = Some(full);
         }
-        let w = writer.as_mut().expect("created above");
-        let schema = schema.clone().expect("set with the writer");
+        let schema = schema.clone().expect("set with the writers");
         while let Some(batch) = stream.next().await {
             let mut batch = batch.map_err(err)?;
             // Later queries may type a column differently (a NULL literal, Parquet read-back).
@@ -541,10 +570,12 @@ pub(crate) async fn write_queries(
                 batch = conform(&batch, &schema)?;
             }
             rows += batch.num_rows() as u64;
-            w.write(&batch)?;
+            for (columns, w) in writers.iter_mut() {
+                w.write(&batch.project(columns)?)?;
+            }
         }
     }
-    if let Some(w) = writer {
+    for (_, w) in writers {
         w.close()?;
     }
     tracing::info!(
@@ -1144,19 +1175,33 @@ async fn resolve(
     let sqls: Vec<String> = match delta {
         // Unchanged customers keep their previous profile row; the others are merged again.
         Some((_, baseline)) => {
-            let _ = ctx.deregister_table("unify_previous_customers");
-            ctx.register_parquet(
-                "unify_previous_customers",
-                baseline
-                    .tables
-                    .join("unified_customers.parquet")
-                    .to_string_lossy()
-                    .as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await?;
+            for (name, table) in [
+                ("unify_previous_customers", "unified_customers"),
+                ("unify_previous_provenance", "unified_customers_provenance"),
+            ] {
+                let _ = ctx.deregister_table(name);
+                ctx.register_parquet(
+                    name,
+                    baseline
+                        .tables
+                        .join(format!("{table}.parquet"))
+                        .to_string_lossy()
+                        .as_ref(),
+                    ParquetReadOptions::default(),
+                )
+                .await?;
+            }
+            let provenance = merge::provenance_columns()
+                .iter()
+                .map(|c| format!("v.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             vec![
-                "SELECT p.* FROM unify_previous_customers p LEFT ANTI JOIN unify_dropped d ON p.customer_id = d.customer_id".to_string(),
+                format!(
+                    "SELECT p.*, {provenance} FROM unify_previous_customers p \
+                     JOIN unify_previous_provenance v ON v.customer_id = p.customer_id \
+                     LEFT ANTI JOIN unify_dropped d ON p.customer_id = d.customer_id"
+                ),
                 merge::unified_customers_sql(unify_cfg.merge.as_ref(), dedup, merge::Part::Listed),
             ]
         }
@@ -1188,7 +1233,20 @@ async fn resolve(
         .await?;
         register_written(ctx, tables_dir, "unify_linked").await?;
     }
-    write_queries(ctx, &sqls, tables_dir, "unified_customers").await?;
+    let provenance = merge::provenance_columns();
+    let is_provenance = |c: &str| provenance.iter().any(|p| p == c);
+    write_queries_into(
+        ctx,
+        &sqls,
+        tables_dir,
+        &[
+            ("unified_customers", &|c: &str| !is_provenance(c)),
+            ("unified_customers_provenance", &|c: &str| {
+                c == "customer_id" || is_provenance(c)
+            }),
+        ],
+    )
+    .await?;
     let _ = ctx.deregister_table("unify_linked");
     let _ = std::fs::remove_file(tables_dir.join("unify_linked.parquet"));
 

@@ -4,7 +4,8 @@
 
 Loads the search page, types the search, submits; when several customers match, opens
 customer_id from the result list. Then reads the card, clicks "Load more" once and prints
-JSON: name, customer id, key figures, segments, timeline rows before and after.
+JSON: name, customer id, key figures, segments, where each profile value came from,
+timeline rows before and after.
 """
 import json
 import shutil
@@ -52,6 +53,11 @@ def main(base, query, customer_id=None, token=None):
             for el in page.query_selector_all(".kpi")
         }
         seen["segments"] = [s.inner_text() for s in page.query_selector_all("#segments span")]
+        seen["from"] = {
+            el.get_attribute("data-attribute"): el.query_selector(".from").inner_text()
+            for el in page.query_selector_all("#profile dd")
+            if el.query_selector(".from")
+        }
         seen["timeline_total"] = int(page.inner_text("#timeline-total"))
         seen["timeline_rows"] = page.locator("#timeline tbody tr").count()
         seen["first_row"] = [c.inner_text() for c in page.query_selector_all("#timeline tbody tr:first-child td")]
