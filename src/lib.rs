@@ -19,6 +19,7 @@ pub mod output;
 pub mod predictions;
 pub mod privacy;
 pub mod project;
+pub mod query_limits;
 pub mod run;
 #[cfg(feature = "ballista")]
 pub mod scale_out;

@@ -153,6 +153,17 @@ enum PrivacyCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum UnifyCommand {
+    /// What unifying with the config as it is now would do, without a run: per source, how
+    /// filled and varied each field is; the blocking rules (chosen from the data unless
+    /// `[unify.probabilistic] blocking` gives them) with estimated and counted pairs, the
+    /// estimated recall after each, and why the others were left out; which rules can compare
+    /// each pair of sources; the vetoes (learned or given); the evidence each field carries.
+    /// Stages the current run's sources again (their data as loaded, the config as now).
+    Plan,
+}
+
 fn parse_assignment(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(f, v)| (f.trim().to_string(), v.to_string()))
@@ -348,6 +359,13 @@ enum Command {
         #[command(subcommand)]
         command: PrivacyCommand,
     },
+    /// Unification tools.
+    Unify {
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(subcommand)]
+        command: UnifyCommand,
+    },
     /// Serve the current run over PostgreSQL wire, Arrow Flight SQL and HTTP until stopped.
     ///
     /// psql, DBeaver, BI tools and psycopg connect to the PostgreSQL port (database
@@ -481,6 +499,10 @@ fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Planning and evaluating a query recurse over its expression tree: 16 MiB (address
+        // space, touched only as used) instead of tokio's 2 MiB leaves a wide margin under
+        // `query_limits::MAX_DEPTH`.
+        .thread_stack_size(16 << 20)
         .build()
     {
         Ok(r) => r,
@@ -489,10 +511,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    // The command itself runs on a thread with the same stack as the runtime's (the main
+    // thread's is whatever `ulimit -s` says, 8 MiB by default).
+    let command = std::thread::Builder::new()
+        .name("panorama".into())
+        .stack_size(16 << 20)
+        .spawn(move || runtime.block_on(dispatch(cli)));
+    match command.map(|t| t.join()) {
+        Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+        Ok(Ok(Err(e))) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(_)) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: cannot start a thread: {e}");
             ExitCode::FAILURE
         }
     }
@@ -813,6 +846,23 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let cfg = ProjectConfig::load(&project.project)?;
             panorama::schedule::serve(&cfg, &panorama::schedule::SchedulerOptions { quiet }).await
         }
+        Command::Unify {
+            project,
+            command: UnifyCommand::Plan,
+        } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let plan = panorama::unify::plan::plan(&cfg).await?;
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for line in &plan.summary {
+                writeln!(out, "{line}").map_err(|e| Error::Other(e.to_string()))?;
+            }
+            for (title, table) in &plan.tables {
+                writeln!(out, "\n{title}").map_err(|e| Error::Other(e.to_string()))?;
+                write_batches(std::slice::from_ref(table), OutputFormat::Table, &mut out)?;
+            }
+            Ok(())
+        }
         Command::Privacy { project, command } => {
             let cfg = ProjectConfig::load(&project.project)?;
             privacy(&cfg, command, quiet).await
@@ -903,6 +953,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 None => open_project(&cfg, run.as_deref()).await?,
                 Some(url) => remote_project(&cfg, &url, run.as_deref()).await?,
             };
+            panorama::query_limits::check(&sql).map_err(panorama::Error::Other)?;
             let df = ctx.sql(&sql).await?;
             let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
             let mut batches = df.collect().await?;

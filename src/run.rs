@@ -141,6 +141,7 @@ fn started_manifest(cfg: &ProjectConfig, run_id: &str, as_of: chrono::NaiveDateT
         predictions: None,
         refreshed_from: None,
         inputs: None,
+        writer: Some(crate::workspace::Writer::this_process()),
     }
 }
 

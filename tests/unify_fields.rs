@@ -246,6 +246,43 @@ fn independent_generator_unifies_with_defaults() {
         ),
         before
     );
+
+    // `panorama unify plan` plans what the run did, without a run: the same rules, in the
+    // same order, as the run's blocking_plan table; fields per source; coverage; vetoes.
+    let runs_before = std::fs::read_dir(dir.join(".panorama/runs"))
+        .unwrap()
+        .count();
+    let plan = ok(&["unify", "-p", p(dir), "plan"]);
+    assert_eq!(
+        std::fs::read_dir(dir.join(".panorama/runs"))
+            .unwrap()
+            .count(),
+        runs_before,
+        "a plan makes no run"
+    );
+    assert!(plan.contains("blocking chosen from the data"), "{plan}");
+    assert!(plan.contains("estimated recall"), "{plan}");
+    let chosen = query(
+        dir,
+        "SELECT rule FROM blocking_plan WHERE chosen ORDER BY rule_order",
+    );
+    let mut at = 0;
+    for rule in chosen.lines().skip(1) {
+        let found = plan[at..]
+            .find(&format!("| {rule} "))
+            .unwrap_or_else(|| panic!("rule {rule} not in the plan, in order:\n{plan}"));
+        at += found + 1;
+    }
+    for section in [
+        "Fields by source",
+        "Which rules can find pairs between sources",
+        "Vetoes",
+        "Evidence per field",
+    ] {
+        assert!(plan.contains(section), "{section}: {plan}");
+    }
+    assert!(plan.contains("national_id"), "{plan}");
+    assert!(plan.contains("| learned "), "{plan}");
 }
 
 /// Three sources describe Cindy Smith; the most trusted has a typo in her first name and

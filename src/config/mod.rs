@@ -259,6 +259,15 @@ pub struct CsvOptions {
     /// Rows sampled to infer column types that are not declared in `types`.
     #[serde(default = "default_infer_rows")]
     pub infer_rows: usize,
+    /// Most lines one row may span (quoted values with line breaks). A row past it is taken
+    /// for a stray quote that swallowed the lines after it: its first line is rejected and
+    /// reading resumes on the next line.
+    #[serde(default = "default_max_lines_per_row")]
+    pub max_lines_per_row: u64,
+}
+
+fn default_max_lines_per_row() -> u64 {
+    100
 }
 
 impl Default for CsvOptions {
@@ -270,6 +279,7 @@ impl Default for CsvOptions {
             escape: None,
             null_values: default_null_values(),
             infer_rows: default_infer_rows(),
+            max_lines_per_row: default_max_lines_per_row(),
         }
     }
 }

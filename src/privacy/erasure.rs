@@ -165,6 +165,7 @@ pub async fn erase(
     })?;
     report.run_id = outcome.manifest.run_id.clone();
     let ws = crate::workspace::Workspace::new(workspace.clone());
+    ws.reap_dead_runs()?;
     for m in ws.manifests()? {
         // A run another process is writing now is left to it (deleting it would break that
         // process); it read the sources before the suppression list had this person, so the

@@ -292,8 +292,35 @@ struct LoginParams {
 async fn login_form(State(s): State<Arc<Serving>>, Query(p): Query<LoginParams>) -> Response {
     render(
         "login.html",
-        context! { run_id => s.snapshot().run_id.clone(), next => p.next.unwrap_or_else(|| "/".into()) },
+        context! { run_id => s.snapshot().run_id.clone(), next => p.next.as_deref().and_then(same_origin_path).unwrap_or_else(|| "/".into()) },
     )
+}
+
+/// `next` as a path on this server, or None when a browser could read it as another site:
+/// `//evil.example`, `/\evil.example` (browsers read `\` as `/`), `/\t/evil.example` (they drop
+/// tabs and newlines), `https://evil.example`. The path is resolved against a placeholder
+/// origin and must stay on it.
+fn same_origin_path(next: &str) -> Option<String> {
+    if !next.starts_with('/')
+        || next
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    {
+        return None;
+    }
+    let base = url::Url::parse("http://panorama.invalid/").ok()?;
+    let resolved = base.join(next).ok()?;
+    if resolved.origin() != base.origin() {
+        return None;
+    }
+    let mut path = resolved.path().to_string();
+    if path.starts_with("//") {
+        return None;
+    }
+    if let Some(q) = resolved.query() {
+        path = format!("{path}?{q}");
+    }
+    Some(path)
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,7 +332,8 @@ struct LoginForm {
 async fn login(State(s): State<Arc<Serving>>, Form(f): Form<LoginForm>) -> Response {
     let next = f
         .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .as_deref()
+        .and_then(same_origin_path)
         .unwrap_or_else(|| "/".into());
     if s.credentials.token(&f.token).is_none() {
         super::metrics::Metrics::count(&s.metrics.auth_failures);

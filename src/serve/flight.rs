@@ -83,6 +83,10 @@ impl PanoramaFlight {
         ctx: &SessionContext,
         sql: &str,
     ) -> std::result::Result<LogicalPlan, Status> {
+        crate::query_limits::check(sql).map_err(|why| {
+            Metrics::count(&self.serving.metrics.refused);
+            Status::invalid_argument(why)
+        })?;
         let statements = datafusion::sql::parser::DFParser::parse_sql(sql)
             .map_err(|e| Status::invalid_argument(format!("SQL: {e}")))?;
         for s in &statements {

@@ -57,26 +57,107 @@ pub fn router(serving: Arc<Serving>) -> Router {
         .with_state(serving)
 }
 
-/// Count and time every request by its route pattern.
+/// Count and time every request by its route pattern; give API errors a JSON body.
 async fn observe(State(serving): State<Arc<Serving>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
+    let api = req.uri().path().starts_with("/api/");
+    let console = req.uri().path().starts_with("/console");
     let started = Instant::now();
-    let res = next.run(req).await;
+    let mut res = next.run(req).await;
+    if api {
+        res = json_error(res).await;
+    }
+    security_headers(res.headers_mut(), console);
     serving
         .metrics
         .http(&route, res.status().as_u16(), started.elapsed());
     res
 }
 
+/// An API error that is not JSON yet (axum's rejection of a malformed query string, path or
+/// body is plain text) becomes `{"error": ...}` with the same status.
+async fn json_error(res: Response) -> Response {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let text = match text.is_empty() {
+        true => status.canonical_reason().unwrap_or("error").to_string(),
+        false => text,
+    };
+    ApiError(status, text).into_response()
+}
+
+/// Headers every response carries: no MIME sniffing, no framing, no referrer; pages load
+/// scripts, styles and data only from this server (the card's and console's own inline
+/// script and styles excepted; the console's Vega charts compile their expressions with
+/// `Function`, so console pages also allow eval), and forms post only here.
+fn security_headers(headers: &mut HeaderMap, console: bool) {
+    const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+        style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+        frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+    const CONSOLE_CSP: &str =
+        "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; \
+        style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+        frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            if console { CONSOLE_CSP } else { CSP },
+        ),
+    ] {
+        headers.insert(
+            axum::http::HeaderName::from_static(name),
+            axum::http::HeaderValue::from_static(value),
+        );
+    }
+}
+
+/// A request id for a server error: the client gets it, the log has it with the details.
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{started:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// An error as JSON: `{"error": "..."}`.
 pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
+    /// Client errors say what was wrong; server errors say only that something failed and
+    /// which request it was: the details (planner text, paths) go to the log, not the client.
     fn into_response(self) -> Response {
+        if self.0.is_server_error() {
+            let id = request_id();
+            tracing::error!(request_id = %id, status = self.0.as_u16(), error = %self.1, "request failed");
+            return (
+                self.0,
+                Json(json!({
+                    "error": "internal error: the server log has the details under this request id",
+                    "request_id": id,
+                })),
+            )
+                .into_response();
+        }
         (self.0, Json(json!({ "error": self.1 }))).into_response()
     }
 }
@@ -398,6 +479,19 @@ struct Page {
     limit: Option<usize>,
 }
 
+impl Page {
+    /// The offset, refused past what SQL's OFFSET takes (a signed 64-bit integer).
+    fn offset(&self) -> ApiResult<u64> {
+        match self.offset {
+            Some(o) if o > i64::MAX as u64 => Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("offset must be at most {}", i64::MAX),
+            )),
+            o => Ok(o.unwrap_or(0)),
+        }
+    }
+}
+
 async fn timeline(
     State(s): State<Arc<Serving>>,
     headers: HeaderMap,
@@ -410,7 +504,7 @@ async fn timeline(
         .index
         .row(&id)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no customer {id}")))?;
-    let offset = p.offset.unwrap_or(0);
+    let offset = p.offset()?;
     let limit = p.limit.unwrap_or(50).min(s.settings.limits.http_row_limit);
     let snap2 = snap.clone();
     let items = tokio::task::spawn_blocking(move || timeline_entries(&snap2, row, offset, limit))
@@ -468,7 +562,7 @@ async fn segment_members(
         .limit
         .unwrap_or(1000)
         .min(s.settings.limits.http_row_limit);
-    let offset = p.offset.unwrap_or(0);
+    let offset = p.offset()?;
     let sql = format!(
         "SELECT customer_id FROM segment_members WHERE segment = '{}' ORDER BY customer_id \
          LIMIT {limit} OFFSET {offset}",

@@ -95,6 +95,11 @@ fn user_error(code: &str, message: String) -> PgWireError {
 
 /// Refuse anything but reads, before hooks or the planner see it.
 fn check_read_only(serving: &Serving, sql: &str) -> PgWireResult<()> {
+    // 54001: statement_too_complex, what PostgreSQL answers past max_stack_depth.
+    crate::query_limits::check(sql).map_err(|why| {
+        Metrics::count(&serving.metrics.refused);
+        user_error("54001", why)
+    })?;
     // Building the parser tokenizes its rewrite list: once per process, not per statement.
     static PARSER: std::sync::OnceLock<PostgresCompatibilityParser> = std::sync::OnceLock::new();
     let statements = PARSER

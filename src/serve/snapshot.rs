@@ -171,6 +171,10 @@ impl Serving {
         sql: &str,
         row_limit: usize,
     ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>, bool)> {
+        crate::query_limits::check(sql).map_err(|why| {
+            Metrics::count(&self.metrics.refused);
+            Error::Other(why)
+        })?;
         let statements = datafusion::sql::parser::DFParser::parse_sql(sql)
             .map_err(|e| Error::Other(format!("SQL: {e}")))?;
         if statements.len() != 1 {

@@ -39,7 +39,8 @@ pub fn read_csv(
     if let Some(esc) = &opts.escape {
         builder.escape(Some(esc.get_ref().as_bytes()[0]));
     }
-    let mut reader = builder.from_reader(data);
+    let mut reader_data: &[u8] = data;
+    let mut reader = builder.from_reader(reader_data);
     let mut record = csv::ByteRecord::new();
     let file_arc: Arc<str> = Arc::from(file);
 
@@ -120,13 +121,76 @@ pub fn read_csv(
         })
     };
 
+    // The reader reads `reader_data` (the file from some line on) with `base_line` lines
+    // before it: a broken quote restarts it on the line after the one that opened the quote.
+    let mut base_line = 0u64;
+    let max_lines = opts.max_lines_per_row.max(1);
     loop {
         if pending_first {
             pending_first = false;
         } else if !read(&mut reader, &mut record)? {
             break;
         }
-        let line = record.position().map_or(0, |p| p.line());
+        // A record's position is where the reader started looking for it: skip the blank
+        // lines before it (the reader skips them too).
+        let mut start = record.position().map_or(0, |p| p.byte() as usize);
+        let mut line = base_line + record.position().map_or(0, |p| p.line());
+        let mut blank = 0;
+        while let Some(b @ (b'\n' | b'\r')) = reader_data.get(start) {
+            if *b == b'\n' {
+                blank += 1;
+            }
+            start += 1;
+        }
+        line += blank;
+        // A quoted value that does not close (a stray quote) swallows the lines after it
+        // into one record: 423 rows of one file once vanished into a single reject. Such a
+        // record — a quote closing inside another value, its field count wrong, its lines past
+        // `max_lines_per_row`, or still open at the end of the file — is the opening line's
+        // reject alone, and reading resumes on
+        // the next line, so every line is a row or a reject.
+        let end = reader.position().byte() as usize;
+        let lines = reader.position().line() - record.position().map_or(1, |p| p.line()) - blank;
+        let at_end = end >= reader_data.len();
+        let (misplaced, open) = match lines > 1 || at_end {
+            true => quoting(&reader_data[start..end.min(reader_data.len())], opts),
+            false => (false, false),
+        };
+        let open_at_end = at_end && open;
+        if (lines > 1 || open_at_end)
+            && (misplaced || record.len() != width || lines > max_lines || open_at_end)
+        {
+            let rest = &reader_data[start..];
+            let first_end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            let raw = String::from_utf8_lossy(&rest[..first_end])
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
+            rejects.push(Reject {
+                source: source.to_string(),
+                file: file.to_string(),
+                row: line,
+                column: None,
+                raw_value: Some(raw),
+                reason: if open_at_end {
+                    "unclosed quote: the quoted value opened on this line is still open at the end \
+                     of the file; this line is rejected and reading goes on with the next"
+                        .to_string()
+                } else {
+                    format!(
+                        "unclosed quote: the quoted value opened on this line runs into line {}; \
+                         this line is rejected and reading goes on with the next",
+                        line + lines - 1
+                    )
+                },
+            });
+            reader_data = &reader_data[start + first_end..];
+            base_line = line;
+            reader = builder.from_reader(reader_data);
+            continue;
+        }
         if record.len() != width {
             let raw = record
                 .iter()
@@ -182,6 +246,50 @@ pub fn read_csv(
     Ok(header)
 }
 
+/// How one record's raw bytes use quotes: `(misplaced, open)`. A closing quote followed by
+/// anything but a delimiter or the line's end is misplaced — what a stray quote that closes on
+/// a later line's quote looks like; `open` is a quoted value still open at the end.
+fn quoting(raw: &[u8], opts: &CsvOptions) -> (bool, bool) {
+    #[derive(PartialEq)]
+    enum State {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        Escaped,
+        AfterQuote,
+    }
+    let quote = opts.quote.get_ref().as_bytes()[0];
+    let delimiter = opts.delimiter.get_ref().as_bytes()[0];
+    let escape = opts.escape.as_ref().map(|e| e.get_ref().as_bytes()[0]);
+    let mut state = State::FieldStart;
+    let mut misplaced = false;
+    for &b in raw {
+        state = match state {
+            State::FieldStart if b == quote => State::Quoted,
+            State::FieldStart | State::Unquoted => {
+                if b == delimiter || b == b'\n' || b == b'\r' {
+                    State::FieldStart
+                } else {
+                    State::Unquoted
+                }
+            }
+            State::Quoted if Some(b) == escape => State::Escaped,
+            State::Quoted if b == quote => State::AfterQuote,
+            State::Quoted => State::Quoted,
+            State::Escaped => State::Quoted,
+            // A doubled quote is an escaped quote (unless an escape character is set).
+            State::AfterQuote if b == quote && escape.is_none() => State::Quoted,
+            State::AfterQuote if b == delimiter || b == b'\n' || b == b'\r' => State::FieldStart,
+            // The reader goes on with the field as unquoted text.
+            State::AfterQuote => {
+                misplaced = true;
+                State::Unquoted
+            }
+        }
+    }
+    (misplaced, matches!(state, State::Quoted | State::Escaped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +328,127 @@ mod tests {
         assert_eq!(rejects[1].row, 4);
         assert_eq!(rejects[1].column.as_deref(), Some("name"));
         assert!(rejects[1].reason.contains("invalid UTF-8"));
+    }
+
+    #[test]
+    fn a_stray_quote_swallows_no_lines() {
+        // Line 3 opens a quote that never closes; with no other quote in the file the reader
+        // would take lines 3–7 as one record. Line 8's quoted value spans two lines: kept.
+        let text = b"id,name\n1,Ann\n2,\"Bob\n3,Cy\n4,Di\n5,Ed\n6,Flo\n7,\"Gus\nvan Dijk\"\n8,Hal";
+        let (chunks, rejects) = run(text, CsvOptions::default());
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        assert_eq!(rejects[0].row, 3);
+        assert_eq!(rejects[0].raw_value.as_deref(), Some("2,\"Bob"));
+        assert!(
+            rejects[0].reason.contains("unclosed quote"),
+            "{}",
+            rejects[0].reason
+        );
+        let rows: Vec<u64> = chunks.iter().flat_map(|c| c.rows.clone()).collect();
+        assert_eq!(rows, vec![2, 4, 5, 6, 7, 8, 10]);
+        let names = chunks[0]
+            .batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(names.value(5), "Gus\nvan Dijk");
+
+        // Open to the end of the file.
+        let text = b"id,name\n1,\"Ann\n2,Bob\n3,Cy\n";
+        let (chunks, rejects) = run(text, CsvOptions::default());
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        assert!(
+            rejects[0].reason.contains("end of the file"),
+            "{}",
+            rejects[0].reason
+        );
+        assert_eq!(chunks[0].rows, vec![3, 4]);
+
+        // A quoted value longer than max_lines_per_row, field count right: its first line
+        // is rejected, the rest read.
+        let opts = CsvOptions {
+            max_lines_per_row: 3,
+            ..Default::default()
+        };
+        let text = b"id,name\n1,\"a\nb\nc\nd\",x\n2,ok\n";
+        let (chunks, rejects) = run(text, opts);
+        assert_eq!(
+            rejects.iter().map(|r| r.row).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        assert_eq!(chunks[0].rows, vec![5, 6]);
+    }
+
+    /// Random files of short lines with stray quotes, delimiters and blanks (a seeded, bounded
+    /// fuzz): every line is accounted for exactly once — a reject covers its one line, a row
+    /// covers its line and the line breaks inside its values, up to the next row or reject.
+    #[test]
+    fn every_line_is_a_row_or_a_reject() {
+        use arrow::array::Array;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(22);
+        let alphabet: &[&str] = &["a", "b", "1", ",", ",", "\"", "\"\"", " ", "x,y", "\",\""];
+        for case in 0..3000 {
+            let lines = rng.random_range(1..40);
+            let mut text = String::from("id,name,city\n");
+            for _ in 0..lines {
+                for _ in 0..rng.random_range(0..8) {
+                    text.push_str(alphabet[rng.random_range(0..alphabet.len())]);
+                }
+                text.push('\n');
+            }
+            let opts = CsvOptions {
+                max_lines_per_row: rng.random_range(1..6),
+                ..Default::default()
+            };
+            let (chunks, rejects) = run(text.as_bytes(), opts);
+            let mut starts: Vec<(u64, Option<usize>)> =
+                rejects.iter().map(|r| (r.row, None)).collect();
+            for c in &chunks {
+                let b = &c.batch;
+                for (i, &row) in c.rows.iter().enumerate() {
+                    let breaks: usize = (0..b.num_columns())
+                        .map(|j| {
+                            let col = b
+                                .column(j)
+                                .as_any()
+                                .downcast_ref::<arrow::array::StringArray>()
+                                .unwrap();
+                            if col.is_null(i) {
+                                0
+                            } else {
+                                col.value(i).matches('\n').count()
+                            }
+                        })
+                        .sum();
+                    starts.push((row, Some(breaks)));
+                }
+            }
+            starts.sort();
+            // Blank lines hold nothing: the reader skips them.
+            let physical: Vec<&str> = text.split('\n').collect();
+            let blank = |l: u64| physical.get(l as usize - 1).is_none_or(|t| t.is_empty());
+            let total = lines as u64 + 1;
+            let mut expected_next = 2;
+            for (k, (line, breaks)) in starts.iter().enumerate() {
+                assert!(
+                    (expected_next..*line).all(blank),
+                    "case {case}: lines {expected_next}..{line} lost: {text:?} {starts:?}"
+                );
+                let next = starts.get(k + 1).map_or(total + 1, |s| s.0);
+                let end = line + breaks.map_or(0, |b| b as u64);
+                assert!(
+                    end < next,
+                    "case {case}: {line} overlaps: {text:?} {starts:?}"
+                );
+                expected_next = end + 1;
+            }
+            assert!(
+                (expected_next..=total).all(blank),
+                "case {case}: lines from {expected_next} lost: {text:?} {starts:?}"
+            );
+        }
     }
 
     #[test]

@@ -202,6 +202,66 @@ fn decode_all(
 mod tests {
     use super::*;
 
+    /// A seeded, bounded fuzz of NDJSON files: every non-blank line is one row or one reject.
+    #[test]
+    fn every_line_is_a_row_or_a_reject() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(22);
+        let pieces: &[&[u8]] = &[
+            b"{",
+            b"}",
+            b"\"a\"",
+            b":",
+            b"1",
+            b",",
+            b"[",
+            b"]",
+            b"\"",
+            b"\\",
+            b" ",
+            b"\r",
+            b"{\"id\": 1}",
+            b"\xff",
+            b"null",
+            b"{\"x\": \"y\n",
+            b"\xEF\xBB\xBF",
+        ];
+        for case in 0..3000 {
+            let mut data = Vec::new();
+            // Not an array file: those are one document, refused whole when broken.
+            data.extend_from_slice(b"{\"first\": true}\n");
+            for _ in 0..rng.random_range(0..30) {
+                for _ in 0..rng.random_range(0..6) {
+                    data.extend_from_slice(pieces[rng.random_range(0..pieces.len())]);
+                }
+                data.push(b'\n');
+            }
+            let mut rejects = Vec::new();
+            let parsed =
+                parse_json("s", "f.json", &Bytes::from(data.clone()), &mut rejects).unwrap();
+            let mut seen: Vec<u64> = parsed.rows.clone();
+            seen.extend(rejects.iter().map(|r| r.row));
+            seen.sort();
+            let expected: Vec<u64> = data
+                .split(|b| *b == b'\n')
+                .enumerate()
+                .filter(|(_, l)| {
+                    !l.strip_suffix(b"\r")
+                        .unwrap_or(l)
+                        .iter()
+                        .all(|b| b.is_ascii_whitespace())
+                })
+                .map(|(i, _)| i as u64 + 1)
+                .collect();
+            assert_eq!(
+                seen,
+                expected,
+                "case {case}: {:?}",
+                String::from_utf8_lossy(&data)
+            );
+        }
+    }
+
     #[test]
     fn array_files_and_element_numbers() {
         let mut rejects = Vec::new();

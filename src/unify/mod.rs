@@ -15,6 +15,7 @@ pub mod identity;
 pub mod incremental;
 pub mod matching;
 pub mod merge;
+pub mod plan;
 pub mod probabilistic;
 pub mod realtime;
 pub mod staging;

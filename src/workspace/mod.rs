@@ -67,6 +67,58 @@ pub struct Manifest {
     /// `run::inputs_fingerprint`); `None` when a source cannot be fingerprinted.
     #[serde(default)]
     pub inputs: Option<String>,
+    /// The process writing the run, so a later writer can tell a run still being written
+    /// from one whose process was killed.
+    #[serde(default)]
+    pub writer: Option<Writer>,
+}
+
+/// A process on a host: its pid and start time (pids are reused; the pair is not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Writer {
+    pub pid: u32,
+    pub host: String,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat`), where the system tells it.
+    pub started: Option<u64>,
+}
+
+impl Writer {
+    pub fn this_process() -> Writer {
+        let pid = std::process::id();
+        Writer {
+            pid,
+            host: host_name(),
+            started: process_start(pid),
+        }
+    }
+
+    /// Whether the process is certainly gone: same host, and no process with this pid and
+    /// start time. A run written from another host, or where `/proc` says nothing, is taken
+    /// to be alive.
+    pub fn is_gone(&self) -> bool {
+        if self.host != host_name() || !Path::new("/proc/self/stat").exists() {
+            return false;
+        }
+        match process_start(self.pid) {
+            None => true,
+            Some(started) => self.started.is_some_and(|s| s != started),
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Field 22 of `/proc/<pid>/stat` (after the parenthesized command name, which may hold
+/// spaces): the process's start time since boot.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -169,9 +221,37 @@ impl Workspace {
             .collect())
     }
 
+    /// Mark runs whose writing process is gone (killed: `kill -9`, a crash, a power cut) as
+    /// failed, so that pruning can delete them. Returns their ids.
+    pub fn reap_dead_runs(&self) -> Result<Vec<String>> {
+        let mut reaped = Vec::new();
+        for mut m in self.manifests()? {
+            let gone =
+                m.status == RunStatus::Running && m.writer.as_ref().is_some_and(Writer::is_gone);
+            if gone {
+                let pid = m.writer.as_ref().map_or(0, |w| w.pid);
+                m.status = RunStatus::Failed;
+                m.ended_at = Some(chrono::Utc::now().to_rfc3339());
+                m.error = Some(format!(
+                    "interrupted: process {pid} ended before the run finished (killed or crashed)"
+                ));
+                self.write_manifest(&m)?;
+                tracing::warn!(
+                    run_id = m.run_id,
+                    pid,
+                    "a run's process is gone: marked failed"
+                );
+                reaped.push(m.run_id);
+            }
+        }
+        Ok(reaped)
+    }
+
     /// Delete runs beyond the newest `keep` successful ones. The current run is always kept;
-    /// failed runs older than the oldest kept run go too.
+    /// failed runs older than the oldest kept run go too, and so do runs whose process died
+    /// (see [`Workspace::reap_dead_runs`]).
     pub fn prune(&self, keep: usize) -> Result<Vec<String>> {
+        self.reap_dead_runs()?;
         let current = self.current_run()?;
         let manifests = self.manifests()?;
         let succeeded: Vec<&Manifest> = manifests
@@ -246,6 +326,7 @@ mod tests {
             predictions: None,
             refreshed_from: None,
             inputs: None,
+            writer: None,
         }
     }
 

@@ -675,14 +675,29 @@ fn train(
     model
 }
 
-/// Run blocking, training and scoring; returns the matched pairs and the model.
-pub async fn match_pairs(
+/// The plan of a probabilistic unification before scoring: the blocking (given, or chosen
+/// from the data with its `blocking_plan`), the vetoes (given, or learned) and the trained
+/// model. The candidate pairs are in `unify_comparisons` (under `work_dir`).
+pub struct Planned {
+    /// The section with its blocking and contradictions resolved.
+    pub section: ProbabilisticSection,
+    pub comparisons: Vec<Comparison>,
+    pub model: Model,
+    /// Vetoes learned from the data (empty when `contradictions` was given).
+    pub learned: Vec<vetoes::Learned>,
+    /// How the blocking was chosen, when it was.
+    pub blocking: Option<blocking::Plan>,
+}
+
+/// Block, train and learn vetoes: everything a run does before scoring (`panorama unify
+/// plan` stops here). `unify_records` must be registered.
+pub async fn plan(
     ctx: &SessionContext,
     work_dir: &std::path::Path,
     section: &ProbabilisticSection,
     max_block_size: usize,
     report: &mut UnifyReport,
-) -> Result<Matched> {
+) -> Result<Planned> {
     section.check().map_err(Error::Other)?;
     let mut section = section.clone();
     let comps = section.comparisons();
@@ -820,6 +835,31 @@ pub async fn match_pairs(
         }
     }
     count_candidates(ctx, &section, report).await?;
+    Ok(Planned {
+        section,
+        comparisons: comps,
+        model,
+        learned,
+        blocking: plan,
+    })
+}
+
+/// Run blocking, training and scoring; returns the matched pairs and the model.
+pub async fn match_pairs(
+    ctx: &SessionContext,
+    work_dir: &std::path::Path,
+    section: &ProbabilisticSection,
+    max_block_size: usize,
+    report: &mut UnifyReport,
+) -> Result<Matched> {
+    let Planned {
+        section,
+        comparisons: comps,
+        model,
+        learned,
+        blocking: plan,
+    } = plan(ctx, work_dir, section, max_block_size, report).await?;
+    let dir = work_dir.join("unify_comparisons");
     if !model.converged {
         let w = format!(
             "probabilistic matching: EM did not converge in {} iterations (unify.probabilistic.max_iterations); weights may be rough",

@@ -1,0 +1,372 @@
+//! Hardening (issue 22): what an attacker or a careless user sends must give an error, never
+//! take the server or a run down. Each test reproduces a failure through the real interface
+//! (a served project and real protocol clients, the CLI).
+
+mod common;
+
+use std::path::Path;
+
+use common::{fails, ok, p, write, Server};
+use serde_json::Value;
+
+fn small_project(dir: &Path) {
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n",
+    );
+    write(&dir.join("people.csv"), "id,name\n1,Ann\n2,Bob\n");
+    ok(&["run", "-p", p(dir), "-q"]);
+}
+
+/// `SELECT 1 <op> 1 <op> …` with `n` terms.
+fn chain(op: &str, n: usize) -> String {
+    format!("SELECT {} AS x", vec!["1"; n].join(op))
+}
+
+async fn post_sql(base: &str, sql: &str) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/sql"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "sql": sql }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// 2,000 chained `+` overflowed a server thread's stack and aborted the process (all three
+/// protocols). Now every entry point refuses chains past the limit and the server lives on;
+/// a chain just under the limit still runs, on every protocol.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_expression_chains_are_refused_and_the_server_lives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_project(dir);
+    let mut server = Server::start(dir, &[]);
+    let base = format!("http://{}", server.http);
+    let (pg, connection) = tokio_postgres::connect(
+        &format!(
+            "postgres://panorama@{}/panorama",
+            server.pg.replace("127.0.0.1", "localhost")
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.flight))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut flight = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
+
+    for op in ["+", " OR ", " AND ", " || ", " * "] {
+        for n in [2_000, 10_000, 100_000] {
+            let sql = chain(op, n);
+            let what = format!("{n} terms of {op:?}");
+            // PostgreSQL wire, simple and extended protocol: 54001 statement_too_complex.
+            let err = format!("{:?}", pg.simple_query(&sql).await.unwrap_err());
+            assert!(err.contains("54001"), "{what}: {err}");
+            assert!(err.contains("query too complex"), "{what}: {err}");
+            let err = format!("{:?}", pg.query(&sql, &[]).await.unwrap_err());
+            assert!(err.contains("query too complex"), "{what}: {err}");
+            // HTTP: 400 with the reason.
+            let (status, body) = post_sql(&base, &sql).await;
+            assert_eq!(status, 400, "{what}: {body}");
+            assert!(body.to_string().contains("query too complex"), "{what}");
+            // Flight SQL.
+            let err = flight.execute(sql.clone(), None).await.unwrap_err();
+            assert!(
+                err.to_string().contains("query too complex"),
+                "{what}: {err}"
+            );
+        }
+        // Just under the limit: planned, evaluated and dropped on the server's threads.
+        let n = 900;
+        let term = match op {
+            " OR " | " AND " => "true",
+            " || " => "'1'",
+            _ => "1",
+        };
+        let sql = format!("SELECT {} AS x", vec![term; n].join(op));
+        let rows = pg.simple_query(&sql).await.unwrap();
+        let value = rows
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .unwrap();
+        let expected = match op {
+            "+" => "900".to_string(),
+            " OR " | " AND " => "t".to_string(),
+            " || " => "1".repeat(n),
+            _ => "1".to_string(),
+        };
+        assert_eq!(value, expected, "{op}");
+        let (status, body) = post_sql(&base, &sql).await;
+        assert_eq!(status, 200, "{op}: {body}");
+        assert!(flight.execute(sql, None).await.is_ok(), "{op}");
+    }
+    // Still serving, on every protocol.
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server died"
+    );
+    let rows = pg
+        .simple_query("SELECT count(*) FROM people")
+        .await
+        .unwrap();
+    assert!(rows
+        .iter()
+        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("2"))));
+    let (status, _) = post_sql(&base, "SELECT 1").await;
+    assert_eq!(status, 200);
+
+    // The CLI: an error, not an abort.
+    let err = fails(&["query", "-p", p(dir), &chain("+", 20_000)]);
+    assert!(err.contains("query too complex"), "{err}");
+    assert!(ok(&["query", "-p", p(dir), "--format", "csv", &chain("+", 900)]).contains("900"));
+}
+
+/// `POST /login` with `next=/\evil.example` redirected off-site (browsers read `\` as `/`).
+/// Only paths on this server are followed; anything else goes to `/`.
+#[tokio::test(flavor = "multi_thread")]
+async fn login_redirects_only_to_this_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_project(dir);
+    let token = ok(&["tokens", "-p", p(dir), "create", "browser", "-q"])
+        .trim()
+        .to_string();
+    let server = Server::start(dir, &[]);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |next: &str| {
+        let body = format!(
+            "token={}&next={}",
+            token,
+            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        );
+        client
+            .post(format!("http://{}/login", server.http))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    for (next, expected) in [
+        (
+            "/customers/cus_000000001?tab=timeline",
+            "/customers/cus_000000001?tab=timeline",
+        ),
+        ("/console", "/console"),
+        ("/\\evil.example", "/"),
+        ("/\\/evil.example", "/"),
+        ("//evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("/\n/evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("javascript:alert(1)", "/"),
+        ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),
+    ] {
+        let res = login(next).await.unwrap();
+        assert_eq!(res.status().as_u16(), 303, "{next:?}");
+        let location = res.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(location, expected, "{next:?}");
+    }
+}
+
+/// Client errors are 4xx JSON saying what is wrong; an offset past SQL's range was a 500
+/// carrying optimizer text, a malformed query string a plain-text 400.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_errors_are_json_and_leak_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n\n\
+         [unify.sources.people]\nfirst_name = \"first\"\nemail = \"email\"\n\n\
+         [[unify.rules]]\nname = \"email\"\nconditions = [{ field = \"email\" }]\n\n\
+         [segments.everyone]\nwhere = \"record_count >= 1\"\n",
+    );
+    write(
+        &dir.join("people.csv"),
+        "id,first,email\n1,Ann,ann@example.com\n2,Bob,bob@example.com\n",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    let server = Server::start(dir, &[]);
+    let base = format!("http://{}", server.http);
+    let get = |path: String| {
+        let url = format!("{base}{path}");
+        async move {
+            let res = reqwest::get(url).await.unwrap();
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            let body: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+            (status, body)
+        }
+    };
+    let (status, body) = get("/api/segments/everyone/members?limit=5".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["members"].as_array().unwrap().len(), 2);
+    let customer = body["members"][0].as_str().unwrap().to_string();
+    for path in [
+        "/api/segments/everyone/members?offset=9223372036854775808".to_string(),
+        format!("/api/customers/{customer}/timeline?offset=18446744073709551615"),
+    ] {
+        let (status, body) = get(path.clone()).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("offset must be at most"),
+            "{path}: {body}"
+        );
+    }
+    for path in [
+        "/api/segments/everyone/members?offset=abc".to_string(),
+        "/api/segments/everyone/members?limit=-1".to_string(),
+        format!("/api/customers/{customer}/timeline?limit=1e9"),
+    ] {
+        let (status, body) = get(path.clone()).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains("query string"), "{path}: {error}");
+    }
+    let (status, body) = get("/api/segments/nobody/members".into()).await;
+    assert_eq!(status, 404);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("no segment nobody"));
+    let (status, body) = get("/api/nothing/here".into()).await;
+    assert_eq!(status, 404, "{body}");
+    // Pages and API answers say how browsers must treat them.
+    for path in ["/api/health", "/login"] {
+        let res = reqwest::get(format!("{base}{path}")).await.unwrap();
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    }
+}
+
+/// An unclosed quote on line 301 of a 723-line CSV swallowed the rest of the file: the run
+/// succeeded with 299 rows and one reject. Now line 301 is the one reject, every other line is
+/// a row, and the reject ratio sees it.
+#[test]
+fn a_stray_quote_in_a_csv_loses_no_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut csv = String::from("member_id;first_name;last_name;city\n");
+    for i in 2..=723 {
+        if i == 301 {
+            csv += &format!("L{i};\"Anna;de Vries;Utrecht\n");
+        } else if i == 500 {
+            // A legitimate quoted value with a line break stays one row.
+            csv += &format!("L{i};Bob;\"van\nDijk\";Delft\n");
+        } else {
+            csv += &format!("L{i};First{i};Last{i};City{i}\n");
+        }
+    }
+    write(&dir.join("members.csv"), &csv);
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.members]\nlocation = \"members.csv\"\nprimary_key = \"member_id\"\n\
+         csv = { delimiter = \";\" }\n",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    let q = |sql: &str| ok(&["query", "-p", p(dir), "--format", "csv", sql]);
+    // 723 physical lines + 1 for the break inside "van\nDijk": a header, 721 rows, 1 reject.
+    assert_eq!(q("SELECT count(*) AS n FROM members"), "n\n721\n");
+    assert_eq!(
+        q("SELECT row, raw_value FROM rejects"),
+        "row,raw_value\n301,\"L301;\"\"Anna;de Vries;Utrecht\"\n"
+    );
+    assert!(q("SELECT reason FROM rejects").contains("unclosed quote"));
+    assert_eq!(
+        q("SELECT last_name FROM members WHERE member_id IN ('L302', 'L500', 'L723') ORDER BY member_id"),
+        "last_name\nLast302\n\"van\nDijk\"\nLast723\n"
+    );
+    // With a stricter ratio the run fails and the previous one stays current.
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.members]\nlocation = \"members.csv\"\nprimary_key = \"member_id\"\n\
+         csv = { delimiter = \";\" }\nmax_reject_ratio = 0.001\n",
+    );
+    let err = fails(&["run", "-p", p(dir), "--full"]);
+    assert!(err.contains("members") && err.contains("reject"), "{err}");
+    assert_eq!(q("SELECT count(*) AS n FROM members"), "n\n721\n");
+}
+
+/// A run killed with `kill -9` stayed `running` forever and its directory was never pruned.
+/// The next run marks it failed (its process is gone) and prunes it like any failed run.
+#[test]
+fn a_killed_run_is_marked_failed_and_pruned() {
+    let tmp = common::demo("1500", "3");
+    let dir = tmp.path();
+    let config = dir.join("panorama.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("keep_runs = 3", "keep_runs = 1")).unwrap();
+    let runs = dir.join(".panorama/runs");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_panorama"))
+        .args(["run", "-p", p(dir), "-q"])
+        .spawn()
+        .unwrap();
+    // Wait until the run has started writing (its manifest says running), then kill it.
+    let started = std::time::Instant::now();
+    let killed = loop {
+        let running = std::fs::read_dir(&runs).ok().and_then(|rd| {
+            rd.filter_map(|e| e.ok()).find_map(|e| {
+                let m = std::fs::read_to_string(e.path().join("manifest.json")).ok()?;
+                (m.contains("\"running\"")
+                    && e.path().join("sources").read_dir().ok()?.next().is_some())
+                .then(|| e.file_name().to_string_lossy().to_string())
+            })
+        });
+        if let Some(id) = running {
+            break id;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(started.elapsed().as_secs() < 120, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let manifest = runs.join(&killed).join("manifest.json");
+    assert!(std::fs::read_to_string(&manifest)
+        .unwrap()
+        .contains("\"running\""));
+
+    // The next run: the killed one is failed, then pruned (keep_runs = 1).
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert!(!runs.join(&killed).exists(), "{killed} was not pruned");
+    let left: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let statuses = ok(&[
+        "query",
+        "-p",
+        p(dir),
+        "--format",
+        "csv",
+        "SELECT status FROM runs",
+    ]);
+    assert_eq!(statuses, "status\nsucceeded\n");
+}
