@@ -335,7 +335,7 @@ async fn login(State(s): State<Arc<Serving>>, Form(f): Form<LoginForm>) -> Respo
         .as_deref()
         .and_then(same_origin_path)
         .unwrap_or_else(|| "/".into());
-    if s.credentials.token(&f.token).is_none() {
+    let Some(who) = s.credentials.token(&f.token) else {
         super::metrics::Metrics::count(&s.metrics.auth_failures);
         let mut r = render(
             "login.html",
@@ -343,15 +343,17 @@ async fn login(State(s): State<Arc<Serving>>, Form(f): Form<LoginForm>) -> Respo
         );
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         return r;
-    }
+    };
     let secure = if s.settings.tls.is_some() {
         "; Secure"
     } else {
         ""
     };
     let cookie = format!(
-        "panorama_token={}; Path=/; HttpOnly; SameSite=Strict{secure}",
-        f.token.trim()
+        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        super::http::SESSION_COOKIE,
+        s.credentials.sessions.create(who),
+        super::auth::SESSION_LIFETIME.as_secs()
     );
     let mut r = Redirect::to(&next).into_response();
     if let Ok(v) = cookie.parse() {

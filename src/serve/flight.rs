@@ -68,8 +68,23 @@ impl PanoramaFlight {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        if let Err(why) = self.serving.credentials.authorize(header) {
+        let creds = &self.serving.credentials;
+        let key = request
+            .remote_addr()
+            .map(|a| format!("addr:{}", a.ip()))
+            .unwrap_or_default();
+        if let Some(wait) = creds.failures.blocked(&key) {
             Metrics::count(&self.serving.metrics.auth_failures);
+            return Err(Status::resource_exhausted(format!(
+                "too many failed logins from this address; retry in {} s",
+                wait.as_secs() + 1
+            )));
+        }
+        if let Err(why) = creds.authorize(header) {
+            Metrics::count(&self.serving.metrics.auth_failures);
+            if header.is_some() {
+                creds.failures.failed(&key);
+            }
             return Err(Status::unauthenticated(why));
         }
         self.serving

@@ -67,7 +67,35 @@ async fn observe(State(serving): State<Arc<Serving>>, req: Request, next: Next) 
     let api = req.uri().path().starts_with("/api/");
     let console = req.uri().path().starts_with("/console");
     let started = Instant::now();
+    // Failed logins per client address: past the limit, requests that need credentials are
+    // refused unchecked for a while (health stays open).
+    let key = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| format!("addr:{}", c.0.ip()));
+    let open = req.uri().path() == "/api/health";
+    if let (Some(key), false) = (&key, open) {
+        if let Some(wait) = serving.credentials.failures.blocked(key) {
+            let mut res = ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed logins from this address; retry in {} s",
+                    wait.as_secs() + 1
+                ),
+            )
+            .into_response();
+            if let Ok(v) = (wait.as_secs() + 1).to_string().parse() {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            security_headers(res.headers_mut(), console);
+            serving.metrics.http(&route, 429, started.elapsed());
+            return res;
+        }
+    }
     let mut res = next.run(req).await;
+    if let (Some(key), StatusCode::UNAUTHORIZED) = (&key, res.status()) {
+        serving.credentials.failures.failed(key);
+    }
     if api {
         res = json_error(res).await;
     }
@@ -169,8 +197,14 @@ pub fn principal(serving: &Serving, headers: &HeaderMap) -> Result<Principal, &'
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| cookie_token(headers).map(|t| format!("Bearer {t}")));
+        .map(str::to_string);
+    if header.is_none() && serving.credentials.required() {
+        if let Some(who) =
+            session_cookie(headers).and_then(|id| serving.credentials.sessions.get(&id))
+        {
+            return Ok(who);
+        }
+    }
     let result = serving.credentials.authorize(header.as_deref());
     if result.is_err() {
         Metrics::count(&serving.metrics.auth_failures);
@@ -178,13 +212,22 @@ pub fn principal(serving: &Serving, headers: &HeaderMap) -> Result<Principal, &'
     result
 }
 
-pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The card's session cookie: a random id the server maps to who signed in (the token
+/// itself never goes into a cookie).
+pub const SESSION_COOKIE: &str = "panorama_session";
+
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("panorama_token=").map(str::to_string))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(SESSION_COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_string)
+        })
 }
 
 pub(crate) fn require(serving: &Serving, headers: &HeaderMap, role: Role) -> ApiResult<Principal> {
@@ -772,13 +815,13 @@ pub async fn serve(
             let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
             axum_server::from_tcp_rustls(listener, config)
                 .map_err(err)?
-                .serve(app.into_make_service())
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .await
                 .map_err(err)
         }
         None => axum_server::from_tcp(listener)
             .map_err(err)?
-            .serve(app.into_make_service())
+            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .await
             .map_err(err),
     }

@@ -293,8 +293,23 @@ impl StartupHandler for PgStartup {
                     .user()
                     .map(|u| u.to_string())
                     .unwrap_or_default();
+                let creds = &self.serving.credentials;
+                let keys = [
+                    format!("user:{user}"),
+                    format!("addr:{}", client.socket_addr().ip()),
+                ];
+                if let Some(wait) = keys.iter().find_map(|k| creds.failures.blocked(k)) {
+                    Metrics::count(&self.serving.metrics.auth_failures);
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".into(),
+                        "28000".into(),
+                        format!(
+                            "too many failed logins for user \"{user}\" or from this address; retry in {} s",
+                            wait.as_secs() + 1
+                        ),
+                    ))));
+                }
                 let checked = {
-                    let creds = &self.serving.credentials;
                     let (u, p) = (user.clone(), pwd.password.clone());
                     // Argon2 takes tens of milliseconds on purpose: not on the async workers.
                     tokio::task::block_in_place(|| creds.password(&u, &p))
@@ -306,6 +321,9 @@ impl StartupHandler for PgStartup {
                     }
                     None => {
                         Metrics::count(&self.serving.metrics.auth_failures);
+                        for k in &keys {
+                            creds.failures.failed(k);
+                        }
                         return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                             "FATAL".into(),
                             "28P01".into(),
