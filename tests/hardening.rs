@@ -498,3 +498,122 @@ async fn failed_logins_are_limited_and_the_cookie_holds_no_token() {
         "{err}"
     );
 }
+
+/// Consent statements and rectifications written under a customer id that later merged into
+/// another survived the person's erasure (they were purged by today's id only).
+#[test]
+fn erasure_reaches_statements_under_ids_merged_away() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n\n\
+         [unify.sources.people]\nfirst_name = \"first\"\nemail = \"email\"\n\n\
+         [[unify.rules]]\nname = \"email\"\nconditions = [{ field = \"email\" }]\n";
+    write(&dir.join("panorama.toml"), config);
+    write(
+        &dir.join("people.csv"),
+        "id,first,email\n1,Ann,ann@example.com\n2,Ann,ann.b@example.com\n3,Anne,ann.b@example.com\n4,Bob,bob@example.com\n",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    let q = |sql: &str| ok(&["query", "-p", p(dir), "--format", "csv", sql]);
+    let id_of = |record: &str| {
+        q(&format!(
+            "SELECT customer_id FROM customer_links WHERE record_id = '{record}'"
+        ))
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string()
+    };
+    let first = id_of("1");
+    let person = id_of("2");
+    assert_ne!(first, person);
+    // Statements about the customer of record 1, under its id of today.
+    for args in [
+        vec![
+            "consent",
+            "-q",
+            "-p",
+            p(dir),
+            "--record",
+            "people:1",
+            "--purpose",
+            "marketing",
+            "--grant",
+        ],
+        vec![
+            "privacy",
+            "-q",
+            "-p",
+            p(dir),
+            "rectify",
+            "--record",
+            "people:1",
+            "--set",
+            "first_name=Annie",
+        ],
+        vec![
+            "consent",
+            "-q",
+            "-p",
+            p(dir),
+            "--record",
+            "people:4",
+            "--purpose",
+            "marketing",
+            "--grant",
+        ],
+    ] {
+        ok(&args);
+    }
+    // Record 1 turns out to be the same person as 2 and 3: its id merges away.
+    write(
+        &dir.join("people.csv"),
+        "id,first,email\n1,Ann,ann.b@example.com\n2,Ann,ann.b@example.com\n3,Anne,ann.b@example.com\n4,Bob,bob@example.com\n",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(id_of("1"), person);
+    assert_eq!(
+        q(&format!(
+            "SELECT count(*) AS n FROM unified_customers WHERE customer_id = '{first}'"
+        )),
+        "n\n0\n"
+    );
+    assert_eq!(
+        q(&format!(
+            "SELECT count(*) AS n FROM consent_statements WHERE customer_id = '{first}'"
+        )),
+        "n\n1\n"
+    );
+    assert_eq!(q("SELECT count(*) AS n FROM rectifications"), "n\n1\n");
+    ok(&[
+        "privacy",
+        "-q",
+        "-p",
+        p(dir),
+        "erase",
+        "--email",
+        "ann.b@example.com",
+        "--yes",
+    ]);
+    // Nothing about the person is left, under either id; Bob's statement stays.
+    assert_eq!(q("SELECT count(*) AS n FROM consent_statements"), "n\n1\n");
+    assert_eq!(
+        q(&format!("SELECT count(*) AS n FROM consent_statements WHERE customer_id IN ('{first}', '{person}')")),
+        "n\n0\n"
+    );
+    // The log's only file held only the person: it is gone, so is the table.
+    let left = common::panorama(&[
+        "query",
+        "-p",
+        p(dir),
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM rectifications",
+    ]);
+    let out =
+        String::from_utf8_lossy(&left.stdout).to_string() + &String::from_utf8_lossy(&left.stderr);
+    assert!(
+        out.contains("n\n0\n") || out.contains("rectifications' not found"),
+        "{out}"
+    );
+}

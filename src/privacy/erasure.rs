@@ -144,8 +144,17 @@ pub async fn erase(
             .collect(),
         ..Default::default()
     };
+    // Log rows written under an id the person had before a merge carry that old id: erase by
+    // every id their records have had in the kept runs, and by the records themselves where a
+    // log keeps them (consent statements, rectifications).
+    let records = idents
+        .iter()
+        .find(|(k, _)| *k == "record")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let history = id_history(&workspace, &customers, &records).await?;
     for t in PERSONAL_LOGS {
-        report.state_rows_removed += purge_log(&workspace, t, &customers).await?;
+        report.state_rows_removed += purge_log(&workspace, t, &history, &records).await?;
     }
     // The next run reads every source again, dropping the person at ingest.
     let outcome = crate::run::run_project(
@@ -185,7 +194,10 @@ pub async fn erase(
         if let Some(ectx) = crate::exports::confirmed_context(&workspace, name).await? {
             let hit = strings(
                 &ectx,
-                &format!("SELECT key FROM confirmed WHERE customer_id IN ({ids}) LIMIT 1"),
+                &format!(
+                    "SELECT key FROM confirmed WHERE customer_id IN ({}) LIMIT 1",
+                    in_list(&history)
+                ),
             )
             .await?;
             if !hit.is_empty() {
@@ -210,7 +222,51 @@ pub async fn erase(
 }
 
 /// Rewrite a log table without the rows of `customers` (its files, one by one, atomically).
-async fn purge_log(workspace: &Path, table: &str, customers: &[String]) -> Result<u64> {
+/// The person's customer ids: today's, and every id any of their records had in a kept
+/// run (a customer merged into theirs had another id before).
+async fn id_history(
+    workspace: &Path,
+    customers: &[String],
+    records: &[String],
+) -> Result<Vec<String>> {
+    let mut ids: std::collections::BTreeSet<String> = customers.iter().cloned().collect();
+    if records.is_empty() {
+        return Ok(ids.into_iter().collect());
+    }
+    let ws = crate::workspace::Workspace::new(workspace.to_path_buf());
+    let wanted = in_list(records);
+    for m in ws.manifests()? {
+        let links = ws.run_dir(&m.run_id).join("tables/customer_links.parquet");
+        if !links.is_file() {
+            continue;
+        }
+        let ctx = crate::session::new_context();
+        ctx.register_parquet(
+            "links",
+            links.to_string_lossy().as_ref(),
+            Default::default(),
+        )
+        .await?;
+        ids.extend(
+            strings(
+                &ctx,
+                &format!(
+                    "SELECT DISTINCT customer_id FROM links \
+                     WHERE source || ':' || record_id IN ({wanted})"
+                ),
+            )
+            .await?,
+        );
+    }
+    Ok(ids.into_iter().collect())
+}
+
+async fn purge_log(
+    workspace: &Path,
+    table: &str,
+    customers: &[String],
+    records: &[String],
+) -> Result<u64> {
     let dir = crate::state::dir(workspace).join(table);
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return Ok(0);
@@ -232,16 +288,23 @@ async fn purge_log(workspace: &Path, table: &str, customers: &[String]) -> Resul
         let mut file_removed = 0;
         for b in &batches {
             let col = crate::exports::string_column(b, "customer_id")?;
+            // Consent statements and rectifications keep the records they covered.
+            let linked = crate::exports::string_column(b, "records").ok();
             // consent_statements keep a comma-joined list of the customers they covered.
             let mask: BooleanArray = (0..b.num_rows())
                 .map(|i| {
-                    Some(
-                        col.is_null(i)
-                            || !col
-                                .value(i)
-                                .split(',')
-                                .any(|c| customers.iter().any(|x| x == c)),
-                    )
+                    let by_id = !col.is_null(i)
+                        && col
+                            .value(i)
+                            .split(',')
+                            .any(|c| customers.iter().any(|x| x == c));
+                    let by_record = linked.as_ref().is_some_and(|r| {
+                        !r.is_null(i)
+                            && r.value(i)
+                                .split('\u{1f}')
+                                .any(|x| records.iter().any(|y| y == x))
+                    });
+                    Some(!(by_id || by_record))
                 })
                 .collect();
             let f = arrow::compute::filter_record_batch(b, &mask)?;
