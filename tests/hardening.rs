@@ -617,3 +617,66 @@ fn erasure_reaches_statements_under_ids_merged_away() {
         "{out}"
     );
 }
+
+/// 300 idle sockets on the PostgreSQL port locked real logins out for a minute, and idle
+/// HTTP sockets were kept 30 s. Now a connection that has not logged in (PostgreSQL) or sent
+/// its request (HTTP) within `login_timeout` is closed and its slot given back.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_give_their_slots_back() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_project(dir);
+    let config = dir.join("panorama.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text + "\n[serve]\nmax_connections = 20\nlogin_timeout = \"2s\"\n",
+    )
+    .unwrap();
+    let server = Server::start(dir, &[]);
+    let idle: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| std::net::TcpStream::connect(&server.pg).unwrap())
+        .collect();
+    let http_idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&server.http).unwrap())
+        .collect();
+    // Every slot is held by a socket that says nothing: the server closes the 30 it has no
+    // slot for at once, and a real client is turned away.
+    let closed = |socks: &[std::net::TcpStream]| {
+        socks
+            .iter()
+            .filter(|s| {
+                s.set_nonblocking(true).unwrap();
+                let mut buf = [0u8; 1];
+                let eof = matches!((&mut &**s).read(&mut buf), Ok(0));
+                s.set_nonblocking(false).unwrap();
+                eof
+            })
+            .count()
+    };
+    let started = std::time::Instant::now();
+    while closed(&idle) < 30 {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the server never refused the extra sockets"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let refused = pg_login(&server.pg, "panorama", "").await;
+    assert!(refused.is_err(), "{refused:?}");
+    // Once the login deadline passes, the idle sockets are closed and logins work again.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    pg_login(&server.pg, "panorama", "").await.unwrap();
+    for mut s in idle.into_iter().chain(http_idle) {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "an idle connection got data instead of being closed");
+    }
+    let res = reqwest::get(format!("http://{}/api/health", server.http))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+}

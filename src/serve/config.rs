@@ -29,6 +29,9 @@ pub struct ServeSection {
     pub http_row_limit: Option<usize>,
     /// Most simultaneous PostgreSQL connections (default 256).
     pub max_connections: Option<usize>,
+    /// A connection that has not logged in (PostgreSQL) or sent its request headers (HTTP)
+    /// within this is closed (default "10s"), so idle sockets cannot hold every slot.
+    pub login_timeout: Option<String>,
     /// How often to look for a newer run (default "2s").
     pub reload_interval: Option<String>,
 }
@@ -50,6 +53,7 @@ pub struct ServeSettings {
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
     pub max_connections: usize,
+    pub login_timeout: Duration,
     pub reload_interval: Duration,
 }
 
@@ -94,6 +98,7 @@ impl ServeSettings {
                 http_row_limit: s.http_row_limit.unwrap_or(10_000).max(1),
             },
             max_connections: s.max_connections.unwrap_or(256).max(1),
+            login_timeout: duration("login_timeout", &s.login_timeout, "10s")?,
             reload_interval: duration("reload_interval", &s.reload_interval, "2s")?,
         })
     }

@@ -808,21 +808,37 @@ pub async fn serve(
     listener: std::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> crate::Result<()> {
+    // A connection that has not sent its request headers within `login_timeout` is closed,
+    // so idle sockets give their descriptors back. HTTP/1 only (TLS offers only http/1.1
+    // anyway): the protocol-sniffing mode waits for a first byte with no deadline at all.
+    let header_timeout = serving.settings.login_timeout;
     let app = router(serving);
     let err = |e: std::io::Error| crate::Error::Other(format!("HTTP server: {e}"));
     match tls {
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-            axum_server::from_tcp_rustls(listener, config)
+            let mut server = axum_server::from_tcp_rustls(listener, config)
                 .map_err(err)?
+                .http1_only();
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(header_timeout);
+            server
                 .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .await
                 .map_err(err)
         }
-        None => axum_server::from_tcp(listener)
-            .map_err(err)?
-            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .await
-            .map_err(err),
+        None => {
+            let mut server = axum_server::from_tcp(listener).map_err(err)?.http1_only();
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(header_timeout);
+            server
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
+                .map_err(err)
+        }
     }
 }

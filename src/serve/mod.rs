@@ -190,27 +190,122 @@ async fn serve_pg(
     let slots = Arc::new(tokio::sync::Semaphore::new(
         serving.settings.max_connections,
     ));
+    let mut backoff = std::time::Duration::ZERO;
+    let mut refused = LogLimiter::default();
     loop {
         let (socket, peer) = match listener.accept().await {
-            Ok(c) => c,
+            Ok(c) => {
+                backoff = std::time::Duration::ZERO;
+                c
+            }
             Err(e) => {
-                tracing::warn!("PostgreSQL accept: {e}");
+                // Out of file descriptors: accepting again at once spun a core and logged 27
+                // million lines a minute. Wait (doubling to 1 s) and log once a second.
+                backoff = (backoff * 2).clamp(
+                    std::time::Duration::from_millis(10),
+                    std::time::Duration::from_secs(1),
+                );
+                if let Some(more) = refused.allow() {
+                    tracing::warn!("PostgreSQL accept: {e} ({more} more since the last report)");
+                }
+                tokio::time::sleep(backoff).await;
                 continue;
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "PostgreSQL connection refused: max_connections reached");
+            if let Some(more) = refused.allow() {
+                tracing::warn!(%peer, "PostgreSQL connection refused: max_connections reached ({more} more since the last report)");
+            }
             continue;
         };
         let handlers = handlers.clone();
         let tls = tls.clone();
+        let logins = serving.logins.clone();
+        let login_timeout = serving.settings.login_timeout;
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) =
-                datafusion_postgres::pgwire::tokio::process_socket(socket, tls, handlers).await
-            {
-                tracing::debug!(%peer, "PostgreSQL connection ended: {e}");
+            let (tx, mut logged_in) = tokio::sync::oneshot::channel();
+            logins.expect(peer, tx);
+            let work = datafusion_postgres::pgwire::tokio::process_socket(socket, tls, handlers);
+            tokio::pin!(work);
+            let deadline = tokio::time::sleep(login_timeout);
+            tokio::pin!(deadline);
+            let mut authenticated = false;
+            // A connection must log in within `login_timeout`, or it gives its slot back
+            // (300 idle sockets once locked real logins out for a minute).
+            loop {
+                tokio::select! {
+                    result = &mut work => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, "PostgreSQL connection ended: {e}");
+                        }
+                        break;
+                    }
+                    _ = &mut logged_in, if !authenticated => authenticated = true,
+                    _ = &mut deadline, if !authenticated => {
+                        tracing::debug!(%peer, "PostgreSQL connection closed: no login within {login_timeout:?}");
+                        break;
+                    }
+                }
             }
+            logins.forget(peer);
         });
+    }
+}
+
+/// Connections waiting to log in, by peer address: the login handler tells the connection's
+/// task it may stay past `login_timeout`.
+#[derive(Debug, Default)]
+pub struct PendingLogins {
+    map: std::sync::Mutex<std::collections::HashMap<SocketAddr, tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl PendingLogins {
+    fn expect(&self, peer: SocketAddr, tx: tokio::sync::oneshot::Sender<()>) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer, tx);
+    }
+
+    /// The connection from `peer` has logged in.
+    pub fn logged_in(&self, peer: SocketAddr) {
+        if let Some(tx) = self
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&peer)
+        {
+            let _ = tx.send(());
+        }
+    }
+
+    fn forget(&self, peer: SocketAddr) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&peer);
+    }
+}
+
+/// At most one log line a second for a repeating event; says how many were left out.
+#[derive(Debug, Default)]
+struct LogLimiter {
+    last: Option<std::time::Instant>,
+    skipped: u64,
+}
+
+impl LogLimiter {
+    fn allow(&mut self) -> Option<u64> {
+        match self.last {
+            Some(t) if t.elapsed() < std::time::Duration::from_secs(1) => {
+                self.skipped += 1;
+                None
+            }
+            _ => {
+                self.last = Some(std::time::Instant::now());
+                Some(std::mem::take(&mut self.skipped))
+            }
+        }
     }
 }

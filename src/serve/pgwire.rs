@@ -245,6 +245,7 @@ impl PgStartup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        self.serving.logins.logged_in(client.socket_addr());
         let (pid, secret) = self.keys.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
         // Registered so a client's cancel request (Ctrl-C in psql) reaches the query.

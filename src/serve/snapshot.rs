@@ -86,6 +86,8 @@ pub struct Serving {
     failed: Mutex<Option<String>>,
     /// One admin operation (run, refresh, export) at a time.
     pub admin: tokio::sync::Mutex<()>,
+    /// PostgreSQL connections still to log in.
+    pub logins: Arc<super::PendingLogins>,
 }
 
 impl Serving {
@@ -107,6 +109,7 @@ impl Serving {
             current: ArcSwap::from_pointee(snapshot),
             failed: Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
+            logins: Arc::default(),
         }))
     }
 
