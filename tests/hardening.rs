@@ -395,21 +395,10 @@ async fn pg_login(addr: &str, user: &str, password: &str) -> Result<(), String> 
 /// and the cookie holds a session id.
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_logins_are_limited_and_the_cookie_holds_no_token() {
-    use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     small_project(dir);
-    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_panorama"))
-        .args(["users", "-p", p(dir), "add", "ana"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-pass\n")
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    common::add_user(dir, "ana", "s3cret-pass", "reader");
     let token = ok(&["tokens", "-p", p(dir), "create", "browser", "-q"])
         .trim()
         .to_string();

@@ -647,17 +647,7 @@ async fn auth_tls_read_only_and_limits() {
     edit(&config, "query_memory = \"1G\"", "query_memory = \"24M\"");
     edit(&config, "http_row_limit = 10000", "http_row_limit = 7");
     // Credentials: a PostgreSQL user, a reader token, an admin token.
-    let mut add = Command::new(env!("CARGO_BIN_EXE_panorama"))
-        .args(["users", "-p", p(dir), "add", "ana", "--role", "reader"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-pass\n")
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    add_user(dir, "ana", "s3cret-pass", "reader");
     let reader = ok(&["tokens", "-p", p(dir), "create", "dashboards", "-q"])
         .trim()
         .to_string();

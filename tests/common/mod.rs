@@ -318,3 +318,19 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `panorama users add NAME` with the password on standard input, as a person types it.
+pub fn add_user(project: &Path, name: &str, password: &str, role: &str) {
+    use std::io::Write;
+    let mut add = Command::new(env!("CARGO_BIN_EXE_panorama"))
+        .args(["users", "-p", p(project), "add", name, "--role", role])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+}

@@ -127,6 +127,15 @@ struct Candidate {
 
 const NONE: u32 = u32::MAX;
 
+/// One batch of arguments, with row-format bytes of each.
+struct Input<'a> {
+    value: &'a ArrayRef,
+    vote: &'a ArrayRef,
+    value_rows: datafusion::arrow::row::Rows,
+    vote_rows: datafusion::arrow::row::Rows,
+    priority_rows: datafusion::arrow::row::Rows,
+}
+
 #[derive(Debug)]
 struct Votes {
     value_type: DataType,
@@ -211,6 +220,24 @@ impl Votes {
         self.heads[group] = self.candidates.len() as u32;
         self.candidates.push(cand);
         Ok(())
+    }
+
+    /// A batch's arguments and their row-format bytes.
+    fn input<'a>(&self, values: &'a [ArrayRef]) -> Result<Input<'a>> {
+        let (value, vote, priority) = match values {
+            [v, p] => (v, v, p),
+            [v, k, p] => (v, k, p),
+            _ => return exec_err!("most_common: bad arguments"),
+        };
+        Ok(Input {
+            value,
+            vote,
+            value_rows: self.values.convert_columns(std::slice::from_ref(value))?,
+            vote_rows: self.votes.convert_columns(std::slice::from_ref(vote))?,
+            priority_rows: self
+                .priorities
+                .convert_columns(std::slice::from_ref(priority))?,
+        })
     }
 
     fn grow(&mut self, total_num_groups: usize) {
@@ -305,16 +332,13 @@ impl GroupsAccumulator for Votes {
         total_num_groups: usize,
     ) -> Result<()> {
         self.grow(total_num_groups);
-        let (value, vote, priority) = match values {
-            [v, p] => (v, v, p),
-            [v, k, p] => (v, k, p),
-            _ => return exec_err!("most_common: bad arguments"),
-        };
-        let value_rows = self.values.convert_columns(std::slice::from_ref(value))?;
-        let vote_rows = self.votes.convert_columns(std::slice::from_ref(vote))?;
-        let priority_rows = self
-            .priorities
-            .convert_columns(std::slice::from_ref(priority))?;
+        let Input {
+            value,
+            vote,
+            value_rows,
+            vote_rows,
+            priority_rows,
+        } = self.input(values)?;
         for (i, &g) in group_indices.iter().enumerate() {
             if value.is_null(i)
                 || vote.is_null(i)
@@ -397,16 +421,13 @@ impl GroupsAccumulator for Votes {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let (value, vote, priority) = match values {
-            [v, p] => (v, v, p),
-            [v, k, p] => (v, k, p),
-            _ => return exec_err!("most_common: bad arguments"),
-        };
-        let value_rows = self.values.convert_columns(std::slice::from_ref(value))?;
-        let vote_rows = self.votes.convert_columns(std::slice::from_ref(vote))?;
-        let priority_rows = self
-            .priorities
-            .convert_columns(std::slice::from_ref(priority))?;
+        let Input {
+            value,
+            vote,
+            value_rows,
+            vote_rows,
+            priority_rows,
+        } = self.input(values)?;
         let mut votes = ListBuilder::new(BinaryBuilder::new());
         let mut vals = ListBuilder::new(BinaryBuilder::new());
         let mut priorities = ListBuilder::new(BinaryBuilder::new());
