@@ -136,6 +136,56 @@ struct Input<'a> {
     priority_rows: datafusion::arrow::row::Rows,
 }
 
+/// Whether row `i` votes: a value and a vote, and not filtered out.
+fn votes_at(value: &ArrayRef, vote: &ArrayRef, filter: Option<&BooleanArray>, i: usize) -> bool {
+    !(value.is_null(i) || vote.is_null(i) || filter.is_some_and(|f| f.is_null(i) || !f.value(i)))
+}
+
+/// The state columns being built: per group, lists of its candidates' row-format vote, value
+/// and priority bytes, and their counts.
+struct StateLists {
+    votes: ListBuilder<BinaryBuilder>,
+    values: ListBuilder<BinaryBuilder>,
+    priorities: ListBuilder<BinaryBuilder>,
+    counts: ListBuilder<UInt64Builder>,
+}
+
+impl Default for StateLists {
+    fn default() -> Self {
+        StateLists {
+            votes: ListBuilder::new(BinaryBuilder::new()),
+            values: ListBuilder::new(BinaryBuilder::new()),
+            priorities: ListBuilder::new(BinaryBuilder::new()),
+            counts: ListBuilder::new(UInt64Builder::new()),
+        }
+    }
+}
+
+impl StateLists {
+    fn candidate(&mut self, vote: &[u8], value: &[u8], priority: &[u8], count: u64) {
+        self.votes.values().append_value(vote);
+        self.values.values().append_value(value);
+        self.priorities.values().append_value(priority);
+        self.counts.values().append_value(count);
+    }
+
+    fn end_group(&mut self) {
+        self.votes.append(true);
+        self.values.append(true);
+        self.priorities.append(true);
+        self.counts.append(true);
+    }
+
+    fn finish(mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.votes.finish()),
+            Arc::new(self.values.finish()),
+            Arc::new(self.priorities.finish()),
+            Arc::new(self.counts.finish()),
+        ]
+    }
+}
+
 #[derive(Debug)]
 struct Votes {
     value_type: DataType,
@@ -286,31 +336,22 @@ impl Votes {
 
     /// The state of these groups: their candidates as lists.
     fn state_of(&self, heads: &[u32]) -> Vec<ArrayRef> {
-        let mut votes = ListBuilder::new(BinaryBuilder::new());
-        let mut values = ListBuilder::new(BinaryBuilder::new());
-        let mut priorities = ListBuilder::new(BinaryBuilder::new());
-        let mut counts = ListBuilder::new(UInt64Builder::new());
+        let mut state = StateLists::default();
         for &head in heads {
             let mut c = head;
             while c != NONE {
                 let cand = self.candidates[c as usize];
-                votes.values().append_value(self.bytes(cand.vote));
-                values.values().append_value(self.bytes(cand.value));
-                priorities.values().append_value(self.bytes(cand.priority));
-                counts.values().append_value(cand.count);
+                state.candidate(
+                    self.bytes(cand.vote),
+                    self.bytes(cand.value),
+                    self.bytes(cand.priority),
+                    cand.count,
+                );
                 c = cand.next;
             }
-            votes.append(true);
-            values.append(true);
-            priorities.append(true);
-            counts.append(true);
+            state.end_group();
         }
-        vec![
-            Arc::new(votes.finish()),
-            Arc::new(values.finish()),
-            Arc::new(priorities.finish()),
-            Arc::new(counts.finish()),
-        ]
+        state.finish()
     }
 
     fn take(&mut self, emit_to: EmitTo) -> Vec<u32> {
@@ -340,10 +381,7 @@ impl GroupsAccumulator for Votes {
             priority_rows,
         } = self.input(values)?;
         for (i, &g) in group_indices.iter().enumerate() {
-            if value.is_null(i)
-                || vote.is_null(i)
-                || opt_filter.is_some_and(|f| f.is_null(i) || !f.value(i))
-            {
+            if !votes_at(value, vote, opt_filter, i) {
                 continue;
             }
             self.add(
@@ -428,33 +466,19 @@ impl GroupsAccumulator for Votes {
             vote_rows,
             priority_rows,
         } = self.input(values)?;
-        let mut votes = ListBuilder::new(BinaryBuilder::new());
-        let mut vals = ListBuilder::new(BinaryBuilder::new());
-        let mut priorities = ListBuilder::new(BinaryBuilder::new());
-        let mut counts = ListBuilder::new(UInt64Builder::new());
+        let mut state = StateLists::default();
         for i in 0..value.len() {
-            let skip = value.is_null(i)
-                || vote.is_null(i)
-                || opt_filter.is_some_and(|f| f.is_null(i) || !f.value(i));
-            if !skip {
-                votes.values().append_value(vote_rows.row(i).as_ref());
-                vals.values().append_value(value_rows.row(i).as_ref());
-                priorities
-                    .values()
-                    .append_value(priority_rows.row(i).as_ref());
-                counts.values().append_value(1);
+            if votes_at(value, vote, opt_filter, i) {
+                state.candidate(
+                    vote_rows.row(i).as_ref(),
+                    value_rows.row(i).as_ref(),
+                    priority_rows.row(i).as_ref(),
+                    1,
+                );
             }
-            votes.append(true);
-            vals.append(true);
-            priorities.append(true);
-            counts.append(true);
+            state.end_group();
         }
-        Ok(vec![
-            Arc::new(votes.finish()),
-            Arc::new(vals.finish()),
-            Arc::new(priorities.finish()),
-            Arc::new(counts.finish()),
-        ])
+        Ok(state.finish())
     }
 
     fn size(&self) -> usize {
