@@ -28,7 +28,9 @@ pub mod serve;
 pub mod session;
 pub mod shell;
 pub mod sources;
+pub mod sql_text;
 pub mod state;
+pub mod table_catalog;
 pub mod unify;
 pub mod workspace;
 

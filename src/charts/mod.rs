@@ -161,13 +161,7 @@ pub fn chart(id: &str) -> Option<&'static Chart> {
     CHARTS.iter().find(|c| c.id == id)
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
+use crate::sql_text::{ident as quote_ident, literal as quote};
 
 impl Chart {
     /// Whether the run has what the chart needs.

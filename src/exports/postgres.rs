@@ -29,14 +29,7 @@ pub async fn send(dest: &PostgresDestination, plan: &Plan) -> Sent {
     }
 }
 
-pub(crate) fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// `schema.table` or `table`, each part quoted.
-pub(crate) fn quote_table(t: &str) -> String {
-    t.split('.').map(quote_ident).collect::<Vec<_>>().join(".")
-}
+pub(crate) use crate::sql_text::{ident as quote_ident, table_name as quote_table};
 
 fn pg_type(t: &DataType) -> &'static str {
     match t {

@@ -63,7 +63,10 @@ pub fn refuse(statement: &Statement) -> Option<String> {
         | S::Fetch { .. }
         | S::Close { .. }
         | S::Discard { .. }
-        | S::Deallocate { .. } => true,
+        | S::Deallocate { .. }
+        | S::Savepoint { .. }
+        | S::ReleaseSavepoint { .. }
+        | S::Reset(_) => true,
         S::Explain { statement, .. } => return refuse(statement),
         S::Prepare { statement, .. } => return refuse(statement),
         _ => false,

@@ -16,6 +16,8 @@ pub mod http;
 pub mod index;
 pub mod limits;
 pub mod metrics;
+pub mod pg_catalog;
+pub mod pg_session;
 pub mod pgwire;
 pub mod snapshot;
 

@@ -6,18 +6,22 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::pgwire;
 use datafusion_postgres::DfSessionService;
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::{
-    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
-    DefaultServerParameterProvider, LoginInfo, StartupHandler,
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, LoginInfo,
+    StartupHandler,
 };
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
@@ -25,11 +29,14 @@ use pgwire::api::{
     PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::startup::Authentication;
+use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::startup::{Authentication, ParameterStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::limits;
 use super::metrics::Metrics;
+use super::pg_catalog;
+use super::pg_session::{self, SessionStatement};
 use super::snapshot::Serving;
 
 type DfStatement = (
@@ -93,8 +100,9 @@ fn user_error(code: &str, message: String) -> PgWireError {
     )))
 }
 
-/// Refuse anything but reads, before hooks or the planner see it.
-fn check_read_only(serving: &Serving, sql: &str) -> PgWireResult<()> {
+/// Refuse anything but reads, before hooks or the planner see it; the statements, parsed
+/// and rewritten for DataFusion.
+fn check_read_only(serving: &Serving, sql: &str) -> PgWireResult<Vec<Statement>> {
     // 54001: statement_too_complex, what PostgreSQL answers past max_stack_depth.
     crate::query_limits::check(sql).map_err(|why| {
         Metrics::count(&serving.metrics.refused);
@@ -113,7 +121,55 @@ fn check_read_only(serving: &Serving, sql: &str) -> PgWireResult<()> {
             return Err(user_error("25006", why));
         }
     }
-    Ok(())
+    Ok(statements)
+}
+
+/// The text DataFusion is given for one statement of `sql`: the client's own text when it
+/// is the only statement and needed no rewriting (so nothing changes for what worked), else
+/// the rewritten statement.
+fn statement_text(sql: &str, statements: &[Statement], mut statement: Statement) -> String {
+    if pg_catalog::rewrite(&mut statement) || statements.len() > 1 {
+        let text = statement.to_string();
+        tracing::debug!(sql = %text, "statement rewritten for DataFusion");
+        text
+    } else {
+        sql.to_string()
+    }
+}
+
+/// A planning context for one statement of one connection: the served run with the
+/// session's own settings behind `current_setting()`.
+fn session_context(
+    base: &SessionContext,
+    metadata: &std::collections::HashMap<String, String>,
+) -> SessionContext {
+    let ctx = SessionContext::new_with_state(base.state());
+    ctx.register_udf(pg_catalog::current_setting_udf(pg_session::settings(
+        metadata,
+    )));
+    ctx
+}
+
+/// The answer to a statement refused inside a failed transaction, or to a session
+/// statement, with its `ParameterStatus` changes sent first.
+async fn answer_session<C>(
+    client: &mut C,
+    statement: &SessionStatement,
+    status: TransactionStatus,
+) -> PgWireResult<Vec<Response>>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let answer = pg_session::answer(client, statement, status)?;
+    for (name, value) in answer.reported {
+        client
+            .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                name, value,
+            )))
+            .await?;
+    }
+    Ok(answer.responses)
 }
 
 fn df_error(e: datafusion::error::DataFusionError) -> PgWireError {
@@ -135,15 +191,91 @@ impl SimpleQueryHandler for PgService {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         Metrics::count(&self.serving.metrics.pg_queries);
-        check_read_only(&self.serving, query)?;
-        let ctx = self.serving.query_context().map_err(df_error)?;
-        let result =
-            SimpleQueryHandler::do_query(&DfSessionService::new(Arc::new(ctx)), client, query)
-                .await;
-        if result.is_err() {
-            Metrics::count(&self.serving.metrics.sql_errors);
+        let statements = check_read_only(&self.serving, query)?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
         }
-        result
+        // Statement by statement, as PostgreSQL: the transaction status each one leaves is
+        // the next one's, and the first error ends the query string.
+        let mut status = client.transaction_status();
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in &statements {
+            let result = self
+                .simple_statement(client, query, &statements, statement, status)
+                .await;
+            match result {
+                Ok(answered) => {
+                    for r in &answered {
+                        status = match r {
+                            Response::TransactionStart(_) => status.to_in_transaction_state(),
+                            Response::TransactionEnd(_) => status.to_idle_state(),
+                            Response::Error(_) => status.to_error_state(),
+                            _ => status,
+                        };
+                    }
+                    let failed = answered.iter().any(|r| matches!(r, Response::Error(_)));
+                    responses.extend(answered);
+                    if failed {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    Metrics::count(&self.serving.metrics.sql_errors);
+                    if responses.is_empty() {
+                        return Err(e);
+                    }
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+impl PgService {
+    async fn simple_statement<C>(
+        &self,
+        client: &mut C,
+        query: &str,
+        statements: &[Statement],
+        statement: &Statement,
+        status: TransactionStatus,
+    ) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let ctx = self.serving.query_context().map_err(df_error)?;
+        let ctx = session_context(&ctx, client.metadata());
+        let service = DfSessionService::new(Arc::new(ctx));
+        // SQL DEALLOCATE also frees statements prepared over the protocol (psqlODBC does).
+        if let Statement::Deallocate { name, .. } = statement {
+            if status == TransactionStatus::Error {
+                return Err(pg_session::aborted());
+            }
+            if client.portal_store().get_statement(&name.value).is_some() {
+                client.portal_store().rm_statement(&name.value);
+                return Ok(vec![Response::Execution(Tag::new("DEALLOCATE"))]);
+            }
+        }
+        if let Some(session) = SessionStatement::classify(statement) {
+            let answered = answer_session(client, &session, status).await?;
+            // Settings datafusion-postgres keeps itself (statement_timeout, TimeZone).
+            if let SessionStatement::Reset(name) = &session {
+                for sql in pg_session::reset_elsewhere(name.as_deref()) {
+                    SimpleQueryHandler::do_query(&service, client, sql).await?;
+                }
+            }
+            return Ok(answered);
+        }
+        if status == TransactionStatus::Error {
+            return Err(pg_session::aborted());
+        }
+        let text = statement_text(query, statements, statement.clone());
+        SimpleQueryHandler::do_query(&service, client, &text).await
     }
 }
 
@@ -169,6 +301,18 @@ impl ExtendedQueryHandler for PgService {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         Metrics::count(&self.serving.metrics.pg_queries);
+        let status = client.transaction_status();
+        if let (_, Some((statement, _))) = &portal.statement.statement {
+            if let Some(session) = SessionStatement::classify(statement) {
+                // One response per Execute: recovering a failed transaction with
+                // ROLLBACK TO SAVEPOINT ends it here (see pg_session::answer).
+                let mut answered = answer_session(client, &session, status).await?;
+                return Ok(answered.remove(0));
+            }
+        }
+        if status == TransactionStatus::Error {
+            return Err(pg_session::aborted());
+        }
         // The plan was made at parse time against the snapshot of that moment; it runs
         // with this query's own memory pool and deadline.
         let ctx = self.serving.query_context().map_err(df_error)?;
@@ -204,9 +348,34 @@ impl QueryParser for PgParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        check_read_only(&self.serving, sql)?;
-        let planner = DfSessionService::new(Arc::new(self.serving.snapshot().ctx.clone()));
-        let parsed = planner.query_parser().parse_sql(client, sql, types).await?;
+        let statements = check_read_only(&self.serving, sql)?;
+        let Some(first) = statements.first() else {
+            return Ok(None);
+        };
+        if let Some(session) = SessionStatement::classify(first) {
+            // Answered at Execute by pg_session; the plan only describes its columns.
+            let fields: Vec<_> = session
+                .columns()
+                .into_iter()
+                .map(|c| datafusion::arrow::datatypes::Field::new(c, DataType::Utf8, false))
+                .collect();
+            let schema = datafusion::common::DFSchema::try_from(
+                datafusion::arrow::datatypes::Schema::new(fields),
+            )
+            .map_err(df_error)?;
+            let plan = LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(schema),
+            });
+            return Ok(Some((sql.to_string(), Some((first.clone(), plan)))));
+        }
+        let text = statement_text(sql, &statements, first.clone());
+        let ctx = session_context(&self.serving.snapshot().ctx, client.metadata());
+        let planner = DfSessionService::new(Arc::new(ctx));
+        let parsed = planner
+            .query_parser()
+            .parse_sql(client, &text, types)
+            .await?;
         if let Some((_, Some((_, plan)))) = &parsed {
             limits::read_only_options()
                 .verify_plan(plan)
@@ -255,8 +424,7 @@ impl PgStartup {
             .insert::<Arc<ConnectionHandle>>(handle);
         client.session_extensions().insert(guard);
         Metrics::count(&self.serving.metrics.pg_connections);
-        let params = DefaultServerParameterProvider::default();
-        finish_authentication(client, &params).await
+        finish_authentication(client, &pg_session::server_parameters()).await
     }
 }
 

@@ -41,9 +41,14 @@ impl Snapshot {
         datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
             &ctx,
             "panorama",
-            Arc::new(datafusion_postgres::auth::AuthManager::default()),
+            // Not in an Arc: datafusion-pg-catalog 0.19's provider impl for Arc<T> calls
+            // itself, and any query reading pg_roles overflowed the stack and aborted the
+            // whole server.
+            datafusion_postgres::auth::AuthManager::default(),
         )
         .map_err(|e| Error::Other(format!("pg_catalog: {e}")))?;
+        let docs = crate::table_catalog::describe(cfg, &opened.tables);
+        super::pg_catalog::install(&ctx, &docs).await?;
         let measures = if opened.tables.iter().any(|t| t == "customer_measures") {
             ctx.table("customer_measures")
                 .await?

@@ -49,9 +49,7 @@ fn kind_of(pg_type: &str) -> Kind {
     }
 }
 
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
+use crate::sql_text::ident as quote_ident;
 
 /// Read a whole table. `table` may be `schema.table`; default schema is `public`.
 /// Read `table`; with `updated_at = (column, Some(micros))`, only rows whose timestamp

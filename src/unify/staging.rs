@@ -5,15 +5,7 @@ use super::config::{Mapped, SourceMap};
 use super::fields::{stage_sql, CustomFields};
 use crate::error::{Error, Result};
 
-/// A SQL identifier, quoted.
-pub(crate) fn ident(col: &str) -> String {
-    format!("\"{}\"", col.replace('"', "\"\""))
-}
-
-/// A SQL string literal.
-pub(crate) fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub(crate) use crate::sql_text::{ident, literal};
 
 /// The last nine digits of a phone number: the same whatever its format or country prefix
 /// (a UDF: `regexp_replace` compiled its pattern on every call, which real-time matching of

@@ -1,0 +1,1563 @@
+//! What PostgreSQL clients introspect, on top of datafusion-postgres's `pg_catalog`:
+//!
+//! - the catalog functions SQLAlchemy, pgjdbc, psqlODBC, DBeaver and Metabase call
+//!   (`pg_get_serial_sequence`, `information_schema._pg_expandarray`, `pg_get_indexdef`,
+//!   `pg_get_constraintdef`, `obj_description`, `col_description`, `to_regtype`,
+//!   `current_setting`, `set_config`, `like_escape`, `version`);
+//! - each table's key and references as PostgreSQL declares them (`pg_constraint`,
+//!   `pg_index` and the index rows of `pg_class`), and what each table and column means
+//!   (`pg_description`), from [`crate::table_catalog`];
+//! - the columns clients expect of `pg_class` (`reloptions`, `relacl`) and the settings they
+//!   read from `pg_settings`;
+//! - [`rewrite`]: SQL PostgreSQL accepts and DataFusion does not (`LIKE … ESCAPE '/'`,
+//!   set-returning `_pg_expandarray` in the select list).
+//!
+//! The functions and [`rewrite`] know nothing of Panorama (they could move to
+//! datafusion-postgres as they are); [`install`] adds Panorama's tables.
+//!
+//! The catalog is read once per served run: OIDs are given on first sight and stay for the
+//! process, and a run's tables do not change, so keys and descriptions are tables in memory
+//! and the functions look them up in maps. Catalog queries touch hundreds of rows, so the
+//! functions work a row at a time on `ScalarValue`s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::common::{exec_err, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    self as ast, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectNamePart, Statement,
+    Value, VisitMut, VisitorMut,
+};
+
+use crate::error::{Error, Result};
+use crate::table_catalog::TableDoc;
+
+/// `pg_class`'s OID in PostgreSQL: `pg_description.classoid` of tables and columns.
+const PG_CLASS_OID: i32 = 1259;
+/// The btree access method's OID (`pg_am`).
+const BTREE_OID: i32 = 403;
+/// Indexes and constraints get OIDs above every table's (the catalog counts up from 16384):
+/// table OID + one of these.
+const INDEX_OID_OFFSET: i32 = 1_000_000;
+const PK_OID_OFFSET: i32 = 2_000_000;
+const FK_OID_OFFSET: i32 = 3_000_000;
+
+// ---------------------------------------------------------------------------------------
+// Functions
+
+type RowFn = dyn Fn(&[ScalarValue]) -> DfResult<ScalarValue> + Send + Sync;
+
+/// A catalog function evaluated row by row.
+struct PgFunction {
+    name: String,
+    signature: Signature,
+    returns: DataType,
+    f: Arc<RowFn>,
+}
+
+impl std::fmt::Debug for PgFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgFunction({})", self.name)
+    }
+}
+
+impl PartialEq for PgFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.f, &other.f)
+    }
+}
+impl Eq for PgFunction {}
+impl std::hash::Hash for PgFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for PgFunction {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(self.returns.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = if all_scalar { 1 } else { args.number_rows };
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<DfResult<_>>()?;
+        let mut out = Vec::with_capacity(rows);
+        let mut values = Vec::with_capacity(arrays.len());
+        for row in 0..rows {
+            values.clear();
+            for a in &arrays {
+                values.push(ScalarValue::try_from_array(a, row)?);
+            }
+            let v = (self.f)(&values)?;
+            out.push(if v.is_null() {
+                ScalarValue::try_from(&self.returns)?
+            } else {
+                v
+            });
+        }
+        if all_scalar {
+            return Ok(ColumnarValue::Scalar(out.pop().expect("one row")));
+        }
+        Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
+    }
+}
+
+/// A function taking any `arities` arguments of any type.
+fn function(
+    name: &str,
+    arities: &[usize],
+    returns: DataType,
+    volatility: Volatility,
+    f: impl Fn(&[ScalarValue]) -> DfResult<ScalarValue> + Send + Sync + 'static,
+) -> ScalarUDF {
+    let signatures = arities
+        .iter()
+        .map(|n| {
+            if *n == 0 {
+                TypeSignature::Nullary
+            } else {
+                TypeSignature::Any(*n)
+            }
+        })
+        .collect();
+    ScalarUDF::new_from_impl(PgFunction {
+        name: name.to_string(),
+        signature: Signature::one_of(signatures, volatility),
+        returns,
+        f: Arc::new(f),
+    })
+}
+
+fn text(v: &ScalarValue) -> Option<String> {
+    if v.is_null() {
+        return None;
+    }
+    match v {
+        ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s) => s.clone(),
+        other => Some(other.to_string()),
+    }
+}
+
+fn int(v: &ScalarValue) -> Option<i64> {
+    if v.is_null() {
+        return None;
+    }
+    v.cast_to(&DataType::Int64).ok().and_then(|v| match v {
+        ScalarValue::Int64(i) => i,
+        _ => None,
+    })
+}
+
+fn utf8(s: Option<String>) -> ScalarValue {
+    ScalarValue::Utf8(s)
+}
+
+/// `current_setting(name [, missing_ok])` over one session's settings.
+pub fn current_setting_udf(settings: BTreeMap<String, String>) -> ScalarUDF {
+    function(
+        "current_setting",
+        &[1, 2],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |a| {
+            let Some(name) = text(&a[0]) else {
+                return Ok(utf8(None));
+            };
+            match settings.get(&name.to_lowercase()) {
+                Some(v) => Ok(utf8(Some(v.clone()))),
+                None if a.get(1).and_then(|m| m.cast_to(&DataType::Boolean).ok())
+                    == Some(ScalarValue::Boolean(Some(true))) =>
+                {
+                    Ok(utf8(None))
+                }
+                None => exec_err!("unrecognized configuration parameter \"{name}\""),
+            }
+        },
+    )
+}
+
+/// `like_escape(pattern, escape)`: the pattern rewritten to use backslash as its escape,
+/// which is the only one DataFusion's LIKE knows.
+pub fn like_escape(pattern: &str, escape: char) -> String {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == escape {
+            if let Some(next) = chars.next() {
+                out.push('\\');
+                out.push(next);
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The catalog functions that need nothing of Panorama.
+fn generic_functions(type_oids: HashMap<String, i32>) -> Vec<ScalarUDF> {
+    let expanded = DataType::List(Arc::new(Field::new_list_field(
+        DataType::Struct(Fields::from(vec![
+            Field::new("x", DataType::Int32, true),
+            Field::new("n", DataType::Int32, false),
+        ])),
+        true,
+    )));
+    let struct_fields = match &expanded {
+        DataType::List(f) => match f.data_type() {
+            DataType::Struct(fields) => fields.clone(),
+            _ => unreachable!("built above"),
+        },
+        _ => unreachable!("built above"),
+    };
+    vec![
+        function(
+            "version",
+            &[0],
+            DataType::Utf8,
+            Volatility::Immutable,
+            |_| Ok(utf8(Some(super::pg_session::version()))),
+        ),
+        current_setting_udf(super::pg_session::settings(&HashMap::new())),
+        // Settings cannot change on a read-only server's catalog; the value is echoed as
+        // PostgreSQL does.
+        function(
+            "set_config",
+            &[3],
+            DataType::Utf8,
+            Volatility::Volatile,
+            |a| Ok(utf8(text(&a[1]))),
+        ),
+        function(
+            "like_escape",
+            &[2],
+            DataType::Utf8,
+            Volatility::Immutable,
+            |a| {
+                let (Some(p), Some(e)) = (text(&a[0]), text(&a[1])) else {
+                    return Ok(utf8(None));
+                };
+                Ok(utf8(Some(match e.chars().next() {
+                    Some(e) => like_escape(&p, e),
+                    None => p,
+                })))
+            },
+        ),
+        // No column is backed by a sequence.
+        function(
+            "pg_get_serial_sequence",
+            &[2],
+            DataType::Utf8,
+            Volatility::Stable,
+            |_| Ok(utf8(None)),
+        ),
+        // One (element, 1-based position) per array element; [`rewrite`] makes the call a
+        // set-returning one with `unnest`.
+        function(
+            "_pg_expandarray",
+            &[1],
+            expanded,
+            Volatility::Immutable,
+            move |a| {
+                let ScalarValue::List(list) = &a[0] else {
+                    return Ok(ScalarValue::Null);
+                };
+                if list.is_null(0) {
+                    return Ok(ScalarValue::Null);
+                }
+                let values = list.value(0);
+                let mut items = Vec::with_capacity(values.len());
+                for i in 0..values.len() {
+                    let x = int(&ScalarValue::try_from_array(&values, i)?).map(|v| v as i32);
+                    items.push(ScalarValue::Struct(Arc::new(
+                        datafusion::arrow::array::StructArray::try_new(
+                            struct_fields.clone(),
+                            vec![
+                                Arc::new(datafusion::arrow::array::Int32Array::from(vec![x])),
+                                Arc::new(datafusion::arrow::array::Int32Array::from(vec![
+                                    i as i32 + 1,
+                                ])),
+                            ],
+                            None,
+                        )?,
+                    )));
+                }
+                Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+                    &items,
+                    &DataType::Struct(struct_fields.clone()),
+                )))
+            },
+        ),
+        // One field of _pg_expandarray's rows: `x` the elements, `n` their positions.
+        function(
+            "_pg_expandarray_field",
+            &[2],
+            DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true))),
+            Volatility::Immutable,
+            |a| {
+                let (ScalarValue::List(list), Some(field)) = (&a[0], text(&a[1])) else {
+                    return Ok(ScalarValue::Null);
+                };
+                if list.is_null(0) {
+                    return Ok(ScalarValue::Null);
+                }
+                let values = list.value(0);
+                let items = (0..values.len())
+                    .map(|i| {
+                        Ok(ScalarValue::Int32(match field.as_str() {
+                            "n" => Some(i as i32 + 1),
+                            _ => int(&ScalarValue::try_from_array(&values, i)?).map(|v| v as i32),
+                        }))
+                    })
+                    .collect::<DfResult<Vec<_>>>()?;
+                Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+                    &items,
+                    &DataType::Int32,
+                )))
+            },
+        ),
+        // Every collation is visible: there is one schema.
+        function(
+            "pg_collation_is_visible",
+            &[1],
+            DataType::Boolean,
+            Volatility::Stable,
+            |_| Ok(ScalarValue::Boolean(Some(true))),
+        ),
+        ScalarUDF::new_from_impl(PgFunction {
+            name: "json_build_object".into(),
+            signature: Signature::variadic_any(Volatility::Immutable),
+            returns: DataType::Utf8,
+            f: Arc::new(|a| {
+                let mut object = serde_json::Map::new();
+                for pair in a.chunks(2) {
+                    let key = text(&pair[0]).unwrap_or_default();
+                    let value = match pair.get(1) {
+                        None => serde_json::Value::Null,
+                        Some(v) if v.is_null() => serde_json::Value::Null,
+                        Some(ScalarValue::Boolean(Some(b))) => serde_json::Value::Bool(*b),
+                        Some(v) => match int(v) {
+                            Some(i) if !matches!(v, ScalarValue::Utf8(_)) => i.into(),
+                            _ => serde_json::Value::String(text(v).unwrap_or_default()),
+                        },
+                    };
+                    object.insert(key, value);
+                }
+                Ok(utf8(Some(serde_json::Value::Object(object).to_string())))
+            }),
+        }),
+        function(
+            "to_regtype",
+            &[1],
+            DataType::Int32,
+            Volatility::Stable,
+            move |a| {
+                let name = text(&a[0]).map(|n| {
+                    n.trim_start_matches("pg_catalog.")
+                        .trim_matches('"')
+                        .to_lowercase()
+                });
+                Ok(ScalarValue::Int32(
+                    name.and_then(|n| type_oids.get(&n).copied()),
+                ))
+            },
+        ),
+        // Panorama has no stored functions to describe.
+        function(
+            "pg_get_function_result",
+            &[1],
+            DataType::Utf8,
+            Volatility::Stable,
+            |_| Ok(utf8(None)),
+        ),
+        function(
+            "pg_get_function_arguments",
+            &[1],
+            DataType::Utf8,
+            Volatility::Stable,
+            |_| Ok(utf8(None)),
+        ),
+        function(
+            "pg_get_function_identity_arguments",
+            &[1],
+            DataType::Utf8,
+            Volatility::Stable,
+            |_| Ok(utf8(None)),
+        ),
+        function(
+            "shobj_description",
+            &[2],
+            DataType::Utf8,
+            Volatility::Stable,
+            |_| Ok(utf8(None)),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys and descriptions
+
+/// The keys and descriptions of one served run, by OID.
+#[derive(Debug, Default)]
+struct Declared {
+    /// (object OID, column number or 0) → description.
+    descriptions: BTreeMap<(i32, i32), String>,
+    /// Constraint OID → `PRIMARY KEY (a, b)` / `FOREIGN KEY (a) REFERENCES t(b)`.
+    constraint_defs: HashMap<i32, String>,
+    /// Index OID → (definition, its columns).
+    index_defs: HashMap<i32, (String, Vec<String>)>,
+    pg_index: Vec<HashMap<&'static str, ScalarValue>>,
+    pg_constraint: Vec<HashMap<&'static str, ScalarValue>>,
+    pg_description: Vec<HashMap<&'static str, ScalarValue>>,
+    pg_class: Vec<HashMap<&'static str, ScalarValue>>,
+    /// The index relations' columns (psqlODBC reads a key's columns from its index).
+    pg_attribute: Vec<HashMap<&'static str, ScalarValue>>,
+}
+
+fn i16_list(values: &[i16]) -> ScalarValue {
+    let items: Vec<ScalarValue> = values
+        .iter()
+        .map(|v| ScalarValue::Int16(Some(*v)))
+        .collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&items, &DataType::Int16))
+}
+
+fn i32_list(values: &[i32]) -> ScalarValue {
+    let items: Vec<ScalarValue> = values
+        .iter()
+        .map(|v| ScalarValue::Int32(Some(*v)))
+        .collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&items, &DataType::Int32))
+}
+
+fn quote(ident: &str) -> String {
+    crate::sql_text::ident_if_needed(ident)
+}
+
+/// A served table as the catalog numbers it.
+struct Relation {
+    oid: i32,
+    namespace: i32,
+    owner: i32,
+    /// Column name → number.
+    columns: HashMap<String, i16>,
+    /// Column name → type OID.
+    types: HashMap<String, i32>,
+}
+
+impl Declared {
+    fn build(
+        docs: &[TableDoc],
+        relations: &HashMap<String, Relation>,
+        kinds: &HashMap<String, String>,
+    ) -> Self {
+        let mut d = Declared::default();
+        let s = |v: &str| ScalarValue::Utf8(Some(v.to_string()));
+        let i = |v: i32| ScalarValue::Int32(Some(v));
+        let b = |v: bool| ScalarValue::Boolean(Some(v));
+        for doc in docs {
+            let Some(rel) = relations.get(&doc.name) else {
+                continue;
+            };
+            d.descriptions.insert((rel.oid, 0), doc.description.clone());
+            for (column, text) in &doc.columns {
+                if let Some(n) = rel.columns.get(column) {
+                    d.descriptions.insert((rel.oid, *n as i32), text.clone());
+                }
+            }
+            // PostgreSQL has no keys on views.
+            if kinds.get(&doc.name).map(String::as_str) != Some("r") {
+                continue;
+            }
+            let key: Option<Vec<i16>> = doc
+                .key
+                .iter()
+                .map(|c| rel.columns.get(c).copied())
+                .collect();
+            let Some(key) = key.filter(|k| !k.is_empty()) else {
+                continue;
+            };
+            let index_oid = rel.oid + INDEX_OID_OFFSET;
+            let pk_oid = rel.oid + PK_OID_OFFSET;
+            let name = format!("{}_pkey", doc.name);
+            let cols = doc
+                .key
+                .iter()
+                .map(|c| quote(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            d.constraint_defs
+                .insert(pk_oid, format!("PRIMARY KEY ({cols})"));
+            d.index_defs.insert(
+                index_oid,
+                (
+                    format!(
+                        "CREATE UNIQUE INDEX {} ON public.{} USING btree ({cols})",
+                        quote(&name),
+                        quote(&doc.name)
+                    ),
+                    doc.key.clone(),
+                ),
+            );
+            d.pg_index.push(HashMap::from([
+                ("indexrelid", i(index_oid)),
+                ("indrelid", i(rel.oid)),
+                ("indnatts", ScalarValue::Int16(Some(key.len() as i16))),
+                ("indnkeyatts", ScalarValue::Int16(Some(key.len() as i16))),
+                ("indisunique", b(true)),
+                ("indnullsnotdistinct", b(false)),
+                ("indisprimary", b(true)),
+                ("indisexclusion", b(false)),
+                ("indimmediate", b(true)),
+                ("indisclustered", b(false)),
+                ("indisvalid", b(true)),
+                ("indcheckxmin", b(false)),
+                ("indisready", b(true)),
+                ("indislive", b(true)),
+                ("indisreplident", b(false)),
+                ("indkey", i16_list(&key)),
+                ("indoption", i16_list(&vec![0; key.len()])),
+                ("indclass", i32_list(&vec![0; key.len()])),
+                ("indcollation", i32_list(&vec![0; key.len()])),
+            ]));
+            for (n, column) in doc.key.iter().enumerate() {
+                d.pg_attribute.push(HashMap::from([
+                    ("attrelid", i(index_oid)),
+                    ("attname", s(column)),
+                    ("atttypid", i(rel.types.get(column).copied().unwrap_or(25))),
+                    ("attnum", ScalarValue::Int16(Some(n as i16 + 1))),
+                    ("attlen", ScalarValue::Int16(Some(-1))),
+                    ("atttypmod", i(-1)),
+                    ("attnotnull", b(false)),
+                    ("atthasdef", b(false)),
+                    ("attisdropped", b(false)),
+                    ("attislocal", b(true)),
+                    ("attidentity", s("")),
+                    ("attgenerated", s("")),
+                ]));
+            }
+            d.pg_class.push(HashMap::from([
+                ("oid", i(index_oid)),
+                ("relname", s(&name)),
+                ("relnamespace", i(rel.namespace)),
+                ("reltype", i(0)),
+                ("reloftype", i(0)),
+                ("relowner", i(rel.owner)),
+                ("relam", i(BTREE_OID)),
+                ("relfilenode", i(index_oid)),
+                ("reltablespace", i(0)),
+                ("relpages", i(0)),
+                ("reltuples", ScalarValue::Float32(Some(-1.0))),
+                ("relallvisible", i(0)),
+                ("reltoastrelid", i(0)),
+                ("relhasindex", b(false)),
+                ("relisshared", b(false)),
+                ("relpersistence", s("p")),
+                ("relkind", s("i")),
+                ("relnatts", ScalarValue::Int16(Some(key.len() as i16))),
+                ("relchecks", ScalarValue::Int16(Some(0))),
+                ("relhasrules", b(false)),
+                ("relhastriggers", b(false)),
+                ("relhassubclass", b(false)),
+                ("relrowsecurity", b(false)),
+                ("relforcerowsecurity", b(false)),
+                ("relispopulated", b(true)),
+                ("relreplident", s("n")),
+                ("relispartition", b(false)),
+                ("relrewrite", i(0)),
+                ("relfrozenxid", i(0)),
+                ("relminmxid", i(0)),
+            ]));
+            let constraint = |oid: i32, name: String, kind: &str| {
+                HashMap::from([
+                    ("oid", i(oid)),
+                    ("conname", s(&name)),
+                    ("connamespace", i(rel.namespace)),
+                    ("contype", s(kind)),
+                    ("condeferrable", b(false)),
+                    ("condeferred", b(false)),
+                    ("convalidated", b(true)),
+                    ("conrelid", i(rel.oid)),
+                    ("contypid", i(0)),
+                    ("conparentid", i(0)),
+                    ("conislocal", b(true)),
+                    ("coninhcount", ScalarValue::Int16(Some(0))),
+                    ("connoinherit", b(true)),
+                ])
+            };
+            let mut pk = constraint(pk_oid, name, "p");
+            pk.insert("conindid", i(index_oid));
+            pk.insert("confrelid", i(0));
+            pk.insert("confupdtype", s(" "));
+            pk.insert("confdeltype", s(" "));
+            pk.insert("confmatchtype", s(" "));
+            pk.insert("conkey", i16_list(&key));
+            d.pg_constraint.push(pk);
+        }
+        // References, once every key is known.
+        for doc in docs {
+            let Some(rel) = relations.get(&doc.name) else {
+                continue;
+            };
+            if kinds.get(&doc.name).map(String::as_str) != Some("r") {
+                continue;
+            }
+            for (k, (column, table, target)) in doc.references.iter().enumerate() {
+                let (Some(from), Some(to)) = (rel.columns.get(column), relations.get(table)) else {
+                    continue;
+                };
+                let Some(to_col) = to.columns.get(target) else {
+                    continue;
+                };
+                let oid = rel.oid + FK_OID_OFFSET + k as i32 * 100_000;
+                let name = format!("{}_{}_fkey", doc.name, column);
+                d.constraint_defs.insert(
+                    oid,
+                    format!(
+                        "FOREIGN KEY ({}) REFERENCES {}({})",
+                        quote(column),
+                        quote(table),
+                        quote(target)
+                    ),
+                );
+                d.pg_constraint.push(HashMap::from([
+                    ("oid", i(oid)),
+                    ("conname", s(&name)),
+                    ("connamespace", i(rel.namespace)),
+                    ("contype", s("f")),
+                    ("condeferrable", b(false)),
+                    ("condeferred", b(false)),
+                    ("convalidated", b(true)),
+                    ("conrelid", i(rel.oid)),
+                    ("contypid", i(0)),
+                    ("conindid", i(to.oid + INDEX_OID_OFFSET)),
+                    ("conparentid", i(0)),
+                    ("confrelid", i(to.oid)),
+                    ("confupdtype", s("a")),
+                    ("confdeltype", s("a")),
+                    ("confmatchtype", s("s")),
+                    ("conislocal", b(true)),
+                    ("coninhcount", ScalarValue::Int16(Some(0))),
+                    ("connoinherit", b(true)),
+                    ("conkey", i16_list(&[*from])),
+                    ("confkey", i16_list(&[*to_col])),
+                ]));
+            }
+        }
+        for ((oid, sub), text) in &d.descriptions {
+            d.pg_description.push(HashMap::from([
+                ("objoid", i(*oid)),
+                ("classoid", i(PG_CLASS_OID)),
+                ("objsubid", i(*sub)),
+                ("description", s(text)),
+            ]));
+        }
+        d
+    }
+
+    fn functions(self: &Arc<Self>) -> Vec<ScalarUDF> {
+        let (a, b, c, e) = (self.clone(), self.clone(), self.clone(), self.clone());
+        vec![
+            function(
+                "obj_description",
+                &[1, 2],
+                DataType::Utf8,
+                Volatility::Stable,
+                move |v| {
+                    let oid = int(&v[0]).map(|o| o as i32);
+                    Ok(utf8(oid.and_then(|o| a.descriptions.get(&(o, 0)).cloned())))
+                },
+            ),
+            function(
+                "col_description",
+                &[2],
+                DataType::Utf8,
+                Volatility::Stable,
+                move |v| {
+                    let (Some(oid), Some(n)) = (int(&v[0]), int(&v[1])) else {
+                        return Ok(utf8(None));
+                    };
+                    Ok(utf8(b.descriptions.get(&(oid as i32, n as i32)).cloned()))
+                },
+            ),
+            function(
+                "pg_get_constraintdef",
+                &[1, 2],
+                DataType::Utf8,
+                Volatility::Stable,
+                move |v| {
+                    let oid = int(&v[0]).map(|o| o as i32);
+                    Ok(utf8(oid.and_then(|o| c.constraint_defs.get(&o).cloned())))
+                },
+            ),
+            // (index) → its definition; (index, n, pretty) → its n-th column, 0 for all.
+            function(
+                "pg_get_indexdef",
+                &[1, 3],
+                DataType::Utf8,
+                Volatility::Stable,
+                move |v| {
+                    let Some((def, cols)) = int(&v[0]).and_then(|o| e.index_defs.get(&(o as i32)))
+                    else {
+                        return Ok(utf8(None));
+                    };
+                    let n = v.get(1).and_then(int).unwrap_or(0);
+                    Ok(utf8(if n == 0 {
+                        Some(def.clone())
+                    } else {
+                        cols.get(n as usize - 1).map(|c| quote(c))
+                    }))
+                },
+            ),
+        ]
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tables
+
+/// A table of `schema`'s columns (with `types` replacing some columns' types) holding
+/// `rows`; a row's missing columns are NULL.
+fn rows_table(
+    schema: &Schema,
+    types: &[(&str, DataType)],
+    rows: &[HashMap<&'static str, ScalarValue>],
+) -> DfResult<RecordBatch> {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match types.iter().find(|(n, _)| n == f.name()) {
+            Some((_, t)) => Field::new(f.name(), t.clone(), true),
+            None => f.as_ref().clone().with_nullable(true),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let null = ScalarValue::try_from(f.data_type())?;
+            if rows.is_empty() {
+                return Ok(datafusion::arrow::array::new_empty_array(f.data_type()));
+            }
+            let values = rows
+                .iter()
+                .map(|r| match r.get(f.name().as_str()) {
+                    Some(v) => v.cast_to(f.data_type()),
+                    None => Ok(null.clone()),
+                })
+                .collect::<DfResult<Vec<_>>>()?;
+            ScalarValue::iter_to_array(values)
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// `batches` with NULL columns `extra` appended, and then `rows`.
+fn extended_table(
+    batches: &[RecordBatch],
+    schema: &SchemaRef,
+    extra: &[Field],
+    rows: &[HashMap<&'static str, ScalarValue>],
+) -> DfResult<Vec<RecordBatch>> {
+    let mut fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    fields.extend(extra.iter().cloned());
+    let wide = Arc::new(Schema::new(fields));
+    let mut out = Vec::with_capacity(batches.len() + 1);
+    for b in batches {
+        let mut columns = b.columns().to_vec();
+        for f in extra {
+            columns.push(datafusion::arrow::array::new_null_array(
+                f.data_type(),
+                b.num_rows(),
+            ));
+        }
+        out.push(RecordBatch::try_new(wide.clone(), columns)?);
+    }
+    out.push(rows_table(&wide, &[], rows)?);
+    Ok(out)
+}
+
+/// `pg_catalog` with some tables replaced.
+#[derive(Debug)]
+struct PgCatalogOverlay {
+    inner: Arc<dyn SchemaProvider>,
+    replaced: HashMap<String, Arc<dyn TableProvider>>,
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogOverlay {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        match self.replaced.get(name) {
+            Some(t) => Ok(Some(t.clone())),
+            None => self.inner.table(name).await,
+        }
+    }
+    fn table_exist(&self, name: &str) -> bool {
+        self.replaced.contains_key(name) || self.inner.table_exist(name)
+    }
+}
+
+async fn collect(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let df = ctx.sql(sql).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    Ok((schema, df.collect().await?))
+}
+
+fn strings(batches: &[RecordBatch], column: usize) -> Vec<Option<String>> {
+    let mut out = vec![];
+    for b in batches {
+        let c = datafusion::arrow::compute::cast(b.column(column), &DataType::Utf8)
+            .expect("any column casts to text");
+        let c = c.as_string::<i32>();
+        for r in 0..c.len() {
+            out.push((!c.is_null(r)).then(|| c.value(r).to_string()));
+        }
+    }
+    out
+}
+
+fn ints(batches: &[RecordBatch], column: usize) -> Vec<i64> {
+    strings(batches, column)
+        .into_iter()
+        .map(|s| s.and_then(|s| s.parse().ok()).unwrap_or(0))
+        .collect()
+}
+
+/// Add the catalog functions and Panorama's keys and descriptions to a context whose
+/// `pg_catalog` datafusion-postgres has set up.
+pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
+    let (_, types) = collect(ctx, "SELECT typname, oid FROM pg_catalog.pg_type").await?;
+    let type_oids: HashMap<String, i32> = strings(&types, 0)
+        .into_iter()
+        .zip(ints(&types, 1))
+        .filter_map(|(n, o)| n.map(|n| (n, o as i32)))
+        .collect();
+    for f in generic_functions(type_oids) {
+        ctx.register_udf(f);
+    }
+
+    // Numbering the run's tables gives them their OIDs for the life of the process.
+    let (_, rels) = collect(
+        ctx,
+        "SELECT c.oid, c.relname, c.relnamespace, c.relowner, c.relkind \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
+         WHERE n.nspname = 'public'",
+    )
+    .await?;
+    let (_, atts) = collect(
+        ctx,
+        "SELECT attrelid, attname, attnum, atttypid FROM pg_catalog.pg_attribute",
+    )
+    .await?;
+    let mut by_oid: HashMap<i64, HashMap<String, i16>> = HashMap::new();
+    let mut types_by_oid: HashMap<i64, HashMap<String, i32>> = HashMap::new();
+    for (((rel, name), num), ty) in ints(&atts, 0)
+        .into_iter()
+        .zip(strings(&atts, 1))
+        .zip(ints(&atts, 2))
+        .zip(ints(&atts, 3))
+    {
+        if let Some(name) = name {
+            by_oid
+                .entry(rel)
+                .or_default()
+                .insert(name.clone(), num as i16);
+            types_by_oid.entry(rel).or_default().insert(name, ty as i32);
+        }
+    }
+    let mut relations = HashMap::new();
+    let mut kinds = HashMap::new();
+    let names = strings(&rels, 1);
+    let oids = ints(&rels, 0);
+    let namespaces = ints(&rels, 2);
+    let owners = ints(&rels, 3);
+    let relkinds = strings(&rels, 4);
+    for (k, name) in names.into_iter().enumerate() {
+        let Some(name) = name else { continue };
+        kinds.insert(name.clone(), relkinds[k].clone().unwrap_or_default());
+        relations.insert(
+            name,
+            Relation {
+                oid: oids[k] as i32,
+                namespace: namespaces[k] as i32,
+                owner: owners[k] as i32,
+                columns: by_oid.remove(&oids[k]).unwrap_or_default(),
+                types: types_by_oid.remove(&oids[k]).unwrap_or_default(),
+            },
+        );
+    }
+    let declared = Arc::new(Declared::build(docs, &relations, &kinds));
+    for f in declared.functions() {
+        ctx.register_udf(f);
+    }
+
+    let list = |t: DataType| DataType::List(Arc::new(Field::new_list_field(t, true)));
+    let mut replaced: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
+    let memtable = |batches: Vec<RecordBatch>| -> Result<Arc<dyn TableProvider>> {
+        let schema = batches[0].schema();
+        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+    };
+    let (schema, _) = collect(ctx, "SELECT * FROM pg_catalog.pg_index LIMIT 0").await?;
+    let index_types = [
+        ("indkey", list(DataType::Int16)),
+        ("indoption", list(DataType::Int16)),
+        ("indclass", list(DataType::Int32)),
+        ("indcollation", list(DataType::Int32)),
+    ];
+    replaced.insert(
+        "pg_index".into(),
+        memtable(vec![rows_table(&schema, &index_types, &declared.pg_index)?])?,
+    );
+    let (schema, _) = collect(ctx, "SELECT * FROM pg_catalog.pg_constraint LIMIT 0").await?;
+    let constraint_types = [
+        ("conkey", list(DataType::Int16)),
+        ("confkey", list(DataType::Int16)),
+    ];
+    replaced.insert(
+        "pg_constraint".into(),
+        memtable(vec![rows_table(
+            &schema,
+            &constraint_types,
+            &declared.pg_constraint,
+        )?])?,
+    );
+    let (schema, _) = collect(ctx, "SELECT * FROM pg_catalog.pg_description LIMIT 0").await?;
+    replaced.insert(
+        "pg_description".into(),
+        memtable(vec![rows_table(&schema, &[], &declared.pg_description)?])?,
+    );
+    let (schema, attributes) = collect(ctx, "SELECT * FROM pg_catalog.pg_attribute").await?;
+    replaced.insert(
+        "pg_attribute".into(),
+        memtable(extended_table(
+            &attributes,
+            &schema,
+            &[],
+            &declared.pg_attribute,
+        )?)?,
+    );
+    let (schema, classes) = collect(ctx, "SELECT * FROM pg_catalog.pg_class").await?;
+    let acl = [
+        Field::new("reloptions", list(DataType::Utf8), true),
+        Field::new("relacl", list(DataType::Utf8), true),
+    ];
+    replaced.insert(
+        "pg_class".into(),
+        memtable(extended_table(&classes, &schema, &acl, &declared.pg_class)?)?,
+    );
+    // Settings clients read as rows (pgjdbc: max_index_keys) and are missing.
+    let (schema, settings) = collect(ctx, "SELECT * FROM pg_catalog.pg_settings").await?;
+    let present: std::collections::HashSet<String> =
+        strings(&settings, 0).into_iter().flatten().collect();
+    let missing: Vec<HashMap<&'static str, ScalarValue>> =
+        super::pg_session::settings(&HashMap::new())
+            .into_iter()
+            .filter(|(n, _)| !present.contains(n))
+            .map(|(n, v)| {
+                HashMap::from([
+                    ("name", ScalarValue::Utf8(Some(n))),
+                    ("setting", ScalarValue::Utf8(Some(v))),
+                    ("context", ScalarValue::Utf8(Some("internal".into()))),
+                    ("vartype", ScalarValue::Utf8(Some("string".into()))),
+                    ("source", ScalarValue::Utf8(Some("default".into()))),
+                ])
+            })
+            .collect();
+    replaced.insert(
+        "pg_settings".into(),
+        memtable(extended_table(&settings, &schema, &[], &missing)?)?,
+    );
+
+    let catalog = ctx
+        .catalog("panorama")
+        .ok_or_else(|| Error::Other("pg_catalog: no catalog `panorama`".into()))?;
+    let inner = catalog
+        .schema("pg_catalog")
+        .ok_or_else(|| Error::Other("pg_catalog: not set up".into()))?;
+    catalog.register_schema("pg_catalog", Arc::new(PgCatalogOverlay { inner, replaced }))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Rewrites
+
+/// Rewrite what PostgreSQL accepts and DataFusion does not; true when anything changed.
+///
+/// - `a LIKE p ESCAPE 'c'` → `a LIKE like_escape(p, 'c')` (DataFusion escapes only with `\`);
+/// - `information_schema._pg_expandarray(a)` → `unnest(_pg_expandarray(a))`: PostgreSQL runs
+///   a set-returning function in the select list once per element, in step with the other
+///   ones, which is what DataFusion's `unnest` does.
+pub fn rewrite(statement: &mut Statement) -> bool {
+    let mut r = Rewriter { changed: false };
+    let _ = statement.visit(&mut r);
+    r.changed
+}
+
+struct Rewriter {
+    changed: bool,
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(ast::Function {
+        name: ast::ObjectName(vec![ObjectNamePart::Identifier(ast::Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+/// An expression from SQL text (the rewrites build their output as text).
+fn expr(sql: &str) -> Expr {
+    datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(sql)
+    .and_then(|mut p| p.parse_expr())
+    .expect("rewrites write valid SQL")
+}
+
+/// `int2vector`/`oidvector` columns of `pg_index`: PostgreSQL numbers their elements from 0,
+/// DataFusion's lists from 1.
+const ZERO_BASED: &[&str] = &["indkey", "indoption", "indclass", "indcollation"];
+
+fn last_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(i.value.to_lowercase()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
+        _ => None,
+    }
+}
+
+/// `unnest(_pg_expandarray(a))` → `a`.
+fn expanded_array(e: &Expr) -> Option<String> {
+    let e = match e {
+        Expr::Nested(inner) => inner.as_ref(),
+        other => other,
+    };
+    let s = e.to_string();
+    s.strip_prefix("unnest(_pg_expandarray(")
+        .and_then(|r| r.strip_suffix("))"))
+        .map(str::to_string)
+}
+
+impl VisitorMut for Rewriter {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut ast::Query) -> std::ops::ControlFlow<()> {
+        if let ast::SetExpr::Select(select) = query.body.as_mut() {
+            for item in select.projection.iter_mut() {
+                if let ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    self.changed |= aggregate_scalar_subqueries(e);
+                }
+            }
+        }
+        if let ast::SetExpr::Select(select) = query.body.as_mut() {
+            if let Some(selection) = select.selection.as_mut() {
+                self.changed |= predicate_subqueries_to_exists(selection);
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<Self::Break> {
+        let replacement = match e {
+            Expr::Like {
+                pattern,
+                escape_char,
+                ..
+            }
+            | Expr::ILike {
+                pattern,
+                escape_char,
+                ..
+            } if matches!(escape_char.as_ref().map(|v| &v.value),
+                    Some(Value::SingleQuotedString(c)) if c != "\\") =>
+            {
+                let Some(Value::SingleQuotedString(c)) = escape_char.take().map(|v| v.value) else {
+                    unreachable!("matched above")
+                };
+                let p = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+                **pattern = call(
+                    "like_escape",
+                    vec![p, Expr::value(Value::SingleQuotedString(c))],
+                );
+                self.changed = true;
+                None
+            }
+            // datafusion-postgres strips the `information_schema.` qualifier before us.
+            Expr::Function(f)
+                if f.name
+                    .0
+                    .last()
+                    .is_some_and(|n| n.to_string().eq_ignore_ascii_case("_pg_expandarray")) =>
+            {
+                let args = match &f.args {
+                    FunctionArguments::List(l) => l
+                        .args
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    _ => String::new(),
+                };
+                Some(expr(&format!("unnest(_pg_expandarray({args}))")))
+            }
+            // generate_subscripts(a, 1): the positions 1..n of a's elements, one row each.
+            Expr::Function(f)
+                if f.name
+                    .to_string()
+                    .eq_ignore_ascii_case("generate_subscripts")
+                    || f.name
+                        .to_string()
+                        .eq_ignore_ascii_case("pg_catalog.generate_subscripts") =>
+            {
+                match &f.args {
+                    // The dimension stays an argument: it may be a client's bound parameter.
+                    FunctionArguments::List(l) if l.args.len() == 2 => Some(expr(&format!(
+                        "unnest(generate_series(1, CAST(array_length({}, CAST({} AS BIGINT)) AS BIGINT)))",
+                        l.args[0], l.args[1]
+                    ))),
+                    _ => None,
+                }
+            }
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                rewrite_field_access(root, access_chain)
+            }
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            *e = r;
+            self.changed = true;
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// `(composite).field` → `get_field(composite, 'field')` (DataFusion reads dots after an
+/// expression only into maps), `(_pg_expandarray(a)).x` → the elements of `a` as rows, and
+/// `pg_index.indkey[i]` → `indkey[i + 1]` (see [`ZERO_BASED`]).
+fn rewrite_field_access(root: &mut Expr, chain: &mut [ast::AccessExpr]) -> Option<Expr> {
+    use ast::{AccessExpr, Subscript};
+    // a.indkey[i] parses as a (.indkey) [i]; indkey[i] as indkey [i].
+    let (column, at) = match (root as &Expr, chain.first()) {
+        (r, Some(AccessExpr::Subscript(_))) => (last_name(r), 0),
+        (_, Some(AccessExpr::Dot(d))) if matches!(chain.get(1), Some(AccessExpr::Subscript(_))) => {
+            (last_name(d), 1)
+        }
+        _ => (None, 0),
+    };
+    if column.is_some_and(|c| ZERO_BASED.contains(&c.as_str())) {
+        if let AccessExpr::Subscript(Subscript::Index { index }) = &mut chain[at] {
+            let shifted = expr(&format!("({index}) + 1"));
+            *index = shifted;
+            return Some(Expr::CompoundFieldAccess {
+                root: Box::new(root.clone()),
+                access_chain: chain.to_vec(),
+            });
+        }
+        return None;
+    }
+    if !matches!(root, Expr::Nested(_)) {
+        return None;
+    }
+    let mut fields = vec![];
+    for a in chain.iter() {
+        match a {
+            AccessExpr::Dot(Expr::Identifier(f)) => fields.push(f.value.to_lowercase()),
+            _ => return None,
+        }
+    }
+    let (first, rest) = fields.split_first()?;
+    let mut out = match expanded_array(root) {
+        Some(array) => expr(&format!(
+            "unnest(_pg_expandarray_field({array}, '{first}'))"
+        )),
+        None => expr(&format!("get_field({root}, '{first}')")),
+    };
+    for f in rest {
+        out = expr(&format!("get_field({out}, '{f}')"));
+    }
+    Some(out)
+}
+
+const AGGREGATES: &[&str] = &[
+    "count(",
+    "max(",
+    "min(",
+    "sum(",
+    "avg(",
+    "array_agg(",
+    "bool_and(",
+    "bool_or(",
+    "string_agg(",
+    "json_agg(",
+];
+
+/// Scalar subqueries in a select list that pick one row by a correlated condition
+/// (`(SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid = a.attrelid
+/// AND d.adnum = a.attnum)`, SQLAlchemy) take `max(…)` of their value: DataFusion turns only
+/// aggregating subqueries into joins, and over at most one row the two agree.
+fn aggregate_scalar_subqueries(e: &mut Expr) -> bool {
+    struct Wrap(bool);
+    impl VisitorMut for Wrap {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<()> {
+            let Expr::Subquery(q) = e else {
+                return std::ops::ControlFlow::Continue(());
+            };
+            let q = q.as_mut();
+            let ast::SetExpr::Select(select) = q.body.as_mut() else {
+                return std::ops::ControlFlow::Continue(());
+            };
+            let grouped =
+                !matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty());
+            if grouped || select.having.is_some() || select.selection.is_none() {
+                return std::ops::ControlFlow::Continue(());
+            }
+            if let [item] = select.projection.as_mut_slice() {
+                let (ast::SelectItem::UnnamedExpr(value)
+                | ast::SelectItem::ExprWithAlias { expr: value, .. }) = item
+                else {
+                    return std::ops::ControlFlow::Continue(());
+                };
+                let text = value.to_string().to_lowercase();
+                if AGGREGATES.iter().any(|a| text.contains(a)) {
+                    return std::ops::ControlFlow::Continue(());
+                }
+                *value = expr(&format!("max({value})"));
+                // datafusion-postgres adds LIMIT 1; over one aggregate row it is moot.
+                q.limit_clause = None;
+                self.0 = true;
+                // Conditions on the outer row alone (`WHERE pg_attribute.atthasdef AND …`)
+                // move out into a CASE: DataFusion cannot decorrelate them inside.
+                let inner = relations_of(select);
+                let selection = select.selection.take().expect("checked above");
+                let (outer, own): (Vec<Expr>, Vec<Expr>) = conjuncts(selection)
+                    .into_iter()
+                    .partition(|c| only_outer(c, &inner));
+                // No column has a sequence: a condition on one never holds (SQLAlchemy's
+                // identity options compare with a REGCLASS cast of it, which DataFusion
+                // cannot decorrelate).
+                let own = own.into_iter().map(|c| {
+                    if c.to_string()
+                        .to_lowercase()
+                        .contains("pg_get_serial_sequence(")
+                    {
+                        expr("false")
+                    } else {
+                        c
+                    }
+                });
+                select.selection = own.reduce(|a, b| expr(&format!("({a}) AND ({b})")));
+                if select.selection.as_ref().map(|w| w.to_string()).as_deref() == Some("false") {
+                    // No row: the subquery's value is NULL. Its parameters stay in the
+                    // statement, typed as they were, so the client's binds still line up.
+                    let mut params = placeholders(e);
+                    for c in &outer {
+                        for p in placeholders(c) {
+                            if !params.contains(&p) {
+                                params.push(p);
+                            }
+                        }
+                    }
+                    *e = if params.is_empty() {
+                        Expr::value(Value::Null)
+                    } else {
+                        expr(&format!(
+                            "CASE WHEN false THEN concat({}) END",
+                            params.join(", ")
+                        ))
+                    };
+                    return std::ops::ControlFlow::Continue(());
+                }
+                if !outer.is_empty() {
+                    let condition = outer
+                        .iter()
+                        .map(|c| format!("({c})"))
+                        .collect::<Vec<_>>()
+                        .join(" AND ");
+                    let subquery = std::mem::replace(e, Expr::value(Value::Null));
+                    *e = expr(&format!("CASE WHEN {condition} THEN {subquery} END"));
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut w = Wrap(false);
+    let _ = e.visit(&mut w);
+    w.0
+}
+
+/// The `$n` parameters in an expression, with their casts (`CAST($2 AS VARCHAR)`).
+fn placeholders(e: &Expr) -> Vec<String> {
+    struct P(Vec<String>, std::collections::HashSet<String>);
+    impl ast::Visitor for P {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> std::ops::ControlFlow<()> {
+            let placeholder = |e: &Expr| match e {
+                Expr::Value(v) => match &v.value {
+                    Value::Placeholder(p) => Some(p.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Expr::Cast { expr: inner, .. } = e {
+                if let Some(p) = placeholder(inner) {
+                    if self.1.insert(p) {
+                        self.0.push(e.to_string());
+                    }
+                }
+            } else if let Some(p) = placeholder(e) {
+                if self.1.insert(p.clone()) {
+                    self.0.push(p);
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut p = P(vec![], Default::default());
+    let _ = ast::Visit::visit(e, &mut p);
+    p.0
+}
+
+/// The names a query's FROM relations can be referred to by (table names, their last
+/// part, aliases), lower-cased.
+fn relations_of(select: &ast::Select) -> Vec<String> {
+    let mut names = vec![];
+    let mut add = |f: &ast::TableFactor| {
+        if let ast::TableFactor::Table { name, alias, .. } = f {
+            names.push(name.to_string().to_lowercase());
+            if let Some(last) = name.0.last() {
+                names.push(last.to_string().to_lowercase());
+            }
+            if let Some(a) = alias {
+                names.push(a.name.value.to_lowercase());
+            }
+        }
+    };
+    for t in &select.from {
+        add(&t.relation);
+        for j in &t.joins {
+            add(&j.relation);
+        }
+    }
+    names
+}
+
+fn conjuncts(e: Expr) -> Vec<Expr> {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            let mut v = conjuncts(*left);
+            v.extend(conjuncts(*right));
+            v
+        }
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: ast::BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            conjuncts(*inner)
+        }
+        other => vec![other],
+    }
+}
+
+/// Whether a condition names columns, all qualified by relations other than `inner`.
+fn only_outer(e: &Expr, inner: &[String]) -> bool {
+    struct Names {
+        outer: usize,
+        other: usize,
+        inner: Vec<String>,
+    }
+    impl ast::Visitor for Names {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> std::ops::ControlFlow<()> {
+            match e {
+                Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                    let qualifier = parts[..parts.len() - 1]
+                        .iter()
+                        .map(|p| p.value.to_lowercase())
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    if self.inner.contains(&qualifier) {
+                        self.other += 1;
+                    } else {
+                        self.outer += 1;
+                    }
+                }
+                Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } => self.other += 1,
+                _ => {}
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut n = Names {
+        outer: 0,
+        other: 0,
+        inner: inner.to_vec(),
+    };
+    let _ = ast::Visit::visit(e, &mut n);
+    n.outer > 0 && n.other == 0
+}
+
+/// In a WHERE clause, a scalar subquery used as a condition (`… OR (SELECT c.relkind = 'c'
+/// FROM pg_class c WHERE c.oid = t.typrelid)`, pgjdbc) becomes `EXISTS (… AND condition)`,
+/// which DataFusion decorrelates. Only under AND/OR, where a NULL and a false both drop the
+/// row, so the two agree.
+fn predicate_subqueries_to_exists(e: &mut Expr) -> bool {
+    match e {
+        Expr::BinaryOp { left, op, right }
+            if matches!(op, ast::BinaryOperator::And | ast::BinaryOperator::Or) =>
+        {
+            let l = predicate_subqueries_to_exists(left);
+            let r = predicate_subqueries_to_exists(right);
+            l || r
+        }
+        Expr::Nested(inner) => predicate_subqueries_to_exists(inner),
+        Expr::Subquery(q) => {
+            let ast::SetExpr::Select(select) = q.body.as_ref() else {
+                return false;
+            };
+            let [ast::SelectItem::UnnamedExpr(condition)] = select.projection.as_slice() else {
+                return false;
+            };
+            let grouped =
+                !matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty());
+            if grouped || select.having.is_some() || q.limit_clause.is_some() {
+                return false;
+            }
+            let mut select = select.as_ref().clone();
+            select.selection = Some(match select.selection.take() {
+                Some(w) => expr(&format!("({w}) AND ({condition})")),
+                None => condition.clone(),
+            });
+            select.projection = vec![ast::SelectItem::UnnamedExpr(expr("1"))];
+            let mut query = q.as_ref().clone();
+            query.body = Box::new(ast::SetExpr::Select(Box::new(select)));
+            *e = Expr::Exists {
+                subquery: Box::new(query),
+                negated: false,
+            };
+            true
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewritten(sql: &str) -> String {
+        let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        rewrite(&mut s);
+        s.to_string()
+    }
+
+    #[test]
+    fn like_escape_uses_backslash() {
+        assert_eq!(like_escape("pg/_%", '/'), "pg\\_%");
+        assert_eq!(like_escape("a\\b", '/'), "a\\\\b");
+        assert_eq!(like_escape("//x", '/'), "\\/x");
+        assert_eq!(
+            rewritten("SELECT 1 WHERE n NOT LIKE 'pg/_' || '%' ESCAPE '/'"),
+            "SELECT 1 WHERE n NOT LIKE like_escape('pg/_' || '%', '/')"
+        );
+        // Backslash is DataFusion's own escape: left alone.
+        assert_eq!(
+            rewritten("SELECT 1 WHERE n LIKE 'a\\_' ESCAPE '\\'"),
+            "SELECT 1 WHERE n LIKE 'a\\_' ESCAPE '\\'"
+        );
+    }
+
+    #[test]
+    fn catalog_idioms() {
+        assert_eq!(
+            rewritten(
+                "SELECT information_schema._pg_expandarray(i.indkey) AS keys FROM pg_index i"
+            ),
+            "SELECT unnest(_pg_expandarray(i.indkey)) AS keys FROM pg_index i"
+        );
+        assert_eq!(
+            rewritten("SELECT (r.keys).x FROM r"),
+            "SELECT get_field((r.keys), 'x') FROM r"
+        );
+        assert_eq!(
+            rewritten("SELECT i.indkey[a.attnum - 1], c.conkey[1] FROM pg_index i"),
+            "SELECT i.indkey[(a.attnum - 1) + 1], c.conkey[1] FROM pg_index i"
+        );
+        assert_eq!(
+            rewritten("SELECT generate_subscripts(i.indkey, 1) FROM pg_index i"),
+            "SELECT unnest(generate_series(1, CAST(array_length(i.indkey, CAST(1 AS BIGINT)) AS BIGINT))) FROM pg_index i"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 FROM t WHERE t.a = 0 OR (SELECT c.k = 'c' FROM c WHERE c.oid = t.r)"),
+            "SELECT 1 FROM t WHERE t.a = 0 OR EXISTS (SELECT 1 FROM c WHERE (c.oid = t.r) AND (c.k = 'c'))"
+        );
+    }
+
+    #[test]
+    fn expandarray_becomes_unnest() {
+        assert_eq!(
+            rewritten("SELECT (information_schema._pg_expandarray(i.indkey)).n FROM pg_index i"),
+            "SELECT unnest(_pg_expandarray_field(i.indkey, 'n')) FROM pg_index i"
+        );
+    }
+}
