@@ -41,7 +41,8 @@ use datafusion::sql::sqlparser::ast::{
 use crate::error::{Error, Result};
 use crate::table_catalog::TableDoc;
 
-/// `pg_class`'s OID in PostgreSQL: `pg_description.classoid` of tables and columns.
+/// `pg_class`'s OID in PostgreSQL: `pg_description.classoid` of tables and columns when
+/// the catalog does not list pg_class itself.
 const PG_CLASS_OID: i32 = 1259;
 /// The btree access method's OID (`pg_am`).
 const BTREE_OID: i32 = 403;
@@ -474,6 +475,7 @@ impl Declared {
         docs: &[TableDoc],
         relations: &HashMap<String, Relation>,
         kinds: &HashMap<String, String>,
+        class_oid: i32,
     ) -> Self {
         let mut d = Declared::default();
         let s = |v: &str| ScalarValue::Utf8(Some(v.to_string()));
@@ -671,7 +673,7 @@ impl Declared {
         for ((oid, sub), text) in &d.descriptions {
             d.pg_description.push(HashMap::from([
                 ("objoid", i(*oid)),
-                ("classoid", i(PG_CLASS_OID)),
+                ("classoid", i(class_oid)),
                 ("objsubid", i(*sub)),
                 ("description", s(text)),
             ]));
@@ -918,7 +920,19 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
             },
         );
     }
-    let declared = Arc::new(Declared::build(docs, &relations, &kinds));
+    // `pg_description.classoid` of a table is pg_class's own OID in this catalog, which is
+    // what clients' `'pg_catalog.pg_class'::regclass` resolves to.
+    let (_, class) = collect(
+        ctx,
+        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+         ON c.relnamespace = n.oid WHERE n.nspname = 'pg_catalog' AND c.relname = 'pg_class'",
+    )
+    .await?;
+    let class_oid = ints(&class, 0)
+        .first()
+        .map(|o| *o as i32)
+        .unwrap_or(PG_CLASS_OID);
+    let declared = Arc::new(Declared::build(docs, &relations, &kinds, class_oid));
     for f in declared.functions() {
         ctx.register_udf(f);
     }
@@ -1063,6 +1077,16 @@ fn expr(sql: &str) -> Expr {
 /// DataFusion's lists from 1.
 const ZERO_BASED: &[&str] = &["indkey", "indoption", "indclass", "indcollation"];
 
+/// Boolean columns of the catalog (`indisprimary`, `attisdropped`, `attnotnull`,
+/// `relhasindex`, …), which clients compare with `'t'`.
+fn is_catalog_flag(column: &str) -> bool {
+    ["ind", "att", "rel", "typ", "con", "pro"].iter().any(|p| {
+        column.strip_prefix(p).is_some_and(|rest| {
+            rest.starts_with("is") || rest.starts_with("has") || rest.starts_with("not")
+        })
+    })
+}
+
 fn last_name(e: &Expr) -> Option<String> {
     match e {
         Expr::Identifier(i) => Some(i.value.to_lowercase()),
@@ -1088,11 +1112,31 @@ impl VisitorMut for Rewriter {
 
     fn post_visit_query(&mut self, query: &mut ast::Query) -> std::ops::ControlFlow<()> {
         if let ast::SetExpr::Select(select) = query.body.as_mut() {
+            // An int2vector selected as it is reads "1 2" in PostgreSQL (psqlODBC parses it).
+            for item in select.projection.iter_mut() {
+                if let ast::SelectItem::UnnamedExpr(e) = item {
+                    if let Some(column) = last_name(e).filter(|c| ZERO_BASED.contains(&c.as_str()))
+                    {
+                        *item = ast::SelectItem::ExprWithAlias {
+                            expr: expr(&format!("array_to_string({e}, ' ')")),
+                            alias: ast::Ident::new(column),
+                        };
+                        self.changed = true;
+                    }
+                }
+            }
             for item in select.projection.iter_mut() {
                 if let ast::SelectItem::UnnamedExpr(e)
                 | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
                 {
                     self.changed |= aggregate_scalar_subqueries(e);
+                    // generate_series in a select list returns rows in PostgreSQL, one list
+                    // in DataFusion.
+                    if matches!(e, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("generate_series"))
+                    {
+                        *e = expr(&format!("unnest({e})"));
+                        self.changed = true;
+                    }
                 }
             }
         }
@@ -1167,6 +1211,49 @@ impl VisitorMut for Rewriter {
             }
             Expr::CompoundFieldAccess { root, access_chain } => {
                 rewrite_field_access(root, access_chain)
+            }
+            // PostgreSQL's own string types.
+            Expr::Cast {
+                kind,
+                expr: inner,
+                data_type: ast::DataType::Custom(name, modifiers),
+                array,
+                format,
+            } if modifiers.is_empty()
+                && matches!(
+                    name.to_string().to_lowercase().as_str(),
+                    "name" | "pg_catalog.name" | "\"char\"" | "bpchar" | "citext"
+                ) =>
+            {
+                Some(Expr::Cast {
+                    kind: kind.clone(),
+                    expr: inner.clone(),
+                    data_type: ast::DataType::Text,
+                    array: *array,
+                    format: format.clone(),
+                })
+            }
+            // `i.indisprimary = 't'`: PostgreSQL reads the literal as a boolean.
+            Expr::BinaryOp { left, op, right }
+                if matches!(op, ast::BinaryOperator::Eq | ast::BinaryOperator::NotEq)
+                    && last_name(left).is_some_and(|n| is_catalog_flag(&n)) =>
+            {
+                let flag = match right.as_ref() {
+                    Expr::Value(v) => match &v.value {
+                        Value::SingleQuotedString(t) => match t.to_lowercase().as_str() {
+                            "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+                            "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+                            _ => None,
+                        },
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                flag.map(|f| Expr::BinaryOp {
+                    left: left.clone(),
+                    op: op.clone(),
+                    right: Box::new(Expr::value(Value::Boolean(f))),
+                })
             }
             _ => None,
         };
@@ -1540,8 +1627,8 @@ mod tests {
             "SELECT get_field((r.keys), 'x') FROM r"
         );
         assert_eq!(
-            rewritten("SELECT i.indkey[a.attnum - 1], c.conkey[1] FROM pg_index i"),
-            "SELECT i.indkey[(a.attnum - 1) + 1], c.conkey[1] FROM pg_index i"
+            rewritten("SELECT i.indkey[a.attnum - 1], c.conkey[1], i.indkey FROM pg_index i"),
+            "SELECT i.indkey[(a.attnum - 1) + 1], c.conkey[1], array_to_string(i.indkey, ' ') AS indkey FROM pg_index i"
         );
         assert_eq!(
             rewritten("SELECT generate_subscripts(i.indkey, 1) FROM pg_index i"),
@@ -1550,6 +1637,14 @@ mod tests {
         assert_eq!(
             rewritten("SELECT 1 FROM t WHERE t.a = 0 OR (SELECT c.k = 'c' FROM c WHERE c.oid = t.r)"),
             "SELECT 1 FROM t WHERE t.a = 0 OR EXISTS (SELECT 1 FROM c WHERE (c.oid = t.r) AND (c.k = 'c'))"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 FROM pg_index i WHERE i.indisprimary = 't' AND c.relkind = 't'"),
+            "SELECT 1 FROM pg_index i WHERE i.indisprimary = true AND c.relkind = 't'"
+        );
+        assert_eq!(
+            rewritten("SELECT 'p'::name, generate_series(1, 3) AS i FROM t"),
+            "SELECT CAST('p' AS TEXT), unnest(generate_series(1, 3)) AS i FROM t"
         );
     }
 
