@@ -1027,6 +1027,37 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Rewrites
 
+/// `'pg_class'::regclass` → `'pg_catalog.pg_class'::regclass`: PostgreSQL always searches
+/// pg_catalog, datafusion-postgres only the current schema (pgjdbc's table remarks join
+/// `pg_description` on `'pg_class'::regclass`). Done on the text, before datafusion-postgres
+/// turns the cast into a lookup.
+pub fn qualify_catalog_names(sql: &str) -> std::borrow::Cow<'_, str> {
+    const CAST: &str = "'::regclass";
+    let lower = sql.to_ascii_lowercase();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(CAST).map(|i| i + from) {
+        from = at + CAST.len();
+        let Some(open) = sql[..at].rfind('\'') else {
+            continue;
+        };
+        let name = &sql[open + 1..at];
+        let catalog_table =
+            name.starts_with("pg_") && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if catalog_table {
+            out.push_str(&sql[copied..open + 1]);
+            out.push_str("pg_catalog.");
+            copied = open + 1;
+        }
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    out.push_str(&sql[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Rewrite what PostgreSQL accepts and DataFusion does not; true when anything changed.
 ///
 /// - `a LIKE p ESCAPE 'c'` → `a LIKE like_escape(p, 'c')` (DataFusion escapes only with `\`);
@@ -1611,6 +1642,18 @@ mod tests {
         assert_eq!(
             rewritten("SELECT 1 WHERE n LIKE 'a\\_' ESCAPE '\\'"),
             "SELECT 1 WHERE n LIKE 'a\\_' ESCAPE '\\'"
+        );
+    }
+
+    #[test]
+    fn catalog_names_are_qualified() {
+        assert_eq!(
+            qualify_catalog_names("SELECT 1 WHERE d.classoid = 'pg_class'::regclass AND x = 'pg_catalog.pg_type'::REGCLASS"),
+            "SELECT 1 WHERE d.classoid = 'pg_catalog.pg_class'::regclass AND x = 'pg_catalog.pg_type'::REGCLASS"
+        );
+        assert_eq!(
+            qualify_catalog_names("SELECT 'my_table'::regclass"),
+            "SELECT 'my_table'::regclass"
         );
     }
 

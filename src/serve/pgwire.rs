@@ -191,6 +191,7 @@ impl SimpleQueryHandler for PgService {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         Metrics::count(&self.serving.metrics.pg_queries);
+        let query = &*pg_catalog::qualify_catalog_names(query);
         let statements = check_read_only(&self.serving, query)?;
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
@@ -348,6 +349,7 @@ impl QueryParser for PgParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        let sql = &*pg_catalog::qualify_catalog_names(sql);
         let statements = check_read_only(&self.serving, sql)?;
         let Some(first) = statements.first() else {
             return Ok(None);

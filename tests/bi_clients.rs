@@ -1,0 +1,257 @@
+//! BI, notebook and app clients no one here wrote, unmodified, against `panorama serve` on
+//! the demo: SQLAlchemy with psycopg2 and psycopg 3 (and pandas over it), psqlODBC through
+//! pyodbc, pgjdbc, node-postgres and asyncpg. Each connects, introspects tables, columns,
+//! keys and descriptions as its tools do, runs bound parameters and transactions, and is
+//! refused writes without losing its connection. `.ci/run` installs every client
+//! (`PANORAMA_REQUIRE_SERVICES=1` turns a missing one into a failure).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn clients() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients"))
+}
+
+fn count(project: &Path, sql: &str) -> i64 {
+    let out = ok(&["query", "-p", p(project), "--format", "csv", sql]);
+    out.lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+/// `value` is an error object mentioning `code`'s refusal (PostgreSQL's 25006).
+fn refused(value: &Value) -> bool {
+    value
+        .get("error")
+        .and_then(Value::as_str)
+        .is_some_and(|e| e.contains("read-only"))
+}
+
+#[test]
+fn bi_and_app_clients_connect_unmodified() {
+    let project = demo("400", "11");
+    ok(&["run", "-p", p(project.path()), "-q"]);
+    let champions = count(
+        project.path(),
+        "SELECT count(*) FROM segment_members WHERE segment = 'champions'",
+    );
+    let customers = count(project.path(), "SELECT count(*) FROM unified_customers");
+    let members = count(project.path(), "SELECT count(*) FROM segment_members");
+    assert!(champions > 0 && customers > champions);
+    let server = Server::start(project.path(), &[]);
+    let (host, port) = server.pg.rsplit_once(':').unwrap();
+
+    python_clients(host, port, champions, customers, members);
+    jdbc(host, port, champions, customers);
+    node(host, port, champions, customers);
+}
+
+fn python_clients(host: &str, port: &str, champions: i64, customers: i64, members: i64) {
+    if !have(
+        "SQLAlchemy, psycopg2, psycopg, pyodbc with psqlODBC, asyncpg, pandas",
+        "python3",
+        &[
+            "-c",
+            "import sqlalchemy, psycopg2, psycopg, pyodbc, asyncpg, pandas; \
+             import sys; sys.exit(0 if any('PostgreSQL' in d for d in pyodbc.drivers()) else 1)",
+        ],
+    ) {
+        return;
+    }
+    let out = Command::new("python3")
+        .arg(clients().join("bi_python.py"))
+        .args([host, port])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "bi_python.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    for dialect in ["sqlalchemy_psycopg2", "sqlalchemy_psycopg"] {
+        let s = &r[dialect];
+        let at = |k: &str| &s[k];
+        // The dialect reads "PostgreSQL 16.6" in version().
+        assert_eq!(
+            at("server_version_info"),
+            &serde_json::json!([16, 6]),
+            "{dialect}: {s}"
+        );
+        assert_eq!(at("schemas"), &serde_json::json!(["public"]), "{dialect}");
+        let tables = at("tables").as_array().unwrap();
+        for t in ["unified_customers", "segment_members", "customer_links"] {
+            assert!(
+                tables.iter().any(|x| x == t),
+                "{dialect}: {t} in {tables:?}"
+            );
+        }
+        assert!(at("views")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "customer_profiles"));
+        assert_eq!(at("columns")[0], "customer_id", "{dialect}: {s}");
+        assert!(at("column_comment")
+            .as_str()
+            .unwrap()
+            .starts_with("The customer's id"));
+        assert_eq!(
+            at("pk"),
+            &serde_json::json!(["segment", "customer_id"]),
+            "{dialect}"
+        );
+        assert_eq!(
+            at("fks"),
+            &serde_json::json!([[["customer_id"], "unified_customers", ["customer_id"]]]),
+            "{dialect}"
+        );
+        assert!(at("table_comment")
+            .as_str()
+            .unwrap()
+            .starts_with("One row per customer"));
+        assert_eq!(at("has_table"), true);
+        assert_eq!(
+            at("read_sql"),
+            &serde_json::json!([champions]),
+            "{dialect}: {s}"
+        );
+        assert_eq!(
+            at("read_sql_table")[1],
+            9,
+            "{dialect}: segment_sizes columns"
+        );
+        assert!(refused(at("write")), "{dialect}: {}", at("write"));
+        assert_eq!(at("after_write"), customers, "{dialect}");
+        assert_eq!(at("transaction"), members, "{dialect}: {s}");
+        assert_eq!(at("savepoint"), customers, "{dialect}: {s}");
+    }
+
+    let o = &r["odbc"];
+    assert_eq!(o["param"], champions, "psqlODBC: {o}");
+    assert!(o["error"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no_such_column"));
+    // psqlODBC wraps each statement in a savepoint: after a failure the transaction goes on.
+    assert_eq!(o["after_error"], customers, "psqlODBC: {o}");
+    assert!(o["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "unified_customers"));
+    assert_eq!(o["columns"][0], "customer_id");
+    assert_eq!(
+        o["pk"],
+        serde_json::json!(["segment", "customer_id"]),
+        "{o}"
+    );
+    assert_eq!(
+        o["fks"],
+        serde_json::json!([["unified_customers", "customer_id", "customer_id"]]),
+        "{o}"
+    );
+    assert!(refused(&o["write"]), "psqlODBC: {}", o["write"]);
+    assert_eq!(o["after_write"], 1);
+
+    let a = &r["asyncpg"];
+    assert_eq!(a["fetchval"], champions, "asyncpg: {a}");
+    assert!(a["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("PostgreSQL 16.6 (Panorama"));
+    assert_eq!(a["transaction"], customers, "asyncpg: {a}");
+}
+
+fn jdbc(host: &str, port: &str, champions: i64, customers: i64) {
+    let jar = "/usr/share/java/postgresql.jar";
+    if !have(
+        "a JDK with pgjdbc (libpostgresql-jdbc-java)",
+        "javac",
+        &["-version"],
+    ) || !have("pgjdbc", "test", &["-f", jar])
+    {
+        return;
+    }
+    let out = Command::new("java")
+        .args(["-cp", jar])
+        .arg(clients().join("JdbcMetadata.java"))
+        .args([host, port])
+        .output()
+        .expect("java runs");
+    assert!(
+        out.status.success(),
+        "JdbcMetadata failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got = |name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}\t")))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .to_string()
+    };
+    // DatabaseMetaData and version() tell the same story.
+    assert!(
+        got("product").starts_with("PostgreSQL 16.6 (Panorama"),
+        "{text}"
+    );
+    assert!(
+        got("version").starts_with("PostgreSQL 16.6 (Panorama"),
+        "{text}"
+    );
+    assert_eq!(got("schemas"), "[pg_catalog, public]");
+    assert_eq!(got("tables"), "true");
+    assert!(got("views").contains("customer_profiles"));
+    assert!(got("columns").parse::<i64>().unwrap() > 10);
+    assert!(got("remarks").starts_with("The customer's id"), "{text}");
+    assert!(
+        got("table_remarks").starts_with("Who is in each segment"),
+        "{text}"
+    );
+    assert_eq!(got("primary_keys"), "[segment, customer_id]", "{text}");
+    assert_eq!(got("imported_keys"), "[unified_customers]", "{text}");
+    assert_eq!(got("exported_keys"), "true", "{text}");
+    assert_eq!(got("index_info"), "[unified_customers_pkey]", "{text}");
+    assert_eq!(got("best_row"), "[customer_id]", "{text}");
+    assert_eq!(got("functions"), "0", "{text}");
+    assert_eq!(got("table_privileges"), "true", "{text}");
+    assert_eq!(got("prepared"), champions.to_string(), "{text}");
+    assert_eq!(got("autocommit_off"), customers.to_string(), "{text}");
+    assert!(got("write").contains("read-only"), "{text}");
+    assert_eq!(got("after_write"), "1", "{text}");
+}
+
+fn node(host: &str, port: &str, champions: i64, customers: i64) {
+    let modules = std::env::var("PANORAMA_TEST_NODE_MODULES").unwrap_or_default();
+    let present = !modules.is_empty() && Path::new(&modules).join("pg").exists();
+    if !have("node", "node", &["--version"]) || !present {
+        assert!(
+            !required(),
+            "node-postgres is missing (PANORAMA_TEST_NODE_MODULES) but PANORAMA_REQUIRE_SERVICES=1"
+        );
+        eprintln!("SKIPPED part: node-postgres is not installed (.ci/run installs it)");
+        return;
+    }
+    let out = Command::new("node")
+        .arg(clients().join("node_pg.js"))
+        .args([host, port])
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("node runs");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "node_pg.js: {e}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    // int8 arrives as a string in node-postgres, as from PostgreSQL.
+    assert_eq!(r["param"], champions.to_string(), "{r}");
+    assert_eq!(r["cursor"], serde_json::json!([3, 3, true]), "{r}");
+    assert_eq!(r["transaction"], customers.to_string(), "{r}");
+}
