@@ -115,6 +115,7 @@ fn python_clients(host: &str, port: &str, champions: i64, customers: i64, member
             .unwrap()
             .starts_with("One row per customer"));
         assert_eq!(at("has_table"), true);
+        assert!(at("roles_join").is_i64(), "{dialect}: {}", at("roles_join"));
         assert_eq!(
             at("read_sql"),
             &serde_json::json!([champions]),
