@@ -45,8 +45,53 @@ fn bi_and_app_clients_connect_unmodified() {
     let (host, port) = server.pg.rsplit_once(':').unwrap();
 
     python_clients(host, port, champions, customers, members);
-    jdbc(host, port, champions, customers);
+    jdbc(host, port, champions, customers, None);
     node(host, port, champions, customers);
+    drop(server);
+
+    // With users and TLS, as beyond loopback: certificates checked, passwords asked.
+    add_user(project.path(), "ana", "s3cret-pass", "reader");
+    if !make_certificates(project.path()) {
+        return;
+    }
+    let (cert, key, ca) = (
+        project.path().join("cert.pem"),
+        project.path().join("key.pem"),
+        project.path().join("ca.pem"),
+    );
+    let server = Server::start(
+        project.path(),
+        &["--tls-cert", p(&cert), "--tls-key", p(&key)],
+    );
+    let port = server.pg_port();
+    let login = ("ana", "s3cret-pass", p(&ca));
+    if have(
+        "SQLAlchemy with psycopg2",
+        "python3",
+        &["-c", "import sqlalchemy, psycopg2, pandas"],
+    ) {
+        let out = Command::new("python3")
+            .arg(clients().join("bi_python.py"))
+            .args(["tls", "localhost", port, login.0, login.1, login.2])
+            .output()
+            .expect("python3 runs");
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "bi_python.py tls: {e}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert_eq!(r["ssl"], true, "{r}");
+        assert_eq!(
+            r["pk"],
+            serde_json::json!(["segment", "customer_id"]),
+            "{r}"
+        );
+        assert_eq!(r["read_sql"], serde_json::json!([champions]), "{r}");
+        let wrong = r["wrong_password"]["error"].as_str().unwrap_or_default();
+        assert!(wrong.contains("password authentication failed"), "{r}");
+    }
+    jdbc("localhost", port, champions, customers, Some(login));
 }
 
 fn python_clients(host: &str, port: &str, champions: i64, customers: i64, members: i64) {
@@ -168,7 +213,7 @@ fn python_clients(host: &str, port: &str, champions: i64, customers: i64, member
     assert_eq!(a["transaction"], customers, "asyncpg: {a}");
 }
 
-fn jdbc(host: &str, port: &str, champions: i64, customers: i64) {
+fn jdbc(host: &str, port: &str, champions: i64, customers: i64, login: Option<(&str, &str, &str)>) {
     let jar = "/usr/share/java/postgresql.jar";
     if !have(
         "a JDK with pgjdbc (libpostgresql-jdbc-java)",
@@ -178,12 +223,14 @@ fn jdbc(host: &str, port: &str, champions: i64, customers: i64) {
     {
         return;
     }
-    let out = Command::new("java")
-        .args(["-cp", jar])
+    let mut java = Command::new("java");
+    java.args(["-cp", jar])
         .arg(clients().join("JdbcMetadata.java"))
-        .args([host, port])
-        .output()
-        .expect("java runs");
+        .args([host, port]);
+    if let Some((user, password, ca)) = login {
+        java.args([user, password, ca]);
+    }
+    let out = java.output().expect("java runs");
     assert!(
         out.status.success(),
         "JdbcMetadata failed:\n{}",
@@ -196,6 +243,12 @@ fn jdbc(host: &str, port: &str, champions: i64, customers: i64) {
             .unwrap_or_else(|| panic!("no {name} in\n{text}"))
             .to_string()
     };
+    if login.is_some() {
+        assert!(
+            got("wrong_password").contains("password authentication failed"),
+            "{text}"
+        );
+    }
     // DatabaseMetaData and version() tell the same story.
     assert!(
         got("product").starts_with("PostgreSQL 16.6 (Panorama"),

@@ -3,7 +3,7 @@
 // transaction with autocommit off. Prints one line per call: `name<TAB>value` or
 // `name<TAB>ERROR message`.
 //
-//     java -cp .:postgresql.jar JdbcMetadata.java HOST PORT
+//     java -cp postgresql.jar JdbcMetadata.java HOST PORT [USER PASSWORD CAFILE]
 import java.sql.*;
 import java.util.*;
 
@@ -28,7 +28,16 @@ public class JdbcMetadata {
 
     public static void main(String[] args) throws Exception {
         String url = "jdbc:postgresql://" + args[0] + ":" + args[1] + "/panorama";
-        try (Connection c = DriverManager.getConnection(url, "analyst", "")) {
+        String user = "analyst", password = "";
+        if (args.length == 5) {
+            // USER PASSWORD CAFILE: TLS with the server's certificate checked, and a password.
+            user = args[2];
+            password = args[3];
+            url += "?ssl=true&sslmode=verify-full&sslrootcert=" + args[4];
+            final String u = url, name = user, wrong = "wrong-" + password;
+            call("wrong_password", () -> { DriverManager.getConnection(u, name, wrong).close(); return "connected"; });
+        }
+        try (Connection c = DriverManager.getConnection(url, user, password)) {
             DatabaseMetaData md = c.getMetaData();
             call("product", () -> md.getDatabaseProductName() + " " + md.getDatabaseProductVersion());
             call("version", () -> { ResultSet r = c.createStatement().executeQuery("SELECT version()"); r.next(); return r.getString(1); });

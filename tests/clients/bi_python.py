@@ -1,6 +1,7 @@
 """What Python BI and app clients do against `panorama serve`, printed as one JSON object.
 
     python3 bi_python.py HOST PORT
+    python3 bi_python.py tls HOST PORT USER PASSWORD CAFILE
 
 Each client runs the calls a BI tool or notebook makes (SQLAlchemy with psycopg2 and
 psycopg 3 as Superset and pandas use it, psqlODBC through pyodbc as Power BI, Excel and
@@ -17,6 +18,31 @@ def call(out, name, f):
         out[name] = f()
     except Exception as e:  # noqa: BLE001 - reported to the caller
         out[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
+
+
+def tls_suite(host, port, user, password, cafile):
+    """SQLAlchemy over TLS (the server's certificate checked against `cafile`) with a
+    password, and with a wrong one."""
+    out = {}
+    try:
+        import pandas as pd
+        import sqlalchemy as sa
+    except ImportError as e:
+        return {"missing": str(e)}
+    tls = f"sslmode=verify-full&sslrootcert={cafile}"
+    engine = sa.create_engine(f"postgresql+psycopg2://{user}:{password}@{host}:{port}/panorama?{tls}")
+    with engine.connect() as c:
+        call(out, "ssl", lambda: c.connection.dbapi_connection.info.ssl_in_use)
+        call(out, "pk", lambda: sa.inspect(c).get_pk_constraint("segment_members")["constrained_columns"])
+        call(out, "read_sql", lambda: pd.read_sql(
+            sa.text("SELECT count(*) AS n FROM segment_members WHERE segment = :s"), c,
+            params={"s": "champions"})["n"].tolist())
+    wrong = sa.create_engine(f"postgresql+psycopg2://{user}:wrong-{password}@{host}:{port}/panorama?{tls}")
+    def refused_login():
+        with wrong.connect() as c:
+            return c.execute(sa.text("SELECT 1")).scalar()
+    call(out, "wrong_password", refused_login)
+    return out
 
 
 def sqlalchemy_suite(driver, host, port):
@@ -125,6 +151,9 @@ def asyncpg_suite(host, port):
 
 
 def main(argv):
+    if argv[0] == "tls":
+        print(json.dumps(tls_suite(*argv[1:]), default=str))
+        return
     host, port = argv
     result = {
         "sqlalchemy_psycopg2": sqlalchemy_suite("psycopg2", host, port),
