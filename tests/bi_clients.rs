@@ -51,6 +51,17 @@ fn bi_and_app_clients_connect_unmodified() {
 
     // With users and TLS, as beyond loopback: certificates checked, passwords asked.
     add_user(project.path(), "ana", "s3cret-pass", "reader");
+    // A user set before SCRAM existed: no verifier in auth.toml, only the Argon2 hash.
+    let auth = project.path().join(".panorama/auth.toml");
+    let with_ana = std::fs::read_to_string(&auth).unwrap();
+    add_user(project.path(), "old", "older-pass", "reader");
+    let legacy: String = std::fs::read_to_string(&auth)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("scram") || with_ana.contains(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&auth, legacy).unwrap();
     if !make_certificates(project.path()) {
         return;
     }
@@ -73,6 +84,7 @@ fn bi_and_app_clients_connect_unmodified() {
         let out = Command::new("python3")
             .arg(clients().join("bi_python.py"))
             .args(["tls", "localhost", port, login.0, login.1, login.2])
+            .args(["old", "older-pass"])
             .output()
             .expect("python3 runs");
         let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -82,6 +94,9 @@ fn bi_and_app_clients_connect_unmodified() {
             )
         });
         assert_eq!(r["ssl"], true, "{r}");
+        // SCRAM-SHA-256 for users with a verifier; the cleartext message for older ones.
+        assert_eq!(r["scram_only"], customers, "{r}");
+        assert_eq!(r["legacy_cleartext"], 1, "{r}");
         assert_eq!(
             r["pk"],
             serde_json::json!(["segment", "customer_id"]),
@@ -273,6 +288,8 @@ fn jdbc(host: &str, port: &str, champions: i64, customers: i64, login: Option<(&
     assert_eq!(got("index_info"), "[unified_customers_pkey]", "{text}");
     assert_eq!(got("best_row"), "[customer_id]", "{text}");
     assert_eq!(got("functions"), "0", "{text}");
+    assert_eq!(got("procedures"), "0", "{text}");
+    assert_eq!(got("type_info"), "true", "{text}");
     assert_eq!(got("table_privileges"), "true", "{text}");
     assert_eq!(got("prepared"), champions.to_string(), "{text}");
     assert_eq!(got("autocommit_off"), customers.to_string(), "{text}");

@@ -36,6 +36,12 @@ impl Role {
 pub struct UserEntry {
     /// Argon2id in PHC form (`$argon2id$v=19$...`).
     pub password_hash: String,
+    /// PostgreSQL's SCRAM-SHA-256 verifier (`SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`),
+    /// for logins where the password never crosses the wire. Users set before it existed
+    /// have none and log in with the cleartext password message until their password is set
+    /// again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scram: Option<String>,
     pub role: Role,
 }
 
@@ -107,6 +113,7 @@ impl AuthFile {
             name.to_string(),
             UserEntry {
                 password_hash: hash,
+                scram: Some(super::scram::Verifier::new(password).to_string()),
                 role,
             },
         );
@@ -268,6 +275,27 @@ impl Credentials {
     /// True when connecting needs credentials.
     pub fn required(&self) -> bool {
         !self.users.is_empty() || !self.tokens.is_empty()
+    }
+
+    /// How a PostgreSQL login for `user` proves its password: SCRAM with the user's verifier,
+    /// or with one no password matches when there is no such user (so that a wrong name
+    /// looks like a wrong password); `None`: the user predates SCRAM and sends it in clear.
+    pub fn scram_verifier(&self, user: &str) -> Option<super::scram::Verifier> {
+        match self.users.get(user) {
+            None => Some(super::scram::Verifier::impossible()),
+            Some(entry) => entry
+                .scram
+                .as_deref()
+                .and_then(super::scram::Verifier::parse),
+        }
+    }
+
+    /// The user a completed SCRAM exchange logged in.
+    pub fn user(&self, user: &str) -> Option<Principal> {
+        self.users.get(user).map(|entry| Principal {
+            name: user.to_string(),
+            role: entry.role,
+        })
     }
 
     /// A user by password (PostgreSQL wire).

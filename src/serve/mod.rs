@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pg_catalog;
 pub mod pg_session;
 pub mod pgwire;
+pub mod scram;
 pub mod snapshot;
 
 use std::net::SocketAddr;

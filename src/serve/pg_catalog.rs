@@ -1051,11 +1051,39 @@ pub fn qualify_catalog_names(sql: &str) -> std::borrow::Cow<'_, str> {
             copied = open + 1;
         }
     }
-    if copied == 0 {
+    out.push_str(&sql[copied..]);
+    // `'pg_catalog.array_in'::regproc` (pgjdbc's getTypeInfo) compares with `typinput`, which
+    // this catalog holds as the function's name: compare names.
+    const PROC: &str = "'::regproc";
+    let lower = out.to_ascii_lowercase();
+    let mut names = String::new();
+    let mut copied_names = 0;
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(PROC).map(|i| i + from) {
+        from = at + PROC.len();
+        if lower[from..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            continue; // ::regprocedure
+        }
+        let Some(open) = out[..at].rfind('\'') else {
+            continue;
+        };
+        let name = &out[open + 1..at];
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        {
+            continue;
+        }
+        names.push_str(&out[copied_names..open + 1]);
+        names.push_str(name.strip_prefix("pg_catalog.").unwrap_or(name));
+        names.push('\'');
+        copied_names = from;
+    }
+    if copied == 0 && copied_names == 0 {
         return std::borrow::Cow::Borrowed(sql);
     }
-    out.push_str(&sql[copied..]);
-    std::borrow::Cow::Owned(out)
+    names.push_str(&out[copied_names..]);
+    std::borrow::Cow::Owned(names)
 }
 
 /// Rewrite what PostgreSQL accepts and DataFusion does not; true when anything changed.
@@ -1143,6 +1171,20 @@ impl VisitorMut for Rewriter {
 
     fn post_visit_query(&mut self, query: &mut ast::Query) -> std::ops::ControlFlow<()> {
         if let ast::SetExpr::Select(select) = query.body.as_mut() {
+            // PostgreSQL allows `SELECT NULL, NULL` (pgjdbc's getProcedures); DataFusion wants
+            // distinct names: later repeats of a constant are named `?column?N`.
+            let mut seen = std::collections::HashSet::new();
+            for (n, item) in select.projection.iter_mut().enumerate() {
+                if let ast::SelectItem::UnnamedExpr(e @ Expr::Value(_)) = item {
+                    if !seen.insert(e.to_string()) {
+                        *item = ast::SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias: ast::Ident::with_quote('"', format!("?column?{n}")),
+                        };
+                        self.changed = true;
+                    }
+                }
+            }
             // An int2vector selected as it is reads "1 2" in PostgreSQL (psqlODBC parses it).
             for item in select.projection.iter_mut() {
                 if let ast::SelectItem::UnnamedExpr(e) = item {
@@ -1655,6 +1697,12 @@ mod tests {
             qualify_catalog_names("SELECT 'my_table'::regclass"),
             "SELECT 'my_table'::regclass"
         );
+        assert_eq!(
+            qualify_catalog_names(
+                "SELECT typinput='pg_catalog.array_in'::regproc, 'f'::regprocedure"
+            ),
+            "SELECT typinput='array_in', 'f'::regprocedure"
+        );
     }
 
     #[test]
@@ -1687,7 +1735,7 @@ mod tests {
         );
         assert_eq!(
             rewritten("SELECT 'p'::name, generate_series(1, 3) AS i FROM t"),
-            "SELECT CAST('p' AS TEXT), unnest(generate_series(1, 3)) AS i FROM t"
+            "SELECT 'p'::TEXT, unnest(generate_series(1, 3)) AS i FROM t"
         );
     }
 

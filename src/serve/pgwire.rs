@@ -37,6 +37,7 @@ use super::limits;
 use super::metrics::Metrics;
 use super::pg_catalog;
 use super::pg_session::{self, SessionStatement};
+use super::scram;
 use super::snapshot::Serving;
 
 type DfStatement = (
@@ -401,8 +402,9 @@ impl QueryParser for PgParser {
     }
 }
 
-/// Cleartext password checked against the Argon2 hash (use TLS beyond loopback); no password
-/// asked when the project has no users.
+/// SCRAM-SHA-256 against the user's verifier (the password never crosses the wire); users
+/// set before SCRAM send the cleartext password message, checked against the Argon2 hash
+/// (use TLS beyond loopback). No password asked when the project has no users.
 pub struct PgStartup {
     serving: Arc<Serving>,
     manager: Arc<ConnectionManager>,
@@ -430,6 +432,62 @@ impl PgStartup {
     }
 }
 
+/// Where a connection's SCRAM exchange stands.
+enum ScramStep {
+    AwaitingFirst(scram::Verifier),
+    AwaitingFinal(Box<scram::Exchange>),
+    Done,
+}
+
+#[derive(Default)]
+struct ScramLogin(std::sync::Mutex<Option<ScramStep>>);
+
+fn login_failed(user: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        "28P01".into(),
+        format!("password authentication failed for user \"{user}\""),
+    )))
+}
+
+impl PgStartup {
+    fn user<C: ClientInfo>(client: &C) -> String {
+        LoginInfo::from_client_info(client)
+            .user()
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Refused unchecked while the user or the address has failed too often.
+    fn blocked<C: ClientInfo>(&self, client: &C, user: &str) -> PgWireResult<[String; 2]> {
+        let creds = &self.serving.credentials;
+        let keys = [
+            format!("user:{user}"),
+            format!("addr:{}", client.socket_addr().ip()),
+        ];
+        if let Some(wait) = keys.iter().find_map(|k| creds.failures.blocked(k)) {
+            Metrics::count(&self.serving.metrics.auth_failures);
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28000".into(),
+                format!(
+                    "too many failed logins for user \"{user}\" or from this address; retry in {} s",
+                    wait.as_secs() + 1
+                ),
+            ))));
+        }
+        Ok(keys)
+    }
+
+    fn failed(&self, keys: &[String; 2], user: &str) -> PgWireError {
+        Metrics::count(&self.serving.metrics.auth_failures);
+        for k in keys {
+            self.serving.credentials.failures.failed(k);
+        }
+        login_failed(user)
+    }
+}
+
 #[async_trait]
 impl StartupHandler for PgStartup {
     async fn on_startup<C>(
@@ -446,60 +504,90 @@ impl StartupHandler for PgStartup {
             PgWireFrontendMessage::Startup(ref startup) => {
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
-                if self.serving.credentials.required() {
-                    client.set_state(PgWireConnectionState::AuthenticationInProgress);
-                    client
-                        .send(PgWireBackendMessage::Authentication(
-                            Authentication::CleartextPassword,
-                        ))
-                        .await?;
-                } else {
+                if !self.serving.credentials.required() {
                     self.accept(client).await?;
                     client.set_state(PgWireConnectionState::ReadyForQuery);
+                    return Ok(());
                 }
-            }
-            PgWireFrontendMessage::PasswordMessageFamily(pwd) => {
-                let pwd = pwd.into_password()?;
-                let user = LoginInfo::from_client_info(client)
-                    .user()
-                    .map(|u| u.to_string())
-                    .unwrap_or_default();
-                let creds = &self.serving.credentials;
-                let keys = [
-                    format!("user:{user}"),
-                    format!("addr:{}", client.socket_addr().ip()),
-                ];
-                if let Some(wait) = keys.iter().find_map(|k| creds.failures.blocked(k)) {
-                    Metrics::count(&self.serving.metrics.auth_failures);
-                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                        "FATAL".into(),
-                        "28000".into(),
-                        format!(
-                            "too many failed logins for user \"{user}\" or from this address; retry in {} s",
-                            wait.as_secs() + 1
-                        ),
-                    ))));
-                }
-                let checked = {
-                    let (u, p) = (user.clone(), pwd.password.clone());
-                    // Argon2 takes tens of milliseconds on purpose: not on the async workers.
-                    tokio::task::block_in_place(|| creds.password(&u, &p))
+                let user = Self::user(client);
+                self.blocked(client, &user)?;
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                // SCRAM-SHA-256 unless the user predates it (then the cleartext message).
+                let auth = match self.serving.credentials.scram_verifier(&user) {
+                    Some(verifier) => {
+                        let login = client
+                            .session_extensions()
+                            .get_or_insert_with(ScramLogin::default);
+                        *login.0.lock().expect("scram lock") =
+                            Some(ScramStep::AwaitingFirst(verifier));
+                        Authentication::SASL(vec!["SCRAM-SHA-256".to_string()])
+                    }
+                    None => Authentication::CleartextPassword,
                 };
-                match checked {
-                    Some(_) => {
+                client
+                    .send(PgWireBackendMessage::Authentication(auth))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(msg) => {
+                let user = Self::user(client);
+                let keys = self.blocked(client, &user)?;
+                let login = client
+                    .session_extensions()
+                    .get_or_insert_with(ScramLogin::default);
+                let step = login.0.lock().expect("scram lock").take();
+                match step {
+                    Some(ScramStep::AwaitingFirst(verifier)) => {
+                        let first = msg.into_sasl_initial_response()?;
+                        if first.auth_method != "SCRAM-SHA-256" {
+                            return Err(PgWireError::UnsupportedSASLAuthMethod(first.auth_method));
+                        }
+                        let data = first.data.unwrap_or_default();
+                        let (exchange, server_first) = scram::Exchange::start(verifier, &data)
+                            .map_err(|why| {
+                                tracing::debug!(user, why, "SCRAM refused");
+                                self.failed(&keys, &user)
+                            })?;
+                        *login.0.lock().expect("scram lock") =
+                            Some(ScramStep::AwaitingFinal(Box::new(exchange)));
+                        client
+                            .send(PgWireBackendMessage::Authentication(
+                                Authentication::SASLContinue(server_first.into_bytes().into()),
+                            ))
+                            .await?;
+                    }
+                    Some(ScramStep::AwaitingFinal(exchange)) => {
+                        let last = msg.into_sasl_response()?;
+                        let server_final = exchange.finish(&last.data).map_err(|why| {
+                            tracing::debug!(user, why, "SCRAM refused");
+                            self.failed(&keys, &user)
+                        })?;
+                        if self.serving.credentials.user(&user).is_none() {
+                            return Err(self.failed(&keys, &user));
+                        }
+                        *login.0.lock().expect("scram lock") = Some(ScramStep::Done);
+                        client
+                            .send(PgWireBackendMessage::Authentication(
+                                Authentication::SASLFinal(server_final.into_bytes().into()),
+                            ))
+                            .await?;
                         self.accept(client).await?;
                         client.set_state(PgWireConnectionState::ReadyForQuery);
                     }
+                    Some(ScramStep::Done) => return Err(PgWireError::InvalidSASLState),
                     None => {
-                        Metrics::count(&self.serving.metrics.auth_failures);
-                        for k in &keys {
-                            creds.failures.failed(k);
+                        let pwd = msg.into_password()?;
+                        let checked = {
+                            let creds = &self.serving.credentials;
+                            let (u, p) = (user.clone(), pwd.password.clone());
+                            // Argon2 takes tens of milliseconds on purpose: not on the async
+                            // workers.
+                            tokio::task::block_in_place(|| creds.password(&u, &p))
+                        };
+                        if checked.is_none() {
+                            return Err(self.failed(&keys, &user));
                         }
-                        return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                            "FATAL".into(),
-                            "28P01".into(),
-                            format!("password authentication failed for user \"{user}\""),
-                        ))));
+                        self.accept(client).await?;
+                        client.set_state(PgWireConnectionState::ReadyForQuery);
                     }
                 }
             }

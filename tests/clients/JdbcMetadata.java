@@ -53,6 +53,8 @@ public class JdbcMetadata {
             call("index_info", () -> column(md.getIndexInfo(null, "public", "unified_customers", false, true), "INDEX_NAME"));
             call("best_row", () -> column(md.getBestRowIdentifier(null, "public", "unified_customers", DatabaseMetaData.bestRowSession, true), "COLUMN_NAME"));
             call("functions", () -> column(md.getFunctions(null, "public", "%"), "FUNCTION_NAME").size());
+            call("procedures", () -> column(md.getProcedures(null, "public", "%"), "PROCEDURE_NAME").size());
+            call("type_info", () -> column(md.getTypeInfo(), "TYPE_NAME").contains("int4"));
             call("table_privileges", () -> column(md.getTablePrivileges(null, "public", "unified_customers"), "PRIVILEGE").size() > 0);
             call("prepared", () -> {
                 PreparedStatement p = c.prepareStatement("SELECT count(*) FROM segment_members WHERE segment = ?");

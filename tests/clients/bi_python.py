@@ -1,7 +1,7 @@
 """What Python BI and app clients do against `panorama serve`, printed as one JSON object.
 
     python3 bi_python.py HOST PORT
-    python3 bi_python.py tls HOST PORT USER PASSWORD CAFILE
+    python3 bi_python.py tls HOST PORT USER PASSWORD CAFILE [OLD_USER OLD_PASSWORD]
 
 Each client runs the calls a BI tool or notebook makes (SQLAlchemy with psycopg2 and
 psycopg 3 as Superset and pandas use it, psqlODBC through pyodbc as Power BI, Excel and
@@ -20,7 +20,7 @@ def call(out, name, f):
         out[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
 
 
-def tls_suite(host, port, user, password, cafile):
+def tls_suite(host, port, user, password, cafile, *legacy):
     """SQLAlchemy over TLS (the server's certificate checked against `cafile`) with a
     password, and with a wrong one."""
     out = {}
@@ -37,6 +37,18 @@ def tls_suite(host, port, user, password, cafile):
         call(out, "read_sql", lambda: pd.read_sql(
             sa.text("SELECT count(*) AS n FROM segment_members WHERE segment = :s"), c,
             params={"s": "champions"})["n"].tolist())
+    # libpq 16+ refuses a server that asks for anything but SCRAM when told so.
+    import psycopg
+    base = f"host={host} port={port} dbname=panorama sslmode=verify-full sslrootcert={cafile}"
+    def scram_only():
+        with psycopg.connect(f"{base} user={user} password={password} require_auth=scram-sha-256") as c:
+            return c.execute("SELECT count(*) FROM unified_customers").fetchone()[0]
+    call(out, "scram_only", scram_only)
+    if legacy:
+        def cleartext_only():
+            with psycopg.connect(f"{base} user={legacy[0]} password={legacy[1]} require_auth=password") as c:
+                return c.execute("SELECT 1").fetchone()[0]
+        call(out, "legacy_cleartext", cleartext_only)
     wrong = sa.create_engine(f"postgresql+psycopg2://{user}:wrong-{password}@{host}:{port}/panorama?{tls}")
     def refused_login():
         with wrong.connect() as c:
