@@ -1619,9 +1619,11 @@ fn only_outer(e: &Expr, inner: &[String]) -> bool {
 /// row, so the two agree.
 fn predicate_subqueries_to_exists(e: &mut Expr) -> bool {
     match e {
-        Expr::BinaryOp { left, op, right }
-            if matches!(op, ast::BinaryOperator::And | ast::BinaryOperator::Or) =>
-        {
+        Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And | ast::BinaryOperator::Or,
+            right,
+        } => {
             let l = predicate_subqueries_to_exists(left);
             let r = predicate_subqueries_to_exists(right);
             l || r

@@ -120,7 +120,7 @@ pub struct Exchange {
     gs2_header: String,
 }
 
-fn attribute<'a>(message: &'a str, key: char) -> Option<&'a str> {
+fn attribute(message: &str, key: char) -> Option<&str> {
     message
         .split(',')
         .find_map(|part| part.strip_prefix(key).and_then(|p| p.strip_prefix('=')))
