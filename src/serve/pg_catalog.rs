@@ -1032,58 +1032,58 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
 /// `pg_description` on `'pg_class'::regclass`). Done on the text, before datafusion-postgres
 /// turns the cast into a lookup.
 pub fn qualify_catalog_names(sql: &str) -> std::borrow::Cow<'_, str> {
-    const CAST: &str = "'::regclass";
+    let qualified = edit_cast_literals(sql, "regclass", |name| {
+        let catalog_table =
+            name.starts_with("pg_") && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        catalog_table.then(|| format!("'pg_catalog.{name}'::regclass"))
+    });
+    // `'pg_catalog.array_in'::regproc` (pgjdbc's getTypeInfo) compares with `typinput`, which
+    // this catalog holds as the function's name: compare names.
+    let text = qualified.as_deref().unwrap_or(sql);
+    let named = edit_cast_literals(text, "regproc", |name| {
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        plain.then(|| format!("'{}'", name.strip_prefix("pg_catalog.").unwrap_or(name)))
+    });
+    match (named, qualified) {
+        (Some(text), _) | (None, Some(text)) => std::borrow::Cow::Owned(text),
+        (None, None) => std::borrow::Cow::Borrowed(sql),
+    }
+}
+
+/// Each `'literal'::<cast>` of `sql` (the cast's whole word) replaced by what `edit` makes
+/// of the literal; `None` from `edit` leaves it. `None`: nothing replaced.
+fn edit_cast_literals(
+    sql: &str,
+    cast: &str,
+    edit: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let marker = format!("'::{cast}");
     let lower = sql.to_ascii_lowercase();
     let mut out = String::new();
     let mut copied = 0;
     let mut from = 0;
-    while let Some(at) = lower[from..].find(CAST).map(|i| i + from) {
-        from = at + CAST.len();
+    while let Some(at) = lower[from..].find(&marker).map(|i| i + from) {
+        let end = at + marker.len();
+        from = end;
+        if lower[end..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            continue; // a longer type name (regprocedure)
+        }
         let Some(open) = sql[..at].rfind('\'') else {
             continue;
         };
-        let name = &sql[open + 1..at];
-        let catalog_table =
-            name.starts_with("pg_") && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        if catalog_table {
-            out.push_str(&sql[copied..open + 1]);
-            out.push_str("pg_catalog.");
-            copied = open + 1;
-        }
-    }
-    out.push_str(&sql[copied..]);
-    // `'pg_catalog.array_in'::regproc` (pgjdbc's getTypeInfo) compares with `typinput`, which
-    // this catalog holds as the function's name: compare names.
-    const PROC: &str = "'::regproc";
-    let lower = out.to_ascii_lowercase();
-    let mut names = String::new();
-    let mut copied_names = 0;
-    let mut from = 0;
-    while let Some(at) = lower[from..].find(PROC).map(|i| i + from) {
-        from = at + PROC.len();
-        if lower[from..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
-            continue; // ::regprocedure
-        }
-        let Some(open) = out[..at].rfind('\'') else {
+        let Some(replacement) = edit(&sql[open + 1..at]) else {
             continue;
         };
-        let name = &out[open + 1..at];
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-        {
-            continue;
-        }
-        names.push_str(&out[copied_names..open + 1]);
-        names.push_str(name.strip_prefix("pg_catalog.").unwrap_or(name));
-        names.push('\'');
-        copied_names = from;
+        out.push_str(&sql[copied..open]);
+        out.push_str(&replacement);
+        copied = end;
     }
-    if copied == 0 && copied_names == 0 {
-        return std::borrow::Cow::Borrowed(sql);
-    }
-    names.push_str(&out[copied_names..]);
-    std::borrow::Cow::Owned(names)
+    (copied > 0).then(|| {
+        out.push_str(&sql[copied..]);
+        out
+    })
 }
 
 /// Rewrite what PostgreSQL accepts and DataFusion does not; true when anything changed.
