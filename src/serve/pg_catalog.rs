@@ -447,6 +447,51 @@ fn i16_list(values: &[i16]) -> ScalarValue {
     ScalarValue::List(ScalarValue::new_list_nullable(&items, &DataType::Int16))
 }
 
+/// One `pg_constraint` row of `rel`: its primary key, or with `references` (the table and
+/// column referred to) a foreign key; `index` is the key's index, or the referred one's.
+fn constraint_row(
+    oid: i32,
+    name: &str,
+    rel: &Relation,
+    index: i32,
+    conkey: &[i16],
+    references: Option<(i32, i16)>,
+) -> HashMap<&'static str, ScalarValue> {
+    // Foreign keys: no action on update or delete, simple match; keys have none.
+    let (kind, action, matching) = match references {
+        Some(_) => ("f", "a", "s"),
+        None => ("p", " ", " "),
+    };
+    let mut row = HashMap::from([
+        ("oid", ScalarValue::from(oid)),
+        ("conname", ScalarValue::from(name)),
+        ("connamespace", ScalarValue::from(rel.namespace)),
+        ("contype", ScalarValue::from(kind)),
+        ("condeferrable", ScalarValue::from(false)),
+        ("condeferred", ScalarValue::from(false)),
+        ("convalidated", ScalarValue::from(true)),
+        ("conrelid", ScalarValue::from(rel.oid)),
+        ("contypid", ScalarValue::from(0i32)),
+        ("conindid", ScalarValue::from(index)),
+        ("conparentid", ScalarValue::from(0i32)),
+        (
+            "confrelid",
+            ScalarValue::from(references.map_or(0, |r| r.0)),
+        ),
+        ("confupdtype", ScalarValue::from(action)),
+        ("confdeltype", ScalarValue::from(action)),
+        ("confmatchtype", ScalarValue::from(matching)),
+        ("conislocal", ScalarValue::from(true)),
+        ("coninhcount", ScalarValue::from(0i16)),
+        ("connoinherit", ScalarValue::from(true)),
+        ("conkey", i16_list(conkey)),
+    ]);
+    if let Some((_, column)) = references {
+        row.insert("confkey", i16_list(&[column]));
+    }
+    row
+}
+
 fn i32_list(values: &[i32]) -> ScalarValue {
     let items: Vec<ScalarValue> = values
         .iter()
@@ -594,31 +639,8 @@ impl Declared {
                 ("relfrozenxid", i(0)),
                 ("relminmxid", i(0)),
             ]));
-            let constraint = |oid: i32, name: String, kind: &str| {
-                HashMap::from([
-                    ("oid", i(oid)),
-                    ("conname", s(&name)),
-                    ("connamespace", i(rel.namespace)),
-                    ("contype", s(kind)),
-                    ("condeferrable", b(false)),
-                    ("condeferred", b(false)),
-                    ("convalidated", b(true)),
-                    ("conrelid", i(rel.oid)),
-                    ("contypid", i(0)),
-                    ("conparentid", i(0)),
-                    ("conislocal", b(true)),
-                    ("coninhcount", ScalarValue::Int16(Some(0))),
-                    ("connoinherit", b(true)),
-                ])
-            };
-            let mut pk = constraint(pk_oid, name, "p");
-            pk.insert("conindid", i(index_oid));
-            pk.insert("confrelid", i(0));
-            pk.insert("confupdtype", s(" "));
-            pk.insert("confdeltype", s(" "));
-            pk.insert("confmatchtype", s(" "));
-            pk.insert("conkey", i16_list(&key));
-            d.pg_constraint.push(pk);
+            d.pg_constraint
+                .push(constraint_row(pk_oid, &name, rel, index_oid, &key, None));
         }
         // References, once every key is known.
         for doc in docs {
@@ -646,28 +668,14 @@ impl Declared {
                         quote(target)
                     ),
                 );
-                d.pg_constraint.push(HashMap::from([
-                    ("oid", i(oid)),
-                    ("conname", s(&name)),
-                    ("connamespace", i(rel.namespace)),
-                    ("contype", s("f")),
-                    ("condeferrable", b(false)),
-                    ("condeferred", b(false)),
-                    ("convalidated", b(true)),
-                    ("conrelid", i(rel.oid)),
-                    ("contypid", i(0)),
-                    ("conindid", i(to.oid + INDEX_OID_OFFSET)),
-                    ("conparentid", i(0)),
-                    ("confrelid", i(to.oid)),
-                    ("confupdtype", s("a")),
-                    ("confdeltype", s("a")),
-                    ("confmatchtype", s("s")),
-                    ("conislocal", b(true)),
-                    ("coninhcount", ScalarValue::Int16(Some(0))),
-                    ("connoinherit", b(true)),
-                    ("conkey", i16_list(&[*from])),
-                    ("confkey", i16_list(&[*to_col])),
-                ]));
+                d.pg_constraint.push(constraint_row(
+                    oid,
+                    &name,
+                    rel,
+                    to.oid + INDEX_OID_OFFSET,
+                    &[*from],
+                    Some((to.oid, *to_col)),
+                ));
             }
         }
         for ((oid, sub), text) in &d.descriptions {

@@ -138,13 +138,12 @@ fn statement_text(sql: &str, statements: &[Statement], mut statement: Statement)
     }
 }
 
-/// A planning context for one statement of one connection: the served run with the
-/// session's own settings behind `current_setting()`.
-fn session_context(
-    base: &SessionContext,
+/// A context of this connection's own (not shared): the session's settings behind
+/// `current_setting()`.
+fn with_session_settings(
+    ctx: SessionContext,
     metadata: &std::collections::HashMap<String, String>,
 ) -> SessionContext {
-    let ctx = SessionContext::new_with_state(base.state());
     ctx.register_udf(pg_catalog::current_setting_udf(pg_session::settings(
         metadata,
     )));
@@ -250,9 +249,6 @@ impl PgService {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let ctx = self.serving.query_context().map_err(df_error)?;
-        let ctx = session_context(&ctx, client.metadata());
-        let service = DfSessionService::new(Arc::new(ctx));
         // SQL DEALLOCATE also frees statements prepared over the protocol (psqlODBC does).
         if let Statement::Deallocate { name, .. } = statement {
             if status == TransactionStatus::Error {
@@ -267,6 +263,7 @@ impl PgService {
             let answered = answer_session(client, &session, status).await?;
             // Settings datafusion-postgres keeps itself (statement_timeout, TimeZone).
             if let SessionStatement::Reset(name) = &session {
+                let service = self.service(client.metadata())?;
                 for sql in pg_session::reset_elsewhere(name.as_deref()) {
                     SimpleQueryHandler::do_query(&service, client, sql).await?;
                 }
@@ -277,7 +274,20 @@ impl PgService {
             return Err(pg_session::aborted());
         }
         let text = statement_text(query, statements, statement.clone());
+        let service = self.service(client.metadata())?;
         SimpleQueryHandler::do_query(&service, client, &text).await
+    }
+
+    /// DataFusion for one statement: this query's limits and the session's settings. Built
+    /// only for what DataFusion runs (psqlODBC sends two savepoint statements per query).
+    fn service(
+        &self,
+        metadata: &std::collections::HashMap<String, String>,
+    ) -> PgWireResult<DfSessionService> {
+        let ctx = self.serving.query_context().map_err(df_error)?;
+        Ok(DfSessionService::new(Arc::new(with_session_settings(
+            ctx, metadata,
+        ))))
     }
 }
 
@@ -373,7 +383,11 @@ impl QueryParser for PgParser {
             return Ok(Some((sql.to_string(), Some((first.clone(), plan)))));
         }
         let text = statement_text(sql, &statements, first.clone());
-        let ctx = session_context(&self.serving.snapshot().ctx, client.metadata());
+        // A copy of the shared snapshot context: the settings function is this session's.
+        let ctx = with_session_settings(
+            SessionContext::new_with_state(self.serving.snapshot().ctx.state()),
+            client.metadata(),
+        );
         let planner = DfSessionService::new(Arc::new(ctx));
         let parsed = planner
             .query_parser()
