@@ -4,8 +4,10 @@
     python3 -m venv /tmp/splinkenv && /tmp/splinkenv/bin/pip install splink pyarrow
     cargo build --release
     /tmp/splinkenv/bin/python benches/splink_compare.py --persons 100000
+    /tmp/splinkenv/bin/python benches/splink_compare.py --generator people --persons 3000 --seed 7
 
-1. `panorama demo` writes N people's records (CRM, webshop, loyalty) and the ground truth.
+1. `panorama demo` (or, with `--generator people`, the independent generator
+   benches/generators/people.py) writes N people's records (CRM, webshop, loyalty) and the ground truth.
 2. `panorama run` loads and unifies them (default probabilistic matching); its unify-stage
    time comes from the run manifest, its peak RSS from wait4.
 3. Splink (DuckDB backend) deduplicates Panorama's staged records (`unify_records`: the same
@@ -61,9 +63,13 @@ def splink_child(records_parquet, out_csv):
 
     started = time.monotonic()
     con = duckdb.connect()
+    columns = set(con.sql(f"SELECT * FROM read_parquet('{records_parquet}') LIMIT 0").columns)
+    # The independent generator (benches/generators/people.py) maps a national id as an
+    # `identifier` field; Splink gets it as an exact comparison and a blocking rule.
+    national_id = "national_id" in columns
     table = con.sql(
         f"""SELECT uid, first_name, last_name, last_name_phonetic, email, phone_digits,
-                   birth_date, postcode, street, city
+                   birth_date, postcode, street, city{", national_id" if national_id else ""}
             FROM read_parquet('{records_parquet}')"""
     ).arrow()
     if hasattr(table, "read_all"):  # duckdb 2 returns a RecordBatchReader
@@ -75,7 +81,7 @@ def splink_child(records_parquet, out_csv):
         block_on("phone_digits"),
         block_on("last_name_phonetic", "birth_date"),
         block_on("postcode", "street"),
-    ]
+    ] + ([block_on("national_id")] if national_id else [])
     settings = SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="uid",
@@ -88,7 +94,7 @@ def splink_child(records_parquet, out_csv):
             cl.ExactMatch("postcode"),
             cl.LevenshteinAtThresholds("street", 2),
             cl.ExactMatch("city"),
-        ],
+        ] + ([cl.ExactMatch("national_id")] if national_id else []),
         blocking_rules_to_generate_predictions=blocking,
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=False,
@@ -114,6 +120,12 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--panorama", default=str(Path(__file__).resolve().parent.parent / "target/release/panorama"))
     ap.add_argument("--workdir", default=None, help="default: a new temporary directory")
+    ap.add_argument(
+        "--generator",
+        choices=["demo", "people"],
+        default="demo",
+        help="demo: `panorama demo`; people: the independent generator benches/generators/people.py",
+    )
     ap.add_argument("--splink-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.splink_child:
@@ -123,7 +135,11 @@ def main():
     work = Path(args.workdir or tempfile.mkdtemp(prefix="panorama-vs-splink-"))
     project = work / "demo"
     pano = args.panorama
-    subprocess.run([pano, "demo", "--persons", str(args.persons), "--seed", str(args.seed), "--out", str(project), "-q"], check=True)
+    if args.generator == "demo":
+        subprocess.run([pano, "demo", "--persons", str(args.persons), "--seed", str(args.seed), "--out", str(project), "-q"], check=True)
+    else:
+        people = Path(__file__).resolve().parent / "generators" / "people.py"
+        subprocess.run([sys.executable, str(people), "--persons", str(args.persons), "--seed", str(args.seed), "--out", str(project), "--quiet"], check=True)
 
     wall, rss, _ = run_measured([pano, "run", "-p", str(project), "-q"])
     ws = project / ".panorama"
@@ -152,7 +168,7 @@ def main():
         splink_clusters[uid.strip('"')] = cluster
     sp, sr, sf, sn = pairwise(splink_clusters, truth)
 
-    print(f"\n{args.persons:,} persons, {n:,} records (Splink scored {sn:,})\n")
+    print(f"\n{args.generator}: {args.persons:,} persons, {n:,} records (Splink scored {sn:,})\n")
     print("| tool | matching time | process wall | peak RSS | precision | recall | F1 |")
     print("|---|---|---|---|---|---|---|")
     print(f"| Panorama (unify stage; run also loads 5 sources) | {unify_seconds:.1f} s | {wall:.1f} s | {rss / 1024:.2f} GiB | {pp:.3f} | {pr:.3f} | **{pf:.3f}** |")
