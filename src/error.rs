@@ -71,6 +71,11 @@ pub enum Error {
     /// Anything else, with a message that says what.
     #[error("{0}")]
     Other(String),
+
+    /// Not a failure: a consumer of [`crate::sources::read_raw`] has what it needs (a sample)
+    /// and stops the reader; the caller that returned it treats it as success.
+    #[error("reading stopped after a sample")]
+    StopReading,
 }
 
 impl Error {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod exports;
+pub mod init_from;
 pub mod journeys;
 pub mod output;
 pub mod predictions;

@@ -195,10 +195,30 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// Create a new project with a starter panorama.toml and a small CSV.
+    /// Create a new project: from your own data with --from, else a starter config and CSV.
+    ///
+    /// With --from, every file, folder, glob, object-store URL or postgres://…/db#schema.table
+    /// given becomes a source; each column's meaning is guessed from its name (in English,
+    /// Dutch, German, French, Spanish, Italian) and checked against its values, and a complete,
+    /// commented panorama.toml is written: sources with their keys and types, the unify map with
+    /// the evidence beside each mapping, identities for event data with cookie ids, activities
+    /// for orders keyed by another source's id, and measure templates when there are orders.
+    /// Then: `panorama doctor`, `panorama run`.
     Init {
         /// Directory to create the project in.
         dir: PathBuf,
+        /// Your data: files, folders, globs, s3://… URLs, postgres://…/db#schema.table.
+        #[arg(long, num_args = 1..)]
+        from: Vec<String>,
+        /// Print the config (and the summary) instead of writing it.
+        #[arg(long, requires = "from")]
+        dry_run: bool,
+        /// Replace an existing panorama.toml.
+        #[arg(long, requires = "from")]
+        force: bool,
+        /// Rows read from each source to guess from.
+        #[arg(long, default_value_t = 50_000, requires = "from")]
+        sample_rows: usize,
     },
     /// Write a demo retail project (CRM, webshop, loyalty, web events) with ground truth.
     Demo {
@@ -559,11 +579,53 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// `panorama init DIR --from ...`.
+async fn init_from(
+    dir: PathBuf,
+    from: Vec<String>,
+    dry_run: bool,
+    force: bool,
+    sample_rows: usize,
+    quiet: bool,
+) -> Result<()> {
+    let opts = panorama::init_from::InitFromOptions {
+        dir: dir.clone(),
+        from,
+        sample_rows: sample_rows.max(1),
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let plan = tokio::task::spawn_blocking(move || panorama::init_from::plan(&opts, &runtime))
+        .await
+        .map_err(|e| Error::Other(format!("init stopped: {e}")))??;
+    let text = panorama::init_from::write(&plan, dry_run, force)?;
+    if dry_run {
+        print!("{text}");
+    }
+    if !quiet {
+        eprint!("{}", panorama::init_from::summary(&plan));
+        if !dry_run {
+            eprintln!(
+                "Wrote {}. Next: panorama doctor -p {1} && panorama run -p {1}",
+                dir.join(panorama::config::CONFIG_FILE).display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn dispatch(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Quickstart { dir, persons, seed } => quickstart(dir, persons, seed, quiet).await,
-        Command::Init { dir } => {
+        Command::Init {
+            dir,
+            from,
+            dry_run,
+            force,
+            sample_rows,
+        } if !from.is_empty() => init_from(dir, from, dry_run, force, sample_rows, quiet).await,
+        Command::Init { dir, .. } => {
             panorama::project::init(&dir)?;
             if !quiet {
                 println!(

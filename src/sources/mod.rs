@@ -200,138 +200,18 @@ fn load_from_since(
             on_rows(chunk.batch.num_rows() as u64);
             Ok(())
         };
-    let no_inference = |_: &RecordBatch| BTreeMap::new();
-
-    match format {
-        SourceFormat::Csv => {
-            let list = runtime
-                .block_on(location::resolve_files(&location, &cfg.root))
-                .map_err(|m| Error::source(name, &shown_location, m))?;
-            let sample_rows = source.csv.infer_rows;
-            let infer = move |b: &RecordBatch| shape::infer_text_types(b, sample_rows);
-            let mut header: Option<Vec<String>> = None;
-            for file in &list {
-                let data = runtime
-                    .block_on(file.read())
-                    .map_err(|m| Error::source(name, &file.display, m))?;
-                let before = rejects.len();
-                let h = csv::read_csv(
-                    name,
-                    &file.display,
-                    data,
-                    &source.csv,
-                    header.as_deref(),
-                    &mut rejects,
-                    &mut |chunk| {
-                        rows_read += chunk.batch.num_rows() as u64;
-                        handle_chunk(chunk, &infer)
-                    },
-                )?;
-                // Structurally broken rows never reach the shaper; count them as read too.
-                rows_read += (rejects.len() - before) as u64;
-                header.get_or_insert(h);
-                files += 1;
-            }
-        }
-        SourceFormat::Parquet => {
-            let list = runtime
-                .block_on(location::resolve_files(&location, &cfg.root))
-                .map_err(|m| Error::source(name, &shown_location, m))?;
-            let mut schema: Option<SchemaRef> = None;
-            for file in &list {
-                let data = runtime
-                    .block_on(file.read())
-                    .map_err(|m| Error::source(name, &file.display, m))?;
-                let s = parquet::read_parquet(
-                    name,
-                    &file.display,
-                    data,
-                    schema.as_ref(),
-                    &mut |chunk| {
-                        rows_read += chunk.batch.num_rows() as u64;
-                        handle_chunk(chunk, &no_inference)
-                    },
-                )?;
-                schema.get_or_insert(s);
-                files += 1;
-            }
-        }
-        SourceFormat::Json => {
-            let list = runtime
-                .block_on(location::resolve_files(&location, &cfg.root))
-                .map_err(|m| Error::source(name, &shown_location, m))?;
-            let mut parsed = Vec::new();
-            for file in &list {
-                let data = runtime
-                    .block_on(file.read())
-                    .map_err(|m| Error::source(name, &file.display, m))?;
-                let before = rejects.len();
-                let f = json::parse_json(name, &file.display, &data, &mut rejects)?;
-                rows_read += (rejects.len() - before) as u64;
-                parsed.push(f);
-                files += 1;
-            }
-            let schema = json::infer_schema(name, &parsed)?;
-            let mut emitted = false;
-            for f in parsed {
-                let before = rejects.len();
-                rows_read += f.values.len() as u64;
-                let mut chunks = Vec::new();
-                json::decode(name, &schema, f, &mut rejects, &mut |c| {
-                    chunks.push(c);
-                    Ok(())
-                })?;
-                // Rows that failed to decode were already counted as read above.
-                let _ = before;
-                for c in chunks {
-                    handle_chunk(c, &no_inference)?;
-                    emitted = true;
-                }
-            }
-            if !emitted {
-                handle_chunk(
-                    RawChunk {
-                        file: Arc::from(shown_location.as_str()),
-                        rows: Vec::new(),
-                        batch: RecordBatch::new_empty(schema.clone()),
-                    },
-                    &no_inference,
-                )?;
-            }
-        }
-        SourceFormat::Delta => {
-            delta::read_delta(name, &location, &cfg.root, &mut |chunk| {
-                rows_read += chunk.batch.num_rows() as u64;
-                handle_chunk(chunk, &no_inference)
-            })?;
-            files = 1;
-        }
-        SourceFormat::Postgres => {
-            let table = source
-                .table
-                .as_ref()
-                .map(|t| t.get_ref().clone())
-                .unwrap_or_default();
-            let updated_at = match source.refresh.get_ref() {
-                crate::config::Refresh::Incremental => source
-                    .updated_at_column
-                    .as_ref()
-                    .map(|c| (c.get_ref().as_str(), since)),
-                _ => None,
-            };
-            runtime.block_on(postgres::read_postgres(
-                name,
-                &location,
-                &table,
-                updated_at,
-                &mut |chunk| {
-                    rows_read += chunk.batch.num_rows() as u64;
-                    handle_chunk(chunk, &no_inference)
-                },
-            ))?;
-            files = 1;
-        }
-    }
+    let (read, file_count) = read_raw(
+        cfg,
+        name,
+        source,
+        &location,
+        runtime,
+        since,
+        &mut rejects,
+        &mut handle_chunk,
+    )?;
+    rows_read += read;
+    files += file_count;
 
     let shaper =
         shaper.ok_or_else(|| Error::source(name, &shown_location, "source produced no schema"))?;
@@ -355,4 +235,162 @@ fn load_from_since(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))
+}
+
+/// A text column's inferred types, given the first chunk (CSV only; other formats are typed).
+pub type InferTypes<'a> = &'a dyn Fn(&RecordBatch) -> BTreeMap<String, crate::config::ColumnType>;
+
+/// Read a source's rows as they are in the files or table, before shaping: every chunk goes to
+/// `emit` with the type inference that applies to it. Rows rejected while reading (broken CSV
+/// lines, invalid JSON) go to `rejects`. Returns (rows read, files read). `panorama run` shapes
+/// what this emits; `panorama init --from` and `doctor` profile it.
+#[allow(clippy::too_many_arguments)]
+pub fn read_raw(
+    cfg: &ProjectConfig,
+    name: &str,
+    source: &crate::config::SourceConfig,
+    location: &str,
+    runtime: &tokio::runtime::Handle,
+    since: Option<i64>,
+    rejects: &mut Vec<Reject>,
+    emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
+) -> Result<(u64, usize)> {
+    let format = cfg.source_format(name, source)?;
+    let shown_location = postgres::redact(location);
+    let mut rows_read = 0u64;
+    let mut files = 0usize;
+    let no_inference = |_: &RecordBatch| BTreeMap::new();
+
+    match format {
+        SourceFormat::Csv => {
+            let list = runtime
+                .block_on(location::resolve_files(location, &cfg.root))
+                .map_err(|m| Error::source(name, &shown_location, m))?;
+            let sample_rows = source.csv.infer_rows;
+            let infer = move |b: &RecordBatch| shape::infer_text_types(b, sample_rows);
+            let mut header: Option<Vec<String>> = None;
+            for file in &list {
+                let data = runtime
+                    .block_on(file.read())
+                    .map_err(|m| Error::source(name, &file.display, m))?;
+                let before = rejects.len();
+                let h = csv::read_csv(
+                    name,
+                    &file.display,
+                    data,
+                    &source.csv,
+                    header.as_deref(),
+                    rejects,
+                    &mut |chunk| {
+                        rows_read += chunk.batch.num_rows() as u64;
+                        emit(chunk, &infer)
+                    },
+                )?;
+                // Structurally broken rows never reach the shaper; count them as read too.
+                rows_read += (rejects.len() - before) as u64;
+                header.get_or_insert(h);
+                files += 1;
+            }
+        }
+        SourceFormat::Parquet => {
+            let list = runtime
+                .block_on(location::resolve_files(location, &cfg.root))
+                .map_err(|m| Error::source(name, &shown_location, m))?;
+            let mut schema: Option<SchemaRef> = None;
+            for file in &list {
+                let data = runtime
+                    .block_on(file.read())
+                    .map_err(|m| Error::source(name, &file.display, m))?;
+                let s = parquet::read_parquet(
+                    name,
+                    &file.display,
+                    data,
+                    schema.as_ref(),
+                    &mut |chunk| {
+                        rows_read += chunk.batch.num_rows() as u64;
+                        emit(chunk, &no_inference)
+                    },
+                )?;
+                schema.get_or_insert(s);
+                files += 1;
+            }
+        }
+        SourceFormat::Json => {
+            let list = runtime
+                .block_on(location::resolve_files(location, &cfg.root))
+                .map_err(|m| Error::source(name, &shown_location, m))?;
+            let mut parsed = Vec::new();
+            for file in &list {
+                let data = runtime
+                    .block_on(file.read())
+                    .map_err(|m| Error::source(name, &file.display, m))?;
+                let before = rejects.len();
+                let f = json::parse_json(name, &file.display, &data, rejects)?;
+                rows_read += (rejects.len() - before) as u64;
+                parsed.push(f);
+                files += 1;
+            }
+            let schema = json::infer_schema(name, &parsed)?;
+            let mut emitted = false;
+            for f in parsed {
+                let before = rejects.len();
+                rows_read += f.values.len() as u64;
+                let mut chunks = Vec::new();
+                json::decode(name, &schema, f, rejects, &mut |c| {
+                    chunks.push(c);
+                    Ok(())
+                })?;
+                // Rows that failed to decode were already counted as read above.
+                let _ = before;
+                for c in chunks {
+                    emit(c, &no_inference)?;
+                    emitted = true;
+                }
+            }
+            if !emitted {
+                emit(
+                    RawChunk {
+                        file: Arc::from(shown_location.as_str()),
+                        rows: Vec::new(),
+                        batch: RecordBatch::new_empty(schema.clone()),
+                    },
+                    &no_inference,
+                )?;
+            }
+        }
+        SourceFormat::Delta => {
+            delta::read_delta(name, location, &cfg.root, &mut |chunk| {
+                rows_read += chunk.batch.num_rows() as u64;
+                emit(chunk, &no_inference)
+            })?;
+            files = 1;
+        }
+        SourceFormat::Postgres => {
+            let table = source
+                .table
+                .as_ref()
+                .map(|t| t.get_ref().clone())
+                .unwrap_or_default();
+            let updated_at = match source.refresh.get_ref() {
+                crate::config::Refresh::Incremental => source
+                    .updated_at_column
+                    .as_ref()
+                    .map(|c| (c.get_ref().as_str(), since)),
+                _ => None,
+            };
+            runtime.block_on(postgres::read_postgres(
+                name,
+                location,
+                &table,
+                updated_at,
+                &mut |chunk| {
+                    rows_read += chunk.batch.num_rows() as u64;
+                    emit(chunk, &no_inference)
+                },
+            ))?;
+            files = 1;
+        }
+    }
+
+    Ok((rows_read, files))
 }

@@ -382,8 +382,39 @@ const PARTICLES: &[&str] = &[
     "zu", "y", "dos", "das",
 ];
 
+/// Salutations and titles written before a name in contact exports (English, Dutch, German,
+/// French, Spanish, Italian), compared lower-case without a trailing dot. Left in, "Dhr. Jan
+/// de Vries" would have the first name "Dhr.", and every record so written would disagree on
+/// the first name with the person's other records.
+const SALUTATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "dhr", "mevr", "mw", "mej",
+    "drs", "ir", "ing", "herr", "frau", "fr", "hr", "dipl", "mme", "mlle", "m", "monsieur",
+    "madame", "sr", "sra", "srta", "sig", "sigra",
+];
+
+/// `raw` without leading salutations ("Dhr.", "Frau", "Dr."), as long as two words are left
+/// ("Herr Müller" keeps its salutation: the one word left would be taken for a first name).
+fn strip_salutations(raw: &str) -> &str {
+    let mut rest = raw.trim_start();
+    loop {
+        let Some((token, after)) = rest.split_once(char::is_whitespace) else {
+            return rest;
+        };
+        let word = token.trim_end_matches('.').to_lowercase();
+        // "M" is "Monsieur" only when written "M."; a bare "M" is an initial.
+        let salutation =
+            SALUTATIONS.contains(&word.as_str()) && (word != "m" || token.ends_with('.'));
+        let after = after.trim_start();
+        if !salutation || after.split_whitespace().nth(1).is_none() || after.starts_with(',') {
+            return rest;
+        }
+        rest = after;
+    }
+}
+
 /// Parts of a full name: (first, middle, last). Handles "Last, First Middle" and
-/// "First Middle Last" with surname particles; initials keep their letter.
+/// "First Middle Last" with surname particles; initials keep their letter; leading
+/// salutations and titles ("Dhr.", "Frau", "Dr.") are dropped.
 pub fn split_full_name(raw: &str) -> Option<(String, Option<String>, Option<String>)> {
     let clean = |s: &str| {
         s.trim()
@@ -391,7 +422,7 @@ pub fn split_full_name(raw: &str) -> Option<(String, Option<String>, Option<Stri
             .trim()
             .to_string()
     };
-    let raw = raw.trim();
+    let raw = strip_salutations(raw.trim());
     if raw.is_empty() {
         return None;
     }
@@ -433,6 +464,27 @@ pub fn e164(raw: &str, region: Option<&str>) -> Option<String> {
     let region: Option<Id> = region.and_then(|r| r.trim().to_ascii_uppercase().parse().ok());
     let number = phonenumber::parse(region, raw).ok()?;
     Some(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Whether `raw` is a valid phone number: with its country code, or in national form for
+/// `region` (ISO 3166 alpha-2). Used to tell phone columns from other digit columns.
+pub fn is_valid_phone(raw: &str, region: Option<&str>) -> bool {
+    use phonenumber::country::Id;
+    let region: Option<Id> = region.and_then(|r| r.trim().to_ascii_uppercase().parse().ok());
+    phonenumber::parse(region, raw.trim()).is_ok_and(|n| phonenumber::is_valid(&n))
+}
+
+/// The region (ISO 3166 alpha-2) of a phone number written with its country code
+/// (`+31 6 …` or `0031 6 …` → `NL`).
+pub fn phone_region(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let international = match raw.strip_prefix("00") {
+        Some(rest) => format!("+{rest}"),
+        None if raw.starts_with('+') => raw.to_string(),
+        None => return None,
+    };
+    let number = phonenumber::parse(None, &international).ok()?;
+    number.country().id().map(|id| format!("{id:?}"))
 }
 
 /// The last nine digits of a phone number, the same whatever its format or country prefix;
@@ -783,6 +835,23 @@ mod more_tests {
         assert_eq!(s("J. Smith"), ("J.".into(), None, Some("Smith".into())));
         assert_eq!(s("Cher"), ("Cher".into(), None, None));
         assert!(split_full_name("  ").is_none());
+        // Salutations and titles go; a name that is only one stays.
+        assert_eq!(
+            s("Dhr. Jan de Vries"),
+            ("Jan".into(), None, Some("de Vries".into()))
+        );
+        assert_eq!(
+            s("Frau Dr. Anna Müller"),
+            ("Anna".into(), None, Some("Müller".into()))
+        );
+        assert_eq!(s("Mevr. DE VRIES, Anna").0, "Anna");
+        assert_eq!(s("M. Jean Dupont").0, "Jean");
+        assert_eq!(
+            s("Herr Müller"),
+            ("Herr".into(), None, Some("Müller".into()))
+        );
+        assert_eq!(s("M Dupont"), ("M".into(), None, Some("Dupont".into())));
+        assert_eq!(s("Herr"), ("Herr".into(), None, None));
     }
 
     #[test]
