@@ -802,11 +802,16 @@ fn map_people(p: &mut SourcePlan, fields: &[CustomField], region: Option<&(Strin
         match p.guessed(Kind::HouseNumber) {
             Some(h) => add(
                 "street",
-                MapValue::Sql(format!(
-                    "nullif(concat_ws(' ', {}, {}), '')",
-                    col(&st.column),
-                    col(&h.column)
-                )),
+                MapValue::Sql({
+                    // In the order the file has them: "12 Main St" or "Kerkstraat 12".
+                    let position = |c: &str| p.columns.iter().position(|x| x.column == c);
+                    let (a, b) = if position(&h.column) < position(&st.column) {
+                        (&h.column, &st.column)
+                    } else {
+                        (&st.column, &h.column)
+                    };
+                    format!("nullif(concat_ws(' ', {}, {}), '')", col(a), col(b))
+                }),
                 format!("{e}; with the house number in `{}`", h.column),
                 c,
             ),

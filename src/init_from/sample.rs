@@ -202,67 +202,14 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
                 "--from {arg}: no such file or directory"
             )));
         }
-        let mut one = |p: &Path, skipped: &mut Vec<String>| {
-            if p.join("_delta_log").is_dir() {
-                let stem = p.file_name().map(|s| s.to_string_lossy().to_string());
-                push(
-                    &stem.unwrap_or_default(),
-                    written_location(p, project),
-                    "delta",
-                    None,
-                );
-            } else if p.is_dir() {
-                // A folder of part files is one source when they share a format.
-                let mut formats: Vec<&'static str> = std::fs::read_dir(p)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .filter(|e| !e.file_name().to_string_lossy().starts_with(['.', '_']))
-                    .filter_map(|e| format_of(&e.file_name().to_string_lossy()))
-                    .collect();
-                formats.dedup();
-                match formats.as_slice() {
-                    [format] => {
-                        let stem = p.file_name().map(|s| s.to_string_lossy().to_string());
-                        let loc = format!("{}/", written_location(p, project));
-                        push(&stem.unwrap_or_default(), loc, format, None);
-                    }
-                    _ => skipped.push(format!(
-                        "{}: a folder without one kind of data file (give its files or a glob)",
-                        p.display()
-                    )),
-                }
-            } else if let Some(format) = format_of(&p.to_string_lossy()) {
-                let stem = p.file_stem().map(|s| s.to_string_lossy().to_string());
-                push(
-                    &stem.unwrap_or_default(),
-                    written_location(p, project),
-                    format,
-                    None,
-                );
-            } else {
-                skipped.push(format!(
-                    "{}: not a format Panorama reads (csv, tsv, parquet, json, delta)",
-                    p.display()
-                ));
+        let mut found = Vec::new();
+        walk(&path, true, &mut found, &mut skipped);
+        for (stem, p, format) in found {
+            let mut loc = written_location(&p, project);
+            if p.is_dir() && format != "delta" {
+                loc.push('/');
             }
-        };
-        if path.is_dir() && !path.join("_delta_log").is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&path)
-                .map_err(|e| Error::io("cannot list", &path, e))?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    !p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(['.', '_']))
-                })
-                .collect();
-            entries.sort();
-            for e in entries {
-                one(&e, &mut skipped);
-            }
-        } else {
-            one(&path, &mut skipped);
+            push(&stem, loc, format, None);
         }
     }
     if inputs.is_empty() {
@@ -276,6 +223,65 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
         )));
     }
     Ok((inputs, skipped))
+}
+
+/// The sources under `p`: a file; a Delta table; a folder of part files of one format (no
+/// subfolders) as one source; else (and always for a folder given on the command line) each
+/// entry on its own.
+fn walk(
+    p: &Path,
+    given: bool,
+    found: &mut Vec<(String, PathBuf, &'static str)>,
+    skipped: &mut Vec<String>,
+) {
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
+    if p.join("_delta_log").is_dir() {
+        found.push((stem(p), p.to_path_buf(), "delta"));
+        return;
+    }
+    if !p.is_dir() {
+        match format_of(&p.to_string_lossy()) {
+            Some(format) => found.push((stem(p), p.to_path_buf(), format)),
+            None => skipped.push(format!(
+                "{}: not a format Panorama reads (csv, tsv, parquet, json, delta)",
+                p.display()
+            )),
+        }
+        return;
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|e| {
+            !e.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(['.', '_']))
+        })
+        .collect();
+    entries.sort();
+    let mut formats: Vec<Option<&'static str>> = entries
+        .iter()
+        .map(|e| {
+            if e.is_dir() {
+                None
+            } else {
+                format_of(&e.to_string_lossy())
+            }
+        })
+        .collect();
+    formats.dedup();
+    if !given && formats.len() == 1 && formats[0].is_some() {
+        found.push((stem(p), p.to_path_buf(), formats[0].expect("one format")));
+        return;
+    }
+    for e in entries {
+        walk(&e, false, found, skipped);
+    }
 }
 
 /// The delimiter of a CSV file from its first line: the one of `,` `;` tab `|` seen most

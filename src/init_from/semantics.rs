@@ -176,7 +176,9 @@ const NAMES: &[(Kind, &[&str])] = &[
             "geslachtsnaam",
             "nachname",
             "familienname",
+            "nom",
             "nomdefamille",
+            "nomfamille",
             "apellido",
             "apellidos",
             "cognome",
@@ -429,6 +431,12 @@ const NAMES: &[(Kind, &[&str])] = &[
             "loyaltycard",
             "loyaltycardnumber",
             "cardnumber",
+            "kaartnummer",
+            "kartennummer",
+            "numerocarte",
+            "pasnummer",
+            "klantenkaart",
+            "kundenkarte",
             "membernumber",
             "membershipnumber",
             "klantnummer",
@@ -572,7 +580,12 @@ pub fn kind_from_name(name: &str) -> Option<Kind> {
             }
         }
     }
+    // `event_id`, `order_nr`, `customer_code`: an id *of* the thing, not the thing.
+    let id_like = ["id", "nr", "no", "number", "nummer", "code", "key"]
+        .iter()
+        .any(|suffix| key.ends_with(suffix));
     best.map(|(_, k)| k)
+        .filter(|k| !id_like || matches!(k, Kind::Identifier | Kind::AnonymousId | Kind::Phone))
 }
 
 /// Counts over a column's sampled values, from which the guesses are made.
@@ -1006,11 +1019,18 @@ pub fn guess(col: &SampledColumn, s: &ValueStats) -> Option<Guess> {
                 (c >= 0.7).then(|| (format!("{named}; short codes with digits"), c))
             }
             Kind::Identifier => {
+                // Few rows per value: one person's records (duplicates share their id), not a
+                // category. A dedupe source holds a person several times, so distinctness
+                // alone would refuse the very data an identifier helps with.
                 let u = s.unique();
-                (u >= 0.5).then(|| {
+                (u >= 0.1 && s.max_per_value <= 20).then(|| {
                     (
-                        format!("{named}; {} of values distinct", pct(u)),
-                        u.min(0.95),
+                        format!(
+                            "{named}; {} of values distinct, at most {} rows share one",
+                            pct(u),
+                            s.max_per_value
+                        ),
+                        0.9,
                     )
                 })
             }
