@@ -12,6 +12,7 @@ pub mod analytics;
 pub mod charts;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod exports;
 pub mod init_from;

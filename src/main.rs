@@ -220,6 +220,23 @@ enum Command {
         #[arg(long, default_value_t = 50_000, requires = "from")]
         sample_rows: usize,
     },
+    /// Check a project without running it: what is wrong, where in the config, what to do.
+    ///
+    /// Reads the first rows of every source with the run's loader (locations, credentials,
+    /// broken rows, empty or repeated keys), looks up every column the config names (with the
+    /// closest name when missing), plans every SQL expression of the unify map against the
+    /// data, parses mapped e-mails, phones, dates and times as a run would (with the worst
+    /// examples), checks that activities' customer ids are records of their customer source,
+    /// makes the blocking plan from the sampled rows, and checks names in measures and
+    /// segments. Each problem is printed as file:line: key: message, with a fix. Exits 1 when
+    /// there is an error (a run would fail or a mapping would do nothing).
+    Doctor {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Rows read from each source.
+        #[arg(long, default_value_t = 100_000)]
+        sample_rows: usize,
+    },
     /// Write a demo retail project (CRM, webshop, loyalty, web events) with ground truth.
     Demo {
         /// Number of people behind the data (each appears in one or more sources).
@@ -632,6 +649,22 @@ async fn dispatch(cli: Cli) -> Result<()> {
                     "Created {}. Next: panorama run --project {0} && panorama tables --project {0}",
                     dir.display()
                 );
+            }
+            Ok(())
+        }
+        Command::Doctor {
+            project,
+            sample_rows,
+        } => {
+            let cfg = ProjectConfig::load(&project.project)?;
+            let diagnosis = panorama::doctor::diagnose(&cfg, sample_rows).await?;
+            print!("{}", diagnosis.report(&cfg));
+            if diagnosis.errors() > 0 {
+                return Err(Error::Other(format!(
+                    "{} error(s) in {}",
+                    diagnosis.errors(),
+                    cfg.path.display()
+                )));
             }
             Ok(())
         }

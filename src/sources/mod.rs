@@ -200,7 +200,14 @@ fn load_from_since(
             on_rows(chunk.batch.num_rows() as u64);
             Ok(())
         };
-    let (read, file_count) = read_raw(
+    // A sink that has seen enough (`panorama doctor`'s sample) stops the reader: what was
+    // read so far is the report.
+    let mut emitted = 0u64;
+    let mut counted = |chunk: RawChunk, infer: InferTypes| {
+        emitted += chunk.batch.num_rows() as u64;
+        handle_chunk(chunk, infer)
+    };
+    match read_raw(
         cfg,
         name,
         source,
@@ -208,10 +215,18 @@ fn load_from_since(
         runtime,
         since,
         &mut rejects,
-        &mut handle_chunk,
-    )?;
-    rows_read += read;
-    files += file_count;
+        &mut counted,
+    ) {
+        Ok((read, file_count)) => {
+            rows_read += read;
+            files += file_count;
+        }
+        Err(Error::StopReading) => {
+            rows_read += emitted;
+            files += 1;
+        }
+        Err(e) => return Err(e),
+    }
 
     let shaper =
         shaper.ok_or_else(|| Error::source(name, &shown_location, "source produced no schema"))?;

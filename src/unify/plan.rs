@@ -41,7 +41,7 @@ pub async fn plan(cfg: &ProjectConfig) -> Result<UnifyPlan> {
     result
 }
 
-async fn plan_in(
+pub(crate) async fn plan_in(
     cfg: &ProjectConfig,
     unify_cfg: &super::config::UnifySection,
     ctx: &datafusion::prelude::SessionContext,
