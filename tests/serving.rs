@@ -960,3 +960,57 @@ async fn serves_sql_for_a_project_without_unification() {
     let (status, found) = get(&format!("{base}/api/customers?email=ann@example.com"), None).await;
     assert_eq!((status, found["count"].as_u64()), (200, Some(0)));
 }
+
+/// Empty states that teach: a project that only unifies shows, on the console pages and the
+/// customer card, what to configure for the missing stages, with a link to the section.
+#[tokio::test]
+async fn console_and_card_say_what_to_configure_when_a_stage_has_no_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n\n\
+         [unify.sources.people]\nfirst_name = \"first\"\nlast_name = \"last\"\nemail = \"email\"\n",
+    );
+    write(
+        &dir.join("people.csv"),
+        "id,first,last,email\n1,Ann,Smith,ann@example.com\n2,Bob,Jones,bob@example.com\n\
+         3,Ann,Smith,ann@example.com\n4,Bob,Jones,bob@example.com\n5,Cy,Lee,cy@example.com\n",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    let server = Server::start(dir, &[]);
+    let base = format!("http://{}", server.http);
+    let text = |url: String| async move { reqwest::get(url).await.unwrap().text().await.unwrap() };
+    let docs = "https://github.com/panorama-cdp/panorama/blob/main/docs/config.md";
+    let page = text(format!("{base}/console/predictions")).await;
+    assert!(page.contains("Not shown yet"), "{page}");
+    assert!(
+        page.contains("add `[predictions.clv]` (it needs order activities)"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("{docs}#predictionsclv-customer-lifetime-value")),
+        "{page}"
+    );
+    let page = text(format!("{base}/console/segments")).await;
+    assert!(page.contains(&format!("{docs}#segmentsname")), "{page}");
+    // The unify page has its charts: nothing to configure there.
+    let page = text(format!("{base}/console/unify")).await;
+    assert!(
+        !page.contains("Not shown yet") || !page.contains("unifysourcessource-map"),
+        "{page}"
+    );
+    let customer = rows(
+        dir,
+        "SELECT customer_id FROM unified_customers ORDER BY customer_id LIMIT 1",
+    )[0]["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let card = text(format!("{base}/customers/{customer}")).await;
+    assert!(card.contains("id=\"no-measures\""), "{card}");
+    assert!(card.contains(&format!("{docs}#measuresname")), "{card}");
+    assert!(card.contains("id=\"no-activities\""), "{card}");
+    assert!(card.contains(&format!("{docs}#activitiesname")), "{card}");
+    assert!(card.contains("id=\"no-segments\""), "{card}");
+}

@@ -138,6 +138,73 @@ pub struct Chart {
     pub listed: bool,
 }
 
+/// What to configure so a table has rows, and the section of docs/config.md that explains it:
+/// the empty states of the console and the card teach instead of only saying "nothing".
+pub fn how_to_fill(table: &str) -> (&'static str, &'static str) {
+    match table {
+        "customer_links" | "unify_stats" | "unify_records" => (
+            "map your sources' columns in `[unify.sources.<source>]` (or start from `panorama init --from`)",
+            "unifysourcessource-map",
+        ),
+        "match_score_histogram" => (
+            "probabilistic matching writes it: remove `mode = \"rules\"` from `[unify]`",
+            "unifyprobabilistic-match-by-probability-the-default",
+        ),
+        "segment_sizes" | "segment_members" => (
+            "add `[segments.<name>]` with `where = \"...\"`, or `lifecycle = { template = \"lifecycle\" }` under `[segments]`",
+            "segmentsname",
+        ),
+        "lifecycle" => (
+            "add `lifecycle = { template = \"lifecycle\" }` under `[segments]`",
+            "templates",
+        ),
+        "measure_history" => (
+            "add `[business_measures.<name>]`, or `kpis = { template = \"retail_kpis\" }` under `[business_measures]`",
+            "business_measuresname",
+        ),
+        "customer_measures" => (
+            "add `[measures.<name>]`, or `rfm = { template = \"rfm\" }` under `[measures]` (it needs `[activities.<name>]`)",
+            "measuresname",
+        ),
+        "activities" => (
+            "add `[activities.<name>]`: orders or events with a column holding a customer's record id or a cookie id",
+            "activitiesname",
+        ),
+        "predictions_clv" => (
+            "add `[predictions.clv]` (it needs order activities)",
+            "predictionsclv-customer-lifetime-value",
+        ),
+        "predictions_churn" => ("add `[predictions.churn]`", "predictionschurn-churn-risk"),
+        _ => ("see the configuration reference", ""),
+    }
+}
+
+/// The web address of a section of docs/config.md.
+pub fn docs_url(section: &str) -> String {
+    format!(
+        "{}/blob/main/docs/config.md{}{section}",
+        env!("CARGO_PKG_REPOSITORY"),
+        if section.is_empty() { "" } else { "#" }
+    )
+}
+
+impl Chart {
+    /// Why the chart is not shown for `facts`, and what would show it: (what, docs url).
+    pub fn missing(&self, facts: &RunFacts) -> (String, String) {
+        let table = self
+            .requires
+            .iter()
+            .find(|t| !facts.has(t))
+            .copied()
+            .unwrap_or(match self.id {
+                "lifecycle" => "lifecycle",
+                _ => "customer_measures",
+            });
+        let (what, section) = how_to_fill(table);
+        (what.to_string(), docs_url(section))
+    }
+}
+
 pub const CHARTS: &[Chart] = &[
     Chart { id: "records_per_source", page: Page::Unify, title: "Records per source", description: "Matched records joined a customer with other records; singletons stayed alone.", requires: &["customer_links"], listed: true },
     Chart { id: "cluster_sizes", page: Page::Unify, title: "Customers by number of records", description: "How many source records each customer was made of.", requires: &["customer_links"], listed: true },

@@ -279,9 +279,24 @@ async fn customer_page(
             phone => show(&c["profile"]["phone"]),
             kpis => mj(&kpis), attributes => mj(&attributes), timeline => mj(&timeline),
             segments => mj(&c["segments"]),
+            // Empty states that teach: what to configure when the run has no such table.
+            no_measures => empty_state(&snap.facts, "customer_measures"),
+            no_segments => empty_state(&snap.facts, "segment_members"),
+            no_activities => empty_state(&snap.facts, "activities"),
             timeline_total => c["timeline_total"].as_u64().unwrap_or(0),
         },
     )
+}
+
+/// `{what, url}` when the run has no `table` at all (the stage is not configured), else none.
+fn empty_state(facts: &crate::charts::RunFacts, table: &str) -> Option<minijinja::Value> {
+    if facts.has(table) {
+        return None;
+    }
+    let (what, section) = crate::charts::how_to_fill(table);
+    Some(mj(&serde_json::json!({
+        "what": what, "url": crate::charts::docs_url(section)
+    })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -180,6 +180,15 @@ async fn page(
         .filter(|c| c.page == pg && c.listed && c.available(&snap.facts))
         .map(|c| chart_view(c, &p))
         .collect();
+    // Listed charts this run cannot draw, each with what to configure to get it.
+    let missing: Vec<Value> = CHARTS
+        .iter()
+        .filter(|c| c.page == pg && c.listed && !c.available(&snap.facts))
+        .map(|c| {
+            let (what, url) = c.missing(&snap.facts);
+            json!({ "title": c.title, "what": what, "url": url })
+        })
+        .collect();
     let overlap = charts::chart("segment_overlap").expect("known chart");
     let chosen = overlap.segments(&snap.facts, &p);
     let measure = charts::chart("measure_distribution")
@@ -189,7 +198,7 @@ async fn page(
         "console.html",
         context! {
             run_id => snap.run_id.clone(), page => pg.as_str(), title => pg.title(),
-            pages => mj(&pages()), charts => mj(&charts),
+            pages => mj(&pages()), charts => mj(&charts), missing => mj(&missing),
             segments => mj(&snap.facts.segments), chosen => mj(&chosen),
             measures => mj(&snap.facts.numeric_measures), measure,
         },
