@@ -470,7 +470,10 @@ pub fn decide(samples: Vec<Sample>, skipped: Vec<String>, dir: PathBuf) -> InitP
             anonymous_id: anon.clone(),
             id_type: if key.contains("cookie") {
                 "cookie"
-            } else if key.contains("device") {
+            } else if ["device", "dispositivo", "appareil", "geraet"]
+                .iter()
+                .any(|w| key.contains(w))
+            {
                 "device"
             } else {
                 "anonymous"
@@ -498,9 +501,30 @@ pub fn decide(samples: Vec<Sample>, skipped: Vec<String>, dir: PathBuf) -> InitP
     }
 
     let fields = custom_fields(&plans);
+    // Whole street values (with their number) of every people source, to write split
+    // street and number columns the way the other sources do.
+    let streets: Vec<(String, HashSet<String>)> = plans
+        .iter()
+        .filter(|p| p.role == Role::People && p.guessed(Kind::HouseNumber).is_none())
+        .filter_map(|p| {
+            let c = p
+                .guessed(Kind::Street)
+                .or_else(|| p.guessed(Kind::Address))?;
+            let values = p.sample.column(&c.column)?.values.iter().flatten();
+            let set = values
+                .map(|v| v.split(',').next().unwrap_or(v).trim().to_lowercase())
+                .collect();
+            Some((p.name().to_string(), set))
+        })
+        .collect();
     for p in plans.iter_mut() {
         if p.role == Role::People {
-            map_people(p, &fields, region.as_ref());
+            let others: HashSet<String> = streets
+                .iter()
+                .filter(|(s, _)| s != p.name())
+                .flat_map(|(_, v)| v.iter().cloned())
+                .collect();
+            map_people(p, &fields, region.as_ref(), &others);
         }
         set_types(p, &fields);
     }
@@ -706,7 +730,12 @@ fn col(c: &str) -> String {
 }
 
 /// The `[unify.sources.X]` map of a people source.
-fn map_people(p: &mut SourcePlan, fields: &[CustomField], region: Option<&(String, String)>) {
+fn map_people(
+    p: &mut SourcePlan,
+    fields: &[CustomField],
+    region: Option<&(String, String)>,
+    other_streets: &HashSet<String>,
+) {
     let mut map: Vec<Mapping> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let ev = |c: &ColumnGuess| {
@@ -799,20 +828,27 @@ fn map_people(p: &mut SourcePlan, fields: &[CustomField], region: Option<&(Strin
     // Street, with the house number when it has a column of its own.
     if let Some(st) = p.guessed(Kind::Street) {
         let (e, c) = ev(st);
+        // "12 Main St" or "Main St 12": as the other sources write their streets (so that the
+        // same address reads the same everywhere), else in the order of the file's columns.
+        let (number_first, order_evidence) = match p.guessed(Kind::HouseNumber) {
+            Some(h) => street_order(p, &st.column, &h.column, other_streets),
+            None => (false, String::new()),
+        };
         match p.guessed(Kind::HouseNumber) {
             Some(h) => add(
                 "street",
                 MapValue::Sql({
-                    // In the order the file has them: "12 Main St" or "Kerkstraat 12".
-                    let position = |c: &str| p.columns.iter().position(|x| x.column == c);
-                    let (a, b) = if position(&h.column) < position(&st.column) {
+                    let (a, b) = if number_first {
                         (&h.column, &st.column)
                     } else {
                         (&st.column, &h.column)
                     };
                     format!("nullif(concat_ws(' ', {}, {}), '')", col(a), col(b))
                 }),
-                format!("{e}; with the house number in `{}`", h.column),
+                format!(
+                    "{e}; with the house number in `{}` ({order_evidence})",
+                    h.column
+                ),
                 c,
             ),
             None => add("street", MapValue::Column(st.column.clone()), e, c),
@@ -925,6 +961,40 @@ fn map_people(p: &mut SourcePlan, fields: &[CustomField], region: Option<&(Strin
         }
     }
     p.map = map;
+}
+
+/// Whether the house number goes before the street, and why: the order under which more of
+/// this source's addresses are written the same way in another source; else the file's order.
+fn street_order(
+    p: &SourcePlan,
+    street: &str,
+    number: &str,
+    others: &HashSet<String>,
+) -> (bool, String) {
+    let (Some(s), Some(n)) = (p.sample.column(street), p.sample.column(number)) else {
+        return (false, String::new());
+    };
+    let (mut before, mut after) = (0usize, 0usize);
+    for (sv, nv) in s.values.iter().zip(&n.values) {
+        if let (Some(sv), Some(nv)) = (sv, nv) {
+            let (sv, nv) = (sv.to_lowercase(), nv.to_lowercase());
+            before += others.contains(&format!("{nv} {sv}")) as usize;
+            after += others.contains(&format!("{sv} {nv}")) as usize;
+        }
+    }
+    if before + after >= 5 && before != after {
+        let (first, n) = if before > after {
+            (true, before)
+        } else {
+            (false, after)
+        };
+        return (first, format!("{n} addresses written so in other sources"));
+    }
+    let position = |c: &str| p.columns.iter().position(|x| x.column == c);
+    (
+        position(number) < position(street),
+        "in the file's order".into(),
+    )
 }
 
 /// SQL for street, postcode and city from a one-string address "Street 12, 1234 AB City".
