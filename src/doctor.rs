@@ -451,6 +451,9 @@ fn strings(batches: &[RecordBatch]) -> Vec<String> {
     out
 }
 
+/// Whether one value is usable as its field.
+type ValueCheck = Box<dyn Fn(&str) -> bool>;
+
 /// How many of a mapped field's values a run can use, with the worst examples.
 fn parse_rate(
     d: &mut Diagnosis,
@@ -468,7 +471,7 @@ fn parse_rate(
         .as_ref()
         .and_then(|u| u.sources.get(source))
         .and_then(|m| m.get_ref().default_region.clone());
-    let check: Option<(&str, Box<dyn Fn(&str) -> bool>)> = match (field, kind) {
+    let check: Option<(&str, ValueCheck)> = match (field, kind) {
         ("updated_at", _) => Some((
             "timestamps",
             Box::new(|v: &str| {

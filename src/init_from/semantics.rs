@@ -862,7 +862,7 @@ pub struct Guess {
 
 fn pct(x: f64) -> String {
     let p = x * 100.0;
-    if p >= 99.95 || p < 0.05 {
+    if !(0.05..99.95).contains(&p) {
         format!("{p:.0}%")
     } else {
         format!("{p:.1}%")
