@@ -359,8 +359,29 @@ pub async fn diagnose(cfg: &ProjectConfig, sample_rows: usize) -> Result<Diagnos
         }
     }
 
-    // 4. Names in measure and segment conditions.
-    names_in_analytics(&mut d, cfg, &schemas);
+    // 4. Names in measure and segment conditions: profile fields (the current run's
+    // `customer_profiles` when there is one), measures, segments, source columns.
+    let profile_columns = match crate::session::open_project(cfg, None).await {
+        Ok((run_ctx, _)) => match run_ctx.table("customer_profiles").await {
+            Ok(t) => t
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+            Err(_) => match run_ctx.table("unified_customers").await {
+                Ok(t) => t
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect(),
+                Err(_) => Vec::new(),
+            },
+        },
+        Err(_) => Vec::new(),
+    };
+    names_in_analytics(&mut d, cfg, &schemas, &profile_columns);
     Ok(d)
 }
 
@@ -659,6 +680,7 @@ fn names_in_analytics(
     d: &mut Diagnosis,
     cfg: &ProjectConfig,
     schemas: &BTreeMap<String, Vec<String>>,
+    profile_columns: &[String],
 ) {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::keywords::Keyword;
@@ -674,33 +696,10 @@ fn names_in_analytics(
         known.extend(cols.iter().map(|c| c.to_lowercase()));
     }
     if let Some(u) = &cfg.unify {
-        known.extend(u.custom_fields().keys().cloned());
+        known.extend(crate::unify::fields::staged_fields(&u.custom_fields()));
     }
-    for f in [
-        "customer_id",
-        "first_name",
-        "last_name",
-        "full_name",
-        "email",
-        "phone",
-        "street",
-        "postcode",
-        "city",
-        "country",
-        "birth_date",
-        "gender",
-        "company",
-        "updated_at",
-        "record_count",
-        "sources",
-        "first_seen",
-        "last_seen",
-        "age",
-        "customer_since",
-    ] {
-        known.insert(f.to_string());
-    }
-    // With a run, its profile and measure columns are the truth.
+    known.extend(crate::table_catalog::common_column_names().map(str::to_string));
+    known.extend(profile_columns.iter().map(|c| c.to_lowercase()));
     let check = |text: &str| -> Vec<String> {
         let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize() else {
             return Vec::new();

@@ -83,6 +83,11 @@ const COMMON_COLUMNS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Columns every customer-level table may have (`customer_id`, `record_count`, `first_seen`, …).
+pub fn common_column_names() -> impl Iterator<Item = &'static str> {
+    COMMON_COLUMNS.iter().map(|(name, _)| *name)
+}
+
 /// Documentation of every table named in `tables` (the run's tables): Panorama's outputs,
 /// the configured sources, and measure columns.
 pub fn describe(cfg: &ProjectConfig, tables: &[String]) -> Vec<TableDoc> {

@@ -388,8 +388,8 @@ const PARTICLES: &[&str] = &[
 /// the first name with the person's other records.
 const SALUTATIONS: &[&str] = &[
     "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "dhr", "mevr", "mw", "mej",
-    "drs", "ir", "ing", "herr", "frau", "fr", "hr", "dipl", "mme", "mlle", "m", "monsieur",
-    "madame", "sr", "sra", "srta", "sig", "sigra",
+    "drs", "ir", "ing", "herr", "frau", "fr", "hr", "dipl", "mme", "mlle", "monsieur", "madame",
+    "sr", "sra", "srta", "sig", "sigra",
 ];
 
 /// `raw` without leading salutations ("Dhr.", "Frau", "Dr."), as long as two words are left
@@ -401,9 +401,9 @@ fn strip_salutations(raw: &str) -> &str {
             return rest;
         };
         let word = token.trim_end_matches('.').to_lowercase();
-        // "M" is "Monsieur" only when written "M."; a bare "M" is an initial.
-        let salutation =
-            SALUTATIONS.contains(&word.as_str()) && (word != "m" || token.ends_with('.'));
+        // Not "M.": in contact exports it is far more often an initial ("M. de Boer") than
+        // Monsieur, and taking an initial away makes the particle the first name.
+        let salutation = SALUTATIONS.contains(&word.as_str());
         let after = after.trim_start();
         if !salutation || after.split_whitespace().nth(1).is_none() || after.starts_with(',') {
             return rest;
@@ -845,7 +845,7 @@ mod more_tests {
             ("Anna".into(), None, Some("Müller".into()))
         );
         assert_eq!(s("Mevr. DE VRIES, Anna").0, "Anna");
-        assert_eq!(s("M. Jean Dupont").0, "Jean");
+        assert_eq!(s("M. de Boer"), ("M.".into(), None, Some("de Boer".into())));
         assert_eq!(
             s("Herr Müller"),
             ("Herr".into(), None, Some("Müller".into()))
