@@ -628,3 +628,59 @@ async fn postgres_incremental_source_reads_what_changed() {
         "{err}"
     );
 }
+
+/// `panorama init --from postgres://…#schema.table`: a table's columns are guessed like a
+/// file's, and the password in the URL is written as `${PGPASSWORD}`, never in the config.
+#[tokio::test]
+async fn init_from_a_postgres_table_keeps_the_password_out_of_the_config() {
+    let Some((url, client)) = postgres().await else {
+        return;
+    };
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS public.panorama_leden;
+             CREATE TABLE public.panorama_leden (lidnummer text PRIMARY KEY, voornaam text,
+               achternaam text, email text, geboortedatum date, punten int);
+             INSERT INTO public.panorama_leden SELECT 'L' || g,
+               (ARRAY['Anna','Jan','Piet','Kees'])[1 + g % 4], (ARRAY['Jansen','Bakker','Smit'])[1 + g % 3],
+               'p' || g || '@example.nl', date '1960-01-01' + g * 97, g FROM generate_series(1, 50) g;",
+        )
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let from = format!("{url}#public.panorama_leden");
+    ok(&["init", dir, "--from", &from, "-q"], &[]);
+    let config = std::fs::read_to_string(tmp.path().join("panorama.toml")).unwrap();
+    assert!(
+        config.contains("format = \"postgres\"\ntable = \"public.panorama_leden\""),
+        "{config}"
+    );
+    assert!(config.contains("primary_key = \"lidnummer\""), "{config}");
+    assert!(config.contains("first_name = \"voornaam\""), "{config}");
+    assert!(
+        config.contains("birth_date = \"geboortedatum\""),
+        "{config}"
+    );
+    let password = url::Url::parse(&url)
+        .unwrap()
+        .password()
+        .map(str::to_string)
+        .unwrap_or_default();
+    if !password.is_empty() {
+        assert!(config.contains(":${PGPASSWORD}@"), "{config}");
+        assert!(!config.contains(&format!(":{password}@")), "{config}");
+    }
+    ok(
+        &["run", "-p", dir, "-q"],
+        &[("PGPASSWORD", password.as_str())],
+    );
+    assert_eq!(
+        query(
+            tmp.path(),
+            "SELECT count(*) AS n, count(birth_date) AS b FROM unify_records",
+            &[]
+        ),
+        "n,b\n50,50\n"
+    );
+}

@@ -79,7 +79,18 @@ pub fn config(plan: &InitPlan) -> String {
             let _ = writeln!(out, "# NOTE: {note}");
         }
         let _ = writeln!(out, "[sources.{}]", s.name());
-        let _ = writeln!(out, "location = {}", toml_str(&input.location));
+        match &input.written {
+            Some(w) => {
+                let _ = writeln!(
+                    out,
+                    "# The password is read from the environment: export PGPASSWORD=… before a run."
+                );
+                let _ = writeln!(out, "location = {}", toml_str(w));
+            }
+            None => {
+                let _ = writeln!(out, "location = {}", toml_str(&input.location));
+            }
+        }
         let _ = writeln!(out, "format = \"{}\"", input.format);
         if let Some(t) = &input.table {
             let _ = writeln!(out, "table = {}", toml_str(t));
@@ -245,7 +256,11 @@ pub fn summary(plan: &InitPlan) -> String {
             out,
             "{} ({}): {}; key {}; {}",
             s.name(),
-            s.sample.input.location,
+            s.sample
+                .input
+                .written
+                .as_ref()
+                .unwrap_or(&s.sample.input.location),
             s.role.label(),
             s.primary_key.join(" + "),
             rows_read(s)

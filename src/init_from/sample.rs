@@ -17,8 +17,11 @@ use crate::sources::location;
 pub struct Input {
     /// Table name: from the file or table name, lower-case, unique.
     pub name: String,
-    /// As it will be written in the config (relative to the project when inside it).
+    /// Where it is read from (relative to the project when inside it).
     pub location: String,
+    /// What the config says instead, when that differs: a database URL's password becomes
+    /// `${PGPASSWORD}`, so no secret lands in a file kept in git.
+    pub written: Option<String>,
     pub format: &'static str,
     /// `postgres` only.
     pub table: Option<String>,
@@ -136,12 +139,17 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
     let mut inputs: Vec<Input> = Vec::new();
     let mut skipped = Vec::new();
     let mut taken: Vec<String> = Vec::new();
-    let mut push = |stem: &str, location: String, format: &'static str, table: Option<String>| {
+    let mut push = |stem: &str,
+                    location: String,
+                    format: &'static str,
+                    table: Option<String>,
+                    written: Option<String>| {
         let name = table_name(stem, &taken);
         taken.push(name.clone());
         inputs.push(Input {
             name,
             location,
+            written,
             format,
             table,
             delimiter: None,
@@ -156,7 +164,15 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
                 )));
             };
             let stem = table.rsplit('.').next().unwrap_or(table);
-            push(stem, url.to_string(), "postgres", Some(table.to_string()));
+            let redacted = crate::sources::postgres::redact(url);
+            let written = (redacted != url).then(|| redacted.replace(":***@", ":${PGPASSWORD}@"));
+            push(
+                stem,
+                url.to_string(),
+                "postgres",
+                Some(table.to_string()),
+                written,
+            );
             continue;
         }
         if location::is_url(arg) {
@@ -176,7 +192,7 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
                         .map(|f| f.split('.').next().unwrap_or(f))
                 })
                 .unwrap_or("source");
-            push(stem, arg.clone(), format, None);
+            push(stem, arg.clone(), format, None, None);
             continue;
         }
         if is_glob(arg) {
@@ -193,7 +209,7 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_else(|| "source".into());
             let loc = written_location(path, project);
-            push(&stem, loc, format, None);
+            push(&stem, loc, format, None, None);
             continue;
         }
         let path = PathBuf::from(arg);
@@ -209,7 +225,7 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
             if p.is_dir() && format != "delta" {
                 loc.push('/');
             }
-            push(&stem, loc, format, None);
+            push(&stem, loc, format, None, None);
         }
     }
     if inputs.is_empty() {
