@@ -671,6 +671,27 @@ async fn init_from_a_postgres_table_keeps_the_password_out_of_the_config() {
         assert!(config.contains(":${PGPASSWORD}@"), "{config}");
         assert!(!config.contains(&format!(":{password}@")), "{config}");
     }
+    // Doctor tries the credentials: a wrong password is an error at the location's line.
+    if !password.is_empty() {
+        let out = panorama(&["doctor", "-p", dir], &[("PGPASSWORD", "wrong")]);
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{report}");
+        let line = config
+            .lines()
+            .position(|l| l.starts_with("location = "))
+            .unwrap()
+            + 1;
+        assert!(
+            report.contains(&format!(
+                "panorama.toml:{line}: sources.panorama_leden.location:"
+            )),
+            "{report}"
+        );
+        assert!(
+            !report.contains(":wrong@"),
+            "the password is not printed: {report}"
+        );
+    }
     ok(
         &["run", "-p", dir, "-q"],
         &[("PGPASSWORD", password.as_str())],
@@ -683,4 +704,5 @@ async fn init_from_a_postgres_table_keeps_the_password_out_of_the_config() {
         ),
         "n,b\n50,50\n"
     );
+    ok(&["doctor", "-p", dir], &[("PGPASSWORD", password.as_str())]);
 }
