@@ -411,13 +411,10 @@ fn source_rejects(
         return;
     }
     let source = &cfg.sources[name];
-    let keyed: Vec<&Reject> = rejects
+    // Empty and repeated keys are the key's problem; anything else, the file's or a type's.
+    let (keyed, other): (Vec<&Reject>, Vec<&Reject>) = rejects
         .iter()
-        .filter(|r| {
-            let reason = r.reason.to_lowercase();
-            reason.contains("key")
-        })
-        .collect();
+        .partition(|r| r.reason.to_lowercase().contains("key"));
     let examples = |rs: &[&Reject]| {
         rs.iter()
             .take(3)
@@ -440,10 +437,6 @@ fn source_rejects(
                 .into(),
         });
     }
-    let other: Vec<&Reject> = rejects
-        .iter()
-        .filter(|r| !r.reason.to_lowercase().contains("key"))
-        .collect();
     if !other.is_empty() {
         d.problems.push(Problem {
             severity: Severity::Warning,
