@@ -596,41 +596,6 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-/// `panorama init DIR --from ...`.
-async fn init_from(
-    dir: PathBuf,
-    from: Vec<String>,
-    dry_run: bool,
-    force: bool,
-    sample_rows: usize,
-    quiet: bool,
-) -> Result<()> {
-    let opts = panorama::init_from::InitFromOptions {
-        dir: dir.clone(),
-        from,
-        sample_rows: sample_rows.max(1),
-    };
-    let runtime = tokio::runtime::Handle::current();
-    let plan = tokio::task::spawn_blocking(move || panorama::init_from::plan(&opts, &runtime))
-        .await
-        .map_err(|e| Error::Other(format!("init stopped: {e}")))??;
-    let text = panorama::init_from::write(&plan, dry_run, force)?;
-    if dry_run {
-        print!("{text}");
-    }
-    if !quiet {
-        eprint!("{}", panorama::init_from::summary(&plan));
-        if !dry_run {
-            eprintln!(
-                "Wrote {}. Next: panorama doctor -p {1} && panorama run -p {1}",
-                dir.join(panorama::config::CONFIG_FILE).display(),
-                dir.display()
-            );
-        }
-    }
-    Ok(())
-}
-
 async fn dispatch(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
     match cli.command {
@@ -641,7 +606,28 @@ async fn dispatch(cli: Cli) -> Result<()> {
             dry_run,
             force,
             sample_rows,
-        } if !from.is_empty() => init_from(dir, from, dry_run, force, sample_rows, quiet).await,
+        } if !from.is_empty() => {
+            let opts = panorama::init_from::InitFromOptions {
+                dir: dir.clone(),
+                from,
+                sample_rows: sample_rows.max(1),
+            };
+            let done = panorama::init_from::init(opts, dry_run, force).await?;
+            if dry_run {
+                print!("{}", done.config);
+            }
+            if !quiet {
+                eprint!("{}", done.summary);
+                if !dry_run {
+                    eprintln!(
+                        "Wrote {}. Next: panorama doctor -p {1} && panorama run -p {1}",
+                        dir.join(panorama::config::CONFIG_FILE).display(),
+                        dir.display()
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Init { dir, .. } => {
             panorama::project::init(&dir)?;
             if !quiet {

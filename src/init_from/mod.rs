@@ -1136,9 +1136,29 @@ pub fn write(plan: &InitPlan, dry_run: bool, force: bool) -> Result<String> {
     Ok(text)
 }
 
-/// Guesses worth a second look, for the summary: (source, what, confidence).
+/// Every guess and how sure it is, and what was left out: what `init` prints.
 pub fn summary(plan: &InitPlan) -> String {
     render::summary(plan)
+}
+
+/// What `panorama init --from` did: the config text and the summary of its guesses.
+pub struct InitOutcome {
+    pub config: String,
+    pub summary: String,
+}
+
+/// `panorama init DIR --from ...`: read, decide, and write the config (or only return it when
+/// `dry_run`). The reading runs on a blocking thread (readers are synchronous).
+pub async fn init(opts: InitFromOptions, dry_run: bool, force: bool) -> Result<InitOutcome> {
+    let runtime = tokio::runtime::Handle::current();
+    let plan = tokio::task::spawn_blocking(move || plan(&opts, &runtime))
+        .await
+        .map_err(|e| Error::Other(format!("init stopped: {e}")))??;
+    let config = write(&plan, dry_run, force)?;
+    Ok(InitOutcome {
+        config,
+        summary: render::summary(&plan),
+    })
 }
 
 /// Used by tests and `doctor`: the guess for one column of a sample.
