@@ -1160,9 +1160,3 @@ pub async fn init(opts: InitFromOptions, dry_run: bool, force: bool) -> Result<I
         summary: render::summary(&plan),
     })
 }
-
-/// Used by tests and `doctor`: the guess for one column of a sample.
-pub fn guess_column(c: &sample::SampledColumn, region: Option<&str>) -> Option<Guess> {
-    let stats = semantics::value_stats(c, region);
-    semantics::guess(c, &stats)
-}

@@ -354,9 +354,9 @@ pub fn read_sample(
     sample_rows: usize,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Sample> {
+    let loc = location::expand_env(&input.location)
+        .map_err(|m| Error::source(&input.name, &input.location, m))?;
     if input.format == "csv" && input.delimiter.is_none() {
-        let loc = location::expand_env(&input.location)
-            .map_err(|m| Error::source(&input.name, &input.location, m))?;
         let files = runtime
             .block_on(location::resolve_files(&loc, root))
             .map_err(|m| Error::source(&input.name, &input.location, m))?;
@@ -382,8 +382,7 @@ pub fn read_sample(
         &cfg,
         &input.name,
         source,
-        &location::expand_env(&input.location)
-            .map_err(|m| Error::source(&input.name, &input.location, m))?,
+        &loc,
         runtime,
         None,
         &mut rejects,
