@@ -68,6 +68,18 @@ pub enum Error {
     #[error(transparent)]
     Parquet(#[from] datafusion::parquet::errors::ParquetError),
 
+    /// Another process is writing the workspace (see [`crate::workspace::lock`]).
+    #[error(
+        "{operation}: the workspace {} is being written by {}; wait for it to finish, or pass --wait to start when it does",
+        workspace.display(),
+        holder.as_ref().map_or("another process".to_string(), |h| h.to_string())
+    )]
+    Busy {
+        workspace: PathBuf,
+        operation: String,
+        holder: Option<crate::workspace::lock::Holder>,
+    },
+
     /// Anything else, with a message that says what.
     #[error("{0}")]
     Other(String),

@@ -37,6 +37,22 @@ struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
 
+    /// Project directory (holding panorama.toml); accepted anywhere on the command line.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "PANORAMA_PROJECT",
+        default_value = "."
+    )]
+    project: PathBuf,
+
+    /// When another panorama process is writing the project (a run, an erasure, an export, a
+    /// schedule's job), wait for it to finish instead of failing at once. Reading commands
+    /// (query, sql, serve, tables) never wait.
+    #[arg(long, global = true, env = "PANORAMA_WAIT")]
+    wait: bool,
+
     /// Memory budget for queries (e.g. 8G, 512M); beyond it sorts and aggregates spill to
     /// temporary files. Default: 70% of the machine's memory.
     #[arg(long, global = true, env = "PANORAMA_MEMORY_LIMIT", value_parser = parse_memory)]
@@ -47,13 +63,6 @@ fn parse_memory(s: &str) -> std::result::Result<String, String> {
     panorama::session::parse_size(s)
         .map(|_| s.to_string())
         .ok_or_else(|| format!("`{s}` is not a size: use e.g. 8G, 512M or a number of bytes"))
-}
-
-#[derive(Args, Debug, Clone)]
-struct ProjectArg {
-    /// Project directory (holding panorama.toml).
-    #[arg(short, long, env = "PANORAMA_PROJECT", default_value = ".")]
-    project: PathBuf,
 }
 
 /// Who a privacy request is about: one identifier, as the person gave it.
@@ -231,8 +240,6 @@ enum Command {
     /// segments. Each problem is printed as file:line: key: message, with a fix. Exits 1 when
     /// there is an error (a run would fail or a mapping would do nothing).
     Doctor {
-        #[command(flatten)]
-        project: ProjectArg,
         /// Rows read from each source.
         #[arg(long, default_value_t = 100_000)]
         sample_rows: usize,
@@ -259,8 +266,6 @@ enum Command {
     /// business measures, as far as the config declares them.
     Run {
         #[command(flatten)]
-        project: ProjectArg,
-        #[command(flatten)]
         as_of: AsOfArg,
         /// Load and unify even if the sources' files and their config are unchanged since the
         /// current run (by default such a run reuses them, as `panorama refresh`).
@@ -274,8 +279,6 @@ enum Command {
     /// with the run summary and the charts of the web console: unification, segments,
     /// measures and predictions.
     Report {
-        #[command(flatten)]
-        project: ProjectArg,
         /// The run (default: the current one).
         #[arg(long)]
         run: Option<String>,
@@ -291,15 +294,11 @@ enum Command {
     /// changing sources or [unify], use `panorama run`.
     Refresh {
         #[command(flatten)]
-        project: ProjectArg,
-        #[command(flatten)]
         as_of: AsOfArg,
     },
     /// List the segments of the current run: size, who entered and left since the previous
     /// run, and definition.
     Segments {
-        #[command(flatten)]
-        project: ProjectArg,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
@@ -310,8 +309,6 @@ enum Command {
     /// current run's data (measures recomputed in memory, nothing written): for trying a
     /// condition before a run.
     Segment {
-        #[command(flatten)]
-        project: ProjectArg,
         /// Segment name (see `panorama segments`).
         name: String,
         /// Evaluate the current definition instead of showing the run's stored members.
@@ -331,8 +328,6 @@ enum Command {
     /// entered, changed or left since the last confirmed export. Every export appends a row
     /// to the export_log table.
     Export {
-        #[command(flatten)]
-        project: ProjectArg,
         /// Export name (see [exports] in panorama.toml).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         name: Option<String>,
@@ -347,8 +342,6 @@ enum Command {
     /// its condition) get its message rendered into the outbox table, once per customer;
     /// the journey's export then delivers the outbox.
     Journeys {
-        #[command(flatten)]
-        project: ProjectArg,
         /// Only this journey.
         name: Option<String>,
     },
@@ -356,16 +349,11 @@ enum Command {
     ///
     /// One job at a time; ticks missed while a job runs are skipped; a failed job is logged
     /// in schedule_log and the schedule fires again at its next tick.
-    Schedule {
-        #[command(flatten)]
-        project: ProjectArg,
-    },
+    Schedule,
     /// Record a consent statement for a person (kept by Panorama, next to the statements
     /// sources carry); the latest statement per purpose and channel wins. See the
     /// customer_consent table.
     Consent {
-        #[command(flatten)]
-        project: ProjectArg,
         #[command(flatten)]
         person: PersonArg,
         /// Purpose, e.g. marketing.
@@ -391,15 +379,11 @@ enum Command {
     /// Privacy requests (GDPR, CCPA): access, erase, rectify. Every request is recorded in
     /// the append-only audit_log table, identifiers hashed.
     Privacy {
-        #[command(flatten)]
-        project: ProjectArg,
         #[command(subcommand)]
         command: PrivacyCommand,
     },
     /// Unification tools.
     Unify {
-        #[command(flatten)]
-        project: ProjectArg,
         #[command(subcommand)]
         command: UnifyCommand,
     },
@@ -415,8 +399,6 @@ enum Command {
     /// time and memory ([serve] in panorama.toml). When a newer run completes, new queries
     /// see it; queries already running finish on the run they started on.
     Serve {
-        #[command(flatten)]
-        project: ProjectArg,
         /// Address to listen on (default [serve] bind, else 127.0.0.1).
         #[arg(long)]
         bind: Option<String>,
@@ -439,22 +421,16 @@ enum Command {
     /// Users who log in over PostgreSQL wire with a password (kept as an Argon2 hash in
     /// the workspace's auth.toml, not in panorama.toml).
     Users {
-        #[command(flatten)]
-        project: ProjectArg,
         #[command(subcommand)]
         command: UsersCommand,
     },
     /// Bearer tokens for Flight SQL and HTTP (the token is shown once; only its hash is kept).
     Tokens {
-        #[command(flatten)]
-        project: ProjectArg,
         #[command(subcommand)]
         command: TokensCommand,
     },
     /// Run one SQL query against the current run and print or save the result.
     Query {
-        #[command(flatten)]
-        project: ProjectArg,
         /// The SQL statement.
         sql: String,
         /// Output format.
@@ -474,24 +450,17 @@ enum Command {
     },
     /// Interactive SQL shell over the current run (history, multi-line statements).
     Sql {
-        #[command(flatten)]
-        project: ProjectArg,
         /// Open this run instead of the current one.
         #[arg(long)]
         run: Option<String>,
     },
     /// List the tables of the current run with their row counts.
-    Tables {
-        #[command(flatten)]
-        project: ProjectArg,
-    },
+    Tables,
     /// Score unification against ground truth: pairwise precision, recall and F1.
     ///
     /// The truth file is CSV with columns source, record_id, person_id (the demo writes
     /// truth.csv). Only records present in both the truth and customer_links count.
     Eval {
-        #[command(flatten)]
-        project: ProjectArg,
         /// Ground-truth CSV (source, record_id, person_id).
         #[arg(long)]
         truth: PathBuf,
@@ -508,8 +477,6 @@ enum Command {
     ///
     /// Records are named SOURCE:RECORD_ID, e.g. crm_contacts:C0000042.
     Explain {
-        #[command(flatten)]
-        project: ProjectArg,
         /// First record (SOURCE:RECORD_ID).
         left: String,
         /// Second record (SOURCE:RECORD_ID).
@@ -517,8 +484,6 @@ enum Command {
     },
     /// Show a table's columns and types.
     Describe {
-        #[command(flatten)]
-        project: ProjectArg,
         /// Table name (see `panorama tables`).
         table: String,
     },
@@ -598,6 +563,8 @@ fn init_tracing(verbose: u8, quiet: bool) {
 
 async fn dispatch(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
+    let locking = panorama::workspace::lock::Locking::wait(cli.wait);
+    let project = cli.project;
     match cli.command {
         Command::Quickstart { dir, persons, seed } => quickstart(dir, persons, seed, quiet).await,
         Command::Init {
@@ -638,11 +605,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Doctor {
-            project,
-            sample_rows,
-        } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Doctor { sample_rows } => {
+            let cfg = ProjectConfig::load(&project)?;
             let diagnosis = panorama::doctor::diagnose(&cfg, sample_rows).await?;
             print!("{}", diagnosis.report(&cfg));
             if diagnosis.errors() > 0 {
@@ -675,16 +639,16 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run {
-            project,
             as_of,
             full,
             report,
         } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+            let cfg = ProjectConfig::load(&project)?;
             let opts = RunOptions {
                 quiet,
                 as_of: as_of.as_of,
                 full,
+                locking: locking.clone(),
             };
             let outcome = run_project(&cfg, &opts).await?;
             if !quiet {
@@ -700,8 +664,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Report { project, run, out } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Report { run, out } => {
+            let cfg = ProjectConfig::load(&project)?;
             let r = panorama::charts::report::write(&cfg, run.as_deref(), &out).await?;
             if !quiet {
                 println!(
@@ -714,13 +678,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Export {
-            project,
-            name,
-            all,
-            dry_run,
-        } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Export { name, all, dry_run } => {
+            let cfg = ProjectConfig::load(&project)?;
             let names: Vec<String> = match name {
                 Some(n) => vec![n],
                 None if all => cfg.exports.keys().cloned().collect(),
@@ -732,7 +691,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
                     cfg.path.display()
                 )));
             }
-            let opts = panorama::exports::ExportOptions { quiet, dry_run };
+            let opts = panorama::exports::ExportOptions {
+                quiet,
+                dry_run,
+                locking: locking.clone(),
+            };
             let mut failed = Vec::new();
             for n in &names {
                 match panorama::exports::run_export(&cfg, n, &opts).await {
@@ -759,7 +722,6 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Serve {
-            project,
             bind,
             pg_port,
             flight_port,
@@ -767,7 +729,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             tls_cert,
             tls_key,
         } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+            let cfg = ProjectConfig::load(&project)?;
             let overrides = panorama::serve::Overrides {
                 bind,
                 pg_port,
@@ -804,8 +766,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             })
             .await
         }
-        Command::Users { project, command } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Users { command } => {
+            let cfg = ProjectConfig::load(&project)?;
             let dir = cfg.workspace_dir();
             let mut file = panorama::serve::auth::AuthFile::load(&dir)?;
             match command {
@@ -831,8 +793,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Tokens { project, command } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Tokens { command } => {
+            let cfg = ProjectConfig::load(&project)?;
             let dir = cfg.workspace_dir();
             let mut file = panorama::serve::auth::AuthFile::load(&dir)?;
             match command {
@@ -862,7 +824,6 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Consent {
-            project,
             person,
             purpose,
             channel,
@@ -870,7 +831,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             withdraw: _,
             note,
         } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+            let cfg = ProjectConfig::load(&project)?;
             let actor = panorama::privacy::actor(person.actor.as_deref());
             let customers = panorama::privacy::set_consent(
                 &cfg,
@@ -892,15 +853,16 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Journeys { project, name } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Journeys { name } => {
+            let cfg = ProjectConfig::load(&project)?;
             if cfg.journeys.is_empty() {
                 return Err(Error::Other(format!(
                     "{} declares no [journeys]",
                     cfg.path.display()
                 )));
             }
-            let reports = panorama::journeys::run_journeys(&cfg, name.as_deref(), quiet).await?;
+            let reports =
+                panorama::journeys::run_journeys(&cfg, name.as_deref(), quiet, &locking).await?;
             let mut failed = Vec::new();
             for r in &reports {
                 if !quiet {
@@ -923,15 +885,14 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 )))
             }
         }
-        Command::Schedule { project } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Schedule => {
+            let cfg = ProjectConfig::load(&project)?;
             panorama::schedule::serve(&cfg, &panorama::schedule::SchedulerOptions { quiet }).await
         }
         Command::Unify {
-            project,
             command: UnifyCommand::Plan,
         } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+            let cfg = ProjectConfig::load(&project)?;
             let plan = panorama::unify::plan::plan(&cfg).await?;
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -944,15 +905,16 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Privacy { project, command } => {
-            let cfg = ProjectConfig::load(&project.project)?;
-            privacy(&cfg, command, quiet).await
+        Command::Privacy { command } => {
+            let cfg = ProjectConfig::load(&project)?;
+            privacy(&cfg, command, quiet, &locking).await
         }
-        Command::Refresh { project, as_of } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Refresh { as_of } => {
+            let cfg = ProjectConfig::load(&project)?;
             let opts = RunOptions {
                 quiet,
                 as_of: as_of.as_of,
+                locking: locking.clone(),
                 ..Default::default()
             };
             let outcome = panorama::run::refresh_project(&cfg, &opts).await?;
@@ -961,8 +923,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Segments { project, format } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Segments { format } => {
+            let cfg = ProjectConfig::load(&project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
             opened.require_table("segment_sizes", "[segments]")?;
             let batches = ctx
@@ -973,13 +935,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
             write_batches(&batches, format, &mut std::io::stdout().lock())
         }
         Command::Segment {
-            project,
             name,
             preview,
             limit,
             as_of,
         } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+            let cfg = ProjectConfig::load(&project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
             let out = &mut std::io::stdout().lock();
             if preview {
@@ -1022,14 +983,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
             write_batches(&sample, OutputFormat::Table, out)
         }
         Command::Query {
-            project,
             sql,
             format,
             output,
             run,
             ballista,
         } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+            let cfg = ProjectConfig::load(&project)?;
             let (ctx, _) = match ballista {
                 None => open_project(&cfg, run.as_deref()).await?,
                 Some(url) => remote_project(&cfg, &url, run.as_deref()).await?,
@@ -1047,8 +1007,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 None => write_batches(&batches, format, &mut std::io::stdout().lock()),
             }
         }
-        Command::Sql { project, run } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Sql { run } => {
+            let cfg = ProjectConfig::load(&project)?;
             let (ctx, opened) = open_project(&cfg, run.as_deref()).await?;
             let history = cfg.workspace_dir().join("sql_history");
             let banner = format!(
@@ -1058,8 +1018,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             );
             panorama::shell::run_shell(&ctx, history, &banner).await
         }
-        Command::Tables { project } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Tables => {
+            let cfg = ProjectConfig::load(&project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
             let mut rows = Vec::new();
             for t in &opened.tables {
@@ -1071,24 +1031,16 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let sorted = sort_batches(&ctx, batches).await?;
             write_batches(&sorted, OutputFormat::Table, &mut std::io::stdout().lock())
         }
-        Command::Eval {
-            project,
-            truth,
-            format,
-        } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Eval { truth, format } => {
+            let cfg = ProjectConfig::load(&project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
             opened.require_unified("customer_links")?;
             panorama::unify::register_truth(&ctx, &truth).await?;
             let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
             write_batches(&batches, format, &mut std::io::stdout().lock())
         }
-        Command::Explain {
-            project,
-            left,
-            right,
-        } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Explain { left, right } => {
+            let cfg = ProjectConfig::load(&project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
             opened.require_unified("unify_records")?;
             use panorama::unify::{config::MatchMode, explain};
@@ -1115,8 +1067,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             println!("Customers:");
             write_batches(&links, OutputFormat::Table, &mut std::io::stdout().lock())
         }
-        Command::Describe { project, table } => {
-            let cfg = ProjectConfig::load(&project.project)?;
+        Command::Describe { table } => {
+            let cfg = ProjectConfig::load(&project)?;
             let (ctx, opened) = open_project(&cfg, None).await?;
             if !opened.tables.contains(&table) {
                 return Err(Error::Other(format!(
@@ -1149,7 +1101,12 @@ async fn sort_batches(
 }
 
 /// The one-screen summary printed after a run.
-async fn privacy(cfg: &ProjectConfig, command: PrivacyCommand, quiet: bool) -> Result<()> {
+async fn privacy(
+    cfg: &ProjectConfig,
+    command: PrivacyCommand,
+    quiet: bool,
+    locking: &panorama::workspace::lock::Locking,
+) -> Result<()> {
     match command {
         PrivacyCommand::Access { person, output } => {
             let actor = panorama::privacy::actor(person.actor.as_deref());
@@ -1175,7 +1132,8 @@ async fn privacy(cfg: &ProjectConfig, command: PrivacyCommand, quiet: bool) -> R
             }
             let actor = panorama::privacy::actor(person.actor.as_deref());
             let r =
-                panorama::privacy::erasure::erase(cfg, &person.selector(), &actor, quiet).await?;
+                panorama::privacy::erasure::erase(cfg, &person.selector(), &actor, quiet, locking)
+                    .await?;
             if !quiet {
                 println!(
                     "erased {} ({}); new run {} without them; {} older runs deleted; {} log rows removed",
@@ -1214,6 +1172,7 @@ async fn privacy(cfg: &ProjectConfig, command: PrivacyCommand, quiet: bool) -> R
                 cfg,
                 &RunOptions {
                     quiet,
+                    locking: locking.clone(),
                     ..Default::default()
                 },
             )

@@ -17,6 +17,7 @@ use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sources::rejects::{rejects_batch, Reject};
 use crate::sources::{load_source, BatchSink, SourceReport};
+use crate::workspace::lock::Locking;
 use crate::workspace::{Manifest, RunStatus, Workspace};
 
 /// Options of one run.
@@ -28,6 +29,8 @@ pub struct RunOptions {
     pub as_of: Option<chrono::NaiveDateTime>,
     /// Load and unify even when sources and config are as in the current run.
     pub full: bool,
+    /// Whether to wait for another writer of the workspace, or fail at once.
+    pub locking: Locking,
 }
 
 impl RunOptions {
@@ -255,6 +258,12 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
 /// run's sources and unification (as `panorama refresh`) unless `opts.full`.
 pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let ws = Workspace::new(cfg.workspace_dir());
+    let operation = if opts.full { "run --full" } else { "run" };
+    let lock = crate::workspace::lock::acquire(ws.dir(), operation, &opts.locking).await?;
+    let opts = &RunOptions {
+        locking: Locking::Held(lock),
+        ..opts.clone()
+    };
     let inputs = inputs_fingerprint(cfg).await;
     if let (false, Some(fp), Some(current)) = (opts.full, &inputs, ws.current_run()?) {
         let m = ws.read_manifest(&current)?;
@@ -466,6 +475,7 @@ const REFRESHED_TABLES: &[&str] = &[
 pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let started = Instant::now();
     let ws = Workspace::new(cfg.workspace_dir());
+    let _lock = crate::workspace::lock::acquire(ws.dir(), "refresh", &opts.locking).await?;
     let current = ws
         .current_run()?
         .ok_or_else(|| Error::NoRun(cfg.root.clone()))?;

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::workspace::lock::Locking;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,9 +97,15 @@ impl ScheduleDef {
 }
 
 /// Run one step.
-pub async fn run_step(cfg: &ProjectConfig, step: &Step, quiet: bool) -> Result<String> {
+pub async fn run_step(
+    cfg: &ProjectConfig,
+    step: &Step,
+    quiet: bool,
+    locking: &Locking,
+) -> Result<String> {
     let opts = crate::run::RunOptions {
         quiet,
+        locking: locking.clone(),
         ..Default::default()
     };
     match step {
@@ -118,7 +125,7 @@ pub async fn run_step(cfg: &ProjectConfig, step: &Step, quiet: bool) -> Result<S
             Ok(format!("refresh {}", o.manifest.run_id))
         }
         Step::Journeys => {
-            let r = crate::journeys::run_journeys(cfg, None, quiet).await?;
+            let r = crate::journeys::run_journeys(cfg, None, quiet, locking).await?;
             let failed: Vec<String> = r
                 .iter()
                 .filter_map(|j| j.delivery.as_ref())
@@ -150,6 +157,7 @@ pub async fn run_step(cfg: &ProjectConfig, step: &Step, quiet: bool) -> Result<S
                     &crate::exports::ExportOptions {
                         quiet,
                         dry_run: false,
+                        locking: locking.clone(),
                     },
                 )
                 .await;
@@ -258,8 +266,20 @@ pub async fn serve(cfg: &ProjectConfig, opts: &SchedulerOptions) -> Result<()> {
         ));
         let mut stopping = false;
         let mut outcome = ("succeeded", Vec::new());
+        // The job's steps write as one: another writer (a run from the shell, an admin run
+        // over HTTP) finishes first, and none starts between two steps.
+        let (workspace, operation) = (cfg.workspace_dir(), format!("schedule {name}"));
+        let lock = crate::workspace::lock::acquire(&workspace, &operation, &Locking::Wait);
+        let lock = tokio::select! {
+            l = lock => l?,
+            _ = term.recv() => {
+                say(format!("stop signal while {name} waited for the workspace; stopping"));
+                return Ok(());
+            }
+        };
+        let locking = Locking::Held(lock);
         for step in steps {
-            let job = run_step(cfg, step, opts.quiet);
+            let job = run_step(cfg, step, opts.quiet, &locking);
             tokio::pin!(job);
             let r = tokio::select! {
                 r = &mut job => r,
@@ -284,6 +304,7 @@ pub async fn serve(cfg: &ProjectConfig, opts: &SchedulerOptions) -> Result<()> {
                 break;
             }
         }
+        drop(locking);
         log(cfg, name, when, started, outcome.0, &outcome.1.join("; "))?;
         say(format!(
             "schedule {name}: {} {}",

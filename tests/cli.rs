@@ -365,6 +365,50 @@ fn help_explains_commands() {
     assert!(out.contains("--format") && out.contains("parquet"), "{out}");
 }
 
+/// `--project/-p` is global: before the subcommand, after it, after a nested subcommand's
+/// own flags, or from PANORAMA_PROJECT.
+#[test]
+fn project_is_accepted_anywhere_on_the_line() {
+    let tmp = shop_project();
+    let dir = tmp.path();
+    ok(&["-p", p(dir), "run", "-q"]);
+    let access = ok(&[
+        "privacy",
+        "access",
+        "--email",
+        "ben@example.com",
+        "--project",
+        p(dir),
+    ]);
+    assert!(access.contains("ben@example.com"), "{access}");
+    let tables = ok(&["tables", "-p", p(dir)]);
+    assert!(tables.contains("unified_customers"), "{tables}");
+    let out = Command::new(env!("CARGO_BIN_EXE_panorama"))
+        .args([
+            "query",
+            "SELECT count(*) AS n FROM unified_customers",
+            "-f",
+            "csv",
+        ])
+        .env("PANORAMA_PROJECT", dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let n = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        n,
+        ok(&[
+            "query",
+            "-p",
+            p(dir),
+            "SELECT count(*) AS n FROM unified_customers",
+            "-f",
+            "csv"
+        ])
+    );
+    assert!(n.starts_with("n\n"), "{n}");
+}
+
 #[test]
 fn sql_shell_runs_multiline_statements_and_meta_commands() {
     use std::io::Write as _;

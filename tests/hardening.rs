@@ -669,3 +669,294 @@ async fn idle_connections_give_their_slots_back() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
 }
+
+/// Holds `<project>/.panorama/lock` from a separate process (Python's `fcntl.flock`, the same
+/// `flock(2)` Panorama uses) until killed; returns once the lock is held.
+fn hold_lock_elsewhere(project: &Path) -> std::process::Child {
+    use std::io::BufRead;
+    let lock = project.join(".panorama/lock");
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl, sys, time\n\
+             f = open(sys.argv[1], 'a')\n\
+             fcntl.flock(f, fcntl.LOCK_EX)\n\
+             print('held', flush=True)\n\
+             time.sleep(600)\n",
+            p(&lock),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "held");
+    child
+}
+
+/// The pid the workspace's lock file names as its holder, if any.
+fn lock_holder_pid(project: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(project.join(".panorama/lock")).ok()?;
+    serde_json::from_str::<Value>(&text).ok()?["pid"]
+        .as_u64()
+        .map(|p| p as u32)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// Every run directory left has a manifest that says succeeded, and the current run is one
+/// of them.
+fn runs_all_succeeded(project: &Path) -> Vec<String> {
+    let runs = project.join(".panorama/runs");
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(&runs).unwrap() {
+        let e = e.unwrap();
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(e.path().join("manifest.json")).unwrap())
+                .unwrap();
+        assert_eq!(m["status"], "succeeded", "{}: {m}", e.path().display());
+        ids.push(e.file_name().to_string_lossy().to_string());
+    }
+    let current: Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join(".panorama/current.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        ids.iter().any(|i| current["run_id"] == i.as_str()),
+        "current {current} not among {ids:?}"
+    );
+    ids
+}
+
+fn spawn_panorama(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_panorama"))
+        .args(args)
+        .env_remove("PANORAMA_PROJECT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn succeeds(mut child: std::process::Child, what: &str) {
+    use std::io::Read;
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{what} failed: {err}");
+}
+
+/// Two writers of one workspace used to prune each other's run directories. Now a second
+/// writer fails at once naming the holder, or with --wait runs after it; readers are never
+/// blocked; a holder killed with SIGKILL lets go (the OS releases the lock).
+#[test]
+fn one_writer_at_a_time() {
+    let tmp = common::shop_project();
+    let dir = tmp.path();
+    ok(&["run", "-q", "-p", p(dir)]);
+    let customers = |dir: &Path| {
+        common::query(
+            dir,
+            "SELECT first_name, last_name, email FROM unified_customers ORDER BY 1, 2",
+        )
+    };
+    let before = customers(dir);
+    assert!(before.contains("ben@example.com"), "{before}");
+
+    // Another process holds the lock: writers fail at once, readers read.
+    let mut holder = hold_lock_elsewhere(dir);
+    for args in [
+        vec!["run", "-q", "-p", p(dir)],
+        vec!["refresh", "-q", "-p", p(dir)],
+        vec![
+            "privacy",
+            "-p",
+            p(dir),
+            "erase",
+            "--email",
+            "ben@example.com",
+            "--yes",
+        ],
+    ] {
+        let err = fails(&args);
+        assert!(
+            err.contains("is being written by another process") && err.contains("--wait"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(customers(dir), before);
+
+    // Three writers wait for it: two runs and an erasure.
+    let waiting = [
+        spawn_panorama(&["run", "--full", "--wait", "-q", "-p", p(dir)]),
+        spawn_panorama(&[
+            "privacy",
+            "-p",
+            p(dir),
+            "--wait",
+            "-q",
+            "erase",
+            "--email",
+            "ben@example.com",
+            "--yes",
+        ]),
+        spawn_panorama(&["run", "--wait", "-q", "-p", p(dir)]),
+    ];
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut waiting: Vec<_> = waiting.into_iter().collect();
+    for c in waiting.iter_mut() {
+        assert!(c.try_wait().unwrap().is_none(), "a writer did not wait");
+    }
+    holder.kill().unwrap(); // SIGKILL: the OS releases the lock
+    holder.wait().unwrap();
+    for (i, c) in waiting.into_iter().enumerate() {
+        succeeds(c, &format!("waiting writer {i}"));
+    }
+    // No run directory lost or half-written; Ben is gone whatever the order was, and the
+    // outputs are those of running them one after the other.
+    runs_all_succeeded(dir);
+    let after = customers(dir);
+    assert!(!after.contains("ben@example.com"), "{after}");
+    assert_eq!(after.lines().count(), before.lines().count() - 1);
+    ok(&["run", "--full", "-q", "-p", p(dir)]);
+    assert_eq!(customers(dir), after);
+
+    // A panorama holder is named; stopped, it keeps the lock; killed, it lets go.
+    let mut run = spawn_panorama(&["run", "--full", "-q", "-p", p(dir)]);
+    let pid = run.id();
+    let mut polls = 0;
+    while lock_holder_pid(dir) != Some(pid) {
+        assert!(run.try_wait().unwrap().is_none(), "the run ended first");
+        polls += 1;
+        assert!(polls < 20_000, "the run never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    signal(pid, "-STOP");
+    let err = fails(&["run", "-q", "-p", p(dir)]);
+    assert!(err.contains(&format!("run --full (pid {pid} on ")), "{err}");
+    assert!(
+        err.contains("run --full -q -p"),
+        "the holder's command: {err}"
+    );
+    run.kill().unwrap(); // SIGKILL, while stopped
+    run.wait().unwrap();
+    ok(&["run", "-q", "-p", p(dir)]);
+    assert_eq!(customers(dir), after);
+    // The killed run is marked failed (interrupted); every other run succeeded.
+    let mut failed = 0;
+    for e in std::fs::read_dir(dir.join(".panorama/runs")).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path().join("manifest.json")).unwrap();
+        let m: Value = serde_json::from_str(&text).unwrap();
+        if m["writer"]["pid"] == pid {
+            assert_eq!(m["status"], "failed", "{m}");
+            assert!(m["error"].as_str().unwrap().contains("interrupted"), "{m}");
+            failed += 1;
+        } else {
+            assert_eq!(m["status"], "succeeded", "{m}");
+        }
+    }
+    assert!(failed <= 1);
+}
+
+/// A schedule's job and an admin run over HTTP: one waits for the other or is refused with
+/// 409 naming the holder; nothing is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_and_admin_runs_take_turns() {
+    let tmp = common::shop_project();
+    let dir = tmp.path().to_path_buf();
+    common::append(
+        &dir.join("panorama.toml"),
+        "\n[schedules.often]\ncron = \"* * * * * *\"\nsteps = [\"refresh\"]\n",
+    );
+    ok(&["run", "-q", "-p", p(&dir)]);
+    let server = Server::start(&dir, &[]);
+    let base = format!("http://{}", server.http);
+    let post = |path: &'static str| {
+        let url = format!("{base}{path}");
+        async move {
+            let res = reqwest::Client::new().post(url).send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.text().await.unwrap())
+        }
+    };
+    // Held by another process: 409, naming no one it cannot know.
+    let mut holder = hold_lock_elsewhere(&dir);
+    let (status, body) = post("/api/admin/refresh").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("being written by another process"), "{body}");
+
+    // The scheduler waits for the lock, then holds it while its job runs; stopped there, an
+    // admin run is refused naming the schedule.
+    let mut schedule = std::process::Command::new(env!("CARGO_BIN_EXE_panorama"))
+        .args(["schedule", "-p", p(&dir)])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = schedule.id();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_ne!(lock_holder_pid(&dir), Some(pid));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let mut polls = 0;
+    while lock_holder_pid(&dir) != Some(pid) {
+        assert!(
+            schedule.try_wait().unwrap().is_none(),
+            "the scheduler ended"
+        );
+        polls += 1;
+        assert!(polls < 60_000, "the scheduler never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    signal(pid, "-STOP");
+    let (status, body) = post("/api/admin/run?full=true").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains(&format!("schedule often (pid {pid} on ")),
+        "{body}"
+    );
+    signal(pid, "-CONT");
+    // Admin runs get their turn between the schedule's jobs.
+    let mut done = 0;
+    for _ in 0..400 {
+        let (status, body) = post("/api/admin/run?full=true").await;
+        match status {
+            200 => done += 1,
+            409 => assert!(body.contains("schedule often"), "{body}"),
+            _ => panic!("{status}: {body}"),
+        }
+        if done == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(done, 2, "admin runs never got a turn");
+    signal(pid, "-TERM");
+    assert!(schedule.wait().unwrap().success());
+    runs_all_succeeded(&dir);
+    let log = common::query(
+        &dir,
+        "SELECT count(*) AS n, count(*) FILTER (WHERE outcome = 'succeeded') AS ok FROM schedule_log",
+    );
+    let nums: Vec<u64> = log
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(nums[0] >= 1 && nums[0] == nums[1], "{log}");
+    drop(server);
+}

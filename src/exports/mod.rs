@@ -98,6 +98,9 @@ pub struct ExportOptions {
     pub quiet: bool,
     /// Plan and count, send nothing, change no state.
     pub dry_run: bool,
+    /// Whether to wait for another writer of the workspace, or fail at once (not taken for a
+    /// dry run, which changes nothing).
+    pub locking: crate::workspace::lock::Locking,
 }
 
 /// What one export did; also its `export_log` row.
@@ -177,6 +180,18 @@ pub async fn run_export(
         ))
     })?;
     let def = def.get_ref();
+    // Two sends of one export at once would both read the same watermark and send twice.
+    let _lock = match opts.dry_run {
+        true => None,
+        false => Some(
+            crate::workspace::lock::acquire(
+                &cfg.workspace_dir(),
+                &format!("export {name}"),
+                &opts.locking,
+            )
+            .await?,
+        ),
+    };
     let destination = def
         .destination()
         .map_err(|m| Error::Other(format!("exports.{name} {m}")))?;

@@ -112,12 +112,14 @@ pub async fn run_journeys(
     cfg: &ProjectConfig,
     only: Option<&str>,
     quiet: bool,
+    locking: &crate::workspace::lock::Locking,
 ) -> Result<Vec<JourneyReport>> {
     if let Some(o) = only {
         if !cfg.journeys.contains_key(o) {
             return Err(Error::Other(format!("no journey named `{o}`")));
         }
     }
+    let lock = crate::workspace::lock::acquire(&cfg.workspace_dir(), "journeys", locking).await?;
     let mut reports = Vec::new();
     for (name, j) in &cfg.journeys {
         if only.is_some_and(|o| o != name) {
@@ -132,6 +134,7 @@ pub async fn run_journeys(
                     &crate::exports::ExportOptions {
                         quiet,
                         dry_run: false,
+                        locking: crate::workspace::lock::Locking::Held(lock.clone()),
                     },
                 )
                 .await?,

@@ -49,7 +49,11 @@ pub async fn erase(
     selector: &Selector,
     actor: &str,
     quiet: bool,
+    locking: &crate::workspace::lock::Locking,
 ) -> Result<ErasureReport> {
+    // Held from the suppression to the new run and the deletion of every other run: no run
+    // can start in between and read the sources before the suppression.
+    let lock = crate::workspace::lock::acquire(&cfg.workspace_dir(), "erase", locking).await?;
     let (ctx, opened) = crate::session::open_project(cfg, None).await?;
     let customers = selector.customers(&ctx, &opened.tables).await?;
     let ids = in_list(&customers);
@@ -162,6 +166,7 @@ pub async fn erase(
         &crate::run::RunOptions {
             quiet,
             full: true,
+            locking: crate::workspace::lock::Locking::Held(lock.clone()),
             ..Default::default()
         },
     )

@@ -744,7 +744,7 @@ async fn admin_run(
     };
     let outcome = crate::run::run_project(&s.cfg, &opts)
         .await
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        .map_err(operation_error)?;
     finish_operation(&s, outcome).await
 }
 
@@ -760,8 +760,18 @@ async fn admin_refresh(
     };
     let outcome = crate::run::refresh_project(&s.cfg, &opts)
         .await
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        .map_err(operation_error)?;
     finish_operation(&s, outcome).await
+}
+
+/// A failed admin operation: 409 when another process writes the workspace (a run from the
+/// shell, a schedule's job; the message names it), else 422.
+fn operation_error(e: crate::Error) -> ApiError {
+    let status = match e {
+        crate::Error::Busy { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError(status, e.to_string())
 }
 
 /// After a run: serve it right away rather than at the next poll.
@@ -787,10 +797,11 @@ async fn admin_export(
     let opts = crate::exports::ExportOptions {
         quiet: true,
         dry_run: false,
+        locking: Default::default(),
     };
     let r = crate::exports::run_export(&s.cfg, &name, &opts)
         .await
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        .map_err(operation_error)?;
     Ok(Json(json!({
         "export": r.export,
         "run_id": r.run_id,

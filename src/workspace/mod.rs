@@ -8,7 +8,10 @@
 //!   runs/<run_id>/manifest.json  what the run did
 //!   runs/<run_id>/sources/<name>/part-0.parquet
 //!   runs/<run_id>/rejects.parquet
+//!   lock                         held by the one process writing (see [`lock`])
 //! ```
+
+pub mod lock;
 
 use std::path::{Path, PathBuf};
 
