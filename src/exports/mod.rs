@@ -57,9 +57,97 @@ pub struct Op {
     pub key: String,
     pub customer_id: Option<String>,
     pub change: Change,
-    /// The row as a JSON object (upserts only).
-    pub json: Option<String>,
+    /// Where the row's JSON object is in the plan's [`RowJson`] (upserts to JSON
+    /// destinations only).
+    pub json: Option<JsonAt>,
     pub hash: Option<String>,
+}
+
+/// Where one row's JSON sits in a [`RowJson`] file.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonAt {
+    offset: u64,
+    len: u32,
+}
+
+/// The JSON of the rows a plan upserts, in a temporary file (deleted when dropped) rather than
+/// in memory: a first send of a million rows to a webhook or PostgreSQL held 1.3 GiB when
+/// every row's JSON was a `String` in its `Op`. Destinations read it back batch by batch.
+pub struct RowJson {
+    writer: Option<std::io::BufWriter<std::fs::File>>,
+    reader: std::sync::Mutex<Option<std::fs::File>>,
+    len: u64,
+}
+
+impl RowJson {
+    /// A new, empty file in `dir` (the export's state directory, so it is on the same disk as
+    /// what the export keeps, not a small `/tmp`).
+    fn create(dir: &Path) -> Result<RowJson> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        let file = tempfile::tempfile_in(dir)
+            .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
+        Ok(RowJson {
+            writer: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            reader: std::sync::Mutex::new(None),
+            len: 0,
+        })
+    }
+
+    /// No file: for destinations that write Arrow batches (files) or a dry run's count.
+    fn none() -> RowJson {
+        RowJson {
+            writer: None,
+            reader: std::sync::Mutex::new(None),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, json: &str) -> Result<Option<JsonAt>> {
+        use std::io::Write;
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(None);
+        };
+        w.write_all(json.as_bytes())
+            .map_err(|e| Error::Other(format!("cannot write the rows to send: {e}")))?;
+        let at = JsonAt {
+            offset: self.len,
+            len: u32::try_from(json.len()).map_err(|_| {
+                Error::Other(format!("a row's JSON is {} bytes (over 4 GiB)", json.len()))
+            })?,
+        };
+        self.len += json.len() as u64;
+        Ok(Some(at))
+    }
+
+    /// Done writing: flush, and read from here on.
+    fn finish(&mut self) -> Result<()> {
+        if let Some(w) = self.writer.take() {
+            let file = w
+                .into_inner()
+                .map_err(|e| Error::Other(format!("cannot write the rows to send: {e}")))?;
+            *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+        }
+        Ok(())
+    }
+
+    /// The JSON object of one row.
+    pub fn read(&self, at: JsonAt) -> std::result::Result<String, String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut guard = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let file = guard
+            .as_mut()
+            .ok_or_else(|| "internal: the rows to send were not written".to_string())?;
+        let mut buf = vec![0u8; at.len as usize];
+        file.seek(SeekFrom::Start(at.offset))
+            .and_then(|_| file.read_exact(&mut buf))
+            .map_err(|e| format!("cannot read back the rows to send: {e}"))?;
+        String::from_utf8(buf).map_err(|e| format!("cannot read back the rows to send: {e}"))
+    }
+
+    /// Bytes written (for the log).
+    pub fn bytes(&self) -> u64 {
+        self.len
+    }
 }
 
 /// What an export would send, before sending.
@@ -67,10 +155,12 @@ pub struct Plan {
     pub name: String,
     pub key: String,
     pub mode: ExportMode,
-    /// Rows to write, sorted by key: every selected row in full mode, only the changed ones
-    /// in incremental mode.
+    /// Rows to write (file destinations only; empty for JSON ones, which read [`Plan::json`]):
+    /// every selected row in full mode, only the changed ones in incremental mode.
     pub batches: Vec<RecordBatch>,
     pub ops: Vec<Op>,
+    /// The JSON of the upserted rows (JSON destinations only).
+    pub json: RowJson,
     /// Every key selected this time (a full export mirrors exactly these).
     pub keys: HashSet<String>,
     /// Schema of the rows (also when none are selected).
@@ -218,8 +308,14 @@ pub async fn run_export(
             return Ok(report);
         }
     }
-    let needs_json = !matches!(destination, Destination::File(_));
-    let mut plan = plan(cfg, &ctx, &opened, name, def, &mut report, needs_json).await?;
+    // JSON destinations get each row's JSON through a temporary file; file destinations get
+    // Arrow batches. A dry run keeps neither.
+    let keep = match (&destination, opts.dry_run) {
+        (_, true) => Keep::Nothing,
+        (Destination::File(_), false) => Keep::Batches,
+        (_, false) => Keep::Json(export_state_dir(&workspace, name)),
+    };
+    let mut plan = plan(cfg, &ctx, &opened, name, def, &mut report, keep).await?;
     report.upserts = plan.ops.iter().filter(|o| !o.change.is_delete()).count() as u64;
     report.deletes = plan.ops.iter().filter(|o| o.change.is_delete()).count() as u64;
     if opts.dry_run {
@@ -300,6 +396,16 @@ async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
     crate::unify::count(ctx, &format!("SELECT count(*) FROM ({sql})"), "export rows").await
 }
 
+/// What a plan keeps of the rows to send besides their keys and hashes.
+enum Keep {
+    /// Nothing (a dry run counts).
+    Nothing,
+    /// Arrow batches (file destinations).
+    Batches,
+    /// Each row's JSON, in a temporary file in this directory (webhooks, PostgreSQL).
+    Json(PathBuf),
+}
+
 /// Select the rows, apply consent and limit, and compare with the confirmed state.
 async fn plan(
     cfg: &ProjectConfig,
@@ -308,7 +414,7 @@ async fn plan(
     name: &str,
     def: &ExportDef,
     report: &mut ExportReport,
-    needs_json: bool,
+    keep: Keep,
 ) -> Result<Plan> {
     let err = |m: String| Error::Other(format!("exports.{name}: {m}"));
     let base = base_sql(def, &opened.tables).map_err(err)?;
@@ -420,6 +526,10 @@ async fn plan(
         "confirmed state loaded"
     );
     let erased = crate::privacy::erased_customer_hashes(&workspace).await?;
+    let mut json = match &keep {
+        Keep::Json(dir) => RowJson::create(dir)?,
+        _ => RowJson::none(),
+    };
     let mut ops = Vec::new();
     let mut keys = HashSet::new();
     let mut dupes = 0;
@@ -430,11 +540,11 @@ async fn plan(
     use futures::StreamExt;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| err(format!("{e}")))?;
-        let mut keep = Vec::with_capacity(batch.num_rows());
+        let mut kept_rows = Vec::with_capacity(batch.num_rows());
         for r in rows_of(std::slice::from_ref(&batch), &key)? {
             if !keys.insert(r.key.clone()) {
                 dupes += 1;
-                keep.push(false);
+                kept_rows.push(false);
                 continue;
             }
             let change = match confirmed.get(&r.key) {
@@ -443,27 +553,32 @@ async fn plan(
                 Some(_) if def.mode == ExportMode::Full => Some(Change::Changed),
                 Some(_) => None,
             };
-            keep.push(change.is_some());
+            kept_rows.push(change.is_some());
             if let Some(change) = change {
                 ops.push(Op {
                     key: r.key,
                     customer_id: r.customer_id,
                     change,
-                    json: needs_json.then_some(r.json),
+                    json: json.push(&r.json)?,
                     hash: Some(r.hash),
                 });
             }
         }
+        if !matches!(keep, Keep::Batches) {
+            continue;
+        }
         if def.mode == ExportMode::Full {
             batches.push(batch);
-        } else if keep.iter().any(|k| *k) {
-            let mask = arrow::array::BooleanArray::from(keep);
+        } else if kept_rows.iter().any(|k| *k) {
+            let mask = arrow::array::BooleanArray::from(kept_rows);
             batches.push(arrow::compute::filter_record_batch(&batch, &mask)?);
         }
     }
+    json.finish()?;
     tracing::info!(
         export = name,
         ops = ops.len(),
+        json_bytes = json.bytes(),
         seconds = t0.elapsed().as_secs_f64(),
         "rows compared with the confirmed state"
     );
@@ -501,6 +616,7 @@ async fn plan(
         mode: def.mode,
         batches,
         ops,
+        json,
         keys,
         schema: row_schema,
         confirmed,

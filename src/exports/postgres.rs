@@ -104,14 +104,18 @@ async fn send_inner(dest: &PostgresDestination, plan: &Plan) -> Result<Sent, Str
         }
     );
     let mut bytes = 0u64;
-    let upserts: Vec<&str> = plan
+    let upserts: Vec<super::JsonAt> = plan
         .ops
         .iter()
         .filter(|o| !o.change.is_delete())
-        .filter_map(|o| o.json.as_deref())
+        .filter_map(|o| o.json)
         .collect();
     for chunk in upserts.chunks(CHUNK_ROWS) {
-        let json = format!("[{}]", chunk.join(","));
+        let rows = chunk
+            .iter()
+            .map(|at| plan.json.read(*at))
+            .collect::<std::result::Result<Vec<String>, String>>()?;
+        let json = format!("[{}]", rows.join(","));
         bytes += json.len() as u64;
         tx.execute(&upsert, &[&json])
             .await

@@ -65,7 +65,13 @@ pub async fn send(dest: &WebhookDestination, plan: &Plan, state_dir: &Path, quie
     let mut errors = Vec::new();
     for (seq, ops) in batches.iter().enumerate() {
         let start = seq * dest.batch_size;
-        let (batch_id, body) = payload(&plan.name, seq, ops);
+        let (batch_id, body) = match payload(plan, seq, ops) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
+                break;
+            }
+        };
         let outcome = post_with_retries(&client, &url, dest, &batch_id, &body).await;
         bar.inc(1);
         match outcome {
@@ -105,8 +111,13 @@ pub async fn send(dest: &WebhookDestination, plan: &Plan, state_dir: &Path, quie
     sent
 }
 
-/// The batch's idempotency key and JSON body.
-fn payload(export: &str, seq: usize, ops: &[super::Op]) -> (String, String) {
+/// The batch's idempotency key and JSON body (its rows' JSON read back from the plan's file).
+fn payload(
+    plan: &super::Plan,
+    seq: usize,
+    ops: &[super::Op],
+) -> std::result::Result<(String, String), String> {
+    let export = plan.name.as_str();
     let mut h = sha2::Sha256::new();
     h.update(export.as_bytes());
     for o in ops {
@@ -118,28 +129,29 @@ fn payload(export: &str, seq: usize, ops: &[super::Op]) -> (String, String) {
         ));
     }
     let id = hex(&h.finalize()[..16]);
-    let events: Vec<String> = ops
+    let events = ops
         .iter()
         .map(|o| {
             let key = serde_json::to_string(&o.key).unwrap_or_default();
-            match (&o.json, o.change.is_delete()) {
-                (Some(data), false) => format!(
-                    r#"{{"op":"upsert","change":"{}","key":{key},"data":{data}}}"#,
-                    o.change.as_str()
+            Ok(match (o.json, o.change.is_delete()) {
+                (Some(at), false) => format!(
+                    r#"{{"op":"upsert","change":"{}","key":{key},"data":{}}}"#,
+                    o.change.as_str(),
+                    plan.json.read(at)?
                 ),
                 _ => format!(
                     r#"{{"op":"delete","change":"{}","key":{key}}}"#,
                     o.change.as_str()
                 ),
-            }
+            })
         })
-        .collect();
+        .collect::<std::result::Result<Vec<String>, String>>()?;
     let body = format!(
         r#"{{"export":{},"batch":"{id}","sequence":{seq},"events":[{}]}}"#,
         serde_json::to_string(export).unwrap_or_default(),
         events.join(",")
     );
-    (id, body)
+    Ok((id, body))
 }
 
 async fn post_with_retries(

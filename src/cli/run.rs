@@ -1,0 +1,169 @@
+//! Making runs: `run`, `refresh`, `report`, `schedule`.
+
+use std::path::PathBuf;
+
+use panorama::error::Result;
+
+use super::flags::*;
+use super::Globals;
+use panorama::config::ProjectConfig;
+use panorama::run::{run_project, RunOptions, RunOutcome};
+
+/// `panorama run`: a new run (or a refresh when sources and config did not change), then its summary.
+pub async fn run(g: &Globals, as_of: AsOfArg, full: bool, report: bool) -> Result<()> {
+    let quiet = g.quiet;
+    let cfg = g.config()?;
+    let opts = RunOptions {
+        full,
+        ..g.run_options(as_of.as_of)
+    };
+    let outcome = run_project(&cfg, &opts).await?;
+    if !quiet {
+        print!("{}", run_summary(&cfg, &outcome));
+    }
+    if report {
+        let out = outcome.run_dir.join("report.html");
+        let r = panorama::charts::report::write(&cfg, Some(&outcome.manifest.run_id), &out).await?;
+        if !quiet {
+            println!("report: {} ({} charts)", out.display(), r.charts);
+        }
+    }
+    Ok(())
+}
+
+/// `panorama report`: the run's charts as one offline HTML file.
+pub async fn report(g: &Globals, run: Option<String>, out: PathBuf) -> Result<()> {
+    let quiet = g.quiet;
+    let cfg = g.config()?;
+    let r = panorama::charts::report::write(&cfg, run.as_deref(), &out).await?;
+    if !quiet {
+        println!(
+            "wrote {} (run {}, {} charts, {} KiB)",
+            out.display(),
+            r.run_id,
+            r.charts,
+            r.bytes / 1024
+        );
+    }
+    Ok(())
+}
+
+/// `panorama schedule`: fire the project's `[schedules]` until stopped.
+pub async fn schedule(g: &Globals) -> Result<()> {
+    let quiet = g.quiet;
+    let cfg = g.config()?;
+    panorama::schedule::serve(&cfg, &panorama::schedule::SchedulerOptions { quiet }).await
+}
+
+/// `panorama refresh`: re-evaluate everything after unification on the current run.
+pub async fn refresh(g: &Globals, as_of: AsOfArg) -> Result<()> {
+    let quiet = g.quiet;
+    let cfg = g.config()?;
+    let opts = g.run_options(as_of.as_of);
+    let outcome = panorama::run::refresh_project(&cfg, &opts).await?;
+    if !quiet {
+        print!("{}", run_summary(&cfg, &outcome));
+    }
+    Ok(())
+}
+
+/// The one-screen summary printed after a run.
+pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
+    use std::fmt::Write;
+    let m = &outcome.manifest;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nRun {} of {} succeeded in {:.1}s",
+        m.run_id,
+        cfg.project.name.as_deref().unwrap_or("project"),
+        outcome.seconds
+    );
+    let _ = writeln!(
+        s,
+        "  {:<24} {:<9} {:>6} {:>12} {:>10} {:>8}",
+        "source", "format", "files", "rows", "rejected", "seconds"
+    );
+    let (mut rows, mut rejected) = (0u64, 0u64);
+    for r in &m.sources {
+        let _ = writeln!(
+            s,
+            "  {:<24} {:<9} {:>6} {:>12} {:>10} {:>8.2}",
+            r.name, r.format, r.files, r.rows_loaded, r.rows_rejected, r.seconds
+        );
+        rows += r.rows_loaded;
+        rejected += r.rows_rejected;
+    }
+    let _ = writeln!(
+        s,
+        "  {:<24} {:<9} {:>6} {:>12} {:>10}",
+        "total", "", "", rows, rejected
+    );
+    if let Some(u) = &m.unify {
+        match &m.refreshed_from {
+            Some(from) => {
+                let _ = writeln!(
+                    s,
+                    "Reused sources and {} unified customers of run {from} (`panorama run --full` reloads and re-matches)",
+                    u.customers
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "Unified {} records into {} customers in {:.1}s ({} matched pairs, largest cluster {}, {} singletons, {} id changes)",
+                    u.records, u.customers, u.seconds, u.matched_pairs, u.largest_cluster, u.singletons, u.id_changes
+                );
+                if u.incremental {
+                    let _ = writeln!(
+                        s,
+                        "Incremental: {} records new, changed or deleted since the previous run were compared ({} pairs); {} customers merged again",
+                        u.touched_records, u.candidate_pairs, u.remerged_customers
+                    );
+                }
+            }
+        }
+        for w in &u.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+    }
+    if let Some(a) = &m.analytics {
+        let _ = writeln!(
+            s,
+            "Measured {} measures, {} segments ({} memberships) and {} business measures as of {} in {:.1}s",
+            a.measures, a.segments, a.segment_members, a.business_measures, a.as_of, a.seconds
+        );
+    }
+    if let Some(p) = &m.predictions {
+        let _ = writeln!(
+            s,
+            "Predicted lifetime value for {} buyers, churn risk for {}, {} recommendations in {:.1}s; grades: {} (SELECT * FROM prediction_grades)",
+            p.clv_customers,
+            p.churn_customers,
+            p.recommendations,
+            p.seconds,
+            p.grades
+                .iter()
+                .map(|(m, g)| format!("{m} {g}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let _ = writeln!(s, "Outputs: {}", outcome.run_dir.display());
+    if rejected > 0 {
+        let _ = writeln!(
+            s,
+            "Rejected rows are kept: panorama query --project {} \"SELECT * FROM rejects LIMIT 20\"",
+            cfg.root.display()
+        );
+    }
+    if !outcome.pruned.is_empty() {
+        let _ = writeln!(
+            s,
+            "Removed {} old run(s) (workspace.keep_runs = {}).",
+            outcome.pruned.len(),
+            cfg.workspace.keep_runs.get_ref()
+        );
+    }
+    s
+}

@@ -1,0 +1,65 @@
+//! Looking into unification: `unify plan`, `eval`, `explain`.
+
+use std::path::PathBuf;
+
+use panorama::error::{Error, Result};
+
+use super::Globals;
+use panorama::output::{write_batches, OutputFormat};
+use panorama::session::open_project;
+
+/// `panorama unify plan`: blocking, coverage and evidence, without a run.
+pub async fn plan(g: &Globals) -> Result<()> {
+    let cfg = g.config()?;
+    let plan = panorama::unify::plan::plan(&cfg).await?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for line in &plan.summary {
+        writeln!(out, "{line}").map_err(|e| Error::Other(e.to_string()))?;
+    }
+    for (title, table) in &plan.tables {
+        writeln!(out, "\n{title}").map_err(|e| Error::Other(e.to_string()))?;
+        write_batches(std::slice::from_ref(table), OutputFormat::Table, &mut out)?;
+    }
+    Ok(())
+}
+
+/// `panorama eval`: pairwise precision, recall and F1 against a truth file.
+pub async fn eval(g: &Globals, truth: PathBuf, format: OutputFormat) -> Result<()> {
+    let cfg = g.config()?;
+    let (ctx, opened) = open_project(&cfg, None).await?;
+    opened.require_unified("customer_links")?;
+    panorama::unify::register_truth(&ctx, &truth).await?;
+    let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
+    write_batches(&batches, format, &mut std::io::stdout().lock())
+}
+
+/// `panorama explain LEFT RIGHT`: why two records match or not, and their customers.
+pub async fn explain(g: &Globals, left: String, right: String) -> Result<()> {
+    let cfg = g.config()?;
+    let (ctx, opened) = open_project(&cfg, None).await?;
+    opened.require_unified("unify_records")?;
+    use panorama::unify::{config::MatchMode, explain};
+    let table = explain::explain_pair(&ctx, &cfg, &left, &right).await?;
+    write_batches(&[table], OutputFormat::Table, &mut std::io::stdout().lock())?;
+    let mode = cfg.unify.clone().unwrap_or_default().match_mode();
+    if mode == MatchMode::Rules {
+        let l = explain::staged_record(&ctx, &left).await?;
+        let r = explain::staged_record(&ctx, &right).await?;
+        let rules = panorama::unify::rules(&cfg);
+        for v in explain::verdicts(&rules, &explain::explain(&rules, &l, &r)) {
+            println!("{v}");
+        }
+    }
+    let links = ctx
+        .sql(&format!(
+            "SELECT uid, customer_id FROM customer_links WHERE uid IN ('{}', '{}') ORDER BY uid",
+            left.replace('\'', "''"),
+            right.replace('\'', "''")
+        ))
+        .await?
+        .collect()
+        .await?;
+    println!("Customers:");
+    write_batches(&links, OutputFormat::Table, &mut std::io::stdout().lock())
+}
