@@ -77,7 +77,8 @@ pub enum Error {
     Busy {
         workspace: PathBuf,
         operation: String,
-        holder: Option<crate::workspace::lock::Holder>,
+        /// Boxed: the error type stays small (clippy's `result_large_err`).
+        holder: Option<Box<crate::workspace::lock::Holder>>,
     },
 
     /// Anything else, with a message that says what.

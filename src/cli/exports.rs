@@ -62,7 +62,7 @@ pub async fn journeys(g: &Globals, name: Option<String>) -> Result<()> {
             cfg.path.display()
         )));
     }
-    let reports = panorama::journeys::run_journeys(&cfg, name.as_deref(), quiet, &locking).await?;
+    let reports = panorama::journeys::run_journeys(&cfg, name.as_deref(), quiet, locking).await?;
     let mut failed = Vec::new();
     for r in &reports {
         if !quiet {

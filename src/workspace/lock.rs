@@ -133,7 +133,7 @@ pub async fn acquire(
                 Err(TryLockError::WouldBlock) => Err(Error::Busy {
                     workspace: workspace.to_path_buf(),
                     operation: operation.to_string(),
-                    holder: holder(workspace),
+                    holder: holder(workspace).map(Box::new),
                 }),
                 Err(TryLockError::Error(e)) => {
                     Err(Error::io("cannot lock", lock_path(workspace), e))
