@@ -66,7 +66,7 @@ pub fn write_to_file(batches: &[RecordBatch], format: OutputFormat, path: &Path)
                 .first()
                 .map(|b| b.schema())
                 .ok_or_else(|| Error::Other("query returned no schema".into()))?;
-            return crate::run::write_parquet(&tmp, schema, batches);
+            return crate::workspace::write_parquet(&tmp, schema, batches);
         }
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
         let mut buf = std::io::BufWriter::new(file);

@@ -9,8 +9,6 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::ProjectConfig;
@@ -18,7 +16,9 @@ use crate::error::{Error, Result};
 use crate::sources::rejects::{rejects_batch, Reject};
 use crate::sources::{load_source, BatchSink, SourceReport};
 use crate::workspace::lock::Locking;
-use crate::workspace::{Manifest, RunStatus, Workspace};
+use crate::workspace::{
+    parquet_tables, write_parquet, writer_properties, Manifest, RunStatus, Workspace,
+};
 
 /// Options of one run.
 #[derive(Debug, Clone, Default)]
@@ -54,14 +54,6 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub pruned: Vec<String>,
     pub seconds: f64,
-}
-
-/// Parquet writer properties for every table Panorama writes.
-pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(256 * 1024))
-        .build()
 }
 
 /// Writes one source's shaped batches to `<run>/sources/<name>/part-0.parquet`.
@@ -101,22 +93,6 @@ impl ParquetSink {
         }
         Ok(())
     }
-}
-
-/// Write batches of one schema as a Parquet file, batch by batch (concatenating first was
-/// measured 30 s slower for a million rows coming out of a join).
-pub fn write_parquet(
-    path: &std::path::Path,
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<()> {
-    let file = File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
-    let mut w = ArrowWriter::try_new(file, schema, Some(writer_properties()))?;
-    for b in batches {
-        w.write(b)?;
-    }
-    w.close()?;
-    Ok(())
 }
 
 fn progress_style() -> ProgressStyle {
@@ -572,19 +548,6 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
             Err(e)
         }
     }
-}
-
-/// Names of the `<name>.parquet` tables in a directory, sorted.
-pub(crate) fn parquet_tables(dir: &std::path::Path) -> Result<Vec<String>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))?;
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .filter_map(|p| p.file_stem().map(|n| n.to_string_lossy().to_string()))
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 /// Hard-link a file (copy where links are not possible): a refresh costs no disk space for

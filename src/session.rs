@@ -51,7 +51,7 @@ pub fn register_batches(
     };
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     let path = dir.join(format!("{name}.parquet"));
-    crate::run::write_parquet(&path, schema.clone(), &batches)?;
+    crate::workspace::write_parquet(&path, schema.clone(), &batches)?;
     let url = ListingTableUrl::parse(path.to_string_lossy().as_ref())?;
     let options = ListingOptions::new(Arc::new(
         datafusion::datasource::file_format::parquet::ParquetFormat::default(),

@@ -56,7 +56,7 @@ pub fn replace(path: &Path, batch: &RecordBatch) -> Result<()> {
         path.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
-    crate::run::write_parquet(&tmp, batch.schema(), std::slice::from_ref(batch))?;
+    crate::workspace::write_parquet(&tmp, batch.schema(), std::slice::from_ref(batch))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))
 }
 

@@ -498,7 +498,7 @@ pub async fn build(
         let files = run_abs.join("sources").join(&name).join("*.parquet");
         inputs.push((name, files.display().to_string()));
     }
-    for name in crate::run::parquet_tables(&tables)? {
+    for name in crate::workspace::parquet_tables(&tables)? {
         if !definitions::OUTPUT_TABLES.contains(&name.as_str()) {
             crate::unify::register_written(ctx, &tables, &name).await?;
             let file = tables.join(format!("{name}.parquet"));

@@ -238,7 +238,7 @@ impl ParquetOut {
             self.writer = Some(ArrowWriter::try_new(
                 file,
                 self.schema.clone(),
-                Some(crate::run::writer_properties()),
+                Some(crate::workspace::writer_properties()),
             )?);
         }
         self.file_rows += batch.num_rows() as u64;

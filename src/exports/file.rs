@@ -164,7 +164,7 @@ fn encode(
             let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
                 &mut buf,
                 schema,
-                Some(crate::run::writer_properties()),
+                Some(crate::workspace::writer_properties()),
             )?;
             for b in batches {
                 w.write(b)?;

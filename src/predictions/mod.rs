@@ -172,6 +172,6 @@ async fn write(
     batch: arrow::array::RecordBatch,
 ) -> Result<()> {
     let path = dir.join(format!("{name}.parquet"));
-    crate::run::write_parquet(&path, batch.schema(), std::slice::from_ref(&batch))?;
+    crate::workspace::write_parquet(&path, batch.schema(), std::slice::from_ref(&batch))?;
     crate::unify::register_written(ctx, dir, name).await
 }

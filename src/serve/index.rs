@@ -32,7 +32,7 @@ pub const KINDS: &[&str] = &["email", "phone", "record", "cookie"];
 /// Write `<run_dir>/index/` from the run's tables. Replaces an older index atomically.
 pub async fn build(run_dir: &Path) -> Result<()> {
     let tables_dir = run_dir.join("tables");
-    let tables = crate::run::parquet_tables(&tables_dir)?;
+    let tables = crate::workspace::parquet_tables(&tables_dir)?;
     let has = |t: &str| tables.iter().any(|n| n == t);
     if !has("unified_customers") {
         return Ok(());

@@ -86,7 +86,7 @@ pub async fn fold(
         if n == 0 {
             continue;
         }
-        crate::run::write_parquet(
+        crate::workspace::write_parquet(
             &dir.join("part-committed.parquet"),
             std::sync::Arc::new(schema),
             &rows,

@@ -263,7 +263,7 @@ pub async fn unify_accounts(
         )));
     }
     let links = RecordBatch::try_new(schema.clone(), arrays)?;
-    crate::run::write_parquet(
+    crate::workspace::write_parquet(
         &tables_dir.join("account_links.parquet"),
         schema,
         std::slice::from_ref(&links),

@@ -557,7 +557,7 @@ pub(crate) async fn write_queries_into(
                 let writer = datafusion::parquet::arrow::ArrowWriter::try_new(
                     file,
                     Arc::new(full.project(&columns)?),
-                    Some(crate::run::writer_properties()),
+                    Some(crate::workspace::writer_properties()),
                 )?;
                 writers.push((columns, writer));
             }
@@ -595,7 +595,7 @@ fn write_table(
     schema: &Arc<Schema>,
     batches: &[RecordBatch],
 ) -> Result<()> {
-    crate::run::write_parquet(
+    crate::workspace::write_parquet(
         &dir.join(format!("{name}.parquet")),
         schema.clone(),
         batches,

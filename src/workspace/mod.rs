@@ -308,6 +308,44 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))
 }
 
+/// Parquet writer properties for every table Panorama writes.
+pub fn writer_properties() -> datafusion::parquet::file::properties::WriterProperties {
+    datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_compression(datafusion::parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build()
+}
+
+/// Write batches of one schema as a Parquet file, batch by batch (concatenating first was
+/// measured 30 s slower for a million rows coming out of a join).
+pub fn write_parquet(
+    path: &std::path::Path,
+    schema: arrow::datatypes::SchemaRef,
+    batches: &[arrow::array::RecordBatch],
+) -> Result<()> {
+    let file = std::fs::File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
+    let mut w =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, Some(writer_properties()))?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.close()?;
+    Ok(())
+}
+
+/// Names of the `<name>.parquet` tables in a directory, sorted.
+pub fn parquet_tables(dir: &std::path::Path) -> Result<Vec<String>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))?;
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .filter_map(|p| p.file_stem().map(|n| n.to_string_lossy().to_string()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

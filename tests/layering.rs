@@ -1,0 +1,217 @@
+//! The layers of `src/` and their one direction (issue 20): foundation → config → shared
+//! state → stages in pipeline order → pipeline and tools → interfaces. A module may use a
+//! module of its own or an earlier layer, never a later one.
+//!
+//! The code does not yet hold to this everywhere: `KNOWN_BACK_IMPORTS` lists the back-imports
+//! that exist today. The test is a ratchet: it fails when a new one appears (naming the files)
+//! and when a listed one is gone (so the list only shrinks). Read from the source text, as
+//! `crate::<module>` paths outside comments and `#[cfg(test)]` modules.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Each top-level module of the library and its layer; later layers may use earlier ones.
+const LAYERS: &[(&str, u32)] = &[
+    // Foundation: errors, SQL text, table names, table output, the workspace on disk.
+    ("error", 0),
+    ("sql_text", 0),
+    ("table_catalog", 0),
+    ("query_limits", 0),
+    ("output", 0),
+    ("workspace", 0),
+    ("scale_out", 0),
+    // The whole panorama.toml.
+    ("config", 1),
+    // Opening a run's tables; Panorama's own logs kept across runs.
+    ("session", 2),
+    ("state", 2),
+    // Stages, in the order a run makes them.
+    ("sources", 3),
+    ("unify", 4),
+    ("activities", 5),
+    ("predictions", 6),
+    ("analytics", 7),
+    ("charts", 8),
+    ("exports", 9),
+    ("journeys", 10),
+    ("privacy", 11),
+    // The pipeline, and tools that use the stages.
+    ("run", 12),
+    ("project", 12),
+    ("demo", 12),
+    ("init_from", 12),
+    ("doctor", 12),
+    // Interfaces.
+    ("serve", 13),
+    ("shell", 13),
+    ("schedule", 13),
+];
+
+/// Back-imports present when this test was written (stop 32), as `from -> to`. Remove a line
+/// when its import goes; never add one.
+const KNOWN_BACK_IMPORTS: &[&str] = &[
+    "analytics -> privacy",     // analytics/mod.rs
+    "charts -> serve",          // charts/mod.rs, charts/report.rs
+    "config -> activities",     // config/mod.rs
+    "config -> analytics",      // config/mod.rs
+    "config -> exports",        // config/mod.rs
+    "config -> journeys",       // config/mod.rs
+    "config -> predictions",    // config/mod.rs
+    "config -> privacy",        // config/mod.rs
+    "config -> schedule",       // config/mod.rs
+    "config -> serve",          // config/mod.rs
+    "config -> state",          // config/mod.rs
+    "config -> unify",          // config/mod.rs
+    "exports -> privacy",       // exports/mod.rs
+    "journeys -> privacy",      // journeys/mod.rs
+    "predictions -> exports",   // predictions/churn.rs, predictions/clv.rs
+    "predictions -> privacy",   // predictions/clv.rs
+    "privacy -> run",           // privacy/erasure.rs
+    "run -> serve",             // run.rs
+    "scale_out -> session",     // scale_out.rs
+    "session -> analytics",     // session.rs
+    "session -> predictions",   // session.rs
+    "session -> privacy",       // session.rs
+    "session -> sources",       // session.rs
+    "session -> unify",         // session.rs
+    "sources -> privacy",       // sources/committed.rs
+    "sources -> unify",         // sources/committed.rs, sources/incremental.rs
+    "table_catalog -> config",  // table_catalog.rs
+    "unify -> exports",         // unify/incremental.rs
+    "unify -> serve",           // unify/realtime.rs
+    "workspace -> analytics",   // workspace/mod.rs
+    "workspace -> predictions", // workspace/mod.rs
+    "workspace -> sources",     // workspace/mod.rs
+    "workspace -> unify",       // workspace/mod.rs
+];
+
+fn layer(module: &str) -> Option<u32> {
+    LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
+}
+
+/// The source text without comments and without the `#[cfg(test)]` module at the end.
+fn code_of(text: &str) -> String {
+    let text = text.split("#[cfg(test)]").next().unwrap_or("");
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The top-level modules a file's code names through `crate::`.
+fn used_modules(code: &str) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect()
+    };
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // `use crate::{a::b, c};`: the first name of each item at the group's top level.
+            let mut depth = 0;
+            let mut start = true;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => start = true,
+                    c if start && !c.is_whitespace() => {
+                        used.insert(ident(&group[j..]));
+                        start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            used.insert(ident(rest));
+        }
+    }
+    used
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn modules_import_only_from_their_own_or_earlier_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut back: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut unknown = BTreeSet::new();
+    for f in &files {
+        let rel = f
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let top = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        // The binaries sit above every layer.
+        if matches!(top.as_str(), "lib" | "main" | "cli" | "bin") {
+            continue;
+        }
+        let Some(from) = layer(&top) else {
+            unknown.insert(top);
+            continue;
+        };
+        for m in used_modules(&code_of(&std::fs::read_to_string(f).unwrap())) {
+            if m == top || m.is_empty() {
+                continue;
+            }
+            match layer(&m) {
+                Some(to) if to > from => {
+                    back.entry(format!("{top} -> {m}"))
+                        .or_default()
+                        .insert(rel.clone());
+                }
+                Some(_) => {}
+                None => {
+                    unknown.insert(m);
+                }
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "modules with no layer in tests/layering.rs (add them to LAYERS): {unknown:?}"
+    );
+    let known: BTreeSet<&str> = KNOWN_BACK_IMPORTS.iter().copied().collect();
+    let new: Vec<String> = back
+        .iter()
+        .filter(|(e, _)| !known.contains(e.as_str()))
+        .map(|(e, files)| {
+            format!(
+                "{e} (in {})",
+                files.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    let gone: Vec<&&str> = known.iter().filter(|e| !back.contains_key(**e)).collect();
+    assert!(
+        new.is_empty(),
+        "{} new import(s) from a later layer; move the helper down to a layer both can use \
+         instead:\n  {}",
+        new.len(),
+        new.join("\n  ")
+    );
+    assert!(
+        gone.is_empty(),
+        "these back-imports are gone: delete them from KNOWN_BACK_IMPORTS: {gone:?}"
+    );
+}
