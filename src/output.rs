@@ -81,3 +81,58 @@ pub fn write_to_file(batches: &[RecordBatch], format: OutputFormat, path: &Path)
         }
     }
 }
+
+// Values of batches as JSON and text, for the HTTP API, the report, exports and real-time
+// matching alike.
+
+/// One profile row as a JSON object, nulls kept.
+pub fn row_object(
+    batch: &arrow::record_batch::RecordBatch,
+    row: usize,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut rows = batch_objects(&batch.slice(row, 1));
+    rows.pop().unwrap_or_default()
+}
+
+/// Every row of a batch as JSON objects.
+pub fn batch_objects(
+    batch: &arrow::record_batch::RecordBatch,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
+        if w.write(batch).is_err() || w.finish().is_err() {
+            return Vec::new();
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(&buf) {
+        Ok(serde_json::Value::Array(rows)) => rows
+            .into_iter()
+            .filter_map(|r| match r {
+                serde_json::Value::Object(o) => Some(o),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A column of a batch cast to strings.
+pub fn string_column(
+    b: &arrow::array::RecordBatch,
+    name: &str,
+) -> Result<arrow::array::StringArray> {
+    let col = b.column(b.schema().index_of(name)?);
+    let s = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8)?;
+    Ok(s.as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .expect("cast to Utf8")
+        .clone())
+}
+
+/// Bytes as lowercase hexadecimal (digests in keys and file names).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -226,7 +226,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
         table.remove(key);
     }
     h.update(toml::to_string(&table).ok()?);
-    Some(crate::exports::hex(&h.finalize()[..16]))
+    Some(crate::output::hex(&h.finalize()[..16]))
 }
 
 /// Run the project: load all sources into a new run, then make it current. When the sources

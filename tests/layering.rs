@@ -64,7 +64,6 @@ const KNOWN_BACK_IMPORTS: &[&str] = &[
     "config -> unify",          // config/mod.rs
     "exports -> privacy",       // exports/mod.rs
     "journeys -> privacy",      // journeys/mod.rs
-    "predictions -> exports",   // predictions/churn.rs, predictions/clv.rs
     "predictions -> privacy",   // predictions/clv.rs
     "privacy -> run",           // privacy/erasure.rs
     "run -> serve",             // run.rs
@@ -77,8 +76,6 @@ const KNOWN_BACK_IMPORTS: &[&str] = &[
     "sources -> privacy",       // sources/committed.rs
     "sources -> unify",         // sources/committed.rs, sources/incremental.rs
     "table_catalog -> config",  // table_catalog.rs
-    "unify -> exports",         // unify/incremental.rs
-    "unify -> serve",           // unify/realtime.rs
     "workspace -> analytics",   // workspace/mod.rs
     "workspace -> predictions", // workspace/mod.rs
     "workspace -> sources",     // workspace/mod.rs

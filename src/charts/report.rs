@@ -80,7 +80,7 @@ pub async fn write(cfg: &ProjectConfig, run_id: Option<&str>, out: &Path) -> Res
                 .map_err(|e| Error::Other(format!("chart {}: {e}", c.id)))?;
             let rows: Vec<Value> = batches
                 .iter()
-                .flat_map(crate::serve::http::batch_objects)
+                .flat_map(crate::output::batch_objects)
                 .map(Value::Object)
                 .collect();
             let spec = c.spec(json!({ "values": rows }));
@@ -102,7 +102,7 @@ pub async fn write(cfg: &ProjectConfig, run_id: Option<&str>, out: &Path) -> Res
             .collect()
             .await?
             .iter()
-            .flat_map(crate::serve::http::batch_objects)
+            .flat_map(crate::output::batch_objects)
             .map(Value::Object)
             .collect()
     } else {

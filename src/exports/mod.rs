@@ -18,13 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 use sha2::Digest;
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+pub(crate) use crate::output::{hex, string_column};
 use crate::unify::staging::{ident, literal};
 use config::{Destination, ExportDef, ExportMode};
 
@@ -668,19 +667,6 @@ fn rows_of(batches: &[RecordBatch], key: &str) -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
-}
-
-pub(crate) fn string_column(b: &RecordBatch, name: &str) -> Result<StringArray> {
-    let col = b.column(b.schema().index_of(name)?);
-    let s = cast(col, &DataType::Utf8)?;
-    Ok(s.as_any()
-        .downcast_ref::<StringArray>()
-        .expect("cast to Utf8")
-        .clone())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct ConfirmedRow {

@@ -64,7 +64,7 @@ async fn features(
     let mut ids = Vec::new();
     let mut rows = Vec::new();
     for b in &batches {
-        let id = crate::exports::string_column(b, "customer_id")?;
+        let id = crate::output::string_column(b, "customer_id")?;
         let cols: Vec<Float64Array> = (1..7)
             .map(|i| {
                 let c = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Float64)?;

@@ -53,7 +53,7 @@ pub async fn summaries(
         .await?;
     let mut out = Vec::new();
     for b in &batches {
-        let ids = crate::exports::string_column(b, "customer_id")?;
+        let ids = crate::output::string_column(b, "customer_id")?;
         let col = |n: &str| -> Result<Float64Array> {
             let c = arrow::compute::cast(
                 b.column(b.schema().index_of(n)?),
@@ -102,7 +102,7 @@ pub(super) async fn purchase_days(
     );
     let mut out = std::collections::HashMap::new();
     for b in ctx.sql(&sql).await?.collect().await? {
-        let ids = crate::exports::string_column(&b, "customer_id")?;
+        let ids = crate::output::string_column(&b, "customer_id")?;
         let n = b
             .column(1)
             .as_any()

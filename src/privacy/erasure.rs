@@ -292,9 +292,9 @@ async fn purge_log(
         let mut kept = Vec::new();
         let mut file_removed = 0;
         for b in &batches {
-            let col = crate::exports::string_column(b, "customer_id")?;
+            let col = crate::output::string_column(b, "customer_id")?;
             // Consent statements and rectifications keep the records they covered.
-            let linked = crate::exports::string_column(b, "records").ok();
+            let linked = crate::output::string_column(b, "records").ok();
             // consent_statements keep a comma-joined list of the customers they covered.
             let mask: BooleanArray = (0..b.num_rows())
                 .map(|i| {

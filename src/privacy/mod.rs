@@ -16,7 +16,7 @@ use crate::error::Result;
 
 /// SHA-256 (hex) of an identifier, the form kept in the suppression list and audit log.
 pub fn hash_identifier(value: &str) -> String {
-    crate::exports::hex(&sha2::Sha256::digest(value.as_bytes()))
+    crate::output::hex(&sha2::Sha256::digest(value.as_bytes()))
 }
 
 /// Hashes of every customer id erased so far (`suppression_list` rows of kind `customer_id`).
@@ -26,8 +26,8 @@ pub async fn erased_customer_hashes(workspace: &Path) -> Result<HashSet<String>>
         return Ok(out);
     };
     for b in &batches {
-        let kinds = crate::exports::string_column(b, "kind")?;
-        let hashes = crate::exports::string_column(b, "identifier_hash")?;
+        let kinds = crate::output::string_column(b, "kind")?;
+        let hashes = crate::output::string_column(b, "identifier_hash")?;
         for i in 0..b.num_rows() {
             if !kinds.is_null(i) && kinds.value(i) == "customer_id" {
                 out.insert(hashes.value(i).to_string());
@@ -158,7 +158,7 @@ pub(crate) async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<Strin
     let mut out = Vec::new();
     for b in &batches {
         let name = b.schema().field(0).name().clone();
-        let col = crate::exports::string_column(b, &name)?;
+        let col = crate::output::string_column(b, &name)?;
         out.extend(
             (0..b.num_rows())
                 .filter(|&i| !col.is_null(i))

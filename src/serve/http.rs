@@ -12,6 +12,7 @@
 //! | `POST /api/sql` | one read-only statement, JSON rows |
 //! | `POST /api/admin/run`, `/api/admin/refresh`, `/api/admin/export/{name}` | admin role |
 
+pub use crate::output::{batch_objects, row_object};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -261,35 +262,6 @@ async fn metrics(State(s): State<Arc<Serving>>, headers: HeaderMap) -> ApiResult
         s.metrics.render(&snap.run_id, snap.index.customers()),
     )
         .into_response())
-}
-
-/// One profile row as a JSON object, nulls kept.
-pub fn row_object(batch: &arrow::record_batch::RecordBatch, row: usize) -> Map<String, Value> {
-    let mut rows = batch_objects(&batch.slice(row, 1));
-    rows.pop().unwrap_or_default()
-}
-
-/// Every row of a batch as JSON objects.
-pub fn batch_objects(batch: &arrow::record_batch::RecordBatch) -> Vec<Map<String, Value>> {
-    let mut buf = Vec::new();
-    {
-        let mut w = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
-        if w.write(batch).is_err() || w.finish().is_err() {
-            return Vec::new();
-        }
-    }
-    match serde_json::from_slice::<Value>(&buf) {
-        Ok(Value::Array(rows)) => rows
-            .into_iter()
-            .filter_map(|r| match r {
-                Value::Object(o) => Some(o),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// The card of one profile row: attributes, measures, segments, optionally a timeline page.

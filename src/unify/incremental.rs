@@ -65,7 +65,7 @@ pub fn unify_hash(cfg: &ProjectConfig) -> Option<String> {
     h.update(env!("CARGO_PKG_VERSION"));
     h.update("\n");
     h.update(unify);
-    Some(crate::exports::hex(&h.finalize()[..16]))
+    Some(crate::output::hex(&h.finalize()[..16]))
 }
 
 /// The baseline an incremental unification can build on, or why there is none.

@@ -620,7 +620,7 @@ impl Matcher {
             customer_id: best.and_then(|c| c.customer_id.clone()),
             score: best.map(|c| c.score),
             also_matches: matched.iter().skip(1).cloned().collect(),
-            staged: crate::serve::http::row_object(&staged, 0),
+            staged: crate::output::row_object(&staged, 0),
             candidates: candidates.into_iter().take(10).collect(),
             committed: commit,
         };
