@@ -98,7 +98,7 @@ impl RunFacts {
                 .collect()
                 .await?;
             for b in &batches {
-                let col = crate::serve::index::string_column(b, "segment")?;
+                let col = crate::output::string_column(b, "segment")?;
                 facts
                     .segments
                     .extend(col.iter().flatten().map(str::to_string));
