@@ -66,7 +66,6 @@ const KNOWN_BACK_IMPORTS: &[&str] = &[
     "predictions -> privacy",   // predictions/clv.rs
     "privacy -> run",           // privacy/erasure.rs
     "run -> serve",             // run.rs
-    "scale_out -> session",     // scale_out.rs
     "session -> analytics",     // session.rs
     "session -> predictions",   // session.rs
     "session -> privacy",       // session.rs
