@@ -48,7 +48,7 @@ pub async fn remote_context(
         )
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false);
     if let Some(dir) = scratch {
-        config = config.with_extension(Arc::new(ScratchDir(dir)));
+        config = config.with_extension(Arc::new(crate::session::ScratchDir(dir)));
     }
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_default_features()
@@ -143,8 +143,3 @@ impl ballista_executor::execution_engine::QueryStageExecutor for StageWithoutMet
         self.0.collect_column_stats()
     }
 }
-
-/// Where a context whose queries run on a cluster keeps tables it would otherwise hold in
-/// memory (a cluster cannot be sent in-memory tables; it reads Parquet files).
-#[derive(Debug, Clone)]
-pub struct ScratchDir(pub std::path::PathBuf);

@@ -20,7 +20,10 @@ pub fn new_context() -> SessionContext {
     base_context().enable_url_table()
 }
 
-pub use crate::scale_out::ScratchDir;
+/// Where a context whose queries run on a cluster keeps tables it would otherwise hold in
+/// memory (a cluster cannot be sent in-memory tables; it reads Parquet files).
+#[derive(Debug, Clone)]
+pub struct ScratchDir(pub std::path::PathBuf);
 
 /// The scratch directory of a cluster context; `None` for a local one.
 pub fn scratch_dir(ctx: &SessionContext) -> Option<std::path::PathBuf> {

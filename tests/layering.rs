@@ -19,12 +19,13 @@ const LAYERS: &[(&str, u32)] = &[
     ("query_limits", 0),
     ("output", 0),
     ("workspace", 0),
-    ("scale_out", 0),
     // The whole panorama.toml.
     ("config", 1),
     // Opening a run's tables; Panorama's own logs kept across runs.
     ("session", 2),
     ("state", 2),
+    // Ballista contexts (`--features ballista`): built beside, and from, the local session.
+    ("scale_out", 2),
     // Stages, in the order a run makes them.
     ("sources", 3),
     ("unify", 4),

@@ -97,7 +97,7 @@ fn add_change_column(batches: &[RecordBatch], key: &str, plan: &Plan) -> Result<
     let index = ops_by_key(plan);
     let mut out = Vec::new();
     for b in batches {
-        let keys = super::string_column(b, key)?;
+        let keys = crate::output::string_column(b, key)?;
         let changes: StringArray = (0..b.num_rows())
             .map(|i| {
                 index

@@ -23,7 +23,7 @@ use sha2::Digest;
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-pub(crate) use crate::output::{hex, string_column};
+use crate::output::{hex, string_column};
 use crate::unify::staging::{ident, literal};
 use config::{Destination, ExportDef, ExportMode};
 

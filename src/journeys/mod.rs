@@ -224,7 +224,7 @@ async fn render(cfg: &ProjectConfig, name: &str, def: &JourneyDef) -> Result<Jou
         let (subject, body) = compiled
             .render(&values)
             .map_err(|e| err(format!("rendering for {customer}: {e}")))?;
-        let id = crate::exports::hex(
+        let id = crate::output::hex(
             &sha2::Sha256::digest(format!("{name}\n{}\n{customer}", def.message).as_bytes())[..16],
         );
         let entered = text(row.get("entered_at")).unwrap_or_default();

@@ -130,7 +130,7 @@ impl AuthFile {
         }
         let mut bytes = [0u8; 24];
         OsRng.fill_bytes(&mut bytes);
-        let token = format!("pan_{}", crate::exports::hex(&bytes));
+        let token = format!("pan_{}", crate::output::hex(&bytes));
         self.tokens.insert(
             name.to_string(),
             TokenEntry {
@@ -157,7 +157,7 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 fn token_hash(token: &str) -> String {
-    crate::exports::hex(&sha2::Sha256::digest(token.as_bytes()))
+    crate::output::hex(&sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// Credentials as the server checks them.

@@ -14,9 +14,10 @@ use minijinja::context;
 use serde_json::{json, Value};
 
 use super::card::{mj, render, signed_in};
-use super::http::{batch_objects, require, ApiError};
+use super::http::{require, ApiError};
 use super::snapshot::Serving;
 use crate::charts::{self, Page, Params, CHARTS};
+use crate::output::batch_objects;
 use crate::serve::auth::Role;
 
 pub fn routes() -> Router<Arc<Serving>> {

@@ -12,7 +12,7 @@
 //! | `POST /api/sql` | one read-only statement, JSON rows |
 //! | `POST /api/admin/run`, `/api/admin/refresh`, `/api/admin/export/{name}` | admin role |
 
-pub use crate::output::{batch_objects, row_object};
+use crate::output::{batch_objects, row_object};
 use std::sync::Arc;
 use std::time::Instant;
 
