@@ -33,6 +33,28 @@ pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// Why a SQL expression written in the config (a mapped value, a computed column) cannot be
+/// used: it must parse as exactly one expression. Checked at config load; the columns it names
+/// are checked when a run plans it.
+pub fn check_expression(sql: &str) -> std::result::Result<(), String> {
+    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+    Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| {
+            let e = p.parse_expr()?;
+            match p.peek_token().token {
+                datafusion::sql::sqlparser::tokenizer::Token::EOF => Ok(e),
+                t => Err(
+                    datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
+                        "unexpected `{t}` after the expression"
+                    )),
+                ),
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

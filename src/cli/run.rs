@@ -99,6 +99,15 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
         "  {:<24} {:<9} {:>6} {:>12} {:>10}",
         "total", "", "", rows, rejected
     );
+    for r in &m.sources {
+        for (column, n) in &r.values_nulled {
+            let _ = writeln!(
+                s,
+                "  {}.{column}: {} value(s) NULL, the computed column's expression failed on them (first: {})",
+                r.name, n.count, n.first
+            );
+        }
+    }
     if let Some(u) = &m.unify {
         match &m.refreshed_from {
             Some(from) => {

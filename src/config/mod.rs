@@ -173,6 +173,14 @@ pub struct SourceConfig {
     /// Type overrides by output column name; other columns are inferred.
     #[serde(default)]
     pub types: BTreeMap<String, Spanned<ColumnType>>,
+    /// Computed columns, `name = "SQL expression"` over the source's columns (after `select`,
+    /// `rename` and `types`), added to every row at load: split a one-string address, build a
+    /// date from parts, join a composite key. Panorama's functions (`split_full_name`,
+    /// `parse_date`, ...) can be used. An expression that fails on a row gives NULL in that row,
+    /// counted in the run summary (`values_nulled`); it never rejects the row. `types.<name>`
+    /// converts the result; `primary_key` may name a computed column.
+    #[serde(default)]
+    pub columns: BTreeMap<String, Spanned<String>>,
     /// Fail the run when more than this fraction of rows is rejected (0.0 to 1.0).
     #[serde(default = "default_max_reject_ratio")]
     pub max_reject_ratio: Spanned<f64>,
@@ -432,7 +440,7 @@ impl ProjectConfig {
                     .custom_fields(&custom)
                     .map_err(|m| cfg.error_at(map.span(), format!("unify.sources.{name}: {m}")))?;
                 for (key, sql) in map.get_ref().expressions() {
-                    crate::unify::staging::check_expression(&sql).map_err(|m| {
+                    crate::sql_text::check_expression(&sql).map_err(|m| {
                         cfg.error_at(
                             map.span(),
                             format!(
@@ -599,6 +607,34 @@ impl ProjectConfig {
                     format.as_str()
                 ),
             ));
+        }
+        for (column, sql) in &s.columns {
+            if !is_identifier(column) {
+                return Err(self.error_at(
+                    sql.span(),
+                    format!("sources.{n}.columns.{column}: a computed column's name must be a lowercase SQL identifier (letters, digits, `_`, not starting with a digit)"),
+                ));
+            }
+            crate::sql_text::check_expression(sql.get_ref()).map_err(|m| {
+                self.error_at(
+                    sql.span(),
+                    format!("sources.{n}.columns.{column}: SQL expression does not parse: {m}"),
+                )
+            })?;
+        }
+        if *s.refresh.get_ref() == Refresh::Incremental {
+            if let Some(k) = s
+                .primary_key
+                .get_ref()
+                .columns()
+                .into_iter()
+                .find(|k| s.columns.contains_key(k))
+            {
+                return Err(self.error_at(
+                    s.primary_key.span(),
+                    format!("sources.{n}.primary_key: `{k}` is a computed column, but an incremental source's deletes are matched by key columns of the files; use the files' columns"),
+                ));
+            }
         }
         let ratio = *s.max_reject_ratio.get_ref();
         if !(0.0..=1.0).contains(&ratio) {

@@ -12,7 +12,7 @@
 //! (a delete and an upsert in the same increment: the delete wins). Each increment is shaped
 //! and checked like a full source (a key twice in one increment is a reject).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
@@ -165,6 +165,7 @@ pub fn load(
     let mut loaded: Vec<Collect> = Vec::new();
     let mut rejects = Vec::new();
     let (mut rows_read, mut files) = (0u64, 0usize);
+    let mut values_nulled = BTreeMap::new();
     for (label, dir) in &generations {
         let mut collect = Collect::default();
         let (report, r) = super::load_from(
@@ -194,6 +195,7 @@ pub fn load(
         }
         rows_read += report.rows_read;
         files += report.files;
+        super::NulledValues::merge_into(&mut values_nulled, report.values_nulled);
         rejects.extend(r);
         loaded.push(collect);
     }
@@ -300,6 +302,7 @@ pub fn load(
         rows_rejected: rejected.len() as u64,
         rows_suppressed: 0,
         changed_since: None,
+        values_nulled,
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))

@@ -84,7 +84,36 @@ pub struct SourceReport {
     /// (microseconds since the epoch); the previous run's other rows are kept.
     #[serde(default)]
     pub changed_since: Option<i64>,
+    /// Computed columns (`[sources.X.columns]`) whose expression failed on some rows: those
+    /// rows hold NULL there (they are loaded, not rejected).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values_nulled: BTreeMap<String, NulledValues>,
     pub seconds: f64,
+}
+
+/// How many values of one computed column are NULL because its expression failed, and where
+/// the first one was.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NulledValues {
+    pub count: u64,
+    /// `file row N: error` of the first failure.
+    pub first: String,
+}
+
+impl NulledValues {
+    /// Add another load's counts (an incremental source's generations).
+    pub fn merge_into(
+        into: &mut BTreeMap<String, NulledValues>,
+        from: BTreeMap<String, NulledValues>,
+    ) {
+        for (column, n) in from {
+            let e = into.entry(column).or_insert_with(|| NulledValues {
+                count: 0,
+                first: n.first.clone(),
+            });
+            e.count += n.count;
+        }
+    }
 }
 
 /// Receives shaped batches of one source.
@@ -231,6 +260,7 @@ fn load_from_since(
     let shaper =
         shaper.ok_or_else(|| Error::source(name, &shown_location, "source produced no schema"))?;
     let rows_loaded = shaper.rows_out;
+    let values_nulled = shaper.values_nulled;
     rejects.extend(shaper.rejects);
     let mut rejected_rows: std::collections::HashSet<(&str, u64)> =
         std::collections::HashSet::new();
@@ -247,6 +277,7 @@ fn load_from_since(
         rows_rejected: rejected_rows.len() as u64,
         rows_suppressed: 0,
         changed_since: None,
+        values_nulled,
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))

@@ -1,5 +1,6 @@
 //! Turns what a reader produced into the table the user declared: column selection, renames,
-//! type conversion and primary-key checks. Every row that fails a check becomes a [`Reject`].
+//! type conversion, computed columns and primary-key checks. Every row that fails a type or key
+//! check becomes a [`Reject`]; a computed column that fails on a row is NULL there (counted).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,9 +9,11 @@ use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
 
 use super::rejects::Reject;
-use super::RawChunk;
+use super::{NulledValues, RawChunk};
 use crate::config::{ColumnType, ProjectConfig, SourceConfig};
 use crate::error::Result;
 
@@ -28,10 +31,21 @@ struct ColumnPlan {
     cast_to: Option<(DataType, &'static str, TypeOrigin)>,
 }
 
+/// A `[sources.X.columns]` entry, planned against the shaped columns.
+#[derive(Debug)]
+struct ComputedColumn {
+    name: String,
+    expr: Arc<dyn PhysicalExpr>,
+    /// The expression's type, and a declared `types.<name>` to convert it to.
+    data_type: DataType,
+    cast_to: Option<DataType>,
+}
+
 /// Shapes the chunks of one source; keeps the state that spans chunks (seen primary keys).
 pub struct Shaper {
     source: String,
     columns: Vec<ColumnPlan>,
+    computed: Vec<ComputedColumn>,
     pk: Vec<usize>,
     pk_names: Vec<String>,
     seen: HashMap<String, (Arc<str>, u64)>,
@@ -40,6 +54,7 @@ pub struct Shaper {
     pub rows_in: u64,
     pub rows_out: u64,
     pub rows_rejected: u64,
+    pub values_nulled: BTreeMap<String, NulledValues>,
 }
 
 impl Shaper {
@@ -127,8 +142,9 @@ impl Shaper {
                 format!("sources.{name}: two output columns are both named `{dup}`; rename one"),
             ));
         }
+        let computed = plan_computed(cfg, name, source, &mut fields)?;
         for (col, t) in &source.types {
-            if !columns.iter().any(|c| &c.name == col) {
+            if !fields.iter().any(|f| f.name() == col) {
                 return Err(cfg.error_at(
                     t.span(),
                     format!("sources.{name}.types: column `{col}` is not an output column of the source"),
@@ -138,14 +154,14 @@ impl Shaper {
         let mut pk = Vec::new();
         let pk_names = source.primary_key.get_ref().columns();
         for col in &pk_names {
-            match columns.iter().position(|c| &c.name == col) {
+            match fields.iter().position(|f| f.name() == col) {
                 Some(i) => pk.push(i),
                 None => {
                     return Err(cfg.error_at(
                         source.primary_key.span(),
                         format!(
                             "sources.{name}.primary_key: column `{col}` is not an output column (columns: {})",
-                            columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                            fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
                         ),
                     ))
                 }
@@ -154,6 +170,7 @@ impl Shaper {
         Ok(Shaper {
             source: name.to_string(),
             columns,
+            computed,
             pk,
             pk_names,
             seen: HashMap::new(),
@@ -162,6 +179,7 @@ impl Shaper {
             rows_in: 0,
             rows_out: 0,
             rows_rejected: 0,
+            values_nulled: BTreeMap::new(),
         })
     }
 
@@ -212,10 +230,35 @@ impl Shaper {
             }
             arrays.push(out);
         }
-        self.check_primary_key(chunk, &arrays, &mut keep)?;
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
+        // Rows a type check rejected leave before computed columns and keys see them.
+        let type_rejected = keep.iter().filter(|k| !**k).count();
+        let (mut arrays, lines) = if type_rejected == 0 {
+            (arrays, chunk.rows.clone())
+        } else {
+            let mask = BooleanArray::from(keep.clone());
+            let arrays = arrays
+                .iter()
+                .map(|a| arrow::compute::filter(a, &mask))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let lines = chunk
+                .rows
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(l, _)| *l)
+                .collect();
+            (arrays, lines)
+        };
+        self.compute(&chunk.file, &lines, &mut arrays)?;
+        let mut keep = vec![true; lines.len()];
+        self.check_primary_key(&chunk.file, &lines, &arrays, &mut keep)?;
+        let batch = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(lines.len())),
+        )?;
         let rejected = keep.iter().filter(|k| !**k).count();
-        self.rows_rejected += rejected as u64;
+        self.rows_rejected += (type_rejected + rejected) as u64;
         let batch = if rejected == 0 {
             batch
         } else {
@@ -225,9 +268,86 @@ impl Shaper {
         Ok(batch)
     }
 
+    /// Append the computed columns to `arrays` (the shaped columns of rows at `lines`). An
+    /// expression that fails on the batch is evaluated row by row: the rows it fails on get
+    /// NULL, counted in `values_nulled` with the first failure.
+    fn compute(&mut self, file: &str, lines: &[u64], arrays: &mut Vec<ArrayRef>) -> Result<()> {
+        if self.computed.is_empty() {
+            return Ok(());
+        }
+        let n = lines.len();
+        let base_fields = self.schema.fields()[..arrays.len()].to_vec();
+        let base = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(base_fields)),
+            arrays.clone(),
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        let cast_options = CastOptions {
+            safe: true,
+            ..Default::default()
+        };
+        for c in &self.computed {
+            let mut failures: Vec<(usize, String)> = Vec::new();
+            let value = match c.expr.evaluate(&base).and_then(|v| v.into_array(n)) {
+                Ok(a) => a,
+                Err(_) => {
+                    let mut parts = Vec::with_capacity(n);
+                    for row in 0..n {
+                        let one = base.slice(row, 1);
+                        match c.expr.evaluate(&one).and_then(|v| v.into_array(1)) {
+                            Ok(a) => parts.push(a),
+                            Err(e) => {
+                                failures.push((row, e.to_string()));
+                                parts.push(arrow::array::new_null_array(&c.data_type, 1));
+                            }
+                        }
+                    }
+                    let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                    if refs.is_empty() {
+                        arrow::array::new_empty_array(&c.data_type)
+                    } else {
+                        arrow::compute::concat(&refs)?
+                    }
+                }
+            };
+            let value = match &c.cast_to {
+                Some(dt) => {
+                    let out = cast_with_options(&value, dt, &cast_options)?;
+                    if out.null_count() != value.null_count() {
+                        let fmt =
+                            ArrayFormatter::try_new(value.as_ref(), &FormatOptions::default())?;
+                        for row in 0..n {
+                            if value.is_valid(row) && out.is_null(row) {
+                                failures.push((
+                                    row,
+                                    format!("`{}` is not a valid {dt}", fmt.value(row)),
+                                ));
+                            }
+                        }
+                    }
+                    out
+                }
+                None => value,
+            };
+            if let Some((row, message)) = failures.iter().min_by_key(|(row, _)| *row) {
+                let e = self
+                    .values_nulled
+                    .entry(c.name.clone())
+                    .or_insert_with(|| NulledValues {
+                        count: 0,
+                        first: format!("{file} row {}: {message}", lines[*row]),
+                    });
+                e.count += failures.len() as u64;
+            }
+            arrays.push(value);
+        }
+        Ok(())
+    }
+
     fn check_primary_key(
         &mut self,
-        chunk: &RawChunk,
+        file: &Arc<str>,
+        lines: &[u64],
         arrays: &[ArrayRef],
         keep: &mut [bool],
     ) -> Result<()> {
@@ -254,8 +374,7 @@ impl Shaper {
                 use std::fmt::Write;
                 let _ = write!(key, "{}", formatters[j].value(row));
             }
-            let file = &chunk.file;
-            let line = chunk.rows[row];
+            let line = lines[row];
             if let Some(j) = null_col {
                 *k = false;
                 self.rejects.push(Reject {
@@ -286,6 +405,53 @@ impl Shaper {
         }
         Ok(())
     }
+}
+
+/// Plan `[sources.X.columns]` against the shaped `fields` and append their fields. Errors name
+/// the config key and line: a name the source already has, an unknown column or function.
+fn plan_computed(
+    cfg: &ProjectConfig,
+    name: &str,
+    source: &SourceConfig,
+    fields: &mut Vec<Field>,
+) -> Result<Vec<ComputedColumn>> {
+    if source.columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ctx = crate::session::base_context();
+    let base = Schema::new(fields.clone());
+    let df_schema = DFSchema::try_from(base.clone())?;
+    let mut computed = Vec::new();
+    for (column, sql) in &source.columns {
+        let at =
+            |m: String| cfg.error_at(sql.span(), format!("sources.{name}.columns.{column}: {m}"));
+        if base.index_of(column).is_ok() {
+            return Err(at(format!(
+                "the source already has a column `{column}`; name the computed column otherwise, or rename the source's"
+            )));
+        }
+        let expr = ctx
+            .parse_sql_expr(sql.get_ref(), &df_schema)
+            .map_err(|e| at(format!("{e}")))?;
+        let expr = ctx
+            .create_physical_expr(expr, &df_schema)
+            .map_err(|e| at(format!("{e}")))?;
+        let data_type = expr.data_type(&base).map_err(|e| at(format!("{e}")))?;
+        let cast_to = source
+            .types
+            .get(column)
+            .map(|t| t.get_ref().data_type())
+            .filter(|dt| *dt != data_type);
+        let out_type = cast_to.clone().unwrap_or_else(|| data_type.clone());
+        fields.push(Field::new(column, out_type, true));
+        computed.push(ComputedColumn {
+            name: column.clone(),
+            expr,
+            data_type,
+            cast_to,
+        });
+    }
+    Ok(computed)
 }
 
 fn duplicate_name(columns: &[ColumnPlan]) -> Option<&str> {

@@ -24,27 +24,6 @@ fn col(map: &Option<Mapped>, sql_type: &str) -> String {
     }
 }
 
-/// Why a mapped SQL expression cannot be used (checked at config load; columns are checked
-/// when the run plans it).
-pub fn check_expression(sql: &str) -> std::result::Result<(), String> {
-    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
-    Parser::new(&GenericDialect {})
-        .try_with_sql(sql)
-        .and_then(|mut p| {
-            let e = p.parse_expr()?;
-            match p.peek_token().token {
-                datafusion::sql::sqlparser::tokenizer::Token::EOF => Ok(e),
-                t => Err(
-                    datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
-                        "unexpected `{t}` after the expression"
-                    )),
-                ),
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
 /// The mapped values that are typed by staging (dates, timestamps, custom fields), as
 /// `(field, raw SQL, staged SQL)`: a raw value present whose staged value is NULL did not
 /// convert, and is counted in `unify_stats.conversion_failures`.
