@@ -126,6 +126,14 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Unify {
             command: UnifyCommand::Plan,
         } => cli::unify::plan(&g).await,
+        Command::Unify {
+            command:
+                UnifyCommand::Report {
+                    sample_pairs,
+                    examples,
+                    format,
+                },
+        } => cli::unify::report(&g, sample_pairs, examples, format).await,
         Command::Privacy { command } => cli::privacy::privacy(&g, command).await,
         Command::Refresh { as_of } => cli::run::refresh(&g, as_of).await,
         Command::Segments { format } => cli::query::segments(&g, format).await,

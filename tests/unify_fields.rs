@@ -123,6 +123,18 @@ conditions = [{ field = "postcode" }, { field = "street" }, { field = "last_name
          crm:C2,registry:2,national_id+last_name\n\
          crm:C3,registry:3,national_id_typo+name+address\n"
     );
+    // Rules mode has no model to estimate from: `unify report` counts links per rule and
+    // still checks the strong fields of each customer (no two different ids or birth dates).
+    let report = ok(&["unify", "-p", p(dir), "report"]);
+    assert!(report.contains("rules mode: no model"), "{report}");
+    assert!(
+        report.contains("| national_id+last_name         | 2     |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("0 customer(s) hold two values of a strong field"),
+        "{report}"
+    );
 }
 
 /// `[sources.X.columns]`: columns computed at load from the source's own, usable as primary
@@ -391,6 +403,83 @@ fn independent_generator_unifies_with_defaults() {
     }
     assert!(plan.contains("national_id"), "{plan}");
     assert!(plan.contains("| learned "), "{plan}");
+
+    // `panorama unify report`: the model's own view of the run, checked against the truth
+    // file it never reads.
+    let truth: std::collections::HashMap<String, String> =
+        std::fs::read_to_string(dir.join("truth.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (format!("{}:{}", f[0], f[1]), f[2].to_string())
+            })
+            .collect();
+    let report: serde_json::Value = serde_json::from_str(&ok(&[
+        "unify",
+        "-p",
+        p(dir),
+        "report",
+        "--format",
+        "json",
+        "--sample-pairs",
+        "250000",
+        "--examples",
+        "1000",
+    ]))
+    .unwrap();
+    let est = &report["estimates"];
+    // Precision of the links: the mean match probability, against the share of links that
+    // join records of one person.
+    let links = query(dir, "SELECT left_uid, right_uid FROM match_pairs");
+    let (mut n, mut right) = (0, 0);
+    for l in links.lines().skip(1) {
+        let (a, b) = l.split_once(',').unwrap();
+        n += 1;
+        right += usize::from(truth[a] == truth[b]);
+    }
+    let true_precision = right as f64 / n as f64;
+    assert_eq!(est["links"].as_u64().unwrap(), n as u64);
+    let estimated = est["precision"].as_f64().unwrap();
+    assert!(
+        (estimated - true_precision).abs() < 0.02,
+        "estimated link precision {estimated}, true {true_precision}"
+    );
+    assert!(est["recall"].as_f64().unwrap() > 0.5, "{est}");
+    assert!(est["random_pairs"].as_u64().unwrap() > 200_000, "{est}");
+    // Over-merged customers: each one flagged really holds records of two or more people.
+    let members = query(dir, "SELECT customer_id, uid FROM customer_links");
+    let mut persons: std::collections::HashMap<&str, std::collections::HashSet<&str>> =
+        Default::default();
+    for l in members.lines().skip(1) {
+        let (c, u) = l.split_once(',').unwrap();
+        persons.entry(c).or_default().insert(truth[u].as_str());
+    }
+    let flagged = report["tables"]
+        ["Customers that look over-merged (most records on the second value first)"]
+        .as_array()
+        .unwrap();
+    assert!(!flagged.is_empty());
+    assert_eq!(
+        est["over_merged_customers"].as_u64().unwrap() as usize,
+        flagged
+            .iter()
+            .map(|r| r["customer_id"].as_str().unwrap())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    );
+    for r in flagged {
+        let c = r["customer_id"].as_str().unwrap();
+        assert!(persons[c].len() > 1, "{c} is one person: {r}");
+    }
+    // Drivers: every compared field, the national id among them.
+    let drivers = report["tables"]["What drives the decisions: evidence per field in the links (bits), links that would fall below the threshold without it"]
+        .as_array()
+        .unwrap();
+    assert!(drivers
+        .iter()
+        .any(|r| r["field"] == "national_id" && r["links_compared"].as_i64().unwrap() > 0));
 }
 
 /// Three sources describe Cindy Smith; the most trusted has a typo in her first name and

@@ -166,6 +166,24 @@ pub enum UnifyCommand {
     /// each pair of sources; the vetoes (learned or given); the evidence each field carries.
     /// Stages the current run's sources again (their data as loaded, the config as now).
     Plan,
+    /// How good the current run's unification is, without a truth file: precision and recall
+    /// estimated by the learned model (the links' match probabilities, the matches expected
+    /// below the threshold, and the share of matches no blocking rule compares, from random
+    /// record pairs scored by the model), probable matches blocking never compared, customers
+    /// that look over-merged (two birth dates or identifiers that their comparison calls
+    /// different), and the fields that drive the decisions. Reads the run; writes nothing.
+    Report {
+        /// Random record pairs to score (two hashed samples of √N records, crossed). More
+        /// pairs hold more true matches to estimate blocking recall from.
+        #[arg(long, default_value_t = 1_000_000)]
+        sample_pairs: usize,
+        /// Example rows per list.
+        #[arg(long, default_value_t = 10)]
+        examples: usize,
+        /// `table` (default) or `json` (the estimates and every table).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
 }
 
 pub fn parse_assignment(s: &str) -> std::result::Result<(String, String), String> {

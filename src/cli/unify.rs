@@ -24,6 +24,61 @@ pub async fn plan(g: &Globals) -> Result<()> {
     Ok(())
 }
 
+/// `panorama unify report`: estimated quality of the current run's unification.
+pub async fn report(
+    g: &Globals,
+    sample_pairs: usize,
+    examples: usize,
+    format: OutputFormat,
+) -> Result<()> {
+    let cfg = g.config()?;
+    let (ctx, opened) = open_project(&cfg, None).await?;
+    opened.require_unified("customer_links")?;
+    let options = panorama::unify::report::ReportOptions {
+        sample_pairs,
+        examples,
+    };
+    let report = panorama::unify::report::report(&ctx, &cfg, &options).await?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| Error::Other(e.to_string());
+    if format == OutputFormat::Json {
+        let mut tables = serde_json::Map::new();
+        for (title, table) in &report.tables {
+            tables.insert(
+                title.clone(),
+                serde_json::Value::Array(
+                    panorama::output::batch_objects(table)
+                        .into_iter()
+                        .map(serde_json::Value::Object)
+                        .collect(),
+                ),
+            );
+        }
+        let doc = serde_json::json!({
+            "run": opened.run_id,
+            "estimates": report.estimates,
+            "summary": report.summary,
+            "tables": tables,
+        });
+        return writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?
+        )
+        .map_err(io);
+    }
+    writeln!(out, "Run {}", opened.run_id).map_err(io)?;
+    for line in &report.summary {
+        writeln!(out, "{line}").map_err(io)?;
+    }
+    for (title, table) in &report.tables {
+        writeln!(out, "\n{title}").map_err(io)?;
+        write_batches(std::slice::from_ref(table), OutputFormat::Table, &mut out)?;
+    }
+    Ok(())
+}
+
 /// `panorama eval`: pairwise precision, recall and F1 against a truth file.
 pub async fn eval(g: &Globals, truth: PathBuf, format: OutputFormat) -> Result<()> {
     let cfg = g.config()?;

@@ -18,6 +18,7 @@ pub mod merge;
 pub mod plan;
 pub mod probabilistic;
 pub mod realtime;
+pub mod report;
 pub mod staging;
 pub mod table_functions;
 
