@@ -232,6 +232,37 @@ fn console_report_and_notebook_show_the_runs_data() {
         .iter()
         .any(|c| c["id"] == "match_scores" && c["available"] == true));
 
+    // Match quality: `panorama unify report` as a page, the same estimates as the CLI with
+    // the page's sample, computed once per run.
+    let page = http_get(&format!("{base}/console/quality"));
+    let cli: Value = serde_json::from_str(&common::ok(&[
+        "unify",
+        "-p",
+        common::p(dir),
+        "report",
+        "--format",
+        "json",
+        "--sample-pairs",
+        "250000",
+        "--examples",
+        "20",
+    ]))
+    .unwrap();
+    let text = page
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    for line in cli["summary"].as_array().unwrap() {
+        let line = line.as_str().unwrap();
+        assert!(text.contains(line), "{line} not in the page:\n{page}");
+    }
+    assert!(page.contains("estimated precision 0.9"), "{page}");
+    for title in cli["tables"].as_object().unwrap().keys() {
+        assert!(text.contains(title.as_str()), "{title}");
+    }
+    assert_eq!(http_get(&format!("{base}/console/quality")), page);
+
     if playwright {
         let urls = [
             format!("{base}/console/unify"),
@@ -240,6 +271,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             format!("{base}/console/predictions"),
             format!("{base}/console/explain?left={l}&right={r}"),
             format!("{base}/console/cluster/{largest_id}"),
+            format!("{base}/console/quality"),
         ];
         let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
         let seen = browse(&target_dir("console-screenshots"), &url_refs);

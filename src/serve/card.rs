@@ -41,6 +41,7 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("templates/chart_panel.html"),
             ),
             ("explain.html", include_str!("templates/explain.html")),
+            ("quality.html", include_str!("templates/quality.html")),
             ("cluster.html", include_str!("templates/cluster.html")),
         ] {
             env.add_template(name, text).expect("templates parse");

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<Serving>> {
         .route("/console", get(|| async { Redirect::to("/console/unify") }))
         .route("/console/assets/{file}", get(asset))
         .route("/console/explain", get(explain_page))
+        .route("/console/quality", get(quality_page))
         .route("/console/cluster/{id}", get(cluster_page))
         .route("/console/{page}", get(page))
         .route("/api/charts", get(list))
@@ -155,10 +156,100 @@ fn chart_view(c: &charts::Chart, p: &Params) -> Value {
 }
 
 fn pages() -> Vec<Value> {
-    Page::ALL
+    let mut pages: Vec<Value> = Page::ALL
         .iter()
         .map(|p| json!({ "id": p.as_str(), "title": p.title() }))
-        .collect()
+        .collect();
+    pages.push(json!({ "id": "quality", "title": "Match quality" }));
+    pages
+}
+
+/// Random pairs the console scores for its quality page (`panorama unify report
+/// --sample-pairs` for more).
+const QUALITY_SAMPLE_PAIRS: usize = 250_000;
+
+/// `panorama unify report` as a page: the estimates, probable matches blocking never
+/// compared (each linked to the explain view), customers that look over-merged (linked to
+/// their cluster), and what drives the decisions.
+async fn quality_page(State(s): State<Arc<Serving>>, headers: HeaderMap) -> Response {
+    if let Err(r) = signed_in(&s, &headers, "/console/quality") {
+        return *r;
+    }
+    let snap = s.snapshot();
+    let data = {
+        let mut cache = s.quality.lock().await;
+        match cache.as_ref() {
+            Some((run, data)) if *run == snap.run_id => data.clone(),
+            _ => {
+                let options = crate::unify::report::ReportOptions {
+                    sample_pairs: QUALITY_SAMPLE_PAIRS,
+                    examples: 20,
+                };
+                let data = Arc::new(
+                    match crate::unify::report::report(&snap.ctx, &s.cfg, &options).await {
+                        Ok(r) => quality_view(&r),
+                        Err(e) => json!({ "error": e.to_string() }),
+                    },
+                );
+                *cache = Some((snap.run_id.clone(), data.clone()));
+                data
+            }
+        }
+    };
+    render(
+        "quality.html",
+        context! {
+            run_id => snap.run_id.clone(), page => "quality", pages => mj(&pages()),
+            sample_pairs => QUALITY_SAMPLE_PAIRS,
+            summary => mj(&data["summary"]), tables => mj(&data["tables"]),
+            error => data["error"].as_str(),
+        },
+    )
+}
+
+/// The report's tables as columns and rows of text, each row with a link where it names a
+/// customer (its cluster) or a pair of records (the explain view).
+fn quality_view(r: &crate::unify::report::QualityReport) -> Value {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let tables: Vec<Value> = r
+        .tables
+        .iter()
+        .map(|(title, batch)| {
+            let schema = batch.schema();
+            let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            let options = FormatOptions::default().with_null("");
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .filter_map(|c| ArrayFormatter::try_new(c.as_ref(), &options).ok())
+                .collect();
+            let at = |name: &str| columns.iter().position(|c| *c == name);
+            let rows: Vec<Value> = (0..batch.num_rows())
+                .map(|i| {
+                    let cells: Vec<String> =
+                        formatters.iter().map(|f| f.value(i).to_string()).collect();
+                    let link = match (at("customer_id"), at("left_uid"), at("right_uid")) {
+                        (Some(c), _, _) => Some(format!(
+                            "/console/cluster/{}",
+                            url::form_urlencoded::byte_serialize(cells[c].as_bytes())
+                                .collect::<String>()
+                        )),
+                        (None, Some(l), Some(rt)) => Some(format!(
+                            "/console/explain?{}",
+                            url::form_urlencoded::Serializer::new(String::new())
+                                .append_pair("left", &cells[l])
+                                .append_pair("right", &cells[rt])
+                                .finish()
+                        )),
+                        _ => None,
+                    };
+                    json!({ "cells": cells, "link": link })
+                })
+                .collect();
+            json!({ "title": title, "columns": columns, "rows": rows })
+        })
+        .collect();
+    json!({ "summary": r.summary, "tables": tables })
 }
 
 async fn page(

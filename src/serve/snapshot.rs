@@ -93,6 +93,9 @@ pub struct Serving {
     pub admin: tokio::sync::Mutex<()>,
     /// PostgreSQL connections still to log in.
     pub logins: Arc<super::PendingLogins>,
+    /// The console's match-quality page of the current run (run id, page data): scoring the
+    /// random pairs takes seconds, so it is computed once per run.
+    pub quality: tokio::sync::Mutex<Option<(String, Arc<serde_json::Value>)>>,
 }
 
 impl Serving {
@@ -115,6 +118,7 @@ impl Serving {
             failed: Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
             logins: Arc::default(),
+            quality: tokio::sync::Mutex::new(None),
         }))
     }
 

@@ -414,7 +414,8 @@ async fn random_pairs(
         levels = levels.join(", "),
         veto = Scoring::veto_sql(section.vetoes()),
     );
-    // Scored once, kept in memory (about 60 bytes a pair), then binned and searched.
+    // Scored once, kept in memory (about 60 bytes a pair), then binned and searched in a
+    // context of its own: the run's context may be a server's, shared with every client.
     let scored = ctx
         .sql(&pairs_sql)
         .await
@@ -422,8 +423,8 @@ async fn random_pairs(
         .cache()
         .await
         .map_err(|e| Error::Other(format!("unify report: random pairs: {e}")))?;
-    let _ = ctx.deregister_table("unify_report_pairs");
-    ctx.register_table("unify_report_pairs", scored.into_view())?;
+    let local = SessionContext::new();
+    local.register_table("unify_report_pairs", scored.into_view())?;
     let total = number(
         ctx,
         &format!(
@@ -434,7 +435,7 @@ async fn random_pairs(
     )
     .await? as u64;
     let binned = batches(
-        ctx,
+        &local,
         "SELECT CAST(round(weight * 4) / 4 AS DOUBLE) AS w, found, CAST(count(*) AS DOUBLE) AS n \
          FROM unify_report_pairs GROUP BY 1, 2",
         "random pairs by weight",
@@ -453,18 +454,19 @@ async fn random_pairs(
     }
     let examples = one_batch(
         batches(
-            ctx,
+            &local,
             &format!(
-                "SELECT left_uid, right_uid, round(weight, 2) AS field_weight, agree_exactly \
+                // A pair drawn both ways round (both records in both samples) is listed once.
+                "SELECT DISTINCT least(left_uid, right_uid) AS left_uid, greatest(left_uid, right_uid) AS right_uid, \
+                   round(weight, 2) AS field_weight, agree_exactly \
                  FROM unify_report_pairs WHERE NOT found AND weight > 0 \
-                 ORDER BY weight DESC, left_uid, right_uid LIMIT {}",
+                 ORDER BY field_weight DESC, left_uid, right_uid LIMIT {}",
                 options.examples
             ),
             "probable matches outside blocking",
         )
         .await?,
     )?;
-    let _ = ctx.deregister_table("unify_report_pairs");
     Ok(RandomPairs {
         pairs: total,
         bins,
