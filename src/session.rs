@@ -158,6 +158,14 @@ pub fn base_context() -> SessionContext {
     .expect("a default runtime environment builds");
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     panorama_udfs::register_all(&ctx);
+    if let Some(limit) = memory_limit() {
+        // No single value larger than every query's memory together (`repeat('x', 1e10)`).
+        panorama_udfs::size_cap::cap_result_sizes(
+            &ctx,
+            limit,
+            "--memory-limit or PANORAMA_MEMORY_LIMIT, default 70% of the machine's memory",
+        );
+    }
     ctx.register_udtf(
         "connected_components",
         Arc::new(crate::unify::table_functions::ConnectedComponents),

@@ -135,6 +135,118 @@ async fn long_expression_chains_are_refused_and_the_server_lives() {
     assert!(ok(&["query", "-p", p(dir), "--format", "csv", &chain("+", 900)]).contains("900"));
 }
 
+/// The error a Flight SQL query ends with, planning (`execute`) or fetching (`do_get`).
+async fn flight_error(
+    flight: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+    sql: &str,
+) -> String {
+    use futures::StreamExt;
+    let info = match flight.execute(sql.to_string(), None).await {
+        Err(e) => return e.to_string(),
+        Ok(info) => info,
+    };
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut stream = match flight.do_get(ticket).await {
+        Err(e) => return e.to_string(),
+        Ok(s) => s,
+    };
+    while let Some(batch) = stream.next().await {
+        if let Err(e) = batch {
+            return e.to_string();
+        }
+    }
+    "no error".into()
+}
+
+/// Peak resident memory of a process (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
+/// `SELECT length(repeat('x', 1500000000))` peaked at 6 GB and `array_repeat(1, 1000000000)`
+/// at 16 GB on a server with `query_memory = "1G"`: functions built their result outside any
+/// pool. Now a result larger than the query's memory is refused before it is built, on every
+/// protocol, and the server's peak memory stays far below it.
+#[tokio::test(flavor = "multi_thread")]
+async fn functions_cannot_build_values_past_the_querys_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_project(dir);
+    common::append(
+        &dir.join("panorama.toml"),
+        "\n[serve]\nquery_memory = \"256M\"\n",
+    );
+    let mut server = Server::start(dir, &[]);
+    let base = format!("http://{}", server.http);
+    let (pg, connection) = tokio_postgres::connect(
+        &format!(
+            "postgres://panorama@{}/panorama",
+            server.pg.replace("127.0.0.1", "localhost")
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.flight))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut flight = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
+    for sql in [
+        "SELECT length(repeat('x', 1500000000))",
+        "SELECT cardinality(array_repeat(1, 1000000000))",
+        "SELECT length(lpad('x', 2000000000))",
+        "SELECT cardinality(range(0, 5000000000))",
+        // Per row, from the table: 2 rows × 200 MB.
+        "SELECT max(length(repeat(name, 70000000))) FROM people",
+    ] {
+        let err = format!("{:?}", pg.simple_query(sql).await.unwrap_err());
+        assert!(
+            err.contains("over the limit of 268.4 MB ([serve] query_memory)"),
+            "{sql}: {err}"
+        );
+        let (status, body) = post_sql(&base, sql).await;
+        assert_eq!(status, 400, "{sql}: {body}");
+        assert!(
+            body.to_string().contains("[serve] query_memory"),
+            "{sql}: {body}"
+        );
+        let err = flight_error(&mut flight, sql).await;
+        assert!(err.contains("[serve] query_memory"), "{sql}: {err}");
+    }
+    // Within the limit the same functions answer.
+    let (status, body) = post_sql(&base, "SELECT length(repeat('ab', 1000000)) AS n").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains("2000000"), "{body}");
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server died"
+    );
+    let peak = peak_rss(server.child.id());
+    assert!(peak < 256 << 20, "peak RSS {} MB", peak >> 20);
+    // The CLI caps by its own memory limit.
+    let err = fails(&[
+        "query",
+        "-p",
+        p(dir),
+        "--memory-limit",
+        "100M",
+        "SELECT length(repeat('x', 1500000000))",
+    ]);
+    assert!(
+        err.contains("over the limit of 104.9 MB (--memory-limit"),
+        "{err}"
+    );
+}
+
 /// `POST /login` with `next=/\evil.example` redirected off-site (browsers read `\` as `/`).
 /// Only paths on this server are followed; anything else goes to `/`.
 #[tokio::test(flavor = "multi_thread")]

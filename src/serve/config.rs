@@ -25,6 +25,9 @@ pub struct ServeSection {
     pub query_timeout: Option<String>,
     /// Memory one query may hold before it fails (default "1G"); queries do not spill.
     pub query_memory: Option<String>,
+    /// Memory all queries together may hold (default: `--memory-limit`, else 70% of the
+    /// machine's memory): a query that would take the server past it fails.
+    pub memory: Option<String>,
     /// Most rows an HTTP response returns (default 10000).
     pub http_row_limit: Option<usize>,
     /// Most simultaneous PostgreSQL connections (default 256).
@@ -58,11 +61,32 @@ pub struct ServeSettings {
 }
 
 /// What one query may use.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub query_timeout: Duration,
     pub query_memory: usize,
     pub http_row_limit: usize,
+    /// What every query together holds, against `[serve] memory`.
+    pub server_memory: std::sync::Arc<datafusion::execution::memory_pool::GreedyMemoryPool>,
+}
+
+impl Limits {
+    /// Limits with a server-wide budget of `server_memory` bytes.
+    pub fn new(
+        query_timeout: Duration,
+        query_memory: usize,
+        http_row_limit: usize,
+        server_memory: usize,
+    ) -> Self {
+        Limits {
+            query_timeout,
+            query_memory,
+            http_row_limit,
+            server_memory: std::sync::Arc::new(
+                datafusion::execution::memory_pool::GreedyMemoryPool::new(server_memory),
+            ),
+        }
+    }
 }
 
 impl ServeSettings {
@@ -77,12 +101,19 @@ impl ServeSettings {
                 ))
             })
         };
-        let memory_text = s.query_memory.as_deref().unwrap_or("1G");
-        let query_memory = crate::session::parse_size(memory_text).ok_or_else(|| {
-            Error::Other(format!(
-                "[serve] query_memory = {memory_text:?}: expected a size such as \"512M\" or \"2G\""
-            ))
-        })?;
+        let size = |key: &str, v: &Option<String>, default: &str| {
+            let text = v.as_deref().unwrap_or(default);
+            crate::session::parse_size(text).ok_or_else(|| {
+                Error::Other(format!(
+                    "[serve] {key} = {text:?}: expected a size such as \"512M\" or \"2G\""
+                ))
+            })
+        };
+        let query_memory = size("query_memory", &s.query_memory, "1G")?;
+        let server_memory = match &s.memory {
+            Some(_) => size("memory", &s.memory, "")?,
+            None => crate::session::memory_limit().unwrap_or(usize::MAX),
+        };
         Ok(ServeSettings {
             bind: s.bind.unwrap_or_else(|| "127.0.0.1".into()),
             pg_port: s.pg_port.unwrap_or(5433),
@@ -92,11 +123,12 @@ impl ServeSettings {
                 cert: root.join(t.cert),
                 key: root.join(t.key),
             }),
-            limits: Limits {
-                query_timeout: duration("query_timeout", &s.query_timeout, "60s")?,
+            limits: Limits::new(
+                duration("query_timeout", &s.query_timeout, "60s")?,
                 query_memory,
-                http_row_limit: s.http_row_limit.unwrap_or(10_000).max(1),
-            },
+                s.http_row_limit.unwrap_or(10_000).max(1),
+                server_memory,
+            ),
             max_connections: s.max_connections.unwrap_or(256).max(1),
             login_timeout: duration("login_timeout", &s.login_timeout, "10s")?,
             reload_interval: duration("reload_interval", &s.reload_interval, "2s")?,

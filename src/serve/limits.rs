@@ -1,5 +1,6 @@
 //! One query cannot take the server down: each runs in its own context with its own memory
-//! pool (no spilling) and a deadline, and only reads.
+//! pool (no spilling), inside the server's pool for all queries, with a deadline, with
+//! functions that cannot build a value larger than its memory, and only reads.
 
 use std::fmt;
 use std::pin::Pin;
@@ -12,7 +13,9 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::memory_pool::{
+    GreedyMemoryPool, MemoryLimit, MemoryPool, MemoryReservation,
+};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
@@ -27,7 +30,10 @@ use super::config::Limits;
 /// A context over `base`'s tables and functions whose queries obey `limits`.
 pub fn limited_context(base: &SessionContext, limits: &Limits) -> DfResult<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(GreedyMemoryPool::new(limits.query_memory)))
+        .with_memory_pool(Arc::new(QueryPool {
+            query: GreedyMemoryPool::new(limits.query_memory),
+            server: limits.server_memory.clone(),
+        }))
         .with_disk_manager_builder(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )
@@ -38,7 +44,71 @@ pub fn limited_context(base: &SessionContext, limits: &Limits) -> DfResult<Sessi
             timeout: limits.query_timeout,
         }))
         .build();
-    Ok(SessionContext::new_with_state(state))
+    let ctx = SessionContext::new_with_state(state);
+    panorama_udfs::size_cap::cap_result_sizes(&ctx, limits.query_memory, "[serve] query_memory");
+    Ok(ctx)
+}
+
+/// One query's memory: its own budget (`query_memory`) and, at the same time, a share of the
+/// server's (`[serve] memory`), so that many queries together cannot exhaust the machine.
+#[derive(Debug)]
+struct QueryPool {
+    query: GreedyMemoryPool,
+    server: Arc<GreedyMemoryPool>,
+}
+
+impl fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "query pool ({} MB, in a server pool of {} MB)",
+            self.query.pool_size_mb(),
+            self.server.pool_size_mb()
+        )
+    }
+}
+
+impl MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "panorama_query_pool"
+    }
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.query.grow(reservation, additional);
+        self.server.grow(reservation, additional);
+    }
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.query.shrink(reservation, shrink);
+        self.server.shrink(reservation, shrink);
+    }
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
+        self.query.try_grow(reservation, additional)?;
+        if let Err(e) = self.server.try_grow(reservation, additional) {
+            self.query.shrink(reservation, additional);
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "the server's memory for all queries together ([serve] memory, {} MB) is in use by other queries: {e}",
+                self.server.pool_size_mb()
+            )));
+        }
+        Ok(())
+    }
+    fn reserved(&self) -> usize {
+        self.query.reserved()
+    }
+    fn memory_limit(&self) -> MemoryLimit {
+        self.query.memory_limit()
+    }
+}
+
+trait PoolSize {
+    fn pool_size_mb(&self) -> usize;
+}
+impl PoolSize for GreedyMemoryPool {
+    fn pool_size_mb(&self) -> usize {
+        match self.memory_limit() {
+            MemoryLimit::Finite(b) => b >> 20,
+            _ => 0,
+        }
+    }
 }
 
 /// Why a statement may not run on the server, or `None` when it only reads.
@@ -248,14 +318,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn queries_share_the_servers_memory() {
+        use datafusion::execution::memory_pool::MemoryConsumer;
+        let limits = Limits::new(Duration::from_secs(1), 64 << 20, 10, 80 << 20);
+        let pool = |l: &Limits| -> Arc<dyn MemoryPool> {
+            Arc::new(QueryPool {
+                query: GreedyMemoryPool::new(l.query_memory),
+                server: l.server_memory.clone(),
+            })
+        };
+        let (a, b) = (pool(&limits), pool(&limits));
+        let ra = MemoryConsumer::new("a").register(&a);
+        let rb = MemoryConsumer::new("b").register(&b);
+        ra.try_grow(50 << 20).unwrap();
+        // Within b's own 64 MB, but the server has 30 MB left.
+        let err = rb.try_grow(50 << 20).unwrap_err().to_string();
+        assert!(err.contains("[serve] memory, 80 MB"), "{err}");
+        assert_eq!(b.reserved(), 0, "a refused grow is given back");
+        rb.try_grow(30 << 20).unwrap();
+        // Over a's own budget whatever the server has.
+        ra.shrink(50 << 20);
+        assert!(ra.try_grow(65 << 20).is_err());
+        ra.try_grow(40 << 20).unwrap();
+        drop(rb);
+        assert_eq!(limits.server_memory.reserved(), 40 << 20);
+    }
+
     #[tokio::test]
     async fn a_query_past_its_deadline_fails_and_memory_is_capped() {
         let base = crate::session::base_context();
-        let limits = Limits {
-            query_timeout: Duration::from_millis(200),
-            query_memory: 64 << 20,
-            http_row_limit: 10,
-        };
+        let limits = Limits::new(Duration::from_millis(200), 64 << 20, 10, 1 << 30);
         let ctx = limited_context(&base, &limits).unwrap();
         let slow = "SELECT count(*) FROM generate_series(1, 2000000000)";
         let err = ctx.sql(slow).await.unwrap().collect().await.unwrap_err();

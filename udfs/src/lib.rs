@@ -22,6 +22,7 @@ pub mod most_common;
 pub mod nicknames;
 pub mod normalize;
 pub mod similarity;
+pub mod size_cap;
 mod string_map;
 mod strings;
 
