@@ -247,6 +247,104 @@ async fn functions_cannot_build_values_past_the_querys_memory() {
     );
 }
 
+/// CPU seconds a process has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Two heavy queries on 2 cores made `/api/health` take 13 s, and a query past its
+/// `query_timeout` kept a core busy for ~95 s. Now heavy queries (reading more than 100,000
+/// rows, or an unknown number) take turns — one more waits up to `query_queue_timeout`, then
+/// fails saying the server is busy — while light queries and health answer; and a query
+/// cancelled by its deadline stops using the CPU.
+#[tokio::test(flavor = "multi_thread")]
+async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_project(dir);
+    common::append(
+        &dir.join("panorama.toml"),
+        "\n[serve]\nmax_concurrent_queries = 1\nquery_queue_timeout = \"1s\"\nquery_timeout = \"6s\"\n",
+    );
+    let mut server = Server::start(dir, &[]);
+    let base = format!("http://{}", server.http);
+    let pid = server.child.id();
+    let (pg, connection) = tokio_postgres::connect(
+        &format!(
+            "postgres://panorama@{}/panorama",
+            server.pg.replace("127.0.0.1", "localhost")
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let heavy = "SELECT count(*) FROM generate_series(1, 100000000000) AS t(v) WHERE v % 7 = 3";
+    let first = tokio::spawn({
+        let base = base.clone();
+        async move { post_sql(&base, heavy).await }
+    });
+    // A second heavy query waits its turn, then fails saying why (sent once the first has had
+    // time to take the only turn).
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let busy = match pg.simple_query(heavy).await {
+        Err(e) => format!("{e:?}"),
+        Ok(_) => panic!("a second heavy query ran beside the first"),
+    };
+    assert!(busy.contains("server busy"), "{busy}");
+    assert!(busy.contains("[serve] max_concurrent_queries"), "{busy}");
+    // Light queries and health answer meanwhile, and the first query is using the CPU.
+    let before = cpu_seconds(pid);
+    let rows = pg
+        .simple_query("SELECT count(*) FROM people")
+        .await
+        .unwrap();
+    assert!(rows
+        .iter()
+        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("2"))));
+    let health = reqwest::get(format!("{base}/api/health")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(
+        !first.is_finished(),
+        "the first heavy query ended early (its deadline is 6 s)"
+    );
+    let busy_cpu = cpu_seconds(pid) - before;
+    assert!(
+        busy_cpu > 0.5,
+        "the heavy query used only {busy_cpu} s of CPU in a second"
+    );
+    // The first ends at its deadline; its work stops with it.
+    let (status, body) = first.await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("query_timeout"), "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = cpu_seconds(pid);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let idle_cpu = cpu_seconds(pid) - after;
+    assert!(
+        idle_cpu < 0.3,
+        "{idle_cpu} s of CPU in the 2 s after the query was cancelled"
+    );
+    // Its turn was given back: the next heavy query runs.
+    let rows = pg
+        .simple_query("SELECT count(*) FROM generate_series(1, 200000)")
+        .await
+        .unwrap();
+    assert!(rows.iter().any(
+        |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("200000"))
+    ));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server died"
+    );
+}
+
 /// `POST /login` with `next=/\evil.example` redirected off-site (browsers read `\` as `/`).
 /// Only paths on this server are followed; anything else goes to `/`.
 #[tokio::test(flavor = "multi_thread")]

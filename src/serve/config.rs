@@ -28,6 +28,11 @@ pub struct ServeSection {
     /// Memory all queries together may hold (default: `--memory-limit`, else 70% of the
     /// machine's memory): a query that would take the server past it fails.
     pub memory: Option<String>,
+    /// Heavy queries (reading more than 100,000 rows, or an unknown number) running at once
+    /// (default: the machine's cores); more wait their turn.
+    pub max_concurrent_queries: Option<usize>,
+    /// How long a heavy query waits for its turn before it fails (default "10s").
+    pub query_queue_timeout: Option<String>,
     /// Most rows an HTTP response returns (default 10000).
     pub http_row_limit: Option<usize>,
     /// Most simultaneous PostgreSQL connections (default 256).
@@ -68,16 +73,22 @@ pub struct Limits {
     pub http_row_limit: usize,
     /// What every query together holds, against `[serve] memory`.
     pub server_memory: std::sync::Arc<datafusion::execution::memory_pool::GreedyMemoryPool>,
+    /// Turns of heavy queries (`max_concurrent_queries`), and how long one waits for a turn.
+    pub turns: std::sync::Arc<tokio::sync::Semaphore>,
+    pub max_concurrent_queries: usize,
+    pub queue_timeout: Duration,
 }
 
 impl Limits {
-    /// Limits with a server-wide budget of `server_memory` bytes.
+    /// Limits with a server-wide budget of `server_memory` bytes and as many heavy queries at
+    /// once as the machine has cores, waiting up to 10 s for a turn.
     pub fn new(
         query_timeout: Duration,
         query_memory: usize,
         http_row_limit: usize,
         server_memory: usize,
     ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Limits {
             query_timeout,
             query_memory,
@@ -85,7 +96,18 @@ impl Limits {
             server_memory: std::sync::Arc::new(
                 datafusion::execution::memory_pool::GreedyMemoryPool::new(server_memory),
             ),
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
+            max_concurrent_queries: cores,
+            queue_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// At most `n` heavy queries at once, each waiting up to `wait` for its turn.
+    pub fn with_turns(mut self, n: usize, wait: Duration) -> Self {
+        self.turns = std::sync::Arc::new(tokio::sync::Semaphore::new(n));
+        self.max_concurrent_queries = n;
+        self.queue_timeout = wait;
+        self
     }
 }
 
@@ -123,12 +145,20 @@ impl ServeSettings {
                 cert: root.join(t.cert),
                 key: root.join(t.key),
             }),
-            limits: Limits::new(
-                duration("query_timeout", &s.query_timeout, "60s")?,
-                query_memory,
-                s.http_row_limit.unwrap_or(10_000).max(1),
-                server_memory,
-            ),
+            limits: {
+                let limits = Limits::new(
+                    duration("query_timeout", &s.query_timeout, "60s")?,
+                    query_memory,
+                    s.http_row_limit.unwrap_or(10_000).max(1),
+                    server_memory,
+                );
+                let turns = s
+                    .max_concurrent_queries
+                    .unwrap_or(limits.max_concurrent_queries)
+                    .max(1);
+                let wait = duration("query_queue_timeout", &s.query_queue_timeout, "10s")?;
+                limits.with_turns(turns, wait)
+            },
             max_connections: s.max_connections.unwrap_or(256).max(1),
             login_timeout: duration("login_timeout", &s.login_timeout, "10s")?,
             reload_interval: duration("reload_interval", &s.reload_interval, "2s")?,

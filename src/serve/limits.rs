@@ -42,6 +42,9 @@ pub fn limited_context(base: &SessionContext, limits: &Limits) -> DfResult<Sessi
         .with_runtime_env(runtime)
         .with_physical_optimizer_rule(Arc::new(Deadline {
             timeout: limits.query_timeout,
+            turns: limits.turns.clone(),
+            max_concurrent: limits.max_concurrent_queries,
+            queue_timeout: limits.queue_timeout,
         }))
         .build();
     let ctx = SessionContext::new_with_state(state);
@@ -165,10 +168,38 @@ pub fn read_only_options() -> datafusion::execution::context::SQLOptions {
         .with_allow_statements(true)
 }
 
-/// Wraps the root of every physical plan in a [`DeadlineExec`].
+/// Wraps the root of every physical plan in a [`DeadlineExec`]; a heavy plan also waits for
+/// its turn.
 #[derive(Debug)]
 struct Deadline {
     timeout: Duration,
+    turns: Arc<tokio::sync::Semaphore>,
+    max_concurrent: usize,
+    queue_timeout: Duration,
+}
+
+/// A query that reads at most this many rows is light: it does not wait for a turn. Lookups,
+/// catalog queries of BI tools and the console's small tables read a few thousand rows and
+/// answer in milliseconds; a heavy query behind them would hold its core for seconds.
+pub const LIGHT_ROWS: usize = 100_000;
+
+/// Rows a plan reads from its leaves, when every leaf knows (Parquet statistics, in-memory
+/// tables); `None` when one does not (`generate_series`, a file without statistics).
+fn rows_read(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+    let children = plan.children();
+    if children.is_empty() {
+        let stats = datafusion::physical_plan::StatisticsContext::new()
+            .compute(
+                plan.as_ref(),
+                &datafusion::physical_plan::StatisticsArgs::new(),
+            )
+            .ok()?;
+        return stats.num_rows.get_value().copied();
+    }
+    children
+        .into_iter()
+        .map(rows_read)
+        .try_fold(0usize, |a, n| n.map(|n| a.saturating_add(n)))
 }
 
 impl PhysicalOptimizerRule for Deadline {
@@ -177,7 +208,16 @@ impl PhysicalOptimizerRule for Deadline {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(DeadlineExec::new(plan, self.timeout)))
+        let admission = match rows_read(&plan) {
+            Some(n) if n <= LIGHT_ROWS => None,
+            _ => Some(Arc::new(Admission {
+                turns: self.turns.clone(),
+                max_concurrent: self.max_concurrent,
+                wait: self.queue_timeout,
+                permit: tokio::sync::OnceCell::new(),
+            })),
+        };
+        Ok(Arc::new(DeadlineExec::new(plan, self.timeout, admission)))
     }
     fn name(&self) -> &str {
         "panorama_deadline"
@@ -187,21 +227,55 @@ impl PhysicalOptimizerRule for Deadline {
     }
 }
 
+/// One heavy query's turn: taken by its first partition to run, shared by the others, given
+/// back when the plan and its streams are dropped.
+#[derive(Debug)]
+struct Admission {
+    turns: Arc<tokio::sync::Semaphore>,
+    max_concurrent: usize,
+    wait: Duration,
+    permit: tokio::sync::OnceCell<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Admission {
+    async fn enter(&self) -> DfResult<()> {
+        self.permit
+            .get_or_try_init(|| async {
+                match tokio::time::timeout(self.wait, self.turns.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => Ok(permit),
+                    Ok(Err(_)) => Err(DataFusionError::Execution("the server is stopping".into())),
+                    Err(_) => Err(DataFusionError::ResourcesExhausted(format!(
+                        "server busy: {} heavy queries are running ([serve] max_concurrent_queries) and this one waited {:?} for its turn ([serve] query_queue_timeout); try again",
+                        self.max_concurrent, self.wait
+                    ))),
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
 /// Ends its input with an error once the query has run for `timeout`; dropping the input
-/// stops the work under it.
+/// stops the work under it. A heavy query first waits for its turn (`admission`).
 #[derive(Debug)]
 pub struct DeadlineExec {
     input: Arc<dyn ExecutionPlan>,
     timeout: Duration,
     started: Arc<OnceLock<Instant>>,
+    admission: Option<Arc<Admission>>,
 }
 
 impl DeadlineExec {
-    fn new(input: Arc<dyn ExecutionPlan>, timeout: Duration) -> Self {
+    fn new(
+        input: Arc<dyn ExecutionPlan>,
+        timeout: Duration,
+        admission: Option<Arc<Admission>>,
+    ) -> Self {
         DeadlineExec {
             input,
             timeout,
             started: Arc::new(OnceLock::new()),
+            admission,
         }
     }
 }
@@ -238,6 +312,7 @@ impl ExecutionPlan for DeadlineExec {
             input: children.swap_remove(0),
             timeout: self.timeout,
             started: self.started.clone(),
+            admission: self.admission.clone(),
         }))
     }
     fn execute(
@@ -247,18 +322,39 @@ impl ExecutionPlan for DeadlineExec {
     ) -> DfResult<SendableRecordBatchStream> {
         let started = *self.started.get_or_init(Instant::now);
         let deadline = tokio::time::Instant::from_std(started + self.timeout);
+        let (input, admission) = (self.input.clone(), self.admission.clone());
+        // The input starts only once the query has its turn: some operators begin work when
+        // executed.
+        let start = async move {
+            if let Some(a) = admission {
+                a.enter().await?;
+            }
+            input.execute(partition, context)
+        };
         Ok(Box::pin(DeadlineStream {
             schema: self.input.schema(),
-            inner: Some(self.input.execute(partition, context)?),
+            state: Run::Starting(Box::pin(start)),
+            _turn: self.admission.clone(),
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
             timeout: self.timeout,
         }))
     }
 }
 
+type Start = Pin<Box<dyn std::future::Future<Output = DfResult<SendableRecordBatchStream>> + Send>>;
+
+enum Run {
+    Starting(Start),
+    Running(SendableRecordBatchStream),
+    Done,
+}
+
 struct DeadlineStream {
     schema: SchemaRef,
-    inner: Option<SendableRecordBatchStream>,
+    state: Run,
+    /// Holds the query's turn for as long as a stream of it lives (the plan may be dropped
+    /// once executed).
+    _turn: Option<Arc<Admission>>,
     sleep: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
 }
@@ -267,18 +363,30 @@ impl Stream for DeadlineStream {
     type Item = DfResult<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.inner.is_none() {
+        if matches!(self.state, Run::Done) {
             return Poll::Ready(None);
         }
         if std::future::Future::poll(self.sleep.as_mut(), cx).is_ready() {
-            self.inner = None;
+            self.state = Run::Done;
             return Poll::Ready(Some(Err(DataFusionError::ResourcesExhausted(format!(
                 "query cancelled: it ran longer than the server's limit of {:?} ([serve] query_timeout)",
                 self.timeout
             )))));
         }
-        let inner = self.inner.as_mut().expect("checked above");
-        inner.poll_next_unpin(cx)
+        loop {
+            match &mut self.state {
+                Run::Starting(start) => match start.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(stream)) => self.state = Run::Running(stream),
+                    Poll::Ready(Err(e)) => {
+                        self.state = Run::Done;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
+                Run::Running(inner) => return inner.poll_next_unpin(cx),
+                Run::Done => return Poll::Ready(None),
+            }
+        }
     }
 }
 
