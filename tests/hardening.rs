@@ -830,7 +830,7 @@ async fn idle_connections_give_their_slots_back() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
-        text + "\n[serve]\nmax_connections = 20\nlogin_timeout = \"2s\"\n",
+        text + "\n[serve]\nmax_connections = 20\nmax_http_connections = 100\nlogin_timeout = \"2s\"\n",
     )
     .unwrap();
     let server = Server::start(dir, &[]);
@@ -864,6 +864,18 @@ async fn idle_connections_give_their_slots_back() {
     }
     let refused = pg_login(&server.pg, "panorama", "").await;
     assert!(refused.is_err(), "{refused:?}");
+    // HTTP keeps at most `max_http_connections` (100) open: the other 100 idle sockets are
+    // closed at once (a flood of them used to take every file descriptor), and a real
+    // request is turned away until the idle ones go.
+    while closed(&http_idle) < 100 {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the server never closed the HTTP sockets past max_http_connections"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let turned_away = reqwest::get(format!("http://{}/api/health", server.http)).await;
+    assert!(turned_away.is_err(), "{turned_away:?}");
     // Once the login deadline passes, the idle sockets are closed and logins work again.
     std::thread::sleep(std::time::Duration::from_millis(2500));
     pg_login(&server.pg, "panorama", "").await.unwrap();

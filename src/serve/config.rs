@@ -37,6 +37,9 @@ pub struct ServeSection {
     pub http_row_limit: Option<usize>,
     /// Most simultaneous PostgreSQL connections (default 256).
     pub max_connections: Option<usize>,
+    /// Most simultaneous HTTP connections (default: half the process's open-file limit,
+    /// at least 64); more are closed as soon as they are accepted.
+    pub max_http_connections: Option<usize>,
     /// A connection that has not logged in (PostgreSQL) or sent its request headers (HTTP)
     /// within this is closed (default "10s"), so idle sockets cannot hold every slot.
     pub login_timeout: Option<String>,
@@ -61,6 +64,7 @@ pub struct ServeSettings {
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
     pub max_connections: usize,
+    pub max_http_connections: usize,
     pub login_timeout: Duration,
     pub reload_interval: Duration,
 }
@@ -109,6 +113,21 @@ impl Limits {
         self.queue_timeout = wait;
         self
     }
+}
+
+/// The process's soft limit on open files (`ulimit -n`), 1024 when unknown.
+fn open_file_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .split_whitespace()
+                .nth(3)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(1024)
 }
 
 impl ServeSettings {
@@ -160,6 +179,10 @@ impl ServeSettings {
                 limits.with_turns(turns, wait)
             },
             max_connections: s.max_connections.unwrap_or(256).max(1),
+            max_http_connections: s
+                .max_http_connections
+                .unwrap_or_else(|| (open_file_limit() / 2).max(64))
+                .max(1),
             login_timeout: duration("login_timeout", &s.login_timeout, "10s")?,
             reload_interval: duration("reload_interval", &s.reload_interval, "2s")?,
         })

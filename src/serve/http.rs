@@ -795,13 +795,20 @@ pub async fn serve(
     // so idle sockets give their descriptors back. HTTP/1 only (TLS offers only http/1.1
     // anyway): the protocol-sniffing mode waits for a first byte with no deadline at all.
     let header_timeout = serving.settings.login_timeout;
+    let cap = ConnectionCap {
+        slots: Arc::new(tokio::sync::Semaphore::new(
+            serving.settings.max_http_connections,
+        )),
+        max: serving.settings.max_http_connections,
+    };
     let app = router(serving);
     let err = |e: std::io::Error| crate::Error::Other(format!("HTTP server: {e}"));
     match tls {
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-            let mut server = axum_server::from_tcp_rustls(listener, config)
+            let mut server = axum_server::from_tcp(listener)
                 .map_err(err)?
+                .acceptor(axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(cap))
                 .http1_only();
             server
                 .http_builder()
@@ -813,7 +820,10 @@ pub async fn serve(
                 .map_err(err)
         }
         None => {
-            let mut server = axum_server::from_tcp(listener).map_err(err)?.http1_only();
+            let mut server = axum_server::from_tcp(listener)
+                .map_err(err)?
+                .acceptor(cap)
+                .http1_only();
             server
                 .http_builder()
                 .http1()
@@ -823,5 +833,94 @@ pub async fn serve(
                 .await
                 .map_err(err)
         }
+    }
+}
+
+/// At most `max` HTTP connections open at once (`[serve] max_http_connections`): one more is
+/// closed as soon as it is accepted, so a flood of idle sockets cannot take every file
+/// descriptor the PostgreSQL and Flight ports need.
+#[derive(Clone)]
+struct ConnectionCap {
+    slots: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+/// A connection holding one of the cap's slots until it closes.
+struct Slotted<S> {
+    inner: S,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<I, S> axum_server::accept::Accept<I, S> for ConnectionCap
+where
+    I: Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = Slotted<I>;
+    type Service = S;
+    type Future = std::future::Ready<std::io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        std::future::ready(match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => Ok((
+                Slotted {
+                    inner: stream,
+                    _slot: slot,
+                },
+                service,
+            )),
+            Err(_) => {
+                tracing::debug!(
+                    "HTTP connection closed: max_http_connections ({}) reached",
+                    self.max
+                );
+                Err(std::io::Error::other(format!(
+                    "max_http_connections ({}) reached",
+                    self.max
+                )))
+            }
+        })
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Slotted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Slotted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
