@@ -39,16 +39,8 @@ async fn post_sql(base: &str, sql: &str) -> (u16, Value) {
     )
 }
 
-/// 2,000 chained `+` overflowed a server thread's stack and aborted the process (all three
-/// protocols). Now every entry point refuses chains past the limit and the server lives on;
-/// a chain just under the limit still runs, on every protocol.
-#[tokio::test(flavor = "multi_thread")]
-async fn long_expression_chains_are_refused_and_the_server_lives() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    small_project(dir);
-    let mut server = Server::start(dir, &[]);
-    let base = format!("http://{}", server.http);
+/// A PostgreSQL client of `server`, logged in as the default user.
+async fn pg_client(server: &Server) -> tokio_postgres::Client {
     let (pg, connection) = tokio_postgres::connect(
         &format!(
             "postgres://panorama@{}/panorama",
@@ -59,12 +51,33 @@ async fn long_expression_chains_are_refused_and_the_server_lives() {
     .await
     .unwrap();
     tokio::spawn(connection);
+    pg
+}
+
+/// A Flight SQL client of `server`.
+async fn flight_client(
+    server: &Server,
+) -> arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.flight))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut flight = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
+    arrow_flight::sql::client::FlightSqlServiceClient::new(channel)
+}
+
+/// 2,000 chained `+` overflowed a server thread's stack and aborted the process (all three
+/// protocols). Now every entry point refuses chains past the limit and the server lives on;
+/// a chain just under the limit still runs, on every protocol.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_expression_chains_are_refused_and_the_server_lives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_project(dir);
+    let mut server = Server::start(dir, &[]);
+    let base = format!("http://{}", server.http);
+    let pg = pg_client(&server).await;
+    let mut flight = flight_client(&server).await;
 
     for op in ["+", " OR ", " AND ", " || ", " * "] {
         for n in [2_000, 10_000, 100_000] {
@@ -184,22 +197,8 @@ async fn functions_cannot_build_values_past_the_querys_memory() {
     );
     let mut server = Server::start(dir, &[]);
     let base = format!("http://{}", server.http);
-    let (pg, connection) = tokio_postgres::connect(
-        &format!(
-            "postgres://panorama@{}/panorama",
-            server.pg.replace("127.0.0.1", "localhost")
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.flight))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut flight = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
+    let pg = pg_client(&server).await;
+    let mut flight = flight_client(&server).await;
     for sql in [
         "SELECT length(repeat('x', 1500000000))",
         "SELECT cardinality(array_repeat(1, 1000000000))",
@@ -274,16 +273,7 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
     let mut server = Server::start(dir, &[]);
     let base = format!("http://{}", server.http);
     let pid = server.child.id();
-    let (pg, connection) = tokio_postgres::connect(
-        &format!(
-            "postgres://panorama@{}/panorama",
-            server.pg.replace("127.0.0.1", "localhost")
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let pg = pg_client(&server).await;
     let heavy = "SELECT count(*) FROM generate_series(1, 100000000000) AS t(v) WHERE v % 7 = 3";
     let first = tokio::spawn({
         let base = base.clone();

@@ -10,16 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR=${1:-/tmp/panorama-serve-bench}
 PERSONS=${2:-1000000}
-BIN=target/release/panorama
-cargo build --release -q
-if [ ! -f "$DIR/panorama.toml" ]; then
-  $BIN demo --persons "$PERSONS" --out "$DIR" -q
-fi
-if [ ! -f "$DIR/.panorama/current.json" ]; then
-  /usr/bin/time -f "run: %e s, peak %M KiB" $BIN run -p "$DIR" -q
-fi
-$BIN query -p "$DIR" --format csv "SELECT email FROM unified_customers WHERE email IS NOT NULL ORDER BY md5(customer_id) LIMIT 100000" \
-  | tail -n +2 | python3 -c "import sys, urllib.parse; [print(urllib.parse.quote(l.strip())) for l in sys.stdin]" > /tmp/panorama-bench-emails.txt
+source benches/serve/project.sh
+emails
 
 LOG=/tmp/panorama-serve-bench.log
 $BIN serve -p "$DIR" --pg-port 55433 --flight-port 55051 --http-port 58080 > "$LOG" 2>&1 &

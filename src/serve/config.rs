@@ -29,7 +29,7 @@ pub struct ServeSection {
     /// machine's memory): a query that would take the server past it fails.
     pub memory: Option<String>,
     /// Heavy queries (reading more than 100,000 rows, or an unknown number) running at once
-    /// (default: the machine's cores); more wait their turn.
+    /// (default: the machine's cores but one, at least one); more wait their turn.
     pub max_concurrent_queries: Option<usize>,
     /// How long a heavy query waits for its turn before it fails (default "10s").
     pub query_queue_timeout: Option<String>,
@@ -84,15 +84,19 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits with a server-wide budget of `server_memory` bytes and as many heavy queries at
-    /// once as the machine has cores, waiting up to 10 s for a turn.
+    /// Limits with a server-wide budget of `server_memory` bytes and one heavy query at once
+    /// per core but one (at least one), waiting up to 10 s for a turn: a core stays free for
+    /// lookups, health and light queries.
     pub fn new(
         query_timeout: Duration,
         query_memory: usize,
         http_row_limit: usize,
         server_memory: usize,
     ) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .saturating_sub(1)
+            .max(1);
         Limits {
             query_timeout,
             query_memory,
