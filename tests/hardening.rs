@@ -321,6 +321,24 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
         idle_cpu < 0.3,
         "{idle_cpu} s of CPU in the 2 s after the query was cancelled"
     );
+    // An HTTP client that gives up cancels its query: the server's CPU goes quiet at once,
+    // long before the query's 6 s deadline.
+    let gave_up = reqwest::Client::new()
+        .post(format!("{base}/api/sql"))
+        .timeout(std::time::Duration::from_millis(1500))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "sql": heavy }).to_string())
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the heavy query answered within 1.5 s");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = cpu_seconds(pid);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let idle_cpu = cpu_seconds(pid) - after;
+    assert!(
+        idle_cpu < 0.3,
+        "{idle_cpu} s of CPU in the 2 s after the HTTP client disconnected"
+    );
     // Its turn was given back: the next heavy query runs.
     let rows = pg
         .simple_query("SELECT count(*) FROM generate_series(1, 200000)")
