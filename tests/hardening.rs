@@ -18,6 +18,13 @@ fn small_project(dir: &Path) {
     ok(&["run", "-p", p(dir), "-q"]);
 }
 
+/// [`small_project`] with `serve` (TOML) appended, served.
+fn served(dir: &Path, serve: &str) -> Server {
+    small_project(dir);
+    common::append(&dir.join("panorama.toml"), serve);
+    Server::start(dir, &[])
+}
+
 /// `SELECT 1 <op> 1 <op> …` with `n` terms.
 fn chain(op: &str, n: usize) -> String {
     format!("SELECT {} AS x", vec!["1"; n].join(op))
@@ -190,12 +197,7 @@ fn peak_rss(pid: u32) -> u64 {
 async fn functions_cannot_build_values_past_the_querys_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    small_project(dir);
-    common::append(
-        &dir.join("panorama.toml"),
-        "\n[serve]\nquery_memory = \"256M\"\n",
-    );
-    let mut server = Server::start(dir, &[]);
+    let mut server = served(dir, "\n[serve]\nquery_memory = \"256M\"\n");
     let base = format!("http://{}", server.http);
     let pg = pg_client(&server).await;
     let mut flight = flight_client(&server).await;
@@ -265,12 +267,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    small_project(dir);
-    common::append(
-        &dir.join("panorama.toml"),
-        "\n[serve]\nmax_concurrent_queries = 1\nquery_queue_timeout = \"1s\"\nquery_timeout = \"6s\"\n",
-    );
-    let mut server = Server::start(dir, &[]);
+    let mut server = served(dir, "\n[serve]\nmax_concurrent_queries = 1\nquery_queue_timeout = \"1s\"\nquery_timeout = \"6s\"\n");
     let base = format!("http://{}", server.http);
     let pid = server.child.id();
     let pg = pg_client(&server).await;
