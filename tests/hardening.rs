@@ -336,6 +336,35 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
         idle_cpu < 0.3,
         "{idle_cpu} s of CPU in the 2 s after the HTTP client disconnected"
     );
+    // A PostgreSQL client killed mid-query (psql, SIGKILL) cancels its query too.
+    if common::have("psql", "psql", &["--version"]) {
+        let (host, port) = server.pg.rsplit_once(':').unwrap();
+        let mut psql = std::process::Command::new("psql")
+            .args([
+                "-X", "-h", host, "-p", port, "-U", "panorama", "-d", "panorama", "-c", heavy,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let busy = cpu_seconds(pid);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(
+            cpu_seconds(pid) - busy > 0.2,
+            "psql's heavy query is not running"
+        );
+        signal(psql.id(), "-KILL");
+        let _ = psql.wait();
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let after = cpu_seconds(pid);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let idle_cpu = cpu_seconds(pid) - after;
+        assert!(
+            idle_cpu < 0.3,
+            "{idle_cpu} s of CPU in the 2 s after psql was killed"
+        );
+    }
     // Its turn was given back: the next heavy query runs.
     let rows = pg
         .simple_query("SELECT count(*) FROM generate_series(1, 200000)")

@@ -229,6 +229,20 @@ async fn serve_pg(
             let _permit = permit;
             let (tx, mut logged_in) = tokio::sync::oneshot::channel();
             logins.expect(peer, tx);
+            // pgwire reads the socket only between messages, so a client that goes away
+            // mid-query was not noticed until the query ended (1.5 cores busy up to
+            // `query_timeout`). A second handle on the socket watches for the hang-up; ending
+            // the connection's task drops the query, which stops its work.
+            let (socket, watch) = match watch_handle(socket) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(%peer, "PostgreSQL connection: {e}");
+                    logins.forget(peer);
+                    return;
+                }
+            };
+            let hung_up = client_gone(watch);
+            tokio::pin!(hung_up);
             let work = datafusion_postgres::pgwire::tokio::process_socket(socket, tls, handlers);
             tokio::pin!(work);
             let deadline = tokio::time::sleep(login_timeout);
@@ -244,6 +258,10 @@ async fn serve_pg(
                         }
                         break;
                     }
+                    _ = &mut hung_up => {
+                        tracing::debug!(%peer, "PostgreSQL client went away: its query, if any, is cancelled");
+                        break;
+                    }
                     _ = &mut logged_in, if !authenticated => authenticated = true,
                     _ = &mut deadline, if !authenticated => {
                         tracing::debug!(%peer, "PostgreSQL connection closed: no login within {login_timeout:?}");
@@ -253,6 +271,31 @@ async fn serve_pg(
             }
             logins.forget(peer);
         });
+    }
+}
+
+/// The socket and a second handle on it (a duplicated descriptor) for [`client_gone`].
+fn watch_handle(
+    socket: tokio::net::TcpStream,
+) -> std::io::Result<(tokio::net::TcpStream, tokio::net::TcpStream)> {
+    let std = socket.into_std()?;
+    let watch = std.try_clone()?;
+    Ok((
+        tokio::net::TcpStream::from_std(std)?,
+        tokio::net::TcpStream::from_std(watch)?,
+    ))
+}
+
+/// Resolves once the peer has closed the connection (end of stream with nothing left to
+/// read), without taking any bytes from it: data waiting for pgwire (the next message) is
+/// peeked at and left, and looked at again a fifth of a second later.
+async fn client_gone(watch: tokio::net::TcpStream) {
+    let mut byte = [0u8; 1];
+    loop {
+        match watch.peek(&mut byte).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
     }
 }
 
