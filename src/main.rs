@@ -103,14 +103,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Export { name, all, dry_run } => {
             cli::exports::export(&g, name, all, dry_run).await
         }
-        Command::Serve {
-            bind,
-            pg_port,
-            flight_port,
-            http_port,
-            tls_cert,
-            tls_key,
-        } => cli::serve::serve(&g, bind, pg_port, flight_port, http_port, tls_cert, tls_key).await,
+        Command::Serve { listen } => cli::serve::serve(&g, listen.into()).await,
         Command::Users { command } => cli::serve::users(&g, command),
         Command::Tokens { command } => cli::serve::tokens(&g, command),
         Command::Consent {

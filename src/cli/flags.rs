@@ -157,6 +157,42 @@ pub enum PrivacyCommand {
     },
 }
 
+/// Where `panorama serve` listens; each flag wins over `[serve]`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (default [serve] bind, else 127.0.0.1).
+    #[arg(long)]
+    bind: Option<String>,
+    /// PostgreSQL wire port (default 5433; 0 picks a free one).
+    #[arg(long)]
+    pg_port: Option<u16>,
+    /// Arrow Flight SQL port (default 50051; 0 picks a free one).
+    #[arg(long)]
+    flight_port: Option<u16>,
+    /// HTTP port (default 8080; 0 picks a free one).
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// TLS certificate chain (PEM) for all three protocols; needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl From<ServeArgs> for panorama::serve::Overrides {
+    fn from(a: ServeArgs) -> Self {
+        panorama::serve::Overrides {
+            bind: a.bind,
+            pg_port: a.pg_port,
+            flight_port: a.flight_port,
+            http_port: a.http_port,
+            tls_cert: a.tls_cert,
+            tls_key: a.tls_key,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum UnifyCommand {
     /// What unifying with the config as it is now would do, without a run: per source, how
@@ -412,24 +448,8 @@ pub enum Command {
     /// time and memory ([serve] in panorama.toml). When a newer run completes, new queries
     /// see it; queries already running finish on the run they started on.
     Serve {
-        /// Address to listen on (default [serve] bind, else 127.0.0.1).
-        #[arg(long)]
-        bind: Option<String>,
-        /// PostgreSQL wire port (default 5433; 0 picks a free one).
-        #[arg(long)]
-        pg_port: Option<u16>,
-        /// Arrow Flight SQL port (default 50051; 0 picks a free one).
-        #[arg(long)]
-        flight_port: Option<u16>,
-        /// HTTP port (default 8080; 0 picks a free one).
-        #[arg(long)]
-        http_port: Option<u16>,
-        /// TLS certificate chain (PEM) for all three protocols; needs --tls-key.
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// TLS private key (PEM).
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        listen: ServeArgs,
     },
     /// Users who log in over PostgreSQL wire with a password (kept as an Argon2 hash in
     /// the workspace's auth.toml, not in panorama.toml).

@@ -1,31 +1,13 @@
 //! Serving: `serve`, and the `users` and `tokens` that log in to it.
 
-use std::path::PathBuf;
-
 use panorama::error::{Error, Result};
 
 use super::flags::*;
 use super::Globals;
 
 /// `panorama serve`: PostgreSQL wire, Flight SQL and HTTP over the current run; prints the ports, then `ready`.
-pub async fn serve(
-    g: &Globals,
-    bind: Option<String>,
-    pg_port: Option<u16>,
-    flight_port: Option<u16>,
-    http_port: Option<u16>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-) -> Result<()> {
+pub async fn serve(g: &Globals, overrides: panorama::serve::Overrides) -> Result<()> {
     let cfg = g.config()?;
-    let overrides = panorama::serve::Overrides {
-        bind,
-        pg_port,
-        flight_port,
-        http_port,
-        tls_cert,
-        tls_key,
-    };
     let tls = overrides.tls_cert.is_some() || cfg.serve.as_ref().is_some_and(|s| s.tls.is_some());
     panorama::serve::serve(cfg, &overrides, |b, serving| {
         let snap = serving.snapshot();
