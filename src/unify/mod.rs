@@ -348,6 +348,20 @@ async fn collect_inner(ctx: &SessionContext, sql: &str, what: &str) -> Result<Ve
         .map_err(|e| Error::Other(format!("unify: {what}: {e}")))
 }
 
+/// A query's rows as one batch, with the query's schema even when it returns no row.
+pub(crate) async fn one_batch(ctx: &SessionContext, sql: &str, what: &str) -> Result<RecordBatch> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| Error::Other(format!("unify: {what}: {e}")))?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| Error::Other(format!("unify: {what}: {e}")))?;
+    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+}
+
 fn register(
     ctx: &SessionContext,
     name: &str,

@@ -154,7 +154,7 @@ async fn field_stats(
         "SELECT * FROM ({}) ORDER BY source, field",
         parts.join(" UNION ALL ")
     );
-    one_batch(ctx, &sql).await
+    super::one_batch(ctx, &sql, "fields by source").await
 }
 
 /// Per pair of sources (each with itself too): the blocking rules whose fields both sides
@@ -378,11 +378,4 @@ fn evidence_table(planned: &probabilistic::Planned) -> Result<RecordBatch> {
             Arc::new(differ.finish()),
         ],
     )?)
-}
-
-async fn one_batch(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Result<RecordBatch> {
-    let df = ctx.sql(sql).await?;
-    let schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await?;
-    Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }

@@ -82,14 +82,6 @@ async fn batches(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<Reco
     super::collect(ctx, sql, what).await
 }
 
-fn one_batch(b: Vec<RecordBatch>) -> Result<RecordBatch> {
-    let schema = b
-        .first()
-        .map(|b| b.schema())
-        .unwrap_or_else(|| Arc::new(Schema::empty()));
-    Ok(arrow::compute::concat_batches(&schema, &b)?)
-}
-
 /// A single number from a one-row query (NULL → 0).
 async fn number(ctx: &SessionContext, sql: &str, what: &str) -> Result<f64> {
     let b = batches(ctx, sql, what).await?;
@@ -123,14 +115,14 @@ pub async fn report(
         }
     }
     let mut est = Estimates {
-        records: number(ctx, "SELECT count(*) FROM unify_records", "records").await? as u64,
-        customers: number(
+        records: super::count(ctx, "SELECT count(*) FROM unify_records", "records").await?,
+        customers: super::count(
             ctx,
             "SELECT count(DISTINCT customer_id) FROM customer_links",
             "customers",
         )
-        .await? as u64,
-        links: number(ctx, "SELECT count(*) FROM match_pairs", "links").await? as u64,
+        .await?,
+        links: super::count(ctx, "SELECT count(*) FROM match_pairs", "links").await?,
         ..Default::default()
     };
     let mut summary = vec![format!(
@@ -254,14 +246,12 @@ pub async fn report(
         );
         tables.push((
             "Links per rule".to_string(),
-            one_batch(
-                batches(
-                    ctx,
-                    "SELECT rule, count(*) AS links FROM match_pairs GROUP BY rule ORDER BY links DESC, rule",
-                    "links per rule",
-                )
-                .await?,
-            )?,
+            super::one_batch(
+                ctx,
+                "SELECT rule, count(*) AS links FROM match_pairs GROUP BY rule ORDER BY links DESC, rule",
+                "links per rule",
+            )
+            .await?,
         ));
     }
 
@@ -425,15 +415,14 @@ async fn random_pairs(
         .map_err(|e| Error::Other(format!("unify report: random pairs: {e}")))?;
     let local = SessionContext::new();
     local.register_table("unify_report_pairs", scored.into_view())?;
-    let total = number(
+    let total = super::count(
         ctx,
         &format!(
             "SELECT count(*) FROM (SELECT l.uid FROM (SELECT uid FROM unify_records ORDER BY md5(uid || ':report-left') LIMIT {side}) l \
              CROSS JOIN (SELECT uid FROM unify_records ORDER BY md5(uid || ':report-right') LIMIT {side}) r WHERE l.uid <> r.uid)"
         ),
         "random pairs",
-    )
-    .await? as u64;
+    ).await?;
     let binned = batches(
         &local,
         "SELECT CAST(round(weight * 4) / 4 AS DOUBLE) AS w, found, CAST(count(*) AS DOUBLE) AS n \
@@ -452,21 +441,15 @@ async fn random_pairs(
             bins.push((w.value(i), f.value(i), n.value(i)));
         }
     }
-    let examples = one_batch(
-        batches(
-            &local,
-            &format!(
-                // A pair drawn both ways round (both records in both samples) is listed once.
-                "SELECT DISTINCT least(left_uid, right_uid) AS left_uid, greatest(left_uid, right_uid) AS right_uid, \
-                   round(weight, 2) AS field_weight, agree_exactly \
-                 FROM unify_report_pairs WHERE NOT found AND weight > 0 \
-                 ORDER BY field_weight DESC, left_uid, right_uid LIMIT {}",
-                options.examples
-            ),
-            "probable matches outside blocking",
-        )
-        .await?,
-    )?;
+    // A pair drawn both ways round (both records in both samples) is listed once.
+    let sql = format!(
+        "SELECT DISTINCT least(left_uid, right_uid) AS left_uid, greatest(left_uid, right_uid) AS right_uid, \
+           round(weight, 2) AS field_weight, agree_exactly \
+         FROM unify_report_pairs WHERE NOT found AND weight > 0 \
+         ORDER BY field_weight DESC, left_uid, right_uid LIMIT {}",
+        options.examples
+    );
+    let examples = super::one_batch(&local, &sql, "probable matches outside blocking").await?;
     Ok(RandomPairs {
         pairs: total,
         bins,
@@ -646,35 +629,30 @@ async fn over_merged(
         let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
         return Ok((empty.clone(), empty, 0));
     }
-    let per_field_b = one_batch(
-        batches(
-            ctx,
-            &per_field.join(" UNION ALL "),
-            "strong fields per customer",
-        )
-        .await?,
-    )?;
-    let flagged = number(
+    let per_field_b = super::one_batch(
+        ctx,
+        &per_field.join(" UNION ALL "),
+        "strong fields per customer",
+    )
+    .await?;
+    // Every flagged (customer, field), most suspicious first: counted, then cut to `examples`.
+    let flagged_b = super::one_batch(
         ctx,
         &format!(
-            "SELECT count(DISTINCT customer_id) FROM ({})",
+            "SELECT customer_id, field, records, main_value, different_values FROM ({}) \
+             ORDER BY most_records_on_another DESC, records DESC, customer_id, field",
             example_sql.join(" UNION ALL ")
         ),
         "over-merged customers",
     )
-    .await? as u64;
-    let examples_b = one_batch(
-        batches(
-            ctx,
-            &format!(
-                "SELECT customer_id, field, records, main_value, different_values FROM ({}) \
-                 ORDER BY most_records_on_another DESC, records DESC, customer_id, field LIMIT {examples}",
-                example_sql.join(" UNION ALL ")
-            ),
-            "over-merged examples",
-        )
-        .await?,
-    )?;
+    .await?;
+    let customers = arrow::compute::cast(flagged_b.column(0), &DataType::Utf8)?;
+    let customers = customers.as_string::<i32>();
+    let flagged = (0..customers.len())
+        .map(|i| customers.value(i))
+        .collect::<std::collections::HashSet<_>>()
+        .len() as u64;
+    let examples_b = flagged_b.slice(0, examples.min(flagged_b.num_rows()));
     Ok((per_field_b, examples_b, flagged))
 }
 
