@@ -65,8 +65,8 @@ impl fmt::Display for QueryPool {
         write!(
             f,
             "query pool ({} MB, in a server pool of {} MB)",
-            self.query.pool_size_mb(),
-            self.server.pool_size_mb()
+            pool_mb(&self.query),
+            pool_mb(&self.server)
         )
     }
 }
@@ -89,7 +89,7 @@ impl MemoryPool for QueryPool {
             self.query.shrink(reservation, additional);
             return Err(DataFusionError::ResourcesExhausted(format!(
                 "the server's memory for all queries together ([serve] memory, {} MB) is in use by other queries: {e}",
-                self.server.pool_size_mb()
+                pool_mb(&self.server)
             )));
         }
         Ok(())
@@ -102,15 +102,11 @@ impl MemoryPool for QueryPool {
     }
 }
 
-trait PoolSize {
-    fn pool_size_mb(&self) -> usize;
-}
-impl PoolSize for GreedyMemoryPool {
-    fn pool_size_mb(&self) -> usize {
-        match self.memory_limit() {
-            MemoryLimit::Finite(b) => b >> 20,
-            _ => 0,
-        }
+/// A pool's limit in MB (0 when unbounded).
+fn pool_mb(pool: &GreedyMemoryPool) -> usize {
+    match pool.memory_limit() {
+        MemoryLimit::Finite(b) => b >> 20,
+        _ => 0,
     }
 }
 
