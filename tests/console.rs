@@ -235,19 +235,7 @@ fn console_report_and_notebook_show_the_runs_data() {
     // Match quality: `panorama unify report` as a page, the same estimates as the CLI with
     // the page's sample, computed once per run.
     let page = http_get(&format!("{base}/console/quality"));
-    let cli: Value = serde_json::from_str(&common::ok(&[
-        "unify",
-        "-p",
-        common::p(dir),
-        "report",
-        "--format",
-        "json",
-        "--sample-pairs",
-        "250000",
-        "--examples",
-        "20",
-    ]))
-    .unwrap();
+    let cli = common::unify_report(dir, 250_000, 20);
     let text = page
         .replace("&#x27;", "'")
         .replace("&#x2f;", "/")

@@ -115,14 +115,7 @@ async fn long_expression_chains_are_refused_and_the_server_lives() {
             _ => "1",
         };
         let sql = format!("SELECT {} AS x", vec![term; n].join(op));
-        let rows = pg.simple_query(&sql).await.unwrap();
-        let value = rows
-            .iter()
-            .find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-                _ => None,
-            })
-            .unwrap();
+        let value = first_value(&pg, &sql).await.unwrap();
         let expected = match op {
             "+" => "900".to_string(),
             " OR " | " AND " => "t".to_string(),
@@ -139,13 +132,12 @@ async fn long_expression_chains_are_refused_and_the_server_lives() {
         server.child.try_wait().unwrap().is_none(),
         "the server died"
     );
-    let rows = pg
-        .simple_query("SELECT count(*) FROM people")
-        .await
-        .unwrap();
-    assert!(rows
-        .iter()
-        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("2"))));
+    assert_eq!(
+        first_value(&pg, "SELECT count(*) FROM people")
+            .await
+            .as_deref(),
+        Some("2")
+    );
     let (status, _) = post_sql(&base, "SELECT 1").await;
     assert_eq!(status, 200);
 
@@ -176,6 +168,26 @@ async fn flight_error(
         }
     }
     "no error".into()
+}
+
+/// CPU seconds `pid` uses in the 2 s after `settle_ms` milliseconds from now.
+async fn cpu_after_settling(pid: u32, settle_ms: u64) -> f64 {
+    tokio::time::sleep(std::time::Duration::from_millis(settle_ms)).await;
+    let after = cpu_seconds(pid);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    cpu_seconds(pid) - after
+}
+
+/// The first column of the first row `sql` returns over the simple query protocol.
+async fn first_value(pg: &tokio_postgres::Client, sql: &str) -> Option<String> {
+    pg.simple_query(sql)
+        .await
+        .unwrap()
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
 }
 
 /// Peak resident memory of a process (VmHWM), in bytes.
@@ -287,13 +299,12 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
     assert!(busy.contains("[serve] max_concurrent_queries"), "{busy}");
     // Light queries and health answer meanwhile, and the first query is using the CPU.
     let before = cpu_seconds(pid);
-    let rows = pg
-        .simple_query("SELECT count(*) FROM people")
-        .await
-        .unwrap();
-    assert!(rows
-        .iter()
-        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("2"))));
+    assert_eq!(
+        first_value(&pg, "SELECT count(*) FROM people")
+            .await
+            .as_deref(),
+        Some("2")
+    );
     let health = reqwest::get(format!("{base}/api/health")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -310,10 +321,7 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
     let (status, body) = first.await.unwrap();
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("query_timeout"), "{body}");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let after = cpu_seconds(pid);
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let idle_cpu = cpu_seconds(pid) - after;
+    let idle_cpu = cpu_after_settling(pid, 500).await;
     assert!(
         idle_cpu < 0.3,
         "{idle_cpu} s of CPU in the 2 s after the query was cancelled"
@@ -328,10 +336,7 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
         .send()
         .await;
     assert!(gave_up.is_err(), "the heavy query answered within 1.5 s");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let after = cpu_seconds(pid);
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let idle_cpu = cpu_seconds(pid) - after;
+    let idle_cpu = cpu_after_settling(pid, 500).await;
     assert!(
         idle_cpu < 0.3,
         "{idle_cpu} s of CPU in the 2 s after the HTTP client disconnected"
@@ -356,23 +361,19 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
         );
         signal(psql.id(), "-KILL");
         let _ = psql.wait();
-        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-        let after = cpu_seconds(pid);
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        let idle_cpu = cpu_seconds(pid) - after;
+        let idle_cpu = cpu_after_settling(pid, 700).await;
         assert!(
             idle_cpu < 0.3,
             "{idle_cpu} s of CPU in the 2 s after psql was killed"
         );
     }
     // Its turn was given back: the next heavy query runs.
-    let rows = pg
-        .simple_query("SELECT count(*) FROM generate_series(1, 200000)")
-        .await
-        .unwrap();
-    assert!(rows.iter().any(
-        |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("200000"))
-    ));
+    assert_eq!(
+        first_value(&pg, "SELECT count(*) FROM generate_series(1, 200000)")
+            .await
+            .as_deref(),
+        Some("200000")
+    );
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "the server died"

@@ -416,19 +416,7 @@ fn independent_generator_unifies_with_defaults() {
                 (format!("{}:{}", f[0], f[1]), f[2].to_string())
             })
             .collect();
-    let report: serde_json::Value = serde_json::from_str(&ok(&[
-        "unify",
-        "-p",
-        p(dir),
-        "report",
-        "--format",
-        "json",
-        "--sample-pairs",
-        "250000",
-        "--examples",
-        "1000",
-    ]))
-    .unwrap();
+    let report = common::unify_report(dir, 250_000, 1000);
     let est = &report["estimates"];
     // Precision of the links: the mean match probability, against the share of links that
     // join records of one person.

@@ -80,6 +80,23 @@ pub fn eval_scores(project: &Path) -> (f64, f64, f64) {
 }
 
 /// CSV output of a query on the current run.
+/// `panorama unify report --format json` of `project`'s current run.
+pub fn unify_report(project: &Path, sample_pairs: usize, examples: usize) -> serde_json::Value {
+    serde_json::from_str(&ok(&[
+        "unify",
+        "-p",
+        p(project),
+        "report",
+        "--format",
+        "json",
+        "--sample-pairs",
+        &sample_pairs.to_string(),
+        "--examples",
+        &examples.to_string(),
+    ]))
+    .unwrap()
+}
+
 pub fn query(project: &Path, sql: &str) -> String {
     ok(&["query", "-p", p(project), "--format", "csv", sql])
 }
