@@ -270,6 +270,27 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// Per thread of `pid`: its name, nice value and CPU seconds so far.
+fn thread_cpu(pid: u32) -> std::collections::BTreeMap<u32, (String, i64, f64)> {
+    let mut threads = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let name = stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()].to_string();
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+            .split_whitespace()
+            .collect();
+        let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0;
+        let tid = task.file_name().to_string_lossy().parse().unwrap();
+        threads.insert(tid, (name, f[16].parse().unwrap(), cpu));
+    }
+    threads
+}
+
 /// Two heavy queries on 2 cores made `/api/health` take 13 s, and a query past its
 /// `query_timeout` kept a core busy for ~95 s. Now heavy queries (reading more than 100,000
 /// rows, or an unknown number) take turns — one more waits up to `query_queue_timeout`, then
@@ -317,6 +338,24 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
         busy_cpu > 0.5,
         "the heavy query used only {busy_cpu} s of CPU in a second"
     );
+    // It runs on the heavy-query threads, at a lower priority than the threads that answer
+    // lookups: nearly all of the CPU in the next half second is theirs.
+    let threads = thread_cpu(pid);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (mut heavy_cpu, mut other_cpu) = (0.0, 0.0);
+    for (tid, (name, nice, cpu)) in thread_cpu(pid) {
+        let used = cpu - threads.get(&tid).map_or(0.0, |t| t.2);
+        if name == "panorama-heavy" {
+            assert_eq!(nice, 10, "heavy-query thread {tid} runs at nice {nice}");
+            heavy_cpu += used;
+        } else {
+            other_cpu += used;
+        }
+    }
+    assert!(
+        heavy_cpu > 0.3 && other_cpu < 0.1,
+        "heavy-query threads used {heavy_cpu} s, the others {other_cpu} s in half a second"
+    );
     // The first ends at its deadline; its work stops with it.
     let (status, body) = first.await.unwrap();
     assert_eq!(status, 400, "{body}");
@@ -340,6 +379,29 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
     assert!(
         idle_cpu < 0.3,
         "{idle_cpu} s of CPU in the 2 s after the HTTP client disconnected"
+    );
+    // So does a Flight SQL client that drops its stream mid-query.
+    let mut flight = flight_client(&server).await;
+    let info = flight.execute(heavy.to_string(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let fetch = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut stream = flight.do_get(ticket).await.unwrap();
+        stream.next().await.map(|b| b.is_ok())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let busy = cpu_seconds(pid);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        cpu_seconds(pid) - busy > 0.2,
+        "the Flight SQL client's heavy query is not running"
+    );
+    fetch.abort();
+    let _ = fetch.await;
+    let idle_cpu = cpu_after_settling(pid, 700).await;
+    assert!(
+        idle_cpu < 0.3,
+        "{idle_cpu} s of CPU in the 2 s after the Flight SQL client went away"
     );
     // A PostgreSQL client killed mid-query (psql, SIGKILL) cancels its query too.
     if common::have("psql", "psql", &["--version"]) {

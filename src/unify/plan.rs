@@ -250,7 +250,7 @@ fn blocking_table(
         StringBuilder::new(),
     );
     let (mut estimated, mut counted) = (Float64Builder::new(), Int64Builder::new());
-    let mut recall = Float64Builder::new();
+    let (mut recall, mut likely) = (Float64Builder::new(), Float64Builder::new());
     let counted_of = |name: &str| {
         report
             .pairs_per_rule
@@ -274,6 +274,7 @@ fn blocking_table(
                 estimated.append_value(c.pairs.round());
                 counted.append_option(c.chosen.and(counted_of(&name)));
                 recall.append_option(c.recall_after.map(|r| (r * 1e4).round() / 1e4));
+                likely.append_option(c.sampled.map(|s| s.matches.round()));
                 reason.append_value(&c.reason);
             }
         }
@@ -285,6 +286,7 @@ fn blocking_table(
                 estimated.append_null();
                 counted.append_option(counted_of(&name));
                 recall.append_null();
+                likely.append_null();
                 reason.append_value("unify.probabilistic.blocking");
             }
         }
@@ -296,6 +298,7 @@ fn blocking_table(
             Field::new("estimated_pairs", DataType::Float64, true),
             Field::new("new_pairs", DataType::Int64, true),
             Field::new("estimated_recall_after", DataType::Float64, true),
+            Field::new("likely_new_matches", DataType::Float64, true),
             Field::new("why", DataType::Utf8, false),
         ])),
         vec![
@@ -304,6 +307,7 @@ fn blocking_table(
             Arc::new(estimated.finish()),
             Arc::new(counted.finish()),
             Arc::new(recall.finish()),
+            Arc::new(likely.finish()),
             Arc::new(reason.finish()),
         ],
     )?)

@@ -608,37 +608,43 @@ async fn write_candidates(
     Ok(())
 }
 
-/// Distinct comparison patterns of the candidate pairs, per blocking rule.
-async fn patterns(ctx: &SessionContext, comps: &[Comparison]) -> Result<Vec<Pattern>> {
+/// Distinct comparison patterns of the candidate pairs, per blocking rule: every pair each
+/// rule finds, or with `scored_only` each pair once, under the rule that scores it.
+async fn patterns(
+    ctx: &SessionContext,
+    comps: &[Comparison],
+    scored_only: bool,
+) -> Result<Vec<Pattern>> {
     let g_cols: Vec<String> = comps.iter().map(|c| c.column()).collect();
-    let batches = collect(
-        ctx,
-        &format!(
-            "SELECT block, {g}, count(*) AS n FROM unify_comparisons GROUP BY block, {g}",
-            g = g_cols.join(", ")
+    let batches =
+        collect(
+            ctx,
+            &format!(
+            "SELECT block, {g}, count(*) AS n FROM unify_comparisons WHERE {w} GROUP BY block, {g}",
+            g = g_cols.join(", "),
+            w = if scored_only { "block = first_block" } else { "true" },
         ),
-        "comparison patterns",
-    )
-    .await?;
-    let mut patterns = Vec::new();
-    for batch in &batches {
-        let block = batch.column(0).as_primitive::<Int32Type>();
-        let n = batch.column(comps.len() + 1).as_primitive::<Int64Type>();
-        for i in 0..batch.num_rows() {
-            let levels = (0..comps.len())
-                .map(|c| {
-                    let g = batch.column(c + 1).as_primitive::<Int8Type>();
-                    g.is_valid(i).then(|| g.value(i) as u8)
-                })
-                .collect();
-            patterns.push(Pattern {
+            "comparison patterns",
+        )
+        .await?;
+    let comps = comps.len();
+    Ok(batches
+        .iter()
+        .flat_map(|batch| {
+            let block = batch.column(0).as_primitive::<Int32Type>();
+            let n = batch.column(comps + 1).as_primitive::<Int64Type>();
+            (0..batch.num_rows()).map(move |i| Pattern {
                 block: block.value(i) as usize,
-                levels,
+                levels: (0..comps)
+                    .map(|c| {
+                        let g = batch.column(c + 1).as_primitive::<Int8Type>();
+                        g.is_valid(i).then(|| g.value(i) as u8)
+                    })
+                    .collect(),
                 count: n.value(i) as u64,
-            });
-        }
-    }
-    Ok(patterns)
+            })
+        })
+        .collect())
 }
 
 /// Whether a veto rules the pattern out.
@@ -745,7 +751,7 @@ pub async fn plan(
         report,
     )
     .await?;
-    let mut pats = patterns(ctx, &comps).await?;
+    let mut pats = patterns(ctx, &comps, false).await?;
     let learn_vetoes = section.contradictions.is_none();
     let max_iterations = section.max_iterations;
     // The model of the candidates so far, under the rules' skips and the given vetoes.
@@ -762,7 +768,23 @@ pub async fn plan(
     let mut model = fit(&pats, &section, section.vetoes());
     if let Some(p) = plan.as_mut() {
         // More rules until the model says the blocking finds enough of the matches.
-        section.blocking = p.choose(&comps, &model, section.blocking_recall);
+        // Expected matches among the seed's pairs.
+        let skip = section.skip(&comps);
+        let found: f64 = patterns(ctx, &comps, true)
+            .await?
+            .iter()
+            .map(|p| p.count as f64 * probability(model.match_weight(p, &skip)))
+            .sum();
+        section.blocking = p
+            .choose(
+                ctx,
+                &comps,
+                &model,
+                section.blocking_recall,
+                max_block_size,
+                found,
+            )
+            .await?;
         if section.blocking.len() > seeded {
             write_candidates(
                 ctx,
@@ -774,7 +796,7 @@ pub async fn plan(
                 report,
             )
             .await?;
-            pats = patterns(ctx, &comps).await?;
+            pats = patterns(ctx, &comps, false).await?;
             model = fit(&pats, &section, section.vetoes());
         }
         let summary = format!(
