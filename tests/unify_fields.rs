@@ -472,6 +472,66 @@ fn independent_generator_unifies_with_defaults() {
 
 /// Three sources describe Cindy Smith; the most trusted has a typo in her first name and
 /// another birth date. Three records of Ben Jones share no majority.
+/// Given-name variants are learned from persons the surname and a personal field (birth
+/// date, national id) vouch for, counted once per person: the independent generator's call
+/// names ("Cornelia Petronella" goes by "Petronella" in one source) are learned, its twins
+/// (same surname, birth date and address, different names, two records each) are not.
+#[test]
+fn given_name_variants_are_learned_from_persons_not_twins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/generators/people.py");
+    let status = std::process::Command::new("python3")
+        .args([
+            p(&gen),
+            "--persons",
+            "5000",
+            "--out",
+            p(dir),
+            "--seed",
+            "7",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    ok(&["run", "-p", p(dir), "-q"]);
+    let variants = query(
+        dir,
+        "SELECT label FROM match_weights WHERE comparison = 'variant' ORDER BY label",
+    );
+    assert!(variants.lines().count() > 1, "no variant learned: {variants}");
+    // Every record pair behind a learned variant is one person by the truth file.
+    let pairs = query(
+        dir,
+        "SELECT l.uid AS l, r.uid AS r FROM unify_records l JOIN unify_records r \
+           ON l.last_name = r.last_name AND l.birth_date = r.birth_date AND l.uid < r.uid \
+         JOIN (SELECT label FROM match_weights WHERE comparison = 'variant') v \
+           ON v.label = concat(least(l.first_name, r.first_name), '|', greatest(l.first_name, r.first_name))",
+    );
+    let truth: std::collections::HashMap<String, String> =
+        std::fs::read_to_string(dir.join("truth.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (format!("{}:{}", f[0], f[1]), f[2].to_string())
+            })
+            .collect();
+    assert!(pairs.lines().count() > 2, "{pairs}");
+    for pair in pairs.lines().skip(1) {
+        let (l, r) = pair.split_once(',').unwrap();
+        assert_eq!(truth[l], truth[r], "{pair} behind a learned variant: {variants}");
+    }
+    // The level is in the model, between the spellings and "different".
+    let level = query(
+        dir,
+        "SELECT level FROM match_weights WHERE comparison = 'first_name' AND label = 'learned variant'",
+    );
+    assert_eq!(level, "level\n1\n");
+}
+
 fn survivorship_fixture(dir: &Path, merge: &str) {
     write(
         &dir.join("crm.csv"),

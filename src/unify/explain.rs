@@ -11,7 +11,7 @@ use datafusion::prelude::SessionContext;
 use panorama_udfs::similarity::Measure;
 
 use super::config::{MatchMode, MatchRule, Precision};
-use super::probabilistic::comparisons::{self, Comparison};
+use super::probabilistic::comparisons::Comparison;
 use super::probabilistic::ProbabilisticSection;
 use super::staging::literal;
 use crate::config::ProjectConfig;
@@ -212,11 +212,7 @@ pub async fn explain_probabilistic(
     let mut section = section.clone();
     super::probabilistic::adopt_plan(&mut section, &weights)?;
     let section = &section;
-    let comps: Vec<Comparison> = section
-        .comparisons
-        .iter()
-        .filter_map(|f| comparisons::comparison(f, &section.custom))
-        .collect();
+    let comps: Vec<Comparison> = section.comparisons();
     // Levels, values and term frequencies of the pair, in one query.
     let mut cols = Vec::new();
     for c in &comps {

@@ -13,6 +13,7 @@
 pub mod blocking;
 pub mod comparisons;
 pub mod em;
+pub mod variants;
 pub mod vetoes;
 
 use std::sync::Arc;
@@ -73,6 +74,10 @@ pub struct ProbabilisticSection {
     /// `[unify.fields]`, set by [`super::config::UnifySection::probabilistic_section`].
     #[serde(skip)]
     pub custom: CustomFields,
+    /// Given-name variants learned from the data ([`variants`]): the first name's "learned
+    /// variant" level. Set by [`plan`], or by [`adopt_plan`] from a run's `match_weights`.
+    #[serde(skip)]
+    pub name_variants: Vec<(String, String)>,
 }
 
 impl Default for ProbabilisticSection {
@@ -89,6 +94,7 @@ impl Default for ProbabilisticSection {
             blocking_recall: default_blocking_recall(),
             veto_max_loss: default_veto_max_loss(),
             custom: CustomFields::new(),
+            name_variants: Vec::new(),
         }
     }
 }
@@ -224,6 +230,16 @@ impl ProbabilisticSection {
         self.comparisons
             .iter()
             .filter_map(|f| comparisons::comparison(f, &self.custom))
+            .map(|mut c| {
+                // Last, so that it only holds names no spelling level matched.
+                if c.field == variants::FIELD {
+                    c.levels.push(comparisons::Level {
+                        label: "learned variant".into(),
+                        condition: variants::condition(&self.name_variants),
+                    });
+                }
+                c
+            })
             .collect()
     }
 
@@ -346,13 +362,16 @@ impl Scoring {
     }
 
     /// The model as rows: one per comparison level, one prior per blocking rule (label
-    /// `block:<fields>`), and one row per veto (comparison `veto`, label the fields joined by
-    /// `+`, m and u of the disagreement when the veto was learned).
+    /// `block:<fields>`), one row per veto (comparison `veto`, label the fields joined by
+    /// `+`, m and u of the disagreement when the veto was learned), and one per learned
+    /// given-name variant (comparison `variant`, label `name|name`, weight the bits by which
+    /// the names went together more often than chance).
     pub fn weights_batch(
         &self,
         blocking: &[Vec<String>],
         learned: &[vetoes::Learned],
         vetoes: &[Contradiction],
+        variants: &[variants::Variant],
     ) -> Result<RecordBatch> {
         let schema = Arc::new(Schema::new(vec![
             Field::new("comparison", DataType::Utf8, false),
@@ -399,6 +418,16 @@ impl Scoring {
                     w.append_null();
                 }
             }
+            tf.append_value(false);
+        }
+        for (i, v) in variants.iter().enumerate() {
+            comp.append_value("variant");
+            level.append_value(i as i64);
+            label.append_value(v.label());
+            m.append_null();
+            u.append_null();
+            // How many times more often than chance the names went together, in bits.
+            w.append_value((v.pairs as f64 / v.expected.max(1e-12)).log2());
             tf.append_value(false);
         }
         for (c, cmp) in self.comparisons.iter().enumerate() {
@@ -693,6 +722,8 @@ pub struct Planned {
     pub learned: Vec<vetoes::Learned>,
     /// How the blocking was chosen, when it was.
     pub blocking: Option<blocking::Plan>,
+    /// Given-name variants learned from the data.
+    pub variants: Vec<variants::Variant>,
 }
 
 /// Block, train and learn vetoes: everything a run does before scoring (`panorama unify
@@ -706,6 +737,35 @@ pub async fn plan(
 ) -> Result<Planned> {
     section.check().map_err(Error::Other)?;
     let mut section = section.clone();
+    // Given-name variants first: they are a level of the first-name comparison.
+    let spelling = section
+        .comparisons()
+        .into_iter()
+        .find(|c| c.field == variants::FIELD)
+        .map(|c| c.level_sql("l", "r"));
+    let learned_variants = match spelling {
+        Some(level) => {
+            variants::learn(
+                ctx,
+                &section.comparisons,
+                &section.custom,
+                &level,
+                max_block_size,
+            )
+            .await?
+        }
+        None => Vec::new(),
+    };
+    section.name_variants = learned_variants
+        .iter()
+        .map(|v| (v.a.clone(), v.b.clone()))
+        .collect();
+    if !learned_variants.is_empty() {
+        tracing::info!(
+            variants = learned_variants.len(),
+            "given-name variants learned from the data"
+        );
+    }
     let comps = section.comparisons();
 
     // u from random pairs; exact agreement on term-frequency fields from the value counts.
@@ -863,6 +923,7 @@ pub async fn plan(
         model,
         learned,
         blocking: plan,
+        variants: learned_variants,
     })
 }
 
@@ -880,6 +941,7 @@ pub async fn match_pairs(
         model,
         learned,
         blocking: plan,
+        variants: name_variants,
     } = plan(ctx, work_dir, section, max_block_size, report).await?;
     let dir = work_dir.join("unify_comparisons");
     if !model.converged {
@@ -923,7 +985,12 @@ pub async fn match_pairs(
             .join(" UNION ALL ");
         collect(ctx, &sql, "term frequencies").await?
     };
-    let weights = scoring.weights_batch(&section.blocking, &learned, section.vetoes())?;
+    let weights = scoring.weights_batch(
+        &section.blocking,
+        &learned,
+        section.vetoes(),
+        &name_variants,
+    )?;
     let _ = ctx.deregister_table("unify_comparisons");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Matched {
@@ -1083,6 +1150,7 @@ pub fn adopt_plan(section: &mut ProbabilisticSection, weights: &[RecordBatch]) -
                         .map(String::from)
                         .collect(),
                 ),
+                "variant" => section.name_variants.extend(variants::parse_label(label)),
                 "veto" if auto_vetoes => {
                     let f: Vec<String> = label.split('+').map(String::from).collect();
                     vetoes.push(if f.len() == 1 {
