@@ -530,6 +530,12 @@ fn given_name_variants_are_learned_from_persons_not_twins() {
         "SELECT level FROM match_weights WHERE comparison = 'first_name' AND label = 'learned variant'",
     );
     assert_eq!(level, "level\n1\n");
+    // `panorama unify plan` lists them with their counts.
+    let plan = ok(&["unify", "-p", p(dir), "plan"]);
+    assert!(plan.contains("Given-name variants learned from the data"), "{plan}");
+    let first = variants.lines().nth(1).unwrap();
+    let (a, b) = first.split_once('|').unwrap();
+    assert!(plan.contains(&format!("| {a} ")) && plan.contains(&format!("| {b} ")), "{plan}");
 }
 
 fn survivorship_fixture(dir: &Path, merge: &str) {

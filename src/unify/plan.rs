@@ -127,6 +127,13 @@ pub(crate) async fn plan_in(
         coverage(ctx, &planned.section.blocking).await?,
     ));
     tables.push(("Vetoes".to_string(), vetoes_table(&planned)?));
+    if !planned.variants.is_empty() {
+        tables.push((
+            "Given-name variants learned from the data (persons seen under both names, and how many chance explains)"
+                .to_string(),
+            variants_table(&planned.variants)?,
+        ));
+    }
     tables.push((
         "Evidence per field: match weight (bits) of agreeing exactly and of disagreeing"
             .to_string(),
@@ -343,6 +350,31 @@ fn vetoes_table(planned: &probabilistic::Planned) -> Result<RecordBatch> {
             Arc::new(origin.finish()),
             Arc::new(m.finish()),
             Arc::new(u.finish()),
+        ],
+    )?)
+}
+
+fn variants_table(variants: &[probabilistic::variants::Variant]) -> Result<RecordBatch> {
+    let (mut a, mut b) = (StringBuilder::new(), StringBuilder::new());
+    let (mut seen, mut expected) = (Int64Builder::new(), Float64Builder::new());
+    for v in variants {
+        a.append_value(&v.a);
+        b.append_value(&v.b);
+        seen.append_value(v.pairs as i64);
+        expected.append_value((v.expected * 1e4).round() / 1e4);
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("variant", DataType::Utf8, false),
+            Field::new("persons", DataType::Int64, false),
+            Field::new("expected", DataType::Float64, false),
+        ])),
+        vec![
+            Arc::new(a.finish()),
+            Arc::new(b.finish()),
+            Arc::new(seen.finish()),
+            Arc::new(expected.finish()),
         ],
     )?)
 }
