@@ -311,25 +311,30 @@ fn config_errors_name_the_key() {
 /// one, full names in one field, one-string addresses, dates in mixed formats with impossible
 /// values, national ids with typos, households and namesakes), with the config it writes:
 /// only the map and one custom field.
-#[test]
-fn independent_generator_unifies_with_defaults() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// The independent generator's files, truth and config for `persons` people into `dir`.
+fn generate_people(dir: &Path, persons: usize, seed: u64) {
     let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/generators/people.py");
     let status = std::process::Command::new("python3")
         .args([
             p(&gen),
             "--persons",
-            "2000",
+            &persons.to_string(),
             "--out",
             p(dir),
             "--seed",
-            "11",
+            &seed.to_string(),
         ])
         .stdout(std::process::Stdio::null())
         .status()
         .expect("python3 runs");
     assert!(status.success());
+}
+
+#[test]
+fn independent_generator_unifies_with_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate_people(dir, 2000, 11);
     let cfg = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
     assert!(!cfg.contains("[unify.probabilistic]") && !cfg.contains("[[unify.rules]]"));
     let out = ok(&["run", "-p", p(dir)]);
@@ -480,27 +485,16 @@ fn independent_generator_unifies_with_defaults() {
 fn given_name_variants_are_learned_from_persons_not_twins() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/generators/people.py");
-    let status = std::process::Command::new("python3")
-        .args([
-            p(&gen),
-            "--persons",
-            "5000",
-            "--out",
-            p(dir),
-            "--seed",
-            "7",
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("python3 runs");
-    assert!(status.success());
+    generate_people(dir, 5000, 7);
     ok(&["run", "-p", p(dir), "-q"]);
     let variants = query(
         dir,
         "SELECT label FROM match_weights WHERE comparison = 'variant' ORDER BY label",
     );
-    assert!(variants.lines().count() > 1, "no variant learned: {variants}");
+    assert!(
+        variants.lines().count() > 1,
+        "no variant learned: {variants}"
+    );
     // Every record pair behind a learned variant is one person by the truth file.
     let pairs = query(
         dir,
@@ -522,7 +516,10 @@ fn given_name_variants_are_learned_from_persons_not_twins() {
     assert!(pairs.lines().count() > 2, "{pairs}");
     for pair in pairs.lines().skip(1) {
         let (l, r) = pair.split_once(',').unwrap();
-        assert_eq!(truth[l], truth[r], "{pair} behind a learned variant: {variants}");
+        assert_eq!(
+            truth[l], truth[r],
+            "{pair} behind a learned variant: {variants}"
+        );
     }
     // The level is in the model, between the spellings and "different".
     let level = query(
@@ -532,10 +529,16 @@ fn given_name_variants_are_learned_from_persons_not_twins() {
     assert_eq!(level, "level\n1\n");
     // `panorama unify plan` lists them with their counts.
     let plan = ok(&["unify", "-p", p(dir), "plan"]);
-    assert!(plan.contains("Given-name variants learned from the data"), "{plan}");
+    assert!(
+        plan.contains("Given-name variants learned from the data"),
+        "{plan}"
+    );
     let first = variants.lines().nth(1).unwrap();
     let (a, b) = first.split_once('|').unwrap();
-    assert!(plan.contains(&format!("| {a} ")) && plan.contains(&format!("| {b} ")), "{plan}");
+    assert!(
+        plan.contains(&format!("| {a} ")) && plan.contains(&format!("| {b} ")),
+        "{plan}"
+    );
 }
 
 fn survivorship_fixture(dir: &Path, merge: &str) {
