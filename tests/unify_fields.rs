@@ -311,6 +311,19 @@ fn config_errors_name_the_key() {
 /// one, full names in one field, one-string addresses, dates in mixed formats with impossible
 /// values, national ids with typos, households and namesakes), with the config it writes:
 /// only the map and one custom field.
+/// The generator's truth file: the person behind each record, by uid (`source:record_id`).
+fn person_of_record(dir: &Path) -> std::collections::HashMap<String, String> {
+    std::fs::read_to_string(dir.join("truth.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (format!("{}:{}", f[0], f[1]), f[2].to_string())
+        })
+        .collect()
+}
+
 /// The independent generator's files, truth and config for `persons` people into `dir`.
 fn generate_people(dir: &Path, persons: usize, seed: u64) {
     let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/generators/people.py");
@@ -411,16 +424,7 @@ fn independent_generator_unifies_with_defaults() {
 
     // `panorama unify report`: the model's own view of the run, checked against the truth
     // file it never reads.
-    let truth: std::collections::HashMap<String, String> =
-        std::fs::read_to_string(dir.join("truth.csv"))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                (format!("{}:{}", f[0], f[1]), f[2].to_string())
-            })
-            .collect();
+    let truth = person_of_record(dir);
     let report = common::unify_report(dir, 250_000, 1000);
     let est = &report["estimates"];
     // Precision of the links: the mean match probability, against the share of links that
@@ -503,16 +507,7 @@ fn given_name_variants_are_learned_from_persons_not_twins() {
          JOIN (SELECT label FROM match_weights WHERE comparison = 'variant') v \
            ON v.label = concat(least(l.first_name, r.first_name), '|', greatest(l.first_name, r.first_name))",
     );
-    let truth: std::collections::HashMap<String, String> =
-        std::fs::read_to_string(dir.join("truth.csv"))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                (format!("{}:{}", f[0], f[1]), f[2].to_string())
-            })
-            .collect();
+    let truth = person_of_record(dir);
     assert!(pairs.lines().count() > 2, "{pairs}");
     for pair in pairs.lines().skip(1) {
         let (l, r) = pair.split_once(',').unwrap();
