@@ -836,14 +836,7 @@ pub async fn plan(
             .map(|p| p.count as f64 * probability(model.match_weight(p, &skip)))
             .sum();
         section.blocking = p
-            .choose(
-                ctx,
-                &comps,
-                &model,
-                section.blocking_recall,
-                max_block_size,
-                found,
-            )
+            .choose(ctx, &section, &comps, &model, max_block_size, found)
             .await?;
         if section.blocking.len() > seeded {
             write_candidates(
