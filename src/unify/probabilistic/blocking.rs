@@ -357,13 +357,9 @@ async fn sample_new_pairs(
             (share * 4_294_967_296.0) as u64
         ));
     }
-    let on: Vec<String> = key.iter().map(|f| format!("l.{f} = r.{f}")).collect();
     let found: Vec<String> = chosen
         .iter()
-        .map(|c| {
-            let same: Vec<String> = c.iter().map(|f| format!("l.{f} = r.{f}")).collect();
-            format!("coalesce({}, false)", same.join(" AND "))
-        })
+        .map(|c| format!("coalesce({}, false)", super::agree_sql(c)))
         .collect();
     let mut wher = vec!["l.uid < r.uid".to_string()];
     if !found.is_empty() {
@@ -378,15 +374,8 @@ async fn sample_new_pairs(
     // Exact agreement weighs by the value's frequency, as the run scores it: on the 1M demo,
     // pricing every exact first name or surname at the level's average made namesakes in one
     // postcode look like matches (a key "holding" 23% of all true pairs).
-    let mut tf_joins = String::new();
-    for f in term_frequency {
-        cols_sel.push(format!(
-            "CASE WHEN l.{f} = r.{f} THEN tf_{f}.tf END AS tf_{f}"
-        ));
-        tf_joins.push_str(&format!(
-            " LEFT JOIN unify_tf_{f} tf_{f} ON tf_{f}.value = l.{f}"
-        ));
-    }
+    let (tf_cols, tf_joins) = super::term_frequency_sql(term_frequency);
+    cols_sel.extend(tf_cols);
     let scoring = super::Scoring {
         comparisons: comps.to_vec(),
         model: Model {
@@ -420,7 +409,7 @@ async fn sample_new_pairs(
         first = key[0],
         w = scoring.weight_sql(),
         sel = cols_sel.join(", "),
-        on = on.join(" AND "),
+        on = super::agree_sql(key),
         wher = wher.join(" AND "),
     );
     let batches = collect(ctx, &sql, "blocking key check").await?;
@@ -518,12 +507,12 @@ impl Plan {
         let mut matches = found;
         let all_pairs = (self.records as f64) * (self.records as f64 - 1.0) / 2.0;
         let prior = (found / r.max(0.01) / all_pairs.max(1.0)).clamp(1e-12, 0.5);
-        let mut rejected = vec![false; self.candidates.len()];
         while r < target {
             let mut best: Option<(usize, f64, f64)> = None;
             for (i, c) in self.candidates.iter().enumerate() {
+                // Checked and not chosen: left out by step 3.
                 if c.chosen.is_some()
-                    || rejected[i]
+                    || c.sampled.is_some()
                     || !Self::usable(c)
                     || spent + c.pairs > self.budget
                 {
@@ -567,14 +556,12 @@ impl Plan {
             let per_match = sampled.pairs / sampled.matches.max(1e-9);
             let price = self.budget / matches.max(1.0);
             if sampled.pairs < 1.0 {
-                rejected[i] = true;
                 c.reason = format!(
                     "estimated recall gain {gain:.4} by the model, but the chosen keys find every pair it finds (sampled)"
                 );
                 continue;
             }
             if per_match > price {
-                rejected[i] = true;
                 c.reason = format!(
                     "estimated recall gain {gain:.4} by the model, but its new pairs (sampled) cost {per_match:.0} pairs per likely match ({:.0} pairs, {:.1} matches): more than the {price:.0} the budget allows per match found",
                     sampled.pairs, sampled.matches

@@ -547,17 +547,15 @@ fn candidates_sql(
     sides: Sides,
 ) -> String {
     let key = &section.blocking[b];
-    let on: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
-    let (from, side_filter) = sides.from_clause(&on.join(" AND "));
+    let (from, side_filter) = sides.from_clause(&agree_sql(key));
     let mut filters = vec!["l.uid < r.uid".to_string()];
     filters.extend(side_filter.map(String::from));
     // The first rule that finds the pair scores it; the others still train on it.
     let mut first = String::from("CASE");
     for (e, earlier) in section.blocking[..b].iter().enumerate() {
-        let same: Vec<String> = earlier.iter().map(|k| format!("l.{k} = r.{k}")).collect();
         first.push_str(&format!(
             " WHEN coalesce({}, false) THEN {e}",
-            same.join(" AND ")
+            agree_sql(earlier)
         ));
     }
     first.push_str(&format!(" ELSE {b} END"));
@@ -575,15 +573,8 @@ fn candidates_sql(
             .iter()
             .map(|c| format!("{} AS {}", c.level_sql("l", "r"), c.column())),
     );
-    let mut joins = String::new();
-    for f in &section.term_frequency {
-        cols.push(format!(
-            "CASE WHEN l.{f} = r.{f} THEN tf_{f}.tf END AS tf_{f}"
-        ));
-        joins.push_str(&format!(
-            " LEFT JOIN unify_tf_{f} tf_{f} ON tf_{f}.value = l.{f}"
-        ));
-    }
+    let (tf_cols, mut joins) = term_frequency_sql(&section.term_frequency);
+    cols.extend(tf_cols);
     if let Some(t) = skip_table {
         let on: Vec<String> = key.iter().map(|k| format!("s.{k} = l.{k}")).collect();
         joins.push_str(&format!(" LEFT JOIN {t} s ON {}", on.join(" AND ")));
@@ -594,6 +585,30 @@ fn candidates_sql(
         cols = cols.join(", "),
         filters = filters.join(" AND "),
     )
+}
+
+/// SQL of "records `l` and `r` agree on every field of `key`".
+pub(crate) fn agree_sql(key: &[String]) -> String {
+    key.iter()
+        .map(|k| format!("l.{k} = r.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The `tf_<field>` columns of a pair of records `l` and `r` (the frequency of the value they
+/// share, NULL when they differ) and the joins to `unify_tf_<field>` that give them.
+pub(crate) fn term_frequency_sql(fields: &[String]) -> (Vec<String>, String) {
+    let mut cols = Vec::new();
+    let mut joins = String::new();
+    for f in fields {
+        cols.push(format!(
+            "CASE WHEN l.{f} = r.{f} THEN tf_{f}.tf END AS tf_{f}"
+        ));
+        joins.push_str(&format!(
+            " LEFT JOIN unify_tf_{f} tf_{f} ON tf_{f}.value = l.{f}"
+        ));
+    }
+    (cols, joins)
 }
 
 /// Write the candidate pairs of blocking rules `rules` (indexes into `section.blocking`) to
