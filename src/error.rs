@@ -29,6 +29,21 @@ pub enum Error {
         message: String,
     },
 
+    /// Columns the config uses are missing from a source's data: the export dropped or
+    /// renamed them (schema drift). Each with the config keys that use it, as `key (file:line)`.
+    #[error(
+        "source `{source_name}` ({file}): {}",
+        missing_columns_message(source_name, missing, available)
+    )]
+    MissingColumns {
+        source_name: String,
+        file: String,
+        /// (column, the keys that use it).
+        missing: Vec<(String, Vec<String>)>,
+        /// The columns the source has.
+        available: Vec<String>,
+    },
+
     /// Too many rows of a source were rejected.
     #[error(
         "source `{source_name}`: {rejected} of {total} rows rejected ({ratio:.2}%), more than max_reject_ratio {max:.2}% \
@@ -89,6 +104,26 @@ pub enum Error {
     /// and stops the reader; the caller that returned it treats it as success.
     #[error("reading stopped after a sample")]
     StopReading,
+}
+
+fn missing_columns_message(
+    source: &str,
+    missing: &[(String, Vec<String>)],
+    available: &[String],
+) -> String {
+    let mut out = String::new();
+    for (column, keys) in missing {
+        out.push_str(&format!(
+            "column `{column}` is not in the data, but the config uses it: {}; ",
+            keys.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "the source has: {}. Restore the column in the export, change those keys, or set \
+         `on_missing_column = \"null\"` in [sources.{source}] to load it as NULL",
+        available.join(", ")
+    ));
+    out
 }
 
 impl Error {

@@ -33,6 +33,7 @@ pub mod sources;
 pub mod sql_text;
 pub mod state;
 pub mod table_catalog;
+pub mod text_encoding;
 pub mod unify;
 pub mod workspace;
 

@@ -263,6 +263,20 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
     };
     // Records committed by real-time match join their sources; then erased people's records
     // are dropped before anything reads them.
+    // Schema drift against the previous run: new columns listed, used columns retyped fail.
+    let result = match (result, ws.current_run()?) {
+        (Ok((mut reports, rejects)), Some(previous)) => {
+            let before = ws
+                .read_manifest(&previous)
+                .map(|m| m.sources)
+                .unwrap_or_default();
+            match crate::sources::drift::compare(cfg, &previous, &before, &mut reports) {
+                Ok(()) => Ok((reports, rejects)),
+                Err(e) => Err((reports, e)),
+            }
+        }
+        (other, _) => other,
+    };
     let result = match result {
         Ok((mut reports, rejects)) => {
             match crate::sources::committed::fold(cfg, &run_dir, &mut reports).await {

@@ -506,7 +506,11 @@ fn source_stats_table(m: &Manifest) -> Result<MemTable> {
         Field::new("rows_rejected", DataType::UInt64, false),
         Field::new("rows_suppressed", DataType::UInt64, false),
         Field::new("seconds", DataType::Float64, false),
+        Field::new("encoding", DataType::Utf8, true),
+        Field::new("new_columns", DataType::Utf8, true),
+        Field::new("missing_columns", DataType::Utf8, true),
     ]));
+    let listed = |l: &Vec<String>| (!l.is_empty()).then(|| l.join(", "));
     let s = &m.sources;
     let cols: Vec<ArrayRef> = vec![
         Arc::new(arrow::array::StringArray::from_iter_values(
@@ -535,6 +539,15 @@ fn source_stats_table(m: &Manifest) -> Result<MemTable> {
         )),
         Arc::new(arrow::array::Float64Array::from_iter_values(
             s.iter().map(|r| r.seconds),
+        )),
+        Arc::new(arrow::array::StringArray::from_iter(
+            s.iter().map(|r| r.encoding.clone()),
+        )),
+        Arc::new(arrow::array::StringArray::from_iter(
+            s.iter().map(|r| listed(&r.new_columns)),
+        )),
+        Arc::new(arrow::array::StringArray::from_iter(
+            s.iter().map(|r| listed(&r.missing_columns)),
         )),
     ];
     let batch = RecordBatch::try_new(schema.clone(), cols)?;

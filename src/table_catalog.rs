@@ -50,7 +50,7 @@ const OUTPUTS: &[(&str, &str, &[&str], &[&str])] = &[
     ("prediction_grades", "Each model graded against a baseline.", &["model", "metric"], &[]),
     ("customer_consent", "View: the latest consent statement per customer, purpose and channel.", &[], &[]),
     ("rejects", "Rows and values that could not be loaded, with file, row, column and reason.", &[], &[]),
-    ("source_stats", "Per source: rows read, loaded, rejected and suppressed, and the time it took.", &["source"], &[]),
+    ("source_stats", "Per source: rows read, loaded, rejected and suppressed, the time it took, the encoding text files were read as, and columns new since the previous run or missing (loaded as NULL).", &["source"], &[]),
     ("runs", "Every run in the workspace: status, times, rows and error.", &["run_id"], &[]),
 ];
 

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u32)] = &[
     // Foundation: errors, SQL text, table names, table output, the workspace on disk.
     ("error", 0),
     ("sql_text", 0),
+    ("text_encoding", 0),
     ("table_catalog", 0),
     ("query_limits", 0),
     ("output", 0),

@@ -100,6 +100,25 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
         "total", "", "", rows, rejected
     );
     for r in &m.sources {
+        if !r.new_columns.is_empty() {
+            let _ = writeln!(
+                s,
+                "  {}: new column(s) since the previous run: {} (queryable now; map them in the config to use them)",
+                r.name,
+                r.new_columns.join(", ")
+            );
+        }
+        if !r.missing_columns.is_empty() {
+            let _ = writeln!(
+                s,
+                "warning: {}: column(s) {} missing from the data, loaded as NULL (on_missing_column = \"null\")",
+                r.name,
+                r.missing_columns.join(", ")
+            );
+        }
+        if let Some(e) = r.encoding.as_deref().filter(|e| *e != "utf-8") {
+            let _ = writeln!(s, "  {}: read as {e}", r.name);
+        }
         for (column, n) in &r.values_nulled {
             let _ = writeln!(
                 s,

@@ -4,7 +4,10 @@
 //! errors that name the key and its line, because a config kept in git is read by people who did
 //! not write it. Every key is documented in `docs/config.md`.
 
+mod column_uses;
 mod types;
+
+pub use column_uses::ColumnUse;
 
 pub use types::ColumnType;
 
@@ -187,8 +190,27 @@ pub struct SourceConfig {
     /// CSV reading options.
     #[serde(default)]
     pub csv: CsvOptions,
+    /// Character encoding of a CSV or JSON source: `utf-8` (default), a WHATWG label
+    /// (`windows-1252`, `iso-8859-1`, `utf-16`, `utf-16be`, `shift_jis`, `gbk`, ...) or `auto`
+    /// (a byte-order mark, else valid UTF-8, else detected; the choice is in `source_stats`).
+    #[serde(default)]
+    pub encoding: Option<Spanned<String>>,
+    /// When a column the config uses is missing from the source: `fail` (default) stops the
+    /// run naming the column and every config key that uses it; `null` loads the source with
+    /// the column all NULL, counted and warned about.
+    #[serde(default)]
+    pub on_missing_column: Option<Spanned<OnMissingColumn>>,
     #[serde(default)]
     pub description: Option<String>,
+}
+
+/// `on_missing_column`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMissingColumn {
+    #[default]
+    Fail,
+    Null,
 }
 
 fn default_refresh() -> Spanned<Refresh> {
@@ -649,6 +671,26 @@ impl ProjectConfig {
                 format!("sources.{n}.primary_key names no column"),
             ));
         }
+        if let Some(e) = &s.encoding {
+            if !matches!(format, SourceFormat::Csv | SourceFormat::Json) {
+                return Err(self.error_at(
+                    e.span(),
+                    format!(
+                        "sources.{n}.encoding is for CSV and JSON sources; {} sources carry their own",
+                        format.as_str()
+                    ),
+                ));
+            }
+            if crate::text_encoding::Declared::parse(e.get_ref()).is_none() {
+                return Err(self.error_at(
+                    e.span(),
+                    format!(
+                        "sources.{n}.encoding: unknown encoding {:?}; use \"auto\", \"utf-8\", \"windows-1252\", \"iso-8859-1\", \"utf-16\", \"utf-16be\" or another WHATWG label (https://encoding.spec.whatwg.org/#names-and-labels)",
+                        e.get_ref()
+                    ),
+                ));
+            }
+        }
         for (key, value) in [("delimiter", &s.csv.delimiter), ("quote", &s.csv.quote)]
             .into_iter()
             .chain(s.csv.escape.as_ref().map(|e| ("escape", e)))
@@ -716,6 +758,17 @@ impl ProjectConfig {
             column,
             message: message.into(),
         }
+    }
+
+    /// `key (panorama.toml:LINE)`: a config key with where it is, for messages that list
+    /// several.
+    pub fn key_with_line(&self, span: std::ops::Range<usize>, key: &str) -> String {
+        let (line, _) = line_col(&self.text, span.start);
+        let file = self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        format!("{key} ({file}:{line})")
     }
 
     /// An error located at the line that opens a table (`[unify.merge`), or line 1.

@@ -119,6 +119,9 @@ pub fn config(plan: &InitPlan) -> String {
                 "codes kept as text: leading zeros and letters survive",
             ));
         }
+        if let Some((e, how)) = &input.encoding {
+            out.push_str(&commented(format!("encoding = {}", toml_str(e)), how));
+        }
         if let Some(d) = input.delimiter {
             let _ = writeln!(out, "\n[sources.{}.csv]", s.name());
             out.push_str(&commented(

@@ -11,6 +11,7 @@ use arrow::datatypes::DataType;
 use crate::config::{ColumnType, ProjectConfig};
 use crate::error::{Error, Result};
 use crate::sources::location;
+use crate::text_encoding as encoding;
 
 /// One input turned into a source.
 #[derive(Debug, Clone)]
@@ -27,6 +28,9 @@ pub struct Input {
     pub table: Option<String>,
     /// CSV only, when not a comma.
     pub delimiter: Option<char>,
+    /// CSV and JSON: the encoding found in the first file when it is not UTF-8
+    /// (`windows-1252`), and how it was found (a comment for the config).
+    pub encoding: Option<(String, String)>,
 }
 
 /// A source's sampled rows, column by column, as text.
@@ -153,6 +157,7 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
             format,
             table,
             delimiter: None,
+            encoding: None,
         });
     };
     for arg in from {
@@ -337,6 +342,9 @@ fn reading_config(input: &Input, root: &Path) -> Result<ProjectConfig> {
     if let Some(t) = &input.table {
         text.push_str(&format!("table = {}\n", super::render::toml_str(t)));
     }
+    if let Some((e, _)) = &input.encoding {
+        text.push_str(&format!("encoding = {}\n", super::render::toml_str(e)));
+    }
     if let Some(d) = input.delimiter {
         text.push_str(&format!(
             "[sources.{}.csv]\ndelimiter = {}\n",
@@ -356,7 +364,7 @@ pub fn read_sample(
 ) -> Result<Sample> {
     let loc = location::expand_env(&input.location)
         .map_err(|m| Error::source(&input.name, &input.location, m))?;
-    if input.format == "csv" && input.delimiter.is_none() {
+    if matches!(input.format, "csv" | "json") {
         let files = runtime
             .block_on(location::resolve_files(&loc, root))
             .map_err(|m| Error::source(&input.name, &input.location, m))?;
@@ -364,11 +372,22 @@ pub fn read_sample(
             let data = runtime
                 .block_on(first.read())
                 .map_err(|m| Error::source(&input.name, &first.display, m))?;
-            let d = sniff_delimiter(&data[..data.len().min(64 * 1024)]);
-            if d != ',' {
-                input.delimiter = Some(d);
-            } else if input.location.to_ascii_lowercase().ends_with(".tsv") {
-                input.delimiter = Some('\t');
+            // An export in Windows-1252 or UTF-16 is read as what it is, and the config says so.
+            let text = encoding::decode(data, encoding::Declared::Auto);
+            if text.encoding != encoding_rs::UTF_8 {
+                let how = match text.found {
+                    encoding::Found::ByteOrderMark => "the file starts with its byte-order mark",
+                    _ => "not UTF-8: detected from the first file's bytes",
+                };
+                input.encoding = Some((text.encoding.name().to_ascii_lowercase(), how.into()));
+            }
+            if input.format == "csv" && input.delimiter.is_none() {
+                let d = sniff_delimiter(&text.data[..text.data.len().min(64 * 1024)]);
+                if d != ',' {
+                    input.delimiter = Some(d);
+                } else if input.location.to_ascii_lowercase().ends_with(".tsv") {
+                    input.delimiter = Some('\t');
+                }
             }
         }
     }
@@ -376,7 +395,7 @@ pub fn read_sample(
     let source = &cfg.sources[&input.name];
     let mut columns: Vec<SampledColumn> = Vec::new();
     let mut rows = 0usize;
-    let mut rejects = Vec::new();
+    let mut log = crate::sources::ReadLog::default();
     let mut complete = true;
     let result = crate::sources::read_raw(
         &cfg,
@@ -385,7 +404,7 @@ pub fn read_sample(
         &loc,
         runtime,
         None,
-        &mut rejects,
+        &mut log,
         &mut |chunk, infer| {
             let batch = &chunk.batch;
             if columns.is_empty() {
@@ -424,7 +443,7 @@ pub fn read_sample(
         columns,
         rows,
         complete,
-        rejects: rejects.len(),
+        rejects: log.rejects.len(),
     })
 }
 

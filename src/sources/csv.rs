@@ -17,13 +17,16 @@ pub const CHUNK_ROWS: usize = 65_536;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Read one CSV file. `expected` is the header of the source's first file; later files must
-/// have the same columns. Returns this file's header.
+/// Read one CSV file. `data` is UTF-8 transcoded from `encoding` (see
+/// [`super::encoding`]): a value with bytes that were not valid in it is a reject naming it.
+/// `expected` is the header of the source's first file; later files must have the same
+/// columns. Returns this file's header.
 #[allow(clippy::too_many_arguments)]
 pub fn read_csv(
     source: &str,
     file: &str,
     data: Bytes,
+    encoding: &'static encoding_rs::Encoding,
     opts: &CsvOptions,
     expected: Option<&[String]>,
     rejects: &mut Vec<Reject>,
@@ -210,18 +213,29 @@ pub fn read_csv(
         let mut bad = None;
         for (i, f) in record.iter().enumerate() {
             if let Err(e) = std::str::from_utf8(f) {
-                bad = Some((i, e.valid_up_to(), String::from_utf8_lossy(f).into_owned()));
+                let at = e.valid_up_to();
+                // Valid up to `at`: the characters before the bad bytes.
+                let before = std::str::from_utf8(&f[..at]).map_or(0, |t| t.chars().count());
+                bad = Some((i, at, before, String::from_utf8_lossy(f).into_owned()));
                 break;
             }
         }
-        if let Some((i, at, raw)) = bad {
+        if let Some((i, at, before, raw)) = bad {
             rejects.push(Reject {
                 source: source.to_string(),
                 file: file.to_string(),
                 row: line,
                 column: Some(header[i].clone()),
                 raw_value: Some(raw),
-                reason: format!("invalid UTF-8 at byte {at} of the value"),
+                reason: match encoding == encoding_rs::UTF_8 {
+                    true => format!("invalid UTF-8 at byte {at} of the value"),
+                    // The transcoded value holds 0xFF where the input's bytes were malformed.
+                    false => format!(
+                        "bytes not valid in {} at character {} of the value",
+                        encoding.name().to_ascii_lowercase(),
+                        before + 1
+                    ),
+                },
             });
             continue;
         }
@@ -301,6 +315,7 @@ mod tests {
             "s",
             "f.csv",
             Bytes::copy_from_slice(text),
+            encoding_rs::UTF_8,
             &opts,
             None,
             &mut rejects,

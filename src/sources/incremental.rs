@@ -166,6 +166,8 @@ pub fn load(
     let mut rejects = Vec::new();
     let (mut rows_read, mut files) = (0u64, 0usize);
     let mut values_nulled = BTreeMap::new();
+    let mut encodings = std::collections::BTreeSet::new();
+    let mut missing_columns: Vec<String> = Vec::new();
     for (label, dir) in &generations {
         let mut collect = Collect::default();
         let (report, r) = super::load_from(
@@ -196,6 +198,14 @@ pub fn load(
         rows_read += report.rows_read;
         files += report.files;
         super::NulledValues::merge_into(&mut values_nulled, report.values_nulled);
+        for m in report.missing_columns {
+            if !missing_columns.contains(&m) {
+                missing_columns.push(m);
+            }
+        }
+        if let Some(e) = &report.encoding {
+            encodings.extend(e.split(", ").map(str::to_string));
+        }
         rejects.extend(r);
         loaded.push(collect);
     }
@@ -303,6 +313,20 @@ pub fn load(
         rows_suppressed: 0,
         changed_since: None,
         values_nulled,
+        columns: schema
+            .fields()
+            .iter()
+            .map(|f| super::SourceColumn {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+            })
+            .collect(),
+        new_columns: Vec::new(),
+        missing_columns,
+        encoding: match encodings.is_empty() {
+            true => None,
+            false => Some(encodings.into_iter().collect::<Vec<_>>().join(", ")),
+        },
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))
@@ -381,16 +405,25 @@ fn read_deletes(
         }
         Ok(())
     };
+    let declared =
+        crate::text_encoding::Declared::of(source.encoding.as_ref().map(|e| e.get_ref().as_str()));
     for file in &list {
         let data = runtime
             .block_on(file.read())
             .map_err(|m| Error::source(name, &file.display, m))?;
-        match cfg.source_format(name, source)? {
+        let format = cfg.source_format(name, source)?;
+        let text = match format {
+            SourceFormat::Csv | SourceFormat::Json => crate::text_encoding::decode(data, declared),
+            _ => crate::text_encoding::Decoded::utf8(data),
+        };
+        let data = text.data;
+        match format {
             SourceFormat::Csv => {
                 super::csv::read_csv(
                     name,
                     &file.display,
                     data,
+                    text.encoding,
                     &source.csv,
                     None,
                     &mut ignored,

@@ -8,6 +8,7 @@
 pub mod committed;
 pub mod csv;
 pub mod delta;
+pub mod drift;
 pub mod incremental;
 pub mod json;
 pub mod location;
@@ -26,6 +27,7 @@ pub use rejects::Reject;
 
 use crate::config::{ProjectConfig, SourceFormat};
 use crate::error::{Error, Result};
+use crate::text_encoding as encoding;
 use shape::Shaper;
 
 /// A batch as read, with where each row came from.
@@ -88,7 +90,31 @@ pub struct SourceReport {
     /// rows hold NULL there (they are loaded, not rejected).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values_nulled: BTreeMap<String, NulledValues>,
+    /// The source's table as loaded: its columns and their types. The next run compares its
+    /// own with these (schema drift).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<SourceColumn>,
+    /// Columns the previous run's table did not have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_columns: Vec<String>,
+    /// Columns the config uses that the data lacks, loaded as NULL
+    /// (`on_missing_column = "null"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_columns: Vec<String>,
+    /// Text sources (CSV, JSON): the encoding or encodings the files were read as, and how it
+    /// was found (`windows-1252 (detected)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
     pub seconds: f64,
+}
+
+/// A column of a loaded source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceColumn {
+    pub name: String,
+    /// Arrow's name of the type (`Utf8`, `Int64`, `Timestamp(µs)`).
+    #[serde(rename = "type")]
+    pub data_type: String,
 }
 
 /// How many values of one computed column are NULL because its expression failed, and where
@@ -204,7 +230,7 @@ fn load_from_since(
         location::expand_env(raw_location).map_err(|m| Error::source(name, raw_location, m))?;
     let shown_location = postgres::redact(&location);
 
-    let mut rejects: Vec<Reject> = Vec::new();
+    let mut log = ReadLog::default();
     let mut shaper: Option<Shaper> = None;
     let mut rows_read = 0u64;
     let mut files = 0usize;
@@ -217,7 +243,14 @@ fn load_from_since(
          -> Result<()> {
             if shaper.is_none() {
                 let types = inferred(&chunk.batch);
-                let s = Shaper::new(cfg, name, source, &chunk.batch.schema(), &types)?;
+                let s = Shaper::new(
+                    cfg,
+                    name,
+                    source,
+                    &chunk.file,
+                    &chunk.batch.schema(),
+                    &types,
+                )?;
                 sink.start(s.schema())?;
                 shaper = Some(s);
             }
@@ -243,7 +276,7 @@ fn load_from_since(
         &location,
         runtime,
         since,
-        &mut rejects,
+        &mut log,
         &mut counted,
     ) {
         Ok((read, file_count)) => {
@@ -257,10 +290,21 @@ fn load_from_since(
         Err(e) => return Err(e),
     }
 
-    let shaper =
+    let mut shaper =
         shaper.ok_or_else(|| Error::source(name, &shown_location, "source produced no schema"))?;
     let rows_loaded = shaper.rows_out;
+    let columns = shaper
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| SourceColumn {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+        })
+        .collect();
+    let missing_columns = std::mem::take(&mut shaper.missing_columns);
     let values_nulled = shaper.values_nulled;
+    let mut rejects = log.rejects;
     rejects.extend(shaper.rejects);
     let mut rejected_rows: std::collections::HashSet<(&str, u64)> =
         std::collections::HashSet::new();
@@ -278,9 +322,42 @@ fn load_from_since(
         rows_suppressed: 0,
         changed_since: None,
         values_nulled,
+        columns,
+        new_columns: Vec::new(),
+        missing_columns,
+        encoding: match log.encodings.is_empty() {
+            true => None,
+            false => Some(log.encodings.into_iter().collect::<Vec<_>>().join(", ")),
+        },
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))
+}
+
+/// What reading a source noted besides its rows: rejected rows (broken CSV lines, invalid
+/// JSON, bytes invalid in the encoding) and the encodings its text files were read as.
+#[derive(Debug, Default)]
+pub struct ReadLog {
+    pub rejects: Vec<Reject>,
+    /// [`encoding::Decoded::describe`] of each text file, distinct.
+    pub encodings: std::collections::BTreeSet<String>,
+}
+
+/// A text file (CSV, JSON) read and transcoded to UTF-8 as the source's `encoding` says.
+fn read_text(
+    runtime: &tokio::runtime::Handle,
+    name: &str,
+    source: &crate::config::SourceConfig,
+    file: &location::FileRef,
+    log: &mut ReadLog,
+) -> Result<encoding::Decoded> {
+    let data = runtime
+        .block_on(file.read())
+        .map_err(|m| Error::source(name, &file.display, m))?;
+    let declared = encoding::Declared::of(source.encoding.as_ref().map(|e| e.get_ref().as_str()));
+    let decoded = encoding::decode(data, declared);
+    log.encodings.insert(decoded.describe());
+    Ok(decoded)
 }
 
 /// A text column's inferred types, given the first chunk (CSV only; other formats are typed).
@@ -288,7 +365,7 @@ pub type InferTypes<'a> = &'a dyn Fn(&RecordBatch) -> BTreeMap<String, crate::co
 
 /// Read a source's rows as they are in the files or table, before shaping: every chunk goes to
 /// `emit` with the type inference that applies to it. Rows rejected while reading (broken CSV
-/// lines, invalid JSON) go to `rejects`. Returns (rows read, files read). `panorama run` shapes
+/// lines, invalid JSON) go to `log`, with the encodings text files were read as. Returns (rows read, files read). `panorama run` shapes
 /// what this emits; `panorama init --from` and `doctor` profile it.
 #[allow(clippy::too_many_arguments)]
 pub fn read_raw(
@@ -298,7 +375,7 @@ pub fn read_raw(
     location: &str,
     runtime: &tokio::runtime::Handle,
     since: Option<i64>,
-    rejects: &mut Vec<Reject>,
+    log: &mut ReadLog,
     emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
 ) -> Result<(u64, usize)> {
     let format = cfg.source_format(name, source)?;
@@ -316,14 +393,14 @@ pub fn read_raw(
             let infer = move |b: &RecordBatch| shape::infer_text_types(b, sample_rows);
             let mut header: Option<Vec<String>> = None;
             for file in &list {
-                let data = runtime
-                    .block_on(file.read())
-                    .map_err(|m| Error::source(name, &file.display, m))?;
+                let text = read_text(runtime, name, source, file, log)?;
+                let rejects = &mut log.rejects;
                 let before = rejects.len();
                 let h = csv::read_csv(
                     name,
                     &file.display,
-                    data,
+                    text.data,
+                    text.encoding,
                     &source.csv,
                     header.as_deref(),
                     rejects,
@@ -367,11 +444,10 @@ pub fn read_raw(
                 .map_err(|m| Error::source(name, &shown_location, m))?;
             let mut parsed = Vec::new();
             for file in &list {
-                let data = runtime
-                    .block_on(file.read())
-                    .map_err(|m| Error::source(name, &file.display, m))?;
+                let text = read_text(runtime, name, source, file, log)?;
+                let rejects = &mut log.rejects;
                 let before = rejects.len();
-                let f = json::parse_json(name, &file.display, &data, rejects)?;
+                let f = json::parse_json(name, &file.display, &text.data, rejects)?;
                 rows_read += (rejects.len() - before) as u64;
                 parsed.push(f);
                 files += 1;
@@ -379,10 +455,10 @@ pub fn read_raw(
             let schema = json::infer_schema(name, &parsed)?;
             let mut emitted = false;
             for f in parsed {
-                let before = rejects.len();
+                let before = log.rejects.len();
                 rows_read += f.values.len() as u64;
                 let mut chunks = Vec::new();
-                json::decode(name, &schema, f, rejects, &mut |c| {
+                json::decode(name, &schema, f, &mut log.rejects, &mut |c| {
                     chunks.push(c);
                     Ok(())
                 })?;

@@ -14,7 +14,7 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use super::rejects::Reject;
 use super::{NulledValues, RawChunk};
-use crate::config::{ColumnType, ProjectConfig, SourceConfig};
+use crate::config::{ColumnType, OnMissingColumn, ProjectConfig, SourceConfig};
 use crate::error::Result;
 
 /// Where an output column's type came from; it changes the advice a reject gives.
@@ -26,7 +26,9 @@ enum TypeOrigin {
 
 #[derive(Debug)]
 struct ColumnPlan {
-    input: usize,
+    /// The input column; none for a column missing from the data, loaded as NULL
+    /// (`on_missing_column = "null"`).
+    input: Option<usize>,
     name: String,
     cast_to: Option<(DataType, &'static str, TypeOrigin)>,
 }
@@ -55,17 +57,25 @@ pub struct Shaper {
     pub rows_out: u64,
     pub rows_rejected: u64,
     pub values_nulled: BTreeMap<String, NulledValues>,
+    /// Columns the config uses that the data lacks, loaded as NULL (`on_missing_column`).
+    pub missing_columns: Vec<String>,
 }
 
 impl Shaper {
-    /// Plan the shaping of `input`. `inferred` holds types guessed for text columns.
+    /// Plan the shaping of `input`, the columns of `file` (the source's first). `inferred`
+    /// holds types guessed for text columns.
     pub fn new(
         cfg: &ProjectConfig,
         name: &str,
         source: &SourceConfig,
+        file: &str,
         input: &Schema,
         inferred: &BTreeMap<String, ColumnType>,
     ) -> Result<Self> {
+        let load_missing_as_null =
+            source.on_missing_column.as_ref().map(|o| *o.get_ref()) == Some(OnMissingColumn::Null);
+        // Output columns the config names that the data lacks: (column, keys that use it).
+        let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let available = || {
             input
                 .fields()
@@ -80,6 +90,16 @@ impl Shaper {
                 for col in list.get_ref() {
                     match input.index_of(col.get_ref()) {
                         Ok(i) => idx.push(i),
+                        Err(_) if load_missing_as_null => {
+                            let out = source
+                                .rename
+                                .get(col.get_ref())
+                                .map_or(col.get_ref(), |r| r.get_ref());
+                            missing
+                                .entry(out.clone())
+                                .or_default()
+                                .push(cfg.key_with_line(col.span(), &format!("sources.{name}.select")));
+                        }
                         Err(_) => {
                             return Err(cfg.error_at(
                                 col.span(),
@@ -98,7 +118,12 @@ impl Shaper {
         };
         for (from, to) in &source.rename {
             let present = selected.iter().any(|&i| input.field(i).name() == from);
-            if !present {
+            if !present && load_missing_as_null {
+                missing
+                    .entry(to.get_ref().clone())
+                    .or_default()
+                    .push(cfg.key_with_line(to.span(), &format!("sources.{name}.rename.{from}")));
+            } else if !present {
                 return Err(cfg.error_at(
                     to.span(),
                     format!(
@@ -131,9 +156,50 @@ impl Shaper {
                 .unwrap_or_else(|| field.data_type().clone());
             fields.push(Field::new(&out_name, out_type, true));
             columns.push(ColumnPlan {
-                input: i,
+                input: Some(i),
                 name: out_name,
                 cast_to,
+            });
+        }
+        // Columns other sections use (unify mappings, activities, consent) that the data lacks:
+        // the run stops naming each key with its line, or loads them as NULL.
+        for u in cfg.column_uses(name) {
+            let present = fields.iter().any(|f| f.name() == &u.column)
+                || source.columns.contains_key(&u.column);
+            if !present {
+                missing
+                    .entry(u.column)
+                    .or_default()
+                    .push(cfg.key_with_line(u.span, &u.key));
+            }
+        }
+        if !missing.is_empty() && !load_missing_as_null {
+            return Err(crate::error::Error::MissingColumns {
+                source_name: name.to_string(),
+                file: file.to_string(),
+                missing: missing.into_iter().collect(),
+                available: input.fields().iter().map(|f| f.name().clone()).collect(),
+            });
+        }
+        for column in missing.keys() {
+            if fields.iter().any(|f| f.name() == column) {
+                continue;
+            }
+            let data_type = source
+                .types
+                .get(column)
+                .map_or(DataType::Utf8, |t| t.get_ref().data_type());
+            tracing::warn!(
+                source = name,
+                file,
+                column = column.as_str(),
+                "column missing from the data: loaded as NULL (on_missing_column = \"null\")"
+            );
+            fields.push(Field::new(column, data_type, true));
+            columns.push(ColumnPlan {
+                input: None,
+                name: column.clone(),
+                cast_to: None,
             });
         }
         if let Some(dup) = duplicate_name(&columns) {
@@ -180,6 +246,7 @@ impl Shaper {
             rows_out: 0,
             rows_rejected: 0,
             values_nulled: BTreeMap::new(),
+            missing_columns: missing.into_keys().collect(),
         })
     }
 
@@ -198,8 +265,12 @@ impl Shaper {
             safe: true,
             ..Default::default()
         };
-        for plan in &self.columns {
-            let input = chunk.batch.column(plan.input);
+        for (i, plan) in self.columns.iter().enumerate() {
+            let Some(input) = plan.input.map(|c| chunk.batch.column(c)) else {
+                let data_type = self.schema.field(i).data_type();
+                arrays.push(arrow::array::new_null_array(data_type, n));
+                continue;
+            };
             let Some((dt, type_name, origin)) = &plan.cast_to else {
                 arrays.push(input.clone());
                 continue;

@@ -1,0 +1,136 @@
+//! Where the config names a column of a source: the mappings of `[unify.sources]`,
+//! `[unify.identities]` and `[unify.accounts.sources]`, the columns of `[activities]` and
+//! `[[consent.sources]]`. A run checks them against the columns a source really has, so a
+//! column dropped from an export fails with every key that needs it, with its line — not with a
+//! SQL planner's "No field named" deep in unification.
+//!
+//! Mapped SQL expressions (`street = { sql = "..." }`) are left out: their columns are found
+//! when the expression is planned.
+
+use std::ops::Range;
+
+use super::ProjectConfig;
+
+/// One config key naming a column of a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnUse {
+    /// The column as the source's table has it (after `select`, `rename`, computed columns).
+    pub column: String,
+    /// The dotted key, `unify.sources.crm_contacts.phone`.
+    pub key: String,
+    /// Where the key is in the config text (its table when the key itself is not found).
+    pub span: Range<usize>,
+}
+
+impl ProjectConfig {
+    /// Every key of the config that names a column of source `source`.
+    pub fn column_uses(&self, source: &str) -> Vec<ColumnUse> {
+        let mut uses = Vec::new();
+        let mut add = |table: &str, span: Range<usize>, key: &str, column: Option<&str>| {
+            if let Some(column) = column {
+                uses.push(ColumnUse {
+                    column: column.to_string(),
+                    key: format!("{table}.{key}"),
+                    span: self.key_span(span, key),
+                });
+            }
+        };
+        if let Some(u) = &self.unify {
+            if let Some(m) = u.sources.get(source) {
+                let table = format!("unify.sources.{source}");
+                let map = m.get_ref();
+                add(&table, m.span(), "record_id", map.record_id.as_deref());
+                for (key, mapped) in map.builtin() {
+                    add(&table, m.span(), key, mapped.column());
+                }
+                for (key, value) in &map.custom {
+                    add(&table, m.span(), key, value.as_str());
+                }
+            }
+            if let Some(m) = u.identities.get(source) {
+                let table = format!("unify.identities.{source}");
+                let map = m.get_ref();
+                add(&table, m.span(), "anonymous_id", Some(&map.anonymous_id));
+                add(&table, m.span(), "email", map.email.as_deref());
+                add(&table, m.span(), "phone", map.phone.as_deref());
+                add(&table, m.span(), "timestamp", map.timestamp.as_deref());
+            }
+            if let Some(m) = u.accounts.as_ref().and_then(|a| a.sources.get(source)) {
+                let table = format!("unify.accounts.sources.{source}");
+                let map = m.get_ref();
+                add(&table, m.span(), "record_id", map.record_id.as_deref());
+                add(&table, m.span(), "company", Some(&map.company));
+                for (key, column) in [
+                    ("domain", &map.domain),
+                    ("street", &map.street),
+                    ("postcode", &map.postcode),
+                    ("city", &map.city),
+                    ("country", &map.country),
+                ] {
+                    add(&table, m.span(), key, column.as_deref());
+                }
+            }
+        }
+        for (name, a) in &self.activities {
+            let act = a.get_ref();
+            if act.source != source {
+                continue;
+            }
+            let table = format!("activities.{name}");
+            add(&table, a.span(), "customer", act.customer.as_deref());
+            add(
+                &table,
+                a.span(),
+                "anonymous_id",
+                act.anonymous_id.as_deref(),
+            );
+            add(&table, a.span(), "timestamp", Some(&act.timestamp));
+            add(&table, a.span(), "type_column", act.type_column.as_deref());
+            add(&table, a.span(), "amount", act.amount.as_deref());
+            for d in &act.details {
+                add(&table, a.span(), "details", Some(d));
+            }
+        }
+        if let Some(c) = &self.consent {
+            for s in c.sources.iter().filter(|s| s.get_ref().source == source) {
+                let col = s.get_ref();
+                add("consent.sources", s.span(), "column", Some(&col.column));
+                add(
+                    "consent.sources",
+                    s.span(),
+                    "timestamp",
+                    col.timestamp.as_deref(),
+                );
+            }
+        }
+        uses
+    }
+
+    /// The span of `key = ...` in the table at `within`, else `within`. A table opened by a
+    /// header has the header as its span in some cases, so the search runs from the span's
+    /// start to the next header.
+    fn key_span(&self, within: Range<usize>, key: &str) -> Range<usize> {
+        let Some(rest) = self.text.get(within.start..) else {
+            return within;
+        };
+        let first_line = rest.find('\n').map_or(rest.len(), |i| i + 1);
+        let end = rest[first_line..]
+            .find("\n[")
+            .map_or(rest.len(), |i| first_line + i + 1)
+            .max(within.len())
+            .min(rest.len());
+        let text = &rest[..end];
+        let mut from = 0;
+        while let Some(i) = text[from..].find(key) {
+            let at = from + i;
+            let before = text[..at].chars().next_back();
+            let after = text[at + key.len()..].trim_start_matches([' ', '\t']);
+            let starts_key = before.is_none_or(|c| c.is_whitespace() || c == '{' || c == ',');
+            if starts_key && after.starts_with('=') {
+                return within.start + at..within.start + at + key.len();
+            }
+            from = at + key.len();
+        }
+        within
+    }
+}

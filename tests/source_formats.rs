@@ -1,0 +1,311 @@
+//! The files a real company has, through `panorama run`: exports in legacy encodings written by
+//! Python's codecs (not by us), and schema drift — a column dropped, added or retyped between
+//! runs — said plainly, with the file, the column and every config key that needs it.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{demo, edit, fails, ok, p, query, required, shop_project, write};
+
+/// Run a Python 3 script (stdlib only); false skips the test outside CI.
+fn python(script: &str, dir: &Path) -> bool {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => panic!("python3 failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            assert!(!required(), "python3 is needed: {e}");
+            eprintln!("SKIPPED: no python3");
+            false
+        }
+    }
+}
+
+/// The line of `key = ` after the line `[table]` in `config` (1-based).
+fn key_line(config: &str, table: &str, key: &str) -> usize {
+    let lines: Vec<&str> = config.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == format!("[{table}]"))
+        .unwrap_or_else(|| panic!("no [{table}]"));
+    start
+        + 1
+        + lines[start..]
+            .iter()
+            .position(|l| l.trim_start().starts_with(&format!("{key} =")))
+            .unwrap_or_else(|| panic!("no {key} in [{table}]"))
+}
+
+const MEMBERS: &str = "id;name;city\n\
+    1;Zoë Müller;Köln\n\
+    2;François Lefèvre;Besançon\n\
+    3;Ann Smith;York\n\
+    4;Søren Ærø;Århus — 5 €\n";
+
+#[test]
+fn legacy_encodings_are_read_as_declared_or_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    // Written by Python's codecs: Windows-1252 (twice: one declared, one left to `auto`),
+    // UTF-16 with its byte-order mark (JSON lines), and UTF-16LE holding an unpaired
+    // surrogate on line 3 (bytes no UTF-16 decoder accepts).
+    let script = format!(
+        r#"
+import codecs, json
+members = {MEMBERS:?}
+open("data/members_1252.csv", "wb").write(codecs.encode(members, "cp1252"))
+open("data/members_auto.csv", "wb").write(codecs.encode(members, "cp1252"))
+events = "".join(json.dumps({{"id": i, "who": w}}, ensure_ascii=False) + "\n"
+                 for i, w in [(1, "Zoë"), (2, "Łukasz"), (3, "東京")])
+open("data/events.jsonl", "wb").write(codecs.encode(events, "utf-16"))
+bad = "id,name\n1,Ann\n2,B\ud800b\n3,Cy\n"
+open("data/bad_utf16.csv", "wb").write(bad.encode("utf-16-le", "surrogatepass"))
+"#
+    );
+    if !python(&script, dir) {
+        return;
+    }
+    let config = "[project]\nname = \"encodings\"\n\n\
+        [sources.members]\nlocation = \"data/members_1252.csv\"\nprimary_key = \"id\"\n\
+        encoding = \"windows-1252\"\ncsv = { delimiter = \";\" }\n\n\
+        [sources.members_auto]\nlocation = \"data/members_auto.csv\"\nprimary_key = \"id\"\n\
+        encoding = \"auto\"\ncsv = { delimiter = \";\" }\n\n\
+        [sources.events]\nlocation = \"data/events.jsonl\"\nprimary_key = \"id\"\n\
+        encoding = \"auto\"\n\n\
+        [sources.bad]\nlocation = \"data/bad_utf16.csv\"\nprimary_key = \"id\"\n\
+        encoding = \"utf-16le\"\nmax_reject_ratio = 0.5\n";
+    write(&dir.join("panorama.toml"), config);
+    let summary = ok(&["run", "-p", p(dir)]);
+    assert!(
+        summary.contains("members_auto: read as windows-1252 (detected)"),
+        "{summary}"
+    );
+
+    let names = "name,city\nZoë Müller,Köln\nFrançois Lefèvre,Besançon\nAnn Smith,York\nSøren Ærø,Århus — 5 €\n";
+    assert_eq!(
+        query(dir, "SELECT name, city FROM members ORDER BY id"),
+        names
+    );
+    assert_eq!(
+        query(dir, "SELECT name, city FROM members_auto ORDER BY id"),
+        names
+    );
+    assert_eq!(
+        query(dir, "SELECT who FROM events ORDER BY id"),
+        "who\nZoë\nŁukasz\n東京\n"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT source, encoding, rows_loaded, rows_rejected FROM source_stats ORDER BY source"
+        ),
+        "source,encoding,rows_loaded,rows_rejected\n\
+         bad,utf-16le,2,1\n\
+         events,utf-16le (byte-order mark),3,0\n\
+         members,windows-1252,4,0\n\
+         members_auto,windows-1252 (detected),4,0\n"
+    );
+    // The malformed bytes reject their own line, named with the encoding; the rest loads.
+    assert_eq!(query(dir, "SELECT id FROM bad ORDER BY id"), "id\n1\n3\n");
+    assert_eq!(
+        query(dir, "SELECT source, row, \"column\", reason FROM rejects"),
+        "source,row,column,reason\nbad,3,name,bytes not valid in utf-16le at character 2 of the value\n"
+    );
+
+    // Read as UTF-8 (no `encoding`), each row with an accented letter is a reject, as before.
+    edit(
+        &dir.join("panorama.toml"),
+        "encoding = \"windows-1252\"\n",
+        "max_reject_ratio = 1.0\n",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(query(dir, "SELECT id FROM members"), "id\n3\n");
+
+    // An unknown encoding is a config error at its line and column.
+    edit(
+        &dir.join("panorama.toml"),
+        "encoding = \"utf-16le\"",
+        "encoding = \"klingon\"",
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    let line = key_line(config, "sources.bad", "encoding");
+    assert!(
+        err.contains(&format!(
+            "panorama.toml:{line}:12: sources.bad.encoding: unknown encoding \"klingon\""
+        )),
+        "{err}"
+    );
+
+    // `init --from` finds the encoding and writes it into the config it proposes.
+    let project = dir.join("from");
+    ok(&[
+        "init",
+        p(&project),
+        "--from",
+        p(&dir.join("data/members_auto.csv")),
+    ]);
+    let written = std::fs::read_to_string(project.join("panorama.toml")).unwrap();
+    assert!(written.contains("encoding = \"windows-1252\""), "{written}");
+    // The delimiter is sniffed from the transcoded text.
+    assert!(written.contains("delimiter = \";\""), "{written}");
+}
+
+#[test]
+fn a_dropped_column_names_the_file_and_every_key_that_uses_it() {
+    let tmp = demo("300", "5");
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    let before = query(dir, "SELECT count(*) AS n FROM unified_customers");
+
+    // The CRM export drops `phone`; the loyalty export gains `home_store`.
+    let drop_column = |file: &str, column: &str| {
+        let path = dir.join(file);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_path(&path)
+            .unwrap();
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        let at = rows[0].iter().position(|h| h == column).unwrap();
+        let mut writer = csv::Writer::from_path(&path).unwrap();
+        for r in rows {
+            let kept: Vec<&str> = r
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != at)
+                .map(|(_, v)| v)
+                .collect();
+            writer.write_record(kept).unwrap();
+        }
+        writer.flush().unwrap();
+    };
+    drop_column("data/crm_contacts.csv", "phone");
+    let loyalty = dir.join("data/loyalty_members.csv");
+    let text = std::fs::read(&loyalty).unwrap();
+    let mut out = Vec::new();
+    for (i, line) in text.split_inclusive(|b| *b == b'\n').enumerate() {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        out.extend_from_slice(body);
+        out.extend_from_slice(if i == 0 { b";home_store\n" } else { b";S12\n" });
+    }
+    std::fs::write(&loyalty, out).unwrap();
+
+    let config = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    let line = key_line(&config, "unify.sources.crm_contacts", "phone");
+    assert!(
+        err.contains("source `crm_contacts` (data/crm_contacts.csv): column `phone` is not in the data, but the config uses it"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "unify.sources.crm_contacts.phone (panorama.toml:{line})"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("on_missing_column = \"null\""), "{err}");
+    assert!(!err.contains("No field named"), "{err}");
+    // The failed run left the previous one current.
+    assert_eq!(
+        query(dir, "SELECT count(*) AS n FROM unified_customers"),
+        before
+    );
+
+    // Loading it as NULL instead: counted, warned about, and the new column listed.
+    edit(
+        &dir.join("panorama.toml"),
+        "[sources.crm_contacts]\n",
+        "[sources.crm_contacts]\non_missing_column = \"null\"\n",
+    );
+    let summary = ok(&["run", "-p", p(dir)]);
+    assert!(
+        summary.contains(
+            "warning: crm_contacts: column(s) phone missing from the data, loaded as NULL"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("loyalty_members: new column(s) since the previous run: home_store"),
+        "{summary}"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT source, new_columns, missing_columns FROM source_stats \
+             WHERE new_columns IS NOT NULL OR missing_columns IS NOT NULL ORDER BY source"
+        ),
+        "source,new_columns,missing_columns\ncrm_contacts,,phone\nloyalty_members,home_store,\n"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT count(*) AS n, count(phone) AS phones FROM crm_contacts"
+        )
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1),
+        Some("0")
+    );
+    assert_eq!(
+        query(dir, "SELECT DISTINCT home_store FROM loyalty_members"),
+        "home_store\nS12\n"
+    );
+}
+
+#[test]
+fn a_retyped_column_the_config_uses_fails_the_run() {
+    let tmp = shop_project();
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    // The order export switches to decimal commas: `amount` is no longer read as a number.
+    let orders = dir.join("data/orders.csv");
+    let text = std::fs::read_to_string(&orders).unwrap();
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        out.push_str(&format!(
+            "{},{},{},\"{}\",{}\n",
+            f[0],
+            f[1],
+            f[2],
+            f[3].replace('.', ","),
+            f[4]
+        ));
+    }
+    std::fs::write(&orders, out).unwrap();
+    let config = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    let line = key_line(&config, "activities.orders", "amount");
+    assert!(
+        err.contains("source `orders` (data/orders.csv): column `amount` was Float64 in run"),
+        "{err}"
+    );
+    assert!(err.contains("and is Utf8 now"), "{err}");
+    assert!(
+        err.contains(&format!("activities.orders.amount (panorama.toml:{line})")),
+        "{err}"
+    );
+    // Declaring the type makes it a number again; the values that do not convert are rejects.
+    edit(
+        &dir.join("panorama.toml"),
+        "types = { ordered_at = \"timestamp\" }",
+        "types = { ordered_at = \"timestamp\", amount = \"float\" }\nmax_reject_ratio = 1.0",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(
+            dir,
+            "SELECT count(*) AS n FROM rejects WHERE source = 'orders' AND \"column\" = 'amount'"
+        ),
+        format!("n\n{}\n", text.lines().count() - 1)
+    );
+}
