@@ -479,9 +479,9 @@ fn customer_ids_are_stable_across_runs_and_new_records() {
 
     // A new loyalty member (a new person) gets a new id; nobody else is renumbered.
     let path = dir.join("data/loyalty_members.csv");
-    let mut csv = std::fs::read_to_string(&path).unwrap();
+    let mut csv = common::read_text(&path);
     csv.push_str("L9999999;6036000000000000;Zoë;Newcomer;zoe.newcomer@example.org;+31 6 9999 0000;1990-01-01;F;Bronze;10;true;2026-10-01 10:00:00;2026-10-01 10:00:00\n");
-    std::fs::write(&path, csv).unwrap();
+    common::write_text(&path, &csv);
     ok(&["run", "-p", p(dir), "-q"]);
     let after = query(dir, links_sql);
     let new_lines: Vec<&str> = after

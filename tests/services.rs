@@ -89,7 +89,7 @@ async fn postgres_loyalty_members_match_the_csv() {
     ok(&["run", "-p", dir.to_str().unwrap(), "-q"], &[]);
 
     // Same rows and values as the CSV the table was loaded from.
-    let csv = std::fs::read_to_string(dir.join("data/loyalty_members.csv")).unwrap();
+    let csv = common::read_text(&dir.join("data/loyalty_members.csv"));
     let rows: Vec<Vec<&str>> = csv
         .lines()
         .skip(1)

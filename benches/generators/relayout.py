@@ -243,7 +243,7 @@ def variant_b(demo, out):
     clienti = clienti.select(["customer_id", "first_name", "last_name", "email", "phone", "street", "postcode", "city", "country"])
     clienti = clienti.rename_columns(["id_cliente", "nome", "cognome", "email", "telefono", "via", "cap", "citta", "paese"])
     pq.write_table(clienti, os.path.join(data, "clienti.parquet"))
-    with open(os.path.join(src, "loyalty_members.csv"), newline="", encoding="utf-8") as f:
+    with open(os.path.join(src, "loyalty_members.csv"), newline="", encoding="cp1252") as f:
         socios = list(csv.DictReader(f, delimiter=";"))
     with open(os.path.join(data, "socios.csv"), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -336,7 +336,7 @@ def main():
         t = t.rename_columns(["Bestellnummer", "Kundennummer", "Bestelldatum", "Betrag", "Kanal"])
         pq.write_table(t, os.path.join(data, "bestellungen", f"teil-{i:05d}.parquet"))
 
-    with open(os.path.join(src, "loyalty_members.csv"), newline="", encoding="utf-8") as f:
+    with open(os.path.join(src, "loyalty_members.csv"), newline="", encoding="cp1252") as f:
         leden = list(csv.DictReader(f, delimiter=";"))
     with open(os.path.join(data, "leden.csv"), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t")

@@ -351,7 +351,8 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
             "updated_at",
         ],
     )?;
-    let mut loyalty = CsvOut::create(
+    // Exported by a Windows tool: Windows-1252, read with `encoding = "auto"`.
+    let mut loyalty = CsvOut::create_in(
         &data.join("loyalty_members.csv"),
         b';',
         &[
@@ -369,6 +370,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
             "joined_at",
             "updated_at",
         ],
+        encoding_rs::WINDOWS_1252,
     )?;
     let mut truth = CsvOut::create(
         &out.join("truth.csv"),
@@ -743,7 +745,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                 url.replace('"', "\\\"")
             )
         }
-        None => "[sources.loyalty_members]\nlocation = \"data/loyalty_members.csv\"\nformat = \"csv\"\nprimary_key = \"member_id\"\ncsv = { delimiter = \";\" }\ntypes = { card_number = \"string\", birth_date = \"date\", joined_at = \"timestamp\", updated_at = \"timestamp\", points = \"int\", consent_email = \"bool\" }\ndescription = \"Loyalty programme members, exported with ; as separator\"\n".to_string(),
+        None => "[sources.loyalty_members]\nlocation = \"data/loyalty_members.csv\"\nformat = \"csv\"\nprimary_key = \"member_id\"\nencoding = \"auto\"\ncsv = { delimiter = \";\" }\ntypes = { card_number = \"string\", birth_date = \"date\", joined_at = \"timestamp\", updated_at = \"timestamp\", points = \"int\", consent_email = \"bool\" }\ndescription = \"Loyalty programme members, exported by a Windows tool: ; as separator, Windows-1252 (found by encoding = auto)\"\n".to_string(),
     };
     let config = CONFIG_TEMPLATE
         .replace("{persons}", &opts.persons.to_string())

@@ -19,16 +19,49 @@ pub struct CsvOut {
     writer: BufWriter<File>,
     delimiter: u8,
     rows: u64,
+    /// What the file is written in: UTF-8, or Windows-1252 as Excel and many European CRMs
+    /// still write their exports.
+    encoding: &'static encoding_rs::Encoding,
+}
+
+/// `text` in `encoding`, `?` for each character it cannot hold.
+fn encode_or_question_mark(text: &str, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
+    let mut encoder = encoding.new_encoder();
+    let mut out = Vec::with_capacity(text.len());
+    let mut buf = [0u8; 4096];
+    let mut rest = text;
+    loop {
+        let (result, read, written) =
+            encoder.encode_from_utf8_without_replacement(rest, &mut buf, true);
+        out.extend_from_slice(&buf[..written]);
+        rest = &rest[read..];
+        match result {
+            encoding_rs::EncoderResult::InputEmpty => return out,
+            encoding_rs::EncoderResult::OutputFull => {}
+            encoding_rs::EncoderResult::Unmappable(_) => out.push(b'?'),
+        }
+    }
 }
 
 impl CsvOut {
     pub fn create(path: &Path, delimiter: u8, header: &[&str]) -> Result<Self> {
+        Self::create_in(path, delimiter, header, encoding_rs::UTF_8)
+    }
+
+    /// A CSV file in `encoding`; a character it cannot hold is written as `?`, as Excel does.
+    pub fn create_in(
+        path: &Path,
+        delimiter: u8,
+        header: &[&str],
+        encoding: &'static encoding_rs::Encoding,
+    ) -> Result<Self> {
         let file = File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
         let mut out = CsvOut {
             path: path.to_path_buf(),
             writer: BufWriter::with_capacity(1 << 20, file),
             delimiter,
             rows: 0,
+            encoding,
         };
         out.write_fields(header.iter().map(|h| Some(*h)))?;
         Ok(out)
@@ -53,8 +86,22 @@ impl CsvOut {
             }
         }
         line.push(b'\n');
+        self.write_line(&line)
+    }
+
+    /// One line of UTF-8 in the file's encoding.
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        let encoded;
+        let bytes = match self.encoding == encoding_rs::UTF_8 {
+            true => line,
+            false => {
+                let text = String::from_utf8_lossy(line);
+                encoded = encode_or_question_mark(&text, self.encoding);
+                &encoded
+            }
+        };
         self.writer
-            .write_all(&line)
+            .write_all(bytes)
             .map_err(|e| Error::io("cannot write", &self.path, e))
     }
 
@@ -66,10 +113,9 @@ impl CsvOut {
     /// A line written as-is, bypassing quoting: how broken exports come about.
     pub fn raw_line(&mut self, bytes: &[u8]) -> Result<()> {
         self.rows += 1;
-        self.writer
-            .write_all(bytes)
-            .and_then(|_| self.writer.write_all(b"\n"))
-            .map_err(|e| Error::io("cannot write", &self.path, e))
+        let mut line = bytes.to_vec();
+        line.push(b'\n');
+        self.write_line(&line)
     }
 
     pub fn finish(mut self) -> Result<u64> {
@@ -279,7 +325,7 @@ pub async fn load_loyalty_into_postgres(url: &str, csv_path: &Path) -> Result<u6
         .await
         .map_err(|e| err(format!("cannot create loyalty.members: {e}")))?;
     let sink = client
-        .copy_in("COPY loyalty.members FROM STDIN WITH (FORMAT csv, HEADER true, DELIMITER ';')")
+        .copy_in("COPY loyalty.members FROM STDIN WITH (FORMAT csv, HEADER true, DELIMITER ';', ENCODING 'WIN1252')")
         .await
         .map_err(|e| err(format!("cannot start COPY: {e}")))?;
     let data = tokio::fs::read(csv_path)

@@ -264,12 +264,50 @@ pub fn delimiter(path: &Path) -> u8 {
     }
 }
 
+/// The demo's loyalty export is in Windows-1252 (as a Windows tool writes it); the others
+/// are UTF-8.
+fn encoding_of(path: &Path) -> &'static encoding_rs::Encoding {
+    match path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("loyalty")
+    {
+        true => encoding_rs::WINDOWS_1252,
+        false => encoding_rs::UTF_8,
+    }
+}
+
+/// A demo export's text.
+pub fn read_text(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let (text, _, malformed) = encoding_of(path).decode(&bytes);
+    assert!(
+        !malformed,
+        "{} is not {}",
+        path.display(),
+        encoding_of(path).name()
+    );
+    text.into_owned()
+}
+
+/// Write a demo export's text in its encoding.
+pub fn write_text(path: &Path, text: &str) {
+    let (bytes, _, unmappable) = encoding_of(path).encode(text);
+    assert!(
+        !unmappable,
+        "{text:?} does not fit {}",
+        encoding_of(path).name()
+    );
+    std::fs::write(path, bytes).unwrap();
+}
+
 /// A demo export's header and rows.
 pub fn read_csv(path: &Path) -> (Vec<String>, Rows) {
+    let text = read_text(path);
     let mut r = csv::ReaderBuilder::new()
         .delimiter(delimiter(path))
-        .from_path(path)
-        .unwrap();
+        .from_reader(text.as_bytes());
     let header = r.headers().unwrap().iter().map(String::from).collect();
     let rows = r
         .records()
@@ -283,13 +321,13 @@ pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut w = csv::WriterBuilder::new()
         .delimiter(delimiter(path))
-        .from_path(path)
-        .unwrap();
+        .from_writer(Vec::new());
     w.write_record(header).unwrap();
     for r in rows {
         w.write_record(r).unwrap();
     }
-    w.flush().unwrap();
+    let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+    write_text(path, &text);
 }
 
 /// A Python interpreter with the `deltalake` package (`PANORAMA_TEST_PYTHON`, else `python3`),
