@@ -309,3 +309,173 @@ fn a_retyped_column_the_config_uses_fails_the_run() {
         format!("n\n{}\n", text.lines().count() - 1)
     );
 }
+
+/// A Python 3 with openpyxl, xlwt and pandas (with odfpy) to write workbooks; None skips
+/// (CI has them).
+fn python_with_spreadsheet_writers() -> bool {
+    let has = Command::new("python3")
+        .args(["-c", "import openpyxl, xlwt, odf, pandas"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(
+            !required(),
+            "python3 with openpyxl, xlwt, odfpy and pandas is needed"
+        );
+        eprintln!("SKIPPED: python3 with openpyxl, xlwt, odfpy and pandas is not installed");
+    }
+    has
+}
+
+#[test]
+fn spreadsheets_from_openpyxl_xlwt_and_pandas_load_with_their_cell_types() {
+    if !python_with_spreadsheet_writers() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    // The marketer's attendee list (xlsx, openpyxl): a notes sheet first, a title and a blank
+    // row above the header, a postcode typed as a number in one row and as text in another, a
+    // store name merged over two rows, a blank row, and an #N/A cell.
+    let script = r##"
+import datetime, openpyxl, xlwt, pandas as pd
+wb = openpyxl.Workbook()
+wb.active.title = "Notes"
+wb.active["A1"] = "ask Kim before sending anything"
+ws = wb.create_sheet("Attendees")
+ws["A1"] = "Spring event attendees"
+rows = {
+    3: ["id", "name", "email", "postcode", "born", "registered_at", "vip", "store", "spend"],
+    4: [1, "Zoë Müller", "zoe@example.org", 1234, datetime.date(1990, 5, 17),
+        datetime.datetime(2024, 3, 1, 10, 30), True, "Amsterdam", 12.5],
+    5: [2, "Ann Smith", "ann@example.org", "AB12 3CD", datetime.date(1985, 1, 2),
+        datetime.datetime(2024, 3, 1, 11, 0), False, None, 20],
+    7: [3, "Bob Jones", "bob@example.org", 4321, datetime.date(1970, 7, 7),
+        datetime.datetime(2024, 3, 2, 9, 0), False, "Utrecht", "#N/A"],
+    8: [4, "Cy Twombly", "cy@example.org", 5678, datetime.date(2001, 12, 31),
+        datetime.datetime(2024, 3, 2, 9, 15), True, "Utrecht", 7],
+}
+for r, values in rows.items():
+    for c, v in enumerate(values, start=1):
+        ws.cell(row=r, column=c, value=v)
+ws.merge_cells("H4:H5")
+wb.save("data/attendees.xlsx")
+
+# The store managers' sign-ups (xls, xlwt): store merged over its managers' rows.
+book = xlwt.Workbook()
+sheet = book.add_sheet("Signups")
+date = xlwt.easyxf(num_format_str="YYYY-MM-DD")
+for c, h in enumerate(["store", "manager", "signed_up", "cards"]):
+    sheet.write(0, c, h)
+sheet.write_merge(1, 2, 0, 0, "Haarlem")
+sheet.write(1, 1, "Els")
+sheet.write(1, 2, datetime.date(2024, 2, 1), date)
+sheet.write(1, 3, 12)
+sheet.write(2, 1, "Piet")
+sheet.write(2, 2, datetime.date(2024, 2, 3), date)
+sheet.write(2, 3, 3)
+sheet.write(3, 0, "Leiden")
+sheet.write(3, 1, "Mo")
+sheet.write(3, 2, datetime.date(2024, 2, 9), date)
+sheet.write(3, 3, 5)
+book.save("data/signups.xls")
+
+# An OpenDocument export (pandas with odfpy).
+pd.DataFrame({
+    "id": [1, 2],
+    "name": ["Łukasz", "Ann"],
+    "score": [0.5, 1.25],
+    "joined": pd.to_datetime(["2023-01-05", "2023-06-30"]),
+}).to_excel("data/panel.ods", engine="odf", index=False, sheet_name="Panel")
+"##;
+    if !python(script, dir) {
+        return;
+    }
+    let config = "[project]\nname = \"sheets\"\n\n\
+        [sources.attendees]\nlocation = \"data/attendees.xlsx\"\nprimary_key = \"id\"\n\
+        sheet = \"Attendees\"\nheader_row = 3\ntypes = { postcode = \"string\" }\n\
+        max_reject_ratio = 0.5\n\n\
+        [sources.signups]\nlocation = \"data/signups.xls\"\nprimary_key = \"manager\"\n\n\
+        [sources.panel]\nlocation = \"data/panel.ods\"\nprimary_key = \"id\"\n";
+    write(&dir.join("panorama.toml"), config);
+    ok(&["run", "-p", p(dir), "-q"]);
+
+    assert_eq!(
+        query(
+            dir,
+            "SELECT id, name, postcode, born, registered_at, vip, store, spend \
+             FROM attendees ORDER BY id"
+        ),
+        "id,name,postcode,born,registered_at,vip,store,spend\n\
+         1,Zoë Müller,1234,1990-05-17,2024-03-01T10:30:00,true,Amsterdam,12.5\n\
+         2,Ann Smith,AB12 3CD,1985-01-02,2024-03-01T11:00:00,false,Amsterdam,20.0\n\
+         4,Cy Twombly,5678,2001-12-31,2024-03-02T09:15:00,true,Utrecht,7.0\n"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT arrow_typeof(id) AS id, arrow_typeof(born) AS born, \
+             arrow_typeof(registered_at) AS registered_at, arrow_typeof(vip) AS vip, \
+             arrow_typeof(spend) AS spend FROM attendees LIMIT 1"
+        ),
+        "id,born,registered_at,vip,spend\nInt64,Date32,Timestamp(µs),Boolean,Float64\n"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT file, row, \"column\", raw_value, reason FROM rejects"
+        ),
+        "file,row,column,raw_value,reason\n\
+         data/attendees.xlsx [Attendees],7,spend,#N/A,cell I7 holds the error #N/A\n"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT store, manager, signed_up, cards FROM signups ORDER BY signed_up"
+        ),
+        "store,manager,signed_up,cards\n\
+         Haarlem,Els,2024-02-01,12\n\
+         Haarlem,Piet,2024-02-03,3\n\
+         Leiden,Mo,2024-02-09,5\n"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT id, name, score, joined, arrow_typeof(joined) AS t FROM panel ORDER BY id"
+        ),
+        "id,name,score,joined,t\n1,Łukasz,0.5,2023-01-05,Date32\n2,Ann,1.25,2023-06-30,Date32\n"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT source, format, rows_read, rows_loaded, rows_rejected FROM source_stats ORDER BY source"
+        ),
+        "source,format,rows_read,rows_loaded,rows_rejected\n\
+         attendees,excel,4,3,1\n\
+         panel,excel,2,2,0\n\
+         signups,excel,3,3,0\n"
+    );
+
+    // A sheet that is not there names the ones that are; sheet options on a CSV are an error.
+    edit(
+        &dir.join("panorama.toml"),
+        "sheet = \"Attendees\"",
+        "sheet = \"Attendes\"",
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(
+        err.contains("source `attendees` (data/attendees.xlsx): no sheet named `Attendes` (sheets: Notes, Attendees)"),
+        "{err}"
+    );
+    write(&dir.join("data/a.csv"), "id\n1\n");
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.a]\nlocation = \"data/a.csv\"\nprimary_key = \"id\"\nsheet = \"x\"\n",
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(
+        err.contains("panorama.toml:4:9: sources.a.sheet is for format \"excel\""),
+        "{err}"
+    );
+}

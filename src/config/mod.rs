@@ -195,6 +195,13 @@ pub struct SourceConfig {
     /// (a byte-order mark, else valid UTF-8, else detected; the choice is in `source_stats`).
     #[serde(default)]
     pub encoding: Option<Spanned<String>>,
+    /// For `excel`: the sheet to read, by name. Default: the first sheet.
+    #[serde(default)]
+    pub sheet: Option<Spanned<String>>,
+    /// For `excel`: the 1-based row holding the column names; rows above it (titles, notes)
+    /// are skipped. Default: the first non-empty row.
+    #[serde(default)]
+    pub header_row: Option<Spanned<u32>>,
     /// When a column the config uses is missing from the source: `fail` (default) stops the
     /// run naming the column and every config key that uses it; `null` loads the source with
     /// the column all NULL, counted and warned about.
@@ -229,6 +236,9 @@ pub enum SourceFormat {
     Json,
     Delta,
     Postgres,
+    /// Excel and OpenDocument spreadsheets (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`).
+    #[serde(alias = "xlsx", alias = "xls", alias = "ods", alias = "spreadsheet")]
+    Excel,
 }
 
 impl SourceFormat {
@@ -239,6 +249,7 @@ impl SourceFormat {
             SourceFormat::Json => "json",
             SourceFormat::Delta => "delta",
             SourceFormat::Postgres => "postgres",
+            SourceFormat::Excel => "excel",
         }
     }
 }
@@ -671,6 +682,23 @@ impl ProjectConfig {
                 format!("sources.{n}.primary_key names no column"),
             ));
         }
+        for (key, span) in [
+            ("sheet", s.sheet.as_ref().map(|v| v.span())),
+            ("header_row", s.header_row.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(span) = span.filter(|_| format != SourceFormat::Excel) {
+                return Err(self.error_at(
+                    span,
+                    format!("sources.{n}.{key} is for format \"excel\" (xlsx, xls, ods)"),
+                ));
+            }
+        }
+        if let Some(h) = s.header_row.as_ref().filter(|h| *h.get_ref() == 0) {
+            return Err(self.error_at(
+                h.span(),
+                format!("sources.{n}.header_row counts from 1, as the spreadsheet does"),
+            ));
+        }
         if let Some(e) = &s.encoding {
             if !matches!(format, SourceFormat::Csv | SourceFormat::Json) {
                 return Err(self.error_at(
@@ -736,6 +764,11 @@ impl ProjectConfig {
             Some(SourceFormat::Parquet)
         } else if loc.ends_with(".json") || loc.ends_with(".ndjson") || loc.ends_with(".jsonl") {
             Some(SourceFormat::Json)
+        } else if [".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"]
+            .iter()
+            .any(|e| loc.ends_with(e))
+        {
+            Some(SourceFormat::Excel)
         } else {
             None
         };

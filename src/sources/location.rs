@@ -135,8 +135,10 @@ fn has_glob(s: &str) -> bool {
 }
 
 /// Files whose names start with `.` or `_` are bookkeeping (`_SUCCESS`, `.crc`), not data.
+/// Bookkeeping files are not data: `.crc`/`_SUCCESS` of lake writers, and the `~$book.xlsx`
+/// lock file Excel keeps beside a workbook it has open.
 fn is_data_file(name: &str) -> bool {
-    !(name.starts_with('.') || name.starts_with('_'))
+    !(name.starts_with('.') || name.starts_with('_') || name.starts_with("~$"))
 }
 
 /// Expand a location into the files it names, sorted so runs are reproducible.
@@ -291,5 +293,6 @@ mod tests {
         assert!(is_data_file("part-0.parquet"));
         assert!(!is_data_file("_SUCCESS"));
         assert!(!is_data_file(".part-0.crc"));
+        assert!(!is_data_file("~$attendees.xlsx"));
     }
 }

@@ -16,6 +16,7 @@ pub mod parquet;
 pub mod postgres;
 pub mod rejects;
 pub mod shape;
+pub mod spreadsheet;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -478,6 +479,48 @@ pub fn read_raw(
                     },
                     &no_inference,
                 )?;
+            }
+        }
+        SourceFormat::Excel => {
+            let list = runtime
+                .block_on(location::resolve_files(location, &cfg.root))
+                .map_err(|m| Error::source(name, &shown_location, m))?;
+            let opts = spreadsheet::SheetOptions {
+                sheet: source.sheet.as_ref().map(|s| s.get_ref().as_str()),
+                header_row: source.header_row.as_ref().map(|h| *h.get_ref()),
+            };
+            // Columns declared `string` keep the text a cell shows (a postcode typed as a
+            // number stays `1234`, not `1234.0`).
+            let text_columns = |column: &str| {
+                let out = source.rename.get(column).map_or(column, |r| r.get_ref());
+                source
+                    .types
+                    .get(out)
+                    .is_some_and(|t| *t.get_ref() == crate::config::ColumnType::String)
+            };
+            let mut header: Option<Vec<String>> = None;
+            for file in &list {
+                let data = runtime
+                    .block_on(file.read())
+                    .map_err(|m| Error::source(name, &file.display, m))?;
+                let before = log.rejects.len();
+                let h = spreadsheet::read_spreadsheet(
+                    name,
+                    &file.display,
+                    data,
+                    &opts,
+                    &text_columns,
+                    header.as_deref(),
+                    &mut log.rejects,
+                    &mut |chunk| {
+                        rows_read += chunk.batch.num_rows() as u64;
+                        emit(chunk, &no_inference)
+                    },
+                )?;
+                // Rows with an error cell never reach the shaper; count them as read too.
+                rows_read += (log.rejects.len() - before) as u64;
+                header.get_or_insert(h);
+                files += 1;
             }
         }
         SourceFormat::Delta => {
