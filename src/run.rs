@@ -148,10 +148,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
     };
     for (name, src) in &cfg.sources {
         let format = cfg.source_format(name, src).ok()?;
-        if matches!(
-            format,
-            crate::config::SourceFormat::Postgres | crate::config::SourceFormat::Delta
-        ) {
+        if format.is_database() || format == crate::config::SourceFormat::Delta {
             return None;
         }
         let location = crate::sources::location::expand_env(src.location.get_ref()).ok()?;

@@ -479,3 +479,126 @@ pd.DataFrame({
         "{err}"
     );
 }
+
+/// The MariaDB/MySQL test database (`PANORAMA_TEST_MYSQL_URL`, started by `.ci/run`), or None
+/// (the test skips) unless `PANORAMA_REQUIRE_SERVICES=1`.
+fn mysql_url() -> Option<String> {
+    match std::env::var("PANORAMA_TEST_MYSQL_URL") {
+        Ok(u) => Some(u),
+        Err(_) => {
+            assert!(!required(), "PANORAMA_TEST_MYSQL_URL is needed");
+            eprintln!("SKIPPED: PANORAMA_TEST_MYSQL_URL is not set");
+            None
+        }
+    }
+}
+
+/// Run statements against the test database with the mysql_async client.
+fn mysql_exec(url: &str, statements: &[&str]) {
+    use mysql_async::prelude::Queryable;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
+        for s in statements {
+            conn.query_drop(*s)
+                .await
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        conn.disconnect().await.unwrap();
+    });
+}
+
+#[test]
+fn a_mariadb_table_loads_typed_redacted_and_incrementally() {
+    let Some(url) = mysql_url() else { return };
+    let table = format!("shop_customers_{}", std::process::id());
+    let create = format!(
+        "CREATE TABLE {table} (
+           id INT PRIMARY KEY, first_name VARCHAR(40) CHARACTER SET latin1, email VARCHAR(80),
+           vip TINYINT(1), balance DECIMAL(10,2), born DATE, visits BIGINT UNSIGNED,
+           tags JSON, updated_at DATETIME(6)) CHARACTER SET utf8mb4"
+    );
+    let insert = format!(
+        "INSERT INTO {table} VALUES
+           (1, 'Zoë', 'zoe@example.org', 1, 12.50, '1990-05-17', 18446744073709551615,
+            '[\"gold\"]', '2026-11-01 10:00:00'),
+           (2, 'François', 'francois@example.org', 0, 0.00, '0000-00-00', 3, NULL,
+            '2026-11-01 11:00:00.250000'),
+           (3, NULL, 'x@example.org', NULL, NULL, NULL, NULL, NULL, '2026-11-02 09:00:00')"
+    );
+    mysql_exec(
+        &url,
+        &[
+            "SET SESSION sql_mode = ''",
+            &format!("DROP TABLE IF EXISTS {table}"),
+            &create,
+            &insert,
+        ],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = format!(
+        "[project]\nname = \"shopdb\"\n\n\
+         [sources.shop]\nlocation = \"{url}\"\ntable = \"{table}\"\nprimary_key = \"id\"\n\
+         refresh = \"incremental\"\nupdated_at_column = \"updated_at\"\n"
+    );
+    write(&dir.join("panorama.toml"), &config);
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(
+            dir,
+            "SELECT id, first_name, vip, balance, born, visits, tags, updated_at FROM shop ORDER BY id"
+        ),
+        "id,first_name,vip,balance,born,visits,tags,updated_at\n\
+         1,Zoë,true,12.5,1990-05-17,18446744073709551615,\"[\"\"gold\"\"]\",2026-11-01T10:00:00\n\
+         2,François,false,0.0,,3,,2026-11-01T11:00:00.250\n\
+         3,,,,,,,2026-11-02T09:00:00\n"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT arrow_typeof(id) AS id, arrow_typeof(vip) AS vip, arrow_typeof(balance) AS balance, \
+             arrow_typeof(born) AS born, arrow_typeof(visits) AS visits, \
+             arrow_typeof(updated_at) AS updated_at FROM shop LIMIT 1"
+        ),
+        "id,vip,balance,born,visits,updated_at\nInt64,Boolean,Float64,Date32,Utf8,Timestamp(µs)\n"
+    );
+    let stats = query(dir, "SELECT format, location, rows_read FROM source_stats");
+    assert!(stats.contains("mysql,mysql://panorama:***@"), "{stats}");
+    assert!(!stats.contains(":panorama@"), "{stats}");
+
+    // A changed and a new row: the next run reads those two and keeps the others.
+    mysql_exec(
+        &url,
+        &[
+            &format!("UPDATE {table} SET email = 'zoe@new.example', updated_at = '2026-11-03 08:00:00' WHERE id = 1"),
+            &format!("INSERT INTO {table} (id, first_name, email, updated_at) VALUES (4, 'Ann', 'ann@example.org', '2026-11-03 08:30:00')"),
+        ],
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(dir, "SELECT rows_read, rows_loaded FROM source_stats"),
+        "rows_read,rows_loaded\n2,4\n"
+    );
+    assert_eq!(
+        query(dir, "SELECT id, email FROM shop ORDER BY id"),
+        "id,email\n1,zoe@new.example\n2,francois@example.org\n3,x@example.org\n4,ann@example.org\n"
+    );
+
+    // A table that is not there: named, with the password hidden.
+    edit(
+        &dir.join("panorama.toml"),
+        &format!("table = \"{table}\""),
+        "table = \"no_such_table\"",
+    );
+    let err = fails(&["run", "-p", p(dir), "-q", "--full"]);
+    assert!(
+        err.contains("table panorama_test.no_such_table does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("mysql://panorama:***@"), "{err}");
+    mysql_exec(&url, &[&format!("DROP TABLE {table}")]);
+}

@@ -236,12 +236,20 @@ pub enum SourceFormat {
     Json,
     Delta,
     Postgres,
+    /// MySQL and MariaDB tables (`mysql://` or `mariadb://` URLs).
+    #[serde(alias = "mariadb")]
+    Mysql,
     /// Excel and OpenDocument spreadsheets (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`).
     #[serde(alias = "xlsx", alias = "xls", alias = "ods", alias = "spreadsheet")]
     Excel,
 }
 
 impl SourceFormat {
+    /// A database table (`table`, `updated_at_column`), not files.
+    pub fn is_database(&self) -> bool {
+        matches!(self, SourceFormat::Postgres | SourceFormat::Mysql)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             SourceFormat::Csv => "csv",
@@ -250,6 +258,7 @@ impl SourceFormat {
             SourceFormat::Delta => "delta",
             SourceFormat::Postgres => "postgres",
             SourceFormat::Excel => "excel",
+            SourceFormat::Mysql => "mysql",
         }
     }
 }
@@ -593,50 +602,50 @@ impl ProjectConfig {
             ));
         }
         let format = self.source_format(n, s)?;
-        if format == SourceFormat::Postgres && s.table.is_none() {
+        let database = format.is_database();
+        if database && s.table.is_none() {
             return Err(self.error_at(
                 s.location.span(),
-                format!("sources.{n}: format \"postgres\" needs `table = \"schema.table\"`"),
+                format!(
+                    "sources.{n}: format \"{}\" needs `table = \"schema.table\"`",
+                    format.as_str()
+                ),
             ));
         }
-        if format != SourceFormat::Postgres {
+        if !database {
             if let Some(t) = &s.table {
                 return Err(self.error_at(
                     t.span(),
-                    format!("sources.{n}.table is only for format \"postgres\""),
+                    format!("sources.{n}.table is only for the database formats \"postgres\" and \"mysql\""),
                 ));
             }
         }
         if let Some(c) = &s.updated_at_column {
-            if format != SourceFormat::Postgres || *s.refresh.get_ref() != Refresh::Incremental {
+            if !database || *s.refresh.get_ref() != Refresh::Incremental {
                 return Err(self.error_at(
                     c.span(),
-                    format!("sources.{n}.updated_at_column is for format \"postgres\" with refresh = \"incremental\""),
+                    format!("sources.{n}.updated_at_column is for formats \"postgres\" and \"mysql\" with refresh = \"incremental\""),
                 ));
             }
         }
-        if *s.refresh.get_ref() == Refresh::Incremental
-            && format == SourceFormat::Postgres
-            && s.updated_at_column.is_none()
+        if *s.refresh.get_ref() == Refresh::Incremental && database && s.updated_at_column.is_none()
         {
             return Err(self.error_at(
                 s.refresh.span(),
-                format!("sources.{n}: an incremental PostgreSQL source needs updated_at_column (a timestamp column every insert and update sets)"),
+                format!("sources.{n}: an incremental database source needs updated_at_column (a timestamp column every insert and update sets)"),
             ));
         }
         if *s.refresh.get_ref() == Refresh::Incremental
+            && !database
             && !matches!(
                 format,
-                SourceFormat::Csv
-                    | SourceFormat::Parquet
-                    | SourceFormat::Json
-                    | SourceFormat::Postgres
+                SourceFormat::Csv | SourceFormat::Parquet | SourceFormat::Json
             )
         {
             return Err(self.error_at(
                 s.refresh.span(),
                 format!(
-                    "sources.{n}.refresh = \"incremental\" is for CSV, Parquet and JSON folders (full/ and incremental/YYYY/MM/DD/HH/) and PostgreSQL tables with an updated_at_column; {} sources are read in full",
+                    "sources.{n}.refresh = \"incremental\" is for CSV, Parquet and JSON folders (full/ and incremental/YYYY/MM/DD/HH/) and PostgreSQL and MySQL tables with an updated_at_column; {} sources are read in full",
                     format.as_str()
                 ),
             ));
@@ -758,6 +767,8 @@ impl ProjectConfig {
         let loc = loc.trim_end_matches('/');
         let guess = if loc.starts_with("postgres://") || loc.starts_with("postgresql://") {
             Some(SourceFormat::Postgres)
+        } else if loc.starts_with("mysql://") || loc.starts_with("mariadb://") {
+            Some(SourceFormat::Mysql)
         } else if loc.ends_with(".csv") || loc.ends_with(".tsv") {
             Some(SourceFormat::Csv)
         } else if loc.ends_with(".parquet") {

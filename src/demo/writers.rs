@@ -307,7 +307,7 @@ impl ParquetOut {
 /// Create `loyalty.members` (replacing it) and COPY the CSV into it.
 pub async fn load_loyalty_into_postgres(url: &str, csv_path: &Path) -> Result<u64> {
     use futures::SinkExt;
-    let shown = crate::sources::postgres::redact(url);
+    let shown = crate::sources::location::redact(url);
     let err = |m: String| Error::Other(format!("PostgreSQL {shown}: {m}"));
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await

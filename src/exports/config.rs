@@ -160,7 +160,7 @@ impl Destination {
             Destination::Postgres(p) => format!(
                 "postgres {} ({})",
                 p.table,
-                crate::sources::postgres::redact(&p.url)
+                crate::sources::location::redact(&p.url)
             ),
             Destination::Webhook(w) => format!("webhook {}", w.url),
         }

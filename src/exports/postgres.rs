@@ -22,7 +22,7 @@ pub async fn send(dest: &PostgresDestination, plan: &Plan) -> Sent {
             error: Some(format!(
                 "postgres {} ({}): {e}",
                 dest.table,
-                crate::sources::postgres::redact(&dest.url)
+                crate::sources::location::redact(&dest.url)
             )),
             ..Default::default()
         },

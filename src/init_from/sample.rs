@@ -165,11 +165,11 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
             let Some((url, table)) = arg.rsplit_once('#') else {
                 return Err(Error::Other(format!(
                     "--from {}: name the table after a `#`: postgres://user@host/db#schema.table",
-                    crate::sources::postgres::redact(arg)
+                    crate::sources::location::redact(arg)
                 )));
             };
             let stem = table.rsplit('.').next().unwrap_or(table);
-            let redacted = crate::sources::postgres::redact(url);
+            let redacted = crate::sources::location::redact(url);
             let written = (redacted != url).then(|| redacted.replace(":***@", ":${PGPASSWORD}@"));
             push(
                 stem,

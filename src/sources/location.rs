@@ -135,6 +135,18 @@ fn has_glob(s: &str) -> bool {
 }
 
 /// Files whose names start with `.` or `_` are bookkeeping (`_SUCCESS`, `.crc`), not data.
+/// The location with any password replaced (a database URL's), safe to print and store in
+/// manifests.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Bookkeeping files are not data: `.crc`/`_SUCCESS` of lake writers, and the `~$book.xlsx`
 /// lock file Excel keeps beside a workbook it has open.
 fn is_data_file(name: &str) -> bool {
@@ -286,6 +298,19 @@ mod tests {
         );
         let err = expand_env("x${PANORAMA_SURELY_UNSET_VAR}").unwrap_err();
         assert!(err.contains("PANORAMA_SURELY_UNSET_VAR"), "{err}");
+    }
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            redact("postgres://u:secret@localhost:5432/db"),
+            "postgres://u:***@localhost:5432/db"
+        );
+        assert_eq!(
+            redact("mysql://u:pw@h:3306/shop"),
+            "mysql://u:***@h:3306/shop"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[test]

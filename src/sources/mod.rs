@@ -12,6 +12,7 @@ pub mod drift;
 pub mod incremental;
 pub mod json;
 pub mod location;
+pub mod mysql;
 pub mod parquet;
 pub mod postgres;
 pub mod rejects;
@@ -167,7 +168,7 @@ pub fn load_source(
         .get(name)
         .ok_or_else(|| Error::Other(format!("no source named `{name}` in the config")))?;
     let incremental = *source.refresh.get_ref() == crate::config::Refresh::Incremental;
-    if incremental && cfg.source_format(name, source)? != crate::config::SourceFormat::Postgres {
+    if incremental && !cfg.source_format(name, source)?.is_database() {
         return incremental::load(cfg, name, source, runtime, sink, on_rows);
     }
     let since = match previous {
@@ -229,7 +230,7 @@ fn load_from_since(
     let format = cfg.source_format(name, source)?;
     let location =
         location::expand_env(raw_location).map_err(|m| Error::source(name, raw_location, m))?;
-    let shown_location = postgres::redact(&location);
+    let shown_location = location::redact(&location);
 
     let mut log = ReadLog::default();
     let mut shaper: Option<Shaper> = None;
@@ -380,7 +381,7 @@ pub fn read_raw(
     emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
 ) -> Result<(u64, usize)> {
     let format = cfg.source_format(name, source)?;
-    let shown_location = postgres::redact(location);
+    let shown_location = location::redact(location);
     let mut rows_read = 0u64;
     let mut files = 0usize;
     let no_inference = |_: &RecordBatch| BTreeMap::new();
@@ -530,7 +531,7 @@ pub fn read_raw(
             })?;
             files = 1;
         }
-        SourceFormat::Postgres => {
+        SourceFormat::Postgres | SourceFormat::Mysql => {
             let table = source
                 .table
                 .as_ref()
@@ -543,16 +544,26 @@ pub fn read_raw(
                     .map(|c| (c.get_ref().as_str(), since)),
                 _ => None,
             };
-            runtime.block_on(postgres::read_postgres(
-                name,
-                location,
-                &table,
-                updated_at,
-                &mut |chunk| {
-                    rows_read += chunk.batch.num_rows() as u64;
-                    emit(chunk, &no_inference)
-                },
-            ))?;
+            let mut counted = |chunk: RawChunk| {
+                rows_read += chunk.batch.num_rows() as u64;
+                emit(chunk, &no_inference)
+            };
+            match format {
+                SourceFormat::Mysql => runtime.block_on(mysql::read_mysql(
+                    name,
+                    location,
+                    &table,
+                    updated_at,
+                    &mut counted,
+                ))?,
+                _ => runtime.block_on(postgres::read_postgres(
+                    name,
+                    location,
+                    &table,
+                    updated_at,
+                    &mut counted,
+                ))?,
+            };
             files = 1;
         }
     }

@@ -12,21 +12,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use futures::{pin_mut, TryStreamExt};
 use tokio_postgres::NoTls;
 
+use super::location::redact;
 use super::RawChunk;
 use crate::error::{Error, Result};
 
 const CHUNK_ROWS: usize = 65_536;
-
-/// The location with any password replaced, safe to print and store in manifests.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -250,17 +240,5 @@ impl Builders {
             })
             .collect();
         Ok(RecordBatch::try_new(schema.clone(), cols)?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redacts_password() {
-        assert_eq!(
-            super::redact("postgres://u:secret@localhost:5432/db"),
-            "postgres://u:***@localhost:5432/db"
-        );
-        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }
