@@ -148,7 +148,13 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
     };
     for (name, src) in &cfg.sources {
         let format = cfg.source_format(name, src).ok()?;
-        if format.is_database() || format == crate::config::SourceFormat::Delta {
+        // Tables with their own versions (and databases) are read every run.
+        if format.is_database()
+            || matches!(
+                format,
+                crate::config::SourceFormat::Delta | crate::config::SourceFormat::Iceberg
+            )
+        {
             return None;
         }
         let location = crate::sources::location::expand_env(src.location.get_ref()).ok()?;

@@ -602,3 +602,94 @@ fn a_mariadb_table_loads_typed_redacted_and_incrementally() {
     assert!(err.contains("mysql://panorama:***@"), "{err}");
     mysql_exec(&url, &[&format!("DROP TABLE {table}")]);
 }
+
+#[test]
+fn an_iceberg_table_from_pyiceberg_reads_its_current_snapshot_by_field_id() {
+    let has = Command::new("python3")
+        .args(["-c", "import pyiceberg, pyarrow, sqlalchemy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(
+            !required(),
+            "python3 with pyiceberg, pyarrow and sqlalchemy is needed"
+        );
+        eprintln!("SKIPPED: python3 with pyiceberg is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Written by pyiceberg with a local SQL catalog: two appends, a delete (pyiceberg rewrites
+    // the file: copy-on-write), then a schema change — `name` renamed `full_name`, `tier`
+    // added — and an append in the new schema.
+    let script = r#"
+import os, pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.expressions import EqualTo
+from pyiceberg.types import StringType
+wh = os.path.abspath("lake"); os.makedirs(wh)
+cat = SqlCatalog("local", uri=f"sqlite:///{wh}/catalog.db", warehouse=f"file://{wh}")
+cat.create_namespace("crm")
+rows = lambda ids, names, days: pa.table({
+    "id": pa.array(ids, pa.int64()), "name": names,
+    "born": pa.array(days, pa.date32())})
+t = cat.create_table("crm.contacts", schema=rows([1], ["x"], [0]).schema)
+t.append(rows([1, 2, 3, 4], ["Zoë", "Ann", "Bob", "Cy"], [7000, 7001, None, 7003]))
+t.append(rows([5], ["Di"], [7005]))
+t.delete(EqualTo("id", 2))
+with t.update_schema() as u:
+    u.rename_column("name", "full_name")
+    u.add_column("tier", StringType())
+t = cat.load_table("crm.contacts")
+t.append(pa.table({"id": pa.array([6], pa.int64()), "full_name": ["Ed"],
+                   "born": pa.array([7006], pa.date32()), "tier": ["gold"]}))
+open("metadata_location.txt", "w").write(t.metadata_location)
+"#;
+    if !python(script, dir) {
+        return;
+    }
+    let config = "[project]\nname = \"lake\"\n\n\
+        [sources.contacts]\nlocation = \"lake/crm/contacts\"\nformat = \"iceberg\"\nprimary_key = \"id\"\n";
+    write(&dir.join("panorama.toml"), config);
+    ok(&["run", "-p", p(dir), "-q"]);
+    let expected = "id,full_name,born,tier\n\
+        1,Zoë,1989-03-02,\n\
+        3,Bob,,\n\
+        4,Cy,1989-03-05,\n\
+        5,Di,1989-03-07,\n\
+        6,Ed,1989-03-08,gold\n";
+    assert_eq!(
+        query(
+            dir,
+            "SELECT id, full_name, born, tier FROM contacts ORDER BY id"
+        ),
+        expected
+    );
+    assert_eq!(
+        query(dir, "SELECT format, rows_loaded FROM source_stats"),
+        "format,rows_loaded\niceberg,5\n"
+    );
+    // The metadata file a catalog points at reads the same snapshot.
+    let metadata = std::fs::read_to_string(dir.join("metadata_location.txt")).unwrap();
+    edit(
+        &dir.join("panorama.toml"),
+        "location = \"lake/crm/contacts\"\nformat = \"iceberg\"",
+        &format!("location = \"{}\"", metadata.trim_start_matches("file://")),
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(
+            dir,
+            "SELECT id, full_name, born, tier FROM contacts ORDER BY id"
+        ),
+        expected
+    );
+    // Not a table: said so.
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.contacts]\nlocation = \"empty\"\nformat = \"iceberg\"\nprimary_key = \"id\"\n",
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(err.contains("not an Iceberg table"), "{err}");
+}

@@ -236,6 +236,8 @@ pub enum SourceFormat {
     Json,
     Delta,
     Postgres,
+    /// Apache Iceberg tables: a table root or its `*.metadata.json`.
+    Iceberg,
     /// MySQL and MariaDB tables (`mysql://` or `mariadb://` URLs).
     #[serde(alias = "mariadb")]
     Mysql,
@@ -259,6 +261,7 @@ impl SourceFormat {
             SourceFormat::Postgres => "postgres",
             SourceFormat::Excel => "excel",
             SourceFormat::Mysql => "mysql",
+            SourceFormat::Iceberg => "iceberg",
         }
     }
 }
@@ -769,6 +772,8 @@ impl ProjectConfig {
             Some(SourceFormat::Postgres)
         } else if loc.starts_with("mysql://") || loc.starts_with("mariadb://") {
             Some(SourceFormat::Mysql)
+        } else if loc.ends_with(".metadata.json") {
+            Some(SourceFormat::Iceberg)
         } else if loc.ends_with(".csv") || loc.ends_with(".tsv") {
             Some(SourceFormat::Csv)
         } else if loc.ends_with(".parquet") {

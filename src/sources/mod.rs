@@ -9,6 +9,7 @@ pub mod committed;
 pub mod csv;
 pub mod delta;
 pub mod drift;
+pub mod iceberg;
 pub mod incremental;
 pub mod json;
 pub mod location;
@@ -523,6 +524,13 @@ pub fn read_raw(
                 header.get_or_insert(h);
                 files += 1;
             }
+        }
+        SourceFormat::Iceberg => {
+            iceberg::read_iceberg(name, location, &cfg.root, runtime, &mut |chunk| {
+                rows_read += chunk.batch.num_rows() as u64;
+                emit(chunk, &no_inference)
+            })?;
+            files = 1;
         }
         SourceFormat::Delta => {
             delta::read_delta(name, location, &cfg.root, &mut |chunk| {
