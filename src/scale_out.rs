@@ -46,7 +46,13 @@ pub async fn remote_context(
             "datafusion.execution.parquet.schema_force_view_types",
             false,
         )
-        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false);
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+        // Ballista turns hash joins off (sort-merge joins spill). DataFusion 55's sort-merge
+        // join with a join filter panics ("index out of bounds: the len is 9 but the index is
+        // 9" in `get_filter_columns`) on the blocking check's self-join, which filters on
+        // `l.uid < r.uid` and the chosen keys; partitioned hash joins, as on one machine,
+        // run every query of a run.
+        .set_bool("datafusion.optimizer.prefer_hash_join", true);
     if let Some(dir) = scratch {
         config = config.with_extension(Arc::new(crate::session::ScratchDir(dir)));
     }
