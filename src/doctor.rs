@@ -173,7 +173,15 @@ pub async fn diagnose(cfg: &ProjectConfig, sample_rows: usize) -> Result<Diagnos
 
     // 1. Sources: readable, rows well-formed, keys unique.
     for (name, source) in &cfg.sources {
-        let cfg2 = cfg.clone();
+        // Columns the config uses that the data lacks are loaded as NULL here, so the sample
+        // is read and each key gets its own problem below, with the closest column name.
+        let mut cfg2 = cfg.clone();
+        if let Some(s) = cfg2.sources.get_mut(name) {
+            s.on_missing_column = Some(toml::Spanned::new(
+                0..0,
+                crate::config::OnMissingColumn::Null,
+            ));
+        }
         let name2 = name.clone();
         let handle = tokio::runtime::Handle::current();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -210,7 +218,12 @@ pub async fn diagnose(cfg: &ProjectConfig, sample_rows: usize) -> Result<Diagnos
         };
         schemas.insert(
             name.clone(),
-            schema.fields().iter().map(|f| f.name().clone()).collect(),
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|c| !report.missing_columns.contains(c))
+                .collect(),
         );
         crate::session::register_batches(&ctx, name, schema, sink.batches)?;
         let scope = if sink.rows >= sample_rows {

@@ -7,6 +7,7 @@
 
 pub mod committed;
 pub mod csv;
+pub mod database_rows;
 pub mod delta;
 pub mod drift;
 pub mod iceberg;

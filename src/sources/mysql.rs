@@ -11,28 +11,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use mysql_async::prelude::Queryable;
 
+use super::database_rows::{Batcher, Kind, Row};
 use super::location::redact;
 use super::RawChunk;
 use crate::error::{Error, Result};
-
-const CHUNK_ROWS: usize = 65_536;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Int,
-    Float,
-    Bool,
-    Date,
-    Timestamp,
-    Text,
-}
 
 /// The kind of a column from `information_schema.columns` (`DATA_TYPE`, `COLUMN_TYPE`).
 fn kind_of(data_type: &str, column_type: &str) -> Kind {
@@ -114,8 +99,7 @@ pub async fn read_mysql(
         )));
     }
     let mut select = Vec::new();
-    let mut kinds = Vec::new();
-    let mut fields = Vec::new();
+    let mut columns = Vec::new();
     for (name, data_type, column_type) in &cols {
         let kind = kind_of(data_type, column_type);
         let q = quote_ident(name);
@@ -130,21 +114,10 @@ pub async fn read_mysql(
             }
             Kind::Text => format!("CONVERT({q} USING utf8mb4)"),
         });
-        kinds.push(kind);
-        fields.push(Field::new(
-            name,
-            match kind {
-                Kind::Int => DataType::Int64,
-                Kind::Float => DataType::Float64,
-                Kind::Bool => DataType::Boolean,
-                Kind::Date => DataType::Date32,
-                Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-                Kind::Text => DataType::Utf8,
-            },
-            true,
-        ));
+        columns.push((name.clone(), kind));
     }
-    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let schema: SchemaRef = super::database_rows::schema(&columns);
+    let kinds: Vec<Kind> = columns.iter().map(|(_, k)| *k).collect();
     let mut sql = format!(
         "SELECT {} FROM {}.{}",
         select.join(", "),
@@ -179,105 +152,49 @@ pub async fn read_mysql(
         .query_iter(sql)
         .await
         .map_err(|e| err(format!("cannot read the table: {e}")))?;
-    let mut builders = Builders::new(&kinds);
-    let mut rows = Vec::new();
-    let mut next_row = 1u64;
-    let mut emitted = false;
+    let mut batcher = Batcher::new(display, schema.clone(), &kinds);
     while let Some(row) = result
         .next()
         .await
         .map_err(|e| err(format!("lost the connection while reading: {e}")))?
     {
-        builders.push(row);
-        rows.push(next_row);
-        next_row += 1;
-        if rows.len() == CHUNK_ROWS {
-            emit(RawChunk {
-                file: display.clone(),
-                rows: std::mem::take(&mut rows),
-                batch: builders.finish(&schema)?,
-            })?;
-            emitted = true;
-        }
+        batcher.push(&mut MyRow(row), emit)?;
     }
     drop(result);
-    if !rows.is_empty() || !emitted {
-        emit(RawChunk {
-            file: display,
-            rows,
-            batch: builders.finish(&schema)?,
-        })?;
-    }
+    batcher.finish(emit)?;
     let _ = conn.disconnect().await;
     Ok(schema)
 }
 
-enum Builder {
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Bool(BooleanBuilder),
-    Date(Date32Builder),
-    Timestamp(TimestampMicrosecondBuilder),
-    Text(StringBuilder),
-}
+/// Values as the casts in the query produce them, over the text protocol; a value that does
+/// not convert (invalid UTF-8 in a binary column) is NULL.
+struct MyRow(mysql_async::Row);
 
-struct Builders(Vec<Builder>);
-
-impl Builders {
-    fn new(kinds: &[Kind]) -> Self {
-        Builders(
-            kinds
-                .iter()
-                .map(|k| match k {
-                    Kind::Int => Builder::Int(Int64Builder::new()),
-                    Kind::Float => Builder::Float(Float64Builder::new()),
-                    Kind::Bool => Builder::Bool(BooleanBuilder::new()),
-                    Kind::Date => Builder::Date(Date32Builder::new()),
-                    Kind::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::new()),
-                    Kind::Text => Builder::Text(StringBuilder::new()),
-                })
-                .collect(),
-        )
-    }
-
-    /// One row; a value the SQL casts did not make convertible (cannot happen with the casts
-    /// above, short of invalid UTF-8 in a binary column) is NULL.
-    fn push(&mut self, mut row: mysql_async::Row) {
-        for (i, b) in self.0.iter_mut().enumerate() {
-            match b {
-                Builder::Int(b) => b.append_option(take::<i64>(&mut row, i)),
-                Builder::Float(b) => b.append_option(take::<f64>(&mut row, i)),
-                Builder::Bool(b) => b.append_option(take::<i64>(&mut row, i).map(|v| v != 0)),
-                Builder::Date(b) => b.append_option(take::<i64>(&mut row, i).map(|v| v as i32)),
-                Builder::Timestamp(b) => b.append_option(take::<i64>(&mut row, i)),
-                Builder::Text(b) => b.append_option(take::<String>(&mut row, i)),
-            }
-        }
-    }
-
-    fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
-        let cols: Vec<ArrayRef> = self
-            .0
-            .iter_mut()
-            .map(|b| -> ArrayRef {
-                match b {
-                    Builder::Int(b) => Arc::new(b.finish()),
-                    Builder::Float(b) => Arc::new(b.finish()),
-                    Builder::Bool(b) => Arc::new(b.finish()),
-                    Builder::Date(b) => Arc::new(b.finish()),
-                    Builder::Timestamp(b) => Arc::new(b.finish()),
-                    Builder::Text(b) => Arc::new(b.finish()),
-                }
-            })
-            .collect();
-        Ok(RecordBatch::try_new(schema.clone(), cols)?)
+impl MyRow {
+    fn take<T: mysql_async::prelude::FromValue>(&mut self, i: usize) -> Option<T> {
+        self.0
+            .take_opt::<Option<T>, usize>(i)
+            .and_then(|v| v.ok())
+            .flatten()
     }
 }
 
-fn take<T: mysql_async::prelude::FromValue>(row: &mut mysql_async::Row, i: usize) -> Option<T> {
-    row.take_opt::<Option<T>, usize>(i)
-        .and_then(|v| v.ok())
-        .flatten()
+impl Row for MyRow {
+    fn int(&mut self, i: usize) -> Option<i64> {
+        self.take(i)
+    }
+    fn date(&mut self, i: usize) -> Option<i32> {
+        self.take::<i64>(i).map(|d| d as i32)
+    }
+    fn float(&mut self, i: usize) -> Option<f64> {
+        self.take(i)
+    }
+    fn boolean(&mut self, i: usize) -> Option<bool> {
+        self.take::<i64>(i).map(|v| v != 0)
+    }
+    fn text(&mut self, i: usize) -> Option<String> {
+        self.take(i)
+    }
 }
 
 #[cfg(test)]

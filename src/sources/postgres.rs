@@ -4,29 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use futures::{pin_mut, TryStreamExt};
 use tokio_postgres::NoTls;
 
+use super::database_rows::{Batcher, Kind, Row};
 use super::location::redact;
 use super::RawChunk;
 use crate::error::{Error, Result};
-
-const CHUNK_ROWS: usize = 65_536;
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Int,
-    Float,
-    Bool,
-    Date,
-    Timestamp,
-    Text,
-}
 
 fn kind_of(pg_type: &str) -> Kind {
     match pg_type {
@@ -78,14 +63,13 @@ pub async fn read_postgres(
         )));
     }
     let mut select = Vec::new();
-    let mut kinds = Vec::new();
-    let mut fields = Vec::new();
+    let mut columns = Vec::new();
     for row in &cols {
         let name: String = row.get(0);
         let pg_type: String = row.get(1);
         let kind = kind_of(&pg_type);
         let q = quote_ident(&name);
-        let expr = match kind {
+        select.push(match kind {
             Kind::Int => format!("{q}::int8"),
             Kind::Float => format!("{q}::float8"),
             Kind::Bool => q.clone(),
@@ -93,23 +77,11 @@ pub async fn read_postgres(
             Kind::Date => format!("({q} - DATE '1970-01-01')::int4"),
             Kind::Timestamp => format!("(extract(epoch from {q}) * 1000000)::int8"),
             Kind::Text => format!("{q}::text"),
-        };
-        select.push(expr);
-        kinds.push(kind);
-        fields.push(Field::new(
-            &name,
-            match kind {
-                Kind::Int => DataType::Int64,
-                Kind::Float => DataType::Float64,
-                Kind::Bool => DataType::Boolean,
-                Kind::Date => DataType::Date32,
-                Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-                Kind::Text => DataType::Utf8,
-            },
-            true,
-        ));
+        });
+        columns.push((name, kind));
     }
-    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let schema: SchemaRef = super::database_rows::schema(&columns);
+    let kinds: Vec<Kind> = columns.iter().map(|(_, k)| *k).collect();
     let mut sql = format!(
         "SELECT {} FROM {}.{}",
         select.join(", "),
@@ -150,95 +122,37 @@ pub async fn read_postgres(
     pin_mut!(stream);
 
     let display: Arc<str> = Arc::from(format!("{shown} table {schema_name}.{table_name}"));
-    let mut builders = Builders::new(&kinds);
-    let mut rows = Vec::new();
-    let mut next_row = 1u64;
-    let mut emitted = false;
+    let mut batcher = Batcher::new(display, schema.clone(), &kinds);
     while let Some(row) = stream
         .try_next()
         .await
         .map_err(|e| err(format!("lost the connection while reading: {e}")))?
     {
-        builders.push(&row);
-        rows.push(next_row);
-        next_row += 1;
-        if rows.len() == CHUNK_ROWS {
-            emit(RawChunk {
-                file: display.clone(),
-                rows: std::mem::take(&mut rows),
-                batch: builders.finish(&schema)?,
-            })?;
-            emitted = true;
-        }
+        batcher.push(&mut PgRow(&row), emit)?;
     }
-    if !rows.is_empty() || !emitted {
-        emit(RawChunk {
-            file: display,
-            rows,
-            batch: builders.finish(&schema)?,
-        })?;
-    }
+    batcher.finish(emit)?;
     drop(client);
     let _ = conn_task.await;
     Ok(schema)
 }
 
-enum Builder {
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Bool(BooleanBuilder),
-    Date(Date32Builder),
-    Timestamp(TimestampMicrosecondBuilder),
-    Text(StringBuilder),
-}
+/// Values as the casts in the query produce them: int8, float8, bool, int4, text.
+struct PgRow<'a>(&'a tokio_postgres::Row);
 
-struct Builders(Vec<Builder>);
-
-impl Builders {
-    fn new(kinds: &[Kind]) -> Self {
-        Builders(
-            kinds
-                .iter()
-                .map(|k| match k {
-                    Kind::Int => Builder::Int(Int64Builder::new()),
-                    Kind::Float => Builder::Float(Float64Builder::new()),
-                    Kind::Bool => Builder::Bool(BooleanBuilder::new()),
-                    Kind::Date => Builder::Date(Date32Builder::new()),
-                    Kind::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::new()),
-                    Kind::Text => Builder::Text(StringBuilder::new()),
-                })
-                .collect(),
-        )
+impl Row for PgRow<'_> {
+    fn int(&mut self, i: usize) -> Option<i64> {
+        self.0.try_get(i).ok().flatten()
     }
-
-    fn push(&mut self, row: &tokio_postgres::Row) {
-        for (i, b) in self.0.iter_mut().enumerate() {
-            match b {
-                Builder::Int(b) => b.append_option(row.get::<_, Option<i64>>(i)),
-                Builder::Float(b) => b.append_option(row.get::<_, Option<f64>>(i)),
-                Builder::Bool(b) => b.append_option(row.get::<_, Option<bool>>(i)),
-                Builder::Date(b) => b.append_option(row.get::<_, Option<i32>>(i)),
-                Builder::Timestamp(b) => b.append_option(row.get::<_, Option<i64>>(i)),
-                Builder::Text(b) => b.append_option(row.get::<_, Option<String>>(i)),
-            }
-        }
+    fn date(&mut self, i: usize) -> Option<i32> {
+        self.0.try_get(i).ok().flatten()
     }
-
-    fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
-        let cols: Vec<ArrayRef> = self
-            .0
-            .iter_mut()
-            .map(|b| -> ArrayRef {
-                match b {
-                    Builder::Int(b) => Arc::new(b.finish()),
-                    Builder::Float(b) => Arc::new(b.finish()),
-                    Builder::Bool(b) => Arc::new(b.finish()),
-                    Builder::Date(b) => Arc::new(b.finish()),
-                    Builder::Timestamp(b) => Arc::new(b.finish()),
-                    Builder::Text(b) => Arc::new(b.finish()),
-                }
-            })
-            .collect();
-        Ok(RecordBatch::try_new(schema.clone(), cols)?)
+    fn float(&mut self, i: usize) -> Option<f64> {
+        self.0.try_get(i).ok().flatten()
+    }
+    fn boolean(&mut self, i: usize) -> Option<bool> {
+        self.0.try_get(i).ok().flatten()
+    }
+    fn text(&mut self, i: usize) -> Option<String> {
+        self.0.try_get(i).ok().flatten()
     }
 }
