@@ -541,7 +541,7 @@ fn source_stats_table(m: &Manifest) -> Result<MemTable> {
             s.iter().map(|r| r.seconds),
         )),
         Arc::new(arrow::array::StringArray::from_iter(
-            s.iter().map(|r| r.encoding.clone()),
+            s.iter().map(|r| listed(&r.encodings)),
         )),
         Arc::new(arrow::array::StringArray::from_iter(
             s.iter().map(|r| listed(&r.new_columns)),

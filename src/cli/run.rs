@@ -116,8 +116,8 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
                 r.missing_columns.join(", ")
             );
         }
-        if let Some(e) = r.encoding.as_deref().filter(|e| *e != "utf-8") {
-            let _ = writeln!(s, "  {}: read as {e}", r.name);
+        if r.encodings.iter().any(|e| e != "utf-8") {
+            let _ = writeln!(s, "  {}: read as {}", r.name, r.encodings.join(", "));
         }
         for (column, n) in &r.values_nulled {
             let _ = writeln!(

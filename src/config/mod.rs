@@ -211,6 +211,13 @@ pub struct SourceConfig {
     pub description: Option<String>,
 }
 
+impl SourceConfig {
+    /// The `encoding` setting; UTF-8 when absent.
+    pub fn declared_encoding(&self) -> crate::text_encoding::Declared {
+        crate::text_encoding::Declared::of(self.encoding.as_ref().map(|e| e.get_ref().as_str()))
+    }
+}
+
 /// `on_missing_column`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

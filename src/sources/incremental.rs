@@ -203,9 +203,7 @@ pub fn load(
                 missing_columns.push(m);
             }
         }
-        if let Some(e) = &report.encoding {
-            encodings.extend(e.split(", ").map(str::to_string));
-        }
+        encodings.extend(report.encodings);
         rejects.extend(r);
         loaded.push(collect);
     }
@@ -313,20 +311,10 @@ pub fn load(
         rows_suppressed: 0,
         changed_since: None,
         values_nulled,
-        columns: schema
-            .fields()
-            .iter()
-            .map(|f| super::SourceColumn {
-                name: f.name().clone(),
-                data_type: f.data_type().to_string(),
-            })
-            .collect(),
+        columns: super::SourceColumn::list(&schema),
         new_columns: Vec::new(),
         missing_columns,
-        encoding: match encodings.is_empty() {
-            true => None,
-            false => Some(encodings.into_iter().collect::<Vec<_>>().join(", ")),
-        },
+        encodings: encodings.into_iter().collect(),
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))
@@ -405,8 +393,7 @@ fn read_deletes(
         }
         Ok(())
     };
-    let declared =
-        crate::text_encoding::Declared::of(source.encoding.as_ref().map(|e| e.get_ref().as_str()));
+    let declared = source.declared_encoding();
     for file in &list {
         let data = runtime
             .block_on(file.read())

@@ -105,10 +105,10 @@ pub struct SourceReport {
     /// (`on_missing_column = "null"`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_columns: Vec<String>,
-    /// Text sources (CSV, JSON): the encoding or encodings the files were read as, and how it
-    /// was found (`windows-1252 (detected)`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encoding: Option<String>,
+    /// Text sources (CSV, JSON): the encodings the files were read as, distinct, each with how
+    /// it was found (`windows-1252 (detected)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encodings: Vec<String>,
     pub seconds: f64,
 }
 
@@ -119,6 +119,20 @@ pub struct SourceColumn {
     /// Arrow's name of the type (`Utf8`, `Int64`, `Timestamp(µs)`).
     #[serde(rename = "type")]
     pub data_type: String,
+}
+
+impl SourceColumn {
+    /// The columns of a loaded table.
+    pub fn list(schema: &arrow::datatypes::Schema) -> Vec<SourceColumn> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| SourceColumn {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+            })
+            .collect()
+    }
 }
 
 /// How many values of one computed column are NULL because its expression failed, and where
@@ -297,15 +311,7 @@ fn load_from_since(
     let mut shaper =
         shaper.ok_or_else(|| Error::source(name, &shown_location, "source produced no schema"))?;
     let rows_loaded = shaper.rows_out;
-    let columns = shaper
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| SourceColumn {
-            name: f.name().clone(),
-            data_type: f.data_type().to_string(),
-        })
-        .collect();
+    let columns = SourceColumn::list(&shaper.schema());
     let missing_columns = std::mem::take(&mut shaper.missing_columns);
     let values_nulled = shaper.values_nulled;
     let mut rejects = log.rejects;
@@ -329,10 +335,7 @@ fn load_from_since(
         columns,
         new_columns: Vec::new(),
         missing_columns,
-        encoding: match log.encodings.is_empty() {
-            true => None,
-            false => Some(log.encodings.into_iter().collect::<Vec<_>>().join(", ")),
-        },
+        encodings: log.encodings.into_iter().collect(),
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))
@@ -358,8 +361,7 @@ fn read_text(
     let data = runtime
         .block_on(file.read())
         .map_err(|m| Error::source(name, &file.display, m))?;
-    let declared = encoding::Declared::of(source.encoding.as_ref().map(|e| e.get_ref().as_str()));
-    let decoded = encoding::decode(data, declared);
+    let decoded = encoding::decode(data, source.declared_encoding());
     log.encodings.insert(decoded.describe());
     Ok(decoded)
 }
@@ -369,8 +371,9 @@ pub type InferTypes<'a> = &'a dyn Fn(&RecordBatch) -> BTreeMap<String, crate::co
 
 /// Read a source's rows as they are in the files or table, before shaping: every chunk goes to
 /// `emit` with the type inference that applies to it. Rows rejected while reading (broken CSV
-/// lines, invalid JSON) go to `log`, with the encodings text files were read as. Returns (rows read, files read). `panorama run` shapes
-/// what this emits; `panorama init --from` and `doctor` profile it.
+/// lines, invalid JSON) go to `log`, with the encodings text files were read as. Returns (rows
+/// read, files read). `panorama run` shapes what this emits; `panorama init --from` and
+/// `doctor` profile it.
 #[allow(clippy::too_many_arguments)]
 pub fn read_raw(
     cfg: &ProjectConfig,
