@@ -308,7 +308,7 @@ pub async fn explain_probabilistic(
         if let Some(b) = block {
             if section.blocking[b]
                 .iter()
-                .any(|k| super::probabilistic::related(k).contains(&f))
+                .any(|k| super::probabilistic::determined_by(k).contains(&f))
             {
                 label = format!("{label} (part of the blocking rule: in its prior)");
                 w = 0.0;
