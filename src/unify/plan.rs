@@ -134,6 +134,13 @@ pub(crate) async fn plan_in(
             variants_table(&planned.variants)?,
         ));
     }
+    if !planned.dependence.is_empty() {
+        tables.push((
+            "Address parts: the share of each rule's pairs that agree on a part its key does not hold (from a half, the rule's prior stands in for the part)"
+                .to_string(),
+            dependence_table(&planned.dependence)?,
+        ));
+    }
     tables.push((
         "Evidence per field: match weight (bits) of agreeing exactly and of disagreeing"
             .to_string(),
@@ -375,6 +382,32 @@ fn variants_table(variants: &[probabilistic::variants::Variant]) -> Result<Recor
             Arc::new(b.finish()),
             Arc::new(seen.finish()),
             Arc::new(expected.finish()),
+        ],
+    )?)
+}
+
+fn dependence_table(dependence: &[(String, String, f64)]) -> Result<RecordBatch> {
+    let (mut key, mut field) = (StringBuilder::new(), StringBuilder::new());
+    let mut share = Float64Builder::new();
+    let mut stands_in = arrow::array::BooleanBuilder::new();
+    for (k, f, s) in dependence {
+        key.append_value(k);
+        field.append_value(f);
+        share.append_value((s * 1e4).round() / 1e4);
+        stands_in.append_value(*s >= 0.5);
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("rule", DataType::Utf8, false),
+            Field::new("part", DataType::Utf8, false),
+            Field::new("share", DataType::Float64, false),
+            Field::new("stands_in", DataType::Boolean, false),
+        ])),
+        vec![
+            Arc::new(key.finish()),
+            Arc::new(field.finish()),
+            Arc::new(share.finish()),
+            Arc::new(stands_in.finish()),
         ],
     )?)
 }

@@ -78,6 +78,11 @@ pub struct ProbabilisticSection {
     /// variant" level. Set by [`plan`], or by [`adopt_plan`] from a run's `match_weights`.
     #[serde(skip)]
     pub name_variants: Vec<(String, String)>,
+    /// Address parts a blocking rule's pairs mostly agree on, measured on them
+    /// ([`rule_dependence`]): `(rule name, compared field)`. Set by [`plan`], or by
+    /// [`adopt_plan`] from a run's `match_weights`.
+    #[serde(skip)]
+    pub determined: Vec<(String, String)>,
 }
 
 impl Default for ProbabilisticSection {
@@ -95,6 +100,7 @@ impl Default for ProbabilisticSection {
             veto_max_loss: default_veto_max_loss(),
             custom: CustomFields::new(),
             name_variants: Vec::new(),
+            determined: Vec::new(),
         }
     }
 }
@@ -243,44 +249,82 @@ impl ProbabilisticSection {
             .collect()
     }
 
-    /// `skip[b][c]`: comparison c is one of blocking rule b's fields, or goes with one (all
-    /// address parts go together, a surname with its phonetic code): pairs a rule finds agree
-    /// on those whether they match or not, so they say nothing about those pairs.
+    /// `skip[b][c]`: comparison c is one of blocking rule b's fields, or goes with one (a
+    /// surname with its phonetic code, an address part with another where the data says so):
+    /// pairs a rule finds agree on those whether they match or not, so they say nothing
+    /// about those pairs.
     fn skip(&self, comps: &[Comparison]) -> Vec<Vec<bool>> {
-        skip_matrix(&self.blocking, comps)
+        self.blocking
+            .iter()
+            .map(|key| comps.iter().map(|c| self.stands_in(key, &c.field)).collect())
+            .collect()
+    }
+
+    /// Whether blocking rule `key` stands in for the comparison of `field`: one of its
+    /// fields, a field derived from one (a phonetic code, an initial, the phone's digits), or
+    /// an address part its pairs mostly agree on ([`rule_dependence`]).
+    pub(crate) fn stands_in(&self, key: &[String], field: &str) -> bool {
+        key.iter().any(|k| {
+            k == field || (!ADDRESS.contains(&k.as_str()) && related(k).contains(&field))
+        }) || {
+            let rule = block_name(key);
+            self.determined.iter().any(|(r, f)| *r == rule && f == field)
+        }
+    }
+
+    /// Set [`Self::determined`] from the measured shares.
+    fn adopt_dependence(&mut self, dependence: &[(String, String, f64)]) {
+        self.determined = dependence
+            .iter()
+            .filter(|(_, _, share)| *share >= 0.5)
+            .map(|(r, f, _)| (r.clone(), f.clone()))
+            .collect();
     }
 }
 
-/// See [`ProbabilisticSection::skip`].
-pub(crate) fn skip_matrix(blocking: &[Vec<String>], comps: &[Comparison]) -> Vec<Vec<bool>> {
-    blocking
-        .iter()
-        .map(|key| {
-            comps
-                .iter()
-                .map(|c| {
-                    key.iter()
-                        .any(|f| determined_by(f).contains(&c.field.as_str()) || *f == c.field)
-                })
-                .collect()
-        })
-        .collect()
-}
+/// The address parts whose dependence on a rule is measured rather than assumed.
+const ADDRESS: [&str; 3] = ["postcode", "street", "city"];
 
-/// The compared fields that agree (nearly) whenever `field` does: a blocking rule on `field`
-/// says nothing about them, so the rule's prior stands in for them. Narrower than
-/// [`related`]: a street name and number recur across towns ("170 church ln"), so a street
-/// does not fix the postcode or city, nor a postcode the street. Skipping them did cost: on the
-/// 1M demo, a pair found by `first_name+street` that also agreed on postcode and city was
-/// scored by the rule's prior alone (12% of its pairs match: most are namesakes on a
-/// same-named street elsewhere), and 3,965 true pairs with the same name and address fell
-/// below the threshold.
-pub(crate) fn determined_by(field: &str) -> &'static [&'static str] {
-    match field {
-        "postcode" => &["postcode", "city"],
-        "street" => &["street"],
-        other => related(other),
+/// Which address parts each blocking rule stands in for, measured on its candidate pairs (the
+/// pairs it adds, from `patterns`): for every address part the rule's key does not hold, the
+/// share of the pairs with the part filled on both sides that agree on it exactly. From a half
+/// up, agreeing on the part tells at most one bit about a pair the rule found, so the rule's
+/// prior stands in for it; below, the part is compared as usual. Returns (rule, part, share).
+///
+/// The data decides because addresses differ. The 1M demo's streets ("170 church ln") recur
+/// across towns: of the pairs `first_name+street` adds, few share the postcode, and skipping
+/// postcode and city there (as every street key once did) left 3,965 true pairs with one name
+/// and address below the threshold. The independent generator's street holds house number and
+/// town, and a surname and postcode find households at one address: comparing the street
+/// there counted one address twice and merged households (precision 0.37).
+pub(crate) fn rule_dependence(
+    rules: &[Vec<String>],
+    comps: &[Comparison],
+    pats: &[Pattern],
+) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for (b, key) in rules.iter().enumerate() {
+        for (c, comp) in comps.iter().enumerate() {
+            let field = comp.field.as_str();
+            if !ADDRESS.contains(&field) || key.iter().any(|k| k == field) {
+                continue;
+            }
+            let top = (comp.level_count() - 1) as u8;
+            let (mut filled, mut agree) = (0u64, 0u64);
+            for p in pats.iter().filter(|p| p.block == b) {
+                if let Some(g) = p.levels[c] {
+                    filled += p.count;
+                    if g == top {
+                        agree += p.count;
+                    }
+                }
+            }
+            if filled > 0 {
+                out.push((block_name(key), field.to_string(), agree as f64 / filled as f64));
+            }
+        }
     }
+    out
 }
 
 /// The compared fields that describe the same thing as `field` (one address, one surname, one
@@ -382,13 +426,16 @@ impl Scoring {
     /// `block:<fields>`), one row per veto (comparison `veto`, label the fields joined by
     /// `+`, m and u of the disagreement when the veto was learned), and one per learned
     /// given-name variant (comparison `variant`, label `name|name`, weight the bits by which
-    /// the names went together more often than chance).
+    /// the names went together more often than chance), and one per address part a rule
+    /// stands in for (comparison `determines`, label `block:<fields>>part`, m the share of the
+    /// rule's pairs that agree on the part).
     pub fn weights_batch(
         &self,
         blocking: &[Vec<String>],
         learned: &[vetoes::Learned],
         vetoes: &[Contradiction],
         variants: &[variants::Variant],
+        dependence: &[(String, String, f64)],
     ) -> Result<RecordBatch> {
         let schema = Arc::new(Schema::new(vec![
             Field::new("comparison", DataType::Utf8, false),
@@ -445,6 +492,19 @@ impl Scoring {
             u.append_null();
             // How many times more often than chance the names went together, in bits.
             w.append_value((v.pairs as f64 / v.expected.max(1e-12)).log2());
+            tf.append_value(false);
+        }
+        for (i, (rule, field, share)) in dependence.iter().enumerate() {
+            // Only the parts a rule stands in for: `adopt_plan` reads them back.
+            if *share < 0.5 {
+                continue;
+            }
+            comp.append_value("determines");
+            level.append_value(i as i64);
+            label.append_value(format!("{rule}>{field}"));
+            m.append_value(*share);
+            u.append_null();
+            w.append_null();
             tf.append_value(false);
         }
         for (c, cmp) in self.comparisons.iter().enumerate() {
@@ -756,6 +816,9 @@ pub struct Planned {
     pub blocking: Option<blocking::Plan>,
     /// Given-name variants learned from the data.
     pub variants: Vec<variants::Variant>,
+    /// Address parts measured on each rule's pairs: (rule, part, share of the rule's pairs
+    /// with the part filled that agree on it).
+    pub dependence: Vec<(String, String, f64)>,
 }
 
 /// Block, train and learn vetoes: everything a run does before scoring (`panorama unify
@@ -844,6 +907,9 @@ pub async fn plan(
     )
     .await?;
     let mut pats = patterns(ctx, &comps, false).await?;
+    // Which address parts each rule stands in for: measured on its pairs, before any model.
+    let mut dependence = rule_dependence(&section.blocking, &comps, &pats);
+    section.adopt_dependence(&dependence);
     let learn_vetoes = section.contradictions.is_none();
     let max_iterations = section.max_iterations;
     // The model of the candidates so far, under the rules' skips and the given vetoes.
@@ -882,6 +948,8 @@ pub async fn plan(
             )
             .await?;
             pats = patterns(ctx, &comps, false).await?;
+            dependence = rule_dependence(&section.blocking, &comps, &pats);
+            section.adopt_dependence(&dependence);
             model = fit(&pats, &section, section.vetoes());
         }
         let summary = format!(
@@ -949,6 +1017,7 @@ pub async fn plan(
         learned,
         blocking: plan,
         variants: learned_variants,
+        dependence,
     })
 }
 
@@ -967,6 +1036,7 @@ pub async fn match_pairs(
         learned,
         blocking: plan,
         variants: name_variants,
+        dependence,
     } = plan(ctx, work_dir, section, max_block_size, report).await?;
     let dir = work_dir.join("unify_comparisons");
     if !model.converged {
@@ -1015,6 +1085,7 @@ pub async fn match_pairs(
         &learned,
         section.vetoes(),
         &name_variants,
+        &dependence,
     )?;
     let _ = ctx.deregister_table("unify_comparisons");
     let _ = std::fs::remove_dir_all(&dir);
@@ -1176,6 +1247,11 @@ pub fn adopt_plan(section: &mut ProbabilisticSection, weights: &[RecordBatch]) -
                         .collect(),
                 ),
                 "variant" => section.name_variants.extend(variants::parse_label(label)),
+                "determines" => {
+                    if let Some((rule, f)) = label.split_once('>') {
+                        section.determined.push((rule.to_string(), f.to_string()));
+                    }
+                }
                 "veto" if auto_vetoes => {
                     let f: Vec<String> = label.split('+').map(String::from).collect();
                     vetoes.push(if f.len() == 1 {
