@@ -306,8 +306,7 @@ pub async fn explain_probabilistic(
             }
         }
         if let Some(b) = block {
-            if section.stands_in(&section.blocking[b], f)
-            {
+            if section.stands_in(&section.blocking[b], f) {
                 label = format!("{label} (part of the blocking rule: in its prior)");
                 w = 0.0;
             }

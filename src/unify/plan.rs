@@ -136,7 +136,7 @@ pub(crate) async fn plan_in(
     }
     if !planned.dependence.is_empty() {
         tables.push((
-            "Address parts: the share of each rule's pairs that agree on a part its key does not hold (from a half, the rule's prior stands in for the part)"
+            "Address parts: for rules on one part, the share of their non-matching pairs that agree on another (below a half, that part is compared; else the rule's prior stands in for it)"
                 .to_string(),
             dependence_table(&planned.dependence)?,
         ));
@@ -389,25 +389,25 @@ fn variants_table(variants: &[probabilistic::variants::Variant]) -> Result<Recor
 fn dependence_table(dependence: &[(String, String, f64)]) -> Result<RecordBatch> {
     let (mut key, mut field) = (StringBuilder::new(), StringBuilder::new());
     let mut share = Float64Builder::new();
-    let mut stands_in = arrow::array::BooleanBuilder::new();
+    let mut compared = arrow::array::BooleanBuilder::new();
     for (k, f, s) in dependence {
         key.append_value(k);
         field.append_value(f);
         share.append_value((s * 1e4).round() / 1e4);
-        stands_in.append_value(*s >= 0.5);
+        compared.append_value(*s < 0.5);
     }
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("rule", DataType::Utf8, false),
             Field::new("part", DataType::Utf8, false),
             Field::new("share", DataType::Float64, false),
-            Field::new("stands_in", DataType::Boolean, false),
+            Field::new("compared", DataType::Boolean, false),
         ])),
         vec![
             Arc::new(key.finish()),
             Arc::new(field.finish()),
             Arc::new(share.finish()),
-            Arc::new(stands_in.finish()),
+            Arc::new(compared.finish()),
         ],
     )?)
 }

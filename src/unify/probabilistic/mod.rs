@@ -78,11 +78,11 @@ pub struct ProbabilisticSection {
     /// variant" level. Set by [`plan`], or by [`adopt_plan`] from a run's `match_weights`.
     #[serde(skip)]
     pub name_variants: Vec<(String, String)>,
-    /// Address parts a blocking rule's pairs mostly agree on, measured on them
-    /// ([`rule_dependence`]): `(rule name, compared field)`. Set by [`plan`], or by
-    /// [`adopt_plan`] from a run's `match_weights`.
+    /// Address parts compared for a blocking rule whose key holds another address part,
+    /// because its non-matching pairs seldom agree on them ([`rule_dependence`]): `(rule
+    /// name, part)`. Set by [`plan`], or by [`adopt_plan`] from a run's `match_weights`.
     #[serde(skip)]
-    pub determined: Vec<(String, String)>,
+    pub compared: Vec<(String, String)>,
 }
 
 impl Default for ProbabilisticSection {
@@ -100,7 +100,7 @@ impl Default for ProbabilisticSection {
             veto_max_loss: default_veto_max_loss(),
             custom: CustomFields::new(),
             name_variants: Vec::new(),
-            determined: Vec::new(),
+            compared: Vec::new(),
         }
     }
 }
@@ -256,27 +256,33 @@ impl ProbabilisticSection {
     fn skip(&self, comps: &[Comparison]) -> Vec<Vec<bool>> {
         self.blocking
             .iter()
-            .map(|key| comps.iter().map(|c| self.stands_in(key, &c.field)).collect())
+            .map(|key| {
+                comps
+                    .iter()
+                    .map(|c| self.stands_in(key, &c.field))
+                    .collect()
+            })
             .collect()
     }
 
     /// Whether blocking rule `key` stands in for the comparison of `field`: one of its
     /// fields, a field derived from one (a phonetic code, an initial, the phone's digits), or
-    /// an address part its pairs mostly agree on ([`rule_dependence`]).
+    /// another part of the address — unless the rule's non-matching pairs seldom agree on
+    /// that part ([`rule_dependence`]).
     pub(crate) fn stands_in(&self, key: &[String], field: &str) -> bool {
-        key.iter().any(|k| {
-            k == field || (!ADDRESS.contains(&k.as_str()) && related(k).contains(&field))
-        }) || {
-            let rule = block_name(key);
-            self.determined.iter().any(|(r, f)| *r == rule && f == field)
-        }
+        key.iter()
+            .any(|k| k == field || related(k).contains(&field))
+            && {
+                let rule = block_name(key);
+                !self.compared.iter().any(|(r, f)| *r == rule && f == field)
+            }
     }
 
-    /// Set [`Self::determined`] from the measured shares.
+    /// Set [`Self::compared`] from the measured shares.
     fn adopt_dependence(&mut self, dependence: &[(String, String, f64)]) {
-        self.determined = dependence
+        self.compared = dependence
             .iter()
-            .filter(|(_, _, share)| *share >= 0.5)
+            .filter(|(_, _, share)| *share < 0.5)
             .map(|(r, f, _)| (r.clone(), f.clone()))
             .collect();
     }
@@ -285,42 +291,52 @@ impl ProbabilisticSection {
 /// The address parts whose dependence on a rule is measured rather than assumed.
 const ADDRESS: [&str; 3] = ["postcode", "street", "city"];
 
-/// Which address parts each blocking rule stands in for, measured on its candidate pairs (the
-/// pairs it adds, from `patterns`): for every address part the rule's key does not hold, the
-/// share of the pairs with the part filled on both sides that agree on it exactly. From a half
-/// up, agreeing on the part tells at most one bit about a pair the rule found, so the rule's
-/// prior stands in for it; below, the part is compared as usual. Returns (rule, part, share).
+/// For each blocking rule whose key holds an address part, how often its non-matching pairs
+/// agree on each other address part: the share, weighted by each pair's probability of not
+/// matching under `model` (trained with the key standing in for every address part), of the
+/// pairs with the part filled on both sides that agree on it exactly — the rule's own u for
+/// the part. Below a half, agreeing on the part says something the key did not (more than one
+/// bit), so the part is compared for that rule's pairs instead of being left to its prior.
+/// Rules with less than one non-matching pair expected keep the assumption. Returns (rule,
+/// part, share).
 ///
 /// The data decides because addresses differ. The 1M demo's streets ("170 church ln") recur
-/// across towns: of the pairs `first_name+street` adds, few share the postcode, and skipping
-/// postcode and city there (as every street key once did) left 3,965 true pairs with one name
-/// and address below the threshold. The independent generator's street holds house number and
-/// town, and a surname and postcode find households at one address: comparing the street
-/// there counted one address twice and merged households (precision 0.37).
+/// across towns: few of the non-matching pairs `first_name+street` finds share the postcode,
+/// and leaving postcode and city to that rule's prior (12% of its pairs match) kept 3,965 true
+/// pairs with one name and one address below the threshold. The independent generator's
+/// `last_name+postcode` pairs that do not match are households at one street address:
+/// comparing the street there counted one address twice and merged households.
 pub(crate) fn rule_dependence(
     rules: &[Vec<String>],
     comps: &[Comparison],
     pats: &[Pattern],
+    model: &Model,
+    skip: &[Vec<bool>],
 ) -> Vec<(String, String, f64)> {
     let mut out = Vec::new();
     for (b, key) in rules.iter().enumerate() {
+        if !key.iter().any(|k| ADDRESS.contains(&k.as_str())) {
+            continue;
+        }
         for (c, comp) in comps.iter().enumerate() {
             let field = comp.field.as_str();
             if !ADDRESS.contains(&field) || key.iter().any(|k| k == field) {
                 continue;
             }
             let top = (comp.level_count() - 1) as u8;
-            let (mut filled, mut agree) = (0u64, 0u64);
+            let (mut filled, mut agree) = (0.0, 0.0);
             for p in pats.iter().filter(|p| p.block == b) {
                 if let Some(g) = p.levels[c] {
-                    filled += p.count;
+                    let non_match =
+                        p.count as f64 * (1.0 - probability(model.match_weight(p, skip)));
+                    filled += non_match;
                     if g == top {
-                        agree += p.count;
+                        agree += non_match;
                     }
                 }
             }
-            if filled > 0 {
-                out.push((block_name(key), field.to_string(), agree as f64 / filled as f64));
+            if filled >= 1.0 {
+                out.push((block_name(key), field.to_string(), agree / filled));
             }
         }
     }
@@ -426,9 +442,9 @@ impl Scoring {
     /// `block:<fields>`), one row per veto (comparison `veto`, label the fields joined by
     /// `+`, m and u of the disagreement when the veto was learned), and one per learned
     /// given-name variant (comparison `variant`, label `name|name`, weight the bits by which
-    /// the names went together more often than chance), and one per address part a rule
-    /// stands in for (comparison `determines`, label `block:<fields>>part`, m the share of the
-    /// rule's pairs that agree on the part).
+    /// the names went together more often than chance), and one per address part compared
+    /// for a rule on another part (comparison `rule_compares`, label `block:<fields>>part`, m
+    /// the share of the rule's non-matching pairs that agree on the part).
     pub fn weights_batch(
         &self,
         blocking: &[Vec<String>],
@@ -495,11 +511,11 @@ impl Scoring {
             tf.append_value(false);
         }
         for (i, (rule, field, share)) in dependence.iter().enumerate() {
-            // Only the parts a rule stands in for: `adopt_plan` reads them back.
-            if *share < 0.5 {
+            // Only the parts compared: `adopt_plan` reads them back.
+            if *share >= 0.5 {
                 continue;
             }
-            comp.append_value("determines");
+            comp.append_value("rule_compares");
             level.append_value(i as i64);
             label.append_value(format!("{rule}>{field}"));
             m.append_value(*share);
@@ -816,8 +832,8 @@ pub struct Planned {
     pub blocking: Option<blocking::Plan>,
     /// Given-name variants learned from the data.
     pub variants: Vec<variants::Variant>,
-    /// Address parts measured on each rule's pairs: (rule, part, share of the rule's pairs
-    /// with the part filled that agree on it).
+    /// Address parts measured on each rule's pairs: (rule, part, share of the rule's
+    /// non-matching pairs with the part filled that agree on it).
     pub dependence: Vec<(String, String, f64)>,
 }
 
@@ -907,9 +923,6 @@ pub async fn plan(
     )
     .await?;
     let mut pats = patterns(ctx, &comps, false).await?;
-    // Which address parts each rule stands in for: measured on its pairs, before any model.
-    let mut dependence = rule_dependence(&section.blocking, &comps, &pats);
-    section.adopt_dependence(&dependence);
     let learn_vetoes = section.contradictions.is_none();
     let max_iterations = section.max_iterations;
     // The model of the candidates so far, under the rules' skips and the given vetoes.
@@ -923,7 +936,27 @@ pub async fn plan(
             max_iterations,
         )
     };
-    let mut model = fit(&pats, &section, section.vetoes());
+    // A rule on one address part first stands in for the others; then the parts its
+    // non-matching pairs seldom agree on are compared, and the model is trained again.
+    let measure = |pats: &[Pattern], section: &mut ProbabilisticSection| {
+        section.compared.clear();
+        let first = fit(pats, section, section.vetoes());
+        let dependence = rule_dependence(
+            &section.blocking,
+            &comps,
+            pats,
+            &first,
+            &section.skip(&comps),
+        );
+        section.adopt_dependence(&dependence);
+        let model = if section.compared.is_empty() {
+            first
+        } else {
+            fit(pats, section, section.vetoes())
+        };
+        (model, dependence)
+    };
+    let (mut model, mut dependence) = measure(&pats, &mut section);
     if let Some(p) = plan.as_mut() {
         // More rules until the model says the blocking finds enough of the matches.
         // Expected matches among the seed's pairs.
@@ -948,9 +981,7 @@ pub async fn plan(
             )
             .await?;
             pats = patterns(ctx, &comps, false).await?;
-            dependence = rule_dependence(&section.blocking, &comps, &pats);
-            section.adopt_dependence(&dependence);
-            model = fit(&pats, &section, section.vetoes());
+            (model, dependence) = measure(&pats, &mut section);
         }
         let summary = format!(
             "blocking chosen from the data: {} (estimated recall {:.4}, {} estimated pairs)",
@@ -1247,9 +1278,9 @@ pub fn adopt_plan(section: &mut ProbabilisticSection, weights: &[RecordBatch]) -
                         .collect(),
                 ),
                 "variant" => section.name_variants.extend(variants::parse_label(label)),
-                "determines" => {
+                "rule_compares" => {
                     if let Some((rule, f)) = label.split_once('>') {
-                        section.determined.push((rule.to_string(), f.to_string()));
+                        section.compared.push((rule.to_string(), f.to_string()));
                     }
                 }
                 "veto" if auto_vetoes => {
