@@ -253,10 +253,9 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
     }
     let started = Instant::now();
     let run_id = Workspace::new_run_id();
-    let run_dir = ws.create_run(&run_id)?;
     let mut manifest = started_manifest(cfg, &run_id, opts.as_of(cfg));
     manifest.inputs = inputs;
-    ws.write_manifest(&manifest)?;
+    let run_dir = ws.create_run(&manifest)?;
     tracing::info!(run_id, dir = %run_dir.display(), "run started");
 
     // Ctrl-C ends the run as failed; the previous run stays current.
@@ -480,7 +479,6 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
     };
     let prev_dir = ws.run_dir(&current);
     let run_id = Workspace::new_run_id();
-    let run_dir = ws.create_run(&run_id)?;
     let as_of = opts.as_of(cfg);
     let mut manifest = Manifest {
         sources: prev.sources.clone(),
@@ -490,7 +488,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
         refreshed_from: Some(current.clone()),
         ..started_manifest(cfg, &run_id, as_of)
     };
-    ws.write_manifest(&manifest)?;
+    let run_dir = ws.create_run(&manifest)?;
     let result = async {
         link_tree(&prev_dir.join("sources"), &run_dir.join("sources"))?;
         let rejects = prev_dir.join("rejects.parquet");

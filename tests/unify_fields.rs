@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{fails, ok, p, query, write};
+use common::{edit, fails, ok, p, query, write};
 
 /// Two sources of four people: a registry with split columns and a text birth date (one
 /// impossible), a CRM with one-string addresses and national ids written with separators and
@@ -643,4 +643,68 @@ fn most_common_survivorship_with_provenance() {
         err.contains("panorama.toml") && err.contains("most_common"),
         "{err}"
     );
+}
+
+/// A blocking rule on the street stands in for the postcode only where its non-matching pairs
+/// share the postcode: the demo's streets ("170 church ln") recur across towns, so
+/// `first_name+street` finds namesakes elsewhere, and its pairs are scored on the postcode
+/// and city too (measured per rule, kept in `match_weights`, shown by `explain` and `unify
+/// plan`).
+#[test]
+fn a_street_rule_compares_the_postcode_where_streets_recur_across_towns() {
+    let tmp = common::demo("5000", "42");
+    let dir = tmp.path();
+    edit(
+        &dir.join("panorama.toml"),
+        "[unify.probabilistic]\n",
+        "[unify.probabilistic]\nblocking = [[\"email\"], [\"phone_digits\"], [\"birth_date\", \"postcode\"], [\"first_name\", \"street\"]]\n",
+    );
+    ok(&["run", "-q", "-p", p(dir)]);
+    let compared = query(
+        dir,
+        "SELECT label, m < 0.5 AS seldom FROM match_weights WHERE comparison = 'rule_compares' ORDER BY label",
+    );
+    assert!(
+        compared.contains("block:first_name+street>postcode,true"),
+        "{compared}"
+    );
+    // A pair only the street rule finds, agreeing on name and address: the postcode is
+    // compared (its weight counted), not left to the rule's prior.
+    let pairs = query(
+        dir,
+        "SELECT concat(l.source, ':', l.record_id) AS l, concat(r.source, ':', r.record_id) AS r \
+         FROM unify_records l JOIN unify_records r \
+           ON l.first_name = r.first_name AND l.street = r.street AND l.postcode = r.postcode \
+              AND l.last_name = r.last_name AND l.uid < r.uid \
+         WHERE NOT coalesce(l.email = r.email, false) AND NOT coalesce(l.phone_digits = r.phone_digits, false) \
+           AND NOT coalesce(l.birth_date = r.birth_date, false) \
+         ORDER BY l.uid, r.uid LIMIT 5",
+    );
+    let (l, r) = pairs
+        .lines()
+        .nth(1)
+        .expect("such a pair")
+        .split_once(',')
+        .unwrap();
+    let explained = ok(&["explain", "-p", p(dir), l, r]);
+    assert!(
+        explained.contains("compared by block:first_name+street"),
+        "{explained}"
+    );
+    let postcode = explained
+        .lines()
+        .find(|line| line.starts_with("| postcode"))
+        .unwrap();
+    assert!(
+        postcode.contains("exact") && !postcode.contains("in its prior"),
+        "{explained}"
+    );
+    // The street itself is the rule's: its prior stands in for it.
+    let street = explained
+        .lines()
+        .find(|line| line.starts_with("| street"))
+        .unwrap();
+    assert!(street.contains("in its prior"), "{explained}");
+    let plan = ok(&["unify", "-p", p(dir), "plan"]);
+    assert!(plan.contains("Address parts"), "{plan}");
 }

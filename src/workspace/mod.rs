@@ -135,6 +135,9 @@ pub struct Workspace {
     dir: PathBuf,
 }
 
+/// Suffix of a run directory being made (hidden, renamed into place when its manifest is in).
+const STARTING: &str = ".starting";
+
 impl Workspace {
     pub fn new(dir: PathBuf) -> Self {
         Workspace { dir }
@@ -159,10 +162,23 @@ impl Workspace {
         format!("{}-{suffix:04x}", now.format("%Y%m%dT%H%M%S%3fZ"))
     }
 
-    /// Create the directory of a new run.
-    pub fn create_run(&self, run_id: &str) -> Result<PathBuf> {
-        let dir = self.run_dir(run_id);
-        std::fs::create_dir_all(dir.join("sources"))
+    /// Create the directory of a new run with its first manifest, as one step: the directory
+    /// is made under a hidden name and renamed into place once the manifest is in it, so a run
+    /// killed at any moment leaves either no run directory or one whose manifest names its
+    /// process (which [`Workspace::reap_dead_runs`] then marks failed). A run stopped between
+    /// making the directory and writing the manifest once left a directory without one (seen
+    /// by the one-writer test, which stops a run as soon as it holds the lock).
+    pub fn create_run(&self, manifest: &Manifest) -> Result<PathBuf> {
+        let dir = self.run_dir(&manifest.run_id);
+        let starting = self
+            .runs_dir()
+            .join(format!(".{}{STARTING}", manifest.run_id));
+        std::fs::create_dir_all(starting.join("sources"))
+            .map_err(|e| Error::io("cannot create run directory", &starting, e))?;
+        let text =
+            serde_json::to_string_pretty(manifest).map_err(|e| Error::Other(e.to_string()))?;
+        write_atomic(&starting.join("manifest.json"), text.as_bytes())?;
+        std::fs::rename(&starting, &dir)
             .map_err(|e| Error::io("cannot create run directory", &dir, e))?;
         Ok(dir)
     }
@@ -213,6 +229,8 @@ impl Workspace {
                 .filter_map(|e| e.ok())
                 .filter(|e| e.path().is_dir())
                 .map(|e| e.file_name().to_string_lossy().to_string())
+                // A run being made (see `create_run`) is not a run yet.
+                .filter(|name| !name.starts_with('.'))
                 .collect::<Vec<_>>(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io("cannot list", &dir, e)),
@@ -227,6 +245,16 @@ impl Workspace {
     /// Mark runs whose writing process is gone (killed: `kill -9`, a crash, a power cut) as
     /// failed, so that pruning can delete them. Returns their ids.
     pub fn reap_dead_runs(&self) -> Result<Vec<String>> {
+        // Run directories a killed writer left half made (see `create_run`): only a writer
+        // reaps, and there is one writer at a time, so no other run is starting.
+        if let Ok(entries) = std::fs::read_dir(self.runs_dir()) {
+            for e in entries.filter_map(|e| e.ok()) {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') && name.ends_with(STARTING) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let mut reaped = Vec::new();
         for mut m in self.manifests()? {
             let gone =
@@ -382,8 +410,7 @@ mod tests {
             ("r4", RunStatus::Succeeded),
             ("r5", RunStatus::Failed),
         ] {
-            ws.create_run(id).unwrap();
-            ws.write_manifest(&manifest(id, st)).unwrap();
+            ws.create_run(&manifest(id, st)).unwrap();
         }
         ws.set_current("r4").unwrap();
         let removed = ws.prune(2).unwrap();
