@@ -138,6 +138,12 @@ pub struct Workspace {
 /// Suffix of a run directory being made (hidden, renamed into place when its manifest is in).
 const STARTING: &str = ".starting";
 
+/// Write `m` as `manifest.json` in `dir`, atomically.
+fn write_manifest_in(dir: &std::path::Path, m: &Manifest) -> Result<()> {
+    let text = serde_json::to_string_pretty(m).map_err(|e| Error::Other(e.to_string()))?;
+    write_atomic(&dir.join("manifest.json"), text.as_bytes())
+}
+
 impl Workspace {
     pub fn new(dir: PathBuf) -> Self {
         Workspace { dir }
@@ -175,18 +181,14 @@ impl Workspace {
             .join(format!(".{}{STARTING}", manifest.run_id));
         std::fs::create_dir_all(starting.join("sources"))
             .map_err(|e| Error::io("cannot create run directory", &starting, e))?;
-        let text =
-            serde_json::to_string_pretty(manifest).map_err(|e| Error::Other(e.to_string()))?;
-        write_atomic(&starting.join("manifest.json"), text.as_bytes())?;
+        write_manifest_in(&starting, manifest)?;
         std::fs::rename(&starting, &dir)
             .map_err(|e| Error::io("cannot create run directory", &dir, e))?;
         Ok(dir)
     }
 
     pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
-        let path = self.run_dir(&m.run_id).join("manifest.json");
-        let text = serde_json::to_string_pretty(m).map_err(|e| Error::Other(e.to_string()))?;
-        write_atomic(&path, text.as_bytes())
+        write_manifest_in(&self.run_dir(&m.run_id), m)
     }
 
     pub fn read_manifest(&self, run_id: &str) -> Result<Manifest> {

@@ -318,25 +318,33 @@ pub(crate) fn rule_dependence(
         if !key.iter().any(|k| ADDRESS.contains(&k.as_str())) {
             continue;
         }
-        for (c, comp) in comps.iter().enumerate() {
-            let field = comp.field.as_str();
-            if !ADDRESS.contains(&field) || key.iter().any(|k| k == field) {
-                continue;
-            }
-            let top = (comp.level_count() - 1) as u8;
-            let (mut filled, mut agree) = (0.0, 0.0);
-            for p in pats.iter().filter(|p| p.block == b) {
+        let parts: Vec<usize> = (0..comps.len())
+            .filter(|&c| {
+                let field = comps[c].field.as_str();
+                ADDRESS.contains(&field) && !key.iter().any(|k| k == field)
+            })
+            .collect();
+        // Per part: the non-matching pairs with it filled, and those agreeing on it.
+        let mut filled = vec![0.0; parts.len()];
+        let mut agree = vec![0.0; parts.len()];
+        for p in pats.iter().filter(|p| p.block == b) {
+            let non_match = p.count as f64 * (1.0 - probability(model.match_weight(p, skip)));
+            for (i, &c) in parts.iter().enumerate() {
                 if let Some(g) = p.levels[c] {
-                    let non_match =
-                        p.count as f64 * (1.0 - probability(model.match_weight(p, skip)));
-                    filled += non_match;
-                    if g == top {
-                        agree += non_match;
+                    filled[i] += non_match;
+                    if usize::from(g) == comps[c].level_count() - 1 {
+                        agree[i] += non_match;
                     }
                 }
             }
-            if filled >= 1.0 {
-                out.push((block_name(key), field.to_string(), agree / filled));
+        }
+        for (i, &c) in parts.iter().enumerate() {
+            if filled[i] >= 1.0 {
+                out.push((
+                    block_name(key),
+                    comps[c].field.clone(),
+                    agree[i] / filled[i],
+                ));
             }
         }
     }
