@@ -6,15 +6,17 @@
 //! Columns are matched by Iceberg field id, not by name: a renamed column keeps its values, a
 //! column added later is NULL in older files, a dropped one is gone. Deletes written as new data
 //! files (copy-on-write, what pyiceberg writes) need nothing more: the current snapshot lists
-//! only live files. Position and equality delete files (merge-on-read) stop the run with a
-//! clear error instead of loading rows that were deleted.
+//! only live files. Position and equality delete files (merge-on-read, what Spark, Flink and
+//! Trino write for row-level deletes and upserts) are read and applied; Puffin deletion
+//! vectors (format v3) stop the run with a clear error instead of loading deleted rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use apache_avro::types::Value as Avro;
-use arrow::array::{new_null_array, ArrayRef, RecordBatch};
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::row::{RowConverter, Rows, SortField};
 use bytes::Bytes;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value as Json;
@@ -23,16 +25,32 @@ use super::location::{is_url, resolve_files};
 use super::RawChunk;
 use crate::error::{Error, Result};
 
-/// A live file of the current snapshot.
-struct DataFile {
+/// A live file of the current snapshot, data or deletes, with what decides which deletes
+/// apply to which data files: the data sequence number and the partition.
+struct LiveFile {
     path: String,
+    /// 0 data, 1 position deletes, 2 equality deletes.
     content: i64,
     format: String,
+    /// The data sequence number (0 in v1 tables).
+    sequence: i64,
+    spec_id: i64,
+    /// The partition tuple as text, compared for equality only; `None` when the spec is
+    /// unpartitioned (an unpartitioned delete applies to every data file).
+    partition: Option<String>,
+    equality_ids: Vec<i64>,
 }
 
 /// Read the current snapshot of the table at `location`: a table root (holding `metadata/`)
 /// or one `*.metadata.json` file (what a catalog points at). Blocking: call from a blocking
 /// task. Returns the table's schema and the snapshot id.
+///
+/// Merge-on-read deletes are applied as the Iceberg spec says: a position delete removes row
+/// `pos` of the data file it names when the data file's sequence number is not above the
+/// delete file's; an equality delete removes every row whose equality columns equal one of
+/// its rows (NULL equal to NULL) in data files of the same partition (any, for an
+/// unpartitioned delete) with a sequence number strictly below the delete file's — so a row
+/// written again after its delete stays.
 pub fn read_iceberg(
     source: &str,
     location: &str,
@@ -92,12 +110,16 @@ pub fn read_iceberg(
     let manifest_list = snapshot["manifest-list"]
         .as_str()
         .ok_or_else(|| err(format!("snapshot {snapshot_id} has no manifest list (a v1 table with inline manifests is not read)")))?;
+    let unpartitioned_specs = unpartitioned_specs(&metadata);
     let mut files = Vec::new();
     for manifest in
         avro_records(&read(manifest_list)?).map_err(|m| err(format!("{manifest_list}: {m}")))?
     {
         let path = string_field(&manifest, "manifest_path")
             .ok_or_else(|| err(format!("{manifest_list}: a manifest without manifest_path")))?;
+        // An ADDED entry without its own sequence number inherits the manifest's.
+        let manifest_sequence = int_field(&manifest, "sequence_number").unwrap_or(0);
+        let spec_id = int_field(&manifest, "partition_spec_id").unwrap_or(0);
         for entry in avro_records(&read(&path)?).map_err(|m| err(format!("{path}: {m}")))? {
             // 2 = DELETED: the file left the table in this snapshot.
             if int_field(&entry, "status") == Some(2) {
@@ -107,52 +129,60 @@ pub fn read_iceberg(
                 return Err(err(format!("{path}: a manifest entry without data_file")));
             };
             let file = Avro::Record(file.clone());
-            files.push(DataFile {
+            let partition = match field(&file, "partition").map(unwrap_union) {
+                Some(Avro::Record(values)) if !values.is_empty() => Some(format!("{values:?}")),
+                _ => None,
+            }
+            .filter(|_| !unpartitioned_specs.contains(&spec_id));
+            let equality_ids = match field(&file, "equality_ids").map(unwrap_union) {
+                Some(Avro::Array(ids)) => ids
+                    .iter()
+                    .filter_map(|v| match v {
+                        Avro::Int(i) => Some(i64::from(*i)),
+                        Avro::Long(l) => Some(*l),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            files.push(LiveFile {
                 path: string_field(&file, "file_path").unwrap_or_default(),
                 content: int_field(&file, "content").unwrap_or(0),
                 format: string_field(&file, "file_format").unwrap_or_default(),
+                sequence: int_field(&entry, "sequence_number").unwrap_or(manifest_sequence),
+                spec_id,
+                partition,
+                equality_ids,
             });
         }
     }
-    if let Some(d) = files.iter().find(|f| f.content != 0) {
-        let kind = if d.content == 1 {
-            "position"
-        } else {
-            "equality"
-        };
-        return Err(err(format!(
-            "snapshot {snapshot_id} has {kind} delete files ({}); merge-on-read deletes are not read yet — compact the table (rewrite_data_files / rewrite_position_delete_files) so the snapshot holds only data files",
-            d.path
-        )));
-    }
-    let mut any = false;
     for f in &files {
         if !f.format.eq_ignore_ascii_case("parquet") {
+            let what = match f.content {
+                0 => "data files",
+                1 => "position delete files (deletion vectors)",
+                _ => "equality delete files",
+            };
             return Err(err(format!(
-                "{}: {} data files are not read, only Parquet",
+                "{}: {} {what} are not read, only Parquet",
                 f.path, f.format
             )));
         }
+    }
+    let deletes = Deletes::load(&files, &columns, &read, &err)?;
+    let mut any = false;
+    let (mut by_position, mut by_equality) = (0u64, 0u64);
+    for f in files.iter().filter(|f| f.content == 0) {
         let data = read(&f.path)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(data)
             .map_err(|e| err(format!("{}: not a readable Parquet file: {e}", f.path)))?;
-        // Parquet columns by the Iceberg field id they carry.
-        let by_id: HashMap<i64, usize> = builder
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, fl)| {
-                fl.metadata()
-                    .get("PARQUET:field_id")
-                    .and_then(|v| v.parse().ok())
-                    .map(|id| (id, i))
-            })
-            .collect();
+        let by_id = parquet_field_ids(builder.schema());
         let reader = builder
             .with_batch_size(65_536)
             .build()
             .map_err(|e| err(format!("{}: {e}", f.path)))?;
+        let positions = deletes.positions_for(f);
+        let equalities = deletes.equalities_for(f);
         let shown: Arc<str> = Arc::from(f.path.as_str());
         let mut next_row = 1u64;
         for batch in reader {
@@ -166,24 +196,280 @@ pub fn read_iceberg(
                 })
                 .collect::<Result<Vec<ArrayRef>>>()
                 .map_err(|e| err(format!("{}: {e}", f.path)))?;
-            let out = RecordBatch::try_new_with_options(
+            let mut out = RecordBatch::try_new_with_options(
                 schema.clone(),
                 arrays,
                 &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
             )?;
+            // Row numbers are 1-based ordinals in the data file; positions are 0-based.
+            let mut rows: Vec<u64> = (next_row..next_row + n as u64).collect();
+            next_row += n as u64;
+            let mut keep = vec![true; n];
+            if let Some(positions) = positions.as_ref() {
+                for (k, row) in keep.iter_mut().zip(&rows) {
+                    if positions.contains(&(row - 1)) {
+                        *k = false;
+                        by_position += 1;
+                    }
+                }
+            }
+            for eq in &equalities {
+                let keys = eq
+                    .key_columns(&out, &columns)
+                    .map_err(|e| err(format!("{}: {e}", f.path)))?;
+                for (i, k) in keep.iter_mut().enumerate() {
+                    if *k && eq.keys.contains(keys.row(i).as_ref()) {
+                        *k = false;
+                        by_equality += 1;
+                    }
+                }
+            }
+            if keep.iter().any(|k| !k) {
+                out = arrow::compute::filter_record_batch(
+                    &out,
+                    &arrow::array::BooleanArray::from(keep.clone()),
+                )?;
+                let mut kept = keep.iter();
+                rows.retain(|_| *kept.next().unwrap_or(&true));
+            }
             emit(RawChunk {
                 file: shown.clone(),
-                rows: (next_row..next_row + n as u64).collect(),
+                rows,
                 batch: out,
             })?;
-            next_row += n as u64;
             any = true;
         }
+    }
+    if by_position + by_equality > 0 {
+        tracing::info!(
+            source,
+            snapshot_id,
+            by_position,
+            by_equality,
+            "iceberg: rows removed by merge-on-read delete files"
+        );
     }
     if !any {
         super::emit_numbered(Arc::from(location), &schema, std::iter::empty(), emit)?;
     }
     Ok((schema, snapshot_id))
+}
+
+/// Parquet columns by the Iceberg field id they carry.
+fn parquet_field_ids(schema: &Schema) -> HashMap<i64, usize> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, fl)| {
+            fl.metadata()
+                .get("PARQUET:field_id")
+                .and_then(|v| v.parse().ok())
+                .map(|id| (id, i))
+        })
+        .collect()
+}
+
+/// The ids of the table's partition specs without fields.
+fn unpartitioned_specs(metadata: &Json) -> Vec<i64> {
+    let mut specs: Vec<i64> = metadata["partition-specs"]
+        .as_array()
+        .map(|specs| {
+            specs
+                .iter()
+                .filter(|s| s["fields"].as_array().is_none_or(|f| f.is_empty()))
+                .filter_map(|s| s["spec-id"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    // v1 metadata may carry only the single `partition-spec`.
+    if metadata.get("partition-specs").is_none()
+        && metadata["partition-spec"]
+            .as_array()
+            .is_none_or(|f| f.is_empty())
+    {
+        specs.push(metadata["default-spec-id"].as_i64().unwrap_or(0));
+    }
+    specs
+}
+
+/// The snapshot's delete files, read once.
+struct Deletes {
+    /// Data file path → (0-based position, sequence number of the delete file).
+    positions: HashMap<String, Vec<(u64, i64)>>,
+    equalities: Vec<EqualityDelete>,
+}
+
+/// One equality delete file: the rows it deletes, as row-format keys of its columns.
+struct EqualityDelete {
+    ids: Vec<i64>,
+    sequence: i64,
+    spec_id: i64,
+    partition: Option<String>,
+    converter: RowConverter,
+    keys: HashSet<Box<[u8]>>,
+}
+
+/// Iceberg's reserved field ids of a position delete file's columns.
+const DELETE_FILE_PATH: i64 = 2_147_483_546;
+const DELETE_POS: i64 = 2_147_483_545;
+
+impl Deletes {
+    fn load(
+        files: &[LiveFile],
+        columns: &[(i64, Field)],
+        read: &dyn Fn(&str) -> Result<Bytes>,
+        err: &dyn Fn(String) -> Error,
+    ) -> Result<Deletes> {
+        let mut deletes = Deletes {
+            positions: HashMap::new(),
+            equalities: Vec::new(),
+        };
+        let wanted: HashSet<&str> = files
+            .iter()
+            .filter(|f| f.content == 0)
+            .map(|f| f.path.as_str())
+            .collect();
+        for f in files.iter().filter(|f| f.content == 1) {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(read(&f.path)?)
+                .map_err(|e| err(format!("{}: not a readable Parquet file: {e}", f.path)))?;
+            let ids = parquet_field_ids(builder.schema());
+            let by_name = |name: &str| builder.schema().index_of(name).ok();
+            let (Some(path_col), Some(pos_col)) = (
+                ids.get(&DELETE_FILE_PATH)
+                    .copied()
+                    .or_else(|| by_name("file_path")),
+                ids.get(&DELETE_POS).copied().or_else(|| by_name("pos")),
+            ) else {
+                return Err(err(format!(
+                    "{}: a position delete file without file_path and pos columns",
+                    f.path
+                )));
+            };
+            for batch in builder.build().map_err(|e| err(e.to_string()))? {
+                let batch = batch.map_err(|e| err(format!("{}: {e}", f.path)))?;
+                let paths = arrow::compute::cast(batch.column(path_col), &DataType::Utf8)?;
+                let paths = paths.as_string::<i32>();
+                let pos = arrow::compute::cast(batch.column(pos_col), &DataType::Int64)?;
+                let pos = pos.as_primitive::<arrow::datatypes::Int64Type>();
+                for i in 0..batch.num_rows() {
+                    if paths.is_null(i) || pos.is_null(i) || !wanted.contains(paths.value(i)) {
+                        continue;
+                    }
+                    deletes
+                        .positions
+                        .entry(paths.value(i).to_string())
+                        .or_default()
+                        .push((pos.value(i) as u64, f.sequence));
+                }
+            }
+        }
+        for f in files.iter().filter(|f| f.content == 2) {
+            let types = f
+                .equality_ids
+                .iter()
+                .map(|id| {
+                    columns
+                        .iter()
+                        .find(|(c, _)| c == id)
+                        .map(|(_, field)| field.data_type().clone())
+                        .ok_or_else(|| {
+                            err(format!(
+                                "{}: equality delete on field id {id}, not in the current schema",
+                                f.path
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if types.is_empty() {
+                return Err(err(format!(
+                    "{}: an equality delete file without equality_ids",
+                    f.path
+                )));
+            }
+            let converter =
+                RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(read(&f.path)?)
+                .map_err(|e| err(format!("{}: not a readable Parquet file: {e}", f.path)))?;
+            let in_file = parquet_field_ids(builder.schema());
+            let at = f
+                .equality_ids
+                .iter()
+                .map(|id| {
+                    in_file.get(id).copied().ok_or_else(|| {
+                        err(format!(
+                            "{}: equality delete file lacks the column of field id {id}",
+                            f.path
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut keys = HashSet::new();
+            for batch in builder.build().map_err(|e| err(e.to_string()))? {
+                let batch = batch.map_err(|e| err(format!("{}: {e}", f.path)))?;
+                let cols = at
+                    .iter()
+                    .zip(&types)
+                    .map(|(&i, t)| conform(batch.column(i), t))
+                    .collect::<Result<Vec<_>>>()?;
+                let rows = converter.convert_columns(&cols)?;
+                keys.extend(rows.iter().map(|r| Box::<[u8]>::from(r.as_ref())));
+            }
+            deletes.equalities.push(EqualityDelete {
+                ids: f.equality_ids.clone(),
+                sequence: f.sequence,
+                spec_id: f.spec_id,
+                partition: f.partition.clone(),
+                converter,
+                keys,
+            });
+        }
+        Ok(deletes)
+    }
+
+    /// The 0-based positions deleted from data file `f`: deletes with a sequence number at
+    /// or above the data file's.
+    fn positions_for(&self, f: &LiveFile) -> Option<HashSet<u64>> {
+        let set: HashSet<u64> = self
+            .positions
+            .get(&f.path)?
+            .iter()
+            .filter(|(_, seq)| *seq >= f.sequence)
+            .map(|(pos, _)| *pos)
+            .collect();
+        (!set.is_empty()).then_some(set)
+    }
+
+    /// The equality deletes that apply to data file `f`: newer, and of its partition or
+    /// unpartitioned.
+    fn equalities_for(&self, f: &LiveFile) -> Vec<&EqualityDelete> {
+        self.equalities
+            .iter()
+            .filter(|eq| {
+                eq.sequence > f.sequence
+                    && (eq.partition.is_none()
+                        || (eq.spec_id == f.spec_id && eq.partition == f.partition))
+            })
+            .collect()
+    }
+}
+
+impl EqualityDelete {
+    /// A batch's key columns in this delete's row format (the batch is in the table schema).
+    fn key_columns(&self, batch: &RecordBatch, columns: &[(i64, Field)]) -> Result<Rows> {
+        let cols = self
+            .ids
+            .iter()
+            .map(|id| {
+                let i = columns
+                    .iter()
+                    .position(|(c, _)| c == id)
+                    .expect("checked when loaded");
+                batch.column(i).clone()
+            })
+            .collect::<Vec<_>>();
+        Ok(self.converter.convert_columns(&cols)?)
+    }
 }
 
 /// A file column as the table's current type: a promoted type (`int` → `long`, `float` →
