@@ -260,6 +260,50 @@ fn a_dropped_column_names_the_file_and_every_key_that_uses_it() {
     );
 }
 
+/// A mapped SQL expression's columns are checked like mapped columns: the run fails naming
+/// the one the data lacks and the key holding the expression, before any SQL is planned. An
+/// unquoted name matches in any case (`City` is the data's `city`, as the planner folds it).
+#[test]
+fn a_column_missing_under_a_mapped_expression_names_its_key() {
+    let tmp = demo("300", "5");
+    let dir = tmp.path();
+    edit(
+        &dir.join("panorama.toml"),
+        "city = \"city\"\ncountry = \"country\"\nbirth_date = \"birth_date\"\ncompany",
+        "city = { sql = \"coalesce(town, City)\" }\ncountry = \"country\"\nbirth_date = \"birth_date\"\ncompany",
+    );
+    let config = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let line = key_line(&config, "unify.sources.crm_contacts", "city");
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(
+        err.contains(&format!(
+            "source `crm_contacts` (data/crm_contacts.csv): column `town` is not in the data, but the config uses it: unify.sources.crm_contacts.city (panorama.toml:{line})"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("`city`"), "{err}");
+    assert!(!err.contains("No field named"), "{err}");
+    // Loaded as NULL instead, the expression falls back to the city column.
+    edit(
+        &dir.join("panorama.toml"),
+        "[sources.crm_contacts]\n",
+        "[sources.crm_contacts]\non_missing_column = \"null\"\n",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    let counts = query(
+        dir,
+        "SELECT count(town) AS towns, count(city) > 0 AS cities FROM crm_contacts",
+    );
+    assert_eq!(counts, "towns,cities\n0,true\n");
+    assert_eq!(
+        query(
+            dir,
+            "SELECT source, missing_columns FROM source_stats WHERE missing_columns IS NOT NULL"
+        ),
+        "source,missing_columns\ncrm_contacts,town\n"
+    );
+}
+
 #[test]
 fn a_retyped_column_the_config_uses_fails_the_run() {
     let tmp = shop_project();

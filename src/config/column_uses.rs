@@ -4,10 +4,16 @@
 //! column dropped from an export fails with every key that needs it, with its line — not with a
 //! SQL planner's "No field named" deep in unification.
 //!
-//! Mapped SQL expressions (`street = { sql = "..." }`) are left out: their columns are found
-//! when the expression is planned.
+//! Mapped SQL expressions (`street = { sql = "split_part(address, ', ', 1)" }`) name the
+//! plain identifiers they use (`address`); an expression holding a subquery, or one that
+//! does not parse, is left to the SQL planner, and so are dotted names (`t.col` may be a
+//! table qualifier or a struct field).
 
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
+
+use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 use super::ProjectConfig;
 
@@ -20,6 +26,48 @@ pub struct ColumnUse {
     pub key: String,
     /// Where the key is in the config text (its table when the key itself is not found).
     pub span: Range<usize>,
+    /// An unquoted identifier in a SQL expression: it names the column in any case (the
+    /// planner folds it to lower case; a column spelt otherwise fails there, with its name).
+    pub any_case: bool,
+}
+
+impl ColumnUse {
+    /// Whether this use names `column`.
+    pub fn names(&self, column: &str) -> bool {
+        if self.any_case {
+            self.column.eq_ignore_ascii_case(column)
+        } else {
+            self.column == column
+        }
+    }
+}
+
+/// The plain column identifiers of a SQL expression, with whether each was quoted; nothing
+/// when it does not parse or holds a subquery (its names may be another table's).
+pub fn expression_columns(sql: &str) -> Vec<(String, bool)> {
+    let dialect = GenericDialect {};
+    let Ok(expr) = Parser::new(&dialect)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return Vec::new();
+    };
+    let mut names: Vec<(String, bool)> = Vec::new();
+    let outcome = visit_expressions(&expr, |e| match e {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
+        Expr::Identifier(id) => {
+            let name = (id.value.clone(), id.quote_style.is_some());
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            ControlFlow::Continue(())
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    if outcome.is_break() {
+        return Vec::new();
+    }
+    names
 }
 
 impl ProjectConfig {
@@ -32,6 +80,25 @@ impl ProjectConfig {
                     column: column.to_string(),
                     key: format!("{table}.{key}"),
                     span: self.key_span(span, key),
+                    any_case: false,
+                });
+            }
+        };
+        // Kept apart while `add` holds `uses`; appended at the end.
+        let mut in_sql = Vec::new();
+        let mut add_expression = |table: &str, span: Range<usize>, key: &str, sql: &str| {
+            let span = self.key_span(span, key);
+            for (column, quoted) in expression_columns(sql) {
+                in_sql.push(ColumnUse {
+                    // What the planner looks up: an unquoted name folded to lower case.
+                    column: if quoted {
+                        column
+                    } else {
+                        column.to_lowercase()
+                    },
+                    key: format!("{table}.{key}"),
+                    span: span.clone(),
+                    any_case: !quoted,
                 });
             }
         };
@@ -41,10 +108,16 @@ impl ProjectConfig {
                 let map = m.get_ref();
                 add(&table, m.span(), "record_id", map.record_id.as_deref());
                 for (key, mapped) in map.builtin() {
-                    add(&table, m.span(), key, mapped.column());
+                    match mapped.expression() {
+                        Some(sql) => add_expression(&table, m.span(), key, sql),
+                        None => add(&table, m.span(), key, mapped.column()),
+                    }
                 }
                 for (key, value) in &map.custom {
-                    add(&table, m.span(), key, value.as_str());
+                    match value.get("sql").and_then(|v| v.as_str()) {
+                        Some(sql) => add_expression(&table, m.span(), key, sql),
+                        None => add(&table, m.span(), key, value.as_str()),
+                    }
                 }
             }
             if let Some(m) = u.identities.get(source) {
@@ -103,6 +176,7 @@ impl ProjectConfig {
                 );
             }
         }
+        uses.extend(in_sql);
         uses
     }
 
@@ -132,5 +206,42 @@ impl ProjectConfig {
             from = at + key.len();
         }
         within
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expression_columns;
+
+    fn names(sql: &str) -> Vec<String> {
+        expression_columns(sql)
+            .into_iter()
+            .map(|(n, quoted)| if quoted { format!("\"{n}\"") } else { n })
+            .collect()
+    }
+
+    #[test]
+    fn an_expression_names_its_plain_identifiers_once() {
+        assert_eq!(names("split_part(address, ', ', 1)"), ["address"]);
+        assert_eq!(
+            names("coalesce(\"Mobile\", landline, landline)"),
+            ["\"Mobile\"", "landline"]
+        );
+        assert_eq!(
+            names("CASE WHEN extract(year FROM born) > 1990 THEN a ELSE NULL END"),
+            ["born", "a"]
+        );
+        assert_eq!(
+            names("cast(zip AS varchar) || '-' || current_date"),
+            ["zip"]
+        );
+    }
+
+    #[test]
+    fn subqueries_dotted_names_and_bad_sql_are_left_to_the_planner() {
+        assert!(names("(SELECT max(x) FROM other)").is_empty());
+        assert!(names("a IN (SELECT b FROM t)").is_empty());
+        assert!(names("t.street").is_empty());
+        assert!(names("split_part(address,").is_empty());
     }
 }

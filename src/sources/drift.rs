@@ -48,7 +48,7 @@ pub fn compare(
         let keys_of = |column: &str| -> Vec<String> {
             let mut keys: Vec<String> = uses
                 .iter()
-                .filter(|u| u.column == column)
+                .filter(|u| u.names(column))
                 .map(|u| cfg.key_with_line(u.span.clone(), &u.key))
                 .collect();
             if source

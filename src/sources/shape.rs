@@ -164,8 +164,8 @@ impl Shaper {
         // Columns other sections use (unify mappings, activities, consent) that the data lacks:
         // the run stops naming each key with its line, or loads them as NULL.
         for u in cfg.column_uses(name) {
-            let present = fields.iter().any(|f| f.name() == &u.column)
-                || source.columns.contains_key(&u.column);
+            let present = fields.iter().any(|f| u.names(f.name()))
+                || source.columns.keys().any(|c| u.names(c));
             if !present {
                 missing
                     .entry(u.column)

@@ -179,6 +179,14 @@ impl Mapped {
         }
     }
 
+    /// The SQL, when the value is an expression.
+    pub fn expression(&self) -> Option<&str> {
+        match self {
+            Mapped::Column(_) => None,
+            Mapped::Expr { sql } => Some(sql),
+        }
+    }
+
     fn from_value(key: &str, v: &toml::Value) -> Result<Mapped, String> {
         Mapped::deserialize(v.clone())
             .map_err(|_| format!("`{key}` must be a column name or {{ sql = \"...\" }}, got {v}"))
