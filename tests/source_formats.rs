@@ -647,6 +647,131 @@ fn a_mariadb_table_loads_typed_redacted_and_incrementally() {
     mysql_exec(&url, &[&format!("DROP TABLE {table}")]);
 }
 
+/// The same server over TLS (a user that MariaDB lets in only over TLS, its certificate from
+/// a CA of our own named by `ssl_ca`) and over its Unix socket; and `init --from mysql://…`
+/// writing a config that runs, with the password left to `${MYSQL_PWD}`.
+#[test]
+fn mariadb_over_tls_over_its_socket_and_from_init() {
+    let Some(url) = mysql_url() else { return };
+    let (Ok(socket), Ok(ca)) = (
+        std::env::var("PANORAMA_TEST_MYSQL_SOCKET"),
+        std::env::var("PANORAMA_TEST_MYSQL_TLS_CA"),
+    ) else {
+        assert!(
+            !required(),
+            "PANORAMA_TEST_MYSQL_SOCKET and PANORAMA_TEST_MYSQL_TLS_CA are needed"
+        );
+        eprintln!("SKIPPED: no MariaDB socket or TLS CA");
+        return;
+    };
+    let table = format!("members_{}", std::process::id());
+    mysql_exec(
+        &url,
+        &[
+            &format!("DROP TABLE IF EXISTS {table}"),
+            &format!(
+                "CREATE TABLE {table} (member_id INT PRIMARY KEY, email VARCHAR(80), \
+                 first_name VARCHAR(40), last_name VARCHAR(40), phone VARCHAR(30))"
+            ),
+            &format!(
+                "INSERT INTO {table} VALUES (1, 'zoe@example.org', 'Zoë', 'Smit', '+31 6 12345678'), \
+                 (2, 'ann@example.org', 'Ann', 'Lee', '+31 6 87654321'), \
+                 (3, 'zoe@example.org', 'Zoe', 'Smit', '+31612345678')"
+            ),
+        ],
+    );
+    let host_port = url
+        .trim_start_matches("mysql://")
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(hp, _)| hp.to_string())
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    std::fs::copy(&ca, dir.join("certs/ca.pem")).unwrap();
+    let source = |location: &str| {
+        format!(
+            "[project]\nname = \"members\"\n\n[sources.members]\nlocation = \"{location}\"\n\
+             table = \"{table}\"\nprimary_key = \"member_id\"\n"
+        )
+    };
+    let tls_user = format!("mysql://panorama_tls:panorama@{host_port}/panorama_test");
+    // TLS, trusting our CA (a path relative to the project).
+    write(
+        &dir.join("panorama.toml"),
+        &source(&format!("{tls_user}?ssl_ca=certs/ca.pem")),
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(
+            dir,
+            "SELECT member_id, first_name FROM members ORDER BY member_id"
+        ),
+        "member_id,first_name\n1,Zoë\n2,Ann\n3,Zoe\n"
+    );
+    // The same user without TLS is refused by the server; with TLS but not trusting the CA,
+    // the certificate is refused by us.
+    write(&dir.join("panorama.toml"), &source(&tls_user));
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(err.contains("panorama_tls:***@"), "{err}");
+    write(
+        &dir.join("panorama.toml"),
+        &source(&format!("{tls_user}?require_ssl=true")),
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // A CA file that is not there is named.
+    write(
+        &dir.join("panorama.toml"),
+        &source(&format!("{tls_user}?ssl_ca=certs/missing.pem")),
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(err.contains("ssl_ca: no such file"), "{err}");
+    assert!(err.contains("missing.pem"), "{err}");
+
+    // The Unix socket: the host is not used (a name that does not resolve).
+    let encoded: String = url::form_urlencoded::byte_serialize(socket.as_bytes()).collect();
+    write(
+        &dir.join("panorama.toml"),
+        &source(&format!(
+            "mysql://panorama:panorama@no-such-host.invalid/panorama_test?socket={encoded}"
+        )),
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(query(dir, "SELECT count(*) AS n FROM members"), "n\n3\n");
+
+    // init --from: the table becomes a source, its columns the unify map; the password is
+    // left to the environment. Zoë signed up twice: one customer.
+    let project = dir.join("from_init");
+    let out = ok(&["init", p(&project), "--from", &format!("{url}#{table}")]);
+    let config = std::fs::read_to_string(project.join("panorama.toml")).unwrap();
+    assert!(config.contains("format = \"mysql\""), "{config}\n{out}");
+    assert!(config.contains(&format!("table = \"{table}\"")), "{config}");
+    assert!(config.contains(":${MYSQL_PWD}@"), "{config}");
+    assert!(config.contains("export MYSQL_PWD="), "{config}");
+    assert!(!config.contains(":panorama@"), "{config}");
+    assert!(config.contains("primary_key = \"member_id\""), "{config}");
+    assert!(config.contains("email = \"email\""), "{config}");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_panorama"))
+        .args(["run", "-p", p(&project), "-q"])
+        .env("MYSQL_PWD", "panorama")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        query(&project, "SELECT count(*) AS n FROM unified_customers"),
+        "n\n2\n"
+    );
+    mysql_exec(&url, &[&format!("DROP TABLE {table}")]);
+}
+
 #[test]
 fn an_iceberg_table_from_pyiceberg_reads_its_current_snapshot_by_field_id() {
     let has = Command::new("python3")

@@ -255,8 +255,8 @@ pub enum Command {
     },
     /// Create a new project: from your own data with --from, else a starter config and CSV.
     ///
-    /// With --from, every file, folder, glob, object-store URL or postgres://…/db#schema.table
-    /// given becomes a source; each column's meaning is guessed from its name (in English,
+    /// With --from, every file, folder, glob, object-store URL, postgres://…/db#schema.table or
+    /// mysql://…/db#table given becomes a source; each column's meaning is guessed from its name (in English,
     /// Dutch, German, French, Spanish, Italian) and checked against its values, and a complete,
     /// commented panorama.toml is written: sources with their keys and types, the unify map with
     /// the evidence beside each mapping, identities for event data with cookie ids, activities
@@ -265,7 +265,8 @@ pub enum Command {
     Init {
         /// Directory to create the project in.
         dir: PathBuf,
-        /// Your data: files, folders, globs, s3://… URLs, postgres://…/db#schema.table.
+        /// Your data: files, folders, globs, s3://… URLs, postgres://…/db#schema.table,
+        /// mysql://…/db#table.
         #[arg(long, num_args = 1..)]
         from: Vec<String>,
         /// Print the config (and the summary) instead of writing it.

@@ -81,9 +81,14 @@ pub fn config(plan: &InitPlan) -> String {
         let _ = writeln!(out, "[sources.{}]", s.name());
         match &input.written {
             Some(w) => {
+                let var = if input.format == "mysql" {
+                    "MYSQL_PWD"
+                } else {
+                    "PGPASSWORD"
+                };
                 let _ = writeln!(
                     out,
-                    "# The password is read from the environment: export PGPASSWORD=… before a run."
+                    "# The password is read from the environment: export {var}=… before a run."
                 );
                 let _ = writeln!(out, "location = {}", toml_str(w));
             }

@@ -24,7 +24,7 @@ pub struct Input {
     /// `${PGPASSWORD}`, so no secret lands in a file kept in git.
     pub written: Option<String>,
     pub format: &'static str,
-    /// `postgres` only.
+    /// `postgres` and `mysql` only.
     pub table: Option<String>,
     /// CSV only, when not a comma.
     pub delimiter: Option<char>,
@@ -161,20 +161,32 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
         });
     };
     for arg in from {
-        if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
+        let database = if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
+            Some((
+                "postgres",
+                "postgres://user@host/db#schema.table",
+                "PGPASSWORD",
+            ))
+        } else if arg.starts_with("mysql://") || arg.starts_with("mariadb://") {
+            Some(("mysql", "mysql://user@host/db#table", "MYSQL_PWD"))
+        } else {
+            None
+        };
+        if let Some((format, example, password_var)) = database {
             let Some((url, table)) = arg.rsplit_once('#') else {
                 return Err(Error::Other(format!(
-                    "--from {}: name the table after a `#`: postgres://user@host/db#schema.table",
+                    "--from {}: name the table after a `#`: {example}",
                     crate::sources::location::redact(arg)
                 )));
             };
             let stem = table.rsplit('.').next().unwrap_or(table);
             let redacted = crate::sources::location::redact(url);
-            let written = (redacted != url).then(|| redacted.replace(":***@", ":${PGPASSWORD}@"));
+            let written = (redacted != url)
+                .then(|| redacted.replace(":***@", &format!(":${{{password_var}}}@")));
             push(
                 stem,
                 url.to_string(),
-                "postgres",
+                format,
                 Some(table.to_string()),
                 written,
             );

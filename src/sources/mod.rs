@@ -566,6 +566,7 @@ pub fn read_raw(
                     location,
                     &table,
                     updated_at,
+                    &cfg.root,
                     &mut counted,
                 ))?,
                 _ => runtime.block_on(postgres::read_postgres(

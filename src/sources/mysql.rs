@@ -47,6 +47,62 @@ fn driver_url(url: &str) -> String {
     }
 }
 
+/// The driver's options from the URL. Besides mysql_async's own parameters (`socket`,
+/// `require_ssl`, `verify_ca`, `verify_identity`, `built_in_roots`, ...), `ssl_ca=<PEM file>`
+/// trusts that certificate authority, as MySQL's `--ssl-ca` does — what a server with its own
+/// CA needs, and the driver's URL has no key for — and implies `require_ssl=true`. A relative
+/// path is the project's.
+pub(crate) fn connection_opts(
+    url: &str,
+    root: &std::path::Path,
+) -> std::result::Result<mysql_async::Opts, String> {
+    let url = driver_url(url);
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    let mut ssl_ca = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| match pair.split_once('=') {
+            Some(("ssl_ca", value)) => {
+                ssl_ca = Some(
+                    url::form_urlencoded::parse(format!("v={value}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default(),
+                );
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let opts = mysql_async::Opts::from_url(&url).map_err(|e| format!("bad connection URL: {e}"))?;
+    if ssl_ca.is_some() || opts.ssl_opts().is_some() {
+        // Two rustls back ends are linked (ring through pgwire, aws-lc here), so rustls cannot
+        // pick one itself and the driver's TLS handshake panics: name one, as `serve` does.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+    let Some(ca) = ssl_ca else {
+        return Ok(opts);
+    };
+    let path = root.join(&ca);
+    if !path.is_file() {
+        return Err(format!("ssl_ca: no such file {}", path.display()));
+    }
+    let ssl = opts
+        .ssl_opts()
+        .cloned()
+        .unwrap_or_default()
+        .with_root_certs(vec![path.into()]);
+    Ok(mysql_async::OptsBuilder::from_opts(opts)
+        .ssl_opts(ssl)
+        .into())
+}
+
 /// Read `table` (`database.table`, or `table` in the URL's database); with
 /// `updated_at = (column, Some(micros))`, only rows whose `column` is after that instant
 /// (`None`: all rows, the column still checked).
@@ -55,12 +111,12 @@ pub async fn read_mysql(
     url: &str,
     table: &str,
     updated_at: Option<(&str, Option<i64>)>,
+    root: &std::path::Path,
     emit: &mut dyn FnMut(RawChunk) -> Result<()>,
 ) -> Result<SchemaRef> {
     let shown = redact(url);
     let err = |m: String| Error::source(source, &shown, m);
-    let opts = mysql_async::Opts::from_url(&driver_url(url))
-        .map_err(|e| err(format!("bad connection URL: {e}")))?;
+    let opts = connection_opts(url, root).map_err(err)?;
     let url_database = opts.db_name().map(str::to_string);
     let (database, table_name) = match table.split_once('.') {
         Some((d, t)) => (d.to_string(), t.to_string()),
