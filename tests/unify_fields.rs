@@ -708,3 +708,42 @@ fn a_street_rule_compares_the_postcode_where_streets_recur_across_towns() {
     let plan = ok(&["unify", "-p", p(dir), "plan"]);
     assert!(plan.contains("Address parts"), "{plan}");
 }
+
+/// A table already free of duplicates — no two records share a value of any key — is not an
+/// error under automatic blocking: every record becomes its own customer, and the run says why.
+#[test]
+fn a_table_without_duplicates_unifies_into_one_customer_per_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        &dir.join("members.csv"),
+        "member_id,email,first_name,last_name,phone\n\
+         1,zoe@example.org,Zoë,Smit,+31 6 12345678\n\
+         2,ann@example.org,Ann,Lee,+31 6 87654321\n\
+         3,bob@example.net,Bob,Jansen,+31 6 11223344\n",
+    );
+    write(
+        &dir.join("panorama.toml"),
+        "[project]\nname = \"clean\"\n\n\
+         [sources.members]\nlocation = \"members.csv\"\nprimary_key = \"member_id\"\n\n\
+         [unify.sources.members]\nemail = \"email\"\nfirst_name = \"first_name\"\n\
+         last_name = \"last_name\"\nphone = \"phone\"\n",
+    );
+    let summary = ok(&["run", "-p", p(dir)]);
+    assert!(
+        summary.contains("Unified 3 records into 3 customers"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("no two records share a value of any blocking key"),
+        "{summary}"
+    );
+    assert_eq!(
+        query(dir, "SELECT count(*) AS pairs FROM match_pairs"),
+        "pairs\n0\n"
+    );
+    assert_eq!(
+        query(dir, "SELECT email FROM unified_customers ORDER BY email"),
+        "email\nann@example.org\nbob@example.net\nzoe@example.org\n"
+    );
+}

@@ -913,9 +913,27 @@ pub async fn plan(
         let mut p = blocking::estimate(ctx, &section, &comps, max_block_size).await?;
         section.blocking = p.choose_seed();
         if section.blocking.is_empty() {
-            return Err(Error::Other(
-                "unify.probabilistic: no field is filled in two records, so no blocking rule finds a pair; map more fields or give unify.probabilistic.blocking".into(),
-            ));
+            if p.candidates.iter().any(|c| c.pairs >= 1.0) {
+                return Err(Error::Other(format!(
+                    "unify.probabilistic: every blocking key the data allows makes more candidate pairs than the budget ({:.0}); give unify.probabilistic.blocking, or raise unify.probabilistic.pairs_per_record",
+                    p.budget
+                )));
+            }
+            // No two records share a value of any key (a table already free of duplicates):
+            // nothing can match. The run goes on with one key and no pairs, so every record
+            // is its own customer — not an error for a clean table.
+            let Some(first) = p.candidates.first_mut() else {
+                return Err(Error::Other(
+                    "unify.probabilistic: no field is mapped that a blocking rule could use; map more fields or give unify.probabilistic.blocking".into(),
+                ));
+            };
+            let w = "no two records share a value of any blocking key: no candidate pairs, so every record is its own customer".to_string();
+            tracing::warn!("{w}");
+            report.warnings.push(w);
+            first.chosen = Some(0);
+            first.seed = true;
+            first.reason = "no key finds a pair; kept so the run has a rule".into();
+            section.blocking = vec![first.key.clone()];
         }
         plan = Some(p);
     }
