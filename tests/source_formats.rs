@@ -853,6 +853,26 @@ open("metadata_location.txt", "w").write(t.metadata_location)
         ),
         expected
     );
+    // The SQL catalog pyiceberg wrote (SQLite) names the same metadata file.
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.contacts]\nlocation = \"sqlite:lake/catalog.db\"\nformat = \"iceberg\"\n\
+         table = \"crm.contacts\"\nprimary_key = \"id\"\n",
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(
+            dir,
+            "SELECT id, full_name, born, tier FROM contacts ORDER BY id"
+        ),
+        expected
+    );
+    edit(&dir.join("panorama.toml"), "crm.contacts", "crm.nobody");
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(
+        err.contains("the catalog sqlite:lake/catalog.db has no table `crm.nobody`"),
+        "{err}"
+    );
     // Not a table: said so.
     std::fs::create_dir_all(dir.join("empty")).unwrap();
     write(
@@ -861,6 +881,96 @@ open("metadata_location.txt", "w").write(t.metadata_location)
     );
     let err = fails(&["run", "-p", p(dir), "-q"]);
     assert!(err.contains("not an Iceberg table"), "{err}");
+}
+
+/// An Iceberg table whose SQL catalog pyiceberg keeps in PostgreSQL (`iceberg_tables`, as
+/// Iceberg's JdbcCatalog does): the source's location is the catalog database; each run reads
+/// the metadata file the catalog names now, so an append made after a run is in the next.
+#[test]
+fn an_iceberg_table_named_by_a_sql_catalog_in_postgresql() {
+    let Ok(pg) = std::env::var("PANORAMA_TEST_PG_URL") else {
+        assert!(!required(), "PANORAMA_TEST_PG_URL is needed");
+        eprintln!("SKIPPED: PANORAMA_TEST_PG_URL is not set");
+        return;
+    };
+    let has = Command::new("python3")
+        .args(["-c", "import pyiceberg, pyarrow, sqlalchemy, psycopg2"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(!required(), "python3 with pyiceberg and psycopg2 is needed");
+        eprintln!("SKIPPED: python3 with pyiceberg and psycopg2 is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let namespace = format!("crm_{}", std::process::id());
+    let sqlalchemy = pg.replacen("postgres://", "postgresql+psycopg2://", 1);
+    let catalog = format!(
+        r#"
+import os, sys, pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+wh = os.path.abspath("lake"); os.makedirs(wh, exist_ok=True)
+cat = SqlCatalog("shop", uri="{sqlalchemy}", warehouse=f"file://{{wh}}")
+ns, step = "{namespace}", sys.argv[1]
+rows = lambda ids, names: pa.table({{"id": pa.array(ids, pa.int64()), "name": names}})
+if step == "create":
+    cat.create_namespace(ns)
+    t = cat.create_table(f"{{ns}}.contacts", schema=rows([1], ["x"]).schema)
+    t.append(rows([1, 2], ["Zoë", "Ann"]))
+elif step == "append":
+    cat.load_table(f"{{ns}}.contacts").append(rows([3], ["Bob"]))
+else:
+    cat.drop_table(f"{{ns}}.contacts"); cat.drop_namespace(ns)
+"#
+    );
+    write(&dir.join("catalog.py"), &catalog);
+    let step = |name: &str| {
+        let out = Command::new("python3")
+            .args(["catalog.py", name])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    step("create");
+    write(
+        &dir.join("panorama.toml"),
+        &format!(
+            "[project]\nname = \"lake\"\n\n[sources.contacts]\nlocation = \"{pg}\"\n\
+             format = \"iceberg\"\ntable = \"{namespace}.contacts\"\nprimary_key = \"id\"\n"
+        ),
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(dir, "SELECT id, name FROM contacts ORDER BY id"),
+        "id,name\n1,Zoë\n2,Ann\n"
+    );
+    step("append");
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(dir, "SELECT id, name FROM contacts ORDER BY id"),
+        "id,name\n1,Zoë\n2,Ann\n3,Bob\n"
+    );
+    // The password stays out of what a run records.
+    let stats = query(dir, "SELECT location FROM source_stats");
+    assert!(stats.contains(":***@"), "{stats}");
+    // A catalog location without a table is a config error at its line.
+    edit(
+        &dir.join("panorama.toml"),
+        &format!("table = \"{namespace}.contacts\"\n"),
+        "",
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(
+        err.contains("panorama.toml:5:") && err.contains("needs `table = \"namespace.table\"`"),
+        "{err}"
+    );
+    step("drop");
 }
 
 /// Merge-on-read delete files, written into the table by pyiceberg's own snapshot producer and

@@ -622,12 +622,24 @@ impl ProjectConfig {
                 ),
             ));
         }
+        let iceberg = format.as_str() == "iceberg";
+        let catalog = names_sql_catalog(s.location.get_ref());
+        if iceberg && catalog && s.table.is_none() {
+            return Err(self.error_at(
+                s.location.span(),
+                format!(
+                    "sources.{n}: an Iceberg catalog location needs `table = \"namespace.table\"`"
+                ),
+            ));
+        }
         if !database {
             if let Some(t) = &s.table {
-                return Err(self.error_at(
-                    t.span(),
-                    format!("sources.{n}.table is only for the database formats \"postgres\" and \"mysql\""),
-                ));
+                if !(iceberg && catalog) {
+                    return Err(self.error_at(
+                        t.span(),
+                        format!("sources.{n}.table is only for the database formats \"postgres\" and \"mysql\", and for an Iceberg table named in a SQL catalog (location = \"postgres://…\", \"mysql://…\" or \"sqlite:…\")"),
+                    ));
+                }
             }
         }
         if let Some(c) = &s.updated_at_column {
@@ -779,7 +791,7 @@ impl ProjectConfig {
             Some(SourceFormat::Postgres)
         } else if loc.starts_with("mysql://") || loc.starts_with("mariadb://") {
             Some(SourceFormat::Mysql)
-        } else if loc.ends_with(".metadata.json") {
+        } else if loc.ends_with(".metadata.json") || loc.starts_with("sqlite:") {
             Some(SourceFormat::Iceberg)
         } else if loc.ends_with(".csv") || loc.ends_with(".tsv") {
             Some(SourceFormat::Csv)
@@ -884,6 +896,20 @@ pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Whether a source location names a SQL catalog database (an Iceberg table's `location` when
+/// it has `table = "namespace.table"`) rather than files.
+pub fn names_sql_catalog(location: &str) -> bool {
+    [
+        "postgres://",
+        "postgresql://",
+        "mysql://",
+        "mariadb://",
+        "sqlite:",
+    ]
+    .iter()
+    .any(|p| location.starts_with(p))
 }
 
 #[cfg(test)]

@@ -42,7 +42,8 @@ struct LiveFile {
 }
 
 /// Read the current snapshot of the table at `location`: a table root (holding `metadata/`)
-/// or one `*.metadata.json` file (what a catalog points at). Blocking: call from a blocking
+/// or one `*.metadata.json` file (what a catalog points at); with `catalog_table`, `location`
+/// is a SQL catalog database that names the table's metadata file. Blocking: call from a blocking
 /// task. Returns the table's schema and the snapshot id.
 ///
 /// Merge-on-read deletes are applied as the Iceberg spec says: a position delete removes row
@@ -54,19 +55,28 @@ struct LiveFile {
 pub fn read_iceberg(
     source: &str,
     location: &str,
+    catalog_table: Option<&str>,
     root: &std::path::Path,
     runtime: &tokio::runtime::Handle,
     emit: &mut dyn FnMut(RawChunk) -> Result<()>,
 ) -> Result<(SchemaRef, i64)> {
-    let err = |m: String| Error::source(source, location, m);
+    let shown = super::location::redact(location);
+    let err = |m: String| Error::source(source, &shown, m);
     let read = |uri: &str| -> Result<Bytes> {
         runtime
             .block_on(read_uri(uri, root))
             .map_err(|m| err(format!("{uri}: {m}")))
     };
-    let metadata_file = runtime
-        .block_on(current_metadata(location, root))
-        .map_err(err)?;
+    let metadata_file = match catalog_table {
+        Some(table) => runtime
+            .block_on(super::iceberg_catalog::metadata_location(
+                location, table, root,
+            ))
+            .map_err(err)?,
+        None => runtime
+            .block_on(current_metadata(location, root))
+            .map_err(err)?,
+    };
     let metadata: Json = serde_json::from_slice(&read(&metadata_file)?)
         .map_err(|e| err(format!("{metadata_file}: not table metadata JSON: {e}")))?;
     let schema_id = metadata["current-schema-id"].as_i64().unwrap_or(0);
@@ -104,7 +114,7 @@ pub fn read_iceberg(
     });
     let Some(snapshot) = snapshot else {
         // A table created and never written: no rows.
-        super::emit_numbered(Arc::from(location), &schema, std::iter::empty(), emit)?;
+        super::emit_numbered(Arc::from(shown.as_str()), &schema, std::iter::empty(), emit)?;
         return Ok((schema, snapshot_id));
     };
     let manifest_list = snapshot["manifest-list"]
@@ -250,7 +260,7 @@ pub fn read_iceberg(
         );
     }
     if !any {
-        super::emit_numbered(Arc::from(location), &schema, std::iter::empty(), emit)?;
+        super::emit_numbered(Arc::from(shown.as_str()), &schema, std::iter::empty(), emit)?;
     }
     Ok((schema, snapshot_id))
 }

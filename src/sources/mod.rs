@@ -11,6 +11,7 @@ pub mod database_rows;
 pub mod delta;
 pub mod drift;
 pub mod iceberg;
+pub mod iceberg_catalog;
 pub mod incremental;
 pub mod json;
 pub mod location;
@@ -530,7 +531,8 @@ pub fn read_raw(
             }
         }
         SourceFormat::Iceberg => {
-            iceberg::read_iceberg(name, location, &cfg.root, runtime, &mut |chunk| {
+            let table = source.table.as_ref().map(|t| t.get_ref().as_str());
+            iceberg::read_iceberg(name, location, table, &cfg.root, runtime, &mut |chunk| {
                 rows_read += chunk.batch.num_rows() as u64;
                 emit(chunk, &no_inference)
             })?;
