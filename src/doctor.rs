@@ -225,7 +225,26 @@ pub async fn diagnose(cfg: &ProjectConfig, sample_rows: usize) -> Result<Diagnos
                 .filter(|c| !report.missing_columns.contains(c))
                 .collect(),
         );
-        crate::session::register_batches(&ctx, name, schema, sink.batches)?;
+        // The columns loaded as NULL are left out again: a mapped expression that uses one
+        // then fails to plan here, naming the columns the source has.
+        let (schema, batches) = if report.missing_columns.is_empty() {
+            (schema, sink.batches)
+        } else {
+            let keep: Vec<usize> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| !report.missing_columns.contains(f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            let batches = sink
+                .batches
+                .iter()
+                .map(|b| b.project(&keep))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            (std::sync::Arc::new(schema.project(&keep)?), batches)
+        };
+        crate::session::register_batches(&ctx, name, schema, batches)?;
         let scope = if sink.rows >= sample_rows {
             format!("the first {} rows", sink.rows)
         } else {

@@ -400,7 +400,35 @@ fn console_report_and_notebook_show_the_runs_data() {
         let plot = out_dir.join("lifetime_spend.png");
         let _ = std::fs::remove_file(&plot);
         let nb = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/explore.ipynb");
-        let run = Command::new("python3")
+        // The notebook's last cell opens the project with the `panorama` Python package: the
+        // extension `cargo test --workspace` built beside this test, as a package directory.
+        // A test build leaves the cdylib in `deps/`, beside this test's binary.
+        let library = std::env::current_exe()
+            .unwrap()
+            .with_file_name("lib_panorama.so");
+        let embedded = library.is_file();
+        assert!(
+            embedded || !required(),
+            "{} is built by `cargo test --workspace`",
+            library.display()
+        );
+        let python_path = out_dir.join("python");
+        if embedded {
+            let package = python_path.join("panorama");
+            std::fs::create_dir_all(&package).unwrap();
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("python/panorama/__init__.py"),
+                package.join("__init__.py"),
+            )
+            .unwrap();
+            std::fs::copy(&library, package.join("_panorama.abi3.so")).unwrap();
+        }
+        let mut run = Command::new("python3");
+        if embedded {
+            run.env("PANORAMA_PROJECT", dir)
+                .env("PYTHONPATH", &python_path);
+        }
+        let run = run
             .args([
                 "-m",
                 "jupyter",
@@ -439,6 +467,12 @@ fn console_report_and_notebook_show_the_runs_data() {
             "{printed}"
         );
         assert!(printed.contains("plotted"), "{printed}");
+        if embedded {
+            assert!(
+                printed.contains(&format!("embedded customers: {}", customers as u64)),
+                "{printed}"
+            );
+        }
         assert!(
             std::fs::metadata(&plot).unwrap().len() > 1000,
             "the plot was saved"

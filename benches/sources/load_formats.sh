@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Load the same N rows (default 1,000,000) as UTF-8 CSV, Windows-1252 CSV (read with
-# encoding = "auto"), an .xlsx workbook (written by openpyxl) and a MariaDB table, each as the
-# only source of a project, with the release CLI: `panorama run --full`, whole-process wall time
+# encoding = "auto"), an .xlsx workbook (written by openpyxl), an Iceberg table (written by
+# pyiceberg in 4 appends, then 10% of its rows deleted by a position delete file, read through
+# its SQLite catalog) and a MariaDB table, each as the only source of a project, with the release CLI: `panorama run --full`, whole-process wall time
 # and peak RSS (/usr/bin/time), and the source's own load seconds (source_stats).
 #
 #   benches/sources/load_formats.sh [ROWS] [MYSQL_URL]
 #
-# Needs python3 with openpyxl; the MariaDB row needs MYSQL_URL (a database the user may create
+# Needs python3 with openpyxl and pyiceberg; the MariaDB row needs MYSQL_URL (a database the user may create
 # tables in, e.g. the PANORAMA_TEST_MYSQL_URL that .ci/run starts) and the `mariadb` client.
 set -euo pipefail
 ROWS=${1:-1000000}
@@ -43,6 +44,54 @@ ws.append(header)
 for r in rows:
     ws.append(r[:5] + [datetime.date.fromisoformat(r[5]), r[6]])
 wb.save("data/people.xlsx")
+
+import os, uuid, pyarrow as pa, pyarrow.parquet as pq
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestContent, ManifestWriterV2
+from pyiceberg.table.snapshots import Operation
+from pyiceberg.table.update.snapshot import _FastAppendFiles
+from pyiceberg.typedef import Record
+wh = os.path.abspath("data/lake"); os.makedirs(wh)
+cat = SqlCatalog("bench", uri=f"sqlite:///{wh}/catalog.db", warehouse=f"file://{wh}")
+cat.create_namespace("crm")
+cols = list(zip(*rows))
+table = pa.table({"id": pa.array(cols[0], pa.int64()), "first_name": list(cols[1]),
+                  "last_name": list(cols[2]), "email": list(cols[3]), "city": list(cols[4]),
+                  "born": pa.array([datetime.date.fromisoformat(d) for d in cols[5]], pa.date32()),
+                  "spend": pa.array(cols[6], pa.float64())})
+t = cat.create_table("crm.people", schema=table.schema)
+step = (n + 3) // 4
+for k in range(0, n, step):
+    t.append(table.slice(k, step))
+# Merge-on-read: every 10th row of each data file deleted by one position delete file
+# (pyiceberg's own snapshot producer, pointed at a delete manifest).
+class DeleteManifestWriter(ManifestWriterV2):
+    def content(self):
+        return ManifestContent.DELETES
+    @property
+    def _meta(self):
+        return {**ManifestWriterV2._meta.fget(self), "content": "deletes"}
+class AddDeletes(_FastAppendFiles):
+    def new_manifest_writer(self, spec):
+        return DeleteManifestWriter(spec, self._transaction.table_metadata.schema(),
+                                    self.new_manifest_output(), self._snapshot_id, self._compression)
+paths, positions = [], []
+for task in t.scan().plan_files():
+    for pos in range(0, task.file.record_count, 10):
+        paths.append(task.file.file_path); positions.append(pos)
+schema = pa.schema([
+    pa.field("file_path", pa.string(), nullable=False, metadata={"PARQUET:field_id": "2147483546"}),
+    pa.field("pos", pa.int64(), nullable=False, metadata={"PARQUET:field_id": "2147483545"})])
+path = f"{t.location()}/data/delete-{uuid.uuid4()}.parquet"
+pq.write_table(pa.table({"file_path": paths, "pos": positions}, schema=schema), path.removeprefix("file://"))
+f = DataFile.from_args(content=DataFileContent.POSITION_DELETES, file_path=path,
+                       file_format=FileFormat.PARQUET, partition=Record(), record_count=len(paths),
+                       file_size_in_bytes=os.path.getsize(path.removeprefix("file://")))
+f.spec_id = t.metadata.default_spec_id
+with t.transaction() as tx:
+    producer = AddDeletes(operation=Operation.DELETE, transaction=tx, io=t.io)
+    producer.append_data_file(f)
+    producer.commit()
 PY
 
 project() { # name, source toml
@@ -54,6 +103,9 @@ project csv_utf8 'location = "data/people_utf8.csv"'
 project csv_1252 'location = "data/people_1252.csv"
 encoding = "auto"'
 project xlsx 'location = "data/people.xlsx"'
+project iceberg 'location = "sqlite:data/lake/catalog.db"
+format = "iceberg"
+table = "crm.people"'
 if [ -n "$MYSQL_URL" ]; then
   table=people_load_bench
   python3 - "$MYSQL_URL" "$WORK/data/people_utf8.csv" "$table" <<'PY'
@@ -72,7 +124,7 @@ table = \"$table\""
 fi
 
 printf '%-10s %12s %12s %14s %12s\n' format rows_loaded load_s run_wall_s peak_rss_MB
-for p in csv_utf8 csv_1252 xlsx mariadb; do
+for p in csv_utf8 csv_1252 xlsx iceberg mariadb; do
   [ -d "$WORK/$p" ] || continue
   /usr/bin/time -f "%e %M" -o "$WORK/$p.time" "$BIN" run --full -q -p "$WORK/$p"
   read -r wall rss < "$WORK/$p.time"
