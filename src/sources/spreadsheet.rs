@@ -20,7 +20,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
-use calamine::{Data, Reader, Sheets};
+use calamine::{Data, Range, Reader, Sheets};
 use chrono::{NaiveDate, NaiveDateTime};
 
 use super::csv::CHUNK_ROWS;
@@ -81,50 +81,86 @@ pub fn read_spreadsheet(
             .cloned()
             .ok_or_else(|| fail("the workbook has no sheets".into()))?,
     };
-    let range = book
-        .worksheet_range(&sheet)
-        .map_err(|e| fail(format!("cannot read sheet `{sheet}`: {e}")))?;
-    let merges = merged_cells(&mut book, &sheet);
+    let merges = Merges::new(merged_cells(&mut book, &sheet));
     let shown: Arc<str> = Arc::from(format!("{file} [{sheet}]").as_str());
-
-    // Absolute (0-based) sheet coordinates of the range's first cell.
-    let (top, left) = range.start().unwrap_or((0, 0));
-    let (height, width) = range.get_size();
-    // A merged cell's value is on its first cell only: the others read it from there.
-    let cell = |r: usize, c: usize| -> &Data {
-        let own = range.get((r, c)).unwrap_or(&Data::Empty);
-        if !matches!(own, Data::Empty) {
-            return own;
-        }
-        let at = (top + r as u32, left + c as u32);
-        match merges.get(&at) {
-            Some(&(mr, mc)) if mr >= top && mc >= left => range
-                .get(((mr - top) as usize, (mc - left) as usize))
-                .unwrap_or(&Data::Empty),
-            _ => own,
-        }
+    // An .xlsx sheet is streamed from its XML twice (types, then rows), so memory holds one
+    // chunk of rows, not the sheet: 692 MB → see benches/README.md for 1,000,000 rows. Other
+    // formats come as calamine's in-memory range.
+    let range = match &book {
+        Sheets::Xlsx(_) => None,
+        _ => Some(
+            book.worksheet_range(&sheet)
+                .map_err(|e| fail(format!("cannot read sheet `{sheet}`: {e}")))?,
+        ),
     };
-    let blank = |r: usize| (0..width).all(|c| matches!(cell(r, c), Data::Empty));
 
-    let header_at = match opts.header_row {
-        Some(n) => {
-            let r = (n as i64 - 1) - top as i64;
-            if r < 0 || r as usize >= height {
-                return Err(fail(format!(
-                    "header_row {n} is outside sheet `{sheet}`, whose cells span rows {} to {}",
-                    top + 1,
-                    top as usize + height
-                )));
+    // Pass 1: the bounds of the cells, the header row, each column's kind, the rows with an
+    // error cell. Columns are absolute until the bounds are known.
+    let mut top: Option<u32> = None;
+    let (mut bottom, mut left, mut right) = (0u32, u32::MAX, 0u32);
+    let mut header_at: Option<u32> = opts.header_row.map(|n| n.saturating_sub(1));
+    let mut header_cells: Vec<(u32, Data)> = Vec::new();
+    let mut kinds_by_col: HashMap<u32, Option<Kind>> = HashMap::new();
+    let mut errors: Vec<(u32, u32, String)> = Vec::new();
+    for_each_row(
+        &mut book,
+        &sheet,
+        range.as_ref(),
+        &merges,
+        &mut |row, cells| {
+            for (col, _, own) in cells {
+                if *own {
+                    top.get_or_insert(row);
+                    bottom = row;
+                    left = left.min(*col);
+                    right = right.max(*col);
+                }
             }
-            r as usize
-        }
-        None => match (0..height).find(|&r| !blank(r)) {
-            Some(r) => r,
-            None => return Err(fail(format!("sheet `{sheet}` is empty: no header row"))),
+            let header = *header_at.get_or_insert(row);
+            if row == header {
+                header_cells = cells.iter().map(|(c, d, _)| (*c, d.clone())).collect();
+                return;
+            }
+            if row < header {
+                return;
+            }
+            if let Some((col, d, _)) = cells.iter().find(|(_, d, _)| matches!(d, Data::Error(_))) {
+                errors.push((row, *col, d.to_string()));
+                return;
+            }
+            for (col, d, _) in cells {
+                if let Some(k) = kind(d) {
+                    let acc = kinds_by_col.entry(*col).or_default();
+                    *acc = Some(fold_kind(*acc, k));
+                }
+            }
         },
+    )
+    .map_err(|e| fail(format!("cannot read sheet `{sheet}`: {e}")))?;
+
+    let Some(top) = top else {
+        return Err(fail(format!("sheet `{sheet}` is empty: no header row")));
     };
-    let header: Vec<String> = (0..width)
-        .map(|c| match display(cell(header_at, c)).trim() {
+    let header_at = header_at.unwrap_or(top);
+    if header_at < top || header_at > bottom {
+        return Err(fail(format!(
+            "header_row {} is outside sheet `{sheet}`, whose cells span rows {} to {}",
+            header_at + 1,
+            top + 1,
+            bottom + 1
+        )));
+    }
+    let width = (right - left + 1) as usize;
+    let mut header_row = vec![Data::Empty; width];
+    for (col, d) in header_cells {
+        if (left..=right).contains(&col) {
+            header_row[(col - left) as usize] = d;
+        }
+    }
+    let header: Vec<String> = header_row
+        .iter()
+        .enumerate()
+        .map(|(c, d)| match display(d).trim() {
             "" => format!("column_{}", c + 1),
             name => name.to_string(),
         })
@@ -144,37 +180,27 @@ pub fn read_spreadsheet(
             )));
         }
     }
-
-    // Rows after the header that hold something; rows with an error cell are rejects.
-    let mut rows: Vec<usize> = Vec::new();
-    for r in header_at + 1..height {
-        if blank(r) {
-            continue;
-        }
-        let error = (0..width).find_map(|c| match cell(r, c) {
-            Data::Error(e) => Some((c, e.to_string())),
-            _ => None,
+    // Rows with an error cell are rejects, with the cell's reference.
+    for (row, col, e) in &errors {
+        rejects.push(Reject {
+            source: source.to_string(),
+            file: shown.to_string(),
+            row: u64::from(*row) + 1,
+            column: header.get(col.saturating_sub(left) as usize).cloned(),
+            raw_value: Some(e.clone()),
+            reason: format!("cell {} holds the error {e}", cell_reference(*row, *col)),
         });
-        match error {
-            Some((c, e)) => rejects.push(Reject {
-                source: source.to_string(),
-                file: shown.to_string(),
-                row: u64::from(top) + r as u64 + 1,
-                column: Some(header[c].clone()),
-                raw_value: Some(e.clone()),
-                reason: format!(
-                    "cell {} holds the error {e}",
-                    cell_reference(top + r as u32, left + c as u32)
-                ),
-            }),
-            None => rows.push(r),
-        }
     }
-
+    let error_rows: std::collections::HashSet<u32> = errors.iter().map(|(r, _, _)| *r).collect();
     let kinds: Vec<Kind> = (0..width)
         .map(|c| match text_columns(&header[c]) {
             true => Kind::Text,
-            false => column_kind(rows.iter().map(|&r| cell(r, c))),
+            // A column with no values at all is text, as an empty CSV column is.
+            false => kinds_by_col
+                .get(&(left + c as u32))
+                .copied()
+                .flatten()
+                .unwrap_or(Kind::Text),
         })
         .collect();
     let schema = Arc::new(Schema::new(
@@ -184,25 +210,167 @@ pub fn read_spreadsheet(
             .map(|(h, k)| Field::new(h, data_type(*k), true))
             .collect::<Vec<_>>(),
     ));
-    let chunks: Vec<&[usize]> = match rows.is_empty() {
-        true => vec![&[]],
-        false => rows.chunks(CHUNK_ROWS).collect(),
-    };
-    for chunk in chunks {
+
+    // Pass 2: the rows after the header that hold something, in chunks.
+    let mut chunk: Vec<Vec<Data>> = Vec::new();
+    let mut numbers: Vec<u64> = Vec::new();
+    let mut emitted = false;
+    let mut result: Result<()> = Ok(());
+    let mut flush = |chunk: &mut Vec<Vec<Data>>, numbers: &mut Vec<u64>| -> Result<()> {
         let columns: Vec<ArrayRef> = (0..width)
-            .map(|c| build(kinds[c], chunk.iter().map(|&r| cell(r, c))))
+            .map(|c| build(kinds[c], chunk.iter().map(|r| &r[c])))
             .collect();
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        chunk.clear();
         emit(RawChunk {
             file: shown.clone(),
-            rows: chunk
-                .iter()
-                .map(|&r| u64::from(top) + r as u64 + 1)
-                .collect(),
+            rows: std::mem::take(numbers),
             batch,
-        })?;
+        })
+    };
+    for_each_row(
+        &mut book,
+        &sheet,
+        range.as_ref(),
+        &merges,
+        &mut |row, cells| {
+            if result.is_err() || row <= header_at || error_rows.contains(&row) {
+                return;
+            }
+            let mut dense = vec![Data::Empty; width];
+            let mut any = false;
+            for (col, d, _) in cells {
+                if (left..=right).contains(col) && !matches!(d, Data::Empty) {
+                    dense[(col - left) as usize] = d.clone();
+                    any = true;
+                }
+            }
+            if !any {
+                return;
+            }
+            chunk.push(dense);
+            numbers.push(u64::from(row) + 1);
+            if chunk.len() == CHUNK_ROWS {
+                result = flush(&mut chunk, &mut numbers);
+                emitted = true;
+            }
+        },
+    )
+    .map_err(|e| fail(format!("cannot read sheet `{sheet}`: {e}")))?;
+    result?;
+    if !chunk.is_empty() || !emitted {
+        flush(&mut chunk, &mut numbers)?;
     }
     Ok(header)
+}
+
+/// Merged regions: covered cell → the region's first cell, and the covered cells by row.
+struct Merges {
+    starts: std::collections::HashSet<(u32, u32)>,
+    by_row: std::collections::BTreeMap<u32, Vec<(u32, (u32, u32))>>,
+}
+
+impl Merges {
+    fn new(covered: HashMap<(u32, u32), (u32, u32)>) -> Merges {
+        let mut by_row: std::collections::BTreeMap<u32, Vec<(u32, (u32, u32))>> =
+            std::collections::BTreeMap::new();
+        let starts = covered.values().copied().collect();
+        for ((r, c), start) in covered {
+            by_row.entry(r).or_default().push((c, start));
+        }
+        Merges { starts, by_row }
+    }
+}
+
+/// Call `f` with each row that holds a cell, in order: its absolute number and its cells as
+/// (absolute column, value, whether the cell is its own rather than a merged region's), sorted
+/// by column. A merged region's value fills every cell it covers (rows with no cells of their
+/// own included). An .xlsx sheet is streamed from its XML; other formats read `range`.
+fn for_each_row(
+    book: &mut Sheets<Cursor<Bytes>>,
+    sheet: &str,
+    range: Option<&Range<Data>>,
+    merges: &Merges,
+    f: &mut dyn FnMut(u32, &[(u32, Data, bool)]),
+) -> std::result::Result<(), String> {
+    let mut starts: HashMap<(u32, u32), Data> = HashMap::new();
+    let mut current: Option<u32> = None;
+    let mut cells: Vec<(u32, Data, bool)> = Vec::new();
+    let mut finish =
+        |row: u32, cells: &mut Vec<(u32, Data, bool)>, starts: &HashMap<(u32, u32), Data>| {
+            if let Some(covered) = merges.by_row.get(&row) {
+                for (col, start) in covered {
+                    if cells.iter().any(|(c, _, _)| c == col) {
+                        continue;
+                    }
+                    if let Some(v) = starts.get(start) {
+                        cells.push((*col, v.clone(), false));
+                    }
+                }
+                cells.sort_by_key(|(c, _, _)| *c);
+            }
+            if !cells.is_empty() {
+                f(row, cells);
+            }
+            cells.clear();
+        };
+    let mut cell = |r: u32,
+                    c: u32,
+                    v: Data,
+                    current: &mut Option<u32>,
+                    cells: &mut Vec<(u32, Data, bool)>,
+                    starts: &mut HashMap<(u32, u32), Data>| {
+        if matches!(v, Data::Empty) {
+            return;
+        }
+        if merges.starts.contains(&(r, c)) {
+            starts.insert((r, c), v.clone());
+        }
+        if *current != Some(r) {
+            if let Some(p) = *current {
+                finish(p, cells, starts);
+                // Rows between with only merged cells.
+                for (&q, _) in merges.by_row.range(p + 1..r) {
+                    finish(q, cells, starts);
+                }
+            }
+            *current = Some(r);
+        }
+        cells.push((c, v, true));
+    };
+    match range {
+        Some(range) => {
+            let (top, left) = range.start().unwrap_or((0, 0));
+            for (r, c, v) in range.used_cells() {
+                cell(
+                    top + r as u32,
+                    left + c as u32,
+                    v.clone(),
+                    &mut current,
+                    &mut cells,
+                    &mut starts,
+                );
+            }
+        }
+        None => {
+            let Sheets::Xlsx(x) = book else {
+                return Err("not an xlsx workbook".into());
+            };
+            let mut reader = x.worksheet_cells_reader(sheet).map_err(|e| e.to_string())?;
+            while let Some(c) = reader.next_cell().map_err(|e| e.to_string())? {
+                let (r, col) = c.get_position();
+                let v: Data = c.get_value().clone().into();
+                cell(r, col, v, &mut current, &mut cells, &mut starts);
+            }
+        }
+    }
+    if let Some(p) = current {
+        finish(p, &mut cells, &starts);
+        for (&q, _) in merges.by_row.range(p + 1..) {
+            finish(q, &mut cells, &starts);
+        }
+    }
+    Ok(())
 }
 
 /// Covered cell → the merged region's first cell, both absolute (row, column). Only xlsx and
@@ -263,21 +431,26 @@ fn kind(d: &Data) -> Option<Kind> {
     }
 }
 
-/// The type of a column from its cells: one kind, or numbers (whole numbers and fractions
-/// make `Float`), or dates with and without times (`Timestamp`); anything else mixed is text.
-fn column_kind<'a>(cells: impl Iterator<Item = &'a Data>) -> Kind {
-    let mut found: Option<Kind> = None;
-    for k in cells.filter_map(kind) {
-        found = Some(match (found, k) {
-            (None, k) => k,
-            (Some(a), b) if a == b => a,
-            (Some(Kind::Int | Kind::Float), Kind::Int | Kind::Float) => Kind::Float,
-            (Some(Kind::Date | Kind::Timestamp), Kind::Date | Kind::Timestamp) => Kind::Timestamp,
-            _ => return Kind::Text,
-        });
+/// The kind of a column so far (`found`) with one more cell of kind `k`: one kind, or numbers
+/// (whole numbers and fractions make `Float`), or dates with and without times (`Timestamp`);
+/// anything else mixed is text.
+fn fold_kind(found: Option<Kind>, k: Kind) -> Kind {
+    match (found, k) {
+        (None, k) => k,
+        (Some(a), b) if a == b => a,
+        (Some(Kind::Int | Kind::Float), Kind::Int | Kind::Float) => Kind::Float,
+        (Some(Kind::Date | Kind::Timestamp), Kind::Date | Kind::Timestamp) => Kind::Timestamp,
+        _ => Kind::Text,
     }
-    // A column with no values at all is text, as an empty CSV column is.
-    found.unwrap_or(Kind::Text)
+}
+
+/// The type of a column from its cells (see [`fold_kind`]); no values at all: text.
+#[cfg(test)]
+fn column_kind<'a>(cells: impl Iterator<Item = &'a Data>) -> Kind {
+    cells
+        .filter_map(kind)
+        .fold(None, |acc, k| Some(fold_kind(acc, k)))
+        .unwrap_or(Kind::Text)
 }
 
 fn data_type(k: Kind) -> DataType {
