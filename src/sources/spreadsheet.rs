@@ -267,15 +267,25 @@ pub fn read_spreadsheet(
     Ok(header)
 }
 
+/// An absolute (row, column) position in a sheet.
+type Position = (u32, u32);
+
+/// A covered cell's column and its merged region's first cell.
+type Covered = (u32, Position);
+
+/// One cell of a row: absolute column, value, and whether it is the cell's own value (not a
+/// merged region's).
+type RowCell = (u32, Data, bool);
+
 /// Merged regions: covered cell → the region's first cell, and the covered cells by row.
 struct Merges {
-    starts: std::collections::HashSet<(u32, u32)>,
-    by_row: std::collections::BTreeMap<u32, Vec<(u32, (u32, u32))>>,
+    starts: std::collections::HashSet<Position>,
+    by_row: std::collections::BTreeMap<u32, Vec<Covered>>,
 }
 
 impl Merges {
     fn new(covered: HashMap<(u32, u32), (u32, u32)>) -> Merges {
-        let mut by_row: std::collections::BTreeMap<u32, Vec<(u32, (u32, u32))>> =
+        let mut by_row: std::collections::BTreeMap<u32, Vec<Covered>> =
             std::collections::BTreeMap::new();
         let starts = covered.values().copied().collect();
         for ((r, c), start) in covered {
@@ -294,34 +304,33 @@ fn for_each_row(
     sheet: &str,
     range: Option<&Range<Data>>,
     merges: &Merges,
-    f: &mut dyn FnMut(u32, &[(u32, Data, bool)]),
+    f: &mut dyn FnMut(u32, &[RowCell]),
 ) -> std::result::Result<(), String> {
     let mut starts: HashMap<(u32, u32), Data> = HashMap::new();
     let mut current: Option<u32> = None;
-    let mut cells: Vec<(u32, Data, bool)> = Vec::new();
-    let mut finish =
-        |row: u32, cells: &mut Vec<(u32, Data, bool)>, starts: &HashMap<(u32, u32), Data>| {
-            if let Some(covered) = merges.by_row.get(&row) {
-                for (col, start) in covered {
-                    if cells.iter().any(|(c, _, _)| c == col) {
-                        continue;
-                    }
-                    if let Some(v) = starts.get(start) {
-                        cells.push((*col, v.clone(), false));
-                    }
+    let mut cells: Vec<RowCell> = Vec::new();
+    let mut finish = |row: u32, cells: &mut Vec<RowCell>, starts: &HashMap<Position, Data>| {
+        if let Some(covered) = merges.by_row.get(&row) {
+            for (col, start) in covered {
+                if cells.iter().any(|(c, _, _)| c == col) {
+                    continue;
                 }
-                cells.sort_by_key(|(c, _, _)| *c);
+                if let Some(v) = starts.get(start) {
+                    cells.push((*col, v.clone(), false));
+                }
             }
-            if !cells.is_empty() {
-                f(row, cells);
-            }
-            cells.clear();
-        };
+            cells.sort_by_key(|(c, _, _)| *c);
+        }
+        if !cells.is_empty() {
+            f(row, cells);
+        }
+        cells.clear();
+    };
     let mut cell = |r: u32,
                     c: u32,
                     v: Data,
                     current: &mut Option<u32>,
-                    cells: &mut Vec<(u32, Data, bool)>,
+                    cells: &mut Vec<RowCell>,
                     starts: &mut HashMap<(u32, u32), Data>| {
         if matches!(v, Data::Empty) {
             return;
