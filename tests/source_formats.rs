@@ -26,6 +26,19 @@ fn python(script: &str, dir: &Path) -> bool {
     }
 }
 
+/// Whether python3 imports `modules` (comma-separated); false skips the test outside CI.
+fn python_has(modules: &str) -> bool {
+    let has = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(!required(), "python3 with {modules} is needed");
+        eprintln!("SKIPPED: python3 with {modules} is not installed");
+    }
+    has
+}
+
 /// The line of `key = ` after the line `[table]` in `config` (1-based).
 fn key_line(config: &str, table: &str, key: &str) -> usize {
     let lines: Vec<&str> = config.lines().collect();
@@ -357,18 +370,7 @@ fn a_retyped_column_the_config_uses_fails_the_run() {
 /// A Python 3 with openpyxl, xlwt and pandas (with odfpy) to write workbooks; None skips
 /// (CI has them).
 fn python_with_spreadsheet_writers() -> bool {
-    let has = Command::new("python3")
-        .args(["-c", "import openpyxl, xlwt, odf, pandas"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            !required(),
-            "python3 with openpyxl, xlwt, odfpy and pandas is needed"
-        );
-        eprintln!("SKIPPED: python3 with openpyxl, xlwt, odfpy and pandas is not installed");
-    }
-    has
+    python_has("openpyxl, xlwt, odf, pandas")
 }
 
 #[test]
@@ -774,16 +776,7 @@ fn mariadb_over_tls_over_its_socket_and_from_init() {
 
 #[test]
 fn an_iceberg_table_from_pyiceberg_reads_its_current_snapshot_by_field_id() {
-    let has = Command::new("python3")
-        .args(["-c", "import pyiceberg, pyarrow, sqlalchemy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            !required(),
-            "python3 with pyiceberg, pyarrow and sqlalchemy is needed"
-        );
-        eprintln!("SKIPPED: python3 with pyiceberg is not installed");
+    if !python_has("pyiceberg, pyarrow, sqlalchemy") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -893,13 +886,7 @@ fn an_iceberg_table_named_by_a_sql_catalog_in_postgresql() {
         eprintln!("SKIPPED: PANORAMA_TEST_PG_URL is not set");
         return;
     };
-    let has = Command::new("python3")
-        .args(["-c", "import pyiceberg, pyarrow, sqlalchemy, psycopg2"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(!required(), "python3 with pyiceberg and psycopg2 is needed");
-        eprintln!("SKIPPED: python3 with pyiceberg and psycopg2 is not installed");
+    if !python_has("pyiceberg, pyarrow, sqlalchemy, psycopg2") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -974,67 +961,33 @@ else:
 }
 
 /// Merge-on-read delete files, written into the table by pyiceberg's own snapshot producer and
-/// manifest writer (pyiceberg 0.12 writes only copy-on-write deletes itself, so its producer is
-/// pointed at a delete manifest): a position delete file, then an equality delete file, then
+/// manifest writer (`tests/clients/iceberg_deletes.py`: pyiceberg 0.12 writes only
+/// copy-on-write deletes itself, so its producer is pointed at a delete manifest): a position delete file, then an equality delete file, then
 /// an append of a deleted key again. pyiceberg's own scan (it applies position deletes) is the
 /// reference for the first step.
 #[test]
 fn iceberg_position_and_equality_delete_files_are_applied() {
-    let has = Command::new("python3")
-        .args(["-c", "import pyiceberg, pyarrow, sqlalchemy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            !required(),
-            "python3 with pyiceberg, pyarrow and sqlalchemy is needed"
-        );
-        eprintln!("SKIPPED: python3 with pyiceberg is not installed");
+    if !python_has("pyiceberg, pyarrow, sqlalchemy") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/iceberg_deletes.py"),
+        dir.join("iceberg_deletes.py"),
+    )
+    .unwrap();
     write(
         &dir.join("deletes.py"),
         r#"
-import os, uuid, pyarrow as pa, pyarrow.parquet as pq
+import os, pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestContent, ManifestWriterV2
-from pyiceberg.table.snapshots import Operation
-from pyiceberg.table.update.snapshot import _FastAppendFiles
-from pyiceberg.typedef import Record
+from iceberg_deletes import EQUALITY, POSITION, commit_delete, positions
 
 wh = os.path.abspath("lake")
 os.makedirs(wh, exist_ok=True)
 cat = SqlCatalog("local", uri=f"sqlite:///{wh}/catalog.db", warehouse=f"file://{wh}")
 rows = lambda ids, names: pa.table({"id": pa.array(ids, pa.int64()), "name": names})
-
-class DeleteManifestWriter(ManifestWriterV2):
-    def content(self):
-        return ManifestContent.DELETES
-    @property
-    def _meta(self):
-        return {**ManifestWriterV2._meta.fget(self), "content": "deletes"}
-
-class AddDeletes(_FastAppendFiles):
-    def new_manifest_writer(self, spec):
-        return DeleteManifestWriter(spec, self._transaction.table_metadata.schema(),
-                                    self.new_manifest_output(), self._snapshot_id,
-                                    self._compression)
-
-def commit_delete(table, content, data, equality_ids=None):
-    path = f"{table.location()}/data/delete-{uuid.uuid4()}.parquet"
-    local = path.removeprefix("file://")
-    pq.write_table(data, local)
-    f = DataFile.from_args(content=content, file_path=path, file_format=FileFormat.PARQUET,
-                           partition=Record(), record_count=data.num_rows,
-                           file_size_in_bytes=os.path.getsize(local), equality_ids=equality_ids)
-    f.spec_id = table.metadata.default_spec_id
-    with table.transaction() as tx:
-        producer = AddDeletes(operation=Operation.DELETE, transaction=tx, io=table.io)
-        producer.append_data_file(f)
-        producer.commit()
-    return cat.load_table("crm.contacts")
 "#,
     );
     // Two data files, then row positions 1 and 4 (Ann, Di) of the first deleted.
@@ -1046,11 +999,7 @@ t = cat.create_table("crm.contacts", schema=rows([1], ["x"]).schema,
 t.append(rows([1, 2, 3, 4, 5, 6], ["Zoë", "Ann", "Bob", "Cy", "Di", "Ed"]))
 t.append(rows([7, 8], ["Flo", "Gus"]))
 first = [f.file.file_path for f in t.scan().plan_files() if f.file.record_count == 6][0]
-schema = pa.schema([
-    pa.field("file_path", pa.string(), nullable=False, metadata={"PARQUET:field_id": "2147483546"}),
-    pa.field("pos", pa.int64(), nullable=False, metadata={"PARQUET:field_id": "2147483545"})])
-t = commit_delete(t, DataFileContent.POSITION_DELETES,
-                  pa.table({"file_path": [first, first], "pos": [1, 4]}, schema=schema))
+t = commit_delete(t, POSITION, positions([first, first], [1, 4]))
 got = t.scan().to_arrow().sort_by("id")
 open("pyiceberg_scan.csv", "w").write("id,name\n" + "".join(
     f"{i},{n}\n" for i, n in zip(got["id"].to_pylist(), got["name"].to_pylist())))
@@ -1079,8 +1028,7 @@ open("pyiceberg_scan.csv", "w").write("id,name\n" + "".join(
 from deletes import *
 t = cat.load_table("crm.contacts")
 schema = pa.schema([pa.field("id", pa.int64(), nullable=False, metadata={"PARQUET:field_id": "1"})])
-t = commit_delete(t, DataFileContent.EQUALITY_DELETES, pa.table({"id": [7, 3]}, schema=schema),
-                  equality_ids=[1])
+t = commit_delete(t, EQUALITY, pa.table({"id": [7, 3]}, schema=schema), equality_ids=[1])
 t.append(rows([7], ["Flo again"]))
 "#;
     if !python(step2, dir) {

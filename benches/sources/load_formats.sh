@@ -12,7 +12,9 @@
 set -euo pipefail
 ROWS=${1:-1000000}
 MYSQL_URL=${2:-${PANORAMA_TEST_MYSQL_URL:-}}
-BIN=${PANORAMA_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/target/release/panorama}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${PANORAMA_BIN:-$ROOT/target/release/panorama}
+export PANORAMA_TESTS_CLIENTS="$ROOT/tests/clients"   # iceberg_deletes.py
 WORK=${WORK:-/tmp/panorama-load-formats}
 rm -rf "$WORK" && mkdir -p "$WORK/data"
 cd "$WORK"
@@ -45,12 +47,10 @@ for r in rows:
     ws.append(r[:5] + [datetime.date.fromisoformat(r[5]), r[6]])
 wb.save("data/people.xlsx")
 
-import os, uuid, pyarrow as pa, pyarrow.parquet as pq
+import os, pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestContent, ManifestWriterV2
-from pyiceberg.table.snapshots import Operation
-from pyiceberg.table.update.snapshot import _FastAppendFiles
-from pyiceberg.typedef import Record
+sys.path.insert(0, os.environ["PANORAMA_TESTS_CLIENTS"])
+from iceberg_deletes import POSITION, commit_delete, positions
 wh = os.path.abspath("data/lake"); os.makedirs(wh)
 cat = SqlCatalog("bench", uri=f"sqlite:///{wh}/catalog.db", warehouse=f"file://{wh}")
 cat.create_namespace("crm")
@@ -63,35 +63,12 @@ t = cat.create_table("crm.people", schema=table.schema)
 step = (n + 3) // 4
 for k in range(0, n, step):
     t.append(table.slice(k, step))
-# Merge-on-read: every 10th row of each data file deleted by one position delete file
-# (pyiceberg's own snapshot producer, pointed at a delete manifest).
-class DeleteManifestWriter(ManifestWriterV2):
-    def content(self):
-        return ManifestContent.DELETES
-    @property
-    def _meta(self):
-        return {**ManifestWriterV2._meta.fget(self), "content": "deletes"}
-class AddDeletes(_FastAppendFiles):
-    def new_manifest_writer(self, spec):
-        return DeleteManifestWriter(spec, self._transaction.table_metadata.schema(),
-                                    self.new_manifest_output(), self._snapshot_id, self._compression)
-paths, positions = [], []
+# Merge-on-read: every 10th row of each data file deleted by one position delete file.
+paths, at = [], []
 for task in t.scan().plan_files():
     for pos in range(0, task.file.record_count, 10):
-        paths.append(task.file.file_path); positions.append(pos)
-schema = pa.schema([
-    pa.field("file_path", pa.string(), nullable=False, metadata={"PARQUET:field_id": "2147483546"}),
-    pa.field("pos", pa.int64(), nullable=False, metadata={"PARQUET:field_id": "2147483545"})])
-path = f"{t.location()}/data/delete-{uuid.uuid4()}.parquet"
-pq.write_table(pa.table({"file_path": paths, "pos": positions}, schema=schema), path.removeprefix("file://"))
-f = DataFile.from_args(content=DataFileContent.POSITION_DELETES, file_path=path,
-                       file_format=FileFormat.PARQUET, partition=Record(), record_count=len(paths),
-                       file_size_in_bytes=os.path.getsize(path.removeprefix("file://")))
-f.spec_id = t.metadata.default_spec_id
-with t.transaction() as tx:
-    producer = AddDeletes(operation=Operation.DELETE, transaction=tx, io=t.io)
-    producer.append_data_file(f)
-    producer.commit()
+        paths.append(task.file.file_path); at.append(pos)
+commit_delete(t, POSITION, positions(paths, at))
 PY
 
 project() { # name, source toml

@@ -21,7 +21,7 @@ pub struct Input {
     /// Where it is read from (relative to the project when inside it).
     pub location: String,
     /// What the config says instead, when that differs: a database URL's password becomes
-    /// `${PGPASSWORD}`, so no secret lands in a file kept in git.
+    /// `${PGPASSWORD}` (`${MYSQL_PWD}` for MySQL), so no secret lands in a file kept in git.
     pub written: Option<String>,
     pub format: &'static str,
     /// `postgres` and `mysql` only.
