@@ -363,6 +363,22 @@ async fn lookups_clients_card_and_snapshots() {
         assert!(ok && out.contains("unified_customers"), "\\dt: {out}");
         let (ok, out) = psql(&conninfo, "\\d customer_profiles", None);
         assert!(ok && out.contains("lifetime_spend"), "\\d: {out}");
+        // A table picker's list, as BI tools write it: a table bare when its schema is on the
+        // search path, else qualified (an IN-subquery inside CASE in the select list).
+        let (ok, out) = psql(
+            &conninfo,
+            "SELECT CASE WHEN quote_ident(table_schema) IN \
+               (SELECT trim(p) FROM unnest(string_to_array(current_setting('search_path'), ',')) AS sp(p)) \
+             THEN quote_ident(table_name) ELSE quote_ident(table_schema) || '.' || quote_ident(table_name) END AS t \
+             FROM information_schema.tables WHERE table_name IN ('unified_customers', 'pg_class') ORDER BY 1",
+            None,
+        );
+        assert!(ok, "{out}");
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            ["pg_catalog.pg_class", "unified_customers"],
+            "{out}"
+        );
         // Read-only, with PostgreSQL's own error code for it.
         let (ok, out) = psql(&conninfo, "CREATE TABLE x (a int)", None);
         assert!(!ok && out.contains("read-only"), "{out}");

@@ -1211,6 +1211,7 @@ impl VisitorMut for Rewriter {
                 | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
                 {
                     self.changed |= aggregate_scalar_subqueries(e);
+                    self.changed |= in_subqueries_to_arrays(e);
                     // generate_series in a select list returns rows in PostgreSQL, one list
                     // in DataFusion.
                     if matches!(e, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("generate_series"))
@@ -1405,6 +1406,36 @@ const AGGREGATES: &[&str] = &[
     "string_agg(",
     "json_agg(",
 ];
+
+/// `x [NOT] IN (SELECT …)` inside a select-list expression (a BI tool naming a table bare
+/// when its schema is on the search path: `CASE WHEN quote_ident(table_schema) IN (SELECT …
+/// current_setting('search_path') …) THEN …`): DataFusion plans IN-subqueries only as filters
+/// ("Physical plan does not support logical expression InSubquery"). As `array_has` over the
+/// subquery's values, gathered by a scalar subquery, it plans anywhere; an empty subquery
+/// gives false, as in PostgreSQL.
+fn in_subqueries_to_arrays(e: &mut Expr) -> bool {
+    let mut changed = false;
+    let _ = ast::visit_expressions_mut(e, |x| {
+        if let Expr::InSubquery {
+            expr: needle,
+            subquery,
+            negated,
+        } = x
+        {
+            let test = format!(
+                "coalesce(array_has((SELECT array_agg(in_subquery.v) FROM ({subquery}) AS in_subquery(v)), {needle}), false)"
+            );
+            *x = expr(&if *negated {
+                format!("NOT {test}")
+            } else {
+                test
+            });
+            changed = true;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    changed
+}
 
 /// Scalar subqueries in a select list that pick one row by a correlated condition
 /// (`(SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid = a.attrelid
@@ -1746,6 +1777,18 @@ mod tests {
         assert_eq!(
             rewritten("SELECT 'p'::name, generate_series(1, 3) AS i FROM t"),
             "SELECT 'p'::TEXT, unnest(generate_series(1, 3)) AS i FROM t"
+        );
+    }
+
+    #[test]
+    fn in_subqueries_in_a_select_list_become_array_tests() {
+        assert_eq!(
+            rewritten("SELECT CASE WHEN s IN (SELECT trim(p) FROM x) THEN 1 END FROM t WHERE a IN (SELECT b FROM u)"),
+            "SELECT CASE WHEN coalesce(array_has((SELECT array_agg(in_subquery.v) FROM (SELECT TRIM(p) FROM x) AS in_subquery (v)), s), false) THEN 1 END FROM t WHERE a IN (SELECT b FROM u)"
+        );
+        assert_eq!(
+            rewritten("SELECT s NOT IN (SELECT p FROM x) AS off FROM t"),
+            "SELECT NOT coalesce(array_has((SELECT array_agg(in_subquery.v) FROM (SELECT p FROM x) AS in_subquery (v)), s), false) AS off FROM t"
         );
     }
 
