@@ -774,6 +774,18 @@ fn mariadb_over_tls_over_its_socket_and_from_init() {
     mysql_exec(&url, &[&format!("DROP TABLE {table}")]);
 }
 
+/// A run of the project in `dir`, then the Iceberg test's contacts as `expected`.
+fn run_reads(dir: &Path, expected: &str) {
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(
+            dir,
+            "SELECT id, full_name, born, tier FROM contacts ORDER BY id"
+        ),
+        expected
+    );
+}
+
 #[test]
 fn an_iceberg_table_from_pyiceberg_reads_its_current_snapshot_by_field_id() {
     if !python_has("pyiceberg, pyarrow, sqlalchemy") {
@@ -838,28 +850,14 @@ open("metadata_location.txt", "w").write(t.metadata_location)
         "location = \"lake/crm/contacts\"\nformat = \"iceberg\"",
         &format!("location = \"{}\"", metadata.trim_start_matches("file://")),
     );
-    ok(&["run", "-p", p(dir), "-q"]);
-    assert_eq!(
-        query(
-            dir,
-            "SELECT id, full_name, born, tier FROM contacts ORDER BY id"
-        ),
-        expected
-    );
+    run_reads(dir, expected);
     // The SQL catalog pyiceberg wrote (SQLite) names the same metadata file.
     write(
         &dir.join("panorama.toml"),
         "[sources.contacts]\nlocation = \"sqlite:lake/catalog.db\"\nformat = \"iceberg\"\n\
          table = \"crm.contacts\"\nprimary_key = \"id\"\n",
     );
-    ok(&["run", "-p", p(dir), "-q"]);
-    assert_eq!(
-        query(
-            dir,
-            "SELECT id, full_name, born, tier FROM contacts ORDER BY id"
-        ),
-        expected
-    );
+    run_reads(dir, expected);
     edit(&dir.join("panorama.toml"), "crm.contacts", "crm.nobody");
     let err = fails(&["run", "-p", p(dir), "-q"]);
     assert!(
