@@ -307,6 +307,18 @@ impl OpenedRun {
     }
 }
 
+/// One SQL statement from a user (CLI, shell, Python) against `ctx`: the query limits first,
+/// then its result with its schema (kept for an empty result, which has no batches).
+pub async fn user_query(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
+    crate::query_limits::check(sql).map_err(Error::Other)?;
+    let df = ctx.sql(sql).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    Ok((schema, df.collect().await?))
+}
+
 /// A context over a project's current run (or `run_id`), with every source, `rejects` and `runs`.
 pub async fn open_project(
     cfg: &ProjectConfig,

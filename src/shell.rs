@@ -75,8 +75,7 @@ pub async fn run_shell(ctx: &SessionContext, history_file: PathBuf, banner: &str
 }
 
 async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<usize> {
-    crate::query_limits::check(sql).map_err(crate::Error::Other)?;
-    let batches = ctx.sql(sql).await?.collect().await?;
+    let (_, batches) = crate::session::user_query(ctx, sql).await?;
     let rows = batches.iter().map(|b| b.num_rows()).sum();
     write_batches(&batches, OutputFormat::Table, &mut std::io::stdout())?;
     Ok(rows)

@@ -102,18 +102,10 @@ impl Project {
     }
 
     fn collect(&mut self, py: Python<'_>, sql: &str) -> PyResult<ArrowStream> {
-        panorama::query_limits::check(sql).map_err(py_err)?;
         let ctx = self.context()?.0.clone();
         let runtime = &self.runtime;
         let (schema, batches) = py
-            .detach(|| {
-                runtime.block_on(async {
-                    let df = ctx.sql(sql).await?;
-                    let schema: SchemaRef = std::sync::Arc::new(df.schema().as_arrow().clone());
-                    let batches = df.collect().await?;
-                    Ok::<_, datafusion::error::DataFusionError>((schema, batches))
-                })
-            })
+            .detach(|| runtime.block_on(panorama::session::user_query(&ctx, sql)))
             .map_err(py_err)?;
         Ok(ArrowStream {
             schema,

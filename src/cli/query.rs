@@ -88,10 +88,7 @@ pub async fn query(
         None => open_project(&cfg, run.as_deref()).await?,
         Some(url) => remote_project(&cfg, &url, run.as_deref()).await?,
     };
-    panorama::query_limits::check(&sql).map_err(panorama::Error::Other)?;
-    let df = ctx.sql(&sql).await?;
-    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-    let mut batches = df.collect().await?;
+    let (schema, mut batches) = panorama::session::user_query(&ctx, &sql).await?;
     if batches.is_empty() {
         // Keep the header (CSV) and schema (Parquet) of an empty result.
         batches.push(arrow::array::RecordBatch::new_empty(schema));
