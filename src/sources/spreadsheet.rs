@@ -102,7 +102,7 @@ pub fn read_spreadsheet(
     let mut top: Option<u32> = None;
     let (mut bottom, mut left, mut right) = (0u32, u32::MAX, 0u32);
     let mut header_at: Option<u32> = opts.header_row.map(|n| n.saturating_sub(1));
-    let mut header_cells: Vec<(u32, Data)> = Vec::new();
+    let mut header_cells: Vec<RowCell> = Vec::new();
     let mut kinds_by_col: HashMap<u32, Option<Kind>> = HashMap::new();
     let mut errors: Vec<(u32, u32, String)> = Vec::new();
     for_each_row(
@@ -110,6 +110,7 @@ pub fn read_spreadsheet(
         &sheet,
         range.as_ref(),
         &merges,
+        &fail,
         &mut |row, cells| {
             for (col, _, own) in cells {
                 if *own {
@@ -121,15 +122,15 @@ pub fn read_spreadsheet(
             }
             let header = *header_at.get_or_insert(row);
             if row == header {
-                header_cells = cells.iter().map(|(c, d, _)| (*c, d.clone())).collect();
-                return;
+                header_cells = cells.to_vec();
+                return Ok(());
             }
             if row < header {
-                return;
+                return Ok(());
             }
             if let Some((col, d, _)) = cells.iter().find(|(_, d, _)| matches!(d, Data::Error(_))) {
                 errors.push((row, *col, d.to_string()));
-                return;
+                return Ok(());
             }
             for (col, d, _) in cells {
                 if let Some(k) = kind(d) {
@@ -137,9 +138,9 @@ pub fn read_spreadsheet(
                     *acc = Some(fold_kind(*acc, k));
                 }
             }
+            Ok(())
         },
-    )
-    .map_err(|e| fail(format!("cannot read sheet `{sheet}`: {e}")))?;
+    )?;
 
     let Some(top) = top else {
         return Err(fail(format!("sheet `{sheet}` is empty: no header row")));
@@ -154,13 +155,7 @@ pub fn read_spreadsheet(
         )));
     }
     let width = (right - left + 1) as usize;
-    let mut header_row = vec![Data::Empty; width];
-    for (col, d) in header_cells {
-        if (left..=right).contains(&col) {
-            header_row[(col - left) as usize] = d;
-        }
-    }
-    let header: Vec<String> = header_row
+    let header: Vec<String> = dense(&header_cells, left, right)
         .iter()
         .enumerate()
         .map(|(c, d)| match display(d).trim() {
@@ -218,7 +213,6 @@ pub fn read_spreadsheet(
     let mut chunk: Vec<Vec<Data>> = Vec::new();
     let mut numbers: Vec<u64> = Vec::new();
     let mut emitted = false;
-    let mut result: Result<()> = Ok(());
     let mut flush = |chunk: &mut Vec<Vec<Data>>, numbers: &mut Vec<u64>| -> Result<()> {
         let columns: Vec<ArrayRef> = (0..width)
             .map(|c| build(kinds[c], chunk.iter().map(|r| &r[c])))
@@ -236,35 +230,37 @@ pub fn read_spreadsheet(
         &sheet,
         range.as_ref(),
         &merges,
+        &fail,
         &mut |row, cells| {
-            if result.is_err() || row <= header_at || error_rows.contains(&row) {
-                return;
+            if row <= header_at || error_rows.contains(&row) {
+                return Ok(());
             }
-            let mut dense = vec![Data::Empty; width];
-            let mut any = false;
-            for (col, d, _) in cells {
-                if (left..=right).contains(col) && !matches!(d, Data::Empty) {
-                    dense[(col - left) as usize] = d.clone();
-                    any = true;
-                }
+            let row_cells = dense(cells, left, right);
+            if row_cells.iter().all(|d| matches!(d, Data::Empty)) {
+                return Ok(());
             }
-            if !any {
-                return;
-            }
-            chunk.push(dense);
+            chunk.push(row_cells);
             numbers.push(u64::from(row) + 1);
             if chunk.len() == CHUNK_ROWS {
-                result = flush(&mut chunk, &mut numbers);
+                flush(&mut chunk, &mut numbers)?;
                 emitted = true;
             }
+            Ok(())
         },
-    )
-    .map_err(|e| fail(format!("cannot read sheet `{sheet}`: {e}")))?;
-    result?;
+    )?;
     if !chunk.is_empty() || !emitted {
         flush(&mut chunk, &mut numbers)?;
     }
     Ok(header)
+}
+
+/// A row's cells between columns `left` and `right` (absolute), by position.
+fn dense(cells: &[RowCell], left: u32, right: u32) -> Vec<Data> {
+    let mut row = vec![Data::Empty; (right - left + 1) as usize];
+    for (col, d, _) in cells.iter().filter(|(c, _, _)| (left..=right).contains(c)) {
+        row[(col - left) as usize] = d.clone();
+    }
+    row
 }
 
 /// An absolute (row, column) position in a sheet.
@@ -298,91 +294,117 @@ impl Merges {
 /// Call `f` with each row that holds a cell, in order: its absolute number and its cells as
 /// (absolute column, value, whether the cell is its own rather than a merged region's), sorted
 /// by column. A merged region's value fills every cell it covers (rows with no cells of their
-/// own included). An .xlsx sheet is streamed from its XML; other formats read `range`.
+/// own included). An .xlsx sheet is streamed from its XML; other formats read `range`. Stops
+/// at the first error of `f`; a sheet that cannot be read is `fail`'s error.
 fn for_each_row(
     book: &mut Sheets<Cursor<Bytes>>,
     sheet: &str,
     range: Option<&Range<Data>>,
     merges: &Merges,
-    f: &mut dyn FnMut(u32, &[RowCell]),
-) -> std::result::Result<(), String> {
-    let mut starts: HashMap<(u32, u32), Data> = HashMap::new();
-    let mut current: Option<u32> = None;
-    let mut cells: Vec<RowCell> = Vec::new();
-    let mut finish = |row: u32, cells: &mut Vec<RowCell>, starts: &HashMap<Position, Data>| {
-        if let Some(covered) = merges.by_row.get(&row) {
-            for (col, start) in covered {
-                if cells.iter().any(|(c, _, _)| c == col) {
-                    continue;
-                }
-                if let Some(v) = starts.get(start) {
-                    cells.push((*col, v.clone(), false));
-                }
-            }
-            cells.sort_by_key(|(c, _, _)| *c);
-        }
-        if !cells.is_empty() {
-            f(row, cells);
-        }
-        cells.clear();
-    };
-    let mut cell = |r: u32,
-                    c: u32,
-                    v: Data,
-                    current: &mut Option<u32>,
-                    cells: &mut Vec<RowCell>,
-                    starts: &mut HashMap<(u32, u32), Data>| {
-        if matches!(v, Data::Empty) {
-            return;
-        }
-        if merges.starts.contains(&(r, c)) {
-            starts.insert((r, c), v.clone());
-        }
-        if *current != Some(r) {
-            if let Some(p) = *current {
-                finish(p, cells, starts);
-                // Rows between with only merged cells.
-                for (&q, _) in merges.by_row.range(p + 1..r) {
-                    finish(q, cells, starts);
-                }
-            }
-            *current = Some(r);
-        }
-        cells.push((c, v, true));
+    fail: &dyn Fn(String) -> Error,
+    f: &mut dyn FnMut(u32, &[RowCell]) -> Result<()>,
+) -> Result<()> {
+    let unreadable = |e: String| fail(format!("cannot read sheet `{sheet}`: {e}"));
+    let mut rows = RowAssembler {
+        merges,
+        starts: HashMap::new(),
+        current: None,
+        cells: Vec::new(),
     };
     match range {
         Some(range) => {
             let (top, left) = range.start().unwrap_or((0, 0));
             for (r, c, v) in range.used_cells() {
-                cell(
-                    top + r as u32,
-                    left + c as u32,
-                    v.clone(),
-                    &mut current,
-                    &mut cells,
-                    &mut starts,
-                );
+                rows.push(top + r as u32, left + c as u32, v.clone(), f)?;
             }
         }
         None => {
             let Sheets::Xlsx(x) = book else {
-                return Err("not an xlsx workbook".into());
+                return Err(unreadable("not an xlsx workbook".into()));
             };
-            let mut reader = x.worksheet_cells_reader(sheet).map_err(|e| e.to_string())?;
-            while let Some(c) = reader.next_cell().map_err(|e| e.to_string())? {
+            let mut reader = x
+                .worksheet_cells_reader(sheet)
+                .map_err(|e| unreadable(e.to_string()))?;
+            while let Some(c) = reader.next_cell().map_err(|e| unreadable(e.to_string()))? {
                 let (r, col) = c.get_position();
-                let v: Data = c.get_value().clone().into();
-                cell(r, col, v, &mut current, &mut cells, &mut starts);
+                rows.push(r, col, c.get_value().clone().into(), f)?;
             }
         }
     }
-    if let Some(p) = current {
-        finish(p, &mut cells, &starts);
-        for (&q, _) in merges.by_row.range(p + 1..) {
-            finish(q, &mut cells, &starts);
+    rows.end(f)
+}
+
+/// Cells, in sheet order, gathered into rows with merged regions filled in.
+struct RowAssembler<'a> {
+    merges: &'a Merges,
+    /// The values of merged regions' first cells seen so far.
+    starts: HashMap<Position, Data>,
+    /// The row being gathered.
+    current: Option<u32>,
+    cells: Vec<RowCell>,
+}
+
+impl RowAssembler<'_> {
+    fn push(
+        &mut self,
+        r: u32,
+        c: u32,
+        v: Data,
+        f: &mut dyn FnMut(u32, &[RowCell]) -> Result<()>,
+    ) -> Result<()> {
+        if matches!(v, Data::Empty) {
+            return Ok(());
         }
+        if self.merges.starts.contains(&(r, c)) {
+            self.starts.insert((r, c), v.clone());
+        }
+        if self.current != Some(r) {
+            if let Some(p) = self.current {
+                self.finish(p, f)?;
+                // Rows between with only merged cells.
+                for &q in self.merges.by_row.range(p + 1..r).map(|(q, _)| q) {
+                    self.finish(q, f)?;
+                }
+            }
+            self.current = Some(r);
+        }
+        self.cells.push((c, v, true));
+        Ok(())
     }
-    Ok(())
+
+    /// The last row, then rows after it with only merged cells.
+    fn end(&mut self, f: &mut dyn FnMut(u32, &[RowCell]) -> Result<()>) -> Result<()> {
+        let Some(p) = self.current else {
+            return Ok(());
+        };
+        self.finish(p, f)?;
+        for &q in self.merges.by_row.range(p + 1..).map(|(q, _)| q) {
+            self.finish(q, f)?;
+        }
+        Ok(())
+    }
+
+    /// Row `row` with the merged cells it covers, to `f` if it holds anything.
+    fn finish(&mut self, row: u32, f: &mut dyn FnMut(u32, &[RowCell]) -> Result<()>) -> Result<()> {
+        if let Some(covered) = self.merges.by_row.get(&row) {
+            for (col, start) in covered {
+                if self.cells.iter().any(|(c, _, _)| c == col) {
+                    continue;
+                }
+                if let Some(v) = self.starts.get(start) {
+                    self.cells.push((*col, v.clone(), false));
+                }
+            }
+            self.cells.sort_by_key(|(c, _, _)| *c);
+        }
+        let result = if self.cells.is_empty() {
+            Ok(())
+        } else {
+            f(row, &self.cells)
+        };
+        self.cells.clear();
+        result
+    }
 }
 
 /// Covered cell → the merged region's first cell, both absolute (row, column). Only xlsx and
