@@ -5,7 +5,6 @@
 //! reads the table's current metadata file from it at every run, as a query engine would.
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::location::redact;
 
@@ -88,15 +87,9 @@ async fn postgres_rows(
     namespace: &str,
     name: &str,
 ) -> std::result::Result<Vec<(String, String)>, String> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| format!("bad connection URL: {e}"))?;
-    config.connect_timeout(Duration::from_secs(10));
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+    let (client, task) = super::postgres::connect(url)
         .await
-        .map_err(|e| format!("cannot connect to the catalog: {e}"))?;
-    let task = tokio::spawn(connection);
+        .map_err(|e| format!("the catalog: {e}"))?;
     let rows = client
         .query(
             &QUERY.replacen('?', "$1", 1).replacen('?', "$2", 1),
@@ -120,10 +113,9 @@ async fn mysql_rows(
 ) -> std::result::Result<Vec<(String, String)>, String> {
     use mysql_async::prelude::Queryable;
     let opts = super::mysql::connection_opts(url, root)?;
-    let mut conn = tokio::time::timeout(Duration::from_secs(10), mysql_async::Conn::new(opts))
+    let mut conn = super::mysql::connect(opts)
         .await
-        .map_err(|_| "cannot connect to the catalog: no answer within 10 s".to_string())?
-        .map_err(|e| format!("cannot connect to the catalog: {e}"))?;
+        .map_err(|e| format!("the catalog: {e}"))?;
     let rows: Vec<(String, String)> = conn
         .exec(QUERY, (namespace, name))
         .await

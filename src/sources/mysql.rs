@@ -103,6 +103,19 @@ pub(crate) fn connection_opts(
         .into())
 }
 
+/// A connection with `opts`, given 10 s to answer.
+pub(crate) async fn connect(
+    opts: mysql_async::Opts,
+) -> std::result::Result<mysql_async::Conn, String> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        mysql_async::Conn::new(opts),
+    )
+    .await
+    .map_err(|_| "cannot connect: no answer within 10 s".to_string())?
+    .map_err(|e| format!("cannot connect: {e}"))
+}
+
 /// Read `table` (`database.table`, or `table` in the URL's database); with
 /// `updated_at = (column, Some(micros))`, only rows whose `column` is after that instant
 /// (`None`: all rows, the column still checked).
@@ -129,13 +142,7 @@ pub async fn read_mysql(
             }
         },
     };
-    let mut conn = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        mysql_async::Conn::new(opts),
-    )
-    .await
-    .map_err(|_| err("cannot connect: no answer within 10 s".into()))?
-    .map_err(|e| err(format!("cannot connect: {e}")))?;
+    let mut conn = connect(opts).await.map_err(err)?;
     // TIMESTAMP columns in UTC; text in UTF-8 whatever the tables' character sets.
     conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4")
         .await

@@ -26,6 +26,24 @@ fn kind_of(pg_type: &str) -> Kind {
 
 use crate::sql_text::ident as quote_ident;
 
+/// A client of the database at `url` (10 s to connect), and the task driving its connection.
+pub(crate) async fn connect(
+    url: &str,
+) -> std::result::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), String> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("bad connection URL: {e}"))?;
+    config.connect_timeout(Duration::from_secs(10));
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((client, task))
+}
+
 /// Read a whole table. `table` may be `schema.table`; default schema is `public`.
 /// Read `table`; with `updated_at = (column, Some(micros))`, only rows whose timestamp
 /// `column` is after that instant (`None`: all rows, the column still checked).
@@ -38,15 +56,7 @@ pub async fn read_postgres(
 ) -> Result<SchemaRef> {
     let shown = redact(url);
     let err = |m: String| Error::source(source, &shown, m);
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| err(format!("bad connection URL: {e}")))?;
-    config.connect_timeout(Duration::from_secs(10));
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| err(format!("cannot connect: {e}")))?;
-    let conn_task = tokio::spawn(connection);
+    let (client, conn_task) = connect(url).await.map_err(err)?;
 
     let (schema_name, table_name) = table.split_once('.').unwrap_or(("public", table));
     let cols = client
