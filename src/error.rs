@@ -58,6 +58,15 @@ pub enum Error {
         run_id: String,
     },
 
+    /// Expectations of severity `error` failed: the run stopped before unification.
+    #[error(
+        "data quality: {} expectation(s) of severity error failed, so the run stopped before unification; \
+         the previous run is still current (SELECT * FROM data_quality WHERE run_id = '{run_id}'):\n  {}",
+        failed.len(),
+        failed.join("\n  ")
+    )]
+    DataQuality { run_id: String, failed: Vec<String> },
+
     /// A file-system operation failed.
     #[error("{action} {path}: {source}")]
     Io {

@@ -21,6 +21,7 @@ pub mod output;
 pub mod predictions;
 pub mod privacy;
 pub mod project;
+pub mod quality;
 pub mod query_limits;
 pub mod run;
 #[cfg(feature = "ballista")]

@@ -148,5 +148,6 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Eval { truth, format } => cli::unify::eval(&g, truth, format).await,
         Command::Explain { left, right } => cli::unify::explain(&g, left, right).await,
         Command::Describe { table } => cli::query::describe(&g, table).await,
+        Command::Profile { sources, format } => cli::query::profile(&g, sources, format).await,
     }
 }

@@ -121,6 +121,7 @@ fn started_manifest(cfg: &ProjectConfig, run_id: &str, as_of: chrono::NaiveDateT
         refreshed_from: None,
         inputs: None,
         writer: Some(crate::workspace::Writer::this_process()),
+        quality: None,
     }
 }
 
@@ -225,6 +226,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
         "messages",
         "journeys",
         "schedules",
+        "expectations",
     ] {
         table.remove(key);
     }
@@ -295,6 +297,45 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
         }
         other => other,
     };
+    // Profiles and expectations, before anything is built from the data.
+    let result = match result {
+        Ok((reports, rejects)) => {
+            let previous = match ws.current_run()? {
+                Some(p) => ws.read_manifest(&p).map(|m| m.sources).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let bar = stage_spinner(opts, "data quality: profiles and expectations");
+            let checked = crate::quality::check_sources(&crate::quality::QualityRun {
+                cfg,
+                run_dir: &run_dir,
+                run_id: &run_id,
+                sources: &reports,
+                previous: &previous,
+                as_of: opts.as_of(cfg),
+                profile: true,
+            })
+            .await;
+            bar.finish_and_clear();
+            match checked {
+                Ok(q) => {
+                    let failed = q.errors.clone();
+                    manifest.quality = Some(q);
+                    match failed.is_empty() {
+                        true => Ok((reports, rejects)),
+                        false => Err((
+                            reports,
+                            Error::DataQuality {
+                                run_id: run_id.clone(),
+                                failed,
+                            },
+                        )),
+                    }
+                }
+                Err(e) => Err((reports, e)),
+            }
+        }
+        other => other,
+    };
     let result = match result {
         Ok((reports, rejects)) if cfg.unify.is_some() => {
             manifest.sources = reports.clone();
@@ -341,6 +382,51 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
             Err(e)
         }
     }
+}
+
+/// `panorama profile`: load sources as a run does (all of them, or those named), into a
+/// temporary directory under the workspace, and profile every column as a run would
+/// (`source_profiles`). Nothing is kept: no run, no state.
+pub async fn profile_sources(
+    cfg: &ProjectConfig,
+    names: &[String],
+    quiet: bool,
+) -> Result<(Vec<SourceReport>, RecordBatch)> {
+    let mut only = cfg.clone();
+    for n in names {
+        if !cfg.sources.contains_key(n) {
+            return Err(Error::Other(format!(
+                "no source named `{n}` (sources: {})",
+                cfg.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    if !names.is_empty() {
+        only.sources.retain(|k, _| names.contains(k));
+    }
+    let base = cfg.workspace_dir();
+    std::fs::create_dir_all(&base).map_err(|e| Error::io("cannot create", &base, e))?;
+    let dir = tempfile::Builder::new()
+        .prefix(".profile-")
+        .tempdir_in(&base)
+        .map_err(|e| Error::io("cannot create a temporary directory in", &base, e))?;
+    let opts = RunOptions {
+        quiet,
+        full: true,
+        ..Default::default()
+    };
+    let (reports, _) = materialize_sources(&only, dir.path(), "profile", &opts)
+        .await
+        .map_err(|(_, e)| e)?;
+    let ctx = crate::session::new_context();
+    crate::session::register_sources(&ctx, dir.path(), &reports).await?;
+    let mut profiles = Vec::new();
+    for r in &reports {
+        profiles.extend(crate::quality::profile::profile_source(&ctx, cfg, &r.name).await?);
+    }
+    let batch =
+        crate::quality::profile::profiles_batch("", chrono::Utc::now().naive_utc(), &profiles)?;
+    Ok((reports, batch))
 }
 
 type SourceResult = Result<(SourceReport, Vec<Reject>)>;
@@ -494,6 +580,29 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
         let rejects = prev_dir.join("rejects.parquet");
         if rejects.exists() {
             link_file(&rejects, &run_dir.join("rejects.parquet"))?;
+        }
+        // Expectations again (freshness moves with the as-of time); the profile is the
+        // previous run's, of the same data.
+        let q = crate::quality::check_sources(&crate::quality::QualityRun {
+            cfg,
+            run_dir: &run_dir,
+            run_id: &run_id,
+            sources: &prev.sources,
+            previous: &prev.sources,
+            as_of,
+            profile: false,
+        })
+        .await?;
+        let failed = q.errors.clone();
+        manifest.quality = match q.checks {
+            0 => prev.quality.clone(),
+            _ => Some(q),
+        };
+        if !failed.is_empty() {
+            return Err(Error::DataQuality {
+                run_id: run_id.clone(),
+                failed,
+            });
         }
         let tables = run_dir.join("tables");
         std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;

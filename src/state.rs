@@ -1,5 +1,6 @@
 //! What Panorama keeps between runs that no run owns: logs of exports and privacy actions,
-//! consent statements, the suppression list, journey state, each export's confirmed rows.
+//! consent statements, the suppression list, journey state, each export's confirmed rows,
+//! every run's source profiles and data quality checks.
 //!
 //! ```text
 //! .panorama/state/
@@ -28,6 +29,8 @@ pub const LOG_TABLES: &[&str] = &[
     "journey_state",
     "outbox",
     "schedule_log",
+    "source_profiles",
+    "data_quality",
 ];
 
 /// The state directory of a workspace.

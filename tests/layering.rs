@@ -30,6 +30,9 @@ const LAYERS: &[(&str, u32)] = &[
     // Stages, in the order a run makes them.
     ("sources", 3),
     ("unify", 4),
+    // Profiles and expectations: run after loading, before unification, but measure parse
+    // rates with unify's staging SQL.
+    ("quality", 4),
     ("activities", 5),
     ("predictions", 6),
     ("analytics", 7),

@@ -516,6 +516,19 @@ pub enum Command {
         /// Second record (SOURCE:RECORD_ID).
         right: String,
     },
+    /// Profile sources without a run: rows, NULLs, distinct values, minimum and maximum,
+    /// lengths, the most common values, and the parse rate of mapped e-mails, phones and dates.
+    ///
+    /// Each source is read as `panorama run` reads it (types, renames, rejects), into a
+    /// temporary directory that is deleted afterwards; nothing is written to the workspace.
+    /// Every run keeps the same profile in the `source_profiles` table.
+    Profile {
+        /// Sources to profile (default: all).
+        sources: Vec<String>,
+        /// Output format (json and csv hold every figure; the table leaves some out).
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
     /// Show a table's columns and types.
     Describe {
         /// Table name (see `panorama tables`).

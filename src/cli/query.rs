@@ -146,6 +146,41 @@ pub async fn describe(g: &Globals, table: String) -> Result<()> {
     write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())
 }
 
+/// `panorama profile`: each source's column profile, without a run.
+pub async fn profile(g: &Globals, sources: Vec<String>, format: OutputFormat) -> Result<()> {
+    let cfg = g.config()?;
+    let (reports, batch) = panorama::run::profile_sources(&cfg, &sources, g.quiet).await?;
+    let shown = match format {
+        // The figures people read first; `--format json` or `csv` has them all.
+        OutputFormat::Table => {
+            let ctx = panorama::session::new_context();
+            ctx.register_batch("source_profiles", batch)?;
+            ctx.sql(
+                "SELECT source, \"column\", data_type AS type, rows, nulls, distinct_values AS \"distinct\", \
+                 min_value AS min, max_value AS max, \
+                 CASE WHEN min_length IS NULL THEN NULL ELSE concat(min_length, '-', max_length) END AS length, \
+                 top_values, mapped_field, round(parse_rate, 4) AS parse_rate FROM source_profiles",
+            )
+            .await?
+            .collect()
+            .await?
+        }
+        _ => vec![batch],
+    };
+    write_batches(&shown, format, &mut std::io::stdout().lock())?;
+    if !g.quiet && format == OutputFormat::Table {
+        for r in &reports {
+            if r.rows_rejected > 0 {
+                eprintln!(
+                    "{}: {} of {} rows rejected when loaded (not profiled; `panorama run` keeps them in the rejects table)",
+                    r.name, r.rows_rejected, r.rows_read
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The project's tables in a context that runs queries on a Ballista cluster.
 pub(crate) async fn remote_project(
     cfg: &ProjectConfig,

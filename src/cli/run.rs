@@ -127,6 +127,22 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
             );
         }
     }
+    if let Some(q) = &m.quality {
+        let profiled = match q.columns_profiled {
+            0 => String::new(),
+            n => format!("{n} source columns profiled, "),
+        };
+        if q.columns_profiled + q.checks > 0 {
+            let _ = writeln!(
+                s,
+                "Data quality: {profiled}{} of {} expectations passed in {:.1}s (SELECT * FROM data_quality)",
+                q.passed, q.checks, q.seconds
+            );
+        }
+        for w in &q.warnings {
+            let _ = writeln!(s, "warning: data quality: {w}");
+        }
+    }
     if let Some(u) = &m.unify {
         match &m.refreshed_from {
             Some(from) => {

@@ -1,8 +1,8 @@
 //! Where the config names a column of a source: the mappings of `[unify.sources]`,
-//! `[unify.identities]` and `[unify.accounts.sources]`, the columns of `[activities]` and
-//! `[[consent.sources]]`. A run checks them against the columns a source really has, so a
-//! column dropped from an export fails with every key that needs it, with its line — not with a
-//! SQL planner's "No field named" deep in unification.
+//! `[unify.identities]` and `[unify.accounts.sources]`, the columns of `[activities]`,
+//! `[[consent.sources]]` and `[[expectations]]`. A run checks them against the columns a
+//! source really has, so a column dropped from an export fails with every key that needs it,
+//! with its line — not with a SQL planner's "No field named" deep in unification.
 //!
 //! Mapped SQL expressions (`street = { sql = "split_part(address, ', ', 1)" }`) name the
 //! plain identifiers they use (`address`); an expression holding a subquery, or one that
@@ -173,6 +173,17 @@ impl ProjectConfig {
                     s.span(),
                     "timestamp",
                     col.timestamp.as_deref(),
+                );
+            }
+        }
+        for (i, e) in self.expectations.iter().enumerate() {
+            let def = e.get_ref();
+            if def.source == source {
+                add(
+                    &format!("expectations[{i}]"),
+                    e.span(),
+                    "column",
+                    def.column.as_deref(),
                 );
             }
         }

@@ -5,6 +5,7 @@
 //! not write it. Every key is documented in `docs/config.md`.
 
 mod column_uses;
+pub mod expectations;
 mod types;
 
 pub use column_uses::ColumnUse;
@@ -91,6 +92,8 @@ pub struct ProjectConfig {
     pub predictions: Option<crate::predictions::config::PredictionsSection>,
     /// `[serve]`: listeners and per-query limits of `panorama serve`.
     pub serve: Option<crate::serve::config::ServeSection>,
+    /// `[[expectations]]`: data quality checks on the loaded sources.
+    pub expectations: Vec<Spanned<expectations::ExpectationDef>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -394,6 +397,8 @@ struct RawConfig {
     predictions: Option<crate::predictions::config::PredictionsSection>,
     #[serde(default)]
     serve: Option<crate::serve::config::ServeSection>,
+    #[serde(default)]
+    expectations: Vec<Spanned<expectations::ExpectationDef>>,
 }
 
 impl ProjectConfig {
@@ -440,6 +445,7 @@ impl ProjectConfig {
             schedules: raw.schedules,
             predictions: raw.predictions,
             serve: raw.serve,
+            expectations: Vec::new(),
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;
@@ -583,6 +589,8 @@ impl ProjectConfig {
                 }
             }
         }
+        cfg.check_expectations(&raw.expectations)?;
+        cfg.expectations = raw.expectations;
         if *cfg.workspace.keep_runs.get_ref() == 0 {
             return Err(cfg.error_at(
                 cfg.workspace.keep_runs.span(),
@@ -864,6 +872,26 @@ impl ProjectConfig {
         let digest = sha2::Sha256::digest(self.text.as_bytes());
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// `30s`, `500ms`, `90m`, `36h`, `2d` or plain seconds.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim();
+    let (num, unit) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else if let Some(n) = t.strip_suffix('d') {
+        (n, 86_400.0)
+    } else {
+        (t, 1.0)
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0 && n.is_finite()).then(|| std::time::Duration::from_secs_f64(n * unit))
 }
 
 /// A reference time: `2026-11-01`, `2026-11-01 12:00:00` or `2026-11-01T12:00:00` (UTC).

@@ -201,23 +201,7 @@ impl ServeSettings {
     }
 }
 
-/// `30s`, `500ms`, `2m`, `1h` or plain seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let (num, unit) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    (n > 0.0 && n.is_finite()).then(|| Duration::from_secs_f64(n * unit))
-}
+pub use crate::config::parse_duration;
 
 #[cfg(test)]
 mod tests {

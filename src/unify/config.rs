@@ -257,6 +257,11 @@ impl SourceMap {
         Ok(out)
     }
 
+    /// Whether this source maps `field` (built-in or custom).
+    pub fn maps(&self, field: &str) -> bool {
+        self.builtin().iter().any(|(k, _)| *k == field) || self.custom.contains_key(field)
+    }
+
     /// Every SQL expression this mapping holds, with its key (for checking at config load).
     pub fn expressions(&self) -> Vec<(String, String)> {
         let builtin = self.builtin().into_iter().filter_map(|(k, m)| match m {

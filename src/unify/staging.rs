@@ -53,6 +53,73 @@ pub fn typed_values(
     Ok(out)
 }
 
+/// A mapped value that staging parses, and how: a non-empty raw value whose parsed value is
+/// NULL did not parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedValue {
+    pub field: String,
+    /// The source column, when the value is one column (not an expression).
+    pub column: Option<String>,
+    /// The mapped value as SQL over the source table.
+    pub raw: String,
+    /// The value as staged: `normalize_email`, `normalize_phone` (E.164), `parse_date`, ...
+    pub parsed: String,
+}
+
+/// The mapped values staging parses (e-mail, phone, birth date, `updated_at`, custom
+/// fields), for parse rates in `source_profiles` and `mapped_parse_rate` expectations —
+/// with the same SQL `unify_records` stages them by.
+pub fn parsed_values(map: &SourceMap, custom: &CustomFields) -> Result<Vec<ParsedValue>> {
+    let mut out = Vec::new();
+    let mut add = |field: &str, m: &Mapped, parsed: String| {
+        out.push(ParsedValue {
+            field: field.to_string(),
+            column: m.column().map(str::to_string),
+            raw: m.sql(),
+            parsed,
+        })
+    };
+    if let Some(m) = &map.email {
+        add(
+            "email",
+            m,
+            format!("normalize_email({}, true)", col(&map.email, "VARCHAR")),
+        );
+    }
+    if let Some(m) = &map.phone {
+        add(
+            "phone",
+            m,
+            format!(
+                "normalize_phone({}, {})",
+                col(&map.phone, "VARCHAR"),
+                phone_region(map)
+            ),
+        );
+    }
+    if let Some(m) = &map.birth_date {
+        add("birth_date", m, format!("parse_date({})", m.sql()));
+    }
+    if let Some(m) = &map.updated_at {
+        add("updated_at", m, col(&map.updated_at, "TIMESTAMP"));
+    }
+    let mapped = map.custom_fields(custom).map_err(Error::Other)?;
+    for (name, m) in &mapped {
+        add(name, m, stage_sql(&custom[name], &m.sql()));
+    }
+    Ok(out)
+}
+
+/// The region national phone numbers are read in: the record's country, else the source's
+/// `default_region`.
+fn phone_region(map: &SourceMap) -> String {
+    let country = col(&map.country, "VARCHAR");
+    match &map.default_region {
+        Some(r) => format!("COALESCE(upper({country}), {})", literal(r)),
+        None => format!("upper({country})"),
+    }
+}
+
 /// The SELECT of one source for the `unify_records` union.
 pub fn source_select(
     source: &str,
@@ -76,10 +143,7 @@ pub fn source_select(
         _ => "CAST(NULL AS VARCHAR)".into(),
     };
     let country = col(&map.country, "VARCHAR");
-    let region = match &map.default_region {
-        Some(r) => format!("COALESCE(upper({country}), {})", literal(r)),
-        None => format!("upper({country})"),
-    };
+    let region = phone_region(map);
     let mapped = map.custom_fields(custom).map_err(Error::Other)?;
     let custom_cols: String = custom
         .iter()

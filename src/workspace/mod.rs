@@ -74,6 +74,25 @@ pub struct Manifest {
     /// from one whose process was killed.
     #[serde(default)]
     pub writer: Option<Writer>,
+    /// Source profiles and expectations of this run (`source_profiles`, `data_quality`).
+    #[serde(default)]
+    pub quality: Option<QualitySummary>,
+}
+
+/// What the data quality step of a run found: one line per failed expectation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QualitySummary {
+    /// Source columns profiled (0 when the run reused the previous run's sources).
+    pub columns_profiled: usize,
+    pub checks: usize,
+    pub passed: usize,
+    /// Failed expectations of severity `warn`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Failed expectations of severity `error` (the run stopped before unification).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    pub seconds: f64,
 }
 
 /// A process on a host: its pid and start time (pids are reused; the pair is not).
@@ -398,6 +417,7 @@ mod tests {
             refreshed_from: None,
             inputs: None,
             writer: None,
+            quality: None,
         }
     }
 
