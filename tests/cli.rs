@@ -1402,3 +1402,226 @@ fn incremental_source_loads_the_state_its_increments_add_up_to() {
         "{err}"
     );
 }
+
+/// `tests/fixtures/quality` (six customers, eight expectations, all `warn`) in a temp dir.
+fn quality_project() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/quality"),
+        tmp.path(),
+    );
+    tmp
+}
+
+#[test]
+fn a_failed_expectation_of_severity_error_stops_the_run_before_unification() {
+    let tmp = quality_project();
+    let dir = tmp.path();
+    let summary = ok(&["run", "-p", p(dir)]);
+    assert!(
+        summary.contains("Data quality: 7 source columns profiled, 3 of 8 expectations passed"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("warning: data quality: known_countries (expectations[2] (panorama.toml:35)): 1 of 6 non-NULL values not accepted (16.7%), e.g. 'XX' (1)"),
+        "{summary}"
+    );
+    let current = std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap();
+
+    // Two more customers: 8 rows against 6 is +33.3%, beyond ±10% — now an error.
+    append(
+        &dir.join("data/customers.csv"),
+        "7,Fay Li,fay@example.com,,NL,52,2026-11-01\n8,Gus Ott,gus@example.com,,DE,47,2026-11-01\n",
+    );
+    edit(
+        &dir.join("panorama.toml"),
+        "row_count_change = 0.1\nseverity = \"warn\"",
+        "row_count_change = 0.1",
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    for part in [
+        "data quality: 1 expectation(s) of severity error failed, so the run stopped before unification",
+        "the previous run is still current",
+        "customers.row_count_change (expectations[6] (panorama.toml:60)): 8 rows, 6 in the previous run (+33.3%); expected within ±10.0% of the previous run's rows",
+    ] {
+        assert!(err.contains(part), "{part} not in:\n{err}");
+    }
+    // Nothing downstream was built; the first run is still the current one.
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap(),
+        current
+    );
+    assert_eq!(query(dir, "SELECT count(*) AS n FROM customers"), "n\n6\n");
+    let failed = query(dir, "SELECT run_id FROM runs WHERE status = 'failed'");
+    let failed = failed.lines().nth(1).unwrap().to_string();
+    assert!(!dir
+        .join(".panorama/runs")
+        .join(&failed)
+        .join("tables/unified_customers.parquet")
+        .exists());
+    // The failed run's checks and profile are kept with its run id.
+    assert_eq!(
+        query(
+            dir,
+            &format!(
+                "SELECT passed, observed_value FROM data_quality WHERE run_id = '{failed}' AND \"check\" = 'row_count_change'"
+            )
+        ),
+        "passed,observed_value\nfalse,0.3333333333333333\n"
+    );
+    assert_eq!(
+        query(
+            dir,
+            &format!(
+                "SELECT rows FROM source_profiles WHERE run_id = '{failed}' AND \"column\" = 'id'"
+            )
+        ),
+        "rows\n8\n"
+    );
+    let error = query(dir, "SELECT error FROM runs WHERE status = 'failed'");
+    assert!(error.contains("customers.row_count_change"), "{error}");
+
+    // As a warning the run goes on, and says so.
+    edit(
+        &dir.join("panorama.toml"),
+        "row_count_change = 0.1",
+        "row_count_change = 0.1\nseverity = \"warn\"",
+    );
+    let summary = ok(&["run", "-p", p(dir)]);
+    assert!(
+        summary.contains("warning: data quality: customers.row_count_change (expectations[6] (panorama.toml:60)): 8 rows, 6 in the previous run (+33.3%)"),
+        "{summary}"
+    );
+    assert_eq!(query(dir, "SELECT count(*) AS n FROM customers"), "n\n8\n");
+}
+
+#[test]
+fn refresh_checks_expectations_again_without_profiling() {
+    let tmp = quality_project();
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    // Nine days later the newest signup is too old; the data is the same, so it is not
+    // profiled again.
+    let summary = ok(&["refresh", "-p", p(dir), "--as-of", "2026-11-10"]);
+    assert!(
+        summary.contains("warning: data quality: customers.signup.freshness (expectations[5] (panorama.toml:54)): newest value 2026-11-01 00:00:00, 9d old; expected newest value within 2d of the run's as-of time (2026-11-10T00:00:00)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Data quality: 2 of 8 expectations passed"),
+        "{summary}"
+    );
+    assert_eq!(
+        query(
+            dir,
+            "SELECT count(DISTINCT d.run_id) AS checked, (SELECT count(DISTINCT run_id) FROM source_profiles) AS profiled FROM data_quality d"
+        ),
+        "checked,profiled\n2,1\n"
+    );
+    // An error-level freshness check fails the refresh and keeps the run current.
+    edit(
+        &dir.join("panorama.toml"),
+        "freshness = \"2d\"\nseverity = \"warn\"",
+        "freshness = \"2d\"",
+    );
+    let current = std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap();
+    let err = fails(&["refresh", "-p", p(dir), "-q", "--as-of", "2026-11-10"]);
+    assert!(err.contains("customers.signup.freshness"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap(),
+        current
+    );
+}
+
+#[test]
+fn profile_prints_sources_without_a_run() {
+    let tmp = quality_project();
+    let dir = tmp.path();
+    let json = ok(&["profile", "-p", p(dir), "customers", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 7, "{json}");
+    let country = rows.iter().find(|r| r["column"] == "country").unwrap();
+    assert_eq!(country["rows"], 6);
+    assert_eq!(country["distinct_values"], 4);
+    assert_eq!(country["min_value"], "DE");
+    assert_eq!(
+        country["top_values"],
+        r#"[{"value":"NL","count":3},{"value":"DE","count":1},{"value":"US","count":1},{"value":"XX","count":1}]"#
+    );
+    let phone = rows.iter().find(|r| r["column"] == "phone").unwrap();
+    assert_eq!(phone["mapped_field"], "phone");
+    assert_eq!(phone["parse_failures"], 1);
+    let table = ok(&["profile", "-p", p(dir)]);
+    assert!(table.contains("| customers | signup"), "{table}");
+    // Nothing is left behind: no run, no temporary directory.
+    let left: Vec<_> = std::fs::read_dir(dir.join(".panorama"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let err = fails(&["profile", "-p", p(dir), "nope"]);
+    assert!(
+        err.contains("no source named `nope` (sources: customers)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn expectation_config_errors_name_the_line() {
+    let tmp = quality_project();
+    let dir = tmp.path();
+    let config = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let base = config.split("[[expectations]]").next().unwrap().to_string();
+    let lines = base.lines().count() + 1;
+    for (table, message) in [
+        (
+            "source = \"customers\"\ncolumn = \"email\"\nnot_null = true\nunique = true",
+            "expectations[0]: one check per [[expectations]] table, found not_null, unique: split it into one table each",
+        ),
+        (
+            "source = \"crm\"\ncolumn = \"email\"\nnot_null = true",
+            "expectations[0]: no source named `crm` (sources: customers)",
+        ),
+        (
+            "source = \"customers\"\nfield = \"birth_date\"\nmapped_parse_rate = 0.9",
+            "expectations[0]: [unify.sources.customers] does not map `birth_date`, so it has no parse rate",
+        ),
+        (
+            "source = \"customers\"\ncolumn = \"email\"\nmatches = '[a-'",
+            "expectations[0]: matches: not a regular expression",
+        ),
+        (
+            "source = \"customers\"\ncolumn = \"signup\"\nfreshness = \"soon\"",
+            "expectations[0]: freshness: `soon` is not a duration (`36h`, `2d`, `90m`)",
+        ),
+    ] {
+        write(
+            &dir.join("panorama.toml"),
+            &format!("{base}[[expectations]]\n{table}\n"),
+        );
+        let err = fails(&["run", "-p", p(dir), "-q"]);
+        assert!(
+            err.contains(&format!("panorama.toml:{lines}:")) && err.contains(message),
+            "{message} at line {lines} not in:\n{err}"
+        );
+    }
+    // A column the data lacks stops the load, naming the expectation that uses it.
+    write(
+        &dir.join("panorama.toml"),
+        &format!(
+            "{base}[[expectations]]\nsource = \"customers\"\ncolumn = \"mail\"\nnot_null = true\n"
+        ),
+    );
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(
+        err.contains("column `mail` is not in the data")
+            && err.contains(&format!(
+                "expectations[0].column (panorama.toml:{})",
+                lines + 2
+            )),
+        "{err}"
+    );
+}
