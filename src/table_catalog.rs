@@ -52,6 +52,8 @@ const OUTPUTS: &[(&str, &str, &[&str], &[&str])] = &[
     ("rejects", "Rows and values that could not be loaded, with file, row, column and reason.", &[], &[]),
     ("source_stats", "Per source: rows read, loaded, rejected and suppressed, the time it took, the encoding text files were read as, and columns new since the previous run or missing (loaded as NULL).", &["source"], &[]),
     ("runs", "Every run in the workspace: status, times, rows and error.", &["run_id"], &[]),
+    ("source_profiles", "Every run's profile of every source column: rows, NULLs, distinct values, min/max, lengths, most common values, parse rates of mapped fields.", &[], &[]),
+    ("data_quality", "Every run's [[expectations]] results: observed, expected, passed, failing rows; failed runs included.", &["run_id", "expectation"], &[]),
 ];
 
 /// Columns that mean the same in every table.

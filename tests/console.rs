@@ -266,6 +266,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             format!("{base}/console/explain?left={l}&right={r}"),
             format!("{base}/console/cluster/{largest_id}"),
             format!("{base}/console/quality"),
+            format!("{base}/console/data"),
         ];
         let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
         let seen = browse(&target_dir("console-screenshots"), &url_refs);
@@ -386,6 +387,47 @@ fn console_report_and_notebook_show_the_runs_data() {
             .filter(|r| r["kind"] == "node")
             .count() as u64;
         assert_eq!(nodes, largest["n"].as_u64().unwrap());
+        // Data quality: every failed expectation of every run (the refreshes checked again,
+        // and as of 2027 the web events are stale), every profiled parse rate.
+        let data = charts(&pages[7]);
+        let failed = rows(
+            dir,
+            "SELECT count(*) AS n FROM data_quality WHERE NOT passed",
+        )[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert!(failed > 0.0, "the later refreshes find the events stale");
+        assert_eq!(sum(&data["quality_failures"], "failed"), failed);
+        let trend = rows(
+            dir,
+            "SELECT count(*) AS n FROM data_quality WHERE observed_value IS NOT NULL",
+        )[0]["n"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            data["quality_checks"]["rows"].as_array().unwrap().len() as u64,
+            trend
+        );
+        let parsed = rows(
+            dir,
+            "SELECT count(*) AS n FROM source_profiles WHERE parse_rate IS NOT NULL",
+        )[0]["n"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            data["parse_rates"]["rows"].as_array().unwrap().len() as u64,
+            parsed
+        );
+        let with_nulls = rows(
+            dir,
+            "SELECT count(*) AS n FROM source_profiles WHERE nulls > 0",
+        )[0]["n"]
+            .as_u64()
+            .unwrap() as usize;
+        assert_eq!(
+            data["null_shares"]["rows"].as_array().unwrap().len(),
+            with_nulls.min(40)
+        );
     }
 
     // --- The notebook, executed against the server over Flight SQL ---------------------------

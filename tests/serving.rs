@@ -646,6 +646,35 @@ print(json.dumps({{"first": first[0][0], "rest": rest[0][0], "now": now, "before
         metrics.contains("route=\"/api/customers/{id}\",status=\"200\""),
         "{metrics}"
     );
+    // Data quality of the served run, as its data_quality rows say.
+    let served = metrics
+        .split("panorama_snapshot_info{run_id=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let q = rows(
+        dir,
+        &format!(
+            "SELECT count(*) FILTER (WHERE passed) AS passed, count(*) FILTER (WHERE NOT passed AND severity = 'warn') AS warn \
+             FROM data_quality WHERE run_id = '{served}'"
+        ),
+    );
+    for result in ["passed", "warn"] {
+        let line = format!(
+            "panorama_data_quality_checks{{result=\"{result}\"}} {}\n",
+            q[0][result]
+        );
+        assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+    }
+    assert!(
+        q[0]["passed"].as_u64().unwrap() > 0,
+        "the demo's expectations were checked: {q:?}"
+    );
+    assert!(
+        metrics.contains("panorama_data_quality_newest_run_errors{run_id=\""),
+        "{metrics}"
+    );
     assert!(server.alive());
 }
 

@@ -22,14 +22,16 @@ pub enum Page {
     Segments,
     Measures,
     Predictions,
+    Data,
 }
 
 impl Page {
-    pub const ALL: [Page; 4] = [
+    pub const ALL: [Page; 5] = [
         Page::Unify,
         Page::Segments,
         Page::Measures,
         Page::Predictions,
+        Page::Data,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -38,6 +40,7 @@ impl Page {
             Page::Segments => "segments",
             Page::Measures => "measures",
             Page::Predictions => "predictions",
+            Page::Data => "data",
         }
     }
 
@@ -47,6 +50,7 @@ impl Page {
             Page::Segments => "Segments",
             Page::Measures => "Measures",
             Page::Predictions => "Predictions",
+            Page::Data => "Data quality",
         }
     }
 
@@ -175,6 +179,14 @@ pub fn how_to_fill(table: &str) -> (&'static str, &'static str) {
             "predictionsclv-customer-lifetime-value",
         ),
         "predictions_churn" => ("add `[predictions.churn]`", "predictionschurn-churn-risk"),
+        "data_quality" => (
+            "add `[[expectations]]` (not_null, unique, accepted_values, matches, between, row_count_change, freshness, mapped_parse_rate): checked on every run",
+            "data-quality-expectations-and-source-profiles",
+        ),
+        "source_profiles" => (
+            "run the project: every run that loads its sources profiles them",
+            "data-quality-expectations-and-source-profiles",
+        ),
         _ => ("see the configuration reference", ""),
     }
 }
@@ -221,6 +233,10 @@ pub const CHARTS: &[Chart] = &[
     Chart { id: "measure_distribution", page: Page::Measures, title: "Distribution of a customer measure", description: "Customers by value of the chosen measure (30 bins; nulls left out).", requires: &["customer_measures"], listed: true },
     Chart { id: "clv_deciles", page: Page::Predictions, title: "Lifetime value by decile", description: "Predicted lifetime value of each decile of customers (10 = most valuable).", requires: &["predictions_clv"], listed: true },
     Chart { id: "clv_pareto", page: Page::Predictions, title: "Share of value by share of customers", description: "The most valuable x% of customers hold y% of predicted lifetime value (the 80/20 curve).", requires: &["predictions_clv"], listed: true },
+    Chart { id: "quality_failures", page: Page::Data, title: "Failed expectations per run", description: "Expectations that failed at each run, by severity (error stops the run, so its run is not current).", requires: &["data_quality"], listed: true },
+    Chart { id: "quality_checks", page: Page::Data, title: "Expectations over runs", description: "The figure each expectation compares, at each run: share of rows passing, row count change, age in hours, parse rate. Red points failed.", requires: &["data_quality"], listed: true },
+    Chart { id: "null_shares", page: Page::Data, title: "NULLs per column", description: "Share of NULL values of each source column with any, in the latest profile.", requires: &["source_profiles"], listed: true },
+    Chart { id: "parse_rates", page: Page::Data, title: "Parse rates over runs", description: "Share of each mapped field's values that parse (valid e-mail, phone in E.164, real date), at each profiled run.", requires: &["source_profiles"], listed: true },
     Chart { id: "churn_bands", page: Page::Predictions, title: "Churn risk", description: "Customers per churn risk band.", requires: &["predictions_churn"], listed: true },
 ];
 
@@ -397,6 +413,15 @@ impl Chart {
                  GROUP BY pct_customers ORDER BY pct_customers".into(),
             "churn_bands" => "SELECT churn_risk, count(*) AS customers, CASE churn_risk WHEN 'low' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END AS band_order \
                  FROM predictions_churn GROUP BY churn_risk ORDER BY band_order".into(),
+            "quality_failures" => "SELECT run_id, severity, CAST(sum(CASE WHEN passed THEN 0 ELSE 1 END) AS BIGINT) AS failed, \
+                 count(*) AS checks FROM data_quality GROUP BY run_id, severity ORDER BY run_id, severity".into(),
+            "quality_checks" => "SELECT run_id, expectation, \"check\", severity, passed, observed_value, observed FROM data_quality \
+                 WHERE observed_value IS NOT NULL ORDER BY expectation, run_id".into(),
+            "null_shares" => "SELECT source || '.' || \"column\" AS source_column, null_share, nulls, rows FROM source_profiles \
+                 WHERE run_id = (SELECT max(run_id) FROM source_profiles) AND nulls > 0 \
+                 ORDER BY null_share DESC, source_column LIMIT 40".into(),
+            "parse_rates" => "SELECT run_id, source || '.' || mapped_field AS field, parse_rate, parse_failures FROM source_profiles \
+                 WHERE parse_rate IS NOT NULL ORDER BY field, run_id".into(),
             other => return Err(format!("no chart {other}")),
         })
     }
@@ -621,6 +646,50 @@ impl Chart {
                     "color": {"field": "churn_risk", "type": "nominal", "legend": null,
                               "scale": {"domain": ["low", "medium", "high"], "range": ["#4caf50", "#f0a030", "#b3261e"]}},
                     "tooltip": tooltip(&["churn_risk", "customers"])
+                }
+            }),
+            "quality_failures" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "x": {"field": "run_id", "type": "ordinal", "title": "run", "axis": {"labelAngle": -30, "labelLimit": 120}},
+                    "y": {"field": "failed", "type": "quantitative", "title": "failed expectations", "stack": "zero"},
+                    "color": {"field": "severity", "type": "nominal",
+                              "scale": {"domain": ["warn", "error"], "range": ["#f0a030", "#b3261e"]}},
+                    "tooltip": tooltip(&["run_id", "severity", "failed", "checks"])
+                }
+            }),
+            "quality_checks" => json!({
+                "facet": {"field": "expectation", "type": "nominal", "title": null},
+                "columns": 3,
+                "resolve": {"scale": {"y": "independent"}},
+                "spec": {
+                    "width": 220, "height": 120,
+                    "mark": {"type": "line", "point": {"filled": true, "size": 50}},
+                    "encoding": {
+                        "x": {"field": "run_id", "type": "ordinal", "title": null, "axis": {"labels": false}},
+                        "y": {"field": "observed_value", "type": "quantitative", "title": null},
+                        "color": {"value": "#2457c5"},
+                        "fill": {"field": "passed", "type": "nominal", "legend": null,
+                                 "scale": {"domain": [true, false], "range": ["#2457c5", "#b3261e"]}},
+                        "tooltip": tooltip(&["expectation", "run_id", "passed", "observed"])
+                    }
+                }
+            }),
+            "null_shares" => json!({
+                "mark": "bar",
+                "encoding": {
+                    "y": {"field": "source_column", "type": "nominal", "sort": "-x", "title": null, "axis": {"labelLimit": 260}},
+                    "x": {"field": "null_share", "type": "quantitative", "axis": {"format": "%"}, "title": "NULL", "scale": {"domain": [0, 1]}},
+                    "tooltip": tooltip(&["source_column", "nulls", "rows", "null_share"])
+                }
+            }),
+            "parse_rates" => json!({
+                "mark": {"type": "line", "point": true},
+                "encoding": {
+                    "x": {"field": "run_id", "type": "ordinal", "title": "run", "axis": {"labelAngle": -30, "labelLimit": 120}},
+                    "y": {"field": "parse_rate", "type": "quantitative", "axis": {"format": "%"}, "title": "values that parse"},
+                    "color": {"field": "field", "type": "nominal"},
+                    "tooltip": tooltip(&["field", "run_id", "parse_rate", "parse_failures"])
                 }
             }),
             _ => json!({}),

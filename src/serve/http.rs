@@ -257,11 +257,18 @@ async fn health(State(s): State<Arc<Serving>>) -> Json<Value> {
 async fn metrics(State(s): State<Arc<Serving>>, headers: HeaderMap) -> ApiResult<Response> {
     require(&s, &headers, Role::Reader)?;
     let snap = s.snapshot();
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(&snap.run_id, snap.index.customers()),
-    )
-        .into_response())
+    let ws = crate::workspace::Workspace::new(s.cfg.workspace_dir());
+    let served = ws.read_manifest(&snap.run_id).ok();
+    let newest = ws
+        .manifests()
+        .ok()
+        .and_then(|all| all.into_iter().max_by(|a, b| a.run_id.cmp(&b.run_id)));
+    let mut body = s.metrics.render(&snap.run_id, snap.index.customers());
+    body.push_str(&super::metrics::data_quality(
+        served.as_ref().and_then(|m| m.quality.as_ref()),
+        newest.as_ref(),
+    ));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
 /// The card of one profile row: attributes, measures, segments, optionally a timeline page.

@@ -135,3 +135,37 @@ impl Metrics {
         out
     }
 }
+
+/// Data quality gauges: the served run's expectations by result, and whether the newest run
+/// failed its expectations (then the served data is older than the sources: alert on it).
+pub fn data_quality(
+    served: Option<&crate::workspace::QualitySummary>,
+    newest: Option<&crate::workspace::Manifest>,
+) -> String {
+    let mut out = String::from(
+        "# HELP panorama_data_quality_checks Expectations checked by the served run, by result.\n\
+         # TYPE panorama_data_quality_checks gauge\n",
+    );
+    let q = served.cloned().unwrap_or_default();
+    for (result, n) in [
+        ("passed", q.passed),
+        ("warn", q.warnings.len()),
+        ("error", q.errors.len()),
+    ] {
+        out.push_str(&format!(
+            "panorama_data_quality_checks{{result=\"{result}\"}} {n}\n"
+        ));
+    }
+    let (run, failed) = newest
+        .map(|m| {
+            let errors = m.quality.as_ref().map_or(0, |q| q.errors.len());
+            (m.run_id.as_str(), errors)
+        })
+        .unwrap_or(("", 0));
+    out.push_str(&format!(
+        "# HELP panorama_data_quality_newest_run_errors Error-level expectations the newest run failed (it stopped before unification; the previous run is still served).\n\
+         # TYPE panorama_data_quality_newest_run_errors gauge\n\
+         panorama_data_quality_newest_run_errors{{run_id=\"{run}\"}} {failed}\n"
+    ));
+    out
+}
