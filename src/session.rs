@@ -186,6 +186,7 @@ pub fn base_context() -> SessionContext {
         "gamma_gamma_fit",
         Arc::new(crate::predictions::table_functions::GammaGammaFit),
     );
+    crate::analytics::journey_analytics::register(&ctx);
     register_as_of(&ctx, chrono::Utc::now().naive_utc());
     ctx
 }

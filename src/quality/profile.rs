@@ -442,13 +442,25 @@ mod tests {
             .map(|c| (c.column.as_str(), c.distinct.unwrap(), c.distinct_exact))
             .collect();
         // HyperLogLog: within 3% of the truth.
-        let truth = [("i", n), ("f", 1000), ("b", 2), ("d", 3650), ("s", 500), ("ts", n)];
+        let truth = [
+            ("i", n),
+            ("f", 1000),
+            ("b", 2),
+            ("d", 3650),
+            ("s", 500),
+            ("ts", n),
+        ];
         for ((name, got, exact), (tname, want)) in distinct.iter().zip(truth) {
             assert_eq!(*name, tname);
             assert_eq!(*exact, Some(false));
             let err = (*got as f64 - want as f64).abs() / want as f64;
             assert!(err < 0.03, "{name}: {got} estimated, {want} true");
         }
-        assert_eq!(p[2].top_values.as_deref().map(|t| t.starts_with(r#"[{"value":"false""#)), Some(true));
+        assert_eq!(
+            p[2].top_values
+                .as_deref()
+                .map(|t| t.starts_with(r#"[{"value":"false""#)),
+            Some(true)
+        );
     }
 }
