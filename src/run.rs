@@ -227,6 +227,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
         "journeys",
         "schedules",
         "expectations",
+        "funnels",
     ] {
         table.remove(key);
     }

@@ -1625,3 +1625,52 @@ fn expectation_config_errors_name_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn funnel_config_errors_name_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journeys"),
+        dir,
+    );
+    let config = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let line = config.lines().count() + 1;
+    for (table, message) in [
+        (
+            "steps = [\"type = 'view'\"]",
+            "funnels.f.steps: two or more conditions",
+        ),
+        (
+            "steps = [\"type = 'view'\", \"type = \"]",
+            "funnels.f.steps[1]: `type = ` does not parse",
+        ),
+        (
+            "steps = [\"type = 'view'\", \"type = 'order'\"]\nwithin = \"a week\"",
+            "funnels.f.within: `a week` is not a duration",
+        ),
+    ] {
+        write(
+            &dir.join("panorama.toml"),
+            &format!("{config}[funnels.f]\n{table}\n"),
+        );
+        let err = fails(&["run", "-p", p(dir), "-q"]);
+        assert!(
+            err.contains(&format!("panorama.toml:{line}:")) && err.contains(message),
+            "{message} at line {line} not in:\n{err}"
+        );
+    }
+    // A good one runs, and the same funnel answers in SQL.
+    write(
+        &dir.join("panorama.toml"),
+        &format!("{config}[funnels.f]\nsteps = [\"type = 'view'\", \"type = 'order'\"]\nwithin = \"7d\"\n"),
+    );
+    ok(&["run", "-p", p(dir), "-q"]);
+    assert_eq!(
+        query(
+            dir,
+            "SELECT step, customers FROM funnel('type = ''view''', 'type = ''order''', INTERVAL '7 days') ORDER BY step"
+        ),
+        "step,customers\n1,5\n2,2\n"
+    );
+}

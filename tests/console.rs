@@ -267,6 +267,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             format!("{base}/console/cluster/{largest_id}"),
             format!("{base}/console/quality"),
             format!("{base}/console/data"),
+            format!("{base}/console/journeys"),
         ];
         let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
         let seen = browse(&target_dir("console-screenshots"), &url_refs);
@@ -387,6 +388,26 @@ fn console_report_and_notebook_show_the_runs_data() {
             .filter(|r| r["kind"] == "node")
             .count() as u64;
         assert_eq!(nodes, largest["n"].as_u64().unwrap());
+        // Journeys: the demo's funnel as funnel() gives it, and its paths.
+        let journeys = charts(&pages[8]);
+        let steps = rows(
+            dir,
+            "SELECT step, customers FROM funnel('type = ''product_view''', 'type = ''add_to_cart''', 'type = ''order''', INTERVAL '2592000 seconds') ORDER BY step",
+        );
+        let drawn = journeys["funnels"]["rows"].as_array().unwrap();
+        assert_eq!(drawn.len(), 3);
+        for (d, s) in drawn.iter().zip(&steps) {
+            assert_eq!(d["funnel"], "browse_to_buy");
+            assert_eq!(d["customers"], s["customers"]);
+        }
+        assert!(num(&drawn[0]["customers"]) > 0.0);
+        let top = rows(
+            dir,
+            "SELECT sum(customers) AS n FROM (SELECT customers FROM paths('type = ''product_view''', 'type = ''order''', 6) ORDER BY customers DESC, path LIMIT 10)",
+        )[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert_eq!(sum(&journeys["top_paths"], "customers"), top);
         // Data quality: every failed expectation of every run (the refreshes checked again,
         // and as of 2027 the web events are stale), every profiled parse rate.
         let data = charts(&pages[7]);

@@ -390,16 +390,17 @@ impl TableFunctionImpl for Paths {
     ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
         let usage = "paths('type = ''page_view''', 'type = ''order''', 5)";
         let e = args.exprs();
-        let (from, to) =
-            match (
-                e.first().and_then(literal_text),
-                e.get(1).and_then(literal_text),
-            ) {
-                (Some(f), Some(t)) if e.len() == 3 => (f, t),
-                _ => return plan_err!(
+        let (from, to) = match (
+            e.first().and_then(literal_text),
+            e.get(1).and_then(literal_text),
+        ) {
+            (Some(f), Some(t)) if e.len() == 3 => (f, t),
+            _ => {
+                return plan_err!(
                     "paths takes a from condition, a to condition and the most steps, e.g. {usage}"
-                ),
-            };
+                )
+            }
+        };
         let max_len = match &e[2] {
             Expr::Literal(v, _) => match v.cast_to(&DataType::Int64) {
                 Ok(ScalarValue::Int64(Some(n))) if (2..=50).contains(&n) => n as usize,

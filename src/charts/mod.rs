@@ -22,15 +22,17 @@ pub enum Page {
     Segments,
     Measures,
     Predictions,
+    Journeys,
     Data,
 }
 
 impl Page {
-    pub const ALL: [Page; 5] = [
+    pub const ALL: [Page; 6] = [
         Page::Unify,
         Page::Segments,
         Page::Measures,
         Page::Predictions,
+        Page::Journeys,
         Page::Data,
     ];
 
@@ -40,6 +42,7 @@ impl Page {
             Page::Segments => "segments",
             Page::Measures => "measures",
             Page::Predictions => "predictions",
+            Page::Journeys => "journeys",
             Page::Data => "data",
         }
     }
@@ -50,6 +53,7 @@ impl Page {
             Page::Segments => "Segments",
             Page::Measures => "Measures",
             Page::Predictions => "Predictions",
+            Page::Journeys => "Journeys",
             Page::Data => "Data quality",
         }
     }
@@ -79,6 +83,8 @@ pub struct RunFacts {
     /// Numeric columns of `customer_measures`.
     pub numeric_measures: Vec<String>,
     pub lifecycle: Vec<String>,
+    /// The config's `[funnels.<name>]`.
+    pub funnels: Vec<(String, crate::config::funnels::FunnelDef)>,
 }
 
 impl RunFacts {
@@ -86,13 +92,19 @@ impl RunFacts {
         self.tables.iter().any(|t| t == table)
     }
 
-    /// Facts of the run open in `ctx`.
+    /// Facts of the run open in `ctx`, with the funnels `cfg` declares.
     pub async fn gather(
         ctx: &datafusion::prelude::SessionContext,
         tables: &[String],
+        cfg: &crate::config::ProjectConfig,
     ) -> crate::Result<Self> {
         let mut facts = RunFacts {
             tables: tables.to_vec(),
+            funnels: cfg
+                .funnels
+                .iter()
+                .map(|(n, f)| (n.clone(), f.get_ref().clone()))
+                .collect(),
             ..Default::default()
         };
         if facts.has("segment_members") {
@@ -179,6 +191,10 @@ pub fn how_to_fill(table: &str) -> (&'static str, &'static str) {
             "predictionsclv-customer-lifetime-value",
         ),
         "predictions_churn" => ("add `[predictions.churn]`", "predictionschurn-churn-risk"),
+        "funnels" => (
+            "add `[funnels.<name>]` with `steps = [\"type = 'product_view'\", \"type = 'order'\"]` (it needs `[activities.<name>]`)",
+            "journey-analytics-funnel-paths-and-funnelsname",
+        ),
         "data_quality" => (
             "add `[[expectations]]` (not_null, unique, accepted_values, matches, between, row_count_change, freshness, mapped_parse_rate): checked on every run",
             "data-quality-expectations-and-source-profiles",
@@ -233,6 +249,8 @@ pub const CHARTS: &[Chart] = &[
     Chart { id: "measure_distribution", page: Page::Measures, title: "Distribution of a customer measure", description: "Customers by value of the chosen measure (30 bins; nulls left out).", requires: &["customer_measures"], listed: true },
     Chart { id: "clv_deciles", page: Page::Predictions, title: "Lifetime value by decile", description: "Predicted lifetime value of each decile of customers (10 = most valuable).", requires: &["predictions_clv"], listed: true },
     Chart { id: "clv_pareto", page: Page::Predictions, title: "Share of value by share of customers", description: "The most valuable x% of customers hold y% of predicted lifetime value (the 80/20 curve).", requires: &["predictions_clv"], listed: true },
+    Chart { id: "funnels", page: Page::Journeys, title: "Funnels", description: "Customers reaching each step of each configured funnel, in order and within its time; the label is the share of those who started.", requires: &["activities"], listed: true },
+    Chart { id: "top_paths", page: Page::Journeys, title: "Most common paths", description: "Activity types from a customer's first step of each funnel to its first last step after it (repeats once, at most six steps).", requires: &["activities"], listed: true },
     Chart { id: "quality_failures", page: Page::Data, title: "Failed expectations per run", description: "Expectations that failed at each run, by severity (error stops the run, so its run is not current).", requires: &["data_quality"], listed: true },
     Chart { id: "quality_checks", page: Page::Data, title: "Expectations over runs", description: "The figure each expectation compares, at each run: share of rows passing, row count change, age in hours, parse rate. Red points failed.", requires: &["data_quality"], listed: true },
     Chart { id: "null_shares", page: Page::Data, title: "NULLs per column", description: "Share of NULL values of each source column with any, in the latest profile.", requires: &["source_profiles"], listed: true },
@@ -253,6 +271,7 @@ impl Chart {
             && match self.id {
                 "lifecycle" => !facts.lifecycle.is_empty(),
                 "measure_distribution" => !facts.numeric_measures.is_empty(),
+                "funnels" | "top_paths" => !facts.funnels.is_empty(),
                 _ => true,
             }
     }
@@ -413,6 +432,34 @@ impl Chart {
                  GROUP BY pct_customers ORDER BY pct_customers".into(),
             "churn_bands" => "SELECT churn_risk, count(*) AS customers, CASE churn_risk WHEN 'low' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END AS band_order \
                  FROM predictions_churn GROUP BY churn_risk ORDER BY band_order".into(),
+            "funnels" => facts
+                .funnels
+                .iter()
+                .map(|(name, f)| {
+                    format!(
+                        "SELECT {} AS funnel, step, condition, customers, conversion_from_start, median_seconds FROM funnel({})",
+                        quote(name),
+                        f.funnel_args()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+                + " ORDER BY funnel, step",
+            "top_paths" => facts
+                .funnels
+                .iter()
+                .map(|(name, f)| {
+                    format!(
+                        "SELECT * FROM (SELECT {} AS funnel, path, converted, customers, share FROM paths({}, {}, 6) \
+                         ORDER BY customers DESC, path LIMIT 10)",
+                        quote(name),
+                        quote(&f.steps[0]),
+                        quote(f.steps.last().expect("two or more steps"))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+                + " ORDER BY funnel, customers DESC, path",
             "quality_failures" => "SELECT run_id, severity, CAST(sum(CASE WHEN passed THEN 0 ELSE 1 END) AS BIGINT) AS failed, \
                  count(*) AS checks FROM data_quality GROUP BY run_id, severity ORDER BY run_id, severity".into(),
             "quality_checks" => "SELECT run_id, expectation, \"check\", severity, passed, observed_value, observed FROM data_quality \
@@ -646,6 +693,36 @@ impl Chart {
                     "color": {"field": "churn_risk", "type": "nominal", "legend": null,
                               "scale": {"domain": ["low", "medium", "high"], "range": ["#4caf50", "#f0a030", "#b3261e"]}},
                     "tooltip": tooltip(&["churn_risk", "customers"])
+                }
+            }),
+            "funnels" => json!({
+                "facet": {"field": "funnel", "type": "nominal", "title": null},
+                "columns": 2,
+                "resolve": {"scale": {"x": "independent"}},
+                "spec": {
+                    "width": 320, "height": 160,
+                    "layer": [
+                        {"mark": "bar", "encoding": {
+                            "y": {"field": "condition", "type": "nominal", "sort": {"field": "step"}, "title": null, "axis": {"labelLimit": 200}},
+                            "x": {"field": "customers", "type": "quantitative"},
+                            "tooltip": tooltip(&["step", "condition", "customers", "conversion_from_start", "median_seconds"])
+                        }},
+                        {"mark": {"type": "text", "align": "left", "dx": 3}, "encoding": {
+                            "y": {"field": "condition", "type": "nominal", "sort": {"field": "step"}},
+                            "x": {"field": "customers", "type": "quantitative"},
+                            "text": {"field": "conversion_from_start", "type": "quantitative", "format": ".0%"}
+                        }}
+                    ]
+                }
+            }),
+            "top_paths" => json!({
+                "transform": [{"calculate": "datum.funnel + ': ' + datum.path", "as": "label"}],
+                "mark": "bar",
+                "encoding": {
+                    "y": {"field": "label", "type": "nominal", "sort": "-x", "title": null, "axis": {"labelLimit": 480}},
+                    "x": {"field": "customers", "type": "quantitative"},
+                    "color": {"field": "converted", "type": "nominal", "scale": {"domain": [true, false], "range": ["#2457c5", "#b6c4dd"]}},
+                    "tooltip": tooltip(&["funnel", "path", "customers", "share"])
                 }
             }),
             "quality_failures" => json!({

@@ -57,7 +57,7 @@ pub async fn write(cfg: &ProjectConfig, run_id: Option<&str>, out: &Path) -> Res
     let (ctx, opened) = crate::session::open_project(cfg, run_id).await?;
     let ws = Workspace::new(cfg.workspace_dir());
     let manifest = ws.read_manifest(&opened.run_id)?;
-    let facts = RunFacts::gather(&ctx, &opened.tables).await?;
+    let facts = RunFacts::gather(&ctx, &opened.tables, cfg).await?;
     let params = Params::default();
     let mut sections = Vec::new();
     let mut count = 0;

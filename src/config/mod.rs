@@ -6,6 +6,7 @@
 
 mod column_uses;
 pub mod expectations;
+pub mod funnels;
 mod types;
 
 pub use column_uses::ColumnUse;
@@ -94,6 +95,8 @@ pub struct ProjectConfig {
     pub serve: Option<crate::serve::config::ServeSection>,
     /// `[[expectations]]`: data quality checks on the loaded sources.
     pub expectations: Vec<Spanned<expectations::ExpectationDef>>,
+    /// `[funnels.<name>]`: funnels the console and the report draw.
+    pub funnels: std::collections::BTreeMap<String, Spanned<funnels::FunnelDef>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -399,6 +402,8 @@ struct RawConfig {
     serve: Option<crate::serve::config::ServeSection>,
     #[serde(default)]
     expectations: Vec<Spanned<expectations::ExpectationDef>>,
+    #[serde(default)]
+    funnels: BTreeMap<String, Spanned<funnels::FunnelDef>>,
 }
 
 impl ProjectConfig {
@@ -446,6 +451,7 @@ impl ProjectConfig {
             predictions: raw.predictions,
             serve: raw.serve,
             expectations: Vec::new(),
+            funnels: raw.funnels,
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;
@@ -590,6 +596,11 @@ impl ProjectConfig {
             }
         }
         cfg.check_expectations(&raw.expectations)?;
+        for (name, f) in &cfg.funnels {
+            f.get_ref()
+                .check(name)
+                .map_err(|m| cfg.error_at(f.span(), m))?;
+        }
         cfg.expectations = raw.expectations;
         if *cfg.workspace.keep_runs.get_ref() == 0 {
             return Err(cfg.error_at(

@@ -67,7 +67,7 @@ impl Snapshot {
         } else {
             LookupIndex::empty()
         };
-        let facts = crate::charts::RunFacts::gather(&ctx, &opened.tables).await?;
+        let facts = crate::charts::RunFacts::gather(&ctx, &opened.tables, cfg).await?;
         Ok(Snapshot {
             facts,
             run_id: run_id.to_string(),
