@@ -170,6 +170,22 @@ impl TableFunctionImpl for Funnel {
     }
 }
 
+/// Per step of a funnel: customers who reached it, and the seconds each took from the
+/// previous step.
+struct StepTally {
+    customers: Vec<i64>,
+    seconds: Vec<Vec<f64>>,
+}
+
+impl StepTally {
+    fn new(steps: usize) -> Self {
+        StepTally {
+            customers: vec![0; steps],
+            seconds: vec![Vec::new(); steps],
+        }
+    }
+}
+
 /// The furthest sequence of one customer: the dimension value at its start and the time of
 /// each step reached.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -323,28 +339,35 @@ async fn funnel(
     let n = a.steps.len();
     let sql = events_sql(ctx, a.dimension.as_deref(), &a.steps);
     // Per dimension value: customers reaching each step, and each step's durations.
-    let mut by: BTreeMap<Option<String>, (Vec<i64>, Vec<Vec<f64>>)> = BTreeMap::new();
+    let mut by: BTreeMap<Option<String>, StepTally> = BTreeMap::new();
     per_customer(ctx, &sql, n, a.dimension.is_some(), |_, rows| {
         if let Some(s) = furthest(rows, n, a.within) {
             let entry = by
                 .entry(s.dimension.clone())
-                .or_insert_with(|| (vec![0; n], vec![Vec::new(); n]));
+                .or_insert_with(|| StepTally::new(n));
             for (k, t) in s.times.iter().enumerate() {
-                entry.0[k] += 1;
+                entry.customers[k] += 1;
                 if k > 0 {
-                    entry.1[k].push((t - s.times[k - 1]) as f64 / 1e9);
+                    entry.seconds[k].push((t - s.times[k - 1]) as f64 / 1e9);
                 }
             }
         }
     })
     .await?;
     if a.dimension.is_none() && by.is_empty() {
-        by.insert(None, (vec![0; n], vec![Vec::new(); n]));
+        by.insert(None, StepTally::new(n));
     }
     let mut dims = Vec::new();
     let (mut step, mut cond, mut customers, mut conv, mut conv0, mut dropped, mut med) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (dim, (counts, mut durations)) in by {
+    for (
+        dim,
+        StepTally {
+            customers: counts,
+            seconds: mut durations,
+        },
+    ) in by
+    {
         for k in 0..n {
             dims.push(dim.clone());
             step.push(k as i64 + 1);
@@ -519,7 +542,7 @@ async fn paths(
         }
     }
     finish(&rows, &mut total);
-    let mut all: Vec<((Vec<String>, bool), (i64, Vec<f64>))> = counts.into_iter().collect();
+    let mut all: Vec<_> = counts.into_iter().collect();
     // Most common first; ties by path.
     all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
     let mut path = vec![];
