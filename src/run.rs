@@ -228,6 +228,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
         "schedules",
         "expectations",
         "funnels",
+        "attribution",
     ] {
         table.remove(key);
     }
@@ -482,6 +483,13 @@ async fn unify_stage(
             Err(e) => report = Err(e),
         }
     }
+    if let (Ok(r), false) = (&mut report, cfg.attribution.is_empty()) {
+        bar.set_message("attribution: channels and conversions");
+        match crate::analytics::attribution::build(cfg, &ctx, &tables).await {
+            Ok(n) => r.attributed_conversions = n,
+            Err(e) => report = Err(e),
+        }
+    }
     let mut predictions = None;
     if report.is_ok() {
         bar.set_message("predictions: lifetime value, churn, recommendations");
@@ -542,6 +550,8 @@ async fn analytics_stage(
 const REFRESHED_TABLES: &[&str] = &[
     "activities",
     "activity_stats",
+    "attribution_paths",
+    "attribution_results",
     "predictions_clv",
     "predictions_churn",
     "recommendations",
@@ -628,6 +638,12 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
             if let Some(u) = manifest.unify.as_mut() {
                 u.activities = n;
                 u.unresolved_activities = unresolved;
+            }
+        }
+        if !cfg.attribution.is_empty() {
+            let n = crate::analytics::attribution::build(cfg, &ctx, &tables).await?;
+            if let Some(u) = manifest.unify.as_mut() {
+                u.attributed_conversions = n;
             }
         }
         manifest.predictions = crate::predictions::build(cfg, &ctx, &tables, as_of).await?;

@@ -187,6 +187,10 @@ pub fn base_context() -> SessionContext {
         Arc::new(crate::predictions::table_functions::GammaGammaFit),
     );
     crate::analytics::journey_analytics::register(&ctx);
+    ctx.register_udtf(
+        "attribution",
+        Arc::new(crate::analytics::attribution::AttributionFunction),
+    );
     register_as_of(&ctx, chrono::Utc::now().naive_utc());
     ctx
 }

@@ -1665,12 +1665,42 @@ fn funnel_config_errors_name_the_line() {
         &dir.join("panorama.toml"),
         &format!("{config}[funnels.f]\nsteps = [\"type = 'view'\", \"type = 'order'\"]\nwithin = \"7d\"\n"),
     );
-    ok(&["run", "-p", p(dir), "-q"]);
+    let summary = ok(&["run", "-p", p(dir)]);
+    assert!(
+        summary.contains("Attributed 3 conversions to channels by 7 models (SELECT * FROM attribution('orders', 'markov'))"),
+        "{summary}"
+    );
     assert_eq!(
         query(
             dir,
             "SELECT step, customers FROM funnel('type = ''view''', 'type = ''order''', INTERVAL '7 days') ORDER BY step"
         ),
         "step,customers\n1,5\n2,2\n"
+    );
+    // A refresh attributes again, from its own activities, to the same credits.
+    let markov = "SELECT channel, round(conversions, 6) AS c FROM attribution('orders', 'markov')";
+    let before = query(dir, markov);
+    ok(&["refresh", "-p", p(dir), "-q"]);
+    assert_eq!(query(dir, markov), before);
+    assert_eq!(
+        query(
+            dir,
+            "SELECT count(DISTINCT run_id) AS n FROM runs WHERE status = 'succeeded'"
+        ),
+        "n\n2\n"
+    );
+    // Attribution needs activities.
+    let config = std::fs::read_to_string(dir.join("panorama.toml")).unwrap();
+    let without = config
+        .split("[activities.events]")
+        .next()
+        .unwrap()
+        .to_string()
+        + "[attribution.orders]\nconversions = \"type = 'order'\"\nchannel = \"type\"\n";
+    write(&dir.join("panorama.toml"), &without);
+    let err = fails(&["run", "-p", p(dir), "-q"]);
+    assert!(
+        err.contains("attribution.orders: conversions and touchpoints are activities"),
+        "{err}"
     );
 }

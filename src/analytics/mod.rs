@@ -11,6 +11,7 @@
 //!
 //! History tables carry the previous run's rows forward, so the current run holds them all.
 
+pub mod attribution;
 pub mod definitions;
 pub mod journey_analytics;
 pub mod measures;

@@ -132,11 +132,17 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
             0 => String::new(),
             n => format!("{n} source columns profiled, "),
         };
-        if q.columns_profiled + q.checks > 0 {
+        if q.checks > 0 {
             let _ = writeln!(
                 s,
                 "Data quality: {profiled}{} of {} expectations passed in {:.1}s (SELECT * FROM data_quality)",
                 q.passed, q.checks, q.seconds
+            );
+        } else if q.columns_profiled > 0 {
+            let _ = writeln!(
+                s,
+                "Data quality: {} source columns profiled in {:.1}s (SELECT * FROM source_profiles); no [[expectations]] to check",
+                q.columns_profiled, q.seconds
             );
         }
         for w in &q.warnings {
@@ -166,6 +172,13 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
                     );
                 }
             }
+        }
+        if let Some(name) = cfg.attribution.keys().next() {
+            let _ = writeln!(
+                s,
+                "Attributed {} conversions to channels by 7 models (SELECT * FROM attribution('{name}', 'markov'))",
+                u.attributed_conversions
+            );
         }
         for w in &u.warnings {
             let _ = writeln!(s, "warning: {w}");

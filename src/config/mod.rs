@@ -4,6 +4,7 @@
 //! errors that name the key and its line, because a config kept in git is read by people who did
 //! not write it. Every key is documented in `docs/config.md`.
 
+pub mod attribution;
 mod column_uses;
 pub mod expectations;
 pub mod funnels;
@@ -28,6 +29,8 @@ pub const CONFIG_FILE: &str = "panorama.toml";
 pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "rejects",
     "runs",
+    "attribution_paths",
+    "attribution_results",
     "source_stats",
     "unify_records",
     "match_pairs",
@@ -97,6 +100,8 @@ pub struct ProjectConfig {
     pub expectations: Vec<Spanned<expectations::ExpectationDef>>,
     /// `[funnels.<name>]`: funnels the console and the report draw.
     pub funnels: std::collections::BTreeMap<String, Spanned<funnels::FunnelDef>>,
+    /// `[attribution.<name>]`: which channels earn the conversions.
+    pub attribution: std::collections::BTreeMap<String, Spanned<attribution::AttributionDef>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -404,6 +409,8 @@ struct RawConfig {
     expectations: Vec<Spanned<expectations::ExpectationDef>>,
     #[serde(default)]
     funnels: BTreeMap<String, Spanned<funnels::FunnelDef>>,
+    #[serde(default)]
+    attribution: BTreeMap<String, Spanned<attribution::AttributionDef>>,
 }
 
 impl ProjectConfig {
@@ -452,6 +459,7 @@ impl ProjectConfig {
             serve: raw.serve,
             expectations: Vec::new(),
             funnels: raw.funnels,
+            attribution: raw.attribution,
         };
         for (name, source) in raw.sources {
             cfg.validate_source(&name, &source)?;
@@ -600,6 +608,17 @@ impl ProjectConfig {
             f.get_ref()
                 .check(name)
                 .map_err(|m| cfg.error_at(f.span(), m))?;
+        }
+        for (name, a) in &cfg.attribution {
+            a.get_ref()
+                .check(name)
+                .map_err(|m| cfg.error_at(a.span(), m))?;
+            if cfg.activities.is_empty() {
+                return Err(cfg.error_at(
+                    a.span(),
+                    format!("attribution.{name}: conversions and touchpoints are activities; add [activities.<name>]"),
+                ));
+            }
         }
         cfg.expectations = raw.expectations;
         if *cfg.workspace.keep_runs.get_ref() == 0 {

@@ -95,6 +95,9 @@ pub struct UnifyReport {
     pub activities: u64,
     #[serde(default)]
     pub unresolved_activities: u64,
+    /// Conversions credited to channels by `[attribution.<name>]` (all attributions).
+    #[serde(default)]
+    pub attributed_conversions: u64,
     /// Accounts (companies) unified by `[unify.accounts]`.
     #[serde(default)]
     pub accounts: u64,

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod dates;
+pub mod details;
 pub mod merge;
 pub mod mode;
 pub mod most_common;
@@ -51,6 +52,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(Similarity::new(Measure::TokenJaccard)),
         ScalarUDF::from(Similarity::new(Measure::QgramSim)),
         ScalarUDF::from(similarity::DoubleMetaphone::new()),
+        ScalarUDF::from(details::Detail::new()),
     ]
 }
 
