@@ -296,6 +296,7 @@ pub async fn build(cfg: &ProjectConfig, ctx: &SessionContext, tables: &Path) -> 
     let mut results: Vec<(String, Credits, f64)> = Vec::new();
     let mut attributed = 0u64;
     for (name, def) in &cfg.attribution {
+        let started = std::time::Instant::now();
         let def = def.get_ref();
         let journeys = journeys(ctx, def).await?;
         for j in &journeys {
@@ -304,6 +305,13 @@ pub async fn build(cfg: &ProjectConfig, ctx: &SessionContext, tables: &Path) -> 
         let conversions = journeys.iter().filter(|j| j.conversion.is_some()).count();
         attributed += conversions as u64;
         results.push((name.clone(), attribute(&journeys, def), conversions as f64));
+        tracing::info!(
+            attribution = %name,
+            paths = journeys.len(),
+            conversions,
+            seconds = started.elapsed().as_secs_f64(),
+            "attributed"
+        );
     }
     crate::workspace::write_parquet(
         &tables.join("attribution_paths.parquet"),
