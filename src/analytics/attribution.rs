@@ -354,52 +354,33 @@ async fn journeys(ctx: &SessionContext, def: &AttributionDef) -> Result<Vec<Jour
     );
     let lookback = (def.lookback_seconds() * 1e9) as i64;
     let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    let mut events: Vec<Event> = Vec::new();
-    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
-    use futures::StreamExt;
-    while let Some(b) = stream.next().await {
-        let b = b?;
-        let ids = b.column(0).as_string::<i32>();
-        let ts = arrow::compute::cast(
-            b.column(1),
-            &DataType::Timestamp(TimeUnit::Nanosecond, None),
-        )?;
-        let ts = ts.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+    let read = |b: &RecordBatch, ts: &[i64]| {
         let conv = b.column(2).as_boolean();
         let value = b.column(3).as_primitive::<arrow::datatypes::Float64Type>();
         let channel = b.column(4).as_string::<i32>();
         let campaign = b.column(5).as_string::<i32>();
-        for r in 0..b.num_rows() {
-            let id = ids.value(r);
-            if current.as_deref() != Some(id) {
-                if let Some(c) = &current {
-                    out.extend(journeys_of(c, &events, lookback));
-                }
-                current = Some(id.to_string());
-                events.clear();
-            }
-            let touch = (!channel.is_null(r)).then(|| {
-                (
-                    channel.value(r).to_string(),
-                    (!campaign.is_null(r)).then(|| campaign.value(r).to_string()),
-                )
-            });
-            events.push(Event {
-                ts: ts.value(r),
+        Ok((0..b.num_rows())
+            .map(|r| Event {
+                ts: ts[r],
                 conversion: conv.value(r),
                 value: if value.is_null(r) {
                     0.0
                 } else {
                     value.value(r)
                 },
-                touch,
-            });
-        }
-    }
-    if let Some(c) = &current {
-        out.extend(journeys_of(c, &events, lookback));
-    }
+                touch: (!channel.is_null(r)).then(|| {
+                    (
+                        channel.value(r).to_string(),
+                        (!campaign.is_null(r)).then(|| campaign.value(r).to_string()),
+                    )
+                }),
+            })
+            .collect())
+    };
+    super::journey_analytics::per_person(ctx, &sql, read, |person, events| {
+        out.extend(journeys_of(person, events, lookback))
+    })
+    .await?;
     Ok(out)
 }
 

@@ -286,33 +286,30 @@ fn events_sql(ctx: &SessionContext, dimension: Option<&str>, conditions: &[Strin
     )
 }
 
-/// Runs `sql` and calls `each` with every customer's rows, in order: (time in ns, the
-/// dimension, which conditions match).
-async fn per_customer(
+/// Runs `sql` — its first column a person's id, its second a timestamp, ordered by both —
+/// and calls `each` once per person with their rows, in order, as `read` makes them from each
+/// batch (given the batch's timestamps in nanoseconds). Funnels, paths and attribution all
+/// walk one person's activities at a time this way.
+pub(crate) async fn per_person<T>(
     ctx: &SessionContext,
     sql: &str,
-    conditions: usize,
-    has_dimension: bool,
-    mut each: impl FnMut(&str, &[(i64, Option<String>, Vec<bool>)]),
+    mut read: impl FnMut(&RecordBatch, &[i64]) -> Result<Vec<T>>,
+    mut each: impl FnMut(&str, &[T]),
 ) -> Result<()> {
     let mut stream = ctx.sql(sql).await?.execute_stream().await?;
     let mut current: Option<String> = None;
-    let mut rows: Vec<(i64, Option<String>, Vec<bool>)> = Vec::new();
+    let mut rows: Vec<T> = Vec::new();
     use futures::StreamExt;
     while let Some(batch) = stream.next().await {
         let b = batch?;
-        let ids = b.column(0).as_string::<i32>();
         let ts = arrow::compute::cast(
             b.column(1),
             &DataType::Timestamp(TimeUnit::Nanosecond, None),
         )?;
         let ts = ts.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
-        let first_flag = if has_dimension { 3 } else { 2 };
-        let dims = has_dimension.then(|| b.column(2).as_string::<i32>());
-        let flags: Vec<&BooleanArray> = (0..conditions)
-            .map(|i| b.column(first_flag + i).as_boolean())
-            .collect();
-        for r in 0..b.num_rows() {
+        let items = read(&b, ts.values())?;
+        let ids = b.column(0).as_string::<i32>();
+        for (r, item) in items.into_iter().enumerate() {
             let id = ids.value(r);
             if current.as_deref() != Some(id) {
                 if let Some(c) = &current {
@@ -321,14 +318,33 @@ async fn per_customer(
                 current = Some(id.to_string());
                 rows.clear();
             }
-            let dim = dims.and_then(|d| (!d.is_null(r)).then(|| d.value(r).to_string()));
-            rows.push((ts.value(r), dim, flags.iter().map(|f| f.value(r)).collect()));
+            rows.push(item);
         }
     }
     if let Some(c) = &current {
         each(c, &rows);
     }
     Ok(())
+}
+
+/// A funnel's rows of one batch: (time in ns, the dimension, which conditions match).
+fn funnel_rows(
+    b: &RecordBatch,
+    ts: &[i64],
+    conditions: usize,
+    has_dimension: bool,
+) -> Vec<(i64, Option<String>, Vec<bool>)> {
+    let first_flag = if has_dimension { 3 } else { 2 };
+    let dims = has_dimension.then(|| b.column(2).as_string::<i32>());
+    let flags: Vec<&BooleanArray> = (0..conditions)
+        .map(|i| b.column(first_flag + i).as_boolean())
+        .collect();
+    (0..b.num_rows())
+        .map(|r| {
+            let dim = dims.and_then(|d| (!d.is_null(r)).then(|| d.value(r).to_string()));
+            (ts[r], dim, flags.iter().map(|f| f.value(r)).collect())
+        })
+        .collect()
 }
 
 async fn funnel(
@@ -340,7 +356,9 @@ async fn funnel(
     let sql = events_sql(ctx, a.dimension.as_deref(), &a.steps);
     // Per dimension value: customers reaching each step, and each step's durations.
     let mut by: BTreeMap<Option<String>, StepTally> = BTreeMap::new();
-    per_customer(ctx, &sql, n, a.dimension.is_some(), |_, rows| {
+    let has_dimension = a.dimension.is_some();
+    let read = |b: &RecordBatch, ts: &[i64]| Ok(funnel_rows(b, ts, n, has_dimension));
+    per_person(ctx, &sql, read, |_, rows| {
         if let Some(s) = furthest(rows, n, a.within) {
             let entry = by
                 .entry(s.dimension.clone())
@@ -502,46 +520,24 @@ async fn paths(
            coalesce(CAST(type AS VARCHAR), '(none)') AS label, coalesce(({from}), false) AS is_from, coalesce(({to}), false) AS is_to \
          FROM activities WHERE customer_id IS NOT NULL ORDER BY customer_id, ts"
     );
-    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     let mut counts: BTreeMap<(Vec<String>, bool), (i64, Vec<f64>)> = BTreeMap::new();
     let mut total = 0i64;
-    let mut current: Option<String> = None;
-    let mut rows: Vec<(i64, String, bool, bool)> = Vec::new();
-    let mut finish = |rows: &[(i64, String, bool, bool)], total: &mut i64| {
+    let read = |b: &RecordBatch, ts: &[i64]| {
+        let labels = b.column(2).as_string::<i32>();
+        let (f, t) = (b.column(3).as_boolean(), b.column(4).as_boolean());
+        Ok((0..b.num_rows())
+            .map(|r| (ts[r], labels.value(r).to_string(), f.value(r), t.value(r)))
+            .collect())
+    };
+    per_person(ctx, &sql, read, |_, rows| {
         if let Some((labels, converted, nanos)) = path_of(rows, max_len) {
-            *total += 1;
+            total += 1;
             let e = counts.entry((labels, converted)).or_default();
             e.0 += 1;
             e.1.push(nanos as f64 / 1e9);
         }
-    };
-    use futures::StreamExt;
-    while let Some(batch) = stream.next().await {
-        let b = batch?;
-        let ids = b.column(0).as_string::<i32>();
-        let ts = arrow::compute::cast(
-            b.column(1),
-            &DataType::Timestamp(TimeUnit::Nanosecond, None),
-        )?;
-        let ts = ts.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
-        let labels = b.column(2).as_string::<i32>();
-        let (f, t) = (b.column(3).as_boolean(), b.column(4).as_boolean());
-        for r in 0..b.num_rows() {
-            let id = ids.value(r);
-            if current.as_deref() != Some(id) {
-                finish(&rows, &mut total);
-                current = Some(id.to_string());
-                rows.clear();
-            }
-            rows.push((
-                ts.value(r),
-                labels.value(r).to_string(),
-                f.value(r),
-                t.value(r),
-            ));
-        }
-    }
-    finish(&rows, &mut total);
+    })
+    .await?;
     let mut all: Vec<_> = counts.into_iter().collect();
     // Most common first; ties by path.
     all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
