@@ -31,6 +31,7 @@ pub const LOG_TABLES: &[&str] = &[
     "schedule_log",
     "source_profiles",
     "data_quality",
+    "attribution_history",
 ];
 
 /// The state directory of a workspace.

@@ -45,6 +45,7 @@ const OUTPUTS: &[(&str, &str, &[&str], &[&str])] = &[
     ("activities", "Every activity (orders, visits, events) with its resolved customer.", &[], &[]),
     ("attribution_paths", "Per [attribution.<name>]: every conversion's path of touchpoint channels in its lookback window, and every person's touchpoints after their last conversion (not converted).", &[], &["customer_id"]),
     ("attribution_results", "Per [attribution.<name>], model and channel (and campaign): conversions and value credited, and the share of all conversions. Models: first_touch, last_touch, last_non_direct, linear, time_decay, position_based, markov (removal effects).", &[], &[]),
+    ("attribution_history", "attribution_results of every run, with its run_id: trends of each channel's credit.", &[], &[]),
     ("activity_stats", "Per activity source: how many activities resolved to a customer.", &[], &[]),
     ("predictions_clv", "Customer lifetime value from the BG/NBD and Gamma-Gamma models, per customer.", &["customer_id"], &["customer_id"]),
     ("predictions_churn", "Churn probability and risk per customer, with the features that drove it.", &["customer_id"], &["customer_id"]),

@@ -96,6 +96,11 @@ fn console_report_and_notebook_show_the_runs_data() {
         p(dir),
         "-q",
     ]);
+    // The demo's web events carry no marketing channel yet: their types stand in for one.
+    append(
+        &dir.join("panorama.toml"),
+        "\n[attribution.web]\nconversions = \"type = 'order'\"\nchannel = \"CASE WHEN activity_source = 'web' THEN type END\"\n",
+    );
     ok(&["run", "-p", p(dir), "-q", "--report"]);
     // Three runs, the later ones on later days, so histories have three points.
     ok(&["refresh", "-p", p(dir), "-q", "--as-of", "2026-12-01"]);
@@ -408,6 +413,21 @@ fn console_report_and_notebook_show_the_runs_data() {
             .as_u64()
             .unwrap() as f64;
         assert_eq!(sum(&journeys["top_paths"], "customers"), top);
+        let credited = rows(
+            dir,
+            "SELECT count(*) AS n FROM (SELECT DISTINCT model, channel FROM attribution_results)",
+        )[0]["n"]
+            .as_u64()
+            .unwrap();
+        let bars = journeys["attribution_models"]["rows"].as_array().unwrap();
+        assert_eq!(bars.len() as u64, credited);
+        // Every model's shares add up to all conversions.
+        let markov: f64 = bars
+            .iter()
+            .filter(|r| r["model"] == "markov")
+            .map(|r| num(&r["share"]))
+            .sum();
+        assert!((markov - 1.0).abs() < 1e-9, "{markov}");
         // Data quality: every failed expectation of every run (the refreshes checked again,
         // and as of 2027 the web events are stale), every profiled parse rate.
         let data = charts(&pages[7]);

@@ -18,7 +18,8 @@
 //! proportion to the removal effects.
 //!
 //! Writes `attribution_paths` (one row per converting and non-converting path) and
-//! `attribution_results` (attribution, model, channel, campaign, conversions, value, share);
+//! `attribution_results` (attribution, model, channel, campaign, conversions, value, share),
+//! and appends the results with the run id to `attribution_history` (kept across runs);
 //! `attribution('name', 'model')` reads the results in SQL.
 
 use std::collections::{BTreeMap, HashMap};
@@ -322,7 +323,26 @@ pub async fn build(cfg: &ProjectConfig, ctx: &SessionContext, tables: &Path) -> 
     crate::workspace::write_parquet(
         &tables.join("attribution_results.parquet"),
         batch.schema(),
-        &[batch],
+        std::slice::from_ref(&batch),
+    )?;
+    // The run's results, kept across runs for trends: one append per run.
+    let run_id = tables
+        .parent()
+        .and_then(|r| r.file_name())
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut columns: Vec<(&str, arrow::array::ArrayRef)> = vec![(
+        "run_id",
+        Arc::new(StringArray::from(vec![run_id; batch.num_rows()])),
+    )];
+    let schema = batch.schema();
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        columns.push((f.name().as_str(), c.clone()));
+    }
+    crate::state::append(
+        &cfg.workspace_dir(),
+        "attribution_history",
+        &crate::state::batch(columns)?,
     )?;
     for t in ["attribution_paths", "attribution_results"] {
         crate::unify::register_written(ctx, tables, t).await?;

@@ -195,6 +195,10 @@ pub fn how_to_fill(table: &str) -> (&'static str, &'static str) {
             "add `[funnels.<name>]` with `steps = [\"type = 'product_view'\", \"type = 'order'\"]` (it needs `[activities.<name>]`)",
             "journey-analytics-funnel-paths-and-funnelsname",
         ),
+        "attribution_results" => (
+            "add `[attribution.<name>]` with `conversions` and `channel` (it needs `[activities.<name>]`)",
+            "attributionname-which-channels-earn-the-conversions",
+        ),
         "data_quality" => (
             "add `[[expectations]]` (not_null, unique, accepted_values, matches, between, row_count_change, freshness, mapped_parse_rate): checked on every run",
             "data-quality-expectations-and-source-profiles",
@@ -251,6 +255,7 @@ pub const CHARTS: &[Chart] = &[
     Chart { id: "clv_pareto", page: Page::Predictions, title: "Share of value by share of customers", description: "The most valuable x% of customers hold y% of predicted lifetime value (the 80/20 curve).", requires: &["predictions_clv"], listed: true },
     Chart { id: "funnels", page: Page::Journeys, title: "Funnels", description: "Customers reaching each step of each configured funnel, in order and within its time; the label is the share of those who started.", requires: &["activities"], listed: true },
     Chart { id: "top_paths", page: Page::Journeys, title: "Most common paths", description: "Activity types from a customer's first step of each funnel to its first last step after it (repeats once, at most six steps).", requires: &["activities"], listed: true },
+    Chart { id: "attribution_models", page: Page::Journeys, title: "Attribution by model", description: "Each channel's share of the conversions under every model, side by side: where the rule models and the data-driven Markov model disagree.", requires: &["attribution_results"], listed: true },
     Chart { id: "quality_failures", page: Page::Data, title: "Failed expectations per run", description: "Expectations that failed at each run, by severity (error stops the run, so its run is not current).", requires: &["data_quality"], listed: true },
     Chart { id: "quality_checks", page: Page::Data, title: "Expectations over runs", description: "The figure each expectation compares, at each run: share of rows passing, row count change, age in hours, parse rate. Red points failed.", requires: &["data_quality"], listed: true },
     Chart { id: "null_shares", page: Page::Data, title: "NULLs per column", description: "Share of NULL values of each source column with any, in the latest profile.", requires: &["source_profiles"], listed: true },
@@ -460,6 +465,8 @@ impl Chart {
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ")
                 + " ORDER BY funnel, customers DESC, path",
+            "attribution_models" => "SELECT attribution, model, channel, sum(conversions) AS conversions, sum(value) AS value, sum(share) AS share \
+                 FROM attribution_results GROUP BY attribution, model, channel ORDER BY attribution, model, channel".into(),
             "quality_failures" => "SELECT run_id, severity, CAST(sum(CASE WHEN passed THEN 0 ELSE 1 END) AS BIGINT) AS failed, \
                  count(*) AS checks FROM data_quality GROUP BY run_id, severity ORDER BY run_id, severity".into(),
             "quality_checks" => "SELECT run_id, expectation, \"check\", severity, passed, observed_value, observed FROM data_quality \
@@ -723,6 +730,17 @@ impl Chart {
                     "x": {"field": "customers", "type": "quantitative"},
                     "color": {"field": "converted", "type": "nominal", "scale": {"domain": [true, false], "range": ["#2457c5", "#b6c4dd"]}},
                     "tooltip": tooltip(&["funnel", "path", "customers", "share"])
+                }
+            }),
+            "attribution_models" => json!({
+                "transform": [{"calculate": "datum.attribution + ': ' + datum.channel", "as": "label"}],
+                "mark": "bar",
+                "encoding": {
+                    "y": {"field": "label", "type": "nominal", "title": null, "axis": {"labelLimit": 260}},
+                    "yOffset": {"field": "model", "sort": ["first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "position_based", "markov"]},
+                    "x": {"field": "share", "type": "quantitative", "axis": {"format": "%"}, "title": "share of conversions"},
+                    "color": {"field": "model", "type": "nominal", "sort": ["first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "position_based", "markov"]},
+                    "tooltip": tooltip(&["attribution", "model", "channel", "conversions", "value", "share"])
                 }
             }),
             "quality_failures" => json!({
