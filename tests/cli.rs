@@ -1704,3 +1704,167 @@ fn funnel_config_errors_name_the_line() {
         "{err}"
     );
 }
+
+/// A shop whose generator plants each channel's effect: every touch of a channel converts the
+/// customer with its own probability (search 30%, e-mail 20%, social 10%, display 5%, direct
+/// 0%), independently, plus 2% without any touch. Returns the project directory.
+fn planted_attribution_project(dir: &Path, customers: usize) {
+    let effects = [
+        ("search", 0.30),
+        ("email", 0.20),
+        ("social", 0.10),
+        ("display", 0.05),
+        ("direct", 0.0),
+    ];
+    let mut seed: u64 = 0x5eed;
+    let mut rnd = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut people = String::from("customer_no,first_name,last_name,email\n");
+    let mut events = String::from("event_id,customer_no,ts,type,channel,amount\n");
+    let mut id = 0;
+    let day0 = chrono::NaiveDate::from_ymd_opt(2026, 6, 1)
+        .unwrap()
+        .and_hms_opt(9, 0, 0)
+        .unwrap();
+    for c in 0..customers {
+        people.push_str(&format!("P{c},F{c},L{c},p{c}@example.com\n"));
+        let start = day0 + chrono::Duration::minutes((rnd() * 60.0 * 24.0 * 90.0) as i64);
+        let touches = 1 + (rnd() * 4.0) as usize;
+        let mut stay = 0.98;
+        let mut t = start;
+        for _ in 0..touches {
+            let (channel, effect) = effects[(rnd() * effects.len() as f64) as usize];
+            stay *= 1.0 - effect;
+            id += 1;
+            events.push_str(&format!(
+                "{id},P{c},{},visit,{channel},\n",
+                t.format("%Y-%m-%d %H:%M:%S")
+            ));
+            t += chrono::Duration::hours(1 + (rnd() * 48.0) as i64);
+        }
+        if rnd() > stay {
+            id += 1;
+            let amount = 20.0 + (rnd() * 80.0).round();
+            events.push_str(&format!(
+                "{id},P{c},{},order,,{amount}\n",
+                t.format("%Y-%m-%d %H:%M:%S")
+            ));
+        }
+    }
+    write(&dir.join("data/customers.csv"), &people);
+    write(&dir.join("data/events.csv"), &events);
+    write(
+        &dir.join("panorama.toml"),
+        "[project]\nname = \"planted\"\nas_of = \"2026-10-01\"\n\n\
+         [sources.customers]\nlocation = \"data/customers.csv\"\nprimary_key = \"customer_no\"\n\n\
+         [sources.events]\nlocation = \"data/events.csv\"\nprimary_key = \"event_id\"\n\
+         types = { ts = \"timestamp\", amount = \"float\" }\n\n\
+         [unify]\nmode = \"rules\"\n\n\
+         [unify.sources.customers]\nfirst_name = \"first_name\"\nlast_name = \"last_name\"\nemail = \"email\"\n\n\
+         [activities.events]\nsource = \"events\"\ncustomer = \"customer_no\"\ncustomer_source = \"customers\"\n\
+         timestamp = \"ts\"\ntype_column = \"type\"\namount = \"amount\"\ndetails = [\"channel\"]\n\n\
+         [attribution.orders]\nconversions = \"type = 'order'\"\nchannel = \"detail(details, 'channel')\"\nlookback = \"30d\"\n",
+    );
+}
+
+#[test]
+fn attribution_matches_channelattribution_and_ranks_planted_effects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    planted_attribution_project(dir, 4000);
+    ok(&["run", "-p", p(dir), "-q"]);
+    let credit = |model: &str| -> std::collections::BTreeMap<String, (f64, f64)> {
+        let csv = query(
+            dir,
+            &format!("SELECT channel, conversions, value FROM attribution('orders', '{model}')"),
+        );
+        csv.lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (
+                    f[0].to_string(),
+                    (f[1].parse().unwrap(), f[2].parse().unwrap()),
+                )
+            })
+            .collect()
+    };
+    let markov = credit("markov");
+    // The planted effects, in order, whatever the reference says.
+    let rank: Vec<&str> = ["search", "email", "social", "display"]
+        .into_iter()
+        .collect();
+    for w in rank.windows(2) {
+        assert!(
+            markov[w[0]].0 > markov[w[1]].0,
+            "{} before {}: {markov:?}",
+            w[0],
+            w[1]
+        );
+    }
+    eprintln!("markov: {markov:?}");
+
+    let have = Command::new("python3")
+        .args(["-c", "import ChannelAttribution, pandas"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(!required(), "python3 with channelattribution is needed");
+        eprintln!("SKIPPED: channelattribution is not installed");
+        return;
+    }
+    // The same paths, as the reference takes them.
+    let paths = dir.join("paths.csv");
+    ok(&[
+        "query",
+        "-p",
+        p(dir),
+        "--format",
+        "csv",
+        "--output",
+        p(&paths),
+        "SELECT path, sum(CASE WHEN converted THEN 1 ELSE 0 END) AS conv, \
+         sum(CASE WHEN converted THEN 0 ELSE 1 END) AS \"null\", sum(coalesce(value, 0)) AS value \
+         FROM attribution_paths WHERE touchpoints > 0 GROUP BY path ORDER BY path",
+    ]);
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/attribution_reference.py"))
+        .args([p(&paths), "1e7"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout.lines().find(|l| l.starts_with('{')).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(json).unwrap();
+    for model in ["first_touch", "last_touch", "linear", "markov"] {
+        let ours = credit(model);
+        for (channel, r) in reference[model].as_object().unwrap() {
+            let (c, v) = ours.get(channel).copied().unwrap_or((0.0, 0.0));
+            let (rc, rv) = (r[0].as_f64().unwrap(), r[1].as_f64().unwrap());
+            // Rules are exact; the reference's Markov is a simulation (10 million paths, up
+            // to 1.5e-3 apart from the exact values here): 3 significant digits.
+            let tol = if model == "markov" { 5e-3 } else { 1e-9 };
+            let rel = |a: f64, b: f64| {
+                if b == 0.0 {
+                    a.abs()
+                } else {
+                    (a - b).abs() / b
+                }
+            };
+            let (dc, dv) = (rel(c, rc), rel(v, rv));
+            eprintln!("{model} {channel}: {c:.4} vs {rc:.4} ({dc:.1e}), value {v:.2} vs {rv:.2} ({dv:.1e})");
+            assert!(
+                dc <= tol && dv <= tol,
+                "{model} {channel}: ours {c} / {v}, channelattribution {rc} / {rv}"
+            );
+        }
+    }
+}

@@ -156,9 +156,22 @@ pub fn rule_credits(model: &str, j: &Journey, def: &AttributionDef) -> Vec<f64> 
     w
 }
 
-/// Removal effect of each channel in the first-order Markov chain of `journeys` (each path
-/// counted once per occurrence), and the conversion probability of the whole chain.
-pub fn removal_effects(journeys: &[Journey]) -> (BTreeMap<String, f64>, f64) {
+/// What the first-order Markov chain of a set of paths says of each channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemovalEffects {
+    /// Share of the conversion probability lost without the channel.
+    pub conversions: BTreeMap<String, f64>,
+    /// Share of the expected conversion value lost without the channel: as above, with each
+    /// conversion worth the mean value of the conversions reached from the same last channel
+    /// (as `channelattribution` values them).
+    pub value: BTreeMap<String, f64>,
+    /// Probability of converting from the start.
+    pub conversion_probability: f64,
+}
+
+/// Removal effects of each channel in the first-order Markov chain of `journeys` (each path
+/// counted once per occurrence).
+pub fn removal_effects(journeys: &[Journey]) -> RemovalEffects {
     // States: 0 start, 1.. channels; transitions to CONV / NULL absorb.
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for j in journeys {
@@ -168,8 +181,10 @@ pub fn removal_effects(journeys: &[Journey]) -> (BTreeMap<String, f64>, f64) {
         }
     }
     let n = index.len() + 1;
-    // counts[from]: to -> count, with to = n for conversion and n + 1 for null.
+    // counts[from]: to -> count, with to = n for conversion and n + 1 for null; the value of
+    // the conversions reached from each state.
     let mut counts: Vec<HashMap<usize, f64>> = vec![HashMap::new(); n];
+    let mut value_from = vec![0.0; n];
     for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
         let mut prev = 0usize;
         for t in &j.touches {
@@ -179,7 +194,13 @@ pub fn removal_effects(journeys: &[Journey]) -> (BTreeMap<String, f64>, f64) {
                 prev = s;
             }
         }
-        let end = if j.conversion.is_some() { n } else { n + 1 };
+        let end = match j.conversion {
+            Some((_, v)) => {
+                value_from[prev] += v;
+                n
+            }
+            None => n + 1,
+        };
         *counts[prev].entry(end).or_default() += 1.0;
     }
     let probs: Vec<Vec<(usize, f64)>> = counts
@@ -191,10 +212,18 @@ pub fn removal_effects(journeys: &[Journey]) -> (BTreeMap<String, f64>, f64) {
             v
         })
         .collect();
-    let conversion = |removed: Option<usize>| -> f64 {
-        // p[s]: probability of converting from s; value iteration from 0 (monotone, converges
-        // to the least fixed point, the absorption probability).
-        let mut p = vec![0.0; n];
+    // What a conversion from each state is worth: 1 (counting), or the mean value.
+    let ones = vec![1.0; n];
+    let mean_value: Vec<f64> = (0..n)
+        .map(|s| match counts[s].get(&n) {
+            Some(k) if *k > 0.0 => value_from[s] / k,
+            _ => 0.0,
+        })
+        .collect();
+    let expected = |removed: Option<usize>, worth: &[f64]| -> f64 {
+        // x[s]: expected worth of the conversions reached from s; value iteration from 0
+        // (monotone, converges to the least fixed point: the absorption value).
+        let mut x = vec![0.0; n];
         for _ in 0..100_000 {
             let mut delta = 0.0f64;
             for s in (0..n).rev() {
@@ -204,35 +233,41 @@ pub fn removal_effects(journeys: &[Journey]) -> (BTreeMap<String, f64>, f64) {
                 let v: f64 = probs[s]
                     .iter()
                     .map(|(to, q)| match *to {
-                        t if t == n => *q,
+                        t if t == n => q * worth[s],
                         t if t > n => 0.0,
                         t if Some(t) == removed => 0.0,
-                        t => q * p[t],
+                        t => q * x[t],
                     })
                     .sum();
-                delta = delta.max((v - p[s]).abs());
-                p[s] = v;
+                delta = delta.max((v - x[s]).abs());
+                x[s] = v;
             }
-            if delta < 1e-13 {
+            if delta < 1e-13 * (1.0 + x[0].abs()) {
                 break;
             }
         }
-        p[0]
+        x[0]
     };
-    let base = conversion(None);
-    let effects = index
-        .iter()
-        .map(|(ch, s)| {
-            let without = conversion(Some(*s));
-            let effect = if base > 0.0 {
-                1.0 - without / base
-            } else {
-                0.0
-            };
-            (ch.to_string(), effect)
-        })
-        .collect();
-    (effects, base)
+    let effects = |worth: &[f64]| -> BTreeMap<String, f64> {
+        let base = expected(None, worth);
+        index
+            .iter()
+            .map(|(ch, s)| {
+                let without = expected(Some(*s), worth);
+                let effect = if base > 0.0 {
+                    1.0 - without / base
+                } else {
+                    0.0
+                };
+                (ch.to_string(), effect)
+            })
+            .collect()
+    };
+    RemovalEffects {
+        conversions: effects(&ones),
+        value: effects(&mean_value),
+        conversion_probability: expected(None, &ones),
+    }
 }
 
 /// `(model, channel, campaign)` → (conversions, value).
@@ -266,8 +301,7 @@ pub fn attribute(journeys: &[Journey], def: &AttributionDef) -> Credits {
             }
         }
     }
-    let (effects, _) = removal_effects(journeys);
-    let total: f64 = effects.values().sum();
+    let effects = removal_effects(journeys);
     let touched: Vec<&&Journey> = converting
         .iter()
         .filter(|j| !j.touches.is_empty())
@@ -277,10 +311,23 @@ pub fn attribute(journeys: &[Journey], def: &AttributionDef) -> Credits {
         .iter()
         .map(|j| j.conversion.map_or(0.0, |(_, v)| v))
         .sum();
-    if total > 0.0 {
-        for (ch, e) in effects {
-            let share = e / total;
-            add("markov", &ch, None, share * conversions, share * value);
+    let share = |of: &BTreeMap<String, f64>, ch: &str| {
+        let total: f64 = of.values().sum();
+        if total > 0.0 {
+            of[ch] / total
+        } else {
+            0.0
+        }
+    };
+    if effects.conversions.values().sum::<f64>() > 0.0 {
+        for ch in effects.conversions.keys() {
+            add(
+                "markov",
+                ch,
+                None,
+                share(&effects.conversions, ch) * conversions,
+                share(&effects.value, ch) * value,
+            );
         }
     }
     out
@@ -623,16 +670,16 @@ mod tests {
         // P(conv) = 2/3 (1/2 + 1/2 · 1/2) + 1/3 · 1/2 = 2/3.
         // Without A: 1/3 · 1/2 = 1/6 → effect 3/4. Without B: 2/3 · 1/2 = 1/3 → effect 1/2.
         let paths = [j(&["A"], true), j(&["A", "B"], true), j(&["B"], false)];
-        let (effects, base) = removal_effects(&paths);
-        assert!((base - 2.0 / 3.0).abs() < 1e-12);
-        assert!((effects["A"] - 0.75).abs() < 1e-12);
-        assert!((effects["B"] - 0.5).abs() < 1e-12);
-        // Two conversions shared 3/5 : 2/5.
+        let effects = removal_effects(&paths);
+        assert!((effects.conversion_probability - 2.0 / 3.0).abs() < 1e-12);
+        assert!((effects.conversions["A"] - 0.75).abs() < 1e-12);
+        assert!((effects.conversions["B"] - 0.5).abs() < 1e-12);
+        // Two conversions shared 3/5 : 2/5; both worth 10, so the value is shared alike.
         let credits = attribute(&paths, &def());
         let a = credits[&("markov".into(), "A".into(), None)];
         assert!((a.0 - 1.2).abs() < 1e-12 && (a.1 - 12.0).abs() < 1e-12);
         // A repeat in a row changes nothing.
-        let (again, _) = removal_effects(&[
+        let again = removal_effects(&[
             j(&["A", "A"], true),
             j(&["A", "B", "B"], true),
             j(&["B"], false),
