@@ -91,21 +91,20 @@ fn scalar(batch: &RecordBatch, name: &str) -> Result<ScalarValue> {
     Ok(ScalarValue::try_from_array(col, 0)?)
 }
 
+/// `v` as `to`, unless NULL or not convertible.
+fn cast(v: &ScalarValue, to: &DataType) -> Option<ScalarValue> {
+    (!v.is_null()).then(|| v.cast_to(to).ok()).flatten()
+}
+
 fn as_u64(v: &ScalarValue) -> Option<u64> {
-    if v.is_null() {
-        return None;
-    }
-    match v.cast_to(&DataType::UInt64).ok()? {
+    match cast(v, &DataType::UInt64)? {
         ScalarValue::UInt64(n) => n,
         _ => None,
     }
 }
 
 fn as_f64(v: &ScalarValue) -> Option<f64> {
-    if v.is_null() {
-        return None;
-    }
-    match v.cast_to(&DataType::Float64).ok()? {
+    match cast(v, &DataType::Float64)? {
         ScalarValue::Float64(n) => n,
         _ => None,
     }
