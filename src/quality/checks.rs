@@ -310,7 +310,10 @@ pub async fn evaluate(cx: &CheckContext<'_>, e: &Expectation) -> Result<Outcome>
         Check::Freshness(max_age) => {
             let row = first_row(
                 ctx,
-                &format!("SELECT CAST(max(CAST({column} AS TIMESTAMP)) AS VARCHAR) FROM {table}"),
+                // TRY_CAST: a text value that is no time is no newest value, not a failed run.
+                &format!(
+                    "SELECT CAST(max(TRY_CAST({column} AS TIMESTAMP)) AS VARCHAR) FROM {table}"
+                ),
             )
             .await?;
             let expected = format!(
@@ -476,6 +479,35 @@ mod tests {
         assert_eq!(human_age(5.0 * 3600.0 + 600.0), "5h 10m");
         assert_eq!(human_age(3.0 * 86_400.0 + 4.0 * 3600.0), "3d 4h");
         assert_eq!(human_age(2.0 * 86_400.0), "2d");
+    }
+
+    #[tokio::test]
+    async fn text_that_is_no_time_does_not_fail_freshness() {
+        let ctx = crate::session::new_context();
+        ctx.sql("CREATE TABLE s AS VALUES ('2026-10-30 12:00:00'), ('not a date'), (NULL)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let cfg = ProjectConfig::parse(
+            std::path::Path::new("/p"),
+            std::path::Path::new("/p/panorama.toml"),
+            "[sources.s]\nlocation = \"s.csv\"\nprimary_key = \"column1\"\n\n[[expectations]]\nsource = \"s\"\ncolumn = \"column1\"\nfreshness = \"2d\"\n".into(),
+        )
+        .unwrap();
+        let e = &cfg.expectations()[0];
+        let none = |_: &str| None;
+        let cx = CheckContext {
+            cfg: &cfg,
+            ctx: &ctx,
+            previous_rows: &none,
+            as_of: crate::config::parse_as_of("2026-11-02").unwrap(),
+        };
+        let o = evaluate(&cx, e).await.unwrap();
+        assert!(!o.passed);
+        assert_eq!(o.observed, "newest value 2026-10-30 12:00:00, 2d 12h old");
+        assert_eq!(o.value, Some(60.0));
     }
 
     #[test]

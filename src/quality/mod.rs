@@ -53,7 +53,17 @@ pub async fn check_sources(q: &QualityRun<'_>) -> Result<QualitySummary> {
         let mut profiles = Vec::new();
         for s in q.sources {
             let t = Instant::now();
-            profiles.extend(profile::profile_source(&ctx, q.cfg, &s.name).await?);
+            // A profile is information: one that cannot be made is a warning, never a failed
+            // run (the expectations below decide that).
+            match profile::profile_source(&ctx, q.cfg, &s.name).await {
+                Ok(p) => profiles.extend(p),
+                Err(e) => {
+                    tracing::warn!(source = %s.name, error = %e, "source not profiled");
+                    summary
+                        .warnings
+                        .push(format!("source `{}` could not be profiled: {e}", s.name));
+                }
+            }
             tracing::info!(source = %s.name, seconds = t.elapsed().as_secs_f64(), "source profiled");
         }
         summary.columns_profiled = profiles.len();

@@ -173,7 +173,7 @@ pub async fn profile_source(
         let c = ident(f.name());
         let t = f.data_type();
         select.push(format!("count({c}) AS nn_{i}"));
-        if is_nested(t) {
+        if is_nested(t) || *t == DataType::Null {
             continue;
         }
         select.push(match (exact, hll_native(t)) {
@@ -378,7 +378,7 @@ mod tests {
     async fn a_small_table_is_profiled_exactly() {
         let ctx = crate::session::new_context();
         ctx.sql(
-            "CREATE TABLE t AS VALUES ('NL', 1, 'a@x.com'), ('NL', 2, NULL), ('DE', NULL, 'bad'), ('NL', 4, 'c@y.org')",
+            "CREATE TABLE t AS SELECT column1, column2, column3, NULL AS nothing FROM (VALUES ('NL', 1, 'a@x.com'), ('NL', 2, NULL), ('DE', NULL, 'bad'), ('NL', 4, 'c@y.org'))",
         )
         .await
         .unwrap()
@@ -392,7 +392,12 @@ mod tests {
         )
         .unwrap();
         let p = profile_source(&ctx, &cfg, "t").await.unwrap();
-        assert_eq!(p.len(), 3);
+        assert_eq!(p.len(), 4);
+        // A column with no type (all NULL): counted, nothing more.
+        assert_eq!(
+            (p[3].column.as_str(), p[3].nulls, p[3].distinct),
+            ("nothing", Some(4), None)
+        );
         assert_eq!(
             (p[0].rows, p[0].nulls, p[0].distinct),
             (4, Some(0), Some(2))
