@@ -334,6 +334,7 @@ fn quickstart_builds_and_runs_a_demo() {
     let out = ok(&["quickstart", p(&dir), "--persons", "500"]);
     assert!(out.contains("succeeded"), "{out}");
     assert!(out.contains("What to try next"), "{out}");
+    assert!(out.contains("FROM data_quality"), "{out}");
     assert!(out.contains("Contacts per country"), "{out}");
     assert!(
         out.contains("One profile per person") && out.contains("cus_"),
