@@ -270,13 +270,16 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
     // Records committed by real-time match join their sources; then erased people's records
     // are dropped before anything reads them.
     // Schema drift against the previous run: new columns listed, used columns retyped fail.
-    let result = match (result, ws.current_run()?) {
+    // The previous run's sources: what drift and row count changes compare with.
+    let previous = ws.current_run()?;
+    let before = previous
+        .as_ref()
+        .and_then(|p| ws.read_manifest(p).ok())
+        .map(|m| m.sources)
+        .unwrap_or_default();
+    let result = match (result, &previous) {
         (Ok((mut reports, rejects)), Some(previous)) => {
-            let before = ws
-                .read_manifest(&previous)
-                .map(|m| m.sources)
-                .unwrap_or_default();
-            match crate::sources::drift::compare(cfg, &previous, &before, &mut reports) {
+            match crate::sources::drift::compare(cfg, previous, &before, &mut reports) {
                 Ok(()) => Ok((reports, rejects)),
                 Err(e) => Err((reports, e)),
             }
@@ -302,17 +305,13 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
     // Profiles and expectations, before anything is built from the data.
     let result = match result {
         Ok((reports, rejects)) => {
-            let previous = match ws.current_run()? {
-                Some(p) => ws.read_manifest(&p).map(|m| m.sources).unwrap_or_default(),
-                None => Vec::new(),
-            };
             let bar = stage_spinner(opts, "data quality: profiles and expectations");
             let checked = crate::quality::check_sources(&crate::quality::QualityRun {
                 cfg,
                 run_dir: &run_dir,
                 run_id: &run_id,
                 sources: &reports,
-                previous: &previous,
+                previous: &before,
                 as_of: opts.as_of(cfg),
                 profile: true,
             })

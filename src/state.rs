@@ -100,6 +100,41 @@ pub async fn register_all(ctx: &SessionContext, workspace: &Path) -> Result<Vec<
     Ok(names)
 }
 
+/// The columns of a log table made from rows of `T`, one function per column: how the
+/// quality step writes its profiles and expectation results.
+pub struct Columns<'a, T>(pub &'a [T]);
+
+impl<T> Columns<'_, T> {
+    pub fn text(&self, f: impl Fn(&T) -> Option<String>) -> arrow::array::ArrayRef {
+        Arc::new(self.0.iter().map(f).collect::<arrow::array::StringArray>())
+    }
+
+    pub fn count(&self, f: impl Fn(&T) -> Option<u64>) -> arrow::array::ArrayRef {
+        Arc::new(self.0.iter().map(f).collect::<arrow::array::UInt64Array>())
+    }
+
+    pub fn share(&self, f: impl Fn(&T) -> Option<f64>) -> arrow::array::ArrayRef {
+        Arc::new(self.0.iter().map(f).collect::<arrow::array::Float64Array>())
+    }
+
+    pub fn flag(&self, f: impl Fn(&T) -> Option<bool>) -> arrow::array::ArrayRef {
+        Arc::new(self.0.iter().map(f).collect::<arrow::array::BooleanArray>())
+    }
+
+    /// The same text in every row (the run id).
+    pub fn constant(&self, text: &str) -> arrow::array::ArrayRef {
+        self.text(|_| Some(text.to_string()))
+    }
+
+    /// The same time in every row, as a UTC timestamp in microseconds.
+    pub fn stamp(&self, at: chrono::NaiveDateTime) -> arrow::array::ArrayRef {
+        Arc::new(arrow::array::TimestampMicrosecondArray::from(vec![
+            at.and_utc().timestamp_micros();
+            self.0.len()
+        ]))
+    }
+}
+
 /// A one-batch table from columns, for appends.
 pub fn batch(columns: Vec<(&str, arrow::array::ArrayRef)>) -> Result<RecordBatch> {
     let fields: Vec<arrow::datatypes::Field> = columns

@@ -904,6 +904,16 @@ impl ProjectConfig {
     }
 }
 
+/// Config text of a project at `/p`, for unit tests.
+#[cfg(test)]
+pub(crate) fn parse_for_tests(text: &str) -> Result<ProjectConfig> {
+    ProjectConfig::parse(
+        Path::new("/p"),
+        Path::new("/p/panorama.toml"),
+        text.to_string(),
+    )
+}
+
 /// `30s`, `500ms`, `90m`, `36h`, `2d` or plain seconds.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let t = text.trim();
@@ -975,11 +985,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ProjectConfig> {
-        ProjectConfig::parse(
-            Path::new("/p"),
-            Path::new("/p/panorama.toml"),
-            text.to_string(),
-        )
+        super::parse_for_tests(text)
     }
 
     #[test]

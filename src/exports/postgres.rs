@@ -5,10 +5,7 @@
 //! Rows travel as one JSON array per chunk through `jsonb_populate_recordset`, so PostgreSQL
 //! parses every value with its own input functions (dates, timestamps, numerics).
 
-use std::time::Duration;
-
 use arrow::datatypes::{DataType, SchemaRef};
-use tokio_postgres::NoTls;
 
 use super::config::{ExportMode, PostgresDestination};
 use super::{Plan, Sent};
@@ -52,17 +49,11 @@ fn pg_type(t: &DataType) -> &'static str {
     }
 }
 
+/// A client of the destination database (`${VAR}` in the URL read from the environment),
+/// connected as sources connect; the connection's task runs until the client is dropped.
 pub(crate) async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     let url = crate::sources::location::expand_env(url)?;
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| format!("bad connection URL: {e}"))?;
-    config.connect_timeout(Duration::from_secs(10));
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    tokio::spawn(connection);
+    let (client, _connection) = crate::sources::postgres::connect(&url).await?;
     Ok(client)
 }
 

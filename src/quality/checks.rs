@@ -2,12 +2,7 @@
 //! `data_quality`: what was observed, what was expected, whether it passed, and for row checks
 //! how many rows failed with the most common failing values.
 
-use std::sync::Arc;
-
-use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    UInt64Array,
-};
+use arrow::array::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
 
@@ -418,54 +413,28 @@ pub fn outcomes_batch(
     at: chrono::NaiveDateTime,
     outcomes: &[Outcome],
 ) -> Result<RecordBatch> {
-    let strings = |f: &dyn Fn(&Outcome) -> Option<String>| -> ArrayRef {
-        Arc::new(outcomes.iter().map(f).collect::<StringArray>())
-    };
-    let counts = |f: &dyn Fn(&Outcome) -> Option<u64>| -> ArrayRef {
-        Arc::new(outcomes.iter().map(f).collect::<UInt64Array>())
-    };
-    let micros = at.and_utc().timestamp_micros();
+    let c = crate::state::Columns(outcomes);
     crate::state::batch(vec![
-        ("run_id", strings(&|_| Some(run_id.to_string()))),
-        (
-            "checked_at",
-            Arc::new(TimestampMicrosecondArray::from(vec![
-                micros;
-                outcomes.len()
-            ])),
-        ),
-        (
-            "expectation",
-            strings(&|o| Some(o.expectation.name.clone())),
-        ),
-        ("source", strings(&|o| Some(o.expectation.source.clone()))),
-        ("column", strings(&|o| o.expectation.column.clone())),
-        ("field", strings(&|o| o.expectation.field.clone())),
+        ("run_id", c.constant(run_id)),
+        ("checked_at", c.stamp(at)),
+        ("expectation", c.text(|o| Some(o.expectation.name.clone()))),
+        ("source", c.text(|o| Some(o.expectation.source.clone()))),
+        ("column", c.text(|o| o.expectation.column.clone())),
+        ("field", c.text(|o| o.expectation.field.clone())),
         (
             "check",
-            strings(&|o| Some(o.expectation.check.key().to_string())),
+            c.text(|o| Some(o.expectation.check.key().to_string())),
         ),
         (
             "severity",
-            strings(&|o| Some(o.expectation.severity.as_str().to_string())),
+            c.text(|o| Some(o.expectation.severity.as_str().to_string())),
         ),
-        (
-            "passed",
-            Arc::new(
-                outcomes
-                    .iter()
-                    .map(|o| Some(o.passed))
-                    .collect::<BooleanArray>(),
-            ),
-        ),
-        ("observed", strings(&|o| Some(o.observed.clone()))),
-        ("expected", strings(&|o| Some(o.expected.clone()))),
-        (
-            "observed_value",
-            Arc::new(outcomes.iter().map(|o| o.value).collect::<Float64Array>()),
-        ),
-        ("rows_checked", counts(&|o| o.rows_checked)),
-        ("failing_rows", counts(&|o| o.failing_rows)),
+        ("passed", c.flag(|o| Some(o.passed))),
+        ("observed", c.text(|o| Some(o.observed.clone()))),
+        ("expected", c.text(|o| Some(o.expected.clone()))),
+        ("observed_value", c.share(|o| o.value)),
+        ("rows_checked", c.count(|o| o.rows_checked)),
+        ("failing_rows", c.count(|o| o.failing_rows)),
     ])
 }
 
@@ -490,10 +459,8 @@ mod tests {
             .collect()
             .await
             .unwrap();
-        let cfg = ProjectConfig::parse(
-            std::path::Path::new("/p"),
-            std::path::Path::new("/p/panorama.toml"),
-            "[sources.s]\nlocation = \"s.csv\"\nprimary_key = \"column1\"\n\n[[expectations]]\nsource = \"s\"\ncolumn = \"column1\"\nfreshness = \"2d\"\n".into(),
+        let cfg = crate::config::parse_for_tests(
+            "[sources.s]\nlocation = \"s.csv\"\nprimary_key = \"column1\"\n\n[[expectations]]\nsource = \"s\"\ncolumn = \"column1\"\nfreshness = \"2d\"\n",
         )
         .unwrap();
         let e = &cfg.expectations()[0];

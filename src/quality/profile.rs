@@ -5,10 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    UInt64Array,
-};
+use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
@@ -316,57 +313,34 @@ pub fn profiles_batch(
     at: chrono::NaiveDateTime,
     profiles: &[ColumnProfile],
 ) -> Result<RecordBatch> {
-    let strings = |f: &dyn Fn(&ColumnProfile) -> Option<String>| -> ArrayRef {
-        Arc::new(profiles.iter().map(f).collect::<StringArray>())
-    };
-    let counts = |f: &dyn Fn(&ColumnProfile) -> Option<u64>| -> ArrayRef {
-        Arc::new(profiles.iter().map(f).collect::<UInt64Array>())
-    };
-    let shares = |f: &dyn Fn(&ColumnProfile) -> Option<f64>| -> ArrayRef {
-        Arc::new(profiles.iter().map(f).collect::<Float64Array>())
-    };
-    let micros = at.and_utc().timestamp_micros();
+    let c = crate::state::Columns(profiles);
     crate::state::batch(vec![
-        ("run_id", strings(&|_| Some(run_id.to_string()))),
-        (
-            "profiled_at",
-            Arc::new(TimestampMicrosecondArray::from(vec![
-                micros;
-                profiles.len()
-            ])),
-        ),
-        ("source", strings(&|p| Some(p.source.clone()))),
-        ("column", strings(&|p| Some(p.column.clone()))),
-        ("data_type", strings(&|p| Some(p.data_type.clone()))),
-        ("rows", counts(&|p| Some(p.rows))),
-        ("nulls", counts(&|p| p.nulls)),
+        ("run_id", c.constant(run_id)),
+        ("profiled_at", c.stamp(at)),
+        ("source", c.text(|p| Some(p.source.clone()))),
+        ("column", c.text(|p| Some(p.column.clone()))),
+        ("data_type", c.text(|p| Some(p.data_type.clone()))),
+        ("rows", c.count(|p| Some(p.rows))),
+        ("nulls", c.count(|p| p.nulls)),
         (
             "null_share",
-            shares(&|p| {
+            c.share(|p| {
                 p.nulls
                     .filter(|_| p.rows > 0)
                     .map(|n| n as f64 / p.rows as f64)
             }),
         ),
-        ("distinct_values", counts(&|p| p.distinct)),
-        (
-            "distinct_exact",
-            Arc::new(
-                profiles
-                    .iter()
-                    .map(|p| p.distinct_exact)
-                    .collect::<BooleanArray>(),
-            ),
-        ),
-        ("min_value", strings(&|p| p.min.clone())),
-        ("max_value", strings(&|p| p.max.clone())),
-        ("min_length", counts(&|p| p.min_length)),
-        ("max_length", counts(&|p| p.max_length)),
-        ("avg_length", shares(&|p| p.avg_length)),
-        ("top_values", strings(&|p| p.top_values.clone())),
-        ("mapped_field", strings(&|p| p.mapped_field.clone())),
-        ("parse_rate", shares(&|p| p.parse_rate)),
-        ("parse_failures", counts(&|p| p.parse_failures)),
+        ("distinct_values", c.count(|p| p.distinct)),
+        ("distinct_exact", c.flag(|p| p.distinct_exact)),
+        ("min_value", c.text(|p| p.min.clone())),
+        ("max_value", c.text(|p| p.max.clone())),
+        ("min_length", c.count(|p| p.min_length)),
+        ("max_length", c.count(|p| p.max_length)),
+        ("avg_length", c.share(|p| p.avg_length)),
+        ("top_values", c.text(|p| p.top_values.clone())),
+        ("mapped_field", c.text(|p| p.mapped_field.clone())),
+        ("parse_rate", c.share(|p| p.parse_rate)),
+        ("parse_failures", c.count(|p| p.parse_failures)),
     ])
 }
 
@@ -385,10 +359,8 @@ mod tests {
         .collect()
         .await
         .unwrap();
-        let cfg = ProjectConfig::parse(
-            std::path::Path::new("/p"),
-            std::path::Path::new("/p/panorama.toml"),
-            "[sources.t]\nlocation = \"t.csv\"\nprimary_key = \"column2\"\n[unify.sources.t]\nemail = \"column3\"\n".into(),
+        let cfg = crate::config::parse_for_tests(
+            "[sources.t]\nlocation = \"t.csv\"\nprimary_key = \"column2\"\n[unify.sources.t]\nemail = \"column3\"\n",
         )
         .unwrap();
         let p = profile_source(&ctx, &cfg, "t").await.unwrap();
@@ -434,10 +406,8 @@ mod tests {
         .collect()
         .await
         .unwrap();
-        let cfg = ProjectConfig::parse(
-            std::path::Path::new("/p"),
-            std::path::Path::new("/p/panorama.toml"),
-            "[sources.t]\nlocation = \"t.csv\"\nprimary_key = \"i\"\n".into(),
+        let cfg = crate::config::parse_for_tests(
+            "[sources.t]\nlocation = \"t.csv\"\nprimary_key = \"i\"\n",
         )
         .unwrap();
         let p = profile_source(&ctx, &cfg, "t").await.unwrap();
