@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod error;
+pub mod event_log;
 pub mod exports;
 pub mod init_from;
 pub mod journeys;

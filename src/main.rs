@@ -106,6 +106,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Serve { listen } => cli::serve::serve(&g, listen.into()).await,
         Command::Users { command } => cli::serve::users(&g, command),
         Command::Tokens { command } => cli::serve::tokens(&g, command),
+        Command::WriteKeys { command } => cli::serve::write_keys(&g, command),
         Command::Consent {
             person,
             purpose,

@@ -14,6 +14,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u32)] = &[
     // Foundation: errors, SQL text, table names, table output, the workspace on disk.
     ("error", 0),
+    ("event_log", 0),
     ("sql_text", 0),
     ("text_encoding", 0),
     ("table_catalog", 0),

@@ -126,6 +126,16 @@ pub enum TokensCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum WriteKeysCommand {
+    /// Create a write key and print it (once).
+    Create { name: String },
+    /// Revoke a write key: events sent with it are refused from the next server start.
+    Revoke { name: String },
+    /// List write key names and creation times.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum PrivacyCommand {
     /// Right of access: write everything held on a person as JSON (profile, every linked
     /// source record, activities, measures, segments, consent, messages, exports sent in).
@@ -462,6 +472,13 @@ pub enum Command {
     Tokens {
         #[command(subcommand)]
         command: TokensCommand,
+    },
+    /// Write keys for `POST /api/events` and the tracker (`/panorama.js`): a key may only
+    /// send events, so it can sit in a web page. Shown once; only its hash is kept.
+    #[command(name = "write-keys")]
+    WriteKeys {
+        #[command(subcommand)]
+        command: WriteKeysCommand,
     },
     /// Run one SQL query against the current run and print or save the result.
     Query {

@@ -99,6 +99,40 @@ pub fn tokens(g: &Globals, command: TokensCommand) -> Result<()> {
     Ok(())
 }
 
+/// `panorama write-keys create|revoke|list`.
+pub fn write_keys(g: &Globals, command: WriteKeysCommand) -> Result<()> {
+    let cfg = g.config()?;
+    let dir = cfg.workspace_dir();
+    let mut file = panorama::serve::auth::AuthFile::load(&dir)?;
+    match command {
+        WriteKeysCommand::Create { name } => {
+            let key = file.create_write_key(&name)?;
+            file.save(&dir)?;
+            println!("{key}");
+            if !g.quiet {
+                eprintln!("write key {name} created; it is not shown again");
+                if cfg.events_source().is_none() {
+                    eprintln!(
+                        "note: no source has format = \"events\" yet, so the server collects nothing"
+                    );
+                }
+            }
+        }
+        WriteKeysCommand::Revoke { name } => {
+            if file.write_keys.remove(&name).is_none() {
+                return Err(Error::Other(format!("no write key {name}")));
+            }
+            file.save(&dir)?;
+        }
+        WriteKeysCommand::List => {
+            for (n, k) in &file.write_keys {
+                println!("{n}\t{}", k.created_at);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A password from stdin: prompted on a terminal, one line when piped.
 pub(crate) fn read_secret(prompt: &str) -> Result<String> {
     use std::io::{BufRead, IsTerminal, Write};

@@ -262,6 +262,9 @@ pub enum SourceFormat {
     /// Excel and OpenDocument spreadsheets (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`).
     #[serde(alias = "xlsx", alias = "xls", alias = "ods", alias = "spreadsheet")]
     Excel,
+    /// Events collected by `panorama serve` at `POST /api/events`; `location` is the
+    /// directory the server keeps them in.
+    Events,
 }
 
 impl SourceFormat {
@@ -280,6 +283,7 @@ impl SourceFormat {
             SourceFormat::Excel => "excel",
             SourceFormat::Mysql => "mysql",
             SourceFormat::Iceberg => "iceberg",
+            SourceFormat::Events => "events",
         }
     }
 }
@@ -496,6 +500,22 @@ impl ProjectConfig {
                         format!("unify.identities.{name}: no source named `{name}`"),
                     ));
                 }
+                let m = map.get_ref();
+                match (&m.user_id, &m.user_source) {
+                    (Some(_), Some(src)) if !u.sources.contains_key(src) => {
+                        return Err(cfg.error_at(
+                            map.span(),
+                            format!("unify.identities.{name}.user_source: `{src}` is not mapped in [unify.sources]"),
+                        ));
+                    }
+                    (Some(_), None) | (None, Some(_)) => {
+                        return Err(cfg.error_at(
+                            map.span(),
+                            format!("unify.identities.{name}: set both user_id (the column of a customer's id) and user_source (the unified source whose record ids it holds), or neither"),
+                        ));
+                    }
+                    _ => {}
+                }
             }
             if let Some(m) = &u.merge {
                 crate::unify::merge::check(m)
@@ -621,6 +641,22 @@ impl ProjectConfig {
             }
         }
         cfg.expectations = raw.expectations;
+        let collected: Vec<&String> = cfg
+            .sources
+            .iter()
+            .filter(|(n, s)| cfg.source_format(n, s).ok() == Some(SourceFormat::Events))
+            .map(|(n, _)| n)
+            .collect();
+        if let [_, second, ..] = collected.as_slice() {
+            let span = cfg.sources[*second].location.span();
+            return Err(cfg.error_at(
+                span,
+                format!(
+                    "sources.{second}: only one source may have format = \"events\" ({} has it too): `panorama serve` collects into one",
+                    collected[0]
+                ),
+            ));
+        }
         if *cfg.workspace.keep_runs.get_ref() == 0 {
             return Err(cfg.error_at(
                 cfg.workspace.keep_runs.span(),
@@ -819,6 +855,15 @@ impl ProjectConfig {
     }
 
     /// The declared format, or the one implied by the location's extension.
+    /// The source `panorama serve` collects events into (`format = "events"`), and the
+    /// directory it keeps them in.
+    pub fn events_source(&self) -> Option<(&str, std::path::PathBuf)> {
+        self.sources.iter().find_map(|(n, s)| {
+            (self.source_format(n, s).ok()? == SourceFormat::Events)
+                .then(|| (n.as_str(), self.root.join(s.location.get_ref())))
+        })
+    }
+
     pub fn source_format(&self, name: &str, s: &SourceConfig) -> Result<SourceFormat> {
         if let Some(f) = &s.format {
             return Ok(*f.get_ref());

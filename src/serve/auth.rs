@@ -61,6 +61,17 @@ pub struct AuthFile {
     pub users: BTreeMap<String, UserEntry>,
     #[serde(default)]
     pub tokens: BTreeMap<String, TokenEntry>,
+    /// Keys that may only send events (`POST /api/events`): public in a web page, so they
+    /// read nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub write_keys: BTreeMap<String, WriteKeyEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteKeyEntry {
+    pub sha256: String,
+    pub created_at: String,
 }
 
 /// Where a project's credentials live.
@@ -92,9 +103,30 @@ impl AuthFile {
         Ok(())
     }
 
-    /// True when connecting needs credentials.
+    /// True when connecting needs credentials (write keys read nothing, so they do not count).
     pub fn is_configured(&self) -> bool {
         !self.users.is_empty() || !self.tokens.is_empty()
+    }
+
+    /// A new write key for `name`, returned once (`pwk_…`); only its hash is kept.
+    pub fn create_write_key(&mut self, name: &str) -> Result<String> {
+        check_name(name)?;
+        if self.write_keys.contains_key(name) {
+            return Err(Error::Other(format!(
+                "a write key named {name} exists: revoke it first (`panorama write-keys revoke {name}`)"
+            )));
+        }
+        let mut bytes = [0u8; 24];
+        OsRng.fill_bytes(&mut bytes);
+        let key = format!("pwk_{}", crate::output::hex(&bytes));
+        self.write_keys.insert(
+            name.to_string(),
+            WriteKeyEntry {
+                sha256: token_hash(&key),
+                created_at: chrono::Utc::now().to_rfc3339(),
+            },
+        );
+        Ok(key)
     }
 
     pub fn set_user(&mut self, name: &str, password: &str, role: Role) -> Result<()> {
@@ -165,6 +197,8 @@ fn token_hash(token: &str) -> String {
 pub struct Credentials {
     users: HashMap<String, UserEntry>,
     tokens: HashMap<String, (String, Role)>,
+    /// Write key hash → name.
+    write_keys: HashMap<String, String>,
     /// Recent failed logins, per user and per client address.
     pub failures: Failures,
     /// The card's signed-in browsers: session id → who.
@@ -267,6 +301,11 @@ impl Credentials {
                 .iter()
                 .map(|(name, t)| (t.sha256.clone(), (name.clone(), t.role)))
                 .collect(),
+            write_keys: file
+                .write_keys
+                .iter()
+                .map(|(name, k)| (k.sha256.clone(), name.clone()))
+                .collect(),
             failures: Failures::default(),
             sessions: Sessions::default(),
         }
@@ -326,6 +365,18 @@ impl Credentials {
             })
     }
 
+    /// The name of a write key.
+    pub fn write_key(&self, key: &str) -> Option<&str> {
+        self.write_keys
+            .get(&token_hash(key.trim()))
+            .map(String::as_str)
+    }
+
+    /// True when sending events needs a key: some credential of any kind exists.
+    pub fn events_need_key(&self) -> bool {
+        self.required() || !self.write_keys.is_empty()
+    }
+
     /// The principal of an `Authorization` header value, when credentials are required;
     /// an anonymous admin when they are not (the server then only listens on loopback).
     pub fn authorize(&self, header: Option<&str>) -> std::result::Result<Principal, &'static str> {
@@ -375,6 +426,12 @@ mod tests {
         assert!(creds.authorize(Some("Bearer pan_nope")).is_err());
         assert!(creds.authorize(None).is_err());
         assert!(f.set_user("x y", "longenough", Role::Reader).is_err());
+        // A write key sends events and reads nothing.
+        let key = f.create_write_key("site").unwrap();
+        let creds = Credentials::new(&f);
+        assert_eq!(creds.write_key(&key), Some("site"));
+        assert!(creds.authorize(Some(&format!("Bearer {key}"))).is_err());
+        assert!(creds.token(&key).is_none());
         assert!(f.set_user("short", "abc", Role::Reader).is_err());
     }
 }

@@ -221,7 +221,8 @@ async fn customer_page(
         *r.status_mut() = StatusCode::NOT_FOUND;
         return r;
     };
-    let c = card(&snap, row, true);
+    let mut c = card(&snap, row, true);
+    c["live"] = Value::Array(super::http::live_entries(&s, &id));
     let empty = Map::new();
     let profile = c["profile"].as_object().unwrap_or(&empty);
     // Where each value came from: "crm · C0000006", or "rectification".
@@ -254,9 +255,8 @@ async fn customer_page(
             show(v).map(|v| serde_json::json!({ "key": k, "label": label(k), "value": v }))
         })
         .collect();
-    let timeline: Vec<Value> = c["timeline"]
-        .as_array()
-        .map(|a| {
+    let rows = |key: &str| -> Vec<Value> {
+        c[key].as_array().map(|a| {
             a.iter()
                 .map(|t| {
                     serde_json::json!({
@@ -269,7 +269,10 @@ async fn customer_page(
                 })
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+    };
+    let timeline = rows("timeline");
+    let live = rows("live");
     render(
         "card.html",
         context! {
@@ -279,6 +282,7 @@ async fn customer_page(
             email => show(&c["profile"]["email"]),
             phone => show(&c["profile"]["phone"]),
             kpis => mj(&kpis), attributes => mj(&attributes), timeline => mj(&timeline),
+            live => mj(&live),
             segments => mj(&c["segments"]),
             // Empty states that teach: what to configure when the run has no such table.
             no_measures => empty_state(&snap.facts, "customer_measures"),

@@ -45,6 +45,34 @@ pub struct ServeSection {
     pub login_timeout: Option<String>,
     /// How often to look for a newer run (default "2s").
     pub reload_interval: Option<String>,
+    /// `[serve.events]`: collecting events at `POST /api/events` into the source of
+    /// `format = "events"`.
+    pub events: Option<EventsSection>,
+}
+
+/// `[serve.events]` as written.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// Web origins whose pages may post events (CORS), e.g. `["https://shop.example"]`;
+    /// default `["*"]`: any page (a write key is public in a page anyway, and may only write).
+    pub allowed_origins: Option<Vec<String>>,
+    /// A segment of the log is sealed past this size (default "16M") ...
+    pub segment_size: Option<String>,
+    /// ... or this long after its first event (default "60s").
+    pub segment_age: Option<String>,
+    /// How often sealed segments are compacted into Parquet (default "10s").
+    pub compact_every: Option<String>,
+    /// How long a `messageId` is recognised as a retry (default "24h").
+    pub dedup_window: Option<String>,
+}
+
+/// `[serve.events]` with defaults applied.
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    pub allowed_origins: Vec<String>,
+    pub log: crate::event_log::log::LogOptions,
+    pub compact_every: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +95,7 @@ pub struct ServeSettings {
     pub max_http_connections: usize,
     pub login_timeout: Duration,
     pub reload_interval: Duration,
+    pub events: EventSettings,
 }
 
 /// What one query may use.
@@ -189,6 +218,33 @@ impl ServeSettings {
                 .max(1),
             login_timeout: duration("login_timeout", &s.login_timeout, "10s")?,
             reload_interval: duration("reload_interval", &s.reload_interval, "2s")?,
+            events: {
+                let e = s.events.clone().unwrap_or_default();
+                let defaults = crate::event_log::log::LogOptions::default();
+                let key = |k: &str| format!("events.{k}");
+                let segment_age = match &e.segment_age {
+                    Some(_) => duration(&key("segment_age"), &e.segment_age, "")?,
+                    None => defaults.segment_age,
+                };
+                let dedup_window = match &e.dedup_window {
+                    Some(_) => duration(&key("dedup_window"), &e.dedup_window, "")?,
+                    None => defaults.dedup_window,
+                };
+                let segment_bytes = match &e.segment_size {
+                    Some(_) => size(&key("segment_size"), &e.segment_size, "")? as u64,
+                    None => defaults.segment_bytes,
+                };
+                EventSettings {
+                    allowed_origins: e.allowed_origins.unwrap_or_else(|| vec!["*".into()]),
+                    log: crate::event_log::log::LogOptions {
+                        segment_bytes: segment_bytes.max(1),
+                        segment_age,
+                        dedup_window,
+                        ..defaults
+                    },
+                    compact_every: duration(&key("compact_every"), &e.compact_every, "10s")?,
+                }
+            },
         })
     }
 

@@ -49,6 +49,7 @@ pub fn router(serving: Arc<Serving>) -> Router {
         .route("/api/admin/run", post(admin_run))
         .route("/api/admin/refresh", post(admin_refresh))
         .route("/api/admin/export/{name}", post(admin_export))
+        .merge(super::events::routes())
         .merge(super::card::routes())
         .merge(super::console::routes())
         .layer(axum::middleware::from_fn_with_state(
@@ -264,6 +265,9 @@ async fn metrics(State(s): State<Arc<Serving>>, headers: HeaderMap) -> ApiResult
         .ok()
         .and_then(|all| all.into_iter().max_by(|a, b| a.run_id.cmp(&b.run_id)));
     let mut body = s.metrics.render(&snap.run_id, snap.index.customers());
+    if let Some(c) = &s.events {
+        body.push_str(&c.metrics());
+    }
     body.push_str(&super::metrics::data_quality(
         served.as_ref().and_then(|m| m.quality.as_ref()),
         newest.as_ref(),
@@ -360,7 +364,16 @@ async fn customer(
     })?;
     let mut c = card(&snap, row, true);
     c["run_id"] = json!(snap.run_id);
+    c["live"] = Value::Array(live_entries(&s, &id));
     Ok(Json(c))
+}
+
+/// Events collected since the served run, newest first (see [`super::live`]).
+pub fn live_entries(s: &Serving, customer_id: &str) -> Vec<Value> {
+    s.events
+        .as_ref()
+        .map(|c| c.live.timeline(&c.resolution, customer_id))
+        .unwrap_or_default()
 }
 
 /// Lookup parameters: one identifier, or `q` (name, e-mail or phone as typed in a search box).
@@ -391,7 +404,17 @@ pub fn find(s: &Serving, snap: &Snapshot, l: &Lookup) -> Result<Vec<u32>, String
         };
         ix.by_identifier("phone", &n).to_vec()
     } else if let Some(c) = &l.cookie {
-        ix.by_identifier("cookie", c.trim()).to_vec()
+        let found = ix.by_identifier("cookie", c.trim()).to_vec();
+        match (found.is_empty(), &s.events) {
+            // Tied by an event collected since the run (an identify, a sign-up).
+            (true, Some(ev)) => ev
+                .live
+                .tied(c.trim())
+                .and_then(|id| ix.row(&id))
+                .into_iter()
+                .collect(),
+            _ => found,
+        }
     } else if let (Some(src), Some(id)) = (&l.source, &l.id) {
         ix.by_identifier("record", &format!("{}:{}", src.trim(), id.trim()))
             .to_vec()

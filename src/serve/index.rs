@@ -286,6 +286,19 @@ impl LookupIndex {
         self.rows.get(customer_id).copied()
     }
 
+    /// The customer id of a profile row.
+    pub fn customer_id(&self, row: u32) -> Option<String> {
+        let col = self.profiles.column_by_name("customer_id")?;
+        let row = row as usize;
+        if row >= col.len() || col.is_null(row) {
+            return None;
+        }
+        match col.as_string_opt::<i32>() {
+            Some(ids) => Some(ids.value(row).to_string()),
+            None => col.as_string_view_opt().map(|v| v.value(row).to_string()),
+        }
+    }
+
     /// Profile rows whose `kind` identifier is `value`, already normalized as unification
     /// normalizes it.
     pub fn by_identifier(&self, kind: &str, value: &str) -> &[u32] {

@@ -11,10 +11,12 @@ pub mod auth;
 pub mod card;
 pub mod config;
 pub mod console;
+pub mod events;
 pub mod flight;
 pub mod http;
 pub mod index;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod pg_catalog;
 pub mod pg_session;
@@ -144,6 +146,9 @@ pub async fn serve(
         .map_err(|e| Error::Other(format!("HTTP listener: {e}")))?;
     ready(&bound, &serving);
     let _watch = serving.watch();
+    let _compact = serving.events.as_ref().map(|c| {
+        crate::event_log::compact::spawn(c.log.clone(), c.settings.compact_every)
+    });
     let pg_tls = tls
         .clone()
         .map(datafusion_postgres::pgwire::tokio::TlsAcceptor::from);

@@ -96,6 +96,8 @@ pub struct Serving {
     /// The console's match-quality page of the current run (run id, page data): scoring the
     /// random pairs takes seconds, so it is computed once per run.
     pub quality: tokio::sync::Mutex<Option<(String, Arc<serde_json::Value>)>>,
+    /// Collecting events (`POST /api/events`), when a source has `format = "events"`.
+    pub events: Option<super::events::Collector>,
 }
 
 impl Serving {
@@ -109,6 +111,10 @@ impl Serving {
             .current_run()?
             .ok_or_else(|| Error::NoRun(cfg.root.clone()))?;
         let snapshot = Snapshot::load(&cfg, &run_id).await?;
+        let events = super::events::Collector::open(&cfg, &settings.events)?;
+        if let Some(c) = &events {
+            c.live.forget_before(run_started(&ws, &run_id));
+        }
         Ok(Arc::new(Serving {
             cfg,
             settings,
@@ -119,6 +125,7 @@ impl Serving {
             admin: tokio::sync::Mutex::new(()),
             logins: Arc::default(),
             quality: tokio::sync::Mutex::new(None),
+            events,
         }))
     }
 
@@ -146,6 +153,10 @@ impl Serving {
         match Snapshot::load(&self.cfg, &run_id).await {
             Ok(s) => {
                 self.current.store(Arc::new(s));
+                if let Some(c) = &self.events {
+                    // The run read every event received before it started.
+                    c.live.forget_before(run_started(&ws, &run_id));
+                }
                 Metrics::count(&self.metrics.reloads);
                 tracing::info!(run_id, "serving a newer run");
                 Ok(true)
@@ -232,4 +243,12 @@ impl Serving {
         }
         Ok((schema, kept, truncated))
     }
+}
+
+/// When a run started (µs since 1970); 0 when unknown (then nothing is taken as read).
+fn run_started(ws: &Workspace, run_id: &str) -> i64 {
+    ws.read_manifest(run_id)
+        .ok()
+        .and_then(|m| chrono::DateTime::parse_from_rfc3339(&m.started_at).ok())
+        .map_or(0, |t| t.timestamp_micros())
 }

@@ -545,6 +545,32 @@ pub fn read_raw(
             })?;
             files = 1;
         }
+        SourceFormat::Events => {
+            let dir = cfg.root.join(location);
+            let collected = crate::event_log::read::read(&dir)
+                .map_err(|e| Error::source(name, &shown_location, e))?;
+            for b in collected.bad {
+                rows_read += 1;
+                log.rejects.push(Reject {
+                    source: name.to_string(),
+                    file: b.file,
+                    row: b.line,
+                    column: None,
+                    raw_value: None,
+                    reason: b.reason,
+                });
+            }
+            emit_numbered(
+                Arc::from(shown_location.as_str()),
+                &crate::event_log::read::schema(),
+                collected.batches.into_iter().map(Ok),
+                &mut |chunk| {
+                    rows_read += chunk.batch.num_rows() as u64;
+                    emit(chunk, &no_inference)
+                },
+            )?;
+            files = collected.files;
+        }
         SourceFormat::Postgres | SourceFormat::Mysql => {
             let table = source
                 .table

@@ -306,6 +306,11 @@ pub struct IdentityMap {
     pub phone: Option<String>,
     /// Event time.
     pub timestamp: Option<String>,
+    /// A customer's id in another system (the `userId` of `identify`): ties the anonymous
+    /// id to the customer whose `user_source` record has this id.
+    pub user_id: Option<String>,
+    /// The unified source whose record ids `user_id` holds.
+    pub user_source: Option<String>,
 }
 
 fn default_id_type() -> String {

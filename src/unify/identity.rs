@@ -23,9 +23,23 @@ pub fn identity_sql(source: &str, map: &IdentityMap) -> String {
         .as_ref()
         .map(|c| format!("CAST({} AS TIMESTAMP)", ident(c)))
         .unwrap_or_else(|| "CAST(NULL AS TIMESTAMP)".into());
+    let (user, user_ties) = match (&map.user_id, &map.user_source) {
+        (Some(c), Some(src)) => (
+            format!("CAST({} AS VARCHAR)", ident(c)),
+            format!(
+                "
+  UNION ALL
+  SELECT ev.anonymous_id, l.customer_id, 'user_id' AS linked_by, max(ev.ts) AS tied_at
+  FROM ev JOIN customer_links l ON l.source = {src} AND l.record_id = ev.user_id
+  WHERE ev.user_id IS NOT NULL GROUP BY ev.anonymous_id, l.customer_id",
+                src = literal(src)
+            ),
+        ),
+        _ => ("CAST(NULL AS VARCHAR)".to_string(), String::new()),
+    };
     format!(
         "WITH ev AS (
-  SELECT CAST({anon} AS VARCHAR) AS anonymous_id, {email} AS email, {phone} AS phone_digits, {ts} AS ts
+  SELECT CAST({anon} AS VARCHAR) AS anonymous_id, {email} AS email, {phone} AS phone_digits, {user} AS user_id, {ts} AS ts
   FROM {table} WHERE {anon} IS NOT NULL
 ),
 ids AS (
@@ -39,7 +53,7 @@ ties AS (
   UNION ALL
   SELECT ev.anonymous_id, l.customer_id, 'phone' AS linked_by, max(ev.ts) AS tied_at
   FROM ev JOIN unify_records r ON r.phone_digits = ev.phone_digits JOIN customer_links l ON l.uid = r.uid
-  WHERE ev.phone_digits IS NOT NULL GROUP BY ev.anonymous_id, l.customer_id
+  WHERE ev.phone_digits IS NOT NULL GROUP BY ev.anonymous_id, l.customer_id{user_ties}
 ),
 best AS (
   -- A shared device may tie to several customers: the most recent tie wins, and the number

@@ -1,0 +1,213 @@
+//! Sealed segments into Parquet. Each step leaves every event in exactly one place that
+//! [`super::read`] counts, whatever moment a crash hits:
+//!
+//! 1. write `events-<first>-<last>.parquet.tmp`, fsync (a crash: the `.tmp` is removed when
+//!    the log opens; the segments still hold everything);
+//! 2. rename it to `.parquet`, fsync the directory (from now on the file is read and the
+//!    segments it names are skipped);
+//! 3. delete the segments (a crash before: they are deleted when the log opens).
+//!
+//! Merging small files works the same way: the merged file's range covers its inputs, which
+//! are read no more and deleted after.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+
+use super::Compacted;
+use crate::error::{Error, Result};
+
+/// Parquet files kept before they are merged into one.
+const MERGE_AT: usize = 16;
+
+/// What one compaction did.
+#[derive(Debug, Default, Clone)]
+pub struct CompactReport {
+    pub segments: usize,
+    pub events: usize,
+    pub merged_files: usize,
+    pub bad_lines: usize,
+}
+
+/// Compact every segment numbered below `active` into one file, then merge files when there
+/// are more than [`MERGE_AT`]. Only the process holding the log's lock may call this.
+pub fn compact(dir: &Path, active: u64) -> Result<CompactReport> {
+    let mut report = CompactReport::default();
+    let listed = |e: std::io::Error| Error::io("cannot list", dir, e);
+    let files = super::covering(super::compacted(dir).map_err(listed)?);
+    let sealed: Vec<(u64, PathBuf)> = super::segments(dir)
+        .map_err(listed)?
+        .into_iter()
+        .filter(|(n, _)| *n < active && !super::is_covered(&files, *n))
+        .collect();
+    if let (Some(first), Some(last)) = (sealed.first(), sealed.last()) {
+        let (first, last) = (first.0, last.0);
+        let mut batches = Vec::new();
+        let mut bad = Vec::new();
+        for (_, path) in &sealed {
+            if let Some(b) = super::read::segment(path, &mut bad)? {
+                batches.extend(b);
+            }
+        }
+        for b in &bad {
+            tracing::error!(file = %b.file, line = b.line, "{}; the line is kept in the segment's copy under bad/", b.reason);
+        }
+        if !bad.is_empty() {
+            // Keep damaged segments whole for inspection: nothing is deleted unread.
+            let keep = dir.join("bad");
+            std::fs::create_dir_all(&keep).map_err(|e| Error::io("cannot create", &keep, e))?;
+            for (_, path) in &sealed {
+                if let Some(name) = path.file_name() {
+                    let _ = std::fs::copy(path, keep.join(name));
+                }
+            }
+        }
+        report.bad_lines = bad.len();
+        report.events = batches.iter().map(|b| b.num_rows()).sum();
+        report.segments = sealed.len();
+        write_atomic(&super::compacted_path(dir, first, last), &batches)?;
+        for (_, path) in &sealed {
+            std::fs::remove_file(path).map_err(|e| Error::io("cannot remove", path, e))?;
+        }
+        super::sync_dir(&dir.join("segments")).map_err(|e| Error::io("cannot sync", dir, e))?;
+    }
+    let files = super::covering(super::compacted(dir).map_err(listed)?);
+    if files.len() > MERGE_AT {
+        report.merged_files = files.len();
+        merge(dir, &files)?;
+    }
+    Ok(report)
+}
+
+/// Write `batches` to `path` through a `.tmp` beside it, fsync'd and renamed into place.
+fn write_atomic(path: &Path, batches: &[RecordBatch]) -> Result<()> {
+    let tmp = path.with_extension("parquet.tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let err = |e: datafusion::parquet::errors::ParquetError| {
+        Error::Other(format!("{}: {e}", tmp.display()))
+    };
+    let mut writer =
+        ArrowWriter::try_new(file, super::read::schema(), Some(props)).map_err(err)?;
+    for b in batches {
+        writer.write(b).map_err(err)?;
+    }
+    let file = writer.into_inner().map_err(err)?;
+    file.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot rename", &tmp, e))?;
+    if let Some(parent) = path.parent() {
+        super::sync_dir(parent).map_err(|e| Error::io("cannot sync", parent, e))?;
+    }
+    Ok(())
+}
+
+/// Merge `files` (contiguous ranges, ascending) into one.
+fn merge(dir: &Path, files: &[Compacted]) -> Result<()> {
+    let (Some(first), Some(last)) = (files.first(), files.last()) else {
+        return Ok(());
+    };
+    let mut batches = Vec::new();
+    for f in files {
+        let file =
+            std::fs::File::open(&f.path).map_err(|e| Error::io("cannot open", &f.path, e))?;
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                file,
+            )
+            .and_then(|b| b.build())
+            .map_err(|e| Error::Other(format!("{}: {e}", f.path.display())))?;
+        for b in reader {
+            batches.push(b.map_err(|e| Error::Other(format!("{}: {e}", f.path.display())))?);
+        }
+    }
+    let target = super::compacted_path(dir, first.first, last.last);
+    write_atomic(&target, &batches)?;
+    for f in files {
+        std::fs::remove_file(&f.path).map_err(|e| Error::io("cannot remove", &f.path, e))?;
+    }
+    Ok(())
+}
+
+/// Compact every `every` until `stop` is dropped; errors are logged and retried next time.
+pub fn spawn(
+    log: Arc<super::log::EventLog>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let dir = log.dir.clone();
+            let active = log.active_segment();
+            match tokio::task::spawn_blocking(move || compact(&dir, active)).await {
+                Ok(Ok(r)) if r.segments > 0 => tracing::info!(
+                    segments = r.segments,
+                    events = r.events,
+                    merged = r.merged_files,
+                    "events compacted"
+                ),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("event compaction: {e}"),
+                Err(e) => tracing::error!("event compaction: {e}"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_log::log::{id_hash, EventLog, LogOptions, Pending};
+
+    #[tokio::test]
+    async fn compacted_events_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogOptions {
+            segment_bytes: 1, // every group seals its segment
+            ..Default::default()
+        };
+        let log = EventLog::open(dir.path(), opts).unwrap();
+        for i in 0..5 {
+            let e = crate::event_log::spec::event(
+                serde_json::json!({"type": "track", "event": "x", "userId": "u", "messageId": format!("m{i}")}),
+                None,
+                None,
+                1,
+                &mut String::new,
+            )
+            .unwrap();
+            let line = crate::event_log::spec::line(&e).unwrap();
+            log.append(vec![Pending {
+                id_hash: id_hash(&e.message_id),
+                line,
+                received_at: 1,
+            }])
+            .await
+            .unwrap();
+        }
+        let count = |d: &Path| -> usize {
+            crate::event_log::read::read(d)
+                .unwrap()
+                .batches
+                .iter()
+                .map(|b| b.num_rows())
+                .sum()
+        };
+        assert_eq!(count(dir.path()), 5);
+        let r = compact(dir.path(), log.active_segment()).unwrap();
+        assert_eq!((r.segments, r.events), (5, 5));
+        assert_eq!(count(dir.path()), 5);
+        // A crash after the rename left the segments: they are skipped, and removed on open.
+        let again = crate::event_log::segment_path(dir.path(), 2);
+        std::fs::write(&again, b"{\"not\": \"read\"}\n").unwrap();
+        assert_eq!(count(dir.path()), 5);
+    }
+}
