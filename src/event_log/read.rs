@@ -175,14 +175,19 @@ pub struct Collected {
     pub files: usize,
 }
 
-/// Read everything collected in `dir` (an empty result when nothing was ever collected).
+/// Read everything collected in `dir`: nothing when the directory does not exist yet (the
+/// server makes it when it starts collecting; a run before that has no events, and says so).
 pub fn read(dir: &Path) -> Result<Collected> {
-    if !dir.is_dir() {
-        return Err(Error::Other(format!(
-            "{}: no events collected here yet (the directory is made when `panorama serve` \
-             starts collecting)",
+    if !dir.exists() {
+        tracing::warn!(
+            "{}: no events collected yet (`panorama serve` makes it when it starts)",
             dir.display()
-        )));
+        );
+        return Ok(Collected {
+            batches: Vec::new(),
+            bad: Vec::new(),
+            files: 0,
+        });
     }
     // A compaction or merge may finish between listing and reading; then list again. Each
     // attempt reads nothing twice: files first, then the segments no file holds.
