@@ -652,3 +652,210 @@ compact_every = "30ms"
         compacted
     );
 }
+
+/// A webhook receiver: records (Idempotency-Key, body); answers 500 to the first request.
+async fn receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Value, Instant)>>>,
+) {
+    use axum::routing::post;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Value, Instant)>>> =
+        std::sync::Arc::default();
+    let failed_once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let (s, failed_once) = (s.clone(), failed_once.clone());
+            async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                s.lock().unwrap().push((key, v, Instant::now()));
+                if !failed_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_cart_reminder_goes_out_once_after_its_window_unless_checked_out() {
+    let (hook, received) = receiver().await;
+    let tmp = demo("300", "12");
+    let project = tmp.path();
+    append(&project.join("panorama.toml"), COLLECT);
+    append(
+        &project.join("panorama.toml"),
+        &format!(
+            r#"
+[messages.cart_reminder]
+channel = "email"
+to = "email"
+subject = "You left something in your cart"
+body = "Hi {{{{First Name}}}}, your cart is waiting."
+fields = {{ "First Name" = {{ column = "first_name", default = "there" }} }}
+
+[exports.cart_webhook]
+table = "outbox"
+key = "message_id"
+webhook = {{ url = "{hook}", max_attempts = 3, backoff_ms = 100 }}
+
+[journeys.abandoned_cart]
+trigger = {{ event = "add_to_cart", where = "detail(properties, 'product_id') IS NOT NULL", unless = {{ event = "checkout", within = "2s" }} }}
+message = "cart_reminder"
+export = "cart_webhook"
+frequency_cap = {{ messages = 1, per = "1d" }}
+"#
+        ),
+    );
+    ok(&["run", "-p", p(project), "-q"]);
+    // `panorama journeys` leaves it to the server.
+    let out = fails(&["journeys", "abandoned_cart", "-p", p(project)]);
+    assert!(out.contains("triggered by events"), "{out}");
+    let people = rows(
+        project,
+        "SELECT l.record_id, p.customer_id, p.first_name FROM customer_links l \
+         JOIN customer_profiles p ON p.customer_id = l.customer_id \
+         WHERE l.source = 'webshop_customers' AND p.email IS NOT NULL AND p.first_name IS NOT NULL \
+         ORDER BY l.record_id LIMIT 3",
+    );
+    let person = |i: usize| {
+        (
+            text(&people[i]["record_id"]),
+            text(&people[i]["customer_id"]),
+            text(&people[i]["first_name"]),
+        )
+    };
+    let (a_number, a, a_name) = person(0);
+    let (b_number, _, _) = person(1);
+    let (c_number, c, _) = person(2);
+    let mut server = Server::start(project, &[]);
+    let http = Http {
+        base: format!("http://{}", server.http),
+        client: reqwest::Client::new(),
+    };
+    let track = |anon: &str, user: &str, event: &str, id: &str| {
+        json!({"type": "track", "event": event, "anonymousId": anon, "userId": user,
+               "messageId": id, "properties": {"product_id": "P1"}})
+    };
+    // A leaves a cart; B checks out within the window; an unknown visitor leaves one.
+    let (s, _) = http
+        .events(
+            None,
+            &json!({"batch": [
+                track("va", &a_number, "add_to_cart", "a-1"),
+                track("vb", &b_number, "add_to_cart", "b-1"),
+                {"type": "track", "event": "add_to_cart", "anonymousId": "vx", "messageId": "x-1",
+                 "properties": {"product_id": "P1"}},
+                {"type": "track", "event": "add_to_cart", "anonymousId": "vy", "messageId": "y-1"},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let armed_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (s, _) = http
+        .events(None, &track("vb", &b_number, "checkout", "b-2"))
+        .await;
+    assert_eq!(s, 200);
+    // A's reminder: after the 2 s window, within 5 s of it (the first post fails with 500 and
+    // is retried with the same key).
+    let started = Instant::now();
+    let first = loop {
+        let got: Vec<_> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.1["events"][0]["data"]["customer_id"] == a.as_str())
+            .cloned()
+            .collect();
+        if got.len() >= 2 {
+            break got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no reminder: {:?}",
+            received.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let late = first[1].2.duration_since(armed_at);
+    assert!(late >= Duration::from_secs(2), "sent before the window closed: {late:?}");
+    assert!(late <= Duration::from_secs(7), "{late:?} after the trigger");
+    eprintln!("abandoned-cart reminder delivered {late:?} after the add_to_cart (window 2 s)");
+    assert_eq!(first[0].0, first[1].0, "a retry carries the same Idempotency-Key");
+    let data = &first[1].1["events"][0]["data"];
+    assert_eq!(text(&data["journey"]), "abandoned_cart");
+    assert_eq!(
+        text(&data["body"]),
+        format!("Hi {a_name}, your cart is waiting.")
+    );
+
+    // A again: the frequency cap (1 a day) holds it back. C's cart, then the server is
+    // killed before the window closes: the restarted server still sends it, once.
+    let (s, _) = http
+        .events(
+            None,
+            &json!({"batch": [track("va", &a_number, "add_to_cart", "a-2"),
+                              track("vc", &c_number, "add_to_cart", "c-1")]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    let server = Server::start(project, &[]);
+    let http = Http {
+        base: format!("http://{}", server.http),
+        client: reqwest::Client::new(),
+    };
+    let started = Instant::now();
+    while !received
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.1["events"][0]["data"]["customer_id"] == c.as_str())
+    {
+        assert!(started.elapsed() < Duration::from_secs(15), "C's reminder never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(3000)).await; // anything else due has fired
+    let (_, metrics, _) = http
+        .send(http.client.get(format!("{}/metrics", http.base)))
+        .await;
+    let metrics = text(&metrics);
+    assert!(
+        metrics.contains("panorama_triggered_journeys_total{outcome=\"capped\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("panorama_triggered_journeys_armed 0"), "{metrics}");
+    drop(server);
+    // Once more, restarted: nothing is sent twice.
+    let server = Server::start(project, &[]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(server);
+    let keys: BTreeSet<String> = received.lock().unwrap().iter().map(|r| r.0.clone()).collect();
+    assert_eq!(keys.len(), 2, "one message for A, one for C: {:?}", received.lock().unwrap());
+    let outbox = rows(
+        project,
+        "SELECT o.customer_id, o.run_id, s.message_id IS NOT NULL AS delivered FROM outbox o \
+         LEFT JOIN journey_state s ON s.message_id = o.message_id \
+         WHERE o.journey = 'abandoned_cart' ORDER BY o.customer_id",
+    );
+    let mut expected = vec![a.clone(), c.clone()];
+    expected.sort();
+    assert_eq!(
+        outbox.iter().map(|r| text(&r["customer_id"])).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(outbox.iter().all(|r| r["delivered"] == true && r["run_id"] == "live"), "{outbox:?}");
+}

@@ -2,7 +2,8 @@
 # PERSONS persons and run it unless it has a run, and write 100,000 of its e-mails
 # (URL-encoded, in random order) to /tmp/panorama-bench-emails.txt for wrk.
 BIN=target/release/panorama
-cargo build --release -q
+# PANORAMA_BENCH_NO_BUILD=1 measures the binary already built.
+[ -n "${PANORAMA_BENCH_NO_BUILD:-}" ] || cargo build --release -q
 if [ ! -f "$DIR/panorama.toml" ]; then
   $BIN demo --persons "$PERSONS" --out "$DIR" -q
 fi

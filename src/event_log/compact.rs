@@ -21,8 +21,11 @@ use datafusion::parquet::file::properties::WriterProperties;
 use super::Compacted;
 use crate::error::{Error, Result};
 
-/// Parquet files kept before they are merged into one.
+/// Small Parquet files kept before they are merged into one ...
 const MERGE_AT: usize = 16;
+/// ... where small is below this: a merged file grows to about this size and is then left
+/// alone, so a long-running server does not rewrite everything it ever collected.
+const LARGE_FILE: u64 = 64 << 20;
 
 /// What one compaction did.
 #[derive(Debug, Default, Clone)]
@@ -76,9 +79,16 @@ pub fn compact(dir: &Path, active: u64) -> Result<CompactReport> {
         super::sync_dir(&dir.join("segments")).map_err(|e| Error::io("cannot sync", dir, e))?;
     }
     let files = super::covering(super::compacted(dir).map_err(listed)?);
-    if files.len() > MERGE_AT {
-        report.merged_files = files.len();
-        merge(dir, &files)?;
+    // The newest run of small files (contiguous, as a merged file's name needs).
+    let small = files
+        .iter()
+        .rev()
+        .take_while(|f| std::fs::metadata(&f.path).is_ok_and(|m| m.len() < LARGE_FILE))
+        .count();
+    if small > MERGE_AT {
+        let tail = &files[files.len() - small..];
+        report.merged_files = tail.len();
+        merge(dir, tail)?;
     }
     Ok(report)
 }

@@ -159,7 +159,7 @@ impl EventLog {
                 dir.display()
             )));
         }
-        let recovered = recover(dir, options.dedup_window)?;
+        let recovered = recover(dir, options.dedup_window, options.dedup_ids)?;
         let mut seen = Seen {
             set: HashSet::new(),
             order: VecDeque::new(),
@@ -408,7 +408,7 @@ struct Recovered {
 /// merge did not delete, segments a compaction did not delete; cut a torn last line (it was
 /// never acknowledged: acknowledgement follows the flush of the whole line). Collect the ids
 /// written, for duplicate detection.
-fn recover(dir: &Path, window: Duration) -> Result<Recovered> {
+fn recover(dir: &Path, window: Duration, cap: usize) -> Result<Recovered> {
     let io = |what: &'static str, p: &Path, e: std::io::Error| Error::io(what, p, e);
     let pq = dir.join("parquet");
     for entry in std::fs::read_dir(&pq).map_err(|e| io("cannot list", &pq, e))? {
@@ -457,8 +457,12 @@ fn recover(dir: &Path, window: Duration) -> Result<Recovered> {
             }
         }
     }
-    // Ids in Parquet files compacted within the dedup window.
-    for f in &files {
+    // Ids in Parquet files compacted within the dedup window, newest first, as many as are
+    // kept.
+    for f in files.iter().rev() {
+        if known.len() >= cap {
+            break;
+        }
         let recent = std::fs::metadata(&f.path)
             .and_then(|m| m.modified())
             .ok()

@@ -227,3 +227,67 @@ pub fn read(dir: &Path) -> Result<Collected> {
         dir.display()
     )))
 }
+
+/// The events of a batch of [`schema`] received at or after `since` (µs), back as [`Event`]s.
+pub fn events(b: &RecordBatch, since: i64) -> Result<Vec<Event>> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+    let text = |name: &str| -> Result<&arrow::array::StringArray> {
+        b.column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| Error::Other(format!("collected events: no text column {name}")))
+    };
+    let time = |name: &str| {
+        b.column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| Error::Other(format!("collected events: no time column {name}")))
+    };
+    let (id, kind, event, name, anon, user, previous) = (
+        text("message_id")?,
+        text("type")?,
+        text("event")?,
+        text("name")?,
+        text("anonymous_id")?,
+        text("user_id")?,
+        text("previous_id")?,
+    );
+    let (email, phone, url, props, traits, context) = (
+        text("email")?,
+        text("phone")?,
+        text("url")?,
+        text("properties")?,
+        text("traits")?,
+        text("context")?,
+    );
+    let (ts, received) = (time("ts")?, time("received_at")?);
+    let opt = |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    let obj = |a: &arrow::array::StringArray, i: usize| {
+        (!a.is_null(i))
+            .then(|| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(a.value(i)).ok())
+            .flatten()
+    };
+    let mut out = Vec::new();
+    for i in 0..b.num_rows() {
+        if received.value(i) < since {
+            continue;
+        }
+        out.push(Event {
+            message_id: id.value(i).to_string(),
+            kind: kind.value(i).to_string(),
+            event: event.value(i).to_string(),
+            name: opt(name, i),
+            anonymous_id: opt(anon, i),
+            user_id: opt(user, i),
+            previous_id: opt(previous, i),
+            email: opt(email, i),
+            phone: opt(phone, i),
+            url: opt(url, i),
+            ts: ts.value(i),
+            received_at: received.value(i),
+            properties: obj(props, i),
+            traits: obj(traits, i),
+            context: obj(context, i),
+        });
+    }
+    Ok(out)
+}

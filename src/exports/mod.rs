@@ -11,7 +11,7 @@
 pub mod config;
 mod file;
 mod postgres;
-mod webhook;
+pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -154,6 +154,24 @@ fn payload(
     Ok((id, body))
 }
 
+/// Post one body (an event-triggered journey's message) with its idempotency key, retried
+/// as export batches are; the error says why it finally failed.
+pub async fn post_one(
+    dest: &WebhookDestination,
+    key: &str,
+    body: &str,
+) -> std::result::Result<(), String> {
+    let url = crate::sources::location::expand_env(&dest.url)?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(dest.timeout_seconds))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    match post_with_retries(&client, &url, dest, key, body).await {
+        Ok(()) => Ok(()),
+        Err(Failure::Transient(m)) | Err(Failure::Permanent(m)) => Err(m),
+    }
+}
+
 async fn post_with_retries(
     client: &reqwest::Client,
     url: &str,

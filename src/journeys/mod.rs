@@ -9,6 +9,7 @@
 //! `table = "outbox"` keyed by `message_id`).
 
 pub mod messages;
+pub mod triggers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,14 +22,31 @@ use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::unify::staging::{ident, literal};
 
+/// What starts a journey.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Trigger {
+    /// A segment's newly entered members (`trigger = "segment"`), at `panorama journeys`.
+    Segment(String),
+    /// A person's event (`trigger = { event = "...", unless = {...} }`), in `panorama serve`.
+    Event(triggers::EventTrigger),
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JourneyDef {
-    /// Segment whose newly entered members start the journey.
-    pub trigger: String,
-    /// Days to wait after entering before the message goes out.
+    /// A segment whose newly entered members start the journey, or an event.
+    pub trigger: Trigger,
+    /// Days to wait after entering before the message goes out (segment triggers).
     #[serde(default)]
     pub wait_days: u32,
+    /// How long after the trigger event the message goes out (event triggers without
+    /// `unless`; with it, added to `within`).
+    #[serde(default)]
+    pub wait: Option<String>,
+    /// At most this many messages of event-triggered journeys to one customer per period.
+    #[serde(default)]
+    pub frequency_cap: Option<triggers::FrequencyCap>,
     /// Extra SQL condition over `customer_profiles`, checked when the message goes out.
     #[serde(default)]
     pub condition: Option<String>,
@@ -58,21 +76,58 @@ pub fn check(cfg: &ProjectConfig) -> std::result::Result<(), (std::ops::Range<us
                 ),
             ));
         }
-        if !cfg.analytics.has_segment(&def.trigger) {
-            return Err((
-                j.span(),
-                format!(
-                    "journeys.{name}.trigger: no segment named `{}`",
-                    def.trigger
-                ),
-            ));
-        }
         if let Some(e) = &def.export {
             if !cfg.exports.contains_key(e) {
                 return Err((
                     j.span(),
                     format!("journeys.{name}.export: no export named `{e}`"),
                 ));
+            }
+        }
+        match &def.trigger {
+            Trigger::Segment(segment) => {
+                if !cfg.analytics.has_segment(segment) {
+                    return Err((
+                        j.span(),
+                        format!("journeys.{name}.trigger: no segment named `{segment}`"),
+                    ));
+                }
+                if def.wait.is_some() || def.frequency_cap.is_some() {
+                    return Err((
+                        j.span(),
+                        format!("journeys.{name}: `wait` and `frequency_cap` are for event triggers; a segment trigger waits `wait_days`"),
+                    ));
+                }
+            }
+            Trigger::Event(t) => {
+                let webhook = def
+                    .export
+                    .as_ref()
+                    .and_then(|e| cfg.exports.get(e))
+                    .is_some_and(|e| e.get_ref().webhook.is_some());
+                if !webhook {
+                    return Err((
+                        j.span(),
+                        format!("journeys.{name}.export: an event-triggered journey is delivered at once by `panorama serve`, through a webhook export: name one"),
+                    ));
+                }
+                if cfg.events_source().is_none() {
+                    return Err((
+                        j.span(),
+                        format!("journeys.{name}.trigger: event triggers read collected events: add a source with format = \"events\""),
+                    ));
+                }
+                let ctx = crate::session::base_context();
+                triggers::Engine::new(&ctx, &[(name.clone(), t.clone(), def.wait.clone())])
+                    .map_err(|m| (j.span(), m))?;
+                if let Some(c) = &def.frequency_cap {
+                    if crate::config::parse_duration(&c.per).is_none() || c.messages == 0 {
+                        return Err((
+                            j.span(),
+                            format!("journeys.{name}.frequency_cap: `messages` is at least 1 and `per` a duration such as \"1d\""),
+                        ));
+                    }
+                }
             }
         }
     }
@@ -125,7 +180,16 @@ pub async fn run_journeys(
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        let mut r = render(cfg, name, j.get_ref()).await?;
+        let Trigger::Segment(segment) = &j.get_ref().trigger else {
+            // Event-triggered journeys run in `panorama serve` as events arrive.
+            if only.is_some() {
+                return Err(Error::Other(format!(
+                    "journey {name} is triggered by events: `panorama serve` sends it as they arrive"
+                )));
+            }
+            continue;
+        };
+        let mut r = render(cfg, name, segment, j.get_ref()).await?;
         if let Some(e) = &j.get_ref().export {
             r.delivery = Some(
                 crate::exports::run_export(
@@ -145,7 +209,144 @@ pub async fn run_journeys(
     Ok(reports)
 }
 
-async fn render(cfg: &ProjectConfig, name: &str, def: &JourneyDef) -> Result<JourneyReport> {
+/// Event-triggered journeys: (name, trigger, wait).
+pub fn event_triggered(cfg: &ProjectConfig) -> Vec<(String, triggers::EventTrigger, Option<String>)> {
+    cfg.journeys
+        .iter()
+        .filter_map(|(n, j)| match &j.get_ref().trigger {
+            Trigger::Event(t) => Some((n.clone(), t.clone(), j.get_ref().wait.clone())),
+            Trigger::Segment(_) => None,
+        })
+        .collect()
+}
+
+/// One row of the `outbox` state table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OutboxMessage {
+    pub message_id: String,
+    pub journey: String,
+    pub message: String,
+    pub customer_id: String,
+    pub channel: String,
+    pub address: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: String,
+    /// The run whose profile rendered it; `live` for an event-triggered journey.
+    pub run_id: String,
+}
+
+const OUTBOX_COLUMNS: [&str; 10] = [
+    "message_id",
+    "journey",
+    "message",
+    "customer_id",
+    "channel",
+    "address",
+    "subject",
+    "body",
+    "created_at",
+    "run_id",
+];
+
+impl OutboxMessage {
+    fn values(&self) -> [&str; 10] {
+        [
+            &self.message_id,
+            &self.journey,
+            &self.message,
+            &self.customer_id,
+            &self.channel,
+            &self.address,
+            &self.subject,
+            &self.body,
+            &self.created_at,
+            &self.run_id,
+        ]
+    }
+
+    /// The rows of an `outbox` batch.
+    pub fn from_batch(b: &arrow::array::RecordBatch) -> Result<Vec<OutboxMessage>> {
+        use arrow::array::{Array, AsArray};
+        let cols: Vec<&StringArray> = OUTBOX_COLUMNS
+            .iter()
+            .map(|c| {
+                b.column_by_name(c)
+                    .and_then(|a| a.as_string_opt::<i32>())
+                    .ok_or_else(|| Error::Other(format!("outbox: no text column {c}")))
+            })
+            .collect::<Result<_>>()?;
+        let v = |c: usize, i: usize| {
+            if cols[c].is_null(i) {
+                String::new()
+            } else {
+                cols[c].value(i).to_string()
+            }
+        };
+        Ok((0..b.num_rows())
+            .map(|i| OutboxMessage {
+                message_id: v(0, i),
+                journey: v(1, i),
+                message: v(2, i),
+                customer_id: v(3, i),
+                channel: v(4, i),
+                address: v(5, i),
+                subject: v(6, i),
+                body: v(7, i),
+                created_at: v(8, i),
+                run_id: v(9, i),
+            })
+            .collect())
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// Append messages to the `outbox` state table (one file, all or nothing).
+pub fn append_outbox(workspace: &std::path::Path, messages: &[OutboxMessage]) -> Result<()> {
+    let batch = crate::state::batch(
+        OUTBOX_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(c, k)| {
+                let values: Vec<&str> = messages.iter().map(|m| m.values()[c]).collect();
+                (*k, Arc::new(StringArray::from(values)) as ArrayRef)
+            })
+            .collect(),
+    )?;
+    crate::state::append(workspace, "outbox", &batch)?;
+    Ok(())
+}
+
+/// Record in `journey_state` that each message's customer got its step: (message, when the
+/// trigger happened, when it was sent).
+pub fn append_state(
+    workspace: &std::path::Path,
+    sent: &[(&OutboxMessage, &str, &str)],
+) -> Result<()> {
+    let col = |f: &dyn Fn(&(&OutboxMessage, &str, &str)) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(sent.iter().map(f).collect::<Vec<_>>()))
+    };
+    let batch = crate::state::batch(vec![
+        ("journey", col(&|s| s.0.journey.clone())),
+        ("step", col(&|s| s.0.message.clone())),
+        ("customer_id", col(&|s| s.0.customer_id.clone())),
+        ("entered_at", col(&|s| s.1.to_string())),
+        ("sent_at", col(&|s| s.2.to_string())),
+        ("message_id", col(&|s| s.0.message_id.clone())),
+    ])?;
+    crate::state::append(workspace, "journey_state", &batch)?;
+    Ok(())
+}
+
+async fn render(
+    cfg: &ProjectConfig,
+    name: &str,
+    trigger: &str,
+    def: &JourneyDef,
+) -> Result<JourneyReport> {
     let err = |m: String| Error::Other(format!("journeys.{name}: {m}"));
     let (ctx, opened) = crate::session::open_project(cfg, None).await?;
     for t in ["segment_history", "segment_members", "customer_profiles"] {
@@ -186,7 +387,7 @@ async fn render(cfg: &ProjectConfig, name: &str, def: &JourneyDef) -> Result<Jou
          JOIN entered e ON e.customer_id = p.customer_id \
          WHERE e.entered_at + INTERVAL '{wait} days' <= as_of() AND ({cond}) {sent} \
          ORDER BY p.customer_id",
-        trigger = literal(&def.trigger),
+        trigger = literal(trigger),
         to = ident(&message.to),
         cols = columns.iter().map(|c| format!(", {c}")).collect::<String>(),
         wait = def.wait_days,
@@ -205,8 +406,8 @@ async fn render(cfg: &ProjectConfig, name: &str, def: &JourneyDef) -> Result<Jou
         Some(serde_json::Value::Null) | None => None,
         Some(other) => Some(other.to_string()),
     };
-    let mut out: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let mut state: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut messages = Vec::new();
+    let mut entered_at = Vec::new();
     let now = crate::privacy::now_text();
     for row in &rows {
         let customer = text(row.get("customer_id")).unwrap_or_default();
@@ -227,76 +428,32 @@ async fn render(cfg: &ProjectConfig, name: &str, def: &JourneyDef) -> Result<Jou
         let id = crate::output::hex(
             &sha2::Sha256::digest(format!("{name}\n{}\n{customer}", def.message).as_bytes())[..16],
         );
-        let entered = text(row.get("entered_at")).unwrap_or_default();
-        for (k, v) in [
-            ("message_id", id.clone()),
-            ("journey", name.to_string()),
-            ("message", def.message.clone()),
-            ("customer_id", customer.clone()),
-            ("channel", message.channel.clone()),
-            ("address", address),
-            ("subject", subject.unwrap_or_default()),
-            ("body", body),
-            ("created_at", now.clone()),
-            ("run_id", opened.run_id.clone()),
-        ] {
-            out.entry(k).or_default().push(v);
-        }
-        for (k, v) in [
-            ("journey", name.to_string()),
-            ("step", def.message.clone()),
-            ("customer_id", customer),
-            ("entered_at", entered),
-            ("sent_at", now.clone()),
-            ("message_id", id),
-        ] {
-            state.entry(k).or_default().push(v);
-        }
+        entered_at.push(text(row.get("entered_at")).unwrap_or_default());
+        messages.push(OutboxMessage {
+            message_id: id,
+            journey: name.to_string(),
+            message: def.message.clone(),
+            customer_id: customer,
+            channel: message.channel.clone(),
+            address,
+            subject: subject.unwrap_or_default(),
+            body,
+            created_at: now.clone(),
+            run_id: opened.run_id.clone(),
+        });
         report.rendered += 1;
     }
     if report.rendered > 0 {
         let workspace = cfg.workspace_dir();
-        let order = [
-            "message_id",
-            "journey",
-            "message",
-            "customer_id",
-            "channel",
-            "address",
-            "subject",
-            "body",
-            "created_at",
-            "run_id",
-        ];
-        let batch = crate::state::batch(
-            order
-                .iter()
-                .map(|k| (*k, Arc::new(StringArray::from(out[k].clone())) as ArrayRef))
-                .collect(),
-        )?;
         // Outbox first: a crash before the state is written re-renders the same message ids,
         // which an export keyed by message_id sends once.
-        crate::state::append(&workspace, "outbox", &batch)?;
-        let order = [
-            "journey",
-            "step",
-            "customer_id",
-            "entered_at",
-            "sent_at",
-            "message_id",
-        ];
-        let batch = crate::state::batch(
-            order
-                .iter()
-                .map(|k| {
-                    (
-                        *k,
-                        Arc::new(StringArray::from(state[k].clone())) as ArrayRef,
-                    )
-                })
-                .collect(),
-        )?;
-        crate::state::append(&workspace, "journey_state", &batch)?;
+        append_outbox(&workspace, &messages)?;
+        let sent: Vec<(&OutboxMessage, &str, &str)> = messages
+            .iter()
+            .zip(&entered_at)
+            .map(|(m, e)| (m, e.as_str(), now.as_str()))
+            .collect();
+        append_state(&workspace, &sent)?;
     }
     Ok(report)
 }

@@ -360,6 +360,9 @@ async fn collect(s: &Serving, headers: &HeaderMap, call: Option<Option<&str>>, b
         .map(|(e, _)| e)
         .collect();
     let accepted = written.len() + duplicates;
+    if let Some(t) = &s.triggered {
+        t.observe(&written);
+    }
     c.live.add(&s.snapshot().index, &c.resolution, written);
     let status = if rejected.is_empty() {
         StatusCode::OK

@@ -268,6 +268,9 @@ async fn metrics(State(s): State<Arc<Serving>>, headers: HeaderMap) -> ApiResult
     if let Some(c) = &s.events {
         body.push_str(&c.metrics());
     }
+    if let Some(t) = &s.triggered {
+        body.push_str(&t.metrics());
+    }
     body.push_str(&super::metrics::data_quality(
         served.as_ref().and_then(|m| m.quality.as_ref()),
         newest.as_ref(),

@@ -10,7 +10,7 @@
 //! here: the run's timeline holds them.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
@@ -18,10 +18,40 @@ use super::index::LookupIndex;
 use crate::event_log::Event;
 
 /// Live events kept per customer or anonymous id at most (the newest).
-const PER_ID: usize = 500;
-/// Live events kept in all at most; past it the store starts over from the next event
-/// (runs read every event from the log, so nothing is lost, only not shown early).
-const TOTAL: usize = 2_000_000;
+const PER_ID: usize = 200;
+/// Memory the live events may take. Past it the events of visitors not tied to anyone are
+/// dropped first, then all (runs read every event from the log, so nothing is lost, only not
+/// shown early). Full events with their maps took ~3 KB each: 1.8 million collected in a
+/// minute took the server to 6.1 GB; kept as below they take ~150 bytes.
+const MAX_BYTES: usize = 256 << 20;
+
+/// What the card shows of a live event.
+struct LiveEvent {
+    ts: i64,
+    received_at: i64,
+    event: Box<str>,
+    /// JSON text.
+    properties: Option<Box<str>>,
+}
+
+impl LiveEvent {
+    fn of(e: &Event) -> LiveEvent {
+        LiveEvent {
+            ts: e.ts,
+            received_at: e.received_at,
+            event: e.event.as_str().into(),
+            properties: e
+                .properties
+                .as_ref()
+                .and_then(|p| serde_json::to_string(p).ok())
+                .map(String::into_boxed_str),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + 16 + self.event.len() + self.properties.as_ref().map_or(0, |p| p.len())
+    }
+}
 
 /// How live events find their customer: the source the events are collected into, and the
 /// identity mapping of it (`[unify.identities.<source>]`), if any.
@@ -36,23 +66,44 @@ pub struct Resolution {
 
 #[derive(Default)]
 struct Inner {
-    by_customer: HashMap<String, VecDeque<Arc<Event>>>,
-    by_anonymous: HashMap<String, VecDeque<Arc<Event>>>,
+    by_customer: HashMap<String, VecDeque<LiveEvent>>,
+    by_anonymous: HashMap<String, VecDeque<LiveEvent>>,
     /// Anonymous ids tied by live events.
     ties: HashMap<String, String>,
-    total: usize,
+    count: usize,
+    bytes: usize,
+    /// Lists were joined: counts are recomputed after the batch.
+    recount_needed: bool,
+}
+
+impl Inner {
+    /// Add to `list`, dropping its oldest past [`PER_ID`].
+    fn push(count: &mut usize, bytes: &mut usize, list: &mut VecDeque<LiveEvent>, e: LiveEvent) {
+        *count += 1;
+        *bytes += e.bytes();
+        list.push_back(e);
+        if list.len() > PER_ID {
+            if let Some(old) = list.pop_front() {
+                *count -= 1;
+                *bytes -= old.bytes();
+            }
+        }
+    }
+
+    fn recount(&mut self) {
+        let (mut count, mut bytes) = (0, 0);
+        for list in self.by_customer.values().chain(self.by_anonymous.values()) {
+            count += list.len();
+            bytes += list.iter().map(LiveEvent::bytes).sum::<usize>();
+        }
+        self.count = count;
+        self.bytes = bytes;
+    }
 }
 
 #[derive(Default)]
 pub struct Live {
     inner: Mutex<Inner>,
-}
-
-fn push(list: &mut VecDeque<Arc<Event>>, e: Arc<Event>) {
-    list.push_back(e);
-    if list.len() > PER_ID {
-        list.pop_front();
-    }
 }
 
 impl Live {
@@ -87,13 +138,16 @@ impl Live {
 
     /// Add events just acknowledged.
     pub fn add(&self, ix: &LookupIndex, r: &Resolution, events: Vec<Event>) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.total + events.len() > TOTAL {
-            *g = Inner::default();
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = &mut *guard;
+        if g.bytes > MAX_BYTES {
+            g.by_anonymous.clear();
+            g.recount();
+            if g.bytes > MAX_BYTES / 2 {
+                *g = Inner::default();
+            }
         }
         for e in events {
-            let e = Arc::new(e);
-            g.total += 1;
             let named = Self::named_customer(ix, r, &e);
             let anon = e.anonymous_id.clone();
             let customer = named.clone().or_else(|| {
@@ -104,6 +158,7 @@ impl Live {
                         .and_then(|row| ix.customer_id(*row))
                 })
             });
+            let live = LiveEvent::of(&e);
             match (&customer, &anon) {
                 (Some(c), a) => {
                     if let (Some(a), Some(_)) = (a, &named) {
@@ -112,16 +167,49 @@ impl Live {
                         if let Some(waiting) = g.by_anonymous.remove(a) {
                             let list = g.by_customer.entry(c.clone()).or_default();
                             for w in waiting {
-                                push(list, w);
+                                list.push_back(w);
                             }
+                            while list.len() > PER_ID {
+                                list.pop_front();
+                            }
+                            g.recount_needed = true;
                         }
                     }
-                    push(g.by_customer.entry(c.clone()).or_default(), e);
+                    let list = g.by_customer.entry(c.clone()).or_default();
+                    Inner::push(&mut g.count, &mut g.bytes, list, live);
                 }
-                (None, Some(a)) => push(g.by_anonymous.entry(a.clone()).or_default(), e),
+                (None, Some(a)) => {
+                    let list = g.by_anonymous.entry(a.clone()).or_default();
+                    Inner::push(&mut g.count, &mut g.bytes, list, live);
+                }
                 (None, None) => {}
             }
         }
+        if std::mem::take(&mut g.recount_needed) {
+            g.recount();
+        }
+    }
+
+    /// The customer of a person: tied by a live event, by the served identity graph, or
+    /// named by its user id.
+    pub fn resolve(
+        &self,
+        ix: &LookupIndex,
+        r: &Resolution,
+        anonymous_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Option<String> {
+        if let Some(a) = anonymous_id {
+            if let Some(c) = self.tied(a) {
+                return Some(c);
+            }
+            if let Some(row) = ix.by_identifier("cookie", a).first() {
+                return ix.customer_id(*row);
+            }
+        }
+        let (u, src) = (user_id?, r.user_source.as_ref()?);
+        let row = ix.by_identifier("record", &format!("{src}:{u}")).first()?;
+        ix.customer_id(*row)
     }
 
     /// The customer an anonymous id is tied to by a live event.
@@ -136,7 +224,7 @@ impl Live {
         let Some(list) = g.by_customer.get(customer_id) else {
             return Vec::new();
         };
-        let mut out: Vec<&Arc<Event>> = list.iter().collect();
+        let mut out: Vec<&LiveEvent> = list.iter().collect();
         out.sort_by(|a, b| b.ts.cmp(&a.ts));
         out.into_iter().map(|e| entry(r, e)).collect()
     }
@@ -145,20 +233,18 @@ impl Live {
     pub fn forget_before(&self, micros: i64) {
         let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let g = &mut *guard;
-        let mut total = 0;
         for map in [&mut g.by_customer, &mut g.by_anonymous] {
             map.retain(|_, list| {
                 list.retain(|e| e.received_at >= micros);
-                total += list.len();
                 !list.is_empty()
             });
         }
-        g.total = total;
+        g.recount();
     }
 
     /// Events held.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).total
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).count
     }
 
     pub fn is_empty(&self) -> bool {
@@ -168,21 +254,24 @@ impl Live {
 
 /// A live event as a timeline entry, shaped as the run's (`ts`, `type`, `activity_source`,
 /// `source`, `amount`, `details`), marked `live`.
-fn entry(r: &Resolution, e: &Event) -> Value {
+fn entry(r: &Resolution, e: &LiveEvent) -> Value {
     let ts = chrono::DateTime::from_timestamp_micros(e.ts)
         .map(|t| t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string());
-    let amount = e
+    let properties: Option<serde_json::Map<String, Value>> = e
         .properties
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
+    let amount = properties
         .as_ref()
         .and_then(|p| p.get("revenue").or_else(|| p.get("value")).or_else(|| p.get("total")))
         .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()));
     json!({
         "ts": ts,
-        "type": e.event,
+        "type": &*e.event,
         "activity_source": r.activity.clone().unwrap_or_else(|| r.source.clone()),
         "source": r.source,
         "amount": amount,
-        "details": e.properties.clone().map(Value::Object).unwrap_or(Value::Null),
+        "details": properties.map(Value::Object).unwrap_or(Value::Null),
         "live": true,
     })
 }

@@ -23,6 +23,7 @@ pub mod pg_session;
 pub mod pgwire;
 pub mod scram;
 pub mod snapshot;
+pub mod triggered;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -146,6 +147,10 @@ pub async fn serve(
         .map_err(|e| Error::Other(format!("HTTP listener: {e}")))?;
     ready(&bound, &serving);
     let _watch = serving.watch();
+    let _journeys = serving
+        .triggered
+        .clone()
+        .map(|t| t.spawn(serving.clone()));
     let _compact = serving.events.as_ref().map(|c| {
         crate::event_log::compact::spawn(c.log.clone(), c.settings.compact_every)
     });

@@ -98,6 +98,8 @@ pub struct Serving {
     pub quality: tokio::sync::Mutex<Option<(String, Arc<serde_json::Value>)>>,
     /// Collecting events (`POST /api/events`), when a source has `format = "events"`.
     pub events: Option<super::events::Collector>,
+    /// Event-triggered journeys, when the project has any.
+    pub triggered: Option<Arc<super::triggered::Triggered>>,
 }
 
 impl Serving {
@@ -115,6 +117,9 @@ impl Serving {
         if let Some(c) = &events {
             c.live.forget_before(run_started(&ws, &run_id));
         }
+        let triggered = super::triggered::Triggered::open(&cfg, events.as_ref())
+            .await?
+            .map(Arc::new);
         Ok(Arc::new(Serving {
             cfg,
             settings,
@@ -126,6 +131,7 @@ impl Serving {
             logins: Arc::default(),
             quality: tokio::sync::Mutex::new(None),
             events,
+            triggered,
         }))
     }
 
