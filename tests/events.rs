@@ -46,6 +46,17 @@ details = ["name", "url"]
 [serve.events]
 compact_every = "200ms"
 segment_age = "1s"
+
+[serve.events.measures.cart_adds_1h]
+aggregate = "count"
+event = "add_to_cart"
+window = "1h"
+
+[serve.events.measures.cart_value_1h]
+aggregate = "sum"
+event = "add_to_cart"
+value = "detail(properties, 'revenue')"
+window = "1h"
 "#;
 
 struct Http {
@@ -240,6 +251,9 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
     assert_eq!(text(&cart["ts"]), "2026-11-30T10:00:00", "{cart}");
     assert_eq!(text(&cart["activity_source"]), "tracked");
     eprintln!("event to visible on the card: {seen_after:?}");
+    // Live measures: the visitor's cart addition (anonymous when it came) joined them.
+    assert_eq!(card["live_measures"]["cart_adds_1h"], 1, "{card}");
+    assert_eq!(card["live_measures"]["cart_value_1h"], 19.5, "{card}");
 
     // By e-mail (an identify's trait), through Segment's path and Basic auth.
     let basic = base64_user(&key);
@@ -386,6 +400,9 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
             .await;
         let html = text(&html);
         assert!(html.contains("Just now") && html.contains("P7"), "{html}");
+        assert!(html.contains("(live)"), "live measures among the key figures: {html}");
+        assert_eq!(card["live_measures"]["cart_adds_1h"], 2, "{card}");
+        assert_eq!(card["live_measures"]["cart_value_1h"], 61.5, "{card}");
         browser_cookie = Some(cookie);
     }
 
@@ -448,6 +465,9 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
     // The run holds them now: the card's live list is empty, its timeline has them.
     let (_, card) = http.get(&format!("/api/customers/{numbered}")).await;
     assert_eq!(card["live"].as_array().unwrap().len(), 0, "{card}");
+    // Live measures slide by time, not by run.
+    let adds = if browser_cookie.is_some() { 2 } else { 1 };
+    assert_eq!(card["live_measures"]["cart_adds_1h"], adds, "{card}");
     let timeline: Vec<String> = card["timeline"]
         .as_array()
         .unwrap()

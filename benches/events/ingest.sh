@@ -48,8 +48,13 @@ written() { curl -s "$URL/metrics" | awk '/^panorama_events_written_total/ {prin
 echo "--- lookups alone (32 connections, 20 s)"
 wrk -t1 -c32 -d20s --latency -s benches/serve/lookup.lua $URL -- /tmp/panorama-bench-emails.txt | grep requests=
 
-echo "--- batches of 100 events, 8 connections, 30 s (after a 5 s warm-up), lookups meanwhile"
+echo "--- batches of 100 events alone, 8 connections, 30 s (after a 5 s warm-up)"
 wrk -t1 -c8 -d5s -s benches/events/events.lua $URL -- 100 "$KEY" >/dev/null
+BEFORE=$(written)
+wrk -t1 -c8 -d30s --latency -s benches/events/events.lua $URL -- 100 "$KEY" | grep requests=
+echo "events written in 30 s: $(( $(written) - BEFORE ))"
+
+echo "--- batches of 100 events with lookups at the same time (both as fast as they can), 30 s"
 BEFORE=$(written)
 wrk -t1 -c32 -d30s --latency -s benches/serve/lookup.lua $URL -- /tmp/panorama-bench-emails.txt | sed 's/^/lookups: /' | grep requests= &
 LOOKUPS=$!

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod compact;
+pub mod filter;
 pub mod log;
 pub mod read;
 pub mod spec;

@@ -291,3 +291,58 @@ pub fn events(b: &RecordBatch, since: i64) -> Result<Vec<Event>> {
     }
     Ok(out)
 }
+
+/// Collected events received at or after `since` (µs), in the order received. Parquet files
+/// last written before `since` hold none and are not read.
+pub fn recent(dir: &Path, since: i64) -> Result<Vec<Event>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    let old = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some_and(|d| (d.as_micros() as i64) < since)
+    };
+    'attempt: for _ in 0..20 {
+        out.clear();
+        let listed = |e: std::io::Error| Error::io("cannot list", dir, e);
+        let segs = super::segments(dir).map_err(listed)?;
+        let files = super::covering(super::compacted(dir).map_err(listed)?);
+        let mut bad = Vec::new();
+        for f in &files {
+            if old(&f.path) {
+                continue;
+            }
+            match parquet_file(&f.path)? {
+                Some(batches) => {
+                    for b in &batches {
+                        out.extend(events(b, since)?);
+                    }
+                }
+                None => continue 'attempt,
+            }
+        }
+        for (n, path) in &segs {
+            if super::is_covered(&files, *n) {
+                continue;
+            }
+            match segment(path, &mut bad)? {
+                Some(batches) => {
+                    for b in &batches {
+                        out.extend(events(b, since)?);
+                    }
+                }
+                None => continue 'attempt,
+            }
+        }
+        out.sort_by(|a, b| a.received_at.cmp(&b.received_at));
+        return Ok(out);
+    }
+    Err(Error::Other(format!(
+        "{}: the collected events kept changing while being read (20 attempts)",
+        dir.display()
+    )))
+}

@@ -12,15 +12,12 @@
 //! own worth saving: on start the server replays the collected events of the last window.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::common::DFSchema;
-use datafusion::physical_plan::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 
+use crate::event_log::filter::EventFilter;
 use crate::event_log::Event;
 
 /// `trigger = { event, where, unless }` of an event-triggered journey.
@@ -55,57 +52,10 @@ pub struct FrequencyCap {
     pub per: String,
 }
 
-/// An event name and an optional condition, ready to test events.
-struct EventMatch {
-    event: String,
-    condition: Option<Arc<dyn PhysicalExpr>>,
-}
-
-impl EventMatch {
-    fn new(ctx: &SessionContext, schema: &DFSchema, event: &str, cond: Option<&str>) -> Result<Self, String> {
-        let condition = match cond {
-            None => None,
-            Some(sql) => {
-                let expr = ctx
-                    .parse_sql_expr(sql, schema)
-                    .map_err(|e| format!("where {sql:?}: {e}"))?;
-                Some(
-                    ctx.create_physical_expr(expr, schema)
-                        .map_err(|e| format!("where {sql:?}: {e}"))?,
-                )
-            }
-        };
-        Ok(EventMatch {
-            event: event.to_string(),
-            condition,
-        })
-    }
-
-    /// Does row `row` of `batch` (the event's row) match?
-    fn matches(&self, e: &Event, batch: &RecordBatch, row: usize) -> bool {
-        if e.event != self.event {
-            return false;
-        }
-        let Some(c) = &self.condition else {
-            return true;
-        };
-        let one = batch.slice(row, 1);
-        match c.evaluate(&one).and_then(|v| v.into_array(1)) {
-            Ok(a) => a
-                .as_boolean_opt()
-                .is_some_and(|b| b.is_valid(0) && b.value(0)),
-            Err(err) => {
-                tracing::warn!("trigger condition on event {}: {err}", e.message_id);
-                false
-            }
-        }
-    }
-}
-
 struct Compiled {
     name: String,
-    trigger: EventMatch,
-    unless: Option<EventMatch>,
+    trigger: EventFilter,
+    unless: Option<EventFilter>,
     /// From the trigger event to firing, microseconds.
     delay: i64,
 }
@@ -145,13 +95,10 @@ impl Engine {
         ctx: &SessionContext,
         journeys: &[(String, EventTrigger, Option<String>)],
     ) -> Result<Engine, String> {
-        let schema = DFSchema::try_from(crate::event_log::read::schema().as_ref().clone())
-            .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for (name, t, wait) in journeys {
             let at = |m: String| format!("journeys.{name}.trigger: {m}");
-            let trigger =
-                EventMatch::new(ctx, &schema, &t.event, t.condition.as_deref()).map_err(at)?;
+            let trigger = EventFilter::new(ctx, &t.event, t.condition.as_deref()).map_err(at)?;
             let (unless, delay) = match &t.unless {
                 Some(u) => {
                     let within = crate::config::parse_duration(&u.within).ok_or_else(|| {
@@ -160,8 +107,7 @@ impl Engine {
                             u.within
                         ))
                     })?;
-                    let m = EventMatch::new(ctx, &schema, &u.event, u.condition.as_deref())
-                        .map_err(at)?;
+                    let m = EventFilter::new(ctx, &u.event, u.condition.as_deref()).map_err(at)?;
                     (Some(m), within)
                 }
                 None => (None, Duration::ZERO),

@@ -223,6 +223,7 @@ async fn customer_page(
     };
     let mut c = card(&snap, row, true);
     c["live"] = Value::Array(super::http::live_entries(&s, &id));
+    let live_measures = super::http::live_measures(&s, &id);
     let empty = Map::new();
     let profile = c["profile"].as_object().unwrap_or(&empty);
     // Where each value came from: "crm · C0000006", or "rectification".
@@ -254,6 +255,11 @@ async fn customer_page(
         .filter_map(|(k, v)| {
             show(v).map(|v| serde_json::json!({ "key": k, "label": label(k), "value": v }))
         })
+        .chain(live_measures.iter().filter_map(|(k, v)| {
+            show(v).map(|v| {
+                serde_json::json!({ "key": k, "label": format!("{} (live)", label(k)), "value": v })
+            })
+        }))
         .collect();
     let rows = |key: &str| -> Vec<Value> {
         c[key].as_array().map(|a| {

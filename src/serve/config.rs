@@ -65,6 +65,26 @@ pub struct EventsSection {
     pub compact_every: Option<String>,
     /// How long a `messageId` is recognised as a retry (default "24h").
     pub dedup_window: Option<String>,
+    /// `[serve.events.measures.<name>]`: measures kept live per customer.
+    #[serde(default)]
+    pub measures: std::collections::BTreeMap<String, LiveMeasureDef>,
+}
+
+/// `[serve.events.measures.<name>]` (see `serve::live_measures`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveMeasureDef {
+    /// count | sum | min | max | last
+    pub aggregate: String,
+    /// The `event` column's value the measure counts.
+    pub event: String,
+    /// SQL over the event's columns.
+    #[serde(rename = "where", default)]
+    pub condition: Option<String>,
+    /// SQL over the event's columns giving the value (`sum`, `min`, `max`, `last`).
+    pub value: Option<String>,
+    /// Sliding window ("1h", "1d").
+    pub window: String,
 }
 
 /// `[serve.events]` with defaults applied.
@@ -73,6 +93,7 @@ pub struct EventSettings {
     pub allowed_origins: Vec<String>,
     pub log: crate::event_log::log::LogOptions,
     pub compact_every: Duration,
+    pub measures: std::collections::BTreeMap<String, LiveMeasureDef>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,6 +264,7 @@ impl ServeSettings {
                         ..defaults
                     },
                     compact_every: duration(&key("compact_every"), &e.compact_every, "10s")?,
+                    measures: e.measures,
                 }
             },
         })

@@ -42,6 +42,8 @@ pub struct Collector {
     pub resolution: Resolution,
     pub settings: EventSettings,
     pub rejected: AtomicU64,
+    /// `[serve.events.measures]`, kept live per customer.
+    pub measures: super::live_measures::LiveMeasures,
 }
 
 impl Collector {
@@ -50,6 +52,11 @@ impl Collector {
         let Some((source, dir)) = cfg.events_source() else {
             return Ok(None);
         };
+        let measures = super::live_measures::LiveMeasures::new(
+            &crate::session::base_context(),
+            &settings.measures,
+        )
+        .map_err(crate::error::Error::Other)?;
         let log = Arc::new(EventLog::open(&dir, settings.log.clone())?);
         let activity = cfg
             .activities
@@ -72,7 +79,59 @@ impl Collector {
             },
             settings: settings.clone(),
             rejected: AtomicU64::new(0),
+            measures,
         }))
+    }
+
+    /// After a (re)start: the events the served run has not read go back on the card, the
+    /// live measures' windows and the triggered journeys' armed set are rebuilt.
+    pub fn replay(
+        &self,
+        index: &super::index::LookupIndex,
+        run_started: i64,
+        triggered: Option<&super::triggered::Triggered>,
+    ) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let back = |d: std::time::Duration| now - d.as_micros() as i64;
+        let measures_since = back(self.measures.horizon());
+        let triggers_since = triggered.map_or(now, |t| back(t.horizon()));
+        let since = run_started.min(measures_since).min(triggers_since);
+        let started = std::time::Instant::now();
+        let events = crate::event_log::read::recent(&self.log.dir, since)?;
+        let unread: Vec<_> = events
+            .iter()
+            .filter(|e| e.received_at >= run_started)
+            .cloned()
+            .collect();
+        self.live.add(index, &self.resolution, &unread);
+        if !self.measures.is_empty() {
+            let window: Vec<_> = events
+                .iter()
+                .filter(|e| e.received_at >= measures_since)
+                .cloned()
+                .collect();
+            // Resolved as they stand now: ties made by later events count.
+            let customers: Vec<_> = window
+                .iter()
+                .map(|e| self.live.resolve_event(index, &self.resolution, e))
+                .collect();
+            self.measures.observe(&window, &customers);
+        }
+        if let Some(t) = triggered {
+            let window: Vec<_> = events
+                .iter()
+                .filter(|e| e.received_at >= triggers_since)
+                .cloned()
+                .collect();
+            t.observe(&window);
+        }
+        tracing::info!(
+            events = events.len(),
+            live = unread.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "collected events replayed"
+        );
+        Ok(())
     }
 
     /// Prometheus lines of the collector.
@@ -363,7 +422,9 @@ async fn collect(s: &Serving, headers: &HeaderMap, call: Option<Option<&str>>, b
     if let Some(t) = &s.triggered {
         t.observe(&written);
     }
-    c.live.add(&s.snapshot().index, &c.resolution, written);
+    let added = c.live.add(&s.snapshot().index, &c.resolution, &written);
+    c.measures.observe(&written, &added.customers);
+    c.measures.tie(&added.tied);
     let status = if rejected.is_empty() {
         StatusCode::OK
     } else {

@@ -368,6 +368,7 @@ async fn customer(
     let mut c = card(&snap, row, true);
     c["run_id"] = json!(snap.run_id);
     c["live"] = Value::Array(live_entries(&s, &id));
+    c["live_measures"] = Value::Object(live_measures(&s, &id));
     Ok(Json(c))
 }
 
@@ -376,6 +377,17 @@ pub fn live_entries(s: &Serving, customer_id: &str) -> Vec<Value> {
     s.events
         .as_ref()
         .map(|c| c.live.timeline(&c.resolution, customer_id))
+        .unwrap_or_default()
+}
+
+/// `[serve.events.measures]` of a customer now.
+pub fn live_measures(s: &Serving, customer_id: &str) -> Map<String, Value> {
+    s.events
+        .as_ref()
+        .map(|c| {
+            c.measures
+                .values(customer_id, chrono::Utc::now().timestamp_micros())
+        })
         .unwrap_or_default()
 }
 

@@ -101,6 +101,14 @@ impl Inner {
     }
 }
 
+/// What [`Live::add`] found.
+pub struct Added {
+    /// The customer of each event, when known.
+    pub customers: Vec<Option<String>>,
+    /// (anonymous id, customer) tied by these events.
+    pub tied: Vec<(String, String)>,
+}
+
 #[derive(Default)]
 pub struct Live {
     inner: Mutex<Inner>,
@@ -136,8 +144,18 @@ impl Live {
         row.and_then(|r| ix.customer_id(r))
     }
 
-    /// Add events just acknowledged.
-    pub fn add(&self, ix: &LookupIndex, r: &Resolution, events: Vec<Event>) {
+    /// The customer of an event as it stands: named by it, or its anonymous id tied (live or
+    /// by the served identity graph).
+    pub fn resolve_event(&self, ix: &LookupIndex, r: &Resolution, e: &Event) -> Option<String> {
+        Self::named_customer(ix, r, e)
+            .or_else(|| self.resolve(ix, r, e.anonymous_id.as_deref(), None))
+    }
+
+    /// Add events just acknowledged; returns the customer each was resolved to, and the
+    /// anonymous ids these events tied to a customer.
+    pub fn add(&self, ix: &LookupIndex, r: &Resolution, events: &[Event]) -> Added {
+        let mut resolved = Vec::with_capacity(events.len());
+        let mut tied = Vec::new();
         let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let g = &mut *guard;
         if g.bytes > MAX_BYTES {
@@ -148,7 +166,7 @@ impl Live {
             }
         }
         for e in events {
-            let named = Self::named_customer(ix, r, &e);
+            let named = Self::named_customer(ix, r, e);
             let anon = e.anonymous_id.clone();
             let customer = named.clone().or_else(|| {
                 let a = anon.as_deref()?;
@@ -158,12 +176,15 @@ impl Live {
                         .and_then(|row| ix.customer_id(*row))
                 })
             });
-            let live = LiveEvent::of(&e);
+            let live = LiveEvent::of(e);
+            resolved.push(customer.clone());
             match (&customer, &anon) {
                 (Some(c), a) => {
                     if let (Some(a), Some(_)) = (a, &named) {
                         // Tied now: the visitor's waiting events join the customer.
-                        g.ties.insert(a.clone(), c.clone());
+                        if g.ties.insert(a.clone(), c.clone()).as_ref() != Some(c) {
+                            tied.push((a.clone(), c.clone()));
+                        }
                         if let Some(waiting) = g.by_anonymous.remove(a) {
                             let list = g.by_customer.entry(c.clone()).or_default();
                             for w in waiting {
@@ -187,6 +208,10 @@ impl Live {
         }
         if std::mem::take(&mut g.recount_needed) {
             g.recount();
+        }
+        Added {
+            customers: resolved,
+            tied,
         }
     }
 

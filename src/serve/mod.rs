@@ -17,6 +17,7 @@ pub mod http;
 pub mod index;
 pub mod limits;
 pub mod live;
+pub mod live_measures;
 pub mod metrics;
 pub mod pg_catalog;
 pub mod pg_session;

@@ -114,12 +114,16 @@ impl Serving {
             .ok_or_else(|| Error::NoRun(cfg.root.clone()))?;
         let snapshot = Snapshot::load(&cfg, &run_id).await?;
         let events = super::events::Collector::open(&cfg, &settings.events)?;
-        if let Some(c) = &events {
-            c.live.forget_before(run_started(&ws, &run_id));
-        }
         let triggered = super::triggered::Triggered::open(&cfg, events.as_ref())
             .await?
             .map(Arc::new);
+        if let Some(c) = &events {
+            c.replay(
+                &snapshot.index,
+                run_started(&ws, &run_id),
+                triggered.as_deref(),
+            )?;
+        }
         Ok(Arc::new(Serving {
             cfg,
             settings,

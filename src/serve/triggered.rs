@@ -92,13 +92,13 @@ pub fn message_id(journey: &str, trigger_message_id: &str) -> String {
 
 impl Triggered {
     /// The project's event-triggered journeys (none: `None`), with what was already sent read
-    /// back and the armed journeys rebuilt from the collected events of the last window.
+    /// back. The server then replays the collected events of the last [`Self::horizon`].
     pub async fn open(cfg: &ProjectConfig, collector: Option<&Collector>) -> Result<Option<Triggered>> {
         let defs = crate::journeys::event_triggered(cfg);
         if defs.is_empty() {
             return Ok(None);
         }
-        let Some(collector) = collector else {
+        if collector.is_none() {
             return Err(Error::Other(format!(
                 "journeys.{}: an event trigger needs collected events: add a source with format = \"events\"",
                 defs[0].0
@@ -157,22 +157,6 @@ impl Triggered {
             counts: Counts::default(),
         };
         me.load_sent(cfg).await?;
-        // Replay the window: journeys armed before a restart are armed again (and fire at
-        // once when their time passed meanwhile; what was sent is not sent again).
-        let horizon = me.engine.lock().expect("engine").horizon();
-        let since = now_micros() - horizon.as_micros() as i64 - 60_000_000;
-        let dir = collector.log.dir.clone();
-        let events = tokio::task::spawn_blocking(move || recent_events(&dir, since))
-            .await
-            .map_err(|e| Error::Other(e.to_string()))??;
-        let replayed = events.len();
-        me.engine.lock().expect("engine").observe(&events);
-        tracing::info!(
-            journeys = me.setups.len(),
-            replayed,
-            armed = me.engine.lock().expect("engine").armed(),
-            "event-triggered journeys ready"
-        );
         Ok(Some(me))
     }
 
@@ -220,6 +204,11 @@ impl Triggered {
     /// Acknowledged events, in order.
     pub fn observe(&self, events: &[Event]) {
         self.engine.lock().expect("engine").observe(events);
+    }
+
+    /// How far back a restart replays collected events: the longest window, plus a minute.
+    pub fn horizon(&self) -> Duration {
+        self.engine.lock().expect("engine").horizon() + Duration::from_secs(60)
     }
 
     pub fn armed(&self) -> usize {
@@ -445,15 +434,4 @@ async fn consents(s: &Serving, customer: &str, purpose: &str, channel: Option<&s
         .and_then(|b| b.column(0).as_primitive_opt::<arrow::datatypes::Int64Type>().map(|a| a.value(0)))
         .unwrap_or(0);
     Ok(n > 0)
-}
-
-/// Collected events received at or after `since` (µs), in the order received.
-fn recent_events(dir: &std::path::Path, since: i64) -> Result<Vec<Event>> {
-    let collected = crate::event_log::read::read(dir)?;
-    let mut out = Vec::new();
-    for b in &collected.batches {
-        out.extend(crate::event_log::read::events(b, since)?);
-    }
-    out.sort_by(|a, b| a.received_at.cmp(&b.received_at));
-    Ok(out)
 }
