@@ -152,9 +152,9 @@ pub async fn serve(
         .triggered
         .clone()
         .map(|t| t.spawn(serving.clone()));
-    let _compact = serving.events.as_ref().map(|c| {
-        crate::event_log::compact::spawn(c.log.clone(), c.settings.compact_every)
-    });
+    if let Some(c) = &serving.events {
+        crate::event_log::compact::spawn(c.log.clone(), c.settings.compact_every);
+    }
     let pg_tls = tls
         .clone()
         .map(datafusion_postgres::pgwire::tokio::TlsAcceptor::from);
