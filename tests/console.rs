@@ -25,20 +25,6 @@ fn target_dir(name: &str) -> PathBuf {
     d
 }
 
-fn rows(project: &Path, sql: &str) -> Vec<serde_json::Map<String, Value>> {
-    ok(&["query", "-p", p(project), "--format", "json", sql])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str::<Value>(l)
-                .unwrap()
-                .as_object()
-                .unwrap()
-                .clone()
-        })
-        .collect()
-}
-
 fn num(v: &Value) -> f64 {
     match v {
         Value::Number(n) => n.as_f64().unwrap(),
@@ -105,14 +91,14 @@ fn console_report_and_notebook_show_the_runs_data() {
     // Three runs, the later ones on later days, so histories have three points.
     ok(&["refresh", "-p", p(dir), "-q", "--as-of", "2026-12-01"]);
     ok(&["refresh", "-p", p(dir), "-q", "--as-of", "2027-01-01"]);
-    let runs = rows(
+    let runs = json_rows(
         dir,
         "SELECT count(*) AS n FROM runs WHERE status = 'succeeded'",
     )[0]["n"]
         .as_u64()
         .unwrap();
     assert_eq!(runs, 3);
-    let first_run = rows(dir, "SELECT min(run_id) AS r FROM runs")[0]["r"]
+    let first_run = json_rows(dir, "SELECT min(run_id) AS r FROM runs")[0]["r"]
         .as_str()
         .unwrap()
         .to_string();
@@ -147,7 +133,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             "import playwright, shutil, sys; sys.exit(0 if shutil.which('chromium') else 1)",
         ],
     );
-    let customers = rows(dir, "SELECT count(*) AS n FROM unified_customers")[0]["n"]
+    let customers = json_rows(dir, "SELECT count(*) AS n FROM unified_customers")[0]["n"]
         .as_u64()
         .unwrap() as f64;
     if playwright {
@@ -181,9 +167,9 @@ fn console_report_and_notebook_show_the_runs_data() {
     // --- The console, served ---------------------------------------------------------------
     let server = Server::start(dir, &[]);
     let base = format!("http://{}", server.http);
-    let largest = rows(dir, "SELECT customer_id, count(*) AS n FROM customer_links GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1").remove(0);
+    let largest = json_rows(dir, "SELECT customer_id, count(*) AS n FROM customer_links GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1").remove(0);
     let largest_id = largest["customer_id"].as_str().unwrap().to_string();
-    let pair = rows(
+    let pair = json_rows(
         dir,
         "SELECT left_uid, right_uid FROM match_pairs ORDER BY match_weight DESC, left_uid LIMIT 1",
     )
@@ -192,7 +178,7 @@ fn console_report_and_notebook_show_the_runs_data() {
         pair["left_uid"].as_str().unwrap(),
         pair["right_uid"].as_str().unwrap(),
     );
-    let explain_rows = rows(
+    let explain_rows = json_rows(
         dir,
         &format!(
             "SELECT count(*) AS n FROM explain_pair('{l}', '{r}') WHERE comparison <> 'decision'"
@@ -205,7 +191,7 @@ fn console_report_and_notebook_show_the_runs_data() {
         let body = http_get(&format!("{base}/api/charts/segment_sizes?segments=active"));
         serde_json::from_str(&body).unwrap()
     };
-    let sizes_sql = rows(
+    let sizes_sql = json_rows(
         dir,
         "SELECT run_id, members FROM segment_sizes WHERE segment = 'active' ORDER BY run_id",
     );
@@ -294,12 +280,12 @@ fn console_report_and_notebook_show_the_runs_data() {
         }
         // Unification: every record counted once, every customer once, every match once.
         let unify = charts(&pages[0]);
-        let links = rows(dir, "SELECT count(*) AS n FROM customer_links")[0]["n"]
+        let links = json_rows(dir, "SELECT count(*) AS n FROM customer_links")[0]["n"]
             .as_u64()
             .unwrap() as f64;
         assert_eq!(sum(&unify["records_per_source"], "records"), links);
         assert_eq!(sum(&unify["cluster_sizes"], "customers"), customers);
-        let matched = rows(dir, "SELECT count(*) AS n FROM match_pairs")[0]["n"]
+        let matched = json_rows(dir, "SELECT count(*) AS n FROM match_pairs")[0]["n"]
             .as_u64()
             .unwrap() as f64;
         assert_eq!(sum(&unify["match_scores"], "matched"), matched);
@@ -321,7 +307,7 @@ fn console_report_and_notebook_show_the_runs_data() {
                 .filter(|r| r["segment"] == seg)
                 .map(|r| num(&r["members"]))
                 .collect();
-            let want: Vec<f64> = rows(
+            let want: Vec<f64> = json_rows(
                 dir,
                 &format!(
                     "SELECT members FROM segment_sizes WHERE segment = '{seg}' ORDER BY run_id"
@@ -334,7 +320,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             assert_eq!(points, want, "{seg}");
         }
         let overlap_total = sum(&segs["segment_overlap"], "customers");
-        let in_any = rows(dir, "SELECT count(DISTINCT customer_id) AS n FROM segment_members WHERE segment IN ('active', 'champions', 'at_risk')")[0]["n"]
+        let in_any = json_rows(dir, "SELECT count(DISTINCT customer_id) AS n FROM segment_members WHERE segment IN ('active', 'champions', 'at_risk')")[0]["n"]
             .as_u64()
             .unwrap() as f64;
         assert_eq!(
@@ -342,20 +328,20 @@ fn console_report_and_notebook_show_the_runs_data() {
             "every member in exactly one combination"
         );
         let lifecycle = sum(&segs["lifecycle"], "customers");
-        let staged = rows(dir, "SELECT count(*) AS n FROM segment_members WHERE segment IN ('prospect', 'active', 'inactive', 'lost')")[0]["n"]
+        let staged = json_rows(dir, "SELECT count(*) AS n FROM segment_members WHERE segment IN ('prospect', 'active', 'inactive', 'lost')")[0]["n"]
             .as_u64()
             .unwrap() as f64;
         assert_eq!(lifecycle, staged);
         // Measures: every business measure at every run; the histogram counts every value.
         let meas = charts(&pages[2]);
-        let history = rows(dir, "SELECT count(*) AS n FROM measure_history WHERE by_value IS NULL AND value IS NOT NULL")[0]["n"]
+        let history = json_rows(dir, "SELECT count(*) AS n FROM measure_history WHERE by_value IS NULL AND value IS NOT NULL")[0]["n"]
             .as_u64()
             .unwrap();
         assert_eq!(
             meas["business_measures"]["rows"].as_array().unwrap().len() as u64,
             history
         );
-        let with_spend = rows(
+        let with_spend = json_rows(
             dir,
             "SELECT count(lifetime_spend) AS n FROM customer_measures",
         )[0]["n"]
@@ -364,7 +350,7 @@ fn console_report_and_notebook_show_the_runs_data() {
         assert_eq!(sum(&meas["measure_distribution"], "customers"), with_spend);
         // Predictions.
         let pred = charts(&pages[3]);
-        let churned = rows(dir, "SELECT count(*) AS n FROM predictions_churn")[0]["n"]
+        let churned = json_rows(dir, "SELECT count(*) AS n FROM predictions_churn")[0]["n"]
             .as_u64()
             .unwrap() as f64;
         assert_eq!(sum(&pred["churn_bands"], "customers"), churned);
@@ -395,7 +381,7 @@ fn console_report_and_notebook_show_the_runs_data() {
         assert_eq!(nodes, largest["n"].as_u64().unwrap());
         // Journeys: the demo's funnel as funnel() gives it, and its paths.
         let journeys = charts(&pages[8]);
-        let steps = rows(
+        let steps = json_rows(
             dir,
             "SELECT step, customers FROM funnel('type = ''product_view''', 'type = ''add_to_cart''', 'type = ''order''', INTERVAL '2592000 seconds') ORDER BY step",
         );
@@ -406,14 +392,14 @@ fn console_report_and_notebook_show_the_runs_data() {
             assert_eq!(d["customers"], s["customers"]);
         }
         assert!(num(&drawn[0]["customers"]) > 0.0);
-        let top = rows(
+        let top = json_rows(
             dir,
             "SELECT sum(customers) AS n FROM (SELECT customers FROM paths('type = ''product_view''', 'type = ''order''', 6) ORDER BY customers DESC, path LIMIT 10)",
         )[0]["n"]
             .as_u64()
             .unwrap() as f64;
         assert_eq!(sum(&journeys["top_paths"], "customers"), top);
-        let credited = rows(
+        let credited = json_rows(
             dir,
             "SELECT count(*) AS n FROM (SELECT DISTINCT model, channel FROM attribution_results)",
         )[0]["n"]
@@ -431,7 +417,7 @@ fn console_report_and_notebook_show_the_runs_data() {
         // Data quality: every failed expectation of every run (the refreshes checked again,
         // and as of 2027 the web events are stale), every profiled parse rate.
         let data = charts(&pages[7]);
-        let failed = rows(
+        let failed = json_rows(
             dir,
             "SELECT count(*) AS n FROM data_quality WHERE NOT passed",
         )[0]["n"]
@@ -439,7 +425,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             .unwrap() as f64;
         assert!(failed > 0.0, "the later refreshes find the events stale");
         assert_eq!(sum(&data["quality_failures"], "failed"), failed);
-        let trend = rows(
+        let trend = json_rows(
             dir,
             "SELECT count(*) AS n FROM data_quality WHERE observed_value IS NOT NULL",
         )[0]["n"]
@@ -449,7 +435,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             data["quality_checks"]["rows"].as_array().unwrap().len() as u64,
             trend
         );
-        let parsed = rows(
+        let parsed = json_rows(
             dir,
             "SELECT count(*) AS n FROM source_profiles WHERE parse_rate IS NOT NULL",
         )[0]["n"]
@@ -459,7 +445,7 @@ fn console_report_and_notebook_show_the_runs_data() {
             data["parse_rates"]["rows"].as_array().unwrap().len() as u64,
             parsed
         );
-        let with_nulls = rows(
+        let with_nulls = json_rows(
             dir,
             "SELECT count(*) AS n FROM source_profiles WHERE nulls > 0",
         )[0]["n"]

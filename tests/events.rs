@@ -7,17 +7,12 @@
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
 
 /// The demo's config plus an events source read as an activity, tied by cookie, e-mail and
 /// the webshop's customer number.
@@ -94,17 +89,6 @@ impl Http {
     }
 }
 
-fn rows(project: &Path, sql: &str) -> Vec<serde_json::Map<String, Value>> {
-    ok(&["query", "-p", p(project), "--format", "json", sql])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| match serde_json::from_str(l).unwrap() {
-            Value::Object(o) => o,
-            other => panic!("not an object: {other}"),
-        })
-        .collect()
-}
-
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -136,7 +120,7 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
     append(&project.join("panorama.toml"), COLLECT);
     // A run before anything was collected: the source is empty, not an error.
     ok(&["run", "-p", p(project), "-q"]);
-    let empty = rows(project, "SELECT count(*) AS n FROM tracked");
+    let empty = json_rows(project, "SELECT count(*) AS n FROM tracked");
     assert_eq!(text(&empty[0]["n"]), "0");
     let key = ok(&["write-keys", "create", "site", "-p", p(project), "-q"])
         .trim()
@@ -144,7 +128,7 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
     assert!(key.starts_with("pwk_"), "{key}");
 
     // Two customers to recognise: one by the webshop's customer number, one by e-mail.
-    let by_number = rows(
+    let by_number = json_rows(
         project,
         "SELECT l.record_id, l.customer_id FROM customer_links l \
          WHERE l.source = 'webshop_customers' ORDER BY l.record_id LIMIT 1",
@@ -153,18 +137,14 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
         text(&by_number[0]["record_id"]),
         text(&by_number[0]["customer_id"]),
     );
-    let by_mail = rows(
-        project,
+    let by_mail = json_rows(project,
         &format!(
             "SELECT r.email, l.customer_id FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
              WHERE r.email IS NOT NULL AND l.source = 'crm_contacts' AND l.customer_id <> '{numbered}' \
              ORDER BY r.email LIMIT 1"
         ),
     );
-    let (email, mailed) = (
-        text(&by_mail[0]["email"]),
-        text(&by_mail[0]["customer_id"]),
-    );
+    let (email, mailed) = (text(&by_mail[0]["email"]), text(&by_mail[0]["customer_id"]));
 
     let server = Server::start(project, &[]);
     let http = Http {
@@ -190,7 +170,10 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
                 .bearer_auth(&key),
         )
         .await;
-    assert_eq!(s, 200, "no credentials but write keys: reads stay open on loopback");
+    assert_eq!(
+        s, 200,
+        "no credentials but write keys: reads stay open on loopback"
+    );
 
     // --- A batch: good events kept, bad ones listed with their index and reason ------------
     let batch = json!({"batch": [
@@ -271,7 +254,11 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
         .await;
     assert_eq!(s, 200, "{v}");
     let (_, found) = http.get("/api/customers?cookie=c-2").await;
-    assert_eq!(text(&found["customers"][0]["customer_id"]), mailed, "{found}");
+    assert_eq!(
+        text(&found["customers"][0]["customer_id"]),
+        mailed,
+        "{found}"
+    );
     // alias: an earlier anonymous id joins the user.
     let (s, _) = http
         .events(
@@ -281,7 +268,11 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
         .await;
     assert_eq!(s, 200);
     let (_, found) = http.get("/api/customers?cookie=c-3").await;
-    assert_eq!(text(&found["customers"][0]["customer_id"]), numbered, "{found}");
+    assert_eq!(
+        text(&found["customers"][0]["customer_id"]),
+        numbered,
+        "{found}"
+    );
 
     // --- Limits ---------------------------------------------------------------------------
     let big = "x".repeat(33 * 1024);
@@ -292,7 +283,10 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
         )
         .await;
     assert_eq!(s, 400, "{v}");
-    assert!(text(&v["rejected"][0]["error"]).contains("at most 32768"), "{v}");
+    assert!(
+        text(&v["rejected"][0]["error"]).contains("at most 32768"),
+        "{v}"
+    );
     let huge: Vec<Value> = (0..40)
         .map(|i| json!({"type": "track", "event": "e", "userId": "u", "messageId": format!("h{i}"), "properties": {"x": "y".repeat(15_000)}}))
         .collect();
@@ -314,7 +308,10 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
     let (s, _, h) = http
         .send(
             http.client
-                .request(reqwest::Method::OPTIONS, format!("{}/api/events", http.base))
+                .request(
+                    reqwest::Method::OPTIONS,
+                    format!("{}/api/events", http.base),
+                )
                 .header("origin", "https://shop.example")
                 .header("access-control-request-method", "POST"),
         )
@@ -328,7 +325,10 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
         .send(http.client.get(format!("{}/panorama.js", http.base)))
         .await;
     assert_eq!(s, 200);
-    assert!(h["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(h["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
     assert!(text(&js).contains("pan_aid"));
     let (_, metrics, _) = http
         .send(http.client.get(format!("{}/metrics", http.base)))
@@ -380,7 +380,11 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
         assert_eq!(cookie, text(&seen["anonymous_id"]), "{seen}");
         assert!(cookie.len() >= 32, "{seen}");
         let (_, found) = http.get(&format!("/api/customers?cookie={cookie}")).await;
-        assert_eq!(text(&found["customers"][0]["customer_id"]), numbered, "{found}");
+        assert_eq!(
+            text(&found["customers"][0]["customer_id"]),
+            numbered,
+            "{found}"
+        );
         let (_, card) = http.get(&format!("/api/customers/{numbered}")).await;
         let from_browser: Vec<&Value> = card["live"]
             .as_array()
@@ -396,11 +400,17 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
         );
         // The card page shows them too.
         let (_, html, _) = http
-            .send(http.client.get(format!("{}/customers/{numbered}", http.base)))
+            .send(
+                http.client
+                    .get(format!("{}/customers/{numbered}", http.base)),
+            )
             .await;
         let html = text(&html);
         assert!(html.contains("Just now") && html.contains("P7"), "{html}");
-        assert!(html.contains("(live)"), "live measures among the key figures: {html}");
+        assert!(
+            html.contains("(live)"),
+            "live measures among the key figures: {html}"
+        );
         assert_eq!(card["live_measures"]["cart_adds_1h"], 2, "{card}");
         assert_eq!(card["live_measures"]["cart_value_1h"], 61.5, "{card}");
         browser_cookie = Some(cookie);
@@ -417,7 +427,7 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
     );
     ok(&["run", "-p", p(project), "-q"]);
     served_after(&http, &first_run).await;
-    let stored = rows(
+    let stored = json_rows(
         project,
         "SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM tracked",
     );
@@ -433,7 +443,7 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
         .unwrap();
     assert_eq!(text(&stored[0]["n"]), written.to_string());
     assert_eq!(text(&stored[0]["ids"]), written.to_string());
-    let graph = rows(
+    let graph = json_rows(
         project,
         "SELECT anonymous_id, customer_id, linked_by FROM identity_graph \
          WHERE source = 'tracked' ORDER BY anonymous_id",
@@ -450,7 +460,7 @@ async fn collected_events_join_customers_at_once_and_in_the_next_run() {
     if let Some(c) = &browser_cookie {
         assert_eq!(tie(c).map(|t| t.0), Some(numbered.clone()));
     }
-    let acts = rows(
+    let acts = json_rows(
         project,
         &format!(
             "SELECT type, count(*) AS n FROM activities WHERE activity_source = 'tracked' \
@@ -549,13 +559,17 @@ async fn load(
                     None if stop.load(std::sync::atomic::Ordering::Relaxed) => break,
                     None => {
                         n += 1;
-                        (0..20).map(|i| format!("r{round}-s{s}-b{n}-e{i}")).collect()
+                        (0..20)
+                            .map(|i| format!("r{round}-s{s}-b{n}-e{i}"))
+                            .collect()
                     }
                 };
                 let batch: Vec<Value> = ids
                     .iter()
-                    .map(|id| json!({"type": "track", "event": "load", "anonymousId": format!("a{s}"),
-                                      "messageId": id, "properties": {"n": n}}))
+                    .map(|id| {
+                        json!({"type": "track", "event": "load", "anonymousId": format!("a{s}"),
+                                      "messageId": id, "properties": {"n": n}})
+                    })
                     .collect();
                 let res = client
                     .post(format!("{base}/api/events"))
@@ -643,21 +657,32 @@ compact_every = "30ms"
             assert!(sent_unacked.is_empty(), "every retry was answered");
         }
     }
-    assert!(kills == 3 && acked.len() > 1000, "{} acknowledged", acked.len());
+    assert!(
+        kills == 3 && acked.len() > 1000,
+        "{} acknowledged",
+        acked.len()
+    );
     let compacted = std::fs::read_dir(project.join("collected/parquet"))
         .unwrap()
         .count();
     assert!(compacted > 0, "compactions ran between the kills");
     ok(&["run", "-p", p(project), "-q"]);
-    let stored: Vec<String> = query(project, "SELECT message_id FROM tracked ORDER BY message_id")
-        .lines()
-        .skip(1)
-        .map(str::to_string)
-        .collect();
+    let stored: Vec<String> = query(
+        project,
+        "SELECT message_id FROM tracked ORDER BY message_id",
+    )
+    .lines()
+    .skip(1)
+    .map(str::to_string)
+    .collect();
     let unique: HashSet<&String> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "an event was stored twice");
     // Every batch a kill left unanswered was retried and answered: all sent were acknowledged.
-    assert_eq!(stored.len(), acked.len(), "stored events that were never sent");
+    assert_eq!(
+        stored.len(),
+        acked.len(),
+        "stored events that were never sent"
+    );
     let missing: Vec<&String> = acked.iter().filter(|id| !unique.contains(id)).collect();
     assert!(
         missing.is_empty(),
@@ -742,7 +767,7 @@ frequency_cap = {{ messages = 1, per = "1d" }}
     // `panorama journeys` leaves it to the server.
     let out = fails(&["journeys", "abandoned_cart", "-p", p(project)]);
     assert!(out.contains("triggered by events"), "{out}");
-    let people = rows(
+    let people = json_rows(
         project,
         "SELECT l.record_id, p.customer_id, p.first_name FROM customer_links l \
          JOIN customer_profiles p ON p.customer_id = l.customer_id \
@@ -810,10 +835,16 @@ frequency_cap = {{ messages = 1, per = "1d" }}
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let late = first[1].2.duration_since(armed_at);
-    assert!(late >= Duration::from_secs(2), "sent before the window closed: {late:?}");
+    assert!(
+        late >= Duration::from_secs(2),
+        "sent before the window closed: {late:?}"
+    );
     assert!(late <= Duration::from_secs(7), "{late:?} after the trigger");
     eprintln!("abandoned-cart reminder delivered {late:?} after the add_to_cart (window 2 s)");
-    assert_eq!(first[0].0, first[1].0, "a retry carries the same Idempotency-Key");
+    assert_eq!(
+        first[0].0, first[1].0,
+        "a retry carries the same Idempotency-Key"
+    );
     let data = &first[1].1["events"][0]["data"];
     assert_eq!(text(&data["journey"]), "abandoned_cart");
     assert_eq!(
@@ -845,7 +876,10 @@ frequency_cap = {{ messages = 1, per = "1d" }}
         .iter()
         .any(|r| r.1["events"][0]["data"]["customer_id"] == c.as_str())
     {
-        assert!(started.elapsed() < Duration::from_secs(15), "C's reminder never came");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "C's reminder never came"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(3000)).await; // anything else due has fired
@@ -857,15 +891,28 @@ frequency_cap = {{ messages = 1, per = "1d" }}
         metrics.contains("panorama_triggered_journeys_total{outcome=\"capped\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("panorama_triggered_journeys_armed 0"), "{metrics}");
+    assert!(
+        metrics.contains("panorama_triggered_journeys_armed 0"),
+        "{metrics}"
+    );
     drop(server);
     // Once more, restarted: nothing is sent twice.
     let server = Server::start(project, &[]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     drop(server);
-    let keys: BTreeSet<String> = received.lock().unwrap().iter().map(|r| r.0.clone()).collect();
-    assert_eq!(keys.len(), 2, "one message for A, one for C: {:?}", received.lock().unwrap());
-    let outbox = rows(
+    let keys: BTreeSet<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.0.clone())
+        .collect();
+    assert_eq!(
+        keys.len(),
+        2,
+        "one message for A, one for C: {:?}",
+        received.lock().unwrap()
+    );
+    let outbox = json_rows(
         project,
         "SELECT o.customer_id, o.run_id, s.message_id IS NOT NULL AS delivered FROM outbox o \
          LEFT JOIN journey_state s ON s.message_id = o.message_id \
@@ -874,8 +921,16 @@ frequency_cap = {{ messages = 1, per = "1d" }}
     let mut expected = vec![a.clone(), c.clone()];
     expected.sort();
     assert_eq!(
-        outbox.iter().map(|r| text(&r["customer_id"])).collect::<Vec<_>>(),
+        outbox
+            .iter()
+            .map(|r| text(&r["customer_id"]))
+            .collect::<Vec<_>>(),
         expected
     );
-    assert!(outbox.iter().all(|r| r["delivered"] == true && r["run_id"] == "live"), "{outbox:?}");
+    assert!(
+        outbox
+            .iter()
+            .all(|r| r["delivered"] == true && r["run_id"] == "live"),
+        "{outbox:?}"
+    );
 }

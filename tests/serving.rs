@@ -6,34 +6,17 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
 /// A demo project, run.
 fn demo_run(persons: &str) -> tempfile::TempDir {
     let tmp = demo(persons, "5");
     ok(&["run", "-p", p(tmp.path()), "-q"]);
     tmp
-}
-
-/// Rows of a `panorama query` as JSON objects.
-fn rows(project: &Path, sql: &str) -> Vec<serde_json::Map<String, Value>> {
-    ok(&["query", "-p", p(project), "--format", "json", sql])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| match serde_json::from_str(l).unwrap() {
-            Value::Object(o) => o,
-            other => panic!("not an object: {other}"),
-        })
-        .collect()
 }
 
 fn psql(conninfo: &str, sql: &str, password: Option<&str>) -> (bool, String) {
@@ -171,7 +154,7 @@ async fn lookups_clients_card_and_snapshots() {
     let tmp = demo_run("300");
     let dir = tmp.path();
     // The busiest customer with an e-mail: a full card with a second timeline page.
-    let who = rows(
+    let who = json_rows(
         dir,
         "SELECT p.customer_id, p.email, p.first_name, p.last_name, p.phone_e164, \
            CAST(round(p.lifetime_spend, 2) AS VARCHAR) AS spend, p.order_count, \
@@ -183,7 +166,7 @@ async fn lookups_clients_card_and_snapshots() {
     let id = as_text(&who["customer_id"]);
     let email = as_text(&who["email"]);
     let acts = who["acts"].as_u64().unwrap();
-    let segments: Vec<String> = rows(
+    let segments: Vec<String> = json_rows(
         dir,
         &format!("SELECT segment FROM segment_members WHERE customer_id = '{id}' ORDER BY segment"),
     )
@@ -199,7 +182,7 @@ async fn lookups_clients_card_and_snapshots() {
     let run_before = as_text(&health["run_id"]);
     assert_eq!(
         health["customers"].as_u64().unwrap(),
-        rows(dir, "SELECT count(*) AS n FROM customer_profiles")[0]["n"]
+        json_rows(dir, "SELECT count(*) AS n FROM customer_profiles")[0]["n"]
             .as_u64()
             .unwrap()
     );
@@ -227,7 +210,7 @@ async fn lookups_clients_card_and_snapshots() {
     );
     assert_eq!(card["measures"]["order_count"], who["order_count"]);
     // Where the e-mail and first name came from, as unified_customers_provenance says.
-    let from = rows(
+    let from = json_rows(
         dir,
         &format!(
             "SELECT email_source, email_record_id, first_name_source, first_name_record_id \
@@ -262,7 +245,7 @@ async fn lookups_clients_card_and_snapshots() {
     )
     .await;
     assert_eq!(status, 200);
-    let want: Vec<String> = rows(
+    let want: Vec<String> = json_rows(
         dir,
         &format!(
             "SELECT CAST(ts AS VARCHAR) AS ts FROM activities WHERE customer_id = '{id}' \
@@ -295,7 +278,7 @@ async fn lookups_clients_card_and_snapshots() {
             .iter()
             .any(|c| as_text(&c["customer_id"]) == id));
     }
-    let record = rows(
+    let record = json_rows(
         dir,
         &format!("SELECT source, record_id FROM customer_links WHERE customer_id = '{id}' LIMIT 1"),
     )
@@ -315,7 +298,7 @@ async fn lookups_clients_card_and_snapshots() {
     let (status, bad) = get(&format!("{base}/api/customers?email=not-an-address"), None).await;
     assert_eq!(status, 400, "{bad}");
     let (_, segs) = get(&format!("{base}/api/segments"), None).await;
-    let want_sizes = rows(
+    let want_sizes = json_rows(
         dir,
         "SELECT segment, count(*) AS n FROM segment_members GROUP BY segment ORDER BY segment",
     );
@@ -333,7 +316,10 @@ async fn lookups_clients_card_and_snapshots() {
     assert_eq!(got_sizes, want_sizes);
 
     // --- The same analytical query: panorama query, HTTP, psql, psycopg, ADBC -------------
-    let reference: Vec<String> = rows(dir, SEGMENT_SQL).iter().map(segment_line).collect();
+    let reference: Vec<String> = json_rows(dir, SEGMENT_SQL)
+        .iter()
+        .map(segment_line)
+        .collect();
     assert!(!reference.is_empty());
     let (status, http_sql) = post(
         &format!("{base}/api/sql"),
@@ -399,7 +385,7 @@ async fn lookups_clients_card_and_snapshots() {
             &conninfo,
             "SELECT count(*) AS n FROM customer_profiles WHERE lifetime_spend > CAST(%s AS DOUBLE PRECISION)",
         ]);
-        let want = rows(
+        let want = json_rows(
             dir,
             "SELECT count(*) AS n FROM customer_profiles WHERE lifetime_spend > 0",
         )[0]["n"]
@@ -653,7 +639,7 @@ print(json.dumps({{"first": first[0][0], "rest": rest[0][0], "now": now, "before
         .and_then(|r| r.split('"').next())
         .unwrap()
         .to_string();
-    let q = rows(
+    let q = json_rows(
         dir,
         &format!(
             "SELECT count(*) FILTER (WHERE passed) AS passed, count(*) FILTER (WHERE NOT passed AND severity = 'warn') AS warn \
@@ -891,7 +877,7 @@ async fn auth_tls_read_only_and_limits() {
             Some("s3cret-pass"),
         );
         assert!(ok, "{out}");
-        let n = rows(dir, "SELECT count(*) AS n FROM unified_customers")[0]["n"]
+        let n = json_rows(dir, "SELECT count(*) AS n FROM unified_customers")[0]["n"]
             .as_u64()
             .unwrap();
         assert_eq!(out.trim(), n.to_string());
@@ -941,7 +927,7 @@ async fn auth_tls_read_only_and_limits() {
         with_token.extend(with_ca.iter().copied());
         with_token.append(&mut args);
         let res = client(&with_token);
-        let n = rows(dir, "SELECT count(*) AS n FROM unified_customers")[0]["n"].clone();
+        let n = json_rows(dir, "SELECT count(*) AS n FROM unified_customers")[0]["n"].clone();
         assert_eq!(res[0]["rows"][0][0], n, "{res:?}");
     }
     assert!(server.alive());
@@ -1045,7 +1031,7 @@ async fn console_and_card_say_what_to_configure_when_a_stage_has_no_data() {
         !page.contains("Not shown yet") || !page.contains("unifysourcessource-map"),
         "{page}"
     );
-    let customer = rows(
+    let customer = json_rows(
         dir,
         "SELECT customer_id FROM unified_customers ORDER BY customer_id LIMIT 1",
     )[0]["customer_id"]

@@ -105,13 +105,13 @@ fn write_atomic(path: &Path, batches: &[RecordBatch]) -> Result<()> {
     let err = |e: datafusion::parquet::errors::ParquetError| {
         Error::Other(format!("{}: {e}", tmp.display()))
     };
-    let mut writer =
-        ArrowWriter::try_new(file, super::read::schema(), Some(props)).map_err(err)?;
+    let mut writer = ArrowWriter::try_new(file, super::read::schema(), Some(props)).map_err(err)?;
     for b in batches {
         writer.write(b).map_err(err)?;
     }
     let file = writer.into_inner().map_err(err)?;
-    file.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
+    file.sync_all()
+        .map_err(|e| Error::io("cannot sync", &tmp, e))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot rename", &tmp, e))?;
     if let Some(parent) = path.parent() {

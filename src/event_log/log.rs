@@ -379,7 +379,9 @@ impl Writer {
                 self.opened = None;
                 self.stats.segment.store(self.number, Ordering::Relaxed);
             }
-            Err(e) => tracing::warn!("cannot start a new event segment (kept writing the old one): {e}"),
+            Err(e) => {
+                tracing::warn!("cannot start a new event segment (kept writing the old one): {e}")
+            }
         }
     }
 }
@@ -501,8 +503,11 @@ mod tests {
     fn pending(id: &str) -> Pending {
         Pending {
             id_hash: id_hash(id),
-            line: format!("{{\"message_id\":\"{id}\",\"received_at\":{}}}\n", now_micros())
-                .into_bytes(),
+            line: format!(
+                "{{\"message_id\":\"{id}\",\"received_at\":{}}}\n",
+                now_micros()
+            )
+            .into_bytes(),
             received_at: now_micros(),
         }
     }

@@ -19,13 +19,7 @@ const BATCH_ROWS: usize = 8192;
 /// The events table's columns.
 pub fn schema() -> SchemaRef {
     let text = |n: &str| Field::new(n, DataType::Utf8, true);
-    let time = |n: &str| {
-        Field::new(
-            n,
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            false,
-        )
-    };
+    let time = |n: &str| Field::new(n, DataType::Timestamp(TimeUnit::Microsecond, None), false);
     Arc::new(Schema::new(vec![
         Field::new("message_id", DataType::Utf8, false),
         Field::new("type", DataType::Utf8, false),
@@ -75,7 +69,9 @@ pub fn batch(events: &[Event]) -> Result<RecordBatch> {
         received.append_value(e.received_at);
     }
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(14);
-    let mut text = cols.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let mut text = cols
+        .into_iter()
+        .map(|mut b| Arc::new(b.finish()) as ArrayRef);
     for _ in 0..10 {
         arrays.push(text.next().expect("13 text columns"));
     }
@@ -260,10 +256,13 @@ pub fn events(b: &RecordBatch, since: i64) -> Result<Vec<Event>> {
         text("context")?,
     );
     let (ts, received) = (time("ts")?, time("received_at")?);
-    let opt = |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    let opt =
+        |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
     let obj = |a: &arrow::array::StringArray, i: usize| {
         (!a.is_null(i))
-            .then(|| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(a.value(i)).ok())
+            .then(|| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(a.value(i)).ok()
+            })
             .flatten()
     };
     let mut out = Vec::new();
@@ -338,7 +337,7 @@ pub fn recent(dir: &Path, since: i64) -> Result<Vec<Event>> {
                 None => continue 'attempt,
             }
         }
-        out.sort_by(|a, b| a.received_at.cmp(&b.received_at));
+        out.sort_by_key(|e| e.received_at);
         return Ok(out);
     }
     Err(Error::Other(format!(

@@ -60,11 +60,10 @@ pub struct Body {
 
 /// Split a request body into its events. Errors are about the body as a whole.
 pub fn body(bytes: &[u8]) -> Result<Body, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("the body is not JSON: {e}"))?;
     let Value::Object(mut top) = v else {
-        return Err(
-            "the body must be one event object or {\"batch\": [events]}".into(),
-        );
+        return Err("the body must be one event object or {\"batch\": [events]}".into());
     };
     let write_key = match top.remove("writeKey") {
         Some(Value::String(k)) => Some(k),
@@ -99,7 +98,9 @@ fn id(v: Option<&Value>, field: &str) -> Result<Option<String>, String> {
         Some(_) => return Err(format!("`{field}` must be a string or a number")),
     };
     if s.chars().count() > MAX_ID_CHARS {
-        return Err(format!("`{field}` is longer than {MAX_ID_CHARS} characters"));
+        return Err(format!(
+            "`{field}` is longer than {MAX_ID_CHARS} characters"
+        ));
     }
     Ok((!s.is_empty()).then_some(s))
 }
@@ -145,12 +146,7 @@ pub fn event(
     let kind = match m.remove("type") {
         Some(Value::String(t)) => t.trim().to_ascii_lowercase(),
         Some(_) => return Err("`type` must be a string".into()),
-        None => {
-            return Err(format!(
-                "`type` is missing (one of {})",
-                TYPES.join(", ")
-            ))
-        }
+        None => return Err(format!("`type` is missing (one of {})", TYPES.join(", "))),
     };
     if !TYPES.contains(&kind.as_str()) {
         return Err(format!(
@@ -181,7 +177,9 @@ pub fn event(
         }
     }
     let event = match kind.as_str() {
-        "track" => id(m.get("event"), "event")?.ok_or("`track` needs `event` (the event's name)")?,
+        "track" => {
+            id(m.get("event"), "event")?.ok_or("`track` needs `event` (the event's name)")?
+        }
         _ => kind.clone(),
     };
     let name = match kind.as_str() {
@@ -258,6 +256,12 @@ pub fn line(e: &Event) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// An event as if received at `at` (µs), for tests of what reads events.
+#[cfg(test)]
+pub fn received(raw: Value, at: i64) -> Event {
+    event(raw, None, None, at, &mut String::new).expect("a valid event")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,12 +289,24 @@ mod tests {
         assert_eq!((t.event.as_str(), t.ts), ("add_to_cart", 1_000_000_000));
         assert_eq!(t.message_id, "generated");
         for (bad, why) in [
-            (json!({"type": "track", "anonymousId": "a"}), "needs `event`"),
+            (
+                json!({"type": "track", "anonymousId": "a"}),
+                "needs `event`",
+            ),
             (json!({"type": "page"}), "needs `anonymousId` or `userId`"),
             (json!({"type": "group", "userId": "u"}), "is not collected"),
-            (json!({"type": "alias", "userId": "u"}), "needs `previousId`"),
-            (json!({"type": "page", "userId": "u", "properties": [1]}), "must be an object"),
-            (json!({"type": "page", "userId": "u", "timestamp": "yesterday"}), "not an ISO 8601"),
+            (
+                json!({"type": "alias", "userId": "u"}),
+                "needs `previousId`",
+            ),
+            (
+                json!({"type": "page", "userId": "u", "properties": [1]}),
+                "must be an object",
+            ),
+            (
+                json!({"type": "page", "userId": "u", "timestamp": "yesterday"}),
+                "not an ISO 8601",
+            ),
         ] {
             let err = one(bad).unwrap_err();
             assert!(err.contains(why), "{err}");
@@ -310,7 +326,10 @@ mod tests {
         )
         .unwrap();
         let c = e.context.unwrap();
-        assert_eq!((c["ip"].as_str(), c["locale"].as_str()), (Some("1"), Some("nl")));
+        assert_eq!(
+            (c["ip"].as_str(), c["locale"].as_str()),
+            (Some("1"), Some("nl"))
+        );
         assert!(body(b"[1]").is_err() && body(b"{\"batch\": 3}").is_err());
     }
 }

@@ -210,7 +210,9 @@ pub async fn run_journeys(
 }
 
 /// Event-triggered journeys: (name, trigger, wait).
-pub fn event_triggered(cfg: &ProjectConfig) -> Vec<(String, triggers::EventTrigger, Option<String>)> {
+pub fn event_triggered(
+    cfg: &ProjectConfig,
+) -> Vec<(String, triggers::EventTrigger, Option<String>)> {
     cfg.journeys
         .iter()
         .filter_map(|(n, j)| match &j.get_ref().trigger {

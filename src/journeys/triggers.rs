@@ -158,10 +158,9 @@ impl Engine {
             for (j, journey) in self.journeys.iter().enumerate() {
                 let key = (j, who.clone());
                 if let Some(u) = &journey.unless {
-                    let cancels = self
-                        .armed
-                        .get(&key)
-                        .is_some_and(|a| e.received_at >= a.trigger_at && e.received_at <= a.fire_at);
+                    let cancels = self.armed.get(&key).is_some_and(|a| {
+                        e.received_at >= a.trigger_at && e.received_at <= a.fire_at
+                    });
                     if cancels && u.matches(e, &batch, row) {
                         self.armed.remove(&key);
                         continue;
@@ -212,17 +211,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ev(kind: &str, name: &str, anon: &str, id: &str, at: i64, props: serde_json::Value) -> Event {
-        let mut e = crate::event_log::spec::event(
+    fn ev(
+        kind: &str,
+        name: &str,
+        anon: &str,
+        id: &str,
+        at: i64,
+        props: serde_json::Value,
+    ) -> Event {
+        crate::event_log::spec::received(
             json!({"type": kind, "event": name, "anonymousId": anon, "messageId": id, "properties": props}),
-            None,
-            None,
             at,
-            &mut String::new,
         )
-        .unwrap();
-        e.received_at = at;
-        e
     }
 
     #[test]
@@ -237,8 +237,7 @@ mod tests {
                 within: "1h".into(),
             }),
         };
-        let mut engine =
-            Engine::new(&ctx, &[("cart".into(), trigger, None)]).unwrap();
+        let mut engine = Engine::new(&ctx, &[("cart".into(), trigger, None)]).unwrap();
         let hour = 3_600_000_000;
         engine.observe(&[
             ev("track", "add_to_cart", "a", "1", 0, json!({"price": 5})),
@@ -251,7 +250,10 @@ mod tests {
         assert!(engine.due(hour).is_empty(), "a's window restarted at 10");
         let due = engine.due(hour + 10);
         assert_eq!(due.len(), 1);
-        assert_eq!((due[0].person.as_str(), due[0].trigger_message_id.as_str()), ("a", "4"));
+        assert_eq!(
+            (due[0].person.as_str(), due[0].trigger_message_id.as_str()),
+            ("a", "4")
+        );
         assert!(engine.due(10 * hour).is_empty(), "fired once");
         assert_eq!(engine.horizon(), Duration::from_secs(3600));
         let bad = EventTrigger {
@@ -260,6 +262,9 @@ mod tests {
             unless: None,
         };
         let err = Engine::new(&ctx, &[("j".into(), bad, None)]).err().unwrap();
-        assert!(err.contains("journeys.j.trigger") && err.contains("no_such_column"), "{err}");
+        assert!(
+            err.contains("journeys.j.trigger") && err.contains("no_such_column"),
+            "{err}"
+        );
     }
 }

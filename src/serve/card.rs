@@ -262,20 +262,22 @@ async fn customer_page(
         }))
         .collect();
     let rows = |key: &str| -> Vec<Value> {
-        c[key].as_array().map(|a| {
-            a.iter()
-                .map(|t| {
-                    serde_json::json!({
-                        "ts": show(&t["ts"]).unwrap_or_default(),
-                        "type": show(&t["type"]).unwrap_or_default(),
-                        "source": show(&t["activity_source"]).unwrap_or_default(),
-                        "amount": show(&t["amount"]).unwrap_or_default(),
-                        "details": details_text(&t["details"]),
+        c[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "ts": show(&t["ts"]).unwrap_or_default(),
+                            "type": show(&t["type"]).unwrap_or_default(),
+                            "source": show(&t["activity_source"]).unwrap_or_default(),
+                            "amount": show(&t["amount"]).unwrap_or_default(),
+                            "details": details_text(&t["details"]),
+                        })
                     })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let timeline = rows("timeline");
     let live = rows("live");

@@ -177,7 +177,7 @@ pub fn routes() -> Router<Arc<Serving>> {
     Router::new()
         .route(
             "/api/events",
-            post(collect_any).options(preflight).layer(limit.clone()),
+            post(collect_any).options(preflight).layer(limit),
         )
         .route(
             "/v1/{call}",
@@ -208,36 +208,39 @@ fn allowed_origin(settings: &EventSettings, headers: &HeaderMap) -> Option<Heade
         .then(|| origin.clone())
 }
 
+/// Let the page's origin read the answer, when it may post; true when it may.
+fn allow_origin(serving: &Serving, headers: &HeaderMap, res: &mut Response) -> bool {
+    let Some(origin) = serving
+        .events
+        .as_ref()
+        .and_then(|c| allowed_origin(&c.settings, headers))
+    else {
+        return false;
+    };
+    let h = res.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    true
+}
+
 fn with_cors(serving: &Serving, headers: &HeaderMap, mut res: Response) -> Response {
-    if let Some(c) = &serving.events {
-        if let Some(origin) = allowed_origin(&c.settings, headers) {
-            let h = res.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            h.insert(header::VARY, HeaderValue::from_static("Origin"));
-        }
-    }
+    allow_origin(serving, headers, &mut res);
     res
 }
 
 async fn preflight(State(s): State<Arc<Serving>>, headers: HeaderMap) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
-    if let Some(c) = &s.events {
-        if let Some(origin) = allowed_origin(&c.settings, &headers) {
-            let h = res.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            h.insert(header::VARY, HeaderValue::from_static("Origin"));
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("POST"),
-            );
-            h.insert(
+    if allow_origin(&s, &headers, &mut res) {
+        let h = res.headers_mut();
+        for (name, value) in [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "POST"),
+            (
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Content-Type, Authorization"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("86400"),
-            );
+                "Content-Type, Authorization",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ] {
+            h.insert(name, HeaderValue::from_static(value));
         }
     }
     res
@@ -283,14 +286,20 @@ fn sent_key(headers: &HeaderMap, body_key: Option<&str>) -> Option<String> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        if let Some(b) = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")) {
+        if let Some(b) = h
+            .strip_prefix("Basic ")
+            .or_else(|| h.strip_prefix("basic "))
+        {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(b.trim())
                 .ok()
                 .and_then(|d| String::from_utf8(d).ok())?;
             return Some(decoded.split(':').next().unwrap_or("").to_string());
         }
-        if let Some(t) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) {
+        if let Some(t) = h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+        {
             return Some(t.trim().to_string());
         }
     }
@@ -298,23 +307,25 @@ fn sent_key(headers: &HeaderMap, body_key: Option<&str>) -> Option<String> {
 }
 
 /// May this request send events?
-fn allowed(s: &Serving, headers: &HeaderMap, body_key: Option<&str>) -> Result<(), Response> {
+fn allowed(s: &Serving, headers: &HeaderMap, body_key: Option<&str>) -> Result<(), Box<Response>> {
     let creds = &s.credentials;
     if !creds.events_need_key() {
         return Ok(());
     }
     let Some(key) = sent_key(headers, body_key) else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "a write key is needed: `Authorization: Basic <base64 of key:>`, `Bearer <key>`, or \"writeKey\" in the body".into(),
-        ));
+        )));
     };
-    if creds.write_key(&key).is_some() || creds.token(&key).is_some_and(|p| p.role == Role::Admin)
-    {
+    if creds.write_key(&key).is_some() || creds.token(&key).is_some_and(|p| p.role == Role::Admin) {
         return Ok(());
     }
     super::metrics::Metrics::count(&s.metrics.auth_failures);
-    Err(error(StatusCode::UNAUTHORIZED, "invalid write key".into()))
+    Err(Box::new(error(
+        StatusCode::UNAUTHORIZED,
+        "invalid write key".into(),
+    )))
 }
 
 /// An id for an event sent without `messageId` (a retry of it cannot be recognised).
@@ -327,7 +338,12 @@ fn server_id(received_at: i64) -> String {
     )
 }
 
-async fn collect(s: &Serving, headers: &HeaderMap, call: Option<Option<&str>>, body: &[u8]) -> Response {
+async fn collect(
+    s: &Serving,
+    headers: &HeaderMap,
+    call: Option<Option<&str>>,
+    body: &[u8],
+) -> Response {
     let Some(c) = &s.events else {
         return error(
             StatusCode::NOT_FOUND,
@@ -343,7 +359,7 @@ async fn collect(s: &Serving, headers: &HeaderMap, call: Option<Option<&str>>, b
         }
     };
     if let Err(res) = allowed(s, headers, parsed.write_key.as_deref()) {
-        return res;
+        return *res;
     }
     if parsed.events.is_empty() {
         return error(StatusCode::BAD_REQUEST, "the batch holds no events".into());
@@ -411,7 +427,10 @@ async fn collect(s: &Serving, headers: &HeaderMap, call: Option<Option<&str>>, b
             return super::http::ApiError(StatusCode::INTERNAL_SERVER_ERROR, why).into_response()
         }
     };
-    let duplicates = outcomes.iter().filter(|o| **o == Outcome::Duplicate).count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Duplicate)
+        .count();
     let written: Vec<_> = kept
         .into_iter()
         .zip(&outcomes)

@@ -49,7 +49,10 @@ impl LiveEvent {
     }
 
     fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + 16 + self.event.len() + self.properties.as_ref().map_or(0, |p| p.len())
+        std::mem::size_of::<Self>()
+            + 16
+            + self.event.len()
+            + self.properties.as_ref().map_or(0, |p| p.len())
     }
 }
 
@@ -123,7 +126,10 @@ impl Inner {
     fn recount(&mut self) {
         let sum = |m: &HashMap<String, VecDeque<LiveEvent>>| {
             m.values().fold((0, 0), |(c, b), l| {
-                (c + l.len(), b + l.iter().map(LiveEvent::bytes).sum::<usize>())
+                (
+                    c + l.len(),
+                    b + l.iter().map(LiveEvent::bytes).sum::<usize>(),
+                )
             })
         };
         let (ac, ab) = sum(&self.by_anonymous);
@@ -300,7 +306,7 @@ impl Live {
             return Vec::new();
         };
         let mut out: Vec<&LiveEvent> = list.iter().collect();
-        out.sort_by(|a, b| b.ts.cmp(&a.ts));
+        out.sort_by_key(|e| std::cmp::Reverse(e.ts));
         out.into_iter().map(|e| entry(r, e)).collect()
     }
 
@@ -338,7 +344,11 @@ fn entry(r: &Resolution, e: &LiveEvent) -> Value {
         .and_then(|p| serde_json::from_str(p).ok());
     let amount = properties
         .as_ref()
-        .and_then(|p| p.get("revenue").or_else(|| p.get("value")).or_else(|| p.get("total")))
+        .and_then(|p| {
+            p.get("revenue")
+                .or_else(|| p.get("value"))
+                .or_else(|| p.get("total"))
+        })
         .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()));
     json!({
         "ts": ts,

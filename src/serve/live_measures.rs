@@ -46,10 +46,13 @@ struct Measure {
     window: i64,
 }
 
+/// One measure's values of one customer, oldest first: (received_at, value).
+type Window = VecDeque<(i64, Value)>;
+
 pub struct LiveMeasures {
     measures: Vec<Measure>,
-    /// customer → per measure, (received_at, value) oldest first.
-    data: Mutex<HashMap<String, Vec<VecDeque<(i64, Value)>>>>,
+    /// customer (or `anon:` id) → per measure, (received_at, value) oldest first.
+    data: Mutex<HashMap<String, Vec<Window>>>,
 }
 
 impl LiveMeasures {
@@ -76,10 +79,18 @@ impl LiveMeasures {
             let value = match (&d.value, aggregate) {
                 (Some(v), _) => Some(EventExpr::new(ctx, v).map_err(|e| at(format!("value {e}")))?),
                 (None, Aggregate::Count) => None,
-                (None, _) => return Err(at(format!("`{}` needs `value` (SQL over the event)", d.aggregate))),
+                (None, _) => {
+                    return Err(at(format!(
+                        "`{}` needs `value` (SQL over the event)",
+                        d.aggregate
+                    )))
+                }
             };
             let window = crate::config::parse_duration(&d.window).ok_or_else(|| {
-                at(format!("window = {:?}: expected a duration such as \"1h\"", d.window))
+                at(format!(
+                    "window = {:?}: expected a duration such as \"1h\"",
+                    d.window
+                ))
             })?;
             measures.push(Measure {
                 name: name.clone(),
@@ -143,7 +154,9 @@ impl LiveMeasures {
                 let list = &mut lists[i];
                 list.push_back((e.received_at, value));
                 while list.len() > PER_CUSTOMER
-                    || list.front().is_some_and(|(at, _)| *at < e.received_at - m.window)
+                    || list
+                        .front()
+                        .is_some_and(|(at, _)| *at < e.received_at - m.window)
                 {
                     list.pop_front();
                 }
@@ -217,30 +230,40 @@ mod tests {
             window: "1h".into(),
         };
         defs.insert("adds".to_string(), def("count", None));
-        defs.insert("spend".to_string(), def("sum", Some("detail(properties, 'price')")));
-        defs.insert("last".to_string(), def("last", Some("detail(properties, 'sku')")));
+        defs.insert(
+            "spend".to_string(),
+            def("sum", Some("detail(properties, 'price')")),
+        );
+        defs.insert(
+            "last".to_string(),
+            def("last", Some("detail(properties, 'sku')")),
+        );
         let m = LiveMeasures::new(&ctx, &defs).unwrap();
         let hour = 3_600_000_000i64;
         let ev = |at: i64, price: f64, sku: &str| {
-            let mut e = crate::event_log::spec::event(
+            crate::event_log::spec::received(
                 json!({"type": "track", "event": "add_to_cart", "userId": "u",
                        "properties": {"price": price, "sku": sku}}),
-                None,
-                None,
                 at,
-                &mut String::new,
             )
-            .unwrap();
-            e.received_at = at;
-            e
         };
-        let events = vec![ev(0, 5.0, "A"), ev(hour / 2, 7.5, "B"), ev(hour + 1, 1.0, "C")];
+        let events = vec![
+            ev(0, 5.0, "A"),
+            ev(hour / 2, 7.5, "B"),
+            ev(hour + 1, 1.0, "C"),
+        ];
         let who = vec![Some("C1".to_string()); 3];
         m.observe(&events, &who);
         let v = m.values("C1", hour + 1);
-        assert_eq!((v["adds"].clone(), v["spend"].clone(), v["last"].clone()), (json!(2), json!(8.5), json!("C")));
+        assert_eq!(
+            (v["adds"].clone(), v["spend"].clone(), v["last"].clone()),
+            (json!(2), json!(8.5), json!("C"))
+        );
         assert_eq!(m.values("C2", hour)["adds"], json!(0));
         let bad = std::collections::BTreeMap::from([("x".to_string(), def("sum", None))]);
-        assert!(LiveMeasures::new(&ctx, &bad).err().unwrap().contains("needs `value`"));
+        assert!(LiveMeasures::new(&ctx, &bad)
+            .err()
+            .unwrap()
+            .contains("needs `value`"));
     }
 }

@@ -148,10 +148,7 @@ pub async fn serve(
         .map_err(|e| Error::Other(format!("HTTP listener: {e}")))?;
     ready(&bound, &serving);
     let _watch = serving.watch();
-    let _journeys = serving
-        .triggered
-        .clone()
-        .map(|t| t.spawn(serving.clone()));
+    let _journeys = serving.triggered.clone().map(|t| t.spawn(serving.clone()));
     if let Some(c) = &serving.events {
         crate::event_log::compact::spawn(c.log.clone(), c.settings.compact_every);
     }

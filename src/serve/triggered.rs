@@ -93,7 +93,10 @@ pub fn message_id(journey: &str, trigger_message_id: &str) -> String {
 impl Triggered {
     /// The project's event-triggered journeys (none: `None`), with what was already sent read
     /// back. The server then replays the collected events of the last [`Self::horizon`].
-    pub async fn open(cfg: &ProjectConfig, collector: Option<&Collector>) -> Result<Option<Triggered>> {
+    pub async fn open(
+        cfg: &ProjectConfig,
+        collector: Option<&Collector>,
+    ) -> Result<Option<Triggered>> {
         let defs = crate::journeys::event_triggered(cfg);
         if defs.is_empty() {
             return Ok(None);
@@ -120,7 +123,9 @@ impl Triggered {
                 .as_ref()
                 .map(|w| w.get_ref().clone())
                 .ok_or_else(|| {
-                    Error::Other(format!("journeys.{name}.export: `{export_name}` is not a webhook export"))
+                    Error::Other(format!(
+                        "journeys.{name}.export: `{export_name}` is not a webhook export"
+                    ))
                 })?;
             let cap = match &def.frequency_cap {
                 Some(c) => Some((
@@ -167,10 +172,9 @@ impl Triggered {
         let ours = |j: &str| self.setups.contains_key(j);
         if let Some(batches) = crate::state::read(&ws, "journey_state").await? {
             for b in batches {
-                let (Some(j), Some(id)) = (
-                    b.column_by_name("journey"),
-                    b.column_by_name("message_id"),
-                ) else {
+                let (Some(j), Some(id)) =
+                    (b.column_by_name("journey"), b.column_by_name("message_id"))
+                else {
                     continue;
                 };
                 let (j, id) = (j.as_string::<i32>(), id.as_string::<i32>());
@@ -190,7 +194,10 @@ impl Triggered {
                     let at = chrono::DateTime::parse_from_rfc3339(&m.created_at)
                         .map(|t| t.timestamp_micros())
                         .unwrap_or(0);
-                    sent.times.entry(m.customer_id.clone()).or_default().push(at);
+                    sent.times
+                        .entry(m.customer_id.clone())
+                        .or_default()
+                        .push(at);
                     sent.outbox.insert(m.message_id.clone());
                     if !sent.delivered.contains(&m.message_id) {
                         sent.undelivered.insert(m.message_id.clone(), (m, 0));
@@ -285,8 +292,7 @@ impl Triggered {
             Some(Value::Null) | None => None,
             Some(other) => Some(other.to_string()),
         };
-        let Some(address) =
-            text(profile.get(&setup.message.to)).filter(|a| !a.trim().is_empty())
+        let Some(address) = text(profile.get(&setup.message.to)).filter(|a| !a.trim().is_empty())
         else {
             self.counts.no_address.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -299,10 +305,12 @@ impl Triggered {
                 .unwrap_or_default();
             values.insert(placeholder.clone(), v);
         }
-        let (subject, body) = setup
-            .template
-            .render(&values)
-            .map_err(|e| Error::Other(format!("journeys.{}: rendering for {customer}: {e}", a.journey)))?;
+        let (subject, body) = setup.template.render(&values).map_err(|e| {
+            Error::Other(format!(
+                "journeys.{}: rendering for {customer}: {e}",
+                a.journey
+            ))
+        })?;
         let m = OutboxMessage {
             message_id: id.clone(),
             journey: a.journey.clone(),
@@ -349,7 +357,11 @@ impl Triggered {
                 let ws = s.cfg.workspace_dir();
                 let state = crate::journeys::append_state(
                     &ws,
-                    &[(m, micros_text(trigger_at).as_str(), micros_text(now_micros()).as_str())],
+                    &[(
+                        m,
+                        micros_text(trigger_at).as_str(),
+                        micros_text(now_micros()).as_str(),
+                    )],
                 );
                 if let Err(e) = state {
                     tracing::error!("journey_state: {e} (message {} delivered)", m.message_id);
@@ -415,15 +427,25 @@ impl Triggered {
 }
 
 /// Does `customer` allow `purpose` (and `channel`), by the served run's consent?
-async fn consents(s: &Serving, customer: &str, purpose: &str, channel: Option<&str>) -> Result<bool> {
+async fn consents(
+    s: &Serving,
+    customer: &str,
+    purpose: &str,
+    channel: Option<&str>,
+) -> Result<bool> {
     let snap = s.snapshot();
     let tables: Vec<String> = ["customer_consent"]
         .into_iter()
         .filter(|t| snap.ctx.table_exist(*t).unwrap_or(false))
         .map(str::to_string)
         .collect();
-    let cond =
-        crate::privacy::consent::allowed_condition(&s.cfg, "c.customer_id", purpose, channel, &tables);
+    let cond = crate::privacy::consent::allowed_condition(
+        &s.cfg,
+        "c.customer_id",
+        purpose,
+        channel,
+        &tables,
+    );
     let sql = format!(
         "SELECT count(*) AS n FROM (SELECT {} AS customer_id) c WHERE {cond}",
         crate::sql_text::literal(customer)
@@ -431,7 +453,11 @@ async fn consents(s: &Serving, customer: &str, purpose: &str, channel: Option<&s
     let batches = snap.ctx.sql(&sql).await?.collect().await?;
     let n = batches
         .first()
-        .and_then(|b| b.column(0).as_primitive_opt::<arrow::datatypes::Int64Type>().map(|a| a.value(0)))
+        .and_then(|b| {
+            b.column(0)
+                .as_primitive_opt::<arrow::datatypes::Int64Type>()
+                .map(|a| a.value(0))
+        })
         .unwrap_or(0);
     Ok(n > 0)
 }

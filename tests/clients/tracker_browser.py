@@ -10,19 +10,12 @@ id, the first-party cookie, and script and console errors.
 import functools
 import http.server
 import json
-import shutil
 import sys
 import threading
 
 from playwright.sync_api import sync_playwright
 
-
-def chromium_path():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    raise SystemExit("no chromium on PATH (apt-get install chromium)")
+from card_browser import chromium_path
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):

@@ -456,3 +456,20 @@ pub fn make_certificates(dir: &Path) -> bool {
     }
     made
 }
+
+/// The client scripts the tests run (`tests/clients/`).
+pub fn clients_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// Rows of a `panorama query` as JSON objects.
+pub fn json_rows(project: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    ok(&["query", "-p", p(project), "--format", "json", sql])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| match serde_json::from_str(l).unwrap() {
+            serde_json::Value::Object(o) => o,
+            other => panic!("not an object: {other}"),
+        })
+        .collect()
+}
