@@ -23,13 +23,30 @@ use crate::error::{Error, Result};
 use crate::unify::staging::{ident, literal};
 
 /// What starts a journey.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Trigger {
     /// A segment's newly entered members (`trigger = "segment"`), at `panorama journeys`.
     Segment(String),
     /// A person's event (`trigger = { event = "...", unless = {...} }`), in `panorama serve`.
     Event(triggers::EventTrigger),
+}
+
+impl<'de> Deserialize<'de> for Trigger {
+    /// A string or a table, with the table's own error (an unknown key, a missing `event`)
+    /// rather than serde's "did not match any variant".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(Trigger::Segment(s)),
+            t @ toml::Value::Table(_) => t
+                .try_into()
+                .map(Trigger::Event)
+                .map_err(|e| serde::de::Error::custom(e.message().trim().to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "trigger must be a segment's name or {{ event = \"...\" }}, not {}",
+                other.type_str()
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -458,4 +475,41 @@ async fn render(
         append_state(&workspace, &sent)?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    const BASE: &str = "[sources.tracked]\nlocation = \"collected\"\nformat = \"events\"\nprimary_key = \"message_id\"\n\n[messages.m]\nchannel = \"email\"\nto = \"email\"\nbody = \"Hi\"\n\n[exports.hook]\ntable = \"outbox\"\nkey = \"message_id\"\nwebhook = { url = \"http://127.0.0.1:9/hook\" }\n\n[journeys.cart]\nmessage = \"m\"\nexport = \"hook\"\n";
+
+    fn error(trigger: &str) -> String {
+        crate::config::parse_for_tests(&format!("{BASE}{trigger}\n"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn event_triggers_are_checked_when_the_config_loads() {
+        let ok = "trigger = { event = \"add_to_cart\", unless = { event = \"checkout\", within = \"1h\" } }";
+        assert_eq!(error(ok), "");
+        for (trigger, why) in [
+            (
+                "trigger = { event = \"a\", unles = { event = \"b\", within = \"1h\" } }",
+                "unknown field `unles`",
+            ),
+            (
+                "trigger = { event = \"a\", unless = { event = \"b\", within = \"soon\" } }",
+                "unless.within = \"soon\"",
+            ),
+            ("trigger = { event = \"a\", where = \"nope = 1\" }", "nope"),
+            ("trigger = 3", "a segment's name or"),
+            (
+                "trigger = \"no_such_segment\"",
+                "no segment named `no_such_segment`",
+            ),
+        ] {
+            let e = error(trigger);
+            assert!(e.contains(why), "{trigger}: {e}");
+        }
+    }
 }
