@@ -6,6 +6,9 @@
 //! - [`pgwire`], [`flight`], [`http`] and [`card`]: the protocols and the customer card page.
 //! - [`auth`], [`limits`]: who may connect, and what one query may take (read-only, memory,
 //!   time, rows).
+//! - [`events`], [`live`], [`live_measures`], [`triggered`]: collecting events into the
+//!   project's `format = "events"` source, showing them on the card at once, measures over
+//!   sliding windows, and journeys triggered by behaviour.
 
 pub mod auth;
 pub mod card;
