@@ -116,9 +116,7 @@ impl AuthFile {
                 "a write key named {name} exists: revoke it first (`panorama write-keys revoke {name}`)"
             )));
         }
-        let mut bytes = [0u8; 24];
-        OsRng.fill_bytes(&mut bytes);
-        let key = format!("pwk_{}", crate::output::hex(&bytes));
+        let key = new_secret("pwk_");
         self.write_keys.insert(
             name.to_string(),
             WriteKeyEntry {
@@ -160,9 +158,7 @@ impl AuthFile {
                 "a token named {name} exists: revoke it first (`panorama tokens revoke {name}`)"
             )));
         }
-        let mut bytes = [0u8; 24];
-        OsRng.fill_bytes(&mut bytes);
-        let token = format!("pan_{}", crate::output::hex(&bytes));
+        let token = new_secret("pan_");
         self.tokens.insert(
             name.to_string(),
             TokenEntry {
@@ -173,6 +169,13 @@ impl AuthFile {
         );
         Ok(token)
     }
+}
+
+/// 24 random bytes in hex after `prefix` (`pan_` tokens, `pwk_` write keys).
+fn new_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 24];
+    OsRng.fill_bytes(&mut bytes);
+    format!("{prefix}{}", crate::output::hex(&bytes))
 }
 
 fn check_name(name: &str) -> Result<()> {
