@@ -197,14 +197,10 @@ mod tests {
         };
         let log = EventLog::open(dir.path(), opts).unwrap();
         for i in 0..5 {
-            let e = crate::event_log::spec::event(
+            let e = crate::event_log::spec::received(
                 serde_json::json!({"type": "track", "event": "x", "userId": "u", "messageId": format!("m{i}")}),
-                None,
-                None,
                 1,
-                &mut String::new,
-            )
-            .unwrap();
+            );
             let line = crate::event_log::spec::line(&e).unwrap();
             log.append(vec![Pending {
                 id_hash: id_hash(&e.message_id),

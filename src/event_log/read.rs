@@ -47,10 +47,9 @@ pub fn batch(events: &[Event]) -> Result<RecordBatch> {
         .collect();
     let mut ts = TimestampMicrosecondBuilder::with_capacity(n);
     let mut received = TimestampMicrosecondBuilder::with_capacity(n);
-    let json = |m: &Option<serde_json::Map<String, serde_json::Value>>| {
-        m.as_ref()
-            .map(|m| serde_json::to_string(m).unwrap_or_default())
-    };
+    fn json(m: &Option<Box<serde_json::value::RawValue>>) -> Option<&str> {
+        m.as_deref().map(|r| r.get())
+    }
     for e in events {
         cols[0].append_value(&e.message_id);
         cols[1].append_value(&e.kind);
@@ -260,9 +259,7 @@ pub fn events(b: &RecordBatch, since: i64) -> Result<Vec<Event>> {
         |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
     let obj = |a: &arrow::array::StringArray, i: usize| {
         (!a.is_null(i))
-            .then(|| {
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(a.value(i)).ok()
-            })
+            .then(|| serde_json::value::RawValue::from_string(a.value(i).to_string()).ok())
             .flatten()
     };
     let mut out = Vec::new();

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::auth::Role;
 use super::config::EventSettings;
@@ -368,16 +368,12 @@ async fn collect(
     let mut kept = Vec::with_capacity(parsed.events.len());
     let mut rejected = Vec::new();
     let mut make_id = || server_id(received_at);
-    for (i, mut raw) in parsed.events.into_iter().enumerate() {
-        // `/v1/track` and the like name the call in the path.
-        if let (Some(Some(kind)), Value::Object(m)) = (call, &mut raw) {
-            m.entry("type").or_insert_with(|| json!(kind));
-        }
-        let message_id = raw.get("messageId").cloned();
+    for (i, raw) in parsed.events.iter().enumerate() {
         let checked = spec::event(
             raw,
-            parsed.context.as_ref(),
-            parsed.sent_at.as_ref(),
+            call.flatten(),
+            parsed.context,
+            parsed.sent_at,
             received_at,
             &mut make_id,
         )
@@ -393,7 +389,7 @@ async fn collect(
             }
             Err(m) => rejected.push(json!({
                 "index": i,
-                "messageId": message_id,
+                "messageId": spec::message_id_of(raw),
                 "status": 400,
                 "error": m,
             })),

@@ -40,11 +40,7 @@ impl LiveEvent {
             ts: e.ts,
             received_at: e.received_at,
             event: e.event.as_str().into(),
-            properties: e
-                .properties
-                .as_ref()
-                .and_then(|p| serde_json::to_string(p).ok())
-                .map(String::into_boxed_str),
+            properties: e.properties.as_deref().map(|p| p.get().into()),
         }
     }
 
