@@ -127,17 +127,11 @@ fn merge(dir: &Path, files: &[Compacted]) -> Result<()> {
     };
     let mut batches = Vec::new();
     for f in files {
-        let file =
-            std::fs::File::open(&f.path).map_err(|e| Error::io("cannot open", &f.path, e))?;
-        let reader =
-            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                file,
-            )
-            .and_then(|b| b.build())
-            .map_err(|e| Error::Other(format!("{}: {e}", f.path.display())))?;
-        for b in reader {
-            batches.push(b.map_err(|e| Error::Other(format!("{}: {e}", f.path.display())))?);
-        }
+        // Only this process merges or deletes files, so an input cannot vanish meanwhile.
+        let read = super::read::parquet_file(&f.path)?.ok_or_else(|| {
+            Error::Other(format!("{}: gone while being merged", f.path.display()))
+        })?;
+        batches.extend(read);
     }
     let target = super::compacted_path(dir, first.first, last.last);
     write_atomic(&target, &batches)?;

@@ -122,7 +122,7 @@ pub fn segment(path: &Path, bad: &mut Vec<BadLine>) -> Result<Option<Vec<RecordB
 }
 
 /// The batches of one compacted file; `None` when it is gone (merged meanwhile).
-fn parquet_file(path: &Path) -> Result<Option<Vec<RecordBatch>>> {
+pub(crate) fn parquet_file(path: &Path) -> Result<Option<Vec<RecordBatch>>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -184,8 +184,13 @@ pub fn read(dir: &Path) -> Result<Collected> {
             files: 0,
         });
     }
-    // A compaction or merge may finish between listing and reading; then list again. Each
-    // attempt reads nothing twice: files first, then the segments no file holds.
+    read_files(dir, &|_| false)
+}
+
+/// Every event in `dir`, leaving out the Parquet files `skip` names. A compaction or merge
+/// may finish between listing and reading; then the listing is taken again. Each attempt
+/// reads nothing twice: files first, then the segments no file holds.
+fn read_files(dir: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<Collected> {
     'attempt: for _ in 0..20 {
         let listed = |e: std::io::Error| Error::io("cannot list", dir, e);
         let segs = super::segments(dir).map_err(listed)?;
@@ -194,6 +199,9 @@ pub fn read(dir: &Path) -> Result<Collected> {
         let mut bad = Vec::new();
         let mut count = 0;
         for f in &files {
+            if skip(&f.path) {
+                continue;
+            }
             match parquet_file(&f.path)? {
                 Some(b) => batches.extend(b),
                 None => continue 'attempt,
@@ -291,9 +299,8 @@ pub fn events(b: &RecordBatch, since: i64) -> Result<Vec<Event>> {
 /// Collected events received at or after `since` (µs), in the order received. Parquet files
 /// last written before `since` hold none and are not read.
 pub fn recent(dir: &Path, since: i64) -> Result<Vec<Event>> {
-    let mut out = Vec::new();
     if !dir.exists() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     let old = |p: &Path| {
         std::fs::metadata(p)
@@ -302,43 +309,10 @@ pub fn recent(dir: &Path, since: i64) -> Result<Vec<Event>> {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .is_some_and(|d| (d.as_micros() as i64) < since)
     };
-    'attempt: for _ in 0..20 {
-        out.clear();
-        let listed = |e: std::io::Error| Error::io("cannot list", dir, e);
-        let segs = super::segments(dir).map_err(listed)?;
-        let files = super::covering(super::compacted(dir).map_err(listed)?);
-        let mut bad = Vec::new();
-        for f in &files {
-            if old(&f.path) {
-                continue;
-            }
-            match parquet_file(&f.path)? {
-                Some(batches) => {
-                    for b in &batches {
-                        out.extend(events(b, since)?);
-                    }
-                }
-                None => continue 'attempt,
-            }
-        }
-        for (n, path) in &segs {
-            if super::is_covered(&files, *n) {
-                continue;
-            }
-            match segment(path, &mut bad)? {
-                Some(batches) => {
-                    for b in &batches {
-                        out.extend(events(b, since)?);
-                    }
-                }
-                None => continue 'attempt,
-            }
-        }
-        out.sort_by_key(|e| e.received_at);
-        return Ok(out);
+    let mut out = Vec::new();
+    for b in &read_files(dir, &old)?.batches {
+        out.extend(events(b, since)?);
     }
-    Err(Error::Other(format!(
-        "{}: the collected events kept changing while being read (20 attempts)",
-        dir.display()
-    )))
+    out.sort_by_key(|e| e.received_at);
+    Ok(out)
 }

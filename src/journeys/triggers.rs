@@ -146,13 +146,17 @@ impl Engine {
         if self.journeys.is_empty() || events.is_empty() {
             return;
         }
-        let batch = match crate::event_log::read::batch(events) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!("triggers: {e}");
-                return;
-            }
-        };
+        match crate::event_log::read::batch(events) {
+            Ok(batch) => self.observe_rows(events, &batch),
+            Err(e) => tracing::warn!("triggers: {e}"),
+        }
+    }
+
+    /// [`Self::observe`] with the events' rows already made ([`crate::event_log::read::batch`]).
+    pub fn observe_rows(&mut self, events: &[Event], batch: &arrow::array::RecordBatch) {
+        if self.journeys.is_empty() {
+            return;
+        }
         for (row, e) in events.iter().enumerate() {
             let Some(who) = person(e) else { continue };
             for (j, journey) in self.journeys.iter().enumerate() {
@@ -161,12 +165,12 @@ impl Engine {
                     let cancels = self.armed.get(&key).is_some_and(|a| {
                         e.received_at >= a.trigger_at && e.received_at <= a.fire_at
                     });
-                    if cancels && u.matches(e, &batch, row) {
+                    if cancels && u.matches(e, batch, row) {
                         self.armed.remove(&key);
                         continue;
                     }
                 }
-                if journey.trigger.matches(e, &batch, row) {
+                if journey.trigger.matches(e, batch, row) {
                     self.armed.insert(
                         key,
                         Armed {

@@ -434,11 +434,19 @@ async fn collect(
         .map(|(e, _)| e)
         .collect();
     let accepted = written.len() + duplicates;
-    if let Some(t) = &s.triggered {
-        t.observe(&written);
-    }
     let added = c.live.add(&s.snapshot().index, &c.resolution, &written);
-    c.measures.observe(&written, &added.customers);
+    // The rows `where` and `value` expressions read, made once for triggers and measures.
+    if s.triggered.is_some() || !c.measures.is_empty() {
+        match crate::event_log::read::batch(&written) {
+            Ok(rows) => {
+                if let Some(t) = &s.triggered {
+                    t.observe_rows(&written, &rows);
+                }
+                c.measures.observe_rows(&written, &rows, &added.customers);
+            }
+            Err(e) => tracing::warn!("collected events for triggers and measures: {e}"),
+        }
+    }
     c.measures.tie(&added.tied);
     let status = if rejected.is_empty() {
         StatusCode::OK

@@ -172,6 +172,19 @@ impl Inner {
     }
 }
 
+/// The customer of an anonymous id: tied by a live event, else by the served identity graph.
+fn anonymous_customer(
+    ties: &HashMap<String, String>,
+    ix: &LookupIndex,
+    anonymous_id: &str,
+) -> Option<String> {
+    ties.get(anonymous_id).cloned().or_else(|| {
+        ix.by_identifier("cookie", anonymous_id)
+            .first()
+            .and_then(|row| ix.customer_id(*row))
+    })
+}
+
 /// What [`Live::add`] found.
 pub struct Added {
     /// The customer of each event, when known.
@@ -233,14 +246,9 @@ impl Live {
         for e in events {
             let named = Self::named_customer(ix, r, e);
             let anon = e.anonymous_id.as_deref();
-            let customer = named.clone().or_else(|| {
-                let a = anon?;
-                g.ties.get(a).cloned().or_else(|| {
-                    ix.by_identifier("cookie", a)
-                        .first()
-                        .and_then(|row| ix.customer_id(*row))
-                })
-            });
+            let customer = named
+                .clone()
+                .or_else(|| anonymous_customer(&g.ties, ix, anon?));
             let live = LiveEvent::of(e);
             match (&customer, anon) {
                 (Some(c), a) => {
@@ -277,11 +285,9 @@ impl Live {
         user_id: Option<&str>,
     ) -> Option<String> {
         if let Some(a) = anonymous_id {
-            if let Some(c) = self.tied(a) {
+            let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = anonymous_customer(&g.ties, ix, a) {
                 return Some(c);
-            }
-            if let Some(row) = ix.by_identifier("cookie", a).first() {
-                return ix.customer_id(*row);
             }
         }
         let (u, src) = (user_id?, r.user_source.as_ref()?);

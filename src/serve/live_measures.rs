@@ -122,9 +122,21 @@ impl LiveMeasures {
         if self.measures.is_empty() {
             return;
         }
-        let Ok(batch) = crate::event_log::read::batch(events) else {
+        if let Ok(batch) = crate::event_log::read::batch(events) {
+            self.observe_rows(events, &batch, customers);
+        }
+    }
+
+    /// [`Self::observe`] with the events' rows already made ([`crate::event_log::read::batch`]).
+    pub fn observe_rows(
+        &self,
+        events: &[Event],
+        batch: &arrow::array::RecordBatch,
+        customers: &[Option<String>],
+    ) {
+        if self.measures.is_empty() {
             return;
-        };
+        }
         let mut data = self.data.lock().unwrap_or_else(|e| e.into_inner());
         for (row, (e, customer)) in events.iter().zip(customers).enumerate() {
             let key = match (customer, &e.anonymous_id) {
@@ -133,16 +145,16 @@ impl LiveMeasures {
                 (None, None) => continue,
             };
             for (i, m) in self.measures.iter().enumerate() {
-                if !m.filter.matches(e, &batch, row) {
+                if !m.filter.matches(e, batch, row) {
                     continue;
                 }
                 let value = match (m.aggregate, &m.value) {
                     (Aggregate::Count, _) => Value::Null,
-                    (Aggregate::Last, Some(v)) => match v.text(&batch, row) {
+                    (Aggregate::Last, Some(v)) => match v.text(batch, row) {
                         Some(t) => json!(t),
                         None => continue,
                     },
-                    (_, Some(v)) => match v.number(&batch, row) {
+                    (_, Some(v)) => match v.number(batch, row) {
                         Some(n) => json!(n),
                         None => continue,
                     },

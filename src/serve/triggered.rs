@@ -213,6 +213,14 @@ impl Triggered {
         self.engine.lock().expect("engine").observe(events);
     }
 
+    /// [`Self::observe`] with the events' rows already made.
+    pub fn observe_rows(&self, events: &[Event], batch: &arrow::array::RecordBatch) {
+        self.engine
+            .lock()
+            .expect("engine")
+            .observe_rows(events, batch);
+    }
+
     /// How far back a restart replays collected events: the longest window, plus a minute.
     pub fn horizon(&self) -> Duration {
         self.engine.lock().expect("engine").horizon() + Duration::from_secs(60)
