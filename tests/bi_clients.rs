@@ -44,6 +44,7 @@ fn bi_and_app_clients_connect_unmodified() {
     let server = Server::start(project.path(), &[]);
     let (host, port) = server.pg.rsplit_once(':').unwrap();
 
+    browse_as_bi_tools(host, port);
     python_clients(host, port, champions, customers, members);
     jdbc(host, port, champions, customers, None);
     node(host, port, champions, customers);
@@ -107,6 +108,49 @@ fn bi_and_app_clients_connect_unmodified() {
         assert!(wrong.contains("password authentication failed"), "{r}");
     }
     jdbc("localhost", port, champions, customers, Some(login));
+}
+
+/// The schema-browsing queries of Metabase, Grafana, Superset and DBeaver
+/// (`tests/clients/bi_browse.sql`, in their shape) through psql: each runs and shows what it
+/// must.
+fn browse_as_bi_tools(host: &str, port: &str) {
+    if !have("psql", "psql", &["--version"]) {
+        return;
+    }
+    let text = std::fs::read_to_string(clients().join("bi_browse.sql")).unwrap();
+    let mut queries: Vec<(String, String, String)> = Vec::new();
+    for line in text.lines() {
+        let header = line
+            .strip_prefix("-- ")
+            .and_then(|h| h.split_once(": "))
+            .filter(|(name, _)| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        match (header, queries.last_mut()) {
+            (Some((name, expect)), _) => {
+                queries.push((name.to_string(), expect.to_string(), String::new()))
+            }
+            (None, Some((_, _, sql))) if !line.starts_with("--") => {
+                sql.push_str(line);
+                sql.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(queries.len() >= 10, "{} queries", queries.len());
+    for (name, expect, sql) in &queries {
+        let out = Command::new("psql")
+            .args([
+                "-X", "-A", "-t", "-h", host, "-p", port, "-U", "panorama", "-d", "panorama",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-c", sql.trim()])
+            .output()
+            .expect("psql runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(expect.as_str()),
+            "{name}: expected {expect:?} in\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn python_clients(host: &str, port: &str, champions: i64, customers: i64, members: i64) {
@@ -216,6 +260,16 @@ fn python_clients(host: &str, port: &str, champions: i64, customers: i64, member
         serde_json::json!([["unified_customers", "customer_id", "customer_id"]]),
         "{o}"
     );
+    // The key's index, one row per column in key order (it used to come with `UNKNOWN`
+    // columns read from the bytes of "1 2", or crash the driver).
+    assert_eq!(
+        o["statistics"],
+        serde_json::json!([
+            ["segment_members_pkey", "segment", 1, 0],
+            ["segment_members_pkey", "customer_id", 2, 0]
+        ]),
+        "{o}"
+    );
     assert!(refused(&o["write"]), "psqlODBC: {}", o["write"]);
     assert_eq!(o["after_write"], 1);
 
@@ -290,9 +344,11 @@ fn jdbc(host: &str, port: &str, champions: i64, customers: i64, login: Option<(&
     assert_eq!(got("functions"), "0", "{text}");
     assert_eq!(got("procedures"), "0", "{text}");
     assert_eq!(got("type_info"), "true", "{text}");
+    assert_eq!(got("udts"), "0", "{text}");
     assert_eq!(got("table_privileges"), "true", "{text}");
     assert_eq!(got("prepared"), champions.to_string(), "{text}");
     assert_eq!(got("autocommit_off"), customers.to_string(), "{text}");
+    assert_eq!(got("savepoint"), customers.to_string(), "{text}");
     assert!(got("write").contains("read-only"), "{text}");
     assert_eq!(got("after_write"), "1", "{text}");
 }
@@ -325,4 +381,71 @@ fn node(host: &str, port: &str, champions: i64, customers: i64) {
     assert_eq!(r["param"], champions.to_string(), "{r}");
     assert_eq!(r["cursor"], serde_json::json!([3, 3, true]), "{r}");
     assert_eq!(r["transaction"], customers.to_string(), "{r}");
+}
+
+/// `ROLLBACK TO SAVEPOINT` after a failed statement, over the extended protocol (Parse, Bind,
+/// Execute: what pgjdbc and psqlODBC send): the transaction goes on, as in PostgreSQL. It
+/// used to end there — pgwire takes the status from one response per Execute, and no kind of
+/// response goes from "failed" back to "in transaction".
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_to_savepoint_resumes_over_the_extended_protocol() {
+    use tokio_postgres::error::SqlState;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n",
+    );
+    write(&dir.join("people.csv"), "id,name\n1,Ann\n2,Bob\n");
+    ok(&["run", "-p", p(dir), "-q"]);
+    let server = Server::start(dir, &[]);
+    let (pg, connection) = tokio_postgres::connect(
+        &format!(
+            "postgres://panorama@{}/panorama",
+            server.pg.replace("127.0.0.1", "localhost")
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    // `execute` and `query` go through Parse/Bind/Execute, never the simple protocol.
+    let code = |e: tokio_postgres::Error| e.code().cloned();
+    pg.execute("BEGIN READ ONLY", &[]).await.unwrap();
+    pg.execute("SAVEPOINT a", &[]).await.unwrap();
+    assert!(pg.query("SELECT * FROM no_such_table", &[]).await.is_err());
+    let aborted = pg.query("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(code(aborted), Some(SqlState::IN_FAILED_SQL_TRANSACTION));
+    pg.execute("ROLLBACK TO SAVEPOINT a", &[]).await.unwrap();
+    // Open again, with bound parameters.
+    let rows = pg
+        .query("SELECT count(*) FROM people WHERE name = $1", &[&"Ann"])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 1);
+    // Still inside the block: the savepoint is kept and can be rolled back to again, a new
+    // one can be made (both refused outside a block), and COMMIT ends it.
+    pg.execute("ROLLBACK TO SAVEPOINT a", &[]).await.unwrap();
+    pg.execute("SAVEPOINT b", &[]).await.unwrap();
+    pg.execute("COMMIT", &[]).await.unwrap();
+    let outside = pg
+        .execute("ROLLBACK TO SAVEPOINT a", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(outside), Some(SqlState::NO_ACTIVE_SQL_TRANSACTION));
+    // A failure with no savepoint to go back to: only ROLLBACK ends the block.
+    pg.execute("BEGIN", &[]).await.unwrap();
+    assert!(pg.query("SELECT * FROM no_such_table", &[]).await.is_err());
+    let unknown = pg
+        .execute("ROLLBACK TO SAVEPOINT a", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(unknown), Some(SqlState::S_E_INVALID_SPECIFICATION));
+    let still = pg.query("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(code(still), Some(SqlState::IN_FAILED_SQL_TRANSACTION));
+    pg.execute("ROLLBACK", &[]).await.unwrap();
+    assert_eq!(
+        pg.query("SELECT count(*) FROM people", &[]).await.unwrap()[0].get::<_, i64>(0),
+        2
+    );
 }

@@ -201,6 +201,86 @@ fn peak_rss(pid: u32) -> u64 {
         * 1024
 }
 
+/// Everything a Flight SQL query returns, as text (batches' debug form), or its error.
+async fn flight_text(
+    flight: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+    sql: &str,
+) -> Result<String, String> {
+    use futures::StreamExt;
+    let info = flight
+        .execute(sql.to_string(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut stream = flight.do_get(ticket).await.map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    while let Some(batch) = stream.next().await {
+        text += &format!("{:?}", batch.map_err(|e| e.to_string())?);
+    }
+    Ok(text)
+}
+
+/// `EXPLAIN ANALYZE` was one thing on PostgreSQL (run, with metrics) and another on HTTP and
+/// Flight SQL (refused, as was every EXPLAIN). Now every protocol runs it as the query it is —
+/// under the same limits — and refuses it around a write alike.
+async fn explain_analyze_is_one_policy(
+    pg: &tokio_postgres::Client,
+    base: &str,
+    flight: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+) {
+    let sql = "EXPLAIN ANALYZE SELECT count(*) AS n FROM people WHERE name <> 'Zed'";
+    let simple = format!("{:?}", pg.simple_query(sql).await.unwrap());
+    let extended: String = pg
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}\n", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    let (status, http) = post_sql(base, sql).await;
+    assert_eq!(status, 200, "{http}");
+    let flight_plan = flight_text(flight, sql).await.unwrap();
+    for (protocol, text) in [
+        ("pg simple", simple),
+        ("pg extended", extended),
+        ("http", http.to_string()),
+        ("flight", flight_plan),
+    ] {
+        // Run, not only planned: the filter saw both rows and kept both.
+        assert!(text.contains("Plan with Metrics"), "{protocol}: {text}");
+        assert!(text.contains("output_rows=2"), "{protocol}: {text}");
+    }
+    // Around a write: refused everywhere, with the same words.
+    let write = "EXPLAIN ANALYZE INSERT INTO people VALUES ('3', 'Cy')";
+    let err = pg.simple_query(write).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+    );
+    let (status, body) = post_sql(base, write).await;
+    assert_eq!(status, 403, "{body}");
+    let flight_err = flight_text(flight, write).await.unwrap_err();
+    for (protocol, text) in [
+        ("pg", format!("{err:?}")),
+        ("http", body.to_string()),
+        ("flight", flight_err),
+    ] {
+        assert!(
+            text.contains("read-only: INSERT INTO is not allowed"),
+            "{protocol}: {text}"
+        );
+    }
+    // Run under the query's limits: a value past its memory is refused, not built.
+    let big = "EXPLAIN ANALYZE SELECT length(repeat('x', 1500000000))";
+    let err = format!("{:?}", pg.simple_query(big).await.unwrap_err());
+    assert!(err.contains("[serve] query_memory"), "{err}");
+    let (status, body) = post_sql(base, big).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(flight_error(flight, big)
+        .await
+        .contains("[serve] query_memory"));
+}
+
 /// `SELECT length(repeat('x', 1500000000))` peaked at 6 GB and `array_repeat(1, 1000000000)`
 /// at 16 GB on a server with `query_memory = "1G"`: functions built their result outside any
 /// pool. Now a result larger than the query's memory is refused before it is built, on every
@@ -235,6 +315,7 @@ async fn functions_cannot_build_values_past_the_querys_memory() {
         let err = flight_error(&mut flight, sql).await;
         assert!(err.contains("[serve] query_memory"), "{sql}: {err}");
     }
+    explain_analyze_is_one_policy(&pg, &base, &mut flight).await;
     // Within the limit the same functions answer.
     let (status, body) = post_sql(&base, "SELECT length(repeat('ab', 1000000)) AS n").await;
     assert_eq!(status, 200, "{body}");

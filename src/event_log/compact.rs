@@ -49,11 +49,13 @@ pub fn compact(dir: &Path, active: u64) -> Result<CompactReport> {
         .collect();
     if let (Some(first), Some(last)) = (sealed.first(), sealed.last()) {
         let (first, last) = (first.0, last.0);
-        let mut batches = Vec::new();
+        // One segment in memory at a time: each is written as soon as it is read.
+        let mut out = AtomicParquet::create(&super::compacted_path(dir, first, last))?;
         let mut bad = Vec::new();
         for (_, path) in &sealed {
-            if let Some(b) = super::read::segment(path, &mut bad)? {
-                batches.extend(b);
+            for b in super::read::segment(path, &mut bad)?.unwrap_or_default() {
+                report.events += b.num_rows();
+                out.write(&b)?;
             }
         }
         for b in &bad {
@@ -70,9 +72,8 @@ pub fn compact(dir: &Path, active: u64) -> Result<CompactReport> {
             }
         }
         report.bad_lines = bad.len();
-        report.events = batches.iter().map(|b| b.num_rows()).sum();
         report.segments = sealed.len();
-        write_atomic(&super::compacted_path(dir, first, last), &batches)?;
+        out.finish()?;
         for (_, path) in &sealed {
             std::fs::remove_file(path).map_err(|e| Error::io("cannot remove", path, e))?;
         }
@@ -93,31 +94,57 @@ pub fn compact(dir: &Path, active: u64) -> Result<CompactReport> {
     Ok(report)
 }
 
-/// Write `batches` to `path` through a `.tmp` beside it, fsync'd and renamed into place.
-fn write_atomic(path: &Path, batches: &[RecordBatch]) -> Result<()> {
-    let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-    let props = WriterProperties::builder()
-        // Level 1: collected JSON compresses ~8× either way; the default level cost a third
-        // more CPU for a few percent of size.
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-        .build();
-    let err = |e: datafusion::parquet::errors::ParquetError| {
-        Error::Other(format!("{}: {e}", tmp.display()))
-    };
-    let mut writer = ArrowWriter::try_new(file, super::read::schema(), Some(props)).map_err(err)?;
-    for b in batches {
-        writer.write(b).map_err(err)?;
+/// A Parquet file written through a `.tmp` beside it, its data pushed to disk as it goes
+/// ([`super::PacedFile`]), fsync'd and renamed into place by [`AtomicParquet::finish`].
+struct AtomicParquet {
+    path: PathBuf,
+    tmp: PathBuf,
+    writer: ArrowWriter<super::PacedFile>,
+}
+
+impl AtomicParquet {
+    fn create(path: &Path) -> Result<Self> {
+        let tmp = path.with_extension("parquet.tmp");
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        let props = WriterProperties::builder()
+            // Level 1: collected JSON compresses ~8× either way; the default level cost a
+            // third more CPU for a few percent of size.
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+            .build();
+        let writer = ArrowWriter::try_new(
+            super::PacedFile::new(file),
+            super::read::schema(),
+            Some(props),
+        )
+        .map_err(|e| Error::Other(format!("{}: {e}", tmp.display())))?;
+        Ok(AtomicParquet {
+            path: path.to_path_buf(),
+            tmp,
+            writer,
+        })
     }
-    let file = writer.into_inner().map_err(err)?;
-    file.sync_all()
-        .map_err(|e| Error::io("cannot sync", &tmp, e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot rename", &tmp, e))?;
-    if let Some(parent) = path.parent() {
-        super::sync_dir(parent).map_err(|e| Error::io("cannot sync", parent, e))?;
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer
+            .write(batch)
+            .map_err(|e| Error::Other(format!("{}: {e}", self.tmp.display())))
     }
-    Ok(())
+
+    fn finish(self) -> Result<()> {
+        let AtomicParquet { path, tmp, writer } = self;
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::Other(format!("{}: {e}", tmp.display())))?
+            .file;
+        file.sync_all()
+            .map_err(|e| Error::io("cannot sync", &tmp, e))?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot rename", &tmp, e))?;
+        if let Some(parent) = path.parent() {
+            super::sync_dir(parent).map_err(|e| Error::io("cannot sync", parent, e))?;
+        }
+        Ok(())
+    }
 }
 
 /// Merge `files` (contiguous ranges, ascending) into one.
@@ -125,16 +152,17 @@ fn merge(dir: &Path, files: &[Compacted]) -> Result<()> {
     let (Some(first), Some(last)) = (files.first(), files.last()) else {
         return Ok(());
     };
-    let mut batches = Vec::new();
+    let mut out = AtomicParquet::create(&super::compacted_path(dir, first.first, last.last))?;
     for f in files {
         // Only this process merges or deletes files, so an input cannot vanish meanwhile.
         let read = super::read::parquet_file(&f.path)?.ok_or_else(|| {
             Error::Other(format!("{}: gone while being merged", f.path.display()))
         })?;
-        batches.extend(read);
+        for b in &read {
+            out.write(b)?;
+        }
     }
-    let target = super::compacted_path(dir, first.first, last.last);
-    write_atomic(&target, &batches)?;
+    out.finish()?;
     for f in files {
         std::fs::remove_file(&f.path).map_err(|e| Error::io("cannot remove", &f.path, e))?;
     }

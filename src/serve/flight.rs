@@ -105,13 +105,7 @@ impl PanoramaFlight {
         let statements = datafusion::sql::parser::DFParser::parse_sql(sql)
             .map_err(|e| Status::invalid_argument(format!("SQL: {e}")))?;
         for s in &statements {
-            let why = match s {
-                datafusion::sql::parser::Statement::Statement(s) => limits::refuse(s),
-                _ => Some(
-                    "panorama serve is read-only: only SELECT, WITH and EXPLAIN are allowed".into(),
-                ),
-            };
-            if let Some(why) = why {
+            if let Some(why) = limits::refuse_parsed(s) {
                 Metrics::count(&self.serving.metrics.refused);
                 return Err(Status::permission_denied(why));
             }

@@ -143,17 +143,35 @@ pub fn refuse(statement: &Statement) -> Option<String> {
     if allowed {
         return None;
     }
-    let text = statement.to_string();
+    Some(not_allowed(&statement.to_string()))
+}
+
+/// [`refuse`] for a statement read by DataFusion's parser (HTTP, Flight SQL), which reads
+/// `EXPLAIN` (with or without `ANALYZE`) and a few statements of its own itself: an EXPLAIN is
+/// judged by the statement it explains, on every protocol alike. `EXPLAIN ANALYZE` runs that
+/// statement, so it is a query like any other — the same deadline, memory and turn.
+pub fn refuse_parsed(statement: &datafusion::sql::parser::Statement) -> Option<String> {
+    use datafusion::sql::parser::Statement as D;
+    match statement {
+        D::Statement(s) => refuse(s),
+        D::Explain(e) => refuse_parsed(&e.statement),
+        D::Reset(_) => None,
+        D::CreateExternalTable(_) | D::CopyTo(_) => Some(not_allowed(&statement.to_string())),
+    }
+}
+
+/// The refusal of a statement that writes, naming its first two words.
+fn not_allowed(text: &str) -> String {
     let verb: String = text
         .split_whitespace()
         .take(2)
         .collect::<Vec<_>>()
         .join(" ")
         .to_uppercase();
-    Some(format!(
+    format!(
         "panorama serve is read-only: {verb} is not allowed (only SELECT, WITH, EXPLAIN, SHOW and SET); \
          change data with `panorama run` and the project's config"
-    ))
+    )
 }
 
 /// DataFusion's own check of a planned statement: no DDL, no DML (which covers COPY TO).
@@ -492,6 +510,41 @@ mod tests {
         ] {
             let msg = check(bad).unwrap_or_else(|| panic!("{bad} passed"));
             assert!(msg.contains("read-only"), "{msg}");
+        }
+    }
+
+    /// HTTP and Flight SQL read statements with DataFusion's parser, which reads EXPLAIN
+    /// itself: they refused every EXPLAIN while PostgreSQL clients could run them.
+    #[test]
+    fn explain_is_judged_alike_by_both_parsers() {
+        let df = |sql: &str| {
+            let parsed = datafusion::sql::parser::DFParser::parse_sql(sql).unwrap();
+            refuse_parsed(&parsed[0])
+        };
+        for sql in [
+            "SELECT 1",
+            "EXPLAIN SELECT 1",
+            "EXPLAIN ANALYZE SELECT 1",
+            "EXPLAIN ANALYZE VERBOSE SELECT 1",
+        ] {
+            assert_eq!(df(sql), None, "{sql}");
+            assert_eq!(check(sql), None, "{sql}");
+        }
+        for sql in [
+            "EXPLAIN ANALYZE INSERT INTO t VALUES (1)",
+            "EXPLAIN INSERT INTO t VALUES (1)",
+        ] {
+            let refused = df(sql).unwrap_or_else(|| panic!("{sql} passed"));
+            assert_eq!(Some(refused.clone()), check(sql), "{sql}");
+            assert!(refused.contains("INSERT INTO is not allowed"), "{refused}");
+        }
+        for sql in [
+            "COPY customers TO '/tmp/x.csv'",
+            "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+            "EXPLAIN ANALYZE COPY customers TO '/tmp/x.csv'",
+        ] {
+            let refused = df(sql).unwrap_or_else(|| panic!("{sql} passed"));
+            assert!(refused.contains("read-only"), "{refused}");
         }
     }
 

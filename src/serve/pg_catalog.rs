@@ -40,6 +40,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::error::{Error, Result};
 use crate::table_catalog::TableDoc;
+use datafusion_postgres::pgwire;
 
 /// `pg_class`'s OID in PostgreSQL: `pg_description.classoid` of tables and columns when
 /// the catalog does not list pg_class itself.
@@ -175,6 +176,81 @@ fn utf8(s: Option<String>) -> ScalarValue {
     ScalarValue::Utf8(s)
 }
 
+/// What a computed `::regclass` cast becomes (see the rewrite): the OID of a relation named
+/// `name`, `schema.name` or with quoted parts; NULL when there is none (PostgreSQL would
+/// fail; a catalog query then shows nothing for it).
+const REGCLASS_FUNCTION: &str = "panorama_regclass";
+
+fn regclass_oid(oids: &HashMap<(String, String), i32>, name: &str) -> Option<i32> {
+    let part = |p: &str| match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => p.to_lowercase(),
+    };
+    match name.split_once('.') {
+        Some((schema, table)) if !name.starts_with('"') || schema.ends_with('"') => {
+            oids.get(&(part(schema), part(table))).copied()
+        }
+        _ => ["public", "pg_catalog"]
+            .iter()
+            .find_map(|schema| oids.get(&(schema.to_string(), part(name))).copied()),
+    }
+}
+
+/// PostgreSQL's `format(template, args…)`: `%s` (text, NULL as nothing), `%I` (an identifier,
+/// quoted when it must be), `%L` (a literal, NULL unquoted), `%%`, each optionally with an
+/// argument position (`%2$s`). Widths and the `-` flag are not read.
+fn pg_format(template: &str, args: &[Option<String>]) -> DfResult<String> {
+    let mut out = String::new();
+    let mut next = 0usize;
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit() || **d == '$') {
+            spec.push(*d);
+            chars.next();
+        }
+        let kind = chars.next();
+        if kind == Some('%') && spec.is_empty() {
+            out.push('%');
+            continue;
+        }
+        let index = match spec.strip_suffix('$') {
+            Some(n) => n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(|n| n - 1)
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Execution(format!(
+                        "format: bad argument position %{spec}"
+                    ))
+                })?,
+            None => next,
+        };
+        next = index + 1;
+        let Some(value) = args.get(index) else {
+            return exec_err!("format: too few arguments for {template:?}");
+        };
+        match kind {
+            Some('s') => out.push_str(value.as_deref().unwrap_or("")),
+            Some('I') => match value {
+                Some(v) => out.push_str(&quote(v)),
+                None => return exec_err!("format: NULL cannot be an identifier (%I)"),
+            },
+            Some('L') => match value {
+                Some(v) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                None => out.push_str("NULL"),
+            },
+            other => return exec_err!("format: unknown conversion %{}", other.unwrap_or(' ')),
+        }
+    }
+    Ok(out)
+}
+
 /// `current_setting(name [, missing_ok])` over one session's settings.
 pub fn current_setting_udf(settings: BTreeMap<String, String>) -> ScalarUDF {
     function(
@@ -266,6 +342,20 @@ fn generic_functions(type_oids: HashMap<String, i32>) -> Vec<ScalarUDF> {
                     Some(e) => like_escape(&p, e),
                     None => p,
                 })))
+            },
+        ),
+        // PostgreSQL's `format` (Metabase names tables `format('%I.%I', schema, table)`).
+        function(
+            "format",
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            |a| {
+                let Some(template) = text(&a[0]) else {
+                    return Ok(utf8(None));
+                };
+                let args: Vec<Option<String>> = a[1..].iter().map(text).collect();
+                pg_format(&template, &args).map(|s| utf8(Some(s)))
             },
         ),
         // No column is backed by a sequence.
@@ -940,6 +1030,28 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
         .first()
         .map(|o| *o as i32)
         .unwrap_or(PG_CLASS_OID);
+    let (_, classes) = collect(
+        ctx,
+        "SELECT n.nspname, c.relname, c.oid FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid",
+    )
+    .await?;
+    let class_oids: HashMap<(String, String), i32> = strings(&classes, 0)
+        .into_iter()
+        .zip(strings(&classes, 1))
+        .zip(ints(&classes, 2))
+        .filter_map(|((n, c), o)| Some(((n?, c?), o as i32)))
+        .collect();
+    ctx.register_udf(function(
+        REGCLASS_FUNCTION,
+        &[1],
+        DataType::Int32,
+        Volatility::Stable,
+        move |a| {
+            let oid = text(&a[0]).and_then(|name| regclass_oid(&class_oids, &name));
+            Ok(ScalarValue::Int32(oid))
+        },
+    ));
     let declared = Arc::new(Declared::build(docs, &relations, &kinds, class_oid));
     for f in declared.functions() {
         ctx.register_udf(f);
@@ -1028,8 +1140,176 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
     let inner = catalog
         .schema("pg_catalog")
         .ok_or_else(|| Error::Other("pg_catalog: not set up".into()))?;
+    catalog.register_schema(
+        "pg_catalog",
+        Arc::new(PgCatalogOverlay {
+            inner: inner.clone(),
+            replaced: replaced.clone(),
+        }),
+    )?;
+    // information_schema as PostgreSQL has it, read from the catalog just made.
+    for (name, sql) in INFORMATION_SCHEMA {
+        let (schema, batches) = collect(ctx, sql).await?;
+        replaced.insert(
+            information_schema_table(name),
+            Arc::new(MemTable::try_new(schema, vec![batches])?),
+        );
+    }
     catalog.register_schema("pg_catalog", Arc::new(PgCatalogOverlay { inner, replaced }))?;
     Ok(())
+}
+
+/// `information_schema` views PostgreSQL clients read in PostgreSQL's shape, which
+/// DataFusion's own differ from or lack: `columns` with PostgreSQL's type names (`text`,
+/// `bigint`, `timestamp without time zone`: Grafana picks time columns by them; DataFusion
+/// says `Utf8`, `Timestamp(ns)`), `udt_name`, `is_identity`, `is_generated`; and the key
+/// views Metabase and Superset read primary and foreign keys from. PostgreSQL connections
+/// read them in place of DataFusion's ([`information_schema_table`]); Flight SQL, HTTP and
+/// the CLI keep DataFusion's.
+const INFORMATION_SCHEMA: &[(&str, &str)] = &[
+    (
+        "columns",
+        "SELECT 'panorama' AS table_catalog, n.nspname AS table_schema, c.relname AS table_name, \
+           a.attname AS column_name, CAST(a.attnum AS INT) AS ordinal_position, \
+           CAST(NULL AS VARCHAR) AS column_default, \
+           CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END AS is_nullable, \
+           CASE WHEN t.typname LIKE '\\_%' THEN 'ARRAY' \
+                WHEN t.typname = 'int8' THEN 'bigint' WHEN t.typname = 'int4' THEN 'integer' \
+                WHEN t.typname = 'int2' THEN 'smallint' WHEN t.typname = 'float8' THEN 'double precision' \
+                WHEN t.typname = 'float4' THEN 'real' WHEN t.typname = 'bool' THEN 'boolean' \
+                WHEN t.typname = 'varchar' THEN 'character varying' WHEN t.typname = 'bpchar' THEN 'character' \
+                WHEN t.typname = 'timestamp' THEN 'timestamp without time zone' \
+                WHEN t.typname = 'timestamptz' THEN 'timestamp with time zone' \
+                WHEN t.typname = 'time' THEN 'time without time zone' \
+                WHEN t.typname IS NULL THEN 'text' ELSE t.typname END AS data_type, \
+           CAST(NULL AS INT) AS character_maximum_length, CAST(NULL AS INT) AS character_octet_length, \
+           CAST(CASE t.typname WHEN 'int8' THEN 64 WHEN 'int4' THEN 32 WHEN 'int2' THEN 16 \
+                WHEN 'float8' THEN 53 WHEN 'float4' THEN 24 END AS INT) AS numeric_precision, \
+           CAST(CASE WHEN t.typname IN ('int8', 'int4', 'int2', 'float8', 'float4') THEN 2 END AS INT) \
+             AS numeric_precision_radix, \
+           CAST(CASE WHEN t.typname IN ('int8', 'int4', 'int2') THEN 0 END AS INT) AS numeric_scale, \
+           CAST(CASE WHEN t.typname IN ('timestamp', 'timestamptz', 'time') THEN 6 \
+                WHEN t.typname = 'date' THEN 0 END AS INT) AS datetime_precision, \
+           'panorama' AS udt_catalog, 'pg_catalog' AS udt_schema, coalesce(t.typname, 'text') AS udt_name, \
+           CAST(a.attnum AS INT) AS dtd_identifier, 'NO' AS is_self_referencing, 'NO' AS is_identity, \
+           'NEVER' AS is_generated, 'NO' AS is_updatable \
+         FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_class c ON a.attrelid = c.oid \
+         JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
+         LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         WHERE a.attnum > 0 AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
+    ),
+    (
+        "table_constraints",
+        "SELECT 'panorama' AS constraint_catalog, n.nspname AS constraint_schema, \
+           con.conname AS constraint_name, 'panorama' AS table_catalog, n.nspname AS table_schema, \
+           c.relname AS table_name, \
+           CASE con.contype WHEN 'p' THEN 'PRIMARY KEY' WHEN 'f' THEN 'FOREIGN KEY' \
+                WHEN 'u' THEN 'UNIQUE' WHEN 'c' THEN 'CHECK' END AS constraint_type, \
+           'NO' AS is_deferrable, 'NO' AS initially_deferred, 'YES' AS enforced \
+         FROM pg_catalog.pg_constraint con \
+         JOIN pg_catalog.pg_class c ON con.conrelid = c.oid \
+         JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid",
+    ),
+    (
+        "key_column_usage",
+        "SELECT 'panorama' AS constraint_catalog, n.nspname AS constraint_schema, \
+           con.conname AS constraint_name, 'panorama' AS table_catalog, n.nspname AS table_schema, \
+           c.relname AS table_name, a.attname AS column_name, \
+           CAST(array_position(con.conkey, a.attnum) AS INT) AS ordinal_position, \
+           CAST(CASE WHEN con.contype = 'f' THEN array_position(con.conkey, a.attnum) END AS INT) \
+             AS position_in_unique_constraint \
+         FROM pg_catalog.pg_constraint con \
+         JOIN pg_catalog.pg_class c ON con.conrelid = c.oid \
+         JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND array_has(con.conkey, a.attnum) \
+         WHERE con.contype IN ('p', 'f', 'u')",
+    ),
+    (
+        "referential_constraints",
+        "SELECT 'panorama' AS constraint_catalog, n.nspname AS constraint_schema, \
+           con.conname AS constraint_name, 'panorama' AS unique_constraint_catalog, \
+           n.nspname AS unique_constraint_schema, pk.conname AS unique_constraint_name, \
+           'NONE' AS match_option, 'NO ACTION' AS update_rule, 'NO ACTION' AS delete_rule \
+         FROM pg_catalog.pg_constraint con \
+         JOIN pg_catalog.pg_class c ON con.conrelid = c.oid \
+         JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
+         LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = con.confrelid AND pk.contype = 'p' \
+         WHERE con.contype = 'f'",
+    ),
+    (
+        "constraint_column_usage",
+        "SELECT 'panorama' AS table_catalog, n.nspname AS table_schema, rc.relname AS table_name, \
+           a.attname AS column_name, 'panorama' AS constraint_catalog, \
+           n.nspname AS constraint_schema, con.conname AS constraint_name \
+         FROM pg_catalog.pg_constraint con \
+         JOIN pg_catalog.pg_class rc \
+           ON rc.oid = CASE WHEN con.contype = 'f' THEN con.confrelid ELSE con.conrelid END \
+         JOIN pg_catalog.pg_namespace n ON rc.relnamespace = n.oid \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = rc.oid \
+          AND array_has(CASE WHEN con.contype = 'f' THEN con.confkey ELSE con.conkey END, a.attnum)",
+    ),
+];
+
+/// Functions PostgreSQL clients call in FROM that return one value, not rows (Grafana's table
+/// list: `FROM generate_series(…) AS i, string_to_array(current_setting('search_path'), ',')
+/// AS parts`). PostgreSQL reads such a call as one row of one column named by its alias;
+/// DataFusion looks for a table function of that name.
+const SCALAR_IN_FROM: &[&str] = &[
+    "string_to_array",
+    "regexp_split_to_array",
+    "current_schemas",
+];
+
+/// `f(args) AS a` in FROM, `f` in [`SCALAR_IN_FROM`] → `(SELECT f(args) AS a) AS a`.
+fn scalar_function_in_from(factor: &ast::TableFactor) -> Option<ast::TableFactor> {
+    let ast::TableFactor::Table {
+        name,
+        alias,
+        args: Some(args),
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    let function = name.0.last()?.to_string().to_lowercase();
+    if name.0.len() > 2 || !SCALAR_IN_FROM.contains(&function.as_str()) {
+        return None;
+    }
+    let alias = alias.clone().unwrap_or(ast::TableAlias {
+        explicit: true,
+        name: ast::Ident::new(function),
+        columns: vec![],
+        at: None,
+    });
+    let column = alias.columns.first().map_or(&alias.name, |c| &c.name);
+    let call = args
+        .args
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let subquery = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(&format!("SELECT {name}({call}) AS {column}"))
+    .and_then(|mut p| p.parse_query())
+    .ok()?;
+    Some(ast::TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(ast::TableAlias {
+            columns: vec![],
+            ..alias
+        }),
+        sample: None,
+    })
+}
+
+/// Where a PostgreSQL connection reads `information_schema.<name>` from, for the views of
+/// [`INFORMATION_SCHEMA`]: a table of the `pg_catalog` overlay, not listed in `pg_class`.
+fn information_schema_table(name: &str) -> String {
+    format!("information_schema_{name}")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1144,6 +1424,68 @@ fn expr(sql: &str) -> Expr {
 /// DataFusion's lists from 1.
 const ZERO_BASED: &[&str] = &["indkey", "indoption", "indclass", "indcollation"];
 
+/// The wire type of a `pg_index` vector column as this server sends it (the rewrite above
+/// makes the text, "1 2"): `int2vector` or `oidvector`, as in PostgreSQL. psqlODBC's
+/// SQLStatistics binds `indkey` and `indoption` with the C type the column's type implies:
+/// sent as `text`, it copied the characters into its array of shorts and read their bytes as
+/// the key's length ("1 2" → 8,241 columns), reporting `UNKNOWN` columns or crashing.
+fn vector_type(column: &str) -> Option<pgwire::api::Type> {
+    use pgwire::api::Type;
+    match column {
+        "indkey" | "indoption" => Some(Type::INT2_VECTOR),
+        "indclass" | "indcollation" => Some(Type::OID_VECTOR),
+        _ => None,
+    }
+}
+
+/// `fields` with each text column named as a `pg_index` vector column typed as that vector
+/// ([`vector_type`]); `None` when there is none.
+pub fn vector_types(
+    fields: &[pgwire::api::results::FieldInfo],
+) -> Option<Vec<pgwire::api::results::FieldInfo>> {
+    use pgwire::api::results::FieldInfo;
+    use pgwire::api::Type;
+    let typed = |f: &FieldInfo| {
+        (*f.datatype() == Type::TEXT)
+            .then(|| vector_type(f.name()))
+            .flatten()
+    };
+    if !fields.iter().any(|f| typed(f).is_some()) {
+        return None;
+    }
+    Some(
+        fields
+            .iter()
+            .map(|f| match typed(f) {
+                Some(t) => FieldInfo::new(
+                    f.name().to_string(),
+                    f.table_id(),
+                    f.column_id(),
+                    t,
+                    f.format(),
+                ),
+                None => f.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// A response whose rows carry `pg_index` vector columns, with their types ([`vector_types`]).
+pub fn with_vector_types(
+    response: pgwire::api::results::Response,
+) -> pgwire::api::results::Response {
+    use pgwire::api::results::Response;
+    match response {
+        Response::Query(mut q) => {
+            if let Some(fields) = vector_types(&q.row_schema) {
+                q.row_schema = std::sync::Arc::new(fields);
+            }
+            Response::Query(q)
+        }
+        other => other,
+    }
+}
+
 /// Boolean columns of the catalog (`indisprimary`, `attisdropped`, `attnotnull`,
 /// `relhasindex`, …), which clients compare with `'t'`.
 fn is_catalog_flag(column: &str) -> bool {
@@ -1176,6 +1518,69 @@ fn expanded_array(e: &Expr) -> Option<String> {
 
 impl VisitorMut for Rewriter {
     type Break = ();
+
+    /// `information_schema.<view>` → the PostgreSQL-shaped table of [`INFORMATION_SCHEMA`],
+    /// keeping the view's name as the alias so `columns.column_name` still resolves.
+    fn pre_visit_table_factor(
+        &mut self,
+        factor: &mut ast::TableFactor,
+    ) -> std::ops::ControlFlow<()> {
+        if let Some(derived) = scalar_function_in_from(factor) {
+            *factor = derived;
+            self.changed = true;
+            return std::ops::ControlFlow::Continue(());
+        }
+        // `generate_series(…) AS i`: in PostgreSQL `i` names the column too (`parts[i]`);
+        // DataFusion calls it `value`.
+        if let ast::TableFactor::Table {
+            name,
+            alias: Some(alias),
+            args: Some(_),
+            ..
+        } = factor
+        {
+            let series = name
+                .0
+                .last()
+                .is_some_and(|n| n.to_string().eq_ignore_ascii_case("generate_series"));
+            if series && alias.columns.is_empty() {
+                alias.columns = vec![ast::TableAliasColumnDef {
+                    name: alias.name.clone(),
+                    data_type: None,
+                }];
+                self.changed = true;
+            }
+        }
+        if let ast::TableFactor::Table {
+            name, alias, args, ..
+        } = factor
+        {
+            let parts: Vec<String> = name
+                .0
+                .iter()
+                .map(|p| p.to_string().to_lowercase())
+                .collect();
+            if let [schema, view] = parts.as_slice() {
+                let known = INFORMATION_SCHEMA.iter().any(|(v, _)| v == view);
+                if schema == "information_schema" && known && args.is_none() {
+                    if alias.is_none() {
+                        *alias = Some(ast::TableAlias {
+                            explicit: true,
+                            name: ast::Ident::new(view.clone()),
+                            columns: vec![],
+                            at: None,
+                        });
+                    }
+                    *name = ast::ObjectName::from(vec![
+                        ast::Ident::new("pg_catalog"),
+                        ast::Ident::new(information_schema_table(view)),
+                    ]);
+                    self.changed = true;
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
 
     fn post_visit_query(&mut self, query: &mut ast::Query) -> std::ops::ControlFlow<()> {
         if let ast::SetExpr::Select(select) = query.body.as_mut() {
@@ -1212,6 +1617,7 @@ impl VisitorMut for Rewriter {
                 {
                     self.changed |= aggregate_scalar_subqueries(e);
                     self.changed |= in_subqueries_to_arrays(e);
+                    self.changed |= exists_to_counts(e);
                     // generate_series in a select list returns rows in PostgreSQL, one list
                     // in DataFusion.
                     if matches!(e, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("generate_series"))
@@ -1231,6 +1637,39 @@ impl VisitorMut for Rewriter {
     }
 
     fn post_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<Self::Break> {
+        // `<expression>::regclass` of a computed name (Metabase: `format('%I.%I', schema,
+        // table)::regclass`): datafusion-pg-catalog looks up literals and parameters only, and
+        // DataFusion would cast the text to an integer.
+        if let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = e
+        {
+            let regclass = data_type
+                .to_string()
+                .to_lowercase()
+                .trim_start_matches("pg_catalog.")
+                == "regclass";
+            if regclass && !matches!(inner.as_ref(), Expr::Value(_)) {
+                let name = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                *e = call(REGCLASS_FUNCTION, vec![name]);
+                self.changed = true;
+                return std::ops::ControlFlow::Continue(());
+            }
+        }
+        // `user` is `current_user` in PostgreSQL (Grafana's search-path expansion);
+        // datafusion-pg-catalog renames `current_user` to `session_user`, not `user`.
+        if let Expr::Function(f) = e {
+            let bare_user = matches!(f.args, FunctionArguments::None)
+                && f.name.0.len() == 1
+                && f.name.to_string().eq_ignore_ascii_case("user");
+            if bare_user {
+                f.name = ast::ObjectName::from(vec![ast::Ident::new("session_user")]);
+                self.changed = true;
+                return std::ops::ControlFlow::Continue(());
+            }
+        }
         let replacement = match e {
             Expr::Like {
                 pattern,
@@ -1430,6 +1869,40 @@ fn in_subqueries_to_arrays(e: &mut Expr) -> bool {
             } else {
                 test
             });
+            changed = true;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    changed
+}
+
+/// `EXISTS (subquery)` in a select list (Superset's has-table check), which DataFusion plans
+/// only as a filter ("Physical plan does not support logical expression Exists"): a count of
+/// the subquery's rows compared with 0 — its select list replaced by `count(*)` when it is a
+/// plain SELECT, so a correlated one becomes an aggregating scalar subquery DataFusion turns
+/// into a join; else counted as a derived table.
+fn exists_to_counts(e: &mut Expr) -> bool {
+    let mut changed = false;
+    let _ = ast::visit_expressions_mut(e, |x| {
+        if let Expr::Exists { subquery, negated } = x {
+            let plain = subquery.limit_clause.is_none()
+                && subquery.order_by.is_none()
+                && subquery.with.is_none()
+                && matches!(subquery.body.as_ref(), ast::SetExpr::Select(s)
+                    if s.having.is_none()
+                        && s.distinct.is_none()
+                        && matches!(&s.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty()));
+            let count = if plain {
+                let mut q = subquery.clone();
+                if let ast::SetExpr::Select(s) = q.body.as_mut() {
+                    s.projection = vec![ast::SelectItem::UnnamedExpr(expr("count(*)"))];
+                }
+                format!("({q})")
+            } else {
+                format!("(SELECT count(*) FROM ({subquery}) AS exists_subquery)")
+            };
+            let op = if *negated { "=" } else { ">" };
+            *x = expr(&format!("({count} {op} 0)"));
             changed = true;
         }
         std::ops::ControlFlow::<()>::Continue(())
@@ -1700,6 +2173,26 @@ fn predicate_subqueries_to_exists(e: &mut Expr) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn format_as_postgresql() {
+        let a = |v: &[Option<&str>]| v.iter().map(|s| s.map(str::to_string)).collect::<Vec<_>>();
+        assert_eq!(
+            pg_format("%I.%I", &a(&[Some("public"), Some("Segment Members")])).unwrap(),
+            "public.\"Segment Members\""
+        );
+        assert_eq!(
+            pg_format("%s = %L or %L, 100%%", &a(&[Some("x"), Some("it's"), None])).unwrap(),
+            "x = 'it''s' or NULL, 100%"
+        );
+        assert_eq!(
+            pg_format("%2$s %1$s %s", &a(&[Some("a"), Some("b")])).unwrap(),
+            "b a b"
+        );
+        assert!(pg_format("%s %s", &a(&[Some("a")])).is_err());
+        assert!(pg_format("%I", &a(&[None])).is_err());
+    }
+
     use super::*;
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;

@@ -259,6 +259,8 @@ pub struct Answer {
     pub responses: Vec<Response>,
     /// Settings whose value changed: sent to the client as `ParameterStatus`.
     pub reported: Vec<(String, String)>,
+    /// `ROLLBACK TO SAVEPOINT` recovered an aborted transaction: it is open again.
+    pub resumes: bool,
 }
 
 impl Answer {
@@ -266,8 +268,30 @@ impl Answer {
         Answer {
             responses: vec![r],
             reported: vec![],
+            resumes: false,
         }
     }
+}
+
+/// Set by an Execute whose `ROLLBACK TO SAVEPOINT` recovered an aborted transaction, taken
+/// once the Execute is answered (see `pgwire`'s `on_execute`).
+#[derive(Default)]
+struct Resumed(std::sync::atomic::AtomicBool);
+
+/// Remember that this connection's transaction is open again once the current Execute ends.
+pub fn mark_resumed<C: ClientInfo + ?Sized>(client: &C) {
+    let resumed = client
+        .session_extensions()
+        .get_or_insert_with(Resumed::default);
+    resumed.0.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the Execute just answered recovered the transaction (and forget it).
+pub fn take_resumed<C: ClientInfo + ?Sized>(client: &C) -> bool {
+    client
+        .session_extensions()
+        .get::<Resumed>()
+        .is_some_and(|r| r.0.swap(false, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn rows(columns: &[String], values: Vec<Vec<String>>) -> PgWireResult<Response> {
@@ -295,9 +319,10 @@ fn rows(columns: &[String], values: Vec<Vec<String>>) -> PgWireResult<Response> 
 ///
 /// `ROLLBACK TO SAVEPOINT` in an aborted transaction must leave it open and usable again;
 /// pgwire derives the status only from the responses' kinds and cannot go from "failed" to
-/// "in transaction" directly, so that one answer is a `TransactionEnd` followed by a
-/// `TransactionStart` (two command tags, both `ROLLBACK`), which libpq-based clients read
-/// as one result each.
+/// "in transaction" directly, so over the simple protocol that one answer is a
+/// `TransactionEnd` followed by a `TransactionStart` (two command tags, both `ROLLBACK`),
+/// which libpq-based clients read as one result each. An Execute (extended protocol) has one
+/// response: it answers `ROLLBACK` and sets the status itself afterwards ([`Answer::resumes`]).
 pub fn answer<C: ClientInfo + ?Sized>(
     client: &mut C,
     statement: &SessionStatement,
@@ -371,7 +396,8 @@ pub fn answer<C: ClientInfo + ?Sized>(
             } else {
                 // The savepoint stays, ready to be rolled back to again.
                 points.truncate(at + 1);
-                let responses = if status == TransactionStatus::Error {
+                let resumes = status == TransactionStatus::Error;
+                let responses = if resumes {
                     vec![
                         Response::TransactionEnd(Tag::new("ROLLBACK")),
                         Response::TransactionStart(Tag::new("ROLLBACK")),
@@ -382,6 +408,7 @@ pub fn answer<C: ClientInfo + ?Sized>(
                 Answer {
                     responses,
                     reported: vec![],
+                    resumes,
                 }
             }
         }
@@ -397,6 +424,7 @@ pub fn answer<C: ClientInfo + ?Sized>(
             Answer {
                 responses: vec![Response::Execution(Tag::new("DISCARD ALL"))],
                 reported,
+                resumes: false,
             }
         }
         S::DeallocateAll => Answer::one(Response::Execution(Tag::new("DEALLOCATE ALL"))),
@@ -423,6 +451,7 @@ pub fn answer<C: ClientInfo + ?Sized>(
             Answer {
                 responses: vec![Response::Execution(Tag::new("RESET"))],
                 reported,
+                resumes: false,
             }
         }
     })

@@ -29,6 +29,7 @@ use pgwire::api::{
     PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::startup::{Authentication, ParameterStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -156,20 +157,20 @@ async fn answer_session<C>(
     client: &mut C,
     statement: &SessionStatement,
     status: TransactionStatus,
-) -> PgWireResult<Vec<Response>>
+) -> PgWireResult<pg_session::Answer>
 where
     C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    let answer = pg_session::answer(client, statement, status)?;
-    for (name, value) in answer.reported {
+    let mut answer = pg_session::answer(client, statement, status)?;
+    for (name, value) in std::mem::take(&mut answer.reported) {
         client
             .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
                 name, value,
             )))
             .await?;
     }
-    Ok(answer.responses)
+    Ok(answer)
 }
 
 fn df_error(e: datafusion::error::DataFusionError) -> PgWireError {
@@ -260,7 +261,7 @@ impl PgService {
             }
         }
         if let Some(session) = SessionStatement::classify(statement) {
-            let answered = answer_session(client, &session, status).await?;
+            let answered = answer_session(client, &session, status).await?.responses;
             // Settings datafusion-postgres keeps itself (statement_timeout, TimeZone).
             if let SessionStatement::Reset(name) = &session {
                 let service = self.service(client.metadata())?;
@@ -275,7 +276,11 @@ impl PgService {
         }
         let text = statement_text(query, statements, statement.clone());
         let service = self.service(client.metadata())?;
-        SimpleQueryHandler::do_query(&service, client, &text).await
+        let responses = SimpleQueryHandler::do_query(&service, client, &text).await?;
+        Ok(responses
+            .into_iter()
+            .map(pg_catalog::with_vector_types)
+            .collect())
     }
 
     /// DataFusion for one statement: this query's limits and the session's settings. Built
@@ -300,6 +305,22 @@ impl ExtendedQueryHandler for PgService {
         self.parser.clone()
     }
 
+    /// pgwire's Execute, then the transaction reopened when its `ROLLBACK TO SAVEPOINT`
+    /// recovered an aborted one (pgwire sets the status from the response's kind last).
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = self._on_execute(client, message).await;
+        if pg_session::take_resumed(client) && result.is_ok() {
+            client.set_transaction_status(TransactionStatus::Transaction);
+        }
+        result
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -316,10 +337,15 @@ impl ExtendedQueryHandler for PgService {
         let status = client.transaction_status();
         if let (_, Some((statement, _))) = &portal.statement.statement {
             if let Some(session) = SessionStatement::classify(statement) {
-                // One response per Execute: recovering a failed transaction with
-                // ROLLBACK TO SAVEPOINT ends it here (see pg_session::answer).
                 let mut answered = answer_session(client, &session, status).await?;
-                return Ok(answered.remove(0));
+                if answered.resumes {
+                    // One response per Execute, and none of pgwire's kinds goes from
+                    // "failed" to "in transaction": answer ROLLBACK, and `on_execute` sets
+                    // the status once pgwire has.
+                    pg_session::mark_resumed(client);
+                    return Ok(Response::Execution(Tag::new("ROLLBACK")));
+                }
+                return Ok(answered.responses.remove(0));
             }
         }
         if status == TransactionStatus::Error {
@@ -338,7 +364,7 @@ impl ExtendedQueryHandler for PgService {
         if result.is_err() {
             Metrics::count(&self.serving.metrics.sql_errors);
         }
-        result
+        result.map(pg_catalog::with_vector_types)
     }
 }
 
@@ -410,9 +436,11 @@ impl QueryParser for PgParser {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        self.describer
+        let fields = self
+            .describer
             .query_parser()
-            .get_result_schema(stmt, column_format)
+            .get_result_schema(stmt, column_format)?;
+        Ok(pg_catalog::vector_types(&fields).unwrap_or(fields))
     }
 }
 

@@ -216,17 +216,9 @@ impl Serving {
                 statements.len()
             )));
         }
-        if let datafusion::sql::parser::Statement::Statement(s) = &statements[0] {
-            if let Some(why) = limits::refuse(s) {
-                Metrics::count(&self.metrics.refused);
-                return Err(Error::Other(why));
-            }
-        } else {
+        if let Some(why) = limits::refuse_parsed(&statements[0]) {
             Metrics::count(&self.metrics.refused);
-            return Err(Error::Other(
-                "panorama serve is read-only: only SELECT, WITH, EXPLAIN and SHOW are allowed"
-                    .into(),
-            ));
+            return Err(Error::Other(why));
         }
         let ctx = self.query_context()?;
         let df = ctx
@@ -234,8 +226,18 @@ impl Serving {
             .await
             .inspect_err(|_| Metrics::count(&self.metrics.sql_errors))?;
         let schema = Arc::new(df.schema().as_arrow().clone());
+        // EXPLAIN [ANALYZE] must stay the root of its plan; its few rows are cut below.
+        let explains = matches!(
+            df.logical_plan(),
+            datafusion::logical_expr::LogicalPlan::Analyze(_)
+                | datafusion::logical_expr::LogicalPlan::Explain(_)
+        );
+        let df = if explains {
+            df
+        } else {
+            df.limit(0, Some(row_limit + 1))?
+        };
         let batches = df
-            .limit(0, Some(row_limit + 1))?
             .collect()
             .await
             .inspect_err(|_| Metrics::count(&self.metrics.sql_errors))?;

@@ -55,6 +55,7 @@ public class JdbcMetadata {
             call("functions", () -> column(md.getFunctions(null, "public", "%"), "FUNCTION_NAME").size());
             call("procedures", () -> column(md.getProcedures(null, "public", "%"), "PROCEDURE_NAME").size());
             call("type_info", () -> column(md.getTypeInfo(), "TYPE_NAME").contains("int4"));
+            call("udts", () -> column(md.getUDTs(null, "public", "%", null), "TYPE_NAME").size());
             call("table_privileges", () -> column(md.getTablePrivileges(null, "public", "unified_customers"), "PRIVILEGE").size() > 0);
             call("prepared", () -> {
                 PreparedStatement p = c.prepareStatement("SELECT count(*) FROM segment_members WHERE segment = ?");
@@ -65,6 +66,23 @@ public class JdbcMetadata {
             });
             call("autocommit_off", () -> {
                 c.setAutoCommit(false);
+                ResultSet r = c.createStatement().executeQuery("SELECT count(*) FROM unified_customers");
+                r.next();
+                long n = r.getLong(1);
+                c.commit();
+                return n;
+            });
+            call("savepoint", () -> {
+                // Over the extended protocol, as pgjdbc sends everything: a failed statement
+                // rolled back to a savepoint leaves the transaction usable.
+                c.setAutoCommit(false);
+                Savepoint before = c.setSavepoint("before");
+                try {
+                    c.createStatement().executeQuery("SELECT no_such_column FROM unified_customers");
+                } catch (SQLException expected) {
+                    // the failure is the point
+                }
+                c.rollback(before);
                 ResultSet r = c.createStatement().executeQuery("SELECT count(*) FROM unified_customers");
                 r.next();
                 long n = r.getLong(1);

@@ -126,6 +126,10 @@ def odbc_suite(host, port):
     call(out, "tables", lambda: sorted(r.table_name for r in cur.tables(schema="public")))
     call(out, "columns", lambda: [r.column_name for r in cur.columns(table="unified_customers")])
     call(out, "pk", lambda: [r.column_name for r in cur.primaryKeys("segment_members")])
+    # SQLStatistics reads pg_index.indkey as an int2vector into an array of shorts.
+    call(out, "statistics", lambda: [
+        (r.index_name, r.column_name, r.ordinal_position, r.non_unique)
+        for r in cur.statistics("segment_members") if r.index_name])
     call(out, "fks", lambda: [(r.pktable_name, r.pkcolumn_name, r.fkcolumn_name) for r in cur.foreignKeys(foreignTable="segment_members")])
     call(out, "write", lambda: cur.execute("DELETE FROM unified_customers").rowcount)
     conn.rollback()
