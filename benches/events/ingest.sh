@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Event collection benchmark: events posted in batches of 100 (8 connections) and one at a
-# time (32 connections) with wrk, while a second wrk looks customers up by e-mail; then a
-# run over everything collected.
+# Event collection benchmark: first on an open loop at fixed rates (benches/openloop.py:
+# batches of 100 at 50,000 events/s, single events at 5,000/s, each beside 1,000 lookups by
+# e-mail a second), then flat out with wrk (batches of 100 on 8 connections, single events on
+# 32, lookups beside them); then a run over everything collected.
 #
 #   benches/events/ingest.sh [PROJECT_DIR] [PERSONS]
 #
@@ -45,6 +46,23 @@ URL=http://127.0.0.1:58081
 du_events() { du -sh "$DIR/collected" | cut -f1; }
 written() { curl -s "$URL/metrics" | awk '/^panorama_events_written_total/ {print $2}'; }
 
+# Open loop (benches/openloop.py): requests sent on a timetable, latency counted from when
+# each was due, so a stall counts for every request it delays. The targets are read
+# here: batches at 50,000 events/s, single events at a fixed rate, lookups beside them.
+OPEN="python3 benches/openloop.py --url $URL"
+echo "--- open loop: batches of 100 at 50,000 events/s (8 connections) with 1,000 lookups/s (32), 60 s"
+$OPEN --rate 500 --connections 8 --seconds 60 --processes 1 events --batch 100 --key "$KEY" | sed 's/^/batches: /' &
+BATCHES=$!
+$OPEN --rate 1000 --connections 32 --seconds 60 lookup --emails /tmp/panorama-bench-emails.txt | sed 's/^/lookups: /'
+wait $BATCHES
+echo "--- open loop: single events at 5,000/s (32 connections) with 1,000 lookups/s (32), 60 s"
+$OPEN --rate 5000 --connections 32 --seconds 60 events --batch 1 --key "$KEY" | sed 's/^/single: /' &
+SINGLE=$!
+$OPEN --rate 1000 --connections 32 --seconds 60 lookup --emails /tmp/panorama-bench-emails.txt | sed 's/^/lookups: /'
+wait $SINGLE
+echo "server memory: $(grep -E 'VmHWM|VmRSS' /proc/$SERVER/status | tr -s ' ' | tr '\n' ' ')"
+
+echo "--- closed loop (wrk, flat out) from here"
 echo "--- lookups alone (32 connections, 20 s)"
 wrk -t1 -c32 -d20s --latency -s benches/serve/lookup.lua $URL -- /tmp/panorama-bench-emails.txt | grep requests=
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Soak: lookups stay fast and the server's memory stays bounded while heavy queries and
 # connection floods run (issue 22). For SECONDS (default 120) at once, on loopback:
-#   - 32 lookup clients (wrk, 2 threads) by e-mail, as in run.sh;
+#   - 32 lookup clients by e-mail, as in run.sh: half the time on an open loop at 1,000
+#     lookups/s (an app's load; latency counted from when each lookup was due), half flat
+#     out with wrk (2 threads; latency at saturation);
 #   - heavy SQL without pause from 3 psql loops (a self-join of every customer by postcode, a
 #     group-by of every customer, and a value larger than a query's memory that must be
 #     refused), more than the server gives turns to;
@@ -89,9 +91,14 @@ PIDS+=($!)
   done ) &
 PIDS+=($!)
 
-echo "--- soak: lookups, 32 connections, $((SECONDS_TOTAL - 10)) s, while heavy queries and floods run"
+SOAK_LOOKUP=$(( (SECONDS_TOTAL - 10) / 2 ))
+echo "--- soak: lookups, 32 connections, while heavy queries and floods run"
 sleep 5
-wrk -t2 -c32 -d$((SECONDS_TOTAL - 10))s --latency -s benches/serve/lookup.lua http://127.0.0.1:58080 -- /tmp/panorama-bench-emails.txt \
+echo "first ${SOAK_LOOKUP} s on an open loop at 1,000 lookups/s (benches/openloop.py: latency from when each was due)"
+python3 benches/openloop.py --url http://127.0.0.1:58080 --rate 1000 --connections 32 --seconds "$SOAK_LOOKUP" \
+  lookup --emails /tmp/panorama-bench-emails.txt
+echo "then ${SOAK_LOOKUP} s flat out (wrk, closed loop)"
+wrk -t2 -c32 -d${SOAK_LOOKUP}s --latency -s benches/serve/lookup.lua http://127.0.0.1:58080 -- /tmp/panorama-bench-emails.txt \
   | grep -E "Requests/sec|requests=|Socket errors"
 wait "${PIDS[@]}" 2>/dev/null || true
 PIDS=()

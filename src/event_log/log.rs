@@ -176,7 +176,6 @@ impl EventLog {
         let next = recovered.last_segment + 1;
         let (file, path) = create_segment(dir, next)?;
         stats.segment.store(next, Ordering::Relaxed);
-        let prepared = Preparer::start(dir, options.segment_bytes, next + 1);
         let (tx, rx) = mpsc::sync_channel(options.queue);
         let mut writer = Writer {
             dir: dir.to_path_buf(),
@@ -189,7 +188,6 @@ impl EventLog {
             seen,
             stats: stats.clone(),
             broken: None,
-            prepared,
         };
         std::thread::Builder::new()
             .name("event-log".into())
@@ -252,8 +250,6 @@ struct Writer {
     stats: Arc<LogStats>,
     /// Set when a failed write could not be undone: nothing more is acknowledged.
     broken: Option<String>,
-    /// The next segment, made ahead of use.
-    prepared: Preparer,
 }
 
 /// Bytes written per group at most (a flood of queued requests is taken in slices).
@@ -374,21 +370,14 @@ impl Writer {
         if !due || self.broken.is_some() {
             return;
         }
-        let next = self.number + 1;
-        let opened = if self.prepared.ready(next) {
-            open_prepared(&self.dir, next)
-        } else {
-            create_segment(&self.dir, next)
-        };
-        match opened {
+        match create_segment(&self.dir, self.number + 1) {
             Ok((file, path)) => {
-                self.number = next;
+                self.number += 1;
                 self.file = file;
                 self.path = path;
                 self.len = 0;
                 self.opened = None;
                 self.stats.segment.store(self.number, Ordering::Relaxed);
-                self.prepared.want(next + 1);
             }
             Err(e) => {
                 tracing::warn!("cannot start a new event segment (kept writing the old one): {e}")
@@ -397,112 +386,15 @@ impl Writer {
     }
 }
 
-/// Segment `n`, made now (or taken as it is if it exists: the preparer made it meanwhile),
-/// its name made durable before anything is written into it.
 fn create_segment(dir: &Path, n: u64) -> Result<(File, PathBuf)> {
     let path = super::segment_path(dir, n);
     let file = OpenOptions::new()
         .create(true)
-        .truncate(false)
-        .write(true)
+        .append(true)
         .open(&path)
         .map_err(|e| Error::io("cannot create", &path, e))?;
     super::sync_dir(&dir.join("segments")).map_err(|e| Error::io("cannot sync", dir, e))?;
     Ok((file, path))
-}
-
-/// Segment `n` as the preparer made it: full size, zero-filled, its data and name on disk.
-fn open_prepared(dir: &Path, n: u64) -> Result<(File, PathBuf)> {
-    let path = super::segment_path(dir, n);
-    let file = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("cannot open", &path, e))?;
-    Ok((file, path))
-}
-
-/// Makes the next segment ahead of use, on a thread of its own: `segment_bytes` of zeros
-/// written and synced, under a temporary name linked to the segment's name (never replacing
-/// one), the directory synced. The log then only overwrites blocks that are already written,
-/// so its `fdatasync` writes data and no metadata: it no longer waits for ext4's journal
-/// commits — which also carry other files' work, such as compaction deleting segments
-/// (freeing 160 MB took 118 ms with the `discard` mount option, and a `fdatasync` beside it
-/// waited 106 ms: acknowledgements stalled ~280 ms after every compaction).
-struct Preparer {
-    tx: mpsc::Sender<u64>,
-    /// The highest segment number made and synced.
-    ready: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Preparer {
-    fn start(dir: &Path, bytes: u64, first: u64) -> Preparer {
-        let (tx, rx) = mpsc::channel::<u64>();
-        let ready = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (dir, done) = (dir.to_path_buf(), ready.clone());
-        let started = std::thread::Builder::new()
-            .name("event-segments".into())
-            .spawn(move || {
-                // SAFETY: setpriority reads no memory of ours.
-                #[cfg(unix)]
-                let _ = unsafe {
-                    libc::setpriority(libc::PRIO_PROCESS, 0, super::compact::COMPACTION_NICE)
-                };
-                while let Ok(mut n) = rx.recv() {
-                    // Only the newest wish counts.
-                    while let Ok(later) = rx.try_recv() {
-                        n = later;
-                    }
-                    match prepare_segment(&dir, n, bytes) {
-                        Ok(()) => done.store(n, Ordering::Release),
-                        Err(e) => tracing::warn!(
-                            "cannot make event segment {n} ahead of use (it is made when needed): {e}"
-                        ),
-                    }
-                }
-            });
-        if let Err(e) = started {
-            tracing::warn!("cannot start making event segments ahead of use: {e}");
-        }
-        let p = Preparer { tx, ready };
-        p.want(first);
-        p
-    }
-
-    fn want(&self, n: u64) {
-        let _ = self.tx.send(n);
-    }
-
-    fn ready(&self, n: u64) -> bool {
-        self.ready.load(Ordering::Acquire) >= n
-    }
-}
-
-fn prepare_segment(dir: &Path, n: u64, bytes: u64) -> Result<()> {
-    let path = super::segment_path(dir, n);
-    let tmp = path.with_extension("jsonl.prep");
-    let io = |what: &'static str, p: &Path, e: std::io::Error| Error::io(what, p, e);
-    let file = File::create(&tmp).map_err(|e| io("cannot create", &tmp, e))?;
-    let mut out = super::PacedFile::new(file);
-    let zeros = vec![0u8; 1 << 20];
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(zeros.len() as u64) as usize;
-        out.write_all(&zeros[..n])
-            .map_err(|e| io("cannot write", &tmp, e))?;
-        left -= n as u64;
-    }
-    out.file
-        .sync_all()
-        .map_err(|e| io("cannot sync", &tmp, e))?;
-    // A link fails when the writer made the segment itself meanwhile (it filled segments
-    // faster than they were made): never replace it, and nothing is wrong.
-    let linked = std::fs::hard_link(&tmp, &path);
-    std::fs::remove_file(&tmp).map_err(|e| io("cannot remove", &tmp, e))?;
-    match linked {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        other => other.map_err(|e| io("cannot name", &path, e))?,
-    }
-    super::sync_dir(&dir.join("segments")).map_err(|e| io("cannot sync", dir, e))
 }
 
 /// What opening found.
@@ -535,14 +427,21 @@ fn recover(dir: &Path, window: Duration, cap: usize) -> Result<Recovered> {
         }
     }
     let seg_dir = dir.join("segments");
+    // Compacted segments a crash left half removed (`compact::remove_gradually`).
+    for entry in std::fs::read_dir(&seg_dir).map_err(|e| io("cannot list", &seg_dir, e))? {
+        let p = entry.map_err(|e| io("cannot list", &seg_dir, e))?.path();
+        if p.extension().is_some_and(|x| x == "gone") {
+            std::fs::remove_file(&p).map_err(|e| io("cannot remove", &p, e))?;
+        }
+    }
     let segs = super::segments(dir).map_err(|e| io("cannot list", &seg_dir, e))?;
     let mut last_segment = files.iter().map(|f| f.last).max().unwrap_or(0);
     let mut known = Vec::new();
     let mut truncated_bytes = 0;
     let window_start = now_micros() - window.as_micros() as i64;
     for (n, path) in &segs {
+        last_segment = last_segment.max(*n);
         if super::is_covered(&files, *n) {
-            last_segment = last_segment.max(*n);
             std::fs::remove_file(path).map_err(|e| io("cannot remove", path, e))?;
             continue;
         }
@@ -554,20 +453,9 @@ fn recover(dir: &Path, window: Duration, cap: usize) -> Result<Recovered> {
         let mut data = Vec::new();
         file.read_to_end(&mut data)
             .map_err(|e| io("cannot read", path, e))?;
-        let written = super::written_part(&data);
-        if written.is_empty() {
-            // Made ahead of use and never written: a new one is made.
-            drop(file);
-            std::fs::remove_file(path).map_err(|e| io("cannot remove", path, e))?;
-            continue;
-        }
-        last_segment = last_segment.max(*n);
-        let keep = written
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |i| i + 1);
-        if keep < written.len() {
-            truncated_bytes += (written.len() - keep) as u64;
+        let keep = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if keep < data.len() {
+            truncated_bytes += (data.len() - keep) as u64;
             file.set_len(keep as u64)
                 .and_then(|()| file.sync_data())
                 .map_err(|e| io("cannot repair", path, e))?;
@@ -648,9 +536,7 @@ mod tests {
         }
         // A torn line at the end (a crash mid-write) is cut; the ids written stay known.
         let segs = crate::event_log::segments(dir.path()).unwrap();
-        let end = crate::event_log::written_part(&std::fs::read(&segs[0].1).unwrap()).len();
-        let mut f = OpenOptions::new().write(true).open(&segs[0].1).unwrap();
-        f.seek(SeekFrom::Start(end as u64)).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&segs[0].1).unwrap();
         f.write_all(b"{\"message_id\":\"c\",\"rec").unwrap();
         let log = EventLog::open(dir.path(), LogOptions::default()).unwrap();
         let out = log.append(vec![pending("b"), pending("c")]).await.unwrap();

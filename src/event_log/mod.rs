@@ -132,21 +132,12 @@ pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// The part of a segment's bytes that holds events: up to its first NUL byte. Segments are
-/// made at full size and zero-filled before the log writes into them (see `log`), so what
-/// follows the last write is zeros; JSON text never holds a NUL byte (it must be escaped).
-pub(crate) fn written_part(data: &[u8]) -> &[u8] {
-    let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
-    &data[..end]
-}
-
 /// Bytes a compacted file may hold in the page cache before they are written out.
 const PUSH_EVERY: u64 = 1 << 20;
 
 /// A file whose data goes to disk every [`PUSH_EVERY`] bytes (`sync_file_range`: data only,
-/// no journal commit), so the final fsync has little left to write: compacted files and
-/// segments zero-filled ahead of use never leave megabytes dirty for one flush to write
-/// while the log waits on the same disk.
+/// no journal commit), so the final fsync has little left to write: a compacted file never
+/// leaves megabytes dirty for one flush to write while the log waits on the same disk.
 pub(crate) struct PacedFile {
     pub(crate) file: std::fs::File,
     written: u64,
