@@ -391,24 +391,9 @@ fn node(host: &str, port: &str, champions: i64, customers: i64) {
 async fn rollback_to_savepoint_resumes_over_the_extended_protocol() {
     use tokio_postgres::error::SqlState;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    write(
-        &dir.join("panorama.toml"),
-        "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n",
-    );
-    write(&dir.join("people.csv"), "id,name\n1,Ann\n2,Bob\n");
-    ok(&["run", "-p", p(dir), "-q"]);
-    let server = Server::start(dir, &[]);
-    let (pg, connection) = tokio_postgres::connect(
-        &format!(
-            "postgres://panorama@{}/panorama",
-            server.pg.replace("127.0.0.1", "localhost")
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    people_project(tmp.path());
+    let server = Server::start(tmp.path(), &[]);
+    let pg = pg_client(&server).await;
     // `execute` and `query` go through Parse/Bind/Execute, never the simple protocol.
     let code = |e: tokio_postgres::Error| e.code().cloned();
     pg.execute("BEGIN READ ONLY", &[]).await.unwrap();

@@ -6,21 +6,12 @@ mod common;
 
 use std::path::Path;
 
-use common::{fails, ok, p, write, Server};
+use common::{fails, ok, p, people_project, pg_client, write, Server};
 use serde_json::Value;
 
-fn small_project(dir: &Path) {
-    write(
-        &dir.join("panorama.toml"),
-        "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n",
-    );
-    write(&dir.join("people.csv"), "id,name\n1,Ann\n2,Bob\n");
-    ok(&["run", "-p", p(dir), "-q"]);
-}
-
-/// [`small_project`] with `serve` (TOML) appended, served.
+/// [`people_project`] with `serve` (TOML) appended, served.
 fn served(dir: &Path, serve: &str) -> Server {
-    small_project(dir);
+    people_project(dir);
     common::append(&dir.join("panorama.toml"), serve);
     Server::start(dir, &[])
 }
@@ -46,21 +37,6 @@ async fn post_sql(base: &str, sql: &str) -> (u16, Value) {
     )
 }
 
-/// A PostgreSQL client of `server`, logged in as the default user.
-async fn pg_client(server: &Server) -> tokio_postgres::Client {
-    let (pg, connection) = tokio_postgres::connect(
-        &format!(
-            "postgres://panorama@{}/panorama",
-            server.pg.replace("127.0.0.1", "localhost")
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
-    pg
-}
-
 /// A Flight SQL client of `server`.
 async fn flight_client(
     server: &Server,
@@ -80,7 +56,7 @@ async fn flight_client(
 async fn long_expression_chains_are_refused_and_the_server_lives() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    small_project(dir);
+    people_project(dir);
     let mut server = Server::start(dir, &[]);
     let base = format!("http://{}", server.http);
     let pg = pg_client(&server).await;
@@ -527,7 +503,7 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
 async fn login_redirects_only_to_this_server() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    small_project(dir);
+    people_project(dir);
     let token = ok(&["tokens", "-p", p(dir), "create", "browser", "-q"])
         .trim()
         .to_string();
@@ -783,7 +759,7 @@ async fn pg_login(addr: &str, user: &str, password: &str) -> Result<(), String> 
 async fn failed_logins_are_limited_and_the_cookie_holds_no_token() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    small_project(dir);
+    people_project(dir);
     common::add_user(dir, "ana", "s3cret-pass", "reader");
     let token = ok(&["tokens", "-p", p(dir), "create", "browser", "-q"])
         .trim()
@@ -1001,7 +977,7 @@ async fn idle_connections_give_their_slots_back() {
     use std::io::Read;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    small_project(dir);
+    people_project(dir);
     let config = dir.join("panorama.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(

@@ -969,12 +969,7 @@ fn refuses_a_public_address_without_credentials() {
 async fn serves_sql_for_a_project_without_unification() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(
-        &dir.join("panorama.toml"),
-        "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n",
-    );
-    write(&dir.join("people.csv"), "id,name\n1,Ann\n2,Bob\n");
-    ok(&["run", "-p", p(dir), "-q"]);
+    people_project(dir);
     let server = Server::start(dir, &[]);
     let base = format!("http://{}", server.http);
     let (status, health) = get(&format!("{base}/api/health"), None).await;

@@ -156,8 +156,8 @@ const SHRINK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 /// a few megabytes at a time. Deleting files frees their blocks in the file system's next
 /// journal commit, with a discard of each freed range where the disk is mounted with
 /// `discard`; the log's `fdatasync` waits for that commit. Removing 160 MB at once took 118 ms
-/// on the benchmark machine and held a concurrent `fdatasync` for 106 ms (acknowledgements
-/// stalled ~280 ms after each compaction); in 4 MB steps the longest wait was 38 ms.
+/// on the benchmark machine and held a concurrent `fdatasync` for 106 ms (an acknowledgement
+/// stall of 285 ms lined up with a compaction); in 4 MB steps the longest wait was 38 ms.
 ///
 /// The segment is first renamed to `.gone`: a reader that read it meanwhile finds it gone
 /// when it checks after reading (`read::segment`) and reads the Parquet file instead, so no

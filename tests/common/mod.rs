@@ -473,3 +473,28 @@ pub fn json_rows(project: &Path, sql: &str) -> Vec<serde_json::Map<String, serde
         })
         .collect()
 }
+
+/// A project of one CSV source of two people (`people.csv`: id, name), run.
+pub fn people_project(dir: &Path) {
+    write(
+        &dir.join("panorama.toml"),
+        "[sources.people]\nlocation = \"people.csv\"\nprimary_key = \"id\"\n",
+    );
+    write(&dir.join("people.csv"), "id,name\n1,Ann\n2,Bob\n");
+    ok(&["run", "-p", p(dir), "-q"]);
+}
+
+/// A PostgreSQL client of `server`, logged in as the default user.
+pub async fn pg_client(server: &Server) -> tokio_postgres::Client {
+    let (pg, connection) = tokio_postgres::connect(
+        &format!(
+            "postgres://panorama@{}/panorama",
+            server.pg.replace("127.0.0.1", "localhost")
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    pg
+}
