@@ -249,6 +249,35 @@ mod tests {
     use super::*;
     use crate::event_log::log::{id_hash, EventLog, LogOptions, Pending};
 
+    /// A compacted segment is renamed away before it shrinks, so a reader never reads it
+    /// half gone: it finds it missing and reads the Parquet file instead.
+    #[test]
+    fn a_segment_is_renamed_away_then_shrunk_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("segments")).unwrap();
+        let path = crate::event_log::segment_path(dir.path(), 7);
+        let line = b"{\"message_id\":\"m\",\"type\":\"track\",\"event\":\"x\",\"ts\":1,\"received_at\":1}\n";
+        let mut data = Vec::new();
+        while data.len() < 9 << 20 {
+            data.extend_from_slice(line);
+        }
+        std::fs::write(&path, &data).unwrap();
+        let mut bad = Vec::new();
+        assert!(crate::event_log::read::segment(&path, &mut bad)
+            .unwrap()
+            .is_some());
+        remove_gradually(&path).unwrap();
+        assert!(!path.exists());
+        assert!(!path.with_extension("jsonl.gone").exists());
+        assert_eq!(
+            crate::event_log::read::segment(&path, &mut bad).unwrap(),
+            None
+        );
+        assert_eq!(bad.len(), 0, "lines not read as events");
+        // Already gone: nothing to do.
+        remove_gradually(&path).unwrap();
+    }
+
     #[tokio::test]
     async fn compacted_events_are_read_once() {
         let dir = tempfile::tempdir().unwrap();
