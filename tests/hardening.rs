@@ -128,22 +128,10 @@ async fn flight_error(
     flight: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
     sql: &str,
 ) -> String {
-    use futures::StreamExt;
-    let info = match flight.execute(sql.to_string(), None).await {
-        Err(e) => return e.to_string(),
-        Ok(info) => info,
-    };
-    let ticket = info.endpoint[0].ticket.clone().unwrap();
-    let mut stream = match flight.do_get(ticket).await {
-        Err(e) => return e.to_string(),
-        Ok(s) => s,
-    };
-    while let Some(batch) = stream.next().await {
-        if let Err(e) = batch {
-            return e.to_string();
-        }
-    }
-    "no error".into()
+    flight_text(flight, sql)
+        .await
+        .err()
+        .unwrap_or_else(|| "no error".into())
 }
 
 /// CPU seconds `pid` uses in the 2 s after `settle_ms` milliseconds from now.

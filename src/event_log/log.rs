@@ -406,6 +406,17 @@ struct Recovered {
     truncated_bytes: u64,
 }
 
+/// Remove the files of `dir` ending in `.<extension>`: work a crash left unfinished.
+fn remove_unfinished(dir: &Path, extension: &str) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))? {
+        let p = entry.map_err(|e| Error::io("cannot list", dir, e))?.path();
+        if p.extension().is_some_and(|x| x == extension) {
+            std::fs::remove_file(&p).map_err(|e| Error::io("cannot remove", &p, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Finish what a crash interrupted: remove unfinished compactions (`.tmp`), merge inputs a
 /// merge did not delete, segments a compaction did not delete; cut a torn last line (it was
 /// never acknowledged: acknowledgement follows the flush of the whole line). Collect the ids
@@ -413,12 +424,7 @@ struct Recovered {
 fn recover(dir: &Path, window: Duration, cap: usize) -> Result<Recovered> {
     let io = |what: &'static str, p: &Path, e: std::io::Error| Error::io(what, p, e);
     let pq = dir.join("parquet");
-    for entry in std::fs::read_dir(&pq).map_err(|e| io("cannot list", &pq, e))? {
-        let p = entry.map_err(|e| io("cannot list", &pq, e))?.path();
-        if p.extension().is_some_and(|x| x == "tmp") {
-            std::fs::remove_file(&p).map_err(|e| io("cannot remove", &p, e))?;
-        }
-    }
+    remove_unfinished(&pq, "tmp")?;
     let all = super::compacted(dir).map_err(|e| io("cannot list", &pq, e))?;
     let files = super::covering(all.clone());
     for f in &all {
@@ -428,12 +434,7 @@ fn recover(dir: &Path, window: Duration, cap: usize) -> Result<Recovered> {
     }
     let seg_dir = dir.join("segments");
     // Compacted segments a crash left half removed (`compact::remove_gradually`).
-    for entry in std::fs::read_dir(&seg_dir).map_err(|e| io("cannot list", &seg_dir, e))? {
-        let p = entry.map_err(|e| io("cannot list", &seg_dir, e))?.path();
-        if p.extension().is_some_and(|x| x == "gone") {
-            std::fs::remove_file(&p).map_err(|e| io("cannot remove", &p, e))?;
-        }
-    }
+    remove_unfinished(&seg_dir, "gone")?;
     let segs = super::segments(dir).map_err(|e| io("cannot list", &seg_dir, e))?;
     let mut last_segment = files.iter().map(|f| f.last).max().unwrap_or(0);
     let mut known = Vec::new();

@@ -242,7 +242,7 @@ fn pg_format(template: &str, args: &[Option<String>]) -> DfResult<String> {
                 None => return exec_err!("format: NULL cannot be an identifier (%I)"),
             },
             Some('L') => match value {
-                Some(v) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                Some(v) => out.push_str(&crate::sql_text::literal(v)),
                 None => out.push_str("NULL"),
             },
             other => return exec_err!("format: unknown conversion %{}", other.unwrap_or(' ')),
@@ -1018,18 +1018,7 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
             },
         );
     }
-    // `pg_description.classoid` of a table is pg_class's own OID in this catalog, which is
-    // what clients' `'pg_catalog.pg_class'::regclass` resolves to.
-    let (_, class) = collect(
-        ctx,
-        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
-         ON c.relnamespace = n.oid WHERE n.nspname = 'pg_catalog' AND c.relname = 'pg_class'",
-    )
-    .await?;
-    let class_oid = ints(&class, 0)
-        .first()
-        .map(|o| *o as i32)
-        .unwrap_or(PG_CLASS_OID);
+    // Every relation's OID by schema and name: for computed `::regclass` casts.
     let (_, classes) = collect(
         ctx,
         "SELECT n.nspname, c.relname, c.oid FROM pg_catalog.pg_class c \
@@ -1042,6 +1031,12 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
         .zip(ints(&classes, 2))
         .filter_map(|((n, c), o)| Some(((n?, c?), o as i32)))
         .collect();
+    // `pg_description.classoid` of a table is pg_class's own OID in this catalog, which is
+    // what clients' `'pg_catalog.pg_class'::regclass` resolves to.
+    let class_oid = class_oids
+        .get(&("pg_catalog".to_string(), "pg_class".to_string()))
+        .copied()
+        .unwrap_or(PG_CLASS_OID);
     ctx.register_udf(function(
         REGCLASS_FUNCTION,
         &[1],
@@ -1306,6 +1301,71 @@ fn scalar_function_in_from(factor: &ast::TableFactor) -> Option<ast::TableFactor
     })
 }
 
+/// `generate_series(…) AS i`: in PostgreSQL `i` names the column too (`parts[i]`);
+/// DataFusion calls it `value`. True when the alias was given its column.
+fn name_series_column(factor: &mut ast::TableFactor) -> bool {
+    let ast::TableFactor::Table {
+        name,
+        alias: Some(alias),
+        args: Some(_),
+        ..
+    } = factor
+    else {
+        return false;
+    };
+    let series = name
+        .0
+        .last()
+        .is_some_and(|n| n.to_string().eq_ignore_ascii_case("generate_series"));
+    if !series || !alias.columns.is_empty() {
+        return false;
+    }
+    alias.columns = vec![ast::TableAliasColumnDef {
+        name: alias.name.clone(),
+        data_type: None,
+    }];
+    true
+}
+
+/// `information_schema.<view>` → the PostgreSQL-shaped table of [`INFORMATION_SCHEMA`],
+/// keeping the view's name as the alias so `columns.column_name` still resolves. True when
+/// the relation was pointed there.
+fn postgresql_information_schema(factor: &mut ast::TableFactor) -> bool {
+    let ast::TableFactor::Table {
+        name,
+        alias,
+        args: None,
+        ..
+    } = factor
+    else {
+        return false;
+    };
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.to_string().to_lowercase())
+        .collect();
+    let [schema, view] = parts.as_slice() else {
+        return false;
+    };
+    if schema != "information_schema" || !INFORMATION_SCHEMA.iter().any(|(v, _)| v == view) {
+        return false;
+    }
+    if alias.is_none() {
+        *alias = Some(ast::TableAlias {
+            explicit: true,
+            name: ast::Ident::new(view.clone()),
+            columns: vec![],
+            at: None,
+        });
+    }
+    *name = ast::ObjectName::from(vec![
+        ast::Ident::new("pg_catalog"),
+        ast::Ident::new(information_schema_table(view)),
+    ]);
+    true
+}
+
 /// Where a PostgreSQL connection reads `information_schema.<name>` from, for the views of
 /// [`INFORMATION_SCHEMA`]: a table of the `pg_catalog` overlay, not listed in `pg_class`.
 fn information_schema_table(name: &str) -> String {
@@ -1519,8 +1579,8 @@ fn expanded_array(e: &Expr) -> Option<String> {
 impl VisitorMut for Rewriter {
     type Break = ();
 
-    /// `information_schema.<view>` → the PostgreSQL-shaped table of [`INFORMATION_SCHEMA`],
-    /// keeping the view's name as the alias so `columns.column_name` still resolves.
+    /// Relations in FROM: scalar functions as one-row tables, `generate_series` aliases naming
+    /// its column, `information_schema` views in PostgreSQL's shape.
     fn pre_visit_table_factor(
         &mut self,
         factor: &mut ast::TableFactor,
@@ -1528,56 +1588,9 @@ impl VisitorMut for Rewriter {
         if let Some(derived) = scalar_function_in_from(factor) {
             *factor = derived;
             self.changed = true;
-            return std::ops::ControlFlow::Continue(());
-        }
-        // `generate_series(…) AS i`: in PostgreSQL `i` names the column too (`parts[i]`);
-        // DataFusion calls it `value`.
-        if let ast::TableFactor::Table {
-            name,
-            alias: Some(alias),
-            args: Some(_),
-            ..
-        } = factor
-        {
-            let series = name
-                .0
-                .last()
-                .is_some_and(|n| n.to_string().eq_ignore_ascii_case("generate_series"));
-            if series && alias.columns.is_empty() {
-                alias.columns = vec![ast::TableAliasColumnDef {
-                    name: alias.name.clone(),
-                    data_type: None,
-                }];
-                self.changed = true;
-            }
-        }
-        if let ast::TableFactor::Table {
-            name, alias, args, ..
-        } = factor
-        {
-            let parts: Vec<String> = name
-                .0
-                .iter()
-                .map(|p| p.to_string().to_lowercase())
-                .collect();
-            if let [schema, view] = parts.as_slice() {
-                let known = INFORMATION_SCHEMA.iter().any(|(v, _)| v == view);
-                if schema == "information_schema" && known && args.is_none() {
-                    if alias.is_none() {
-                        *alias = Some(ast::TableAlias {
-                            explicit: true,
-                            name: ast::Ident::new(view.clone()),
-                            columns: vec![],
-                            at: None,
-                        });
-                    }
-                    *name = ast::ObjectName::from(vec![
-                        ast::Ident::new("pg_catalog"),
-                        ast::Ident::new(information_schema_table(view)),
-                    ]);
-                    self.changed = true;
-                }
-            }
+        } else {
+            self.changed |= name_series_column(factor);
+            self.changed |= postgresql_information_schema(factor);
         }
         std::ops::ControlFlow::Continue(())
     }
