@@ -20,6 +20,15 @@ public class JdbcMetadata {
         System.out.println(name + "\t" + out);
     }
 
+    // The number of customers, read inside the open transaction, which is then committed.
+    static long customersThenCommit(Connection c) throws SQLException {
+        ResultSet r = c.createStatement().executeQuery("SELECT count(*) FROM unified_customers");
+        r.next();
+        long n = r.getLong(1);
+        c.commit();
+        return n;
+    }
+
     static List<String> column(ResultSet rs, String name) throws SQLException {
         List<String> out = new ArrayList<>();
         while (rs.next()) out.add(rs.getString(name));
@@ -66,11 +75,7 @@ public class JdbcMetadata {
             });
             call("autocommit_off", () -> {
                 c.setAutoCommit(false);
-                ResultSet r = c.createStatement().executeQuery("SELECT count(*) FROM unified_customers");
-                r.next();
-                long n = r.getLong(1);
-                c.commit();
-                return n;
+                return customersThenCommit(c);
             });
             call("savepoint", () -> {
                 // Over the extended protocol, as pgjdbc sends everything: a failed statement
@@ -83,11 +88,7 @@ public class JdbcMetadata {
                     // the failure is the point
                 }
                 c.rollback(before);
-                ResultSet r = c.createStatement().executeQuery("SELECT count(*) FROM unified_customers");
-                r.next();
-                long n = r.getLong(1);
-                c.commit();
-                return n;
+                return customersThenCommit(c);
             });
             call("write", () -> c.createStatement().executeUpdate("DELETE FROM unified_customers"));
             call("after_write", () -> { c.rollback(); ResultSet r = c.createStatement().executeQuery("SELECT 1"); r.next(); return r.getInt(1); });
