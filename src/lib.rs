@@ -13,6 +13,7 @@ pub mod charts;
 pub mod config;
 pub mod demo;
 pub mod doctor;
+pub mod engine;
 pub mod error;
 pub mod event_log;
 pub mod exports;

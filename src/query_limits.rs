@@ -1,4 +1,5 @@
-//! Limits a query's text is checked against before anything parses or plans it.
+//! Limits a query's text is checked against before anything parses or plans it, and the
+//! memory budget queries run within.
 //!
 //! A flat chain such as `1+1+…+1` or `a OR b OR …` parses into a tree as deep as the chain is
 //! long, and the planner, optimizer, physical planner, expression evaluation and finally the
@@ -11,6 +12,49 @@
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+static MEMORY_LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Set the memory budget of every context made afterwards (the CLI's `--memory-limit`).
+pub fn set_memory_limit(bytes: usize) {
+    let _ = MEMORY_LIMIT.set(bytes);
+}
+
+/// The query memory budget in bytes: `PANORAMA_MEMORY_LIMIT` (`8G`, `512M`, `1.5G`, bytes),
+/// else 70% of the machine's memory (what DataFusion operators may hold; Panorama's own
+/// buffers, e.g. the union-find, come on top).
+pub fn memory_limit() -> Option<usize> {
+    if let Some(bytes) = MEMORY_LIMIT.get() {
+        return Some(*bytes);
+    }
+    if let Ok(v) = std::env::var("PANORAMA_MEMORY_LIMIT") {
+        return parse_size(&v);
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: usize = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024 / 10 * 7)
+}
+
+/// `8G`, `512M`, `64K`, `1.5G` or plain bytes.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim().to_ascii_uppercase();
+    let s = s.strip_suffix('B').unwrap_or(&s);
+    let (num, unit) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1usize << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        'T' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0).then_some((n * unit as f64) as usize)
+}
 
 /// The deepest expression or query tree accepted. Measured in a debug build on 2 MiB thread
 /// stacks (tokio's default): 1,000 chained operators plan, run and drop; the CLI and server

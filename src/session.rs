@@ -6,9 +6,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder, UInt64Builder};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
-use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
@@ -133,39 +131,10 @@ pub async fn cluster_context(
     )))
 }
 
-/// A context with Panorama's UDFs and no tables, reading only registered tables.
+/// A context with Panorama's UDFs and table functions and no tables, reading only registered
+/// tables.
 pub fn base_context() -> SessionContext {
-    // Strings as plain Utf8, from Parquet and from `CAST(... AS VARCHAR)`, not Utf8View: after
-    // a join every view batch refers to all of the build side's buffers, and sorts (window
-    // functions, ORDER BY) counted them once per batch, asking for 18 GB to rank 1M customers.
-    // One string type also spares joins a cast of every key.
-    let config = SessionConfig::new()
-        .set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        )
-        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
-        .with_information_schema(true)
-        .with_default_catalog_and_schema("panorama", "public");
-    // Queries share one memory budget; sorts, joins' spillable parts and aggregates spill to
-    // temporary files beyond it instead of exhausting the machine.
-    let runtime = match memory_limit() {
-        Some(bytes) => RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
-            .build_arc(),
-        None => RuntimeEnvBuilder::new().build_arc(),
-    }
-    .expect("a default runtime environment builds");
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
-    panorama_udfs::register_all(&ctx);
-    if let Some(limit) = memory_limit() {
-        // No single value larger than every query's memory together (`repeat('x', 1e10)`).
-        panorama_udfs::size_cap::cap_result_sizes(
-            &ctx,
-            limit,
-            "--memory-limit or PANORAMA_MEMORY_LIMIT, default 70% of the machine's memory",
-        );
-    }
+    let ctx = crate::engine::base_context();
     ctx.register_udtf(
         "connected_components",
         Arc::new(crate::unify::table_functions::ConnectedComponents),
@@ -191,50 +160,7 @@ pub fn base_context() -> SessionContext {
         "attribution",
         Arc::new(crate::analytics::attribution::AttributionFunction),
     );
-    register_as_of(&ctx, chrono::Utc::now().naive_utc());
     ctx
-}
-
-/// `as_of()`: the reference time of a run's measures and segments ("days since the last
-/// order" counts to it), a constant for the whole run so results are reproducible.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct AsOf {
-    signature: datafusion::logical_expr::Signature,
-    nanos: i64,
-}
-
-impl datafusion::logical_expr::ScalarUDFImpl for AsOf {
-    fn name(&self) -> &str {
-        "as_of"
-    }
-    fn signature(&self) -> &datafusion::logical_expr::Signature {
-        &self.signature
-    }
-    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
-        Ok(DataType::Timestamp(
-            arrow::datatypes::TimeUnit::Nanosecond,
-            None,
-        ))
-    }
-    fn invoke_with_args(
-        &self,
-        _args: datafusion::logical_expr::ScalarFunctionArgs,
-    ) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
-        Ok(datafusion::logical_expr::ColumnarValue::Scalar(
-            datafusion::common::ScalarValue::TimestampNanosecond(Some(self.nanos), None),
-        ))
-    }
-}
-
-/// Make `as_of()` return `at` in this context.
-pub fn register_as_of(ctx: &SessionContext, at: chrono::NaiveDateTime) {
-    let nanos = at.and_utc().timestamp_nanos_opt().unwrap_or(0);
-    ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(AsOf {
-        signature: datafusion::logical_expr::Signature::nullary(
-            datafusion::logical_expr::Volatility::Immutable,
-        ),
-        nanos,
-    }));
 }
 
 /// The reference time of a run as stored in its manifest (`2026-11-01T00:00:00`).
@@ -242,48 +168,8 @@ pub fn format_as_of(at: chrono::NaiveDateTime) -> String {
     at.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-static MEMORY_LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
-/// Set the memory budget of every context made afterwards (the CLI's `--memory-limit`).
-pub fn set_memory_limit(bytes: usize) {
-    let _ = MEMORY_LIMIT.set(bytes);
-}
-
-/// The query memory budget in bytes: `PANORAMA_MEMORY_LIMIT` (`8G`, `512M`, `1.5G`, bytes),
-/// else 70% of the machine's memory (what DataFusion operators may hold; Panorama's own
-/// buffers, e.g. the union-find, come on top).
-pub fn memory_limit() -> Option<usize> {
-    if let Some(bytes) = MEMORY_LIMIT.get() {
-        return Some(*bytes);
-    }
-    if let Ok(v) = std::env::var("PANORAMA_MEMORY_LIMIT") {
-        return parse_size(&v);
-    }
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: usize = meminfo
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024 / 10 * 7)
-}
-
-/// `8G`, `512M`, `64K`, `1.5G` or plain bytes.
-pub fn parse_size(s: &str) -> Option<usize> {
-    let s = s.trim().to_ascii_uppercase();
-    let s = s.strip_suffix('B').unwrap_or(&s);
-    let (num, unit) = match s.chars().last()? {
-        'K' => (&s[..s.len() - 1], 1usize << 10),
-        'M' => (&s[..s.len() - 1], 1 << 20),
-        'G' => (&s[..s.len() - 1], 1 << 30),
-        'T' => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    (n > 0.0).then_some((n * unit as f64) as usize)
-}
+pub use crate::engine::register_as_of;
+pub use crate::query_limits::{memory_limit, parse_size, set_memory_limit};
 
 /// Which run a context shows.
 #[derive(Debug, Clone)]

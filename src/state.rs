@@ -19,20 +19,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::error::{Error, Result};
 
-/// Append-only tables in `state/`, registered under these names when a run is opened.
-pub const LOG_TABLES: &[&str] = &[
-    "export_log",
-    "audit_log",
-    "consent_statements",
-    "suppression_list",
-    "rectifications",
-    "journey_state",
-    "outbox",
-    "schedule_log",
-    "source_profiles",
-    "data_quality",
-    "attribution_history",
-];
+pub use crate::table_catalog::LOG_TABLES;
 
 /// The state directory of a workspace.
 pub fn dir(workspace: &Path) -> PathBuf {

@@ -6,7 +6,20 @@
 //! Sources come from the project's config (their `primary_key` and `description`); measures
 //! describe their own columns of `customer_measures` and `customer_profiles`.
 
-use crate::config::ProjectConfig;
+/// Append-only tables in `state/`, registered under these names when a run is opened.
+pub const LOG_TABLES: &[&str] = &[
+    "export_log",
+    "audit_log",
+    "consent_statements",
+    "suppression_list",
+    "rectifications",
+    "journey_state",
+    "outbox",
+    "schedule_log",
+    "source_profiles",
+    "data_quality",
+    "attribution_history",
+];
 
 /// One table's documentation and constraints.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,20 +107,13 @@ pub fn common_column_names() -> impl Iterator<Item = &'static str> {
 }
 
 /// Documentation of every table named in `tables` (the run's tables): Panorama's outputs,
-/// the configured sources, and measure columns.
-pub fn describe(cfg: &ProjectConfig, tables: &[String]) -> Vec<TableDoc> {
-    let measure_columns: Vec<(String, String)> = cfg
-        .measures
-        .iter()
-        .map(|(name, m)| {
-            let d = m
-                .get_ref()
-                .description
-                .clone()
-                .unwrap_or_else(|| format!("Measure `{name}`."));
-            (name.clone(), d)
-        })
-        .collect();
+/// the sources `source` describes (description and key columns), and `measure_columns` on
+/// the customer-level tables. `ProjectConfig::table_docs` fills these from the config.
+pub fn describe(
+    tables: &[String],
+    source: impl Fn(&str) -> Option<(String, Vec<String>)>,
+    measure_columns: &[(String, String)],
+) -> Vec<TableDoc> {
     let mut docs = Vec::new();
     for table in tables {
         let mut doc =
@@ -128,13 +134,11 @@ pub fn describe(cfg: &ProjectConfig, tables: &[String]) -> Vec<TableDoc> {
                         .collect(),
                     columns: vec![],
                 }
-            } else if let Some(source) = cfg.sources.get(table) {
+            } else if let Some((description, key)) = source(table) {
                 TableDoc {
                     name: table.clone(),
-                    description: source.description.clone().unwrap_or_else(|| {
-                        format!("Source `{table}`: [sources.{table}] in the project's config.")
-                    }),
-                    key: source.primary_key.get_ref().columns(),
+                    description,
+                    key,
                     references: vec![],
                     columns: vec![],
                 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::definitions::{Analytics, BusinessMeasure, By, Measure, MeasureKind, Rows};
 use crate::config::ProjectConfig;
 use crate::error::Result;
-use crate::unify::staging::{ident, literal};
+use crate::sql_text::{ident, literal};
 
 /// The rows an aggregate runs over, as a subquery with `panorama_customer_id`.
 pub fn rows_sql(cfg: &ProjectConfig, rows: &Rows) -> Result<String> {

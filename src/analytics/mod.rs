@@ -12,7 +12,7 @@
 //! History tables carry the previous run's rows forward, so the current run holds them all.
 
 pub mod attribution;
-pub mod definitions;
+pub use crate::config::analytics as definitions;
 pub mod journey_analytics;
 pub mod measures;
 pub mod segments;
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use crate::unify::staging::literal;
+use crate::sql_text::literal;
 pub use definitions::Analytics;
 use definitions::SegmentRule;
 
@@ -595,7 +595,7 @@ pub async fn preview(
                 an.measures
                     .iter()
                     .filter(|m| used.contains(&m.name))
-                    .map(|m| format!("p.{}", crate::unify::staging::ident(&m.name))),
+                    .map(|m| format!("p.{}", crate::sql_text::ident(&m.name))),
             );
             format!(
                 "SELECT {} FROM customer_profiles p JOIN {table} s ON s.customer_id = p.customer_id ORDER BY p.customer_id LIMIT {limit}",

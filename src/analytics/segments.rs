@@ -3,7 +3,7 @@
 //! (who entered, who left) and `segment_sizes`.
 
 use super::definitions::{Segment, SegmentRule};
-use crate::unify::staging::{ident, literal};
+use crate::sql_text::{ident, literal};
 
 /// The in-memory table holding one segment's members while a run builds them.
 pub fn members_table(segment: &str) -> String {

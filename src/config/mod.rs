@@ -4,11 +4,21 @@
 //! errors that name the key and its line, because a config kept in git is read by people who did
 //! not write it. Every key is documented in `docs/config.md`.
 
+pub mod activities;
+pub mod analytics;
 pub mod attribution;
 mod column_uses;
+pub mod consent;
 pub mod expectations;
+pub mod exports;
 pub mod funnels;
+pub mod journeys;
+pub mod messages;
+pub mod predictions;
+pub mod schedule;
+pub mod serve;
 mod types;
+pub mod unify;
 
 pub use column_uses::ColumnUse;
 
@@ -53,7 +63,7 @@ pub const RESERVED_TABLE_NAMES: &[&str] = &[
     "predictions_churn",
     "recommendations",
     "prediction_grades",
-    // Views over the tables kept across runs (`crate::state::LOG_TABLES`, also reserved).
+    // Views over the tables kept across runs (`crate::table_catalog::LOG_TABLES`, also reserved).
     "customer_consent",
     "export_watermarks",
 ];
@@ -71,31 +81,31 @@ pub struct ProjectConfig {
     pub workspace: WorkspaceSection,
     pub sources: BTreeMap<String, SourceConfig>,
     /// `[unify]`: map, match and merge; absent means sources are loaded only.
-    pub unify: Option<crate::unify::config::UnifySection>,
+    pub unify: Option<unify::UnifySection>,
     /// `[activities.<name>]`: what customers did, resolved to customers after unification.
-    pub activities: BTreeMap<String, Spanned<crate::activities::ActivitySource>>,
+    pub activities: BTreeMap<String, Spanned<activities::ActivitySource>>,
     /// `[measures.<name>]`: customer-level measures, as written.
-    pub measures: BTreeMap<String, Spanned<crate::analytics::definitions::MeasureDef>>,
+    pub measures: BTreeMap<String, Spanned<analytics::MeasureDef>>,
     /// `[business_measures.<name>]`, as written.
-    pub business_measures: BTreeMap<String, Spanned<crate::analytics::definitions::MeasureDef>>,
+    pub business_measures: BTreeMap<String, Spanned<analytics::MeasureDef>>,
     /// `[segments.<name>]`, as written.
-    pub segments: BTreeMap<String, Spanned<crate::analytics::definitions::SegmentDef>>,
+    pub segments: BTreeMap<String, Spanned<analytics::SegmentDef>>,
     /// Measures, business measures and segments with templates expanded, in dependency order.
-    pub analytics: crate::analytics::Analytics,
+    pub analytics: analytics::Analytics,
     /// `[exports.<name>]`: what to send where.
-    pub exports: BTreeMap<String, Spanned<crate::exports::config::ExportDef>>,
+    pub exports: BTreeMap<String, Spanned<exports::ExportDef>>,
     /// `[consent]`: where consent statements come from, and the default without one.
-    pub consent: Option<crate::privacy::consent::ConsentSection>,
+    pub consent: Option<consent::ConsentSection>,
     /// `[messages.<name>]`: templated messages.
-    pub messages: BTreeMap<String, Spanned<crate::journeys::messages::MessageDef>>,
+    pub messages: BTreeMap<String, Spanned<messages::MessageDef>>,
     /// `[journeys.<name>]`: a segment triggers a message.
-    pub journeys: BTreeMap<String, Spanned<crate::journeys::JourneyDef>>,
+    pub journeys: BTreeMap<String, Spanned<journeys::JourneyDef>>,
     /// `[schedules.<name>]`: cron expressions for `panorama schedule`.
-    pub schedules: BTreeMap<String, Spanned<crate::schedule::ScheduleDef>>,
+    pub schedules: BTreeMap<String, Spanned<schedule::ScheduleDef>>,
     /// `[predictions.*]`: CLV, churn, recommendations.
-    pub predictions: Option<crate::predictions::config::PredictionsSection>,
+    pub predictions: Option<predictions::PredictionsSection>,
     /// `[serve]`: listeners and per-query limits of `panorama serve`.
-    pub serve: Option<crate::serve::config::ServeSection>,
+    pub serve: Option<serve::ServeSection>,
     /// `[[expectations]]`: data quality checks on the loaded sources.
     pub expectations: Vec<Spanned<expectations::ExpectationDef>>,
     /// `[funnels.<name>]`: funnels the console and the report draw.
@@ -386,29 +396,29 @@ struct RawConfig {
     #[serde(default)]
     sources: BTreeMap<Spanned<String>, SourceConfig>,
     #[serde(default)]
-    unify: Option<crate::unify::config::UnifySection>,
+    unify: Option<unify::UnifySection>,
     #[serde(default)]
-    activities: BTreeMap<String, Spanned<crate::activities::ActivitySource>>,
+    activities: BTreeMap<String, Spanned<activities::ActivitySource>>,
     #[serde(default)]
-    measures: BTreeMap<String, Spanned<crate::analytics::definitions::MeasureDef>>,
+    measures: BTreeMap<String, Spanned<analytics::MeasureDef>>,
     #[serde(default)]
-    business_measures: BTreeMap<String, Spanned<crate::analytics::definitions::MeasureDef>>,
+    business_measures: BTreeMap<String, Spanned<analytics::MeasureDef>>,
     #[serde(default)]
-    segments: BTreeMap<String, Spanned<crate::analytics::definitions::SegmentDef>>,
+    segments: BTreeMap<String, Spanned<analytics::SegmentDef>>,
     #[serde(default)]
-    exports: BTreeMap<String, Spanned<crate::exports::config::ExportDef>>,
+    exports: BTreeMap<String, Spanned<exports::ExportDef>>,
     #[serde(default)]
-    consent: Option<crate::privacy::consent::ConsentSection>,
+    consent: Option<consent::ConsentSection>,
     #[serde(default)]
-    messages: BTreeMap<String, Spanned<crate::journeys::messages::MessageDef>>,
+    messages: BTreeMap<String, Spanned<messages::MessageDef>>,
     #[serde(default)]
-    journeys: BTreeMap<String, Spanned<crate::journeys::JourneyDef>>,
+    journeys: BTreeMap<String, Spanned<journeys::JourneyDef>>,
     #[serde(default)]
-    schedules: BTreeMap<String, Spanned<crate::schedule::ScheduleDef>>,
+    schedules: BTreeMap<String, Spanned<schedule::ScheduleDef>>,
     #[serde(default)]
-    predictions: Option<crate::predictions::config::PredictionsSection>,
+    predictions: Option<predictions::PredictionsSection>,
     #[serde(default)]
-    serve: Option<crate::serve::config::ServeSection>,
+    serve: Option<serve::ServeSection>,
     #[serde(default)]
     expectations: Vec<Spanned<expectations::ExpectationDef>>,
     #[serde(default)]
@@ -471,7 +481,7 @@ impl ProjectConfig {
         }
         cfg.sources = sources;
         // Durations and sizes of `[serve]` are checked with the rest, not when serving starts.
-        crate::serve::config::ServeSettings::from_section(cfg.serve.as_ref(), root)
+        serve::ServeSettings::from_section(cfg.serve.as_ref(), root)
             .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
         if let Some(u) = &cfg.unify {
             for (name, map) in &u.sources {
@@ -518,8 +528,7 @@ impl ProjectConfig {
                 }
             }
             if let Some(m) = &u.merge {
-                crate::unify::merge::check(m)
-                    .map_err(|msg| cfg.error_at_section("[unify.merge", msg))?;
+                unify::merge::check(m).map_err(|msg| cfg.error_at_section("[unify.merge", msg))?;
             }
             for (name, def) in &u.fields {
                 def.get_ref()
@@ -542,12 +551,12 @@ impl ProjectConfig {
                     })?;
                 }
             }
-            let staged = crate::unify::fields::staged_fields(&custom);
+            let staged = unify::fields::staged_fields(&custom);
             for rule in &u.rules {
-                crate::unify::matching::check_rule(rule.get_ref(), &staged)
+                unify::check_rule(rule.get_ref(), &staged)
                     .map_err(|m| cfg.error_at(rule.span(), format!("unify.rules: {m}")))?;
             }
-            if u.mode == Some(crate::unify::config::MatchMode::Probabilistic) {
+            if u.mode == Some(unify::MatchMode::Probabilistic) {
                 if let Some(rule) = u.rules.first() {
                     return Err(cfg.error_at(
                         rule.span(),
@@ -593,15 +602,15 @@ impl ProjectConfig {
                 }
             }
         }
-        cfg.analytics = crate::analytics::definitions::resolve(&cfg)?;
-        crate::journeys::check(&cfg).map_err(|(span, m)| cfg.error_at(span, m))?;
+        cfg.analytics = analytics::resolve(&cfg)?;
+        journeys::check(&cfg).map_err(|(span, m)| cfg.error_at(span, m))?;
         for (name, s) in &cfg.schedules {
             s.get_ref()
                 .check(name, &cfg)
                 .map_err(|m| cfg.error_at(s.span(), m))?;
         }
         if let Some(c) = &cfg.consent {
-            crate::privacy::consent::check(&cfg, c).map_err(|(span, m)| cfg.error_at(span, m))?;
+            consent::check(&cfg, c).map_err(|(span, m)| cfg.error_at(span, m))?;
         }
         for (name, e) in &cfg.exports {
             e.get_ref().check(name).map_err(|(span, m)| {
@@ -677,8 +686,8 @@ impl ProjectConfig {
             ));
         }
         if RESERVED_TABLE_NAMES.contains(&n.as_str())
-            || crate::state::LOG_TABLES.contains(&n.as_str())
-            || crate::analytics::definitions::OUTPUT_TABLES.contains(&n.as_str())
+            || crate::table_catalog::LOG_TABLES.contains(&n.as_str())
+            || analytics::OUTPUT_TABLES.contains(&n.as_str())
         {
             return Err(self.error_at(
                 name.span(),
@@ -957,6 +966,46 @@ pub(crate) fn parse_for_tests(text: &str) -> Result<ProjectConfig> {
         Path::new("/p/panorama.toml"),
         text.to_string(),
     )
+}
+
+/// The location with any password replaced (a database URL's), safe to print and store in
+/// manifests.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl ProjectConfig {
+    /// Documentation of the run's `tables` ([`crate::table_catalog::describe`]): the
+    /// sources' `description` and `primary_key`, the measures' descriptions.
+    pub fn table_docs(&self, tables: &[String]) -> Vec<crate::table_catalog::TableDoc> {
+        let measure_columns: Vec<(String, String)> = self
+            .measures
+            .iter()
+            .map(|(name, m)| {
+                let d = m
+                    .get_ref()
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| format!("Measure `{name}`."));
+                (name.clone(), d)
+            })
+            .collect();
+        let source = |table: &str| {
+            self.sources.get(table).map(|s| {
+                let description = s.description.clone().unwrap_or_else(|| {
+                    format!("Source `{table}`: [sources.{table}] in the project's config.")
+                });
+                (description, s.primary_key.get_ref().columns())
+            })
+        };
+        crate::table_catalog::describe(tables, source, &measure_columns)
+    }
 }
 
 /// `30s`, `500ms`, `90m`, `36h`, `2d` or plain seconds.

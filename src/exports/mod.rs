@@ -8,7 +8,7 @@
 //! (or `erased` after `panorama privacy erase`). Only confirmed operations update the state, so
 //! a failure midway re-sends exactly what was not confirmed on the next export.
 
-pub mod config;
+pub use crate::config::exports as config;
 mod file;
 mod postgres;
 pub mod webhook;
@@ -24,7 +24,7 @@ use sha2::Digest;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::output::{hex, string_column};
-use crate::unify::staging::{ident, literal};
+use crate::sql_text::{ident, literal};
 use config::{Destination, ExportDef, ExportMode};
 
 /// How a row changed at the destination.

@@ -8,148 +8,20 @@
 //! after rendering to deliver the new messages (e.g. an incremental webhook export of
 //! `table = "outbox"` keyed by `message_id`).
 
-pub mod messages;
+pub use crate::config::messages;
 pub mod triggers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringArray};
-use serde::Deserialize;
 use sha2::Digest;
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use crate::unify::staging::{ident, literal};
+use crate::sql_text::{ident, literal};
 
-/// What starts a journey.
-#[derive(Debug, Clone)]
-pub enum Trigger {
-    /// A segment's newly entered members (`trigger = "segment"`), at `panorama journeys`.
-    Segment(String),
-    /// A person's event (`trigger = { event = "...", unless = {...} }`), in `panorama serve`.
-    Event(triggers::EventTrigger),
-}
-
-impl<'de> Deserialize<'de> for Trigger {
-    /// A string or a table, with the table's own error (an unknown key, a missing `event`)
-    /// rather than serde's "did not match any variant".
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        match toml::Value::deserialize(d)? {
-            toml::Value::String(s) => Ok(Trigger::Segment(s)),
-            t @ toml::Value::Table(_) => t
-                .try_into()
-                .map(Trigger::Event)
-                .map_err(|e| serde::de::Error::custom(e.message().trim().to_string())),
-            other => Err(serde::de::Error::custom(format!(
-                "trigger must be a segment's name or {{ event = \"...\" }}, not {}",
-                other.type_str()
-            ))),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JourneyDef {
-    /// A segment whose newly entered members start the journey, or an event.
-    pub trigger: Trigger,
-    /// Days to wait after entering before the message goes out (segment triggers).
-    #[serde(default)]
-    pub wait_days: u32,
-    /// How long after the trigger event the message goes out (event triggers without
-    /// `unless`; with it, added to `within`).
-    #[serde(default)]
-    pub wait: Option<String>,
-    /// At most this many messages of event-triggered journeys to one customer per period.
-    #[serde(default)]
-    pub frequency_cap: Option<triggers::FrequencyCap>,
-    /// Extra SQL condition over `customer_profiles`, checked when the message goes out.
-    #[serde(default)]
-    pub condition: Option<String>,
-    /// `[messages.<name>]` to send.
-    pub message: String,
-    /// Export that delivers the outbox after rendering (optional).
-    #[serde(default)]
-    pub export: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-}
-
-/// Check journeys and messages against the config; errors are (span, message).
-pub fn check(cfg: &ProjectConfig) -> std::result::Result<(), (std::ops::Range<usize>, String)> {
-    for (name, m) in &cfg.messages {
-        m.get_ref().compile(name).map_err(|e| (m.span(), e))?;
-    }
-    for (name, j) in &cfg.journeys {
-        let def = j.get_ref();
-        if !cfg.messages.contains_key(&def.message) {
-            return Err((
-                j.span(),
-                format!(
-                    "journeys.{name}.message: no message named `{}` (messages: {})",
-                    def.message,
-                    cfg.messages.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-        if let Some(e) = &def.export {
-            if !cfg.exports.contains_key(e) {
-                return Err((
-                    j.span(),
-                    format!("journeys.{name}.export: no export named `{e}`"),
-                ));
-            }
-        }
-        match &def.trigger {
-            Trigger::Segment(segment) => {
-                if !cfg.analytics.has_segment(segment) {
-                    return Err((
-                        j.span(),
-                        format!("journeys.{name}.trigger: no segment named `{segment}`"),
-                    ));
-                }
-                if def.wait.is_some() || def.frequency_cap.is_some() {
-                    return Err((
-                        j.span(),
-                        format!("journeys.{name}: `wait` and `frequency_cap` are for event triggers; a segment trigger waits `wait_days`"),
-                    ));
-                }
-            }
-            Trigger::Event(t) => {
-                let webhook = def
-                    .export
-                    .as_ref()
-                    .and_then(|e| cfg.exports.get(e))
-                    .is_some_and(|e| e.get_ref().webhook.is_some());
-                if !webhook {
-                    return Err((
-                        j.span(),
-                        format!("journeys.{name}.export: an event-triggered journey is delivered at once by `panorama serve`, through a webhook export: name one"),
-                    ));
-                }
-                if cfg.events_source().is_none() {
-                    return Err((
-                        j.span(),
-                        format!("journeys.{name}.trigger: event triggers read collected events: add a source with format = \"events\""),
-                    ));
-                }
-                let ctx = crate::session::base_context();
-                triggers::Engine::new(&ctx, &[(name.clone(), t.clone(), def.wait.clone())])
-                    .map_err(|m| (j.span(), m))?;
-                if let Some(c) = &def.frequency_cap {
-                    if crate::config::parse_duration(&c.per).is_none() || c.messages == 0 {
-                        return Err((
-                            j.span(),
-                            format!("journeys.{name}.frequency_cap: `messages` is at least 1 and `per` a duration such as \"1d\""),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
+pub use crate::config::journeys::{check, JourneyDef, Trigger};
 
 /// What one journey did.
 #[derive(Debug, Clone, Default)]

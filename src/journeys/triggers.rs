@@ -15,42 +15,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
-use serde::Deserialize;
 
 use crate::event_log::filter::EventFilter;
 use crate::event_log::Event;
 
-/// `trigger = { event, where, unless }` of an event-triggered journey.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventTrigger {
-    /// The `event` column's value: a track call's name, or `page`, `identify`, ...
-    pub event: String,
-    /// SQL over the event's columns (`detail(properties, 'product_id') = 'P1'`).
-    #[serde(rename = "where", default)]
-    pub condition: Option<String>,
-    pub unless: Option<Unless>,
-}
-
-/// `unless = { event, where, within }`: what cancels the journey when it comes in time.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Unless {
-    pub event: String,
-    #[serde(rename = "where", default)]
-    pub condition: Option<String>,
-    /// How long after the trigger the cancelling event may come ("1h", "30m").
-    pub within: String,
-}
-
-/// `frequency_cap = { messages = 1, per = "1d" }`: at most `messages` messages of any
-/// event-triggered journey to one customer per `per`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FrequencyCap {
-    pub messages: u32,
-    pub per: String,
-}
+pub use crate::config::journeys::{EventTrigger, FrequencyCap, Unless};
 
 struct Compiled {
     name: String,
@@ -97,32 +66,12 @@ impl Engine {
     ) -> Result<Engine, String> {
         let mut out = Vec::new();
         for (name, t, wait) in journeys {
-            let at = |m: String| format!("journeys.{name}.trigger: {m}");
-            let trigger = EventFilter::new(ctx, &t.event, t.condition.as_deref()).map_err(at)?;
-            let (unless, delay) = match &t.unless {
-                Some(u) => {
-                    let within = crate::config::parse_duration(&u.within).ok_or_else(|| {
-                        at(format!(
-                            "unless.within = {:?}: expected a duration such as \"1h\" or \"30m\"",
-                            u.within
-                        ))
-                    })?;
-                    let m = EventFilter::new(ctx, &u.event, u.condition.as_deref()).map_err(at)?;
-                    (Some(m), within)
-                }
-                None => (None, Duration::ZERO),
-            };
-            let wait = match wait {
-                Some(w) => crate::config::parse_duration(w).ok_or_else(|| {
-                    format!("journeys.{name}.wait = {w:?}: expected a duration such as \"10m\"")
-                })?,
-                None => Duration::ZERO,
-            };
+            let (trigger, unless, delay) = t.compile(ctx, name, wait.as_deref())?;
             out.push(Compiled {
                 name: name.clone(),
                 trigger,
                 unless,
-                delay: (delay + wait).as_micros() as i64,
+                delay: delay.as_micros() as i64,
             });
         }
         Ok(Engine {

@@ -16,7 +16,7 @@
 pub mod bgnbd;
 mod churn;
 mod clv;
-pub mod config;
+pub use crate::config::predictions as config;
 mod recommendations;
 pub mod table_functions;
 

@@ -14,7 +14,7 @@ use super::config::RecommendationsConfig;
 use super::Grade;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use crate::unify::staging::ident;
+use crate::sql_text::ident;
 
 /// The similar-item candidates (`customer_id, item, score, reason, r`, top `k` per customer)
 /// from the purchases in `purchases` (`customer_id, item`), as SQL. Scores are sums of

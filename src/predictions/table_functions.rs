@@ -10,7 +10,7 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::prelude::SessionContext;
 
 use super::bgnbd::{BgNbd, GammaGamma, Summary};
-use crate::unify::staging::ident;
+use crate::sql_text::ident;
 use crate::unify::table_functions::{string_args, ComputedTable};
 
 async fn columns(

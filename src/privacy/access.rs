@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use super::{in_list, json_rows, Selector};
 use crate::config::ProjectConfig;
 use crate::error::Result;
-use crate::unify::staging::{ident, literal};
+use crate::sql_text::{ident, literal};
 
 /// Collect the profile, every linked source record, activities, measures, segment
 /// memberships, consent, messages, and the exports the person was sent in.

@@ -17,7 +17,8 @@ use super::{in_list, strings, Selector};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sources::SourceReport;
-use crate::unify::staging::{ident, literal, phone_digits};
+use crate::sql_text::{ident, literal};
+use crate::unify::staging::phone_digits;
 
 /// What an erasure did.
 #[derive(Debug, Clone, Default)]

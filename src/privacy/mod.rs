@@ -48,7 +48,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::config::ProjectConfig;
 use crate::error::Error;
-use crate::unify::staging::literal;
+use crate::sql_text::literal;
 
 /// Who a privacy request is about: exactly one identifier, as the person gave it.
 #[derive(Debug, Clone, Default)]

@@ -14,7 +14,7 @@ use datafusion::prelude::SessionContext;
 use super::Selector;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use crate::unify::staging::{ident, literal};
+use crate::sql_text::{ident, literal};
 
 /// Columns of `unified_customers` that are not the person's data but bookkeeping.
 const NOT_RECTIFIABLE: &[&str] = &[

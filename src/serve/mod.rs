@@ -12,7 +12,7 @@
 
 pub mod auth;
 pub mod card;
-pub mod config;
+pub use crate::config::serve as config;
 pub mod console;
 pub mod events;
 pub mod flight;

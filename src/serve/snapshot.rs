@@ -47,7 +47,7 @@ impl Snapshot {
             datafusion_postgres::auth::AuthManager::default(),
         )
         .map_err(|e| Error::Other(format!("pg_catalog: {e}")))?;
-        let docs = crate::table_catalog::describe(cfg, &opened.tables);
+        let docs = cfg.table_docs(&opened.tables);
         super::pg_catalog::install(&ctx, &docs).await?;
         let measures = if opened.tables.iter().any(|t| t == "customer_measures") {
             ctx.table("customer_measures")

@@ -12,7 +12,7 @@ use datafusion::prelude::ParquetReadOptions;
 use super::SourceReport;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use crate::unify::staging::ident;
+use crate::sql_text::ident;
 
 /// Append each source's committed records that the source lacks to its loaded data in
 /// `run_dir`; returns how many were added.

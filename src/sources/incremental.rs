@@ -484,7 +484,7 @@ pub async fn watermark(source: &SourceConfig, dir: &Path) -> Result<Option<i64>>
     let b = ctx
         .sql(&format!(
             "SELECT CAST(arrow_cast(max({}), 'Timestamp(Microsecond, None)') AS BIGINT) FROM previous",
-            crate::unify::staging::ident(&column)
+            crate::sql_text::ident(&column)
         ))
         .await?
         .collect()
@@ -523,7 +523,7 @@ pub async fn keep_unchanged_rows(
         .get_ref()
         .columns()
         .iter()
-        .map(|k| format!("p.{k} = c.{k}", k = crate::unify::staging::ident(k)))
+        .map(|k| format!("p.{k} = c.{k}", k = crate::sql_text::ident(k)))
         .collect();
     crate::unify::write_query(
         &ctx,

@@ -10,6 +10,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
+pub use crate::config::redact;
+
 /// One file of a source, local or in an object store.
 #[derive(Debug, Clone)]
 pub struct FileRef {
@@ -132,19 +134,6 @@ pub fn store_base_url(url: &Url) -> Url {
 
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
-}
-
-/// Files whose names start with `.` or `_` are bookkeeping (`_SUCCESS`, `.crc`), not data.
-/// The location with any password replaced (a database URL's), safe to print and store in
-/// manifests.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Bookkeeping files are not data: `.crc`/`_SUCCESS` of lake writers, and the `~$book.xlsx`

@@ -7,15 +7,12 @@
 //! domain), clusters by the `connected_components` table function, and stable `acc_` ids from
 //! the previous run's `account_links`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use serde::Deserialize;
-use toml::Spanned;
 
 use super::clusters;
 use super::staging::{ident, literal};
@@ -23,36 +20,7 @@ use super::{collect, register_written, write_query};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 
-/// `[unify.accounts]`.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AccountsSection {
-    /// Account sources: `[unify.accounts.sources.<source>]`.
-    #[serde(default)]
-    pub sources: BTreeMap<String, Spanned<AccountMap>>,
-    /// Also build accounts from the `company` of contact records (default true).
-    #[serde(default = "yes")]
-    pub contacts: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// Which columns of an account source hold the company's identity.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AccountMap {
-    /// Default: the source's (single-column) primary key.
-    pub record_id: Option<String>,
-    pub company: String,
-    /// Web site or e-mail domain (`https://www.acme.de/about` → `acme.de`).
-    pub domain: Option<String>,
-    pub street: Option<String>,
-    pub postcode: Option<String>,
-    pub city: Option<String>,
-    pub country: Option<String>,
-}
+pub use crate::config::unify::accounts::{AccountMap, AccountsSection};
 
 /// E-mail domains of private mailboxes: they say nothing about an employer.
 pub const FREE_MAIL: &[&str] = &[

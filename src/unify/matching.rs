@@ -4,34 +4,7 @@
 //! `levenshtein_sim`, D365's `(length - edits) / length`.
 
 use super::config::{MatchRule, Precision};
-
-/// Why a rule cannot be compiled; `fields` are the staged fields (built-in and custom).
-pub fn check_rule(rule: &MatchRule, fields: &[String]) -> Result<(), String> {
-    if rule.conditions.is_empty() {
-        return Err(format!("rule `{}` has no conditions", rule.name));
-    }
-    for c in &rule.conditions {
-        if !fields.contains(&c.field) {
-            return Err(format!(
-                "rule `{}`: unknown field `{}` (fields: {})",
-                rule.name,
-                c.field,
-                fields.join(", ")
-            ));
-        }
-    }
-    if !rule
-        .conditions
-        .iter()
-        .any(|c| c.precision == Precision::Exact)
-    {
-        return Err(format!(
-            "rule `{}` has no exact condition, so it cannot be blocked (every record would be compared with every other); add an exact condition",
-            rule.name
-        ));
-    }
-    Ok(())
-}
+pub use crate::config::unify::check_rule;
 
 /// The exact fields of a rule: its blocking key.
 pub fn blocking_key(rule: &MatchRule) -> Vec<&str> {

@@ -8,7 +8,7 @@
 
 pub mod accounts;
 pub mod clusters;
-pub mod config;
+pub use crate::config::unify as config;
 pub mod explain;
 pub mod fields;
 pub mod identity;

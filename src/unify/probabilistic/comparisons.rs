@@ -68,26 +68,8 @@ pub fn comparison(field: &str, custom: &CustomFields) -> Option<Comparison> {
     super::super::fields::comparison(field, custom)
 }
 
-/// Fields compared by default.
-pub const DEFAULT_COMPARISONS: &[&str] = &[
-    "first_name",
-    "last_name",
-    "email",
-    "phone_digits",
-    "birth_date",
-    "postcode",
-    "street",
-    "city",
-    "gender",
-];
-
-/// Fields with a comparison: built-in ones and every custom field.
-pub fn comparable_fields(custom: &CustomFields) -> Vec<String> {
-    super::super::fields::staged_fields(custom)
-        .into_iter()
-        .filter(|f| comparison(f, custom).is_some())
-        .collect()
-}
+pub use crate::config::unify::fields::comparable_fields;
+pub use crate::config::unify::probabilistic::DEFAULT_COMPARISONS;
 
 #[cfg(test)]
 mod tests {

@@ -157,11 +157,7 @@ impl Destination {
     pub fn describe(&self) -> String {
         match self {
             Destination::File(f) => format!("file {}", f.path),
-            Destination::Postgres(p) => format!(
-                "postgres {} ({})",
-                p.table,
-                crate::sources::location::redact(&p.url)
-            ),
+            Destination::Postgres(p) => format!("postgres {} ({})", p.table, super::redact(&p.url)),
             Destination::Webhook(w) => format!("webhook {}", w.url),
         }
     }

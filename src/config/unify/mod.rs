@@ -1,6 +1,11 @@
 //! The `[unify]` section of `panorama.toml`: which source columns carry which semantic type
 //! (map), which records are the same person (match rules), and which value wins (merge).
 
+pub mod accounts;
+pub mod fields;
+pub mod merge;
+pub mod probabilistic;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -16,23 +21,23 @@ pub struct UnifySection {
     /// Match fields of the project's own (national id, customer number, ...), each of a
     /// kind: `[unify.fields.<name>]`.
     #[serde(default)]
-    pub fields: BTreeMap<String, Spanned<super::fields::FieldDef>>,
+    pub fields: BTreeMap<String, Spanned<fields::FieldDef>>,
     /// Sources of anonymous ids (cookies, devices) to stitch to known customers:
     /// `[unify.identities.<source>]`.
     #[serde(default)]
     pub identities: BTreeMap<String, Spanned<IdentityMap>>,
     /// B2B accounts (companies) and their contacts: `[unify.accounts]`.
     #[serde(default)]
-    pub accounts: Option<super::accounts::AccountsSection>,
+    pub accounts: Option<accounts::AccountsSection>,
     /// Merge policies per unified field.
     #[serde(default)]
-    pub merge: Option<super::merge::MergeSection>,
+    pub merge: Option<merge::MergeSection>,
     /// `rules` or `probabilistic`; default: `rules` when rules are given, else probabilistic.
     #[serde(default)]
     pub mode: Option<MatchMode>,
     /// Fellegi–Sunter settings: `[unify.probabilistic]`.
     #[serde(default)]
-    pub probabilistic: Option<super::probabilistic::ProbabilisticSection>,
+    pub probabilistic: Option<probabilistic::ProbabilisticSection>,
     /// Ordered match rules; a pair matches when any rule holds. With `mode = "rules"` and no
     /// rules: [`default_rules`].
     #[serde(default)]
@@ -71,7 +76,7 @@ pub enum MatchMode {
 
 impl UnifySection {
     /// `[unify.fields]` without their spans.
-    pub fn custom_fields(&self) -> super::fields::CustomFields {
+    pub fn custom_fields(&self) -> fields::CustomFields {
         self.fields
             .iter()
             .map(|(k, v)| (k.clone(), v.get_ref().clone()))
@@ -80,10 +85,10 @@ impl UnifySection {
 
     /// `[unify.probabilistic]` (or its defaults) knowing the project's custom fields: they are
     /// compared by default, and those of kind `name` weighed by term frequency.
-    pub fn probabilistic_section(&self) -> super::probabilistic::ProbabilisticSection {
+    pub fn probabilistic_section(&self) -> probabilistic::ProbabilisticSection {
         let mut p = self.probabilistic.clone().unwrap_or_default();
         p.custom = self.custom_fields();
-        use super::probabilistic::{default_comparisons, default_term_frequency};
+        use probabilistic::{default_comparisons, default_term_frequency};
         if p.comparisons == default_comparisons() {
             p.comparisons.extend(p.custom.keys().cloned());
         }
@@ -166,7 +171,7 @@ impl Mapped {
     /// The value as SQL over the source table.
     pub fn sql(&self) -> String {
         match self {
-            Mapped::Column(c) => super::staging::ident(c),
+            Mapped::Column(c) => crate::sql_text::ident(c),
             Mapped::Expr { sql } => format!("({sql})"),
         }
     }
@@ -240,7 +245,7 @@ impl SourceMap {
     /// The custom fields this source maps, checked against `[unify.fields]`.
     pub fn custom_fields(
         &self,
-        fields: &super::fields::CustomFields,
+        fields: &fields::CustomFields,
     ) -> Result<BTreeMap<String, Mapped>, String> {
         let mut out = BTreeMap::new();
         for (key, v) in &self.custom {
@@ -393,6 +398,34 @@ impl<'de> Deserialize<'de> for Precision {
             },
         }
     }
+}
+
+/// Why a rule cannot be compiled; `fields` are the staged fields (built-in and custom).
+pub fn check_rule(rule: &MatchRule, fields: &[String]) -> Result<(), String> {
+    if rule.conditions.is_empty() {
+        return Err(format!("rule `{}` has no conditions", rule.name));
+    }
+    for c in &rule.conditions {
+        if !fields.contains(&c.field) {
+            return Err(format!(
+                "rule `{}`: unknown field `{}` (fields: {})",
+                rule.name,
+                c.field,
+                fields.join(", ")
+            ));
+        }
+    }
+    if !rule
+        .conditions
+        .iter()
+        .any(|c| c.precision == Precision::Exact)
+    {
+        return Err(format!(
+            "rule `{}` has no exact condition, so it cannot be blocked (every record would be compared with every other); add an exact condition",
+            rule.name
+        ));
+    }
+    Ok(())
 }
 
 /// Rules used when the config gives none: strong identifiers confirmed by a name, and

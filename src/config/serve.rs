@@ -198,7 +198,7 @@ impl ServeSettings {
         };
         let size = |key: &str, v: &Option<String>, default: &str| {
             let text = v.as_deref().unwrap_or(default);
-            crate::session::parse_size(text).ok_or_else(|| {
+            crate::query_limits::parse_size(text).ok_or_else(|| {
                 Error::Other(format!(
                     "[serve] {key} = {text:?}: expected a size such as \"512M\" or \"2G\""
                 ))
@@ -207,7 +207,7 @@ impl ServeSettings {
         let query_memory = size("query_memory", &s.query_memory, "1G")?;
         let server_memory = match &s.memory {
             Some(_) => size("memory", &s.memory, "")?,
-            None => crate::session::memory_limit().unwrap_or(usize::MAX),
+            None => crate::query_limits::memory_limit().unwrap_or(usize::MAX),
         };
         Ok(ServeSettings {
             bind: s.bind.unwrap_or_else(|| "127.0.0.1".into()),

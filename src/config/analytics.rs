@@ -321,7 +321,7 @@ fn fill_opt(text: &Option<String>, params: &BTreeMap<String, String>) -> Option<
 /// A default value as a SQL literal.
 fn default_sql(v: &toml::Value) -> std::result::Result<String, String> {
     match v {
-        toml::Value::String(s) => Ok(crate::unify::staging::literal(s)),
+        toml::Value::String(s) => Ok(crate::sql_text::literal(s)),
         toml::Value::Integer(i) => Ok(i.to_string()),
         toml::Value::Float(f) => Ok(format!("{f:?}")),
         toml::Value::Boolean(b) => Ok(if *b { "TRUE" } else { "FALSE" }.into()),
