@@ -22,6 +22,7 @@ pub mod journeys;
 pub mod output;
 pub mod predictions;
 pub mod privacy;
+pub mod privacy_state;
 pub mod project;
 pub mod quality;
 pub mod query_limits;

@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use arrow::util::pretty::pretty_format_batches;
 use clap::ValueEnum;
+use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
 
@@ -135,4 +136,47 @@ pub fn string_column(
 /// Bytes as lowercase hexadecimal (digests in keys and file names).
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The first column of a query's rows, as text.
+pub async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let name = b.schema().field(0).name().clone();
+        let col = crate::output::string_column(b, &name)?;
+        out.extend(
+            (0..b.num_rows())
+                .filter(|&i| !col.is_null(i))
+                .map(|i| col.value(i).to_string()),
+        );
+    }
+    Ok(out)
+}
+
+/// Naive UTC now, the timestamp text state tables keep.
+pub fn now_text() -> String {
+    chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+/// Rows of a query as JSON objects.
+pub async fn json_rows(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json::Value>> {
+    let batches: Vec<RecordBatch> = ctx.sql(sql).await?.collect().await?;
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
+        for b in &batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&buf).map_err(|e| Error::Other(format!("cannot read rows as JSON: {e}")))
 }

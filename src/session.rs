@@ -314,7 +314,7 @@ pub async fn open_project_in(
         .await?;
         tables.push("export_watermarks".into());
     }
-    if let Some(sql) = crate::privacy::consent::customer_consent_sql(cfg, &tables) {
+    if let Some(sql) = crate::privacy_state::customer_consent_sql(cfg, &tables) {
         ctx.sql(&format!("CREATE VIEW customer_consent AS {sql}"))
             .await?;
         tables.push("customer_consent".into());

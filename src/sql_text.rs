@@ -55,6 +55,18 @@ pub fn check_expression(sql: &str) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// `'a', 'b'` for an IN list.
+pub fn in_list(values: &[String]) -> String {
+    if values.is_empty() {
+        return "NULL".into();
+    }
+    values
+        .iter()
+        .map(|v| literal(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,6 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use serde::{Deserialize, Serialize};
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
@@ -74,17 +73,7 @@ impl Previous {
     }
 }
 
-/// What the stage produced; kept in the run manifest.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AnalyticsReport {
-    pub as_of: String,
-    pub measures: usize,
-    pub business_measures: usize,
-    /// Segments with their per-value segments counted one by one.
-    pub segments: u64,
-    pub segment_members: u64,
-    pub seconds: f64,
-}
+pub use crate::workspace::reports::AnalyticsReport;
 
 /// The steps of a run with id `run`.
 pub fn plan(
@@ -249,7 +238,7 @@ pub async fn previous_state(
     let Some(dir) = previous_tables else {
         return Ok(prev);
     };
-    let erased = crate::privacy::erasure::erased_filter(workspace).await?;
+    let erased = crate::privacy_state::erased_filter(workspace).await?;
     for t in [
         "segment_members",
         "segment_history",

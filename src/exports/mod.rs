@@ -461,7 +461,7 @@ async fn plan(
                     .into(),
             ));
         }
-        let cond = crate::privacy::consent::allowed_condition(
+        let cond = crate::privacy_state::allowed_condition(
             cfg,
             "b.customer_id",
             purpose.get_ref(),
@@ -524,7 +524,7 @@ async fn plan(
         seconds = t0.elapsed().as_secs_f64(),
         "confirmed state loaded"
     );
-    let erased = crate::privacy::erased_customer_hashes(&workspace).await?;
+    let erased = crate::privacy_state::erased_customer_hashes(&workspace).await?;
     let mut json = match &keep {
         Keep::Json(dir) => RowJson::create(dir)?,
         _ => RowJson::none(),
@@ -596,7 +596,7 @@ async fn plan(
         let erased_now = c
             .customer_id
             .as_deref()
-            .is_some_and(|id| erased.contains(&crate::privacy::hash_identifier(id)));
+            .is_some_and(|id| erased.contains(&crate::privacy_state::hash_identifier(id)));
         ops.push(Op {
             key: k.clone(),
             customer_id: c.customer_id.clone(),

@@ -284,7 +284,7 @@ async fn render(
         wait = def.wait_days,
         cond = def.condition.as_deref().unwrap_or("TRUE"),
     );
-    let rows = crate::privacy::json_rows(&ctx, &sql)
+    let rows = crate::output::json_rows(&ctx, &sql)
         .await
         .map_err(|e| err(format!("{e}")))?;
     let mut report = JourneyReport {
@@ -299,7 +299,7 @@ async fn render(
     };
     let mut messages = Vec::new();
     let mut entered_at = Vec::new();
-    let now = crate::privacy::now_text();
+    let now = crate::output::now_text();
     for row in &rows {
         let customer = text(row.get("customer_id")).unwrap_or_default();
         let Some(address) = text(row.get("address")).filter(|a| !a.trim().is_empty()) else {

@@ -187,7 +187,7 @@ pub async fn build(
     as_of: chrono::NaiveDateTime,
 ) -> Result<(RecordBatch, Vec<Grade>)> {
     // Enough history?
-    let first = crate::privacy::strings(
+    let first = crate::output::strings(
         ctx,
         &format!(
             "SELECT CAST(min(ts) AS VARCHAR) FROM activities WHERE ({}) AND customer_id IS NOT NULL AND ts < {}",

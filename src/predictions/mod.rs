@@ -25,7 +25,6 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray};
 use datafusion::prelude::SessionContext;
-use serde::{Deserialize, Serialize};
 
 use crate::config::ProjectConfig;
 use crate::error::Result;
@@ -70,16 +69,7 @@ impl Grade {
     }
 }
 
-/// What the stage did, for the manifest and the run summary.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PredictionsReport {
-    pub clv_customers: u64,
-    pub churn_customers: u64,
-    pub recommendations: u64,
-    /// Model → grade (A, B or C).
-    pub grades: Vec<(String, String)>,
-    pub seconds: f64,
-}
+pub use crate::workspace::reports::PredictionsReport;
 
 /// Fit the configured models on the run's activities; `ctx` has the run's sources,
 /// `customer_links`, `unified_customers` and `activities`.

@@ -16,9 +16,9 @@ use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
 use super::{in_list, strings, Selector};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+pub use crate::privacy_state::{erased_filter, suppressed_condition};
 use crate::sources::SourceReport;
-use crate::sql_text::{ident, literal};
-use crate::unify::staging::phone_digits;
+use crate::sql_text::ident;
 
 /// What an erasure did.
 #[derive(Debug, Clone, Default)]
@@ -332,89 +332,6 @@ async fn purge_log(
     Ok(removed)
 }
 
-/// A condition true for rows of `source` (aliased `s`) that belong to a suppressed person.
-pub(crate) fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<String> {
-    let hashed = |expr: String, kind: &str| {
-        format!(
-            "coalesce(encode(sha256({expr}), 'hex') IN (SELECT identifier_hash FROM suppression_list WHERE kind = {}), false)",
-            literal(kind)
-        )
-    };
-    // A mapped column of `s`; a mapped SQL expression reads the source's columns unqualified.
-    let mapped = |m: &crate::unify::config::Mapped| match m.column() {
-        Some(c) => format!("s.{}", ident(c)),
-        None => m.sql(),
-    };
-    let mut terms = Vec::new();
-    if let Some(u) = &cfg.unify {
-        if let Some(map) = u.sources.get(source) {
-            let map = map.get_ref();
-            if let Some(src) = cfg.sources.get(source) {
-                if let Ok(rid) = crate::unify::record_id_column(
-                    cfg,
-                    src,
-                    source,
-                    &map.record_id,
-                    "unify.sources",
-                ) {
-                    terms.push(hashed(
-                        format!(
-                            "{} || ':' || CAST(s.{} AS VARCHAR)",
-                            literal(source),
-                            ident(&rid)
-                        ),
-                        "record",
-                    ));
-                }
-            }
-            if let Some(e) = &map.email {
-                terms.push(hashed(
-                    format!("normalize_email(CAST({} AS VARCHAR), true)", mapped(e)),
-                    "email",
-                ));
-            }
-            if let Some(p) = &map.phone {
-                terms.push(hashed(
-                    phone_digits(&format!("CAST({} AS VARCHAR)", mapped(p))),
-                    "phone",
-                ));
-            }
-        }
-        if let Some(map) = u.identities.get(source) {
-            let map = map.get_ref();
-            terms.push(hashed(
-                format!("CAST(s.{} AS VARCHAR)", ident(&map.anonymous_id)),
-                "anonymous_id",
-            ));
-            if let Some(e) = &map.email {
-                terms.push(hashed(
-                    format!("normalize_email(CAST(s.{} AS VARCHAR), true)", ident(e)),
-                    "email",
-                ));
-            }
-        }
-    }
-    for a in cfg.activities.values() {
-        let a = a.get_ref();
-        if a.source != source {
-            continue;
-        }
-        if let (Some(c), Some(cs)) = (&a.customer, &a.customer_source) {
-            terms.push(hashed(
-                format!("{} || ':' || CAST(s.{} AS VARCHAR)", literal(cs), ident(c)),
-                "record",
-            ));
-        }
-        if let Some(anon) = &a.anonymous_id {
-            terms.push(hashed(
-                format!("CAST(s.{} AS VARCHAR)", ident(anon)),
-                "anonymous_id",
-            ));
-        }
-    }
-    (!terms.is_empty()).then(|| terms.join(" OR "))
-}
-
 /// Drop suppressed people's rows from a run's freshly loaded sources; counts go to the
 /// reports. Called before unification, so nothing downstream ever sees them.
 pub async fn suppress_sources(
@@ -466,17 +383,4 @@ pub async fn suppress_sources(
         tracing::info!(source = %r.name, rows = n, "suppressed rows of erased people dropped at ingest");
     }
     Ok(total)
-}
-
-/// Keep erased customers out of history carried from the previous run.
-pub async fn erased_filter(workspace: &Path) -> Result<Option<String>> {
-    let erased = super::erased_customer_hashes(workspace).await?;
-    if erased.is_empty() {
-        return Ok(None);
-    }
-    let list: Vec<String> = erased.into_iter().collect();
-    Ok(Some(format!(
-        "encode(sha256(customer_id), 'hex') NOT IN ({})",
-        in_list(&list)
-    )))
 }

@@ -6,48 +6,22 @@
 
 pub mod consent;
 
-use std::collections::HashSet;
-use std::path::Path;
-
-use arrow::array::Array;
-use sha2::Digest;
-
-use crate::error::Result;
-
-/// SHA-256 (hex) of an identifier, the form kept in the suppression list and audit log.
-pub fn hash_identifier(value: &str) -> String {
-    crate::output::hex(&sha2::Sha256::digest(value.as_bytes()))
-}
-
-/// Hashes of every customer id erased so far (`suppression_list` rows of kind `customer_id`).
-pub async fn erased_customer_hashes(workspace: &Path) -> Result<HashSet<String>> {
-    let mut out = HashSet::new();
-    let Some(batches) = crate::state::read(workspace, "suppression_list").await? else {
-        return Ok(out);
-    };
-    for b in &batches {
-        let kinds = crate::output::string_column(b, "kind")?;
-        let hashes = crate::output::string_column(b, "identifier_hash")?;
-        for i in 0..b.num_rows() {
-            if !kinds.is_null(i) && kinds.value(i) == "customer_id" {
-                out.insert(hashes.value(i).to_string());
-            }
-        }
-    }
-    Ok(out)
-}
+pub use crate::output::{json_rows, now_text, strings};
+pub use crate::privacy_state::{erased_customer_hashes, hash_identifier};
+pub(crate) use crate::sql_text::in_list;
 
 pub mod access;
 pub mod erasure;
 pub mod rectification;
 
+use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, BooleanArray, StringArray};
 use datafusion::prelude::SessionContext;
 
 use crate::config::ProjectConfig;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::sql_text::literal;
 
 /// Who a privacy request is about: exactly one identifier, as the person gave it.
@@ -152,34 +126,6 @@ impl Selector {
     }
 }
 
-/// The first column of a query's rows, as text.
-pub(crate) async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
-    let mut out = Vec::new();
-    for b in &batches {
-        let name = b.schema().field(0).name().clone();
-        let col = crate::output::string_column(b, &name)?;
-        out.extend(
-            (0..b.num_rows())
-                .filter(|&i| !col.is_null(i))
-                .map(|i| col.value(i).to_string()),
-        );
-    }
-    Ok(out)
-}
-
-/// `'a', 'b'` for an IN list.
-pub(crate) fn in_list(values: &[String]) -> String {
-    if values.is_empty() {
-        return "NULL".into();
-    }
-    values
-        .iter()
-        .map(|v| literal(v))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Every `source:record_id` linked to the customers, joined by the unit separator (the form
 /// kept with statements so they follow the person through later merges and new ids).
 pub(crate) async fn records_of(ctx: &SessionContext, customers: &[String]) -> Result<String> {
@@ -201,14 +147,6 @@ pub fn actor(given: Option<&str>) -> String {
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("USERNAME").ok())
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// Naive UTC now, the timestamp text state tables keep.
-pub(crate) fn now_text() -> String {
-    chrono::Utc::now()
-        .naive_utc()
-        .format("%Y-%m-%d %H:%M:%S%.6f")
-        .to_string()
 }
 
 /// Append one row to the audit log: who did what about whom (identifiers hashed).
@@ -278,23 +216,4 @@ pub async fn set_consent(
         &format!("purpose {purpose}, channel {}", channel.unwrap_or("*")),
     )?;
     Ok(customers)
-}
-
-/// Rows of a query as JSON objects.
-pub(crate) async fn json_rows(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json::Value>> {
-    let batches: Vec<RecordBatch> = ctx.sql(sql).await?.collect().await?;
-    let mut buf = Vec::new();
-    {
-        let mut w = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
-        for b in &batches {
-            w.write(b)?;
-        }
-        w.finish()?;
-    }
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_slice(&buf).map_err(|e| Error::Other(format!("cannot read rows as JSON: {e}")))
 }

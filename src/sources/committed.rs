@@ -58,7 +58,7 @@ pub async fn fold(
             })
             .collect();
         // An erased person's committed record is dropped like their source rows.
-        let erased = match crate::privacy::erasure::suppressed_condition(cfg, &report.name) {
+        let erased = match crate::privacy_state::suppressed_condition(cfg, &report.name) {
             Some(cond) if crate::state::register(&ctx, &workspace, "suppression_list").await? => {
                 format!(" WHERE NOT ({cond})")
             }

@@ -71,60 +71,7 @@ pub async fn register_truth(ctx: &SessionContext, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Figures of one unify stage, also written as the `unify_stats` table.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct UnifyReport {
-    pub records: u64,
-    pub candidate_pairs: u64,
-    pub matched_pairs: u64,
-    pub customers: u64,
-    pub largest_cluster: u64,
-    pub singletons: u64,
-    /// Customers with more records than `unify.large_cluster`.
-    #[serde(default)]
-    pub large_clusters: u64,
-    pub id_changes: u64,
-    pub skipped_blocks: u64,
-    /// Anonymous ids seen in `[unify.identities]` sources, and how many are tied to a customer.
-    #[serde(default)]
-    pub anonymous_ids: u64,
-    #[serde(default)]
-    pub stitched_ids: u64,
-    /// Rows of `activities`, and how many have no customer.
-    #[serde(default)]
-    pub activities: u64,
-    #[serde(default)]
-    pub unresolved_activities: u64,
-    /// Conversions credited to channels by `[attribution.<name>]` (all attributions).
-    #[serde(default)]
-    pub attributed_conversions: u64,
-    /// Accounts (companies) unified by `[unify.accounts]`.
-    #[serde(default)]
-    pub accounts: u64,
-    /// Never-match decisions that other matches override (the records stay one customer).
-    #[serde(default)]
-    pub override_conflicts: u64,
-    /// Whether only what changed since the previous run was staged and compared; then
-    /// `candidate_pairs` and `pairs_per_rule` count the pairs compared in this run.
-    #[serde(default)]
-    pub incremental: bool,
-    /// Records new, changed or deleted since the previous run (incremental runs).
-    #[serde(default)]
-    pub touched_records: u64,
-    /// Customers merged again (incremental runs; the others kept their profile row).
-    #[serde(default)]
-    pub remerged_customers: u64,
-    /// What the unification depended on besides the records (see `incremental::unify_hash`).
-    #[serde(default)]
-    pub unify_hash: Option<String>,
-    pub pairs_per_rule: Vec<(String, u64)>,
-    /// Mapped values present in a source that did not convert to their field's type (a
-    /// birth date "1931-04-72"): `(source, field, values)`. They are NULL for matching.
-    #[serde(default)]
-    pub unconverted: Vec<(String, String, u64)>,
-    pub warnings: Vec<String>,
-    pub seconds: f64,
-}
+pub use crate::workspace::reports::UnifyReport;
 
 /// The rules in force: the config's, or the defaults.
 pub fn rules(cfg: &ProjectConfig) -> Vec<MatchRule> {
@@ -134,27 +81,7 @@ pub fn rules(cfg: &ProjectConfig) -> Vec<MatchRule> {
     }
 }
 
-/// The column that identifies a mapped source's records: the mapping's `record_id`, else the
-/// source's single-column primary key. `what` names the config table in errors.
-pub(crate) fn record_id_column(
-    cfg: &ProjectConfig,
-    src: &crate::config::SourceConfig,
-    source: &str,
-    record_id: &Option<String>,
-    what: &str,
-) -> Result<String> {
-    if let Some(r) = record_id {
-        return Ok(r.clone());
-    }
-    let pk = src.primary_key.get_ref().columns();
-    if pk.len() != 1 {
-        return Err(cfg.error_at(
-            src.primary_key.span(),
-            format!("{what}.{source}: the primary key has several columns; set record_id"),
-        ));
-    }
-    Ok(pk[0].clone())
-}
+pub(crate) use crate::config::unify::record_id_column;
 
 /// A previous run's ids, from its links table.
 pub(crate) struct PreviousIds {

@@ -12,13 +12,14 @@
 //! ```
 
 pub mod lock;
+pub mod reports;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::sources::SourceReport;
+use reports::SourceReport;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,16 +54,16 @@ pub struct Manifest {
     pub error: Option<String>,
     /// Figures of the unify stage, when the project has `[unify]`.
     #[serde(default)]
-    pub unify: Option<crate::unify::UnifyReport>,
+    pub unify: Option<reports::UnifyReport>,
     /// Reference time of measures and segments (`as_of()` in queries of this run).
     #[serde(default)]
     pub as_of: Option<String>,
     /// Figures of the measures and segments stage.
     #[serde(default)]
-    pub analytics: Option<crate::analytics::AnalyticsReport>,
+    pub analytics: Option<reports::AnalyticsReport>,
     /// Figures and grades of the predictions stage.
     #[serde(default)]
-    pub predictions: Option<crate::predictions::PredictionsReport>,
+    pub predictions: Option<reports::PredictionsReport>,
     /// For `panorama refresh`: the run whose sources and unification this run reuses.
     #[serde(default)]
     pub refreshed_from: Option<String>,

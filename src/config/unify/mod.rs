@@ -428,6 +428,28 @@ pub fn check_rule(rule: &MatchRule, fields: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The column that identifies a mapped source's records: the mapping's `record_id`, else the
+/// source's single-column primary key. `what` names the config table in errors.
+pub(crate) fn record_id_column(
+    cfg: &super::ProjectConfig,
+    src: &super::SourceConfig,
+    source: &str,
+    record_id: &Option<String>,
+    what: &str,
+) -> crate::error::Result<String> {
+    if let Some(r) = record_id {
+        return Ok(r.clone());
+    }
+    let pk = src.primary_key.get_ref().columns();
+    if pk.len() != 1 {
+        return Err(cfg.error_at(
+            src.primary_key.span(),
+            format!("{what}.{source}: the primary key has several columns; set record_id"),
+        ));
+    }
+    Ok(pk[0].clone())
+}
+
 /// Rules used when the config gives none: strong identifiers confirmed by a name, and
 /// name + birth date or address for records without shared identifiers. Household members
 /// (same surname, address and landline) differ in first name and birth date.
