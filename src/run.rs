@@ -201,7 +201,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
     state_tables.extend(
         cfg.sources
             .keys()
-            .map(|s| crate::unify::realtime::committed_table(s)),
+            .map(|s| crate::table_catalog::committed_table(s)),
     );
     for table in state_tables {
         let dir = crate::state::dir(&cfg.workspace_dir()).join(table);
@@ -347,7 +347,7 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
                     manifest.analytics = a;
                     manifest.predictions = p;
                     // The lookup index `panorama serve` answers from, part of the run.
-                    match crate::serve::index::build(&run_dir).await {
+                    match crate::lookup_index::build(&run_dir).await {
                         Ok(()) => Ok((reports, rejects)),
                         Err(e) => Err((reports, e)),
                     }
@@ -460,7 +460,8 @@ async fn unify_stage(
     Option<crate::predictions::PredictionsReport>,
 )> {
     let bar = stage_spinner(opts, "unifying: map, match, merge");
-    let ctx = crate::session::stage_context(cfg, &run_dir.join("scratch")).await?;
+    let ctx = crate::run_context::stage_context(cfg, &run_dir.join("scratch")).await?;
+    crate::session::register_functions(&ctx);
     crate::session::register_sources(&ctx, run_dir, reports).await?;
     let tables = run_dir.join("tables");
     std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
@@ -527,7 +528,8 @@ async fn analytics_stage(
     previous_tables: Option<&std::path::Path>,
     opts: &RunOptions,
 ) -> Result<crate::analytics::AnalyticsReport> {
-    let ctx = crate::session::stage_context(cfg, &run_dir.join("scratch")).await?;
+    let ctx = crate::run_context::stage_context(cfg, &run_dir.join("scratch")).await?;
+    crate::session::register_functions(&ctx);
     let as_of = opts.as_of(cfg);
     crate::session::register_as_of(&ctx, as_of);
     let report = crate::analytics::build(
@@ -626,7 +628,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
             }
             let file = format!("{name}.parquet");
             link_file(&prev_dir.join("tables").join(&file), &tables.join(&file))?;
-            crate::unify::register_written(&ctx, &tables, &name).await?;
+            crate::table_io::register_written(&ctx, &tables, &name).await?;
         }
         if tables.join("unified_customers.parquet").exists() {
             crate::privacy::rectification::apply(&ctx, &cfg.workspace_dir(), &tables).await?;
@@ -661,7 +663,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
                 .await?,
             )
         };
-        crate::serve::index::build(&run_dir).await?;
+        crate::lookup_index::build(&run_dir).await?;
         bar.finish_and_clear();
         Ok::<_, Error>(report)
     }

@@ -32,7 +32,7 @@ pub fn executor_functions() -> Result<Arc<ballista_core::registry::BallistaFunct
 /// A context whose queries run on the Ballista cluster at `url` (`df://host:port`), with
 /// Panorama's functions (Ballista replaces the state's own on connecting). With `scratch`,
 /// tables a stage would hold in memory are written there as Parquet instead
-/// ([`crate::session::register_batches`]).
+/// ([`crate::table_io::register_batches`]).
 pub async fn remote_context(
     url: &str,
     scratch: Option<std::path::PathBuf>,
@@ -54,7 +54,7 @@ pub async fn remote_context(
         // run every query of a run.
         .set_bool("datafusion.optimizer.prefer_hash_join", true);
     if let Some(dir) = scratch {
-        config = config.with_extension(Arc::new(crate::session::ScratchDir(dir)));
+        config = config.with_extension(Arc::new(crate::table_io::ScratchDir(dir)));
     }
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_default_features()

@@ -1,5 +1,6 @@
-//! The DataFusion `SessionContext` every Panorama command queries through: our UDFs registered,
-//! and the tables of one run (the current one by default) registered by name.
+//! The DataFusion `SessionContext` every Panorama command queries a run through: our UDFs and
+//! the stages' table functions registered, and the tables of one run (the current one by
+//! default) registered by name.
 
 use std::sync::Arc;
 
@@ -12,129 +13,23 @@ use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::workspace::{Manifest, Workspace};
 
-/// A context with Panorama's UDFs and no tables; `SELECT * FROM 'file.parquet'` works too.
+/// A context with Panorama's UDFs and table functions and no tables, reading only registered
+/// tables.
+pub fn base_context() -> SessionContext {
+    let ctx = crate::engine::base_context();
+    register_functions(&ctx);
+    ctx
+}
+
+/// A context with Panorama's functions and no tables; `SELECT * FROM 'file.parquet'` works too.
 pub fn new_context() -> SessionContext {
     // Handy for looking at exports and inputs from the CLI; never on a server.
     base_context().enable_url_table()
 }
 
-/// Where a context whose queries run on a cluster keeps tables it would otherwise hold in
-/// memory (a cluster cannot be sent in-memory tables; it reads Parquet files).
-#[derive(Debug, Clone)]
-pub struct ScratchDir(pub std::path::PathBuf);
-
-/// The scratch directory of a cluster context; `None` for a local one.
-pub fn scratch_dir(ctx: &SessionContext) -> Option<std::path::PathBuf> {
-    ctx.state()
-        .config()
-        .get_extension::<ScratchDir>()
-        .map(|s| s.0.clone())
-}
-
-/// Register `batches` as the table `name`: in memory, or on a cluster context as a Parquet
-/// file in its scratch directory.
-pub fn register_batches(
-    ctx: &SessionContext,
-    name: &str,
-    schema: arrow::datatypes::SchemaRef,
-    batches: Vec<arrow::array::RecordBatch>,
-) -> Result<()> {
-    let _ = ctx.deregister_table(name);
-    let Some(dir) = scratch_dir(ctx) else {
-        ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
-        return Ok(());
-    };
-    use datafusion::datasource::listing::{
-        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-    let path = dir.join(format!("{name}.parquet"));
-    crate::workspace::write_parquet(&path, schema.clone(), &batches)?;
-    let url = ListingTableUrl::parse(path.to_string_lossy().as_ref())?;
-    let options = ListingOptions::new(Arc::new(
-        datafusion::datasource::file_format::parquet::ParquetFormat::default(),
-    ))
-    .with_file_extension(".parquet");
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema);
-    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
-    Ok(())
-}
-
-/// The context a run stage queries in: local, or on the Ballista cluster of
-/// `workspace.ballista`, keeping its would-be in-memory tables in `scratch`.
-pub async fn stage_context(
-    cfg: &ProjectConfig,
-    scratch: &std::path::Path,
-) -> Result<SessionContext> {
-    match &cfg.workspace.ballista {
-        None => Ok(new_context()),
-        Some(url) => cluster_context(url.get_ref(), Some(scratch)).await,
-    }
-}
-
-/// A context whose queries run on the Ballista scheduler at `url` (`df://host:port`), with
-/// Panorama's functions; with `scratch`, tables a stage would hold in memory go there as
-/// Parquet ([`register_batches`]).
-#[cfg(feature = "ballista")]
-pub async fn cluster_context(
-    url: &str,
-    scratch: Option<&std::path::Path>,
-) -> Result<SessionContext> {
-    // Ballista connects lazily and its transport errors do not say to what: check first.
-    let address = url.strip_prefix("df://").unwrap_or(url);
-    let reachable = async {
-        let addr = tokio::net::lookup_host(address)
-            .await?
-            .next()
-            .ok_or_else(|| std::io::Error::other("no address"))?;
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await
-        .map_err(|_| std::io::Error::other("no answer in 10 s"))??;
-        std::io::Result::Ok(())
-    };
-    if let Err(why) = reachable.await {
-        return Err(Error::Other(format!(
-            "cannot reach the Ballista scheduler \"{url}\": {why}"
-        )));
-    }
-    let ctx = crate::scale_out::remote_context(url, scratch.map(|s| s.to_path_buf())).await?;
-    for (name, f) in [
-        (
-            "connected_components",
-            Arc::new(crate::unify::table_functions::ConnectedComponents)
-                as Arc<dyn datafusion::catalog::TableFunctionImpl>,
-        ),
-        (
-            "segment_overlap",
-            Arc::new(crate::unify::table_functions::SegmentOverlap),
-        ),
-    ] {
-        ctx.register_udtf(name, f);
-    }
-    register_as_of(&ctx, chrono::Utc::now().naive_utc());
-    Ok(ctx)
-}
-
-/// Without the `ballista` feature: an error saying how to build it.
-#[cfg(not(feature = "ballista"))]
-pub async fn cluster_context(
-    url: &str,
-    _scratch: Option<&std::path::Path>,
-) -> Result<SessionContext> {
-    Err(Error::Other(format!(
-        "Ballista scheduler \"{url}\": this panorama was built without Ballista support; build it with `cargo build --release --features ballista`"
-    )))
-}
-
-/// A context with Panorama's UDFs and table functions and no tables, reading only registered
-/// tables.
-pub fn base_context() -> SessionContext {
-    let ctx = crate::engine::base_context();
+/// Register the stages' table functions (`connected_components`, `timeline`, `bgnbd_fit`,
+/// `funnel`, `attribution`, ...) in `ctx`.
+pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udtf(
         "connected_components",
         Arc::new(crate::unify::table_functions::ConnectedComponents),
@@ -155,21 +50,17 @@ pub fn base_context() -> SessionContext {
         "gamma_gamma_fit",
         Arc::new(crate::predictions::table_functions::GammaGammaFit),
     );
-    crate::analytics::journey_analytics::register(&ctx);
+    crate::analytics::journey_analytics::register(ctx);
     ctx.register_udtf(
         "attribution",
         Arc::new(crate::analytics::attribution::AttributionFunction),
     );
-    ctx
-}
-
-/// The reference time of a run as stored in its manifest (`2026-11-01T00:00:00`).
-pub fn format_as_of(at: chrono::NaiveDateTime) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 pub use crate::engine::register_as_of;
 pub use crate::query_limits::{memory_limit, parse_size, set_memory_limit};
+pub use crate::run_context::{cluster_context, format_as_of, register_sources, stage_context};
+pub use crate::table_io::{register_batches, scratch_dir, ScratchDir};
 
 /// Which run a context shows.
 #[derive(Debug, Clone)]
@@ -331,26 +222,6 @@ pub async fn open_project_in(
             matcher,
         },
     ))
-}
-
-/// Register each loaded source of a run as a table; returns their names.
-pub async fn register_sources(
-    ctx: &SessionContext,
-    run_dir: &std::path::Path,
-    sources: &[crate::sources::SourceReport],
-) -> Result<Vec<String>> {
-    let mut tables = Vec::new();
-    for report in sources {
-        let dir = run_dir.join("sources").join(&report.name);
-        ctx.register_parquet(
-            &report.name,
-            dir.to_string_lossy().as_ref(),
-            ParquetReadOptions::default(),
-        )
-        .await?;
-        tables.push(report.name.clone());
-    }
-    Ok(tables)
 }
 
 /// History of runs, one row each, from their manifests.

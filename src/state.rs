@@ -53,7 +53,7 @@ pub fn replace(path: &Path, batch: &RecordBatch) -> Result<()> {
 
 /// Every row of a log table, or `None` when nothing was ever appended.
 pub async fn read(workspace: &Path, table: &str) -> Result<Option<Vec<RecordBatch>>> {
-    let ctx = crate::session::new_context();
+    let ctx = crate::run_context::new_context();
     if !register(&ctx, workspace, table).await? {
         return Ok(None);
     }

@@ -21,6 +21,11 @@ pub const LOG_TABLES: &[&str] = &[
     "attribution_history",
 ];
 
+/// The state table holding records committed to `source` through real-time match.
+pub fn committed_table(source: &str) -> String {
+    format!("committed_{source}")
+}
+
 /// One table's documentation and constraints.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableDoc {

@@ -94,9 +94,9 @@ pub async fn build(
         .map(|(name, a)| source_sql(name, a.get_ref()))
         .collect::<Vec<_>>()
         .join("\nUNION ALL\n");
-    let rows = crate::unify::write_query(ctx, &sql, tables_dir, "activities").await?;
-    crate::unify::register_written(ctx, tables_dir, "activities").await?;
-    crate::unify::write_query(
+    let rows = crate::table_io::write_query(ctx, &sql, tables_dir, "activities").await?;
+    crate::table_io::register_written(ctx, tables_dir, "activities").await?;
+    crate::table_io::write_query(
         ctx,
         "SELECT activity_source, source, count(*) AS activities, count(customer_id) AS resolved, \
          count(*) - count(customer_id) AS unresolved, \
@@ -107,7 +107,7 @@ pub async fn build(
         "activity_stats",
     )
     .await?;
-    let unresolved = crate::unify::count(
+    let unresolved = crate::table_io::count(
         ctx,
         "SELECT count(*) - count(customer_id) FROM activities",
         "unresolved activities",

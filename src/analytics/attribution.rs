@@ -392,7 +392,7 @@ pub async fn build(cfg: &ProjectConfig, ctx: &SessionContext, tables: &Path) -> 
         &crate::state::batch(columns)?,
     )?;
     for t in ["attribution_paths", "attribution_results"] {
-        crate::unify::register_written(ctx, tables, t).await?;
+        crate::table_io::register_written(ctx, tables, t).await?;
     }
     Ok(attributed)
 }

@@ -323,9 +323,9 @@ pub async fn execute(
         let started = std::time::Instant::now();
         let n = match (step.output, tables_dir) {
             (true, Some(dir)) => {
-                match crate::unify::write_query(ctx, &step.sql, dir, &step.name).await {
+                match crate::table_io::write_query(ctx, &step.sql, dir, &step.name).await {
                     Ok(n) => {
-                        crate::unify::register_written(ctx, dir, &step.name).await?;
+                        crate::table_io::register_written(ctx, dir, &step.name).await?;
                         n
                     }
                     Err(e) => return Err(blame(ctx, cfg, an, step, e).await),
@@ -369,7 +369,7 @@ async fn collect_into(ctx: &SessionContext, name: &str, sql: &str) -> Result<u64
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let n = batches.iter().map(|b| b.num_rows() as u64).sum();
-    crate::session::register_batches(ctx, name, schema, batches)?;
+    crate::table_io::register_batches(ctx, name, schema, batches)?;
     Ok(n)
 }
 
@@ -485,13 +485,13 @@ pub async fn build(
     let run_abs = abs(run_dir);
     let tables = run_abs.join("tables");
     let mut inputs: Vec<(String, String)> = Vec::new();
-    for name in crate::session::register_sources(ctx, &run_abs, sources).await? {
+    for name in crate::run_context::register_sources(ctx, &run_abs, sources).await? {
         let files = run_abs.join("sources").join(&name).join("*.parquet");
         inputs.push((name, files.display().to_string()));
     }
     for name in crate::workspace::parquet_tables(&tables)? {
         if !definitions::OUTPUT_TABLES.contains(&name.as_str()) {
-            crate::unify::register_written(ctx, &tables, &name).await?;
+            crate::table_io::register_written(ctx, &tables, &name).await?;
             let file = tables.join(format!("{name}.parquet"));
             inputs.push((name, file.display().to_string()));
         }
@@ -511,7 +511,7 @@ pub async fn build(
     std::fs::write(&script_path, script(&steps, as_of, &inputs))
         .map_err(|e| Error::io("cannot write", &script_path, e))?;
     let rows = execute(ctx, cfg, an, &steps, Some(&tables)).await?;
-    let segments = crate::unify::count(
+    let segments = crate::table_io::count(
         ctx,
         "SELECT count(*) FROM panorama_segment_catalog",
         "segments",
@@ -561,7 +561,7 @@ pub async fn preview(
     let _ = ctx.deregister_table("customer_measures");
     execute(ctx, cfg, an, &needed, None).await?;
     let table = segments::members_table(&seg.name);
-    let size = crate::unify::count(
+    let size = crate::table_io::count(
         ctx,
         &format!("SELECT count(*) FROM {table}"),
         "segment size",

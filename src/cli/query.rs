@@ -191,6 +191,7 @@ pub(crate) async fn remote_project(
     panorama::session::OpenedRun,
 )> {
     let ctx = panorama::session::cluster_context(url, None).await?;
+    panorama::session::register_functions(&ctx);
     panorama::session::open_project_in(ctx, cfg, run).await
 }
 

@@ -392,7 +392,7 @@ fn base_sql(def: &ExportDef, tables: &[String]) -> Result<String, String> {
 }
 
 async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
-    crate::unify::count(ctx, &format!("SELECT count(*) FROM ({sql})"), "export rows").await
+    crate::table_io::count(ctx, &format!("SELECT count(*) FROM ({sql})"), "export rows").await
 }
 
 /// What a plan keeps of the rows to send besides their keys and hashes.

@@ -88,7 +88,7 @@ pub async fn build(
     let started = std::time::Instant::now();
     for t in ["unified_customers", "customer_links"] {
         if !ctx.table_exist(t)? {
-            crate::unify::register_written(ctx, tables_dir, t).await?;
+            crate::table_io::register_written(ctx, tables_dir, t).await?;
         }
     }
     let mut report = PredictionsReport::default();
@@ -108,7 +108,7 @@ pub async fn build(
     if let Some(r) = &p.recommendations {
         let (n, g) = recommendations::build(cfg, ctx, r.get_ref(), tables_dir).await?;
         report.recommendations = n;
-        crate::unify::register_written(ctx, tables_dir, "recommendations").await?;
+        crate::table_io::register_written(ctx, tables_dir, "recommendations").await?;
         grades.extend(g);
     }
     for g in &grades {
@@ -163,5 +163,5 @@ async fn write(
 ) -> Result<()> {
     let path = dir.join(format!("{name}.parquet"));
     crate::workspace::write_parquet(&path, batch.schema(), std::slice::from_ref(&batch))?;
-    crate::unify::register_written(ctx, dir, name).await
+    crate::table_io::register_written(ctx, dir, name).await
 }

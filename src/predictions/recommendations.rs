@@ -254,7 +254,7 @@ pub async fn build(
             rc.exclude_bought
         )
     );
-    let n = crate::unify::write_query(ctx, &sql, tables_dir, "recommendations")
+    let n = crate::table_io::write_query(ctx, &sql, tables_dir, "recommendations")
         .await
         .map_err(|e| Error::Other(format!("predictions.recommendations: {e}")))?;
     for t in [
@@ -283,10 +283,10 @@ async fn materialize(
     sql: &str,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    crate::unify::write_query(ctx, sql, dir, name)
+    crate::table_io::write_query(ctx, sql, dir, name)
         .await
         .map_err(|e| Error::Other(format!("predictions.recommendations: {e}")))?;
-    crate::unify::register_written(ctx, dir, name).await
+    crate::table_io::register_written(ctx, dir, name).await
 }
 
 async fn hit_counts(ctx: &SessionContext, sql: &str) -> Result<(f64, f64)> {

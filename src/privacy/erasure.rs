@@ -357,7 +357,7 @@ pub async fn suppress_sources(
         let table = format!("src_{}", r.name);
         ctx.register_parquet(&table, file.to_string_lossy().as_ref(), Default::default())
             .await?;
-        let n = crate::unify::count(
+        let n = crate::table_io::count(
             &ctx,
             &format!("SELECT count(*) FROM {} s WHERE {cond}", ident(&table)),
             "suppressed rows",
@@ -367,7 +367,7 @@ pub async fn suppress_sources(
             continue;
         }
         let name = "part-0.suppressed";
-        crate::unify::write_query(
+        crate::table_io::write_query(
             &ctx,
             &format!("SELECT s.* FROM {} s WHERE NOT ({cond})", ident(&table)),
             &dir,

@@ -142,9 +142,9 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
     if !crate::state::register(ctx, workspace, "rectifications").await? {
         return Ok(0);
     }
-    crate::unify::register_written(ctx, tables_dir, "unified_customers").await?;
+    crate::table_io::register_written(ctx, tables_dir, "unified_customers").await?;
     if !ctx.table_exist("customer_links")? {
-        crate::unify::register_written(ctx, tables_dir, "customer_links").await?;
+        crate::table_io::register_written(ctx, tables_dir, "customer_links").await?;
     }
     let latest = "SELECT customer_id, field, value FROM (\
            SELECT l.customer_id, x.field, x.value, row_number() OVER (\
@@ -188,7 +188,7 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
         select.join(", "),
         joins.join(" ")
     );
-    crate::unify::write_query(ctx, &sql, tables_dir, "unified_customers.rectified").await?;
+    crate::table_io::write_query(ctx, &sql, tables_dir, "unified_customers.rectified").await?;
     let target = tables_dir.join("unified_customers.parquet");
     // Replace the file (a refresh's copy may be a hard link to the previous run's: rename
     // replaces the link, never the previous run's data).
@@ -197,7 +197,7 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
         &target,
     )
     .map_err(|e| Error::io("cannot replace", &target, e))?;
-    crate::unify::register_written(ctx, tables_dir, "unified_customers").await?;
+    crate::table_io::register_written(ctx, tables_dir, "unified_customers").await?;
     provenance(ctx, tables_dir, &fields).await?;
     Ok(corrected.first().and_then(|c| c.parse().ok()).unwrap_or(0))
 }
@@ -209,7 +209,7 @@ async fn provenance(ctx: &SessionContext, tables_dir: &Path, fields: &[String]) 
     if !tables_dir.join(format!("{TABLE}.parquet")).is_file() {
         return Ok(());
     }
-    crate::unify::register_written(ctx, tables_dir, TABLE).await?;
+    crate::table_io::register_written(ctx, tables_dir, TABLE).await?;
     // The profile's street, postcode and city come from one record: the address field.
     let merged_field = |f: &str| match f {
         "street" | "postcode" | "city" => "address".to_string(),
@@ -255,10 +255,10 @@ async fn provenance(ctx: &SessionContext, tables_dir: &Path, fields: &[String]) 
         joins.join(" ")
     );
     let staged = format!("{TABLE}.rectified");
-    crate::unify::write_query(ctx, &sql, tables_dir, &staged).await?;
+    crate::table_io::write_query(ctx, &sql, tables_dir, &staged).await?;
     let target = tables_dir.join(format!("{TABLE}.parquet"));
     std::fs::rename(tables_dir.join(format!("{staged}.parquet")), &target)
         .map_err(|e| Error::io("cannot replace", &target, e))?;
-    crate::unify::register_written(ctx, tables_dir, TABLE).await?;
+    crate::table_io::register_written(ctx, tables_dir, TABLE).await?;
     Ok(())
 }

@@ -314,7 +314,7 @@ pub async fn evaluate(cx: &CheckContext<'_>, e: &Expectation) -> Result<Outcome>
             let expected = format!(
                 "newest value within {} of the run's as-of time ({})",
                 human_age(max_age.as_secs_f64()),
-                crate::session::format_as_of(cx.as_of)
+                crate::run_context::format_as_of(cx.as_of)
             );
             let newest = match &row[0] {
                 ScalarValue::Utf8(Some(s))
@@ -452,7 +452,7 @@ mod tests {
 
     #[tokio::test]
     async fn text_that_is_no_time_does_not_fail_freshness() {
-        let ctx = crate::session::new_context();
+        let ctx = crate::run_context::new_context();
         ctx.sql("CREATE TABLE s AS VALUES ('2026-10-30 12:00:00'), ('not a date'), (NULL)")
             .await
             .unwrap()

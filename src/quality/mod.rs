@@ -45,8 +45,8 @@ pub async fn check_sources(q: &QualityRun<'_>) -> Result<QualitySummary> {
         return Ok(QualitySummary::default());
     }
     let workspace = q.cfg.workspace_dir();
-    let ctx = crate::session::new_context();
-    crate::session::register_sources(&ctx, q.run_dir, q.sources).await?;
+    let ctx = crate::run_context::new_context();
+    crate::run_context::register_sources(&ctx, q.run_dir, q.sources).await?;
     let now = chrono::Utc::now().naive_utc();
     let mut summary = QualitySummary::default();
     if q.profile {

@@ -350,7 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_small_table_is_profiled_exactly() {
-        let ctx = crate::session::new_context();
+        let ctx = crate::run_context::new_context();
         ctx.sql(
             "CREATE TABLE t AS SELECT column1, column2, column3, NULL AS nothing FROM (VALUES ('NL', 1, 'a@x.com'), ('NL', 2, NULL), ('DE', NULL, 'bad'), ('NL', 4, 'c@y.org'))",
         )
@@ -393,7 +393,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_table_is_estimated_for_every_type() {
-        let ctx = crate::session::new_context();
+        let ctx = crate::run_context::new_context();
         let n = EXACT_DISTINCT_ROWS + 1;
         ctx.sql(&format!(
             "CREATE TABLE t AS SELECT value AS i, CAST(value % 1000 AS DOUBLE) / 4 AS f, value % 2 = 0 AS b, \

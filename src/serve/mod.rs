@@ -17,7 +17,7 @@ pub mod console;
 pub mod events;
 pub mod flight;
 pub mod http;
-pub mod index;
+pub use crate::lookup_index as index;
 pub mod limits;
 pub mod live;
 pub mod live_measures;

@@ -24,8 +24,8 @@ pub async fn fold(
     let workspace = cfg.workspace_dir();
     let mut total = 0;
     for report in reports.iter_mut() {
-        let table = crate::unify::realtime::committed_table(&report.name);
-        let ctx = crate::session::base_context();
+        let table = crate::table_catalog::committed_table(&report.name);
+        let ctx = crate::engine::base_context();
         if !crate::state::register(&ctx, &workspace, &table).await? {
             continue;
         }

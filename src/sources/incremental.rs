@@ -465,7 +465,7 @@ pub async fn watermark(source: &SourceConfig, dir: &Path) -> Result<Option<i64>>
         .get(column.get_ref())
         .map(|r| r.get_ref().clone())
         .unwrap_or_else(|| column.get_ref().clone());
-    let ctx = crate::session::base_context();
+    let ctx = crate::engine::base_context();
     ctx.register_parquet(
         "previous",
         dir.to_string_lossy().as_ref(),
@@ -509,7 +509,7 @@ pub async fn keep_unchanged_rows(
     if !before.is_dir() {
         return Ok(0);
     }
-    let ctx = crate::session::base_context();
+    let ctx = crate::engine::base_context();
     for (t, d) in [("previous", &before), ("changed", &dir)] {
         ctx.register_parquet(
             t,
@@ -525,7 +525,7 @@ pub async fn keep_unchanged_rows(
         .iter()
         .map(|k| format!("p.{k} = c.{k}", k = crate::sql_text::ident(k)))
         .collect();
-    crate::unify::write_query(
+    crate::table_io::write_query(
         &ctx,
         &format!(
             "SELECT p.* FROM previous p LEFT ANTI JOIN changed c ON {}",

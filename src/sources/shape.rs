@@ -489,7 +489,7 @@ fn plan_computed(
     if source.columns.is_empty() {
         return Ok(Vec::new());
     }
-    let ctx = crate::session::base_context();
+    let ctx = crate::engine::base_context();
     let base = Schema::new(fields.clone());
     let df_schema = DFSchema::try_from(base.clone())?;
     let mut computed = Vec::new();

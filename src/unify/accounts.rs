@@ -164,6 +164,11 @@ pub async fn unify_accounts(
     let edges = ctx.sql(EDGES_SQL).await?.into_view();
     let _ = ctx.deregister_table("account_edges");
     ctx.register_table("account_edges", edges)?;
+    // The stage's own table function, whatever context the run gave it.
+    ctx.register_udtf(
+        "connected_components",
+        std::sync::Arc::new(super::table_functions::ConnectedComponents),
+    );
     let rows = collect(
         ctx,
         "SELECT r.uid, r.source, r.record_id, r.kind, r.customer_id, c.component \

@@ -200,7 +200,7 @@ pub async fn changes(
                 "source `{source}` is new since the previous run"
             )));
         }
-        let pctx = crate::session::base_context();
+        let pctx = crate::engine::base_context();
         pctx.register_parquet(
             source,
             dir.to_string_lossy().as_ref(),
@@ -291,7 +291,7 @@ pub async fn stage(
     changes: &Changes,
     tables_dir: &Path,
 ) -> Result<u64> {
-    let sctx = crate::session::new_context();
+    let sctx = crate::run_context::new_context();
     for (source, (schema, batches)) in &changes.rows {
         sctx.register_table(
             source.as_str(),
@@ -355,7 +355,7 @@ pub async fn stage(
         .sql(&format!("SELECT {} FROM unify_records", cols.join(", ")))
         .await?;
     // (A cluster cannot be sent an in-memory table: it reads the Parquet file.)
-    let compare = match crate::session::scratch_dir(ctx) {
+    let compare = match crate::table_io::scratch_dir(ctx) {
         None => compare.cache().await?.into_view(),
         Some(_) => compare.into_view(),
     };

@@ -161,16 +161,6 @@ pub(crate) async fn previous_ids(
     Ok(out)
 }
 
-/// The single integer a query like `SELECT count(*) ...` returns (0 when it returns no row).
-pub(crate) async fn count(ctx: &SessionContext, sql: &str, what: &str) -> Result<u64> {
-    let b = collect(ctx, sql, what).await?;
-    Ok(b.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
-        b.column(0)
-            .as_primitive::<arrow::datatypes::Int64Type>()
-            .value(0) as u64
-    }))
-}
-
 /// Count, per source and typed field, the mapped values that staging could not convert (see
 /// [`staging::typed_values`]) into the report, with a warning for each.
 async fn count_unconverted(
@@ -253,53 +243,26 @@ pub fn staging_sql(cfg: &ProjectConfig) -> Result<String> {
     Ok(selects.join("\nUNION ALL\n"))
 }
 
+/// A query's rows, errors naming the unify step `what` ([`crate::table_io::collect`]).
 async fn collect(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
-    let started = std::time::Instant::now();
-    tracing::debug!(what, sql, "unify step");
-    let out = collect_inner(ctx, sql, what).await;
-    if let Ok(b) = &out {
-        tracing::info!(
-            what,
-            rows = rows(b),
-            seconds = started.elapsed().as_secs_f64(),
-            "unify step done"
-        );
-    }
-    out
+    crate::table_io::collect(ctx, sql, &format!("unify: {what}")).await
 }
 
-async fn collect_inner(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| Error::Other(format!("unify: {what}: {e}")))?;
-    df.collect()
-        .await
-        .map_err(|e| Error::Other(format!("unify: {what}: {e}")))
-}
-
-/// A query's rows as one batch, with the query's schema even when it returns no row.
+/// A query's rows as one batch ([`crate::table_io::one_batch`]), errors naming the unify step.
 pub(crate) async fn one_batch(ctx: &SessionContext, sql: &str, what: &str) -> Result<RecordBatch> {
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| Error::Other(format!("unify: {what}: {e}")))?;
-    let schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| Error::Other(format!("unify: {what}: {e}")))?;
-    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+    crate::table_io::one_batch(ctx, sql, &format!("unify: {what}")).await
 }
 
-fn register(
-    ctx: &SessionContext,
-    name: &str,
-    batches: Vec<RecordBatch>,
-    schema: Arc<Schema>,
-) -> Result<()> {
-    crate::session::register_batches(ctx, name, schema, batches)
+/// The single integer of a count query ([`crate::table_io::count`]), errors naming the unify
+/// step.
+pub(crate) async fn count(ctx: &SessionContext, sql: &str, what: &str) -> Result<u64> {
+    crate::table_io::count(ctx, sql, &format!("unify: {what}")).await
 }
+
+pub(crate) use crate::table_io::{
+    conform, register, register_written, rows, write_queries, write_queries_into, write_query,
+    write_table,
+};
 
 /// Find the values of `key` shared by more than `cap` records; if there are any, warn (naming
 /// the largest), count them and register them as the table `table`, which the candidate SQL
@@ -407,145 +370,6 @@ const MERGE_BYTES_PER_RECORD: usize = 10_000;
 /// final aggregation failed to spill within a 16.5 GB pool with chunks of 1.6 M and 2.4 M
 /// records, and completed with chunks of 0.49 M (30 chunks).
 const CHUNK_BYTES_PER_RECORD: usize = 33_000;
-
-/// Register a table this stage wrote, reading it back from Parquet: DataFusion then scans it
-/// in parallel, in normal-sized batches (one giant in-memory batch made later stages slow
-/// and memory-hungry).
-pub(crate) async fn register_written(ctx: &SessionContext, dir: &Path, name: &str) -> Result<()> {
-    let _ = ctx.deregister_table(name);
-    let path = dir.join(format!("{name}.parquet"));
-    ctx.register_parquet(
-        name,
-        path.to_string_lossy().as_ref(),
-        ParquetReadOptions::default(),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Cast a batch's columns, by position, to `schema`'s types.
-fn conform(b: &RecordBatch, schema: &Arc<Schema>) -> Result<RecordBatch> {
-    let cols = b
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), cols)?)
-}
-
-fn rows(batches: &[RecordBatch]) -> u64 {
-    batches.iter().map(|b| b.num_rows() as u64).sum()
-}
-
-/// Run `sql` and stream its result into `<dir>/<name>.parquet`, never holding the whole
-/// result in memory; returns the rows written.
-pub(crate) async fn write_query(
-    ctx: &SessionContext,
-    sql: &str,
-    dir: &Path,
-    name: &str,
-) -> Result<u64> {
-    write_queries(ctx, &[sql.to_string()], dir, name).await
-}
-
-/// Like [`write_query`] for several queries of one schema, appended in order (a big
-/// aggregation run chunk by chunk).
-pub(crate) async fn write_queries(
-    ctx: &SessionContext,
-    sqls: &[String],
-    dir: &Path,
-    name: &str,
-) -> Result<u64> {
-    write_queries_into(ctx, sqls, dir, &[(name, &|_: &str| true)]).await
-}
-
-/// Which columns of a query's result a table takes.
-pub(crate) type ColumnFilter<'a> = &'a (dyn Fn(&str) -> bool + Sync);
-
-/// Like [`write_queries`], splitting the result's columns between tables in one pass: each
-/// `(name, takes)` gets the columns `takes` accepts, in order (`unified_customers` and its
-/// provenance come from one merge). Returns the rows written.
-pub(crate) async fn write_queries_into(
-    ctx: &SessionContext,
-    sqls: &[String],
-    dir: &Path,
-    tables: &[(&str, ColumnFilter<'_>)],
-) -> Result<u64> {
-    use futures::StreamExt;
-    let started = std::time::Instant::now();
-    let name = tables.first().map_or("", |t| t.0);
-    let err = |e: datafusion::error::DataFusionError| Error::Other(format!("{name}: {e}"));
-    let mut writers: Vec<(
-        Vec<usize>,
-        datafusion::parquet::arrow::ArrowWriter<std::fs::File>,
-    )> = Vec::new();
-    let mut schema = None;
-    let mut rows = 0u64;
-    for sql in sqls {
-        tracing::debug!(name, sql, "unify step");
-        let df = ctx.sql(sql).await.map_err(err)?;
-        let mut stream = df.execute_stream().await.map_err(err)?;
-        if schema.is_none() {
-            let full = stream.schema();
-            for (table, takes) in tables {
-                let columns: Vec<usize> = full
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| takes(f.name()))
-                    .map(|(i, _)| i)
-                    .collect();
-                let path = dir.join(format!("{table}.parquet"));
-                let file = std::fs::File::create(&path)
-                    .map_err(|e| Error::io("cannot create", &path, e))?;
-                let writer = datafusion::parquet::arrow::ArrowWriter::try_new(
-                    file,
-                    Arc::new(full.project(&columns)?),
-                    Some(crate::workspace::writer_properties()),
-                )?;
-                writers.push((columns, writer));
-            }
-            schema = Some(full);
-        }
-        let schema = schema.clone().expect("set with the writers");
-        while let Some(batch) = stream.next().await {
-            let mut batch = batch.map_err(err)?;
-            // Later queries may type a column differently (a NULL literal, Parquet read-back).
-            if batch.schema().fields() != schema.fields() {
-                batch = conform(&batch, &schema)?;
-            }
-            rows += batch.num_rows() as u64;
-            for (columns, w) in writers.iter_mut() {
-                w.write(&batch.project(columns)?)?;
-            }
-        }
-    }
-    for (_, w) in writers {
-        w.close()?;
-    }
-    tracing::info!(
-        what = name,
-        rows,
-        seconds = started.elapsed().as_secs_f64(),
-        "unify step done"
-    );
-    Ok(rows)
-}
-
-/// Write batches as `<dir>/<name>.parquet`.
-fn write_table(
-    dir: &Path,
-    name: &str,
-    schema: &Arc<Schema>,
-    batches: &[RecordBatch],
-) -> Result<()> {
-    crate::workspace::write_parquet(
-        &dir.join(format!("{name}.parquet")),
-        schema.clone(),
-        batches,
-    )
-}
 
 /// Run the unify stage over the sources registered in `ctx`, writing its tables into
 /// `tables_dir`. `previous_tables` is the previous run's tables directory (for stable ids);
@@ -1103,7 +927,7 @@ async fn resolve(
     // One aggregation over all customers needs memory in proportion to the records (the
     // merge aggregates keep row references, which DataFusion cannot spill): beyond the budget,
     // customers are merged in chunks by id.
-    let budget = crate::session::memory_limit().unwrap_or(usize::MAX);
+    let budget = crate::query_limits::memory_limit().unwrap_or(usize::MAX);
     let records = report.records as usize;
     let chunks = unify_cfg.merge_chunks.unwrap_or_else(|| {
         if records.saturating_mul(MERGE_BYTES_PER_RECORD) <= budget {

@@ -30,13 +30,19 @@ pub async fn plan(cfg: &ProjectConfig) -> Result<UnifyPlan> {
         .unify
         .clone()
         .ok_or_else(|| Error::Other("the config has no [unify] section".into()))?;
-    let (ctx, opened) = crate::session::open_project(cfg, None).await?;
+    let ws = crate::workspace::Workspace::new(cfg.workspace_dir());
+    let run_id = ws
+        .current_run()?
+        .ok_or_else(|| Error::NoRun(cfg.root.clone()))?;
+    let manifest = ws.read_manifest(&run_id)?;
+    let ctx = crate::run_context::new_context();
+    crate::run_context::register_sources(&ctx, &ws.run_dir(&run_id), &manifest.sources).await?;
     let scratch = cfg
         .workspace_dir()
         .join("tmp")
         .join(format!("unify-plan-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| Error::io("cannot create", &scratch, e))?;
-    let result = plan_in(cfg, &unify_cfg, &ctx, &opened.run_id, &scratch).await;
+    let result = plan_in(cfg, &unify_cfg, &ctx, &run_id, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }

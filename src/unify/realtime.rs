@@ -222,7 +222,7 @@ impl Matcher {
                 run_dir.display()
             )));
         }
-        let ctx = crate::session::base_context();
+        let ctx = crate::engine::base_context();
         ctx.sql("SET datafusion.execution.parquet.schema_force_view_types = false")
             .await?
             .collect()
@@ -340,7 +340,7 @@ impl Matcher {
         };
 
         // The pair projection, planned over empty tables of the staged shape.
-        let pctx = crate::session::base_context();
+        let pctx = crate::engine::base_context();
         let empty = Arc::new(MemTable::try_new(records.schema(), vec![vec![]])?);
         pctx.register_table("match_left", empty.clone())?;
         pctx.register_table("match_right", empty)?;
@@ -395,7 +395,7 @@ impl Matcher {
                 .get(source)
                 .ok_or_else(|| Error::Other(format!("unify.sources.{source}: no such source")))?;
             let dir = run_dir.join("sources").join(source);
-            let sctx = crate::session::base_context();
+            let sctx = crate::engine::base_context();
             sctx.register_parquet(
                 source,
                 dir.to_string_lossy().as_ref(),
@@ -841,10 +841,7 @@ fn key_hash(
     Some(h.finish())
 }
 
-/// The state table holding records committed to `source` through real-time match.
-pub fn committed_table(source: &str) -> String {
-    format!("committed_{source}")
-}
+pub use crate::table_catalog::committed_table;
 
 /// A run's matcher, built on first use (reading a million staged records takes seconds, and
 /// most sessions never match).

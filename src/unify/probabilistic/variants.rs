@@ -370,7 +370,7 @@ mod tests {
             ("birth_date", Arc::new(Date32Array::from(born))),
         ];
         let batch = RecordBatch::try_from_iter(columns).unwrap();
-        let ctx = crate::session::new_context();
+        let ctx = crate::run_context::new_context();
         ctx.register_batch("unify_records", batch).unwrap();
         let comparisons: Vec<String> = ["first_name", "last_name", "birth_date"]
             .iter()

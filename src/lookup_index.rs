@@ -39,7 +39,7 @@ pub async fn build(run_dir: &Path) -> Result<()> {
     }
     let ctx = crate::session::new_context();
     for t in &tables {
-        crate::unify::register_written(&ctx, &tables_dir, t).await?;
+        crate::table_io::register_written(&ctx, &tables_dir, t).await?;
     }
     let profiles = if has("customer_measures") {
         let measures = ctx.table("customer_measures").await?.schema().clone();
