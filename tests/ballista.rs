@@ -240,8 +240,18 @@ fn a_run_on_ballista_equals_one_machine() {
     assert_eq!(query(local.path(), stats), query(remote.path(), stats));
     assert_same_tables(local.path(), remote.path(), TABLES);
 
-    // Without a cluster to reach, the run fails and names it; the previous run stays.
+    // A refresh (activities, measures and segments again over the current unification) runs
+    // through the same stages, on the cluster for the project that names one.
+    for project in [&local, &remote] {
+        ok(&["refresh", "-p", p(project.path()), "-q"]);
+    }
+    assert_same_tables(local.path(), remote.path(), TABLES);
+
+    // Without a cluster to reach, a run and a refresh fail and name it; the previous run
+    // stays.
     drop(cluster);
+    let err = fails(&["refresh", "-p", p(remote.path()), "-q"]);
+    assert!(err.contains(&format!("df://{scheduler}")), "{err}");
     let before = query(remote.path(), "SELECT * FROM segment_members");
     let err = fails(&["run", "-p", p(remote.path()), "-q", "--full"]);
     assert!(err.contains(&format!("df://{scheduler}")), "{err}");

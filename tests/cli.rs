@@ -1867,3 +1867,55 @@ fn attribution_matches_channelattribution_and_ranks_planted_effects() {
         }
     }
 }
+
+/// The stages after unification are one list for a run and a refresh: the manifest keeps what
+/// each did, in order, and one with nothing to do in the project says why, in the summary too.
+#[test]
+fn stages_after_unification_say_what_they_did() {
+    let tmp = shop_project();
+    let dir = tmp.path();
+    let idle = "Nothing to do for: attribution (no [attribution] in the config); predictions (no [predictions] in the config)";
+    let summary = ok(&["run", "-p", p(dir)]);
+    assert!(summary.contains(idle), "{summary}");
+    let refreshed = ok(&["refresh", "-p", p(dir)]);
+    assert!(refreshed.contains(idle), "{refreshed}");
+    let current: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap())
+            .unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            dir.join(".panorama/runs")
+                .join(current["run_id"].as_str().unwrap())
+                .join("manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(manifest["refreshed_from"].is_string(), "{manifest}");
+    let stages: Vec<(String, String)> = manifest["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("rectification", "ran"),
+        ("activities", "ran"),
+        ("attribution", "idle"),
+        ("predictions", "idle"),
+        ("measures and segments", "ran"),
+        ("lookup index", "ran"),
+    ];
+    assert_eq!(
+        stages,
+        expected
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    );
+}

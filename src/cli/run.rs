@@ -206,6 +206,15 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
                 .join(", ")
         );
     }
+    let idle: Vec<String> = m
+        .stages
+        .iter()
+        .filter(|o| o.status == panorama::workspace::reports::StageStatus::Idle)
+        .map(|o| format!("{} ({})", o.stage, o.detail))
+        .collect();
+    if !idle.is_empty() {
+        let _ = writeln!(s, "Nothing to do for: {}", idle.join("; "));
+    }
     let _ = writeln!(s, "Outputs: {}", outcome.run_dir.display());
     if rejected > 0 {
         let _ = writeln!(

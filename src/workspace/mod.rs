@@ -78,6 +78,10 @@ pub struct Manifest {
     /// Source profiles and expectations of this run (`source_profiles`, `data_quality`).
     #[serde(default)]
     pub quality: Option<QualitySummary>,
+    /// What each stage after unification did: ran (and how long), or why it had nothing to
+    /// do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<reports::StageOutcome>,
 }
 
 /// What the data quality step of a run found: one line per failed expectation.
@@ -419,6 +423,7 @@ mod tests {
             inputs: None,
             writer: None,
             quality: None,
+            stages: Vec::new(),
         }
     }
 

@@ -169,3 +169,24 @@ pub struct PredictionsReport {
     pub grades: Vec<(String, String)>,
     pub seconds: f64,
 }
+
+/// One stage of a run: what it did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StageOutcome {
+    /// The stage's name (`activities`, `predictions`, ...).
+    pub stage: String,
+    pub status: StageStatus,
+    /// Why an idle stage had nothing to do; empty when it ran.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    pub seconds: f64,
+}
+
+/// Whether a stage ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Ran,
+    /// Nothing to do in this project (no such section, no such table).
+    Idle,
+}

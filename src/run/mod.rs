@@ -1,5 +1,9 @@
-//! `panorama run`: materialize every source of a project into a new run directory, then switch
-//! the current pointer. Later stages (unify, measures, segments) hang off this pipeline.
+//! `panorama run`: materialize every source of a project into a new run directory, check and
+//! unify them, run the stages after unification ([`stages`]), then switch the current
+//! pointer. `panorama refresh` reuses the current run's sources and unification and runs the
+//! same stages.
+
+pub mod stages;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -122,6 +126,7 @@ fn started_manifest(cfg: &ProjectConfig, run_id: &str, as_of: chrono::NaiveDateT
         inputs: None,
         writer: Some(crate::workspace::Writer::this_process()),
         quality: None,
+        stages: Vec::new(),
     }
 }
 
@@ -342,12 +347,18 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
             manifest.sources = reports.clone();
             let previous = ws.current_run()?.map(|id| ws.run_dir(&id).join("tables"));
             match unify_stage(cfg, &run_dir, &reports, previous.as_deref(), opts).await {
-                Ok((u, a, p)) => {
+                Ok(u) => {
                     manifest.unify = Some(u);
-                    manifest.analytics = a;
-                    manifest.predictions = p;
-                    // The lookup index `panorama serve` answers from, part of the run.
-                    match crate::lookup_index::build(&run_dir).await {
+                    let done = after_unify(
+                        cfg,
+                        &run_dir,
+                        &reports,
+                        previous.as_deref(),
+                        opts,
+                        &mut manifest,
+                    )
+                    .await;
+                    match done {
                         Ok(()) => Ok((reports, rejects)),
                         Err(e) => Err((reports, e)),
                     }
@@ -446,118 +457,73 @@ fn stage_spinner(opts: &RunOptions, message: &str) -> ProgressBar {
     bar
 }
 
-/// Unify the freshly loaded sources of a run, then build activities, measures and segments,
-/// with a spinner.
+/// Unify the freshly loaded sources of a run in the project's stage context, with a spinner.
 async fn unify_stage(
     cfg: &ProjectConfig,
     run_dir: &std::path::Path,
     reports: &[SourceReport],
     previous_tables: Option<&std::path::Path>,
     opts: &RunOptions,
-) -> Result<(
-    crate::unify::UnifyReport,
-    Option<crate::analytics::AnalyticsReport>,
-    Option<crate::predictions::PredictionsReport>,
-)> {
+) -> Result<crate::unify::UnifyReport> {
     let bar = stage_spinner(opts, "unifying: map, match, merge");
-    let ctx = crate::run_context::stage_context(cfg, &run_dir.join("scratch")).await?;
+    let scratch = run_dir.join("scratch");
+    let ctx = crate::run_context::stage_context(cfg, &scratch).await?;
     crate::session::register_functions(&ctx);
-    crate::session::register_sources(&ctx, run_dir, reports).await?;
+    crate::run_context::register_sources(&ctx, run_dir, reports).await?;
     let tables = run_dir.join("tables");
     std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
-    let mut report = crate::unify::unify(cfg, &ctx, &tables, previous_tables, !opts.full).await;
-    tracing::info!("unify stage returned");
-    if report.is_ok() {
-        if let Err(e) =
-            crate::privacy::rectification::apply(&ctx, &cfg.workspace_dir(), &tables).await
-        {
-            report = Err(e);
-        }
-    }
-    if let (Ok(r), false) = (&mut report, cfg.activities.is_empty()) {
-        match crate::activities::build(&cfg.activities, &ctx, &tables).await {
-            Ok((n, unresolved)) => {
-                r.activities = n;
-                r.unresolved_activities = unresolved;
-            }
-            Err(e) => report = Err(e),
-        }
-    }
-    if let (Ok(r), false) = (&mut report, cfg.attribution.is_empty()) {
-        bar.set_message("attribution: channels and conversions");
-        match crate::analytics::attribution::build(cfg, &ctx, &tables).await {
-            Ok(n) => r.attributed_conversions = n,
-            Err(e) => report = Err(e),
-        }
-    }
-    let mut predictions = None;
-    if report.is_ok() {
-        bar.set_message("predictions: lifetime value, churn, recommendations");
-        match crate::predictions::build(cfg, &ctx, &tables, opts.as_of(cfg)).await {
-            Ok(p) => predictions = p,
-            Err(e) => report = Err(e),
-        }
-    }
+    let report = crate::unify::unify(cfg, &ctx, &tables, previous_tables, !opts.full).await;
     drop(ctx);
-    let _ = std::fs::remove_dir_all(run_dir.join("scratch"));
-    tracing::info!("unify context released");
-    let report = match report {
-        Ok(r) if !cfg.analytics.is_empty() => {
-            bar.set_message("measures and segments");
-            let run_id = run_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            analytics_stage(cfg, reports, run_dir, &run_id, previous_tables, opts)
-                .await
-                .map(|a| (r, Some(a), predictions))
-        }
-        Ok(r) => Ok((r, None, predictions)),
-        Err(e) => Err(e),
-    };
+    let _ = std::fs::remove_dir_all(&scratch);
     bar.finish_and_clear();
     report
 }
 
-/// Measures and segments over the run's sources and unify tables, in a context of their own.
-async fn analytics_stage(
+/// The stages after unification ([`stages::after_unify`]) for a run or a refresh, reported
+/// on a spinner (or only to the log with `quiet`).
+async fn after_unify(
     cfg: &ProjectConfig,
-    sources: &[SourceReport],
     run_dir: &std::path::Path,
-    run_id: &str,
+    sources: &[SourceReport],
     previous_tables: Option<&std::path::Path>,
     opts: &RunOptions,
-) -> Result<crate::analytics::AnalyticsReport> {
-    let ctx = crate::run_context::stage_context(cfg, &run_dir.join("scratch")).await?;
-    crate::session::register_functions(&ctx);
-    let as_of = opts.as_of(cfg);
-    crate::session::register_as_of(&ctx, as_of);
-    let report = crate::analytics::build(
-        cfg,
-        &cfg.analytics,
-        &ctx,
-        run_dir,
-        sources,
-        run_id,
-        &crate::session::format_as_of(as_of),
-        previous_tables,
+    manifest: &mut Manifest,
+) -> Result<()> {
+    let spinner = SpinnerProgress(stage_spinner(opts, "after unification"));
+    let progress: &dyn stages::StageProgress = match opts.quiet {
+        true => &stages::LogProgress,
+        false => &spinner,
+    };
+    let run_id = manifest.run_id.clone();
+    let result = stages::after_unify(
+        &stages::AfterUnify {
+            cfg,
+            run_dir,
+            run_id: &run_id,
+            sources,
+            previous_tables,
+            as_of: opts.as_of(cfg),
+            progress,
+        },
+        manifest,
     )
     .await;
-    let _ = std::fs::remove_dir_all(run_dir.join("scratch"));
-    report
+    spinner.0.finish_and_clear();
+    result
 }
 
-/// Tables a refresh rebuilds rather than reuses.
-const REFRESHED_TABLES: &[&str] = &[
-    "activities",
-    "activity_stats",
-    "attribution_paths",
-    "attribution_results",
-    "predictions_clv",
-    "predictions_churn",
-    "recommendations",
-    "prediction_grades",
-];
+/// Stages on the terminal: the running one's name on the spinner; every outcome logged.
+struct SpinnerProgress(ProgressBar);
+
+impl stages::StageProgress for SpinnerProgress {
+    fn started(&self, stage: stages::Stage) {
+        stages::LogProgress.started(stage);
+        self.0.set_message(stage.name());
+    }
+    fn finished(&self, outcome: &crate::workspace::reports::StageOutcome) {
+        stages::LogProgress.finished(outcome);
+    }
+}
 
 /// `panorama refresh`: a new run that reuses the current run's sources and unification and
 /// rebuilds activities, measures and segments (for new measure or segment definitions, or a
@@ -616,62 +582,30 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
                 failed,
             });
         }
+        // Unification's tables are the current run's (hard links); the stages after it make
+        // theirs again.
         let tables = run_dir.join("tables");
         std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
-        let ctx = crate::session::new_context();
-        crate::session::register_sources(&ctx, &run_dir, &prev.sources).await?;
         for name in parquet_tables(&prev_dir.join("tables"))? {
-            if crate::analytics::definitions::OUTPUT_TABLES.contains(&name.as_str())
-                || REFRESHED_TABLES.contains(&name.as_str())
-            {
-                continue;
-            }
-            let file = format!("{name}.parquet");
-            link_file(&prev_dir.join("tables").join(&file), &tables.join(&file))?;
-            crate::table_io::register_written(&ctx, &tables, &name).await?;
-        }
-        if tables.join("unified_customers.parquet").exists() {
-            crate::privacy::rectification::apply(&ctx, &cfg.workspace_dir(), &tables).await?;
-        }
-        let bar = stage_spinner(opts, "activities, measures and segments");
-        if !cfg.activities.is_empty() {
-            let (n, unresolved) = crate::activities::build(&cfg.activities, &ctx, &tables).await?;
-            if let Some(u) = manifest.unify.as_mut() {
-                u.activities = n;
-                u.unresolved_activities = unresolved;
+            if !stages::Stage::made_by_refresh(&name) {
+                let file = format!("{name}.parquet");
+                link_file(&prev_dir.join("tables").join(&file), &tables.join(&file))?;
             }
         }
-        if !cfg.attribution.is_empty() {
-            let n = crate::analytics::attribution::build(cfg, &ctx, &tables).await?;
-            if let Some(u) = manifest.unify.as_mut() {
-                u.attributed_conversions = n;
-            }
-        }
-        manifest.predictions = crate::predictions::build(cfg, &ctx, &tables, as_of).await?;
-        let report = if cfg.analytics.is_empty() {
-            None
-        } else {
-            Some(
-                analytics_stage(
-                    cfg,
-                    &prev.sources,
-                    &run_dir,
-                    &run_id,
-                    Some(&prev_dir.join("tables")),
-                    opts,
-                )
-                .await?,
-            )
-        };
-        crate::lookup_index::build(&run_dir).await?;
-        bar.finish_and_clear();
-        Ok::<_, Error>(report)
+        after_unify(
+            cfg,
+            &run_dir,
+            &prev.sources,
+            Some(&prev_dir.join("tables")),
+            opts,
+            &mut manifest,
+        )
+        .await
     }
     .await;
     manifest.ended_at = Some(chrono::Utc::now().to_rfc3339());
     match result {
-        Ok(report) => {
-            manifest.analytics = report;
+        Ok(()) => {
             manifest.status = RunStatus::Succeeded;
             ws.write_manifest(&manifest)?;
             ws.set_current(&run_id)?;

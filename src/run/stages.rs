@@ -1,0 +1,261 @@
+//! The stages after unification, one list run by one executor: a run (after it unified the
+//! freshly loaded sources) and a refresh (after it linked the current run's sources and
+//! unification) both call [`after_unify`], so the chain is written once and both compute in
+//! the same context — local, or on the Ballista cluster of `workspace.ballista`.
+//!
+//! Each stage names the tables it reads and makes; a stage with nothing to do in a project
+//! says why ([`Stage::idle`]), and what each did is kept in the run's manifest
+//! (`stages`) and reported to a [`StageProgress`].
+
+use std::path::Path;
+use std::time::Instant;
+
+use datafusion::prelude::SessionContext;
+
+use crate::config::ProjectConfig;
+use crate::error::{Error, Result};
+use crate::workspace::reports::{SourceReport, StageOutcome, StageStatus};
+use crate::workspace::Manifest;
+
+/// A stage after unification, in the order a run makes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Corrections from privacy requests applied to the merged profiles.
+    Rectification,
+    Activities,
+    Attribution,
+    Predictions,
+    /// Measures, segments and business measures.
+    Analytics,
+    /// The lookup index `panorama serve` answers from.
+    LookupIndex,
+}
+
+impl Stage {
+    /// Every stage after unification, in order.
+    pub const AFTER_UNIFY: [Stage; 6] = [
+        Stage::Rectification,
+        Stage::Activities,
+        Stage::Attribution,
+        Stage::Predictions,
+        Stage::Analytics,
+        Stage::LookupIndex,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Rectification => "rectification",
+            Stage::Activities => "activities",
+            Stage::Attribution => "attribution",
+            Stage::Predictions => "predictions",
+            Stage::Analytics => "measures and segments",
+            Stage::LookupIndex => "lookup index",
+        }
+    }
+
+    /// The tables the stage reads (besides the sources).
+    pub fn reads(self) -> &'static [&'static str] {
+        match self {
+            Stage::Rectification => &["unified_customers", "customer_links", "rectifications"],
+            Stage::Activities => &["customer_links", "identity_graph"],
+            Stage::Attribution => &["activities"],
+            Stage::Predictions => &["activities", "unified_customers", "customer_links"],
+            Stage::Analytics => &[
+                "unified_customers",
+                "customer_links",
+                "activities",
+                "predictions_clv",
+                "predictions_churn",
+            ],
+            Stage::LookupIndex => &[
+                "unified_customers",
+                "customer_profiles",
+                "customer_links",
+                "identity_graph",
+                "activities",
+            ],
+        }
+    }
+
+    /// The tables the stage makes afresh. Rectification corrects `unified_customers` in
+    /// place (it reads what unification made), so a refresh links that table and lets
+    /// rectification correct it again; the index is files of its own (`index/`).
+    pub fn makes(self) -> &'static [&'static str] {
+        match self {
+            Stage::Rectification | Stage::LookupIndex => &[],
+            Stage::Activities => &["activities", "activity_stats"],
+            Stage::Attribution => &["attribution_paths", "attribution_results"],
+            Stage::Predictions => &[
+                "predictions_clv",
+                "predictions_churn",
+                "recommendations",
+                "prediction_grades",
+            ],
+            Stage::Analytics => crate::config::analytics::OUTPUT_TABLES,
+        }
+    }
+
+    /// Why the stage has nothing to do in this project; `None` when it runs.
+    pub fn idle(self, cfg: &ProjectConfig) -> Option<&'static str> {
+        match self {
+            Stage::Rectification | Stage::LookupIndex => None,
+            Stage::Activities if cfg.activities.is_empty() => Some("no [activities] in the config"),
+            Stage::Attribution if cfg.attribution.is_empty() => {
+                Some("no [attribution] in the config")
+            }
+            Stage::Predictions if cfg.predictions.as_ref().is_none_or(|p| p.is_empty()) => {
+                Some("no [predictions] in the config")
+            }
+            Stage::Analytics if cfg.analytics.is_empty() => {
+                Some("no measures, segments or business measures in the config")
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a refresh makes this stage's tables again rather than link the current run's.
+    pub fn made_by_refresh(table: &str) -> bool {
+        Stage::AFTER_UNIFY
+            .iter()
+            .any(|s| s.makes().contains(&table))
+    }
+}
+
+/// Where a run reports its stages (the CLI draws a spinner; servers and tests log).
+pub trait StageProgress: Send + Sync {
+    fn started(&self, stage: Stage);
+    fn finished(&self, outcome: &StageOutcome);
+}
+
+/// Reports stages to the log only.
+pub struct LogProgress;
+
+impl StageProgress for LogProgress {
+    fn started(&self, stage: Stage) {
+        tracing::info!(stage = stage.name(), "stage started");
+    }
+    fn finished(&self, o: &StageOutcome) {
+        tracing::info!(stage = %o.stage, status = ?o.status, detail = %o.detail, seconds = o.seconds, "stage finished");
+    }
+}
+
+/// What the stages after unification need from the run that calls them.
+pub struct AfterUnify<'a> {
+    pub cfg: &'a ProjectConfig,
+    pub run_dir: &'a Path,
+    pub run_id: &'a str,
+    /// The run's loaded sources (registered as tables).
+    pub sources: &'a [SourceReport],
+    /// The previous run's tables (segment history and measure history continue from them).
+    pub previous_tables: Option<&'a Path>,
+    pub as_of: chrono::NaiveDateTime,
+    pub progress: &'a dyn StageProgress,
+}
+
+/// Run every stage after unification into `manifest`: one context (the project's, local or
+/// on Ballista) over the run's sources and the tables already in `<run>/tables`, shared by
+/// rectification, activities, attribution and predictions; measures and segments in a
+/// context of their own once that one is released (their window functions over all customers
+/// want the memory); then the lookup index.
+pub async fn after_unify(a: &AfterUnify<'_>, manifest: &mut Manifest) -> Result<()> {
+    let tables = a.run_dir.join("tables");
+    std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
+    let scratch = a.run_dir.join("scratch");
+    let mut ctx = Some(tables_context(a, &scratch, &tables).await?);
+    for stage in Stage::AFTER_UNIFY {
+        let started = Instant::now();
+        let outcome = |status, detail: &str| StageOutcome {
+            stage: stage.name().to_string(),
+            status,
+            detail: detail.to_string(),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if let Some(why) = stage.idle(a.cfg) {
+            let o = outcome(StageStatus::Idle, why);
+            a.progress.finished(&o);
+            manifest.stages.push(o);
+            continue;
+        }
+        a.progress.started(stage);
+        if stage == Stage::Analytics {
+            // Release the shared context (and its cluster scratch) first.
+            drop(ctx.take());
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
+        match (stage, ctx.as_ref()) {
+            (Stage::Rectification, Some(ctx)) => {
+                if tables.join("unified_customers.parquet").exists() {
+                    crate::privacy::rectification::apply(ctx, &a.cfg.workspace_dir(), &tables)
+                        .await?;
+                }
+            }
+            (Stage::Activities, Some(ctx)) => {
+                let (n, unresolved) =
+                    crate::activities::build(&a.cfg.activities, ctx, &tables).await?;
+                if let Some(u) = manifest.unify.as_mut() {
+                    u.activities = n;
+                    u.unresolved_activities = unresolved;
+                }
+            }
+            (Stage::Attribution, Some(ctx)) => {
+                let n = crate::analytics::attribution::build(a.cfg, ctx, &tables).await?;
+                if let Some(u) = manifest.unify.as_mut() {
+                    u.attributed_conversions = n;
+                }
+            }
+            (Stage::Predictions, Some(ctx)) => {
+                manifest.predictions =
+                    crate::predictions::build(a.cfg, ctx, &tables, a.as_of).await?;
+            }
+            (Stage::Analytics, _) => manifest.analytics = Some(analytics(a, &scratch).await?),
+            (Stage::LookupIndex, _) => crate::lookup_index::build(a.run_dir).await?,
+            (_, None) => unreachable!("only measures and segments release the shared context"),
+        }
+        let o = outcome(StageStatus::Ran, "");
+        a.progress.finished(&o);
+        manifest.stages.push(o);
+    }
+    drop(ctx);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+/// The project's stage context (local or on its cluster) with every table function, the
+/// run's sources and every table already written into `tables`.
+async fn tables_context(
+    a: &AfterUnify<'_>,
+    scratch: &Path,
+    tables: &Path,
+) -> Result<SessionContext> {
+    let ctx = crate::run_context::stage_context(a.cfg, scratch).await?;
+    crate::session::register_functions(&ctx);
+    crate::run_context::register_sources(&ctx, a.run_dir, a.sources).await?;
+    for name in crate::workspace::parquet_tables(tables)? {
+        crate::table_io::register_written(&ctx, tables, &name).await?;
+    }
+    Ok(ctx)
+}
+
+/// Measures and segments over the run's sources and tables, in a context of their own.
+async fn analytics(
+    a: &AfterUnify<'_>,
+    scratch: &Path,
+) -> Result<crate::workspace::reports::AnalyticsReport> {
+    let ctx = crate::run_context::stage_context(a.cfg, scratch).await?;
+    crate::session::register_functions(&ctx);
+    crate::engine::register_as_of(&ctx, a.as_of);
+    let report = crate::analytics::build(
+        a.cfg,
+        &a.cfg.analytics,
+        &ctx,
+        a.run_dir,
+        a.sources,
+        a.run_id,
+        &crate::run_context::format_as_of(a.as_of),
+        a.previous_tables,
+    )
+    .await;
+    drop(ctx);
+    let _ = std::fs::remove_dir_all(scratch);
+    report
+}
