@@ -105,6 +105,21 @@ pub enum Error {
         holder: Option<Box<crate::workspace::lock::Holder>>,
     },
 
+    /// A statement that would change data, sent to a read-only interface (`panorama serve`).
+    /// HTTP answers 403, Flight SQL `permission_denied`.
+    #[error("{0}")]
+    ReadOnly(String),
+
+    /// A request that cannot be carried out as sent: SQL that does not parse, several
+    /// statements where one is expected. HTTP answers 400, Flight SQL `invalid_argument`.
+    #[error("{0}")]
+    InvalidRequest(String),
+
+    /// A request beyond a configured or built-in limit (query text too long or too deep).
+    /// HTTP answers 400 with the limit named.
+    #[error("{0}")]
+    ResourceLimit(String),
+
     /// Anything else, with a message that says what.
     #[error("{0}")]
     Other(String),

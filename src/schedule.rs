@@ -51,7 +51,7 @@ pub async fn run_step(
             let failed: Vec<String> = r
                 .iter()
                 .filter_map(|j| j.delivery.as_ref())
-                .filter(|d| d.outcome == "failed")
+                .filter(|d| d.outcome == crate::exports::ExportOutcome::Failed)
                 .map(|d| format!("{}: {}", d.export, d.error.clone().unwrap_or_default()))
                 .collect();
             if !failed.is_empty() {
@@ -84,7 +84,7 @@ pub async fn run_step(
                 )
                 .await;
                 match r {
-                    Ok(r) if r.outcome == "failed" => {
+                    Ok(r) if r.outcome == crate::exports::ExportOutcome::Failed => {
                         failed.push(format!("{n}: {}", r.error.unwrap_or_default()))
                     }
                     Ok(r) => done.push(format!("{n}: {} confirmed", r.confirmed)),

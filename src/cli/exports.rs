@@ -32,7 +32,7 @@ pub async fn export(g: &Globals, name: Option<String>, all: bool, dry_run: bool)
                 if !quiet {
                     println!("{}", r.summary());
                 }
-                if r.outcome == "failed" {
+                if r.outcome == panorama::exports::ExportOutcome::Failed {
                     failed.push(format!("{n}: {}", r.error.unwrap_or_default()));
                 }
             }
@@ -68,7 +68,11 @@ pub async fn journeys(g: &Globals, name: Option<String>) -> Result<()> {
         if !quiet {
             println!("{}", r.summary());
         }
-        if let Some(d) = r.delivery.as_ref().filter(|d| d.outcome == "failed") {
+        if let Some(d) = r
+            .delivery
+            .as_ref()
+            .filter(|d| d.outcome == panorama::exports::ExportOutcome::Failed)
+        {
             failed.push(format!(
                 "{}: {}",
                 d.export,

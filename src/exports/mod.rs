@@ -192,6 +192,36 @@ pub struct ExportOptions {
     pub locking: crate::workspace::lock::Locking,
 }
 
+/// How an export ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExportOutcome {
+    /// Everything planned was sent and confirmed (or there was nothing to send).
+    #[default]
+    Succeeded,
+    /// The destination refused or failed part of it (`error` says what); the confirmed part
+    /// is kept and the rest is sent again next time.
+    Failed,
+    /// Planned only (`--dry-run`): nothing sent, nothing kept.
+    DryRun,
+}
+
+impl ExportOutcome {
+    /// As written to `export_log` and shown: `succeeded`, `failed`, `dry-run`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportOutcome::Succeeded => "succeeded",
+            ExportOutcome::Failed => "failed",
+            ExportOutcome::DryRun => "dry-run",
+        }
+    }
+}
+
+impl std::fmt::Display for ExportOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What one export did; also its `export_log` row.
 #[derive(Debug, Clone, Default)]
 pub struct ExportReport {
@@ -211,8 +241,7 @@ pub struct ExportReport {
     pub deletes: u64,
     pub confirmed: u64,
     pub bytes: u64,
-    /// `succeeded`, `failed`, or `dry-run`.
-    pub outcome: String,
+    pub outcome: ExportOutcome,
     pub error: Option<String>,
     pub written: Vec<String>,
     pub dead_lettered: u64,
@@ -298,7 +327,11 @@ pub async fn run_export(
     // A log Panorama keeps (e.g. the outbox before any journey ran) has nothing to send yet.
     if let Some(t) = def.table.as_ref().map(|t| t.get_ref().as_str()) {
         if crate::state::LOG_TABLES.contains(&t) && !opened.tables.iter().any(|x| x == t) {
-            report.outcome = if opts.dry_run { "dry-run" } else { "succeeded" }.into();
+            report.outcome = if opts.dry_run {
+                ExportOutcome::DryRun
+            } else {
+                ExportOutcome::Succeeded
+            };
             report.error = None;
             report.ended_at = chrono::Utc::now().to_rfc3339();
             if !opts.dry_run {
@@ -318,7 +351,7 @@ pub async fn run_export(
     report.upserts = plan.ops.iter().filter(|o| !o.change.is_delete()).count() as u64;
     report.deletes = plan.ops.iter().filter(|o| o.change.is_delete()).count() as u64;
     if opts.dry_run {
-        report.outcome = "dry-run".into();
+        report.outcome = ExportOutcome::DryRun;
         report.ended_at = chrono::Utc::now().to_rfc3339();
         return Ok(report);
     }
@@ -342,9 +375,9 @@ pub async fn run_export(
         save_confirmed(&workspace, name, &mut plan, &sent.confirmed, &opened.run_id)?;
     }
     report.outcome = if sent.error.is_none() {
-        "succeeded".into()
+        ExportOutcome::Succeeded
     } else {
-        "failed".into()
+        ExportOutcome::Failed
     };
     report.ended_at = chrono::Utc::now().to_rfc3339();
     log(&workspace, &report)?;
@@ -793,7 +826,7 @@ fn log(workspace: &Path, r: &ExportReport) -> Result<()> {
         ("confirmed", n(r.confirmed)),
         ("dead_lettered", n(r.dead_lettered)),
         ("bytes", n(r.bytes)),
-        ("outcome", s(&r.outcome)),
+        ("outcome", s(r.outcome.as_str())),
         (
             "error",
             Arc::new(StringArray::from(vec![r.error.clone()])) as ArrayRef,

@@ -707,10 +707,10 @@ async fn sql(
         .unwrap_or(s.settings.limits.http_row_limit)
         .min(s.settings.limits.http_row_limit);
     let (schema, batches, truncated) = s.sql(&req.sql, limit).await.map_err(|e| {
-        let status = if e.to_string().contains("read-only") {
-            StatusCode::FORBIDDEN
-        } else {
-            StatusCode::BAD_REQUEST
+        // A refused write is forbidden; anything else about the statement is the request's.
+        let status = match e {
+            crate::Error::ReadOnly(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
         };
         ApiError(status, e.to_string())
     })?;
@@ -822,7 +822,7 @@ async fn admin_export(
     Ok(Json(json!({
         "export": r.export,
         "run_id": r.run_id,
-        "outcome": r.outcome,
+        "outcome": r.outcome.as_str(),
         "selected": r.selected,
         "upserts": r.upserts,
         "deletes": r.deletes,

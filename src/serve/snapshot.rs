@@ -206,19 +206,19 @@ impl Serving {
     ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>, bool)> {
         crate::query_limits::check(sql).map_err(|why| {
             Metrics::count(&self.metrics.refused);
-            Error::Other(why)
+            Error::ResourceLimit(why)
         })?;
         let statements = datafusion::sql::parser::DFParser::parse_sql(sql)
-            .map_err(|e| Error::Other(format!("SQL: {e}")))?;
+            .map_err(|e| Error::InvalidRequest(format!("SQL: {e}")))?;
         if statements.len() != 1 {
-            return Err(Error::Other(format!(
+            return Err(Error::InvalidRequest(format!(
                 "send one statement per request ({} given)",
                 statements.len()
             )));
         }
         if let Some(why) = limits::refuse_parsed(&statements[0]) {
             Metrics::count(&self.metrics.refused);
-            return Err(Error::Other(why));
+            return Err(Error::ReadOnly(why));
         }
         let ctx = self.query_context()?;
         let df = ctx
