@@ -5,9 +5,7 @@
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::config::ProjectConfig;
-#[cfg(feature = "ballista")]
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A context with Panorama's scalar and aggregate functions and no tables; `SELECT * FROM
 /// 'file.parquet'` works too. Stages add the table functions they use.

@@ -79,6 +79,32 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
         cfg.project.name.as_deref().unwrap_or("project"),
         outcome.seconds
     );
+    let rejected = sources_summary(&mut s, m);
+    quality_summary(&mut s, m);
+    unify_summary(&mut s, cfg, m);
+    stages_summary(&mut s, m);
+    let _ = writeln!(s, "Outputs: {}", outcome.run_dir.display());
+    if rejected > 0 {
+        let _ = writeln!(
+            s,
+            "Rejected rows are kept: panorama query --project {} \"SELECT * FROM rejects LIMIT 20\"",
+            cfg.root.display()
+        );
+    }
+    if !outcome.pruned.is_empty() {
+        let _ = writeln!(
+            s,
+            "Removed {} old run(s) (workspace.keep_runs = {}).",
+            outcome.pruned.len(),
+            cfg.workspace.keep_runs.get_ref()
+        );
+    }
+    s
+}
+
+/// The sources table of the summary and what each source needs said; returns the rows rejected.
+fn sources_summary(s: &mut String, m: &panorama::workspace::Manifest) -> u64 {
+    use std::fmt::Write;
     let _ = writeln!(
         s,
         "  {:<24} {:<9} {:>6} {:>12} {:>10} {:>8}",
@@ -127,6 +153,12 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
             );
         }
     }
+    rejected
+}
+
+/// Profiles and expectations.
+fn quality_summary(s: &mut String, m: &panorama::workspace::Manifest) {
+    use std::fmt::Write;
     if let Some(q) = &m.quality {
         let profiled = match q.columns_profiled {
             0 => String::new(),
@@ -149,6 +181,11 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
             let _ = writeln!(s, "warning: data quality: {w}");
         }
     }
+}
+
+/// Unification (or what a refresh reused), attribution and unify warnings.
+fn unify_summary(s: &mut String, cfg: &ProjectConfig, m: &panorama::workspace::Manifest) {
+    use std::fmt::Write;
     if let Some(u) = &m.unify {
         match &m.refreshed_from {
             Some(from) => {
@@ -184,6 +221,11 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
             let _ = writeln!(s, "warning: {w}");
         }
     }
+}
+
+/// Measures, predictions and the stages that had nothing to do.
+fn stages_summary(s: &mut String, m: &panorama::workspace::Manifest) {
+    use std::fmt::Write;
     if let Some(a) = &m.analytics {
         let _ = writeln!(
             s,
@@ -215,21 +257,4 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
     if !idle.is_empty() {
         let _ = writeln!(s, "Nothing to do for: {}", idle.join("; "));
     }
-    let _ = writeln!(s, "Outputs: {}", outcome.run_dir.display());
-    if rejected > 0 {
-        let _ = writeln!(
-            s,
-            "Rejected rows are kept: panorama query --project {} \"SELECT * FROM rejects LIMIT 20\"",
-            cfg.root.display()
-        );
-    }
-    if !outcome.pruned.is_empty() {
-        let _ = writeln!(
-            s,
-            "Removed {} old run(s) (workspace.keep_runs = {}).",
-            outcome.pruned.len(),
-            cfg.workspace.keep_runs.get_ref()
-        );
-    }
-    s
 }

@@ -267,107 +267,7 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
     let run_dir = ws.create_run(&manifest)?;
     tracing::info!(run_id, dir = %run_dir.display(), "run started");
 
-    // Ctrl-C ends the run as failed; the previous run stays current.
-    let result = tokio::select! {
-        r = materialize_sources(cfg, &run_dir, &run_id, opts) => r,
-        _ = tokio::signal::ctrl_c() => Err((Vec::new(), Error::Other("run interrupted (Ctrl-C); the previous run is still current".into()))),
-    };
-    // Records committed by real-time match join their sources; then erased people's records
-    // are dropped before anything reads them.
-    // Schema drift against the previous run: new columns listed, used columns retyped fail.
-    // The previous run's sources: what drift and row count changes compare with.
-    let previous = ws.current_run()?;
-    let before = previous
-        .as_ref()
-        .and_then(|p| ws.read_manifest(p).ok())
-        .map(|m| m.sources)
-        .unwrap_or_default();
-    let result = match (result, &previous) {
-        (Ok((mut reports, rejects)), Some(previous)) => {
-            match crate::sources::drift::compare(cfg, previous, &before, &mut reports) {
-                Ok(()) => Ok((reports, rejects)),
-                Err(e) => Err((reports, e)),
-            }
-        }
-        (other, _) => other,
-    };
-    let result = match result {
-        Ok((mut reports, rejects)) => {
-            match crate::sources::committed::fold(cfg, &run_dir, &mut reports).await {
-                Err(e) => Err((reports, e)),
-                Ok(_) => {
-                    match crate::privacy::erasure::suppress_sources(cfg, &run_dir, &mut reports)
-                        .await
-                    {
-                        Ok(_) => Ok((reports, rejects)),
-                        Err(e) => Err((reports, e)),
-                    }
-                }
-            }
-        }
-        other => other,
-    };
-    // Profiles and expectations, before anything is built from the data.
-    let result = match result {
-        Ok((reports, rejects)) => {
-            let bar = stage_spinner(opts, "data quality: profiles and expectations");
-            let checked = crate::quality::check_sources(&crate::quality::QualityRun {
-                cfg,
-                run_dir: &run_dir,
-                run_id: &run_id,
-                sources: &reports,
-                previous: &before,
-                as_of: opts.as_of(cfg),
-                profile: true,
-            })
-            .await;
-            bar.finish_and_clear();
-            match checked {
-                Ok(q) => {
-                    let failed = q.errors.clone();
-                    manifest.quality = Some(q);
-                    match failed.is_empty() {
-                        true => Ok((reports, rejects)),
-                        false => Err((
-                            reports,
-                            Error::DataQuality {
-                                run_id: run_id.clone(),
-                                failed,
-                            },
-                        )),
-                    }
-                }
-                Err(e) => Err((reports, e)),
-            }
-        }
-        other => other,
-    };
-    let result = match result {
-        Ok((reports, rejects)) if cfg.unify.is_some() => {
-            manifest.sources = reports.clone();
-            let previous = ws.current_run()?.map(|id| ws.run_dir(&id).join("tables"));
-            match unify_stage(cfg, &run_dir, &reports, previous.as_deref(), opts).await {
-                Ok(u) => {
-                    manifest.unify = Some(u);
-                    let done = after_unify(
-                        cfg,
-                        &run_dir,
-                        &reports,
-                        previous.as_deref(),
-                        opts,
-                        &mut manifest,
-                    )
-                    .await;
-                    match done {
-                        Ok(()) => Ok((reports, rejects)),
-                        Err(e) => Err((reports, e)),
-                    }
-                }
-                Err(e) => Err((reports, e)),
-            }
-        }
-        other => other,
-    };
+    let result = load_check_unify(cfg, &ws, &run_dir, &run_id, opts, &mut manifest).await;
     manifest.ended_at = Some(chrono::Utc::now().to_rfc3339());
     match result {
         Ok((reports, rejects)) => {
@@ -393,6 +293,127 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
             tracing::warn!(run_id, error = %e, "run failed; the current run is unchanged");
             Err(e)
         }
+    }
+}
+
+/// A run's sources so far: loaded (reports and rejected rows), or the reports so far and why
+/// the run failed (kept in the failed run's manifest).
+type Loaded = std::result::Result<(Vec<SourceReport>, u64), (Vec<SourceReport>, Error)>;
+
+/// Everything a run does before its outputs switch: load the sources (Ctrl-C ends the run as
+/// failed), check them against the previous run, fold in committed records and drop erased
+/// people's, profile and check expectations, unify, and the stages after unification.
+async fn load_check_unify(
+    cfg: &ProjectConfig,
+    ws: &Workspace,
+    run_dir: &std::path::Path,
+    run_id: &str,
+    opts: &RunOptions,
+    manifest: &mut Manifest,
+) -> Loaded {
+    let loaded = tokio::select! {
+        r = materialize_sources(cfg, run_dir, run_id, opts) => r,
+        _ = tokio::signal::ctrl_c() => Err((Vec::new(), Error::Other("run interrupted (Ctrl-C); the previous run is still current".into()))),
+    };
+    let (reports, rejects) = loaded?;
+    // The previous run's sources: what drift and row count changes compare with.
+    let previous = ws.current_run().map_err(|e| (reports.clone(), e))?;
+    let before = previous
+        .as_ref()
+        .and_then(|p| ws.read_manifest(p).ok())
+        .map(|m| m.sources)
+        .unwrap_or_default();
+    let loaded = settle_sources(cfg, run_dir, previous.as_deref(), &before, reports).await;
+    let (reports, rejects) = match loaded {
+        Ok(reports) => (reports, rejects),
+        Err(failed) => return Err(failed),
+    };
+    let reports = quality_stage(cfg, run_dir, run_id, &before, opts, manifest, reports).await?;
+    if cfg.unify.is_none() {
+        return Ok((reports, rejects));
+    }
+    manifest.sources = reports.clone();
+    let previous_tables = previous.map(|id| ws.run_dir(&id).join("tables"));
+    let unified = unify_stage(cfg, run_dir, &reports, previous_tables.as_deref(), opts).await;
+    manifest.unify = Some(unified.map_err(|e| (reports.clone(), e))?);
+    match after_unify(
+        cfg,
+        run_dir,
+        &reports,
+        previous_tables.as_deref(),
+        opts,
+        manifest,
+    )
+    .await
+    {
+        Ok(()) => Ok((reports, rejects)),
+        Err(e) => Err((reports, e)),
+    }
+}
+
+/// Loaded sources made ready to read: schema drift against the previous run (new columns
+/// listed, used columns retyped fail), records committed by real-time match folded into
+/// their sources, then erased people's records dropped before anything reads them.
+async fn settle_sources(
+    cfg: &ProjectConfig,
+    run_dir: &std::path::Path,
+    previous: Option<&str>,
+    before: &[SourceReport],
+    mut reports: Vec<SourceReport>,
+) -> std::result::Result<Vec<SourceReport>, (Vec<SourceReport>, Error)> {
+    if let Some(previous) = previous {
+        if let Err(e) = crate::sources::drift::compare(cfg, previous, before, &mut reports) {
+            return Err((reports, e));
+        }
+    }
+    if let Err(e) = crate::sources::committed::fold(cfg, run_dir, &mut reports).await {
+        return Err((reports, e));
+    }
+    match crate::privacy::erasure::suppress_sources(cfg, run_dir, &mut reports).await {
+        Ok(_) => Ok(reports),
+        Err(e) => Err((reports, e)),
+    }
+}
+
+/// Profiles and expectations, before anything is built from the data: an error-level
+/// failure fails the run here.
+async fn quality_stage(
+    cfg: &ProjectConfig,
+    run_dir: &std::path::Path,
+    run_id: &str,
+    before: &[SourceReport],
+    opts: &RunOptions,
+    manifest: &mut Manifest,
+    reports: Vec<SourceReport>,
+) -> std::result::Result<Vec<SourceReport>, (Vec<SourceReport>, Error)> {
+    let bar = stage_spinner(opts, "data quality: profiles and expectations");
+    let checked = crate::quality::check_sources(&crate::quality::QualityRun {
+        cfg,
+        run_dir,
+        run_id,
+        sources: &reports,
+        previous: before,
+        as_of: opts.as_of(cfg),
+        profile: true,
+    })
+    .await;
+    bar.finish_and_clear();
+    let q = match checked {
+        Ok(q) => q,
+        Err(e) => return Err((reports, e)),
+    };
+    let failed = q.errors.clone();
+    manifest.quality = Some(q);
+    if failed.is_empty() {
+        Ok(reports)
+    } else {
+        Err((
+            reports,
+            Error::DataQuality {
+                run_id: run_id.to_string(),
+                failed,
+            },
+        ))
     }
 }
 
