@@ -26,8 +26,9 @@ pub async fn stage_context(
 }
 
 /// A context whose queries run on the Ballista scheduler at `url` (`df://host:port`), with
-/// Panorama's scalar and aggregate functions (the caller adds table functions); with `scratch`, tables a stage would hold in memory go there as
-/// Parquet ([`crate::table_io::register_batches`]).
+/// Panorama's scalar and aggregate functions (the caller adds table functions); with
+/// `scratch`, tables a stage would hold in memory go there as Parquet
+/// ([`crate::table_io::register_batches`]).
 #[cfg(feature = "ballista")]
 pub async fn cluster_context(
     url: &str,

@@ -488,8 +488,7 @@ async fn unify_stage(
 ) -> Result<crate::unify::UnifyReport> {
     let bar = stage_spinner(opts, "unifying: map, match, merge");
     let scratch = run_dir.join("scratch");
-    let ctx = crate::run_context::stage_context(cfg, &scratch).await?;
-    crate::session::register_functions(&ctx);
+    let ctx = stages::project_context(cfg, &scratch).await?;
     crate::run_context::register_sources(&ctx, run_dir, reports).await?;
     let tables = run_dir.join("tables");
     std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;

@@ -220,15 +220,21 @@ pub async fn after_unify(a: &AfterUnify<'_>, manifest: &mut Manifest) -> Result<
     Ok(())
 }
 
-/// The project's stage context (local or on its cluster) with every table function, the
-/// run's sources and every table already written into `tables`.
+/// The project's stage context (local, or on its cluster keeping would-be in-memory tables in
+/// `scratch`) with every stage's table function.
+pub(crate) async fn project_context(cfg: &ProjectConfig, scratch: &Path) -> Result<SessionContext> {
+    let ctx = crate::run_context::stage_context(cfg, scratch).await?;
+    crate::session::register_functions(&ctx);
+    Ok(ctx)
+}
+
+/// [`project_context`] with the run's sources and every table already written into `tables`.
 async fn tables_context(
     a: &AfterUnify<'_>,
     scratch: &Path,
     tables: &Path,
 ) -> Result<SessionContext> {
-    let ctx = crate::run_context::stage_context(a.cfg, scratch).await?;
-    crate::session::register_functions(&ctx);
+    let ctx = project_context(a.cfg, scratch).await?;
     crate::run_context::register_sources(&ctx, a.run_dir, a.sources).await?;
     for name in crate::workspace::parquet_tables(tables)? {
         crate::table_io::register_written(&ctx, tables, &name).await?;
@@ -241,8 +247,7 @@ async fn analytics(
     a: &AfterUnify<'_>,
     scratch: &Path,
 ) -> Result<crate::workspace::reports::AnalyticsReport> {
-    let ctx = crate::run_context::stage_context(a.cfg, scratch).await?;
-    crate::session::register_functions(&ctx);
+    let ctx = project_context(a.cfg, scratch).await?;
     crate::engine::register_as_of(&ctx, a.as_of);
     let report = crate::analytics::build(
         a.cfg,
