@@ -323,11 +323,7 @@ async fn load_check_unify(
         .and_then(|p| ws.read_manifest(p).ok())
         .map(|m| m.sources)
         .unwrap_or_default();
-    let loaded = settle_sources(cfg, run_dir, previous.as_deref(), &before, reports).await;
-    let (reports, rejects) = match loaded {
-        Ok(reports) => (reports, rejects),
-        Err(failed) => return Err(failed),
-    };
+    let reports = settle_sources(cfg, run_dir, previous.as_deref(), &before, reports).await?;
     let reports = quality_stage(cfg, run_dir, run_id, &before, opts, manifest, reports).await?;
     if cfg.unify.is_none() {
         return Ok((reports, rejects));
@@ -509,11 +505,8 @@ async fn after_unify(
     opts: &RunOptions,
     manifest: &mut Manifest,
 ) -> Result<()> {
+    // Hidden with `quiet`; every outcome is logged either way.
     let spinner = SpinnerProgress(stage_spinner(opts, "after unification"));
-    let progress: &dyn stages::StageProgress = match opts.quiet {
-        true => &stages::LogProgress,
-        false => &spinner,
-    };
     let run_id = manifest.run_id.clone();
     let result = stages::after_unify(
         &stages::AfterUnify {
@@ -523,7 +516,7 @@ async fn after_unify(
             sources,
             previous_tables,
             as_of: opts.as_of(cfg),
-            progress,
+            progress: &spinner,
         },
         manifest,
     )

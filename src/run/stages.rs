@@ -264,3 +264,32 @@ async fn analytics(
     let _ = std::fs::remove_dir_all(scratch);
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table a stage reads is made by unification (or kept in the workspace's state)
+    /// or by a stage before it: the order of [`Stage::AFTER_UNIFY`] is the order of the data.
+    #[test]
+    fn stages_read_only_what_comes_before_them() {
+        let before_stages = [
+            "unified_customers",
+            "customer_links",
+            "identity_graph",
+            "rectifications",
+        ];
+        for (i, stage) in Stage::AFTER_UNIFY.iter().enumerate() {
+            for table in stage.reads() {
+                let earlier = Stage::AFTER_UNIFY[..i]
+                    .iter()
+                    .any(|s| s.makes().contains(table));
+                assert!(
+                    earlier || before_stages.contains(table),
+                    "{} reads {table}, which no earlier stage makes",
+                    stage.name()
+                );
+            }
+        }
+    }
+}
