@@ -1668,7 +1668,7 @@ fn funnel_config_errors_name_the_line() {
     );
     let summary = ok(&["run", "-p", p(dir)]);
     assert!(
-        summary.contains("Attributed 3 conversions to channels by 7 models (SELECT * FROM attribution('orders', 'markov'))"),
+        summary.contains("Attributed 3 conversions to channels by 8 models (SELECT * FROM attribution('orders', 'markov'))"),
         "{summary}"
     );
     assert_eq!(
@@ -1866,6 +1866,271 @@ fn attribution_matches_channelattribution_and_ranks_planted_effects() {
             );
         }
     }
+}
+
+/// A uniform random number in [0, 1) from a 64-bit LCG seeded with `seed`.
+fn lcg(mut seed: u64) -> impl FnMut() -> f64 {
+    move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A project of one customer per journey: its channels as `visit` events an hour apart, then
+/// an order worth 50 when it converted. Attribution `orders` over `detail(details, 'channel')`.
+fn journeys_project(dir: &Path, journeys: &[(Vec<&str>, bool)]) {
+    let mut people = String::from("customer_no,first_name,last_name,email\n");
+    let mut events = String::from("event_id,customer_no,ts,type,channel,amount\n");
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 6, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let mut id = 0;
+    for (c, (channels, converted)) in journeys.iter().enumerate() {
+        people.push_str(&format!("P{c},F{c},L{c},p{c}@example.com\n"));
+        let mut t = start + chrono::Duration::minutes(c as i64);
+        for ch in channels {
+            id += 1;
+            events.push_str(&format!(
+                "{id},P{c},{},visit,{ch},\n",
+                t.format("%Y-%m-%d %H:%M:%S")
+            ));
+            t += chrono::Duration::hours(1);
+        }
+        if *converted {
+            id += 1;
+            events.push_str(&format!(
+                "{id},P{c},{},order,,50\n",
+                t.format("%Y-%m-%d %H:%M:%S")
+            ));
+        }
+    }
+    write(&dir.join("data/customers.csv"), &people);
+    write(&dir.join("data/events.csv"), &events);
+    write(
+        &dir.join("panorama.toml"),
+        "[project]\nname = \"planted\"\nas_of = \"2026-10-01\"\n\n\
+         [sources.customers]\nlocation = \"data/customers.csv\"\nprimary_key = \"customer_no\"\n\n\
+         [sources.events]\nlocation = \"data/events.csv\"\nprimary_key = \"event_id\"\n\
+         types = { ts = \"timestamp\", amount = \"float\" }\n\n\
+         [unify]\nmode = \"rules\"\n\n\
+         [unify.sources.customers]\nfirst_name = \"first_name\"\nlast_name = \"last_name\"\nemail = \"email\"\n\n\
+         [activities.events]\nsource = \"events\"\ncustomer = \"customer_no\"\ncustomer_source = \"customers\"\n\
+         timestamp = \"ts\"\ntype_column = \"type\"\namount = \"amount\"\ndetails = [\"channel\"]\n\n\
+         [attribution.orders]\nconversions = \"type = 'order'\"\nchannel = \"detail(details, 'channel')\"\nlookback = \"30d\"\n",
+    );
+}
+
+/// One model's conversions per channel, as `attribution(...)` gives them.
+fn credited(dir: &Path, model: &str) -> std::collections::BTreeMap<String, f64> {
+    query(
+        dir,
+        &format!("SELECT channel, conversions FROM attribution('orders', '{model}')"),
+    )
+    .lines()
+    .skip(1)
+    .map(|l| {
+        let (ch, c) = l.split_once(',').unwrap();
+        (ch.to_string(), c.parse().unwrap())
+    })
+    .collect()
+}
+
+/// Paths drawn from a known first-order chain: the Markov model's credits are the chain's own
+/// removal effects (computed here by elimination, independently of the model's iteration),
+/// as shares of the conversions. With 50,000 paths the shares moved at most 0.0025 from the
+/// truth over seeds 1–3 (`PLANTED_SEED`, measured when this test was written): the tolerance
+/// is 0.01.
+#[test]
+fn markov_recovers_planted_removal_effects() {
+    const CH: [&str; 4] = ["search", "email", "social", "display"];
+    // Rows: start, then each channel; columns: each channel, conversion, null (no self-loops).
+    let chain: [[f64; 6]; 5] = [
+        [0.25, 0.15, 0.35, 0.25, 0.0, 0.0],
+        [0.0, 0.20, 0.10, 0.10, 0.30, 0.30],
+        [0.30, 0.0, 0.05, 0.05, 0.25, 0.35],
+        [0.25, 0.20, 0.0, 0.15, 0.05, 0.35],
+        [0.20, 0.15, 0.15, 0.0, 0.03, 0.47],
+    ];
+    let seed: u64 = std::env::var("PLANTED_SEED").map_or(1, |s| s.parse().unwrap());
+    let mut rnd = lcg(seed);
+    let journeys: Vec<(Vec<&str>, bool)> = (0..50_000)
+        .map(|_| {
+            let (mut state, mut path) = (0usize, Vec::new());
+            loop {
+                let (mut r, mut next) = (rnd(), 5);
+                for (k, q) in chain[state].iter().enumerate() {
+                    if r < *q {
+                        next = k;
+                        break;
+                    }
+                    r -= q;
+                }
+                match next {
+                    4 => return (path, true),
+                    5 => return (path, false),
+                    c => {
+                        path.push(CH[c]);
+                        state = c + 1;
+                    }
+                }
+            }
+        })
+        .collect();
+    // The truth: P(conversion from start) with and without each channel, solving
+    // x = P x + b over the transient states by Gauss-Jordan elimination.
+    let conversion = |removed: Option<usize>| -> f64 {
+        let n = 5;
+        let mut a = vec![vec![0.0f64; n + 1]; n];
+        for s in 0..n {
+            a[s][s] = 1.0;
+            if removed.is_some_and(|c| s == c + 1) {
+                continue; // a removed channel ends its paths: worth 0
+            }
+            for c in 0..4 {
+                if removed != Some(c) {
+                    a[s][c + 1] -= chain[s][c];
+                }
+            }
+            a[s][n] = chain[s][4];
+        }
+        for col in 0..n {
+            let pivot = (col..n)
+                .max_by(|x, y| a[*x][col].abs().total_cmp(&a[*y][col].abs()))
+                .unwrap();
+            a.swap(col, pivot);
+            let d = a[col][col];
+            a[col].iter_mut().for_each(|v| *v /= d);
+            for r in 0..n {
+                if r != col {
+                    let f = a[r][col];
+                    let row = a[col].clone();
+                    a[r].iter_mut().zip(row).for_each(|(v, w)| *v -= f * w);
+                }
+            }
+        }
+        a[0][n]
+    };
+    let base = conversion(None);
+    let effects: Vec<f64> = (0..4).map(|c| 1.0 - conversion(Some(c)) / base).collect();
+    let total_effect: f64 = effects.iter().sum();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    journeys_project(dir, &journeys);
+    ok(&["run", "-p", p(dir), "-q"]);
+    let markov = credited(dir, "markov");
+    let conversions: f64 = markov.values().sum();
+    assert_eq!(
+        conversions.round() as usize,
+        journeys.iter().filter(|j| j.1 && !j.0.is_empty()).count()
+    );
+    for (c, ch) in CH.iter().enumerate() {
+        let (ours, planted) = (markov[*ch] / conversions, effects[c] / total_effect);
+        eprintln!(
+            "{ch}: share {ours:.4}, planted {planted:.4} ({:+.4})",
+            ours - planted
+        );
+        assert!(
+            (ours - planted).abs() <= 0.01,
+            "{ch}: {ours} vs planted {planted}"
+        );
+    }
+}
+
+/// Each channel adds a planted conversion probability (search 30%, e-mail 20%, social 10%,
+/// display 5%): a customer sees each channel with probability 1/2 (at least one, in random
+/// order) and converts with v(S) = 1 − Π(1 − p) over their set S. The planted credit of a
+/// channel is the sum over customers of its Shapley value in the game v on their own set: what
+/// the `shapley` model estimates from the observed rates. It is noisier than the Markov
+/// model's: a path's split uses the rates of every subset of its set, each estimated from the
+/// paths with exactly that set. With 50,000 customers a channel's credit moved at most 2.2% of
+/// all conversions from the planted one over seeds 1–3 (`PLANTED_SEED`; up to 12% of the
+/// smallest channel's own credit): the tolerance is 3.5% of all conversions, and the planted
+/// order.
+#[test]
+fn shapley_recovers_planted_channel_values() {
+    const CH: [&str; 4] = ["search", "email", "social", "display"];
+    let effect = [0.30, 0.20, 0.10, 0.05];
+    let v = |mask: usize| {
+        1.0 - (0..4)
+            .filter(|b| mask & (1 << b) != 0)
+            .map(|b| 1.0 - effect[b])
+            .product::<f64>()
+    };
+    let seed: u64 = std::env::var("PLANTED_SEED").map_or(1, |s| s.parse().unwrap());
+    let mut rnd = lcg(seed);
+    let mut planted = [0.0f64; 4];
+    let journeys: Vec<(Vec<&str>, bool)> = (0..50_000)
+        .map(|_| {
+            let mask = loop {
+                let m = (0..4).filter(|_| rnd() < 0.5).fold(0, |m, b| m | (1 << b));
+                if m != 0 {
+                    break m;
+                }
+            };
+            // The planted Shapley value of each member in the game v over the set's subsets.
+            let members: Vec<usize> = (0..4).filter(|b| mask & (1 << b) != 0).collect();
+            let n = members.len();
+            let fact = |k: usize| (1..=k).product::<usize>() as f64;
+            for &j in &members {
+                for sub in 0usize..16 {
+                    if sub & !mask == 0 && sub & (1 << j) == 0 {
+                        let s = sub.count_ones() as usize;
+                        let w = fact(s) * fact(n - s - 1) / fact(n);
+                        planted[j] += w * (v(sub | (1 << j)) - v(sub));
+                    }
+                }
+            }
+            let mut order = members.clone();
+            for i in (1..order.len()).rev() {
+                order.swap(i, (rnd() * (i + 1) as f64) as usize);
+            }
+            let converted = rnd() < v(mask);
+            (order.iter().map(|b| CH[*b]).collect(), converted)
+        })
+        .collect();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    journeys_project(dir, &journeys);
+    ok(&["run", "-p", p(dir), "-q"]);
+    let shapley = credited(dir, "shapley");
+    let conversions: f64 = shapley.values().sum();
+    let converted = journeys.iter().filter(|j| j.1).count() as f64;
+    assert!(
+        (conversions - converted).abs() < 1e-6,
+        "{conversions} vs {converted}"
+    );
+    for (c, ch) in CH.iter().enumerate() {
+        let off = (shapley[*ch] - planted[c]) / conversions;
+        eprintln!(
+            "{ch}: {:.1} credited, planted {:.1} ({off:+.4} of all)",
+            shapley[*ch], planted[c]
+        );
+        assert!(
+            off.abs() <= 0.035,
+            "{ch}: {} vs planted {}",
+            shapley[*ch],
+            planted[c]
+        );
+    }
+    for w in CH.windows(2) {
+        assert!(
+            shapley[w[0]] > shapley[w[1]],
+            "{} before {}: {shapley:?}",
+            w[0],
+            w[1]
+        );
+    }
+    // Linear by set would give display as much per path as search; Shapley does not.
+    let linear = credited(dir, "linear");
+    assert!(
+        linear["display"] > shapley["display"] * 1.5,
+        "{linear:?} {shapley:?}"
+    );
 }
 
 /// The stages after unification are one list for a run and a refresh: the manifest keeps what

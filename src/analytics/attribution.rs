@@ -1,6 +1,7 @@
-//! Attribution: which channels earn the conversions, for each `[attribution.<name>]`, by seven
+//! Attribution: which channels earn the conversions, for each `[attribution.<name>]`, by eight
 //! models side by side — first touch, last touch, last non-direct, linear, time decay,
-//! position based, and a data-driven Markov chain model (order 1, removal effects).
+//! position based, and two data-driven ones: a Markov chain model (order 1, removal effects)
+//! and Shapley values over channel sets.
 //!
 //! A person's activities in time order (resolved through unification and the identity
 //! graph, so an anonymous visitor's touchpoints count once they are known): touchpoints
@@ -16,6 +17,19 @@
 //! where a path ends). A channel's removal effect is the share of the conversion probability
 //! lost when paths reaching it end there instead; conversions (and value) are shared in
 //! proportion to the removal effects.
+//!
+//! The Shapley model: a path's channel set is its distinct channels; the worth of a set is the
+//! conversion rate of the paths with exactly that set (converting paths over all paths, the
+//! non-converting ones included), nothing for the empty set. A set no path had is worth the
+//! most any of its observed subsets is worth (adding a channel is taken not to lower the rate:
+//! a monotone envelope, so an unseen combination does not count as zero). Each converting
+//! path's conversion is shared by the Shapley values of its channels in the game of its own
+//! set's subsets; a channel whose value comes out negative (noise: worth estimated from few
+//! paths) gets nothing and the rest are scaled to one conversion. Unlike Shapley over
+//! conversion *counts* (which reduces to a linear split by set), rates see what a channel adds:
+//! on a generator where each channel adds a planted conversion probability, the credits recover
+//! the planted Shapley values (`tests/cli.rs`). Paths with more than 16 distinct channels are
+//! shared equally among them (2^16 subsets per set is the cost bound).
 //!
 //! Writes `attribution_paths` (one row per converting and non-converting path) and
 //! `attribution_results` (attribution, model, channel, campaign, conversions, value, share),
@@ -270,6 +284,106 @@ pub fn removal_effects(journeys: &[Journey]) -> RemovalEffects {
     }
 }
 
+/// Each channel's Shapley credit over the converting `journeys`: (conversions, value) — see the
+/// module docs.
+pub fn shapley_credits(journeys: &[Journey]) -> BTreeMap<String, (f64, f64)> {
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for j in journeys {
+        for t in &j.touches {
+            let next = index.len();
+            index.entry(t.channel.as_str()).or_insert(next);
+        }
+    }
+    let names: Vec<&str> = {
+        let mut v = vec![""; index.len()];
+        for (ch, i) in &index {
+            v[*i] = ch;
+        }
+        v
+    };
+    let set_of = |j: &Journey| {
+        let mut s: Vec<usize> = j
+            .touches
+            .iter()
+            .map(|t| index[t.channel.as_str()])
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    // Per channel set: (conversions, paths).
+    let mut observed: HashMap<Vec<usize>, (f64, f64)> = HashMap::new();
+    for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
+        let e = observed.entry(set_of(j)).or_default();
+        e.0 += j.conversion.is_some() as u8 as f64;
+        e.1 += 1.0;
+    }
+    let mut shares_of: HashMap<Vec<usize>, Vec<f64>> = HashMap::new();
+    let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
+        let Some((_, value)) = j.conversion else {
+            continue;
+        };
+        let set = set_of(j);
+        let shares = shares_of
+            .entry(set.clone())
+            .or_insert_with(|| shapley_shares(&set, &observed));
+        for (ch, w) in set.iter().zip(shares.iter()) {
+            let e = out.entry(names[*ch].to_string()).or_default();
+            e.0 += w;
+            e.1 += w * value;
+        }
+    }
+    out
+}
+
+/// The shares of one conversion the channels of `set` earn: their Shapley values in the game
+/// of `set`'s subsets worth their observed conversion rates, negatives cut to 0, scaled to 1.
+fn shapley_shares(set: &[usize], observed: &HashMap<Vec<usize>, (f64, f64)>) -> Vec<f64> {
+    let n = set.len();
+    if n > 16 {
+        return vec![1.0 / n as f64; n];
+    }
+    // worth[mask]: the rate of the subset of `set` with those members, or the most any of its
+    // observed subsets is worth (masks grow, so sub-masks are done first).
+    let mut worth = vec![0.0f64; 1 << n];
+    for mask in 1usize..(1 << n) {
+        let members: Vec<usize> = (0..n)
+            .filter(|b| mask & (1 << b) != 0)
+            .map(|b| set[b])
+            .collect();
+        worth[mask] = match observed.get(&members) {
+            Some((conv, paths)) if *paths > 0.0 => conv / paths,
+            _ => (0..n)
+                .filter(|b| mask & (1 << b) != 0)
+                .map(|b| worth[mask & !(1 << b)])
+                .fold(0.0, f64::max),
+        };
+    }
+    // Shapley weights |S|! (n - |S| - 1)! / n! by the size of S.
+    let factorial = |k: usize| (1..=k).map(|x| x as f64).product::<f64>();
+    let weight: Vec<f64> = (0..n)
+        .map(|s| factorial(s) * factorial(n - s - 1) / factorial(n))
+        .collect();
+    let mut phi = vec![0.0f64; n];
+    for (b, p) in phi.iter_mut().enumerate() {
+        for mask in 0usize..(1 << n) {
+            if mask & (1 << b) == 0 {
+                let size = mask.count_ones() as usize;
+                *p += weight[size] * (worth[mask | (1 << b)] - worth[mask]);
+            }
+        }
+    }
+    phi.iter_mut().for_each(|p| *p = p.max(0.0));
+    let total: f64 = phi.iter().sum();
+    if total > 0.0 {
+        phi.iter_mut().for_each(|p| *p /= total);
+    } else {
+        phi.iter_mut().for_each(|p| *p = 1.0 / n as f64);
+    }
+    phi
+}
+
 /// `(model, channel, campaign)` → (conversions, value).
 type Credits = BTreeMap<(String, String, Option<String>), (f64, f64)>;
 
@@ -291,7 +405,7 @@ pub fn attribute(journeys: &[Journey], def: &AttributionDef) -> Credits {
                 add(model, NO_TOUCHPOINT, None, 1.0, value);
                 continue;
             }
-            if *model == "markov" {
+            if matches!(*model, "markov" | "shapley") {
                 continue;
             }
             for (w, t) in rule_credits(model, j, def).iter().zip(&j.touches) {
@@ -329,6 +443,9 @@ pub fn attribute(journeys: &[Journey], def: &AttributionDef) -> Credits {
                 share(&effects.value, ch) * value,
             );
         }
+    }
+    for (ch, (c, v)) in shapley_credits(journeys) {
+        add("shapley", &ch, None, c, v);
     }
     out
 }

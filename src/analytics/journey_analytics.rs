@@ -8,7 +8,9 @@
 //!   first, customers lost, and the median time from the previous step.
 //! - `funnel_by('dimension', 'step 1 condition', ...)`: the same per value of a dimension, an
 //!   SQL expression over the activity that starts the sequence and the customer's profile
-//!   (`country`, `activity_source`, a measure such as `loyalty_tier`).
+//!   (`country`, `activity_source`, a measure such as `loyalty_tier`). The dimension `segment`
+//!   is the customer's segments in this run: a customer in several counts in each of them
+//!   (and under NULL when in none), so its rows add up to more customers than `funnel`'s.
 //! - `paths('from condition', 'to condition', max_len)`: the most common sequences of activity
 //!   types from a customer's first `from` activity to the first `to` activity after it
 //!   (repeats in a row counted once, at most `max_len` steps kept, the last ones); customers
@@ -250,9 +252,35 @@ fn median(v: &mut [f64]) -> Option<f64> {
     })
 }
 
+/// Joins a customer's segments into one dimension value (split again when counted).
+const SEGMENT_SEPARATOR: char = '\u{1f}';
+
+/// Whether a funnel's dimension is the customer's segments: `segment`, in a run with segments
+/// (`segment_members`) and no activity or profile column of that name.
+async fn by_segment(ctx: &SessionContext, dimension: Option<&str>) -> bool {
+    if !dimension.is_some_and(|d| d.trim().eq_ignore_ascii_case("segment"))
+        || !ctx.table_exist("segment_members").unwrap_or(false)
+    {
+        return false;
+    }
+    for t in ["activities", "customer_profiles", "unified_customers"] {
+        if let Ok(df) = ctx.table(t).await {
+            if df.schema().has_column_with_unqualified_name("segment") {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// The activities the conditions select, per customer in time order, with the profile
 /// joined when a dimension may name its columns.
-fn events_sql(ctx: &SessionContext, dimension: Option<&str>, conditions: &[String]) -> String {
+fn events_sql(
+    ctx: &SessionContext,
+    dimension: Option<&str>,
+    segments: bool,
+    conditions: &[String],
+) -> String {
     let has = |t: &str| ctx.table_exist(t).unwrap_or(false);
     let profile = if has("customer_profiles") {
         Some("customer_profiles")
@@ -261,13 +289,21 @@ fn events_sql(ctx: &SessionContext, dimension: Option<&str>, conditions: &[Strin
     } else {
         None
     };
-    let join = match (dimension, profile) {
-        (Some(_), Some(p)) => format!(" LEFT JOIN {p} p ON p.customer_id = a.customer_id"),
-        _ => String::new(),
+    let (join, dim) = match (dimension, profile) {
+        (Some(_), _) if segments => (
+            format!(
+                " LEFT JOIN (SELECT customer_id, array_to_string(array_agg(DISTINCT segment), '{SEGMENT_SEPARATOR}') AS segments \
+                 FROM segment_members GROUP BY customer_id) m ON m.customer_id = a.customer_id"
+            ),
+            ", m.segments AS dimension".to_string(),
+        ),
+        (Some(d), Some(p)) => (
+            format!(" LEFT JOIN {p} p ON p.customer_id = a.customer_id"),
+            format!(", CAST(({d}) AS VARCHAR) AS dimension"),
+        ),
+        (Some(d), None) => (String::new(), format!(", CAST(({d}) AS VARCHAR) AS dimension")),
+        (None, _) => (String::new(), String::new()),
     };
-    let dim = dimension
-        .map(|d| format!(", CAST(({d}) AS VARCHAR) AS dimension"))
-        .unwrap_or_default();
     let flags: Vec<String> = conditions
         .iter()
         .enumerate()
@@ -353,20 +389,28 @@ async fn funnel(
     out: arrow::datatypes::SchemaRef,
 ) -> Result<RecordBatch> {
     let n = a.steps.len();
-    let sql = events_sql(ctx, a.dimension.as_deref(), &a.steps);
+    let segments = by_segment(ctx, a.dimension.as_deref()).await;
+    let sql = events_sql(ctx, a.dimension.as_deref(), segments, &a.steps);
     // Per dimension value: customers reaching each step, and each step's durations.
     let mut by: BTreeMap<Option<String>, StepTally> = BTreeMap::new();
     let has_dimension = a.dimension.is_some();
     let read = |b: &RecordBatch, ts: &[i64]| Ok(funnel_rows(b, ts, n, has_dimension));
     per_person(ctx, &sql, read, |_, rows| {
         if let Some(s) = furthest(rows, n, a.within) {
-            let entry = by
-                .entry(s.dimension.clone())
-                .or_insert_with(|| StepTally::new(n));
-            for (k, t) in s.times.iter().enumerate() {
-                entry.customers[k] += 1;
-                if k > 0 {
-                    entry.seconds[k].push((t - s.times[k - 1]) as f64 / 1e9);
+            let values: Vec<Option<String>> = match &s.dimension {
+                Some(d) if segments => d
+                    .split(SEGMENT_SEPARATOR)
+                    .map(|v| Some(v.to_string()))
+                    .collect(),
+                other => vec![other.clone()],
+            };
+            for value in values {
+                let entry = by.entry(value).or_insert_with(|| StepTally::new(n));
+                for (k, t) in s.times.iter().enumerate() {
+                    entry.customers[k] += 1;
+                    if k > 0 {
+                        entry.seconds[k].push((t - s.times[k - 1]) as f64 / 1e9);
+                    }
                 }
             }
         }

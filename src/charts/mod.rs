@@ -141,6 +141,9 @@ impl RunFacts {
 /// The stages of `sql/templates/lifecycle.toml`, in lifecycle order.
 const LIFECYCLE: &[&str] = &["prospect", "active", "inactive", "lost"];
 
+/// The layout of the `path_flows` Sankey (Vega has no Sankey transform: see the file).
+const PATH_FLOWS_SQL: &str = include_str!("../../sql/charts/path_flows.sql");
+
 /// One chart.
 pub struct Chart {
     pub id: &'static str,
@@ -255,6 +258,7 @@ pub const CHARTS: &[Chart] = &[
     Chart { id: "clv_pareto", page: Page::Predictions, title: "Share of value by share of customers", description: "The most valuable x% of customers hold y% of predicted lifetime value (the 80/20 curve).", requires: &["predictions_clv"], listed: true },
     Chart { id: "funnels", page: Page::Journeys, title: "Funnels", description: "Customers reaching each step of each configured funnel, in order and within its time; the label is the share of those who started.", requires: &["activities"], listed: true },
     Chart { id: "top_paths", page: Page::Journeys, title: "Most common paths", description: "Activity types from a customer's first step of each funnel to its first last step after it (repeats once, at most six steps).", requires: &["activities"], listed: true },
+    Chart { id: "path_flows", page: Page::Journeys, title: "Paths to conversion", description: "Each attribution's paths as flows: from the first touchpoint's channel through the next (at most four) to a conversion or none; a band's width is the paths taking it.", requires: &["attribution_paths"], listed: true },
     Chart { id: "attribution_models", page: Page::Journeys, title: "Attribution by model", description: "Each channel's share of the conversions under every model, side by side: where the rule models and the data-driven Markov model disagree.", requires: &["attribution_results"], listed: true },
     Chart { id: "quality_failures", page: Page::Data, title: "Failed expectations per run", description: "Expectations that failed at each run, by severity (error stops the run, so its run is not current).", requires: &["data_quality"], listed: true },
     Chart { id: "quality_checks", page: Page::Data, title: "Expectations over runs", description: "The figure each expectation compares, at each run: share of rows passing, row count change, age in hours, parse rate. Red points failed.", requires: &["data_quality"], listed: true },
@@ -465,6 +469,7 @@ impl Chart {
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ")
                 + " ORDER BY funnel, customers DESC, path",
+            "path_flows" => PATH_FLOWS_SQL.into(),
             "attribution_models" => "SELECT attribution, model, channel, sum(conversions) AS conversions, sum(value) AS value, sum(share) AS share \
                  FROM attribution_results GROUP BY attribution, model, channel ORDER BY attribution, model, channel".into(),
             "quality_failures" => "SELECT run_id, severity, CAST(sum(CASE WHEN passed THEN 0 ELSE 1 END) AS BIGINT) AS failed, \
@@ -732,14 +737,50 @@ impl Chart {
                     "tooltip": tooltip(&["funnel", "path", "customers", "share"])
                 }
             }),
+            "path_flows" => json!({
+                "facet": {"row": {"field": "attribution", "type": "nominal", "title": null}},
+                "resolve": {"scale": {"y": "independent"}},
+                "spec": {
+                    "width": 640, "height": 320,
+                    "layer": [
+                        {"transform": [{"filter": "datum.kind == 'link'"}],
+                         "mark": {"type": "area", "opacity": 0.35, "interpolate": "monotone"},
+                         "encoding": {
+                            "x": {"field": "x", "type": "quantitative", "axis": null},
+                            "y": {"field": "y", "type": "quantitative", "axis": null, "scale": {"reverse": true}},
+                            "y2": {"field": "y2"},
+                            "detail": [{"field": "step"}, {"field": "label"}, {"field": "target"}],
+                            "color": {"field": "label", "type": "nominal", "title": "channel"},
+                            "tooltip": tooltip(&["step", "label", "target", "customers"])
+                        }},
+                        {"transform": [{"filter": "datum.kind == 'node'"}],
+                         "mark": "rect",
+                         "encoding": {
+                            "x": {"field": "x", "type": "quantitative"},
+                            "x2": {"field": "x2"},
+                            "y": {"field": "y", "type": "quantitative"},
+                            "y2": {"field": "y2"},
+                            "color": {"field": "label", "type": "nominal"},
+                            "tooltip": tooltip(&["step", "label", "customers"])
+                        }},
+                        {"transform": [{"filter": "datum.kind == 'node'"}, {"calculate": "(datum.y + datum.y2) / 2", "as": "middle"}],
+                         "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10},
+                         "encoding": {
+                            "x": {"field": "x2", "type": "quantitative"},
+                            "y": {"field": "middle", "type": "quantitative"},
+                            "text": {"field": "label"}
+                        }}
+                    ]
+                }
+            }),
             "attribution_models" => json!({
                 "transform": [{"calculate": "datum.attribution + ': ' + datum.channel", "as": "label"}],
                 "mark": "bar",
                 "encoding": {
                     "y": {"field": "label", "type": "nominal", "title": null, "axis": {"labelLimit": 260}},
-                    "yOffset": {"field": "model", "sort": ["first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "position_based", "markov"]},
+                    "yOffset": {"field": "model", "sort": crate::config::attribution::MODELS},
                     "x": {"field": "share", "type": "quantitative", "axis": {"format": "%"}, "title": "share of conversions"},
-                    "color": {"field": "model", "type": "nominal", "sort": ["first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "position_based", "markov"]},
+                    "color": {"field": "model", "type": "nominal", "sort": crate::config::attribution::MODELS},
                     "tooltip": tooltip(&["attribution", "model", "channel", "conversions", "value", "share"])
                 }
             }),

@@ -189,6 +189,7 @@ fn next_steps(dir: &Path) -> String {
   panorama query    --project {p} \"SELECT expectation, passed, observed FROM data_quality\"   (checked every run)
   panorama profile  --project {p} webshop_orders        (a source's columns profiled, without a run)
   panorama query    --project {p} \"SELECT * FROM funnel('type = ''product_view''', 'type = ''add_to_cart''', 'type = ''order''')\"
+  panorama query    --project {p} \"SELECT model, channel, round(sum(share), 3) AS share FROM attribution_results GROUP BY model, channel ORDER BY model, share DESC\"   (which channels earn the orders, 8 models)
   panorama query    --project {p} \"SELECT tier, count(*), avg(points) FROM loyalty_members GROUP BY tier\" --format csv
   panorama sql      --project {p}        (interactive shell)
   panorama serve    --project {p}        (psql -h 127.0.0.1 -p 5433 -d panorama; http://127.0.0.1:8080/ and /console)

@@ -213,8 +213,9 @@ fn unify_summary(s: &mut String, cfg: &ProjectConfig, m: &panorama::workspace::M
         if let Some(name) = cfg.attribution.keys().next() {
             let _ = writeln!(
                 s,
-                "Attributed {} conversions to channels by 7 models (SELECT * FROM attribution('{name}', 'markov'))",
-                u.attributed_conversions
+                "Attributed {} conversions to channels by {} models (SELECT * FROM attribution('{name}', 'markov'))",
+                u.attributed_conversions,
+                panorama::config::attribution::MODELS.len()
             );
         }
         for w in &u.warnings {

@@ -58,6 +58,7 @@ pub const MODELS: &[&str] = &[
     "time_decay",
     "position_based",
     "markov",
+    "shapley",
 ];
 
 impl AttributionDef {

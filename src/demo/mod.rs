@@ -1,8 +1,9 @@
 //! `panorama demo`: a retail company's scattered customer data, generated.
 //!
 //! The same people appear in a CRM export (CSV), a webshop (Parquet customers and orders), a
-//! loyalty programme (CSV with `;`, optionally PostgreSQL) and web/app events (Parquet, with
-//! anonymous cookies that sometimes log in). Each source garbles them its own way: locales with
+//! loyalty programme (CSV with `;`, optionally PostgreSQL), web/app events (Parquet, with
+//! anonymous cookies that sometimes log in) and web analytics sessions with the campaign that
+//! brought each visit (Parquet; see [`sessions`] for the marketing journeys before orders). Each source garbles them its own way: locales with
 //! diacritics, typos, nicknames, "LAST, First", phone formats, stale and missing values,
 //! duplicates within a source, and households sharing a surname, address and landline.
 //! `truth.csv` maps every record to the person behind it, for scoring unification.
@@ -11,6 +12,7 @@
 
 pub mod locales;
 mod noise;
+mod sessions;
 mod writers;
 
 use std::collections::HashSet;
@@ -319,6 +321,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
         data.join("webshop"),
         data.join("webshop/orders"),
         data.join("web_events"),
+        data.join("web_sessions"),
     ] {
         std::fs::create_dir_all(&d).map_err(|e| Error::io("cannot create", &d, e))?;
     }
@@ -422,6 +425,22 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
         ],
         Some(1_000_000),
     )?;
+
+    let mut web_sessions = ParquetOut::create(
+        data.join("web_sessions"),
+        &[
+            ("session_id", Str),
+            ("cookie_id", Str),
+            ("started_at", Ts),
+            ("device", Str),
+            ("utm_source", Str),
+            ("utm_medium", Str),
+            ("utm_campaign", Str),
+            ("customer_id", Str),
+        ],
+        Some(1_000_000),
+    )?;
+    let mut session_n = 0u64;
 
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let mut prev: Option<Person> = None;
@@ -556,6 +575,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
         // point (their orders end there: what churn and lifetime-value models learn from),
         // and most buy mostly in one category of the catalogue (what co-purchase
         // recommendations learn from).
+        let mut person_orders: Vec<sessions::Order> = Vec::new();
         for (cid, created) in &shop_ids {
             let n = match rng.random_range(0..100) {
                 0..=19 => 0,
@@ -610,6 +630,11 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                 }));
                 orders.str(Some(channel));
                 orders.end_row()?;
+                person_orders.push(sessions::Order {
+                    ts,
+                    channel,
+                    account: cid.clone(),
+                });
             }
         }
 
@@ -657,6 +682,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
             truth.row(&[Some("loyalty_members".into()), Some(id), Some(pid.clone())])?;
         }
 
+        let mut person_cookies = Vec::new();
         if on_web {
             let cookies = if rng.random_ratio(30, 100) { 2 } else { 1 };
             for _ in 0..cookies {
@@ -670,6 +696,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                     Some(cookie.clone()),
                     Some(pid.clone()),
                 ])?;
+                person_cookies.push(cookie.clone());
                 let n = rng.random_range(1..9);
                 // Some visitors log in (or sign up) at some point and reveal their e-mail.
                 let identify_at = rng.random_ratio(35, 100).then(|| rng.random_range(0..n));
@@ -720,6 +747,18 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
                 }
             }
         }
+        for v in sessions::sessions_of(opts.seed, p.id, &person_cookies, &person_orders) {
+            session_n += 1;
+            web_sessions.str(Some(&format!("S{session_n:010}")));
+            web_sessions.str(Some(&v.cookie));
+            web_sessions.ts(Some(v.ts));
+            web_sessions.str(Some(v.device));
+            web_sessions.str(v.utm_source);
+            web_sessions.str(v.utm_medium);
+            web_sessions.str(v.utm_campaign);
+            web_sessions.str(v.customer_id.as_deref());
+            web_sessions.end_row()?;
+        }
         prev = Some(p);
         if i % 4096 == 0 {
             bar.set_position(i as u64);
@@ -733,6 +772,7 @@ pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
         ("data/webshop/orders/".to_string(), orders.finish()?),
         ("data/loyalty_members.csv".to_string(), loyalty.finish()?),
         ("data/web_events/".to_string(), events.finish()?),
+        ("data/web_sessions/".to_string(), web_sessions.finish()?),
         ("truth.csv".to_string(), truth.finish()?),
     ];
 

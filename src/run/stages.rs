@@ -235,6 +235,9 @@ async fn tables_context(
     tables: &Path,
 ) -> Result<SessionContext> {
     let ctx = project_context(a.cfg, scratch).await?;
+    // Attribution's and activities' SQL may say `as_of()`, as measures do: the run's day, not
+    // the clock's (the demo's attribution counted a month too few orders before this).
+    crate::engine::register_as_of(&ctx, a.as_of);
     crate::run_context::register_sources(&ctx, a.run_dir, a.sources).await?;
     for name in crate::workspace::parquet_tables(tables)? {
         crate::table_io::register_written(&ctx, tables, &name).await?;

@@ -6,44 +6,54 @@
 use super::config::IdentityMap;
 use super::staging::{ident, literal, phone_digits};
 
-/// SQL of the identity graph rows contributed by one event source.
-pub fn identity_sql(source: &str, map: &IdentityMap) -> String {
-    let email = map
-        .email
-        .as_ref()
-        .map(|c| format!("normalize_email(CAST({} AS VARCHAR), true)", ident(c)))
-        .unwrap_or_else(|| "CAST(NULL AS VARCHAR)".into());
-    let phone = map
-        .phone
-        .as_ref()
-        .map(|c| phone_digits(&format!("CAST({} AS VARCHAR)", ident(c))))
-        .unwrap_or_else(|| "CAST(NULL AS VARCHAR)".into());
-    let ts = map
-        .timestamp
-        .as_ref()
-        .map(|c| format!("CAST({} AS TIMESTAMP)", ident(c)))
-        .unwrap_or_else(|| "CAST(NULL AS TIMESTAMP)".into());
-    let (user, user_ties) = match (&map.user_id, &map.user_source) {
-        (Some(c), Some(src)) => (
-            format!("CAST({} AS VARCHAR)", ident(c)),
+/// SQL of the identity graph: one row per anonymous id over every event source that carries it
+/// (a cookie seen in both web events and sessions is one visitor: a login in either ties all
+/// of its events to the customer). `source` lists the sources it was seen in.
+pub fn identity_graph_sql(sources: &[(&str, &IdentityMap)]) -> String {
+    let events: Vec<String> = sources
+        .iter()
+        .map(|(source, map)| {
+            let email = map
+                .email
+                .as_ref()
+                .map(|c| format!("normalize_email(CAST({} AS VARCHAR), true)", ident(c)))
+                .unwrap_or_else(|| "CAST(NULL AS VARCHAR)".into());
+            let phone = map
+                .phone
+                .as_ref()
+                .map(|c| phone_digits(&format!("CAST({} AS VARCHAR)", ident(c))))
+                .unwrap_or_else(|| "CAST(NULL AS VARCHAR)".into());
+            let ts = map
+                .timestamp
+                .as_ref()
+                .map(|c| format!("CAST({} AS TIMESTAMP)", ident(c)))
+                .unwrap_or_else(|| "CAST(NULL AS TIMESTAMP)".into());
+            let (user, user_source) = match (&map.user_id, &map.user_source) {
+                (Some(c), Some(src)) => (format!("CAST({} AS VARCHAR)", ident(c)), literal(src)),
+                _ => (
+                    "CAST(NULL AS VARCHAR)".to_string(),
+                    "CAST(NULL AS VARCHAR)".to_string(),
+                ),
+            };
             format!(
-                "
-  UNION ALL
-  SELECT ev.anonymous_id, l.customer_id, 'user_id' AS linked_by, max(ev.ts) AS tied_at
-  FROM ev JOIN customer_links l ON l.source = {src} AND l.record_id = ev.user_id
-  WHERE ev.user_id IS NOT NULL GROUP BY ev.anonymous_id, l.customer_id",
-                src = literal(src)
-            ),
-        ),
-        _ => ("CAST(NULL AS VARCHAR)".to_string(), String::new()),
-    };
+                "  SELECT CAST({anon} AS VARCHAR) AS anonymous_id, {id_type} AS id_type, {src} AS source, \
+                 {email} AS email, {phone} AS phone_digits, {user} AS user_id, {user_source} AS user_source, {ts} AS ts\n  \
+                 FROM {table} WHERE {anon} IS NOT NULL",
+                anon = ident(&map.anonymous_id),
+                table = ident(source),
+                id_type = literal(&map.id_type),
+                src = literal(source),
+            )
+        })
+        .collect();
     format!(
         "WITH ev AS (
-  SELECT CAST({anon} AS VARCHAR) AS anonymous_id, {email} AS email, {phone} AS phone_digits, {user} AS user_id, {ts} AS ts
-  FROM {table} WHERE {anon} IS NOT NULL
+{events}
 ),
 ids AS (
-  SELECT anonymous_id, count(*) AS events, min(ts) AS first_seen, max(ts) AS last_seen
+  SELECT anonymous_id, min(id_type) AS id_type,
+         array_to_string(array_sort(array_agg(DISTINCT source)), ', ') AS source,
+         count(*) AS events, min(ts) AS first_seen, max(ts) AS last_seen
   FROM ev GROUP BY anonymous_id
 ),
 ties AS (
@@ -53,7 +63,11 @@ ties AS (
   UNION ALL
   SELECT ev.anonymous_id, l.customer_id, 'phone' AS linked_by, max(ev.ts) AS tied_at
   FROM ev JOIN unify_records r ON r.phone_digits = ev.phone_digits JOIN customer_links l ON l.uid = r.uid
-  WHERE ev.phone_digits IS NOT NULL GROUP BY ev.anonymous_id, l.customer_id{user_ties}
+  WHERE ev.phone_digits IS NOT NULL GROUP BY ev.anonymous_id, l.customer_id
+  UNION ALL
+  SELECT ev.anonymous_id, l.customer_id, 'user_id' AS linked_by, max(ev.ts) AS tied_at
+  FROM ev JOIN customer_links l ON l.source = ev.user_source AND l.record_id = ev.user_id
+  WHERE ev.user_id IS NOT NULL GROUP BY ev.anonymous_id, l.customer_id
 ),
 best AS (
   -- A shared device may tie to several customers: the most recent tie wins, and the number
@@ -68,15 +82,12 @@ candidates AS (
   SELECT anonymous_id, count(*) AS candidates
   FROM (SELECT DISTINCT anonymous_id, customer_id FROM ties) GROUP BY anonymous_id
 )
-SELECT ids.anonymous_id, {id_type} AS id_type, {src} AS source,
+SELECT ids.anonymous_id, ids.id_type, ids.source,
        best.customer_id, best.linked_by, COALESCE(c.candidates, 0) AS candidates,
        COALESCE(best.customer_id, 'anon_' || ids.anonymous_id) AS profile_id,
        ids.events, ids.first_seen, ids.last_seen
 FROM ids LEFT JOIN best ON best.anonymous_id = ids.anonymous_id
 LEFT JOIN candidates c ON c.anonymous_id = ids.anonymous_id",
-        anon = ident(&map.anonymous_id),
-        table = ident(source),
-        id_type = literal(&map.id_type),
-        src = literal(source),
+        events = events.join("\n  UNION ALL\n"),
     )
 }

@@ -32,7 +32,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use config::{default_rules, DedupPolicy, MatchMode, MatchRule, UnifySection};
+use config::{default_rules, DedupPolicy, IdentityMap, MatchMode, MatchRule, UnifySection};
 
 const MATCH_PAIRS_SQL: &str = include_str!("../../sql/unify/match_pairs.sql");
 /// Pairwise precision/recall/F1 against a `truth` table.
@@ -1024,13 +1024,12 @@ async fn resolve(
 
     // Identity graph: anonymous ids stitched to customers.
     if !unify_cfg.identities.is_empty() {
-        let sql = unify_cfg
+        let sources: Vec<(&str, &IdentityMap)> = unify_cfg
             .identities
             .iter()
-            .map(|(source, map)| identity::identity_sql(source, map.get_ref()))
-            .map(|q| format!("SELECT * FROM ({q})"))
-            .collect::<Vec<_>>()
-            .join("\nUNION ALL\n");
+            .map(|(source, map)| (source.as_str(), map.get_ref()))
+            .collect();
+        let sql = identity::identity_graph_sql(&sources);
         report.anonymous_ids = write_query(ctx, &sql, tables_dir, "identity_graph").await?;
         register_written(ctx, tables_dir, "identity_graph").await?;
         report.stitched_ids = count(
