@@ -82,11 +82,6 @@ fn console_report_and_notebook_show_the_runs_data() {
         p(dir),
         "-q",
     ]);
-    // The demo's web events carry no marketing channel yet: their types stand in for one.
-    append(
-        &dir.join("panorama.toml"),
-        "\n[attribution.web]\nconversions = \"type = 'order'\"\nchannel = \"CASE WHEN activity_source = 'web' THEN type END\"\n",
-    );
     ok(&["run", "-p", p(dir), "-q", "--report"]);
     // Three runs, the later ones on later days, so histories have three points.
     ok(&["refresh", "-p", p(dir), "-q", "--as-of", "2026-12-01"]);
@@ -414,6 +409,50 @@ fn console_report_and_notebook_show_the_runs_data() {
             .map(|r| num(&r["share"]))
             .sum();
         assert!((markov - 1.0).abs() < 1e-9, "{markov}");
+        // Paths to conversion (the Sankey): the first step's nodes hold every path with a
+        // touchpoint, every path ends once (a conversion or none), and each band is a link of
+        // consecutive channels as attribution_paths has them.
+        let flows = journeys["path_flows"]["rows"].as_array().unwrap();
+        let node_sum = |keep: &dyn Fn(&serde_json::Value) -> bool| -> f64 {
+            flows
+                .iter()
+                .filter(|r| r["kind"] == "node" && keep(r))
+                .map(|r| num(&r["customers"]))
+                .sum()
+        };
+        let paths = json_rows(
+            dir,
+            "SELECT count(*) AS n FROM attribution_paths WHERE touchpoints > 0",
+        )[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert!(paths > 0.0);
+        assert_eq!(node_sum(&|r| r["step"] == 1), paths);
+        assert_eq!(
+            node_sum(&|r| r["label"] == "conversion" || r["label"] == "no conversion"),
+            paths
+        );
+        let converted = json_rows(
+            dir,
+            "SELECT count(*) AS n FROM attribution_paths WHERE touchpoints > 0 AND converted",
+        )[0]["n"]
+            .as_u64()
+            .unwrap() as f64;
+        assert_eq!(node_sum(&|r| r["label"] == "conversion"), converted);
+        let first_links = json_rows(
+            dir,
+            "SELECT count(DISTINCT CASE WHEN touchpoints = 1 THEN path || CAST(converted AS VARCHAR) \
+             ELSE split_part(path, ' > ', 1) || ' > ' || split_part(path, ' > ', 2) END) AS n \
+             FROM attribution_paths WHERE touchpoints > 0",
+        )[0]["n"]
+            .as_u64()
+            .unwrap() as usize;
+        let drawn: std::collections::BTreeSet<(String, String)> = flows
+            .iter()
+            .filter(|r| r["kind"] == "link" && r["step"] == 1)
+            .map(|r| (r["label"].to_string(), r["target"].to_string()))
+            .collect();
+        assert_eq!(drawn.len(), first_links);
         // Data quality: every failed expectation of every run (the refreshes checked again,
         // and as of 2027 the web events are stale), every profiled parse rate.
         let data = charts(&pages[7]);

@@ -15,8 +15,8 @@ WITH paths AS (
   GROUP BY attribution, path, converted
 ),
 steps AS (
-  SELECT attribution, channels, converted, n, least(cardinality(channels), 4) AS len,
-         unnest(generate_series(1, least(cardinality(channels), 4))) AS k
+  SELECT attribution, channels, converted, n, CAST(least(cardinality(channels), 4) AS BIGINT) AS len,
+         unnest(generate_series(1, CAST(least(cardinality(channels), 4) AS BIGINT))) AS k
   FROM paths
 ),
 links AS (
@@ -53,7 +53,7 @@ placed AS (
   JOIN nodes d ON d.attribution = l.attribution AND d.step = l.step + 1 AND d.label = l.target
 ),
 curve AS (
-  SELECT CAST(i AS DOUBLE) / 16.0 AS t FROM (SELECT unnest(generate_series(0, 16)) AS i)
+  SELECT CAST(i AS DOUBLE) / 16.0 AS t FROM (SELECT unnest(generate_series(CAST(0 AS BIGINT), CAST(16 AS BIGINT))) AS i)
 )
 SELECT attribution, 'node' AS kind, step, label, CAST(NULL AS VARCHAR) AS target, customers,
        CAST(step AS DOUBLE) - 0.04 AS x, CAST(step AS DOUBLE) + 0.04 AS x2,
