@@ -1706,6 +1706,26 @@ fn funnel_config_errors_name_the_line() {
     );
 }
 
+/// Writes `people` and `events` (CSV: `customer_no,first_name,last_name,email` and
+/// `event_id,customer_no,ts,type,channel,amount`) and a config attributing `order` events to
+/// the channels of the others (`[attribution.orders]`).
+fn events_project(dir: &Path, people: &str, events: &str) {
+    write(&dir.join("data/customers.csv"), people);
+    write(&dir.join("data/events.csv"), events);
+    write(
+        &dir.join("panorama.toml"),
+        "[project]\nname = \"planted\"\nas_of = \"2026-10-01\"\n\n\
+         [sources.customers]\nlocation = \"data/customers.csv\"\nprimary_key = \"customer_no\"\n\n\
+         [sources.events]\nlocation = \"data/events.csv\"\nprimary_key = \"event_id\"\n\
+         types = { ts = \"timestamp\", amount = \"float\" }\n\n\
+         [unify]\nmode = \"rules\"\n\n\
+         [unify.sources.customers]\nfirst_name = \"first_name\"\nlast_name = \"last_name\"\nemail = \"email\"\n\n\
+         [activities.events]\nsource = \"events\"\ncustomer = \"customer_no\"\ncustomer_source = \"customers\"\n\
+         timestamp = \"ts\"\ntype_column = \"type\"\namount = \"amount\"\ndetails = [\"channel\"]\n\n\
+         [attribution.orders]\nconversions = \"type = 'order'\"\nchannel = \"detail(details, 'channel')\"\nlookback = \"30d\"\n",
+    );
+}
+
 /// A shop whose generator plants each channel's effect: every touch of a channel converts the
 /// customer with its own probability (search 30%, e-mail 20%, social 10%, display 5%, direct
 /// 0%), independently, plus 2% without any touch. Returns the project directory.
@@ -1717,13 +1737,7 @@ fn planted_attribution_project(dir: &Path, customers: usize) {
         ("display", 0.05),
         ("direct", 0.0),
     ];
-    let mut seed: u64 = 0x5eed;
-    let mut rnd = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rnd = lcg(0x5eed);
     let mut people = String::from("customer_no,first_name,last_name,email\n");
     let mut events = String::from("event_id,customer_no,ts,type,channel,amount\n");
     let mut id = 0;
@@ -1756,20 +1770,7 @@ fn planted_attribution_project(dir: &Path, customers: usize) {
             ));
         }
     }
-    write(&dir.join("data/customers.csv"), &people);
-    write(&dir.join("data/events.csv"), &events);
-    write(
-        &dir.join("panorama.toml"),
-        "[project]\nname = \"planted\"\nas_of = \"2026-10-01\"\n\n\
-         [sources.customers]\nlocation = \"data/customers.csv\"\nprimary_key = \"customer_no\"\n\n\
-         [sources.events]\nlocation = \"data/events.csv\"\nprimary_key = \"event_id\"\n\
-         types = { ts = \"timestamp\", amount = \"float\" }\n\n\
-         [unify]\nmode = \"rules\"\n\n\
-         [unify.sources.customers]\nfirst_name = \"first_name\"\nlast_name = \"last_name\"\nemail = \"email\"\n\n\
-         [activities.events]\nsource = \"events\"\ncustomer = \"customer_no\"\ncustomer_source = \"customers\"\n\
-         timestamp = \"ts\"\ntype_column = \"type\"\namount = \"amount\"\ndetails = [\"channel\"]\n\n\
-         [attribution.orders]\nconversions = \"type = 'order'\"\nchannel = \"detail(details, 'channel')\"\nlookback = \"30d\"\n",
-    );
+    events_project(dir, &people, &events);
 }
 
 #[test]
@@ -1907,20 +1908,7 @@ fn journeys_project(dir: &Path, journeys: &[(Vec<&str>, bool)]) {
             ));
         }
     }
-    write(&dir.join("data/customers.csv"), &people);
-    write(&dir.join("data/events.csv"), &events);
-    write(
-        &dir.join("panorama.toml"),
-        "[project]\nname = \"planted\"\nas_of = \"2026-10-01\"\n\n\
-         [sources.customers]\nlocation = \"data/customers.csv\"\nprimary_key = \"customer_no\"\n\n\
-         [sources.events]\nlocation = \"data/events.csv\"\nprimary_key = \"event_id\"\n\
-         types = { ts = \"timestamp\", amount = \"float\" }\n\n\
-         [unify]\nmode = \"rules\"\n\n\
-         [unify.sources.customers]\nfirst_name = \"first_name\"\nlast_name = \"last_name\"\nemail = \"email\"\n\n\
-         [activities.events]\nsource = \"events\"\ncustomer = \"customer_no\"\ncustomer_source = \"customers\"\n\
-         timestamp = \"ts\"\ntype_column = \"type\"\namount = \"amount\"\ndetails = [\"channel\"]\n\n\
-         [attribution.orders]\nconversions = \"type = 'order'\"\nchannel = \"detail(details, 'channel')\"\nlookback = \"30d\"\n",
-    );
+    events_project(dir, &people, &events);
 }
 
 /// One model's conversions per channel, as `attribution(...)` gives them.
