@@ -311,23 +311,27 @@ pub fn shapley_credits(journeys: &[Journey]) -> BTreeMap<String, (f64, f64)> {
         s.dedup();
         s
     };
+    let touched: Vec<(&Journey, Vec<usize>)> = journeys
+        .iter()
+        .filter(|j| !j.touches.is_empty())
+        .map(|j| (j, set_of(j)))
+        .collect();
     // Per channel set: (conversions, paths).
-    let mut observed: HashMap<Vec<usize>, (f64, f64)> = HashMap::new();
-    for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
-        let e = observed.entry(set_of(j)).or_default();
+    let mut observed: HashMap<&[usize], (f64, f64)> = HashMap::new();
+    for (j, set) in &touched {
+        let e = observed.entry(set).or_default();
         e.0 += j.conversion.is_some() as u8 as f64;
         e.1 += 1.0;
     }
-    let mut shares_of: HashMap<Vec<usize>, Vec<f64>> = HashMap::new();
+    let mut shares_of: HashMap<&[usize], Vec<f64>> = HashMap::new();
     let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
+    for (j, set) in &touched {
         let Some((_, value)) = j.conversion else {
             continue;
         };
-        let set = set_of(j);
         let shares = shares_of
-            .entry(set.clone())
-            .or_insert_with(|| shapley_shares(&set, &observed));
+            .entry(set)
+            .or_insert_with(|| shapley_shares(set, &observed));
         for (ch, w) in set.iter().zip(shares.iter()) {
             let e = out.entry(names[*ch].to_string()).or_default();
             e.0 += w;
@@ -339,7 +343,7 @@ pub fn shapley_credits(journeys: &[Journey]) -> BTreeMap<String, (f64, f64)> {
 
 /// The shares of one conversion the channels of `set` earn: their Shapley values in the game
 /// of `set`'s subsets worth their observed conversion rates, negatives cut to 0, scaled to 1.
-fn shapley_shares(set: &[usize], observed: &HashMap<Vec<usize>, (f64, f64)>) -> Vec<f64> {
+fn shapley_shares(set: &[usize], observed: &HashMap<&[usize], (f64, f64)>) -> Vec<f64> {
     let n = set.len();
     if n > 16 {
         return vec![1.0 / n as f64; n];
@@ -352,7 +356,7 @@ fn shapley_shares(set: &[usize], observed: &HashMap<Vec<usize>, (f64, f64)>) -> 
             .filter(|b| mask & (1 << b) != 0)
             .map(|b| set[b])
             .collect();
-        worth[mask] = match observed.get(&members) {
+        worth[mask] = match observed.get(members.as_slice()) {
             Some((conv, paths)) if *paths > 0.0 => conv / paths,
             _ => (0..n)
                 .filter(|b| mask & (1 << b) != 0)

@@ -3,8 +3,9 @@
 //! The same people appear in a CRM export (CSV), a webshop (Parquet customers and orders), a
 //! loyalty programme (CSV with `;`, optionally PostgreSQL), web/app events (Parquet, with
 //! anonymous cookies that sometimes log in) and web analytics sessions with the campaign that
-//! brought each visit (Parquet; see [`sessions`] for the marketing journeys before orders). Each source garbles them its own way: locales with
-//! diacritics, typos, nicknames, "LAST, First", phone formats, stale and missing values,
+//! brought each visit (Parquet; see [`sessions`] for the marketing journeys before orders).
+//! Each source garbles them its own way: locales with diacritics, typos, nicknames,
+//! "LAST, First", phone formats, stale and missing values,
 //! duplicates within a source, and households sharing a surname, address and landline.
 //! `truth.csv` maps every record to the person behind it, for scoring unification.
 //!

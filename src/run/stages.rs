@@ -228,16 +228,22 @@ pub(crate) async fn project_context(cfg: &ProjectConfig, scratch: &Path) -> Resu
     Ok(ctx)
 }
 
-/// [`project_context`] with the run's sources and every table already written into `tables`.
+/// [`project_context`] where `as_of()` is the run's day, not the clock's: activities',
+/// attribution's and measures' SQL may say it (the demo's attribution over the last year
+/// counted a month too few orders while only measures had it).
+async fn dated_context(a: &AfterUnify<'_>, scratch: &Path) -> Result<SessionContext> {
+    let ctx = project_context(a.cfg, scratch).await?;
+    crate::engine::register_as_of(&ctx, a.as_of);
+    Ok(ctx)
+}
+
+/// [`dated_context`] with the run's sources and every table already written into `tables`.
 async fn tables_context(
     a: &AfterUnify<'_>,
     scratch: &Path,
     tables: &Path,
 ) -> Result<SessionContext> {
-    let ctx = project_context(a.cfg, scratch).await?;
-    // Attribution's and activities' SQL may say `as_of()`, as measures do: the run's day, not
-    // the clock's (the demo's attribution counted a month too few orders before this).
-    crate::engine::register_as_of(&ctx, a.as_of);
+    let ctx = dated_context(a, scratch).await?;
     crate::run_context::register_sources(&ctx, a.run_dir, a.sources).await?;
     for name in crate::workspace::parquet_tables(tables)? {
         crate::table_io::register_written(&ctx, tables, &name).await?;
@@ -250,8 +256,7 @@ async fn analytics(
     a: &AfterUnify<'_>,
     scratch: &Path,
 ) -> Result<crate::workspace::reports::AnalyticsReport> {
-    let ctx = project_context(a.cfg, scratch).await?;
-    crate::engine::register_as_of(&ctx, a.as_of);
+    let ctx = dated_context(a, scratch).await?;
     let report = crate::analytics::build(
         a.cfg,
         &a.cfg.analytics,
