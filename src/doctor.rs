@@ -168,188 +168,236 @@ pub async fn diagnose(cfg: &ProjectConfig, sample_rows: usize) -> Result<Diagnos
     let mut d = Diagnosis::default();
     let ctx = crate::session::new_context();
     let mut schemas: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let text = cfg.text.clone();
-    let line_of = |span: std::ops::Range<usize>| crate::config::line_col(&text, span.start).0;
-
     // 1. Sources: readable, rows well-formed, keys unique.
-    for (name, source) in &cfg.sources {
-        // Columns the config uses that the data lacks are loaded as NULL here, so the sample
-        // is read and each key gets its own problem below, with the closest column name.
-        let mut cfg2 = cfg.clone();
-        if let Some(s) = cfg2.sources.get_mut(name) {
-            s.on_missing_column = Some(toml::Spanned::new(
-                0..0,
-                crate::config::OnMissingColumn::Null,
-            ));
-        }
-        let name2 = name.clone();
-        let handle = tokio::runtime::Handle::current();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let mut sink = SampleSink {
-                limit: sample_rows.max(1),
-                rows: 0,
-                schema: None,
-                batches: Vec::new(),
-            };
-            let result =
-                crate::sources::load_source(&cfg2, &name2, &handle, &mut sink, &|_| {}, None);
-            (result, sink)
-        })
-        .await
-        .map_err(|e| Error::Other(format!("doctor stopped: {e}")))?;
-        let (result, sink) = loaded;
-        let (report, rejects) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                d.problems.push(Problem {
-                    severity: Severity::Error,
-                    line: line_of(source.location.span()),
-                    key: format!("sources.{name}.location"),
-                    message: e.to_string(),
-                    fix: "check the path, the URL and its credentials (environment variables), \
-                          and the format; docs/config.md#locations"
-                        .into(),
-                });
-                continue;
-            }
-        };
-        let Some(schema) = sink.schema.clone() else {
-            continue;
-        };
-        schemas.insert(
-            name.clone(),
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .filter(|c| !report.missing_columns.contains(c))
-                .collect(),
-        );
-        // The columns loaded as NULL are left out again: a mapped expression that uses one
-        // then fails to plan here, naming the columns the source has.
-        let (schema, batches) = if report.missing_columns.is_empty() {
-            (schema, sink.batches)
-        } else {
-            let keep: Vec<usize> = schema
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| !report.missing_columns.contains(f.name()))
-                .map(|(i, _)| i)
-                .collect();
-            let batches = sink
-                .batches
-                .iter()
-                .map(|b| b.project(&keep))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            (std::sync::Arc::new(schema.project(&keep)?), batches)
-        };
-        crate::session::register_batches(&ctx, name, schema, batches)?;
-        let scope = if sink.rows >= sample_rows {
-            format!("the first {} rows", sink.rows)
-        } else {
-            format!("all {} rows", report.rows_read)
-        };
-        source_rejects(&mut d, cfg, name, &rejects, &scope, &line_of);
-        if rejects.is_empty() {
-            d.passed.push(format!(
-                "sources.{name}: {scope} read, keys filled and unique"
-            ));
-        }
+    for name in cfg.sources.keys() {
+        check_source(&mut d, cfg, &ctx, name, sample_rows, &mut schemas).await?;
     }
-
     // 2. Columns the config names, and the unify map's SQL, against what was read.
     if let Some(unify) = &cfg.unify {
-        let custom = unify.custom_fields();
-        for (source, map) in &unify.sources {
-            let Some(columns) = schemas.get(source) else {
-                continue;
-            };
-            let section = format!("unify.sources.{source}");
-            let mut mapped: Vec<(String, crate::unify::config::Mapped)> = map
-                .get_ref()
-                .builtin()
-                .into_iter()
-                .map(|(k, m)| (k.to_string(), m.clone()))
-                .collect();
-            if let Ok(c) = map.get_ref().custom_fields(&custom) {
-                mapped.extend(c);
-            }
-            let mut usable = 0;
-            for (field, m) in &mapped {
-                let line = key_line(&cfg.text, &section, Some(field));
-                if let Some(col) = m.column() {
-                    if !columns.iter().any(|c| c == col) {
-                        d.problems
-                            .push(missing_column(&section, field, col, columns, line));
-                        continue;
-                    }
-                }
-                let sql = format!(
-                    "SELECT CAST({} AS VARCHAR) AS v FROM {}",
-                    m.sql(),
-                    crate::sql_text::ident(source)
-                );
-                match ctx.sql(&sql).await {
-                    Ok(df) => match df.collect().await {
-                        Ok(batches) => {
-                            usable += 1;
-                            let values = strings(&batches);
-                            parse_rate(&mut d, cfg, source, field, &values, &custom, line);
-                        }
-                        Err(e) => d.problems.push(Problem {
-                            severity: Severity::Error,
-                            line,
-                            key: format!("{section}.{field}"),
-                            message: format!("the mapped value fails on the data: {e}"),
-                            fix: "fix the expression (or cast the column) so it works on every row"
-                                .into(),
-                        }),
-                    },
-                    Err(e) => d.problems.push(Problem {
-                        severity: Severity::Error,
-                        line,
-                        key: format!("{section}.{field}"),
-                        message: format!("the mapped value does not plan: {e}"),
-                        fix: format!(
-                            "use columns of `{source}` ({}); quote mixed-case names with \"…\"",
-                            columns.join(", ")
-                        ),
-                    }),
-                }
-            }
-            if usable > 0 {
-                d.passed
-                    .push(format!("{section}: {usable} mapped field(s) read"));
-            }
-        }
-        for (source, id) in &unify.identities {
-            let Some(columns) = schemas.get(source) else {
-                continue;
-            };
-            let section = format!("unify.identities.{source}");
-            let id = id.get_ref();
-            for (key, col) in [
-                ("anonymous_id", Some(&id.anonymous_id)),
-                ("email", id.email.as_ref()),
-                ("phone", id.phone.as_ref()),
-                ("timestamp", id.timestamp.as_ref()),
-            ] {
-                if let Some(col) = col {
-                    if !columns.contains(col) {
-                        let line = key_line(&cfg.text, &section, Some(key));
-                        d.problems
-                            .push(missing_column(&section, key, col, columns, line));
-                    }
-                }
-            }
-        }
+        check_unify_map(&mut d, cfg, &ctx, unify, &schemas).await;
+        check_identities(&mut d, cfg, unify, &schemas);
         if unify.match_mode() == crate::unify::config::MatchMode::Probabilistic && d.errors() == 0 {
             blocking_plan(&mut d, cfg, unify, &ctx).await;
         }
     }
-
     // 3. Activities: columns, and references to customer records.
+    check_activities(&mut d, cfg, &ctx, &schemas).await;
+    // 4. Names in measure and segment conditions: profile fields (the current run's
+    // `customer_profiles` when there is one), measures, segments, source columns.
+    let profile_columns = profile_columns(cfg).await;
+    names_in_analytics(&mut d, cfg, &schemas, &profile_columns);
+    Ok(d)
+}
+
+/// One source: read its first rows (columns the config uses but the data lacks loaded as
+/// NULL, so each key gets its own problem later), register them in `ctx`, and note their
+/// columns in `schemas`.
+async fn check_source(
+    d: &mut Diagnosis,
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    name: &str,
+    sample_rows: usize,
+    schemas: &mut BTreeMap<String, Vec<String>>,
+) -> Result<()> {
+    let source = &cfg.sources[name];
+    let line_of = |span: std::ops::Range<usize>| crate::config::line_col(&cfg.text, span.start).0;
+    // Columns the config uses that the data lacks are loaded as NULL here, so the sample
+    // is read and each key gets its own problem below, with the closest column name.
+    let mut cfg2 = cfg.clone();
+    if let Some(s) = cfg2.sources.get_mut(name) {
+        s.on_missing_column = Some(toml::Spanned::new(
+            0..0,
+            crate::config::OnMissingColumn::Null,
+        ));
+    }
+    let name2 = name.to_string();
+    let handle = tokio::runtime::Handle::current();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let mut sink = SampleSink {
+            limit: sample_rows.max(1),
+            rows: 0,
+            schema: None,
+            batches: Vec::new(),
+        };
+        let result = crate::sources::load_source(&cfg2, &name2, &handle, &mut sink, &|_| {}, None);
+        (result, sink)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("doctor stopped: {e}")))?;
+    let (result, sink) = loaded;
+    let (report, rejects) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            d.problems.push(Problem {
+                severity: Severity::Error,
+                line: line_of(source.location.span()),
+                key: format!("sources.{name}.location"),
+                message: e.to_string(),
+                fix: "check the path, the URL and its credentials (environment variables), \
+                      and the format; docs/config.md#locations"
+                    .into(),
+            });
+            return Ok(());
+        }
+    };
+    let Some(schema) = sink.schema.clone() else {
+        return Ok(());
+    };
+    schemas.insert(
+        name.to_string(),
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|c| !report.missing_columns.contains(c))
+            .collect(),
+    );
+    // The columns loaded as NULL are left out again: a mapped expression that uses one
+    // then fails to plan here, naming the columns the source has.
+    let (schema, batches) = if report.missing_columns.is_empty() {
+        (schema, sink.batches)
+    } else {
+        let keep: Vec<usize> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !report.missing_columns.contains(f.name()))
+            .map(|(i, _)| i)
+            .collect();
+        let batches = sink
+            .batches
+            .iter()
+            .map(|b| b.project(&keep))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        (std::sync::Arc::new(schema.project(&keep)?), batches)
+    };
+    crate::session::register_batches(ctx, name, schema, batches)?;
+    let scope = if sink.rows >= sample_rows {
+        format!("the first {} rows", sink.rows)
+    } else {
+        format!("all {} rows", report.rows_read)
+    };
+    source_rejects(d, cfg, name, &rejects, &scope, &line_of);
+    if rejects.is_empty() {
+        d.passed.push(format!(
+            "sources.{name}: {scope} read, keys filled and unique"
+        ));
+    }
+    Ok(())
+}
+
+/// Every mapped field of the unify map: its column exists, its SQL plans and runs on the
+/// sample, and how many values parse.
+async fn check_unify_map(
+    d: &mut Diagnosis,
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    unify: &crate::unify::config::UnifySection,
+    schemas: &BTreeMap<String, Vec<String>>,
+) {
+    let custom = unify.custom_fields();
+    for (source, map) in &unify.sources {
+        let Some(columns) = schemas.get(source) else {
+            continue;
+        };
+        let section = format!("unify.sources.{source}");
+        let mut mapped: Vec<(String, crate::unify::config::Mapped)> = map
+            .get_ref()
+            .builtin()
+            .into_iter()
+            .map(|(k, m)| (k.to_string(), m.clone()))
+            .collect();
+        if let Ok(c) = map.get_ref().custom_fields(&custom) {
+            mapped.extend(c);
+        }
+        let mut usable = 0;
+        for (field, m) in &mapped {
+            let line = key_line(&cfg.text, &section, Some(field));
+            if let Some(col) = m.column() {
+                if !columns.iter().any(|c| c == col) {
+                    d.problems
+                        .push(missing_column(&section, field, col, columns, line));
+                    continue;
+                }
+            }
+            let sql = format!(
+                "SELECT CAST({} AS VARCHAR) AS v FROM {}",
+                m.sql(),
+                crate::sql_text::ident(source)
+            );
+            match ctx.sql(&sql).await {
+                Ok(df) => match df.collect().await {
+                    Ok(batches) => {
+                        usable += 1;
+                        let values = strings(&batches);
+                        parse_rate(d, cfg, source, field, &values, &custom, line);
+                    }
+                    Err(e) => d.problems.push(Problem {
+                        severity: Severity::Error,
+                        line,
+                        key: format!("{section}.{field}"),
+                        message: format!("the mapped value fails on the data: {e}"),
+                        fix: "fix the expression (or cast the column) so it works on every row"
+                            .into(),
+                    }),
+                },
+                Err(e) => d.problems.push(Problem {
+                    severity: Severity::Error,
+                    line,
+                    key: format!("{section}.{field}"),
+                    message: format!("the mapped value does not plan: {e}"),
+                    fix: format!(
+                        "use columns of `{source}` ({}); quote mixed-case names with \"…\"",
+                        columns.join(", ")
+                    ),
+                }),
+            }
+        }
+        if usable > 0 {
+            d.passed
+                .push(format!("{section}: {usable} mapped field(s) read"));
+        }
+    }
+}
+
+/// The identity sources' columns exist.
+fn check_identities(
+    d: &mut Diagnosis,
+    cfg: &ProjectConfig,
+    unify: &crate::unify::config::UnifySection,
+    schemas: &BTreeMap<String, Vec<String>>,
+) {
+    for (source, id) in &unify.identities {
+        let Some(columns) = schemas.get(source) else {
+            continue;
+        };
+        let section = format!("unify.identities.{source}");
+        let id = id.get_ref();
+        for (key, col) in [
+            ("anonymous_id", Some(&id.anonymous_id)),
+            ("email", id.email.as_ref()),
+            ("phone", id.phone.as_ref()),
+            ("timestamp", id.timestamp.as_ref()),
+        ] {
+            if let Some(col) = col {
+                if !columns.contains(col) {
+                    let line = key_line(&cfg.text, &section, Some(key));
+                    d.problems
+                        .push(missing_column(&section, key, col, columns, line));
+                }
+            }
+        }
+    }
+}
+
+/// Activities: columns, and references to customer records.
+async fn check_activities(
+    d: &mut Diagnosis,
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    schemas: &BTreeMap<String, Vec<String>>,
+) {
     for (name, a) in &cfg.activities {
         let a = a.get_ref();
         let Some(columns) = schemas.get(&a.source) else {
@@ -383,17 +431,19 @@ pub async fn diagnose(cfg: &ProjectConfig, sample_rows: usize) -> Result<Diagnos
             }
         }
         if let (true, Some(col), Some(target)) = (ok, &a.customer, &a.customer_source) {
-            customer_references(&mut d, cfg, &ctx, &section, col, &a.source, target).await;
+            customer_references(d, cfg, ctx, &section, col, &a.source, target).await;
         }
         if ok {
             d.passed
                 .push(format!("{section}: columns found in `{}`", a.source));
         }
     }
+}
 
-    // 4. Names in measure and segment conditions: profile fields (the current run's
-    // `customer_profiles` when there is one), measures, segments, source columns.
-    let profile_columns = match crate::session::open_project(cfg, None).await {
+/// The current run's profile columns (`customer_profiles`, else `unified_customers`); none
+/// without a run.
+async fn profile_columns(cfg: &ProjectConfig) -> Vec<String> {
+    match crate::session::open_project(cfg, None).await {
         Ok((run_ctx, _)) => match run_ctx.table("customer_profiles").await {
             Ok(t) => t
                 .schema()
@@ -412,9 +462,7 @@ pub async fn diagnose(cfg: &ProjectConfig, sample_rows: usize) -> Result<Diagnos
             },
         },
         Err(_) => Vec::new(),
-    };
-    names_in_analytics(&mut d, cfg, &schemas, &profile_columns);
-    Ok(d)
+    }
 }
 
 fn missing_column(section: &str, key: &str, col: &str, columns: &[String], line: usize) -> Problem {

@@ -111,7 +111,8 @@ pub enum Error {
     ReadOnly(String),
 
     /// A request that cannot be carried out as sent: SQL that does not parse, several
-    /// statements where one is expected. HTTP answers 400, Flight SQL `invalid_argument`.
+    /// statements where one is expected, command-line flags that do not go together or name
+    /// nothing usable. HTTP answers 400, Flight SQL `invalid_argument`.
     #[error("{0}")]
     InvalidRequest(String),
 
@@ -120,9 +121,86 @@ pub enum Error {
     #[error("{0}")]
     ResourceLimit(String),
 
-    /// Anything else, with a message that says what.
+    /// Something a command or request names does not exist: a journey, source, export,
+    /// segment, table, customer record, user, token or write key, or the config section or
+    /// run table an operation needs. HTTP answers 404, Flight SQL `not_found`.
     #[error("{0}")]
-    Other(String),
+    NotFound(String),
+
+    /// What a command would create exists already (a project, a config file, a user, a token,
+    /// a write key, another collector of the same events directory), a name is taken (a
+    /// measure named like a profile field), or what a run kept no longer fits the config or
+    /// the source (run with --full, or move it aside). HTTP answers 409.
+    #[error("{0}")]
+    Conflict(String),
+
+    /// A config value that parsed, and is unusable when a stage or command uses it, named by
+    /// its key (`exports.{name}`, `journeys.{name}`, `unify.probabilistic`, `[serve] key`).
+    /// Problems found while loading carry the line instead ([`Error::Config`]). HTTP answers 400.
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+
+    /// An export could not select or send its rows. HTTP admin operations answer 422, as for
+    /// any failed operation.
+    #[error("exports.{name}: {message}")]
+    Export { name: String, message: String },
+
+    /// A prediction model could not be fitted or evaluated on this data (`model` is its config
+    /// key, e.g. `predictions.clv`). HTTP admin operations answer 422.
+    #[error("{model}: {message}")]
+    Model { model: String, message: String },
+
+    /// A TLS certificate or key cannot be used (`what` names the file). The server does not
+    /// start, so no interface maps it.
+    #[error("{what}: {message}")]
+    Tls { what: String, message: String },
+
+    /// A network endpoint failed: a listener that cannot bind, a server that stops, a remote
+    /// service (Ballista scheduler, database, object store of a file export) that cannot be
+    /// reached or written. Interfaces answer as for any failure (HTTP 500, 422 for admin runs).
+    #[error("{what}: {source}")]
+    Network {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The terminal or the process's signals failed: the shell's line editor, a password
+    /// prompt, writing the output, listening for SIGTERM.
+    #[error("{what}: {message}")]
+    Terminal { what: &'static str, message: String },
+
+    /// A query Panorama runs itself failed (a chart, a report, a table's rows); `what` says
+    /// which. Boxed: the error type stays small.
+    #[error("{what}: {source}")]
+    Query {
+        what: String,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
+    /// JSON that Panorama writes or reads back could not be encoded or decoded.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+
+    /// A file Panorama keeps (manifest, run pointer, event segment, auth file, overrides)
+    /// holds something it cannot use; `message` says what.
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+
+    /// The user stopped the operation (Ctrl-C); the message says what was kept.
+    #[error("{0}")]
+    Interrupted(String),
+
+    /// Part of one operation failed, the rest was done or kept: sources of a run, exports,
+    /// journey deliveries, the run after an erasure. The message lists what failed.
+    #[error("{0}")]
+    Partial(String),
+
+    /// An invariant of Panorama's own code does not hold (a query returned no schema, a
+    /// task panicked): a bug to report, never a user's mistake. HTTP answers 500.
+    #[error("{0}")]
+    Internal(String),
 
     /// Not a failure: a consumer of [`crate::sources::read_raw`] has what it needs (a sample)
     /// and stops the reader; the caller that returned it treats it as success.
@@ -160,6 +238,25 @@ impl Error {
             action,
             path: path.into(),
             source,
+        }
+    }
+
+    /// A query of Panorama's own failed: [`Error::Query`].
+    pub(crate) fn query(
+        what: impl Into<String>,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
+        Error::Query {
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// A config value unusable where it is used: [`Error::Invalid`].
+    pub(crate) fn invalid(key: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Invalid {
+            key: key.into(),
+            message: message.to_string(),
         }
     }
 

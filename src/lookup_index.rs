@@ -118,7 +118,7 @@ pub async fn build(run_dir: &Path) -> Result<()> {
 
 async fn write_sorted(ctx: &SessionContext, sql: &str, path: &Path) -> Result<()> {
     use futures::StreamExt;
-    let err = |e| Error::Other(format!("lookup index {}: {e}", path.display()));
+    let err = |e| Error::query(format!("lookup index {}", path.display()), e);
     let mut stream = ctx
         .sql(sql)
         .await
@@ -173,7 +173,7 @@ impl LookupIndex {
             build(run_dir).await?;
         }
         if !dir.join("profiles.parquet").exists() {
-            return Err(Error::Other(format!(
+            return Err(Error::NotFound(format!(
                 "run {} has no unified customers to serve: add [unify] to the config and run again",
                 run_dir.display()
             )));
@@ -181,7 +181,7 @@ impl LookupIndex {
         let run_dir = run_dir.to_path_buf();
         tokio::task::spawn_blocking(move || Self::load_blocking(&run_dir))
             .await
-            .map_err(|e| Error::Other(format!("loading the lookup index: {e}")))?
+            .map_err(|e| Error::Internal(format!("loading the lookup index: {e}")))?
     }
 
     fn load_blocking(run_dir: &Path) -> Result<Self> {
@@ -190,7 +190,7 @@ impl LookupIndex {
         let schema = batches
             .first()
             .map(|b| b.schema())
-            .ok_or_else(|| Error::Other("empty profile index".into()))?;
+            .ok_or_else(|| Error::Internal("empty profile index".into()))?;
         let profiles = arrow::compute::concat_batches(&schema, &batches)?;
         let ids = string_column(&profiles, "customer_id")?;
         let mut rows = HashMap::with_capacity(profiles.num_rows());
@@ -518,13 +518,13 @@ impl<'a> Strings<'a> {
 pub(crate) fn string_column<'a>(b: &'a RecordBatch, name: &str) -> Result<Strings<'a>> {
     let col = b
         .column_by_name(name)
-        .ok_or_else(|| Error::Other(format!("lookup index: no column {name}")))?;
+        .ok_or_else(|| Error::Internal(format!("lookup index: no column {name}")))?;
     let inner = match col.data_type() {
         arrow::datatypes::DataType::Utf8 => StringsInner::Utf8(col.as_string::<i32>()),
         arrow::datatypes::DataType::LargeUtf8 => StringsInner::Large(col.as_string::<i64>()),
         arrow::datatypes::DataType::Utf8View => StringsInner::View(col.as_string_view()),
         other => {
-            return Err(Error::Other(format!(
+            return Err(Error::Internal(format!(
                 "lookup index: column {name} is {other}, not a string"
             )))
         }

@@ -50,7 +50,7 @@ pub fn write_batches(
             w.finish()?;
         }
         OutputFormat::Parquet => {
-            return Err(Error::Other(
+            return Err(Error::InvalidRequest(
                 "--format parquet needs --output FILE (Parquet is binary)".into(),
             ))
         }
@@ -66,7 +66,7 @@ pub fn write_to_file(batches: &[RecordBatch], format: OutputFormat, path: &Path)
             let schema = batches
                 .first()
                 .map(|b| b.schema())
-                .ok_or_else(|| Error::Other("query returned no schema".into()))?;
+                .ok_or_else(|| Error::Internal("query returned no schema".into()))?;
             return crate::workspace::write_parquet(&tmp, schema, batches);
         }
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
@@ -178,5 +178,6 @@ pub async fn json_rows(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json
     if buf.is_empty() {
         return Ok(Vec::new());
     }
-    serde_json::from_slice(&buf).map_err(|e| Error::Other(format!("cannot read rows as JSON: {e}")))
+    serde_json::from_slice(&buf)
+        .map_err(|e| Error::Internal(format!("cannot read rows as JSON: {e}")))
 }

@@ -42,7 +42,7 @@ const STARTER_DATA: &str = "customer_id,first_name,last_name,email,signup_date
 pub fn init(dir: &Path) -> Result<()> {
     let config = dir.join(CONFIG_FILE);
     if config.exists() {
-        return Err(Error::Other(format!(
+        return Err(Error::Conflict(format!(
             "{} already exists; not overwriting it",
             config.display()
         )));

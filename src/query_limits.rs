@@ -67,20 +67,21 @@ pub const MAX_QUERY_BYTES: usize = 1 << 20;
 
 /// Refuse a query whose tree would be deeper than [`MAX_DEPTH`] (or text longer than
 /// [`MAX_QUERY_BYTES`]), with an error saying why and what to do instead.
-pub fn check(sql: &str) -> Result<(), String> {
+pub fn check(sql: &str) -> crate::error::Result<()> {
+    use crate::error::Error;
     if sql.len() > MAX_QUERY_BYTES {
-        return Err(format!(
+        return Err(Error::ResourceLimit(format!(
             "query too long: {} bytes (the limit is {MAX_QUERY_BYTES}); load large value lists as a table and join it",
             sql.len()
-        ));
+        )));
     }
     let depth = estimated_depth(sql);
     if depth > MAX_DEPTH {
-        return Err(format!(
+        return Err(Error::ResourceLimit(format!(
             "query too complex: an expression or query chains about {depth} operators, joins or \
              set operations (the limit is {MAX_DEPTH}); use IN (...) instead of long OR chains, \
              or sum()/string_agg() over rows instead of long + or || chains"
-        ));
+        )));
     }
     Ok(())
 }
@@ -174,7 +175,7 @@ mod tests {
         for op in ["+", " OR ", " AND ", " || ", " * "] {
             assert!(check(&chain(op, 900)).is_ok(), "{op}");
             for n in [2_000, 10_000, 100_000] {
-                let err = check(&chain(op, n)).unwrap_err();
+                let err = check(&chain(op, n)).unwrap_err().to_string();
                 assert!(err.contains("query too complex"), "{err}");
             }
         }

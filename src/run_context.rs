@@ -50,9 +50,10 @@ pub async fn cluster_context(
         std::io::Result::Ok(())
     };
     if let Err(why) = reachable.await {
-        return Err(Error::Other(format!(
-            "cannot reach the Ballista scheduler \"{url}\": {why}"
-        )));
+        return Err(Error::Network {
+            what: format!("cannot reach the Ballista scheduler \"{url}\""),
+            source: why.into(),
+        });
     }
     let ctx = crate::scale_out::remote_context(url, scratch.map(|s| s.to_path_buf())).await?;
     crate::engine::register_as_of(&ctx, chrono::Utc::now().naive_utc());
@@ -65,7 +66,7 @@ pub async fn cluster_context(
     url: &str,
     _scratch: Option<&std::path::Path>,
 ) -> Result<SessionContext> {
-    Err(Error::Other(format!(
+    Err(Error::InvalidRequest(format!(
         "Ballista scheduler \"{url}\": this panorama was built without Ballista support; build it with `cargo build --release --features ballista`"
     )))
 }

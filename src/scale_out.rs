@@ -62,7 +62,10 @@ pub async fn remote_context(
         .build();
     let ctx = SessionContext::remote_with_state(url, state)
         .await
-        .map_err(|e| Error::Other(format!("cannot reach the Ballista scheduler at {url}: {e}")))?;
+        .map_err(|e| Error::Network {
+            what: format!("cannot reach the Ballista scheduler at {url}"),
+            source: Box::new(e),
+        })?;
     panorama_udfs::register_all(&ctx);
     Ok(ctx)
 }

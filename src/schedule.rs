@@ -55,7 +55,7 @@ pub async fn run_step(
                 .map(|d| format!("{}: {}", d.export, d.error.clone().unwrap_or_default()))
                 .collect();
             if !failed.is_empty() {
-                return Err(Error::Other(format!(
+                return Err(Error::Partial(format!(
                     "delivery failed: {}",
                     failed.join("; ")
                 )));
@@ -94,7 +94,7 @@ pub async fn run_step(
             if failed.is_empty() {
                 Ok(format!("exports {}", done.join(", ")))
             } else {
-                Err(Error::Other(format!(
+                Err(Error::Partial(format!(
                     "export failed: {}",
                     failed.join("; ")
                 )))
@@ -139,7 +139,7 @@ pub async fn serve(cfg: &ProjectConfig, opts: &SchedulerOptions) -> Result<()> {
         }
     };
     if cfg.schedules.is_empty() {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "{} declares no [schedules]",
             cfg.path.display()
         )));
@@ -147,8 +147,9 @@ pub async fn serve(cfg: &ProjectConfig, opts: &SchedulerOptions) -> Result<()> {
     let mut jobs = Vec::new();
     for (name, s) in &cfg.schedules {
         let def = s.get_ref();
-        let sched = def.schedule().map_err(Error::Other)?;
-        let steps = def.parsed_steps().map_err(Error::Other)?;
+        let key = format!("schedules.{name}");
+        let sched = def.schedule().map_err(|e| Error::invalid(&key, e))?;
+        let steps = def.parsed_steps().map_err(|e| Error::invalid(&key, e))?;
         jobs.push((name.clone(), sched, steps));
     }
     let mut term = stop_signal()?;
@@ -253,7 +254,10 @@ fn stop_signal() -> Result<tokio::sync::mpsc::Receiver<()>> {
     #[cfg(unix)]
     {
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| Error::Other(format!("cannot listen for SIGTERM: {e}")))?;
+            .map_err(|e| Error::Terminal {
+                what: "cannot listen for SIGTERM",
+                message: e.to_string(),
+            })?;
         let tx2 = tx.clone();
         tokio::spawn(async move {
             while sigterm.recv().await.is_some() {
@@ -309,9 +313,9 @@ mod tests {
                 Step::Export("win_back".into())
             ]
         );
-        let err = def("* * * * *", &["deploy"]).parsed_steps().unwrap_err();
+        let err = def("* * * * *", &["deploy"]).parsed_steps().unwrap_err().0;
         assert!(err.contains("step \"deploy\""), "{err}");
-        let err = def("* * *", &["run"]).schedule().unwrap_err();
+        let err = def("* * *", &["run"]).schedule().unwrap_err().0;
         assert!(err.contains("3 fields"), "{err}");
     }
 }

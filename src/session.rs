@@ -82,7 +82,7 @@ impl OpenedRun {
         if self.tables.iter().any(|t| t == table) {
             return Ok(());
         }
-        Err(Error::Other(format!(
+        Err(Error::NotFound(format!(
             "run {} has no {table}: add a {section} section to the config and run again",
             self.run_id
         )))
@@ -95,7 +95,7 @@ pub async fn user_query(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
-    crate::query_limits::check(sql).map_err(Error::Other)?;
+    crate::query_limits::check(sql)?;
     let df = ctx.sql(sql).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     Ok((schema, df.collect().await?))

@@ -19,8 +19,10 @@ Statements end with `;` and may span lines.
 
 /// Run the shell until the user quits. History lives in `history_file`.
 pub async fn run_shell(ctx: &SessionContext, history_file: PathBuf, banner: &str) -> Result<()> {
-    let mut rl =
-        DefaultEditor::new().map_err(|e| Error::Other(format!("cannot start the shell: {e}")))?;
+    let mut rl = DefaultEditor::new().map_err(|e| Error::Terminal {
+        what: "cannot start the shell",
+        message: e.to_string(),
+    })?;
     let _ = rl.load_history(&history_file);
     println!("{banner}\nType \\? for help, \\q to quit.");
     let mut buffer = String::new();
@@ -64,7 +66,12 @@ pub async fn run_shell(ctx: &SessionContext, history_file: PathBuf, banner: &str
                 buffer.clear();
             }
             Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(Error::Other(format!("shell input failed: {e}"))),
+            Err(e) => {
+                return Err(Error::Terminal {
+                    what: "shell input failed",
+                    message: e.to_string(),
+                })
+            }
         }
     }
     if let Some(dir) = history_file.parent() {

@@ -74,26 +74,15 @@ pub async fn collect(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<
 }
 
 async fn collect_inner(ctx: &SessionContext, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| Error::Other(format!("{what}: {e}")))?;
-    df.collect()
-        .await
-        .map_err(|e| Error::Other(format!("{what}: {e}")))
+    let df = ctx.sql(sql).await.map_err(|e| Error::query(what, e))?;
+    df.collect().await.map_err(|e| Error::query(what, e))
 }
 
 /// A query's rows as one batch, with the query's schema even when it returns no row.
 pub async fn one_batch(ctx: &SessionContext, sql: &str, what: &str) -> Result<RecordBatch> {
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| Error::Other(format!("{what}: {e}")))?;
+    let df = ctx.sql(sql).await.map_err(|e| Error::query(what, e))?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| Error::Other(format!("{what}: {e}")))?;
+    let batches = df.collect().await.map_err(|e| Error::query(what, e))?;
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
 
@@ -178,7 +167,7 @@ pub async fn write_queries_into(
     use futures::StreamExt;
     let started = std::time::Instant::now();
     let name = tables.first().map_or("", |t| t.0);
-    let err = |e: datafusion::error::DataFusionError| Error::Other(format!("{name}: {e}"));
+    let err = |e: datafusion::error::DataFusionError| Error::query(name, e);
     let mut writers: Vec<(
         Vec<usize>,
         datafusion::parquet::arrow::ArrowWriter<std::fs::File>,

@@ -712,7 +712,7 @@ impl TableFunctionImpl for AttributionFunction {
                 let (out, name) = (out.clone(), name.clone());
                 Box::pin(async move {
                     if !ctx.table_exist("attribution_results").unwrap_or(false) {
-                        return Err(crate::error::Error::Other(format!(
+                        return Err(crate::error::Error::NotFound(format!(
                             "attribution('{name}', ...): this run has no attribution_results; add [attribution.{name}] and run"
                         )));
                     }

@@ -56,8 +56,13 @@ struct FunnelArgs {
     within: Option<i64>,
 }
 
+/// An interval given in months: refused, months differ in length.
+#[derive(Debug, thiserror::Error)]
+#[error("give the interval in days or hours (INTERVAL '30 days'): months differ in length")]
+struct MonthInterval;
+
 /// Nanoseconds of an interval literal; months are refused (their length varies).
-fn interval_nanos(v: &ScalarValue) -> Option<std::result::Result<i64, String>> {
+fn interval_nanos(v: &ScalarValue) -> Option<std::result::Result<i64, MonthInterval>> {
     const DAY: i64 = 86_400_000_000_000;
     Some(match v {
         ScalarValue::IntervalMonthDayNano(Some(i)) if i.months == 0 => {
@@ -67,10 +72,7 @@ fn interval_nanos(v: &ScalarValue) -> Option<std::result::Result<i64, String>> {
             Ok(i.days as i64 * DAY + i.milliseconds as i64 * 1_000_000)
         }
         ScalarValue::IntervalMonthDayNano(Some(_)) | ScalarValue::IntervalYearMonth(Some(_)) => {
-            Err(
-                "give the interval in days or hours (INTERVAL '30 days'): months differ in length"
-                    .into(),
-            )
+            Err(MonthInterval)
         }
         _ => return None,
     })

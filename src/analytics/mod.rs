@@ -395,10 +395,9 @@ async fn blame(
                 };
                 if let Err(err) = ctx.sql(&sql).await {
                     let m = &an.measures[i];
-                    found = Some(format!(
-                        "measure `{}` ({}): {err}",
-                        m.name,
-                        m.origin.describe()
+                    found = Some(Error::query(
+                        format!("measure `{}` ({})", m.name, m.origin.describe()),
+                        err,
                     ));
                     break;
                 }
@@ -412,10 +411,9 @@ async fn blame(
                     continue;
                 };
                 if let Err(err) = ctx.sql(&sql).await {
-                    found = Some(format!(
-                        "business measure `{}` ({}): {err}",
-                        b.name,
-                        b.origin.describe()
+                    found = Some(Error::query(
+                        format!("business measure `{}` ({})", b.name, b.origin.describe()),
+                        err,
                     ));
                     break;
                 }
@@ -424,14 +422,17 @@ async fn blame(
         }
         _ => None,
     };
-    let e = e.to_string();
+    if let Some(found) = found {
+        return found;
+    }
     // Outputs' errors already start with their table's name.
-    Error::Other(
-        found.unwrap_or_else(|| match e.starts_with(&format!("{}: ", step.what)) {
-            true => e,
-            false => format!("{}: {e}", step.what),
-        }),
-    )
+    if e.to_string().starts_with(&format!("{}: ", step.what)) {
+        return e;
+    }
+    match e {
+        Error::DataFusion(df) => Error::query(step.what.to_string(), df),
+        other => Error::invalid(step.what.to_string(), other),
+    }
 }
 
 /// The fields of `unified_customers` and the aggregate functions of the session.
@@ -455,7 +456,7 @@ async fn check_names(ctx: &SessionContext, an: &Analytics) -> Result<measures::S
     let facts = session_facts(ctx).await?;
     for m in &an.measures {
         if facts.profile_columns.contains(&m.name) {
-            return Err(Error::Other(format!(
+            return Err(Error::Conflict(format!(
                 "measure `{}` ({}) has the name of a profile field of unified_customers; choose another name",
                 m.name,
                 m.origin.describe()
@@ -538,7 +539,7 @@ pub async fn preview(
 ) -> Result<(u64, Vec<RecordBatch>)> {
     let Some(seg) = an.segment(segment) else {
         let names: Vec<&str> = an.segments.iter().map(|s| s.name.as_str()).collect();
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "no segment named `{segment}` in panorama.toml (segments: {})",
             if names.is_empty() {
                 "none".into()

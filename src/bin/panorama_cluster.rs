@@ -98,7 +98,18 @@ async fn serve() -> std::process::ExitCode {
     }
 }
 
-async fn scheduler(bind: String, port: u16) -> Result<(), String> {
+/// Why a cluster process did not start or stopped.
+#[derive(Debug, thiserror::Error)]
+enum ClusterError {
+    /// A flag's value is unusable; the message names it.
+    #[error("{0}")]
+    Usage(String),
+    /// Ballista (or Panorama's functions for it) failed.
+    #[error("{0}")]
+    Ballista(String),
+}
+
+async fn scheduler(bind: String, port: u16) -> Result<(), ClusterError> {
     let mut config = ballista_scheduler::config::SchedulerConfig {
         bind_host: bind.clone(),
         bind_port: port,
@@ -110,14 +121,14 @@ async fn scheduler(bind: String, port: u16) -> Result<(), String> {
     let config = Arc::new(config);
     let cluster = ballista_scheduler::cluster::BallistaCluster::new_from_config(&config)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ClusterError::Ballista(e.to_string()))?;
     let address = format!("{bind}:{port}")
         .parse()
-        .map_err(|e| format!("bad address {bind}:{port}: {e}"))?;
+        .map_err(|e| ClusterError::Usage(format!("bad address {bind}:{port}: {e}")))?;
     println!("scheduler listening on {bind}:{port}");
     ballista_scheduler::scheduler_process::start_server(cluster, address, config)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| ClusterError::Ballista(e.to_string()))
 }
 
 async fn executor(
@@ -127,12 +138,15 @@ async fn executor(
     grpc_port: u16,
     concurrency: Option<usize>,
     work_dir: Option<String>,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     let (scheduler_host, scheduler_port) = scheduler
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| format!("--scheduler must be host:port, got {scheduler}"))?;
-    let functions = panorama::scale_out::executor_functions().map_err(|e| e.to_string())?;
+        .ok_or_else(|| {
+            ClusterError::Usage(format!("--scheduler must be host:port, got {scheduler}"))
+        })?;
+    let functions = panorama::scale_out::executor_functions()
+        .map_err(|e| ClusterError::Ballista(e.to_string()))?;
     let config = ballista_executor::executor_process::ExecutorProcessConfig {
         bind_host: bind.clone(),
         external_host: Some(bind.clone()),
@@ -150,5 +164,5 @@ async fn executor(
     println!("executor on {bind}:{port} (gRPC {grpc_port}) for scheduler {scheduler}");
     ballista_executor::executor_process::start_executor_process(Arc::new(config))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| ClusterError::Ballista(e.to_string()))
 }

@@ -141,8 +141,56 @@ impl RunFacts {
 /// The stages of `sql/templates/lifecycle.toml`, in lifecycle order.
 const LIFECYCLE: &[&str] = &["prospect", "active", "inactive", "lost"];
 
-/// The layout of the `path_flows` Sankey (Vega has no Sankey transform: see the file).
-const PATH_FLOWS_SQL: &str = include_str!("../../sql/charts/path_flows.sql");
+/// Each chart's query (`sql/charts/<id>.sql`, `{name}` placeholders filled through
+/// [`crate::sql_text::fill`]) and drawing (`src/charts/specs/<id>.json`, Vega-Lite; Vega for
+/// the cluster graph).
+macro_rules! chart_files {
+    ($($id:literal),* $(,)?) => {
+        &[$((
+            $id,
+            include_str!(concat!("../../sql/charts/", $id, ".sql")),
+            include_str!(concat!("specs/", $id, ".json")),
+        )),*]
+    };
+}
+const FILES: &[(&str, &str, &str)] = chart_files!(
+    "records_per_source",
+    "cluster_sizes",
+    "match_scores",
+    "rule_counts",
+    "largest_clusters",
+    "explain",
+    "cluster",
+    "segment_sizes",
+    "segment_changes",
+    "segment_overlap",
+    "lifecycle",
+    "business_measures",
+    "measure_distribution",
+    "clv_deciles",
+    "clv_pareto",
+    "churn_bands",
+    "funnels",
+    "top_paths",
+    "path_flows",
+    "attribution_models",
+    "quality_failures",
+    "quality_checks",
+    "null_shares",
+    "parse_rates",
+);
+/// The matches part of `rule_counts`, when the run kept `match_pairs`.
+const RULE_COUNTS_MATCHED_SQL: &str = include_str!("../../sql/charts/rule_counts_matched.sql");
+/// The links part of `cluster`, when the run kept `match_pairs`.
+const CLUSTER_LINKS_SQL: &str = include_str!("../../sql/charts/cluster_links.sql");
+
+/// A chart's (query template, spec).
+fn files(id: &str) -> Option<(&'static str, &'static str)> {
+    FILES
+        .iter()
+        .find(|(i, _, _)| *i == id)
+        .map(|(_, sql, spec)| (*sql, *spec))
+}
 
 /// One chart.
 pub struct Chart {
@@ -271,7 +319,7 @@ pub fn chart(id: &str) -> Option<&'static Chart> {
     CHARTS.iter().find(|c| c.id == id)
 }
 
-use crate::sql_text::{ident as quote_ident, literal as quote};
+use crate::sql_text::{fill, in_list, literal as quote, Param};
 
 impl Chart {
     /// Whether the run has what the chart needs.
@@ -320,168 +368,119 @@ impl Chart {
     }
 
     /// The query giving the chart's rows, or why it cannot be drawn.
-    pub fn sql(&self, facts: &RunFacts, params: &Params) -> Result<String, String> {
-        let in_list =
-            |segs: &[String]| segs.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ");
+    pub fn sql(&self, facts: &RunFacts, params: &Params) -> Result<String, ChartError> {
+        let template = files(self.id)
+            .ok_or_else(|| ChartError::Unknown(self.id.to_string()))?
+            .0;
+        let segments = || in_list(&self.segments(facts, params));
         Ok(match self.id {
-            "records_per_source" => "SELECT source, CASE WHEN matched_by = 'singleton' THEN 'singleton' ELSE 'matched' END AS status, \
-                 count(*) AS records FROM customer_links GROUP BY 1, 2 ORDER BY 1, 2".into(),
-            "cluster_sizes" => "SELECT size AS records, count(*) AS customers FROM \
-                 (SELECT customer_id, count(*) AS size FROM customer_links GROUP BY customer_id) \
-                 GROUP BY size ORDER BY size".into(),
-            "match_scores" => "SELECT weight_bin, pairs, matched, threshold_weight FROM match_score_histogram ORDER BY weight_bin".into(),
             "rule_counts" => {
-                let matches = if facts.has("match_pairs") {
-                    " UNION ALL SELECT 'matched' AS kind, rule, count(*) AS pairs FROM match_pairs GROUP BY rule"
+                let matched = if facts.has("match_pairs") {
+                    RULE_COUNTS_MATCHED_SQL
                 } else {
                     ""
                 };
-                format!(
-                    "SELECT 'compared' AS kind, substr(metric, 12) AS rule, CAST(value AS BIGINT) AS pairs FROM unify_stats \
-                     WHERE metric LIKE 'pairs_rule:%'{matches} ORDER BY kind, pairs DESC"
-                )
+                fill(template, &[("matched", Param::Sql(matched))])
             }
-            "largest_clusters" => "SELECT customer_id, count(*) AS records, count(DISTINCT source) AS sources, \
-                 '/console/cluster/' || customer_id AS link FROM customer_links GROUP BY customer_id \
-                 ORDER BY records DESC, customer_id LIMIT 15".into(),
             "explain" => {
                 let (Some(l), Some(r)) = (&params.left, &params.right) else {
-                    return Err("give left= and right= record ids (SOURCE:ID)".into());
+                    return Err(ChartError::Needs(
+                        "give left= and right= record ids (SOURCE:ID)",
+                    ));
                 };
-                // The running total makes the waterfall; the decision row is the total.
-                format!(
-                    "SELECT row_number() OVER () AS step, comparison, level, left AS left_value, right AS right_value, m, u, \
-                       weight_bits FROM explain_pair({}, {})",
-                    quote(l),
-                    quote(r)
+                fill(
+                    template,
+                    &[("left", Param::Literal(l)), ("right", Param::Literal(r))],
                 )
             }
             "cluster" => {
                 let Some(c) = &params.customer else {
-                    return Err("give customer=".into());
+                    return Err(ChartError::Needs("give customer="));
                 };
-                let c = quote(c);
-                // Record ids are `source:id`: nothing in them needs escaping in a query string.
-                let href = "'/console/explain?left=' || p.left_uid || '&right=' || p.right_uid";
-                let links = if facts.has("match_pairs") && facts.has("match_weights") {
-                    format!(
-                        "SELECT 'link' AS kind, p.left_uid AS uid, p.right_uid AS target, p.left_uid AS source, CAST(NULL AS VARCHAR) AS system, \
-                           CAST(p.match_weight AS DOUBLE) AS weight, p.rule AS label, {href} AS href \
-                         FROM match_pairs p JOIN customer_links a ON a.uid = p.left_uid JOIN customer_links b ON b.uid = p.right_uid \
-                         WHERE a.customer_id = {c} AND b.customer_id = {c}"
-                    )
-                } else if facts.has("match_pairs") {
-                    format!(
-                        "SELECT 'link' AS kind, p.left_uid AS uid, p.right_uid AS target, p.left_uid AS source, CAST(NULL AS VARCHAR) AS system, \
-                           CAST(NULL AS DOUBLE) AS weight, p.rule AS label, {href} AS href \
-                         FROM match_pairs p JOIN customer_links a ON a.uid = p.left_uid JOIN customer_links b ON b.uid = p.right_uid \
-                         WHERE a.customer_id = {c} AND b.customer_id = {c}"
+                let links = if facts.has("match_pairs") {
+                    let weight = if facts.has("match_weights") {
+                        "CAST(p.match_weight AS DOUBLE)"
+                    } else {
+                        "CAST(NULL AS DOUBLE)"
+                    };
+                    fill(
+                        CLUSTER_LINKS_SQL,
+                        &[
+                            ("weight", Param::Sql(weight)),
+                            ("customer", Param::Literal(c)),
+                        ],
                     )
                 } else {
                     "SELECT 'link' AS kind, 'x' AS uid, 'x' AS target, 'x' AS source, CAST(NULL AS VARCHAR) AS system, CAST(NULL AS DOUBLE) AS weight, 'x' AS label, 'x' AS href WHERE false".into()
                 };
-                format!(
-                    "SELECT 'node' AS kind, uid, CAST(NULL AS VARCHAR) AS target, uid AS source, source AS system, CAST(NULL AS DOUBLE) AS weight, \
-                       record_id AS label, CAST(NULL AS VARCHAR) AS href FROM customer_links WHERE customer_id = {c} \
-                     UNION ALL {links}"
+                fill(
+                    template,
+                    &[
+                        ("customer", Param::Literal(c)),
+                        ("links", Param::Sql(&links)),
+                    ],
                 )
             }
-            "segment_sizes" => format!(
-                "SELECT run_id, CAST(as_of AS VARCHAR) AS as_of, segment, members FROM segment_sizes \
-                 WHERE segment IN ({}) ORDER BY run_id, segment",
-                in_list(&self.segments(facts, params))
-            ),
-            "segment_changes" => format!(
-                "SELECT run_id, segment, 'entered' AS change, entered AS customers FROM segment_sizes WHERE segment IN ({s}) \
-                 UNION ALL SELECT run_id, segment, 'left', -exited FROM segment_sizes WHERE segment IN ({s}) \
-                 ORDER BY 1, 2, 3",
-                s = in_list(&self.segments(facts, params))
-            ),
-            "segment_overlap" => format!(
-                "SELECT combination, segment_count, count(*) AS customers FROM \
-                   (SELECT customer_id, string_agg(segment, ' & ' ORDER BY segment) AS combination, count(*) AS segment_count \
-                    FROM segment_members WHERE segment IN ({}) GROUP BY customer_id) \
-                 GROUP BY combination, segment_count ORDER BY customers DESC, combination LIMIT 30",
-                in_list(&self.segments(facts, params))
-            ),
-            "lifecycle" => format!(
-                "SELECT segment AS stage, count(*) AS customers, CASE segment {} END AS stage_order \
-                 FROM segment_members WHERE segment IN ({}) GROUP BY segment ORDER BY stage_order",
-                LIFECYCLE
+            "segment_sizes" | "segment_changes" | "segment_overlap" => {
+                fill(template, &[("segments", Param::Sql(&segments()))])
+            }
+            "lifecycle" => {
+                let order = LIFECYCLE
                     .iter()
                     .enumerate()
                     .map(|(i, s)| format!("WHEN {} THEN {i}", quote(s)))
                     .collect::<Vec<_>>()
-                    .join(" "),
-                in_list(&facts.lifecycle)
-            ),
-            "business_measures" => "SELECT run_id, CAST(as_of AS VARCHAR) AS as_of, measure, value FROM measure_history \
-                 WHERE by_value IS NULL AND value IS NOT NULL ORDER BY measure, run_id".into(),
+                    .join(" ");
+                fill(
+                    template,
+                    &[
+                        ("stage_order", Param::Sql(&order)),
+                        ("segments", Param::Sql(&in_list(&facts.lifecycle))),
+                    ],
+                )
+            }
             "measure_distribution" => {
                 let m = self
                     .measure(facts, params)
-                    .ok_or("no numeric customer measure in this run")?;
-                let col = format!("CAST({} AS DOUBLE)", quote_ident(&m));
-                format!(
-                    "WITH v AS (SELECT {col} AS x FROM customer_measures WHERE {col} IS NOT NULL), \
-                          r AS (SELECT min(x) AS lo, max(x) AS hi FROM v) \
-                     SELECT {name} AS measure, lo + (hi - lo) / 30.0 * b AS bin_start, lo + (hi - lo) / 30.0 * (b + 1) AS bin_end, count(*) AS customers \
-                     FROM (SELECT CASE WHEN r.hi = r.lo THEN 0 ELSE least(CAST(floor((x - r.lo) / ((r.hi - r.lo) / 30.0)) AS BIGINT), 29) END AS b, r.lo, r.hi \
-                           FROM v CROSS JOIN r) \
-                     GROUP BY b, lo, hi ORDER BY b",
-                    name = quote(&m)
+                    .ok_or(ChartError::Needs("no numeric customer measure in this run"))?;
+                fill(
+                    template,
+                    &[
+                        ("column", Param::Ident(&m)),
+                        ("measure", Param::Literal(&m)),
+                    ],
                 )
             }
-            "clv_deciles" => "SELECT clv_decile AS decile, count(*) AS customers, sum(clv) AS total_clv, avg(clv) AS mean_clv \
-                 FROM predictions_clv WHERE clv IS NOT NULL GROUP BY clv_decile ORDER BY clv_decile".into(),
-            "clv_pareto" => "SELECT pct_customers, max(cum) / max(total) AS share_of_value FROM \
-                   (SELECT CAST(ceil(100.0 * row_number() OVER (ORDER BY clv DESC, customer_id) / count(*) OVER ()) AS BIGINT) AS pct_customers, \
-                           sum(clv) OVER (ORDER BY clv DESC, customer_id ROWS UNBOUNDED PRECEDING) AS cum, sum(clv) OVER () AS total \
-                    FROM predictions_clv WHERE clv IS NOT NULL) \
-                 GROUP BY pct_customers ORDER BY pct_customers".into(),
-            "churn_bands" => "SELECT churn_risk, count(*) AS customers, CASE churn_risk WHEN 'low' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END AS band_order \
-                 FROM predictions_churn GROUP BY churn_risk ORDER BY band_order".into(),
-            "funnels" => facts
-                .funnels
-                .iter()
-                .map(|(name, f)| {
-                    format!(
-                        "SELECT {} AS funnel, step, condition, customers, conversion_from_start, median_seconds FROM funnel({})",
-                        quote(name),
-                        f.funnel_args()
+            "funnels" => {
+                let each = facts.funnels.iter().map(|(name, f)| {
+                    fill(
+                        template,
+                        &[
+                            ("funnel", Param::Literal(name)),
+                            ("args", Param::Sql(&f.funnel_args())),
+                        ],
                     )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ")
-                + " ORDER BY funnel, step",
-            "top_paths" => facts
-                .funnels
-                .iter()
-                .map(|(name, f)| {
-                    format!(
-                        "SELECT * FROM (SELECT {} AS funnel, path, converted, customers, share FROM paths({}, {}, 6) \
-                         ORDER BY customers DESC, path LIMIT 10)",
-                        quote(name),
-                        quote(&f.steps[0]),
-                        quote(f.steps.last().expect("two or more steps"))
+                });
+                each.collect::<Vec<_>>().join("\nUNION ALL\n") + "\nORDER BY funnel, step"
+            }
+            "top_paths" => {
+                let each = facts.funnels.iter().map(|(name, f)| {
+                    fill(
+                        template,
+                        &[
+                            ("funnel", Param::Literal(name)),
+                            ("from", Param::Literal(&f.steps[0])),
+                            (
+                                "to",
+                                Param::Literal(f.steps.last().expect("two or more steps")),
+                            ),
+                        ],
                     )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ")
-                + " ORDER BY funnel, customers DESC, path",
-            "path_flows" => PATH_FLOWS_SQL.into(),
-            "attribution_models" => "SELECT attribution, model, channel, sum(conversions) AS conversions, sum(value) AS value, sum(share) AS share \
-                 FROM attribution_results GROUP BY attribution, model, channel ORDER BY attribution, model, channel".into(),
-            "quality_failures" => "SELECT run_id, severity, CAST(sum(CASE WHEN passed THEN 0 ELSE 1 END) AS BIGINT) AS failed, \
-                 count(*) AS checks FROM data_quality GROUP BY run_id, severity ORDER BY run_id, severity".into(),
-            "quality_checks" => "SELECT run_id, expectation, \"check\", severity, passed, observed_value, observed FROM data_quality \
-                 WHERE observed_value IS NOT NULL ORDER BY expectation, run_id".into(),
-            "null_shares" => "SELECT source || '.' || \"column\" AS source_column, null_share, nulls, rows FROM source_profiles \
-                 WHERE run_id = (SELECT max(run_id) FROM source_profiles) AND nulls > 0 \
-                 ORDER BY null_share DESC, source_column LIMIT 40".into(),
-            "parse_rates" => "SELECT run_id, source || '.' || mapped_field AS field, parse_rate, parse_failures FROM source_profiles \
-                 WHERE parse_rate IS NOT NULL ORDER BY field, run_id".into(),
-            other => return Err(format!("no chart {other}")),
+                });
+                each.collect::<Vec<_>>().join("\nUNION ALL\n")
+                    + "\nORDER BY funnel, customers DESC, path"
+            }
+            _ => template.to_string(),
         })
     }
 
@@ -513,322 +512,75 @@ impl Chart {
         spec
     }
 
+    /// The chart's drawing from its spec file; the attribution chart orders models as
+    /// [`MODELS`](crate::config::attribution::MODELS) does.
     fn body(&self) -> Value {
-        let tooltip =
-            |fields: &[&str]| -> Value { fields.iter().map(|f| json!({"field": f})).collect() };
-        match self.id {
-            "records_per_source" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "y": {"field": "source", "type": "nominal", "title": null},
-                    "x": {"field": "records", "type": "quantitative", "stack": "zero", "title": "records"},
-                    "color": {"field": "status", "type": "nominal", "scale": {"domain": ["matched", "singleton"], "range": ["#2457c5", "#b6c4dd"]}},
-                    "tooltip": tooltip(&["source", "status", "records"])
-                }
-            }),
-            "cluster_sizes" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "x": {"field": "records", "type": "ordinal", "title": "records per customer"},
-                    "y": {"field": "customers", "type": "quantitative", "scale": {"type": "symlog"}},
-                    "tooltip": tooltip(&["records", "customers"])
-                }
-            }),
-            "match_scores" => json!({
-                "layer": [
-                    {"mark": "bar", "encoding": {
-                        "x": {"field": "weight_bin", "type": "quantitative", "bin": {"binned": true, "step": 1}, "title": "match weight (bits)"},
-                        "x2": {"field": "bin_end"},
-                        "y": {"field": "pairs", "type": "quantitative", "scale": {"type": "symlog"}},
-                        "color": {"condition": {"test": "datum.weight_bin >= datum.threshold_weight", "value": "#2457c5"}, "value": "#b6c4dd"},
-                        "tooltip": tooltip(&["weight_bin", "pairs", "matched"])
-                    }},
-                    {"mark": {"type": "rule", "color": "#b3261e", "strokeWidth": 2}, "encoding": {
-                        "x": {"aggregate": "max", "field": "threshold_weight", "type": "quantitative"}
-                    }}
-                ],
-                "transform": [{"calculate": "datum.weight_bin + 1", "as": "bin_end"}]
-            }),
-            "rule_counts" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "y": {"field": "rule", "type": "nominal", "sort": "-x", "title": null},
-                    "yOffset": {"field": "kind"},
-                    "x": {"field": "pairs", "type": "quantitative"},
-                    "color": {"field": "kind", "type": "nominal", "title": null,
-                              "scale": {"domain": ["compared", "matched"], "range": ["#b6c4dd", "#2457c5"]}},
-                    "tooltip": tooltip(&["kind", "rule", "pairs"])
-                }
-            }),
-            "largest_clusters" => json!({
-                "mark": {"type": "bar", "cursor": "pointer"},
-                "encoding": {
-                    "y": {"field": "customer_id", "type": "nominal", "sort": "-x", "title": null},
-                    "x": {"field": "records", "type": "quantitative"},
-                    "color": {"field": "sources", "type": "ordinal", "title": "sources"},
-                    "href": {"field": "link"},
-                    "tooltip": tooltip(&["customer_id", "records", "sources"])
-                }
-            }),
-            "explain" => json!({
-                "transform": [
-                    {"filter": "datum.comparison !== 'decision'"},
-                    {"window": [{"op": "sum", "field": "weight_bits", "as": "end"}], "sort": [{"field": "step"}]},
-                    {"calculate": "datum.end - datum.weight_bits", "as": "start"},
-                    {"calculate": "datum.comparison + (datum.level ? ': ' + datum.level : '')", "as": "label"}
-                ],
-                "mark": "bar",
-                "encoding": {
-                    "y": {"field": "comparison", "type": "nominal", "sort": {"field": "step"}, "title": null},
-                    "x": {"field": "start", "type": "quantitative", "title": "match weight (bits)"},
-                    "x2": {"field": "end"},
-                    "color": {"condition": {"test": "datum.weight_bits < 0", "value": "#b3261e"}, "value": "#2457c5"},
-                    "tooltip": tooltip(&["comparison", "level", "left_value", "right_value", "weight_bits", "end"])
-                }
-            }),
-            "cluster" => json!({
-                "$schema": "https://vega.github.io/schema/vega/v5.json",
-                "width": 640, "height": 360, "autosize": "none",
-                "signals": [{"name": "cx", "update": "width / 2"}, {"name": "cy", "update": "height / 2"}],
-                "data": [
-                    {"name": "node-data", "source": "rows", "transform": [{"type": "filter", "expr": "datum.kind === 'node'"}]},
-                    {"name": "link-data", "source": "rows", "transform": [{"type": "filter", "expr": "datum.kind === 'link'"}]}
-                ],
-                "scales": [{"name": "color", "type": "ordinal", "domain": {"data": "node-data", "field": "system"}, "range": {"scheme": "category10"}}],
-                "legends": [{"fill": "color", "title": "source", "orient": "top-left"}],
-                "marks": [
-                    {"name": "nodes", "type": "symbol", "zindex": 1, "from": {"data": "node-data"},
-                     "encode": {"enter": {"fill": {"scale": "color", "field": "system"}, "stroke": {"value": "white"}, "size": {"value": 500},
-                                          "tooltip": {"signal": "datum.uid"}}},
-                     "transform": [{"type": "force", "iterations": 300, "static": true, "signal": "force", "forces": [
-                        {"force": "center", "x": {"signal": "cx"}, "y": {"signal": "cy"}},
-                        {"force": "collide", "radius": 30},
-                        {"force": "nbody", "strength": -120},
-                        {"force": "link", "links": "link-data", "id": "datum.uid", "distance": 120}
-                     ]}]},
-                    {"type": "path", "from": {"data": "link-data"}, "interactive": true,
-                     "encode": {"update": {"stroke": {"value": "#8899aa"}, "strokeWidth": {"signal": "datum.weight ? max(1.5, datum.weight / 8) : 2"},
-                                           "href": {"field": "href"}, "cursor": {"value": "pointer"},
-                                           "tooltip": {"signal": "datum.label + (datum.weight ? ': ' + format(datum.weight, '.1f') + ' bits' : '')"}}},
-                     "transform": [{"type": "linkpath", "require": {"signal": "force"}, "shape": "line",
-                                    "sourceX": "datum.source.x", "sourceY": "datum.source.y", "targetX": "datum.target.x", "targetY": "datum.target.y"}]},
-                    {"type": "text", "from": {"data": "nodes"}, "zindex": 2,
-                     "encode": {"update": {"x": {"field": "x"}, "y": {"field": "y", "offset": 24}, "align": {"value": "center"},
-                                           "text": {"field": "datum.label"}, "fontSize": {"value": 11}}}}
-                ]
-            }),
-            "segment_sizes" => json!({
-                "mark": {"type": "line", "point": true},
-                "encoding": {
-                    "x": {"field": "run_id", "type": "ordinal", "title": "run", "axis": {"labelAngle": -30, "labelLimit": 120}},
-                    "y": {"field": "members", "type": "quantitative"},
-                    "color": {"field": "segment", "type": "nominal"},
-                    "tooltip": tooltip(&["segment", "run_id", "as_of", "members"])
-                }
-            }),
-            "segment_changes" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "x": {"field": "run_id", "type": "ordinal", "title": "run", "axis": {"labelAngle": -30, "labelLimit": 120}},
-                    "xOffset": {"field": "segment"},
-                    "y": {"field": "customers", "type": "quantitative", "title": "entered (+) / left (−)"},
-                    "color": {"field": "segment", "type": "nominal"},
-                    "opacity": {"condition": {"test": "datum.change === 'left'", "value": 0.55}, "value": 1},
-                    "tooltip": tooltip(&["segment", "run_id", "change", "customers"])
-                }
-            }),
-            "segment_overlap" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "y": {"field": "combination", "type": "nominal", "sort": "-x", "title": null, "axis": {"labelLimit": 360}},
-                    "x": {"field": "customers", "type": "quantitative"},
-                    "color": {"field": "segment_count", "type": "ordinal", "title": "segments"},
-                    "tooltip": tooltip(&["combination", "customers"])
-                }
-            }),
-            "lifecycle" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "x": {"field": "stage", "type": "nominal", "sort": {"field": "stage_order"}, "title": null},
-                    "y": {"field": "customers", "type": "quantitative"},
-                    "color": {"field": "stage", "type": "nominal", "legend": null, "sort": {"field": "stage_order"}},
-                    "tooltip": tooltip(&["stage", "customers"])
-                }
-            }),
-            "business_measures" => json!({
-                "facet": {"field": "measure", "type": "nominal", "title": null},
-                "columns": 3,
-                "resolve": {"scale": {"y": "independent"}},
-                "spec": {
-                    "width": 220, "height": 120,
-                    "mark": {"type": "line", "point": true},
-                    "encoding": {
-                        "x": {"field": "run_id", "type": "ordinal", "title": null, "axis": {"labels": false}},
-                        "y": {"field": "value", "type": "quantitative", "title": null},
-                        "tooltip": tooltip(&["measure", "run_id", "as_of", "value"])
-                    }
-                }
-            }),
-            "measure_distribution" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "x": {"field": "bin_start", "type": "quantitative", "bin": {"binned": true}, "title": {"expr": "data('rows')[0] ? data('rows')[0].measure : 'value'"}},
-                    "x2": {"field": "bin_end"},
-                    "y": {"field": "customers", "type": "quantitative"},
-                    "tooltip": tooltip(&["bin_start", "bin_end", "customers"])
-                }
-            }),
-            "clv_deciles" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "x": {"field": "decile", "type": "ordinal"},
-                    "y": {"field": "total_clv", "type": "quantitative", "title": "predicted lifetime value"},
-                    "tooltip": tooltip(&["decile", "customers", "total_clv", "mean_clv"])
-                }
-            }),
-            "clv_pareto" => json!({
-                "layer": [
-                    {"mark": {"type": "line"}, "encoding": {
-                        "x": {"field": "pct_customers", "type": "quantitative", "title": "% of customers (most valuable first)"},
-                        "y": {"field": "share_of_value", "type": "quantitative", "axis": {"format": "%"}, "title": "share of predicted value"},
-                        "tooltip": tooltip(&["pct_customers", "share_of_value"])
-                    }},
-                    {"mark": {"type": "rule", "strokeDash": [4, 4], "color": "#888"}, "encoding": {"x": {"datum": 20}}},
-                    {"mark": {"type": "rule", "strokeDash": [4, 4], "color": "#888"}, "encoding": {"y": {"datum": 0.8}}}
-                ]
-            }),
-            "churn_bands" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "x": {"field": "churn_risk", "type": "nominal", "sort": {"field": "band_order"}, "title": "churn risk"},
-                    "y": {"field": "customers", "type": "quantitative"},
-                    "color": {"field": "churn_risk", "type": "nominal", "legend": null,
-                              "scale": {"domain": ["low", "medium", "high"], "range": ["#4caf50", "#f0a030", "#b3261e"]}},
-                    "tooltip": tooltip(&["churn_risk", "customers"])
-                }
-            }),
-            "funnels" => json!({
-                "facet": {"field": "funnel", "type": "nominal", "title": null},
-                "columns": 2,
-                "resolve": {"scale": {"x": "independent"}},
-                "spec": {
-                    "width": 320, "height": 160,
-                    "layer": [
-                        {"mark": "bar", "encoding": {
-                            "y": {"field": "condition", "type": "nominal", "sort": {"field": "step"}, "title": null, "axis": {"labelLimit": 200}},
-                            "x": {"field": "customers", "type": "quantitative"},
-                            "tooltip": tooltip(&["step", "condition", "customers", "conversion_from_start", "median_seconds"])
-                        }},
-                        {"mark": {"type": "text", "align": "left", "dx": 3}, "encoding": {
-                            "y": {"field": "condition", "type": "nominal", "sort": {"field": "step"}},
-                            "x": {"field": "customers", "type": "quantitative"},
-                            "text": {"field": "conversion_from_start", "type": "quantitative", "format": ".0%"}
-                        }}
-                    ]
-                }
-            }),
-            "top_paths" => json!({
-                "transform": [{"calculate": "datum.funnel + ': ' + datum.path", "as": "label"}],
-                "mark": "bar",
-                "encoding": {
-                    "y": {"field": "label", "type": "nominal", "sort": "-x", "title": null, "axis": {"labelLimit": 480}},
-                    "x": {"field": "customers", "type": "quantitative"},
-                    "color": {"field": "converted", "type": "nominal", "scale": {"domain": [true, false], "range": ["#2457c5", "#b6c4dd"]}},
-                    "tooltip": tooltip(&["funnel", "path", "customers", "share"])
-                }
-            }),
-            "path_flows" => json!({
-                "facet": {"row": {"field": "attribution", "type": "nominal", "title": null}},
-                "resolve": {"scale": {"y": "independent"}},
-                "spec": {
-                    "width": 640, "height": 320,
-                    "layer": [
-                        {"transform": [{"filter": "datum.kind == 'link'"}],
-                         "mark": {"type": "area", "opacity": 0.35, "interpolate": "monotone"},
-                         "encoding": {
-                            "x": {"field": "x", "type": "quantitative", "axis": null},
-                            "y": {"field": "y", "type": "quantitative", "axis": null, "scale": {"reverse": true}},
-                            "y2": {"field": "y2"},
-                            "detail": [{"field": "step"}, {"field": "label"}, {"field": "target"}],
-                            "color": {"field": "label", "type": "nominal", "title": "channel"},
-                            "tooltip": tooltip(&["step", "label", "target", "customers"])
-                        }},
-                        {"transform": [{"filter": "datum.kind == 'node'"}],
-                         "mark": "rect",
-                         "encoding": {
-                            "x": {"field": "x", "type": "quantitative"},
-                            "x2": {"field": "x2"},
-                            "y": {"field": "y", "type": "quantitative"},
-                            "y2": {"field": "y2"},
-                            "color": {"field": "label", "type": "nominal"},
-                            "tooltip": tooltip(&["step", "label", "customers"])
-                        }},
-                        {"transform": [{"filter": "datum.kind == 'node'"}, {"calculate": "(datum.y + datum.y2) / 2", "as": "middle"}],
-                         "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10},
-                         "encoding": {
-                            "x": {"field": "x2", "type": "quantitative"},
-                            "y": {"field": "middle", "type": "quantitative"},
-                            "text": {"field": "label"}
-                        }}
-                    ]
-                }
-            }),
-            "attribution_models" => json!({
-                "transform": [{"calculate": "datum.attribution + ': ' + datum.channel", "as": "label"}],
-                "mark": "bar",
-                "encoding": {
-                    "y": {"field": "label", "type": "nominal", "title": null, "axis": {"labelLimit": 260}},
-                    "yOffset": {"field": "model", "sort": crate::config::attribution::MODELS},
-                    "x": {"field": "share", "type": "quantitative", "axis": {"format": "%"}, "title": "share of conversions"},
-                    "color": {"field": "model", "type": "nominal", "sort": crate::config::attribution::MODELS},
-                    "tooltip": tooltip(&["attribution", "model", "channel", "conversions", "value", "share"])
-                }
-            }),
-            "quality_failures" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "x": {"field": "run_id", "type": "ordinal", "title": "run", "axis": {"labelAngle": -30, "labelLimit": 120}},
-                    "y": {"field": "failed", "type": "quantitative", "title": "failed expectations", "stack": "zero"},
-                    "color": {"field": "severity", "type": "nominal",
-                              "scale": {"domain": ["warn", "error"], "range": ["#f0a030", "#b3261e"]}},
-                    "tooltip": tooltip(&["run_id", "severity", "failed", "checks"])
-                }
-            }),
-            "quality_checks" => json!({
-                "facet": {"field": "expectation", "type": "nominal", "title": null},
-                "columns": 3,
-                "resolve": {"scale": {"y": "independent"}},
-                "spec": {
-                    "width": 220, "height": 120,
-                    "mark": {"type": "line", "point": {"filled": true, "size": 50}},
-                    "encoding": {
-                        "x": {"field": "run_id", "type": "ordinal", "title": null, "axis": {"labels": false}},
-                        "y": {"field": "observed_value", "type": "quantitative", "title": null},
-                        "color": {"value": "#2457c5"},
-                        "fill": {"field": "passed", "type": "nominal", "legend": null,
-                                 "scale": {"domain": [true, false], "range": ["#2457c5", "#b3261e"]}},
-                        "tooltip": tooltip(&["expectation", "run_id", "passed", "observed"])
-                    }
-                }
-            }),
-            "null_shares" => json!({
-                "mark": "bar",
-                "encoding": {
-                    "y": {"field": "source_column", "type": "nominal", "sort": "-x", "title": null, "axis": {"labelLimit": 260}},
-                    "x": {"field": "null_share", "type": "quantitative", "axis": {"format": "%"}, "title": "NULL", "scale": {"domain": [0, 1]}},
-                    "tooltip": tooltip(&["source_column", "nulls", "rows", "null_share"])
-                }
-            }),
-            "parse_rates" => json!({
-                "mark": {"type": "line", "point": true},
-                "encoding": {
-                    "x": {"field": "run_id", "type": "ordinal", "title": "run", "axis": {"labelAngle": -30, "labelLimit": 120}},
-                    "y": {"field": "parse_rate", "type": "quantitative", "axis": {"format": "%"}, "title": "values that parse"},
-                    "color": {"field": "field", "type": "nominal"},
-                    "tooltip": tooltip(&["field", "run_id", "parse_rate", "parse_failures"])
-                }
-            }),
-            _ => json!({}),
+        let Some((_, spec)) = files(self.id) else {
+            return json!({});
+        };
+        let mut spec: Value = serde_json::from_str(spec).expect("chart specs are JSON (tested)");
+        if self.id == "attribution_models" {
+            for channel in ["yOffset", "color"] {
+                spec["encoding"][channel]["sort"] = json!(crate::config::attribution::MODELS);
+            }
         }
+        spec
+    }
+}
+
+/// Why a chart cannot be drawn with these parameters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChartError {
+    #[error("no chart {0}")]
+    Unknown(String),
+    /// What the chart needs is missing (a parameter, a measure); the message says what.
+    #[error("{0}")]
+    Needs(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every chart has a query and a spec; every spec parses; every query's placeholders are
+    /// filled (`fill` panics otherwise) and the filled text parses as SQL.
+    #[test]
+    fn every_chart_has_its_files() {
+        let facts = RunFacts {
+            tables: vec!["match_pairs".into(), "match_weights".into()],
+            segments: vec!["vip".into(), "it's".into()],
+            numeric_measures: vec!["lifetime_spend".into()],
+            lifecycle: vec!["active".into()],
+            funnels: vec![(
+                "checkout".into(),
+                crate::config::funnels::FunnelDef {
+                    steps: vec!["type = 'view'".into(), "type = 'order'".into()],
+                    within: Some("7d".into()),
+                    description: None,
+                },
+            )],
+        };
+        let params = Params {
+            customer: Some("C{1}'".into()),
+            left: Some("crm:1".into()),
+            right: Some("shop:2".into()),
+            ..Default::default()
+        };
+        for chart in CHARTS {
+            assert!(files(chart.id).is_some(), "{}: no files", chart.id);
+            let spec = chart.spec(json!({"values": []}));
+            assert!(spec.is_object(), "{}", chart.id);
+            let sql = chart.sql(&facts, &params).unwrap();
+            datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                &datafusion::sql::sqlparser::dialect::GenericDialect {},
+                &sql,
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}\n{sql}", chart.id));
+        }
+        assert_eq!(FILES.len(), CHARTS.len());
+        let cluster = chart("cluster").unwrap().sql(&facts, &params).unwrap();
+        assert!(cluster.contains("customer_id = 'C{1}'''"), "{cluster}");
+        let models = &chart("attribution_models").unwrap().body()["encoding"]["color"]["sort"];
+        assert_eq!(models, &json!(crate::config::attribution::MODELS));
     }
 }

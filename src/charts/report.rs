@@ -74,10 +74,10 @@ pub async fn write(cfg: &ProjectConfig, run_id: Option<&str>, out: &Path) -> Res
             let batches = ctx
                 .sql(&sql)
                 .await
-                .map_err(|e| Error::Other(format!("chart {}: {e}", c.id)))?
+                .map_err(|e| Error::query(format!("chart {}", c.id), e))?
                 .collect()
                 .await
-                .map_err(|e| Error::Other(format!("chart {}: {e}", c.id)))?;
+                .map_err(|e| Error::query(format!("chart {}", c.id), e))?;
             let rows: Vec<Value> = batches
                 .iter()
                 .flat_map(crate::output::batch_objects)
@@ -120,7 +120,7 @@ pub async fn write(cfg: &ProjectConfig, run_id: Option<&str>, out: &Path) -> Res
         .collect();
     let mut env = Environment::new();
     env.add_template("report.html", include_str!("report.html"))
-        .map_err(|e| Error::Other(format!("report template: {e}")))?;
+        .map_err(|e| Error::Internal(format!("report template: {e}")))?;
     let html = env
         .get_template("report.html")
         .and_then(|t| {
@@ -141,7 +141,7 @@ pub async fn write(cfg: &ProjectConfig, run_id: Option<&str>, out: &Path) -> Res
                 draw => minijinja::Value::from_safe_string(DRAW_CHARTS_JS.to_string()),
             })
         })
-        .map_err(|e| Error::Other(format!("report: {e}")))?;
+        .map_err(|e| Error::Internal(format!("report: {e}")))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
     }

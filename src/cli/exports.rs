@@ -15,7 +15,7 @@ pub async fn export(g: &Globals, name: Option<String>, all: bool, dry_run: bool)
         None => Vec::new(),
     };
     if names.is_empty() {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "{} declares no [exports]",
             cfg.path.display()
         )));
@@ -42,7 +42,7 @@ pub async fn export(g: &Globals, name: Option<String>, all: bool, dry_run: bool)
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Error::Other(format!(
+        Err(Error::Partial(format!(
             "{} of {} exports failed:\n  {}",
             failed.len(),
             names.len(),
@@ -57,7 +57,7 @@ pub async fn journeys(g: &Globals, name: Option<String>) -> Result<()> {
     let locking = &g.locking;
     let cfg = g.config()?;
     if cfg.journeys.is_empty() {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "{} declares no [journeys]",
             cfg.path.display()
         )));
@@ -83,7 +83,7 @@ pub async fn journeys(g: &Globals, name: Option<String>) -> Result<()> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Error::Other(format!(
+        Err(Error::Partial(format!(
             "delivery failed (the messages stay in the outbox and go with the next export): {}",
             failed.join("; ")
         )))

@@ -54,10 +54,19 @@ pub struct Cli {
     pub memory_limit: Option<String>,
 }
 
-pub fn parse_memory(s: &str) -> std::result::Result<String, String> {
+/// A flag's value that does not parse; clap shows it after the flag's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FlagError(pub String);
+
+pub fn parse_memory(s: &str) -> std::result::Result<String, FlagError> {
     panorama::session::parse_size(s)
         .map(|_| s.to_string())
-        .ok_or_else(|| format!("`{s}` is not a size: use e.g. 8G, 512M or a number of bytes"))
+        .ok_or_else(|| {
+            FlagError(format!(
+                "`{s}` is not a size: use e.g. 8G, 512M or a number of bytes"
+            ))
+        })
 }
 
 /// Who a privacy request is about: one identifier, as the person gave it.
@@ -232,10 +241,10 @@ pub enum UnifyCommand {
     },
 }
 
-pub fn parse_assignment(s: &str) -> std::result::Result<(String, String), String> {
+pub fn parse_assignment(s: &str) -> std::result::Result<(String, String), FlagError> {
     s.split_once('=')
         .map(|(f, v)| (f.trim().to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected FIELD=VALUE, got {s:?}"))
+        .ok_or_else(|| FlagError(format!("expected FIELD=VALUE, got {s:?}")))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -246,8 +255,8 @@ pub struct AsOfArg {
     pub as_of: Option<chrono::NaiveDateTime>,
 }
 
-pub fn parse_as_of(s: &str) -> std::result::Result<chrono::NaiveDateTime, String> {
-    panorama::config::parse_as_of(s)
+pub fn parse_as_of(s: &str) -> std::result::Result<chrono::NaiveDateTime, FlagError> {
+    panorama::config::parse_as_of(s).map_err(|p| FlagError(p.0))
 }
 
 #[derive(Subcommand, Debug)]

@@ -59,8 +59,7 @@ async fn privacy_command(
         PrivacyCommand::Access { person, output } => {
             let actor = panorama::privacy::actor(person.actor.as_deref());
             let doc = panorama::privacy::access::access(cfg, &person.selector(), &actor).await?;
-            let text =
-                serde_json::to_string_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?;
+            let text = serde_json::to_string_pretty(&doc)?;
             match output {
                 Some(path) => {
                     panorama::workspace::write_atomic(&path, text.as_bytes())?;
@@ -74,7 +73,7 @@ async fn privacy_command(
         }
         PrivacyCommand::Erase { person, yes } => {
             if !yes {
-                return Err(Error::Other(
+                return Err(Error::InvalidRequest(
                     "erasure cannot be undone: add --yes to confirm".into(),
                 ));
             }

@@ -60,7 +60,7 @@ pub async fn doctor(g: &Globals, sample_rows: usize) -> Result<()> {
     let diagnosis = panorama::doctor::diagnose(&cfg, sample_rows).await?;
     print!("{}", diagnosis.report(&cfg));
     if diagnosis.errors() > 0 {
-        return Err(Error::Other(format!(
+        return Err(Error::Partial(format!(
             "{} error(s) in {}",
             diagnosis.errors(),
             cfg.path.display()
@@ -104,7 +104,7 @@ pub async fn quickstart(
         None => std::env::temp_dir().join(format!("panorama-quickstart-{}", std::process::id())),
     };
     if dir.join("panorama.toml").exists() {
-        return Err(Error::Other(format!(
+        return Err(Error::Conflict(format!(
             "{} already holds a project; pick another directory",
             dir.display()
         )));

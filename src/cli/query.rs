@@ -54,7 +54,7 @@ pub async fn segment(
         .collect()
         .await?;
     if sizes.iter().all(|b| b.num_rows() == 0) {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "no segment `{name}` in run {} (see `panorama segments`; --preview evaluates a new one)",
             opened.run_id
         )));
@@ -132,7 +132,7 @@ pub async fn describe(g: &Globals, table: String) -> Result<()> {
     let cfg = g.config()?;
     let (ctx, opened) = open_project(&cfg, None).await?;
     if !opened.tables.contains(&table) {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "no table `{table}` in run {}; tables: {}",
             opened.run_id,
             opened.tables.join(", ")

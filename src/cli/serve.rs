@@ -53,7 +53,7 @@ pub fn users(g: &Globals, command: UsersCommand) -> Result<()> {
         }
         UsersCommand::Remove { name } => {
             if file.users.remove(&name).is_none() {
-                return Err(Error::Other(format!("no user {name}")));
+                return Err(Error::NotFound(format!("no user {name}")));
             }
             file.save(&dir)?;
         }
@@ -86,7 +86,7 @@ pub fn tokens(g: &Globals, command: TokensCommand) -> Result<()> {
         }
         TokensCommand::Revoke { name } => {
             if file.tokens.remove(&name).is_none() {
-                return Err(Error::Other(format!("no token {name}")));
+                return Err(Error::NotFound(format!("no token {name}")));
             }
             file.save(&dir)?;
         }
@@ -120,7 +120,7 @@ pub fn write_keys(g: &Globals, command: WriteKeysCommand) -> Result<()> {
         }
         WriteKeysCommand::Revoke { name } => {
             if file.write_keys.remove(&name).is_none() {
-                return Err(Error::Other(format!("no write key {name}")));
+                return Err(Error::NotFound(format!("no write key {name}")));
             }
             file.save(&dir)?;
         }
@@ -144,6 +144,9 @@ pub(crate) fn read_secret(prompt: &str) -> Result<String> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| Error::Other(format!("cannot read the password: {e}")))?;
+        .map_err(|e| Error::Terminal {
+            what: "cannot read the password",
+            message: e.to_string(),
+        })?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }

@@ -5,6 +5,14 @@ use std::path::PathBuf;
 use panorama::error::{Error, Result};
 
 use super::Globals;
+
+/// Writing the output to the terminal (or a closed pipe) failed.
+fn output_failed(e: std::io::Error) -> Error {
+    Error::Terminal {
+        what: "cannot write the output",
+        message: e.to_string(),
+    }
+}
 use panorama::output::{write_batches, OutputFormat};
 use panorama::session::open_project;
 
@@ -15,10 +23,10 @@ pub async fn plan(g: &Globals) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     for line in &plan.summary {
-        writeln!(out, "{line}").map_err(|e| Error::Other(e.to_string()))?;
+        writeln!(out, "{line}").map_err(output_failed)?;
     }
     for (title, table) in &plan.tables {
-        writeln!(out, "\n{title}").map_err(|e| Error::Other(e.to_string()))?;
+        writeln!(out, "\n{title}").map_err(output_failed)?;
         write_batches(std::slice::from_ref(table), OutputFormat::Table, &mut out)?;
     }
     Ok(())
@@ -41,7 +49,7 @@ pub async fn report(
     let report = panorama::unify::report::report(&ctx, &cfg, &options).await?;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let io = |e: std::io::Error| Error::Other(e.to_string());
+    let io = output_failed;
     if format == OutputFormat::Json {
         let mut tables = serde_json::Map::new();
         for (title, table) in &report.tables {
@@ -61,12 +69,7 @@ pub async fn report(
             "summary": report.summary,
             "tables": tables,
         });
-        return writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?
-        )
-        .map_err(io);
+        return writeln!(out, "{}", serde_json::to_string_pretty(&doc)?).map_err(io);
     }
     writeln!(out, "Run {}", opened.run_id).map_err(io)?;
     for line in &report.summary {

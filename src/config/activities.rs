@@ -1,5 +1,6 @@
 //! `[activities.<name>]`: which source rows are activities and how each finds its customer.
 
+use crate::config::Problem;
 use serde::Deserialize;
 
 use super::ProjectConfig;
@@ -32,12 +33,16 @@ pub struct ActivitySource {
 
 impl ActivitySource {
     /// Why this declaration cannot be used (`name` is its key).
-    pub fn check(&self, name: &str, cfg: &ProjectConfig) -> std::result::Result<(), String> {
+    pub fn check(
+        &self,
+        name: &str,
+        cfg: &ProjectConfig,
+    ) -> std::result::Result<(), super::Problem> {
         if !cfg.sources.contains_key(&self.source) {
-            return Err(format!(
+            return Err(Problem(format!(
                 "activities.{name}: no source named `{}`",
                 self.source
-            ));
+            )));
         }
         match (&self.customer, &self.customer_source, &self.anonymous_id) {
             (Some(_), Some(cs), None) => {
@@ -46,26 +51,26 @@ impl ActivitySource {
                     .as_ref()
                     .is_some_and(|u| u.sources.contains_key(cs));
                 if !mapped {
-                    return Err(format!(
+                    return Err(Problem(format!(
                         "activities.{name}: customer_source `{cs}` is not mapped in [unify.sources]"
-                    ));
+                    )));
                 }
             }
             (None, None, Some(_)) => {
                 if cfg.unify.is_none() {
-                    return Err(format!("activities.{name}: anonymous ids resolve through the identity graph, which needs [unify]"));
+                    return Err(Problem(format!("activities.{name}: anonymous ids resolve through the identity graph, which needs [unify]")));
                 }
             }
             _ => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "activities.{name}: set either `customer` and `customer_source` (a record id of a unified source) or `anonymous_id` (resolved through the identity graph)"
-                ))
+                )))
             }
         }
         if self.activity_type.is_some() == self.type_column.is_some() {
-            return Err(format!(
+            return Err(Problem(format!(
                 "activities.{name}: set exactly one of `type` (a fixed name) and `type_column`"
-            ));
+            )));
         }
         Ok(())
     }

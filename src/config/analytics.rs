@@ -3,6 +3,7 @@
 //! everything in dependency order. Resolution happens when the config loads, so a mistake is
 //! reported with its line before any data is read.
 
+use crate::config::Problem;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
@@ -286,16 +287,16 @@ struct TemplateFile {
     business_measures: BTreeMap<String, MeasureDef>,
 }
 
-fn template_file(name: &str) -> std::result::Result<TemplateFile, String> {
+fn template_file(name: &str) -> std::result::Result<TemplateFile, super::Problem> {
     let Some((_, text)) = TEMPLATES.iter().find(|(n, _)| *n == name) else {
         let mut names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
         names.push(PER_VALUE);
-        return Err(format!(
+        return Err(Problem(format!(
             "no template named `{name}` (templates: {})",
             names.join(", ")
-        ));
+        )));
     };
-    toml::from_str(text).map_err(|e| format!("template {name} is invalid: {e}"))
+    toml::from_str(text).map_err(|e| Problem(format!("template {name} is invalid: {e}")))
 }
 
 /// A parameter's value as it goes into SQL text.
@@ -319,15 +320,15 @@ fn fill_opt(text: &Option<String>, params: &BTreeMap<String, String>) -> Option<
 }
 
 /// A default value as a SQL literal.
-fn default_sql(v: &toml::Value) -> std::result::Result<String, String> {
+fn default_sql(v: &toml::Value) -> std::result::Result<String, super::Problem> {
     match v {
         toml::Value::String(s) => Ok(crate::sql_text::literal(s)),
         toml::Value::Integer(i) => Ok(i.to_string()),
         toml::Value::Float(f) => Ok(format!("{f:?}")),
         toml::Value::Boolean(b) => Ok(if *b { "TRUE" } else { "FALSE" }.into()),
-        other => Err(format!(
+        other => Err(Problem(format!(
             "default must be a number, string or boolean, got {other}"
-        )),
+        ))),
     }
 }
 
@@ -348,12 +349,15 @@ pub fn words(sql: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// A template's parameters: name and SQL text.
+type ParamValues = BTreeMap<String, String>;
+
 /// Template parameters: the template's defaults overridden by the user's, which must exist.
 fn merge_params(
     template: &str,
     file: &TemplateFile,
     given: &BTreeMap<String, toml::Value>,
-) -> std::result::Result<BTreeMap<String, String>, String> {
+) -> std::result::Result<ParamValues, super::Problem> {
     let mut params: BTreeMap<String, String> = file
         .params
         .iter()
@@ -362,14 +366,14 @@ fn merge_params(
     for (k, v) in given {
         if !params.contains_key(k) {
             let known: Vec<&str> = file.params.keys().map(String::as_str).collect();
-            return Err(format!(
+            return Err(Problem(format!(
                 "template {template} has no parameter `{k}` (parameters: {})",
                 if known.is_empty() {
                     "none".to_string()
                 } else {
                     known.join(", ")
                 }
-            ));
+            )));
         }
         params.insert(k.clone(), param_text(v));
     }
@@ -589,7 +593,11 @@ impl Resolver<'_> {
     }
 
     /// What `from` names, for a customer measure (`business` false) or a business measure.
-    fn rows(&self, from: Option<&str>, business: bool) -> std::result::Result<Rows, String> {
+    fn rows(
+        &self,
+        from: Option<&str>,
+        business: bool,
+    ) -> std::result::Result<Rows, super::Problem> {
         let cfg = self.cfg;
         match from {
             None if business => Ok(Rows::Customers),
@@ -618,9 +626,9 @@ impl Resolver<'_> {
             {
                 Ok(Rows::Prediction(t.to_string()))
             }
-            Some(other) if business => Err(format!(
+            Some(other) if business => Err(Problem(format!(
                 "from = \"{other}\": business measures aggregate `customers` (profiles with their measures, the default) or `activities`"
-            )),
+            ))),
             Some(other) => {
                 let mut names = vec!["activities".to_string()];
                 names.extend(cfg.activities.keys().cloned());
@@ -636,10 +644,10 @@ impl Resolver<'_> {
                         }
                     }
                 }
-                Err(format!(
+                Err(Problem(format!(
                     "from = \"{other}\" is neither `activities`, an activity source, a source mapped in [unify.sources] nor a configured prediction table (can be: {})",
                     names.join(", ")
-                ))
+                )))
             }
         }
     }
@@ -668,11 +676,11 @@ impl Resolver<'_> {
                 .as_ref()
                 .map(default_sql)
                 .transpose()
-                .map_err(at)?;
+                .map_err(|m| at(m.0))?;
             let description = d.description.clone().unwrap_or_default();
             match (&d.aggregate, &d.expression) {
                 (Some(sql), None) => {
-                    let rows = self.rows(d.from.as_deref(), false).map_err(at)?;
+                    let rows = self.rows(d.from.as_deref(), false).map_err(|m| at(m.0))?;
                     out.push(Measure {
                         name: name.clone(),
                         kind: MeasureKind::Aggregate {
@@ -768,7 +776,7 @@ impl Resolver<'_> {
                     "set `aggregate`, e.g. \"sum(amount)\", or `template`".into()
                 ));
             };
-            let rows = self.rows(d.from.as_deref(), true).map_err(at)?;
+            let rows = self.rows(d.from.as_deref(), true).map_err(|m| at(m.0))?;
             let by = d.by.as_ref().map(|b| {
                 if b == "segment" {
                     By::Segment

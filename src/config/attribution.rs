@@ -11,6 +11,7 @@
 //! lookback = "30d"
 //! ```
 
+use crate::config::Problem;
 use serde::Deserialize;
 
 /// One `[attribution.<name>]` table.
@@ -63,7 +64,7 @@ pub const MODELS: &[&str] = &[
 
 impl AttributionDef {
     /// Why this attribution cannot be computed.
-    pub fn check(&self, name: &str) -> Result<(), String> {
+    pub fn check(&self, name: &str) -> Result<(), super::Problem> {
         for (key, sql) in [
             ("conversions", Some(&self.conversions)),
             ("value", self.value.as_ref()),
@@ -80,9 +81,9 @@ impl AttributionDef {
         for (key, d) in [("lookback", &self.lookback), ("half_life", &self.half_life)] {
             if let Some(d) = d {
                 if super::parse_duration(d).is_none() {
-                    return Err(format!(
+                    return Err(Problem(format!(
                         "attribution.{name}.{key}: `{d}` is not a duration (`72h`, `30d`)"
-                    ));
+                    )));
                 }
             }
         }
@@ -91,9 +92,9 @@ impl AttributionDef {
                 && w.iter().all(|x| x.is_finite() && *x >= 0.0)
                 && (w.iter().sum::<f64>() - 1.0).abs() < 1e-9;
             if !ok {
-                return Err(format!(
+                return Err(Problem(format!(
                     "attribution.{name}.position_weights: three shares that add up to 1 (first, middle, last), e.g. [0.4, 0.2, 0.4]"
-                ));
+                )));
             }
         }
         Ok(())

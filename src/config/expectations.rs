@@ -12,6 +12,7 @@
 //! severity = "warn"      # default "error", as in dbt
 //! ```
 
+use crate::config::Problem;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -163,7 +164,7 @@ fn scalar(v: &toml::Value) -> Option<(String, String)> {
 
 impl ExpectationDef {
     /// The expectation this table describes, or why it cannot be evaluated.
-    pub fn resolve(&self) -> Result<Expectation, String> {
+    pub fn resolve(&self) -> Result<Expectation, super::Problem> {
         let mut checks = Vec::new();
         match self.not_null {
             Some(true) => checks.push(Check::NotNull),
@@ -223,17 +224,17 @@ impl ExpectationDef {
             1 => checks.pop().expect("one check"),
             0 => return Err("no check: give one of not_null, unique, accepted_values, matches, between, row_count_change, freshness, mapped_parse_rate".into()),
             _ => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "one check per [[expectations]] table, found {}: split it into one table each",
                     checks.iter().map(|c| c.key()).collect::<Vec<_>>().join(", ")
-                ))
+                )))
             }
         };
         let needs_column = !matches!(check, Check::RowCountChange(_) | Check::MappedParseRate(_));
         match (&self.column, needs_column) {
-            (None, true) => return Err(format!("{} needs `column`", check.key())),
+            (None, true) => return Err(Problem(format!("{} needs `column`", check.key()))),
             (Some(_), false) => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "{} takes no `column`{}",
                     check.key(),
                     if matches!(check, Check::MappedParseRate(_)) {
@@ -241,19 +242,19 @@ impl ExpectationDef {
                     } else {
                         ""
                     }
-                ))
+                )))
             }
             _ => {}
         }
         match (&self.field, &check) {
             (None, Check::MappedParseRate(_)) => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "mapped_parse_rate needs `field`: {} or a custom field",
                     PARSED_FIELDS.join(", ")
-                ))
+                )))
             }
             (Some(_), c) if !matches!(c, Check::MappedParseRate(_)) => {
-                return Err(format!("{} takes `column`, not `field`", c.key()))
+                return Err(Problem(format!("{} takes `column`, not `field`", c.key())))
             }
             _ => {}
         }
@@ -262,10 +263,10 @@ impl ExpectationDef {
             (Some(m), true) if (0.0..=1.0).contains(&m) => m,
             (Some(_), true) => return Err("mostly: a share from 0 to 1, e.g. 0.95".into()),
             (Some(_), false) => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "mostly applies to row checks (not_null, unique, accepted_values, matches, between), not {}",
                     check.key()
-                ))
+                )))
             }
         };
         let target = self.column.as_deref().or(self.field.as_deref());
@@ -309,7 +310,7 @@ impl super::ProjectConfig {
         let mut names = std::collections::BTreeSet::new();
         for (i, def) in defs.iter().enumerate() {
             let at = |m: String| self.error_at(def.span(), format!("expectations[{i}]: {m}"));
-            let e = def.get_ref().resolve().map_err(at)?;
+            let e = def.get_ref().resolve().map_err(|m| at(m.0))?;
             if !self.sources.contains_key(&e.source) {
                 return Err(at(format!(
                     "no source named `{}` (sources: {})",
@@ -357,8 +358,8 @@ impl super::ProjectConfig {
 mod tests {
     use super::*;
 
-    fn def(text: &str) -> Result<Expectation, String> {
-        let d: ExpectationDef = toml::from_str(text).map_err(|e| e.to_string())?;
+    fn def(text: &str) -> Result<Expectation, Problem> {
+        let d: ExpectationDef = toml::from_str(text).map_err(|e| Problem(e.to_string()))?;
         d.resolve()
     }
 
@@ -380,7 +381,7 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        let err = |t: &str| def(t).unwrap_err();
+        let err = |t: &str| def(t).unwrap_err().0;
         assert!(err("source = \"crm\"").contains("no check"));
         assert!(
             err("source = \"crm\"\ncolumn = \"a\"\nnot_null = true\nunique = true")

@@ -163,9 +163,20 @@ impl Destination {
     }
 }
 
+/// Why an export does not name exactly one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DestinationError {
+    #[error("names no destination: add `file`, `postgres` or `webhook`")]
+    Missing,
+    #[error(
+        "names more than one destination (`file`, `postgres`, `webhook`): one export goes to one place"
+    )]
+    Several,
+}
+
 impl ExportDef {
     /// The one destination, or what is wrong.
-    pub fn destination(&self) -> Result<Destination, String> {
+    pub fn destination(&self) -> Result<Destination, DestinationError> {
         let mut found = Vec::new();
         if let Some(f) = &self.file {
             found.push(Destination::File(f.get_ref().clone()));
@@ -178,8 +189,8 @@ impl ExportDef {
         }
         match found.len() {
             1 => Ok(found.remove(0)),
-            0 => Err("names no destination: add `file`, `postgres` or `webhook`".into()),
-            _ => Err("names more than one destination (`file`, `postgres`, `webhook`): one export goes to one place".into()),
+            0 => Err(DestinationError::Missing),
+            _ => Err(DestinationError::Several),
         }
     }
 
@@ -253,7 +264,7 @@ impl ExportDef {
 }
 
 /// The file's format: given, or from the path's extension.
-pub fn file_format(f: &FileDestination) -> Result<FileFormat, String> {
+pub fn file_format(f: &FileDestination) -> Result<FileFormat, super::Problem> {
     if let Some(fmt) = f.format {
         return Ok(fmt);
     }
@@ -262,9 +273,9 @@ pub fn file_format(f: &FileDestination) -> Result<FileFormat, String> {
         "csv" => Ok(FileFormat::Csv),
         "parquet" => Ok(FileFormat::Parquet),
         "json" | "jsonl" | "ndjson" => Ok(FileFormat::Json),
-        _ => Err(format!(
+        _ => Err(super::Problem(format!(
             "cannot tell the format of {:?} from its extension: set format = \"csv\", \"parquet\" or \"json\"",
             f.path
-        )),
+        ))),
     }
 }

@@ -9,6 +9,7 @@
 //! within = "7d"
 //! ```
 
+use crate::config::Problem;
 use serde::Deserialize;
 
 /// One `[funnels.<name>]` table.
@@ -26,11 +27,11 @@ pub struct FunnelDef {
 
 impl FunnelDef {
     /// Why this funnel cannot be drawn.
-    pub fn check(&self, name: &str) -> Result<(), String> {
+    pub fn check(&self, name: &str) -> Result<(), super::Problem> {
         if self.steps.len() < 2 {
-            return Err(format!(
+            return Err(Problem(format!(
                 "funnels.{name}.steps: two or more conditions, e.g. [\"type = 'product_view'\", \"type = 'order'\"]"
-            ));
+            )));
         }
         for (i, s) in self.steps.iter().enumerate() {
             crate::sql_text::check_expression(s)
@@ -38,9 +39,9 @@ impl FunnelDef {
         }
         if let Some(w) = &self.within {
             if super::parse_duration(w).is_none() {
-                return Err(format!(
+                return Err(Problem(format!(
                     "funnels.{name}.within: `{w}` is not a duration (`30m`, `36h`, `7d`)"
-                ));
+                )));
             }
         }
         Ok(())

@@ -67,7 +67,7 @@ pub struct JourneyDef {
 /// Check journeys and messages against the config; errors are (span, message).
 pub fn check(cfg: &ProjectConfig) -> std::result::Result<(), (std::ops::Range<usize>, String)> {
     for (name, m) in &cfg.messages {
-        m.get_ref().compile(name).map_err(|e| (m.span(), e))?;
+        m.get_ref().compile(name).map_err(|e| (m.span(), e.0))?;
     }
     for (name, j) in &cfg.journeys {
         let def = j.get_ref();
@@ -123,7 +123,7 @@ pub fn check(cfg: &ProjectConfig) -> std::result::Result<(), (std::ops::Range<us
                     ));
                 }
                 t.compile(&crate::engine::base_context(), name, def.wait.as_deref())
-                    .map_err(|m| (j.span(), m))?;
+                    .map_err(|m| (j.span(), m.to_string()))?;
                 if let Some(c) = &def.frequency_cap {
                     if parse_duration(&c.per).is_none() || c.messages == 0 {
                         return Err((
@@ -179,9 +179,10 @@ impl EventTrigger {
         ctx: &SessionContext,
         journey: &str,
         wait: Option<&str>,
-    ) -> Result<(EventFilter, Option<EventFilter>, Duration), String> {
-        let at = |m: String| format!("journeys.{journey}.trigger: {m}");
-        let trigger = EventFilter::new(ctx, &self.event, self.condition.as_deref()).map_err(at)?;
+    ) -> crate::error::Result<(EventFilter, Option<EventFilter>, Duration)> {
+        let at = |m: String| crate::error::Error::invalid(format!("journeys.{journey}.trigger"), m);
+        let trigger = EventFilter::new(ctx, &self.event, self.condition.as_deref())
+            .map_err(|e| at(e.to_string()))?;
         let (unless, within) = match &self.unless {
             Some(u) => {
                 let within = parse_duration(&u.within).ok_or_else(|| {
@@ -190,14 +191,18 @@ impl EventTrigger {
                         u.within
                     ))
                 })?;
-                let m = EventFilter::new(ctx, &u.event, u.condition.as_deref()).map_err(at)?;
+                let m = EventFilter::new(ctx, &u.event, u.condition.as_deref())
+                    .map_err(|e| at(e.to_string()))?;
                 (Some(m), within)
             }
             None => (None, Duration::ZERO),
         };
         let wait = match wait {
             Some(w) => parse_duration(w).ok_or_else(|| {
-                format!("journeys.{journey}.wait = {w:?}: expected a duration such as \"10m\"")
+                crate::error::Error::invalid(
+                    format!("journeys.{journey}.wait = {w:?}"),
+                    "expected a duration such as \"10m\"",
+                )
             })?,
             None => Duration::ZERO,
         };

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::Problem;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageDef {
@@ -96,7 +98,7 @@ fn rewrite(text: &str, fields: &[String], unknown: &mut Vec<String>) -> String {
 
 impl MessageDef {
     /// Compile; errors name unknown placeholders (all of them) and template syntax errors.
-    pub fn compile(&self, name: &str) -> Result<Compiled, String> {
+    pub fn compile(&self, name: &str) -> Result<Compiled, Problem> {
         let names: Vec<String> = self.fields.keys().cloned().collect();
         let mut unknown = Vec::new();
         let subject = self
@@ -105,7 +107,7 @@ impl MessageDef {
             .map(|s| rewrite(s, &names, &mut unknown));
         let body = rewrite(&self.body, &names, &mut unknown);
         if !unknown.is_empty() {
-            return Err(format!(
+            return Err(Problem(format!(
                 "messages.{name}: unknown placeholders {}: map each in [messages.{name}.fields] to a column (placeholders: {})",
                 unknown
                     .iter()
@@ -113,7 +115,7 @@ impl MessageDef {
                     .collect::<Vec<_>>()
                     .join(", "),
                 if names.is_empty() { "none".to_string() } else { names.join(", ") }
-            ));
+            )));
         }
         let html = self.html.unwrap_or(self.channel == "email");
         let mut env = minijinja::Environment::new();
@@ -127,10 +129,10 @@ impl MessageDef {
         });
         let body_name = if html { "body.html" } else { "body.txt" };
         env.add_template_owned(body_name, body)
-            .map_err(|e| format!("messages.{name}.body: {e}"))?;
+            .map_err(|e| Problem(format!("messages.{name}.body: {e}")))?;
         if let Some(s) = subject.clone() {
             env.add_template_owned("subject.txt", s)
-                .map_err(|e| format!("messages.{name}.subject: {e}"))?;
+                .map_err(|e| Problem(format!("messages.{name}.subject: {e}")))?;
         }
         Ok(Compiled {
             env,
@@ -149,7 +151,7 @@ impl Compiled {
     pub fn render(
         &self,
         values: &BTreeMap<String, String>,
-    ) -> Result<(Option<String>, String), String> {
+    ) -> Result<(Option<String>, String), minijinja::Error> {
         let ctx: BTreeMap<String, String> = self
             .variables
             .iter()
@@ -164,14 +166,12 @@ impl Compiled {
         let body = self
             .env
             .get_template(body_name)
-            .and_then(|t| t.render(ctx.clone()))
-            .map_err(|e| e.to_string())?;
+            .and_then(|t| t.render(ctx.clone()))?;
         let subject = if self.has_subject {
             Some(
                 self.env
                     .get_template("subject.txt")
-                    .and_then(|t| t.render(ctx))
-                    .map_err(|e| e.to_string())?,
+                    .and_then(|t| t.render(ctx))?,
             )
         } else {
             None
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn unknown_placeholders_are_all_named() {
         let m = message("Hi {{Frist Name}}, {{Tier}} and {{First Name}}", None);
-        let err = m.compile("promo").err().unwrap();
+        let err = m.compile("promo").err().unwrap().0;
         assert!(
             err.contains("unknown placeholders {{Frist Name}}, {{Tier}}"),
             "{err}"

@@ -32,6 +32,30 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 
+/// What is wrong with one config value or section, from the function that checks it; the
+/// caller says where: the file and line ([`ProjectConfig::error_at`]) or the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Problem(pub String);
+
+impl From<String> for Problem {
+    fn from(message: String) -> Self {
+        Problem(message)
+    }
+}
+
+impl From<&str> for Problem {
+    fn from(message: &str) -> Self {
+        Problem(message.to_string())
+    }
+}
+
+impl From<Problem> for String {
+    fn from(p: Problem) -> Self {
+        p.0
+    }
+}
+
 /// File name of a project's configuration inside the project directory.
 pub const CONFIG_FILE: &str = "panorama.toml";
 
@@ -481,94 +505,12 @@ impl ProjectConfig {
         }
         cfg.sources = sources;
         // Durations and sizes of `[serve]` are checked with the rest, not when serving starts.
-        serve::ServeSettings::from_section(cfg.serve.as_ref(), root)
-            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        serve::ServeSettings::from_section(cfg.serve.as_ref(), root).map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         if let Some(u) = &cfg.unify {
-            for (name, map) in &u.sources {
-                if !cfg.sources.contains_key(name) {
-                    return Err(cfg.error_at(
-                        map.span(),
-                        format!(
-                            "unify.sources.{name}: no source named `{name}` (sources: {})",
-                            cfg.sources.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-            }
-            for (name, map) in u.accounts.iter().flat_map(|a| &a.sources) {
-                if !cfg.sources.contains_key(name) {
-                    return Err(cfg.error_at(
-                        map.span(),
-                        format!("unify.accounts.sources.{name}: no source named `{name}`"),
-                    ));
-                }
-            }
-            for (name, map) in &u.identities {
-                if !cfg.sources.contains_key(name) {
-                    return Err(cfg.error_at(
-                        map.span(),
-                        format!("unify.identities.{name}: no source named `{name}`"),
-                    ));
-                }
-                let m = map.get_ref();
-                match (&m.user_id, &m.user_source) {
-                    (Some(_), Some(src)) if !u.sources.contains_key(src) => {
-                        return Err(cfg.error_at(
-                            map.span(),
-                            format!("unify.identities.{name}.user_source: `{src}` is not mapped in [unify.sources]"),
-                        ));
-                    }
-                    (Some(_), None) | (None, Some(_)) => {
-                        return Err(cfg.error_at(
-                            map.span(),
-                            format!("unify.identities.{name}: set both user_id (the column of a customer's id) and user_source (the unified source whose record ids it holds), or neither"),
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(m) = &u.merge {
-                unify::merge::check(m).map_err(|msg| cfg.error_at_section("[unify.merge", msg))?;
-            }
-            for (name, def) in &u.fields {
-                def.get_ref()
-                    .check(name)
-                    .map_err(|m| cfg.error_at(def.span(), m))?;
-            }
-            let custom = u.custom_fields();
-            for (name, map) in &u.sources {
-                map.get_ref()
-                    .custom_fields(&custom)
-                    .map_err(|m| cfg.error_at(map.span(), format!("unify.sources.{name}: {m}")))?;
-                for (key, sql) in map.get_ref().expressions() {
-                    crate::sql_text::check_expression(&sql).map_err(|m| {
-                        cfg.error_at(
-                            map.span(),
-                            format!(
-                                "unify.sources.{name}.{key}: SQL expression does not parse: {m}"
-                            ),
-                        )
-                    })?;
-                }
-            }
-            let staged = unify::fields::staged_fields(&custom);
-            for rule in &u.rules {
-                unify::check_rule(rule.get_ref(), &staged)
-                    .map_err(|m| cfg.error_at(rule.span(), format!("unify.rules: {m}")))?;
-            }
-            if u.mode == Some(unify::MatchMode::Probabilistic) {
-                if let Some(rule) = u.rules.first() {
-                    return Err(cfg.error_at(
-                        rule.span(),
-                        "unify.mode is \"probabilistic\" but match rules are given: remove the rules or set mode = \"rules\"",
-                    ));
-                }
-            }
-            if u.probabilistic.is_some() {
-                u.probabilistic_section()
-                    .check()
-                    .map_err(|msg| cfg.error_at_section("[unify.probabilistic", msg))?;
-            }
+            cfg.check_unify(u)?;
         }
         for (name, a) in &cfg.activities {
             a.get_ref()
@@ -580,27 +522,7 @@ impl ProjectConfig {
                 .map_err(|m| cfg.error_at(a.span(), format!("project.as_of: {m}")))?;
         }
         if let Some(p) = &cfg.predictions {
-            if !p.is_empty() && (cfg.unify.is_none() || cfg.activities.is_empty()) {
-                return Err(cfg.error_at_section(
-                    "[predictions",
-                    "predictions learn from activities: add [unify] and [activities.<name>]".into(),
-                ));
-            }
-            if let Some(c) = &p.clv {
-                c.get_ref().check().map_err(|m| cfg.error_at(c.span(), m))?;
-            }
-            if let Some(r) = &p.recommendations {
-                if !cfg.activities.contains_key(&r.get_ref().activity) {
-                    return Err(cfg.error_at(
-                        r.span(),
-                        format!(
-                            "predictions.recommendations.activity: no [activities.{}] (activities: {})",
-                            r.get_ref().activity,
-                            cfg.activities.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-            }
+            cfg.check_predictions(p)?;
         }
         cfg.analytics = analytics::resolve(&cfg)?;
         journeys::check(&cfg).map_err(|(span, m)| cfg.error_at(span, m))?;
@@ -612,17 +534,159 @@ impl ProjectConfig {
         if let Some(c) = &cfg.consent {
             consent::check(&cfg, c).map_err(|(span, m)| cfg.error_at(span, m))?;
         }
-        for (name, e) in &cfg.exports {
+        cfg.check_exports()?;
+        cfg.check_expectations(&raw.expectations)?;
+        for (name, f) in &cfg.funnels {
+            f.get_ref()
+                .check(name)
+                .map_err(|m| cfg.error_at(f.span(), m))?;
+        }
+        cfg.check_attribution()?;
+        cfg.expectations = raw.expectations;
+        cfg.check_one_events_source()?;
+        if *cfg.workspace.keep_runs.get_ref() == 0 {
+            return Err(cfg.error_at(
+                cfg.workspace.keep_runs.span(),
+                "workspace.keep_runs must be at least 1",
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// `[unify]`: every section names a configured source, the identity ties are complete,
+    /// fields, expressions, rules and the probabilistic settings are valid.
+    fn check_unify(&self, u: &unify::UnifySection) -> Result<()> {
+        for (name, map) in &u.sources {
+            if !self.sources.contains_key(name) {
+                return Err(self.error_at(
+                    map.span(),
+                    format!(
+                        "unify.sources.{name}: no source named `{name}` (sources: {})",
+                        self.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        for (name, map) in u.accounts.iter().flat_map(|a| &a.sources) {
+            if !self.sources.contains_key(name) {
+                return Err(self.error_at(
+                    map.span(),
+                    format!("unify.accounts.sources.{name}: no source named `{name}`"),
+                ));
+            }
+        }
+        for (name, map) in &u.identities {
+            if !self.sources.contains_key(name) {
+                return Err(self.error_at(
+                    map.span(),
+                    format!("unify.identities.{name}: no source named `{name}`"),
+                ));
+            }
+            let m = map.get_ref();
+            match (&m.user_id, &m.user_source) {
+                (Some(_), Some(src)) if !u.sources.contains_key(src) => {
+                    return Err(self.error_at(
+                        map.span(),
+                        format!("unify.identities.{name}.user_source: `{src}` is not mapped in [unify.sources]"),
+                    ));
+                }
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(self.error_at(
+                        map.span(),
+                        format!("unify.identities.{name}: set both user_id (the column of a customer's id) and user_source (the unified source whose record ids it holds), or neither"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let Some(m) = &u.merge {
+            unify::merge::check(m).map_err(|msg| self.error_at_section("[unify.merge", msg.0))?;
+        }
+        for (name, def) in &u.fields {
+            def.get_ref()
+                .check(name)
+                .map_err(|m| self.error_at(def.span(), m))?;
+        }
+        let custom = u.custom_fields();
+        for (name, map) in &u.sources {
+            map.get_ref()
+                .custom_fields(&custom)
+                .map_err(|m| self.error_at(map.span(), format!("unify.sources.{name}: {m}")))?;
+            for (key, sql) in map.get_ref().expressions() {
+                crate::sql_text::check_expression(&sql).map_err(|m| {
+                    self.error_at(
+                        map.span(),
+                        format!("unify.sources.{name}.{key}: SQL expression does not parse: {m}"),
+                    )
+                })?;
+            }
+        }
+        let staged = unify::fields::staged_fields(&custom);
+        for rule in &u.rules {
+            unify::check_rule(rule.get_ref(), &staged)
+                .map_err(|m| self.error_at(rule.span(), format!("unify.rules: {m}")))?;
+        }
+        if u.mode == Some(unify::MatchMode::Probabilistic) {
+            if let Some(rule) = u.rules.first() {
+                return Err(self.error_at(
+                    rule.span(),
+                    "unify.mode is \"probabilistic\" but match rules are given: remove the rules or set mode = \"rules\"",
+                ));
+            }
+        }
+        if u.probabilistic.is_some() {
+            u.probabilistic_section()
+                .check()
+                .map_err(|msg| self.error_at_section("[unify.probabilistic", msg.0))?;
+        }
+        Ok(())
+    }
+
+    /// `[predictions]` need unified activities; recommendations name an activity.
+    fn check_predictions(&self, p: &predictions::PredictionsSection) -> Result<()> {
+        if !p.is_empty() && (self.unify.is_none() || self.activities.is_empty()) {
+            return Err(self.error_at_section(
+                "[predictions",
+                "predictions learn from activities: add [unify] and [activities.<name>]".into(),
+            ));
+        }
+        if let Some(c) = &p.clv {
+            c.get_ref()
+                .check()
+                .map_err(|m| self.error_at(c.span(), m))?;
+        }
+        if let Some(r) = &p.recommendations {
+            if !self.activities.contains_key(&r.get_ref().activity) {
+                return Err(self.error_at(
+                    r.span(),
+                    format!(
+                        "predictions.recommendations.activity: no [activities.{}] (activities: {})",
+                        r.get_ref().activity,
+                        self.activities
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each export's settings, and the segment it sends exists.
+    fn check_exports(&self) -> Result<()> {
+        for (name, e) in &self.exports {
             e.get_ref().check(name).map_err(|(span, m)| {
                 if span == (0..0) {
-                    cfg.error_at(e.span(), m)
+                    self.error_at(e.span(), m)
                 } else {
-                    cfg.error_at(span, m)
+                    self.error_at(span, m)
                 }
             })?;
             if let Some(seg) = &e.get_ref().segment {
-                if !cfg.analytics.has_segment(seg.get_ref()) {
-                    return Err(cfg.error_at(
+                if !self.analytics.has_segment(seg.get_ref()) {
+                    return Err(self.error_at(
                         seg.span(),
                         format!(
                             "exports.{name}.segment: no segment named `{}`",
@@ -632,33 +696,36 @@ impl ProjectConfig {
                 }
             }
         }
-        cfg.check_expectations(&raw.expectations)?;
-        for (name, f) in &cfg.funnels {
-            f.get_ref()
-                .check(name)
-                .map_err(|m| cfg.error_at(f.span(), m))?;
-        }
-        for (name, a) in &cfg.attribution {
+        Ok(())
+    }
+
+    /// Each attribution's settings; attribution reads activities.
+    fn check_attribution(&self) -> Result<()> {
+        for (name, a) in &self.attribution {
             a.get_ref()
                 .check(name)
-                .map_err(|m| cfg.error_at(a.span(), m))?;
-            if cfg.activities.is_empty() {
-                return Err(cfg.error_at(
+                .map_err(|m| self.error_at(a.span(), m))?;
+            if self.activities.is_empty() {
+                return Err(self.error_at(
                     a.span(),
                     format!("attribution.{name}: conversions and touchpoints are activities; add [activities.<name>]"),
                 ));
             }
         }
-        cfg.expectations = raw.expectations;
-        let collected: Vec<&String> = cfg
+        Ok(())
+    }
+
+    /// `panorama serve` collects events into one source: at most one has `format = "events"`.
+    fn check_one_events_source(&self) -> Result<()> {
+        let collected: Vec<&String> = self
             .sources
             .iter()
-            .filter(|(n, s)| cfg.source_format(n, s).ok() == Some(SourceFormat::Events))
+            .filter(|(n, s)| self.source_format(n, s).ok() == Some(SourceFormat::Events))
             .map(|(n, _)| n)
             .collect();
         if let [_, second, ..] = collected.as_slice() {
-            let span = cfg.sources[*second].location.span();
-            return Err(cfg.error_at(
+            let span = self.sources[*second].location.span();
+            return Err(self.error_at(
                 span,
                 format!(
                     "sources.{second}: only one source may have format = \"events\" ({} has it too): `panorama serve` collects into one",
@@ -666,13 +733,7 @@ impl ProjectConfig {
                 ),
             ));
         }
-        if *cfg.workspace.keep_runs.get_ref() == 0 {
-            return Err(cfg.error_at(
-                cfg.workspace.keep_runs.span(),
-                "workspace.keep_runs must be at least 1",
-            ));
-        }
-        Ok(cfg)
+        Ok(())
     }
 
     fn validate_source(&self, name: &Spanned<String>, s: &SourceConfig) -> Result<()> {
@@ -1029,7 +1090,7 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
 }
 
 /// A reference time: `2026-11-01`, `2026-11-01 12:00:00` or `2026-11-01T12:00:00` (UTC).
-pub fn parse_as_of(s: &str) -> std::result::Result<chrono::NaiveDateTime, String> {
+pub fn parse_as_of(s: &str) -> std::result::Result<chrono::NaiveDateTime, Problem> {
     let s = s.trim();
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
         .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S"))
@@ -1038,9 +1099,9 @@ pub fn parse_as_of(s: &str) -> std::result::Result<chrono::NaiveDateTime, String
                 .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists"))
         })
         .map_err(|_| {
-            format!(
+            Problem(format!(
                 "`{s}` is not a date or time; write e.g. \"2026-11-01\" or \"2026-11-01T12:00:00\""
-            )
+            ))
         })
 }
 

@@ -102,7 +102,7 @@ fn yes() -> bool {
 }
 
 impl ClvConfig {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), super::Problem> {
         if self.time_unit_days <= 0.0 {
             return Err("predictions.clv.time_unit_days must be positive".into());
         }

@@ -1,6 +1,7 @@
 //! `[schedules.<name>]`: a cron expression and the steps it runs (`panorama schedule` runs
 //! them).
 
+use crate::config::Problem;
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -31,22 +32,22 @@ pub enum Step {
 }
 
 impl ScheduleDef {
-    pub fn schedule(&self) -> std::result::Result<cron::Schedule, String> {
+    pub fn schedule(&self) -> std::result::Result<cron::Schedule, super::Problem> {
         let fields = self.cron.split_whitespace().count();
         let expr = match fields {
             5 => format!("0 {}", self.cron),
             6 | 7 => self.cron.clone(),
             _ => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "cron {:?} has {fields} fields: expected 5 (min hour day month weekday) or 6 (with seconds first)",
                     self.cron
-                ))
+                )))
             }
         };
-        cron::Schedule::from_str(&expr).map_err(|e| format!("cron {:?}: {e}", self.cron))
+        cron::Schedule::from_str(&expr).map_err(|e| Problem(format!("cron {:?}: {e}", self.cron)))
     }
 
-    pub fn parsed_steps(&self) -> std::result::Result<Vec<Step>, String> {
+    pub fn parsed_steps(&self) -> std::result::Result<Vec<Step>, super::Problem> {
         self.steps
             .iter()
             .map(|s| {
@@ -58,19 +59,23 @@ impl ScheduleDef {
                     ["journeys"] => Ok(Step::Journeys),
                     ["exports"] => Ok(Step::Exports),
                     ["export", name] => Ok(Step::Export(name.to_string())),
-                    _ => Err(format!(
+                    _ => Err(Problem(format!(
                         "step {s:?}: expected \"run\", \"run --full\", \"refresh\", \"journeys\", \"exports\" or \"export NAME\""
-                    )),
+                    ))),
                 }
             })
             .collect()
     }
 
-    pub fn check(&self, name: &str, cfg: &ProjectConfig) -> std::result::Result<(), String> {
+    pub fn check(
+        &self,
+        name: &str,
+        cfg: &ProjectConfig,
+    ) -> std::result::Result<(), super::Problem> {
         self.schedule()
             .map_err(|m| format!("schedules.{name}: {m}"))?;
         if self.steps.is_empty() {
-            return Err(format!("schedules.{name}.steps is empty"));
+            return Err(Problem(format!("schedules.{name}.steps is empty")));
         }
         for step in self
             .parsed_steps()
@@ -78,7 +83,7 @@ impl ScheduleDef {
         {
             if let Step::Export(e) = &step {
                 if !cfg.exports.contains_key(e) {
-                    return Err(format!("schedules.{name}: no export named `{e}`"));
+                    return Err(Problem(format!("schedules.{name}: no export named `{e}`")));
                 }
             }
         }

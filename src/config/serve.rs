@@ -191,17 +191,19 @@ impl ServeSettings {
         let duration = |key: &str, v: &Option<String>, default: &str| {
             let text = v.as_deref().unwrap_or(default);
             parse_duration(text).ok_or_else(|| {
-                Error::Other(format!(
-                    "[serve] {key} = {text:?}: expected a duration such as \"30s\", \"500ms\" or \"2m\""
-                ))
+                Error::invalid(
+                    format!("[serve] {key} = {text:?}"),
+                    "expected a duration such as \"30s\", \"500ms\" or \"2m\"",
+                )
             })
         };
         let size = |key: &str, v: &Option<String>, default: &str| {
             let text = v.as_deref().unwrap_or(default);
             crate::query_limits::parse_size(text).ok_or_else(|| {
-                Error::Other(format!(
-                    "[serve] {key} = {text:?}: expected a size such as \"512M\" or \"2G\""
-                ))
+                Error::invalid(
+                    format!("[serve] {key} = {text:?}"),
+                    "expected a size such as \"512M\" or \"2G\"",
+                )
             })
         };
         let query_memory = size("query_memory", &s.query_memory, "1G")?;

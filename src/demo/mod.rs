@@ -313,7 +313,7 @@ const CONFIG_TEMPLATE: &str = include_str!("demo_config.toml");
 pub async fn generate(opts: &DemoOptions) -> Result<DemoReport> {
     let started = Instant::now();
     if opts.persons == 0 {
-        return Err(Error::Other("--persons must be at least 1".into()));
+        return Err(Error::InvalidRequest("--persons must be at least 1".into()));
     }
     let out = &opts.out;
     let data = out.join("data");

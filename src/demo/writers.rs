@@ -308,7 +308,10 @@ impl ParquetOut {
 pub async fn load_loyalty_into_postgres(url: &str, csv_path: &Path) -> Result<u64> {
     use futures::SinkExt;
     let shown = crate::sources::location::redact(url);
-    let err = |m: String| Error::Other(format!("PostgreSQL {shown}: {m}"));
+    let err = |m: String| Error::Network {
+        what: format!("PostgreSQL {shown}"),
+        source: m.into(),
+    };
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .map_err(|e| err(format!("cannot connect: {e}")))?;

@@ -112,7 +112,10 @@ impl AtomicParquet {
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
             .build();
         let writer = ArrowWriter::try_new(PacedFile::new(file), super::read::schema(), Some(props))
-            .map_err(|e| Error::Other(format!("{}: {e}", tmp.display())))?;
+            .map_err(|e| Error::File {
+                path: tmp.clone(),
+                message: e.to_string(),
+            })?;
         Ok(AtomicParquet {
             path: path.to_path_buf(),
             tmp,
@@ -121,16 +124,20 @@ impl AtomicParquet {
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer
-            .write(batch)
-            .map_err(|e| Error::Other(format!("{}: {e}", self.tmp.display())))
+        self.writer.write(batch).map_err(|e| Error::File {
+            path: self.tmp.clone(),
+            message: e.to_string(),
+        })
     }
 
     fn finish(self) -> Result<()> {
         let AtomicParquet { path, tmp, writer } = self;
         let file = writer
             .into_inner()
-            .map_err(|e| Error::Other(format!("{}: {e}", tmp.display())))?
+            .map_err(|e| Error::File {
+                path: tmp.clone(),
+                message: e.to_string(),
+            })?
             .file;
         file.sync_all()
             .map_err(|e| Error::io("cannot sync", &tmp, e))?;
@@ -254,8 +261,9 @@ fn merge(dir: &Path, files: &[Compacted]) -> Result<()> {
     let mut out = AtomicParquet::create(&super::compacted_path(dir, first.first, last.last))?;
     for f in files {
         // Only this process merges or deletes files, so an input cannot vanish meanwhile.
-        let read = super::read::parquet_file(&f.path)?.ok_or_else(|| {
-            Error::Other(format!("{}: gone while being merged", f.path.display()))
+        let read = super::read::parquet_file(&f.path)?.ok_or_else(|| Error::File {
+            path: f.path.clone(),
+            message: "gone while being merged".into(),
         })?;
         for b in &read {
             out.write(b)?;

@@ -12,6 +12,23 @@ use datafusion::prelude::SessionContext;
 
 use super::Event;
 
+/// Why an expression over collected events does not plan.
+#[derive(Debug, thiserror::Error)]
+pub enum ExprError {
+    /// The events table's schema does not convert (cannot happen with a correct schema).
+    #[error(transparent)]
+    Schema(datafusion::error::DataFusionError),
+    /// `sql` does not parse or plan.
+    #[error("{sql:?}: {source}")]
+    Sql {
+        sql: String,
+        source: datafusion::error::DataFusionError,
+    },
+    /// The problem is in an event filter's `where` condition.
+    #[error("where {0}")]
+    Where(Box<ExprError>),
+}
+
 /// One SQL expression over the events table's columns.
 pub struct EventExpr {
     expr: Arc<dyn PhysicalExpr>,
@@ -19,15 +36,15 @@ pub struct EventExpr {
 
 impl EventExpr {
     /// Plan `sql`; `ctx` supplies the functions it may call (`detail`, ...).
-    pub fn new(ctx: &SessionContext, sql: &str) -> Result<EventExpr, String> {
+    pub fn new(ctx: &SessionContext, sql: &str) -> Result<EventExpr, ExprError> {
         let schema = DFSchema::try_from(super::read::schema().as_ref().clone())
-            .map_err(|e| e.to_string())?;
-        let expr = ctx
-            .parse_sql_expr(sql, &schema)
-            .map_err(|e| format!("{sql:?}: {e}"))?;
-        let expr = ctx
-            .create_physical_expr(expr, &schema)
-            .map_err(|e| format!("{sql:?}: {e}"))?;
+            .map_err(ExprError::Schema)?;
+        let at = |source| ExprError::Sql {
+            sql: sql.to_string(),
+            source,
+        };
+        let expr = ctx.parse_sql_expr(sql, &schema).map_err(at)?;
+        let expr = ctx.create_physical_expr(expr, &schema).map_err(at)?;
         Ok(EventExpr { expr })
     }
 
@@ -67,11 +84,15 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
-    pub fn new(ctx: &SessionContext, event: &str, condition: Option<&str>) -> Result<Self, String> {
+    pub fn new(
+        ctx: &SessionContext,
+        event: &str,
+        condition: Option<&str>,
+    ) -> Result<Self, ExprError> {
         Ok(EventFilter {
             event: event.to_string(),
             condition: condition
-                .map(|c| EventExpr::new(ctx, c).map_err(|e| format!("where {e}")))
+                .map(|c| EventExpr::new(ctx, c).map_err(|e| ExprError::Where(Box::new(e))))
                 .transpose()?,
         })
     }

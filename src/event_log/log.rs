@@ -67,7 +67,7 @@ pub enum Outcome {
 
 struct Request {
     events: Vec<Pending>,
-    reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<Outcome>, String>>,
+    reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<Outcome>, AppendError>>,
 }
 
 /// Counters the server's metrics show.
@@ -154,7 +154,7 @@ impl EventLog {
             .open(&lock_path)
             .map_err(|e| io("cannot open", &lock_path, e))?;
         if lock.try_lock().is_err() {
-            return Err(Error::Other(format!(
+            return Err(Error::Conflict(format!(
                 "{}: another server is collecting events into this directory",
                 dir.display()
             )));
@@ -192,7 +192,7 @@ impl EventLog {
         std::thread::Builder::new()
             .name("event-log".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| Error::Other(format!("cannot start the event log writer: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot start the event log writer: {e}")))?;
         tracing::info!(
             dir = %dir.display(),
             segment = next,
@@ -226,7 +226,7 @@ impl EventLog {
         }
         match rx.await {
             Ok(Ok(outcomes)) => Ok(outcomes),
-            Ok(Err(e)) => Err(AppendError::Failed(e)),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(AppendError::Failed("the event log writer stopped".into())),
         }
     }
@@ -284,7 +284,7 @@ impl Writer {
     fn commit(&mut self, group: Vec<Request>) {
         if let Some(why) = &self.broken {
             for r in group {
-                let _ = r.reply.send(Err(why.clone()));
+                let _ = r.reply.send(Err(AppendError::Failed(why.clone())));
             }
             return;
         }
@@ -356,7 +356,7 @@ impl Writer {
                     self.broken = Some(format!("{why}; the log could not be repaired: {e2}"));
                 }
                 for r in group {
-                    let _ = r.reply.send(Err(why.clone()));
+                    let _ = r.reply.send(Err(AppendError::Failed(why.clone())));
                 }
             }
         }

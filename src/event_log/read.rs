@@ -134,13 +134,22 @@ pub(crate) fn parquet_file(path: &Path) -> Result<Option<Vec<RecordBatch>>> {
         Err(e) => return Err(Error::io("cannot open", path, e)),
     };
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?
+        .map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?
         .with_batch_size(BATCH_ROWS)
         .build()
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     let batches = reader
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     Ok(Some(batches))
 }
 
@@ -148,14 +157,18 @@ pub(crate) fn parquet_file(path: &Path) -> Result<Option<Vec<RecordBatch>>> {
 pub fn ids(path: &Path) -> Result<Vec<(String, i64)>> {
     use arrow::array::AsArray;
     let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let err = |e: datafusion::parquet::errors::ParquetError| {
-        Error::Other(format!("{}: {e}", path.display()))
+    let err = |e: datafusion::parquet::errors::ParquetError| Error::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
     };
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), ["message_id", "received_at"]);
     let mut out = Vec::new();
     for b in builder.with_projection(mask).build().map_err(err)? {
-        let b = b.map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        let b = b.map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let ids = b.column(0).as_string::<i32>();
         let at = b
             .column(1)
@@ -230,10 +243,10 @@ fn read_files(dir: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<Collected> {
             files: count,
         });
     }
-    Err(Error::Other(format!(
-        "{}: the collected events kept changing while being read (20 attempts)",
-        dir.display()
-    )))
+    Err(Error::File {
+        path: dir.to_path_buf(),
+        message: "the collected events kept changing while being read (20 attempts)".into(),
+    })
 }
 
 /// The events of a batch of [`schema`] received at or after `since` (µs), back as [`Event`]s.
@@ -243,12 +256,12 @@ pub fn events(b: &RecordBatch, since: i64) -> Result<Vec<Event>> {
     let text = |name: &str| -> Result<&arrow::array::StringArray> {
         b.column_by_name(name)
             .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| Error::Other(format!("collected events: no text column {name}")))
+            .ok_or_else(|| Error::Internal(format!("collected events: no text column {name}")))
     };
     let time = |name: &str| {
         b.column_by_name(name)
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-            .ok_or_else(|| Error::Other(format!("collected events: no time column {name}")))
+            .ok_or_else(|| Error::Internal(format!("collected events: no time column {name}")))
     };
     let (id, kind, event, name, anon, user, previous) = (
         text("message_id")?,

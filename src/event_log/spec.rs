@@ -8,6 +8,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+/// Why a request body or an event does not follow the spec; the collector answers 400 with
+/// it (per event, or for the whole body).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(pub String);
+
+impl From<String> for SpecError {
+    fn from(message: String) -> Self {
+        SpecError(message)
+    }
+}
+
+impl From<&str> for SpecError {
+    fn from(message: &str) -> Self {
+        SpecError(message.to_string())
+    }
+}
+
 /// Largest event, serialized: Segment's limit for one call (32 KB), so an SDK's payload that
 /// Segment accepts is accepted here.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
@@ -76,7 +94,7 @@ struct Top<'a> {
 }
 
 /// Split a request body into its events. Errors are about the body as a whole.
-pub fn body(bytes: &[u8]) -> Result<Body<'_>, String> {
+pub fn body(bytes: &[u8]) -> Result<Body<'_>, SpecError> {
     let top: Top = serde_json::from_slice(bytes).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             format!("the body is not JSON: {e}")
@@ -120,42 +138,48 @@ pub fn body(bytes: &[u8]) -> Result<Body<'_>, String> {
 }
 
 /// An id: a string, or a number (SDKs send numeric user ids), trimmed; empty is missing.
-fn id(v: Option<&Value>, field: &str) -> Result<Option<String>, String> {
+fn id(v: Option<&Value>, field: &str) -> Result<Option<String>, SpecError> {
     let s = match v {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.trim().to_string(),
         Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err(format!("`{field}` must be a string or a number")),
+        Some(_) => return Err(SpecError(format!("`{field}` must be a string or a number"))),
     };
     if s.chars().count() > MAX_ID_CHARS {
-        return Err(format!(
+        return Err(SpecError(format!(
             "`{field}` is longer than {MAX_ID_CHARS} characters"
-        ));
+        )));
     }
     Ok((!s.is_empty()).then_some(s))
 }
 
 /// An object kept as its text; `null` is missing, anything else but an object an error.
-fn object(v: Option<&RawValue>, field: &str) -> Result<Option<Box<RawValue>>, String> {
+fn object(v: Option<&RawValue>, field: &str) -> Result<Option<Box<RawValue>>, SpecError> {
     let Some(raw) = v else { return Ok(None) };
     let text = raw.get().trim_start();
     if text.starts_with("null") {
         return Ok(None);
     }
     if !text.starts_with('{') {
-        return Err(format!("`{field}` must be an object"));
+        return Err(SpecError(format!("`{field}` must be an object")));
     }
     Ok(Some(raw.to_owned()))
 }
 
 /// An ISO 8601 time with an offset (`2026-12-01T10:00:00Z`, `...+01:00`), as microseconds.
-pub fn parse_time(v: &Value, field: &str) -> Result<i64, String> {
+pub fn parse_time(v: &Value, field: &str) -> Result<i64, SpecError> {
     let Value::String(s) = v else {
-        return Err(format!("`{field}` must be an ISO 8601 time string"));
+        return Err(SpecError(format!(
+            "`{field}` must be an ISO 8601 time string"
+        )));
     };
     chrono::DateTime::parse_from_rfc3339(s.trim())
         .map(|t| t.timestamp_micros())
-        .map_err(|e| format!("`{field}` {s:?} is not an ISO 8601 time with a zone ({e})"))
+        .map_err(|e| {
+            SpecError(format!(
+                "`{field}` {s:?} is not an ISO 8601 time with a zone ({e})"
+            ))
+        })
 }
 
 /// The fields of an event read here; the rest is skipped (unknown keys are the sender's).
@@ -232,7 +256,7 @@ pub fn message_id_of(raw: &RawValue) -> Option<Value> {
 }
 
 /// `context` with the batch's keys under the event's own.
-fn merged_context(own: Option<&RawValue>, shared: &RawValue) -> Result<Box<RawValue>, String> {
+fn merged_context(own: Option<&RawValue>, shared: &RawValue) -> Result<Box<RawValue>, SpecError> {
     let mut out: Map<String, Value> = match own {
         Some(c) => serde_json::from_str(c.get()).map_err(|_| "`context` must be an object")?,
         None => Map::new(),
@@ -241,7 +265,7 @@ fn merged_context(own: Option<&RawValue>, shared: &RawValue) -> Result<Box<RawVa
     for (k, v) in shared {
         out.entry(k).or_insert(v);
     }
-    serde_json::value::to_raw_value(&out).map_err(|e| e.to_string())
+    serde_json::value::to_raw_value(&out).map_err(|e| SpecError(e.to_string()))
 }
 
 /// Check one event of a request and flatten it. `default_kind` is the call a path names
@@ -254,7 +278,7 @@ pub fn event(
     batch_sent_at: Option<i64>,
     received_at: i64,
     make_id: &mut dyn FnMut() -> String,
-) -> Result<Event, String> {
+) -> Result<Event, SpecError> {
     if !raw.get().trim_start().starts_with('{') {
         return Err("an event must be a JSON object".into());
     }
@@ -264,15 +288,18 @@ pub fn event(
         (Some(Value::String(t)), _) => t.trim().to_ascii_lowercase(),
         (Some(Value::Null) | None, Some(k)) => k.to_string(),
         (Some(Value::Null) | None, None) => {
-            return Err(format!("`type` is missing (one of {})", TYPES.join(", ")))
+            return Err(SpecError(format!(
+                "`type` is missing (one of {})",
+                TYPES.join(", ")
+            )))
         }
         (Some(_), _) => return Err("`type` must be a string".into()),
     };
     if !TYPES.contains(&kind.as_str()) {
-        return Err(format!(
+        return Err(SpecError(format!(
             "type {kind:?} is not collected (one of {})",
             TYPES.join(", ")
-        ));
+        )));
     }
     let message_id = match id(m.message_id.as_ref(), "messageId")? {
         Some(i) => i,
@@ -363,13 +390,13 @@ pub fn event(
 
 /// The stored line of an event (with its newline), refused when larger than
 /// [`MAX_EVENT_BYTES`].
-pub fn line(e: &Event) -> Result<Vec<u8>, String> {
+pub fn line(e: &Event) -> Result<Vec<u8>, SpecError> {
     let mut out = serde_json::to_vec(e).map_err(|err| err.to_string())?;
     if out.len() > MAX_EVENT_BYTES {
-        return Err(format!(
+        return Err(SpecError(format!(
             "the event is {} bytes; at most {MAX_EVENT_BYTES} are taken",
             out.len()
-        ));
+        )));
     }
     out.push(b'\n');
     Ok(out)
@@ -387,7 +414,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn one(v: Value) -> Result<Event, String> {
+    fn one(v: Value) -> Result<Event, SpecError> {
         let text = serde_json::value::to_raw_value(&v).unwrap();
         event(&text, None, None, None, 1_000_000_000, &mut || {
             "generated".into()
@@ -437,7 +464,7 @@ mod tests {
             (json!({"type": 3, "userId": "u"}), "`type` must be a string"),
             (json!([1]), "must be a JSON object"),
         ] {
-            let err = one(bad).unwrap_err();
+            let err = one(bad).unwrap_err().0;
             assert!(err.contains(why), "{err}");
         }
     }
@@ -453,7 +480,7 @@ mod tests {
             (Some("1"), Some("nl"))
         );
         assert!(body(b"[1]").is_err() && body(b"{\"batch\": 3}").is_err());
-        assert!(body(b"{not json").unwrap_err().contains("not JSON"));
+        assert!(body(b"{not json").unwrap_err().0.contains("not JSON"));
         // A path's call stands in for a missing type.
         let one = body(br#"{"userId":"u","event":"e"}"#).unwrap();
         let e = event(

@@ -25,13 +25,17 @@ pub async fn send(dest: &FileDestination, plan: &Plan, root: &Path) -> Sent {
     }
 }
 
-async fn send_inner(dest: &FileDestination, plan: &Plan, root: &Path) -> Result<Sent> {
+async fn send_inner(
+    dest: &FileDestination,
+    plan: &Plan,
+    root: &Path,
+) -> std::result::Result<Sent, super::SendError> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ").to_string();
-    let location = crate::sources::location::expand_env(&dest.path).map_err(Error::Other)?;
+    let location = crate::sources::location::expand_env(&dest.path)?;
     let mut sent = Sent::default();
     match plan.mode {
         ExportMode::Full => {
-            let format = file_format(dest).map_err(Error::Other)?;
+            let format = file_format(dest)?;
             let bytes = encode(&plan.batches, format, Some(plan.schema.clone()))?;
             sent.bytes += bytes.len() as u64;
             put(&location, root, bytes).await?;
@@ -126,14 +130,14 @@ fn add_change_column(batches: &[RecordBatch], key: &str, plan: &Plan) -> Result<
 fn deletes_csv(key: &str, ops: &[&super::Op]) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let now = chrono::Utc::now().to_rfc3339();
-    let io = |e: csv::Error| Error::Other(format!("cannot write CSV: {e}"));
+    let io = |e: csv::Error| Error::Internal(format!("cannot write CSV: {e}"));
     w.write_record([key, "_change", "_at"]).map_err(io)?;
     for o in ops {
         w.write_record([o.key.as_str(), o.change.as_str(), now.as_str()])
             .map_err(io)?;
     }
     w.into_inner()
-        .map_err(|e| Error::Other(format!("cannot write CSV: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot write CSV: {e}")))
 }
 
 /// Encode batches; an empty selection still gets a header (CSV) or schema (Parquet).
@@ -178,16 +182,25 @@ fn encode(
 /// Write `bytes` to a local path (relative to the project) or an object-store URL.
 async fn put(location: &str, root: &Path, bytes: Vec<u8>) -> Result<()> {
     if crate::sources::location::is_url(location) && !location.starts_with("file://") {
-        let url = url::Url::parse(location)
-            .map_err(|e| Error::Other(format!("bad URL {location}: {e}")))?;
-        let store = crate::sources::location::object_store_for(&url)
-            .map_err(|e| Error::Other(format!("{location}: {e}")))?;
-        let path = object_store::path::Path::from_url_path(url.path())
-            .map_err(|e| Error::Other(format!("{location}: {e}")))?;
+        let url = url::Url::parse(location).map_err(|e| Error::Network {
+            what: format!("bad URL {location}"),
+            source: Box::new(e),
+        })?;
+        let at = |e: Box<dyn std::error::Error + Send + Sync>| Error::Network {
+            what: location.to_string(),
+            source: e,
+        };
+        let store =
+            crate::sources::location::object_store_for(&url).map_err(|e| at(Box::new(e)))?;
+        let path =
+            object_store::path::Path::from_url_path(url.path()).map_err(|e| at(Box::new(e)))?;
         store
             .put_opts(&path, bytes::Bytes::from(bytes).into(), Default::default())
             .await
-            .map_err(|e| Error::Other(format!("cannot write {location}: {e}")))?;
+            .map_err(|e| Error::Network {
+                what: format!("cannot write {location}"),
+                source: Box::new(e),
+            })?;
         return Ok(());
     }
     let path = root.join(location.trim_start_matches("file://"));

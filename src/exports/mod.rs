@@ -22,6 +22,42 @@ use datafusion::prelude::SessionContext;
 use sha2::Digest;
 
 use crate::config::ProjectConfig;
+
+/// Why a destination did not take the rows, or the rows to send could not be read back: a
+/// message kept in `export_log` and shown after the export's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SendError(pub String);
+
+impl From<String> for SendError {
+    fn from(message: String) -> Self {
+        SendError(message)
+    }
+}
+
+impl From<&str> for SendError {
+    fn from(message: &str) -> Self {
+        SendError(message.to_string())
+    }
+}
+
+impl From<crate::error::Error> for SendError {
+    fn from(e: crate::error::Error) -> Self {
+        SendError(e.to_string())
+    }
+}
+
+impl From<crate::config::Problem> for SendError {
+    fn from(e: crate::config::Problem) -> Self {
+        SendError(e.0)
+    }
+}
+
+impl From<crate::sources::ReadError> for SendError {
+    fn from(e: crate::sources::ReadError) -> Self {
+        SendError(e.0)
+    }
+}
 use crate::error::{Error, Result};
 use crate::output::{hex, string_column};
 use crate::sql_text::{ident, literal};
@@ -76,6 +112,8 @@ pub struct RowJson {
     writer: Option<std::io::BufWriter<std::fs::File>>,
     reader: std::sync::Mutex<Option<std::fs::File>>,
     len: u64,
+    /// Where the file is (for errors).
+    dir: PathBuf,
 }
 
 impl RowJson {
@@ -89,6 +127,7 @@ impl RowJson {
             writer: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
             reader: std::sync::Mutex::new(None),
             len: 0,
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -98,6 +137,7 @@ impl RowJson {
             writer: None,
             reader: std::sync::Mutex::new(None),
             len: 0,
+            dir: PathBuf::new(),
         }
     }
 
@@ -107,11 +147,11 @@ impl RowJson {
             return Ok(None);
         };
         w.write_all(json.as_bytes())
-            .map_err(|e| Error::Other(format!("cannot write the rows to send: {e}")))?;
+            .map_err(|e| Error::io("cannot write the rows to send in", &self.dir, e))?;
         let at = JsonAt {
             offset: self.len,
             len: u32::try_from(json.len()).map_err(|_| {
-                Error::Other(format!("a row's JSON is {} bytes (over 4 GiB)", json.len()))
+                Error::ResourceLimit(format!("a row's JSON is {} bytes (over 4 GiB)", json.len()))
             })?,
         };
         self.len += json.len() as u64;
@@ -121,16 +161,20 @@ impl RowJson {
     /// Done writing: flush, and read from here on.
     fn finish(&mut self) -> Result<()> {
         if let Some(w) = self.writer.take() {
-            let file = w
-                .into_inner()
-                .map_err(|e| Error::Other(format!("cannot write the rows to send: {e}")))?;
+            let file = w.into_inner().map_err(|e| {
+                Error::io(
+                    "cannot write the rows to send in",
+                    &self.dir,
+                    e.into_error(),
+                )
+            })?;
             *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
         }
         Ok(())
     }
 
     /// The JSON object of one row.
-    pub fn read(&self, at: JsonAt) -> std::result::Result<String, String> {
+    pub fn read(&self, at: JsonAt) -> std::result::Result<String, SendError> {
         use std::io::{Read, Seek, SeekFrom};
         let mut guard = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         let file = guard
@@ -140,7 +184,8 @@ impl RowJson {
         file.seek(SeekFrom::Start(at.offset))
             .and_then(|_| file.read_exact(&mut buf))
             .map_err(|e| format!("cannot read back the rows to send: {e}"))?;
-        String::from_utf8(buf).map_err(|e| format!("cannot read back the rows to send: {e}"))
+        String::from_utf8(buf)
+            .map_err(|e| SendError(format!("cannot read back the rows to send: {e}")))
     }
 
     /// Bytes written (for the log).
@@ -287,7 +332,7 @@ pub async fn run_export(
     opts: &ExportOptions,
 ) -> Result<ExportReport> {
     let def = cfg.exports.get(name).ok_or_else(|| {
-        Error::Other(format!(
+        Error::NotFound(format!(
             "no export named `{name}` in {} (exports: {})",
             cfg.path.display(),
             if cfg.exports.is_empty() {
@@ -310,9 +355,10 @@ pub async fn run_export(
             .await?,
         ),
     };
-    let destination = def
-        .destination()
-        .map_err(|m| Error::Other(format!("exports.{name} {m}")))?;
+    let destination = def.destination().map_err(|e| Error::Export {
+        name: name.to_string(),
+        message: e.to_string(),
+    })?;
     let workspace = cfg.workspace_dir();
     let (ctx, opened) = crate::session::open_project(cfg, None).await?;
     let started = chrono::Utc::now();
@@ -389,7 +435,7 @@ fn export_state_dir(workspace: &Path, name: &str) -> PathBuf {
 }
 
 /// The SQL of the rows an export selects, before consent, limit and columns.
-fn base_sql(def: &ExportDef, tables: &[String]) -> Result<String, String> {
+fn base_sql(def: &ExportDef, tables: &[String]) -> Result<String, SendError> {
     if let Some(seg) = &def.segment {
         let seg = seg.get_ref();
         let from = if def.columns.is_some() {
@@ -409,10 +455,10 @@ fn base_sql(def: &ExportDef, tables: &[String]) -> Result<String, String> {
     if let Some(t) = &def.table {
         let t = t.get_ref();
         if !tables.iter().any(|x| x == t) {
-            return Err(format!(
+            return Err(SendError(format!(
                 "table `{t}` is not in the current run (tables: {})",
                 tables.join(", ")
-            ));
+            )));
         }
         return Ok(format!("SELECT * FROM {}", ident(t)));
     }
@@ -448,8 +494,115 @@ async fn plan(
     report: &mut ExportReport,
     keep: Keep,
 ) -> Result<Plan> {
-    let err = |m: String| Error::Other(format!("exports.{name}: {m}"));
-    let base = base_sql(def, &opened.tables).map_err(err)?;
+    let err = |message: String| Error::Export {
+        name: name.to_string(),
+        message,
+    };
+    let (sql, key) = selection(cfg, ctx, opened, name, def, report).await?;
+    let df = ctx.sql(&sql).await.map_err(|e| err(format!("{e}")))?;
+    let row_schema = Arc::new(df.schema().as_arrow().clone());
+    let workspace = cfg.workspace_dir();
+    let t0 = std::time::Instant::now();
+    let confirmed = load_confirmed(&workspace, name).await?;
+    tracing::info!(
+        export = name,
+        rows = confirmed.len(),
+        seconds = t0.elapsed().as_secs_f64(),
+        "confirmed state loaded"
+    );
+    let erased = crate::privacy_state::erased_customer_hashes(&workspace).await?;
+    let mut json = match &keep {
+        Keep::Json(dir) => RowJson::create(dir)?,
+        _ => RowJson::none(),
+    };
+    let mut ops = Vec::new();
+    let mut keys = HashSet::new();
+    let mut dupes = 0;
+    let mut batches = Vec::new();
+    // Batch by batch, keeping only what is sent: at a million rows, holding every row's JSON
+    // and batch took 1.6 GB for an export that found nothing to send.
+    let mut stream = df.execute_stream().await.map_err(|e| err(format!("{e}")))?;
+    use futures::StreamExt;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| err(format!("{e}")))?;
+        let mut kept_rows = Vec::with_capacity(batch.num_rows());
+        for r in rows_of(std::slice::from_ref(&batch), &key)? {
+            if !keys.insert(r.key.clone()) {
+                dupes += 1;
+                kept_rows.push(false);
+                continue;
+            }
+            let change = match confirmed.get(&r.key) {
+                None => Some(Change::Entered),
+                Some(c) if c.hash != r.hash => Some(Change::Changed),
+                Some(_) if def.mode == ExportMode::Full => Some(Change::Changed),
+                Some(_) => None,
+            };
+            kept_rows.push(change.is_some());
+            if let Some(change) = change {
+                ops.push(Op {
+                    key: r.key,
+                    customer_id: r.customer_id,
+                    change,
+                    json: json.push(&r.json)?,
+                    hash: Some(r.hash),
+                });
+            }
+        }
+        if !matches!(keep, Keep::Batches) {
+            continue;
+        }
+        if def.mode == ExportMode::Full {
+            batches.push(batch);
+        } else if kept_rows.iter().any(|k| *k) {
+            let mask = arrow::array::BooleanArray::from(kept_rows);
+            batches.push(arrow::compute::filter_record_batch(&batch, &mask)?);
+        }
+    }
+    json.finish()?;
+    tracing::info!(
+        export = name,
+        ops = ops.len(),
+        json_bytes = json.bytes(),
+        seconds = t0.elapsed().as_secs_f64(),
+        "rows compared with the confirmed state"
+    );
+    if dupes > 0 {
+        return Err(err(format!(
+            "{dupes} rows share a key `{key}` with another row: a destination keyed by `{key}` would keep only one; choose a unique `key`"
+        )));
+    }
+    ops.sort_by(|a, b| a.key.cmp(&b.key));
+    ops.extend(departed(&confirmed, &keys, &erased));
+    Ok(Plan {
+        name: name.to_string(),
+        key,
+        mode: def.mode,
+        batches,
+        ops,
+        json,
+        keys,
+        schema: row_schema,
+        confirmed,
+    })
+}
+
+/// The query of the rows to send and their key column: the export's rows, checked for the key
+/// and the named columns, less customers whose consent does not allow the purpose, cut to the
+/// limit, projected to the columns. Counts go into `report`.
+async fn selection(
+    cfg: &ProjectConfig,
+    ctx: &SessionContext,
+    opened: &crate::session::OpenedRun,
+    name: &str,
+    def: &ExportDef,
+    report: &mut ExportReport,
+) -> Result<(String, String)> {
+    let err = |message: String| Error::Export {
+        name: name.to_string(),
+        message,
+    };
+    let base = base_sql(def, &opened.tables).map_err(|e| err(e.0))?;
     let schema = ctx
         .sql(&base)
         .await
@@ -546,113 +699,40 @@ async fn plan(
     // No ORDER BY: sorting a million rows cost more than the rest; operations are sorted by
     // key below, which is what makes webhook batches (and their idempotency keys) repeatable.
     sql = format!("SELECT {projection} FROM ({sql})");
-    let df = ctx.sql(&sql).await.map_err(|e| err(format!("{e}")))?;
-    let row_schema = Arc::new(df.schema().as_arrow().clone());
-    let workspace = cfg.workspace_dir();
-    let t0 = std::time::Instant::now();
-    let confirmed = load_confirmed(&workspace, name).await?;
-    tracing::info!(
-        export = name,
-        rows = confirmed.len(),
-        seconds = t0.elapsed().as_secs_f64(),
-        "confirmed state loaded"
-    );
-    let erased = crate::privacy_state::erased_customer_hashes(&workspace).await?;
-    let mut json = match &keep {
-        Keep::Json(dir) => RowJson::create(dir)?,
-        _ => RowJson::none(),
-    };
-    let mut ops = Vec::new();
-    let mut keys = HashSet::new();
-    let mut dupes = 0;
-    let mut batches = Vec::new();
-    // Batch by batch, keeping only what is sent: at a million rows, holding every row's JSON
-    // and batch took 1.6 GB for an export that found nothing to send.
-    let mut stream = df.execute_stream().await.map_err(|e| err(format!("{e}")))?;
-    use futures::StreamExt;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| err(format!("{e}")))?;
-        let mut kept_rows = Vec::with_capacity(batch.num_rows());
-        for r in rows_of(std::slice::from_ref(&batch), &key)? {
-            if !keys.insert(r.key.clone()) {
-                dupes += 1;
-                kept_rows.push(false);
-                continue;
-            }
-            let change = match confirmed.get(&r.key) {
-                None => Some(Change::Entered),
-                Some(c) if c.hash != r.hash => Some(Change::Changed),
-                Some(_) if def.mode == ExportMode::Full => Some(Change::Changed),
-                Some(_) => None,
-            };
-            kept_rows.push(change.is_some());
-            if let Some(change) = change {
-                ops.push(Op {
-                    key: r.key,
-                    customer_id: r.customer_id,
-                    change,
-                    json: json.push(&r.json)?,
-                    hash: Some(r.hash),
-                });
-            }
-        }
-        if !matches!(keep, Keep::Batches) {
-            continue;
-        }
-        if def.mode == ExportMode::Full {
-            batches.push(batch);
-        } else if kept_rows.iter().any(|k| *k) {
-            let mask = arrow::array::BooleanArray::from(kept_rows);
-            batches.push(arrow::compute::filter_record_batch(&batch, &mask)?);
-        }
-    }
-    json.finish()?;
-    tracing::info!(
-        export = name,
-        ops = ops.len(),
-        json_bytes = json.bytes(),
-        seconds = t0.elapsed().as_secs_f64(),
-        "rows compared with the confirmed state"
-    );
-    if dupes > 0 {
-        return Err(err(format!(
-            "{dupes} rows share a key `{key}` with another row: a destination keyed by `{key}` would keep only one; choose a unique `key`"
-        )));
-    }
-    ops.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok((sql, key))
+}
+
+/// Rows the destination has (confirmed) that the selection no longer holds, in key order:
+/// erased customers' rows as `Erased`, the others as `Left`.
+fn departed(
+    confirmed: &HashMap<String, ConfirmedRow>,
+    keys: &HashSet<String>,
+    erased: &HashSet<String>,
+) -> Vec<Op> {
     let mut left: Vec<(&String, &ConfirmedRow)> = confirmed
         .iter()
         .filter(|(k, _)| !keys.contains(*k))
         .collect();
     left.sort_by(|a, b| a.0.cmp(b.0));
-    for (k, c) in left {
-        let erased_now = c
-            .customer_id
-            .as_deref()
-            .is_some_and(|id| erased.contains(&crate::privacy_state::hash_identifier(id)));
-        ops.push(Op {
-            key: k.clone(),
-            customer_id: c.customer_id.clone(),
-            change: if erased_now {
-                Change::Erased
-            } else {
-                Change::Left
-            },
-            json: None,
-            hash: None,
-        });
-    }
-    Ok(Plan {
-        name: name.to_string(),
-        key,
-        mode: def.mode,
-        batches,
-        ops,
-        json,
-        keys,
-        schema: row_schema,
-        confirmed,
-    })
+    left.into_iter()
+        .map(|(k, c)| {
+            let erased_now = c
+                .customer_id
+                .as_deref()
+                .is_some_and(|id| erased.contains(&crate::privacy_state::hash_identifier(id)));
+            Op {
+                key: k.clone(),
+                customer_id: c.customer_id.clone(),
+                change: if erased_now {
+                    Change::Erased
+                } else {
+                    Change::Left
+                },
+                json: None,
+                hash: None,
+            }
+        })
+        .collect()
 }
 
 struct Row {
@@ -674,7 +754,7 @@ fn rows_of(batches: &[RecordBatch], key: &str) -> Result<Vec<Row>> {
             w.write(b)?;
             w.finish()?;
         }
-        let text = String::from_utf8(buf).map_err(|e| Error::Other(e.to_string()))?;
+        let text = String::from_utf8(buf).map_err(|e| Error::Internal(e.to_string()))?;
         let keys = string_column(b, key)?;
         let ids = b
             .schema()

@@ -51,13 +51,13 @@ fn pg_type(t: &DataType) -> &'static str {
 
 /// A client of the destination database (`${VAR}` in the URL read from the environment),
 /// connected as sources connect; the connection's task runs until the client is dropped.
-pub(crate) async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+pub(crate) async fn connect(url: &str) -> Result<tokio_postgres::Client, super::SendError> {
     let url = crate::sources::location::expand_env(url)?;
     let (client, _connection) = crate::sources::postgres::connect(&url).await?;
     Ok(client)
 }
 
-async fn send_inner(dest: &PostgresDestination, plan: &Plan) -> Result<Sent, String> {
+async fn send_inner(dest: &PostgresDestination, plan: &Plan) -> Result<Sent, super::SendError> {
     let mut client = connect(&dest.url).await?;
     let table = quote_table(&dest.table);
     let key = quote_ident(&plan.key);
@@ -105,7 +105,7 @@ async fn send_inner(dest: &PostgresDestination, plan: &Plan) -> Result<Sent, Str
         let rows = chunk
             .iter()
             .map(|at| plan.json.read(*at))
-            .collect::<std::result::Result<Vec<String>, String>>()?;
+            .collect::<std::result::Result<Vec<String>, super::SendError>>()?;
         let json = format!("[{}]", rows.join(","));
         bytes += json.len() as u64;
         tx.execute(&upsert, &[&json])

@@ -35,7 +35,7 @@ pub async fn send(dest: &WebhookDestination, plan: &Plan, state_dir: &Path, quie
     let url = match crate::sources::location::expand_env(&dest.url) {
         Ok(u) => u,
         Err(e) => {
-            sent.error = Some(e);
+            sent.error = Some(e.to_string());
             return sent;
         }
     };
@@ -68,7 +68,7 @@ pub async fn send(dest: &WebhookDestination, plan: &Plan, state_dir: &Path, quie
         let (batch_id, body) = match payload(plan, seq, ops) {
             Ok(p) => p,
             Err(e) => {
-                errors.push(e);
+                errors.push(e.to_string());
                 break;
             }
         };
@@ -86,7 +86,7 @@ pub async fn send(dest: &WebhookDestination, plan: &Plan, state_dir: &Path, quie
                 };
                 sent.dead_lettered += ops.len();
                 if let Err(e) = dead_letter(state_dir, &batch_id, &msg, &body) {
-                    errors.push(e);
+                    errors.push(e.to_string());
                 }
                 errors.push(format!("batch {seq} ({} rows): {msg}", ops.len()));
                 if transient {
@@ -116,7 +116,7 @@ fn payload(
     plan: &super::Plan,
     seq: usize,
     ops: &[super::Op],
-) -> std::result::Result<(String, String), String> {
+) -> std::result::Result<(String, String), super::SendError> {
     let export = plan.name.as_str();
     let mut h = sha2::Sha256::new();
     h.update(export.as_bytes());
@@ -145,7 +145,7 @@ fn payload(
                 ),
             })
         })
-        .collect::<std::result::Result<Vec<String>, String>>()?;
+        .collect::<std::result::Result<Vec<String>, super::SendError>>()?;
     let body = format!(
         r#"{{"export":{},"batch":"{id}","sequence":{seq},"events":[{}]}}"#,
         serde_json::to_string(export).unwrap_or_default(),
@@ -160,7 +160,7 @@ pub async fn post_one(
     dest: &WebhookDestination,
     key: &str,
     body: &str,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), super::SendError> {
     let url = crate::sources::location::expand_env(&dest.url)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(dest.timeout_seconds))
@@ -168,7 +168,7 @@ pub async fn post_one(
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     match post_with_retries(&client, &url, dest, key, body).await {
         Ok(()) => Ok(()),
-        Err(Failure::Transient(m)) | Err(Failure::Permanent(m)) => Err(m),
+        Err(Failure::Transient(m)) | Err(Failure::Permanent(m)) => Err(super::SendError(m)),
     }
 }
 
@@ -191,7 +191,8 @@ async fn post_with_retries(
             .header("Idempotency-Key", batch_id)
             .body(body.to_string());
         for (k, v) in &dest.headers {
-            let v = crate::sources::location::expand_env(v).map_err(Failure::Permanent)?;
+            let v = crate::sources::location::expand_env(v)
+                .map_err(|e| Failure::Permanent(e.to_string()))?;
             req = req.header(k, v);
         }
         match req.send().await {
@@ -227,8 +228,14 @@ async fn post_with_retries(
     )))
 }
 
-fn dead_letter(state_dir: &Path, batch_id: &str, error: &str, body: &str) -> Result<(), String> {
-    std::fs::create_dir_all(state_dir).map_err(|e| e.to_string())?;
+fn dead_letter(
+    state_dir: &Path,
+    batch_id: &str,
+    error: &str,
+    body: &str,
+) -> crate::error::Result<()> {
+    use crate::error::Error;
+    std::fs::create_dir_all(state_dir).map_err(|e| Error::io("cannot create", state_dir, e))?;
     let path = state_dir.join("dead_letter.jsonl");
     let line = format!(
         r#"{{"at":"{}","batch":"{batch_id}","error":{},"payload":{body}}}"#,
@@ -239,6 +246,6 @@ fn dead_letter(state_dir: &Path, batch_id: &str, error: &str, body: &str) -> Res
         .create(true)
         .append(true)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    writeln!(f, "{line}").map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| Error::io("cannot open", &path, e))?;
+    writeln!(f, "{line}").map_err(|e| Error::io("cannot write", &path, e))
 }

@@ -736,29 +736,97 @@ fn map_people(
     region: Option<&(String, String)>,
     other_streets: &HashSet<String>,
 ) {
-    let mut map: Vec<Mapping> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    let ev = |c: &ColumnGuess| {
-        let g = c.guess.as_ref().expect("guessed");
-        (g.evidence.clone(), g.confidence)
-    };
-    let mut add = |field: &str, value: MapValue, evidence: String, confidence: f64| {
-        if !map.iter().any(|m| m.field == field) {
-            map.push(Mapping {
+    let mut m = PeopleMap::default();
+    map_names(p, &mut m);
+    for (kind, field) in [
+        (Kind::Email, "email"),
+        (Kind::Phone, "phone"),
+        (Kind::Postcode, "postcode"),
+        (Kind::City, "city"),
+        (Kind::Company, "company"),
+        (Kind::UpdatedAt, "updated_at"),
+    ] {
+        if let Some(c) = p.guessed(kind) {
+            let (e, conf) = evidence(c);
+            m.add(field, MapValue::Column(c.column.clone()), e, conf);
+        }
+    }
+    map_street(p, other_streets, &mut m);
+    map_address(p, &mut m);
+    map_birth_date(p, &mut m);
+    map_gender(p, &mut m);
+    if let Some(c) = p.guessed(Kind::Country) {
+        let (e, conf) = evidence(c);
+        m.add(
+            "country",
+            MapValue::Sql(format!("upper(trim({}))", col(&c.column))),
+            e,
+            conf,
+        );
+    }
+    for f in fields {
+        for (source, column) in &f.columns {
+            if source == p.name() {
+                m.add(
+                    &f.name,
+                    MapValue::Column(column.clone()),
+                    f.evidence.clone(),
+                    0.9,
+                );
+            }
+        }
+    }
+    let PeopleMap { map, notes } = m;
+    p.notes.extend(notes);
+    if map.iter().any(|m| m.field == "phone") && p.guessed(Kind::Country).is_none() {
+        p.default_region = region.cloned();
+        if region.is_none() {
+            p.notes.push(
+                "phone numbers without a country code and no country column: set \
+                 `default_region` (e.g. \"NL\") so national numbers can be read"
+                    .into(),
+            );
+        }
+    }
+    p.map = map;
+}
+
+/// The fields a people source maps so far (the first mapping of a field wins), and notes on
+/// what was left out.
+#[derive(Default)]
+struct PeopleMap {
+    map: Vec<Mapping>,
+    notes: Vec<String>,
+}
+
+impl PeopleMap {
+    fn add(&mut self, field: &str, value: MapValue, evidence: String, confidence: f64) {
+        if !self.map.iter().any(|m| m.field == field) {
+            self.map.push(Mapping {
                 field: field.to_string(),
                 value,
                 evidence,
                 confidence,
             });
         }
-    };
-    // Names.
+    }
+}
+
+/// A column's guess: its evidence and confidence.
+fn evidence(c: &ColumnGuess) -> (String, f64) {
+    let g = c.guess.as_ref().expect("guessed");
+    (g.evidence.clone(), g.confidence)
+}
+
+/// First and last name (several given names: the first; a particle column joined to the last
+/// name), or the full name when either is missing.
+fn map_names(p: &SourcePlan, m: &mut PeopleMap) {
     let first = p.guessed(Kind::FirstName);
     let last = p.guessed(Kind::LastName);
     let particle = p.guessed(Kind::NameParticle);
     let full = p.guessed(Kind::FullName);
     if let Some(f) = first {
-        let (e, c) = ev(f);
+        let (e, c) = evidence(f);
         let multi = p
             .sample
             .column(&f.column)
@@ -772,7 +840,7 @@ fn map_people(
             })
             .unwrap_or(0.0);
         if multi >= 0.1 {
-            add(
+            m.add(
                 "first_name",
                 MapValue::Sql(format!("split_part(trim({}), ' ', 1)", col(&f.column))),
                 format!(
@@ -782,13 +850,13 @@ fn map_people(
                 c,
             );
         } else {
-            add("first_name", MapValue::Column(f.column.clone()), e, c);
+            m.add("first_name", MapValue::Column(f.column.clone()), e, c);
         }
     }
     if let Some(l) = last {
-        let (e, c) = ev(l);
+        let (e, c) = evidence(l);
         match particle {
-            Some(pa) => add(
+            Some(pa) => m.add(
                 "last_name",
                 MapValue::Sql(format!(
                     "nullif(concat_ws(' ', {}, {}), '')",
@@ -798,13 +866,13 @@ fn map_people(
                 format!("{e}; with the particle in `{}` (\"van der\")", pa.column),
                 c,
             ),
-            None => add("last_name", MapValue::Column(l.column.clone()), e, c),
+            None => m.add("last_name", MapValue::Column(l.column.clone()), e, c),
         }
     }
     if let Some(f) = full {
         if first.is_none() || last.is_none() {
-            let (e, c) = ev(f);
-            add(
+            let (e, c) = evidence(f);
+            m.add(
                 "full_name",
                 MapValue::Column(f.column.clone()),
                 format!("{e}; split into first and last name by the engine"),
@@ -812,22 +880,12 @@ fn map_people(
             );
         }
     }
-    for (kind, field) in [
-        (Kind::Email, "email"),
-        (Kind::Phone, "phone"),
-        (Kind::Postcode, "postcode"),
-        (Kind::City, "city"),
-        (Kind::Company, "company"),
-        (Kind::UpdatedAt, "updated_at"),
-    ] {
-        if let Some(c) = p.guessed(kind) {
-            let (e, conf) = ev(c);
-            add(field, MapValue::Column(c.column.clone()), e, conf);
-        }
-    }
-    // Street, with the house number when it has a column of its own.
+}
+
+/// Street, with the house number when it has a column of its own.
+fn map_street(p: &SourcePlan, other_streets: &HashSet<String>, m: &mut PeopleMap) {
     if let Some(st) = p.guessed(Kind::Street) {
-        let (e, c) = ev(st);
+        let (e, c) = evidence(st);
         // "12 Main St" or "Main St 12": as the other sources write their streets (so that the
         // same address reads the same everywhere), else in the order of the file's columns.
         let (number_first, order_evidence) = match p.guessed(Kind::HouseNumber) {
@@ -835,7 +893,7 @@ fn map_people(
             None => (false, String::new()),
         };
         match p.guessed(Kind::HouseNumber) {
-            Some(h) => add(
+            Some(h) => m.add(
                 "street",
                 MapValue::Sql({
                     let (a, b) = if number_first {
@@ -851,17 +909,21 @@ fn map_people(
                 ),
                 c,
             ),
-            None => add("street", MapValue::Column(st.column.clone()), e, c),
+            None => m.add("street", MapValue::Column(st.column.clone()), e, c),
         }
     }
-    // A one-string address: street before the first comma, postcode and city after it.
+}
+
+/// A one-string address: street before the first comma, postcode and city after it (each
+/// part mapped when at least half the values give one).
+fn map_address(p: &SourcePlan, m: &mut PeopleMap) {
     if let Some(a) = p.guessed(Kind::Address) {
-        let (e, c) = ev(a);
+        let (e, c) = evidence(a);
         let expressions = address_parts(&a.column);
         let shares = address_shares(p.sample.column(&a.column).expect("column"));
         for ((field, sql), share) in expressions.into_iter().zip(shares) {
             if share >= 0.5 {
-                add(
+                m.add(
                     field,
                     MapValue::Sql(sql),
                     format!(
@@ -871,7 +933,7 @@ fn map_people(
                     c * share,
                 );
             } else {
-                notes.push(format!(
+                m.notes.push(format!(
                     "`{}` looks like a one-string address, but only {} of values give a {field}: not mapped",
                     a.column,
                     pct(share)
@@ -879,29 +941,36 @@ fn map_people(
             }
         }
     }
-    // Birth date: one column, or year, month and day columns.
+}
+
+/// Birth date: one column, or year, month and day columns.
+fn map_birth_date(p: &SourcePlan, m: &mut PeopleMap) {
     if let Some(b) = p.guessed(Kind::BirthDate) {
-        let (e, c) = ev(b);
-        add("birth_date", MapValue::Column(b.column.clone()), e, c);
-    } else if let (Some(y), Some(m), Some(d)) = (
+        let (e, c) = evidence(b);
+        m.add("birth_date", MapValue::Column(b.column.clone()), e, c);
+    } else if let (Some(y), Some(mo), Some(d)) = (
         p.guessed(Kind::BirthYear),
         p.guessed(Kind::BirthMonth),
         p.guessed(Kind::BirthDay),
     ) {
-        add(
+        m.add(
             "birth_date",
             MapValue::Sql(format!(
                 "concat_ws('-', {}, lpad(CAST({} AS VARCHAR), 2, '0'), lpad(CAST({} AS VARCHAR), 2, '0'))",
                 col(&y.column),
-                col(&m.column),
+                col(&mo.column),
                 col(&d.column)
             )),
-            format!("year, month and day in `{}`, `{}`, `{}`", y.column, m.column, d.column),
+            format!("year, month and day in `{}`, `{}`, `{}`", y.column, mo.column, d.column),
             0.8,
         );
     }
+}
+
+/// Gender codes from the values seen (`M`, `Frau`, `vrouw` …) as one CASE.
+fn map_gender(p: &SourcePlan, m: &mut PeopleMap) {
     if let Some(g) = p.guessed(Kind::Gender) {
-        let (e, c) = ev(g);
+        let (e, c) = evidence(g);
         let mut arms: Vec<(String, &str)> = Vec::new();
         for (v, _) in &g.stats.top_values {
             if let Some(code) = semantics::gender_code(v) {
@@ -916,7 +985,7 @@ fn map_people(
                 .iter()
                 .map(|(k, code)| format!("WHEN {} THEN '{code}'", crate::sql_text::literal(k)))
                 .collect();
-            add(
+            m.add(
                 "gender",
                 MapValue::Sql(format!(
                     "CASE upper(trim({})) {} END",
@@ -928,39 +997,6 @@ fn map_people(
             );
         }
     }
-    if let Some(c) = p.guessed(Kind::Country) {
-        let (e, conf) = ev(c);
-        add(
-            "country",
-            MapValue::Sql(format!("upper(trim({}))", col(&c.column))),
-            e,
-            conf,
-        );
-    }
-    for f in fields {
-        for (source, column) in &f.columns {
-            if source == p.name() {
-                add(
-                    &f.name,
-                    MapValue::Column(column.clone()),
-                    f.evidence.clone(),
-                    0.9,
-                );
-            }
-        }
-    }
-    p.notes.extend(notes);
-    if map.iter().any(|m| m.field == "phone") && p.guessed(Kind::Country).is_none() {
-        p.default_region = region.cloned();
-        if region.is_none() {
-            p.notes.push(
-                "phone numbers without a country code and no country column: set \
-                 `default_region` (e.g. \"NL\") so national numbers can be read"
-                    .into(),
-            );
-        }
-    }
-    p.map = map;
 }
 
 /// Whether the house number goes before the street, and why: the order under which more of
@@ -1120,13 +1156,13 @@ pub fn write(plan: &InitPlan, dry_run: bool, force: bool) -> Result<String> {
         &root.join(crate::config::CONFIG_FILE),
         text.clone(),
     )
-    .map_err(|e| Error::Other(format!("the generated config does not load: {e}\n{text}")))?;
+    .map_err(|e| Error::Internal(format!("the generated config does not load: {e}\n{text}")))?;
     if dry_run {
         return Ok(text);
     }
     let path = plan.dir.join(crate::config::CONFIG_FILE);
     if path.exists() && !force {
-        return Err(Error::Other(format!(
+        return Err(Error::Conflict(format!(
             "{} already exists; not overwriting it (use --force, or --dry-run to see the config)",
             path.display()
         )));
@@ -1153,7 +1189,7 @@ pub async fn init(opts: InitFromOptions, dry_run: bool, force: bool) -> Result<I
     let runtime = tokio::runtime::Handle::current();
     let plan = tokio::task::spawn_blocking(move || plan(&opts, &runtime))
         .await
-        .map_err(|e| Error::Other(format!("init stopped: {e}")))??;
+        .map_err(|e| Error::Internal(format!("init stopped: {e}")))??;
     let config = write(&plan, dry_run, force)?;
     Ok(InitOutcome {
         config,

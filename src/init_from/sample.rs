@@ -174,7 +174,7 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
         };
         if let Some((format, example, password_var)) = database {
             let Some((url, table)) = arg.rsplit_once('#') else {
-                return Err(Error::Other(format!(
+                return Err(Error::InvalidRequest(format!(
                     "--from {}: name the table after a `#`: {example}",
                     crate::sources::location::redact(arg)
                 )));
@@ -231,7 +231,7 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
         }
         let path = PathBuf::from(arg);
         if !path.exists() {
-            return Err(Error::Other(format!(
+            return Err(Error::NotFound(format!(
                 "--from {arg}: no such file or directory"
             )));
         }
@@ -246,7 +246,7 @@ pub fn expand(from: &[String], project: &Path) -> Result<(Vec<Input>, Vec<String
         }
     }
     if inputs.is_empty() {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "--from found no data to read{}",
             if skipped.is_empty() {
                 String::new()

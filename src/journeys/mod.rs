@@ -60,7 +60,7 @@ pub async fn run_journeys(
 ) -> Result<Vec<JourneyReport>> {
     if let Some(o) = only {
         if !cfg.journeys.contains_key(o) {
-            return Err(Error::Other(format!("no journey named `{o}`")));
+            return Err(Error::NotFound(format!("no journey named `{o}`")));
         }
     }
     let lock = crate::workspace::lock::acquire(&cfg.workspace_dir(), "journeys", locking).await?;
@@ -72,7 +72,7 @@ pub async fn run_journeys(
         let Trigger::Segment(segment) = &j.get_ref().trigger else {
             // Event-triggered journeys run in `panorama serve` as events arrive.
             if only.is_some() {
-                return Err(Error::Other(format!(
+                return Err(Error::InvalidRequest(format!(
                     "journey {name} is triggered by events: `panorama serve` sends it as they arrive"
                 )));
             }
@@ -164,7 +164,7 @@ impl OutboxMessage {
             .map(|c| {
                 b.column_by_name(c)
                     .and_then(|a| a.as_string_opt::<i32>())
-                    .ok_or_else(|| Error::Other(format!("outbox: no text column {c}")))
+                    .ok_or_else(|| Error::Internal(format!("outbox: no text column {c}")))
             })
             .collect::<Result<_>>()?;
         let v = |c: usize, i: usize| {
@@ -238,13 +238,13 @@ async fn render(
     trigger: &str,
     def: &JourneyDef,
 ) -> Result<JourneyReport> {
-    let err = |m: String| Error::Other(format!("journeys.{name}: {m}"));
+    let err = |m: String| Error::invalid(format!("journeys.{name}"), m);
     let (ctx, opened) = crate::session::open_project(cfg, None).await?;
     for t in ["segment_history", "segment_members", "customer_profiles"] {
         opened.require_table(t, "[segments]")?;
     }
     let message = cfg.messages[&def.message].get_ref();
-    let compiled = message.compile(&def.message).map_err(err)?;
+    let compiled = message.compile(&def.message).map_err(|e| err(e.0))?;
     // Already sent: in journey_state, or in the outbox (rendered by a run that stopped before
     // it recorded the state: sending again would repeat the message id).
     let sent: String = ["journey_state", "outbox"]

@@ -63,7 +63,7 @@ impl Engine {
     pub fn new(
         ctx: &SessionContext,
         journeys: &[(String, EventTrigger, Option<String>)],
-    ) -> Result<Engine, String> {
+    ) -> crate::error::Result<Engine> {
         let mut out = Vec::new();
         for (name, t, wait) in journeys {
             let (trigger, unless, delay) = t.compile(ctx, name, wait.as_deref())?;
@@ -214,7 +214,10 @@ mod tests {
             condition: Some("no_such_column = 1".into()),
             unless: None,
         };
-        let err = Engine::new(&ctx, &[("j".into(), bad, None)]).err().unwrap();
+        let err = Engine::new(&ctx, &[("j".into(), bad, None)])
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("journeys.j.trigger") && err.contains("no_such_column"),
             "{err}"

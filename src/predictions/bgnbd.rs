@@ -106,9 +106,9 @@ impl BgNbd {
     }
 
     /// Fit by maximum likelihood.
-    pub fn fit(data: &[Summary]) -> Result<Fit<BgNbd>, String> {
+    pub fn fit(data: &[Summary]) -> Result<Fit<BgNbd>, FitError> {
         if data.is_empty() {
-            return Err("no customers to fit BG/NBD on".into());
+            return Err(FitError::NoData("no customers to fit BG/NBD on"));
         }
         let cost = |p: &[f64]| {
             let m = BgNbd {
@@ -154,16 +154,16 @@ impl GammaGamma {
     }
 
     /// Fit on customers with repeat purchases: `(x, m)` pairs with `x > 0`, `m > 0`.
-    pub fn fit(data: &[(f64, f64)]) -> Result<Fit<GammaGamma>, String> {
+    pub fn fit(data: &[(f64, f64)]) -> Result<Fit<GammaGamma>, FitError> {
         let data: Vec<(f64, f64)> = data
             .iter()
             .copied()
             .filter(|(x, m)| *x > 0.0 && *m > 0.0)
             .collect();
         if data.is_empty() {
-            return Err(
-                "no customers with repeat purchases of positive value to fit Gamma-Gamma on".into(),
-            );
+            return Err(FitError::NoData(
+                "no customers with repeat purchases of positive value to fit Gamma-Gamma on",
+            ));
         }
         let cost = |p: &[f64]| {
             let g = GammaGamma {
@@ -217,9 +217,23 @@ impl<F: Fn(&[f64]) -> f64> CostFunction for Objective<F> {
     }
 }
 
+/// Why a model could not be fitted. The caller names the model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FitError {
+    /// No data the model can learn from; the message says which is missing.
+    #[error("{0}")]
+    NoData(&'static str),
+    /// The optimizer could not start or failed.
+    #[error("{0}")]
+    Optimizer(String),
+    /// The likelihood is not finite anywhere the optimizer looked.
+    #[error("the likelihood could not be evaluated: check the data (negative times?)")]
+    Undefined,
+}
+
 /// Minimize `f` over `n` log-parameters from 0 (all parameters 1), restarting Nelder-Mead
 /// from its own optimum until it stops improving (a single run can stall on a ridge).
-fn minimize(f: impl Fn(&[f64]) -> f64, n: usize) -> Result<(Vec<f64>, f64, u64), String> {
+fn minimize(f: impl Fn(&[f64]) -> f64, n: usize) -> Result<(Vec<f64>, f64, u64), FitError> {
     let mut start = vec![0.0; n];
     let mut best = f64::INFINITY;
     let mut iterations = 0;
@@ -232,18 +246,17 @@ fn minimize(f: impl Fn(&[f64]) -> f64, n: usize) -> Result<(Vec<f64>, f64, u64),
         }
         let solver = NelderMead::new(simplex)
             .with_sd_tolerance(1e-12)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| FitError::Optimizer(e.to_string()))?;
         let res = Executor::new(Objective(&f), solver)
             .configure(|s| s.max_iters(5_000))
             .run()
-            .map_err(|e| format!("optimizer failed: {e}"))?;
+            .map_err(|e| FitError::Optimizer(format!("optimizer failed: {e}")))?;
         let state = res.state();
         iterations += state.get_iter();
         let cost = state.get_best_cost();
-        let param = state
-            .get_best_param()
-            .cloned()
-            .ok_or("optimizer returned no parameters")?;
+        let param = state.get_best_param().cloned().ok_or(FitError::Optimizer(
+            "optimizer returned no parameters".into(),
+        ))?;
         let improved = best - cost > 1e-12;
         best = best.min(cost);
         start = param;
@@ -252,9 +265,7 @@ fn minimize(f: impl Fn(&[f64]) -> f64, n: usize) -> Result<(Vec<f64>, f64, u64),
         }
     }
     if !best.is_finite() {
-        return Err(
-            "the likelihood could not be evaluated: check the data (negative times?)".into(),
-        );
+        return Err(FitError::Undefined);
     }
     Ok((start, best, iterations))
 }

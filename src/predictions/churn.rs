@@ -58,7 +58,7 @@ async fn features(
     let batches = ctx
         .sql(&sql)
         .await
-        .map_err(|e| Error::Other(format!("predictions.churn.purchases: {e}")))?
+        .map_err(|e| Error::invalid("predictions.churn.purchases", e))?
         .collect()
         .await?;
     let mut ids = Vec::new();
@@ -157,7 +157,10 @@ impl Model {
             .alpha(1.0)
             .max_iterations(300)
             .fit(&data)
-            .map_err(|e| Error::Other(format!("predictions.churn: cannot fit: {e}")))?;
+            .map_err(|e| Error::Model {
+                model: "predictions.churn".into(),
+                message: format!("cannot fit: {e}"),
+            })?;
         // linfa's positive class is the larger one: orient everything towards "churned".
         let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
         let mut weights = [0.0; 7];
@@ -235,12 +238,15 @@ pub async fn build(
     let cutoff = as_of - window;
     let (ids, raw) = features(ctx, &cfg.purchases, cutoff).await?;
     if ids.len() < 20 {
-        return Err(Error::Other(format!(
-            "predictions.churn: only {} customers bought before {} ({} days before as_of): too few to learn churn",
-            ids.len(),
-            cutoff.date(),
-            cfg.inactive_days
-        )));
+        return Err(Error::Model {
+            model: "predictions.churn".into(),
+            message: format!(
+                "only {} customers bought before {} ({} days before as_of): too few to learn churn",
+                ids.len(),
+                cutoff.date(),
+                cfg.inactive_days
+            ),
+        });
     }
     let after = super::clv::purchase_days(ctx, &cfg.purchases, cutoff, as_of).await?;
     let churned: Vec<bool> = ids.iter().map(|id| !after.contains_key(id)).collect();
@@ -258,12 +264,15 @@ pub async fn build(
         }
     }
     if churned.iter().all(|c| *c) || churned.iter().all(|c| !*c) {
-        return Err(Error::Other(format!(
-            "predictions.churn: {} of {} buyers churned in the last {} days: both outcomes are needed to learn",
-            churned.iter().filter(|c| **c).count(),
-            churned.len(),
-            cfg.inactive_days
-        )));
+        return Err(Error::Model {
+            model: "predictions.churn".into(),
+            message: format!(
+                "{} of {} buyers churned in the last {} days: both outcomes are needed to learn",
+                churned.iter().filter(|c| **c).count(),
+                churned.len(),
+                cfg.inactive_days
+            ),
+        });
     }
     let model = Model::fit(&train_x, &train_y)?;
     let scores: Vec<f64> = test_x.iter().map(|r| model.predict(r).0).collect();

@@ -48,7 +48,7 @@ pub async fn summaries(
     let batches = ctx
         .sql(&sql)
         .await
-        .map_err(|e| Error::Other(format!("predictions.clv.purchases: {e}")))?
+        .map_err(|e| Error::invalid("predictions.clv.purchases", e))?
         .collect()
         .await?;
     let mut out = Vec::new();
@@ -151,7 +151,10 @@ pub fn fit(customers: &[Customer]) -> Result<Models> {
     let started = std::time::Instant::now();
     let customers = sample(customers);
     let data: Vec<Summary> = customers.iter().map(|c| c.summary).collect();
-    let bgnbd = BgNbd::fit(&data).map_err(|e| Error::Other(format!("predictions.clv: {e}")))?;
+    let bgnbd = BgNbd::fit(&data).map_err(|e| Error::Model {
+        model: "predictions.clv".into(),
+        message: e.to_string(),
+    })?;
     let spend: Vec<(f64, f64)> = customers.iter().map(|c| (c.summary.x, c.m)).collect();
     let gamma_gamma = GammaGamma::fit(&spend).ok();
     tracing::info!(
@@ -196,24 +199,28 @@ pub async fn build(
         ),
     )
     .await
-    .map_err(|e| Error::Other(format!("predictions.clv.purchases: {e}")))?;
+    .map_err(|e| Error::invalid("predictions.clv.purchases", e))?;
     let Some(first) = first
         .first()
         .and_then(|f| crate::config::parse_as_of(f.split('.').next().unwrap_or(f)).ok())
     else {
-        return Err(Error::Other(
-            "predictions.clv: no purchases in activities (check predictions.clv.purchases)".into(),
-        ));
+        return Err(Error::Model {
+            model: "predictions.clv".into(),
+            message: "no purchases in activities (check predictions.clv.purchases)".into(),
+        });
     };
     let history = (as_of - first).num_days();
     if history < cfg.min_history_days as i64 {
-        return Err(Error::Other(format!(
-            "predictions.clv: lifetime value needs at least {} days of purchase history, the activities have {history} (from {} to as_of {}); \
+        return Err(Error::Model {
+            model: "predictions.clv".into(),
+            message: format!(
+            "lifetime value needs at least {} days of purchase history, the activities have {history} (from {} to as_of {}); \
              set predictions.clv.min_history_days to fit on less, knowing the model will be less reliable",
             cfg.min_history_days,
             first.date(),
             as_of.date()
-        )));
+        ),
+        });
     }
     let customers = summaries(ctx, &cfg.purchases, as_of, cfg.time_unit_days).await?;
     let models = fit(&customers)?;

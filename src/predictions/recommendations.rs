@@ -104,10 +104,10 @@ pub async fn build(
     tables_dir: &std::path::Path,
 ) -> Result<(u64, Vec<Grade>)> {
     let a = cfg.activities.get(&rc.activity).ok_or_else(|| {
-        Error::Other(format!(
-            "predictions.recommendations.activity: no [activities.{}]",
-            rc.activity
-        ))
+        Error::invalid(
+            "predictions.recommendations.activity",
+            format!("no [activities.{}]", rc.activity),
+        )
     })?;
     let a = a.get_ref();
     let (join, customer) = crate::activities::customer_resolution(a);
@@ -170,9 +170,10 @@ pub async fn build(
         recommend_sql("reco_train", "reco_train_similar", "reco_eval_customers", rc.k, rc.exclude_bought)
     );
     let started = std::time::Instant::now();
-    let model = hit_counts(ctx, &eval)
-        .await
-        .map_err(|e| Error::Other(format!("predictions.recommendations: evaluating: {e}")))?;
+    let model = hit_counts(ctx, &eval).await.map_err(|e| Error::Model {
+        model: "predictions.recommendations".into(),
+        message: format!("evaluating: {e}"),
+    })?;
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "recommendations evaluated"
@@ -194,11 +195,12 @@ pub async fn build(
             ""
         },
     );
-    let base = hit_counts(ctx, &baseline_sql).await.map_err(|e| {
-        Error::Other(format!(
-            "predictions.recommendations: popularity baseline: {e}"
-        ))
-    })?;
+    let base = hit_counts(ctx, &baseline_sql)
+        .await
+        .map_err(|e| Error::Model {
+            model: "predictions.recommendations".into(),
+            message: format!("popularity baseline: {e}"),
+        })?;
     let mut grades = Vec::new();
     if model.0 > 0.0 {
         let k = rc.k as f64;
@@ -256,7 +258,7 @@ pub async fn build(
     );
     let n = crate::table_io::write_query(ctx, &sql, tables_dir, "recommendations")
         .await
-        .map_err(|e| Error::Other(format!("predictions.recommendations: {e}")))?;
+        .map_err(|e| Error::invalid("predictions.recommendations", e))?;
     for t in [
         "reco_rows",
         "reco_purchases",
@@ -285,7 +287,7 @@ async fn materialize(
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
     crate::table_io::write_query(ctx, sql, dir, name)
         .await
-        .map_err(|e| Error::Other(format!("predictions.recommendations: {e}")))?;
+        .map_err(|e| Error::invalid("predictions.recommendations", e))?;
     crate::table_io::register_written(ctx, dir, name).await
 }
 

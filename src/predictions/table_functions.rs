@@ -64,7 +64,7 @@ fn fit_function(
     name: &'static str,
     args: Vec<String>,
     params: &[&str],
-    fit: fn(&[Vec<f64>]) -> Result<FitRow, String>,
+    fit: fn(&[Vec<f64>]) -> Result<FitRow, super::bgnbd::FitError>,
 ) -> Arc<dyn TableProvider> {
     let schema = fit_schema(params);
     let out = schema.clone();
@@ -74,8 +74,10 @@ fn fit_function(
             let (a, out) = (args.clone(), out.clone());
             Box::pin(async move {
                 let c = columns(&ctx, &a[0], &a[1..]).await?;
-                let (params, ll, n) =
-                    fit(&c).map_err(|e| crate::error::Error::Other(format!("{name}: {e}")))?;
+                let (params, ll, n) = fit(&c).map_err(|e| crate::error::Error::Model {
+                    model: name.to_string(),
+                    message: e.to_string(),
+                })?;
                 let mut cols: Vec<arrow::array::ArrayRef> = params
                     .into_iter()
                     .map(|p| Arc::new(Float64Array::from(vec![p])) as _)

@@ -5,7 +5,68 @@ use serde_json::{json, Map, Value};
 use super::{in_list, json_rows, Selector};
 use crate::config::ProjectConfig;
 use crate::error::Result;
-use crate::sql_text::{ident, literal};
+use crate::sql_text::{fill, ident, literal, Param};
+
+/// The sections read from one table of the run each: (section, table, the person's rows, with
+/// `{ids}` their customer ids). A table the run does not have is left out.
+const SECTIONS: &[(&str, &str, &str)] = &[
+    (
+        "profile",
+        "unified_customers",
+        "SELECT * FROM unified_customers WHERE customer_id IN ({ids})",
+    ),
+    (
+        "measures",
+        "customer_measures",
+        "SELECT * FROM customer_measures WHERE customer_id IN ({ids})",
+    ),
+    (
+        "links",
+        "customer_links",
+        "SELECT source, record_id, customer_id, matched_by FROM customer_links \
+         WHERE customer_id IN ({ids}) ORDER BY source, record_id",
+    ),
+    (
+        "anonymous_ids",
+        "identity_graph",
+        "SELECT * FROM identity_graph WHERE customer_id IN ({ids})",
+    ),
+    (
+        "activities",
+        "activities",
+        "SELECT * FROM activities WHERE customer_id IN ({ids}) ORDER BY ts",
+    ),
+    (
+        "segments",
+        "segment_members",
+        "SELECT segment FROM segment_members WHERE customer_id IN ({ids}) ORDER BY segment",
+    ),
+    (
+        "segment_history",
+        "segment_history",
+        "SELECT * FROM segment_history WHERE customer_id IN ({ids}) ORDER BY run_id, segment",
+    ),
+    (
+        "consent",
+        "customer_consent",
+        "SELECT * FROM customer_consent WHERE customer_id IN ({ids}) ORDER BY purpose, channel",
+    ),
+    (
+        "messages",
+        "outbox",
+        "SELECT * FROM outbox WHERE customer_id IN ({ids})",
+    ),
+    (
+        "journeys",
+        "journey_state",
+        "SELECT * FROM journey_state WHERE customer_id IN ({ids})",
+    ),
+    (
+        "rectifications",
+        "rectifications",
+        "SELECT * FROM rectifications WHERE customer_id IN ({ids})",
+    ),
+];
 
 /// Collect the profile, every linked source record, activities, measures, segment
 /// memberships, consent, messages, and the exports the person was sent in.
@@ -24,36 +85,43 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
             "customers": customers,
         }),
     );
-    let mut section = |name: &str, rows: Vec<Value>| {
-        doc.insert(name.to_string(), Value::Array(rows));
-    };
-    section(
-        "profile",
-        json_rows(
-            &ctx,
-            &format!("SELECT * FROM unified_customers WHERE customer_id IN ({ids})"),
-        )
-        .await?,
-    );
-    if has("customer_measures") {
-        section(
-            "measures",
-            json_rows(
-                &ctx,
-                &format!("SELECT * FROM customer_measures WHERE customer_id IN ({ids})"),
-            )
-            .await?,
-        );
+    for (section, table, sql) in SECTIONS {
+        if has(table) {
+            let sql = fill(sql, &[("ids", Param::Sql(&ids))]);
+            doc.insert(
+                section.to_string(),
+                Value::Array(json_rows(&ctx, &sql).await?),
+            );
+        }
     }
-    section(
-        "links",
-        json_rows(
-            &ctx,
-            &format!("SELECT source, record_id, customer_id, matched_by FROM customer_links WHERE customer_id IN ({ids}) ORDER BY source, record_id"),
-        )
-        .await?,
+    doc.insert(
+        "source_records".into(),
+        Value::Object(source_records(cfg, &ctx, &has, &ids).await?),
     );
-    // Every record of every source that belongs to the person, whole.
+    let workspace = cfg.workspace_dir();
+    doc.insert(
+        "exports".into(),
+        Value::Array(export_rows(cfg, &workspace, &ids).await?),
+    );
+    super::audit(
+        &workspace,
+        actor,
+        "access",
+        selector,
+        &customers,
+        "right of access: document produced",
+    )?;
+    Ok(Value::Object(doc))
+}
+
+/// Every record of every source that belongs to the person, whole: the unified sources' and
+/// the activity sources'.
+async fn source_records(
+    cfg: &ProjectConfig,
+    ctx: &datafusion::prelude::SessionContext,
+    has: &dyn Fn(&str) -> bool,
+    ids: &str,
+) -> Result<Map<String, Value>> {
     let mut records = Map::new();
     if let Some(u) = &cfg.unify {
         for (source, map) in &u.sources {
@@ -71,7 +139,7 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
                 "unify.sources",
             )?;
             let rows = json_rows(
-                &ctx,
+                ctx,
                 &format!(
                     "SELECT * FROM {t} WHERE CAST({rid} AS VARCHAR) IN \
                      (SELECT record_id FROM customer_links WHERE source = {s} AND customer_id IN ({ids}))",
@@ -94,7 +162,7 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
             continue;
         }
         let rows = json_rows(
-            &ctx,
+            ctx,
             &format!(
                 "SELECT a.* FROM {t} a {join} WHERE {customer} IN ({ids})",
                 t = ident(&a.source)
@@ -103,81 +171,18 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
         .await?;
         records.insert(a.source.clone(), Value::Array(rows));
     }
-    doc.insert("source_records".into(), Value::Object(records));
-    let mut section = |name: &str, rows: Vec<Value>| {
-        doc.insert(name.to_string(), Value::Array(rows));
-    };
-    if has("identity_graph") {
-        section(
-            "anonymous_ids",
-            json_rows(
-                &ctx,
-                &format!("SELECT * FROM identity_graph WHERE customer_id IN ({ids})"),
-            )
-            .await?,
-        );
-    }
-    if has("activities") {
-        section(
-            "activities",
-            json_rows(
-                &ctx,
-                &format!("SELECT * FROM activities WHERE customer_id IN ({ids}) ORDER BY ts"),
-            )
-            .await?,
-        );
-    }
-    if has("segment_members") {
-        section(
-            "segments",
-            json_rows(
-                &ctx,
-                &format!("SELECT segment FROM segment_members WHERE customer_id IN ({ids}) ORDER BY segment"),
-            )
-            .await?,
-        );
-    }
-    if has("segment_history") {
-        section(
-            "segment_history",
-            json_rows(
-                &ctx,
-                &format!("SELECT * FROM segment_history WHERE customer_id IN ({ids}) ORDER BY run_id, segment"),
-            )
-            .await?,
-        );
-    }
-    if has("customer_consent") {
-        section(
-            "consent",
-            json_rows(
-                &ctx,
-                &format!("SELECT * FROM customer_consent WHERE customer_id IN ({ids}) ORDER BY purpose, channel"),
-            )
-            .await?,
-        );
-    }
-    for (name, table) in [
-        ("messages", "outbox"),
-        ("journeys", "journey_state"),
-        ("rectifications", "rectifications"),
-    ] {
-        if has(table) {
-            section(
-                name,
-                json_rows(
-                    &ctx,
-                    &format!("SELECT * FROM {table} WHERE customer_id IN ({ids})"),
-                )
-                .await?,
-            );
-        }
-    }
-    // Exports: the rows each destination holds for the person (the export's confirmed state).
-    let workspace = cfg.workspace_dir();
+    Ok(records)
+}
+
+/// The rows each export's destination holds for the person (the export's confirmed state).
+async fn export_rows(
+    cfg: &ProjectConfig,
+    workspace: &std::path::Path,
+    ids: &str,
+) -> Result<Vec<Value>> {
     let mut exports = Vec::new();
     for name in cfg.exports.keys() {
-        let Some(ectx) = crate::exports::confirmed_context(&workspace, name).await? else {
+        let Some(ectx) = crate::exports::confirmed_context(workspace, name).await? else {
             continue;
         };
         for mut row in json_rows(
@@ -204,14 +209,5 @@ pub async fn access(cfg: &ProjectConfig, selector: &Selector, actor: &str) -> Re
             exports.push(row);
         }
     }
-    doc.insert("exports".into(), Value::Array(exports));
-    super::audit(
-        &workspace,
-        actor,
-        "access",
-        selector,
-        &customers,
-        "right of access: document produced",
-    )?;
-    Ok(Value::Object(doc))
+    Ok(exports)
 }

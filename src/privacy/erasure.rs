@@ -57,80 +57,11 @@ pub async fn erase(
     let lock = crate::workspace::lock::acquire(&cfg.workspace_dir(), "erase", locking).await?;
     let (ctx, opened) = crate::session::open_project(cfg, None).await?;
     let customers = selector.customers(&ctx, &opened.tables).await?;
-    let ids = in_list(&customers);
     let has = |t: &str| opened.tables.iter().any(|x| x == t);
-    let mut idents: Vec<(&str, Vec<String>)> = vec![
-        ("customer_id", customers.clone()),
-        (
-            "record",
-            strings(
-                &ctx,
-                &format!("SELECT DISTINCT source || ':' || record_id FROM customer_links WHERE customer_id IN ({ids})"),
-            )
-            .await?,
-        ),
-        (
-            "email",
-            strings(
-                &ctx,
-                &format!(
-                    "SELECT DISTINCT r.email FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
-                     WHERE l.customer_id IN ({ids}) AND r.email IS NOT NULL"
-                ),
-            )
-            .await?,
-        ),
-        (
-            "phone",
-            strings(
-                &ctx,
-                &format!(
-                    "SELECT DISTINCT r.phone_digits FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
-                     WHERE l.customer_id IN ({ids}) AND r.phone_digits IS NOT NULL"
-                ),
-            )
-            .await?,
-        ),
-    ];
-    if has("identity_graph") {
-        idents.push((
-            "anonymous_id",
-            strings(
-                &ctx,
-                &format!(
-                    "SELECT DISTINCT anonymous_id FROM identity_graph WHERE customer_id IN ({ids})"
-                ),
-            )
-            .await?,
-        ));
-    }
+    let idents = identifiers(&ctx, &has, &customers).await?;
     let workspace = cfg.workspace_dir();
     let request = format!("erase-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
-    let (mut hashes, mut kinds) = (Vec::new(), Vec::new());
-    for (kind, values) in &idents {
-        for v in values {
-            hashes.push(super::hash_identifier(v));
-            kinds.push(kind.to_string());
-        }
-    }
-    let n = hashes.len();
-    let at = super::now_text();
-    let batch = crate::state::batch(vec![
-        (
-            "identifier_hash",
-            Arc::new(StringArray::from(hashes)) as ArrayRef,
-        ),
-        ("kind", Arc::new(StringArray::from(kinds))),
-        (
-            "erased_at",
-            Arc::new(StringArray::from(vec![at.as_str(); n])),
-        ),
-        (
-            "request",
-            Arc::new(StringArray::from(vec![request.as_str(); n])),
-        ),
-    ])?;
-    crate::state::append(&workspace, "suppression_list", &batch)?;
+    let n = suppress(&workspace, &idents, &request)?;
     // Recorded now: what follows may fail, but the suppression already took effect.
     super::audit(
         &workspace,
@@ -173,13 +104,122 @@ pub async fn erase(
     )
     .await
     .map_err(|e| {
-        Error::Other(format!(
+        Error::Partial(format!(
             "the person's identifiers are on the suppression list, but the new run failed: {e}; \
              fix it and run `panorama run --full` so the outputs no longer hold them"
         ))
     })?;
     report.run_id = outcome.manifest.run_id.clone();
-    let ws = crate::workspace::Workspace::new(workspace.clone());
+    delete_other_runs(&workspace, &mut report)?;
+    report.exports_to_notify = exports_holding(cfg, &workspace, &history).await?;
+    super::audit(
+        &workspace,
+        actor,
+        "erase_completed",
+        selector,
+        &customers,
+        &format!(
+            "{n} identifiers suppressed; {} log rows removed; new run {}; {} older runs deleted",
+            report.state_rows_removed,
+            report.run_id,
+            report.runs_deleted.len()
+        ),
+    )?;
+    Ok(report)
+}
+
+/// The person's identifiers by kind: customer ids, records (`source:id`), e-mails, phone
+/// digits and (with an identity graph) anonymous ids.
+async fn identifiers(
+    ctx: &datafusion::prelude::SessionContext,
+    has: &dyn Fn(&str) -> bool,
+    customers: &[String],
+) -> Result<Vec<(&'static str, Vec<String>)>> {
+    let ids = in_list(customers);
+    let mut idents: Vec<(&str, Vec<String>)> = vec![
+        ("customer_id", customers.to_vec()),
+        (
+            "record",
+            strings(
+                ctx,
+                &format!("SELECT DISTINCT source || ':' || record_id FROM customer_links WHERE customer_id IN ({ids})"),
+            )
+            .await?,
+        ),
+        (
+            "email",
+            strings(
+                ctx,
+                &format!(
+                    "SELECT DISTINCT r.email FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
+                     WHERE l.customer_id IN ({ids}) AND r.email IS NOT NULL"
+                ),
+            )
+            .await?,
+        ),
+        (
+            "phone",
+            strings(
+                ctx,
+                &format!(
+                    "SELECT DISTINCT r.phone_digits FROM unify_records r JOIN customer_links l ON l.uid = r.uid \
+                     WHERE l.customer_id IN ({ids}) AND r.phone_digits IS NOT NULL"
+                ),
+            )
+            .await?,
+        ),
+    ];
+    if has("identity_graph") {
+        idents.push((
+            "anonymous_id",
+            strings(
+                ctx,
+                &format!(
+                    "SELECT DISTINCT anonymous_id FROM identity_graph WHERE customer_id IN ({ids})"
+                ),
+            )
+            .await?,
+        ));
+    }
+    Ok(idents)
+}
+
+/// Append the identifiers' hashes to the suppression list (every later run drops them at
+/// ingest); the number of identifiers.
+fn suppress(
+    workspace: &Path,
+    idents: &[(&'static str, Vec<String>)],
+    request: &str,
+) -> Result<usize> {
+    let (mut hashes, mut kinds) = (Vec::new(), Vec::new());
+    for (kind, values) in idents {
+        for v in values {
+            hashes.push(super::hash_identifier(v));
+            kinds.push(kind.to_string());
+        }
+    }
+    let n = hashes.len();
+    let at = super::now_text();
+    let batch = crate::state::batch(vec![
+        (
+            "identifier_hash",
+            Arc::new(StringArray::from(hashes)) as ArrayRef,
+        ),
+        ("kind", Arc::new(StringArray::from(kinds))),
+        (
+            "erased_at",
+            Arc::new(StringArray::from(vec![at.as_str(); n])),
+        ),
+        ("request", Arc::new(StringArray::from(vec![request; n]))),
+    ])?;
+    crate::state::append(workspace, "suppression_list", &batch)?;
+    Ok(n)
+}
+
+/// Delete every run but the new one (`report.run_id`); runs another process is writing are
+/// left to it and listed in the report.
+fn delete_other_runs(workspace: &Path, report: &mut ErasureReport) -> Result<()> {
+    let ws = crate::workspace::Workspace::new(workspace.to_path_buf());
     ws.reap_dead_runs()?;
     for m in ws.manifests()? {
         // A run another process is writing now is left to it (deleting it would break that
@@ -196,35 +236,33 @@ pub async fn erase(
             report.runs_deleted.push(m.run_id);
         }
     }
+    Ok(())
+}
+
+/// The exports whose destinations hold a row of any of the person's ids (`history`): their
+/// owners must be told to delete it there.
+async fn exports_holding(
+    cfg: &ProjectConfig,
+    workspace: &Path,
+    history: &[String],
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
     for name in cfg.exports.keys() {
-        if let Some(ectx) = crate::exports::confirmed_context(&workspace, name).await? {
+        if let Some(ectx) = crate::exports::confirmed_context(workspace, name).await? {
             let hit = strings(
                 &ectx,
                 &format!(
                     "SELECT key FROM confirmed WHERE customer_id IN ({}) LIMIT 1",
-                    in_list(&history)
+                    in_list(history)
                 ),
             )
             .await?;
             if !hit.is_empty() {
-                report.exports_to_notify.push(name.clone());
+                out.push(name.clone());
             }
         }
     }
-    super::audit(
-        &workspace,
-        actor,
-        "erase_completed",
-        selector,
-        &customers,
-        &format!(
-            "{n} identifiers suppressed; {} log rows removed; new run {}; {} older runs deleted",
-            report.state_rows_removed,
-            report.run_id,
-            report.runs_deleted.len()
-        ),
-    )?;
-    Ok(report)
+    Ok(out)
 }
 
 /// Rewrite a log table without the rows of `customers` (its files, one by one, atomically).

@@ -63,14 +63,14 @@ impl Selector {
     pub async fn customers(&self, ctx: &SessionContext, tables: &[String]) -> Result<Vec<String>> {
         let given = self.given();
         let [(kind, value)] = given.as_slice() else {
-            return Err(Error::Other(
+            return Err(Error::InvalidRequest(
                 "name the person by exactly one of --customer, --email, --phone, --record, --cookie"
                     .into(),
             ));
         };
         let has = |t: &str| tables.iter().any(|x| x == t);
         if !has("customer_links") {
-            return Err(Error::Other(
+            return Err(Error::NotFound(
                 "the current run has no unified customers: privacy requests need [unify]".into(),
             ));
         }
@@ -90,7 +90,7 @@ impl Selector {
             ),
             "record" => {
                 let Some((src, id)) = value.split_once(':') else {
-                    return Err(Error::Other(format!(
+                    return Err(Error::InvalidRequest(format!(
                         "--record {value}: expected SOURCE:RECORD_ID, e.g. crm_contacts:C0000042"
                     )));
                 };
@@ -102,7 +102,7 @@ impl Selector {
             }
             _ => {
                 if !has("identity_graph") {
-                    return Err(Error::Other(
+                    return Err(Error::NotFound(
                         "--cookie: the current run has no identity graph ([unify.identities])"
                             .into(),
                     ));
@@ -118,7 +118,7 @@ impl Selector {
         )
         .await?;
         if ids.is_empty() {
-            return Err(Error::Other(format!(
+            return Err(Error::NotFound(format!(
                 "no customer has {kind} {value:?} in the current run"
             )));
         }

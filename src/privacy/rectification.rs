@@ -43,7 +43,7 @@ pub async fn rectify(
         .clone();
     for (field, value) in fields {
         let Ok(f) = schema.field_with_name(field) else {
-            return Err(Error::Other(format!(
+            return Err(Error::InvalidRequest(format!(
                 "--set {field}=...: unified_customers has no column `{field}` (columns: {})",
                 schema
                     .fields()
@@ -55,7 +55,7 @@ pub async fn rectify(
             )));
         };
         if NOT_RECTIFIABLE.contains(&field.as_str()) {
-            return Err(Error::Other(format!(
+            return Err(Error::InvalidRequest(format!(
                 "--set {field}: `{field}` is computed by Panorama, not the person's data"
             )));
         }
@@ -66,7 +66,7 @@ pub async fn rectify(
                 .collect()
                 .await
                 .map_err(|e| {
-                    Error::Other(format!(
+                    Error::InvalidRequest(format!(
                         "--set {field}={value}: not a valid {}: {e}",
                         f.data_type()
                     ))

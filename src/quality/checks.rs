@@ -55,7 +55,7 @@ async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Vec<ScalarValue>> 
     let b = batches
         .iter()
         .find(|b| b.num_rows() > 0)
-        .ok_or_else(|| Error::Other(format!("no row from {sql}")))?;
+        .ok_or_else(|| Error::Internal(format!("no row from {sql}")))?;
     b.columns()
         .iter()
         .map(|c| Ok(ScalarValue::try_from_array(c, 0)?))
@@ -113,48 +113,90 @@ fn meets(passing: u64, total: u64, mostly: f64) -> bool {
 
 /// Evaluate one expectation.
 pub async fn evaluate(cx: &CheckContext<'_>, e: &Expectation) -> Result<Outcome> {
-    let ctx = cx.ctx;
-    let table = ident(&e.source);
-    let column = e.column.as_deref().map(ident).unwrap_or_default();
-    let outcome = |passed, observed: String, expected: String, value, checked, failing| Outcome {
-        expectation: e.clone(),
-        passed,
-        observed,
-        expected,
-        value,
-        rows_checked: checked,
-        failing_rows: failing,
+    let t = Target {
+        cx,
+        e,
+        table: ident(&e.source),
+        column: e.column.as_deref().map(ident).unwrap_or_default(),
     };
-    // Row checks judged by a condition on each non-NULL value.
-    let failing_if = |cond: String, what: &str| (cond, what.to_string());
-    let condition = match &e.check {
-        Check::AcceptedValues(values) => Some(failing_if(
-            format!(
-                "CAST({column} AS VARCHAR) NOT IN ({})",
-                values
-                    .iter()
-                    .map(|v| literal(v))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "not accepted",
-        )),
-        Check::Matches(pattern) => Some(failing_if(
-            format!(
-                "NOT regexp_like(CAST({column} AS VARCHAR), {})",
-                literal(pattern)
-            ),
-            "not matching",
-        )),
-        Check::Between(lo, hi) => Some(failing_if(
-            format!("({column} < {lo} OR {column} > {hi})"),
-            "out of range",
-        )),
-        _ => None,
-    };
-    if let Some((cond, what)) = condition {
+    if let Some((cond, what)) = t.failing_condition() {
+        return t.row_check(&cond, what).await;
+    }
+    match &e.check {
+        Check::NotNull => t.not_null().await,
+        Check::Unique => t.unique().await,
+        Check::RowCountChange(max) => t.row_count_change(*max).await,
+        Check::Freshness(max_age) => t.freshness(*max_age).await,
+        Check::MappedParseRate(min) => t.mapped_parse_rate(*min).await,
+        _ => unreachable!("row checks are handled above"),
+    }
+}
+
+/// One expectation with its source table and column quoted for SQL.
+struct Target<'a> {
+    cx: &'a CheckContext<'a>,
+    e: &'a Expectation,
+    table: String,
+    column: String,
+}
+
+impl Target<'_> {
+    fn outcome(
+        &self,
+        passed: bool,
+        observed: String,
+        expected: String,
+        value: Option<f64>,
+        rows_checked: Option<u64>,
+        failing_rows: Option<u64>,
+    ) -> Outcome {
+        Outcome {
+            expectation: self.e.clone(),
+            passed,
+            observed,
+            expected,
+            value,
+            rows_checked,
+            failing_rows,
+        }
+    }
+
+    /// Row checks are judged by a condition on each non-NULL value: (condition, what a
+    /// failing value is).
+    fn failing_condition(&self) -> Option<(String, &'static str)> {
+        let column = &self.column;
+        match &self.e.check {
+            Check::AcceptedValues(values) => Some((
+                format!(
+                    "CAST({column} AS VARCHAR) NOT IN ({})",
+                    values
+                        .iter()
+                        .map(|v| literal(v))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "not accepted",
+            )),
+            Check::Matches(pattern) => Some((
+                format!(
+                    "NOT regexp_like(CAST({column} AS VARCHAR), {})",
+                    literal(pattern)
+                ),
+                "not matching",
+            )),
+            Check::Between(lo, hi) => Some((
+                format!("({column} < {lo} OR {column} > {hi})"),
+                "out of range",
+            )),
+            _ => None,
+        }
+    }
+
+    /// `accepted_values`, `matches`, `between`: the share of non-NULL values not failing.
+    async fn row_check(&self, cond: &str, what: &str) -> Result<Outcome> {
+        let (table, column, e) = (&self.table, &self.column, self.e);
         let row = first_row(
-            ctx,
+            self.cx.ctx,
             &format!(
                 "SELECT count({column}), count(CASE WHEN {column} IS NOT NULL AND ({cond}) THEN 1 END) FROM {table}"
             ),
@@ -162,7 +204,7 @@ pub async fn evaluate(cx: &CheckContext<'_>, e: &Expectation) -> Result<Outcome>
         .await?;
         let (checked, bad) = (count(&row[0]), count(&row[1]));
         let ex = if bad > 0 {
-            most_common(ctx, &table, &column, &cond, 3).await?
+            most_common(self.cx.ctx, table, column, cond, 3).await?
         } else {
             Vec::new()
         };
@@ -184,7 +226,7 @@ pub async fn evaluate(cx: &CheckContext<'_>, e: &Expectation) -> Result<Outcome>
             }
             _ => unreachable!("row checks only"),
         };
-        return Ok(outcome(
+        Ok(self.outcome(
             meets(checked - bad, checked, e.mostly),
             format!(
                 "{bad} of {checked} non-NULL values {what} ({}){}",
@@ -199,196 +241,200 @@ pub async fn evaluate(cx: &CheckContext<'_>, e: &Expectation) -> Result<Outcome>
             }),
             Some(checked),
             Some(bad),
-        ));
+        ))
     }
-    match &e.check {
-        Check::NotNull => {
-            let row = first_row(
-                ctx,
-                &format!("SELECT count(*), count({column}) FROM {table}"),
-            )
-            .await?;
-            let (rows, non_null) = (count(&row[0]), count(&row[1]));
-            let nulls = rows - non_null;
-            Ok(outcome(
-                meets(non_null, rows, e.mostly),
-                format!("{nulls} of {rows} rows NULL ({})", percent(nulls, rows)),
-                if e.mostly >= 1.0 {
-                    "no NULL".into()
-                } else {
-                    format!("≥ {:.1}% of rows not NULL", 100.0 * e.mostly)
-                },
-                Some(if rows == 0 {
-                    1.0
-                } else {
-                    non_null as f64 / rows as f64
-                }),
-                Some(rows),
-                Some(nulls),
-            ))
-        }
-        Check::Unique => {
-            let row = first_row(ctx, &format!("SELECT count({column}) FROM {table}")).await?;
-            let checked = count(&row[0]);
-            let dup = first_row(
-                ctx,
-                &format!(
-                    "SELECT count(*), coalesce(sum(k), 0) FROM (SELECT count(*) AS k FROM {table} \
-                     WHERE {column} IS NOT NULL GROUP BY {column} HAVING count(*) > 1) AS d"
-                ),
-            )
-            .await?;
-            let (values, rows) = (count(&dup[0]), count(&dup[1]));
-            let ex = if rows > 0 {
-                let cond = format!(
-                    "{column} IN (SELECT {column} FROM {table} GROUP BY {column} HAVING count(*) > 1)"
-                );
-                most_common(ctx, &table, &column, &cond, 3).await?
+
+    async fn not_null(&self) -> Result<Outcome> {
+        let (ctx, table, column, e) = (self.cx.ctx, &self.table, &self.column, self.e);
+        let row = first_row(
+            ctx,
+            &format!("SELECT count(*), count({column}) FROM {table}"),
+        )
+        .await?;
+        let (rows, non_null) = (count(&row[0]), count(&row[1]));
+        let nulls = rows - non_null;
+        Ok(self.outcome(
+            meets(non_null, rows, e.mostly),
+            format!("{nulls} of {rows} rows NULL ({})", percent(nulls, rows)),
+            if e.mostly >= 1.0 {
+                "no NULL".into()
             } else {
-                Vec::new()
-            };
-            Ok(outcome(
-                meets(checked - rows, checked, e.mostly),
-                format!(
-                    "{rows} of {checked} non-NULL values ({}) share their value with another row ({} repeated){}",
-                    percent(rows, checked),
-                    counted(values, "value", "values"),
-                    examples(&ex)
-                ),
-                if e.mostly >= 1.0 {
-                    "every non-NULL value once".into()
-                } else {
-                    format!("≥ {:.1}% of non-NULL values unrepeated", 100.0 * e.mostly)
-                },
-                Some(if checked == 0 { 1.0 } else { (checked - rows) as f64 / checked as f64 }),
-                Some(checked),
-                Some(rows),
-            ))
-        }
-        Check::RowCountChange(max) => {
-            let row = first_row(ctx, &format!("SELECT count(*) FROM {table}")).await?;
-            let rows = count(&row[0]);
-            let expected = format!("within ±{:.1}% of the previous run's rows", 100.0 * max);
-            Ok(match (cx.previous_rows)(&e.source) {
-                None => outcome(
-                    true,
-                    format!("{rows} rows; no previous run to compare with"),
-                    expected,
-                    None,
-                    None,
-                    None,
-                ),
-                Some(prev) => {
-                    let change = if prev == 0 {
-                        if rows == 0 {
-                            0.0
-                        } else {
-                            f64::INFINITY
-                        }
-                    } else {
-                        (rows as f64 - prev as f64) / prev as f64
-                    };
-                    outcome(
-                        change.abs() <= max + 1e-12,
-                        format!(
-                            "{rows} rows, {prev} in the previous run ({:+.1}%)",
-                            100.0 * change
-                        ),
-                        expected,
-                        change.is_finite().then_some(change),
-                        None,
-                        None,
-                    )
-                }
-            })
-        }
-        Check::Freshness(max_age) => {
-            let row = first_row(
-                ctx,
-                // TRY_CAST: a text value that is no time is no newest value, not a failed run.
-                &format!(
-                    "SELECT CAST(max(TRY_CAST({column} AS TIMESTAMP)) AS VARCHAR) FROM {table}"
-                ),
-            )
-            .await?;
-            let expected = format!(
-                "newest value within {} of the run's as-of time ({})",
-                human_age(max_age.as_secs_f64()),
-                crate::run_context::format_as_of(cx.as_of)
-            );
-            let newest = match &row[0] {
-                ScalarValue::Utf8(Some(s))
-                | ScalarValue::Utf8View(Some(s))
-                | ScalarValue::LargeUtf8(Some(s)) => crate::config::parse_as_of(s).ok(),
-                _ => None,
-            };
-            Ok(match newest {
-                None => outcome(false, "no values".into(), expected, None, None, None),
-                Some(t) => {
-                    let age = (cx.as_of - t).num_milliseconds() as f64 / 1000.0;
-                    outcome(
-                        age <= max_age.as_secs_f64(),
-                        format!("newest value {t}, {} old", human_age(age)),
-                        expected,
-                        Some(age / 3600.0),
-                        None,
-                        None,
-                    )
-                }
-            })
-        }
-        Check::MappedParseRate(min) => {
-            let field = e.field.as_deref().unwrap_or_default();
-            let unify = cx
-                .cfg
-                .unify
-                .as_ref()
-                .ok_or_else(|| Error::Other(format!("{}: no [unify]", e.at)))?;
-            let map = unify.sources.get(&e.source).ok_or_else(|| {
-                Error::Other(format!("{}: [unify.sources.{}] is missing", e.at, e.source))
-            })?;
-            let parsed =
-                crate::unify::staging::parsed_values(map.get_ref(), &unify.custom_fields())?;
-            let p = parsed
-                .iter()
-                .find(|p| p.field == field)
-                .ok_or_else(|| Error::Other(format!("{}: `{field}` is not mapped", e.at)))?;
-            let raw = present(&p.raw);
-            let row = first_row(
-                ctx,
-                &format!(
-                    "SELECT count({raw}), count(CASE WHEN {raw} IS NOT NULL THEN {} END) FROM {table}",
-                    p.parsed
-                ),
-            )
-            .await?;
-            let (checked, ok) = (count(&row[0]), count(&row[1]));
-            let bad = checked - ok;
-            let ex = if bad > 0 {
-                most_common(ctx, &table, &raw, &format!("({}) IS NULL", p.parsed), 3).await?
-            } else {
-                Vec::new()
-            };
-            let rate = if checked == 0 {
+                format!("≥ {:.1}% of rows not NULL", 100.0 * e.mostly)
+            },
+            Some(if rows == 0 {
                 1.0
             } else {
-                ok as f64 / checked as f64
-            };
-            Ok(outcome(
-                meets(ok, checked, *min),
-                format!(
-                    "{ok} of {checked} {field} values parse ({}), {} not{}",
-                    percent(ok, checked),
-                    counted(bad, "does", "do"),
-                    examples(&ex)
-                ),
-                format!("≥ {:.1}% parse", 100.0 * min),
-                Some(rate),
-                Some(checked),
-                Some(bad),
-            ))
-        }
-        _ => unreachable!("row checks are handled above"),
+                non_null as f64 / rows as f64
+            }),
+            Some(rows),
+            Some(nulls),
+        ))
+    }
+
+    async fn unique(&self) -> Result<Outcome> {
+        let (ctx, table, column, e) = (self.cx.ctx, &self.table, &self.column, self.e);
+        let row = first_row(ctx, &format!("SELECT count({column}) FROM {table}")).await?;
+        let checked = count(&row[0]);
+        let dup = first_row(
+            ctx,
+            &format!(
+                "SELECT count(*), coalesce(sum(k), 0) FROM (SELECT count(*) AS k FROM {table} \
+                 WHERE {column} IS NOT NULL GROUP BY {column} HAVING count(*) > 1) AS d"
+            ),
+        )
+        .await?;
+        let (values, rows) = (count(&dup[0]), count(&dup[1]));
+        let ex = if rows > 0 {
+            let cond = format!(
+                "{column} IN (SELECT {column} FROM {table} GROUP BY {column} HAVING count(*) > 1)"
+            );
+            most_common(ctx, table, column, &cond, 3).await?
+        } else {
+            Vec::new()
+        };
+        Ok(self.outcome(
+            meets(checked - rows, checked, e.mostly),
+            format!(
+                "{rows} of {checked} non-NULL values ({}) share their value with another row ({} repeated){}",
+                percent(rows, checked),
+                counted(values, "value", "values"),
+                examples(&ex)
+            ),
+            if e.mostly >= 1.0 {
+                "every non-NULL value once".into()
+            } else {
+                format!("≥ {:.1}% of non-NULL values unrepeated", 100.0 * e.mostly)
+            },
+            Some(if checked == 0 { 1.0 } else { (checked - rows) as f64 / checked as f64 }),
+            Some(checked),
+            Some(rows),
+        ))
+    }
+
+    async fn row_count_change(&self, max: f64) -> Result<Outcome> {
+        let (ctx, table, e, cx) = (self.cx.ctx, &self.table, self.e, self.cx);
+        let row = first_row(ctx, &format!("SELECT count(*) FROM {table}")).await?;
+        let rows = count(&row[0]);
+        let expected = format!("within ±{:.1}% of the previous run's rows", 100.0 * max);
+        Ok(match (cx.previous_rows)(&e.source) {
+            None => self.outcome(
+                true,
+                format!("{rows} rows; no previous run to compare with"),
+                expected,
+                None,
+                None,
+                None,
+            ),
+            Some(prev) => {
+                let change = if prev == 0 {
+                    if rows == 0 {
+                        0.0
+                    } else {
+                        f64::INFINITY
+                    }
+                } else {
+                    (rows as f64 - prev as f64) / prev as f64
+                };
+                self.outcome(
+                    change.abs() <= max + 1e-12,
+                    format!(
+                        "{rows} rows, {prev} in the previous run ({:+.1}%)",
+                        100.0 * change
+                    ),
+                    expected,
+                    change.is_finite().then_some(change),
+                    None,
+                    None,
+                )
+            }
+        })
+    }
+
+    async fn freshness(&self, max_age: std::time::Duration) -> Result<Outcome> {
+        let (ctx, table, column, cx) = (self.cx.ctx, &self.table, &self.column, self.cx);
+        let row = first_row(
+            ctx,
+            // TRY_CAST: a text value that is no time is no newest value, not a failed run.
+            &format!("SELECT CAST(max(TRY_CAST({column} AS TIMESTAMP)) AS VARCHAR) FROM {table}"),
+        )
+        .await?;
+        let expected = format!(
+            "newest value within {} of the run's as-of time ({})",
+            human_age(max_age.as_secs_f64()),
+            crate::run_context::format_as_of(cx.as_of)
+        );
+        let newest = match &row[0] {
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)) => crate::config::parse_as_of(s).ok(),
+            _ => None,
+        };
+        Ok(match newest {
+            None => self.outcome(false, "no values".into(), expected, None, None, None),
+            Some(t) => {
+                let age = (cx.as_of - t).num_milliseconds() as f64 / 1000.0;
+                self.outcome(
+                    age <= max_age.as_secs_f64(),
+                    format!("newest value {t}, {} old", human_age(age)),
+                    expected,
+                    Some(age / 3600.0),
+                    None,
+                    None,
+                )
+            }
+        })
+    }
+
+    async fn mapped_parse_rate(&self, min: f64) -> Result<Outcome> {
+        let (ctx, table, e, cx) = (self.cx.ctx, &self.table, self.e, self.cx);
+        let field = e.field.as_deref().unwrap_or_default();
+        let unify = cx
+            .cfg
+            .unify
+            .as_ref()
+            .ok_or_else(|| Error::invalid(&e.at, "no [unify]"))?;
+        let map = unify.sources.get(&e.source).ok_or_else(|| {
+            Error::invalid(&e.at, format!("[unify.sources.{}] is missing", e.source))
+        })?;
+        let parsed = crate::unify::staging::parsed_values(map.get_ref(), &unify.custom_fields())?;
+        let p = parsed
+            .iter()
+            .find(|p| p.field == field)
+            .ok_or_else(|| Error::invalid(&e.at, format!("`{field}` is not mapped")))?;
+        let raw = present(&p.raw);
+        let row = first_row(
+            ctx,
+            &format!(
+                "SELECT count({raw}), count(CASE WHEN {raw} IS NOT NULL THEN {} END) FROM {table}",
+                p.parsed
+            ),
+        )
+        .await?;
+        let (checked, ok) = (count(&row[0]), count(&row[1]));
+        let bad = checked - ok;
+        let ex = if bad > 0 {
+            most_common(ctx, table, &raw, &format!("({}) IS NULL", p.parsed), 3).await?
+        } else {
+            Vec::new()
+        };
+        let rate = if checked == 0 {
+            1.0
+        } else {
+            ok as f64 / checked as f64
+        };
+        Ok(self.outcome(
+            meets(ok, checked, min),
+            format!(
+                "{ok} of {checked} {field} values parse ({}), {} not{}",
+                percent(ok, checked),
+                counted(bad, "does", "do"),
+                examples(&ex)
+            ),
+            format!("≥ {:.1}% parse", 100.0 * min),
+            Some(rate),
+            Some(checked),
+            Some(bad),
+        ))
     }
 }
 

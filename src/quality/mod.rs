@@ -87,7 +87,7 @@ pub async fn check_sources(q: &QualityRun<'_>) -> Result<QualitySummary> {
     let mut outcomes = Vec::new();
     for e in &expectations {
         let o = checks::evaluate(&cx, e).await.map_err(|err| {
-            crate::error::Error::Other(format!("expectation `{}` ({}): {err}", e.name, e.at))
+            crate::error::Error::invalid(format!("expectation `{}` ({})", e.name, e.at), err)
         })?;
         outcomes.push(o);
     }

@@ -84,7 +84,7 @@ fn hll_native(t: &DataType) -> bool {
 fn scalar(batch: &RecordBatch, name: &str) -> Result<ScalarValue> {
     let col = batch
         .column_by_name(name)
-        .ok_or_else(|| crate::error::Error::Other(format!("profile: no column {name}")))?;
+        .ok_or_else(|| crate::error::Error::Internal(format!("profile: no column {name}")))?;
     Ok(ScalarValue::try_from_array(col, 0)?)
 }
 

@@ -313,7 +313,7 @@ async fn load_check_unify(
 ) -> Loaded {
     let loaded = tokio::select! {
         r = materialize_sources(cfg, run_dir, run_id, opts) => r,
-        _ = tokio::signal::ctrl_c() => Err((Vec::new(), Error::Other("run interrupted (Ctrl-C); the previous run is still current".into()))),
+        _ = tokio::signal::ctrl_c() => Err((Vec::new(), Error::Interrupted("run interrupted (Ctrl-C); the previous run is still current".into()))),
     };
     let (reports, rejects) = loaded?;
     // The previous run's sources: what drift and row count changes compare with.
@@ -424,7 +424,7 @@ pub async fn profile_sources(
     let mut only = cfg.clone();
     for n in names {
         if !cfg.sources.contains_key(n) {
-            return Err(Error::Other(format!(
+            return Err(Error::NotFound(format!(
                 "no source named `{n}` (sources: {})",
                 cfg.sources.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
@@ -550,7 +550,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
         .ok_or_else(|| Error::NoRun(cfg.root.clone()))?;
     let prev = ws.read_manifest(&current)?;
     let Some(unify) = prev.unify.clone() else {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "run {current} has no unified customers to refresh; add [unify] to the config and use `panorama run`"
         )));
     };
@@ -721,7 +721,7 @@ async fn materialize_sources(
                 res
             })
             .await
-            .unwrap_or_else(|e| Err(Error::Other(format!("source task panicked: {e}"))));
+            .unwrap_or_else(|e| Err(Error::Internal(format!("source task panicked: {e}"))));
             match &out {
                 Ok((r, _)) => bar.finish_with_message(format!("{} rows", r.rows_loaded)),
                 Err(_) => bar.abandon(),
@@ -739,7 +739,7 @@ async fn materialize_sources(
                 all_rejects.extend(rejects);
             }
             Ok(Err(e)) => errors.push(e),
-            Err(e) => errors.push(Error::Other(format!("source task failed: {e}"))),
+            Err(e) => errors.push(Error::Internal(format!("source task failed: {e}"))),
         }
     }
     let _ = multi.clear();
@@ -755,7 +755,7 @@ async fn materialize_sources(
         1 => return Err((reports, errors.remove(0))),
         n => {
             let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
-            let e = Error::Other(format!("{n} sources failed:\n{}", list.join("\n")));
+            let e = Error::Partial(format!("{n} sources failed:\n{}", list.join("\n")));
             return Err((reports, e));
         }
     }

@@ -83,15 +83,17 @@ impl AuthFile {
     pub fn load(workspace_dir: &Path) -> Result<Self> {
         let p = path(workspace_dir);
         match std::fs::read_to_string(&p) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| Error::Other(format!("{}: {}", p.display(), e.message().trim()))),
+            Ok(text) => toml::from_str(&text).map_err(|e| Error::File {
+                path: p.clone(),
+                message: e.message().trim().to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(Error::io("cannot read", &p, e)),
         }
     }
 
     pub fn save(&self, workspace_dir: &Path) -> Result<()> {
-        let text = toml::to_string(self).map_err(|e| Error::Other(e.to_string()))?;
+        let text = toml::to_string(self).map_err(|e| Error::Internal(e.to_string()))?;
         let p = path(workspace_dir);
         crate::workspace::write_atomic(&p, text.as_bytes())?;
         #[cfg(unix)]
@@ -112,7 +114,7 @@ impl AuthFile {
     pub fn create_write_key(&mut self, name: &str) -> Result<String> {
         check_name(name)?;
         if self.write_keys.contains_key(name) {
-            return Err(Error::Other(format!(
+            return Err(Error::Conflict(format!(
                 "a write key named {name} exists: revoke it first (`panorama write-keys revoke {name}`)"
             )));
         }
@@ -130,14 +132,14 @@ impl AuthFile {
     pub fn set_user(&mut self, name: &str, password: &str, role: Role) -> Result<()> {
         check_name(name)?;
         if password.len() < 8 {
-            return Err(Error::Other(
+            return Err(Error::InvalidRequest(
                 "a password needs at least 8 characters".into(),
             ));
         }
         let salt = SaltString::generate(&mut OsRng);
         let hash = Argon2::default()
             .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| Error::Other(format!("cannot hash the password: {e}")))?
+            .map_err(|e| Error::Internal(format!("cannot hash the password: {e}")))?
             .to_string();
         self.users.insert(
             name.to_string(),
@@ -154,7 +156,7 @@ impl AuthFile {
     pub fn create_token(&mut self, name: &str, role: Role) -> Result<String> {
         check_name(name)?;
         if self.tokens.contains_key(name) {
-            return Err(Error::Other(format!(
+            return Err(Error::Conflict(format!(
                 "a token named {name} exists: revoke it first (`panorama tokens revoke {name}`)"
             )));
         }
@@ -184,7 +186,7 @@ fn check_name(name: &str) -> Result<()> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
     {
-        return Err(Error::Other(format!(
+        return Err(Error::InvalidRequest(format!(
             "{name:?}: names are letters, digits, '_', '-' and '.'"
         )));
     }

@@ -141,10 +141,13 @@ async fn search(
                 context! { run_id => snap.run_id.clone(), q, results => mj(&results), segments => mj(&segments) },
             )
         }
-        Err(error) => render(
-            "search.html",
-            context! { run_id => snap.run_id.clone(), q, results => Vec::<String>::new(), error, segments => mj(&segments) },
-        ),
+        Err(e) => {
+            let error = e.to_string();
+            render(
+                "search.html",
+                context! { run_id => snap.run_id.clone(), q, results => Vec::<String>::new(), error, segments => mj(&segments) },
+            )
+        }
     }
 }
 

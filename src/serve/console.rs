@@ -129,7 +129,7 @@ async fn rows(
     let p = params(raw.as_deref());
     let sql = chart
         .sql(&snap.facts, &p)
-        .map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
+        .map_err(|m| ApiError(StatusCode::BAD_REQUEST, m.to_string()))?;
     let (_, batches, truncated) = s
         .sql(&sql, s.settings.limits.http_row_limit)
         .await

@@ -55,8 +55,7 @@ impl Collector {
         let measures = super::live_measures::LiveMeasures::new(
             &crate::session::base_context(),
             &settings.measures,
-        )
-        .map_err(crate::error::Error::Other)?;
+        )?;
         let log = Arc::new(EventLog::open(&dir, settings.log.clone())?);
         let activity = cfg
             .activities
@@ -355,7 +354,7 @@ async fn collect(
         Ok(b) => b,
         Err(m) => {
             c.rejected.fetch_add(1, Ordering::Relaxed);
-            return error(StatusCode::BAD_REQUEST, m);
+            return error(StatusCode::BAD_REQUEST, m.0);
         }
     };
     if let Err(res) = allowed(s, headers, parsed.write_key.as_deref()) {
@@ -391,7 +390,7 @@ async fn collect(
                 "index": i,
                 "messageId": spec::message_id_of(raw),
                 "status": 400,
-                "error": m,
+                "error": m.0,
             })),
         }
     }

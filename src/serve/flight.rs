@@ -100,7 +100,7 @@ impl PanoramaFlight {
     ) -> std::result::Result<LogicalPlan, Status> {
         crate::query_limits::check(sql).map_err(|why| {
             Metrics::count(&self.serving.metrics.refused);
-            Status::invalid_argument(why)
+            status(why)
         })?;
         let statements = datafusion::sql::parser::DFParser::parse_sql(sql)
             .map_err(|e| Status::invalid_argument(format!("SQL: {e}")))?;
@@ -541,13 +541,35 @@ pub async fn serve(serving: Arc<Serving>, listener: tokio::net::TcpListener) -> 
     };
     let mut builder = Server::builder();
     if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| Error::Other(format!("Flight SQL TLS: {e}")))?;
+        builder = builder.tls_config(tls).map_err(|e| Error::Tls {
+            what: "Flight SQL TLS".into(),
+            message: e.to_string(),
+        })?;
     }
     builder
         .add_service(FlightServiceServer::new(PanoramaFlight::new(serving)))
         .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await
-        .map_err(|e| Error::Other(format!("Flight SQL server: {e}")))
+        .map_err(|e| Error::Network {
+            what: "Flight SQL server".into(),
+            source: Box::new(e),
+        })
+}
+
+/// A Panorama error as a Flight SQL status, by its kind: a refused write `permission_denied`,
+/// a bad request or config value or a limit `invalid_argument`, a missing thing `not_found`,
+/// a name taken `already_exists`, a busy workspace `aborted`, anything else `internal`.
+fn status(e: crate::Error) -> Status {
+    use crate::Error as E;
+    let m = e.to_string();
+    match e {
+        E::ReadOnly(_) => Status::permission_denied(m),
+        E::InvalidRequest(_) | E::ResourceLimit(_) | E::Invalid { .. } => {
+            Status::invalid_argument(m)
+        }
+        E::NotFound(_) => Status::not_found(m),
+        E::Conflict(_) => Status::already_exists(m),
+        E::Busy { .. } => Status::aborted(m),
+        _ => Status::internal(m),
+    }
 }

@@ -403,19 +403,22 @@ pub struct Lookup {
 }
 
 /// Profile rows matching a lookup; the identifier is normalized as unification normalizes it.
-pub fn find(s: &Serving, snap: &Snapshot, l: &Lookup) -> Result<Vec<u32>, String> {
+pub fn find(s: &Serving, snap: &Snapshot, l: &Lookup) -> crate::error::Result<Vec<u32>> {
+    use crate::error::Error;
     let ix = &snap.index;
     let rows: Vec<u32> = if let Some(e) = &l.email {
         let mut out = String::new();
         if !panorama_udfs::normalize::canonical_email(e, true, &mut out) {
-            return Err(format!("{e:?} is not an e-mail address"));
+            return Err(Error::InvalidRequest(format!(
+                "{e:?} is not an e-mail address"
+            )));
         }
         ix.by_identifier("email", &out).to_vec()
     } else if let Some(p) = &l.phone {
         let Some(n) = normalize_phone(s, p) else {
-            return Err(format!(
+            return Err(Error::InvalidRequest(format!(
                 "{p:?} is not a phone number (use +<country code>...)"
-            ));
+            )));
         };
         ix.by_identifier("phone", &n).to_vec()
     } else if let Some(c) = &l.cookie {
@@ -464,7 +467,9 @@ pub fn find(s: &Serving, snap: &Snapshot, l: &Lookup) -> Result<Vec<u32>, String
         }
         ix.by_name(q, MAX_MATCHES)
     } else {
-        return Err("give one of email, phone, cookie, source and id, or q".into());
+        return Err(Error::InvalidRequest(
+            "give one of email, phone, cookie, source and id, or q".into(),
+        ));
     };
     let mut rows = rows;
     // A record committed through real-time match is found at once (by its customer).
@@ -524,7 +529,7 @@ async fn find_customers(
 ) -> ApiResult<Json<Value>> {
     require(&s, &headers, Role::Reader)?;
     let snap = s.snapshot();
-    let rows = find(&s, &snap, &l).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
+    let rows = find(&s, &snap, &l).map_err(|e| api_error(e, StatusCode::BAD_REQUEST))?;
     let customers: Vec<Value> = rows.iter().map(|r| card(&snap, *r, false)).collect();
     Ok(Json(json!({
         "run_id": snap.run_id,
@@ -682,7 +687,7 @@ async fn match_record(
         .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let result = matcher
         .match_record(&req.source, &req.record, req.commit)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+        .map_err(|e| api_error(e, StatusCode::BAD_REQUEST))?;
     let mut v = serde_json::to_value(&result)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     v["run_id"] = json!(snap.run_id);
@@ -708,11 +713,7 @@ async fn sql(
         .min(s.settings.limits.http_row_limit);
     let (schema, batches, truncated) = s.sql(&req.sql, limit).await.map_err(|e| {
         // A refused write is forbidden; anything else about the statement is the request's.
-        let status = match e {
-            crate::Error::ReadOnly(_) => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError(status, e.to_string())
+        api_error(e, StatusCode::BAD_REQUEST)
     })?;
     let rows: Vec<Value> = batches
         .iter()
@@ -782,13 +783,29 @@ async fn admin_refresh(
 }
 
 /// A failed admin operation: 409 when another process writes the workspace (a run from the
-/// shell, a schedule's job; the message names it), else 422.
+/// shell, a schedule's job; the message names it), else by the error, else 422.
 fn operation_error(e: crate::Error) -> ApiError {
-    let status = match e {
-        crate::Error::Busy { .. } => StatusCode::CONFLICT,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    ApiError(status, e.to_string())
+    api_error(e, StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+/// The status of an error: by its kind when the kind says (a refused write 403, a missing
+/// thing 404, a bad request or config value 400, a conflict 409, an invariant 500), else
+/// `otherwise` (what the endpoint answers for anything else).
+pub fn status_of(e: &crate::Error, otherwise: StatusCode) -> StatusCode {
+    use crate::Error as E;
+    match e {
+        E::ReadOnly(_) => StatusCode::FORBIDDEN,
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::InvalidRequest(_) | E::ResourceLimit(_) | E::Invalid { .. } => StatusCode::BAD_REQUEST,
+        E::Busy { .. } | E::Conflict(_) => StatusCode::CONFLICT,
+        E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => otherwise,
+    }
+}
+
+/// An error as an API answer: [`status_of`] and its message.
+fn api_error(e: crate::Error, otherwise: StatusCode) -> ApiError {
+    ApiError(status_of(&e, otherwise), e.to_string())
 }
 
 /// After a run: serve it right away rather than at the next poll.
@@ -847,7 +864,10 @@ pub async fn serve(
         max: serving.settings.max_http_connections,
     };
     let app = router(serving);
-    let err = |e: std::io::Error| crate::Error::Other(format!("HTTP server: {e}"));
+    let err = |e: std::io::Error| crate::Error::Network {
+        what: "HTTP server".into(),
+        source: Box::new(e),
+    };
     match tls {
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);

@@ -60,10 +60,13 @@ impl LiveMeasures {
     pub fn new(
         ctx: &SessionContext,
         defs: &std::collections::BTreeMap<String, LiveMeasureDef>,
-    ) -> Result<LiveMeasures, String> {
+    ) -> crate::error::Result<LiveMeasures> {
         let mut measures = Vec::new();
         for (name, d) in defs {
-            let at = |m: String| format!("serve.events.measures.{name}: {m}");
+            let at = |message: String| crate::error::Error::Invalid {
+                key: format!("serve.events.measures.{name}"),
+                message,
+            };
             let aggregate = match d.aggregate.as_str() {
                 "count" => Aggregate::Count,
                 "sum" => Aggregate::Sum,
@@ -95,7 +98,8 @@ impl LiveMeasures {
             measures.push(Measure {
                 name: name.clone(),
                 aggregate,
-                filter: EventFilter::new(ctx, &d.event, d.condition.as_deref()).map_err(at)?,
+                filter: EventFilter::new(ctx, &d.event, d.condition.as_deref())
+                    .map_err(|e| at(e.to_string()))?,
                 value,
                 window: window.as_micros() as i64,
             });
@@ -276,6 +280,7 @@ mod tests {
         assert!(LiveMeasures::new(&ctx, &bad)
             .err()
             .unwrap()
+            .to_string()
             .contains("needs `value`"));
     }
 }

@@ -77,14 +77,14 @@ pub fn settings(cfg: &ProjectConfig, o: &Overrides) -> Result<(ServeSettings, au
         }
         (None, None) => {}
         _ => {
-            return Err(Error::Other(
+            return Err(Error::InvalidRequest(
                 "give both --tls-cert and --tls-key, or neither".into(),
             ))
         }
     }
     let file = auth::AuthFile::load(&cfg.workspace_dir())?;
     if !s.is_loopback() && !file.is_configured() {
-        return Err(Error::Other(format!(
+        return Err(Error::InvalidRequest(format!(
             "refusing to listen on {} without authentication: anyone on the network could read \
              every customer. Add a user (`panorama users add NAME`) or a token \
              (`panorama tokens create NAME`), or listen on 127.0.0.1",
@@ -102,20 +102,28 @@ pub(crate) fn tls_config(s: &ServeSettings) -> Result<Option<Arc<rustls::ServerC
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect())
-        .map_err(|e| Error::Other(format!("TLS certificate {}: {e}", files.cert.display())))?;
+        .map_err(|e| Error::Tls {
+            what: format!("TLS certificate {}", files.cert.display()),
+            message: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(Error::Other(format!(
-            "TLS certificate {}: no certificate in the file",
-            files.cert.display()
-        )));
+        return Err(Error::Tls {
+            what: format!("TLS certificate {}", files.cert.display()),
+            message: "no certificate in the file".into(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| Error::Other(format!("TLS key {}: {e}", files.key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| Error::Tls {
+        what: format!("TLS key {}", files.key.display()),
+        message: e.to_string(),
+    })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-        .map_err(|e| Error::Other(format!("TLS {}: {e}", files.cert.display())))?;
+        .map_err(|e| Error::Tls {
+            what: format!("TLS {}", files.cert.display()),
+            message: e.to_string(),
+        })?;
     Ok(Some(Arc::new(config)))
 }
 
@@ -134,21 +142,27 @@ pub async fn serve(
     let bind = |port: u16| async move {
         tokio::net::TcpListener::bind(addr(port))
             .await
-            .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", addr(port))))
+            .map_err(|e| Error::Network {
+                what: format!("cannot listen on {}", addr(port)),
+                source: Box::new(e),
+            })
+    };
+    let local = |e: std::io::Error| Error::Network {
+        what: "listener address".into(),
+        source: Box::new(e),
     };
     let pg = bind(settings.pg_port).await?;
     let flight = bind(settings.flight_port).await?;
     let http = bind(settings.http_port).await?;
     let bound = Bound {
-        pg: pg.local_addr().map_err(|e| Error::Other(e.to_string()))?,
-        flight: flight
-            .local_addr()
-            .map_err(|e| Error::Other(e.to_string()))?,
-        http: http.local_addr().map_err(|e| Error::Other(e.to_string()))?,
+        pg: pg.local_addr().map_err(local)?,
+        flight: flight.local_addr().map_err(local)?,
+        http: http.local_addr().map_err(local)?,
     };
-    let http = http
-        .into_std()
-        .map_err(|e| Error::Other(format!("HTTP listener: {e}")))?;
+    let http = http.into_std().map_err(|e| Error::Network {
+        what: "HTTP listener".into(),
+        source: Box::new(e),
+    })?;
     ready(&bound, &serving);
     let _watch = serving.watch();
     let _journeys = serving.triggered.clone().map(|t| t.spawn(serving.clone()));

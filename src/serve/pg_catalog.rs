@@ -1131,10 +1131,10 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
 
     let catalog = ctx
         .catalog("panorama")
-        .ok_or_else(|| Error::Other("pg_catalog: no catalog `panorama`".into()))?;
+        .ok_or_else(|| Error::Internal("pg_catalog: no catalog `panorama`".into()))?;
     let inner = catalog
         .schema("pg_catalog")
-        .ok_or_else(|| Error::Other("pg_catalog: not set up".into()))?;
+        .ok_or_else(|| Error::Internal("pg_catalog: not set up".into()))?;
     catalog.register_schema(
         "pg_catalog",
         Arc::new(PgCatalogOverlay {

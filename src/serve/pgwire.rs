@@ -108,7 +108,7 @@ fn check_read_only(serving: &Serving, sql: &str) -> PgWireResult<Vec<Statement>>
     // 54001: statement_too_complex, what PostgreSQL answers past max_stack_depth.
     crate::query_limits::check(sql).map_err(|why| {
         Metrics::count(&serving.metrics.refused);
-        user_error("54001", why)
+        user_error("54001", why.to_string())
     })?;
     // Building the parser tokenizes its rewrite list: once per process, not per statement.
     static PARSER: std::sync::OnceLock<PostgresCompatibilityParser> = std::sync::OnceLock::new();

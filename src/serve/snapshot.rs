@@ -46,7 +46,7 @@ impl Snapshot {
             // whole server.
             datafusion_postgres::auth::AuthManager::default(),
         )
-        .map_err(|e| Error::Other(format!("pg_catalog: {e}")))?;
+        .map_err(|e| Error::query("pg_catalog", *e))?;
         let docs = cfg.table_docs(&opened.tables);
         super::pg_catalog::install(&ctx, &docs).await?;
         let measures = if opened.tables.iter().any(|t| t == "customer_measures") {
@@ -174,7 +174,7 @@ impl Serving {
             Err(e) => {
                 Metrics::count(&self.metrics.reload_failures);
                 *self.failed.lock().expect("lock") = Some(run_id.clone());
-                Err(Error::Other(format!(
+                Err(Error::Partial(format!(
                     "run {run_id} could not be loaded, still serving {}: {e}",
                     self.snapshot().run_id
                 )))
@@ -204,10 +204,7 @@ impl Serving {
         sql: &str,
         row_limit: usize,
     ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>, bool)> {
-        crate::query_limits::check(sql).map_err(|why| {
-            Metrics::count(&self.metrics.refused);
-            Error::ResourceLimit(why)
-        })?;
+        crate::query_limits::check(sql).inspect_err(|_| Metrics::count(&self.metrics.refused))?;
         let statements = datafusion::sql::parser::DFParser::parse_sql(sql)
             .map_err(|e| Error::InvalidRequest(format!("SQL: {e}")))?;
         if statements.len() != 1 {

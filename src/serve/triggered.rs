@@ -102,20 +102,20 @@ impl Triggered {
             return Ok(None);
         }
         if collector.is_none() {
-            return Err(Error::Other(format!(
-                "journeys.{}: an event trigger needs collected events: add a source with format = \"events\"",
-                defs[0].0
-            )));
+            return Err(Error::invalid(
+                format!("journeys.{}", defs[0].0),
+                "an event trigger needs collected events: add a source with format = \"events\"",
+            ));
         };
         let ctx = crate::session::base_context();
-        let engine = Engine::new(&ctx, &defs).map_err(Error::Other)?;
+        let engine = Engine::new(&ctx, &defs)?;
         let mut setups = HashMap::new();
         for (name, _, _) in &defs {
             let def = cfg.journeys[name].get_ref();
             let message = cfg.messages[&def.message].get_ref().clone();
             let template = message
                 .compile(&def.message)
-                .map_err(|e| Error::Other(format!("journeys.{name}: {e}")))?;
+                .map_err(|e| Error::invalid(format!("journeys.{name}"), e))?;
             let export_name = def.export.clone().unwrap_or_default();
             let export = cfg.exports[&export_name].get_ref();
             let webhook = export
@@ -123,19 +123,20 @@ impl Triggered {
                 .as_ref()
                 .map(|w| w.get_ref().clone())
                 .ok_or_else(|| {
-                    Error::Other(format!(
-                        "journeys.{name}.export: `{export_name}` is not a webhook export"
-                    ))
+                    Error::invalid(
+                        format!("journeys.{name}.export"),
+                        format!("`{export_name}` is not a webhook export"),
+                    )
                 })?;
             let cap = match &def.frequency_cap {
                 Some(c) => Some((
                     c.messages,
                     crate::config::parse_duration(&c.per)
                         .ok_or_else(|| {
-                            Error::Other(format!(
-                                "journeys.{name}.frequency_cap.per = {:?}: expected a duration such as \"1d\"",
-                                c.per
-                            ))
+                            Error::invalid(
+                                format!("journeys.{name}.frequency_cap.per = {:?}", c.per),
+                                "expected a duration such as \"1d\"",
+                            )
                         })?
                         .as_micros() as i64,
                 )),
@@ -314,10 +315,10 @@ impl Triggered {
             values.insert(placeholder.clone(), v);
         }
         let (subject, body) = setup.template.render(&values).map_err(|e| {
-            Error::Other(format!(
-                "journeys.{}: rendering for {customer}: {e}",
-                a.journey
-            ))
+            Error::invalid(
+                format!("journeys.{}", a.journey),
+                format!("rendering for {customer}: {e}"),
+            )
         })?;
         let m = OutboxMessage {
             message_id: id.clone(),

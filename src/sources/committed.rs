@@ -73,7 +73,7 @@ pub async fn fold(
         let rows = match ctx.sql(&sql).await {
             Ok(df) => df.collect().await?,
             Err(e) => {
-                return Err(Error::Other(format!(
+                return Err(Error::Conflict(format!(
                     "records committed to `{}` by real-time match no longer fit the source ({e}); \
                      move {} aside to go on",
                     report.name,

@@ -54,51 +54,12 @@ pub fn read_csv(
     };
 
     // Header: from the first record, or generated names.
-    let mut pending_first = false;
-    let header: Vec<String> = if opts.header {
-        if !read(&mut reader, &mut record)? {
-            return Err(Error::source(source, file, "file is empty: no header line"));
-        }
-        record
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let name = String::from_utf8_lossy(f).trim().to_string();
-                if name.is_empty() {
-                    format!("column_{}", i + 1)
-                } else {
-                    name
-                }
-            })
-            .collect()
-    } else {
-        if !read(&mut reader, &mut record)? {
-            return Ok(expected.map(|e| e.to_vec()).unwrap_or_default());
-        }
-        pending_first = true;
-        (1..=record.len()).map(|i| format!("column_{i}")).collect()
+    let Some((header, mut pending_first)) =
+        read_header(&mut reader, &mut record, opts.header, (source, file), &read)?
+    else {
+        return Ok(expected.map(|e| e.to_vec()).unwrap_or_default());
     };
-    let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = header.iter().find(|h| !seen.insert(h.as_str())) {
-        return Err(Error::source(
-            source,
-            file,
-            format!("header names column `{dup}` twice"),
-        ));
-    }
-    if let Some(exp) = expected {
-        if exp != header.as_slice() {
-            return Err(Error::source(
-                source,
-                file,
-                format!(
-                    "schema mismatch: columns [{}] differ from [{}] in the source's first file",
-                    header.join(", "),
-                    exp.join(", ")
-                ),
-            ));
-        }
-    }
+    check_header(source, file, &header, expected)?;
     let schema = Arc::new(Schema::new(
         header
             .iter()
@@ -177,17 +138,7 @@ pub fn read_csv(
                 row: line,
                 column: None,
                 raw_value: Some(raw),
-                reason: if open_at_end {
-                    "unclosed quote: the quoted value opened on this line is still open at the end \
-                     of the file; this line is rejected and reading goes on with the next"
-                        .to_string()
-                } else {
-                    format!(
-                        "unclosed quote: the quoted value opened on this line runs into line {}; \
-                         this line is rejected and reading goes on with the next",
-                        line + lines - 1
-                    )
-                },
+                reason: unclosed_quote_reason(open_at_end, line + lines - 1),
             });
             reader_data = &reader_data[start + first_end..];
             base_line = line;
@@ -210,32 +161,14 @@ pub fn read_csv(
             });
             continue;
         }
-        let mut bad = None;
-        for (i, f) in record.iter().enumerate() {
-            if let Err(e) = std::str::from_utf8(f) {
-                let at = e.valid_up_to();
-                // Valid up to `at`: the characters before the bad bytes.
-                let before = std::str::from_utf8(&f[..at]).map_or(0, |t| t.chars().count());
-                bad = Some((i, at, before, String::from_utf8_lossy(f).into_owned()));
-                break;
-            }
-        }
-        if let Some((i, at, before, raw)) = bad {
+        if let Some((i, raw, reason)) = invalid_utf8(&record, encoding) {
             rejects.push(Reject {
                 source: source.to_string(),
                 file: file.to_string(),
                 row: line,
                 column: Some(header[i].clone()),
                 raw_value: Some(raw),
-                reason: match encoding == encoding_rs::UTF_8 {
-                    true => format!("invalid UTF-8 at byte {at} of the value"),
-                    // The transcoded value holds 0xFF where the input's bytes were malformed.
-                    false => format!(
-                        "bytes not valid in {} at character {} of the value",
-                        encoding.name().to_ascii_lowercase(),
-                        before + 1
-                    ),
-                },
+                reason,
             });
             continue;
         }
@@ -258,6 +191,115 @@ pub fn read_csv(
         flush(&mut builders, &mut rows)?;
     }
     Ok(header)
+}
+
+type ReadRecord<'a> = dyn Fn(&mut csv::Reader<&[u8]>, &mut csv::ByteRecord) -> Result<bool> + 'a;
+
+/// The header, and whether the first record is a data row still to be read (no header line:
+/// names `column_1`, `column_2` …). `None`: a file without a header line and no rows.
+fn read_header(
+    reader: &mut csv::Reader<&[u8]>,
+    record: &mut csv::ByteRecord,
+    has_header: bool,
+    source_file: (&str, &str),
+    read: &ReadRecord<'_>,
+) -> Result<Option<(Vec<String>, bool)>> {
+    let (source, file) = source_file;
+    if has_header {
+        if !read(reader, record)? {
+            return Err(Error::source(source, file, "file is empty: no header line"));
+        }
+        let header = record
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let name = String::from_utf8_lossy(f).trim().to_string();
+                if name.is_empty() {
+                    format!("column_{}", i + 1)
+                } else {
+                    name
+                }
+            })
+            .collect();
+        Ok(Some((header, false)))
+    } else {
+        if !read(reader, record)? {
+            return Ok(None);
+        }
+        Ok(Some((
+            (1..=record.len()).map(|i| format!("column_{i}")).collect(),
+            true,
+        )))
+    }
+}
+
+/// No column named twice, and the same columns as the source's first file.
+fn check_header(
+    source: &str,
+    file: &str,
+    header: &[String],
+    expected: Option<&[String]>,
+) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = header.iter().find(|h| !seen.insert(h.as_str())) {
+        return Err(Error::source(
+            source,
+            file,
+            format!("header names column `{dup}` twice"),
+        ));
+    }
+    if let Some(exp) = expected {
+        if exp != header {
+            return Err(Error::source(
+                source,
+                file,
+                format!(
+                    "schema mismatch: columns [{}] differ from [{}] in the source's first file",
+                    header.join(", "),
+                    exp.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first field of `record` that is not valid UTF-8: (field, its text, why).
+fn invalid_utf8(
+    record: &csv::ByteRecord,
+    encoding: &'static encoding_rs::Encoding,
+) -> Option<(usize, String, String)> {
+    let (i, f, e) = record
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| std::str::from_utf8(f).err().map(|e| (i, f, e)))?;
+    let at = e.valid_up_to();
+    // Valid up to `at`: the characters before the bad bytes.
+    let before = std::str::from_utf8(&f[..at]).map_or(0, |t| t.chars().count());
+    let reason = match encoding == encoding_rs::UTF_8 {
+        true => format!("invalid UTF-8 at byte {at} of the value"),
+        // The transcoded value holds 0xFF where the input's bytes were malformed.
+        false => format!(
+            "bytes not valid in {} at character {} of the value",
+            encoding.name().to_ascii_lowercase(),
+            before + 1
+        ),
+    };
+    Some((i, String::from_utf8_lossy(f).into_owned(), reason))
+}
+
+/// Why a line whose quoted value does not close is rejected.
+fn unclosed_quote_reason(open_at_end: bool, runs_into: u64) -> String {
+    if open_at_end {
+        "unclosed quote: the quoted value opened on this line is still open at the end \
+         of the file; this line is rejected and reading goes on with the next"
+            .to_string()
+    } else {
+        format!(
+            "unclosed quote: the quoted value opened on this line runs into line {runs_into}; \
+             this line is rejected and reading goes on with the next"
+        )
+    }
 }
 
 /// How one record's raw bytes use quotes: `(misplaced, open)`. A closing quote followed by

@@ -47,7 +47,7 @@ pub fn read_delta(
             .map_err(|e| err(format!("cannot open {}: {e}", p.display())))?;
         Url::from_directory_path(&p).map_err(|_| err(format!("bad path {}", p.display())))?
     };
-    let store = object_store_for(&url).map_err(err)?;
+    let store = object_store_for(&url).map_err(|e| err(e.0))?;
     let engine = Arc::new(DefaultEngine::builder(store).build());
     let snapshot = Snapshot::builder_for(url.as_str())
         .build(engine.as_ref())

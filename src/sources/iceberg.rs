@@ -72,10 +72,10 @@ pub fn read_iceberg(
             .block_on(super::iceberg_catalog::metadata_location(
                 location, table, root,
             ))
-            .map_err(err)?,
+            .map_err(|e| err(e.0))?,
         None => runtime
             .block_on(current_metadata(location, root))
-            .map_err(err)?,
+            .map_err(|e| err(e.0))?,
     };
     let metadata: Json = serde_json::from_slice(&read(&metadata_file)?)
         .map_err(|e| err(format!("{metadata_file}: not table metadata JSON: {e}")))?;
@@ -527,7 +527,7 @@ fn arrow_type(t: &Json) -> DataType {
 async fn current_metadata(
     location: &str,
     root: &std::path::Path,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<String, super::ReadError> {
     let trimmed = location.trim_end_matches('/');
     if trimmed.ends_with(".metadata.json") {
         return Ok(trimmed.to_string());
@@ -567,7 +567,10 @@ async fn current_metadata(
 
 /// A file named by the table's metadata: `file:` URIs and paths are local (relative ones to
 /// the project), other URLs go through the object stores.
-async fn read_uri(uri: &str, root: &std::path::Path) -> std::result::Result<Bytes, String> {
+async fn read_uri(
+    uri: &str,
+    root: &std::path::Path,
+) -> std::result::Result<Bytes, super::ReadError> {
     let local = uri
         .strip_prefix("file://")
         .or_else(|| uri.strip_prefix("file:"))
@@ -579,10 +582,10 @@ async fn read_uri(uri: &str, root: &std::path::Path) -> std::result::Result<Byte
     }
 }
 
-fn avro_records(data: &[u8]) -> std::result::Result<Vec<Avro>, String> {
+fn avro_records(data: &[u8]) -> std::result::Result<Vec<Avro>, super::ReadError> {
     let reader = apache_avro::Reader::new(data).map_err(|e| format!("not an Avro file: {e}"))?;
     reader
-        .map(|r| r.map_err(|e| format!("bad Avro record: {e}")))
+        .map(|r| r.map_err(|e| super::ReadError(format!("bad Avro record: {e}"))))
         .collect()
 }
 

@@ -15,15 +15,15 @@ pub async fn metadata_location(
     location: &str,
     table: &str,
     root: &Path,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<String, super::ReadError> {
     let (url, wanted_catalog) = match location.rsplit_once('#') {
         Some((u, c)) => (u, Some(c)),
         None => (location, None),
     };
     let Some((namespace, name)) = table.rsplit_once('.') else {
-        return Err(format!(
+        return Err(super::ReadError(format!(
             "table `{table}`: name it with its namespace, `namespace.{table}`"
-        ));
+        )));
     };
     let rows: Vec<(String, String)> = if let Some(path) = url.strip_prefix("sqlite:") {
         // `sqlite:///abs/path` (SQLAlchemy's spelling) or `sqlite:relative/path`.
@@ -40,21 +40,21 @@ pub async fn metadata_location(
         .collect();
     match found.as_slice() {
         [(_, metadata)] => Ok(metadata.clone()),
-        [] => Err(format!(
+        [] => Err(super::ReadError(format!(
             "the catalog {} has no table `{table}`{}",
             redact(url),
             wanted_catalog
                 .map(|c| format!(" in catalog `{c}`"))
                 .unwrap_or_default()
-        )),
-        many => Err(format!(
+        ))),
+        many => Err(super::ReadError(format!(
             "table `{table}` is in several catalogs of {} ({}): end the location with `#<catalog>`",
             redact(url),
             many.iter()
                 .map(|(c, _)| c.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        ))),
     }
 }
 
@@ -65,9 +65,12 @@ fn sqlite_rows(
     path: &Path,
     namespace: &str,
     name: &str,
-) -> std::result::Result<Vec<(String, String)>, String> {
+) -> std::result::Result<Vec<(String, String)>, super::ReadError> {
     if !path.is_file() {
-        return Err(format!("no SQLite catalog at {}", path.display()));
+        return Err(super::ReadError(format!(
+            "no SQLite catalog at {}",
+            path.display()
+        )));
     }
     let db =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -86,7 +89,7 @@ async fn postgres_rows(
     url: &str,
     namespace: &str,
     name: &str,
-) -> std::result::Result<Vec<(String, String)>, String> {
+) -> std::result::Result<Vec<(String, String)>, super::ReadError> {
     let (client, task) = super::postgres::connect(url)
         .await
         .map_err(|e| format!("the catalog: {e}"))?;
@@ -110,7 +113,7 @@ async fn mysql_rows(
     root: &Path,
     namespace: &str,
     name: &str,
-) -> std::result::Result<Vec<(String, String)>, String> {
+) -> std::result::Result<Vec<(String, String)>, super::ReadError> {
     use mysql_async::prelude::Queryable;
     let opts = super::mysql::connection_opts(url, root)?;
     let mut conn = super::mysql::connect(opts)

@@ -33,13 +33,13 @@ pub struct Increment {
 }
 
 /// The snapshot folder and the increments under `base`, oldest first.
-pub fn layout(base: &Path) -> std::result::Result<(PathBuf, Vec<Increment>), String> {
+pub fn layout(base: &Path) -> std::result::Result<(PathBuf, Vec<Increment>), super::ReadError> {
     let full = base.join("full");
     if !full.is_dir() {
-        return Err(format!(
+        return Err(super::ReadError(format!(
             "an incremental source needs {}/ holding the full snapshot (and incremental/YYYY/MM/DD/HH/{{upserts,deletes}}/ for changes)",
             full.display()
-        ));
+        )));
     }
     let mut increments = Vec::new();
     let root = base.join("incremental");
@@ -51,10 +51,10 @@ pub fn layout(base: &Path) -> std::result::Result<(PathBuf, Vec<Increment>), Str
                 let sub = |n: &str| Some(dir.join(n)).filter(|p| p.is_dir());
                 let (upserts, deletes) = (sub("upserts"), sub("deletes"));
                 if upserts.is_none() && deletes.is_none() {
-                    return Err(format!(
+                    return Err(super::ReadError(format!(
                         "{} has neither upserts/ nor deletes/",
                         dir.display()
-                    ));
+                    )));
                 }
                 increments.push(Increment {
                     stamp: format!("{}-{}-{}T{}", parts[0], parts[1], parts[2], parts[3]),
@@ -76,10 +76,10 @@ pub fn layout(base: &Path) -> std::result::Result<(PathBuf, Vec<Increment>), Str
                     || name.len() != width
                     || !name.chars().all(|c| c.is_ascii_digit())
                 {
-                    return Err(format!(
+                    return Err(super::ReadError(format!(
                         "{}: increments are folders incremental/YYYY/MM/DD/HH/ (found {name})",
                         dir.display()
-                    ));
+                    )));
                 }
                 let mut p = parts.clone();
                 p.push(name);

@@ -2,6 +2,8 @@
 //! (`s3://`, `gs://`, `az://`, `http(s)://`) with credentials taken from the environment.
 
 use std::path::{Path, PathBuf};
+
+use super::ReadError;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,12 +33,12 @@ pub enum FileKind {
 
 impl FileRef {
     /// Read the whole file. Sources are read once per run, so one request per file is cheapest.
-    pub async fn read(&self) -> Result<Bytes, String> {
+    pub async fn read(&self) -> Result<Bytes, super::ReadError> {
         match &self.kind {
             FileKind::Local(p) => tokio::fs::read(p)
                 .await
                 .map(Bytes::from)
-                .map_err(|e| format!("cannot read {}: {e}", p.display())),
+                .map_err(|e| ReadError(format!("cannot read {}: {e}", p.display()))),
             FileKind::Object { store, path } => {
                 let got = store
                     .get(path)
@@ -44,14 +46,14 @@ impl FileRef {
                     .map_err(|e| format!("cannot read {}: {e}", self.display))?;
                 got.bytes()
                     .await
-                    .map_err(|e| format!("cannot read {}: {e}", self.display))
+                    .map_err(|e| ReadError(format!("cannot read {}: {e}", self.display)))
             }
         }
     }
 }
 
 /// Replace `${VAR}` with the environment variable's value; an unset variable is an error.
-pub fn expand_env(s: &str) -> Result<String, String> {
+pub fn expand_env(s: &str) -> Result<String, super::ReadError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -82,7 +84,7 @@ pub fn is_url(location: &str) -> bool {
 
 /// Build an object store for a URL's bucket/container/host, configured from the environment
 /// (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
-pub fn object_store_for(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+pub fn object_store_for(url: &Url) -> Result<Arc<dyn ObjectStore>, super::ReadError> {
     let as_str = url.as_str();
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "s3" | "s3a" => Arc::new(
@@ -118,7 +120,7 @@ pub fn object_store_for(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
             )
         }
         "file" => Arc::new(object_store::local::LocalFileSystem::new()),
-        other => return Err(format!("unsupported URL scheme `{other}`")),
+        other => return Err(ReadError(format!("unsupported URL scheme `{other}`"))),
     };
     Ok(store)
 }
@@ -143,7 +145,7 @@ fn is_data_file(name: &str) -> bool {
 }
 
 /// Expand a location into the files it names, sorted so runs are reproducible.
-pub async fn resolve_files(location: &str, root: &Path) -> Result<Vec<FileRef>, String> {
+pub async fn resolve_files(location: &str, root: &Path) -> Result<Vec<FileRef>, super::ReadError> {
     if is_url(location) {
         return resolve_object_files(location).await;
     }
@@ -166,7 +168,7 @@ pub async fn resolve_files(location: &str, root: &Path) -> Result<Vec<FileRef>, 
             }
         }
         if files.is_empty() {
-            return Err(format!("no file matches {text}"));
+            return Err(ReadError(format!("no file matches {text}")));
         }
     } else if path.is_dir() {
         let rd = std::fs::read_dir(&path).map_err(|e| format!("cannot list {text}: {e}"))?;
@@ -178,12 +180,12 @@ pub async fn resolve_files(location: &str, root: &Path) -> Result<Vec<FileRef>, 
             }
         }
         if files.is_empty() {
-            return Err(format!("directory {text} holds no data files"));
+            return Err(ReadError(format!("directory {text} holds no data files")));
         }
     } else if path.is_file() {
         files.push(path);
     } else {
-        return Err(format!("file not found: {text}"));
+        return Err(ReadError(format!("file not found: {text}")));
     }
     files.sort();
     Ok(files
@@ -197,7 +199,7 @@ pub async fn resolve_files(location: &str, root: &Path) -> Result<Vec<FileRef>, 
         .collect())
 }
 
-async fn resolve_object_files(location: &str) -> Result<Vec<FileRef>, String> {
+async fn resolve_object_files(location: &str) -> Result<Vec<FileRef>, super::ReadError> {
     let url = Url::parse(location).map_err(|e| format!("bad URL: {e}"))?;
     let store = object_store_for(&url)?;
     let base = store_base_url(&url);
@@ -253,7 +255,7 @@ async fn resolve_object_files(location: &str) -> Result<Vec<FileRef>, String> {
         .collect();
     files.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
     if files.is_empty() {
-        return Err(format!("no object found at {location}"));
+        return Err(ReadError(format!("no object found at {location}")));
     }
     Ok(files
         .into_iter()
@@ -285,7 +287,7 @@ mod tests {
             expand_env("postgres://u:${PANORAMA_TEST_LOC_VAR}@h/db").unwrap(),
             "postgres://u:secret@h/db"
         );
-        let err = expand_env("x${PANORAMA_SURELY_UNSET_VAR}").unwrap_err();
+        let err = expand_env("x${PANORAMA_SURELY_UNSET_VAR}").unwrap_err().0;
         assert!(err.contains("PANORAMA_SURELY_UNSET_VAR"), "{err}");
     }
 

@@ -35,6 +35,24 @@ use crate::error::{Error, Result};
 use crate::text_encoding as encoding;
 use shape::Shaper;
 
+/// Why a source's location, files, catalog or database cannot be read: a message naming
+/// what (the file, pattern, variable, table). The caller adds the source ([`Error::Source`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReadError(pub String);
+
+impl From<String> for ReadError {
+    fn from(message: String) -> Self {
+        ReadError(message)
+    }
+}
+
+impl From<&str> for ReadError {
+    fn from(message: &str) -> Self {
+        ReadError(message.to_string())
+    }
+}
+
 /// A batch as read, with where each row came from.
 #[derive(Debug, Clone)]
 pub struct RawChunk {
@@ -97,7 +115,7 @@ pub fn load_source(
     let source = cfg
         .sources
         .get(name)
-        .ok_or_else(|| Error::Other(format!("no source named `{name}` in the config")))?;
+        .ok_or_else(|| Error::NotFound(format!("no source named `{name}` in the config")))?;
     let incremental = *source.refresh.get_ref() == crate::config::Refresh::Incremental;
     if incremental && !cfg.source_format(name, source)?.is_database() {
         return incremental::load(cfg, name, source, runtime, sink, on_rows);

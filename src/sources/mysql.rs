@@ -55,7 +55,7 @@ fn driver_url(url: &str) -> String {
 pub(crate) fn connection_opts(
     url: &str,
     root: &std::path::Path,
-) -> std::result::Result<mysql_async::Opts, String> {
+) -> std::result::Result<mysql_async::Opts, super::ReadError> {
     let url = driver_url(url);
     let (base, query) = url.split_once('?').unwrap_or((&url, ""));
     let mut ssl_ca = None;
@@ -91,7 +91,10 @@ pub(crate) fn connection_opts(
     };
     let path = root.join(&ca);
     if !path.is_file() {
-        return Err(format!("ssl_ca: no such file {}", path.display()));
+        return Err(super::ReadError(format!(
+            "ssl_ca: no such file {}",
+            path.display()
+        )));
     }
     let ssl = opts
         .ssl_opts()
@@ -106,14 +109,14 @@ pub(crate) fn connection_opts(
 /// A connection with `opts`, given 10 s to answer.
 pub(crate) async fn connect(
     opts: mysql_async::Opts,
-) -> std::result::Result<mysql_async::Conn, String> {
+) -> std::result::Result<mysql_async::Conn, super::ReadError> {
     tokio::time::timeout(
         std::time::Duration::from_secs(10),
         mysql_async::Conn::new(opts),
     )
     .await
     .map_err(|_| "cannot connect: no answer within 10 s".to_string())?
-    .map_err(|e| format!("cannot connect: {e}"))
+    .map_err(|e| super::ReadError(format!("cannot connect: {e}")))
 }
 
 /// Read `table` (`database.table`, or `table` in the URL's database); with
@@ -129,7 +132,7 @@ pub async fn read_mysql(
 ) -> Result<SchemaRef> {
     let shown = redact(url);
     let err = |m: String| Error::source(source, &shown, m);
-    let opts = connection_opts(url, root).map_err(err)?;
+    let opts = connection_opts(url, root).map_err(|e| err(e.0))?;
     let url_database = opts.db_name().map(str::to_string);
     let (database, table_name) = match table.split_once('.') {
         Some((d, t)) => (d.to_string(), t.to_string()),
@@ -142,7 +145,7 @@ pub async fn read_mysql(
             }
         },
     };
-    let mut conn = connect(opts).await.map_err(err)?;
+    let mut conn = connect(opts).await.map_err(|e| err(e.0))?;
     // TIMESTAMP columns in UTC; text in UTF-8 whatever the tables' character sets.
     conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4")
         .await

@@ -29,7 +29,7 @@ use crate::sql_text::ident as quote_ident;
 /// A client of the database at `url` (10 s to connect), and the task driving its connection.
 pub(crate) async fn connect(
     url: &str,
-) -> std::result::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), String> {
+) -> std::result::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), super::ReadError> {
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| format!("bad connection URL: {e}"))?;
@@ -56,7 +56,7 @@ pub async fn read_postgres(
 ) -> Result<SchemaRef> {
     let shown = redact(url);
     let err = |m: String| Error::source(source, &shown, m);
-    let (client, conn_task) = connect(url).await.map_err(err)?;
+    let (client, conn_task) = connect(url).await.map_err(|e| err(e.0))?;
 
     let (schema_name, table_name) = table.split_once('.').unwrap_or(("public", table));
     let cols = client

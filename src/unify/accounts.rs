@@ -114,7 +114,7 @@ pub fn records_sql(cfg: &ProjectConfig, section: &AccountsSection) -> Result<Str
         ));
     }
     if selects.is_empty() {
-        return Err(Error::Other(
+        return Err(Error::NotFound(
             "[unify.accounts] has no account source and contacts = false: nothing to unify".into(),
         ));
     }

@@ -28,7 +28,7 @@ pub async fn staged_record(ctx: &SessionContext, uid: &str) -> Result<Fields> {
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
     let batch = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| {
-        Error::Other(format!(
+        Error::NotFound(format!(
             "no record `{uid}` in unify_records (expected SOURCE:RECORD_ID)"
         ))
     })?;
@@ -206,7 +206,7 @@ pub async fn explain_probabilistic(
     let weights = ctx
         .sql("SELECT comparison, level, label, m, u, weight FROM match_weights")
         .await
-        .map_err(|_| Error::Other("this run has no match_weights table: run the project again with probabilistic matching".into()))?
+        .map_err(|_| Error::NotFound("this run has no match_weights table: run the project again with probabilistic matching".into()))?
         .collect()
         .await?;
     let mut section = section.clone();
@@ -238,7 +238,7 @@ pub async fn explain_probabilistic(
     let row = batches
         .iter()
         .find(|b| b.num_rows() > 0)
-        .ok_or_else(|| Error::Other("explain: pair not found".into()))?;
+        .ok_or_else(|| Error::NotFound("explain: pair not found".into()))?;
     let get = |name: &str| -> Option<String> {
         let col = row.column_by_name(name)?;
         if col.is_null(0) {
@@ -290,7 +290,7 @@ pub async fn explain_probabilistic(
         let (label, m, u, mut w) = model
             .get(&(f.to_string(), g as i64))
             .cloned()
-            .ok_or_else(|| Error::Other(format!("match_weights has no level {g} for {f}")))?;
+            .ok_or_else(|| Error::Internal(format!("match_weights has no level {g} for {f}")))?;
         let top = g == c.level_count() - 1;
         let mut label = label;
         if top && section.term_frequency.iter().any(|t| t == f) {
@@ -348,7 +348,7 @@ pub async fn explain_probabilistic(
                 .get(&("prior".to_string(), b as i64))
                 .cloned()
                 .ok_or_else(|| {
-                    Error::Other(format!("match_weights has no prior for blocking rule {b}"))
+                    Error::Internal(format!("match_weights has no prior for blocking rule {b}"))
                 })?;
             out.push(
                 "blocking",

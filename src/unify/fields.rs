@@ -167,14 +167,15 @@ mod tests {
         assert!(def(FieldKind::Identifier)
             .check("email")
             .unwrap_err()
+            .0
             .contains("built-in"));
         assert!(def(FieldKind::Identifier).check("Bad-Name").is_err());
         let mut n = def(FieldKind::Number);
         n.tolerance = vec![5.0, 1.0];
-        assert!(n.check("income").unwrap_err().contains("increasing"));
+        assert!(n.check("income").unwrap_err().0.contains("increasing"));
         let mut t = def(FieldKind::Text);
         t.tolerance = vec![1.0];
-        assert!(t.check("district").unwrap_err().contains("only `number`"));
+        assert!(t.check("district").unwrap_err().0.contains("only `number`"));
     }
 
     #[test]

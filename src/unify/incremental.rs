@@ -68,27 +68,65 @@ pub fn unify_hash(cfg: &ProjectConfig) -> Option<String> {
     Some(crate::output::hex(&h.finalize()[..16]))
 }
 
+/// Why a run unifies in full rather than on the changed records only (not a failure: the
+/// reason is logged and the full unification runs).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FullRun {
+    #[error("a full run was asked for (--full)")]
+    Asked,
+    #[error("unify.incremental_max_change is 0")]
+    Disabled,
+    #[error("no previous run")]
+    NoPreviousRun,
+    #[error("no previous run directory")]
+    NoPreviousRunDirectory,
+    #[error("previous manifest: {0}")]
+    PreviousManifest(String),
+    #[error("the previous run did not unify")]
+    NotUnifiedBefore,
+    #[error("the config has no [unify] section")]
+    NoUnifySection,
+    #[error("the [unify] config or Panorama's version changed since the previous run")]
+    ConfigChanged,
+    #[error("unify.overrides are applied by full runs only")]
+    Overrides,
+    #[error("the previous run has no {0} table")]
+    MissingTable(&'static str),
+    #[error("source `{0}` is new since the previous run")]
+    NewSource(String),
+    #[error("source `{source_name}` had other columns in the previous run ({error})")]
+    ColumnsChanged { source_name: String, error: String },
+    #[error("source `{source_name}`'s columns changed type since the previous run ({error})")]
+    TypesChanged { source_name: String, error: String },
+    #[error("{touched} of {records} records changed ({:.1}%, more than unify.incremental_max_change)", share * 100.0)]
+    TooManyChanges {
+        touched: usize,
+        records: u64,
+        share: f64,
+    },
+    #[error("a block of {key} crossed unify.max_block_size ({cap} records)")]
+    BlockCrossedCap { key: String, cap: usize },
+}
+
 /// The baseline an incremental unification can build on, or why there is none.
 pub fn baseline(
     cfg: &ProjectConfig,
     unify_cfg: &UnifySection,
     previous_tables: Option<&Path>,
-) -> std::result::Result<Baseline, String> {
-    let tables = previous_tables.ok_or("no previous run")?;
-    let run_dir = tables.parent().ok_or("no previous run directory")?;
+) -> std::result::Result<Baseline, FullRun> {
+    let tables = previous_tables.ok_or(FullRun::NoPreviousRun)?;
+    let run_dir = tables.parent().ok_or(FullRun::NoPreviousRunDirectory)?;
     let text = std::fs::read_to_string(run_dir.join("manifest.json"))
-        .map_err(|e| format!("previous manifest: {e}"))?;
+        .map_err(|e| FullRun::PreviousManifest(e.to_string()))?;
     let manifest: crate::workspace::Manifest =
-        serde_json::from_str(&text).map_err(|e| format!("previous manifest: {e}"))?;
-    let report = manifest.unify.ok_or("the previous run did not unify")?;
-    let hash = unify_hash(cfg).ok_or("the config has no [unify] section")?;
+        serde_json::from_str(&text).map_err(|e| FullRun::PreviousManifest(e.to_string()))?;
+    let report = manifest.unify.ok_or(FullRun::NotUnifiedBefore)?;
+    let hash = unify_hash(cfg).ok_or(FullRun::NoUnifySection)?;
     if report.unify_hash.as_deref() != Some(hash.as_str()) {
-        return Err(
-            "the [unify] config or Panorama's version changed since the previous run".into(),
-        );
+        return Err(FullRun::ConfigChanged);
     }
     if unify_cfg.overrides.is_some() {
-        return Err("unify.overrides are applied by full runs only".into());
+        return Err(FullRun::Overrides);
     }
     let mut needed = vec![
         "unify_records",
@@ -104,7 +142,7 @@ pub fn baseline(
         .iter()
         .find(|t| !tables.join(format!("{t}.parquet")).is_file())
     {
-        return Err(format!("the previous run has no {missing} table"));
+        return Err(FullRun::MissingTable(missing));
     }
     Ok(Baseline {
         tables: tables.to_path_buf(),
@@ -166,7 +204,7 @@ pub async fn changes(
     ctx: &SessionContext,
     unify_cfg: &UnifySection,
     baseline: &Baseline,
-) -> Result<std::result::Result<Changes, String>> {
+) -> Result<std::result::Result<Changes, FullRun>> {
     let mut out = Changes {
         touched: HashSet::new(),
         inserted: 0,
@@ -179,7 +217,7 @@ pub async fn changes(
         let src = cfg
             .sources
             .get(source)
-            .ok_or_else(|| Error::Other(format!("unify.sources.{source}: no such source")))?;
+            .ok_or_else(|| Error::invalid(format!("unify.sources.{source}"), "no such source"))?;
         let map = map.get_ref();
         let record_id = super::record_id_column(cfg, src, source, &map.record_id, "unify.sources")?;
         let select = match mapped_columns(map, &record_id) {
@@ -196,9 +234,7 @@ pub async fn changes(
         };
         let dir = baseline.sources.join(source);
         if !dir.is_dir() {
-            return Ok(Err(format!(
-                "source `{source}` is new since the previous run"
-            )));
+            return Ok(Err(FullRun::NewSource(source.clone())));
         }
         let pctx = crate::engine::base_context();
         pctx.register_parquet(
@@ -210,9 +246,10 @@ pub async fn changes(
         let before = match pctx.sql(&select).await {
             Ok(df) => df.collect().await?,
             Err(e) => {
-                return Ok(Err(format!(
-                    "source `{source}` had other columns in the previous run ({e})"
-                )))
+                return Ok(Err(FullRun::ColumnsChanged {
+                    source_name: source.clone(),
+                    error: e.to_string(),
+                }))
             }
         };
         let df = ctx.sql(&select).await?;
@@ -227,9 +264,10 @@ pub async fn changes(
         {
             Ok(b) => b,
             Err(e) => {
-                return Ok(Err(format!(
-                    "source `{source}`'s columns changed type since the previous run ({e})"
-                )))
+                return Ok(Err(FullRun::TypesChanged {
+                    source_name: source.clone(),
+                    error: e.to_string(),
+                }))
             }
         };
         let (before_keys, before_hashes) = keyed_hashes(&before)?;
@@ -372,7 +410,7 @@ pub async fn touched_oversized_blocks(
     ctx: &SessionContext,
     keys: &[Vec<String>],
     cap: usize,
-) -> Result<std::result::Result<Vec<Option<String>>, String>> {
+) -> Result<std::result::Result<Vec<Option<String>>, FullRun>> {
     let mut out = Vec::new();
     for (b, key) in keys.iter().enumerate() {
         let cols = key.join(", ");
@@ -423,10 +461,10 @@ pub async fn touched_oversized_blocks(
         };
         let (now_keys, before_keys) = (listed(&now)?, listed(&before)?);
         if now_keys != before_keys {
-            return Ok(Err(format!(
-                "a block of {} crossed unify.max_block_size ({cap} records)",
-                key.join("+")
-            )));
+            return Ok(Err(FullRun::BlockCrossedCap {
+                key: key.join("+"),
+                cap,
+            }));
         }
         if now_keys.is_empty() {
             out.push(None);

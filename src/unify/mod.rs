@@ -41,7 +41,7 @@ pub const EVAL_SQL: &str = include_str!("../../sql/unify/eval.sql");
 /// Register a ground-truth CSV (`source, record_id, person_id`) as the table `truth`.
 pub async fn register_truth(ctx: &SessionContext, path: &Path) -> Result<()> {
     if !path.is_file() {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "truth file not found: {}",
             path.display()
         )));
@@ -215,7 +215,7 @@ pub fn staging_sql(cfg: &ProjectConfig) -> Result<String> {
     let unify = cfg
         .unify
         .as_ref()
-        .ok_or_else(|| Error::Other("no [unify] section in the config".into()))?;
+        .ok_or_else(|| Error::NotFound("no [unify] section in the config".into()))?;
     let mut selects = Vec::new();
     for (i, (source, map)) in unify.sources.iter().enumerate() {
         let src = cfg.sources.get(source).ok_or_else(|| {
@@ -236,7 +236,7 @@ pub fn staging_sql(cfg: &ProjectConfig) -> Result<String> {
         )?);
     }
     if selects.is_empty() {
-        return Err(Error::Other(
+        return Err(Error::NotFound(
             "[unify] maps no source: add [unify.sources.<name>]".into(),
         ));
     }
@@ -314,7 +314,7 @@ FROM unify_overrides WHERE decision = 'match'";
 /// Read the overrides CSV as `unify_overrides`; a bad decision is an error naming its line.
 async fn load_overrides(ctx: &SessionContext, path: &Path) -> Result<()> {
     if !path.is_file() {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "unify.overrides: file not found: {}",
             path.display()
         )));
@@ -338,7 +338,7 @@ async fn load_overrides(ctx: &SessionContext, path: &Path) -> Result<()> {
         .await?
         .collect()
         .await
-        .map_err(|e| Error::Other(format!("unify.overrides {}: {e}", path.display())))?;
+        .map_err(|e| Error::query(format!("unify.overrides {}", path.display()), e))?;
     let mut line = 1;
     for b in &rows {
         let d = b.column(2).as_string::<i32>();
@@ -353,10 +353,13 @@ async fn load_overrides(ctx: &SessionContext, path: &Path) -> Result<()> {
                     Some("match" | "no_match")
                 );
             if !ok {
-                return Err(Error::Other(format!(
-                    "{}:{line}: each line needs left_uid,right_uid,decision with decision `match` or `no_match`",
-                    path.display()
-                )));
+                return Err(Error::invalid(
+                    "unify.overrides",
+                    format!(
+                        "{}:{line}: each line needs left_uid,right_uid,decision with decision `match` or `no_match`",
+                        path.display()
+                    ),
+                ));
             }
         }
     }
@@ -408,7 +411,7 @@ pub async fn unify(
             )
             .await?
         }
-        false => Err("a full run was asked for (--full)".to_string()),
+        false => Err(incremental::FullRun::Asked),
     };
     let delta = match planned {
         Ok((pairs, changes, baseline)) => Some((pairs, changes, baseline)),
@@ -527,11 +530,11 @@ async fn incremental_pairs(
             incremental::Changes,
             incremental::Baseline,
         ),
-        String,
+        incremental::FullRun,
     >,
 > {
     if unify_cfg.incremental_max_change <= 0.0 {
-        return Ok(Err("unify.incremental_max_change is 0".into()));
+        return Ok(Err(incremental::FullRun::Disabled));
     }
     let baseline = match incremental::baseline(cfg, unify_cfg, previous_tables) {
         Ok(b) => b,
@@ -543,12 +546,11 @@ async fn incremental_pairs(
     };
     let share = changes.touched.len() as f64 / (changes.records.max(1) as f64);
     if share > unify_cfg.incremental_max_change {
-        return Ok(Err(format!(
-            "{} of {} records changed ({:.1}%, more than unify.incremental_max_change)",
-            changes.touched.len(),
-            changes.records,
-            share * 100.0
-        )));
+        return Ok(Err(incremental::FullRun::TooManyChanges {
+            touched: changes.touched.len(),
+            records: changes.records,
+            share,
+        }));
     }
     tracing::info!(
         inserted = changes.inserted,
@@ -575,8 +577,7 @@ async fn incremental_pairs(
         MatchMode::Rules => rules
             .iter()
             .map(|r| {
-                matching::check_rule(r, &staged)
-                    .map_err(|m| Error::Other(format!("unify: {m}")))?;
+                matching::check_rule(r, &staged).map_err(|m| Error::invalid("unify", m))?;
                 Ok(matching::blocking_key(r)
                     .iter()
                     .map(|k| k.to_string())
@@ -647,113 +648,22 @@ async fn resolve(
     started: std::time::Instant,
 ) -> Result<UnifyReport> {
     report.matched_pairs = rows(&pairs);
-    let pairs_schema = pairs.first().map(|b| b.schema()).unwrap_or_else(|| {
-        Arc::new(Schema::new(vec![
-            Field::new("left_uid", DataType::Utf8, true),
-            Field::new("right_uid", DataType::Utf8, true),
-            Field::new("rule", DataType::Utf8, true),
-            Field::new("score", DataType::Float64, true),
-        ]))
-    });
-    write_table(tables_dir, "match_pairs", &pairs_schema, &pairs)?;
+    write_match_pairs(tables_dir, &pairs)?;
 
     // Components over all records.
-    let uid_batches = collect(
-        ctx,
-        "SELECT uid, source, record_id FROM unify_records ORDER BY uid",
-        "record ids",
-    )
-    .await?;
-    // One string array per column (no per-record String), indexed by uid.
-    let column = |i: usize| -> Result<StringArray> {
-        let parts = uid_batches
-            .iter()
-            .map(|b| arrow::compute::cast(b.column(i), &DataType::Utf8))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        if parts.is_empty() {
-            return Ok(StringArray::from(Vec::<&str>::new()));
-        }
-        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-        Ok(arrow::compute::concat(&refs)?.as_string::<i32>().clone())
-    };
-    let (uids, sources, record_ids) = (column(0)?, column(1)?, column(2)?);
-    let index: HashMap<&str, u32> = (0..uids.len()).map(|i| (uids.value(i), i as u32)).collect();
-    let mut edges = Vec::with_capacity(report.matched_pairs as usize);
-    // Per record: (order, name index) of the first rule that matched it.
-    let mut rule_names: Vec<String> = Vec::new();
-    let mut name_ids: HashMap<String, u32> = HashMap::new();
-    let mut best_rule: Vec<(i64, u32)> = vec![(i64::MAX, u32::MAX); uids.len()];
-    let rule_order: HashMap<&str, i64> = rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.name.as_str(), i as i64))
+    let records = RecordIds::load(ctx).await?;
+    let index: HashMap<&str, u32> = (0..records.uids.len())
+        .map(|i| (records.uids.value(i), i as u32))
         .collect();
-    for b in &pairs {
-        let l = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-        let r = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-        let rule = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
-        let (l, r, rule) = (
-            l.as_string::<i32>(),
-            r.as_string::<i32>(),
-            rule.as_string::<i32>(),
-        );
-        for i in 0..b.num_rows() {
-            let (Some(&a), Some(&c)) = (index.get(l.value(i)), index.get(r.value(i))) else {
-                continue;
-            };
-            edges.push((a, c));
-            let name = rule.value(i);
-            let ord = rule_order.get(name).copied().unwrap_or(i64::MAX - 1);
-            for node in [a, c] {
-                if ord < best_rule[node as usize].0 {
-                    let id = match name_ids.get(name) {
-                        Some(id) => *id,
-                        None => {
-                            rule_names.push(name.to_string());
-                            name_ids.insert(name.to_string(), rule_names.len() as u32 - 1);
-                            rule_names.len() as u32 - 1
-                        }
-                    };
-                    best_rule[node as usize] = (ord, id);
-                }
-            }
-        }
-    }
+    let edges = PairEdges::new(&pairs, &index, rules, records.uids.len())?;
     drop(pairs);
-    drop(uid_batches);
-    let cluster_of = clusters::components(uids.len(), edges.into_iter());
+    let cluster_of = clusters::components(records.uids.len(), edges.edges.into_iter());
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "unify: components done"
     );
-
-    // A never-match decision cannot hold when other links join the two records anyway.
     if unify_cfg.overrides.is_some() {
-        let never = collect(
-            ctx,
-            "SELECT left_uid, right_uid FROM unify_overrides WHERE decision = 'no_match'",
-            "never-match pairs",
-        )
-        .await?;
-        for b in &never {
-            let l = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-            let r = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-            let (l, r) = (l.as_string::<i32>(), r.as_string::<i32>());
-            for i in 0..b.num_rows() {
-                if let (Some(&a), Some(&c)) = (index.get(l.value(i)), index.get(r.value(i))) {
-                    if cluster_of[a as usize] == cluster_of[c as usize] {
-                        report.override_conflicts += 1;
-                        let w = format!(
-                            "never-match pair {} / {} is still one customer through other matches; add more no_match pairs or review the rules (panorama explain)",
-                            l.value(i),
-                            r.value(i)
-                        );
-                        tracing::warn!("{w}");
-                        report.warnings.push(w);
-                    }
-                }
-            }
-        }
+        check_never_match(ctx, &index, &cluster_of, &mut report).await?;
     }
 
     // Stable ids from the previous run's links.
@@ -762,7 +672,7 @@ async fn resolve(
         "customer_id",
         clusters::CUSTOMER,
         &index,
-        uids.len(),
+        records.uids.len(),
     )
     .await?;
     let (ids, changes) = clusters::assign_interned_ids(
@@ -773,75 +683,302 @@ async fn resolve(
         before.max,
     );
     report.id_changes = changes.len() as u64;
-    // An incremental run merges again only the customers that are not exactly as before.
-    let unchanged = delta.map(|(changes, _)| {
-        let mut touched = vec![false; uids.len()];
-        for uid in &changes.touched {
-            if let Some(&i) = index.get(uid.as_str()) {
-                touched[i as usize] = true;
-            }
-        }
-        clusters::unchanged(
+    if let Some((changes, _)) = delta {
+        register_remerge(
+            ctx,
+            changes,
+            &index,
             &cluster_of,
             &ids,
-            &before.ids,
-            &before.names,
-            &touched,
-            &before.sizes,
-        )
-    });
-    if let Some(unchanged) = &unchanged {
-        let kept: std::collections::HashSet<&str> = ids
-            .iter()
-            .zip(unchanged)
-            .filter(|(_, u)| **u)
-            .map(|(id, _)| id.as_str())
-            .collect();
-        let remerge = ids
-            .iter()
-            .zip(unchanged)
-            .filter(|(_, u)| !**u)
-            .map(|(id, _)| id.as_str());
-        let dropped = before
-            .names
-            .iter()
-            .map(|k| k.as_str())
-            .filter(|k| !kept.contains(k));
-        for (table, list) in [
-            ("unify_remerge", remerge.collect::<Vec<_>>()),
-            ("unify_dropped", dropped.collect::<Vec<_>>()),
-        ] {
-            let schema = Arc::new(Schema::new(vec![Field::new(
-                "customer_id",
-                DataType::Utf8,
-                false,
-            )]));
-            let batch =
-                RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(list))])?;
-            register(ctx, table, vec![batch], schema)?;
-        }
-        report.remerged_customers = ids.len() as u64 - kept.len() as u64;
+            &before,
+            &mut report,
+        )?;
     }
 
     // customer_links.
-    let links_schema = Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("source", DataType::Utf8, false),
-        Field::new("record_id", DataType::Utf8, false),
-        Field::new("uid", DataType::Utf8, false),
-        Field::new("matched_by", DataType::Utf8, false),
-        Field::new("source_winner", DataType::Boolean, false),
-    ]));
     let winners = dedup_winners(ctx, unify_cfg, &index, &cluster_of).await?;
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "unify: stable ids done"
     );
-    let mut sizes = vec![0u64; ids.len()];
-    for c in &cluster_of {
+    cluster_sizes(&cluster_of, ids.len(), unify_cfg, &mut report);
+    let links = RecordBatch::try_new(
+        links_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                cluster_of.iter().map(|c| ids[*c as usize].as_str()),
+            )),
+            Arc::new(records.sources.clone()),
+            Arc::new(records.record_ids.clone()),
+            Arc::new(records.uids.clone()),
+            Arc::new(StringArray::from_iter_values(edges.best_rule.iter().map(
+                |(_, r)| {
+                    edges
+                        .rule_names
+                        .get(*r as usize)
+                        .map_or("singleton", |n| n.as_str())
+                },
+            ))),
+            Arc::new(arrow::array::BooleanArray::from(winners)),
+        ],
+    )?;
+    write_table(
+        tables_dir,
+        "customer_links",
+        &links.schema(),
+        std::slice::from_ref(&links),
+    )?;
+    drop(links);
+    drop(edges.best_rule);
+    drop(index);
+    drop((records, before.ids));
+    register_written(ctx, tables_dir, "customer_links").await?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "unify: customer_links done"
+    );
+
+    write_id_changes(tables_dir, &changes)?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "unify: id_changes done"
+    );
+
+    write_unified_customers(ctx, tables_dir, unify_cfg, delta, report.records as usize).await?;
+    tracing::info!("unified_customers written");
+
+    if !unify_cfg.identities.is_empty() {
+        write_identity_graph(ctx, tables_dir, unify_cfg, &mut report).await?;
+    }
+    if let Some(section) = &unify_cfg.accounts {
+        report.accounts =
+            accounts::unify_accounts(cfg, section, ctx, tables_dir, previous_tables).await?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    write_stats(tables_dir, &report)?;
+    tracing::info!("unify stats written");
+    Ok(report)
+}
+
+/// `match_pairs`: every matched pair with its rule and score (the empty table when none).
+fn write_match_pairs(tables_dir: &Path, pairs: &[RecordBatch]) -> Result<()> {
+    let schema = pairs.first().map(|b| b.schema()).unwrap_or_else(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("left_uid", DataType::Utf8, true),
+            Field::new("right_uid", DataType::Utf8, true),
+            Field::new("rule", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+        ]))
+    });
+    write_table(tables_dir, "match_pairs", &schema, pairs)
+}
+
+/// Every record's uid, source and record id, ordered by uid: a record's position here is
+/// its node in the components.
+struct RecordIds {
+    uids: StringArray,
+    sources: StringArray,
+    record_ids: StringArray,
+}
+
+impl RecordIds {
+    async fn load(ctx: &SessionContext) -> Result<Self> {
+        let batches = collect(
+            ctx,
+            "SELECT uid, source, record_id FROM unify_records ORDER BY uid",
+            "record ids",
+        )
+        .await?;
+        // One string array per column (no per-record String).
+        let column = |i: usize| -> Result<StringArray> {
+            let parts = batches
+                .iter()
+                .map(|b| arrow::compute::cast(b.column(i), &DataType::Utf8))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            if parts.is_empty() {
+                return Ok(StringArray::from(Vec::<&str>::new()));
+            }
+            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            Ok(arrow::compute::concat(&refs)?.as_string::<i32>().clone())
+        };
+        Ok(RecordIds {
+            uids: column(0)?,
+            sources: column(1)?,
+            record_ids: column(2)?,
+        })
+    }
+}
+
+/// The matched pairs as edges between record positions, and per record the first rule (in
+/// the configured order) that matched it: its `matched_by`.
+struct PairEdges {
+    edges: Vec<(u32, u32)>,
+    /// Per record: (rule order, position in `rule_names`); `u32::MAX` when unmatched.
+    best_rule: Vec<(i64, u32)>,
+    rule_names: Vec<String>,
+}
+
+impl PairEdges {
+    fn new(
+        pairs: &[RecordBatch],
+        index: &HashMap<&str, u32>,
+        rules: &[MatchRule],
+        records: usize,
+    ) -> Result<Self> {
+        let mut out = PairEdges {
+            edges: Vec::with_capacity(rows(pairs) as usize),
+            best_rule: vec![(i64::MAX, u32::MAX); records],
+            rule_names: Vec::new(),
+        };
+        let mut name_ids: HashMap<String, u32> = HashMap::new();
+        let rule_order: HashMap<&str, i64> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.as_str(), i as i64))
+            .collect();
+        for b in pairs {
+            let l = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+            let r = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+            let rule = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
+            let (l, r, rule) = (
+                l.as_string::<i32>(),
+                r.as_string::<i32>(),
+                rule.as_string::<i32>(),
+            );
+            for i in 0..b.num_rows() {
+                let (Some(&a), Some(&c)) = (index.get(l.value(i)), index.get(r.value(i))) else {
+                    continue;
+                };
+                out.edges.push((a, c));
+                let name = rule.value(i);
+                let ord = rule_order.get(name).copied().unwrap_or(i64::MAX - 1);
+                for node in [a, c] {
+                    if ord < out.best_rule[node as usize].0 {
+                        let id = match name_ids.get(name) {
+                            Some(id) => *id,
+                            None => {
+                                out.rule_names.push(name.to_string());
+                                let id = out.rule_names.len() as u32 - 1;
+                                name_ids.insert(name.to_string(), id);
+                                id
+                            }
+                        };
+                        out.best_rule[node as usize] = (ord, id);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A never-match decision cannot hold when other links join the two records anyway: each
+/// such pair is a warning.
+async fn check_never_match(
+    ctx: &SessionContext,
+    index: &HashMap<&str, u32>,
+    cluster_of: &[u32],
+    report: &mut UnifyReport,
+) -> Result<()> {
+    let never = collect(
+        ctx,
+        "SELECT left_uid, right_uid FROM unify_overrides WHERE decision = 'no_match'",
+        "never-match pairs",
+    )
+    .await?;
+    for b in &never {
+        let l = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let r = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let (l, r) = (l.as_string::<i32>(), r.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            if let (Some(&a), Some(&c)) = (index.get(l.value(i)), index.get(r.value(i))) {
+                if cluster_of[a as usize] == cluster_of[c as usize] {
+                    report.override_conflicts += 1;
+                    let w = format!(
+                        "never-match pair {} / {} is still one customer through other matches; add more no_match pairs or review the rules (panorama explain)",
+                        l.value(i),
+                        r.value(i)
+                    );
+                    tracing::warn!("{w}");
+                    report.warnings.push(w);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An incremental run merges again only the customers that are not exactly as before:
+/// registers `unify_remerge` (customers to merge again) and `unify_dropped` (previous
+/// customers whose profile row goes).
+fn register_remerge(
+    ctx: &SessionContext,
+    changes: &incremental::Changes,
+    index: &HashMap<&str, u32>,
+    cluster_of: &[u32],
+    ids: &[String],
+    before: &PreviousIds,
+    report: &mut UnifyReport,
+) -> Result<()> {
+    let mut touched = vec![false; cluster_of.len()];
+    for uid in &changes.touched {
+        if let Some(&i) = index.get(uid.as_str()) {
+            touched[i as usize] = true;
+        }
+    }
+    let unchanged = clusters::unchanged(
+        cluster_of,
+        ids,
+        &before.ids,
+        &before.names,
+        &touched,
+        &before.sizes,
+    );
+    let kept: std::collections::HashSet<&str> = ids
+        .iter()
+        .zip(&unchanged)
+        .filter(|(_, u)| **u)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let remerge = ids
+        .iter()
+        .zip(&unchanged)
+        .filter(|(_, u)| !**u)
+        .map(|(id, _)| id.as_str());
+    let dropped = before
+        .names
+        .iter()
+        .map(|k| k.as_str())
+        .filter(|k| !kept.contains(k));
+    for (table, list) in [
+        ("unify_remerge", remerge.collect::<Vec<_>>()),
+        ("unify_dropped", dropped.collect::<Vec<_>>()),
+    ] {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "customer_id",
+            DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(list))])?;
+        register(ctx, table, vec![batch], schema)?;
+    }
+    report.remerged_customers = ids.len() as u64 - kept.len() as u64;
+    Ok(())
+}
+
+/// Customers, singletons and the largest cluster into the report; a warning when customers
+/// merge more than `unify.large_cluster` records.
+fn cluster_sizes(
+    cluster_of: &[u32],
+    customers: usize,
+    unify_cfg: &UnifySection,
+    report: &mut UnifyReport,
+) {
+    let mut sizes = vec![0u64; customers];
+    for c in cluster_of {
         sizes[*c as usize] += 1;
     }
-    report.customers = ids.len() as u64;
+    report.customers = customers as u64;
     report.largest_cluster = sizes.iter().copied().max().unwrap_or(0);
     report.singletons = sizes.iter().filter(|s| **s == 1).count() as u64;
     report.large_clusters = sizes
@@ -856,43 +993,22 @@ async fn resolve(
         tracing::warn!("{w}");
         report.warnings.push(w);
     }
-    let links = RecordBatch::try_new(
-        links_schema.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                cluster_of.iter().map(|c| ids[*c as usize].as_str()),
-            )),
-            Arc::new(sources.clone()),
-            Arc::new(record_ids.clone()),
-            Arc::new(uids.clone()),
-            Arc::new(StringArray::from_iter_values(best_rule.iter().map(
-                |(_, r)| {
-                    rule_names
-                        .get(*r as usize)
-                        .map_or("singleton", |n| n.as_str())
-                },
-            ))),
-            Arc::new(arrow::array::BooleanArray::from(winners)),
-        ],
-    )?;
-    write_table(
-        tables_dir,
-        "customer_links",
-        &links_schema,
-        std::slice::from_ref(&links),
-    )?;
-    drop(links);
-    drop(best_rule);
-    drop(index);
-    drop((uids, sources, record_ids, before.ids));
-    register_written(ctx, tables_dir, "customer_links").await?;
-    tracing::info!(
-        seconds = started.elapsed().as_secs_f64(),
-        "unify: customer_links done"
-    );
+}
 
-    // id_changes.
-    let changes_schema = Arc::new(Schema::new(vec![
+fn links_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("record_id", DataType::Utf8, false),
+        Field::new("uid", DataType::Utf8, false),
+        Field::new("matched_by", DataType::Utf8, false),
+        Field::new("source_winner", DataType::Boolean, false),
+    ]))
+}
+
+/// `id_changes`: customers whose id is new, split, merged or kept from another.
+fn write_id_changes(tables_dir: &Path, changes: &[clusters::IdChange]) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
         Field::new("customer_id", DataType::Utf8, false),
         Field::new("previous_customer_id", DataType::Utf8, false),
         Field::new("change", DataType::Utf8, false),
@@ -902,14 +1018,14 @@ async fn resolve(
     let mut c2 = StringBuilder::new();
     let mut c3 = StringBuilder::new();
     let mut c4 = UInt64Builder::new();
-    for c in &changes {
+    for c in changes {
         c1.append_value(&c.customer_id);
         c2.append_value(&c.previous_customer_id);
         c3.append_value(c.change);
         c4.append_value(c.records);
     }
-    let changes_batch = RecordBatch::try_new(
-        changes_schema.clone(),
+    let batch = RecordBatch::try_new(
+        schema.clone(),
         vec![
             Arc::new(c1.finish()),
             Arc::new(c2.finish()),
@@ -917,18 +1033,22 @@ async fn resolve(
             Arc::new(c4.finish()),
         ],
     )?;
-    write_table(tables_dir, "id_changes", &changes_schema, &[changes_batch])?;
-    tracing::info!(
-        seconds = started.elapsed().as_secs_f64(),
-        "unify: id_changes done"
-    );
+    write_table(tables_dir, "id_changes", &schema, &[batch])
+}
 
-    // unified_customers.
+/// `unified_customers` and `unified_customers_provenance`: one profile per customer by the
+/// merge policies. An incremental run (`delta`) keeps unchanged customers' previous rows.
+async fn write_unified_customers(
+    ctx: &SessionContext,
+    tables_dir: &Path,
+    unify_cfg: &UnifySection,
+    delta: Option<&(incremental::Changes, incremental::Baseline)>,
+    records: usize,
+) -> Result<()> {
     // One aggregation over all customers needs memory in proportion to the records (the
     // merge aggregates keep row references, which DataFusion cannot spill): beyond the budget,
     // customers are merged in chunks by id.
     let budget = crate::query_limits::memory_limit().unwrap_or(usize::MAX);
-    let records = report.records as usize;
     let chunks = unify_cfg.merge_chunks.unwrap_or_else(|| {
         if records.saturating_mul(MERGE_BYTES_PER_RECORD) <= budget {
             1
@@ -990,10 +1110,9 @@ async fn resolve(
     };
     if chunks > 1 {
         tracing::info!(chunks, "unified customers merged in chunks");
-    }
-    // In chunks, each record with its customer is joined once and streamed to disk, so the
-    // chunks need no join (at 10M people a join inside each held the records table in memory).
-    if chunks > 1 {
+        // In chunks, each record with its customer is joined once and streamed to disk, so
+        // the chunks need no join (at 10M people a join inside each held the records table
+        // in memory).
         write_query(
             ctx,
             "SELECT r.*, l.customer_id, l.source_winner FROM customer_links l JOIN unify_records r ON r.uid = l.uid",
@@ -1019,34 +1138,31 @@ async fn resolve(
     .await?;
     let _ = ctx.deregister_table("unify_linked");
     let _ = std::fs::remove_file(tables_dir.join("unify_linked.parquet"));
+    Ok(())
+}
 
-    tracing::info!("unified_customers written");
-
-    // Identity graph: anonymous ids stitched to customers.
-    if !unify_cfg.identities.is_empty() {
-        let sources: Vec<(&str, &IdentityMap)> = unify_cfg
-            .identities
-            .iter()
-            .map(|(source, map)| (source.as_str(), map.get_ref()))
-            .collect();
-        let sql = identity::identity_graph_sql(&sources);
-        report.anonymous_ids = write_query(ctx, &sql, tables_dir, "identity_graph").await?;
-        register_written(ctx, tables_dir, "identity_graph").await?;
-        report.stitched_ids = count(
-            ctx,
-            "SELECT count(customer_id) FROM identity_graph",
-            "stitched ids",
-        )
-        .await?;
-    }
-    if let Some(section) = &unify_cfg.accounts {
-        report.accounts =
-            accounts::unify_accounts(cfg, section, ctx, tables_dir, previous_tables).await?;
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    write_stats(tables_dir, &report)?;
-    tracing::info!("unify stats written");
-    Ok(report)
+/// `identity_graph`: anonymous ids stitched to customers.
+async fn write_identity_graph(
+    ctx: &SessionContext,
+    tables_dir: &Path,
+    unify_cfg: &UnifySection,
+    report: &mut UnifyReport,
+) -> Result<()> {
+    let sources: Vec<(&str, &IdentityMap)> = unify_cfg
+        .identities
+        .iter()
+        .map(|(source, map)| (source.as_str(), map.get_ref()))
+        .collect();
+    let sql = identity::identity_graph_sql(&sources);
+    report.anonymous_ids = write_query(ctx, &sql, tables_dir, "identity_graph").await?;
+    register_written(ctx, tables_dir, "identity_graph").await?;
+    report.stitched_ids = count(
+        ctx,
+        "SELECT count(customer_id) FROM identity_graph",
+        "stitched ids",
+    )
+    .await?;
+    Ok(())
 }
 
 /// Candidate and matched pairs by ordered match rules (`mode = "rules"`). With `delta_skips`
@@ -1063,7 +1179,7 @@ async fn rule_pairs(
     let mut candidates = Vec::new();
     let staged = fields::staged_fields(&unify_cfg.custom_fields());
     for (order, rule) in rules.iter().enumerate() {
-        matching::check_rule(rule, &staged).map_err(|m| Error::Other(format!("unify: {m}")))?;
+        matching::check_rule(rule, &staged).map_err(|m| Error::invalid("unify", m))?;
         let (skip, sides) = match delta_skips {
             Some(skips) => (
                 skips[order].clone(),

@@ -29,7 +29,7 @@ pub async fn plan(cfg: &ProjectConfig) -> Result<UnifyPlan> {
     let unify_cfg = cfg
         .unify
         .clone()
-        .ok_or_else(|| Error::Other("the config has no [unify] section".into()))?;
+        .ok_or_else(|| Error::NotFound("the config has no [unify] section".into()))?;
     let ws = crate::workspace::Workspace::new(cfg.workspace_dir());
     let run_id = ws
         .current_run()?

@@ -23,7 +23,7 @@ use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::Serialize;
 
-use super::config::{MatchMode, MatchRule};
+use super::config::{MatchMode, MatchRule, UnifySection};
 use super::probabilistic::{self, ProbabilisticSection, Scoring};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
@@ -65,7 +65,7 @@ impl Compiled {
                 [l, r] => break vec![l.schema(), r.schema()],
                 [] => break vec![node.schema()],
                 _ => {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Internal(format!(
                         "real-time match: unexpected plan for {sql}"
                     )))
                 }
@@ -75,7 +75,7 @@ impl Compiled {
         let names = stages
             .last()
             .map(|(_, s)| s.fields().iter().map(|f| f.name().clone()).collect())
-            .ok_or_else(|| Error::Other(format!("real-time match: no projection in {sql}")))?;
+            .ok_or_else(|| Error::Internal(format!("real-time match: no projection in {sql}")))?;
         Ok(Compiled {
             inputs,
             stages,
@@ -90,7 +90,7 @@ impl Compiled {
         for (schema, batch) in self.inputs.iter().zip(sides) {
             for f in schema.fields() {
                 let c = batch.column_by_name(f.name()).ok_or_else(|| {
-                    Error::Other(format!("real-time match: no column {}", f.name()))
+                    Error::Internal(format!("real-time match: no column {}", f.name()))
                 })?;
                 let c = if c.data_type() == f.data_type() {
                     c.clone()
@@ -213,11 +213,11 @@ impl Matcher {
         let unify = cfg
             .unify
             .clone()
-            .ok_or_else(|| Error::Other("real-time match needs a [unify] section".into()))?;
+            .ok_or_else(|| Error::NotFound("real-time match needs a [unify] section".into()))?;
         let tables = run_dir.join("tables");
         let read = |t: &str| tables.join(format!("{t}.parquet"));
         if !read("unify_records").is_file() {
-            return Err(Error::Other(format!(
+            return Err(Error::NotFound(format!(
                 "run {} has no unify_records table: run `panorama run` first",
                 run_dir.display()
             )));
@@ -235,34 +235,7 @@ impl Matcher {
             )
             .await?;
         }
-        let mut cols: Vec<String> = KEEP.iter().map(|c| format!("r.{c}")).collect();
-        cols.extend(
-            super::fields::staged_fields(&unify.custom_fields())
-                .iter()
-                .map(|f| format!("r.{f}")),
-        );
-        let batches = ctx
-            .sql(&format!(
-                "SELECT {}, l.customer_id FROM unify_records r LEFT JOIN customer_links l ON l.uid = r.uid",
-                cols.join(", ")
-            ))
-            .await?
-            .collect()
-            .await?;
-        let schema = batches
-            .first()
-            .map(|b| b.schema())
-            .unwrap_or_else(|| Arc::new(Schema::empty()));
-        let all = arrow::compute::concat_batches(&schema, &batches)?;
-        drop(batches);
-        let customer = all.column(all.num_columns() - 1).clone();
-        let customer = arrow::compute::cast(&customer, &DataType::Utf8)?;
-        let customers: Vec<String> = customer
-            .as_string::<i32>()
-            .iter()
-            .map(|c| c.unwrap_or_default().to_string())
-            .collect();
-        let records = all.project(&(0..all.num_columns() - 1).collect::<Vec<_>>())?;
+        let (records, customers) = load_records(&ctx, &unify).await?;
 
         let mode = unify.match_mode();
         let mut section = unify.probabilistic_section();
@@ -288,146 +261,20 @@ impl Matcher {
             MatchMode::Probabilistic => section.blocking.clone(),
         };
         let hasher = RandomState::with_seed(7);
-        let mut blocks = Vec::new();
-        for key in &keys {
-            let columns =
-                key.iter()
-                    .map(|k| {
-                        records.schema().index_of(k).map_err(|_| {
-                            Error::Other(format!("real-time match: no staged field {k}"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-            let mut rows: HashMap<u64, Vec<u32>> = HashMap::new();
-            for i in 0..records.num_rows() {
-                if let Some(h) = key_hash(&hasher, &records, &columns, i) {
-                    rows.entry(h).or_default().push(i as u32);
-                }
-            }
-            blocks.push(Block { columns, rows });
-        }
+        let blocks = index_blocks(&records, &keys, &hasher)?;
 
         let (scoring, term_frequencies) = match mode {
             MatchMode::Probabilistic => {
                 let scoring = Scoring::from_weights(&section, &weights)?;
-                let mut tf: HashMap<String, HashMap<String, f64>> = HashMap::new();
-                if read("match_term_frequencies").is_file() {
-                    let rows = ctx
-                        .read_parquet(
-                            read("match_term_frequencies").to_string_lossy().to_string(),
-                            ParquetReadOptions::default(),
-                        )
-                        .await?
-                        .collect()
-                        .await?;
-                    for b in &rows {
-                        let f = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-                        let v = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-                        let t = b.column(2).as_primitive::<arrow::datatypes::Float64Type>();
-                        let (f, v) = (f.as_string::<i32>(), v.as_string::<i32>());
-                        for i in 0..b.num_rows() {
-                            if v.is_valid(i) {
-                                tf.entry(f.value(i).to_string())
-                                    .or_default()
-                                    .insert(v.value(i).to_string(), t.value(i));
-                            }
-                        }
-                    }
-                }
+                let tf = term_frequencies(&ctx, &read("match_term_frequencies")).await?;
                 (Some(scoring), tf)
             }
             MatchMode::Rules => (None, HashMap::new()),
         };
 
-        // The pair projection, planned over empty tables of the staged shape.
-        let pctx = crate::engine::base_context();
-        let empty = Arc::new(MemTable::try_new(records.schema(), vec![vec![]])?);
-        pctx.register_table("match_left", empty.clone())?;
-        pctx.register_table("match_right", empty)?;
-        let mut exprs: Vec<String> = Vec::new();
-        for (b, key) in keys.iter().enumerate() {
-            let same: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
-            exprs.push(format!(
-                "coalesce({}, false) AS agree_{b}",
-                same.join(" AND ")
-            ));
-        }
-        match (&scoring, mode) {
-            (Some(s), MatchMode::Probabilistic) => {
-                for c in &s.comparisons {
-                    exprs.push(format!("{} AS {}", c.level_sql("l", "r"), c.column()));
-                }
-                for f in &s.term_frequency {
-                    exprs.push(format!(
-                        "CASE WHEN l.{f} = r.{f} THEN CAST(l.{f} AS VARCHAR) END AS tfv_{f}"
-                    ));
-                }
-            }
-            _ => {
-                for (i, rule) in rules.iter().enumerate() {
-                    let key = super::matching::blocking_key(rule);
-                    let mut conds: Vec<String> =
-                        key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
-                    let (more, score) = super::matching::rule_conditions(rule);
-                    conds.extend(more);
-                    exprs.push(format!(
-                        "CASE WHEN coalesce({}, false) THEN CAST({score} AS DOUBLE) END AS rule_{i}",
-                        conds.join(" AND ")
-                    ));
-                }
-            }
-        }
-        let pairs = Compiled::plan(
-            &pctx,
-            &format!(
-                "SELECT {} FROM match_left l CROSS JOIN match_right r",
-                exprs.join(", ")
-            ),
-        )
-        .await?;
+        let pairs = plan_pairs(&records.schema(), &keys, scoring.as_ref(), &rules).await?;
 
-        // Staging per mapped source, planned over an empty table of the run's source shape.
-        let mut staging = HashMap::new();
-        let mut source_schemas = HashMap::new();
-        for (i, (source, map)) in unify.sources.iter().enumerate() {
-            let src = cfg
-                .sources
-                .get(source)
-                .ok_or_else(|| Error::Other(format!("unify.sources.{source}: no such source")))?;
-            let dir = run_dir.join("sources").join(source);
-            let sctx = crate::engine::base_context();
-            sctx.register_parquet(
-                source,
-                dir.to_string_lossy().as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await?;
-            let schema: SchemaRef = Arc::new(
-                sctx.table(source.as_str())
-                    .await?
-                    .schema()
-                    .as_arrow()
-                    .clone(),
-            );
-            let _ = sctx.deregister_table(source.as_str());
-            sctx.register_table(
-                source.as_str(),
-                Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?),
-            )?;
-            let map = map.get_ref();
-            let record_id =
-                super::record_id_column(cfg, src, source, &map.record_id, "unify.sources")?;
-            let priority = map.priority.unwrap_or(i as i64 + 1);
-            let sql = super::staging::source_select(
-                source,
-                map,
-                &record_id,
-                priority,
-                &unify.custom_fields(),
-            )?;
-            staging.insert(source.clone(), Compiled::plan(&sctx, &sql).await?);
-            source_schemas.insert(source.clone(), schema);
-        }
+        let (staging, source_schemas) = plan_staging(cfg, &unify, run_dir).await?;
         let threshold_weight = probabilistic::threshold_weight(&section);
         tracing::info!(
             records = records.num_rows(),
@@ -469,14 +316,14 @@ impl Matcher {
         record: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<RecordBatch> {
         let compiled = self.staging.get(source).ok_or_else(|| {
-            Error::Other(format!(
+            Error::NotFound(format!(
                 "no mapped source `{source}` (sources: {})",
                 self.sources().join(", ")
             ))
         })?;
         let schema = &self.source_schemas[source];
         if let Some(unknown) = record.keys().find(|k| schema.field_with_name(k).is_err()) {
-            return Err(Error::Other(format!(
+            return Err(Error::InvalidRequest(format!(
                 "source `{source}` has no column `{unknown}` (columns: {})",
                 schema
                     .fields()
@@ -512,7 +359,7 @@ impl Matcher {
             .transpose()?
             .filter(|c| c.is_valid(0))
             .map(|c| c.as_string::<i32>().value(0).to_string())
-            .ok_or_else(|| Error::Other("the record has no record id".into()))?;
+            .ok_or_else(|| Error::InvalidRequest("the record has no record id".into()))?;
         // The staged record in the stored records' shape.
         let one = RecordBatch::try_new(
             self.records.schema(),
@@ -523,7 +370,7 @@ impl Matcher {
                 .map(|f| {
                     let c = staged
                         .column_by_name(f.name())
-                        .ok_or_else(|| Error::Other(format!("staging gave no {}", f.name())))?;
+                        .ok_or_else(|| Error::Internal(format!("staging gave no {}", f.name())))?;
                     Ok(arrow::compute::cast(c, f.data_type())?)
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -801,7 +648,7 @@ fn typed_row(
                     ..Default::default()
                 },
             )
-            .map_err(|e| Error::Other(format!("column `{}`: {e}", f.name())))
+            .map_err(|e| Error::InvalidRequest(format!("column `{}`: {e}", f.name())))
         })
         .collect::<Result<_>>()?;
     let fields: Vec<Field> = schema
@@ -951,4 +798,205 @@ pub fn result_schema() -> SchemaRef {
         Field::new("rule", DataType::Utf8, true),
         Field::new("explanation", DataType::Utf8, true),
     ]))
+}
+
+/// Every staged record of the run with its customer id (`""` when unlinked).
+async fn load_records(
+    ctx: &SessionContext,
+    unify: &UnifySection,
+) -> Result<(RecordBatch, Vec<String>)> {
+    let mut cols: Vec<String> = KEEP.iter().map(|c| format!("r.{c}")).collect();
+    cols.extend(
+        super::fields::staged_fields(&unify.custom_fields())
+            .iter()
+            .map(|f| format!("r.{f}")),
+    );
+    let batches = ctx
+        .sql(&format!(
+            "SELECT {}, l.customer_id FROM unify_records r LEFT JOIN customer_links l ON l.uid = r.uid",
+            cols.join(", ")
+        ))
+        .await?
+        .collect()
+        .await?;
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    let all = arrow::compute::concat_batches(&schema, &batches)?;
+    drop(batches);
+    let customer = all.column(all.num_columns() - 1).clone();
+    let customer = arrow::compute::cast(&customer, &DataType::Utf8)?;
+    let customers: Vec<String> = customer
+        .as_string::<i32>()
+        .iter()
+        .map(|c| c.unwrap_or_default().to_string())
+        .collect();
+    let records = all.project(&(0..all.num_columns() - 1).collect::<Vec<_>>())?;
+    Ok((records, customers))
+}
+
+/// Each blocking key's index: the records by the hash of their key values.
+fn index_blocks(
+    records: &RecordBatch,
+    keys: &[Vec<String>],
+    hasher: &RandomState,
+) -> Result<Vec<Block>> {
+    let mut blocks = Vec::new();
+    for key in keys {
+        let columns =
+            key.iter()
+                .map(|k| {
+                    records.schema().index_of(k).map_err(|_| {
+                        Error::Internal(format!("real-time match: no staged field {k}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+        let mut rows: HashMap<u64, Vec<u32>> = HashMap::new();
+        for i in 0..records.num_rows() {
+            if let Some(h) = key_hash(hasher, records, &columns, i) {
+                rows.entry(h).or_default().push(i as u32);
+            }
+        }
+        blocks.push(Block { columns, rows });
+    }
+    Ok(blocks)
+}
+
+/// The run's term frequencies (`match_term_frequencies`), by field and value; none without
+/// the file.
+async fn term_frequencies(
+    ctx: &SessionContext,
+    path: &Path,
+) -> Result<HashMap<String, HashMap<String, f64>>> {
+    let mut tf: HashMap<String, HashMap<String, f64>> = HashMap::new();
+    if !path.is_file() {
+        return Ok(tf);
+    }
+    let rows = ctx
+        .read_parquet(
+            path.to_string_lossy().to_string(),
+            ParquetReadOptions::default(),
+        )
+        .await?
+        .collect()
+        .await?;
+    for b in &rows {
+        let f = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let v = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let t = b.column(2).as_primitive::<arrow::datatypes::Float64Type>();
+        let (f, v) = (f.as_string::<i32>(), v.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            if v.is_valid(i) {
+                tf.entry(f.value(i).to_string())
+                    .or_default()
+                    .insert(v.value(i).to_string(), t.value(i));
+            }
+        }
+    }
+    Ok(tf)
+}
+
+/// The pair projection (block agreement, comparison levels or rule scores of a left and a
+/// right record), planned over empty tables of the staged shape.
+async fn plan_pairs(
+    schema: &SchemaRef,
+    keys: &[Vec<String>],
+    scoring: Option<&Scoring>,
+    rules: &[super::config::MatchRule],
+) -> Result<Compiled> {
+    let pctx = crate::engine::base_context();
+    let empty = Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?);
+    pctx.register_table("match_left", empty.clone())?;
+    pctx.register_table("match_right", empty)?;
+    let mut exprs: Vec<String> = Vec::new();
+    for (b, key) in keys.iter().enumerate() {
+        let same: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+        exprs.push(format!(
+            "coalesce({}, false) AS agree_{b}",
+            same.join(" AND ")
+        ));
+    }
+    match scoring {
+        Some(s) => {
+            for c in &s.comparisons {
+                exprs.push(format!("{} AS {}", c.level_sql("l", "r"), c.column()));
+            }
+            for f in &s.term_frequency {
+                exprs.push(format!(
+                    "CASE WHEN l.{f} = r.{f} THEN CAST(l.{f} AS VARCHAR) END AS tfv_{f}"
+                ));
+            }
+        }
+        _ => {
+            for (i, rule) in rules.iter().enumerate() {
+                let key = super::matching::blocking_key(rule);
+                let mut conds: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+                let (more, score) = super::matching::rule_conditions(rule);
+                conds.extend(more);
+                exprs.push(format!(
+                    "CASE WHEN coalesce({}, false) THEN CAST({score} AS DOUBLE) END AS rule_{i}",
+                    conds.join(" AND ")
+                ));
+            }
+        }
+    }
+    Compiled::plan(
+        &pctx,
+        &format!(
+            "SELECT {} FROM match_left l CROSS JOIN match_right r",
+            exprs.join(", ")
+        ),
+    )
+    .await
+}
+
+/// Staging per mapped source, planned over an empty table of the run's source shape: a
+/// record posted from a source is staged as a run stages that source's rows.
+async fn plan_staging(
+    cfg: &ProjectConfig,
+    unify: &UnifySection,
+    run_dir: &Path,
+) -> Result<(HashMap<String, Compiled>, HashMap<String, SchemaRef>)> {
+    let mut staging = HashMap::new();
+    let mut source_schemas = HashMap::new();
+    for (i, (source, map)) in unify.sources.iter().enumerate() {
+        let src = cfg
+            .sources
+            .get(source)
+            .ok_or_else(|| Error::invalid(format!("unify.sources.{source}"), "no such source"))?;
+        let dir = run_dir.join("sources").join(source);
+        let sctx = crate::engine::base_context();
+        sctx.register_parquet(
+            source,
+            dir.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await?;
+        let schema: SchemaRef = Arc::new(
+            sctx.table(source.as_str())
+                .await?
+                .schema()
+                .as_arrow()
+                .clone(),
+        );
+        let _ = sctx.deregister_table(source.as_str());
+        sctx.register_table(
+            source.as_str(),
+            Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?),
+        )?;
+        let map = map.get_ref();
+        let record_id = super::record_id_column(cfg, src, source, &map.record_id, "unify.sources")?;
+        let priority = map.priority.unwrap_or(i as i64 + 1);
+        let sql = super::staging::source_select(
+            source,
+            map,
+            &record_id,
+            priority,
+            &unify.custom_fields(),
+        )?;
+        staging.insert(source.clone(), Compiled::plan(&sctx, &sql).await?);
+        source_schemas.insert(source.clone(), schema);
+    }
+    Ok((staging, source_schemas))
 }

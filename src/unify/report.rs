@@ -106,10 +106,10 @@ pub async fn report(
     let unify_cfg = cfg
         .unify
         .clone()
-        .ok_or_else(|| Error::Other("the config has no [unify] section".into()))?;
+        .ok_or_else(|| Error::NotFound("the config has no [unify] section".into()))?;
     for t in ["unify_records", "customer_links", "match_pairs"] {
         if !table_exists(ctx, t) {
-            return Err(Error::Other(format!(
+            return Err(Error::NotFound(format!(
                 "the current run has no `{t}` table: run `panorama run` with a [unify] section first"
             )));
         }
@@ -409,10 +409,10 @@ async fn random_pairs(
     let scored = ctx
         .sql(&pairs_sql)
         .await
-        .map_err(|e| Error::Other(format!("unify report: random pairs: {e}")))?
+        .map_err(|e| Error::query("unify report: random pairs", e))?
         .cache()
         .await
-        .map_err(|e| Error::Other(format!("unify report: random pairs: {e}")))?;
+        .map_err(|e| Error::query("unify report: random pairs", e))?;
     let local = SessionContext::new();
     local.register_table("unify_report_pairs", scored.into_view())?;
     let total = super::count(

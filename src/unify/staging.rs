@@ -46,7 +46,10 @@ pub fn typed_values(
             col(&map.updated_at, "TIMESTAMP"),
         ));
     }
-    for (name, m) in map.custom_fields(custom).map_err(Error::Other)? {
+    for (name, m) in map
+        .custom_fields(custom)
+        .map_err(|m| Error::invalid("unify.sources", m))?
+    {
         let def = &custom[&name];
         out.push((name, m.sql(), stage_sql(def, &m.sql())));
     }
@@ -103,7 +106,9 @@ pub fn parsed_values(map: &SourceMap, custom: &CustomFields) -> Result<Vec<Parse
     if let Some(m) = &map.updated_at {
         add("updated_at", m, col(&map.updated_at, "TIMESTAMP"));
     }
-    let mapped = map.custom_fields(custom).map_err(Error::Other)?;
+    let mapped = map
+        .custom_fields(custom)
+        .map_err(|m| Error::invalid("unify.sources", m))?;
     for (name, m) in &mapped {
         add(name, m, stage_sql(&custom[name], &m.sql()));
     }
@@ -144,7 +149,9 @@ pub fn source_select(
     };
     let country = col(&map.country, "VARCHAR");
     let region = phone_region(map);
-    let mapped = map.custom_fields(custom).map_err(Error::Other)?;
+    let mapped = map
+        .custom_fields(custom)
+        .map_err(|m| Error::invalid("unify.sources", m))?;
     let custom_cols: String = custom
         .iter()
         .map(|(name, def)| {

@@ -137,7 +137,7 @@ async fn components(
     let mut edges = Vec::new();
     for b in &batches {
         if b.num_columns() < 2 {
-            return Err(crate::error::Error::Other(format!(
+            return Err(crate::error::Error::InvalidRequest(format!(
                 "connected_components: `{table}` needs two columns of linked node ids"
             )));
         }
@@ -368,7 +368,7 @@ impl TableFunctionImpl for SegmentOverlap {
                 Box::pin(async move {
                     let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
                     if !ctx.table_exist("segment_sizes")? {
-                        return Err(crate::error::Error::Other(
+                        return Err(crate::error::Error::NotFound(
                             "segment_overlap: this run has no segments; declare [segments] in panorama.toml and run again".into(),
                         ));
                     }
@@ -387,7 +387,7 @@ impl TableFunctionImpl for SegmentOverlap {
                         if !names.contains(s) {
                             let mut names = names.clone();
                             names.sort();
-                            return Err(crate::error::Error::Other(format!(
+                            return Err(crate::error::Error::NotFound(format!(
                                 "segment_overlap: no segment named `{s}` in this run (segments: {})",
                                 names.join(", ")
                             )));

@@ -118,7 +118,7 @@ pub async fn acquire(
     match locking {
         Locking::Held(lock) => {
             if !same_dir(lock.workspace(), workspace) {
-                return Err(Error::Other(format!(
+                return Err(Error::Internal(format!(
                     "internal: the lock held is for {}, not {}",
                     lock.workspace().display(),
                     workspace.display()
@@ -156,7 +156,7 @@ pub async fn acquire(
             let path = lock_path(workspace);
             let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
                 .await
-                .map_err(|e| Error::Other(format!("waiting for the workspace lock: {e}")))?
+                .map_err(|e| Error::Internal(format!("waiting for the workspace lock: {e}")))?
                 .map_err(|e| Error::io("cannot lock", &path, e))?;
             Ok(Arc::new(held(file, workspace, operation)?))
         }
@@ -184,7 +184,7 @@ fn held(mut file: File, workspace: &Path, operation: &str) -> Result<WriteLock> 
         command: command_line(),
         since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    let text = serde_json::to_string(&me).map_err(|e| Error::Other(e.to_string()))?;
+    let text = serde_json::to_string(&me)?;
     let path = lock_path(workspace);
     let write = |file: &mut File| -> std::io::Result<()> {
         file.set_len(0)?;

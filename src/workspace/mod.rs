@@ -164,7 +164,7 @@ const STARTING: &str = ".starting";
 
 /// Write `m` as `manifest.json` in `dir`, atomically.
 fn write_manifest_in(dir: &std::path::Path, m: &Manifest) -> Result<()> {
-    let text = serde_json::to_string_pretty(m).map_err(|e| Error::Other(e.to_string()))?;
+    let text = serde_json::to_string_pretty(m)?;
     write_atomic(&dir.join("manifest.json"), text.as_bytes())
 }
 
@@ -219,8 +219,10 @@ impl Workspace {
         let path = self.run_dir(run_id).join("manifest.json");
         let text =
             std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Other(format!("{}: invalid manifest: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| Error::File {
+            path: path.clone(),
+            message: format!("invalid manifest: {e}"),
+        })
     }
 
     /// The run queries should see, if any run has completed.
@@ -228,8 +230,9 @@ impl Workspace {
         let path = self.dir.join("current.json");
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let p: CurrentPointer = serde_json::from_str(&text).map_err(|e| {
-                    Error::Other(format!("{}: invalid pointer: {e}", path.display()))
+                let p: CurrentPointer = serde_json::from_str(&text).map_err(|e| Error::File {
+                    path: path.clone(),
+                    message: format!("invalid pointer: {e}"),
                 })?;
                 Ok(Some(p.run_id))
             }
@@ -242,8 +245,7 @@ impl Workspace {
     pub fn set_current(&self, run_id: &str) -> Result<()> {
         let text = serde_json::to_string(&CurrentPointer {
             run_id: run_id.to_string(),
-        })
-        .map_err(|e| Error::Other(e.to_string()))?;
+        })?;
         write_atomic(&self.dir.join("current.json"), text.as_bytes())
     }
 

@@ -4,6 +4,7 @@
 //! what a kind means when matching (staging SQL, comparison levels) is the unify stage's
 //! (`crate::unify::fields`).
 
+use crate::config::Problem;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -94,47 +95,47 @@ pub struct FieldDef {
 
 impl FieldDef {
     /// Why this definition cannot be used.
-    pub fn check(&self, name: &str) -> Result<(), String> {
+    pub fn check(&self, name: &str) -> Result<(), crate::config::Problem> {
         let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
             && name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
-            return Err(format!(
+            return Err(Problem(format!(
                 "unify.fields.{name}: a field name is lowercase letters, digits and `_`, starting with a letter"
-            ));
+            )));
         }
         if RESERVED.contains(&name) || super::FIELDS.contains(&name) {
-            return Err(format!(
+            return Err(Problem(format!(
                 "unify.fields.{name}: `{name}` is a built-in field or staging column; map it in [unify.sources.<source>] instead, or pick another name"
-            ));
+            )));
         }
         if !self.tolerance.is_empty() && self.kind != FieldKind::Number {
-            return Err(format!(
+            return Err(Problem(format!(
                 "unify.fields.{name}.tolerance: only `number` fields have tolerances (this one is `{}`)",
                 self.kind.name()
-            ));
+            )));
         }
         if self.tolerance.iter().any(|t| !(t.is_finite() && *t > 0.0))
             || self.tolerance.windows(2).any(|w| w[0] >= w[1])
         {
-            return Err(format!(
+            return Err(Problem(format!(
                 "unify.fields.{name}.tolerance: positive numbers in increasing order, e.g. [1, 5]"
-            ));
+            )));
         }
         match (&self.date_order, self.kind) {
             (None, _) => {}
             (Some(o), FieldKind::Date) if o == "dmy" || o == "mdy" => {}
             (Some(_), FieldKind::Date) => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "unify.fields.{name}.date_order: \"dmy\" or \"mdy\""
-                ))
+                )))
             }
             (Some(_), k) => {
-                return Err(format!(
+                return Err(Problem(format!(
                 "unify.fields.{name}.date_order: only `date` fields have one (this one is `{}`)",
                 k.name()
-            ))
+            )))
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! `[unify.merge]`: which record's value each unified field takes. The unify stage compiles
 //! these into the merge aggregates (`crate::unify::merge`).
 
+use crate::config::Problem;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -118,13 +119,13 @@ pub const FIELDS: &[Field] = &[
 ];
 
 /// Check the field names of a merge section.
-pub fn check(section: &MergeSection) -> Result<(), String> {
+pub fn check(section: &MergeSection) -> Result<(), crate::config::Problem> {
     for field in section.fields.keys() {
         if !FIELDS.iter().any(|f| f.name == field) {
-            return Err(format!(
+            return Err(Problem(format!(
                 "unify.merge.fields: unknown field `{field}` (fields: {})",
                 FIELDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
-            ));
+            )));
         }
     }
     Ok(())

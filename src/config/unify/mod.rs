@@ -6,6 +6,7 @@ pub mod fields;
 pub mod merge;
 pub mod probabilistic;
 
+use crate::config::Problem;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -192,9 +193,12 @@ impl Mapped {
         }
     }
 
-    fn from_value(key: &str, v: &toml::Value) -> Result<Mapped, String> {
-        Mapped::deserialize(v.clone())
-            .map_err(|_| format!("`{key}` must be a column name or {{ sql = \"...\" }}, got {v}"))
+    fn from_value(key: &str, v: &toml::Value) -> Result<Mapped, crate::config::Problem> {
+        Mapped::deserialize(v.clone()).map_err(|_| {
+            Problem(format!(
+                "`{key}` must be a column name or {{ sql = \"...\" }}, got {v}"
+            ))
+        })
     }
 }
 
@@ -246,16 +250,16 @@ impl SourceMap {
     pub fn custom_fields(
         &self,
         fields: &fields::CustomFields,
-    ) -> Result<BTreeMap<String, Mapped>, String> {
+    ) -> Result<BTreeMap<String, Mapped>, crate::config::Problem> {
         let mut out = BTreeMap::new();
         for (key, v) in &self.custom {
             if !fields.contains_key(key) {
                 let mut known: Vec<&str> = SOURCE_MAP_KEYS.to_vec();
                 known.extend(fields.keys().map(|k| k.as_str()));
-                return Err(format!(
+                return Err(Problem(format!(
                     "unknown field `{key}`: declare it as [unify.fields.{key}] with a kind, or use one of {}",
                     known.join(", ")
-                ));
+                )));
             }
             out.insert(key.clone(), Mapped::from_value(key, v)?);
         }
@@ -401,18 +405,18 @@ impl<'de> Deserialize<'de> for Precision {
 }
 
 /// Why a rule cannot be compiled; `fields` are the staged fields (built-in and custom).
-pub fn check_rule(rule: &MatchRule, fields: &[String]) -> Result<(), String> {
+pub fn check_rule(rule: &MatchRule, fields: &[String]) -> Result<(), crate::config::Problem> {
     if rule.conditions.is_empty() {
-        return Err(format!("rule `{}` has no conditions", rule.name));
+        return Err(Problem(format!("rule `{}` has no conditions", rule.name)));
     }
     for c in &rule.conditions {
         if !fields.contains(&c.field) {
-            return Err(format!(
+            return Err(Problem(format!(
                 "rule `{}`: unknown field `{}` (fields: {})",
                 rule.name,
                 c.field,
                 fields.join(", ")
-            ));
+            )));
         }
     }
     if !rule
@@ -420,10 +424,10 @@ pub fn check_rule(rule: &MatchRule, fields: &[String]) -> Result<(), String> {
         .iter()
         .any(|c| c.precision == Precision::Exact)
     {
-        return Err(format!(
+        return Err(Problem(format!(
             "rule `{}` has no exact condition, so it cannot be blocked (every record would be compared with every other); add an exact condition",
             rule.name
-        ));
+        )));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `[unify.probabilistic]`: the Fellegi–Sunter settings as written, their defaults and their
 //! checks. The matching itself is the unify stage's (`crate::unify::probabilistic`).
 
+use crate::config::Problem;
 use serde::Deserialize;
 
 /// Fields compared by default.
@@ -144,12 +145,12 @@ fn default_max_iterations() -> usize {
 impl ProbabilisticSection {
     /// Why this section cannot be used (`custom` must be set: see
     /// [`super::UnifySection::probabilistic_section`]).
-    pub fn check(&self) -> std::result::Result<(), String> {
+    pub fn check(&self) -> std::result::Result<(), crate::config::Problem> {
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
-            return Err(format!(
+            return Err(Problem(format!(
                 "unify.probabilistic.threshold must be between 0 and 1 (exclusive), got {}",
                 self.threshold
-            ));
+            )));
         }
         if self.blocking.iter().any(|k| k.is_empty()) {
             return Err("unify.probabilistic.blocking: each rule is a non-empty list of fields (leave blocking out to have it chosen from the data)".into());
@@ -157,10 +158,10 @@ impl ProbabilisticSection {
         let staged = super::fields::staged_fields(&self.custom);
         for f in self.blocking.iter().flatten() {
             if !staged.contains(f) {
-                return Err(format!(
+                return Err(Problem(format!(
                     "unify.probabilistic.blocking: unknown field `{f}` (fields: {})",
                     staged.join(", ")
-                ));
+                )));
             }
         }
         if self.comparisons.is_empty() {
@@ -168,10 +169,10 @@ impl ProbabilisticSection {
         }
         for f in &self.comparisons {
             if !super::fields::has_comparison(f, &self.custom) {
-                return Err(format!(
+                return Err(Problem(format!(
                     "unify.probabilistic.comparisons: no comparison for `{f}` (comparable: {})",
                     super::fields::comparable_fields(&self.custom).join(", ")
-                ));
+                )));
             }
         }
         let contradicted: Vec<String> = self
@@ -184,9 +185,9 @@ impl ProbabilisticSection {
             ("contradictions", &contradicted),
         ] {
             if let Some(f) = list.iter().find(|f| !self.comparisons.contains(f)) {
-                return Err(format!(
+                return Err(Problem(format!(
                     "unify.probabilistic.{key}: `{f}` is not in unify.probabilistic.comparisons"
-                ));
+                )));
             }
         }
         if self.vetoes().iter().any(|c| c.fields().is_empty()) {

@@ -654,7 +654,8 @@ pub async fn plan(
     max_block_size: usize,
     report: &mut UnifyReport,
 ) -> Result<Planned> {
-    section.check().map_err(Error::Other)?;
+    // Checked when the config loaded.
+    section.check().map_err(|m| Error::Internal(m.0))?;
     let mut section = section.clone();
     // Given-name variants first: they are a level of the first-name comparison.
     let spelling = section
@@ -714,17 +715,21 @@ pub async fn plan(
         section.blocking = p.choose_seed();
         if section.blocking.is_empty() {
             if p.candidates.iter().any(|c| c.pairs >= 1.0) {
-                return Err(Error::Other(format!(
-                    "unify.probabilistic: every blocking key the data allows makes more candidate pairs than the budget ({:.0}); give unify.probabilistic.blocking, or raise unify.probabilistic.pairs_per_record",
-                    p.budget
-                )));
+                return Err(Error::invalid(
+                    "unify.probabilistic",
+                    format!(
+                        "every blocking key the data allows makes more candidate pairs than the budget ({:.0}); give unify.probabilistic.blocking, or raise unify.probabilistic.pairs_per_record",
+                        p.budget
+                    ),
+                ));
             }
             // No two records share a value of any key (a table already free of duplicates):
             // nothing can match. The run goes on with one key and no pairs, so every record
             // is its own customer — not an error for a clean table.
             let Some(first) = p.candidates.first_mut() else {
-                return Err(Error::Other(
-                    "unify.probabilistic: no field is mapped that a blocking rule could use; map more fields or give unify.probabilistic.blocking".into(),
+                return Err(Error::invalid(
+                    "unify.probabilistic",
+                    "no field is mapped that a blocking rule could use; map more fields or give unify.probabilistic.blocking",
                 ));
             };
             let w = "no two records share a value of any blocking key: no candidate pairs, so every record is its own customer".to_string();
@@ -1061,7 +1066,7 @@ impl Scoring {
             .chain(u.iter().flatten())
             .any(|v| v.is_nan())
         {
-            return Err(Error::Other(
+            return Err(Error::Conflict(
                 "match_weights of the previous run does not fit [unify.probabilistic]; run with --full".into(),
             ));
         }
@@ -1125,7 +1130,7 @@ pub fn adopt_plan(section: &mut ProbabilisticSection, weights: &[RecordBatch]) -
         section.contradictions = Some(vetoes);
     }
     if section.blocking.is_empty() {
-        return Err(Error::Other(
+        return Err(Error::Conflict(
             "match_weights of the previous run names no blocking rule; run with --full".into(),
         ));
     }
