@@ -3,6 +3,32 @@
 
 use std::path::PathBuf;
 
+/// A module's error that is a message alone, for functions whose callers add where it
+/// happened (the file and line, the config key, the source): `Problem` in config checks,
+/// `ReadError` in source readers, `SendError` in export destinations, `SpecError` in the event
+/// spec. Each converts from `String` and `&str`, so `?` and `.into()` build one.
+macro_rules! message_error {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[error("{0}")]
+        pub struct $name(pub String);
+
+        impl From<String> for $name {
+            fn from(message: String) -> Self {
+                $name(message)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(message: &str) -> Self {
+                $name(message.to_string())
+            }
+        }
+    };
+}
+pub(crate) use message_error;
+
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

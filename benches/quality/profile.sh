@@ -2,6 +2,7 @@
 # Data quality at scale: a full run of the demo project (default 1,000,000 people) with the
 # release CLI, and how much of it profiling every source column and checking the demo's
 # [[expectations]] take (the run's own log: "source profiled", "data quality checked").
+# The same run's attribution (every [attribution.<name>], all models; the log's "attributed").
 # Then the same Parquet files the run loaded, profiled by DuckDB's SUMMARIZE (min, max,
 # approx_unique, avg, std, quartiles, null share per column) in the same session, as a peer.
 #
@@ -43,6 +44,10 @@ print(f"profiling alone: {prof_total:.2f} s = {100 * prof_total / wall_s:.1f}% o
       f"expectations {q.get('seconds', 0) - prof_total:.2f} s")
 for name, s in profiled:
     print(f"  {name:<20} {float(s):6.2f} s")
+# Attribution (issue 23's other "each <= 15% of a full run"), from the same run's log.
+for name, paths, conv, secs in re.findall(r'attributed attribution=(\S+) paths=(\d+) conversions=(\d+) seconds=([0-9.]+)', log):
+    print(f"attribution {name}: {int(paths):,} paths, {int(conv):,} conversions, all models {float(secs):.2f} s "
+          f"= {100 * float(secs) / wall_s:.1f}% of the run")
 import duckdb
 con = duckdb.connect()
 con.execute("SET threads = 2")

@@ -32,23 +32,11 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 
-/// What is wrong with one config value or section, from the function that checks it; the
-/// caller says where: the file and line ([`ProjectConfig::error_at`]) or the key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Problem(pub String);
-
-impl From<String> for Problem {
-    fn from(message: String) -> Self {
-        Problem(message)
-    }
-}
-
-impl From<&str> for Problem {
-    fn from(message: &str) -> Self {
-        Problem(message.to_string())
-    }
-}
+crate::error::message_error!(
+    /// What is wrong with one config value or section, from the function that checks it; the
+    /// caller says where: the file and line ([`ProjectConfig::error_at`]) or the key.
+    Problem
+);
 
 impl From<Problem> for String {
     fn from(p: Problem) -> Self {

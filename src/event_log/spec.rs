@@ -8,23 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// Why a request body or an event does not follow the spec; the collector answers 400 with
-/// it (per event, or for the whole body).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SpecError(pub String);
-
-impl From<String> for SpecError {
-    fn from(message: String) -> Self {
-        SpecError(message)
-    }
-}
-
-impl From<&str> for SpecError {
-    fn from(message: &str) -> Self {
-        SpecError(message.to_string())
-    }
-}
+crate::error::message_error!(
+    /// Why a request body or an event does not follow the spec; the collector answers 400 with
+    /// it (per event, or for the whole body).
+    SpecError
+);
 
 /// Largest event, serialized: Segment's limit for one call (32 KB), so an SDK's payload that
 /// Segment accepts is accepted here.

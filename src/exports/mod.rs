@@ -23,23 +23,11 @@ use sha2::Digest;
 
 use crate::config::ProjectConfig;
 
-/// Why a destination did not take the rows, or the rows to send could not be read back: a
-/// message kept in `export_log` and shown after the export's name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SendError(pub String);
-
-impl From<String> for SendError {
-    fn from(message: String) -> Self {
-        SendError(message)
-    }
-}
-
-impl From<&str> for SendError {
-    fn from(message: &str) -> Self {
-        SendError(message.to_string())
-    }
-}
+crate::error::message_error!(
+    /// Why a destination did not take the rows, or the rows to send could not be read back: a
+    /// message kept in `export_log` and shown after the export's name.
+    SendError
+);
 
 impl From<crate::error::Error> for SendError {
     fn from(e: crate::error::Error) -> Self {
@@ -484,6 +472,14 @@ enum Keep {
     Json(PathBuf),
 }
 
+/// An [`Error::Export`] of export `name` from a message.
+fn export_error(name: &str) -> impl Fn(String) -> Error + '_ {
+    move |message| Error::Export {
+        name: name.to_string(),
+        message,
+    }
+}
+
 /// Select the rows, apply consent and limit, and compare with the confirmed state.
 async fn plan(
     cfg: &ProjectConfig,
@@ -494,10 +490,7 @@ async fn plan(
     report: &mut ExportReport,
     keep: Keep,
 ) -> Result<Plan> {
-    let err = |message: String| Error::Export {
-        name: name.to_string(),
-        message,
-    };
+    let err = export_error(name);
     let (sql, key) = selection(cfg, ctx, opened, name, def, report).await?;
     let df = ctx.sql(&sql).await.map_err(|e| err(format!("{e}")))?;
     let row_schema = Arc::new(df.schema().as_arrow().clone());
@@ -598,10 +591,7 @@ async fn selection(
     def: &ExportDef,
     report: &mut ExportReport,
 ) -> Result<(String, String)> {
-    let err = |message: String| Error::Export {
-        name: name.to_string(),
-        message,
-    };
+    let err = export_error(name);
     let base = base_sql(def, &opened.tables).map_err(|e| err(e.0))?;
     let schema = ctx
         .sql(&base)

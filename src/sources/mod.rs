@@ -35,23 +35,11 @@ use crate::error::{Error, Result};
 use crate::text_encoding as encoding;
 use shape::Shaper;
 
-/// Why a source's location, files, catalog or database cannot be read: a message naming
-/// what (the file, pattern, variable, table). The caller adds the source ([`Error::Source`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ReadError(pub String);
-
-impl From<String> for ReadError {
-    fn from(message: String) -> Self {
-        ReadError(message)
-    }
-}
-
-impl From<&str> for ReadError {
-    fn from(message: &str) -> Self {
-        ReadError(message.to_string())
-    }
-}
+crate::error::message_error!(
+    /// Why a source's location, files, catalog or database cannot be read: a message naming
+    /// what (the file, pattern, variable, table). The caller adds the source ([`Error::Source`]).
+    ReadError
+);
 
 /// A batch as read, with where each row came from.
 #[derive(Debug, Clone)]

@@ -655,9 +655,12 @@ async fn resolve(
     let index: HashMap<&str, u32> = (0..records.uids.len())
         .map(|i| (records.uids.value(i), i as u32))
         .collect();
-    let edges = PairEdges::new(&pairs, &index, rules, records.uids.len())?;
+    let mut edges = PairEdges::new(&pairs, &index, rules, records.uids.len())?;
     drop(pairs);
-    let cluster_of = clusters::components(records.uids.len(), edges.edges.into_iter());
+    let cluster_of = clusters::components(
+        records.uids.len(),
+        std::mem::take(&mut edges.edges).into_iter(),
+    );
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "unify: components done"
@@ -702,26 +705,7 @@ async fn resolve(
         "unify: stable ids done"
     );
     cluster_sizes(&cluster_of, ids.len(), unify_cfg, &mut report);
-    let links = RecordBatch::try_new(
-        links_schema(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                cluster_of.iter().map(|c| ids[*c as usize].as_str()),
-            )),
-            Arc::new(records.sources.clone()),
-            Arc::new(records.record_ids.clone()),
-            Arc::new(records.uids.clone()),
-            Arc::new(StringArray::from_iter_values(edges.best_rule.iter().map(
-                |(_, r)| {
-                    edges
-                        .rule_names
-                        .get(*r as usize)
-                        .map_or("singleton", |n| n.as_str())
-                },
-            ))),
-            Arc::new(arrow::array::BooleanArray::from(winners)),
-        ],
-    )?;
+    let links = links_batch(&cluster_of, &ids, &records, &edges, winners)?;
     write_table(
         tables_dir,
         "customer_links",
@@ -993,6 +977,37 @@ fn cluster_sizes(
         tracing::warn!("{w}");
         report.warnings.push(w);
     }
+}
+
+/// `customer_links`: each record's customer, source, record id, uid, the first rule that
+/// matched it (`singleton` when none) and whether it wins its source's dedup.
+fn links_batch(
+    cluster_of: &[u32],
+    ids: &[String],
+    records: &RecordIds,
+    edges: &PairEdges,
+    winners: Vec<bool>,
+) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        links_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                cluster_of.iter().map(|c| ids[*c as usize].as_str()),
+            )),
+            Arc::new(records.sources.clone()),
+            Arc::new(records.record_ids.clone()),
+            Arc::new(records.uids.clone()),
+            Arc::new(StringArray::from_iter_values(edges.best_rule.iter().map(
+                |(_, r)| {
+                    edges
+                        .rule_names
+                        .get(*r as usize)
+                        .map_or("singleton", |n| n.as_str())
+                },
+            ))),
+            Arc::new(arrow::array::BooleanArray::from(winners)),
+        ],
+    )?)
 }
 
 fn links_schema() -> Arc<Schema> {

@@ -315,8 +315,10 @@ impl Matcher {
         source: &str,
         record: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<RecordBatch> {
+        // A source named in the request body: the request is wrong (400), not a resource
+        // missing from the URL.
         let compiled = self.staging.get(source).ok_or_else(|| {
-            Error::NotFound(format!(
+            Error::InvalidRequest(format!(
                 "no mapped source `{source}` (sources: {})",
                 self.sources().join(", ")
             ))
