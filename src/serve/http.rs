@@ -791,7 +791,7 @@ fn operation_error(e: crate::Error) -> ApiError {
 /// The status of an error: by its kind when the kind says (a refused write 403, a missing
 /// thing 404, a bad request or config value 400, a conflict 409, an invariant 500), else
 /// `otherwise` (what the endpoint answers for anything else).
-pub fn status_of(e: &crate::Error, otherwise: StatusCode) -> StatusCode {
+fn status_of(e: &crate::Error, otherwise: StatusCode) -> StatusCode {
     use crate::Error as E;
     match e {
         E::ReadOnly(_) => StatusCode::FORBIDDEN,
