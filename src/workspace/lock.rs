@@ -97,6 +97,10 @@ impl Locking {
     }
 }
 
+/// How often a refused writer looks again for a holder that has not written its name yet
+/// (5 ms apart).
+const NAMELESS_RETRIES: u32 = 10;
+
 /// The lock file of a workspace.
 pub fn lock_path(workspace: &Path) -> PathBuf {
     workspace.join("lock")
@@ -128,17 +132,30 @@ pub async fn acquire(
         }
         Locking::FailFast => {
             let file = open(workspace)?;
-            match file.try_lock() {
-                Ok(()) => Ok(Arc::new(held(file, workspace, operation)?)),
-                Err(TryLockError::WouldBlock) => Err(Error::Busy {
-                    workspace: workspace.to_path_buf(),
-                    operation: operation.to_string(),
-                    holder: holder(workspace).map(Box::new),
-                }),
-                Err(TryLockError::Error(e)) => {
-                    Err(Error::io("cannot lock", lock_path(workspace), e))
+            // A holder writes its name just after it locks and clears it just before it
+            // unlocks, so a refusal can land in either window and find the lock taken but
+            // nameless. A refusal then looks again for up to 50 ms: the lock is free, or the
+            // holder has a name, or it never writes one (`flock(1)` from a shell). Seen in CI:
+            // an admin run refused as "another process" while a schedule switched jobs.
+            for attempt in 0..=NAMELESS_RETRIES {
+                match file.try_lock() {
+                    Ok(()) => return Ok(Arc::new(held(file, workspace, operation)?)),
+                    Err(TryLockError::WouldBlock) => {}
+                    Err(TryLockError::Error(e)) => {
+                        return Err(Error::io("cannot lock", lock_path(workspace), e))
+                    }
                 }
+                let named = holder(workspace);
+                if named.is_some() || attempt == NAMELESS_RETRIES {
+                    return Err(Error::Busy {
+                        workspace: workspace.to_path_buf(),
+                        operation: operation.to_string(),
+                        holder: named.map(Box::new),
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
+            unreachable!("the last attempt returns")
         }
         Locking::Wait => {
             let file = open(workspace)?;
@@ -249,6 +266,29 @@ mod tests {
         let second = acquire(&ws, "erase", &Locking::FailFast).await.unwrap();
         assert_eq!(holder(&ws).unwrap().operation, "erase");
         drop(second);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_waits_briefly_for_the_holders_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().to_path_buf();
+        // Locked by someone who writes their name 20 ms later (a holder between its lock and
+        // its write).
+        let raw = open(&ws).unwrap();
+        raw.try_lock().unwrap();
+        let ws2 = ws.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            held(raw, &ws2, "schedule often").unwrap()
+        });
+        let err = acquire(&ws, "run", &Locking::FailFast).await.unwrap_err();
+        assert!(err.to_string().contains("schedule often (pid"), "{err}");
+        drop(writer.join().unwrap());
+        // Locked by someone who never writes a name (`flock(1)`): refused without one.
+        let raw = open(&ws).unwrap();
+        raw.try_lock().unwrap();
+        let err = acquire(&ws, "run", &Locking::FailFast).await.unwrap_err();
+        assert!(matches!(&err, Error::Busy { holder: None, .. }), "{err}");
     }
 
     #[tokio::test]
