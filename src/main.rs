@@ -146,7 +146,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
         } => cli::query::query(&g, sql, format, output, run, ballista).await,
         Command::Sql { run } => cli::query::sql(&g, run).await,
         Command::Tables => cli::query::tables(&g).await,
-        Command::Eval { truth, format } => cli::unify::eval(&g, truth, format).await,
+        Command::Eval {
+            truth,
+            format,
+            breakdown,
+            top,
+        } => cli::unify::eval(&g, truth, breakdown.then_some(top), format).await,
         Command::Explain { left, right } => cli::unify::explain(&g, left, right).await,
         Command::Describe { table } => cli::query::describe(&g, table).await,
         Command::Profile { sources, format } => cli::query::profile(&g, sources, format).await,

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum OutputFormat {
-    /// Aligned text table, for people.
+    /// Aligned text table, for people (fractions rounded to four decimals).
     #[default]
     Table,
     /// CSV with a header line.
@@ -31,7 +31,11 @@ pub fn write_batches(
 ) -> Result<()> {
     match format {
         OutputFormat::Table => {
-            let text = pretty_format_batches(batches)?;
+            let rounded = batches
+                .iter()
+                .map(rounded_for_people)
+                .collect::<Result<Vec<_>>>()?;
+            let text = pretty_format_batches(&rounded)?;
             writeln!(out, "{text}").map_err(|e| Error::io("cannot write", "<output>", e))?;
         }
         OutputFormat::Csv => {
@@ -180,4 +184,108 @@ pub async fn json_rows(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json
     }
     serde_json::from_slice(&buf)
         .map_err(|e| Error::Internal(format!("cannot read rows as JSON: {e}")))
+}
+
+/// A batch with its floating-point columns as text people read: `0.9823`, not
+/// `0.9822684642438453` (CSV, JSON and Parquet keep every digit).
+fn rounded_for_people(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{ArrayRef, AsArray, StringArray};
+    use arrow::datatypes::{DataType, Field, Float64Type, Schema};
+    let floats =
+        |t: &DataType| matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64);
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| floats(f.data_type()))
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !floats(field.data_type()) {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let values = arrow::compute::cast(column, &DataType::Float64)?;
+        let text: StringArray = values
+            .as_primitive::<Float64Type>()
+            .iter()
+            .map(|v| v.map(number_for_people))
+            .collect();
+        fields.push(Field::new(
+            field.name(),
+            DataType::Utf8,
+            field.is_nullable(),
+        ));
+        columns.push(std::sync::Arc::new(text));
+    }
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// At most four decimals, trailing zeros dropped (one kept: `1.0`, as Arrow prints floats);
+/// magnitudes under 0.0001 in scientific notation (`1.235e-6`: an m or u probability would
+/// otherwise read as 0).
+fn number_for_people(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return format!("{v:?}");
+    }
+    if v.abs() < 1e-4 {
+        return format!("{v:.3e}");
+    }
+    let text = format!("{v:.4}");
+    let trimmed = text.trim_end_matches('0');
+    if trimmed.ends_with('.') {
+        format!("{trimmed}0")
+    } else {
+        trimmed.to_string()
+    }
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::*;
+
+    #[test]
+    fn tables_round_fractions_and_other_formats_keep_them() {
+        assert_eq!(number_for_people(0.9822684642438453), "0.9823");
+        assert_eq!(number_for_people(2.0), "2.0");
+        assert_eq!(number_for_people(-12.5), "-12.5");
+        assert_eq!(number_for_people(0.0), "0.0");
+        assert_eq!(number_for_people(0.00000123456), "1.235e-6");
+        assert_eq!(number_for_people(f64::NAN), "NaN");
+        let batch = RecordBatch::try_from_iter([
+            (
+                "p",
+                std::sync::Arc::new(arrow::array::Float64Array::from(vec![
+                    Some(0.9822684642438453),
+                    None,
+                ])) as arrow::array::ArrayRef,
+            ),
+            (
+                "n",
+                std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2])) as _,
+            ),
+        ])
+        .unwrap();
+        let mut table = Vec::new();
+        write_batches(
+            std::slice::from_ref(&batch),
+            OutputFormat::Table,
+            &mut table,
+        )
+        .unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(table.contains("| 0.9823 | 1 |"), "{table}");
+        let mut csv = Vec::new();
+        write_batches(&[batch], OutputFormat::Csv, &mut csv).unwrap();
+        assert!(String::from_utf8(csv)
+            .unwrap()
+            .contains("0.9822684642438453,1"));
+    }
 }

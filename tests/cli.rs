@@ -519,6 +519,88 @@ fn customer_ids_are_stable_across_runs_and_new_records() {
     );
     let err = fails(&["eval", "-p", p(dir), "--truth", p(&dir.join("nope.csv"))]);
     assert!(err.contains("truth file not found"), "{err}");
+
+    // The breakdown lists every wrong pair once: with room for every pattern, the missed
+    // pairs add up to the true pairs not found, the false links to the predicted pairs not
+    // true.
+    let truth = dir.join("truth.csv");
+    let args = [
+        "eval",
+        "-p",
+        p(dir),
+        "--truth",
+        p(&truth),
+        "--format",
+        "csv",
+    ];
+    let scores = ok(&args);
+    let row: Vec<u64> = scores
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .take(6)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let (found, predicted, actual) = (row[3], row[4], row[5]);
+    let out = ok(&[&args[..], &["--breakdown", "--top", "100000"]].concat());
+    let mut lines = out.lines().skip(2);
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{name} in {header:?}"))
+    };
+    let (kind, pairs, first, example) =
+        (col("kind"), col("pairs"), col("first_name"), col("example"));
+    let mut sums = std::collections::HashMap::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        *sums.entry(cells[kind].to_string()).or_insert(0u64) +=
+            cells[pairs].parse::<u64>().unwrap();
+        assert!(["=", "x", "."].contains(&cells[first]), "{line}");
+        let (l, r) = cells[example].split_once(" ~ ").unwrap();
+        let found = query(
+            dir,
+            &format!("SELECT count(*) AS n FROM unify_records WHERE uid IN ('{l}', '{r}')"),
+        );
+        assert_eq!(found, "n\n2\n", "{line}");
+    }
+    assert_eq!(
+        sums.get("missed").copied().unwrap_or(0),
+        actual - found,
+        "{out}"
+    );
+    assert_eq!(
+        sums.get("false link").copied().unwrap_or(0),
+        predicted - found,
+        "{out}"
+    );
+    assert!(
+        actual > found && predicted > found,
+        "the demo has errors of both kinds: {scores}"
+    );
+    let table = ok(&[
+        "eval",
+        "-p",
+        p(dir),
+        "--truth",
+        p(&truth),
+        "--breakdown",
+        "--top",
+        "3",
+    ]);
+    assert!(
+        table.contains("Wrong pairs by the fields they share"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| missed ") && table.contains("| false link "),
+        "{table}"
+    );
+    let err = fails(&["eval", "-p", p(dir), "--truth", p(&truth), "--top", "3"]);
+    assert!(err.contains("--breakdown"), "{err}");
 }
 
 #[test]

@@ -520,10 +520,24 @@ pub enum Command {
     ///
     /// The truth file is CSV with columns source, record_id, person_id (the demo writes
     /// truth.csv). Only records present in both the truth and customer_links count.
+    ///
+    /// With --breakdown, also the pairs it got wrong — missed (one person, two customers)
+    /// and false links (one customer, two persons) — grouped by which fields the two records
+    /// share: '=' equal normalized values, 'x' different, '.' missing on a side; per pattern
+    /// the pairs, their share, how many shared a blocking key of the run (a missed pair that
+    /// shares none was never compared), how many were linked directly rather than through
+    /// other records, their mean match weight and an example to pass to `panorama explain`.
     Eval {
         /// Ground-truth CSV (source, record_id, person_id).
         #[arg(long)]
         truth: PathBuf,
+        /// Also list the wrong pairs by agreement pattern (enumerates every pair within a
+        /// customer and within a true person).
+        #[arg(long)]
+        breakdown: bool,
+        /// Patterns listed per kind with --breakdown.
+        #[arg(long, default_value_t = 15, requires = "breakdown")]
+        top: usize,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,

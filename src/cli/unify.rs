@@ -82,14 +82,28 @@ pub async fn report(
     Ok(())
 }
 
-/// `panorama eval`: pairwise precision, recall and F1 against a truth file.
-pub async fn eval(g: &Globals, truth: PathBuf, format: OutputFormat) -> Result<()> {
+/// `panorama eval`: pairwise precision, recall and F1 against a truth file; with
+/// `breakdown = Some(top)` also the `top` patterns of missed and falsely linked pairs.
+pub async fn eval(
+    g: &Globals,
+    truth: PathBuf,
+    breakdown: Option<usize>,
+    format: OutputFormat,
+) -> Result<()> {
     let cfg = g.config()?;
     let (ctx, opened) = open_project(&cfg, None).await?;
     opened.require_unified("customer_links")?;
     panorama::unify::register_truth(&ctx, &truth).await?;
     let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
-    write_batches(&batches, format, &mut std::io::stdout().lock())
+    write_batches(&batches, format, &mut std::io::stdout().lock())?;
+    let Some(top) = breakdown else {
+        return Ok(());
+    };
+    let patterns = panorama::unify::evaluation::breakdown(&ctx, &cfg, top).await?;
+    if format == OutputFormat::Table {
+        println!("\nWrong pairs by the fields they share ('=' equal, 'x' different, '.' missing on a side):");
+    }
+    write_batches(&patterns, format, &mut std::io::stdout().lock())
 }
 
 /// `panorama explain LEFT RIGHT`: why two records match or not, and their customers.

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod clusters;
+pub mod evaluation;
 pub use crate::config::unify as config;
 pub mod explain;
 pub mod fields;
@@ -35,41 +36,7 @@ use crate::error::{Error, Result};
 use config::{default_rules, DedupPolicy, IdentityMap, MatchMode, MatchRule, UnifySection};
 
 const MATCH_PAIRS_SQL: &str = include_str!("../../sql/unify/match_pairs.sql");
-/// Pairwise precision/recall/F1 against a `truth` table.
-pub const EVAL_SQL: &str = include_str!("../../sql/unify/eval.sql");
-
-/// Register a ground-truth CSV (`source, record_id, person_id`) as the table `truth`.
-pub async fn register_truth(ctx: &SessionContext, path: &Path) -> Result<()> {
-    if !path.is_file() {
-        return Err(Error::NotFound(format!(
-            "truth file not found: {}",
-            path.display()
-        )));
-    }
-    // Every column as text: record ids are numbers in one source and codes in another, and a
-    // type inferred from the first rows fails on the others.
-    let header = std::fs::read_to_string(path)
-        .map_err(|e| Error::io("cannot read", path, e))?
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let schema = Schema::new(
-        header
-            .split(',')
-            .map(|c| Field::new(c.trim(), DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    );
-    ctx.register_csv(
-        "truth",
-        path.to_string_lossy().as_ref(),
-        datafusion::prelude::CsvReadOptions::new()
-            .has_header(true)
-            .schema(&schema),
-    )
-    .await?;
-    Ok(())
-}
+pub use evaluation::{register_truth, EVAL_SQL};
 
 pub use crate::workspace::reports::UnifyReport;
 
