@@ -337,6 +337,8 @@ fn server_id(received_at: i64) -> String {
     )
 }
 
+/// Collect one request's events (`call`: `Some` for the Segment paths, with the call's kind
+/// when it names one): check them, write the good ones to the log, show them live.
 async fn collect(
     s: &Serving,
     headers: &HeaderMap,
@@ -363,6 +365,69 @@ async fn collect(
     if parsed.events.is_empty() {
         return error(StatusCode::BAD_REQUEST, "the batch holds no events".into());
     }
+    let Checked {
+        pending,
+        kept,
+        rejected,
+    } = check(&parsed, call.flatten(), received_at);
+    c.rejected
+        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+    if kept.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": "no event of the request was accepted",
+                "accepted": 0,
+                "rejected": rejected,
+            })),
+        )
+            .into_response();
+    }
+    let outcomes = match append(c, pending).await {
+        Ok(o) => o,
+        Err(res) => return *res,
+    };
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Duplicate)
+        .count();
+    let written: Vec<_> = kept
+        .into_iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o == Outcome::Written)
+        .map(|(e, _)| e)
+        .collect();
+    let accepted = written.len() + duplicates;
+    show_written(s, c, &written);
+    let status = if rejected.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    (
+        status,
+        Json(json!({
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "rejected": rejected,
+        })),
+    )
+        .into_response()
+}
+
+/// A request's events once checked.
+struct Checked {
+    /// The good events' lines, to append to the log.
+    pending: Vec<Pending>,
+    /// The good events, in the same order.
+    kept: Vec<spec::Event>,
+    /// Each bad event's index, `messageId` and reason, as the answer lists them.
+    rejected: Vec<serde_json::Value>,
+}
+
+/// Check each event of `parsed` (`kind`: the call's, for events that name none) and make the
+/// good ones' log lines.
+fn check(parsed: &spec::Body<'_>, kind: Option<&str>, received_at: i64) -> Checked {
     let mut pending = Vec::with_capacity(parsed.events.len());
     let mut kept = Vec::with_capacity(parsed.events.len());
     let mut rejected = Vec::new();
@@ -370,7 +435,7 @@ async fn collect(
     for (i, raw) in parsed.events.iter().enumerate() {
         let checked = spec::event(
             raw,
-            call.flatten(),
+            kind,
             parsed.context,
             parsed.sent_at,
             received_at,
@@ -394,21 +459,18 @@ async fn collect(
             })),
         }
     }
-    c.rejected
-        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
-    if kept.is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({
-                "error": "no event of the request was accepted",
-                "accepted": 0,
-                "rejected": rejected,
-            })),
-        )
-            .into_response();
+    Checked {
+        pending,
+        kept,
+        rejected,
     }
-    let outcomes = match c.log.append(pending).await {
-        Ok(o) => o,
+}
+
+/// Append checked events to the log: what became of each, or the answer when the log could
+/// not take them.
+async fn append(c: &Collector, pending: Vec<Pending>) -> Result<Vec<Outcome>, Box<Response>> {
+    match c.log.append(pending).await {
+        Ok(o) => Ok(o),
         Err(AppendError::Busy) => {
             let mut res = error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -416,49 +478,28 @@ async fn collect(
             );
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return res;
+            Err(Box::new(res))
         }
-        Err(AppendError::Failed(why)) => {
-            return super::http::ApiError(StatusCode::INTERNAL_SERVER_ERROR, why).into_response()
-        }
-    };
-    let duplicates = outcomes
-        .iter()
-        .filter(|o| **o == Outcome::Duplicate)
-        .count();
-    let written: Vec<_> = kept
-        .into_iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| **o == Outcome::Written)
-        .map(|(e, _)| e)
-        .collect();
-    let accepted = written.len() + duplicates;
-    let added = c.live.add(&s.snapshot().index, &c.resolution, &written);
+        Err(AppendError::Failed(why)) => Err(Box::new(
+            super::http::ApiError(StatusCode::INTERNAL_SERVER_ERROR, why).into_response(),
+        )),
+    }
+}
+
+/// Show events just written: live on the card, to the triggered journeys and live measures.
+fn show_written(s: &Serving, c: &Collector, written: &[spec::Event]) {
+    let added = c.live.add(&s.snapshot().index, &c.resolution, written);
     // The rows `where` and `value` expressions read, made once for triggers and measures.
     if s.triggered.is_some() || !c.measures.is_empty() {
-        match crate::event_log::read::batch(&written) {
+        match crate::event_log::read::batch(written) {
             Ok(rows) => {
                 if let Some(t) = &s.triggered {
-                    t.observe_rows(&written, &rows);
+                    t.observe_rows(written, &rows);
                 }
-                c.measures.observe_rows(&written, &rows, &added.customers);
+                c.measures.observe_rows(written, &rows, &added.customers);
             }
             Err(e) => tracing::warn!("collected events for triggers and measures: {e}"),
         }
     }
     c.measures.tie(&added.tied);
-    let status = if rejected.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::MULTI_STATUS
-    };
-    (
-        status,
-        Json(json!({
-            "accepted": accepted,
-            "duplicates": duplicates,
-            "rejected": rejected,
-        })),
-    )
-        .into_response()
 }

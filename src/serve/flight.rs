@@ -87,9 +87,7 @@ impl PanoramaFlight {
             }
             return Err(Status::unauthenticated(why));
         }
-        self.serving
-            .query_context()
-            .map_err(|e| Status::internal(e.to_string()))
+        self.serving.query_context().map_err(|e| status(e.into()))
     }
 
     /// Plan one read-only statement: no DDL, no DML (COPY TO is DML), no SET.
@@ -103,16 +101,16 @@ impl PanoramaFlight {
             status(why)
         })?;
         let statements = datafusion::sql::parser::DFParser::parse_sql(sql)
-            .map_err(|e| Status::invalid_argument(format!("SQL: {e}")))?;
+            .map_err(|e| status(Error::InvalidRequest(format!("SQL: {e}"))))?;
         for s in &statements {
             if let Some(why) = limits::refuse_parsed(s) {
                 Metrics::count(&self.serving.metrics.refused);
-                return Err(Status::permission_denied(why));
+                return Err(status(Error::ReadOnly(why)));
             }
         }
         let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| {
             Metrics::count(&self.serving.metrics.sql_errors);
-            Status::invalid_argument(e.to_string())
+            invalid(e)
         })?;
         datafusion::execution::context::SQLOptions::new()
             .with_allow_ddl(false)
@@ -121,7 +119,7 @@ impl PanoramaFlight {
             .verify_plan(&plan)
             .map_err(|e| {
                 Metrics::count(&self.serving.metrics.refused);
-                Status::permission_denied(format!("panorama serve is read-only: {e}"))
+                status(Error::ReadOnly(format!("panorama serve is read-only: {e}")))
             })?;
         Ok(plan)
     }
@@ -138,10 +136,10 @@ impl PanoramaFlight {
         let stream = ctx
             .execute_logical_plan(plan)
             .await
-            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            .map_err(invalid)?
             .execute_stream()
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| status(e.into()))?;
         let metrics = self.serving.clone();
         let batches = stream.map_err(move |e| {
             Metrics::count(&metrics.metrics.sql_errors);
@@ -162,7 +160,7 @@ impl PanoramaFlight {
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         let info = FlightInfo::new()
             .try_with_schema(schema)
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| status(e.into()))?
             .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
             .with_descriptor(descriptor);
         Ok(Response::new(info))
@@ -201,15 +199,15 @@ fn encode_handle(sql: &str, params: Option<&RecordBatch>) -> std::result::Result
     out.extend_from_slice(sql.as_bytes());
     if let Some(p) = params {
         let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, &p.schema())
-            .map_err(|e| Status::internal(e.to_string()))?;
-        w.write(p).map_err(|e| Status::internal(e.to_string()))?;
-        w.finish().map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| status(e.into()))?;
+        w.write(p).map_err(|e| status(e.into()))?;
+        w.finish().map_err(|e| status(e.into()))?;
     }
     Ok(out)
 }
 
 fn decode_handle(handle: &[u8]) -> std::result::Result<(String, Option<ParamValues>), Status> {
-    let bad = || Status::invalid_argument("not a prepared statement handle of this server");
+    let bad = || invalid("not a prepared statement handle of this server");
     let len = u32::from_le_bytes(
         handle
             .get(..4)
@@ -225,18 +223,15 @@ fn decode_handle(handle: &[u8]) -> std::result::Result<(String, Option<ParamValu
         return Ok((sql, None));
     }
     let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(rest), None)
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        .map_err(invalid)?;
     let mut values = Vec::new();
     for b in reader {
-        let b = b.map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let b = b.map_err(invalid)?;
         if b.num_rows() == 0 {
             continue;
         }
         for col in b.columns() {
-            values.push(
-                ScalarValue::try_from_array(col, 0)
-                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
-            );
+            values.push(ScalarValue::try_from_array(col, 0).map_err(invalid)?);
         }
         break;
     }
@@ -276,7 +271,7 @@ impl FlightSqlService for PanoramaFlight {
     ) -> std::result::Result<Response<DoGetStream>, Status> {
         let ctx = self.context(&request)?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("statement handle is not UTF-8"))?;
+            .map_err(|_| invalid("statement handle is not UTF-8"))?;
         let plan = self.plan(&ctx, &sql).await?;
         self.stream(&ctx, plan).await
     }
@@ -289,9 +284,7 @@ impl FlightSqlService for PanoramaFlight {
         let ctx = self.context(&request)?;
         let plan = self.plan(&ctx, &query.query).await?;
         let schema = plan.schema().as_arrow().clone();
-        let params = plan
-            .get_parameter_types()
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let params = plan.get_parameter_types().map_err(invalid)?;
         let mut names: Vec<_> = params.keys().cloned().collect();
         names.sort_by_key(|n| {
             n.trim_start_matches('$')
@@ -308,7 +301,7 @@ impl FlightSqlService for PanoramaFlight {
         let ipc = |s: &Schema| -> std::result::Result<bytes::Bytes, Status> {
             let IpcMessage(b) = SchemaAsIpc::new(s, &options)
                 .try_into()
-                .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+                .map_err(|e: arrow::error::ArrowError| status(e.into()))?;
             Ok(b)
         };
         Ok(ActionCreatePreparedStatementResult {
@@ -330,7 +323,7 @@ impl FlightSqlService for PanoramaFlight {
         )
         .try_collect()
         .await
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        .map_err(invalid)?;
         let first = batches.into_iter().find(|b| b.num_rows() > 0);
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(encode_handle(&sql, first.as_ref())?.into()),
@@ -361,9 +354,7 @@ impl FlightSqlService for PanoramaFlight {
         let (sql, params) = decode_handle(&cmd.prepared_statement_handle)?;
         let mut plan = self.plan(&ctx, &sql).await?;
         if let Some(p) = params {
-            plan = plan
-                .with_param_values(p)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            plan = plan.with_param_values(p).map_err(invalid)?;
         }
         self.stream(&ctx, plan).await
     }
@@ -452,7 +443,7 @@ impl FlightSqlService for PanoramaFlight {
                 for t in schema.table_names() {
                     if let Ok(Some(table)) = schema.table(&t).await {
                         b.append(&c, &s, &t, table.table_type().to_string(), &table.schema())
-                            .map_err(|e| Status::internal(e.to_string()))?;
+                            .map_err(|e| status(Error::Internal(e.to_string())))?;
                     }
                 }
             }
@@ -572,4 +563,10 @@ fn status(e: crate::Error) -> Status {
         E::Busy { .. } => Status::aborted(m),
         _ => Status::internal(m),
     }
+}
+
+/// A request the server cannot carry out as sent (SQL that does not plan, a handle or
+/// parameters it cannot read), as [`Error::InvalidRequest`]: `invalid_argument`.
+fn invalid(why: impl std::fmt::Display) -> Status {
+    status(Error::InvalidRequest(why.to_string()))
 }

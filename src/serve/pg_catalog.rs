@@ -297,20 +297,35 @@ pub fn like_escape(pattern: &str, escape: char) -> String {
 
 /// The catalog functions that need nothing of Panorama.
 fn generic_functions(type_oids: HashMap<String, i32>) -> Vec<ScalarUDF> {
-    let expanded = DataType::List(Arc::new(Field::new_list_field(
-        DataType::Struct(Fields::from(vec![
-            Field::new("x", DataType::Int32, true),
-            Field::new("n", DataType::Int32, false),
-        ])),
-        true,
-    )));
-    let struct_fields = match &expanded {
-        DataType::List(f) => match f.data_type() {
-            DataType::Struct(fields) => fields.clone(),
-            _ => unreachable!("built above"),
-        },
-        _ => unreachable!("built above"),
-    };
+    let mut functions = session_functions();
+    functions.extend(text_functions());
+    functions.extend(expandarray_functions());
+    functions.extend(type_functions(type_oids));
+    functions.extend(NULL_FUNCTIONS.iter().map(|(name, arguments)| {
+        function(
+            name,
+            &[*arguments],
+            DataType::Utf8,
+            Volatility::Stable,
+            |_| Ok(utf8(None)),
+        )
+    }));
+    functions
+}
+
+/// Catalog functions whose answer is always NULL here: (name, number of arguments).
+const NULL_FUNCTIONS: &[(&str, usize)] = &[
+    // No column is backed by a sequence.
+    ("pg_get_serial_sequence", 2),
+    // Panorama has no stored functions to describe.
+    ("pg_get_function_result", 1),
+    ("pg_get_function_arguments", 1),
+    ("pg_get_function_identity_arguments", 1),
+    ("shobj_description", 2),
+];
+
+/// `version`, `current_setting` and `set_config`: the server's identity and settings.
+fn session_functions() -> Vec<ScalarUDF> {
     vec![
         function(
             "version",
@@ -329,6 +344,12 @@ fn generic_functions(type_oids: HashMap<String, i32>) -> Vec<ScalarUDF> {
             Volatility::Volatile,
             |a| Ok(utf8(text(&a[1]))),
         ),
+    ]
+}
+
+/// `like_escape`, `format` and `json_build_object`: text as PostgreSQL makes it.
+fn text_functions() -> Vec<ScalarUDF> {
+    vec![
         function(
             "like_escape",
             &[2],
@@ -358,14 +379,49 @@ fn generic_functions(type_oids: HashMap<String, i32>) -> Vec<ScalarUDF> {
                 pg_format(&template, &args).map(|s| utf8(Some(s)))
             },
         ),
-        // No column is backed by a sequence.
-        function(
-            "pg_get_serial_sequence",
-            &[2],
-            DataType::Utf8,
-            Volatility::Stable,
-            |_| Ok(utf8(None)),
-        ),
+        ScalarUDF::new_from_impl(PgFunction {
+            name: "json_build_object".into(),
+            signature: Signature::variadic_any(Volatility::Immutable),
+            returns: DataType::Utf8,
+            f: Arc::new(|a| {
+                let mut object = serde_json::Map::new();
+                for pair in a.chunks(2) {
+                    let key = text(&pair[0]).unwrap_or_default();
+                    let value = match pair.get(1) {
+                        None => serde_json::Value::Null,
+                        Some(v) if v.is_null() => serde_json::Value::Null,
+                        Some(ScalarValue::Boolean(Some(b))) => serde_json::Value::Bool(*b),
+                        Some(v) => match int(v) {
+                            Some(i) if !matches!(v, ScalarValue::Utf8(_)) => i.into(),
+                            _ => serde_json::Value::String(text(v).unwrap_or_default()),
+                        },
+                    };
+                    object.insert(key, value);
+                }
+                Ok(utf8(Some(serde_json::Value::Object(object).to_string())))
+            }),
+        }),
+    ]
+}
+
+/// `_pg_expandarray` and `_pg_expandarray_field`, which [`rewrite`] calls for
+/// `information_schema._pg_expandarray` and its fields.
+fn expandarray_functions() -> Vec<ScalarUDF> {
+    let expanded = DataType::List(Arc::new(Field::new_list_field(
+        DataType::Struct(Fields::from(vec![
+            Field::new("x", DataType::Int32, true),
+            Field::new("n", DataType::Int32, false),
+        ])),
+        true,
+    )));
+    let struct_fields = match &expanded {
+        DataType::List(f) => match f.data_type() {
+            DataType::Struct(fields) => fields.clone(),
+            _ => unreachable!("built above"),
+        },
+        _ => unreachable!("built above"),
+    };
+    vec![
         // One (element, 1-based position) per array element; [`rewrite`] makes the call a
         // set-returning one with `unnest`.
         function(
@@ -431,6 +487,12 @@ fn generic_functions(type_oids: HashMap<String, i32>) -> Vec<ScalarUDF> {
                 )))
             },
         ),
+    ]
+}
+
+/// `to_regtype` (by `type_oids`, name → OID) and `pg_collation_is_visible`.
+fn type_functions(type_oids: HashMap<String, i32>) -> Vec<ScalarUDF> {
+    vec![
         // Every collation is visible: there is one schema.
         function(
             "pg_collation_is_visible",
@@ -439,28 +501,6 @@ fn generic_functions(type_oids: HashMap<String, i32>) -> Vec<ScalarUDF> {
             Volatility::Stable,
             |_| Ok(ScalarValue::Boolean(Some(true))),
         ),
-        ScalarUDF::new_from_impl(PgFunction {
-            name: "json_build_object".into(),
-            signature: Signature::variadic_any(Volatility::Immutable),
-            returns: DataType::Utf8,
-            f: Arc::new(|a| {
-                let mut object = serde_json::Map::new();
-                for pair in a.chunks(2) {
-                    let key = text(&pair[0]).unwrap_or_default();
-                    let value = match pair.get(1) {
-                        None => serde_json::Value::Null,
-                        Some(v) if v.is_null() => serde_json::Value::Null,
-                        Some(ScalarValue::Boolean(Some(b))) => serde_json::Value::Bool(*b),
-                        Some(v) => match int(v) {
-                            Some(i) if !matches!(v, ScalarValue::Utf8(_)) => i.into(),
-                            _ => serde_json::Value::String(text(v).unwrap_or_default()),
-                        },
-                    };
-                    object.insert(key, value);
-                }
-                Ok(utf8(Some(serde_json::Value::Object(object).to_string())))
-            }),
-        }),
         function(
             "to_regtype",
             &[1],
@@ -476,35 +516,6 @@ fn generic_functions(type_oids: HashMap<String, i32>) -> Vec<ScalarUDF> {
                     name.and_then(|n| type_oids.get(&n).copied()),
                 ))
             },
-        ),
-        // Panorama has no stored functions to describe.
-        function(
-            "pg_get_function_result",
-            &[1],
-            DataType::Utf8,
-            Volatility::Stable,
-            |_| Ok(utf8(None)),
-        ),
-        function(
-            "pg_get_function_arguments",
-            &[1],
-            DataType::Utf8,
-            Volatility::Stable,
-            |_| Ok(utf8(None)),
-        ),
-        function(
-            "pg_get_function_identity_arguments",
-            &[1],
-            DataType::Utf8,
-            Volatility::Stable,
-            |_| Ok(utf8(None)),
-        ),
-        function(
-            "shobj_description",
-            &[2],
-            DataType::Utf8,
-            Volatility::Stable,
-            |_| Ok(utf8(None)),
         ),
     ]
 }
@@ -605,6 +616,112 @@ struct Relation {
     types: HashMap<String, i32>,
 }
 
+/// The `pg_index` row of a table's primary key `key` (its columns' numbers), whose index is
+/// `index_oid`.
+fn primary_key_index_row(
+    index_oid: i32,
+    rel: &Relation,
+    key: &[i16],
+) -> HashMap<&'static str, ScalarValue> {
+    let i = |v: i32| ScalarValue::Int32(Some(v));
+    let b = |v: bool| ScalarValue::Boolean(Some(v));
+    HashMap::from([
+        ("indexrelid", i(index_oid)),
+        ("indrelid", i(rel.oid)),
+        ("indnatts", ScalarValue::Int16(Some(key.len() as i16))),
+        ("indnkeyatts", ScalarValue::Int16(Some(key.len() as i16))),
+        ("indisunique", b(true)),
+        ("indnullsnotdistinct", b(false)),
+        ("indisprimary", b(true)),
+        ("indisexclusion", b(false)),
+        ("indimmediate", b(true)),
+        ("indisclustered", b(false)),
+        ("indisvalid", b(true)),
+        ("indcheckxmin", b(false)),
+        ("indisready", b(true)),
+        ("indislive", b(true)),
+        ("indisreplident", b(false)),
+        ("indkey", i16_list(key)),
+        ("indoption", i16_list(&vec![0; key.len()])),
+        ("indclass", i32_list(&vec![0; key.len()])),
+        ("indcollation", i32_list(&vec![0; key.len()])),
+    ])
+}
+
+/// The `pg_attribute` rows of index `index_oid`'s columns, the table's columns named in `key`.
+fn index_attribute_rows(
+    index_oid: i32,
+    rel: &Relation,
+    key: &[String],
+) -> Vec<HashMap<&'static str, ScalarValue>> {
+    let s = |v: &str| ScalarValue::Utf8(Some(v.to_string()));
+    let i = |v: i32| ScalarValue::Int32(Some(v));
+    let b = |v: bool| ScalarValue::Boolean(Some(v));
+    key.iter()
+        .enumerate()
+        .map(|(n, column)| {
+            HashMap::from([
+                ("attrelid", i(index_oid)),
+                ("attname", s(column)),
+                ("atttypid", i(rel.types.get(column).copied().unwrap_or(25))),
+                ("attnum", ScalarValue::Int16(Some(n as i16 + 1))),
+                ("attlen", ScalarValue::Int16(Some(-1))),
+                ("atttypmod", i(-1)),
+                ("attnotnull", b(false)),
+                ("atthasdef", b(false)),
+                ("attisdropped", b(false)),
+                ("attislocal", b(true)),
+                ("attidentity", s("")),
+                ("attgenerated", s("")),
+            ])
+        })
+        .collect()
+}
+
+/// The `pg_class` row of index `index_oid`, named `name`, of `columns` columns of `rel`.
+fn index_class_row(
+    index_oid: i32,
+    name: &str,
+    rel: &Relation,
+    columns: usize,
+) -> HashMap<&'static str, ScalarValue> {
+    let s = |v: &str| ScalarValue::Utf8(Some(v.to_string()));
+    let i = |v: i32| ScalarValue::Int32(Some(v));
+    let b = |v: bool| ScalarValue::Boolean(Some(v));
+    HashMap::from([
+        ("oid", i(index_oid)),
+        ("relname", s(name)),
+        ("relnamespace", i(rel.namespace)),
+        ("reltype", i(0)),
+        ("reloftype", i(0)),
+        ("relowner", i(rel.owner)),
+        ("relam", i(BTREE_OID)),
+        ("relfilenode", i(index_oid)),
+        ("reltablespace", i(0)),
+        ("relpages", i(0)),
+        ("reltuples", ScalarValue::Float32(Some(-1.0))),
+        ("relallvisible", i(0)),
+        ("reltoastrelid", i(0)),
+        ("relhasindex", b(false)),
+        ("relisshared", b(false)),
+        ("relpersistence", s("p")),
+        ("relkind", s("i")),
+        ("relnatts", ScalarValue::Int16(Some(columns as i16))),
+        ("relchecks", ScalarValue::Int16(Some(0))),
+        ("relhasrules", b(false)),
+        ("relhastriggers", b(false)),
+        ("relhassubclass", b(false)),
+        ("relrowsecurity", b(false)),
+        ("relforcerowsecurity", b(false)),
+        ("relispopulated", b(true)),
+        ("relreplident", s("n")),
+        ("relispartition", b(false)),
+        ("relrewrite", i(0)),
+        ("relfrozenxid", i(0)),
+        ("relminmxid", i(0)),
+    ])
+}
+
 impl Declared {
     fn build(
         docs: &[TableDoc],
@@ -613,161 +730,28 @@ impl Declared {
         class_oid: i32,
     ) -> Self {
         let mut d = Declared::default();
-        let s = |v: &str| ScalarValue::Utf8(Some(v.to_string()));
-        let i = |v: i32| ScalarValue::Int32(Some(v));
-        let b = |v: bool| ScalarValue::Boolean(Some(v));
+        // PostgreSQL has no keys on views.
+        let is_table = |doc: &TableDoc| kinds.get(&doc.name).map(String::as_str) == Some("r");
         for doc in docs {
             let Some(rel) = relations.get(&doc.name) else {
                 continue;
             };
-            d.descriptions.insert((rel.oid, 0), doc.description.clone());
-            for (column, text) in &doc.columns {
-                if let Some(n) = rel.columns.get(column) {
-                    d.descriptions.insert((rel.oid, *n as i32), text.clone());
-                }
+            d.describe(doc, rel);
+            if is_table(doc) {
+                d.declare_primary_key(doc, rel);
             }
-            // PostgreSQL has no keys on views.
-            if kinds.get(&doc.name).map(String::as_str) != Some("r") {
-                continue;
-            }
-            let key: Option<Vec<i16>> = doc
-                .key
-                .iter()
-                .map(|c| rel.columns.get(c).copied())
-                .collect();
-            let Some(key) = key.filter(|k| !k.is_empty()) else {
-                continue;
-            };
-            let index_oid = rel.oid + INDEX_OID_OFFSET;
-            let pk_oid = rel.oid + PK_OID_OFFSET;
-            let name = format!("{}_pkey", doc.name);
-            let cols = doc
-                .key
-                .iter()
-                .map(|c| quote(c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            d.constraint_defs
-                .insert(pk_oid, format!("PRIMARY KEY ({cols})"));
-            d.index_defs.insert(
-                index_oid,
-                (
-                    format!(
-                        "CREATE UNIQUE INDEX {} ON public.{} USING btree ({cols})",
-                        quote(&name),
-                        quote(&doc.name)
-                    ),
-                    doc.key.clone(),
-                ),
-            );
-            d.pg_index.push(HashMap::from([
-                ("indexrelid", i(index_oid)),
-                ("indrelid", i(rel.oid)),
-                ("indnatts", ScalarValue::Int16(Some(key.len() as i16))),
-                ("indnkeyatts", ScalarValue::Int16(Some(key.len() as i16))),
-                ("indisunique", b(true)),
-                ("indnullsnotdistinct", b(false)),
-                ("indisprimary", b(true)),
-                ("indisexclusion", b(false)),
-                ("indimmediate", b(true)),
-                ("indisclustered", b(false)),
-                ("indisvalid", b(true)),
-                ("indcheckxmin", b(false)),
-                ("indisready", b(true)),
-                ("indislive", b(true)),
-                ("indisreplident", b(false)),
-                ("indkey", i16_list(&key)),
-                ("indoption", i16_list(&vec![0; key.len()])),
-                ("indclass", i32_list(&vec![0; key.len()])),
-                ("indcollation", i32_list(&vec![0; key.len()])),
-            ]));
-            for (n, column) in doc.key.iter().enumerate() {
-                d.pg_attribute.push(HashMap::from([
-                    ("attrelid", i(index_oid)),
-                    ("attname", s(column)),
-                    ("atttypid", i(rel.types.get(column).copied().unwrap_or(25))),
-                    ("attnum", ScalarValue::Int16(Some(n as i16 + 1))),
-                    ("attlen", ScalarValue::Int16(Some(-1))),
-                    ("atttypmod", i(-1)),
-                    ("attnotnull", b(false)),
-                    ("atthasdef", b(false)),
-                    ("attisdropped", b(false)),
-                    ("attislocal", b(true)),
-                    ("attidentity", s("")),
-                    ("attgenerated", s("")),
-                ]));
-            }
-            d.pg_class.push(HashMap::from([
-                ("oid", i(index_oid)),
-                ("relname", s(&name)),
-                ("relnamespace", i(rel.namespace)),
-                ("reltype", i(0)),
-                ("reloftype", i(0)),
-                ("relowner", i(rel.owner)),
-                ("relam", i(BTREE_OID)),
-                ("relfilenode", i(index_oid)),
-                ("reltablespace", i(0)),
-                ("relpages", i(0)),
-                ("reltuples", ScalarValue::Float32(Some(-1.0))),
-                ("relallvisible", i(0)),
-                ("reltoastrelid", i(0)),
-                ("relhasindex", b(false)),
-                ("relisshared", b(false)),
-                ("relpersistence", s("p")),
-                ("relkind", s("i")),
-                ("relnatts", ScalarValue::Int16(Some(key.len() as i16))),
-                ("relchecks", ScalarValue::Int16(Some(0))),
-                ("relhasrules", b(false)),
-                ("relhastriggers", b(false)),
-                ("relhassubclass", b(false)),
-                ("relrowsecurity", b(false)),
-                ("relforcerowsecurity", b(false)),
-                ("relispopulated", b(true)),
-                ("relreplident", s("n")),
-                ("relispartition", b(false)),
-                ("relrewrite", i(0)),
-                ("relfrozenxid", i(0)),
-                ("relminmxid", i(0)),
-            ]));
-            d.pg_constraint
-                .push(constraint_row(pk_oid, &name, rel, index_oid, &key, None));
         }
         // References, once every key is known.
         for doc in docs {
             let Some(rel) = relations.get(&doc.name) else {
                 continue;
             };
-            if kinds.get(&doc.name).map(String::as_str) != Some("r") {
-                continue;
-            }
-            for (k, (column, table, target)) in doc.references.iter().enumerate() {
-                let (Some(from), Some(to)) = (rel.columns.get(column), relations.get(table)) else {
-                    continue;
-                };
-                let Some(to_col) = to.columns.get(target) else {
-                    continue;
-                };
-                let oid = rel.oid + FK_OID_OFFSET + k as i32 * 100_000;
-                let name = format!("{}_{}_fkey", doc.name, column);
-                d.constraint_defs.insert(
-                    oid,
-                    format!(
-                        "FOREIGN KEY ({}) REFERENCES {}({})",
-                        quote(column),
-                        quote(table),
-                        quote(target)
-                    ),
-                );
-                d.pg_constraint.push(constraint_row(
-                    oid,
-                    &name,
-                    rel,
-                    to.oid + INDEX_OID_OFFSET,
-                    &[*from],
-                    Some((to.oid, *to_col)),
-                ));
+            if is_table(doc) {
+                d.declare_references(doc, rel, relations);
             }
         }
+        let s = |v: &str| ScalarValue::Utf8(Some(v.to_string()));
+        let i = |v: i32| ScalarValue::Int32(Some(v));
         for ((oid, sub), text) in &d.descriptions {
             d.pg_description.push(HashMap::from([
                 ("objoid", i(*oid)),
@@ -777,6 +761,97 @@ impl Declared {
             ]));
         }
         d
+    }
+
+    /// What a table and its columns mean.
+    fn describe(&mut self, doc: &TableDoc, rel: &Relation) {
+        self.descriptions
+            .insert((rel.oid, 0), doc.description.clone());
+        for (column, text) in &doc.columns {
+            if let Some(n) = rel.columns.get(column) {
+                self.descriptions.insert((rel.oid, *n as i32), text.clone());
+            }
+        }
+    }
+
+    /// A table's key as PostgreSQL declares it: a primary key constraint and its unique
+    /// index (`pg_index`, the index's `pg_class` row and columns). Nothing when the table has
+    /// no key or names a column it does not have.
+    fn declare_primary_key(&mut self, doc: &TableDoc, rel: &Relation) {
+        let key: Option<Vec<i16>> = doc
+            .key
+            .iter()
+            .map(|c| rel.columns.get(c).copied())
+            .collect();
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            return;
+        };
+        let index_oid = rel.oid + INDEX_OID_OFFSET;
+        let pk_oid = rel.oid + PK_OID_OFFSET;
+        let name = format!("{}_pkey", doc.name);
+        let cols = doc
+            .key
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.constraint_defs
+            .insert(pk_oid, format!("PRIMARY KEY ({cols})"));
+        self.index_defs.insert(
+            index_oid,
+            (
+                format!(
+                    "CREATE UNIQUE INDEX {} ON public.{} USING btree ({cols})",
+                    quote(&name),
+                    quote(&doc.name)
+                ),
+                doc.key.clone(),
+            ),
+        );
+        self.pg_index
+            .push(primary_key_index_row(index_oid, rel, &key));
+        self.pg_attribute
+            .extend(index_attribute_rows(index_oid, rel, &doc.key));
+        self.pg_class
+            .push(index_class_row(index_oid, &name, rel, key.len()));
+        self.pg_constraint
+            .push(constraint_row(pk_oid, &name, rel, index_oid, &key, None));
+    }
+
+    /// A table's references to other served tables, as foreign key constraints.
+    fn declare_references(
+        &mut self,
+        doc: &TableDoc,
+        rel: &Relation,
+        relations: &HashMap<String, Relation>,
+    ) {
+        for (k, (column, table, target)) in doc.references.iter().enumerate() {
+            let (Some(from), Some(to)) = (rel.columns.get(column), relations.get(table)) else {
+                continue;
+            };
+            let Some(to_col) = to.columns.get(target) else {
+                continue;
+            };
+            let oid = rel.oid + FK_OID_OFFSET + k as i32 * 100_000;
+            let name = format!("{}_{}_fkey", doc.name, column);
+            self.constraint_defs.insert(
+                oid,
+                format!(
+                    "FOREIGN KEY ({}) REFERENCES {}({})",
+                    quote(column),
+                    quote(table),
+                    quote(target)
+                ),
+            );
+            self.pg_constraint.push(constraint_row(
+                oid,
+                &name,
+                rel,
+                to.oid + INDEX_OID_OFFSET,
+                &[*from],
+                Some((to.oid, *to_col)),
+            ));
+        }
     }
 
     fn functions(self: &Arc<Self>) -> Vec<ScalarUDF> {
@@ -958,16 +1033,49 @@ fn ints(batches: &[RecordBatch], column: usize) -> Vec<i64> {
 /// Add the catalog functions and Panorama's keys and descriptions to a context whose
 /// `pg_catalog` datafusion-postgres has set up.
 pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
+    for f in generic_functions(type_oids(ctx).await?) {
+        ctx.register_udf(f);
+    }
+    let (relations, kinds) = public_relations(ctx).await?;
+    let class_oids = class_oids(ctx).await?;
+    // `pg_description.classoid` of a table is pg_class's own OID in this catalog, which is
+    // what clients' `'pg_catalog.pg_class'::regclass` resolves to.
+    let class_oid = class_oids
+        .get(&("pg_catalog".to_string(), "pg_class".to_string()))
+        .copied()
+        .unwrap_or(PG_CLASS_OID);
+    ctx.register_udf(function(
+        REGCLASS_FUNCTION,
+        &[1],
+        DataType::Int32,
+        Volatility::Stable,
+        move |a| {
+            let oid = text(&a[0]).and_then(|name| regclass_oid(&class_oids, &name));
+            Ok(ScalarValue::Int32(oid))
+        },
+    ));
+    let declared = Arc::new(Declared::build(docs, &relations, &kinds, class_oid));
+    for f in declared.functions() {
+        ctx.register_udf(f);
+    }
+    let replaced = replaced_tables(ctx, &declared).await?;
+    register_overlay(ctx, replaced).await
+}
+
+/// Each type's OID by name (`pg_type`), for `to_regtype`.
+async fn type_oids(ctx: &SessionContext) -> Result<HashMap<String, i32>> {
     let (_, types) = collect(ctx, "SELECT typname, oid FROM pg_catalog.pg_type").await?;
-    let type_oids: HashMap<String, i32> = strings(&types, 0)
+    Ok(strings(&types, 0)
         .into_iter()
         .zip(ints(&types, 1))
         .filter_map(|(n, o)| n.map(|n| (n, o as i32)))
-        .collect();
-    for f in generic_functions(type_oids) {
-        ctx.register_udf(f);
-    }
+        .collect())
+}
 
+/// The run's tables and views by name, with their OIDs and columns, and their `relkind`s.
+async fn public_relations(
+    ctx: &SessionContext,
+) -> Result<(HashMap<String, Relation>, HashMap<String, String>)> {
     // Numbering the run's tables gives them their OIDs for the life of the process.
     let (_, rels) = collect(
         ctx,
@@ -1018,40 +1126,33 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
             },
         );
     }
-    // Every relation's OID by schema and name: for computed `::regclass` casts.
+    Ok((relations, kinds))
+}
+
+/// Every relation's OID by schema and name: for computed `::regclass` casts.
+async fn class_oids(ctx: &SessionContext) -> Result<HashMap<(String, String), i32>> {
     let (_, classes) = collect(
         ctx,
         "SELECT n.nspname, c.relname, c.oid FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid",
     )
     .await?;
-    let class_oids: HashMap<(String, String), i32> = strings(&classes, 0)
+    Ok(strings(&classes, 0)
         .into_iter()
         .zip(strings(&classes, 1))
         .zip(ints(&classes, 2))
         .filter_map(|((n, c), o)| Some(((n?, c?), o as i32)))
-        .collect();
-    // `pg_description.classoid` of a table is pg_class's own OID in this catalog, which is
-    // what clients' `'pg_catalog.pg_class'::regclass` resolves to.
-    let class_oid = class_oids
-        .get(&("pg_catalog".to_string(), "pg_class".to_string()))
-        .copied()
-        .unwrap_or(PG_CLASS_OID);
-    ctx.register_udf(function(
-        REGCLASS_FUNCTION,
-        &[1],
-        DataType::Int32,
-        Volatility::Stable,
-        move |a| {
-            let oid = text(&a[0]).and_then(|name| regclass_oid(&class_oids, &name));
-            Ok(ScalarValue::Int32(oid))
-        },
-    ));
-    let declared = Arc::new(Declared::build(docs, &relations, &kinds, class_oid));
-    for f in declared.functions() {
-        ctx.register_udf(f);
-    }
+        .collect())
+}
 
+/// The `pg_catalog` tables replaced in the overlay: `pg_index`, `pg_constraint` and
+/// `pg_description` made of `declared`'s rows, `pg_attribute` and `pg_class` with them
+/// added (and `pg_class` with the columns clients expect), `pg_settings` with the missing
+/// settings.
+async fn replaced_tables(
+    ctx: &SessionContext,
+    declared: &Declared,
+) -> Result<HashMap<String, Arc<dyn TableProvider>>> {
     let list = |t: DataType| DataType::List(Arc::new(Field::new_list_field(t, true)));
     let mut replaced: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
     let memtable = |batches: Vec<RecordBatch>| -> Result<Arc<dyn TableProvider>> {
@@ -1106,29 +1207,41 @@ pub async fn install(ctx: &SessionContext, docs: &[TableDoc]) -> Result<()> {
         "pg_class".into(),
         memtable(extended_table(&classes, &schema, &acl, &declared.pg_class)?)?,
     );
-    // Settings clients read as rows (pgjdbc: max_index_keys) and are missing.
     let (schema, settings) = collect(ctx, "SELECT * FROM pg_catalog.pg_settings").await?;
-    let present: std::collections::HashSet<String> =
-        strings(&settings, 0).into_iter().flatten().collect();
-    let missing: Vec<HashMap<&'static str, ScalarValue>> =
-        super::pg_session::settings(&HashMap::new())
-            .into_iter()
-            .filter(|(n, _)| !present.contains(n))
-            .map(|(n, v)| {
-                HashMap::from([
-                    ("name", ScalarValue::Utf8(Some(n))),
-                    ("setting", ScalarValue::Utf8(Some(v))),
-                    ("context", ScalarValue::Utf8(Some("internal".into()))),
-                    ("vartype", ScalarValue::Utf8(Some("string".into()))),
-                    ("source", ScalarValue::Utf8(Some("default".into()))),
-                ])
-            })
-            .collect();
+    let missing = missing_settings(&settings);
     replaced.insert(
         "pg_settings".into(),
         memtable(extended_table(&settings, &schema, &[], &missing)?)?,
     );
+    Ok(replaced)
+}
 
+/// `pg_settings` rows of the settings clients read as rows (pgjdbc: max_index_keys) and
+/// `settings` (the table's batches) are missing.
+fn missing_settings(settings: &[RecordBatch]) -> Vec<HashMap<&'static str, ScalarValue>> {
+    let present: std::collections::HashSet<String> =
+        strings(settings, 0).into_iter().flatten().collect();
+    super::pg_session::settings(&HashMap::new())
+        .into_iter()
+        .filter(|(n, _)| !present.contains(n))
+        .map(|(n, v)| {
+            HashMap::from([
+                ("name", ScalarValue::Utf8(Some(n))),
+                ("setting", ScalarValue::Utf8(Some(v))),
+                ("context", ScalarValue::Utf8(Some("internal".into()))),
+                ("vartype", ScalarValue::Utf8(Some("string".into()))),
+                ("source", ScalarValue::Utf8(Some("default".into()))),
+            ])
+        })
+        .collect()
+}
+
+/// Put `pg_catalog` with the `replaced` tables in place of datafusion-postgres's, and then
+/// with the PostgreSQL-shaped `information_schema` tables read from it.
+async fn register_overlay(
+    ctx: &SessionContext,
+    mut replaced: HashMap<String, Arc<dyn TableProvider>>,
+) -> Result<()> {
     let catalog = ctx
         .catalog("panorama")
         .ok_or_else(|| Error::Internal("pg_catalog: no catalog `panorama`".into()))?;
@@ -1650,63 +1763,16 @@ impl VisitorMut for Rewriter {
     }
 
     fn post_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<Self::Break> {
-        // `<expression>::regclass` of a computed name (Metabase: `format('%I.%I', schema,
-        // table)::regclass`): datafusion-pg-catalog looks up literals and parameters only, and
-        // DataFusion would cast the text to an integer.
-        if let Expr::Cast {
-            expr: inner,
-            data_type,
-            ..
-        } = e
-        {
-            let regclass = data_type
-                .to_string()
-                .to_lowercase()
-                .trim_start_matches("pg_catalog.")
-                == "regclass";
-            if regclass && !matches!(inner.as_ref(), Expr::Value(_)) {
-                let name = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
-                *e = call(REGCLASS_FUNCTION, vec![name]);
-                self.changed = true;
-                return std::ops::ControlFlow::Continue(());
-            }
+        if let Some(lookup) = computed_regclass(e) {
+            *e = lookup;
+            self.changed = true;
+            return std::ops::ControlFlow::Continue(());
         }
-        // `user` is `current_user` in PostgreSQL (Grafana's search-path expansion);
-        // datafusion-pg-catalog renames `current_user` to `session_user`, not `user`.
-        if let Expr::Function(f) = e {
-            let bare_user = matches!(f.args, FunctionArguments::None)
-                && f.name.0.len() == 1
-                && f.name.to_string().eq_ignore_ascii_case("user");
-            if bare_user {
-                f.name = ast::ObjectName::from(vec![ast::Ident::new("session_user")]);
-                self.changed = true;
-                return std::ops::ControlFlow::Continue(());
-            }
+        if user_as_session_user(e) || like_escape_as_backslash(e) {
+            self.changed = true;
+            return std::ops::ControlFlow::Continue(());
         }
         let replacement = match e {
-            Expr::Like {
-                pattern,
-                escape_char,
-                ..
-            }
-            | Expr::ILike {
-                pattern,
-                escape_char,
-                ..
-            } if matches!(escape_char.as_ref().map(|v| &v.value),
-                    Some(Value::SingleQuotedString(c)) if c != "\\") =>
-            {
-                let Some(Value::SingleQuotedString(c)) = escape_char.take().map(|v| v.value) else {
-                    unreachable!("matched above")
-                };
-                let p = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
-                **pattern = call(
-                    "like_escape",
-                    vec![p, Expr::value(Value::SingleQuotedString(c))],
-                );
-                self.changed = true;
-                None
-            }
             // datafusion-postgres strips the `information_schema.` qualifier before us.
             Expr::Function(f)
                 if f.name
@@ -1772,18 +1838,7 @@ impl VisitorMut for Rewriter {
                 if matches!(op, ast::BinaryOperator::Eq | ast::BinaryOperator::NotEq)
                     && last_name(left).is_some_and(|n| is_catalog_flag(&n)) =>
             {
-                let flag = match right.as_ref() {
-                    Expr::Value(v) => match &v.value {
-                        Value::SingleQuotedString(t) => match t.to_lowercase().as_str() {
-                            "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
-                            "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
-                            _ => None,
-                        },
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                flag.map(|f| Expr::BinaryOp {
+                boolean_literal(right).map(|f| Expr::BinaryOp {
                     left: left.clone(),
                     op: op.clone(),
                     right: Box::new(Expr::value(Value::Boolean(f))),
@@ -1796,6 +1851,94 @@ impl VisitorMut for Rewriter {
             self.changed = true;
         }
         std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// `<expression>::regclass` of a computed name (Metabase: `format('%I.%I', schema,
+/// table)::regclass`) → a call of [`REGCLASS_FUNCTION`]: datafusion-pg-catalog looks up
+/// literals and parameters only, and DataFusion would cast the text to an integer. `None`
+/// (and `e` unchanged) for anything else.
+fn computed_regclass(e: &mut Expr) -> Option<Expr> {
+    let Expr::Cast {
+        expr: inner,
+        data_type,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let regclass = data_type
+        .to_string()
+        .to_lowercase()
+        .trim_start_matches("pg_catalog.")
+        == "regclass";
+    if !regclass || matches!(inner.as_ref(), Expr::Value(_)) {
+        return None;
+    }
+    let name = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+    Some(call(REGCLASS_FUNCTION, vec![name]))
+}
+
+/// `user` is `current_user` in PostgreSQL (Grafana's search-path expansion);
+/// datafusion-pg-catalog renames `current_user` to `session_user`, not `user`. True when `e`
+/// was a bare `user`, now `session_user`.
+fn user_as_session_user(e: &mut Expr) -> bool {
+    let Expr::Function(f) = e else {
+        return false;
+    };
+    let bare_user = matches!(f.args, FunctionArguments::None)
+        && f.name.0.len() == 1
+        && f.name.to_string().eq_ignore_ascii_case("user");
+    if bare_user {
+        f.name = ast::ObjectName::from(vec![ast::Ident::new("session_user")]);
+    }
+    bare_user
+}
+
+/// `a LIKE p ESCAPE 'c'` (or `ILIKE`) → `a LIKE like_escape(p, 'c')`: DataFusion escapes only
+/// with `\`. True when `e` was rewritten.
+fn like_escape_as_backslash(e: &mut Expr) -> bool {
+    let (Expr::Like {
+        pattern,
+        escape_char,
+        ..
+    }
+    | Expr::ILike {
+        pattern,
+        escape_char,
+        ..
+    }) = e
+    else {
+        return false;
+    };
+    if !matches!(escape_char.as_ref().map(|v| &v.value),
+            Some(Value::SingleQuotedString(c)) if c != "\\")
+    {
+        return false;
+    }
+    let Some(Value::SingleQuotedString(c)) = escape_char.take().map(|v| v.value) else {
+        unreachable!("matched above")
+    };
+    let p = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+    **pattern = call(
+        "like_escape",
+        vec![p, Expr::value(Value::SingleQuotedString(c))],
+    );
+    true
+}
+
+/// The boolean a quoted literal reads as in PostgreSQL (`'t'`, `'off'`, …), if it is one.
+fn boolean_literal(e: &Expr) -> Option<bool> {
+    let Expr::Value(v) = e else {
+        return None;
+    };
+    match &v.value {
+        Value::SingleQuotedString(t) => match t.to_lowercase().as_str() {
+            "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+            "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

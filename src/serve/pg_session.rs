@@ -373,44 +373,7 @@ pub fn answer<C: ClientInfo + ?Sized>(
             Answer::one(Response::Execution(Tag::new("SAVEPOINT")))
         }
         S::Release(name) | S::RollbackTo(name) => {
-            let verb = if matches!(statement, S::Release(_)) {
-                "RELEASE SAVEPOINT"
-            } else {
-                "ROLLBACK TO SAVEPOINT"
-            };
-            if !in_block {
-                return Err(pg_error(
-                    "25P01",
-                    format!("{verb} can only be used in transaction blocks"),
-                ));
-            }
-            let Some(at) = points.iter().rposition(|p| p == name) else {
-                return Err(pg_error(
-                    "3B001",
-                    format!("savepoint \"{name}\" does not exist"),
-                ));
-            };
-            if matches!(statement, S::Release(_)) {
-                points.truncate(at);
-                Answer::one(Response::Execution(Tag::new("RELEASE")))
-            } else {
-                // The savepoint stays, ready to be rolled back to again.
-                points.truncate(at + 1);
-                let resumes = status == TransactionStatus::Error;
-                let responses = if resumes {
-                    vec![
-                        Response::TransactionEnd(Tag::new("ROLLBACK")),
-                        Response::TransactionStart(Tag::new("ROLLBACK")),
-                    ]
-                } else {
-                    vec![Response::Execution(Tag::new("ROLLBACK"))]
-                };
-                Answer {
-                    responses,
-                    reported: vec![],
-                    resumes,
-                }
-            }
+            leave_savepoint(&mut points, statement, name, status)?
         }
         S::SetTransaction { .. } => Answer::one(Response::Execution(Tag::new("SET"))),
         S::DiscardAll => {
@@ -428,24 +391,7 @@ pub fn answer<C: ClientInfo + ?Sized>(
             }
         }
         S::DeallocateAll => Answer::one(Response::Execution(Tag::new("DEALLOCATE ALL"))),
-        S::Show(name) => {
-            let all = settings(client.metadata());
-            let Some(value) = all.get(name) else {
-                return Err(pg_error(
-                    "42704",
-                    format!("unrecognized configuration parameter \"{name}\""),
-                ));
-            };
-            Answer::one(rows(&statement.columns(), vec![vec![value.clone()]])?)
-        }
-        S::ShowAll => {
-            let all = settings(client.metadata());
-            let values = all
-                .into_iter()
-                .map(|(k, v)| vec![display_name(&k).to_string(), v])
-                .collect();
-            Answer::one(rows(&statement.columns(), values)?)
-        }
+        S::Show(_) | S::ShowAll => show(client, statement)?,
         S::Reset(name) => {
             let reported = reset(client, name.as_deref());
             Answer {
@@ -455,6 +401,75 @@ pub fn answer<C: ClientInfo + ?Sized>(
             }
         }
     })
+}
+
+/// `RELEASE SAVEPOINT` or `ROLLBACK TO SAVEPOINT` `name` in a transaction in `status`, with
+/// the connection's savepoints `points`.
+fn leave_savepoint(
+    points: &mut Vec<String>,
+    statement: &SessionStatement,
+    name: &str,
+    status: TransactionStatus,
+) -> PgWireResult<Answer> {
+    let release = matches!(statement, SessionStatement::Release(_));
+    let verb = if release {
+        "RELEASE SAVEPOINT"
+    } else {
+        "ROLLBACK TO SAVEPOINT"
+    };
+    if status == TransactionStatus::Idle {
+        return Err(pg_error(
+            "25P01",
+            format!("{verb} can only be used in transaction blocks"),
+        ));
+    }
+    let Some(at) = points.iter().rposition(|p| p == name) else {
+        return Err(pg_error(
+            "3B001",
+            format!("savepoint \"{name}\" does not exist"),
+        ));
+    };
+    if release {
+        points.truncate(at);
+        return Ok(Answer::one(Response::Execution(Tag::new("RELEASE"))));
+    }
+    // The savepoint stays, ready to be rolled back to again.
+    points.truncate(at + 1);
+    let resumes = status == TransactionStatus::Error;
+    let responses = if resumes {
+        vec![
+            Response::TransactionEnd(Tag::new("ROLLBACK")),
+            Response::TransactionStart(Tag::new("ROLLBACK")),
+        ]
+    } else {
+        vec![Response::Execution(Tag::new("ROLLBACK"))]
+    };
+    Ok(Answer {
+        responses,
+        reported: vec![],
+        resumes,
+    })
+}
+
+/// `SHOW name` or `SHOW ALL`: the session's settings as rows.
+fn show<C: ClientInfo + ?Sized>(client: &C, statement: &SessionStatement) -> PgWireResult<Answer> {
+    let all = settings(client.metadata());
+    let values = match statement {
+        SessionStatement::Show(name) => {
+            let Some(value) = all.get(name) else {
+                return Err(pg_error(
+                    "42704",
+                    format!("unrecognized configuration parameter \"{name}\""),
+                ));
+            };
+            vec![vec![value.clone()]]
+        }
+        _ => all
+            .into_iter()
+            .map(|(k, v)| vec![display_name(&k).to_string(), v])
+            .collect(),
+    };
+    Ok(Answer::one(rows(&statement.columns(), values)?))
 }
 
 /// Return one session setting (or all of them) to its default; the changed values, for
