@@ -165,6 +165,38 @@ fn scalar(v: &toml::Value) -> Option<(String, String)> {
 impl ExpectationDef {
     /// The expectation this table describes, or why it cannot be evaluated.
     pub fn resolve(&self) -> Result<Expectation, super::Problem> {
+        let mut checks = self.declared_checks()?;
+        let check = match checks.len() {
+            1 => checks.pop().expect("one check"),
+            0 => return Err("no check: give one of not_null, unique, accepted_values, matches, between, row_count_change, freshness, mapped_parse_rate".into()),
+            _ => {
+                return Err(Problem(format!(
+                    "one check per [[expectations]] table, found {}: split it into one table each",
+                    checks.iter().map(|c| c.key()).collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        self.check_target(&check)?;
+        let mostly = self.passing_share(&check)?;
+        let target = self.column.as_deref().or(self.field.as_deref());
+        let name = self.name.clone().unwrap_or_else(|| match target {
+            Some(t) => format!("{}.{t}.{}", self.source, check.key()),
+            None => format!("{}.{}", self.source, check.key()),
+        });
+        Ok(Expectation {
+            name,
+            source: self.source.clone(),
+            column: self.column.clone(),
+            field: self.field.clone(),
+            check,
+            mostly,
+            severity: self.severity,
+            at: String::new(),
+        })
+    }
+
+    /// The checks the table declares, each validated.
+    fn declared_checks(&self) -> Result<Vec<Check>, super::Problem> {
         let mut checks = Vec::new();
         match self.not_null {
             Some(true) => checks.push(Check::NotNull),
@@ -220,16 +252,11 @@ impl ExpectationDef {
             }
             checks.push(Check::MappedParseRate(rate));
         }
-        let check = match checks.len() {
-            1 => checks.pop().expect("one check"),
-            0 => return Err("no check: give one of not_null, unique, accepted_values, matches, between, row_count_change, freshness, mapped_parse_rate".into()),
-            _ => {
-                return Err(Problem(format!(
-                    "one check per [[expectations]] table, found {}: split it into one table each",
-                    checks.iter().map(|c| c.key()).collect::<Vec<_>>().join(", ")
-                )))
-            }
-        };
+        Ok(checks)
+    }
+
+    /// `column` for the checks on a column, `field` for `mapped_parse_rate`, nothing else.
+    fn check_target(&self, check: &Check) -> Result<(), super::Problem> {
         let needs_column = !matches!(check, Check::RowCountChange(_) | Check::MappedParseRate(_));
         match (&self.column, needs_column) {
             (None, true) => return Err(Problem(format!("{} needs `column`", check.key()))),
@@ -246,7 +273,7 @@ impl ExpectationDef {
             }
             _ => {}
         }
-        match (&self.field, &check) {
+        match (&self.field, check) {
             (None, Check::MappedParseRate(_)) => {
                 return Err(Problem(format!(
                     "mapped_parse_rate needs `field`: {} or a custom field",
@@ -258,7 +285,12 @@ impl ExpectationDef {
             }
             _ => {}
         }
-        let mostly = match (self.mostly, check.is_row_level()) {
+        Ok(())
+    }
+
+    /// The share of rows that must pass (`mostly`, for row checks only; 1 by default).
+    fn passing_share(&self, check: &Check) -> Result<f64, super::Problem> {
+        Ok(match (self.mostly, check.is_row_level()) {
             (None, _) => 1.0,
             (Some(m), true) if (0.0..=1.0).contains(&m) => m,
             (Some(_), true) => return Err("mostly: a share from 0 to 1, e.g. 0.95".into()),
@@ -268,21 +300,6 @@ impl ExpectationDef {
                     check.key()
                 )))
             }
-        };
-        let target = self.column.as_deref().or(self.field.as_deref());
-        let name = self.name.clone().unwrap_or_else(|| match target {
-            Some(t) => format!("{}.{t}.{}", self.source, check.key()),
-            None => format!("{}.{}", self.source, check.key()),
-        });
-        Ok(Expectation {
-            name,
-            source: self.source.clone(),
-            column: self.column.clone(),
-            field: self.field.clone(),
-            check,
-            mostly,
-            severity: self.severity,
-            at: String::new(),
         })
     }
 }

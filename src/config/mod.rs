@@ -725,6 +725,31 @@ impl ProjectConfig {
     }
 
     fn validate_source(&self, name: &Spanned<String>, s: &SourceConfig) -> Result<()> {
+        self.check_source_name(name)?;
+        let n = name.get_ref();
+        let format = self.source_format(n, s)?;
+        self.check_source_table(n, s, format)?;
+        self.check_source_refresh(n, s, format)?;
+        self.check_computed_columns(n, s)?;
+        let ratio = *s.max_reject_ratio.get_ref();
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(self.error_at(
+                s.max_reject_ratio.span(),
+                format!("sources.{n}.max_reject_ratio must be between 0.0 and 1.0, got {ratio}"),
+            ));
+        }
+        if s.primary_key.get_ref().columns().is_empty() {
+            return Err(self.error_at(
+                s.primary_key.span(),
+                format!("sources.{n}.primary_key names no column"),
+            ));
+        }
+        self.check_format_options(n, s, format)?;
+        self.check_renames(n, s)
+    }
+
+    /// A source's name is a lowercase SQL identifier, not one of the tables Panorama writes.
+    fn check_source_name(&self, name: &Spanned<String>) -> Result<()> {
         let n = name.get_ref();
         if !is_identifier(n) {
             return Err(self.error_at(
@@ -743,7 +768,12 @@ impl ProjectConfig {
                 format!("source name `{n}` is reserved for a table Panorama writes itself"),
             ));
         }
-        let format = self.source_format(n, s)?;
+        Ok(())
+    }
+
+    /// `table` is required by the database formats and an Iceberg catalog location, and only
+    /// allowed there.
+    fn check_source_table(&self, n: &str, s: &SourceConfig, format: SourceFormat) -> Result<()> {
         let database = format.is_database();
         if database && s.table.is_none() {
             return Err(self.error_at(
@@ -774,6 +804,12 @@ impl ProjectConfig {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// `refresh = "incremental"` and `updated_at_column` fit the format.
+    fn check_source_refresh(&self, n: &str, s: &SourceConfig, format: SourceFormat) -> Result<()> {
+        let database = format.is_database();
         if let Some(c) = &s.updated_at_column {
             if !database || *s.refresh.get_ref() != Refresh::Incremental {
                 return Err(self.error_at(
@@ -804,6 +840,12 @@ impl ProjectConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Computed columns (`[sources.X.columns]`) are named as identifiers and parse; an
+    /// incremental source's key is none of them.
+    fn check_computed_columns(&self, n: &str, s: &SourceConfig) -> Result<()> {
         for (column, sql) in &s.columns {
             if !is_identifier(column) {
                 return Err(self.error_at(
@@ -832,19 +874,12 @@ impl ProjectConfig {
                 ));
             }
         }
-        let ratio = *s.max_reject_ratio.get_ref();
-        if !(0.0..=1.0).contains(&ratio) {
-            return Err(self.error_at(
-                s.max_reject_ratio.span(),
-                format!("sources.{n}.max_reject_ratio must be between 0.0 and 1.0, got {ratio}"),
-            ));
-        }
-        if s.primary_key.get_ref().columns().is_empty() {
-            return Err(self.error_at(
-                s.primary_key.span(),
-                format!("sources.{n}.primary_key names no column"),
-            ));
-        }
+        Ok(())
+    }
+
+    /// Options of one format (sheet, header_row, encoding, CSV dialect) are valid, and only
+    /// given for that format.
+    fn check_format_options(&self, n: &str, s: &SourceConfig, format: SourceFormat) -> Result<()> {
         for (key, span) in [
             ("sheet", s.sheet.as_ref().map(|v| v.span())),
             ("header_row", s.header_row.as_ref().map(|v| v.span())),
@@ -896,7 +931,11 @@ impl ProjectConfig {
                 ));
             }
         }
-        // Renames must not collide with each other or with kept columns of the same name.
+        Ok(())
+    }
+
+    /// Renames must not collide with each other or with kept columns of the same name.
+    fn check_renames(&self, n: &str, s: &SourceConfig) -> Result<()> {
         let mut targets: BTreeMap<&str, &str> = BTreeMap::new();
         for (from, to) in &s.rename {
             if let Some(prev) = targets.insert(to.get_ref(), from) {

@@ -327,166 +327,27 @@ pub fn decide(samples: Vec<Sample>, skipped: Vec<String>, dir: PathBuf) -> InitP
     let region_code = region.as_ref().map(|(r, _)| r.as_str());
     let mut plans: Vec<SourcePlan> = samples
         .into_iter()
-        .map(|s| {
-            let columns: Vec<ColumnGuess> = s
-                .columns
-                .iter()
-                .map(|c| {
-                    let stats = semantics::value_stats(c, region_code);
-                    let guess = semantics::guess(c, &stats);
-                    ColumnGuess {
-                        column: c.name.clone(),
-                        stats,
-                        guess,
-                    }
-                })
-                .collect();
-            let (primary_key, key_evidence) = primary_key(&s, &columns);
-            SourcePlan {
-                sample: s,
-                role: Role::Table,
-                primary_key,
-                key_evidence,
-                types: BTreeMap::new(),
-                columns,
-                map: Vec::new(),
-                default_region: None,
-                identity: None,
-                activity: None,
-                notes: Vec::new(),
-            }
-        })
+        .map(|s| plan_source(s, region_code))
         .collect();
 
     // Roles.
     for p in plans.iter_mut() {
-        let kinds: HashSet<Kind> = p
-            .columns
-            .iter()
-            .filter(|c| !p.primary_key.contains(&c.column) || p.primary_key.len() > 1)
-            .filter_map(|c| c.guess.as_ref().map(|g| g.kind))
-            .collect();
-        let person_fields = kinds.iter().filter(|k| k.is_person_field()).count();
-        let has_time = kinds.contains(&Kind::Timestamp);
-        p.role = if kinds.contains(&Kind::AnonymousId) && has_time {
-            Role::Events
-        } else if has_time
-            && (kinds.contains(&Kind::Amount) || order_like_name(p.name()))
-            && !kinds.contains(&Kind::FirstName)
-            && !kinds.contains(&Kind::FullName)
-        {
-            Role::Transactions
-        } else if person_fields >= 2 {
-            Role::People
-        } else {
-            Role::Table
-        };
+        p.role = guess_role(p);
     }
 
     // References from transactions and events to people sources' record ids.
-    let keys: Vec<(String, String, HashSet<String>)> = plans
-        .iter()
-        .filter(|p| p.role == Role::People && p.primary_key.len() == 1)
-        .map(|p| {
-            let col = p.sample.column(&p.primary_key[0]).expect("key column");
-            (
-                p.name().to_string(),
-                p.primary_key[0].clone(),
-                col.values.iter().flatten().cloned().collect(),
-            )
-        })
-        .collect();
+    let keys = people_record_ids(&plans);
     for p in plans.iter_mut() {
         if !matches!(p.role, Role::Transactions | Role::Events | Role::Table) {
             continue;
         }
-        let mut best: Option<(f64, String, String, String)> = None;
-        for c in &p.sample.columns {
-            if p.primary_key.contains(&c.name) {
-                continue;
-            }
-            let distinct: HashSet<&String> = c.values.iter().flatten().collect();
-            if distinct.len() < 2 {
-                continue;
-            }
-            let integers = distinct.iter().all(|v| v.parse::<i64>().is_ok());
-            for (source, key, values) in &keys {
-                if source == p.name() {
-                    continue;
-                }
-                // Small integer ids overlap between any two tables: they count only when the
-                // column's name says it refers to a customer.
-                if integers && !customer_reference_name(&c.name, key) {
-                    continue;
-                }
-                let found = distinct.iter().filter(|v| values.contains(**v)).count();
-                let share = found as f64 / distinct.len() as f64;
-                if share >= 0.5 && best.as_ref().is_none_or(|b| share > b.0) {
-                    best = Some((
-                        share,
-                        c.name.clone(),
-                        source.clone(),
-                        format!(
-                            "{} of `{}`'s values are record ids (`{key}`) of `{source}`",
-                            pct(share),
-                            c.name
-                        ),
-                    ));
-                }
-            }
-        }
-        if let Some((_, column, source, evidence)) = best {
-            if p.role == Role::Table {
-                let has_time = p.guessed(Kind::Timestamp).is_some();
-                if has_time {
-                    p.role = Role::Transactions;
-                }
-            }
-            if p.role != Role::Table {
-                let timestamp = p.guessed(Kind::Timestamp).map(|c| c.column.clone());
-                if let Some(timestamp) = timestamp {
-                    p.activity = Some(activity_plan(
-                        p,
-                        Some((column, source)),
-                        None,
-                        timestamp,
-                        evidence,
-                    ));
-                }
-            }
+        if let Some((column, source, evidence)) = customer_reference(p, &keys) {
+            plan_customer_activity(p, column, source, evidence);
         }
     }
     for p in plans.iter_mut() {
-        if p.role != Role::Events {
-            continue;
-        }
-        let anon = p
-            .guessed(Kind::AnonymousId)
-            .map(|c| c.column.clone())
-            .expect("events");
-        let ts = p.guessed(Kind::Timestamp).map(|c| c.column.clone());
-        let key = semantics::name_key(&anon);
-        p.identity = Some(IdentityPlan {
-            anonymous_id: anon.clone(),
-            id_type: if key.contains("cookie") {
-                "cookie"
-            } else if ["device", "dispositivo", "appareil", "geraet"]
-                .iter()
-                .any(|w| key.contains(w))
-            {
-                "device"
-            } else {
-                "anonymous"
-            },
-            email: p.guessed(Kind::Email).map(|c| c.column.clone()),
-            phone: p.guessed(Kind::Phone).map(|c| c.column.clone()),
-            timestamp: ts.clone(),
-        });
-        if p.activity.is_none() {
-            if let Some(ts) = ts {
-                let evidence = format!("anonymous ids in `{anon}`, times in `{ts}`");
-                p.activity = Some(activity_plan(p, None, Some(anon), ts, evidence));
-            }
+        if p.role == Role::Events {
+            plan_events(p);
         }
     }
     for p in plans.iter_mut() {
@@ -501,22 +362,7 @@ pub fn decide(samples: Vec<Sample>, skipped: Vec<String>, dir: PathBuf) -> InitP
     }
 
     let fields = custom_fields(&plans);
-    // Whole street values (with their number) of every people source, to write split
-    // street and number columns the way the other sources do.
-    let streets: Vec<(String, HashSet<String>)> = plans
-        .iter()
-        .filter(|p| p.role == Role::People && p.guessed(Kind::HouseNumber).is_none())
-        .filter_map(|p| {
-            let c = p
-                .guessed(Kind::Street)
-                .or_else(|| p.guessed(Kind::Address))?;
-            let values = p.sample.column(&c.column)?.values.iter().flatten();
-            let set = values
-                .map(|v| v.split(',').next().unwrap_or(v).trim().to_lowercase())
-                .collect();
-            Some((p.name().to_string(), set))
-        })
-        .collect();
+    let streets = people_streets(&plans);
     for p in plans.iter_mut() {
         if p.role == Role::People {
             let others: HashSet<String> = streets
@@ -540,6 +386,197 @@ pub fn decide(samples: Vec<Sample>, skipped: Vec<String>, dir: PathBuf) -> InitP
         skipped,
         dir,
     }
+}
+
+/// A source's first plan: every column guessed, the primary key chosen, a plain table.
+fn plan_source(s: Sample, region_code: Option<&str>) -> SourcePlan {
+    let columns: Vec<ColumnGuess> = s
+        .columns
+        .iter()
+        .map(|c| {
+            let stats = semantics::value_stats(c, region_code);
+            let guess = semantics::guess(c, &stats);
+            ColumnGuess {
+                column: c.name.clone(),
+                stats,
+                guess,
+            }
+        })
+        .collect();
+    let (primary_key, key_evidence) = primary_key(&s, &columns);
+    SourcePlan {
+        sample: s,
+        role: Role::Table,
+        primary_key,
+        key_evidence,
+        types: BTreeMap::new(),
+        columns,
+        map: Vec::new(),
+        default_region: None,
+        identity: None,
+        activity: None,
+        notes: Vec::new(),
+    }
+}
+
+/// A source's role from the kinds of its columns (a single-column key left out).
+fn guess_role(p: &SourcePlan) -> Role {
+    let kinds: HashSet<Kind> = p
+        .columns
+        .iter()
+        .filter(|c| !p.primary_key.contains(&c.column) || p.primary_key.len() > 1)
+        .filter_map(|c| c.guess.as_ref().map(|g| g.kind))
+        .collect();
+    let person_fields = kinds.iter().filter(|k| k.is_person_field()).count();
+    let has_time = kinds.contains(&Kind::Timestamp);
+    if kinds.contains(&Kind::AnonymousId) && has_time {
+        Role::Events
+    } else if has_time
+        && (kinds.contains(&Kind::Amount) || order_like_name(p.name()))
+        && !kinds.contains(&Kind::FirstName)
+        && !kinds.contains(&Kind::FullName)
+    {
+        Role::Transactions
+    } else if person_fields >= 2 {
+        Role::People
+    } else {
+        Role::Table
+    }
+}
+
+/// The record ids of each people source with a one-column key: (source, key column, ids).
+fn people_record_ids(plans: &[SourcePlan]) -> Vec<(String, String, HashSet<String>)> {
+    plans
+        .iter()
+        .filter(|p| p.role == Role::People && p.primary_key.len() == 1)
+        .map(|p| {
+            let col = p.sample.column(&p.primary_key[0]).expect("key column");
+            (
+                p.name().to_string(),
+                p.primary_key[0].clone(),
+                col.values.iter().flatten().cloned().collect(),
+            )
+        })
+        .collect()
+}
+
+/// The column of `p` whose values are most often another people source's record ids (at
+/// least half of them): (column, that source, evidence).
+fn customer_reference(
+    p: &SourcePlan,
+    keys: &[(String, String, HashSet<String>)],
+) -> Option<(String, String, String)> {
+    let mut best: Option<(f64, String, String, String)> = None;
+    for c in &p.sample.columns {
+        if p.primary_key.contains(&c.name) {
+            continue;
+        }
+        let distinct: HashSet<&String> = c.values.iter().flatten().collect();
+        if distinct.len() < 2 {
+            continue;
+        }
+        let integers = distinct.iter().all(|v| v.parse::<i64>().is_ok());
+        for (source, key, values) in keys {
+            if source == p.name() {
+                continue;
+            }
+            // Small integer ids overlap between any two tables: they count only when the
+            // column's name says it refers to a customer.
+            if integers && !customer_reference_name(&c.name, key) {
+                continue;
+            }
+            let found = distinct.iter().filter(|v| values.contains(**v)).count();
+            let share = found as f64 / distinct.len() as f64;
+            if share >= 0.5 && best.as_ref().is_none_or(|b| share > b.0) {
+                best = Some((
+                    share,
+                    c.name.clone(),
+                    source.clone(),
+                    format!(
+                        "{} of `{}`'s values are record ids (`{key}`) of `{source}`",
+                        pct(share),
+                        c.name
+                    ),
+                ));
+            }
+        }
+    }
+    best.map(|(_, column, source, evidence)| (column, source, evidence))
+}
+
+/// A source whose `column` holds `source`'s record ids: a table with a time becomes
+/// transactions, and transactions and events with a time become an activity of that customer.
+fn plan_customer_activity(p: &mut SourcePlan, column: String, source: String, evidence: String) {
+    if p.role == Role::Table {
+        let has_time = p.guessed(Kind::Timestamp).is_some();
+        if has_time {
+            p.role = Role::Transactions;
+        }
+    }
+    if p.role != Role::Table {
+        let timestamp = p.guessed(Kind::Timestamp).map(|c| c.column.clone());
+        if let Some(timestamp) = timestamp {
+            p.activity = Some(activity_plan(
+                p,
+                Some((column, source)),
+                None,
+                timestamp,
+                evidence,
+            ));
+        }
+    }
+}
+
+/// An events source: its identities (anonymous id and what it links to), and an activity of
+/// the anonymous ids when no customer reference made one.
+fn plan_events(p: &mut SourcePlan) {
+    let anon = p
+        .guessed(Kind::AnonymousId)
+        .map(|c| c.column.clone())
+        .expect("events");
+    let ts = p.guessed(Kind::Timestamp).map(|c| c.column.clone());
+    let key = semantics::name_key(&anon);
+    p.identity = Some(IdentityPlan {
+        anonymous_id: anon.clone(),
+        id_type: if key.contains("cookie") {
+            "cookie"
+        } else if ["device", "dispositivo", "appareil", "geraet"]
+            .iter()
+            .any(|w| key.contains(w))
+        {
+            "device"
+        } else {
+            "anonymous"
+        },
+        email: p.guessed(Kind::Email).map(|c| c.column.clone()),
+        phone: p.guessed(Kind::Phone).map(|c| c.column.clone()),
+        timestamp: ts.clone(),
+    });
+    if p.activity.is_none() {
+        if let Some(ts) = ts {
+            let evidence = format!("anonymous ids in `{anon}`, times in `{ts}`");
+            p.activity = Some(activity_plan(p, None, Some(anon), ts, evidence));
+        }
+    }
+}
+
+/// Whole street values (with their number) of every people source, to write split
+/// street and number columns the way the other sources do.
+fn people_streets(plans: &[SourcePlan]) -> Vec<(String, HashSet<String>)> {
+    plans
+        .iter()
+        .filter(|p| p.role == Role::People && p.guessed(Kind::HouseNumber).is_none())
+        .filter_map(|p| {
+            let c = p
+                .guessed(Kind::Street)
+                .or_else(|| p.guessed(Kind::Address))?;
+            let values = p.sample.column(&c.column)?.values.iter().flatten();
+            let set = values
+                .map(|v| v.split(',').next().unwrap_or(v).trim().to_lowercase())
+                .collect();
+            Some((p.name().to_string(), set))
+        })
+        .collect()
 }
 
 fn activity_plan(

@@ -51,6 +51,24 @@ fn rows_read(s: &SourcePlan) -> String {
 /// The config text.
 pub fn config(plan: &InitPlan) -> String {
     let mut out = String::new();
+    render_project_section(&mut out, plan);
+    let _ = writeln!(
+        out,
+        "# ---- Sources: one table each ------------------------------------------------------\n"
+    );
+    for s in &plan.sources {
+        render_source_section(&mut out, s);
+    }
+    render_unify_section(&mut out, plan);
+    render_activities_section(&mut out, plan);
+    if let Some(t) = &plan.templates {
+        render_templates_section(&mut out, t);
+    }
+    out
+}
+
+/// The opening comment, `[project]` and `[workspace]`.
+fn render_project_section(out: &mut String, plan: &InitPlan) {
     let name = std::path::absolute(&plan.dir)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
@@ -67,76 +85,76 @@ pub fn config(plan: &InitPlan) -> String {
         out,
         "[workspace]\ndir = \".panorama\"   # runs are written here\nkeep_runs = 5       # completed runs kept for querying and rollback\n"
     );
+}
 
-    let _ = writeln!(
-        out,
-        "# ---- Sources: one table each ------------------------------------------------------\n"
-    );
-    for s in &plan.sources {
-        let input = &s.sample.input;
-        let _ = writeln!(out, "# {}: {}; {}", s.name(), s.role.label(), rows_read(s));
-        for note in &s.notes {
-            let _ = writeln!(out, "# NOTE: {note}");
-        }
-        let _ = writeln!(out, "[sources.{}]", s.name());
-        match &input.written {
-            Some(w) => {
-                let var = if input.format == "mysql" {
-                    "MYSQL_PWD"
-                } else {
-                    "PGPASSWORD"
-                };
-                let _ = writeln!(
-                    out,
-                    "# The password is read from the environment: export {var}=… before a run."
-                );
-                let _ = writeln!(out, "location = {}", toml_str(w));
-            }
-            None => {
-                let _ = writeln!(out, "location = {}", toml_str(&input.location));
-            }
-        }
-        let _ = writeln!(out, "format = \"{}\"", input.format);
-        if let Some(t) = &input.table {
-            let _ = writeln!(out, "table = {}", toml_str(t));
-        }
-        let key = if s.primary_key.len() == 1 {
-            format!("primary_key = {}", toml_str(&s.primary_key[0]))
-        } else {
-            format!(
-                "primary_key = [{}]",
-                s.primary_key
-                    .iter()
-                    .map(|k| toml_str(k))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        out.push_str(&commented(key, &s.key_evidence));
-        if !s.types.is_empty() {
-            let types: Vec<String> = s
-                .types
-                .iter()
-                .map(|(c, t)| format!("{} = \"{t}\"", toml_key(c)))
-                .collect();
-            out.push_str(&commented(
-                format!("types = {{ {} }}", types.join(", ")),
-                "codes kept as text: leading zeros and letters survive",
-            ));
-        }
-        if let Some((e, how)) = &input.encoding {
-            out.push_str(&commented(format!("encoding = {}", toml_str(e)), how));
-        }
-        if let Some(d) = input.delimiter {
-            let _ = writeln!(out, "\n[sources.{}.csv]", s.name());
-            out.push_str(&commented(
-                format!("delimiter = {}", toml_str(&d.to_string())),
-                "found in the header line",
-            ));
-        }
-        out.push('\n');
+/// `[sources.X]`, with its role and notes above it.
+fn render_source_section(out: &mut String, s: &SourcePlan) {
+    let input = &s.sample.input;
+    let _ = writeln!(out, "# {}: {}; {}", s.name(), s.role.label(), rows_read(s));
+    for note in &s.notes {
+        let _ = writeln!(out, "# NOTE: {note}");
     }
+    let _ = writeln!(out, "[sources.{}]", s.name());
+    match &input.written {
+        Some(w) => {
+            let var = if input.format == "mysql" {
+                "MYSQL_PWD"
+            } else {
+                "PGPASSWORD"
+            };
+            let _ = writeln!(
+                out,
+                "# The password is read from the environment: export {var}=… before a run."
+            );
+            let _ = writeln!(out, "location = {}", toml_str(w));
+        }
+        None => {
+            let _ = writeln!(out, "location = {}", toml_str(&input.location));
+        }
+    }
+    let _ = writeln!(out, "format = \"{}\"", input.format);
+    if let Some(t) = &input.table {
+        let _ = writeln!(out, "table = {}", toml_str(t));
+    }
+    let key = if s.primary_key.len() == 1 {
+        format!("primary_key = {}", toml_str(&s.primary_key[0]))
+    } else {
+        format!(
+            "primary_key = [{}]",
+            s.primary_key
+                .iter()
+                .map(|k| toml_str(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    out.push_str(&commented(key, &s.key_evidence));
+    if !s.types.is_empty() {
+        let types: Vec<String> = s
+            .types
+            .iter()
+            .map(|(c, t)| format!("{} = \"{t}\"", toml_key(c)))
+            .collect();
+        out.push_str(&commented(
+            format!("types = {{ {} }}", types.join(", ")),
+            "codes kept as text: leading zeros and letters survive",
+        ));
+    }
+    if let Some((e, how)) = &input.encoding {
+        out.push_str(&commented(format!("encoding = {}", toml_str(e)), how));
+    }
+    if let Some(d) = input.delimiter {
+        let _ = writeln!(out, "\n[sources.{}.csv]", s.name());
+        out.push_str(&commented(
+            format!("delimiter = {}", toml_str(&d.to_string())),
+            "found in the header line",
+        ));
+    }
+    out.push('\n');
+}
 
+/// `[unify]`: the match fields and people sources' mappings, and the events' identities.
+fn render_unify_section(out: &mut String, plan: &InitPlan) {
     let people: Vec<&SourcePlan> = plan
         .sources
         .iter()
@@ -198,7 +216,10 @@ pub fn config(plan: &InitPlan) -> String {
         }
         out.push('\n');
     }
+}
 
+/// `[activities.X]` of every source with an activity.
+fn render_activities_section(out: &mut String, plan: &InitPlan) {
     let activities: Vec<&SourcePlan> = plan
         .sources
         .iter()
@@ -237,23 +258,24 @@ pub fn config(plan: &InitPlan) -> String {
             out.push('\n');
         }
     }
-    if let Some(t) = &plan.templates {
-        let param = if t == "order" {
-            String::new()
-        } else {
-            format!(", activity_type = {}", toml_str(t))
-        };
-        let _ = writeln!(
-            out,
-            "# ---- Measures and segments from templates (docs/config.md#templates) -------------\n\
-             [measures]\n\
-             rfm = {{ template = \"rfm\"{param} }}                 # recency, frequency, monetary, scores\n\
-             spend = {{ template = \"lifetime_spend\"{param} }}    # lifetime_spend\n\n\
-             [segments]\n\
-             lifecycle = {{ template = \"lifecycle\"{param} }}     # prospect, active, inactive, lost\n"
-        );
-    }
-    out
+}
+
+/// Measures and segments from templates, for activities of type `t`.
+fn render_templates_section(out: &mut String, t: &str) {
+    let param = if t == "order" {
+        String::new()
+    } else {
+        format!(", activity_type = {}", toml_str(t))
+    };
+    let _ = writeln!(
+        out,
+        "# ---- Measures and segments from templates (docs/config.md#templates) -------------\n\
+         [measures]\n\
+         rfm = {{ template = \"rfm\"{param} }}                 # recency, frequency, monetary, scores\n\
+         spend = {{ template = \"lifetime_spend\"{param} }}    # lifetime_spend\n\n\
+         [segments]\n\
+         lifecycle = {{ template = \"lifecycle\"{param} }}     # prospect, active, inactive, lost\n"
+    );
 }
 
 /// What `init` prints: every guess and how sure it is, then what was left out.

@@ -945,21 +945,6 @@ pub fn guess(col: &SampledColumn, s: &ValueStats) -> Option<Guess> {
         return None;
     }
     let by_name = kind_from_name(&col.name);
-    let temporal = matches!(
-        col.data_type,
-        arrow::datatypes::DataType::Date32
-            | arrow::datatypes::DataType::Date64
-            | arrow::datatypes::DataType::Timestamp(..)
-    );
-    let numeric_type = col.data_type.is_numeric();
-    let name = &col.name;
-    let g = |kind, evidence: String, confidence| {
-        Some(Guess {
-            kind,
-            evidence,
-            confidence,
-        })
-    };
     // Values first where they are unmistakable, whatever the name says.
     let email = s.share(s.email);
     if email >= 0.8 {
@@ -968,117 +953,155 @@ pub fn guess(col: &SampledColumn, s: &ValueStats) -> Option<Guess> {
         } else {
             ""
         };
-        return g(
-            Kind::Email,
-            format!("{named}{} parse as e-mail", pct(email)),
-            email,
-        );
+        return Some(Guess {
+            kind: Kind::Email,
+            evidence: format!("{named}{} parse as e-mail", pct(email)),
+            confidence: email,
+        });
     }
     // Then the name, if the values agree with it.
     if let Some(kind) = by_name {
-        let named = format!("column name `{name}`");
-        let checked = match kind {
-            Kind::Email => None, // fewer than 80% e-mails: not one
-            Kind::Phone => {
-                let p = s.share(s.phone);
-                (p >= 0.5).then(|| (format!("{named}; {} parse as phone numbers", pct(p)), p))
-            }
-            Kind::BirthDate => {
-                let b = if temporal {
-                    s.share(s.date)
-                } else {
-                    s.share(s.birth_date)
-                };
-                (b >= 0.6).then(|| {
-                    (
-                        format!("{named}; {} are dates between 1900 and 2015", pct(b)),
-                        b,
-                    )
-                })
-            }
-            Kind::Timestamp | Kind::UpdatedAt => {
-                let d = s.share(s.date);
-                (temporal || d >= 0.8).then(|| {
-                    (
-                        format!("{named}; {} parse as dates or times", pct(d)),
-                        d.max(0.9),
-                    )
-                })
-            }
-            Kind::Postcode => {
-                let p = digit_postcode_share(col);
-                (p >= 0.6).then(|| (format!("{named}; {} look like postcodes", pct(p)), p))
-            }
-            Kind::Amount => {
-                let n = s.share(s.number);
-                (numeric_type || n >= 0.9).then(|| (format!("{named}; numeric"), 0.9))
-            }
-            Kind::BirthYear | Kind::BirthMonth | Kind::BirthDay => {
-                let n = s.share(s.integer);
-                (n >= 0.9).then(|| (format!("{named}; whole numbers"), 0.8))
-            }
-            Kind::Gender => {
-                let known = gender_share(s);
-                (s.distinct <= 12 && known >= 0.7).then(|| {
-                    (
-                        format!("{named}; {} are gender words or salutations", pct(known)),
-                        known,
-                    )
-                })
-            }
-            Kind::Country => {
-                let c = country_share(s);
-                (s.distinct <= 250).then(|| {
-                    (
-                        format!("{named}; {} distinct values", s.distinct),
-                        0.7 + 0.3 * c,
-                    )
-                })
-            }
-            Kind::FirstName | Kind::LastName | Kind::FullName | Kind::City | Kind::NameParticle => {
-                let n = s.share(s.name_like);
-                (n >= 0.7 && !numeric_type)
-                    .then(|| (format!("{named}; {} are name-like words", pct(n)), n))
-            }
-            Kind::Street => {
-                let n = s.share(s.street_like.max(s.name_like));
-                (n >= 0.6).then(|| (format!("{named}; text"), n))
-            }
-            Kind::Address => {
-                let a = s.share(s.street_like);
-                (a >= 0.5).then(|| (format!("{named}; {} hold a street and number", pct(a)), a))
-            }
-            Kind::HouseNumber => {
-                let c = s.share(s.code_like);
-                (c >= 0.7).then(|| (format!("{named}; short codes with digits"), c))
-            }
-            Kind::Identifier => {
-                // Few rows per value: one person's records (duplicates share their id), not a
-                // category. A dedupe source holds a person several times, so distinctness
-                // alone would refuse the very data an identifier helps with.
-                let u = s.unique();
-                (u >= 0.1 && s.max_per_value <= 20).then(|| {
-                    (
-                        format!(
-                            "{named}; {} of values distinct, at most {} rows share one",
-                            pct(u),
-                            s.max_per_value
-                        ),
-                        0.9,
-                    )
-                })
-            }
-            Kind::AnonymousId => {
-                let per = s.filled as f64 / s.distinct.max(1) as f64;
-                (per >= 1.2).then(|| (format!("{named}; {per:.1} rows per value"), 0.9))
-            }
-            Kind::Company | Kind::EventType => Some((named.clone(), 0.7)),
-        };
-        if let Some((evidence, confidence)) = checked {
-            return g(kind, evidence, confidence);
+        if let Some((evidence, confidence)) = name_confirmed_by_values(kind, col, s) {
+            return Some(Guess {
+                kind,
+                evidence,
+                confidence,
+            });
         }
     }
-    // Values alone: names that say nothing ("field_3") or mislead.
+    guess_from_values(col, s)
+}
+
+/// Whether the column's type is a date or a time.
+fn is_temporal(col: &SampledColumn) -> bool {
+    matches!(
+        col.data_type,
+        arrow::datatypes::DataType::Date32
+            | arrow::datatypes::DataType::Date64
+            | arrow::datatypes::DataType::Timestamp(..)
+    )
+}
+
+/// The evidence and confidence for `kind`, the kind the column's name says, when its values
+/// agree with it; `None` when they do not.
+fn name_confirmed_by_values(
+    kind: Kind,
+    col: &SampledColumn,
+    s: &ValueStats,
+) -> Option<(String, f64)> {
+    let temporal = is_temporal(col);
+    let numeric_type = col.data_type.is_numeric();
+    let named = format!("column name `{}`", col.name);
+    match kind {
+        Kind::Email => None, // fewer than 80% e-mails: not one
+        Kind::Phone => {
+            let p = s.share(s.phone);
+            (p >= 0.5).then(|| (format!("{named}; {} parse as phone numbers", pct(p)), p))
+        }
+        Kind::BirthDate => {
+            let b = if temporal {
+                s.share(s.date)
+            } else {
+                s.share(s.birth_date)
+            };
+            (b >= 0.6).then(|| {
+                (
+                    format!("{named}; {} are dates between 1900 and 2015", pct(b)),
+                    b,
+                )
+            })
+        }
+        Kind::Timestamp | Kind::UpdatedAt => {
+            let d = s.share(s.date);
+            (temporal || d >= 0.8).then(|| {
+                (
+                    format!("{named}; {} parse as dates or times", pct(d)),
+                    d.max(0.9),
+                )
+            })
+        }
+        Kind::Postcode => {
+            let p = digit_postcode_share(col);
+            (p >= 0.6).then(|| (format!("{named}; {} look like postcodes", pct(p)), p))
+        }
+        Kind::Amount => {
+            let n = s.share(s.number);
+            (numeric_type || n >= 0.9).then(|| (format!("{named}; numeric"), 0.9))
+        }
+        Kind::BirthYear | Kind::BirthMonth | Kind::BirthDay => {
+            let n = s.share(s.integer);
+            (n >= 0.9).then(|| (format!("{named}; whole numbers"), 0.8))
+        }
+        Kind::Gender => {
+            let known = gender_share(s);
+            (s.distinct <= 12 && known >= 0.7).then(|| {
+                (
+                    format!("{named}; {} are gender words or salutations", pct(known)),
+                    known,
+                )
+            })
+        }
+        Kind::Country => {
+            let c = country_share(s);
+            (s.distinct <= 250).then(|| {
+                (
+                    format!("{named}; {} distinct values", s.distinct),
+                    0.7 + 0.3 * c,
+                )
+            })
+        }
+        Kind::FirstName | Kind::LastName | Kind::FullName | Kind::City | Kind::NameParticle => {
+            let n = s.share(s.name_like);
+            (n >= 0.7 && !numeric_type)
+                .then(|| (format!("{named}; {} are name-like words", pct(n)), n))
+        }
+        Kind::Street => {
+            let n = s.share(s.street_like.max(s.name_like));
+            (n >= 0.6).then(|| (format!("{named}; text"), n))
+        }
+        Kind::Address => {
+            let a = s.share(s.street_like);
+            (a >= 0.5).then(|| (format!("{named}; {} hold a street and number", pct(a)), a))
+        }
+        Kind::HouseNumber => {
+            let c = s.share(s.code_like);
+            (c >= 0.7).then(|| (format!("{named}; short codes with digits"), c))
+        }
+        Kind::Identifier => {
+            // Few rows per value: one person's records (duplicates share their id), not a
+            // category. A dedupe source holds a person several times, so distinctness
+            // alone would refuse the very data an identifier helps with.
+            let u = s.unique();
+            (u >= 0.1 && s.max_per_value <= 20).then(|| {
+                (
+                    format!(
+                        "{named}; {} of values distinct, at most {} rows share one",
+                        pct(u),
+                        s.max_per_value
+                    ),
+                    0.9,
+                )
+            })
+        }
+        Kind::AnonymousId => {
+            let per = s.filled as f64 / s.distinct.max(1) as f64;
+            (per >= 1.2).then(|| (format!("{named}; {per:.1} rows per value"), 0.9))
+        }
+        Kind::Company | Kind::EventType => Some((named.clone(), 0.7)),
+    }
+}
+
+/// Values alone: names that say nothing ("field_3") or mislead.
+fn guess_from_values(col: &SampledColumn, s: &ValueStats) -> Option<Guess> {
+    let temporal = is_temporal(col);
+    let numeric_type = col.data_type.is_numeric();
+    let g = |kind, evidence: String, confidence| {
+        Some(Guess {
+            kind,
+            evidence,
+            confidence,
+        })
+    };
     let phone = s.share(s.phone);
     if phone >= 0.8 && !numeric_type {
         return g(

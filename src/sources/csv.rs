@@ -33,15 +33,7 @@ pub fn read_csv(
     emit: &mut dyn FnMut(RawChunk) -> Result<()>,
 ) -> Result<Vec<String>> {
     let data = data.strip_prefix(UTF8_BOM).unwrap_or(&data);
-    let mut builder = csv::ReaderBuilder::new();
-    builder
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(opts.delimiter.get_ref().as_bytes()[0])
-        .quote(opts.quote.get_ref().as_bytes()[0]);
-    if let Some(esc) = &opts.escape {
-        builder.escape(Some(esc.get_ref().as_bytes()[0]));
-    }
+    let builder = reader_builder(opts);
     let mut reader_data: &[u8] = data;
     let mut reader = builder.from_reader(reader_data);
     let mut record = csv::ByteRecord::new();
@@ -88,100 +80,36 @@ pub fn read_csv(
     // The reader reads `reader_data` (the file from some line on) with `base_line` lines
     // before it: a broken quote restarts it on the line after the one that opened the quote.
     let mut base_line = 0u64;
-    let max_lines = opts.max_lines_per_row.max(1);
     loop {
         if pending_first {
             pending_first = false;
         } else if !read(&mut reader, &mut record)? {
             break;
         }
-        // A record's position is where the reader started looking for it: skip the blank
-        // lines before it (the reader skips them too).
-        let mut start = record.position().map_or(0, |p| p.byte() as usize);
-        let mut line = base_line + record.position().map_or(0, |p| p.line());
-        let mut blank = 0;
-        while let Some(b @ (b'\n' | b'\r')) = reader_data.get(start) {
-            if *b == b'\n' {
-                blank += 1;
-            }
-            start += 1;
-        }
-        line += blank;
-        // A quoted value that does not close (a stray quote) swallows the lines after it
-        // into one record: 423 rows of one file once vanished into a single reject. Such a
-        // record — a quote closing inside another value, its field count wrong, its lines past
-        // `max_lines_per_row`, or still open at the end of the file — is the opening line's
-        // reject alone, and reading resumes on
-        // the next line, so every line is a row or a reject.
-        let end = reader.position().byte() as usize;
-        let lines = reader.position().line() - record.position().map_or(1, |p| p.line()) - blank;
-        let at_end = end >= reader_data.len();
-        let (misplaced, open) = match lines > 1 || at_end {
-            true => quoting(&reader_data[start..end.min(reader_data.len())], opts),
-            false => (false, false),
-        };
-        let open_at_end = at_end && open;
-        if (lines > 1 || open_at_end)
-            && (misplaced || record.len() != width || lines > max_lines || open_at_end)
-        {
-            let rest = &reader_data[start..];
-            let first_end = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(rest.len(), |i| i + 1);
-            let raw = String::from_utf8_lossy(&rest[..first_end])
-                .trim_end_matches(['\r', '\n'])
-                .to_string();
-            rejects.push(Reject {
-                source: source.to_string(),
-                file: file.to_string(),
-                row: line,
-                column: None,
-                raw_value: Some(raw),
-                reason: unclosed_quote_reason(open_at_end, line + lines - 1),
-            });
-            reader_data = &reader_data[start + first_end..];
-            base_line = line;
+        let at = record_start(&record, reader_data, base_line);
+        if let Some((reject, first_end)) = unclosed_quote_reject(
+            &reader,
+            &record,
+            reader_data,
+            &at,
+            width,
+            opts,
+            (source, file),
+        ) {
+            rejects.push(reject);
+            reader_data = &reader_data[at.byte + first_end..];
+            base_line = at.line;
             reader = builder.from_reader(reader_data);
             continue;
         }
-        if record.len() != width {
-            let raw = record
-                .iter()
-                .map(|f| String::from_utf8_lossy(f).into_owned())
-                .collect::<Vec<_>>()
-                .join(opts.delimiter.get_ref());
-            rejects.push(Reject {
-                source: source.to_string(),
-                file: file.to_string(),
-                row: line,
-                column: None,
-                raw_value: Some(raw),
-                reason: format!("expected {width} fields, found {}", record.len()),
-            });
+        if let Some(reject) =
+            record_reject(&record, &header, encoding, opts, (source, file), at.line)
+        {
+            rejects.push(reject);
             continue;
         }
-        if let Some((i, raw, reason)) = invalid_utf8(&record, encoding) {
-            rejects.push(Reject {
-                source: source.to_string(),
-                file: file.to_string(),
-                row: line,
-                column: Some(header[i].clone()),
-                raw_value: Some(raw),
-                reason,
-            });
-            continue;
-        }
-        for (b, f) in builders.iter_mut().zip(record.iter()) {
-            // Checked above: every field is valid UTF-8.
-            let s = std::str::from_utf8(f).unwrap_or_default();
-            if opts.null_values.iter().any(|n| n == s) {
-                b.append_null();
-            } else {
-                b.append_value(s);
-            }
-        }
-        rows.push(line);
+        append_record(&mut builders, &record, opts);
+        rows.push(at.line);
         if rows.len() == CHUNK_ROWS {
             flush(&mut builders, &mut rows)?;
             emitted_any = true;
@@ -191,6 +119,149 @@ pub fn read_csv(
         flush(&mut builders, &mut rows)?;
     }
     Ok(header)
+}
+
+/// A CSV reader of the source's dialect; the header is read as a record.
+fn reader_builder(opts: &CsvOptions) -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(opts.delimiter.get_ref().as_bytes()[0])
+        .quote(opts.quote.get_ref().as_bytes()[0]);
+    if let Some(esc) = &opts.escape {
+        builder.escape(Some(esc.get_ref().as_bytes()[0]));
+    }
+    builder
+}
+
+/// Where a record starts in the data the reader reads.
+struct RecordStart {
+    /// Byte offset of its first line.
+    byte: usize,
+    /// Its line number in the file.
+    line: u64,
+    /// Blank lines skipped before it.
+    blank: u64,
+}
+
+/// A record's position is where the reader started looking for it: skip the blank lines
+/// before it (the reader skips them too).
+fn record_start(record: &csv::ByteRecord, data: &[u8], base_line: u64) -> RecordStart {
+    let mut start = record.position().map_or(0, |p| p.byte() as usize);
+    let line = base_line + record.position().map_or(0, |p| p.line());
+    let mut blank = 0;
+    while let Some(b @ (b'\n' | b'\r')) = data.get(start) {
+        if *b == b'\n' {
+            blank += 1;
+        }
+        start += 1;
+    }
+    RecordStart {
+        byte: start,
+        line: line + blank,
+        blank,
+    }
+}
+
+/// A quoted value that does not close (a stray quote) swallows the lines after it into one
+/// record: 423 rows of one file once vanished into a single reject. Such a record — a quote
+/// closing inside another value, its field count wrong, its lines past `max_lines_per_row`, or
+/// still open at the end of the file — is the opening line's reject alone, and reading resumes
+/// on the next line, so every line is a row or a reject. Returns that reject and the opening
+/// line's length in bytes.
+fn unclosed_quote_reject(
+    reader: &csv::Reader<&[u8]>,
+    record: &csv::ByteRecord,
+    data: &[u8],
+    at: &RecordStart,
+    width: usize,
+    opts: &CsvOptions,
+    source_file: (&str, &str),
+) -> Option<(Reject, usize)> {
+    let (source, file) = source_file;
+    let max_lines = opts.max_lines_per_row.max(1);
+    let end = reader.position().byte() as usize;
+    let lines = reader.position().line() - record.position().map_or(1, |p| p.line()) - at.blank;
+    let at_end = end >= data.len();
+    let (misplaced, open) = match lines > 1 || at_end {
+        true => quoting(&data[at.byte..end.min(data.len())], opts),
+        false => (false, false),
+    };
+    let open_at_end = at_end && open;
+    if !((lines > 1 || open_at_end)
+        && (misplaced || record.len() != width || lines > max_lines || open_at_end))
+    {
+        return None;
+    }
+    let rest = &data[at.byte..];
+    let first_end = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(rest.len(), |i| i + 1);
+    let raw = String::from_utf8_lossy(&rest[..first_end])
+        .trim_end_matches(['\r', '\n'])
+        .to_string();
+    let reject = Reject {
+        source: source.to_string(),
+        file: file.to_string(),
+        row: at.line,
+        column: None,
+        raw_value: Some(raw),
+        reason: unclosed_quote_reason(open_at_end, at.line + lines - 1),
+    };
+    Some((reject, first_end))
+}
+
+/// The reject of a record that is not a row: its field count is not the header's, or a
+/// value has bytes not valid in the file's encoding.
+fn record_reject(
+    record: &csv::ByteRecord,
+    header: &[String],
+    encoding: &'static encoding_rs::Encoding,
+    opts: &CsvOptions,
+    source_file: (&str, &str),
+    line: u64,
+) -> Option<Reject> {
+    let (source, file) = source_file;
+    let width = header.len();
+    if record.len() != width {
+        let raw = record
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect::<Vec<_>>()
+            .join(opts.delimiter.get_ref());
+        return Some(Reject {
+            source: source.to_string(),
+            file: file.to_string(),
+            row: line,
+            column: None,
+            raw_value: Some(raw),
+            reason: format!("expected {width} fields, found {}", record.len()),
+        });
+    }
+    let (i, raw, reason) = invalid_utf8(record, encoding)?;
+    Some(Reject {
+        source: source.to_string(),
+        file: file.to_string(),
+        row: line,
+        column: Some(header[i].clone()),
+        raw_value: Some(raw),
+        reason,
+    })
+}
+
+/// Append a record's values to the column builders: a value among `null_values` is NULL.
+fn append_record(builders: &mut [StringBuilder], record: &csv::ByteRecord, opts: &CsvOptions) {
+    for (b, f) in builders.iter_mut().zip(record.iter()) {
+        // Checked above: every field is valid UTF-8.
+        let s = std::str::from_utf8(f).unwrap_or_default();
+        if opts.null_values.iter().any(|n| n == s) {
+            b.append_null();
+        } else {
+            b.append_value(s);
+        }
+    }
 }
 
 type ReadRecord<'a> = dyn Fn(&mut csv::Reader<&[u8]>, &mut csv::ByteRecord) -> Result<bool> + 'a;

@@ -79,31 +79,7 @@ pub fn read_iceberg(
     };
     let metadata: Json = serde_json::from_slice(&read(&metadata_file)?)
         .map_err(|e| err(format!("{metadata_file}: not table metadata JSON: {e}")))?;
-    let schema_id = metadata["current-schema-id"].as_i64().unwrap_or(0);
-    let table_schema = metadata["schemas"]
-        .as_array()
-        .and_then(|s| {
-            s.iter()
-                .find(|s| s["schema-id"].as_i64() == Some(schema_id))
-        })
-        .or_else(|| metadata.get("schema"))
-        .ok_or_else(|| err(format!("{metadata_file}: no current schema")))?;
-    let columns: Vec<(i64, Field)> = table_schema["fields"]
-        .as_array()
-        .map(|fields| {
-            fields
-                .iter()
-                .map(|f| {
-                    let name = f["name"].as_str().unwrap_or_default();
-                    let data_type = arrow_type(&f["type"]);
-                    (
-                        f["id"].as_i64().unwrap_or(-1),
-                        Field::new(name, data_type, true),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let columns = current_columns(&metadata, &metadata_file, &err)?;
     let schema: SchemaRef = Arc::new(Schema::new(
         columns.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(),
     ));
@@ -120,7 +96,76 @@ pub fn read_iceberg(
     let manifest_list = snapshot["manifest-list"]
         .as_str()
         .ok_or_else(|| err(format!("snapshot {snapshot_id} has no manifest list (a v1 table with inline manifests is not read)")))?;
-    let unpartitioned_specs = unpartitioned_specs(&metadata);
+    let files = live_files(manifest_list, &unpartitioned_specs(&metadata), &read, &err)?;
+    check_parquet_only(&files, &err)?;
+    let deletes = Deletes::load(&files, &columns, &read, &err)?;
+    let mut scan = DataScan {
+        columns: &columns,
+        schema: &schema,
+        deletes: &deletes,
+        any: false,
+        by_position: 0,
+        by_equality: 0,
+    };
+    for f in files.iter().filter(|f| f.content == 0) {
+        scan.read_data_file(f, &read, &err, emit)?;
+    }
+    let (by_position, by_equality) = (scan.by_position, scan.by_equality);
+    if by_position + by_equality > 0 {
+        tracing::info!(
+            source,
+            snapshot_id,
+            by_position,
+            by_equality,
+            "iceberg: rows removed by merge-on-read delete files"
+        );
+    }
+    if !scan.any {
+        super::emit_numbered(Arc::from(shown.as_str()), &schema, std::iter::empty(), emit)?;
+    }
+    Ok((schema, snapshot_id))
+}
+
+/// The columns of the table's current schema, with their Iceberg field ids.
+fn current_columns(
+    metadata: &Json,
+    metadata_file: &str,
+    err: &dyn Fn(String) -> Error,
+) -> Result<Vec<(i64, Field)>> {
+    let schema_id = metadata["current-schema-id"].as_i64().unwrap_or(0);
+    let table_schema = metadata["schemas"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|s| s["schema-id"].as_i64() == Some(schema_id))
+        })
+        .or_else(|| metadata.get("schema"))
+        .ok_or_else(|| err(format!("{metadata_file}: no current schema")))?;
+    Ok(table_schema["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|f| {
+                    let name = f["name"].as_str().unwrap_or_default();
+                    let data_type = arrow_type(&f["type"]);
+                    (
+                        f["id"].as_i64().unwrap_or(-1),
+                        Field::new(name, data_type, true),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The live files (data and deletes) of the snapshot whose manifest list is `manifest_list`.
+fn live_files(
+    manifest_list: &str,
+    unpartitioned_specs: &[i64],
+    read: &dyn Fn(&str) -> Result<Bytes>,
+    err: &dyn Fn(String) -> Error,
+) -> Result<Vec<LiveFile>> {
     let mut files = Vec::new();
     for manifest in
         avro_records(&read(manifest_list)?).map_err(|m| err(format!("{manifest_list}: {m}")))?
@@ -166,7 +211,12 @@ pub fn read_iceberg(
             });
         }
     }
-    for f in &files {
+    Ok(files)
+}
+
+/// Only Parquet files are read, data or deletes.
+fn check_parquet_only(files: &[LiveFile], err: &dyn Fn(String) -> Error) -> Result<()> {
+    for f in files {
         if !f.format.eq_ignore_ascii_case("parquet") {
             let what = match f.content {
                 0 => "data files",
@@ -179,10 +229,28 @@ pub fn read_iceberg(
             )));
         }
     }
-    let deletes = Deletes::load(&files, &columns, &read, &err)?;
-    let mut any = false;
-    let (mut by_position, mut by_equality) = (0u64, 0u64);
-    for f in files.iter().filter(|f| f.content == 0) {
+    Ok(())
+}
+
+/// Reading the snapshot's data files as the table schema, with the deletes applied: counts
+/// the rows the deletes removed and whether any batch was emitted.
+struct DataScan<'a> {
+    columns: &'a [(i64, Field)],
+    schema: &'a SchemaRef,
+    deletes: &'a Deletes,
+    any: bool,
+    by_position: u64,
+    by_equality: u64,
+}
+
+impl DataScan<'_> {
+    fn read_data_file(
+        &mut self,
+        f: &LiveFile,
+        read: &dyn Fn(&str) -> Result<Bytes>,
+        err: &dyn Fn(String) -> Error,
+        emit: &mut dyn FnMut(RawChunk) -> Result<()>,
+    ) -> Result<()> {
         let data = read(&f.path)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(data)
             .map_err(|e| err(format!("{}: not a readable Parquet file: {e}", f.path)))?;
@@ -191,14 +259,15 @@ pub fn read_iceberg(
             .with_batch_size(65_536)
             .build()
             .map_err(|e| err(format!("{}: {e}", f.path)))?;
-        let positions = deletes.positions_for(f);
-        let equalities = deletes.equalities_for(f);
+        let positions = self.deletes.positions_for(f);
+        let equalities = self.deletes.equalities_for(f);
         let shown: Arc<str> = Arc::from(f.path.as_str());
         let mut next_row = 1u64;
         for batch in reader {
             let batch = batch.map_err(|e| err(format!("{}: {e}", f.path)))?;
             let n = batch.num_rows();
-            let arrays = columns
+            let arrays = self
+                .columns
                 .iter()
                 .map(|(id, field)| match by_id.get(id) {
                     Some(&i) => conform(batch.column(i), field.data_type()),
@@ -207,33 +276,16 @@ pub fn read_iceberg(
                 .collect::<Result<Vec<ArrayRef>>>()
                 .map_err(|e| err(format!("{}: {e}", f.path)))?;
             let mut out = RecordBatch::try_new_with_options(
-                schema.clone(),
+                self.schema.clone(),
                 arrays,
                 &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
             )?;
             // Row numbers are 1-based ordinals in the data file; positions are 0-based.
             let mut rows: Vec<u64> = (next_row..next_row + n as u64).collect();
             next_row += n as u64;
-            let mut keep = vec![true; n];
-            if let Some(positions) = positions.as_ref() {
-                for (k, row) in keep.iter_mut().zip(&rows) {
-                    if positions.contains(&(row - 1)) {
-                        *k = false;
-                        by_position += 1;
-                    }
-                }
-            }
-            for eq in &equalities {
-                let keys = eq
-                    .key_columns(&out, &columns)
-                    .map_err(|e| err(format!("{}: {e}", f.path)))?;
-                for (i, k) in keep.iter_mut().enumerate() {
-                    if *k && eq.keys.contains(keys.row(i).as_ref()) {
-                        *k = false;
-                        by_equality += 1;
-                    }
-                }
-            }
+            let keep = self
+                .undeleted_rows(&out, &rows, positions.as_ref(), &equalities)
+                .map_err(|e| err(format!("{}: {e}", f.path)))?;
             if keep.iter().any(|k| !k) {
                 out = arrow::compute::filter_record_batch(
                     &out,
@@ -247,22 +299,40 @@ pub fn read_iceberg(
                 rows,
                 batch: out,
             })?;
-            any = true;
+            self.any = true;
         }
+        Ok(())
     }
-    if by_position + by_equality > 0 {
-        tracing::info!(
-            source,
-            snapshot_id,
-            by_position,
-            by_equality,
-            "iceberg: rows removed by merge-on-read delete files"
-        );
+
+    /// Which rows of a data file's batch no delete removes (`rows` are their 1-based
+    /// ordinals in the file), counting those removed.
+    fn undeleted_rows(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[u64],
+        positions: Option<&HashSet<u64>>,
+        equalities: &[&EqualityDelete],
+    ) -> Result<Vec<bool>> {
+        let mut keep = vec![true; rows.len()];
+        if let Some(positions) = positions {
+            for (k, row) in keep.iter_mut().zip(rows) {
+                if positions.contains(&(row - 1)) {
+                    *k = false;
+                    self.by_position += 1;
+                }
+            }
+        }
+        for eq in equalities {
+            let keys = eq.key_columns(batch, self.columns)?;
+            for (i, k) in keep.iter_mut().enumerate() {
+                if *k && eq.keys.contains(keys.row(i).as_ref()) {
+                    *k = false;
+                    self.by_equality += 1;
+                }
+            }
+        }
+        Ok(keep)
     }
-    if !any {
-        super::emit_numbered(Arc::from(shown.as_str()), &schema, std::iter::empty(), emit)?;
-    }
-    Ok((schema, snapshot_id))
 }
 
 /// Parquet columns by the Iceberg field id they carry.

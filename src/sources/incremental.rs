@@ -139,20 +139,7 @@ pub fn load(
     on_rows: &dyn Fn(u64),
 ) -> Result<(SourceReport, Vec<Reject>)> {
     let started = std::time::Instant::now();
-    let raw = source.location.get_ref();
-    let location = super::location::expand_env(raw).map_err(|m| Error::source(name, raw, m))?;
-    if super::location::is_url(&location) {
-        return Err(Error::source(
-            name,
-            &location,
-            "refresh = \"incremental\" reads local folders only for now; sync the bucket to a local path",
-        ));
-    }
-    let base = if Path::new(&location).is_absolute() {
-        PathBuf::from(&location)
-    } else {
-        cfg.root.join(&location)
-    };
+    let (location, base) = local_base(cfg, name, source)?;
     let (full, increments) = layout(&base).map_err(|m| Error::source(name, &location, m))?;
 
     // Generation 0 is the snapshot, then each increment's upserts.
@@ -162,129 +149,42 @@ pub fn load(
             generations.push((inc.stamp.clone(), u.clone()));
         }
     }
-    let mut loaded: Vec<Collect> = Vec::new();
-    let mut rejects = Vec::new();
-    let (mut rows_read, mut files) = (0u64, 0usize);
-    let mut values_nulled = BTreeMap::new();
-    let mut encodings = std::collections::BTreeSet::new();
-    let mut missing_columns: Vec<String> = Vec::new();
-    for (label, dir) in &generations {
-        let mut collect = Collect::default();
-        let (report, r) = super::load_from(
-            cfg,
-            name,
-            source,
-            &dir.to_string_lossy(),
-            runtime,
-            &mut collect,
-            on_rows,
-        )?;
-        if let (Some(first), Some(this)) = (
-            loaded.first().and_then(|c| c.schema.clone()),
-            collect.schema.as_ref(),
-        ) {
-            if first.fields() != this.fields() {
-                return Err(Error::source(
-                    name,
-                    dir.display().to_string(),
-                    format!(
-                        "increment {label} has other columns or types than full/ ({} vs {})",
-                        describe(this),
-                        describe(&first)
-                    ),
-                ));
-            }
-        }
-        rows_read += report.rows_read;
-        files += report.files;
-        super::NulledValues::merge_into(&mut values_nulled, report.values_nulled);
-        for m in report.missing_columns {
-            if !missing_columns.contains(&m) {
-                missing_columns.push(m);
-            }
-        }
-        encodings.extend(report.encodings);
-        rejects.extend(r);
-        loaded.push(collect);
-    }
+    let Generations {
+        loaded,
+        rejects,
+        rows_read,
+        mut files,
+        values_nulled,
+        encodings,
+        missing_columns,
+    } = load_generations(cfg, name, source, runtime, &generations, on_rows)?;
     let schema = loaded[0]
         .schema
         .clone()
         .ok_or_else(|| Error::source(name, &location, "full/ produced no schema"))?;
-    let pk_names = source.primary_key.get_ref().columns();
-    let pk: Vec<usize> = pk_names
+    let pk: Vec<usize> = source
+        .primary_key
+        .get_ref()
+        .columns()
         .iter()
         .map(|n| schema.index_of(n))
         .collect::<std::result::Result<_, _>>()?;
 
-    // The latest generation of every key.
-    let mut latest: HashMap<String, usize> = HashMap::new();
-    let mut key = String::new();
-    for (g, c) in loaded.iter().enumerate() {
-        for b in &c.batches {
-            let cols: Vec<&ArrayRef> = pk.iter().map(|&i| b.column(i)).collect();
-            let fmts = formatters(&cols)?;
-            for row in 0..b.num_rows() {
-                if key_of(&fmts, &cols, row, &mut key) {
-                    latest.insert(key.clone(), g);
-                }
-            }
-        }
-    }
-    // Deletes: the generation (index among upsert generations) at or after which a key is gone.
-    let mut deleted: HashMap<String, usize> = HashMap::new();
-    for inc in &increments {
-        let Some(dir) = &inc.deletes else { continue };
-        // A delete counts against upserts of its own increment and earlier.
-        let generation = generations
-            .iter()
-            .rposition(|(label, _)| *label <= inc.stamp || label == "full")
-            .unwrap_or(0);
-        read_deletes(
-            cfg,
-            name,
-            source,
-            &schema,
-            &pk_names,
-            dir,
-            runtime,
-            &mut |k| {
-                let e = deleted.entry(k).or_insert(generation);
-                *e = (*e).max(generation);
-            },
-        )?;
-        files += 1;
-    }
+    let latest = latest_generations(&loaded, &pk)?;
+    let deleted = deleted_keys(
+        cfg,
+        name,
+        source,
+        runtime,
+        &schema,
+        &increments,
+        &generations,
+    )?;
+    files += increments.iter().filter(|i| i.deletes.is_some()).count();
 
-    let mut rows_loaded = 0u64;
-    let (mut replaced, mut removed) = (0u64, 0u64);
     sink.start(schema.clone())?;
-    for (g, c) in loaded.iter().enumerate() {
-        for b in &c.batches {
-            let cols: Vec<&ArrayRef> = pk.iter().map(|&i| b.column(i)).collect();
-            let fmts = formatters(&cols)?;
-            let keep: BooleanArray = (0..b.num_rows())
-                .map(|row| {
-                    if !key_of(&fmts, &cols, row, &mut key) {
-                        return Some(false);
-                    }
-                    let newest = latest.get(&key) == Some(&g);
-                    let gone = deleted.get(&key).is_some_and(|d| *d >= g);
-                    if !newest {
-                        replaced += 1;
-                    } else if gone {
-                        removed += 1;
-                    }
-                    Some(newest && !gone)
-                })
-                .collect();
-            let kept = arrow::compute::filter_record_batch(b, &keep)?;
-            if kept.num_rows() > 0 {
-                rows_loaded += kept.num_rows() as u64;
-                sink.write(&kept)?;
-            }
-        }
-    }
+    let (rows_loaded, replaced, removed) =
+        write_current_rows(&loaded, &pk, &latest, &deleted, sink)?;
     tracing::info!(
         source = name,
         increments = increments.len(),
@@ -318,6 +218,192 @@ pub fn load(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((report, rejects))
+}
+
+/// The source's location (variables expanded) and the local folder it names.
+fn local_base(cfg: &ProjectConfig, name: &str, source: &SourceConfig) -> Result<(String, PathBuf)> {
+    let raw = source.location.get_ref();
+    let location = super::location::expand_env(raw).map_err(|m| Error::source(name, raw, m))?;
+    if super::location::is_url(&location) {
+        return Err(Error::source(
+            name,
+            &location,
+            "refresh = \"incremental\" reads local folders only for now; sync the bucket to a local path",
+        ));
+    }
+    let base = if Path::new(&location).is_absolute() {
+        PathBuf::from(&location)
+    } else {
+        cfg.root.join(&location)
+    };
+    Ok((location, base))
+}
+
+/// Every generation shaped, with what their reports add up to.
+struct Generations {
+    loaded: Vec<Collect>,
+    rejects: Vec<Reject>,
+    rows_read: u64,
+    files: usize,
+    values_nulled: BTreeMap<String, super::NulledValues>,
+    encodings: std::collections::BTreeSet<String>,
+    missing_columns: Vec<String>,
+}
+
+/// Load and shape each generation (label, folder) like a full source; all must have the
+/// snapshot's columns and types.
+fn load_generations(
+    cfg: &ProjectConfig,
+    name: &str,
+    source: &SourceConfig,
+    runtime: &tokio::runtime::Handle,
+    generations: &[(String, PathBuf)],
+    on_rows: &dyn Fn(u64),
+) -> Result<Generations> {
+    let mut out = Generations {
+        loaded: Vec::new(),
+        rejects: Vec::new(),
+        rows_read: 0,
+        files: 0,
+        values_nulled: BTreeMap::new(),
+        encodings: std::collections::BTreeSet::new(),
+        missing_columns: Vec::new(),
+    };
+    for (label, dir) in generations {
+        let mut collect = Collect::default();
+        let (report, r) = super::load_from(
+            cfg,
+            name,
+            source,
+            &dir.to_string_lossy(),
+            runtime,
+            &mut collect,
+            on_rows,
+        )?;
+        if let (Some(first), Some(this)) = (
+            out.loaded.first().and_then(|c| c.schema.clone()),
+            collect.schema.as_ref(),
+        ) {
+            if first.fields() != this.fields() {
+                return Err(Error::source(
+                    name,
+                    dir.display().to_string(),
+                    format!(
+                        "increment {label} has other columns or types than full/ ({} vs {})",
+                        describe(this),
+                        describe(&first)
+                    ),
+                ));
+            }
+        }
+        out.rows_read += report.rows_read;
+        out.files += report.files;
+        super::NulledValues::merge_into(&mut out.values_nulled, report.values_nulled);
+        for m in report.missing_columns {
+            if !out.missing_columns.contains(&m) {
+                out.missing_columns.push(m);
+            }
+        }
+        out.encodings.extend(report.encodings);
+        out.rejects.extend(r);
+        out.loaded.push(collect);
+    }
+    Ok(out)
+}
+
+/// The latest generation of every key (the columns at `pk`).
+fn latest_generations(loaded: &[Collect], pk: &[usize]) -> Result<HashMap<String, usize>> {
+    let mut latest: HashMap<String, usize> = HashMap::new();
+    let mut key = String::new();
+    for (g, c) in loaded.iter().enumerate() {
+        for b in &c.batches {
+            let cols: Vec<&ArrayRef> = pk.iter().map(|&i| b.column(i)).collect();
+            let fmts = formatters(&cols)?;
+            for row in 0..b.num_rows() {
+                if key_of(&fmts, &cols, row, &mut key) {
+                    latest.insert(key.clone(), g);
+                }
+            }
+        }
+    }
+    Ok(latest)
+}
+
+/// Deletes: the generation (index among upsert generations) at or after which a key is gone.
+fn deleted_keys(
+    cfg: &ProjectConfig,
+    name: &str,
+    source: &SourceConfig,
+    runtime: &tokio::runtime::Handle,
+    schema: &SchemaRef,
+    increments: &[Increment],
+    generations: &[(String, PathBuf)],
+) -> Result<HashMap<String, usize>> {
+    let pk_names = source.primary_key.get_ref().columns();
+    let mut deleted: HashMap<String, usize> = HashMap::new();
+    for inc in increments {
+        let Some(dir) = &inc.deletes else { continue };
+        // A delete counts against upserts of its own increment and earlier.
+        let generation = generations
+            .iter()
+            .rposition(|(label, _)| *label <= inc.stamp || label == "full")
+            .unwrap_or(0);
+        read_deletes(
+            cfg,
+            name,
+            source,
+            schema,
+            &pk_names,
+            dir,
+            runtime,
+            &mut |k| {
+                let e = deleted.entry(k).or_insert(generation);
+                *e = (*e).max(generation);
+            },
+        )?;
+    }
+    Ok(deleted)
+}
+
+/// Write to `sink` the rows that are their key's latest and not deleted since. Returns (rows
+/// written, rows replaced by a later generation, rows removed by a delete).
+fn write_current_rows(
+    loaded: &[Collect],
+    pk: &[usize],
+    latest: &HashMap<String, usize>,
+    deleted: &HashMap<String, usize>,
+    sink: &mut dyn BatchSink,
+) -> Result<(u64, u64, u64)> {
+    let mut key = String::new();
+    let mut rows_loaded = 0u64;
+    let (mut replaced, mut removed) = (0u64, 0u64);
+    for (g, c) in loaded.iter().enumerate() {
+        for b in &c.batches {
+            let cols: Vec<&ArrayRef> = pk.iter().map(|&i| b.column(i)).collect();
+            let fmts = formatters(&cols)?;
+            let keep: BooleanArray = (0..b.num_rows())
+                .map(|row| {
+                    if !key_of(&fmts, &cols, row, &mut key) {
+                        return Some(false);
+                    }
+                    let newest = latest.get(&key) == Some(&g);
+                    let gone = deleted.get(&key).is_some_and(|d| *d >= g);
+                    if !newest {
+                        replaced += 1;
+                    } else if gone {
+                        removed += 1;
+                    }
+                    Some(newest && !gone)
+                })
+                .collect();
+            let kept = arrow::compute::filter_record_batch(b, &keep)?;
+            if kept.num_rows() > 0 {
+                rows_loaded += kept.num_rows() as u64;
+                sink.write(&kept)?;
+            }
+        }
+    }
+    Ok((rows_loaded, replaced, removed))
 }
 
 fn describe(schema: &SchemaRef) -> String {

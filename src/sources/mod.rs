@@ -307,227 +307,322 @@ pub fn read_raw(
     emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
 ) -> Result<(u64, usize)> {
     let format = cfg.source_format(name, source)?;
-    let shown_location = location::redact(location);
-    let mut rows_read = 0u64;
-    let mut files = 0usize;
-    let no_inference = |_: &RecordBatch| BTreeMap::new();
-
+    let read = RawRead {
+        cfg,
+        name,
+        source,
+        location,
+        shown_location: location::redact(location),
+        runtime,
+    };
     match format {
-        SourceFormat::Csv => {
-            let list = runtime
-                .block_on(location::resolve_files(location, &cfg.root))
-                .map_err(|m| Error::source(name, &shown_location, m))?;
-            let sample_rows = source.csv.infer_rows;
-            let infer = move |b: &RecordBatch| shape::infer_text_types(b, sample_rows);
-            let mut header: Option<Vec<String>> = None;
-            for file in &list {
-                let text = read_text(runtime, name, source, file, log)?;
-                let rejects = &mut log.rejects;
-                let before = rejects.len();
-                let h = csv::read_csv(
-                    name,
-                    &file.display,
-                    text.data,
-                    text.encoding,
-                    &source.csv,
-                    header.as_deref(),
-                    rejects,
-                    &mut |chunk| {
-                        rows_read += chunk.batch.num_rows() as u64;
-                        emit(chunk, &infer)
-                    },
-                )?;
-                // Structurally broken rows never reach the shaper; count them as read too.
-                rows_read += (rejects.len() - before) as u64;
-                header.get_or_insert(h);
-                files += 1;
-            }
+        SourceFormat::Csv => read.csv_files(log, emit),
+        SourceFormat::Parquet => read.parquet_files(emit),
+        SourceFormat::Json => read.json_files(log, emit),
+        SourceFormat::Excel => read.spreadsheet_files(log, emit),
+        SourceFormat::Iceberg => read.iceberg_table(emit),
+        SourceFormat::Delta => read.delta_table(emit),
+        SourceFormat::Events => read.event_log(log, emit),
+        SourceFormat::Postgres | SourceFormat::Mysql => read.database_table(format, since, emit),
+    }
+}
+
+/// Formats whose rows come typed: no inference applies.
+fn no_inference(_: &RecordBatch) -> BTreeMap<String, crate::config::ColumnType> {
+    BTreeMap::new()
+}
+
+/// One source being read by [`read_raw`]: where it is and how to name it in errors. Each
+/// format's reader returns (rows read, files read).
+struct RawRead<'a> {
+    cfg: &'a ProjectConfig,
+    name: &'a str,
+    source: &'a crate::config::SourceConfig,
+    location: &'a str,
+    /// The location with credentials removed, as errors and row files show it.
+    shown_location: String,
+    runtime: &'a tokio::runtime::Handle,
+}
+
+impl RawRead<'_> {
+    /// The files the location names (a path, a glob or a URL).
+    fn resolve_files(&self) -> Result<Vec<location::FileRef>> {
+        self.runtime
+            .block_on(location::resolve_files(self.location, &self.cfg.root))
+            .map_err(|m| Error::source(self.name, &self.shown_location, m))
+    }
+
+    /// A binary file's bytes (Parquet, spreadsheets).
+    fn read_file(&self, file: &location::FileRef) -> Result<bytes::Bytes> {
+        self.runtime
+            .block_on(file.read())
+            .map_err(|m| Error::source(self.name, &file.display, m))
+    }
+
+    fn csv_files(
+        &self,
+        log: &mut ReadLog,
+        emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
+    ) -> Result<(u64, usize)> {
+        let (name, source) = (self.name, self.source);
+        let mut rows_read = 0u64;
+        let mut files = 0usize;
+        let list = self.resolve_files()?;
+        let sample_rows = source.csv.infer_rows;
+        let infer = move |b: &RecordBatch| shape::infer_text_types(b, sample_rows);
+        let mut header: Option<Vec<String>> = None;
+        for file in &list {
+            let text = read_text(self.runtime, name, source, file, log)?;
+            let rejects = &mut log.rejects;
+            let before = rejects.len();
+            let h = csv::read_csv(
+                name,
+                &file.display,
+                text.data,
+                text.encoding,
+                &source.csv,
+                header.as_deref(),
+                rejects,
+                &mut |chunk| {
+                    rows_read += chunk.batch.num_rows() as u64;
+                    emit(chunk, &infer)
+                },
+            )?;
+            // Structurally broken rows never reach the shaper; count them as read too.
+            rows_read += (rejects.len() - before) as u64;
+            header.get_or_insert(h);
+            files += 1;
         }
-        SourceFormat::Parquet => {
-            let list = runtime
-                .block_on(location::resolve_files(location, &cfg.root))
-                .map_err(|m| Error::source(name, &shown_location, m))?;
-            let mut schema: Option<SchemaRef> = None;
-            for file in &list {
-                let data = runtime
-                    .block_on(file.read())
-                    .map_err(|m| Error::source(name, &file.display, m))?;
-                let s = parquet::read_parquet(
-                    name,
-                    &file.display,
-                    data,
-                    schema.as_ref(),
-                    &mut |chunk| {
-                        rows_read += chunk.batch.num_rows() as u64;
-                        emit(chunk, &no_inference)
-                    },
-                )?;
-                schema.get_or_insert(s);
-                files += 1;
-            }
-        }
-        SourceFormat::Json => {
-            let list = runtime
-                .block_on(location::resolve_files(location, &cfg.root))
-                .map_err(|m| Error::source(name, &shown_location, m))?;
-            let mut parsed = Vec::new();
-            for file in &list {
-                let text = read_text(runtime, name, source, file, log)?;
-                let rejects = &mut log.rejects;
-                let before = rejects.len();
-                let f = json::parse_json(name, &file.display, &text.data, rejects)?;
-                rows_read += (rejects.len() - before) as u64;
-                parsed.push(f);
-                files += 1;
-            }
-            let schema = json::infer_schema(name, &parsed)?;
-            let mut emitted = false;
-            for f in parsed {
-                let before = log.rejects.len();
-                rows_read += f.values.len() as u64;
-                let mut chunks = Vec::new();
-                json::decode(name, &schema, f, &mut log.rejects, &mut |c| {
-                    chunks.push(c);
-                    Ok(())
-                })?;
-                // Rows that failed to decode were already counted as read above.
-                let _ = before;
-                for c in chunks {
-                    emit(c, &no_inference)?;
-                    emitted = true;
-                }
-            }
-            if !emitted {
-                emit(
-                    RawChunk {
-                        file: Arc::from(shown_location.as_str()),
-                        rows: Vec::new(),
-                        batch: RecordBatch::new_empty(schema.clone()),
-                    },
-                    &no_inference,
-                )?;
-            }
-        }
-        SourceFormat::Excel => {
-            let list = runtime
-                .block_on(location::resolve_files(location, &cfg.root))
-                .map_err(|m| Error::source(name, &shown_location, m))?;
-            let opts = spreadsheet::SheetOptions {
-                sheet: source.sheet.as_ref().map(|s| s.get_ref().as_str()),
-                header_row: source.header_row.as_ref().map(|h| *h.get_ref()),
-            };
-            // Columns declared `string` keep the text a cell shows (a postcode typed as a
-            // number stays `1234`, not `1234.0`).
-            let text_columns = |column: &str| {
-                let out = source.rename.get(column).map_or(column, |r| r.get_ref());
-                source
-                    .types
-                    .get(out)
-                    .is_some_and(|t| *t.get_ref() == crate::config::ColumnType::String)
-            };
-            let mut header: Option<Vec<String>> = None;
-            for file in &list {
-                let data = runtime
-                    .block_on(file.read())
-                    .map_err(|m| Error::source(name, &file.display, m))?;
-                let before = log.rejects.len();
-                let h = spreadsheet::read_spreadsheet(
-                    name,
-                    &file.display,
-                    data,
-                    &opts,
-                    &text_columns,
-                    header.as_deref(),
-                    &mut log.rejects,
-                    &mut |chunk| {
-                        rows_read += chunk.batch.num_rows() as u64;
-                        emit(chunk, &no_inference)
-                    },
-                )?;
-                // Rows with an error cell never reach the shaper; count them as read too.
-                rows_read += (log.rejects.len() - before) as u64;
-                header.get_or_insert(h);
-                files += 1;
-            }
-        }
-        SourceFormat::Iceberg => {
-            let table = source.table.as_ref().map(|t| t.get_ref().as_str());
-            iceberg::read_iceberg(name, location, table, &cfg.root, runtime, &mut |chunk| {
-                rows_read += chunk.batch.num_rows() as u64;
-                emit(chunk, &no_inference)
-            })?;
-            files = 1;
-        }
-        SourceFormat::Delta => {
-            delta::read_delta(name, location, &cfg.root, &mut |chunk| {
-                rows_read += chunk.batch.num_rows() as u64;
-                emit(chunk, &no_inference)
-            })?;
-            files = 1;
-        }
-        SourceFormat::Events => {
-            let dir = cfg.root.join(location);
-            let collected = crate::event_log::read::read(&dir)
-                .map_err(|e| Error::source(name, &shown_location, e))?;
-            for b in collected.bad {
-                rows_read += 1;
-                log.rejects.push(Reject {
-                    source: name.to_string(),
-                    file: b.file,
-                    row: b.line,
-                    column: None,
-                    raw_value: None,
-                    reason: b.reason,
-                });
-            }
-            emit_numbered(
-                Arc::from(shown_location.as_str()),
-                &crate::event_log::read::schema(),
-                collected.batches.into_iter().map(Ok),
+        Ok((rows_read, files))
+    }
+
+    fn parquet_files(
+        &self,
+        emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
+    ) -> Result<(u64, usize)> {
+        let mut rows_read = 0u64;
+        let mut files = 0usize;
+        let list = self.resolve_files()?;
+        let mut schema: Option<SchemaRef> = None;
+        for file in &list {
+            let data = self.read_file(file)?;
+            let s = parquet::read_parquet(
+                self.name,
+                &file.display,
+                data,
+                schema.as_ref(),
                 &mut |chunk| {
                     rows_read += chunk.batch.num_rows() as u64;
                     emit(chunk, &no_inference)
                 },
             )?;
-            files = collected.files;
+            schema.get_or_insert(s);
+            files += 1;
         }
-        SourceFormat::Postgres | SourceFormat::Mysql => {
-            let table = source
-                .table
-                .as_ref()
-                .map(|t| t.get_ref().clone())
-                .unwrap_or_default();
-            let updated_at = match source.refresh.get_ref() {
-                crate::config::Refresh::Incremental => source
-                    .updated_at_column
-                    .as_ref()
-                    .map(|c| (c.get_ref().as_str(), since)),
-                _ => None,
-            };
-            let mut counted = |chunk: RawChunk| {
-                rows_read += chunk.batch.num_rows() as u64;
-                emit(chunk, &no_inference)
-            };
-            match format {
-                SourceFormat::Mysql => runtime.block_on(mysql::read_mysql(
-                    name,
-                    location,
-                    &table,
-                    updated_at,
-                    &cfg.root,
-                    &mut counted,
-                ))?,
-                _ => runtime.block_on(postgres::read_postgres(
-                    name,
-                    location,
-                    &table,
-                    updated_at,
-                    &mut counted,
-                ))?,
-            };
-            files = 1;
-        }
+        Ok((rows_read, files))
     }
 
-    Ok((rows_read, files))
+    fn json_files(
+        &self,
+        log: &mut ReadLog,
+        emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
+    ) -> Result<(u64, usize)> {
+        let name = self.name;
+        let mut rows_read = 0u64;
+        let mut files = 0usize;
+        let list = self.resolve_files()?;
+        let mut parsed = Vec::new();
+        for file in &list {
+            let text = read_text(self.runtime, name, self.source, file, log)?;
+            let rejects = &mut log.rejects;
+            let before = rejects.len();
+            let f = json::parse_json(name, &file.display, &text.data, rejects)?;
+            rows_read += (rejects.len() - before) as u64;
+            parsed.push(f);
+            files += 1;
+        }
+        let schema = json::infer_schema(name, &parsed)?;
+        let mut emitted = false;
+        for f in parsed {
+            rows_read += f.values.len() as u64;
+            let mut chunks = Vec::new();
+            json::decode(name, &schema, f, &mut log.rejects, &mut |c| {
+                chunks.push(c);
+                Ok(())
+            })?;
+            // Rows that failed to decode were already counted as read above.
+            for c in chunks {
+                emit(c, &no_inference)?;
+                emitted = true;
+            }
+        }
+        if !emitted {
+            emit(
+                RawChunk {
+                    file: Arc::from(self.shown_location.as_str()),
+                    rows: Vec::new(),
+                    batch: RecordBatch::new_empty(schema.clone()),
+                },
+                &no_inference,
+            )?;
+        }
+        Ok((rows_read, files))
+    }
+
+    fn spreadsheet_files(
+        &self,
+        log: &mut ReadLog,
+        emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
+    ) -> Result<(u64, usize)> {
+        let source = self.source;
+        let mut rows_read = 0u64;
+        let mut files = 0usize;
+        let list = self.resolve_files()?;
+        let opts = spreadsheet::SheetOptions {
+            sheet: source.sheet.as_ref().map(|s| s.get_ref().as_str()),
+            header_row: source.header_row.as_ref().map(|h| *h.get_ref()),
+        };
+        // Columns declared `string` keep the text a cell shows (a postcode typed as a
+        // number stays `1234`, not `1234.0`).
+        let text_columns = |column: &str| {
+            let out = source.rename.get(column).map_or(column, |r| r.get_ref());
+            source
+                .types
+                .get(out)
+                .is_some_and(|t| *t.get_ref() == crate::config::ColumnType::String)
+        };
+        let mut header: Option<Vec<String>> = None;
+        for file in &list {
+            let data = self.read_file(file)?;
+            let before = log.rejects.len();
+            let h = spreadsheet::read_spreadsheet(
+                self.name,
+                &file.display,
+                data,
+                &opts,
+                &text_columns,
+                header.as_deref(),
+                &mut log.rejects,
+                &mut |chunk| {
+                    rows_read += chunk.batch.num_rows() as u64;
+                    emit(chunk, &no_inference)
+                },
+            )?;
+            // Rows with an error cell never reach the shaper; count them as read too.
+            rows_read += (log.rejects.len() - before) as u64;
+            header.get_or_insert(h);
+            files += 1;
+        }
+        Ok((rows_read, files))
+    }
+
+    fn iceberg_table(
+        &self,
+        emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
+    ) -> Result<(u64, usize)> {
+        let mut rows_read = 0u64;
+        let table = self.source.table.as_ref().map(|t| t.get_ref().as_str());
+        iceberg::read_iceberg(
+            self.name,
+            self.location,
+            table,
+            &self.cfg.root,
+            self.runtime,
+            &mut |chunk| {
+                rows_read += chunk.batch.num_rows() as u64;
+                emit(chunk, &no_inference)
+            },
+        )?;
+        Ok((rows_read, 1))
+    }
+
+    fn delta_table(
+        &self,
+        emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
+    ) -> Result<(u64, usize)> {
+        let mut rows_read = 0u64;
+        delta::read_delta(self.name, self.location, &self.cfg.root, &mut |chunk| {
+            rows_read += chunk.batch.num_rows() as u64;
+            emit(chunk, &no_inference)
+        })?;
+        Ok((rows_read, 1))
+    }
+
+    fn event_log(
+        &self,
+        log: &mut ReadLog,
+        emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
+    ) -> Result<(u64, usize)> {
+        let mut rows_read = 0u64;
+        let dir = self.cfg.root.join(self.location);
+        let collected = crate::event_log::read::read(&dir)
+            .map_err(|e| Error::source(self.name, &self.shown_location, e))?;
+        for b in collected.bad {
+            rows_read += 1;
+            log.rejects.push(Reject {
+                source: self.name.to_string(),
+                file: b.file,
+                row: b.line,
+                column: None,
+                raw_value: None,
+                reason: b.reason,
+            });
+        }
+        emit_numbered(
+            Arc::from(self.shown_location.as_str()),
+            &crate::event_log::read::schema(),
+            collected.batches.into_iter().map(Ok),
+            &mut |chunk| {
+                rows_read += chunk.batch.num_rows() as u64;
+                emit(chunk, &no_inference)
+            },
+        )?;
+        Ok((rows_read, collected.files))
+    }
+
+    /// A PostgreSQL or MySQL table; an incremental source reads only rows updated after
+    /// `since`.
+    fn database_table(
+        &self,
+        format: SourceFormat,
+        since: Option<i64>,
+        emit: &mut dyn FnMut(RawChunk, InferTypes) -> Result<()>,
+    ) -> Result<(u64, usize)> {
+        let (name, location, source) = (self.name, self.location, self.source);
+        let mut rows_read = 0u64;
+        let table = source
+            .table
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or_default();
+        let updated_at = match source.refresh.get_ref() {
+            crate::config::Refresh::Incremental => source
+                .updated_at_column
+                .as_ref()
+                .map(|c| (c.get_ref().as_str(), since)),
+            _ => None,
+        };
+        let mut counted = |chunk: RawChunk| {
+            rows_read += chunk.batch.num_rows() as u64;
+            emit(chunk, &no_inference)
+        };
+        match format {
+            SourceFormat::Mysql => self.runtime.block_on(mysql::read_mysql(
+                name,
+                location,
+                &table,
+                updated_at,
+                &self.cfg.root,
+                &mut counted,
+            ))?,
+            _ => self.runtime.block_on(postgres::read_postgres(
+                name,
+                location,
+                &table,
+                updated_at,
+                &mut counted,
+            ))?,
+        };
+        Ok((rows_read, 1))
+    }
 }

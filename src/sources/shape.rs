@@ -76,91 +76,18 @@ impl Shaper {
             source.on_missing_column.as_ref().map(|o| *o.get_ref()) == Some(OnMissingColumn::Null);
         // Output columns the config names that the data lacks: (column, keys that use it).
         let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let available = || {
-            input
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let selected: Vec<usize> = match &source.select {
-            Some(list) => {
-                let mut idx = Vec::new();
-                for col in list.get_ref() {
-                    match input.index_of(col.get_ref()) {
-                        Ok(i) => idx.push(i),
-                        Err(_) if load_missing_as_null => {
-                            let out = source
-                                .rename
-                                .get(col.get_ref())
-                                .map_or(col.get_ref(), |r| r.get_ref());
-                            missing
-                                .entry(out.clone())
-                                .or_default()
-                                .push(cfg.key_with_line(col.span(), &format!("sources.{name}.select")));
-                        }
-                        Err(_) => {
-                            return Err(cfg.error_at(
-                                col.span(),
-                                format!(
-                                    "sources.{name}.select: column `{}` is not in the source (it has: {})",
-                                    col.get_ref(),
-                                    available()
-                                ),
-                            ))
-                        }
-                    }
-                }
-                idx
-            }
-            None => (0..input.fields().len()).collect(),
-        };
-        for (from, to) in &source.rename {
-            let present = selected.iter().any(|&i| input.field(i).name() == from);
-            if !present && load_missing_as_null {
-                missing
-                    .entry(to.get_ref().clone())
-                    .or_default()
-                    .push(cfg.key_with_line(to.span(), &format!("sources.{name}.rename.{from}")));
-            } else if !present {
-                return Err(cfg.error_at(
-                    to.span(),
-                    format!(
-                        "sources.{name}.rename: column `{from}` is not in the source (it has: {})",
-                        available()
-                    ),
-                ));
-            }
-        }
-        let mut columns = Vec::new();
-        let mut fields = Vec::new();
-        for i in selected {
-            let field = input.field(i);
-            let out_name = source
-                .rename
-                .get(field.name())
-                .map(|s| s.get_ref().clone())
-                .unwrap_or_else(|| field.name().clone());
-            let cast_to = match source.types.get(&out_name) {
-                Some(t) => Some((*t.get_ref(), TypeOrigin::Declared)),
-                None => inferred
-                    .get(field.name())
-                    .map(|t| (*t, TypeOrigin::Inferred)),
-            }
-            .map(|(t, origin)| (t.data_type(), t.name(), origin))
-            .filter(|(dt, _, _)| dt != field.data_type());
-            let out_type = cast_to
-                .as_ref()
-                .map(|(dt, _, _)| dt.clone())
-                .unwrap_or_else(|| field.data_type().clone());
-            fields.push(Field::new(&out_name, out_type, true));
-            columns.push(ColumnPlan {
-                input: Some(i),
-                name: out_name,
-                cast_to,
-            });
-        }
+        let selected =
+            select_input_columns(cfg, name, source, input, load_missing_as_null, &mut missing)?;
+        check_renamed_columns(
+            cfg,
+            name,
+            source,
+            input,
+            &selected,
+            load_missing_as_null,
+            &mut missing,
+        )?;
+        let (mut columns, mut fields) = plan_input_columns(source, input, selected, inferred);
         // Columns other sections use (unify mappings, activities, consent) that the data lacks:
         // the run stops naming each key with its line, or loads them as NULL.
         for u in cfg.column_uses(name) {
@@ -181,27 +108,7 @@ impl Shaper {
                 available: input.fields().iter().map(|f| f.name().clone()).collect(),
             });
         }
-        for column in missing.keys() {
-            if fields.iter().any(|f| f.name() == column) {
-                continue;
-            }
-            let data_type = source
-                .types
-                .get(column)
-                .map_or(DataType::Utf8, |t| t.get_ref().data_type());
-            tracing::warn!(
-                source = name,
-                file,
-                column = column.as_str(),
-                "column missing from the data: loaded as NULL (on_missing_column = \"null\")"
-            );
-            fields.push(Field::new(column, data_type, true));
-            columns.push(ColumnPlan {
-                input: None,
-                name: column.clone(),
-                cast_to: None,
-            });
-        }
+        plan_null_columns(name, source, file, &missing, &mut columns, &mut fields);
         if let Some(dup) = duplicate_name(&columns) {
             return Err(cfg.error_at(
                 source.location.span(),
@@ -217,22 +124,8 @@ impl Shaper {
                 ));
             }
         }
-        let mut pk = Vec::new();
         let pk_names = source.primary_key.get_ref().columns();
-        for col in &pk_names {
-            match fields.iter().position(|f| f.name() == col) {
-                Some(i) => pk.push(i),
-                None => {
-                    return Err(cfg.error_at(
-                        source.primary_key.span(),
-                        format!(
-                            "sources.{name}.primary_key: column `{col}` is not an output column (columns: {})",
-                            fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                    ))
-                }
-            }
-        }
+        let pk = primary_key_positions(cfg, name, source, &pk_names, &fields)?;
         Ok(Shaper {
             source: name.to_string(),
             columns,
@@ -589,4 +482,185 @@ pub fn infer_text_types(batch: &RecordBatch, sample_rows: usize) -> BTreeMap<Str
         }
     }
     out
+}
+
+/// The input's column names, for an error naming what the source has.
+fn available_columns(input: &Schema) -> String {
+    input
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The input columns `select` keeps (all without it). A selected column the data lacks is an
+/// error, or goes to `missing` when loaded as NULL.
+fn select_input_columns(
+    cfg: &ProjectConfig,
+    name: &str,
+    source: &SourceConfig,
+    input: &Schema,
+    load_missing_as_null: bool,
+    missing: &mut BTreeMap<String, Vec<String>>,
+) -> Result<Vec<usize>> {
+    let Some(list) = &source.select else {
+        return Ok((0..input.fields().len()).collect());
+    };
+    let mut idx = Vec::new();
+    for col in list.get_ref() {
+        match input.index_of(col.get_ref()) {
+            Ok(i) => idx.push(i),
+            Err(_) if load_missing_as_null => {
+                let out = source
+                    .rename
+                    .get(col.get_ref())
+                    .map_or(col.get_ref(), |r| r.get_ref());
+                missing
+                    .entry(out.clone())
+                    .or_default()
+                    .push(cfg.key_with_line(col.span(), &format!("sources.{name}.select")));
+            }
+            Err(_) => {
+                return Err(cfg.error_at(
+                    col.span(),
+                    format!(
+                        "sources.{name}.select: column `{}` is not in the source (it has: {})",
+                        col.get_ref(),
+                        available_columns(input)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(idx)
+}
+
+/// Every `rename` must name a selected column: else an error, or its new name goes to
+/// `missing` when loaded as NULL.
+fn check_renamed_columns(
+    cfg: &ProjectConfig,
+    name: &str,
+    source: &SourceConfig,
+    input: &Schema,
+    selected: &[usize],
+    load_missing_as_null: bool,
+    missing: &mut BTreeMap<String, Vec<String>>,
+) -> Result<()> {
+    for (from, to) in &source.rename {
+        let present = selected.iter().any(|&i| input.field(i).name() == from);
+        if !present && load_missing_as_null {
+            missing
+                .entry(to.get_ref().clone())
+                .or_default()
+                .push(cfg.key_with_line(to.span(), &format!("sources.{name}.rename.{from}")));
+        } else if !present {
+            return Err(cfg.error_at(
+                to.span(),
+                format!(
+                    "sources.{name}.rename: column `{from}` is not in the source (it has: {})",
+                    available_columns(input)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The output columns read from the input: renamed, and converted to the declared type (else
+/// the inferred one) when it differs.
+fn plan_input_columns(
+    source: &SourceConfig,
+    input: &Schema,
+    selected: Vec<usize>,
+    inferred: &BTreeMap<String, ColumnType>,
+) -> (Vec<ColumnPlan>, Vec<Field>) {
+    let mut columns = Vec::new();
+    let mut fields = Vec::new();
+    for i in selected {
+        let field = input.field(i);
+        let out_name = source
+            .rename
+            .get(field.name())
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| field.name().clone());
+        let cast_to = match source.types.get(&out_name) {
+            Some(t) => Some((*t.get_ref(), TypeOrigin::Declared)),
+            None => inferred
+                .get(field.name())
+                .map(|t| (*t, TypeOrigin::Inferred)),
+        }
+        .map(|(t, origin)| (t.data_type(), t.name(), origin))
+        .filter(|(dt, _, _)| dt != field.data_type());
+        let out_type = cast_to
+            .as_ref()
+            .map(|(dt, _, _)| dt.clone())
+            .unwrap_or_else(|| field.data_type().clone());
+        fields.push(Field::new(&out_name, out_type, true));
+        columns.push(ColumnPlan {
+            input: Some(i),
+            name: out_name,
+            cast_to,
+        });
+    }
+    (columns, fields)
+}
+
+/// The missing columns not already output, loaded as NULL (`on_missing_column = "null"`), of
+/// their declared type or text.
+fn plan_null_columns(
+    name: &str,
+    source: &SourceConfig,
+    file: &str,
+    missing: &BTreeMap<String, Vec<String>>,
+    columns: &mut Vec<ColumnPlan>,
+    fields: &mut Vec<Field>,
+) {
+    for column in missing.keys() {
+        if fields.iter().any(|f| f.name() == column) {
+            continue;
+        }
+        let data_type = source
+            .types
+            .get(column)
+            .map_or(DataType::Utf8, |t| t.get_ref().data_type());
+        tracing::warn!(
+            source = name,
+            file,
+            column = column.as_str(),
+            "column missing from the data: loaded as NULL (on_missing_column = \"null\")"
+        );
+        fields.push(Field::new(column, data_type, true));
+        columns.push(ColumnPlan {
+            input: None,
+            name: column.clone(),
+            cast_to: None,
+        });
+    }
+}
+
+/// The positions of the primary key columns among the output columns.
+fn primary_key_positions(
+    cfg: &ProjectConfig,
+    name: &str,
+    source: &SourceConfig,
+    pk_names: &[String],
+    fields: &[Field],
+) -> Result<Vec<usize>> {
+    let mut pk = Vec::new();
+    for col in pk_names {
+        match fields.iter().position(|f| f.name() == col) {
+            Some(i) => pk.push(i),
+            None => {
+                return Err(cfg.error_at(
+                    source.primary_key.span(),
+                    format!(
+                        "sources.{name}.primary_key: column `{col}` is not an output column (columns: {})",
+                        fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(pk)
 }

@@ -21,7 +21,7 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use calamine::{Data, Range, Reader, Sheets};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -65,110 +65,10 @@ pub fn read_spreadsheet(
     emit: &mut dyn FnMut(RawChunk) -> Result<()>,
 ) -> Result<Vec<String>> {
     let fail = |m: String| Error::source(source, file, m);
-    let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(data)).map_err(|e| {
-        fail(format!(
-            "not a spreadsheet calamine can read (xlsx, xlsm, xlsb, xls, ods): {e}"
-        ))
-    })?;
-    let names = book.sheet_names();
-    let sheet = match opts.sheet {
-        Some(s) if names.iter().any(|n| n == s) => s.to_string(),
-        Some(s) => {
-            return Err(fail(format!(
-                "no sheet named `{s}` (sheets: {})",
-                names.join(", ")
-            )))
-        }
-        None => names
-            .first()
-            .cloned()
-            .ok_or_else(|| fail("the workbook has no sheets".into()))?,
-    };
-    let merges = Merges::new(merged_cells(&mut book, &sheet));
-    let shown: Arc<str> = Arc::from(format!("{file} [{sheet}]").as_str());
-    // An .xlsx sheet is streamed from its XML twice (types, then rows), so memory holds one
-    // chunk of rows, not the sheet: 1,000,000 rows of 7 columns peaked at 296 MB instead of
-    // 692 MB, for 1.3x the time (benches/README.md). Other formats come as calamine's range.
-    let range = match &book {
-        Sheets::Xlsx(_) => None,
-        _ => Some(
-            book.worksheet_range(&sheet)
-                .map_err(|e| fail(format!("cannot read sheet `{sheet}`: {e}")))?,
-        ),
-    };
-
-    // Pass 1: the bounds of the cells, the header row, each column's kind, the rows with an
-    // error cell. Columns are absolute until the bounds are known.
-    let mut top: Option<u32> = None;
-    let (mut bottom, mut left, mut right) = (0u32, u32::MAX, 0u32);
-    let mut header_at: Option<u32> = opts.header_row.map(|n| n.saturating_sub(1));
-    let mut header_cells: Vec<RowCell> = Vec::new();
-    let mut kinds_by_col: HashMap<u32, Option<Kind>> = HashMap::new();
-    let mut errors: Vec<(u32, u32, String)> = Vec::new();
-    for_each_row(
-        &mut book,
-        &sheet,
-        range.as_ref(),
-        &merges,
-        &fail,
-        &mut |row, cells| {
-            for (col, _, own) in cells {
-                if *own {
-                    top.get_or_insert(row);
-                    bottom = row;
-                    left = left.min(*col);
-                    right = right.max(*col);
-                }
-            }
-            let header = *header_at.get_or_insert(row);
-            if row == header {
-                header_cells = cells.to_vec();
-                return Ok(());
-            }
-            if row < header {
-                return Ok(());
-            }
-            if let Some((col, d, _)) = cells.iter().find(|(_, d, _)| matches!(d, Data::Error(_))) {
-                errors.push((row, *col, d.to_string()));
-                return Ok(());
-            }
-            for (col, d, _) in cells {
-                if let Some(k) = kind(d) {
-                    let acc = kinds_by_col.entry(*col).or_default();
-                    *acc = Some(fold_kind(*acc, k));
-                }
-            }
-            Ok(())
-        },
-    )?;
-
-    let Some(top) = top else {
-        return Err(fail(format!("sheet `{sheet}` is empty: no header row")));
-    };
-    let header_at = header_at.unwrap_or(top);
-    if header_at < top || header_at > bottom {
-        return Err(fail(format!(
-            "header_row {} is outside sheet `{sheet}`, whose cells span rows {} to {}",
-            header_at + 1,
-            top + 1,
-            bottom + 1
-        )));
-    }
-    let width = (right - left + 1) as usize;
-    let header: Vec<String> = dense(&header_cells, left, right)
-        .iter()
-        .enumerate()
-        .map(|(c, d)| match display(d).trim() {
-            "" => format!("column_{}", c + 1),
-            name => name.to_string(),
-        })
-        .collect();
-    let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = header.iter().find(|h| !seen.insert(h.as_str())) {
-        return Err(fail(format!(
-            "sheet `{sheet}`: the header names column `{dup}` twice"
-        )));
-    }
+    let mut sheet = OpenSheet::open(data, opts, &fail)?;
+    let shown: Arc<str> = Arc::from(format!("{file} [{}]", sheet.name).as_str());
+    let survey = sheet.survey(opts.header_row, &fail)?;
+    let (header_at, header) = survey.header(&sheet.name, &fail)?;
     if let Some(exp) = expected {
         if exp != header.as_slice() {
             return Err(fail(format!(
@@ -179,28 +79,21 @@ pub fn read_spreadsheet(
         }
     }
     // Rows with an error cell are rejects, with the cell's reference.
-    for (row, col, e) in &errors {
+    for (row, col, e) in &survey.errors {
         rejects.push(Reject {
             source: source.to_string(),
             file: shown.to_string(),
             row: u64::from(*row) + 1,
-            column: header.get(col.saturating_sub(left) as usize).cloned(),
+            column: header
+                .get(col.saturating_sub(survey.left) as usize)
+                .cloned(),
             raw_value: Some(e.clone()),
             reason: format!("cell {} holds the error {e}", cell_reference(*row, *col)),
         });
     }
-    let error_rows: std::collections::HashSet<u32> = errors.iter().map(|(r, _, _)| *r).collect();
-    let kinds: Vec<Kind> = (0..width)
-        .map(|c| match text_columns(&header[c]) {
-            true => Kind::Text,
-            // A column with no values at all is text, as an empty CSV column is.
-            false => kinds_by_col
-                .get(&(left + c as u32))
-                .copied()
-                .flatten()
-                .unwrap_or(Kind::Text),
-        })
-        .collect();
+    let error_rows: std::collections::HashSet<u32> =
+        survey.errors.iter().map(|(r, _, _)| *r).collect();
+    let kinds = survey.column_kinds(&header, text_columns);
     let schema = Arc::new(Schema::new(
         header
             .iter()
@@ -208,30 +101,142 @@ pub fn read_spreadsheet(
             .map(|(h, k)| Field::new(h, data_type(*k), true))
             .collect::<Vec<_>>(),
     ));
-
-    // Pass 2: the rows after the header that hold something, in chunks.
-    let mut chunk: Vec<Vec<Data>> = Vec::new();
-    let mut numbers: Vec<u64> = Vec::new();
-    let mut emitted = false;
-    let mut flush = |chunk: &mut Vec<Vec<Data>>, numbers: &mut Vec<u64>| -> Result<()> {
-        let columns: Vec<ArrayRef> = (0..width)
-            .map(|c| build(kinds[c], chunk.iter().map(|r| &r[c])))
-            .collect();
-        let batch = RecordBatch::try_new(schema.clone(), columns)?;
-        chunk.clear();
-        emit(RawChunk {
-            file: shown.clone(),
-            rows: std::mem::take(numbers),
-            batch,
-        })
+    let table = SheetTable {
+        header_at,
+        left: survey.left,
+        right: survey.right,
+        kinds,
+        schema,
     };
-    for_each_row(
-        &mut book,
-        &sheet,
-        range.as_ref(),
-        &merges,
-        &fail,
-        &mut |row, cells| {
+    sheet.emit_rows(&table, &error_rows, &shown, &fail, emit)?;
+    Ok(header)
+}
+
+/// The sheet being read, with what reading its rows needs.
+struct OpenSheet {
+    book: Sheets<Cursor<Bytes>>,
+    name: String,
+    /// Calamine's range of the sheet; none when the sheet is streamed.
+    range: Option<Range<Data>>,
+    merges: Merges,
+}
+
+/// The table a sheet holds: its header row, the columns it spans (absolute) and their kinds.
+struct SheetTable {
+    header_at: u32,
+    left: u32,
+    right: u32,
+    kinds: Vec<Kind>,
+    schema: SchemaRef,
+}
+
+impl OpenSheet {
+    /// Open the workbook and find the sheet `opts` names (the first one by default).
+    fn open(data: Bytes, opts: &SheetOptions, fail: &dyn Fn(String) -> Error) -> Result<OpenSheet> {
+        let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(data)).map_err(|e| {
+            fail(format!(
+                "not a spreadsheet calamine can read (xlsx, xlsm, xlsb, xls, ods): {e}"
+            ))
+        })?;
+        let names = book.sheet_names();
+        let sheet = match opts.sheet {
+            Some(s) if names.iter().any(|n| n == s) => s.to_string(),
+            Some(s) => {
+                return Err(fail(format!(
+                    "no sheet named `{s}` (sheets: {})",
+                    names.join(", ")
+                )))
+            }
+            None => names
+                .first()
+                .cloned()
+                .ok_or_else(|| fail("the workbook has no sheets".into()))?,
+        };
+        let merges = Merges::new(merged_cells(&mut book, &sheet));
+        // An .xlsx sheet is streamed from its XML twice (types, then rows), so memory holds one
+        // chunk of rows, not the sheet: 1,000,000 rows of 7 columns peaked at 296 MB instead of
+        // 692 MB, for 1.3x the time (benches/README.md). Other formats come as calamine's range.
+        let range = match &book {
+            Sheets::Xlsx(_) => None,
+            _ => Some(
+                book.worksheet_range(&sheet)
+                    .map_err(|e| fail(format!("cannot read sheet `{sheet}`: {e}")))?,
+            ),
+        };
+        Ok(OpenSheet {
+            book,
+            name: sheet,
+            range,
+            merges,
+        })
+    }
+
+    fn for_each_row(
+        &mut self,
+        fail: &dyn Fn(String) -> Error,
+        f: &mut dyn FnMut(u32, &[RowCell]) -> Result<()>,
+    ) -> Result<()> {
+        for_each_row(
+            &mut self.book,
+            &self.name,
+            self.range.as_ref(),
+            &self.merges,
+            fail,
+            f,
+        )
+    }
+
+    /// Pass 1: the bounds of the cells, the header row, each column's kind, the rows with an
+    /// error cell. `header_row` is 1-based.
+    fn survey(
+        &mut self,
+        header_row: Option<u32>,
+        fail: &dyn Fn(String) -> Error,
+    ) -> Result<Survey> {
+        let mut survey = Survey {
+            top: None,
+            bottom: 0,
+            left: u32::MAX,
+            right: 0,
+            header_at: header_row.map(|n| n.saturating_sub(1)),
+            header_cells: Vec::new(),
+            kinds_by_col: HashMap::new(),
+            errors: Vec::new(),
+        };
+        self.for_each_row(fail, &mut |row, cells| {
+            survey.add_row(row, cells);
+            Ok(())
+        })?;
+        Ok(survey)
+    }
+
+    /// Pass 2: the rows after the header that hold something, in chunks.
+    fn emit_rows(
+        &mut self,
+        table: &SheetTable,
+        error_rows: &std::collections::HashSet<u32>,
+        shown: &Arc<str>,
+        fail: &dyn Fn(String) -> Error,
+        emit: &mut dyn FnMut(RawChunk) -> Result<()>,
+    ) -> Result<()> {
+        let (header_at, left, right) = (table.header_at, table.left, table.right);
+        let width = table.kinds.len();
+        let mut chunk: Vec<Vec<Data>> = Vec::new();
+        let mut numbers: Vec<u64> = Vec::new();
+        let mut emitted = false;
+        let mut flush = |chunk: &mut Vec<Vec<Data>>, numbers: &mut Vec<u64>| -> Result<()> {
+            let columns: Vec<ArrayRef> = (0..width)
+                .map(|c| build(table.kinds[c], chunk.iter().map(|r| &r[c])))
+                .collect();
+            let batch = RecordBatch::try_new(table.schema.clone(), columns)?;
+            chunk.clear();
+            emit(RawChunk {
+                file: shown.clone(),
+                rows: std::mem::take(numbers),
+                batch,
+            })
+        };
+        self.for_each_row(fail, &mut |row, cells| {
             if row <= header_at || error_rows.contains(&row) {
                 return Ok(());
             }
@@ -246,12 +251,106 @@ pub fn read_spreadsheet(
                 emitted = true;
             }
             Ok(())
-        },
-    )?;
-    if !chunk.is_empty() || !emitted {
-        flush(&mut chunk, &mut numbers)?;
+        })?;
+        if !chunk.is_empty() || !emitted {
+            flush(&mut chunk, &mut numbers)?;
+        }
+        Ok(())
     }
-    Ok(header)
+}
+
+/// What pass 1 found in a sheet. Columns are absolute until the bounds are known.
+struct Survey {
+    top: Option<u32>,
+    bottom: u32,
+    left: u32,
+    right: u32,
+    /// The 0-based header row: declared, else the first row seen.
+    header_at: Option<u32>,
+    header_cells: Vec<RowCell>,
+    kinds_by_col: HashMap<u32, Option<Kind>>,
+    /// (row, column, the error) of the first error cell of each row with one.
+    errors: Vec<(u32, u32, String)>,
+}
+
+impl Survey {
+    fn add_row(&mut self, row: u32, cells: &[RowCell]) {
+        for (col, _, own) in cells {
+            if *own {
+                self.top.get_or_insert(row);
+                self.bottom = row;
+                self.left = self.left.min(*col);
+                self.right = self.right.max(*col);
+            }
+        }
+        let header = *self.header_at.get_or_insert(row);
+        if row == header {
+            self.header_cells = cells.to_vec();
+            return;
+        }
+        if row < header {
+            return;
+        }
+        if let Some((col, d, _)) = cells.iter().find(|(_, d, _)| matches!(d, Data::Error(_))) {
+            self.errors.push((row, *col, d.to_string()));
+            return;
+        }
+        for (col, d, _) in cells {
+            if let Some(k) = kind(d) {
+                let acc = self.kinds_by_col.entry(*col).or_default();
+                *acc = Some(fold_kind(*acc, k));
+            }
+        }
+    }
+
+    /// The 0-based header row and the column names it holds (`column_N` for a blank cell),
+    /// checked: inside the sheet's cells, no name twice.
+    fn header(&self, sheet: &str, fail: &dyn Fn(String) -> Error) -> Result<(u32, Vec<String>)> {
+        let Some(top) = self.top else {
+            return Err(fail(format!("sheet `{sheet}` is empty: no header row")));
+        };
+        let header_at = self.header_at.unwrap_or(top);
+        if header_at < top || header_at > self.bottom {
+            return Err(fail(format!(
+                "header_row {} is outside sheet `{sheet}`, whose cells span rows {} to {}",
+                header_at + 1,
+                top + 1,
+                self.bottom + 1
+            )));
+        }
+        let header: Vec<String> = dense(&self.header_cells, self.left, self.right)
+            .iter()
+            .enumerate()
+            .map(|(c, d)| match display(d).trim() {
+                "" => format!("column_{}", c + 1),
+                name => name.to_string(),
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = header.iter().find(|h| !seen.insert(h.as_str())) {
+            return Err(fail(format!(
+                "sheet `{sheet}`: the header names column `{dup}` twice"
+            )));
+        }
+        Ok((header_at, header))
+    }
+
+    /// Each column's kind: text when declared `string`, else what its cells hold.
+    fn column_kinds(&self, header: &[String], text_columns: &dyn Fn(&str) -> bool) -> Vec<Kind> {
+        let width = (self.right - self.left + 1) as usize;
+        (0..width)
+            .map(|c| match text_columns(&header[c]) {
+                true => Kind::Text,
+                // A column with no values at all is text, as an empty CSV column is.
+                false => self
+                    .kinds_by_col
+                    .get(&(self.left + c as u32))
+                    .copied()
+                    .flatten()
+                    .unwrap_or(Kind::Text),
+            })
+            .collect()
+    }
 }
 
 /// A row's cells between columns `left` and `right` (absolute), by position.
