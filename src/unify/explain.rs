@@ -191,65 +191,10 @@ pub fn verdicts(rules: &[MatchRule], checks: &[Check]) -> Vec<String> {
         .collect()
 }
 
-/// Explanation of a pair under the probabilistic model: one row per comparison (its level,
-/// m, u and the weight it adds), then the blocking rule that compares the pair (its prior),
-/// and the total with the decision. Reads the run's `match_weights` table.
-pub async fn explain_probabilistic(
-    ctx: &SessionContext,
-    section: &ProbabilisticSection,
-    left: &str,
-    right: &str,
-) -> Result<RecordBatch> {
-    staged_record(ctx, left).await?;
-    staged_record(ctx, right).await?;
-    // The learned model, and the blocking and vetoes of the run that learned it.
-    let weights = ctx
-        .sql("SELECT comparison, level, label, m, u, weight FROM match_weights")
-        .await
-        .map_err(|_| Error::NotFound("this run has no match_weights table: run the project again with probabilistic matching".into()))?
-        .collect()
-        .await?;
-    let mut section = section.clone();
-    super::probabilistic::adopt_plan(&mut section, &weights)?;
-    let section = &section;
-    let comps: Vec<Comparison> = section.comparisons();
-    // Levels, values and term frequencies of the pair, in one query.
-    let mut cols = Vec::new();
-    for c in &comps {
-        let f = &c.field;
-        cols.push(format!("{} AS g_{f}", c.level_sql("l", "r")));
-        cols.push(format!("CAST(l.{f} AS VARCHAR) AS l_{f}"));
-        cols.push(format!("CAST(r.{f} AS VARCHAR) AS r_{f}"));
-    }
-    for (b, key) in section.blocking.iter().enumerate() {
-        let same: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
-        cols.push(format!(
-            "coalesce({}, false) AS block_{b}",
-            same.join(" AND ")
-        ));
-    }
-    let sql = format!(
-        "SELECT {} FROM unify_records l, unify_records r WHERE l.uid = {} AND r.uid = {}",
-        cols.join(", "),
-        literal(left),
-        literal(right)
-    );
-    let batches = ctx.sql(&sql).await?.collect().await?;
-    let row = batches
-        .iter()
-        .find(|b| b.num_rows() > 0)
-        .ok_or_else(|| Error::NotFound("explain: pair not found".into()))?;
-    let get = |name: &str| -> Option<String> {
-        let col = row.column_by_name(name)?;
-        if col.is_null(0) {
-            return None;
-        }
-        let fmt = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default()).ok()?;
-        Some(fmt.value(0).to_string())
-    };
-
+/// The run's `match_weights` rows by (comparison, level): label, m, u and weight.
+fn level_weights(weights: &[RecordBatch]) -> Result<HashMap<(String, i64), LevelWeight>> {
     let mut model: HashMap<(String, i64), LevelWeight> = HashMap::new();
-    for b in &weights {
+    for b in weights {
         let comp = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
         let label = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
         let (comp, label) = (comp.as_string::<i32>(), label.as_string::<i32>());
@@ -275,52 +220,19 @@ pub async fn explain_probabilistic(
             );
         }
     }
-    let block =
-        (0..section.blocking.len()).find(|b| get(&format!("block_{b}")).as_deref() == Some("true"));
-    let mut out = ExplainRows::default();
-    let mut total = 0.0;
-    for c in &comps {
-        let f = c.field.as_str();
-        let level = get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
-        let (l, r) = (get(&format!("l_{f}")), get(&format!("r_{f}")));
-        let Some(g) = level else {
-            out.push(f, "missing on a side", l, r, None, None, 0.0);
-            continue;
-        };
-        let (label, m, u, mut w) = model
-            .get(&(f.to_string(), g as i64))
-            .cloned()
-            .ok_or_else(|| Error::Internal(format!("match_weights has no level {g} for {f}")))?;
-        let top = g == c.level_count() - 1;
-        let mut label = label;
-        if top && section.term_frequency.iter().any(|t| t == f) {
-            let tf = match &l {
-                Some(v) => term_frequency(ctx, f, v).await?,
-                None => None,
-            };
-            if let (Some(m), Some(tf)) = (m, tf) {
-                if tf > 0.0 {
-                    w = (m / tf).log2();
-                    label = format!("{label} (value frequency {tf:.5})");
-                }
-            }
-        }
-        if let Some(b) = block {
-            if section.stands_in(&section.blocking[b], f) {
-                label = format!("{label} (part of the blocking rule: in its prior)");
-                w = 0.0;
-            }
-        }
-        total += w;
-        out.push(f, &label, l, r, m, u, w);
-    }
-    let level_of = |f: &str| get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
-    let vetoed: Vec<String> = section
-        .vetoes()
-        .iter()
-        .filter(|c| c.holds(level_of))
-        .map(|c| c.fields().join(" and "))
-        .collect();
+    Ok(model)
+}
+
+/// The explanation's last rows: the blocking rule that compared the pair (its prior) or that
+/// none did, and the decision (vetoed, or the probability against the threshold).
+fn decision_rows(
+    out: &mut ExplainRows,
+    section: &ProbabilisticSection,
+    model: &HashMap<(String, i64), LevelWeight>,
+    block: Option<usize>,
+    vetoed: &[String],
+    mut total: f64,
+) -> Result<()> {
     match block {
         None => {
             let keys: Vec<String> = section.blocking.iter().map(|k| k.join("+")).collect();
@@ -380,6 +292,114 @@ pub async fn explain_probabilistic(
             out.push("decision", &decision, None, None, None, None, total);
         }
     }
+    Ok(())
+}
+
+/// Explanation of a pair under the probabilistic model: one row per comparison (its level,
+/// m, u and the weight it adds), then the blocking rule that compares the pair (its prior),
+/// and the total with the decision. Reads the run's `match_weights` table.
+pub async fn explain_probabilistic(
+    ctx: &SessionContext,
+    section: &ProbabilisticSection,
+    left: &str,
+    right: &str,
+) -> Result<RecordBatch> {
+    staged_record(ctx, left).await?;
+    staged_record(ctx, right).await?;
+    // The learned model, and the blocking and vetoes of the run that learned it.
+    let weights = ctx
+        .sql("SELECT comparison, level, label, m, u, weight FROM match_weights")
+        .await
+        .map_err(|_| Error::NotFound("this run has no match_weights table: run the project again with probabilistic matching".into()))?
+        .collect()
+        .await?;
+    let mut section = section.clone();
+    super::probabilistic::adopt_plan(&mut section, &weights)?;
+    let section = &section;
+    let comps: Vec<Comparison> = section.comparisons();
+    // Levels, values and term frequencies of the pair, in one query.
+    let mut cols = Vec::new();
+    for c in &comps {
+        let f = &c.field;
+        cols.push(format!("{} AS g_{f}", c.level_sql("l", "r")));
+        cols.push(format!("CAST(l.{f} AS VARCHAR) AS l_{f}"));
+        cols.push(format!("CAST(r.{f} AS VARCHAR) AS r_{f}"));
+    }
+    for (b, key) in section.blocking.iter().enumerate() {
+        let same: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
+        cols.push(format!(
+            "coalesce({}, false) AS block_{b}",
+            same.join(" AND ")
+        ));
+    }
+    let sql = format!(
+        "SELECT {} FROM unify_records l, unify_records r WHERE l.uid = {} AND r.uid = {}",
+        cols.join(", "),
+        literal(left),
+        literal(right)
+    );
+    let batches = ctx.sql(&sql).await?.collect().await?;
+    let row = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| Error::NotFound("explain: pair not found".into()))?;
+    let get = |name: &str| -> Option<String> {
+        let col = row.column_by_name(name)?;
+        if col.is_null(0) {
+            return None;
+        }
+        let fmt = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default()).ok()?;
+        Some(fmt.value(0).to_string())
+    };
+
+    let model = level_weights(&weights)?;
+    let block =
+        (0..section.blocking.len()).find(|b| get(&format!("block_{b}")).as_deref() == Some("true"));
+    let mut out = ExplainRows::default();
+    let mut total = 0.0;
+    for c in &comps {
+        let f = c.field.as_str();
+        let level = get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
+        let (l, r) = (get(&format!("l_{f}")), get(&format!("r_{f}")));
+        let Some(g) = level else {
+            out.push(f, "missing on a side", l, r, None, None, 0.0);
+            continue;
+        };
+        let (label, m, u, mut w) = model
+            .get(&(f.to_string(), g as i64))
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("match_weights has no level {g} for {f}")))?;
+        let top = g == c.level_count() - 1;
+        let mut label = label;
+        if top && section.term_frequency.iter().any(|t| t == f) {
+            let tf = match &l {
+                Some(v) => term_frequency(ctx, f, v).await?,
+                None => None,
+            };
+            if let (Some(m), Some(tf)) = (m, tf) {
+                if tf > 0.0 {
+                    w = (m / tf).log2();
+                    label = format!("{label} (value frequency {tf:.5})");
+                }
+            }
+        }
+        if let Some(b) = block {
+            if section.stands_in(&section.blocking[b], f) {
+                label = format!("{label} (part of the blocking rule: in its prior)");
+                w = 0.0;
+            }
+        }
+        total += w;
+        out.push(f, &label, l, r, m, u, w);
+    }
+    let level_of = |f: &str| get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
+    let vetoed: Vec<String> = section
+        .vetoes()
+        .iter()
+        .filter(|c| c.holds(level_of))
+        .map(|c| c.fields().join(" and "))
+        .collect();
+    decision_rows(&mut out, section, &model, block, &vetoed, total)?;
     out.finish()
 }
 

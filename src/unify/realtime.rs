@@ -187,6 +187,9 @@ pub struct Explained {
     pub weight: f64,
 }
 
+/// Candidate records of one kind (stored by the run, or committed since) and their customers.
+type Side = (RecordBatch, Vec<Option<String>>);
+
 /// The answer for one record.
 #[derive(Debug, Clone, Serialize)]
 pub struct MatchResult {
@@ -347,6 +350,88 @@ impl Matcher {
         Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), staged)?)
     }
 
+    /// The stored and committed records that share a blocking key with `one` (per side: the
+    /// records and their customers), and which blocks were over `max_block_size`.
+    fn candidate_sides(&self, one: &RecordBatch) -> Result<(Vec<Side>, Vec<bool>)> {
+        let committed = self.committed.read().expect("not poisoned");
+        // Candidates by every blocking key; the record itself (an update) is not one.
+        let mut base: Vec<u32> = Vec::new();
+        let mut extra: Vec<u32> = Vec::new();
+        let mut oversized = vec![false; self.blocks.len()];
+        for (b, block) in self.blocks.iter().enumerate() {
+            let Some(h) = key_hash(&self.hasher, one, &block.columns, 0) else {
+                continue;
+            };
+            let found = block.rows.get(&h).map(|v| v.as_slice()).unwrap_or(&[]);
+            let more = committed
+                .blocks
+                .get(b)
+                .and_then(|m| m.get(&h))
+                .map(|v| v.as_slice())
+                .unwrap_or(&[]);
+            // The batch run would see this block with the record in it.
+            if found.len() + more.len() + 1 > self.max_block_size {
+                oversized[b] = true;
+                continue;
+            }
+            base.extend_from_slice(found);
+            extra.extend_from_slice(more);
+        }
+        base.sort_unstable();
+        base.dedup();
+        extra.sort_unstable();
+        extra.dedup();
+        let mut sides: Vec<Side> = Vec::new();
+        if !base.is_empty() {
+            let idx = UInt32Array::from(base.clone());
+            let taken = arrow::compute::take_record_batch(&self.records, &idx)?;
+            let cust = base
+                .iter()
+                .map(|i| Some(self.customers[*i as usize].clone()))
+                .collect();
+            sides.push((taken, cust));
+        }
+        if !extra.is_empty() {
+            // Each committed record is a one-row batch: take just the candidates' rows, not
+            // every commit on every request.
+            let rows = extra.iter().map(|i| &committed.records[*i as usize]);
+            sides.push((
+                arrow::compute::concat_batches(&self.records.schema(), rows)?,
+                extra
+                    .iter()
+                    .map(|i| committed.customers[*i as usize].clone())
+                    .collect(),
+            ));
+        }
+        Ok((sides, oversized))
+    }
+
+    /// Keep a matched record for the next run, learn its identifiers, and let later matches
+    /// see it.
+    fn commit_matched(
+        &self,
+        source: &str,
+        record: &serde_json::Map<String, serde_json::Value>,
+        uid: &str,
+        one: &RecordBatch,
+        result: &MatchResult,
+    ) -> Result<()> {
+        // Kept for the next run first: a record the server took must not be lost.
+        let row = typed_row(&self.source_schemas[source], record)?;
+        crate::state::append(&self.workspace, &committed_table(source), &row)?;
+        let customer = result.customer_id.clone().unwrap_or(format!("new:{uid}"));
+        if result.customer_id.is_some() {
+            let mut ids = self.identifiers.write().expect("not poisoned");
+            for kind in ["email", "phone"] {
+                if let Some(v) = result.staged.get(kind).and_then(|v| v.as_str()) {
+                    ids.insert((kind.to_string(), v.to_string()), customer.clone());
+                }
+            }
+            ids.insert(("record".into(), uid.to_string()), customer.clone());
+        }
+        self.commit(one, Some(customer))
+    }
+
     /// Match one record; with `commit`, later matches see it.
     pub fn match_record(
         &self,
@@ -377,57 +462,7 @@ impl Matcher {
                 })
                 .collect::<Result<Vec<_>>>()?,
         )?;
-        let committed = self.committed.read().expect("not poisoned");
-        // Candidates by every blocking key; the record itself (an update) is not one.
-        let mut base: Vec<u32> = Vec::new();
-        let mut extra: Vec<u32> = Vec::new();
-        let mut oversized = vec![false; self.blocks.len()];
-        for (b, block) in self.blocks.iter().enumerate() {
-            let Some(h) = key_hash(&self.hasher, &one, &block.columns, 0) else {
-                continue;
-            };
-            let found = block.rows.get(&h).map(|v| v.as_slice()).unwrap_or(&[]);
-            let more = committed
-                .blocks
-                .get(b)
-                .and_then(|m| m.get(&h))
-                .map(|v| v.as_slice())
-                .unwrap_or(&[]);
-            // The batch run would see this block with the record in it.
-            if found.len() + more.len() + 1 > self.max_block_size {
-                oversized[b] = true;
-                continue;
-            }
-            base.extend_from_slice(found);
-            extra.extend_from_slice(more);
-        }
-        base.sort_unstable();
-        base.dedup();
-        extra.sort_unstable();
-        extra.dedup();
-        let mut sides: Vec<(RecordBatch, Vec<Option<String>>)> = Vec::new();
-        if !base.is_empty() {
-            let idx = UInt32Array::from(base.clone());
-            let taken = arrow::compute::take_record_batch(&self.records, &idx)?;
-            let cust = base
-                .iter()
-                .map(|i| Some(self.customers[*i as usize].clone()))
-                .collect();
-            sides.push((taken, cust));
-        }
-        if !extra.is_empty() {
-            // Each committed record is a one-row batch: take just the candidates' rows, not
-            // every commit on every request.
-            let rows = extra.iter().map(|i| &committed.records[*i as usize]);
-            sides.push((
-                arrow::compute::concat_batches(&self.records.schema(), rows)?,
-                extra
-                    .iter()
-                    .map(|i| committed.customers[*i as usize].clone())
-                    .collect(),
-            ));
-        }
-        drop(committed);
+        let (sides, oversized) = self.candidate_sides(&one)?;
         let mut candidates = Vec::new();
         for (right, custs) in &sides {
             let n = right.num_rows();
@@ -474,20 +509,7 @@ impl Matcher {
             committed: commit,
         };
         if commit {
-            // Kept for the next run first: a record the server took must not be lost.
-            let row = typed_row(&self.source_schemas[source], record)?;
-            crate::state::append(&self.workspace, &committed_table(source), &row)?;
-            let customer = result.customer_id.clone().unwrap_or(format!("new:{uid}"));
-            if result.customer_id.is_some() {
-                let mut ids = self.identifiers.write().expect("not poisoned");
-                for kind in ["email", "phone"] {
-                    if let Some(v) = result.staged.get(kind).and_then(|v| v.as_str()) {
-                        ids.insert((kind.to_string(), v.to_string()), customer.clone());
-                    }
-                }
-                ids.insert(("record".into(), uid.clone()), customer.clone());
-            }
-            self.commit(&one, Some(customer))?;
+            self.commit_matched(source, record, &uid, &one, &result)?;
         }
         Ok(result)
     }

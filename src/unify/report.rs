@@ -97,6 +97,130 @@ fn table_exists(ctx: &SessionContext, name: &str) -> bool {
     ctx.table_exist(name).unwrap_or(false)
 }
 
+/// Estimates from the run's model: precision from the links' probabilities, matches left
+/// below the threshold, blocking recall from random pairs, and what drives the decisions.
+async fn model_estimates(
+    ctx: &SessionContext,
+    section: &mut probabilistic::ProbabilisticSection,
+    options: &ReportOptions,
+    est: &mut Estimates,
+    summary: &mut Vec<String>,
+    tables: &mut Vec<(String, RecordBatch)>,
+) -> Result<()> {
+    let weights = batches(
+        ctx,
+        "SELECT comparison, level, label, m, u, weight FROM match_weights",
+        "match weights",
+    )
+    .await?;
+    probabilistic::adopt_plan(section, &weights)?;
+    let scoring = Scoring::from_weights(section, &weights)?;
+    let threshold = probabilistic::threshold_weight(section);
+
+    // Precision: the model's probability of each link.
+    let true_links = number(ctx, "SELECT sum(score) FROM match_pairs", "precision").await?;
+    est.expected_true_links = Some(true_links);
+    if est.links > 0 {
+        est.precision = Some(true_links / est.links as f64);
+    }
+    // Matches among candidates left below the threshold, bin by bin (the bin's middle,
+    // or the middle of its part below the threshold).
+    let below = expected_below_threshold(ctx, threshold).await?;
+    est.expected_missed_below_threshold = below;
+
+    // Blocking: random pairs scored by the fields' weights.
+    let random = random_pairs(ctx, section, &scoring, options).await?;
+    est.random_pairs = random.pairs;
+    let found = true_links + below.unwrap_or(0.0);
+    let total_pairs = (est.records as f64) * (est.records as f64 - 1.0) / 2.0;
+    if total_pairs > 0.0 && found > 0.0 {
+        let (recall, expected) = random.blocking_recall(found, total_pairs);
+        est.random_pairs_expected_matches = Some(expected);
+        // Fewer than 3 expected matches among the random pairs says nothing either way.
+        if expected >= 3.0 {
+            est.blocking_recall = Some(recall);
+        }
+    }
+    let all_matches = found / est.blocking_recall.unwrap_or(1.0);
+    if all_matches > 0.0 {
+        est.recall = Some(true_links / all_matches);
+    }
+    if let (Some(p), Some(r)) = (est.precision, est.recall) {
+        if p + r > 0.0 {
+            est.f1 = Some(2.0 * p * r / (p + r));
+        }
+    }
+    summary.push(format!(
+        "estimated precision {} ({:.1} of the {} links are expected to be wrong)",
+        fmt4(est.precision),
+        est.links as f64 - true_links,
+        est.links
+    ));
+    summary.push(format!(
+        "estimated recall {}: {:.1} matches expected among candidates below the threshold, blocking compares {} of all matches",
+        fmt4(est.recall),
+        below.unwrap_or(0.0),
+        match (est.blocking_recall, est.random_pairs_expected_matches) {
+            (Some(r), Some(e)) => format!(
+                "{r:.4} (from {} random pairs, {e:.1} expected matches among them)",
+                random.pairs
+            ),
+            (None, Some(e)) => format!(
+                "an unknown share ({} random pairs hold only {e:.1} expected matches: raise --sample-pairs)",
+                random.pairs
+            ),
+            _ => "an unknown share".to_string(),
+        }
+    ));
+    if let Some(f1) = est.f1 {
+        summary.push(format!("estimated F1 {f1:.4}"));
+    }
+    if let Some(plan_recall) = blocking_plan_recall(ctx).await? {
+        summary.push(format!(
+            "the blocking plan's own estimate (fields err independently): recall {plan_recall:.4}"
+        ));
+    }
+    tables.push((
+        "Probable matches no blocking rule compares (random pairs, highest weight first)"
+            .to_string(),
+        random.examples,
+    ));
+    tables.push((
+        "What drives the decisions: evidence per field in the links (bits), links that would fall below the threshold without it".to_string(),
+        drivers(ctx, &scoring, threshold).await?,
+    ));
+    Ok(())
+}
+
+/// Matches expected among candidates left below the threshold, bin by bin (the bin's middle,
+/// or the middle of its part below the threshold); None without a histogram.
+async fn expected_below_threshold(ctx: &SessionContext, threshold: f64) -> Result<Option<f64>> {
+    Ok(if table_exists(ctx, "match_score_histogram") {
+        let h = batches(
+            ctx,
+            "SELECT CAST(weight_bin AS DOUBLE), CAST(pairs - matched AS DOUBLE) FROM match_score_histogram",
+            "weight histogram",
+        )
+        .await?;
+        let mut e = 0.0;
+        for b in &h {
+            let (bin, n) = (
+                b.column(0).as_primitive::<Float64Type>(),
+                b.column(1).as_primitive::<Float64Type>(),
+            );
+            for i in 0..b.num_rows() {
+                let top = (bin.value(i) + 1.0).min(threshold);
+                if top > bin.value(i) {
+                    e += n.value(i) * probabilistic::probability((bin.value(i) + top) / 2.0);
+                }
+            }
+        }
+        Some(e)
+    } else {
+        None
+    })
+}
+
 /// Report on the unification of the run whose tables `ctx` has.
 pub async fn report(
     ctx: &SessionContext,
@@ -134,111 +258,15 @@ pub async fn report(
     let mut section = unify_cfg.probabilistic_section();
 
     if mode == MatchMode::Probabilistic && table_exists(ctx, "match_weights") {
-        let weights = batches(
+        model_estimates(
             ctx,
-            "SELECT comparison, level, label, m, u, weight FROM match_weights",
-            "match weights",
+            &mut section,
+            options,
+            &mut est,
+            &mut summary,
+            &mut tables,
         )
         .await?;
-        probabilistic::adopt_plan(&mut section, &weights)?;
-        let scoring = Scoring::from_weights(&section, &weights)?;
-        let threshold = probabilistic::threshold_weight(&section);
-
-        // Precision: the model's probability of each link.
-        let true_links = number(ctx, "SELECT sum(score) FROM match_pairs", "precision").await?;
-        est.expected_true_links = Some(true_links);
-        if est.links > 0 {
-            est.precision = Some(true_links / est.links as f64);
-        }
-        // Matches among candidates left below the threshold, bin by bin (the bin's middle,
-        // or the middle of its part below the threshold).
-        let below = if table_exists(ctx, "match_score_histogram") {
-            let h = batches(
-                ctx,
-                "SELECT CAST(weight_bin AS DOUBLE), CAST(pairs - matched AS DOUBLE) FROM match_score_histogram",
-                "weight histogram",
-            )
-            .await?;
-            let mut e = 0.0;
-            for b in &h {
-                let (bin, n) = (
-                    b.column(0).as_primitive::<Float64Type>(),
-                    b.column(1).as_primitive::<Float64Type>(),
-                );
-                for i in 0..b.num_rows() {
-                    let top = (bin.value(i) + 1.0).min(threshold);
-                    if top > bin.value(i) {
-                        e += n.value(i) * probabilistic::probability((bin.value(i) + top) / 2.0);
-                    }
-                }
-            }
-            Some(e)
-        } else {
-            None
-        };
-        est.expected_missed_below_threshold = below;
-
-        // Blocking: random pairs scored by the fields' weights.
-        let random = random_pairs(ctx, &section, &scoring, options).await?;
-        est.random_pairs = random.pairs;
-        let found = true_links + below.unwrap_or(0.0);
-        let total_pairs = (est.records as f64) * (est.records as f64 - 1.0) / 2.0;
-        if total_pairs > 0.0 && found > 0.0 {
-            let (recall, expected) = random.blocking_recall(found, total_pairs);
-            est.random_pairs_expected_matches = Some(expected);
-            // Fewer than 3 expected matches among the random pairs says nothing either way.
-            if expected >= 3.0 {
-                est.blocking_recall = Some(recall);
-            }
-        }
-        let all_matches = found / est.blocking_recall.unwrap_or(1.0);
-        if all_matches > 0.0 {
-            est.recall = Some(true_links / all_matches);
-        }
-        if let (Some(p), Some(r)) = (est.precision, est.recall) {
-            if p + r > 0.0 {
-                est.f1 = Some(2.0 * p * r / (p + r));
-            }
-        }
-        summary.push(format!(
-            "estimated precision {} ({:.1} of the {} links are expected to be wrong)",
-            fmt4(est.precision),
-            est.links as f64 - true_links,
-            est.links
-        ));
-        summary.push(format!(
-            "estimated recall {}: {:.1} matches expected among candidates below the threshold, blocking compares {} of all matches",
-            fmt4(est.recall),
-            below.unwrap_or(0.0),
-            match (est.blocking_recall, est.random_pairs_expected_matches) {
-                (Some(r), Some(e)) => format!(
-                    "{r:.4} (from {} random pairs, {e:.1} expected matches among them)",
-                    random.pairs
-                ),
-                (None, Some(e)) => format!(
-                    "an unknown share ({} random pairs hold only {e:.1} expected matches: raise --sample-pairs)",
-                    random.pairs
-                ),
-                _ => "an unknown share".to_string(),
-            }
-        ));
-        if let Some(f1) = est.f1 {
-            summary.push(format!("estimated F1 {f1:.4}"));
-        }
-        if let Some(plan_recall) = blocking_plan_recall(ctx).await? {
-            summary.push(format!(
-                "the blocking plan's own estimate (fields err independently): recall {plan_recall:.4}"
-            ));
-        }
-        tables.push((
-            "Probable matches no blocking rule compares (random pairs, highest weight first)"
-                .to_string(),
-            random.examples,
-        ));
-        tables.push((
-            "What drives the decisions: evidence per field in the links (bits), links that would fall below the threshold without it".to_string(),
-            drivers(ctx, &scoring, threshold).await?,
-        ));
     } else {
         summary.push(
             "rules mode: no model, so no estimated precision or recall; links per rule below"

@@ -94,6 +94,83 @@ fn key_fields(comps: &[Comparison], custom: &CustomFields) -> Vec<String> {
     v
 }
 
+/// Per source in the sample: its records (scaled to all) and each key field's fill rate.
+async fn fill_per_source(
+    ctx: &SessionContext,
+    fields: &[String],
+    scale: f64,
+) -> Result<(Vec<(String, f64)>, Vec<BTreeMap<String, f64>>)> {
+    let counts: Vec<String> = fields.iter().map(|f| format!("count({f})")).collect();
+    let per_source = collect(
+        ctx,
+        &format!(
+            "SELECT source, count(*), {} FROM unify_blocking_sample GROUP BY source ORDER BY source",
+            counts.join(", ")
+        ),
+        "blocking fill rates",
+    )
+    .await?;
+    let mut sources = Vec::new();
+    let mut fill = Vec::new();
+    for b in &per_source {
+        let name = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let name = name.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let n = b.column(1).as_primitive::<Int64Type>().value(i) as f64;
+            sources.push((name.value(i).to_string(), n * scale));
+            let mut f = BTreeMap::new();
+            for (j, field) in fields.iter().enumerate() {
+                let c = b.column(2 + j).as_primitive::<Int64Type>().value(i) as f64;
+                f.insert(field.clone(), c / n.max(1.0));
+            }
+            fill.push(f);
+        }
+    }
+
+    Ok((sources, fill))
+}
+
+/// The candidate pairs one key makes in the sample, scaled to all records; a key's blocks
+/// above the cap are skipped by the run: left out of its pairs, counted.
+async fn count_key(
+    ctx: &SessionContext,
+    key: Vec<String>,
+    max_block_size: usize,
+    scale: f64,
+) -> Result<Candidate> {
+    let cap = (max_block_size as f64 / scale).max(2.0);
+    let k = key.join(", ");
+    let nn: Vec<String> = key.iter().map(|f| format!("{f} IS NOT NULL")).collect();
+    let sql = format!(
+        "SELECT CAST(coalesce(sum(CASE WHEN n <= {cap} THEN n * (n - 1) / 2 ELSE 0 END), 0) AS BIGINT), \
+                CAST(coalesce(sum(CASE WHEN n > {cap} THEN n ELSE 0 END), 0) AS BIGINT) \
+         FROM (SELECT count(*) AS n FROM unify_blocking_sample WHERE {} GROUP BY {k})",
+        nn.join(" AND ")
+    );
+    let b = collect(ctx, &sql, "blocking key counts").await?;
+    let (pairs, over) = b
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| {
+            (
+                b.column(0).as_primitive::<Int64Type>().value(0) as f64,
+                b.column(1).as_primitive::<Int64Type>().value(0) as f64,
+            )
+        })
+        .unwrap_or((0.0, 0.0));
+    Ok(Candidate {
+        key,
+        // Pairs of a sample of share s are s² of all pairs.
+        pairs: pairs * scale * scale,
+        oversized_records: over * scale,
+        chosen: None,
+        seed: false,
+        recall_after: None,
+        sampled: None,
+        reason: String::new(),
+    })
+}
+
 /// Count every candidate key (step 1). `unify_records` must be registered.
 pub async fn estimate(
     ctx: &SessionContext,
@@ -132,33 +209,7 @@ pub async fn estimate(
     };
     register(ctx, "unify_blocking_sample", batches, schema)?;
 
-    // Fill per source.
-    let counts: Vec<String> = fields.iter().map(|f| format!("count({f})")).collect();
-    let per_source = collect(
-        ctx,
-        &format!(
-            "SELECT source, count(*), {} FROM unify_blocking_sample GROUP BY source ORDER BY source",
-            counts.join(", ")
-        ),
-        "blocking fill rates",
-    )
-    .await?;
-    let mut sources = Vec::new();
-    let mut fill = Vec::new();
-    for b in &per_source {
-        let name = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-        let name = name.as_string::<i32>();
-        for i in 0..b.num_rows() {
-            let n = b.column(1).as_primitive::<Int64Type>().value(i) as f64;
-            sources.push((name.value(i).to_string(), n * scale));
-            let mut f = BTreeMap::new();
-            for (j, field) in fields.iter().enumerate() {
-                let c = b.column(2 + j).as_primitive::<Int64Type>().value(i) as f64;
-                f.insert(field.clone(), c / n.max(1.0));
-            }
-            fill.push(f);
-        }
-    }
+    let (sources, fill) = fill_per_source(ctx, &fields, scale).await?;
 
     // Pairs per key: single fields, then pairs of fields that are not the same thing twice.
     let mut keys: Vec<Vec<String>> = fields.iter().map(|f| vec![f.clone()]).collect();
@@ -170,40 +221,9 @@ pub async fn estimate(
             keys.push(vec![a.clone(), b.clone()]);
         }
     }
-    // A key's blocks above the cap are skipped by the run: left out of its pairs, counted.
-    let cap = (max_block_size as f64 / scale).max(2.0);
     let mut candidates = Vec::new();
     for key in keys {
-        let k = key.join(", ");
-        let nn: Vec<String> = key.iter().map(|f| format!("{f} IS NOT NULL")).collect();
-        let sql = format!(
-            "SELECT CAST(coalesce(sum(CASE WHEN n <= {cap} THEN n * (n - 1) / 2 ELSE 0 END), 0) AS BIGINT), \
-                    CAST(coalesce(sum(CASE WHEN n > {cap} THEN n ELSE 0 END), 0) AS BIGINT) \
-             FROM (SELECT count(*) AS n FROM unify_blocking_sample WHERE {} GROUP BY {k})",
-            nn.join(" AND ")
-        );
-        let b = collect(ctx, &sql, "blocking key counts").await?;
-        let (pairs, over) = b
-            .first()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| {
-                (
-                    b.column(0).as_primitive::<Int64Type>().value(0) as f64,
-                    b.column(1).as_primitive::<Int64Type>().value(0) as f64,
-                )
-            })
-            .unwrap_or((0.0, 0.0));
-        candidates.push(Candidate {
-            key,
-            // Pairs of a sample of share s are s² of all pairs.
-            pairs: pairs * scale * scale,
-            oversized_records: over * scale,
-            chosen: None,
-            seed: false,
-            recall_after: None,
-            sampled: None,
-            reason: String::new(),
-        });
+        candidates.push(count_key(ctx, key, max_block_size, scale).await?);
     }
     let _ = ctx.deregister_table("unify_blocking_sample");
     candidates.sort_by(|a, b| a.pairs.total_cmp(&b.pairs).then(a.key.cmp(&b.key)));
@@ -428,6 +448,25 @@ async fn sample_new_pairs(
 }
 
 impl Plan {
+    /// One line for the log: the chosen rules, the estimated recall and pairs.
+    pub fn summary(&self, chosen: &[Vec<String>]) -> String {
+        format!(
+            "blocking chosen from the data: {} (estimated recall {:.4}, {} estimated pairs)",
+            chosen
+                .iter()
+                .map(|k| k.join("+"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.estimated_recall.unwrap_or(0.0),
+            self.candidates
+                .iter()
+                .filter(|c| c.chosen.is_some())
+                .map(|c| c.pairs)
+                .sum::<f64>()
+                .round()
+        )
+    }
+
     /// Keys that find nothing (a field no source fills twice) are never chosen.
     fn usable(c: &Candidate) -> bool {
         c.pairs >= 1.0
@@ -475,6 +514,59 @@ impl Plan {
             .collect()
     }
 
+    /// The unchosen, unchecked key within the budget that gains the most estimated recall
+    /// per pair it adds: (candidate, recall gain).
+    fn best_gain(
+        &self,
+        recall_of: &RecallModel,
+        chosen_masks: &[usize],
+        r: f64,
+        spent: f64,
+    ) -> Option<(usize, f64)> {
+        let mut best: Option<(usize, f64, f64)> = None;
+        for (i, c) in self.candidates.iter().enumerate() {
+            // Checked and not chosen: left out by step 3.
+            if c.chosen.is_some()
+                || c.sampled.is_some()
+                || !Self::usable(c)
+                || spent + c.pairs > self.budget
+            {
+                continue;
+            }
+            let Some(km) = recall_of.mask(&c.key) else {
+                continue;
+            };
+            let mut with = chosen_masks.to_vec();
+            with.push(km);
+            let gain = recall_of.recall(&with) - r;
+            if gain <= 1e-9 {
+                continue;
+            }
+            let score = gain / c.pairs.max(1.0);
+            if best.is_none_or(|(_, s, _)| score > s) {
+                best = Some((i, score, gain));
+            }
+        }
+        best.map(|(i, _, gain)| (i, gain))
+    }
+
+    /// Why each key neither chosen nor checked was left out.
+    fn explain_left_out(&mut self, spent: f64) {
+        let budget = self.budget;
+        for c in self.candidates.iter_mut().filter(|c| c.chosen.is_none()) {
+            if c.sampled.is_some() {
+                continue;
+            }
+            c.reason = if !Self::usable(c) {
+                "finds no pairs".into()
+            } else if spent + c.pairs > budget {
+                format!("over the budget of {:.0} pairs (pairs_per_record)", budget)
+            } else {
+                "not needed: the chosen keys reach the recall aimed at, or it adds nothing".into()
+            };
+        }
+    }
+
     /// Add keys by recall gained per pair (step 2) with the model trained on the seed's pairs,
     /// each checked on the pairs it would add (step 3). `found`: the expected matches among
     /// the seed's pairs. Returns every chosen key in order (the seed first).
@@ -508,31 +600,8 @@ impl Plan {
         let all_pairs = (self.records as f64) * (self.records as f64 - 1.0) / 2.0;
         let prior = (found / r.max(0.01) / all_pairs.max(1.0)).clamp(1e-12, 0.5);
         while r < target {
-            let mut best: Option<(usize, f64, f64)> = None;
-            for (i, c) in self.candidates.iter().enumerate() {
-                // Checked and not chosen: left out by step 3.
-                if c.chosen.is_some()
-                    || c.sampled.is_some()
-                    || !Self::usable(c)
-                    || spent + c.pairs > self.budget
-                {
-                    continue;
-                }
-                let Some(km) = recall_of.mask(&c.key) else {
-                    continue;
-                };
-                let mut with = chosen_masks.clone();
-                with.push(km);
-                let gain = recall_of.recall(&with) - r;
-                if gain <= 1e-9 {
-                    continue;
-                }
-                let score = gain / c.pairs.max(1.0);
-                if best.is_none_or(|(_, s, _)| score > s) {
-                    best = Some((i, score, gain));
-                }
-            }
-            let Some((i, _, gain)) = best else { break };
+            let best = self.best_gain(&recall_of, &chosen_masks, r, spent);
+            let Some((i, gain)) = best else { break };
             let chosen_keys: Vec<&[String]> = order
                 .iter()
                 .map(|&o| self.candidates[o].key.as_slice())
@@ -580,21 +649,7 @@ impl Plan {
             order.push(i);
             chosen_masks.push(recall_of.mask(&c.key).expect("checked"));
         }
-        for c in self.candidates.iter_mut().filter(|c| c.chosen.is_none()) {
-            if c.sampled.is_some() {
-                continue;
-            }
-            c.reason = if !Self::usable(c) {
-                "finds no pairs".into()
-            } else if spent + c.pairs > self.budget {
-                format!(
-                    "over the budget of {:.0} pairs (pairs_per_record)",
-                    self.budget
-                )
-            } else {
-                "not needed: the chosen keys reach the recall aimed at, or it adds nothing".into()
-            };
-        }
+        self.explain_left_out(spent);
         self.estimated_recall = Some(r);
         Ok(order
             .iter()

@@ -645,25 +645,19 @@ pub struct Planned {
     pub dependence: Vec<(String, String, f64)>,
 }
 
-/// Block, train and learn vetoes: everything a run does before scoring (`panorama unify
-/// plan` stops here). `unify_records` must be registered.
-pub async fn plan(
+/// Learn given-name variants from the data into `section.name_variants` (a level of the
+/// first-name comparison, so before anything is compared).
+async fn learn_name_variants(
     ctx: &SessionContext,
-    work_dir: &std::path::Path,
-    section: &ProbabilisticSection,
+    section: &mut ProbabilisticSection,
     max_block_size: usize,
-    report: &mut UnifyReport,
-) -> Result<Planned> {
-    // Checked when the config loaded.
-    section.check().map_err(|m| Error::Internal(m.0))?;
-    let mut section = section.clone();
-    // Given-name variants first: they are a level of the first-name comparison.
+) -> Result<Vec<variants::Variant>> {
     let spelling = section
         .comparisons()
         .into_iter()
         .find(|c| c.field == variants::FIELD)
         .map(|c| c.level_sql("l", "r"));
-    let learned_variants = match spelling {
+    let learned = match spelling {
         Some(level) => {
             variants::learn(
                 ctx,
@@ -676,20 +670,23 @@ pub async fn plan(
         }
         None => Vec::new(),
     };
-    section.name_variants = learned_variants
-        .iter()
-        .map(|v| (v.a.clone(), v.b.clone()))
-        .collect();
-    if !learned_variants.is_empty() {
+    section.name_variants = learned.iter().map(|v| (v.a.clone(), v.b.clone())).collect();
+    if !learned.is_empty() {
         tracing::info!(
-            variants = learned_variants.len(),
+            variants = learned.len(),
             "given-name variants learned from the data"
         );
     }
-    let comps = section.comparisons();
+    Ok(learned)
+}
 
-    // u from random pairs; exact agreement on term-frequency fields from the value counts.
-    let counts = random_pair_counts(ctx, &comps, section.sample_pairs).await?;
+/// u from random pairs; exact agreement on term-frequency fields from the value counts.
+async fn random_pair_u(
+    ctx: &SessionContext,
+    section: &ProbabilisticSection,
+    comps: &[Comparison],
+) -> Result<Vec<Vec<f64>>> {
+    let counts = random_pair_counts(ctx, comps, section.sample_pairs).await?;
     let mut u: Vec<Vec<f64>> = counts.iter().map(|c| em::u_from_counts(c)).collect();
     for f in &section.term_frequency {
         let sum_sq = term_frequencies(ctx, f).await?;
@@ -703,6 +700,116 @@ pub async fn plan(
         }
         u[c][top] = exact;
     }
+    Ok(u)
+}
+
+/// Without configured blocking: the seed rules chosen from the key counts, into
+/// `section.blocking`, and the plan that chose them (more rules are added once a model
+/// exists).
+async fn seed_blocking(
+    ctx: &SessionContext,
+    section: &mut ProbabilisticSection,
+    comps: &[Comparison],
+    max_block_size: usize,
+    report: &mut UnifyReport,
+) -> Result<blocking::Plan> {
+    let mut p = blocking::estimate(ctx, section, comps, max_block_size).await?;
+    section.blocking = p.choose_seed();
+    if !section.blocking.is_empty() {
+        return Ok(p);
+    }
+    if p.candidates.iter().any(|c| c.pairs >= 1.0) {
+        return Err(Error::invalid(
+            "unify.probabilistic",
+            format!(
+                "every blocking key the data allows makes more candidate pairs than the budget ({:.0}); give unify.probabilistic.blocking, or raise unify.probabilistic.pairs_per_record",
+                p.budget
+            ),
+        ));
+    }
+    // No two records share a value of any key (a table already free of duplicates):
+    // nothing can match. The run goes on with one key and no pairs, so every record
+    // is its own customer — not an error for a clean table.
+    let Some(first) = p.candidates.first_mut() else {
+        return Err(Error::invalid(
+            "unify.probabilistic",
+            "no field is mapped that a blocking rule could use; map more fields or give unify.probabilistic.blocking",
+        ));
+    };
+    let w = "no two records share a value of any blocking key: no candidate pairs, so every record is its own customer".to_string();
+    tracing::warn!("{w}");
+    report.warnings.push(w);
+    first.chosen = Some(0);
+    first.seed = true;
+    first.reason = "no key finds a pair; kept so the run has a rule".into();
+    section.blocking = vec![first.key.clone()];
+    Ok(p)
+}
+
+/// Vetoes learned from the data into `section.contradictions`, retraining `model` without
+/// the pairs each round rules out.
+fn learn_vetoes_from(
+    pats: &[Pattern],
+    comps: &[Comparison],
+    section: &mut ProbabilisticSection,
+    model: &mut Model,
+    fit: impl Fn(&[Pattern], &ProbabilisticSection, &[Contradiction]) -> Model,
+) -> Vec<vetoes::Learned> {
+    let mut learned = Vec::new();
+    // Pairs of fields that the match class gets wrong together (households), then single
+    // fields whose disagreement true matches almost never show, judged on a model trained
+    // without the first. Groups are found in rounds, each on a model trained without the
+    // groups found so far: once the most blatant household pairs are out, the next are
+    // visible (at most as many rounds as fields).
+    let skip = section.skip(comps);
+    let mut groups: Vec<Contradiction> = Vec::new();
+    let mut kept: Vec<Pattern> = pats.to_vec();
+    for _ in 0..comps.len() {
+        let stats = vetoes::MatchStats::new(&kept, model, &skip, comps.len());
+        let found: Vec<vetoes::Learned> = vetoes::dependent(comps, model, &section.custom, &stats)
+            .into_iter()
+            .filter(|l| !groups.contains(&l.veto))
+            .collect();
+        if found.is_empty() {
+            break;
+        }
+        groups.extend(found.iter().map(|l| l.veto.clone()));
+        learned.extend(found);
+        *model = fit(pats, section, &groups);
+        kept.retain(|p| !vetoed(p, comps, &groups));
+    }
+    let stats = vetoes::MatchStats::new(&kept, model, &skip, comps.len());
+    learned.extend(vetoes::learn(
+        comps,
+        model,
+        &section.custom,
+        section.veto_max_loss,
+        &stats,
+        &groups,
+    ));
+    section.contradictions = Some(learned.iter().map(|l| l.veto.clone()).collect());
+    if learned.len() > groups.len() {
+        *model = fit(pats, section, section.vetoes());
+    }
+    learned
+}
+
+/// Block, train and learn vetoes: everything a run does before scoring (`panorama unify
+/// plan` stops here). `unify_records` must be registered.
+pub async fn plan(
+    ctx: &SessionContext,
+    work_dir: &std::path::Path,
+    section: &ProbabilisticSection,
+    max_block_size: usize,
+    report: &mut UnifyReport,
+) -> Result<Planned> {
+    // Checked when the config loaded.
+    section.check().map_err(|m| Error::Internal(m.0))?;
+    let mut section = section.clone();
+    // Given-name variants first: they are a level of the first-name comparison.
+    let learned_variants = learn_name_variants(ctx, &mut section, max_block_size).await?;
+    let comps = section.comparisons();
+    let u = random_pair_u(ctx, &section, &comps).await?;
 
     // Candidate pairs per blocking rule: the configured rules, or a seed chosen from the
     // key counts (see `blocking`). Each rule's pairs go to Parquet as they come (millions
@@ -711,36 +818,7 @@ pub async fn plan(
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     let mut plan = None;
     if section.blocking.is_empty() {
-        let mut p = blocking::estimate(ctx, &section, &comps, max_block_size).await?;
-        section.blocking = p.choose_seed();
-        if section.blocking.is_empty() {
-            if p.candidates.iter().any(|c| c.pairs >= 1.0) {
-                return Err(Error::invalid(
-                    "unify.probabilistic",
-                    format!(
-                        "every blocking key the data allows makes more candidate pairs than the budget ({:.0}); give unify.probabilistic.blocking, or raise unify.probabilistic.pairs_per_record",
-                        p.budget
-                    ),
-                ));
-            }
-            // No two records share a value of any key (a table already free of duplicates):
-            // nothing can match. The run goes on with one key and no pairs, so every record
-            // is its own customer — not an error for a clean table.
-            let Some(first) = p.candidates.first_mut() else {
-                return Err(Error::invalid(
-                    "unify.probabilistic",
-                    "no field is mapped that a blocking rule could use; map more fields or give unify.probabilistic.blocking",
-                ));
-            };
-            let w = "no two records share a value of any blocking key: no candidate pairs, so every record is its own customer".to_string();
-            tracing::warn!("{w}");
-            report.warnings.push(w);
-            first.chosen = Some(0);
-            first.seed = true;
-            first.reason = "no key finds a pair; kept so the run has a rule".into();
-            section.blocking = vec![first.key.clone()];
-        }
-        plan = Some(p);
+        plan = Some(seed_blocking(ctx, &mut section, &comps, max_block_size, report).await?);
     }
     let seeded = section.blocking.len();
     write_candidates(
@@ -814,63 +892,14 @@ pub async fn plan(
             pats = patterns(ctx, &comps, false).await?;
             (model, dependence) = measure(&pats, &mut section);
         }
-        let summary = format!(
-            "blocking chosen from the data: {} (estimated recall {:.4}, {} estimated pairs)",
-            section
-                .blocking
-                .iter()
-                .map(|k| k.join("+"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            p.estimated_recall.unwrap_or(0.0),
-            p.candidates
-                .iter()
-                .filter(|c| c.chosen.is_some())
-                .map(|c| c.pairs)
-                .sum::<f64>()
-                .round()
-        );
+        let summary = p.summary(&section.blocking);
         tracing::info!("{summary}");
     }
-    let mut learned = Vec::new();
-    if learn_vetoes {
-        // Pairs of fields that the match class gets wrong together (households), then single
-        // fields whose disagreement true matches almost never show, judged on a model trained
-        // without the first. Groups are found in rounds, each on a model trained without the
-        // groups found so far: once the most blatant household pairs are out, the next are
-        // visible (at most as many rounds as fields).
-        let skip = section.skip(&comps);
-        let mut groups: Vec<Contradiction> = Vec::new();
-        let mut kept: Vec<Pattern> = pats.clone();
-        for _ in 0..comps.len() {
-            let stats = vetoes::MatchStats::new(&kept, &model, &skip, comps.len());
-            let found: Vec<vetoes::Learned> =
-                vetoes::dependent(&comps, &model, &section.custom, &stats)
-                    .into_iter()
-                    .filter(|l| !groups.contains(&l.veto))
-                    .collect();
-            if found.is_empty() {
-                break;
-            }
-            groups.extend(found.iter().map(|l| l.veto.clone()));
-            learned.extend(found);
-            model = fit(&pats, &section, &groups);
-            kept.retain(|p| !vetoed(p, &comps, &groups));
-        }
-        let stats = vetoes::MatchStats::new(&kept, &model, &skip, comps.len());
-        learned.extend(vetoes::learn(
-            &comps,
-            &model,
-            &section.custom,
-            section.veto_max_loss,
-            &stats,
-            &groups,
-        ));
-        section.contradictions = Some(learned.iter().map(|l| l.veto.clone()).collect());
-        if learned.len() > groups.len() {
-            model = fit(&pats, &section, section.vetoes());
-        }
-    }
+    let learned = if learn_vetoes {
+        learn_vetoes_from(&pats, &comps, &mut section, &mut model, fit)
+    } else {
+        Vec::new()
+    };
     count_candidates(ctx, &section, report).await?;
     Ok(Planned {
         section,
