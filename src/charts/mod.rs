@@ -141,56 +141,10 @@ impl RunFacts {
 /// The stages of `sql/templates/lifecycle.toml`, in lifecycle order.
 const LIFECYCLE: &[&str] = &["prospect", "active", "inactive", "lost"];
 
-/// Each chart's query (`sql/charts/<id>.sql`, `{name}` placeholders filled through
-/// [`crate::sql_text::fill`]) and drawing (`src/charts/specs/<id>.json`, Vega-Lite; Vega for
-/// the cluster graph).
-macro_rules! chart_files {
-    ($($id:literal),* $(,)?) => {
-        &[$((
-            $id,
-            include_str!(concat!("../../sql/charts/", $id, ".sql")),
-            include_str!(concat!("specs/", $id, ".json")),
-        )),*]
-    };
-}
-const FILES: &[(&str, &str, &str)] = chart_files!(
-    "records_per_source",
-    "cluster_sizes",
-    "match_scores",
-    "rule_counts",
-    "largest_clusters",
-    "explain",
-    "cluster",
-    "segment_sizes",
-    "segment_changes",
-    "segment_overlap",
-    "lifecycle",
-    "business_measures",
-    "measure_distribution",
-    "clv_deciles",
-    "clv_pareto",
-    "churn_bands",
-    "funnels",
-    "top_paths",
-    "path_flows",
-    "attribution_models",
-    "quality_failures",
-    "quality_checks",
-    "null_shares",
-    "parse_rates",
-);
 /// The matches part of `rule_counts`, when the run kept `match_pairs`.
 const RULE_COUNTS_MATCHED_SQL: &str = include_str!("../../sql/charts/rule_counts_matched.sql");
 /// The links part of `cluster`, when the run kept `match_pairs`.
 const CLUSTER_LINKS_SQL: &str = include_str!("../../sql/charts/cluster_links.sql");
-
-/// A chart's (query template, spec).
-fn files(id: &str) -> Option<(&'static str, &'static str)> {
-    FILES
-        .iter()
-        .find(|(i, _, _)| *i == id)
-        .map(|(_, sql, spec)| (*sql, *spec))
-}
 
 /// One chart.
 pub struct Chart {
@@ -203,6 +157,28 @@ pub struct Chart {
     /// Shown on the console page and in the report (the explain and cluster charts are not:
     /// they need a pair or a customer).
     pub listed: bool,
+    /// The query template, `sql/charts/<id>.sql` (`{name}` placeholders filled through
+    /// [`crate::sql_text::fill`]).
+    query: &'static str,
+    /// The drawing, `src/charts/specs/<id>.json` (Vega-Lite; Vega for the cluster graph).
+    spec_text: &'static str,
+}
+
+/// A [`Chart`] with its query and spec read from the files named by its id: a chart without
+/// both does not compile.
+macro_rules! chart {
+    ($id:literal, $page:expr, $title:literal, $description:literal, $requires:expr, $listed:expr $(,)?) => {
+        Chart {
+            id: $id,
+            page: $page,
+            title: $title,
+            description: $description,
+            requires: $requires,
+            listed: $listed,
+            query: include_str!(concat!("../../sql/charts/", $id, ".sql")),
+            spec_text: include_str!(concat!("specs/", $id, ".json")),
+        }
+    };
 }
 
 /// What to configure so a table has rows, and the section of docs/config.md that explains it:
@@ -289,30 +265,30 @@ impl Chart {
 }
 
 pub const CHARTS: &[Chart] = &[
-    Chart { id: "records_per_source", page: Page::Unify, title: "Records per source", description: "Matched records joined a customer with other records; singletons stayed alone.", requires: &["customer_links"], listed: true },
-    Chart { id: "cluster_sizes", page: Page::Unify, title: "Customers by number of records", description: "How many source records each customer was made of.", requires: &["customer_links"], listed: true },
-    Chart { id: "match_scores", page: Page::Unify, title: "Match weight of candidate pairs", description: "Every compared pair by its match weight (bits); pairs right of the line matched.", requires: &["match_score_histogram"], listed: true },
-    Chart { id: "rule_counts", page: Page::Unify, title: "Pairs per rule", description: "Candidate pairs each blocking rule brought to comparison (those no earlier rule found), and matches per match rule.", requires: &["unify_stats"], listed: true },
-    Chart { id: "largest_clusters", page: Page::Unify, title: "Largest customers", description: "The customers made of most records: where over-merging would show. Click a bar for its records.", requires: &["customer_links"], listed: true },
-    Chart { id: "explain", page: Page::Unify, title: "Why two records match", description: "Each comparison's contribution to the match weight, from the prior to the decision.", requires: &["unify_records"], listed: false },
-    Chart { id: "cluster", page: Page::Unify, title: "Records of one customer", description: "Source records of one customer and the matches that link them. Click a link to explain it.", requires: &["customer_links"], listed: false },
-    Chart { id: "segment_sizes", page: Page::Segments, title: "Segment size over runs", description: "Members at each run.", requires: &["segment_sizes"], listed: true },
-    Chart { id: "segment_changes", page: Page::Segments, title: "Entered and left per run", description: "Customers who entered (up) and left (down) each segment at each run.", requires: &["segment_sizes"], listed: true },
-    Chart { id: "segment_overlap", page: Page::Segments, title: "Overlap between segments", description: "Customers in exactly each combination of the chosen segments (UpSet-style).", requires: &["segment_members"], listed: true },
-    Chart { id: "lifecycle", page: Page::Segments, title: "Lifecycle stages", description: "Customers per lifecycle stage.", requires: &["segment_members"], listed: true },
-    Chart { id: "business_measures", page: Page::Measures, title: "Business measures over runs", description: "Each business measure at each run.", requires: &["measure_history"], listed: true },
-    Chart { id: "measure_distribution", page: Page::Measures, title: "Distribution of a customer measure", description: "Customers by value of the chosen measure (30 bins; nulls left out).", requires: &["customer_measures"], listed: true },
-    Chart { id: "clv_deciles", page: Page::Predictions, title: "Lifetime value by decile", description: "Predicted lifetime value of each decile of customers (10 = most valuable).", requires: &["predictions_clv"], listed: true },
-    Chart { id: "clv_pareto", page: Page::Predictions, title: "Share of value by share of customers", description: "The most valuable x% of customers hold y% of predicted lifetime value (the 80/20 curve).", requires: &["predictions_clv"], listed: true },
-    Chart { id: "funnels", page: Page::Journeys, title: "Funnels", description: "Customers reaching each step of each configured funnel, in order and within its time; the label is the share of those who started.", requires: &["activities"], listed: true },
-    Chart { id: "top_paths", page: Page::Journeys, title: "Most common paths", description: "Activity types from a customer's first step of each funnel to its first last step after it (repeats once, at most six steps).", requires: &["activities"], listed: true },
-    Chart { id: "path_flows", page: Page::Journeys, title: "Paths to conversion", description: "Each attribution's paths as flows: from the first touchpoint's channel through the next (at most four) to a conversion or none; a band's width is the paths taking it.", requires: &["attribution_paths"], listed: true },
-    Chart { id: "attribution_models", page: Page::Journeys, title: "Attribution by model", description: "Each channel's share of the conversions under every model, side by side: where the rule models and the data-driven Markov and Shapley models disagree.", requires: &["attribution_results"], listed: true },
-    Chart { id: "quality_failures", page: Page::Data, title: "Failed expectations per run", description: "Expectations that failed at each run, by severity (error stops the run, so its run is not current).", requires: &["data_quality"], listed: true },
-    Chart { id: "quality_checks", page: Page::Data, title: "Expectations over runs", description: "The figure each expectation compares, at each run: share of rows passing, row count change, age in hours, parse rate. Red points failed.", requires: &["data_quality"], listed: true },
-    Chart { id: "null_shares", page: Page::Data, title: "NULLs per column", description: "Share of NULL values of each source column with any, in the latest profile.", requires: &["source_profiles"], listed: true },
-    Chart { id: "parse_rates", page: Page::Data, title: "Parse rates over runs", description: "Share of each mapped field's values that parse (valid e-mail, phone in E.164, real date), at each profiled run.", requires: &["source_profiles"], listed: true },
-    Chart { id: "churn_bands", page: Page::Predictions, title: "Churn risk", description: "Customers per churn risk band.", requires: &["predictions_churn"], listed: true },
+    chart!("records_per_source", Page::Unify, "Records per source", "Matched records joined a customer with other records; singletons stayed alone.", &["customer_links"], true),
+    chart!("cluster_sizes", Page::Unify, "Customers by number of records", "How many source records each customer was made of.", &["customer_links"], true),
+    chart!("match_scores", Page::Unify, "Match weight of candidate pairs", "Every compared pair by its match weight (bits); pairs right of the line matched.", &["match_score_histogram"], true),
+    chart!("rule_counts", Page::Unify, "Pairs per rule", "Candidate pairs each blocking rule brought to comparison (those no earlier rule found), and matches per match rule.", &["unify_stats"], true),
+    chart!("largest_clusters", Page::Unify, "Largest customers", "The customers made of most records: where over-merging would show. Click a bar for its records.", &["customer_links"], true),
+    chart!("explain", Page::Unify, "Why two records match", "Each comparison's contribution to the match weight, from the prior to the decision.", &["unify_records"], false),
+    chart!("cluster", Page::Unify, "Records of one customer", "Source records of one customer and the matches that link them. Click a link to explain it.", &["customer_links"], false),
+    chart!("segment_sizes", Page::Segments, "Segment size over runs", "Members at each run.", &["segment_sizes"], true),
+    chart!("segment_changes", Page::Segments, "Entered and left per run", "Customers who entered (up) and left (down) each segment at each run.", &["segment_sizes"], true),
+    chart!("segment_overlap", Page::Segments, "Overlap between segments", "Customers in exactly each combination of the chosen segments (UpSet-style).", &["segment_members"], true),
+    chart!("lifecycle", Page::Segments, "Lifecycle stages", "Customers per lifecycle stage.", &["segment_members"], true),
+    chart!("business_measures", Page::Measures, "Business measures over runs", "Each business measure at each run.", &["measure_history"], true),
+    chart!("measure_distribution", Page::Measures, "Distribution of a customer measure", "Customers by value of the chosen measure (30 bins; nulls left out).", &["customer_measures"], true),
+    chart!("clv_deciles", Page::Predictions, "Lifetime value by decile", "Predicted lifetime value of each decile of customers (10 = most valuable).", &["predictions_clv"], true),
+    chart!("clv_pareto", Page::Predictions, "Share of value by share of customers", "The most valuable x% of customers hold y% of predicted lifetime value (the 80/20 curve).", &["predictions_clv"], true),
+    chart!("funnels", Page::Journeys, "Funnels", "Customers reaching each step of each configured funnel, in order and within its time; the label is the share of those who started.", &["activities"], true),
+    chart!("top_paths", Page::Journeys, "Most common paths", "Activity types from a customer's first step of each funnel to its first last step after it (repeats once, at most six steps).", &["activities"], true),
+    chart!("path_flows", Page::Journeys, "Paths to conversion", "Each attribution's paths as flows: from the first touchpoint's channel through the next (at most four) to a conversion or none; a band's width is the paths taking it.", &["attribution_paths"], true),
+    chart!("attribution_models", Page::Journeys, "Attribution by model", "Each channel's share of the conversions under every model, side by side: where the rule models and the data-driven Markov and Shapley models disagree.", &["attribution_results"], true),
+    chart!("quality_failures", Page::Data, "Failed expectations per run", "Expectations that failed at each run, by severity (error stops the run, so its run is not current).", &["data_quality"], true),
+    chart!("quality_checks", Page::Data, "Expectations over runs", "The figure each expectation compares, at each run: share of rows passing, row count change, age in hours, parse rate. Red points failed.", &["data_quality"], true),
+    chart!("null_shares", Page::Data, "NULLs per column", "Share of NULL values of each source column with any, in the latest profile.", &["source_profiles"], true),
+    chart!("parse_rates", Page::Data, "Parse rates over runs", "Share of each mapped field's values that parse (valid e-mail, phone in E.164, real date), at each profiled run.", &["source_profiles"], true),
+    chart!("churn_bands", Page::Predictions, "Churn risk", "Customers per churn risk band.", &["predictions_churn"], true),
 ];
 
 pub fn chart(id: &str) -> Option<&'static Chart> {
@@ -369,9 +345,7 @@ impl Chart {
 
     /// The query giving the chart's rows, or why it cannot be drawn.
     pub fn sql(&self, facts: &RunFacts, params: &Params) -> Result<String, ChartError> {
-        let template = files(self.id)
-            .ok_or_else(|| ChartError::Unknown(self.id.to_string()))?
-            .0;
+        let template = self.query;
         let segments = || in_list(&self.segments(facts, params));
         Ok(match self.id {
             "rule_counts" => {
@@ -515,10 +489,8 @@ impl Chart {
     /// The chart's drawing from its spec file; the attribution chart orders models as
     /// [`MODELS`](crate::config::attribution::MODELS) does.
     fn body(&self) -> Value {
-        let Some((_, spec)) = files(self.id) else {
-            return json!({});
-        };
-        let mut spec: Value = serde_json::from_str(spec).expect("chart specs are JSON (tested)");
+        let mut spec: Value =
+            serde_json::from_str(self.spec_text).expect("chart specs are JSON (tested)");
         if self.id == "attribution_models" {
             for channel in ["yOffset", "color"] {
                 spec["encoding"][channel]["sort"] = json!(crate::config::attribution::MODELS);
@@ -531,8 +503,6 @@ impl Chart {
 /// Why a chart cannot be drawn with these parameters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChartError {
-    #[error("no chart {0}")]
-    Unknown(String),
     /// What the chart needs is missing (a parameter, a measure); the message says what.
     #[error("{0}")]
     Needs(&'static str),
@@ -544,6 +514,35 @@ mod tests {
 
     /// Every chart has a query and a spec; every spec parses; every query's placeholders are
     /// filled (`fill` panics otherwise) and the filled text parses as SQL.
+    /// Every query and spec file belongs to a chart (a chart without its files does not
+    /// compile: [`chart!`] reads them).
+    #[test]
+    fn no_chart_file_is_left_over() {
+        let ids: Vec<&str> = CHARTS.iter().map(|c| c.id).collect();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (dir, ext, parts) in [
+            (
+                "sql/charts",
+                "sql",
+                &["rule_counts_matched", "cluster_links"][..],
+            ),
+            ("src/charts/specs", "json", &[][..]),
+        ] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().and_then(|e| e.to_str()) != Some(ext) {
+                    continue;
+                }
+                let stem = path.file_stem().unwrap().to_str().unwrap();
+                assert!(
+                    ids.contains(&stem) || parts.contains(&stem),
+                    "{} belongs to no chart",
+                    path.display()
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_chart_has_its_files() {
         let facts = RunFacts {
@@ -567,7 +566,6 @@ mod tests {
             ..Default::default()
         };
         for chart in CHARTS {
-            assert!(files(chart.id).is_some(), "{}: no files", chart.id);
             let spec = chart.spec(json!({"values": []}));
             assert!(spec.is_object(), "{}", chart.id);
             let sql = chart.sql(&facts, &params).unwrap();
@@ -577,7 +575,6 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("{}: {e}\n{sql}", chart.id));
         }
-        assert_eq!(FILES.len(), CHARTS.len());
         let cluster = chart("cluster").unwrap().sql(&facts, &params).unwrap();
         assert!(cluster.contains("customer_id = 'C{1}'''"), "{cluster}");
         let models = &chart("attribution_models").unwrap().body()["encoding"]["color"]["sort"];
