@@ -91,8 +91,26 @@ pub fn plan(
         true,
         "customer_measures".into(),
     ));
-    // Segments and business measures read customer_profiles many times: it holds only the
-    // fields and measures they name (and what previews show).
+    steps.push(customer_profiles_step(an, facts));
+    steps.extend(segment_steps(an, run, previous));
+    steps.push(Step::new(
+        "business_measures",
+        measures::business_measures_sql(cfg, an, facts)?,
+        true,
+        "business_measures".into(),
+    ));
+    steps.push(Step::new(
+        "measure_history",
+        measure_history_sql(run, previous),
+        true,
+        "measure_history".into(),
+    ));
+    Ok(steps)
+}
+
+/// The profile fields and measures that segments and business measures name, and the
+/// fields previews show.
+fn profile_names(an: &Analytics) -> BTreeSet<String> {
     let mut named: BTreeSet<String> = ["first_name", "last_name", "email"]
         .into_iter()
         .map(String::from)
@@ -121,13 +139,20 @@ pub fn plan(
             named.extend(definitions::words(by));
         }
     }
+    named
+}
+
+/// `customer_profiles`: segments and business measures read it many times, so it holds only
+/// the fields and measures they name (and what previews show).
+fn customer_profiles_step(an: &Analytics, facts: &measures::SessionFacts) -> Step {
+    let named = profile_names(an);
     let fields: Vec<&str> = facts
         .profile_columns
         .iter()
         .filter(|c| named.contains(*c))
         .map(String::as_str)
         .collect();
-    steps.push(Step::new(
+    Step::new(
         "customer_profiles",
         measures::profiles_sql(
             Some(&fields),
@@ -138,7 +163,13 @@ pub fn plan(
         ),
         false,
         "customer_profiles".into(),
-    ));
+    )
+}
+
+/// Each segment's members, then `segment_members`, the catalog and changes they feed, and
+/// `segment_history` and `segment_sizes` carried on from the previous run.
+fn segment_steps(an: &Analytics, run: &str, previous: &Previous) -> Vec<Step> {
+    let mut steps = Vec::new();
     for s in &an.segments {
         let carry = s.frozen && previous.frozen.contains(&s.name);
         steps.push(Step::new(
@@ -179,31 +210,23 @@ pub fn plan(
         true,
         "segment_sizes".into(),
     ));
-    steps.push(Step::new(
-        "business_measures",
-        measures::business_measures_sql(cfg, an, facts)?,
-        true,
-        "business_measures".into(),
-    ));
+    steps
+}
+
+/// `measure_history`: this run's business measures after the previous run's history.
+fn measure_history_sql(run: &str, previous: &Previous) -> String {
     let now = format!(
         "SELECT {} AS run_id, as_of() AS as_of, measure, by_value, value FROM business_measures",
         literal(run)
     );
-    let history = if previous.has("measure_history") {
+    if previous.has("measure_history") {
         format!(
             "SELECT CAST(run_id AS VARCHAR) AS run_id, CAST(as_of AS TIMESTAMP) AS as_of, CAST(measure AS VARCHAR) AS measure, \
              CAST(by_value AS VARCHAR) AS by_value, CAST(value AS DOUBLE) AS value FROM previous_measure_history UNION ALL {now}"
         )
     } else {
         now
-    };
-    steps.push(Step::new(
-        "measure_history",
-        history,
-        true,
-        "measure_history".into(),
-    ));
-    Ok(steps)
+    }
 }
 
 /// The steps as one SQL script, for reading and for running on another engine.

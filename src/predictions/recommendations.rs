@@ -96,6 +96,18 @@ fn neighbours(k: u32) -> u32 {
     (2 * k).max(10)
 }
 
+/// The scratch tables `build` makes, dropped when it is done.
+const SCRATCH_TABLES: [&str; 8] = [
+    "reco_rows",
+    "reco_purchases",
+    "reco_heldout",
+    "reco_train",
+    "reco_eval_customers",
+    "reco_customers",
+    "reco_similar",
+    "reco_train_similar",
+];
+
 /// Build `recommendations` and grade them; `ctx` has the run's sources, links and activities.
 pub async fn build(
     cfg: &ProjectConfig,
@@ -103,6 +115,20 @@ pub async fn build(
     rc: &RecommendationsConfig,
     tables_dir: &std::path::Path,
 ) -> Result<(u64, Vec<Grade>)> {
+    let rows = purchase_rows_sql(cfg, rc)?;
+    let scratch = tables_dir.join("recommendations-scratch");
+    materialize_holdout(ctx, &scratch, rc, &rows).await?;
+    let grades = evaluate(ctx, rc).await?;
+    let n = write_recommendations(ctx, &scratch, rc, tables_dir).await?;
+    for t in SCRATCH_TABLES {
+        let _ = ctx.deregister_table(t);
+    }
+    std::fs::remove_dir_all(&scratch).map_err(|e| Error::io("cannot delete", &scratch, e))?;
+    Ok((n, grades))
+}
+
+/// The purchases of the configured activity (`customer_id, item, ts`), as SQL.
+fn purchase_rows_sql(cfg: &ProjectConfig, rc: &RecommendationsConfig) -> Result<String> {
     let a = cfg.activities.get(&rc.activity).ok_or_else(|| {
         Error::invalid(
             "predictions.recommendations.activity",
@@ -112,20 +138,29 @@ pub async fn build(
     let a = a.get_ref();
     let (join, customer) = crate::activities::customer_resolution(a);
     let item = ident(&rc.item);
-    let rows = format!(
+    Ok(format!(
         "SELECT {customer} AS customer_id, CAST(a.{item} AS VARCHAR) AS item, CAST(a.{ts} AS TIMESTAMP) AS ts \
          FROM {src} a {join} WHERE {customer} IS NOT NULL AND a.{item} IS NOT NULL",
         ts = ident(&a.timestamp),
         src = ident(&a.source),
-    );
-    let scratch = tables_dir.join("recommendations-scratch");
+    ))
+}
+
+/// The purchases (`reco_rows`, `reco_purchases`), split into each customer's held-out last
+/// purchase and the rest to train on, with the similar items of the training purchases.
+async fn materialize_holdout(
+    ctx: &SessionContext,
+    scratch: &std::path::Path,
+    rc: &RecommendationsConfig,
+    rows: &str,
+) -> Result<()> {
     // Each of these is read several times by the statements below: computed once and kept
     // in memory (as views, every reference recomputed them, window sorts and all, in
     // parallel, and at 1M people the sorts ran out of their share of memory).
-    materialize(ctx, &scratch, "reco_rows", &rows).await?;
+    materialize(ctx, scratch, "reco_rows", rows).await?;
     materialize(
         ctx,
-        &scratch,
+        scratch,
         "reco_purchases",
         "SELECT DISTINCT customer_id, item FROM reco_rows",
     )
@@ -133,7 +168,7 @@ pub async fn build(
     // Holdout: each customer's last purchased item, when they bought at least two items.
     materialize(
         ctx,
-        &scratch,
+        scratch,
         "reco_heldout",
         "SELECT customer_id, item FROM (\
            SELECT customer_id, item, row_number() OVER (PARTITION BY customer_id ORDER BY ts DESC, item) AS r \
@@ -143,7 +178,7 @@ pub async fn build(
     .await?;
     materialize(
         ctx,
-        &scratch,
+        scratch,
         "reco_train",
         "SELECT p.customer_id, p.item FROM reco_purchases p \
          LEFT JOIN reco_heldout h ON h.customer_id = p.customer_id AND h.item = p.item WHERE h.item IS NULL",
@@ -151,7 +186,7 @@ pub async fn build(
     .await?;
     materialize(
         ctx,
-        &scratch,
+        scratch,
         "reco_eval_customers",
         "SELECT DISTINCT customer_id FROM reco_heldout",
     )
@@ -159,11 +194,15 @@ pub async fn build(
     // The similar items are read three times by what follows: computed once.
     materialize(
         ctx,
-        &scratch,
+        scratch,
         "reco_train_similar",
         &similar_sql("reco_train", rc.k, rc.exclude_bought),
     )
-    .await?;
+    .await
+}
+
+/// Hit rate and precision@k on the held-out purchases, against the popularity baseline.
+async fn evaluate(ctx: &SessionContext, rc: &RecommendationsConfig) -> Result<Vec<Grade>> {
     let eval = format!(
         "WITH recs AS ({}) SELECT CAST(count(*) AS DOUBLE) AS customers, CAST(count(r.item) AS DOUBLE) AS hits \
          FROM reco_heldout h LEFT JOIN recs r ON r.customer_id = h.customer_id AND r.item = h.item",
@@ -178,8 +217,19 @@ pub async fn build(
         seconds = started.elapsed().as_secs_f64(),
         "recommendations evaluated"
     );
-    // Baseline: only the popular items (no similar ones), same exclusions.
-    let baseline_sql = format!(
+    let base = hit_counts(ctx, &baseline_sql(rc))
+        .await
+        .map_err(|e| Error::Model {
+            model: "predictions.recommendations".into(),
+            message: format!("popularity baseline: {e}"),
+        })?;
+    Ok(grades(rc, model, base))
+}
+
+/// Baseline: only the popular items (no similar ones), same exclusions; its hit counts, as
+/// SQL.
+fn baseline_sql(rc: &RecommendationsConfig) -> String {
+    format!(
         "WITH ic AS (SELECT item, count(*) AS n FROM reco_train GROUP BY item), \
          cand AS (SELECT c.customer_id, p.item, p.n FROM reco_eval_customers c CROSS JOIN \
                   (SELECT item, n FROM ic ORDER BY n DESC, item LIMIT {pop}) p), \
@@ -194,13 +244,12 @@ pub async fn build(
         } else {
             ""
         },
-    );
-    let base = hit_counts(ctx, &baseline_sql)
-        .await
-        .map_err(|e| Error::Model {
-            model: "predictions.recommendations".into(),
-            message: format!("popularity baseline: {e}"),
-        })?;
+    )
+}
+
+/// The grades of the model's `(customers, hits)` against the baseline's: none without
+/// held-out customers.
+fn grades(rc: &RecommendationsConfig, model: (f64, f64), base: (f64, f64)) -> Vec<Grade> {
     let mut grades = Vec::new();
     if model.0 > 0.0 {
         let k = rc.k as f64;
@@ -234,14 +283,24 @@ pub async fn build(
             grade,
         ));
     }
-    // The recommendations themselves: every unified customer.
+    grades
+}
+
+/// The recommendations themselves, for every unified customer, written to `recommendations`;
+/// returns its rows.
+async fn write_recommendations(
+    ctx: &SessionContext,
+    scratch: &std::path::Path,
+    rc: &RecommendationsConfig,
+    tables_dir: &std::path::Path,
+) -> Result<u64> {
     ctx.sql("CREATE OR REPLACE VIEW reco_customers AS SELECT customer_id FROM unified_customers")
         .await?
         .collect()
         .await?;
     materialize(
         ctx,
-        &scratch,
+        scratch,
         "reco_similar",
         &similar_sql("reco_purchases", rc.k, rc.exclude_bought),
     )
@@ -254,25 +313,12 @@ pub async fn build(
             "reco_customers",
             rc.k,
             rc.exclude_bought
-        )
+        ),
+        item = ident(&rc.item),
     );
-    let n = crate::table_io::write_query(ctx, &sql, tables_dir, "recommendations")
+    crate::table_io::write_query(ctx, &sql, tables_dir, "recommendations")
         .await
-        .map_err(|e| Error::invalid("predictions.recommendations", e))?;
-    for t in [
-        "reco_rows",
-        "reco_purchases",
-        "reco_heldout",
-        "reco_train",
-        "reco_eval_customers",
-        "reco_customers",
-        "reco_similar",
-        "reco_train_similar",
-    ] {
-        let _ = ctx.deregister_table(t);
-    }
-    std::fs::remove_dir_all(&scratch).map_err(|e| Error::io("cannot delete", &scratch, e))?;
-    Ok((n, grades))
+        .map_err(|e| Error::invalid("predictions.recommendations", e))
 }
 
 /// Run `sql`, write its result to a scratch Parquet file and register that as `name` (read

@@ -663,21 +663,50 @@ fn link_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Load every source of the project into `<run>/sources/` in parallel, with a progress bar
+/// each, and write the rejected rows to `<run>/rejects.parquet`.
 async fn materialize_sources(
     cfg: &ProjectConfig,
     run_dir: &std::path::Path,
     run_id: &str,
     opts: &RunOptions,
-) -> std::result::Result<(Vec<SourceReport>, u64), (Vec<SourceReport>, Error)> {
+) -> Loaded {
     let multi = if opts.quiet {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
     } else {
         MultiProgress::new()
     };
     let cfg = Arc::new(cfg.clone());
-    // Incremental PostgreSQL sources read what changed since the previous run (`--full`:
-    // everything).
-    let previous: Option<std::path::PathBuf> = match opts.full {
+    let previous = previous_sources(&cfg, opts);
+    let tasks = spawn_source_loads(&cfg, run_dir, previous.as_deref(), &multi);
+    let (mut reports, mut all_rejects, errors) = gather_source_loads(tasks).await;
+    let _ = multi.clear();
+    all_rejects.sort_by(|a, b| (&a.source, &a.file, a.row).cmp(&(&b.source, &b.file, b.row)));
+    // Rejects are written even when the run fails: they are what the user needs to look at.
+    let rejects_path = run_dir.join("rejects.parquet");
+    let rejects = rejects_batch(&all_rejects);
+    if let Err(e) = write_parquet(&rejects_path, rejects.schema(), &[rejects]) {
+        return Err((reports, e));
+    }
+    if let Some(e) = sources_failed(errors) {
+        return Err((reports, e));
+    }
+    if let Err(e) = check_reject_ratios(&cfg, &reports, run_id) {
+        return Err((reports, e));
+    }
+    // Incremental PostgreSQL reads brought only changed rows: keep the previous run's others.
+    if let Some(previous) = &previous {
+        if let Err(e) = keep_unchanged_rows(&cfg, previous, run_dir, &mut reports).await {
+            return Err((reports, e));
+        }
+    }
+    Ok((reports, all_rejects.len() as u64))
+}
+
+/// The current run's sources, which incremental PostgreSQL sources read what changed since
+/// (`--full`: none, everything is read).
+fn previous_sources(cfg: &ProjectConfig, opts: &RunOptions) -> Option<PathBuf> {
+    match opts.full {
         true => None,
         false => Workspace::new(cfg.workspace_dir())
             .current_run()
@@ -688,7 +717,17 @@ async fn materialize_sources(
                     .run_dir(&id)
                     .join("sources")
             }),
-    };
+    }
+}
+
+/// One task per source loading it into `<run>/sources/<name>/part-0.parquet` with a
+/// progress bar on `multi`, as many at once as there are cores.
+fn spawn_source_loads(
+    cfg: &Arc<ProjectConfig>,
+    run_dir: &std::path::Path,
+    previous: Option<&std::path::Path>,
+    multi: &MultiProgress,
+) -> Vec<tokio::task::JoinHandle<SourceResult>> {
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut tasks = Vec::new();
@@ -702,7 +741,7 @@ async fn materialize_sources(
         let path = run_dir.join("sources").join(&name).join("part-0.parquet");
         let permits = permits.clone();
         let handle = tokio::runtime::Handle::current();
-        let previous = previous.clone();
+        let previous = previous.map(std::path::Path::to_path_buf);
         tasks.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await.expect("semaphore open");
             let bar2 = bar.clone();
@@ -729,6 +768,13 @@ async fn materialize_sources(
             out
         }));
     }
+    tasks
+}
+
+/// The sources' reports and rejected rows, and the errors of those that failed.
+async fn gather_source_loads(
+    tasks: Vec<tokio::task::JoinHandle<SourceResult>>,
+) -> (Vec<SourceReport>, Vec<Reject>, Vec<Error>) {
     let mut reports = Vec::new();
     let mut all_rejects = Vec::new();
     let mut errors = Vec::new();
@@ -742,24 +788,27 @@ async fn materialize_sources(
             Err(e) => errors.push(Error::Internal(format!("source task failed: {e}"))),
         }
     }
-    let _ = multi.clear();
-    all_rejects.sort_by(|a, b| (&a.source, &a.file, a.row).cmp(&(&b.source, &b.file, b.row)));
-    // Rejects are written even when the run fails: they are what the user needs to look at.
-    let rejects_path = run_dir.join("rejects.parquet");
-    let rejects = rejects_batch(&all_rejects);
-    if let Err(e) = write_parquet(&rejects_path, rejects.schema(), &[rejects]) {
-        return Err((reports, e));
-    }
+    (reports, all_rejects, errors)
+}
+
+/// The run's error when sources failed: the one error, or a list of them all.
+fn sources_failed(mut errors: Vec<Error>) -> Option<Error> {
     match errors.len() {
-        0 => {}
-        1 => return Err((reports, errors.remove(0))),
+        0 => None,
+        1 => Some(errors.remove(0)),
         n => {
             let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
-            let e = Error::Partial(format!("{n} sources failed:\n{}", list.join("\n")));
-            return Err((reports, e));
+            Some(Error::Partial(format!(
+                "{n} sources failed:\n{}",
+                list.join("\n")
+            )))
         }
     }
-    for r in &reports {
+}
+
+/// Fail on the first source that rejected more of its rows than its `max_reject_ratio`.
+fn check_reject_ratios(cfg: &ProjectConfig, reports: &[SourceReport], run_id: &str) -> Result<()> {
+    for r in reports {
         let max = *cfg.sources[&r.name].max_reject_ratio.get_ref();
         let ratio = if r.rows_read == 0 {
             0.0
@@ -767,32 +816,35 @@ async fn materialize_sources(
             r.rows_rejected as f64 / r.rows_read as f64
         };
         if ratio > max {
-            let e = Error::RejectRatio {
+            return Err(Error::RejectRatio {
                 source_name: r.name.clone(),
                 rejected: r.rows_rejected,
                 total: r.rows_read,
                 ratio: ratio * 100.0,
                 max: max * 100.0,
                 run_id: run_id.to_string(),
-            };
-            return Err((reports, e));
+            });
         }
     }
-    // Incremental PostgreSQL reads brought only changed rows: keep the previous run's others.
-    if let Some(previous) = &previous {
-        for r in reports.iter_mut().filter(|r| r.changed_since.is_some()) {
-            match crate::sources::incremental::keep_unchanged_rows(
-                &cfg.sources[&r.name],
-                &r.name,
-                previous,
-                run_dir,
-            )
-            .await
-            {
-                Ok(n) => r.rows_loaded += n,
-                Err(e) => return Err((reports, e)),
-            }
-        }
+    Ok(())
+}
+
+/// Add the previous run's unchanged rows to the sources read incrementally (counted in
+/// their reports' `rows_loaded`).
+async fn keep_unchanged_rows(
+    cfg: &ProjectConfig,
+    previous: &std::path::Path,
+    run_dir: &std::path::Path,
+    reports: &mut [SourceReport],
+) -> Result<()> {
+    for r in reports.iter_mut().filter(|r| r.changed_since.is_some()) {
+        r.rows_loaded += crate::sources::incremental::keep_unchanged_rows(
+            &cfg.sources[&r.name],
+            &r.name,
+            previous,
+            run_dir,
+        )
+        .await?;
     }
-    Ok((reports, all_rejects.len() as u64))
+    Ok(())
 }
