@@ -2254,3 +2254,38 @@ fn stages_after_unification_say_what_they_did() {
             .collect::<Vec<_>>()
     );
 }
+
+/// A run's manifest lists every stage of the one list, in order, the ones before unification
+/// included; every table the run wrote is one some stage says it makes.
+#[test]
+fn a_run_lists_all_its_stages_and_every_table_has_a_maker() {
+    use panorama::run::stages::Stage;
+    let tmp = shop_project();
+    let dir = tmp.path();
+    ok(&["run", "-p", p(dir), "-q"]);
+    let current: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap())
+            .unwrap();
+    let run = dir
+        .join(".panorama/runs")
+        .join(current["run_id"].as_str().unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    let names: Vec<&str> = manifest["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    let all: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+    assert_eq!(names, all);
+    assert_eq!(manifest["stages"][2]["status"], "ran", "{manifest}");
+    for entry in std::fs::read_dir(run.join("tables")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        let table = name.trim_end_matches(".parquet");
+        assert!(
+            Stage::ALL.iter().any(|s| s.makes().contains(&table)),
+            "{table}: no stage says it makes it"
+        );
+    }
+}

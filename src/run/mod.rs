@@ -20,9 +20,11 @@ use crate::error::{Error, Result};
 use crate::sources::rejects::{rejects_batch, Reject};
 use crate::sources::{load_source, BatchSink, SourceReport};
 use crate::workspace::lock::Locking;
+use crate::workspace::reports::{StageOutcome, StageStatus};
 use crate::workspace::{
     parquet_tables, write_parquet, writer_properties, Manifest, RunStatus, Workspace,
 };
+use stages::{LogProgress, Stage, StageProgress};
 
 /// Options of one run.
 #[derive(Debug, Clone, Default)]
@@ -311,6 +313,7 @@ async fn load_check_unify(
     opts: &RunOptions,
     manifest: &mut Manifest,
 ) -> Loaded {
+    let started = begin(Stage::Sources);
     let loaded = tokio::select! {
         r = materialize_sources(cfg, run_dir, run_id, opts) => r,
         _ = tokio::signal::ctrl_c() => Err((Vec::new(), Error::Interrupted("run interrupted (Ctrl-C); the previous run is still current".into()))),
@@ -324,14 +327,26 @@ async fn load_check_unify(
         .map(|m| m.sources)
         .unwrap_or_default();
     let reports = settle_sources(cfg, run_dir, previous.as_deref(), &before, reports).await?;
+    ran(manifest, Stage::Sources, started);
+    let started = begin(Stage::Quality);
     let reports = quality_stage(cfg, run_dir, run_id, &before, opts, manifest, reports).await?;
-    if cfg.unify.is_none() {
+    ran(manifest, Stage::Quality, started);
+    if let Some(why) = Stage::Unification.idle(cfg) {
+        record(
+            manifest,
+            Stage::Unification,
+            StageStatus::Idle,
+            why,
+            Instant::now(),
+        );
         return Ok((reports, rejects));
     }
     manifest.sources = reports.clone();
     let previous_tables = previous.map(|id| ws.run_dir(&id).join("tables"));
+    let started = begin(Stage::Unification);
     let unified = unify_stage(cfg, run_dir, &reports, previous_tables.as_deref(), opts).await;
     manifest.unify = Some(unified.map_err(|e| (reports.clone(), e))?);
+    ran(manifest, Stage::Unification, started);
     match after_unify(
         cfg,
         run_dir,
@@ -345,6 +360,34 @@ async fn load_check_unify(
         Ok(()) => Ok((reports, rejects)),
         Err(e) => Err((reports, e)),
     }
+}
+
+/// A stage before the stages after unification starts (they report themselves).
+fn begin(stage: Stage) -> Instant {
+    LogProgress.started(stage);
+    Instant::now()
+}
+
+/// A stage of [`Stage::ALL`] that ran, into the manifest and the log.
+fn ran(manifest: &mut Manifest, stage: Stage, started: Instant) {
+    record(manifest, stage, StageStatus::Ran, "", started);
+}
+
+fn record(
+    manifest: &mut Manifest,
+    stage: Stage,
+    status: StageStatus,
+    detail: &str,
+    started: Instant,
+) {
+    let outcome = StageOutcome {
+        stage: stage.name().to_string(),
+        status,
+        detail: detail.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    LogProgress.finished(&outcome);
+    manifest.stages.push(outcome);
 }
 
 /// Loaded sources made ready to read: schema drift against the previous run (new columns

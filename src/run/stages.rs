@@ -1,7 +1,9 @@
-//! The stages after unification, one list run by one executor: a run (after it unified the
-//! freshly loaded sources) and a refresh (after it linked the current run's sources and
-//! unification) both call [`after_unify`], so the chain is written once and both compute in
-//! the same context — local, or on the Ballista cluster of `workspace.ballista`.
+//! A run's stages, in one list ([`Stage::ALL`]): the sources, their data quality and
+//! unification, which only a run makes, then the stages after unification, one executor for
+//! both a run (after it unified the freshly loaded sources) and a refresh (after it linked the
+//! current run's sources and unification): both call [`after_unify`], so the chain is written
+//! once and both compute in the same context — local, or on the Ballista cluster of
+//! `workspace.ballista`.
 //!
 //! Each stage names the tables it reads and makes; a stage with nothing to do in a project
 //! says why ([`Stage::idle`]), and what each did is kept in the run's manifest
@@ -17,9 +19,18 @@ use crate::error::{Error, Result};
 use crate::workspace::reports::{SourceReport, StageOutcome, StageStatus};
 use crate::workspace::Manifest;
 
-/// A stage after unification, in the order a run makes them.
+/// A stage of a run, in the order a run makes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Every source read, shaped and written to `<run>/sources/` (rejects kept), then checked
+    /// for schema drift, with committed real-time records folded in and erased people's
+    /// records dropped.
+    Sources,
+    /// Column profiles of every source and `[[expectations]]`: an error-level failure ends the
+    /// run here, before anything is built from the data.
+    Quality,
+    /// Map, match, merge: one profile per person.
+    Unification,
     /// Corrections from privacy requests applied to the merged profiles.
     Rectification,
     Activities,
@@ -32,6 +43,20 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage a run makes, in order; a refresh makes the [`Self::AFTER_UNIFY`] ones over
+    /// the current run's sources and unification.
+    pub const ALL: [Stage; 9] = [
+        Stage::Sources,
+        Stage::Quality,
+        Stage::Unification,
+        Stage::Rectification,
+        Stage::Activities,
+        Stage::Attribution,
+        Stage::Predictions,
+        Stage::Analytics,
+        Stage::LookupIndex,
+    ];
+
     /// Every stage after unification, in order.
     pub const AFTER_UNIFY: [Stage; 6] = [
         Stage::Rectification,
@@ -44,6 +69,9 @@ impl Stage {
 
     pub fn name(self) -> &'static str {
         match self {
+            Stage::Sources => "sources",
+            Stage::Quality => "data quality",
+            Stage::Unification => "unification",
             Stage::Rectification => "rectification",
             Stage::Activities => "activities",
             Stage::Attribution => "attribution",
@@ -56,6 +84,7 @@ impl Stage {
     /// The tables the stage reads (besides the sources).
     pub fn reads(self) -> &'static [&'static str] {
         match self {
+            Stage::Sources | Stage::Quality | Stage::Unification => &[],
             Stage::Rectification => &["unified_customers", "customer_links", "rectifications"],
             Stage::Activities => &["customer_links", "identity_graph"],
             Stage::Attribution => &["activities"],
@@ -82,6 +111,11 @@ impl Stage {
     /// rectification correct it again; the index is files of its own (`index/`).
     pub fn makes(self) -> &'static [&'static str] {
         match self {
+            // The loaded sources are tables of their own names (`<run>/sources/`); rejects
+            // and source stats come from the manifest; profiles and expectation results are
+            // appended to the workspace's state.
+            Stage::Sources | Stage::Quality => &[],
+            Stage::Unification => crate::unify::OUTPUT_TABLES,
             Stage::Rectification | Stage::LookupIndex => &[],
             Stage::Activities => &["activities", "activity_stats"],
             Stage::Attribution => &["attribution_paths", "attribution_results"],
@@ -98,6 +132,8 @@ impl Stage {
     /// Why the stage has nothing to do in this project; `None` when it runs.
     pub fn idle(self, cfg: &ProjectConfig) -> Option<&'static str> {
         match self {
+            Stage::Unification if cfg.unify.is_none() => Some("no [unify] in the config"),
+            Stage::Sources | Stage::Quality | Stage::Unification => None,
             Stage::Rectification | Stage::LookupIndex => None,
             Stage::Activities if cfg.activities.is_empty() => Some("no [activities] in the config"),
             Stage::Attribution if cfg.attribution.is_empty() => {
@@ -209,6 +245,9 @@ pub async fn after_unify(a: &AfterUnify<'_>, manifest: &mut Manifest) -> Result<
             }
             (Stage::Analytics, _) => manifest.analytics = Some(analytics(a, &scratch).await?),
             (Stage::LookupIndex, _) => crate::lookup_index::build(a.run_dir).await?,
+            (Stage::Sources | Stage::Quality | Stage::Unification, _) => {
+                unreachable!("a run makes these before unification (Stage::AFTER_UNIFY only)")
+            }
             (_, None) => unreachable!("only measures and segments release the shared context"),
         }
         let o = outcome(StageStatus::Ran, "");
@@ -277,21 +316,15 @@ async fn analytics(
 mod tests {
     use super::*;
 
-    /// Every table a stage reads is made by unification (or kept in the workspace's state)
-    /// or by a stage before it: the order of [`Stage::AFTER_UNIFY`] is the order of the data.
+    /// Every table a stage reads is made by a stage before it (or kept in the workspace's
+    /// state): the order of [`Stage::ALL`] is the order of the data.
     #[test]
     fn stages_read_only_what_comes_before_them() {
-        let before_stages = [
-            "unified_customers",
-            "customer_links",
-            "identity_graph",
-            "rectifications",
-        ];
-        for (i, stage) in Stage::AFTER_UNIFY.iter().enumerate() {
+        let before_stages = ["rectifications"];
+        assert_eq!(&Stage::ALL[3..], &Stage::AFTER_UNIFY);
+        for (i, stage) in Stage::ALL.iter().enumerate() {
             for table in stage.reads() {
-                let earlier = Stage::AFTER_UNIFY[..i]
-                    .iter()
-                    .any(|s| s.makes().contains(table));
+                let earlier = Stage::ALL[..i].iter().any(|s| s.makes().contains(table));
                 assert!(
                     earlier || before_stages.contains(table),
                     "{} reads {table}, which no earlier stage makes",

@@ -38,6 +38,23 @@ use config::{default_rules, DedupPolicy, IdentityMap, MatchMode, MatchRule, Unif
 const MATCH_PAIRS_SQL: &str = include_str!("../../sql/unify/match_pairs.sql");
 pub use evaluation::{register_truth, EVAL_SQL};
 
+/// The tables unification makes in `<run>/tables` (those of probabilistic matching only in
+/// that mode, `identity_graph` only with `[unify.identities]`).
+pub const OUTPUT_TABLES: &[&str] = &[
+    "unify_records",
+    "match_pairs",
+    "match_weights",
+    "match_score_histogram",
+    "match_term_frequencies",
+    "blocking_plan",
+    "customer_links",
+    "id_changes",
+    "unified_customers",
+    "unified_customers_provenance",
+    "identity_graph",
+    "unify_stats",
+];
+
 pub use crate::workspace::reports::UnifyReport;
 
 /// The rules in force: the config's, or the defaults.
