@@ -19,6 +19,7 @@ use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sources::rejects::Reject;
 use crate::sources::BatchSink;
+use crate::table_catalog::names;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -444,14 +445,14 @@ async fn check_activities(
 /// without a run.
 async fn profile_columns(cfg: &ProjectConfig) -> Vec<String> {
     match crate::session::open_project(cfg, None).await {
-        Ok((run_ctx, _)) => match run_ctx.table("customer_profiles").await {
+        Ok((run_ctx, _)) => match run_ctx.table(names::CUSTOMER_PROFILES).await {
             Ok(t) => t
                 .schema()
                 .fields()
                 .iter()
                 .map(|f| f.name().clone())
                 .collect(),
-            Err(_) => match run_ctx.table("unified_customers").await {
+            Err(_) => match run_ctx.table(names::UNIFIED_CUSTOMERS).await {
                 Ok(t) => t
                     .schema()
                     .fields()

@@ -23,6 +23,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 
 pub const DIR: &str = "index";
 
@@ -34,15 +35,15 @@ pub async fn build(run_dir: &Path) -> Result<()> {
     let tables_dir = run_dir.join("tables");
     let tables = crate::workspace::parquet_tables(&tables_dir)?;
     let has = |t: &str| tables.iter().any(|n| n == t);
-    if !has("unified_customers") {
+    if !has(names::UNIFIED_CUSTOMERS) {
         return Ok(());
     }
     let ctx = crate::session::new_context();
     for t in &tables {
         crate::table_io::register_written(&ctx, &tables_dir, t).await?;
     }
-    let profiles = if has("customer_measures") {
-        let measures = ctx.table("customer_measures").await?.schema().clone();
+    let profiles = if has(names::CUSTOMER_MEASURES) {
+        let measures = ctx.table(names::CUSTOMER_MEASURES).await?.schema().clone();
         crate::analytics::measures::customer_profiles_sql(
             measures
                 .fields()
@@ -54,7 +55,7 @@ pub async fn build(run_dir: &Path) -> Result<()> {
         "SELECT * FROM unified_customers".to_string()
     };
     // Where each profile value came from, beside it (the card shows it).
-    let profiles = if has("unified_customers_provenance") {
+    let profiles = if has(names::UNIFIED_CUSTOMERS_PROVENANCE) {
         let columns = crate::unify::merge::provenance_columns()
             .iter()
             .map(|c| format!("v.{c}"))
@@ -85,7 +86,7 @@ pub async fn build(run_dir: &Path) -> Result<()> {
             .to_string(),
         "SELECT 'record', l.uid, l.customer_id FROM customer_links l".to_string(),
     ];
-    if has("identity_graph") {
+    if has(names::IDENTITY_GRAPH) {
         ids.push(
             "SELECT 'cookie', anonymous_id, customer_id FROM identity_graph \
              WHERE customer_id IS NOT NULL"
@@ -101,7 +102,7 @@ pub async fn build(run_dir: &Path) -> Result<()> {
         &tmp.join("identifiers.parquet"),
     )
     .await?;
-    if has("activities") {
+    if has(names::ACTIVITIES) {
         write_sorted(
             &ctx,
             "SELECT customer_id, ts, type, activity_source, source, amount, details \

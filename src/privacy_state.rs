@@ -13,6 +13,7 @@ use crate::config::consent::ConsentDefault;
 use crate::config::ProjectConfig;
 use crate::error::Result;
 use crate::sql_text::{ident, in_list, literal};
+use crate::table_catalog::names;
 
 /// SHA-256 (hex) of an identifier, the form kept in the suppression list and audit log.
 pub fn hash_identifier(value: &str) -> String {
@@ -22,7 +23,7 @@ pub fn hash_identifier(value: &str) -> String {
 /// Hashes of every customer id erased so far (`suppression_list` rows of kind `customer_id`).
 pub async fn erased_customer_hashes(workspace: &Path) -> Result<HashSet<String>> {
     let mut out = HashSet::new();
-    let Some(batches) = crate::state::read(workspace, "suppression_list").await? else {
+    let Some(batches) = crate::state::read(workspace, names::SUPPRESSION_LIST).await? else {
         return Ok(out);
     };
     for b in &batches {
@@ -137,7 +138,7 @@ pub fn suppressed_condition(cfg: &ProjectConfig, source: &str) -> Option<String>
 /// `None` when nothing states consent.
 pub fn customer_consent_sql(cfg: &ProjectConfig, tables: &[String]) -> Option<String> {
     let has = |t: &str| tables.iter().any(|x| x == t);
-    if !has("customer_links") {
+    if !has(names::CUSTOMER_LINKS) {
         return None;
     }
     let mut parts = Vec::new();
@@ -174,7 +175,7 @@ pub fn customer_consent_sql(cfg: &ProjectConfig, tables: &[String]) -> Option<St
             table = ident(&s.source),
         ));
     }
-    if has("consent_statements") {
+    if has(names::CONSENT_STATEMENTS) {
         parts.push(format!(
             "SELECT DISTINCT l.customer_id, c.purpose, c.channel, c.granted, c.source, \
              CAST(c.stated_at AS TIMESTAMP) AS stated_at \
@@ -205,7 +206,7 @@ pub fn allowed_condition(
     tables: &[String],
 ) -> String {
     let default = cfg.consent.as_ref().map(|c| c.default).unwrap_or_default();
-    if !tables.iter().any(|t| t == "customer_consent") {
+    if !tables.iter().any(|t| t == names::CUSTOMER_CONSENT) {
         return match default {
             ConsentDefault::Deny => "FALSE".into(),
             ConsentDefault::Allow => "TRUE".into(),

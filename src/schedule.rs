@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::workspace::lock::Locking;
 
 pub use crate::config::schedule::{ScheduleDef, Step};
+use crate::table_catalog::names;
 
 /// Run one step.
 pub async fn run_step(
@@ -126,7 +127,7 @@ fn log(
         ("outcome", s(outcome)),
         ("detail", s(detail)),
     ])?;
-    crate::state::append(&cfg.workspace_dir(), "schedule_log", &batch)?;
+    crate::state::append(&cfg.workspace_dir(), names::SCHEDULE_LOG, &batch)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 use crate::workspace::{Manifest, Workspace};
 
 /// A context with Panorama's UDFs and table functions and no tables, reading only registered
@@ -173,16 +174,16 @@ pub async fn open_project_in(
     let rejects = run_dir.join("rejects.parquet");
     if rejects.exists() {
         ctx.register_parquet(
-            "rejects",
+            names::REJECTS,
             rejects.to_string_lossy().as_ref(),
             ParquetReadOptions::default(),
         )
         .await?;
-        tables.push("rejects".into());
+        tables.push(names::REJECTS.into());
     }
-    if tables.iter().any(|t| t == "customer_measures") {
+    if tables.iter().any(|t| t == names::CUSTOMER_MEASURES) {
         // The run's measures, whatever the config says now.
-        let measures = ctx.table("customer_measures").await?.schema().clone();
+        let measures = ctx.table(names::CUSTOMER_MEASURES).await?.schema().clone();
         let sql = crate::analytics::measures::customer_profiles_sql(
             measures
                 .fields()
@@ -192,10 +193,10 @@ pub async fn open_project_in(
         );
         ctx.sql(&format!("CREATE VIEW customer_profiles AS {sql}"))
             .await?;
-        tables.push("customer_profiles".into());
+        tables.push(names::CUSTOMER_PROFILES.into());
     }
     tables.extend(crate::state::register_all(&ctx, ws.dir()).await?);
-    if tables.iter().any(|t| t == "export_log") {
+    if tables.iter().any(|t| t == names::EXPORT_LOG) {
         // Each export's watermark: the run and time of its last successful send.
         ctx.sql(
             "CREATE VIEW export_watermarks AS SELECT export, run_id, ended_at FROM (\
@@ -208,12 +209,15 @@ pub async fn open_project_in(
     if let Some(sql) = crate::privacy_state::customer_consent_sql(cfg, &tables) {
         ctx.sql(&format!("CREATE VIEW customer_consent AS {sql}"))
             .await?;
-        tables.push("customer_consent".into());
+        tables.push(names::CUSTOMER_CONSENT.into());
     }
-    ctx.register_table("runs", Arc::new(runs_table(&ws.manifests()?)?))?;
-    tables.push("runs".into());
-    ctx.register_table("source_stats", Arc::new(source_stats_table(&manifest)?))?;
-    tables.push("source_stats".into());
+    ctx.register_table(names::RUNS, Arc::new(runs_table(&ws.manifests()?)?))?;
+    tables.push(names::RUNS.into());
+    ctx.register_table(
+        names::SOURCE_STATS,
+        Arc::new(source_stats_table(&manifest)?),
+    )?;
+    tables.push(names::SOURCE_STATS.into());
     Ok((
         ctx,
         OpenedRun {

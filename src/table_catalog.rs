@@ -6,19 +6,66 @@
 //! Sources come from the project's config (their `primary_key` and `description`); measures
 //! describe their own columns of `customer_measures` and `customer_profiles`.
 
+/// Panorama's own table names: code names a table through these constants, so a rename is one
+/// edit and a typo does not compile.
+pub mod names {
+    pub const UNIFIED_CUSTOMERS: &str = "unified_customers";
+    pub const UNIFIED_CUSTOMERS_PROVENANCE: &str = "unified_customers_provenance";
+    pub const CUSTOMER_LINKS: &str = "customer_links";
+    pub const CUSTOMER_MEASURES: &str = "customer_measures";
+    pub const CUSTOMER_PROFILES: &str = "customer_profiles";
+    pub const SEGMENT_MEMBERS: &str = "segment_members";
+    pub const SEGMENT_HISTORY: &str = "segment_history";
+    pub const SEGMENT_SIZES: &str = "segment_sizes";
+    pub const BUSINESS_MEASURES: &str = "business_measures";
+    pub const MEASURE_HISTORY: &str = "measure_history";
+    pub const UNIFY_RECORDS: &str = "unify_records";
+    pub const MATCH_PAIRS: &str = "match_pairs";
+    pub const MATCH_WEIGHTS: &str = "match_weights";
+    pub const MATCH_SCORE_HISTOGRAM: &str = "match_score_histogram";
+    pub const MATCH_TERM_FREQUENCIES: &str = "match_term_frequencies";
+    pub const BLOCKING_PLAN: &str = "blocking_plan";
+    pub const ID_CHANGES: &str = "id_changes";
+    pub const IDENTITY_GRAPH: &str = "identity_graph";
+    pub const UNIFY_STATS: &str = "unify_stats";
+    pub const ACTIVITIES: &str = "activities";
+    pub const ATTRIBUTION_PATHS: &str = "attribution_paths";
+    pub const ATTRIBUTION_RESULTS: &str = "attribution_results";
+    pub const ATTRIBUTION_HISTORY: &str = "attribution_history";
+    pub const ACTIVITY_STATS: &str = "activity_stats";
+    pub const PREDICTIONS_CLV: &str = "predictions_clv";
+    pub const PREDICTIONS_CHURN: &str = "predictions_churn";
+    pub const RECOMMENDATIONS: &str = "recommendations";
+    pub const PREDICTION_GRADES: &str = "prediction_grades";
+    pub const CUSTOMER_CONSENT: &str = "customer_consent";
+    pub const REJECTS: &str = "rejects";
+    pub const SOURCE_STATS: &str = "source_stats";
+    pub const RUNS: &str = "runs";
+    pub const SOURCE_PROFILES: &str = "source_profiles";
+    pub const DATA_QUALITY: &str = "data_quality";
+    pub const EXPORT_LOG: &str = "export_log";
+    pub const AUDIT_LOG: &str = "audit_log";
+    pub const CONSENT_STATEMENTS: &str = "consent_statements";
+    pub const SUPPRESSION_LIST: &str = "suppression_list";
+    pub const RECTIFICATIONS: &str = "rectifications";
+    pub const JOURNEY_STATE: &str = "journey_state";
+    pub const OUTBOX: &str = "outbox";
+    pub const SCHEDULE_LOG: &str = "schedule_log";
+}
+
 /// Append-only tables in `state/`, registered under these names when a run is opened.
 pub const LOG_TABLES: &[&str] = &[
-    "export_log",
-    "audit_log",
-    "consent_statements",
-    "suppression_list",
-    "rectifications",
-    "journey_state",
-    "outbox",
-    "schedule_log",
-    "source_profiles",
-    "data_quality",
-    "attribution_history",
+    names::EXPORT_LOG,
+    names::AUDIT_LOG,
+    names::CONSENT_STATEMENTS,
+    names::SUPPRESSION_LIST,
+    names::RECTIFICATIONS,
+    names::JOURNEY_STATE,
+    names::OUTBOX,
+    names::SCHEDULE_LOG,
+    names::SOURCE_PROFILES,
+    names::DATA_QUALITY,
+    names::ATTRIBUTION_HISTORY,
 ];
 
 /// The state table holding records committed to `source` through real-time match.
@@ -41,40 +88,40 @@ pub struct TableDoc {
 
 /// Panorama's own tables: name, description, key columns, columns referring to a customer.
 const OUTPUTS: &[(&str, &str, &[&str], &[&str])] = &[
-    ("unified_customers", "One row per customer: the merged profile (each field chosen by its merge policy), how many sources and records make the customer, and when they were first and last seen.", &["customer_id"], &[]),
-    ("unified_customers_provenance", "Per customer and merged field, the source and record id the value came from (`rectification` when corrected by a privacy request).", &["customer_id"], &["customer_id"]),
-    ("customer_links", "Lineage: which source records make each customer, how they matched, and whether a dedup policy let the record feed the profile.", &["source", "record_id"], &["customer_id"]),
-    ("customer_measures", "One row per customer, one column per configured measure.", &["customer_id"], &["customer_id"]),
-    ("customer_profiles", "View: unified_customers with the run's measures, one row per customer.", &[], &[]),
-    ("segment_members", "Who is in each segment in this run.", &["segment", "customer_id"], &["customer_id"]),
-    ("segment_history", "Segment entries and exits over all runs.", &[], &[]),
-    ("segment_sizes", "Segment sizes, entries and exits per run, with each segment's definition.", &["run_id", "segment"], &[]),
-    ("business_measures", "Business-level measures of this run, per grouping value.", &[], &[]),
-    ("measure_history", "Business measures over all runs.", &[], &[]),
-    ("unify_records", "The staged, normalized records fed to matching: one per source record, uid = source:record_id.", &["uid"], &[]),
-    ("match_pairs", "Record pairs judged to be the same person: the rule or probabilistic score that matched them.", &["left_uid", "right_uid"], &[]),
-    ("match_weights", "The learned match model: m and u probabilities and weights per comparison level, blocking rules and vetoes.", &[], &[]),
-    ("match_score_histogram", "How many candidate pairs fell in each match-weight bin, and the threshold.", &["weight_bin"], &[]),
-    ("match_term_frequencies", "How common each value is per field, for term-frequency adjustments.", &["field", "value"], &[]),
-    ("blocking_plan", "Every candidate blocking key, its estimated pairs and recall, and why it was chosen or left out.", &["rule"], &[]),
-    ("id_changes", "Customers that merged or split since the previous run, with the previous id.", &[], &[]),
-    ("identity_graph", "Anonymous ids (cookies, devices) and the customer each resolves to, NULL while unknown.", &[], &[]),
-    ("unify_stats", "Unification metrics of this run: records, pairs, customers, cluster sizes.", &["metric"], &[]),
-    ("activities", "Every activity (orders, visits, events) with its resolved customer.", &[], &[]),
-    ("attribution_paths", "Per [attribution.<name>]: every conversion's path of touchpoint channels in its lookback window, and every person's touchpoints after their last conversion (not converted).", &[], &["customer_id"]),
-    ("attribution_results", "Per [attribution.<name>], model and channel (and campaign): conversions and value credited, and the share of all conversions. Models: first_touch, last_touch, last_non_direct, linear, time_decay, position_based, markov (removal effects).", &[], &[]),
-    ("attribution_history", "attribution_results of every run, with its run_id: trends of each channel's credit.", &[], &[]),
-    ("activity_stats", "Per activity source: how many activities resolved to a customer.", &[], &[]),
-    ("predictions_clv", "Customer lifetime value from the BG/NBD and Gamma-Gamma models, per customer.", &["customer_id"], &["customer_id"]),
-    ("predictions_churn", "Churn probability and risk per customer, with the features that drove it.", &["customer_id"], &["customer_id"]),
-    ("recommendations", "Product recommendations per customer, best first.", &["customer_id", "rank"], &["customer_id"]),
-    ("prediction_grades", "Each model graded against a baseline.", &["model", "metric"], &[]),
-    ("customer_consent", "View: the latest consent statement per customer, purpose and channel.", &[], &[]),
-    ("rejects", "Rows and values that could not be loaded, with file, row, column and reason.", &[], &[]),
-    ("source_stats", "Per source: rows read, loaded, rejected and suppressed, the time it took, the encoding text files were read as, and columns new since the previous run or missing (loaded as NULL).", &["source"], &[]),
-    ("runs", "Every run in the workspace: status, times, rows and error.", &["run_id"], &[]),
-    ("source_profiles", "Every run's profile of every source column: rows, NULLs, distinct values, min/max, lengths, most common values, parse rates of mapped fields.", &[], &[]),
-    ("data_quality", "Every run's [[expectations]] results: observed, expected, passed, failing rows; failed runs included.", &["run_id", "expectation"], &[]),
+    (names::UNIFIED_CUSTOMERS, "One row per customer: the merged profile (each field chosen by its merge policy), how many sources and records make the customer, and when they were first and last seen.", &["customer_id"], &[]),
+    (names::UNIFIED_CUSTOMERS_PROVENANCE, "Per customer and merged field, the source and record id the value came from (`rectification` when corrected by a privacy request).", &["customer_id"], &["customer_id"]),
+    (names::CUSTOMER_LINKS, "Lineage: which source records make each customer, how they matched, and whether a dedup policy let the record feed the profile.", &["source", "record_id"], &["customer_id"]),
+    (names::CUSTOMER_MEASURES, "One row per customer, one column per configured measure.", &["customer_id"], &["customer_id"]),
+    (names::CUSTOMER_PROFILES, "View: unified_customers with the run's measures, one row per customer.", &[], &[]),
+    (names::SEGMENT_MEMBERS, "Who is in each segment in this run.", &["segment", "customer_id"], &["customer_id"]),
+    (names::SEGMENT_HISTORY, "Segment entries and exits over all runs.", &[], &[]),
+    (names::SEGMENT_SIZES, "Segment sizes, entries and exits per run, with each segment's definition.", &["run_id", "segment"], &[]),
+    (names::BUSINESS_MEASURES, "Business-level measures of this run, per grouping value.", &[], &[]),
+    (names::MEASURE_HISTORY, "Business measures over all runs.", &[], &[]),
+    (names::UNIFY_RECORDS, "The staged, normalized records fed to matching: one per source record, uid = source:record_id.", &["uid"], &[]),
+    (names::MATCH_PAIRS, "Record pairs judged to be the same person: the rule or probabilistic score that matched them.", &["left_uid", "right_uid"], &[]),
+    (names::MATCH_WEIGHTS, "The learned match model: m and u probabilities and weights per comparison level, blocking rules and vetoes.", &[], &[]),
+    (names::MATCH_SCORE_HISTOGRAM, "How many candidate pairs fell in each match-weight bin, and the threshold.", &["weight_bin"], &[]),
+    (names::MATCH_TERM_FREQUENCIES, "How common each value is per field, for term-frequency adjustments.", &["field", "value"], &[]),
+    (names::BLOCKING_PLAN, "Every candidate blocking key, its estimated pairs and recall, and why it was chosen or left out.", &["rule"], &[]),
+    (names::ID_CHANGES, "Customers that merged or split since the previous run, with the previous id.", &[], &[]),
+    (names::IDENTITY_GRAPH, "Anonymous ids (cookies, devices) and the customer each resolves to, NULL while unknown.", &[], &[]),
+    (names::UNIFY_STATS, "Unification metrics of this run: records, pairs, customers, cluster sizes.", &["metric"], &[]),
+    (names::ACTIVITIES, "Every activity (orders, visits, events) with its resolved customer.", &[], &[]),
+    (names::ATTRIBUTION_PATHS, "Per [attribution.<name>]: every conversion's path of touchpoint channels in its lookback window, and every person's touchpoints after their last conversion (not converted).", &[], &["customer_id"]),
+    (names::ATTRIBUTION_RESULTS, "Per [attribution.<name>], model and channel (and campaign): conversions and value credited, and the share of all conversions. Models: first_touch, last_touch, last_non_direct, linear, time_decay, position_based, markov (removal effects).", &[], &[]),
+    (names::ATTRIBUTION_HISTORY, "attribution_results of every run, with its run_id: trends of each channel's credit.", &[], &[]),
+    (names::ACTIVITY_STATS, "Per activity source: how many activities resolved to a customer.", &[], &[]),
+    (names::PREDICTIONS_CLV, "Customer lifetime value from the BG/NBD and Gamma-Gamma models, per customer.", &["customer_id"], &["customer_id"]),
+    (names::PREDICTIONS_CHURN, "Churn probability and risk per customer, with the features that drove it.", &["customer_id"], &["customer_id"]),
+    (names::RECOMMENDATIONS, "Product recommendations per customer, best first.", &["customer_id", "rank"], &["customer_id"]),
+    (names::PREDICTION_GRADES, "Each model graded against a baseline.", &["model", "metric"], &[]),
+    (names::CUSTOMER_CONSENT, "View: the latest consent statement per customer, purpose and channel.", &[], &[]),
+    (names::REJECTS, "Rows and values that could not be loaded, with file, row, column and reason.", &[], &[]),
+    (names::SOURCE_STATS, "Per source: rows read, loaded, rejected and suppressed, the time it took, the encoding text files were read as, and columns new since the previous run or missing (loaded as NULL).", &["source"], &[]),
+    (names::RUNS, "Every run in the workspace: status, times, rows and error.", &["run_id"], &[]),
+    (names::SOURCE_PROFILES, "Every run's profile of every source column: rows, NULLs, distinct values, min/max, lengths, most common values, parse rates of mapped fields.", &[], &[]),
+    (names::DATA_QUALITY, "Every run's [[expectations]] results: observed, expected, passed, failing rows; failed runs included.", &["run_id", "expectation"], &[]),
 ];
 
 /// Columns that mean the same in every table.
@@ -159,4 +206,119 @@ pub fn describe(
         docs.push(doc);
     }
     docs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::ast::{Query, TableFactor, Visit, Visitor};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use std::collections::BTreeSet;
+    use std::ops::ControlFlow;
+    use std::path::{Path, PathBuf};
+
+    /// Prefixes of tables a stage makes for itself while it runs (scratch tables, not in the
+    /// catalog); `placeholder_` is what a `{placeholder}` becomes before parsing.
+    const INTERNAL_PREFIXES: &[&str] = &[
+        "unify_",
+        "reco_",
+        "attribution_",
+        "committed_",
+        "placeholder_",
+    ];
+    /// `truth`: the ground truth `panorama eval` registers.
+    const INTERNAL_TABLES: &[&str] = &["truth"];
+
+    /// The tables a statement reads in FROM and JOIN (not table functions such as
+    /// `funnel(...)`, `paths(...)` or `explain_pair(...)`) and the CTEs it defines.
+    #[derive(Default)]
+    struct Relations {
+        read: BTreeSet<String>,
+        ctes: BTreeSet<String>,
+    }
+
+    impl Visitor for Relations {
+        type Break = ();
+
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            if let Some(with) = &query.with {
+                for cte in &with.cte_tables {
+                    self.ctes.insert(cte.alias.name.value.to_lowercase());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name, args: None, ..
+            } = factor
+            {
+                if let Some(last) = name.0.last() {
+                    let last = last.to_string();
+                    self.read.insert(last.trim_matches('"').to_lowercase());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn sql_files(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sql_files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "sql") {
+                found.push(path);
+            }
+        }
+    }
+
+    /// A table of Panorama's that a query under `sql/` reads is in the catalog: renaming or
+    /// misspelling a catalog table there fails here.
+    #[test]
+    fn sql_files_read_only_known_tables() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+        let mut files = Vec::new();
+        sql_files(&root, &mut files);
+        files.sort();
+        assert!(!files.is_empty(), "no .sql files under {}", root.display());
+        let placeholder = regex::Regex::new(r"\{([A-Za-z_][A-Za-z0-9_]*)\}").unwrap();
+        let known = |t: &str| {
+            OUTPUTS.iter().any(|(n, ..)| *n == t)
+                || LOG_TABLES.contains(&t)
+                || INTERNAL_TABLES.contains(&t)
+                || INTERNAL_PREFIXES.iter().any(|p| t.starts_with(p))
+        };
+        let mut unknown = Vec::new();
+        let mut parsed = 0;
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            let text = placeholder.replace_all(&text, "placeholder_$1");
+            let statements = match Parser::parse_sql(&GenericDialect {}, &text) {
+                Ok(s) => s,
+                Err(e) => {
+                    println!("skipped {} (does not parse: {e})", file.display());
+                    continue;
+                }
+            };
+            parsed += 1;
+            for statement in &statements {
+                let mut relations = Relations::default();
+                let _ = statement.visit(&mut relations);
+                for t in &relations.read {
+                    if !known(t) && !relations.ctes.contains(t) {
+                        unknown.push(format!("{}: {t}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(parsed > 0, "no .sql file under {} parsed", root.display());
+        assert!(
+            unknown.is_empty(),
+            "tables read under sql/ that the catalog does not know:\n{}",
+            unknown.join("\n")
+        );
+    }
 }

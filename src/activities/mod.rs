@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::sql_text::{ident, literal};
 
 pub use crate::config::activities::ActivitySource;
+use crate::table_catalog::names;
 
 /// A details column as JSON text: `{"channel":"web","quantity":"2"}` (values as strings,
 /// missing ones as null).
@@ -94,8 +95,8 @@ pub async fn build(
         .map(|(name, a)| source_sql(name, a.get_ref()))
         .collect::<Vec<_>>()
         .join("\nUNION ALL\n");
-    let rows = crate::table_io::write_query(ctx, &sql, tables_dir, "activities").await?;
-    crate::table_io::register_written(ctx, tables_dir, "activities").await?;
+    let rows = crate::table_io::write_query(ctx, &sql, tables_dir, names::ACTIVITIES).await?;
+    crate::table_io::register_written(ctx, tables_dir, names::ACTIVITIES).await?;
     crate::table_io::write_query(
         ctx,
         "SELECT activity_source, source, count(*) AS activities, count(customer_id) AS resolved, \
@@ -104,7 +105,7 @@ pub async fn build(
          min(ts) AS first_ts, max(ts) AS last_ts \
          FROM activities GROUP BY activity_source, source ORDER BY activity_source",
         tables_dir,
-        "activity_stats",
+        names::ACTIVITY_STATS,
     )
     .await?;
     let unresolved = crate::table_io::count(

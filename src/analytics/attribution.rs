@@ -52,6 +52,7 @@ use datafusion::prelude::SessionContext;
 use crate::config::attribution::{AttributionDef, MODELS};
 use crate::config::ProjectConfig;
 use crate::error::Result;
+use crate::table_catalog::names;
 use crate::unify::table_functions::{string_args, ComputedTable};
 
 /// The channel of conversions that had no touchpoint in their lookback window.
@@ -509,10 +510,10 @@ pub async fn build(cfg: &ProjectConfig, ctx: &SessionContext, tables: &Path) -> 
     }
     crate::state::append(
         &cfg.workspace_dir(),
-        "attribution_history",
+        names::ATTRIBUTION_HISTORY,
         &crate::state::batch(columns)?,
     )?;
-    for t in ["attribution_paths", "attribution_results"] {
+    for t in [names::ATTRIBUTION_PATHS, names::ATTRIBUTION_RESULTS] {
         crate::table_io::register_written(ctx, tables, t).await?;
     }
     Ok(attributed)
@@ -711,7 +712,7 @@ impl TableFunctionImpl for AttributionFunction {
                 );
                 let (out, name) = (out.clone(), name.clone());
                 Box::pin(async move {
-                    if !ctx.table_exist("attribution_results").unwrap_or(false) {
+                    if !ctx.table_exist(names::ATTRIBUTION_RESULTS).unwrap_or(false) {
                         return Err(crate::error::Error::NotFound(format!(
                             "attribution('{name}', ...): this run has no attribution_results; add [attribution.{name}] and run"
                         )));

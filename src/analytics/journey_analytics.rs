@@ -38,6 +38,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 
 use crate::error::Result;
+use crate::table_catalog::names;
 use crate::unify::table_functions::ComputedTable;
 
 /// Register `funnel`, `funnel_by` and `paths`.
@@ -261,11 +262,15 @@ const SEGMENT_SEPARATOR: char = '\u{1f}';
 /// (`segment_members`) and no activity or profile column of that name.
 async fn by_segment(ctx: &SessionContext, dimension: Option<&str>) -> bool {
     if !dimension.is_some_and(|d| d.trim().eq_ignore_ascii_case("segment"))
-        || !ctx.table_exist("segment_members").unwrap_or(false)
+        || !ctx.table_exist(names::SEGMENT_MEMBERS).unwrap_or(false)
     {
         return false;
     }
-    for t in ["activities", "customer_profiles", "unified_customers"] {
+    for t in [
+        names::ACTIVITIES,
+        names::CUSTOMER_PROFILES,
+        names::UNIFIED_CUSTOMERS,
+    ] {
         if let Ok(df) = ctx.table(t).await {
             if df.schema().has_column_with_unqualified_name("segment") {
                 return false;
@@ -284,10 +289,10 @@ fn events_sql(
     conditions: &[String],
 ) -> String {
     let has = |t: &str| ctx.table_exist(t).unwrap_or(false);
-    let profile = if has("customer_profiles") {
-        Some("customer_profiles")
-    } else if has("unified_customers") {
-        Some("unified_customers")
+    let profile = if has(names::CUSTOMER_PROFILES) {
+        Some(names::CUSTOMER_PROFILES)
+    } else if has(names::UNIFIED_CUSTOMERS) {
+        Some(names::UNIFIED_CUSTOMERS)
     } else {
         None
     };

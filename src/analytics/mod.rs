@@ -27,6 +27,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sql_text::literal;
+use crate::table_catalog::names;
 pub use definitions::Analytics;
 use definitions::SegmentRule;
 
@@ -86,24 +87,24 @@ pub fn plan(
     let mut steps = Vec::new();
     let all: Vec<&definitions::Measure> = an.measures.iter().collect();
     steps.push(Step::new(
-        "customer_measures",
+        names::CUSTOMER_MEASURES,
         measures::customer_measures_sql(cfg, &all, facts)?,
         true,
-        "customer_measures".into(),
+        names::CUSTOMER_MEASURES.into(),
     ));
     steps.push(customer_profiles_step(an, facts));
     steps.extend(segment_steps(an, run, previous));
     steps.push(Step::new(
-        "business_measures",
+        names::BUSINESS_MEASURES,
         measures::business_measures_sql(cfg, an, facts)?,
         true,
-        "business_measures".into(),
+        names::BUSINESS_MEASURES.into(),
     ));
     steps.push(Step::new(
-        "measure_history",
+        names::MEASURE_HISTORY,
         measure_history_sql(run, previous),
         true,
-        "measure_history".into(),
+        names::MEASURE_HISTORY.into(),
     ));
     Ok(steps)
 }
@@ -153,7 +154,7 @@ fn customer_profiles_step(an: &Analytics, facts: &measures::SessionFacts) -> Ste
         .map(String::as_str)
         .collect();
     Step::new(
-        "customer_profiles",
+        names::CUSTOMER_PROFILES,
         measures::profiles_sql(
             Some(&fields),
             an.measures
@@ -162,7 +163,7 @@ fn customer_profiles_step(an: &Analytics, facts: &measures::SessionFacts) -> Ste
                 .map(|m| m.name.as_str()),
         ),
         false,
-        "customer_profiles".into(),
+        names::CUSTOMER_PROFILES.into(),
     )
 }
 
@@ -179,12 +180,12 @@ fn segment_steps(an: &Analytics, run: &str, previous: &Previous) -> Vec<Step> {
             format!("segment `{}` ({})", s.name, s.origin.describe()),
         ));
     }
-    let has_members = previous.has("segment_members");
+    let has_members = previous.has(names::SEGMENT_MEMBERS);
     steps.push(Step::new(
-        "segment_members",
+        names::SEGMENT_MEMBERS,
         segments::segment_members_sql(&an.segments),
         true,
-        "segment_members".into(),
+        names::SEGMENT_MEMBERS.into(),
     ));
     steps.push(Step::new(
         "panorama_segment_catalog",
@@ -199,16 +200,16 @@ fn segment_steps(an: &Analytics, run: &str, previous: &Previous) -> Vec<Step> {
         "segment changes".into(),
     ));
     steps.push(Step::new(
-        "segment_history",
-        segments::history_sql(previous.has("segment_history"), run),
+        names::SEGMENT_HISTORY,
+        segments::history_sql(previous.has(names::SEGMENT_HISTORY), run),
         true,
-        "segment_history".into(),
+        names::SEGMENT_HISTORY.into(),
     ));
     steps.push(Step::new(
-        "segment_sizes",
-        segments::sizes_sql(previous.has("segment_sizes"), run),
+        names::SEGMENT_SIZES,
+        segments::sizes_sql(previous.has(names::SEGMENT_SIZES), run),
         true,
-        "segment_sizes".into(),
+        names::SEGMENT_SIZES.into(),
     ));
     steps
 }
@@ -219,7 +220,7 @@ fn measure_history_sql(run: &str, previous: &Previous) -> String {
         "SELECT {} AS run_id, as_of() AS as_of, measure, by_value, value FROM business_measures",
         literal(run)
     );
-    if previous.has("measure_history") {
+    if previous.has(names::MEASURE_HISTORY) {
         format!(
             "SELECT CAST(run_id AS VARCHAR) AS run_id, CAST(as_of AS TIMESTAMP) AS as_of, CAST(measure AS VARCHAR) AS measure, \
              CAST(by_value AS VARCHAR) AS by_value, CAST(value AS DOUBLE) AS value FROM previous_measure_history UNION ALL {now}"
@@ -263,10 +264,10 @@ pub async fn previous_state(
     };
     let erased = crate::privacy_state::erased_filter(workspace).await?;
     for t in [
-        "segment_members",
-        "segment_history",
-        "segment_sizes",
-        "measure_history",
+        names::SEGMENT_MEMBERS,
+        names::SEGMENT_HISTORY,
+        names::SEGMENT_SIZES,
+        names::MEASURE_HISTORY,
     ] {
         let path = dir.join(format!("{t}.parquet"));
         if path.exists() {
@@ -300,7 +301,7 @@ pub async fn previous_state(
         }
     }
     let statics: Vec<&definitions::Segment> = an.segments.iter().filter(|s| s.frozen).collect();
-    if statics.is_empty() || !prev.has("segment_sizes") || !prev.has("segment_members") {
+    if statics.is_empty() || !prev.has(names::SEGMENT_SIZES) || !prev.has(names::SEGMENT_MEMBERS) {
         return Ok(prev);
     }
     // The latest size row of each segment says how it was defined then.
@@ -405,7 +406,7 @@ async fn blame(
     e: Error,
 ) -> Error {
     let found = match step.name.as_str() {
-        "customer_measures" => {
+        names::CUSTOMER_MEASURES => {
             let mut found = None;
             for i in 0..an.measures.len() {
                 let prefix: Vec<&definitions::Measure> = an.measures[..=i].iter().collect();
@@ -427,7 +428,7 @@ async fn blame(
             }
             found
         }
-        "business_measures" => {
+        names::BUSINESS_MEASURES => {
             let mut found = None;
             for b in &an.business {
                 let Ok(sql) = measures::business_measure_sql(cfg, b) else {
@@ -460,7 +461,7 @@ async fn blame(
 
 /// The fields of `unified_customers` and the aggregate functions of the session.
 async fn session_facts(ctx: &SessionContext) -> Result<measures::SessionFacts> {
-    let schema = ctx.table("unified_customers").await?.schema().clone();
+    let schema = ctx.table(names::UNIFIED_CUSTOMERS).await?.schema().clone();
     Ok(measures::SessionFacts {
         profile_columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
         aggregate_functions: ctx
@@ -546,7 +547,7 @@ pub async fn build(
         measures: an.measures.len(),
         business_measures: an.business.len(),
         segments,
-        segment_members: rows.get("segment_members").copied().unwrap_or(0),
+        segment_members: rows.get(names::SEGMENT_MEMBERS).copied().unwrap_or(0),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -575,14 +576,14 @@ pub async fn preview(
     let steps = plan(cfg, an, "preview", &Previous::default(), &facts)?;
     let needed: Vec<Step> = steps
         .into_iter()
-        .take_while(|s| s.name != "segment_members")
+        .take_while(|s| s.name != names::SEGMENT_MEMBERS)
         .map(|mut s| {
             s.output = false;
             s
         })
         .collect();
     // customer_measures must replace the run's table for this session only.
-    let _ = ctx.deregister_table("customer_measures");
+    let _ = ctx.deregister_table(names::CUSTOMER_MEASURES);
     execute(ctx, cfg, an, &needed, None).await?;
     let table = segments::members_table(&seg.name);
     let size = crate::table_io::count(

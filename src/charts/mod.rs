@@ -5,6 +5,7 @@
 
 pub mod report;
 
+use crate::table_catalog::names;
 use serde_json::{json, Value};
 
 /// The compiled-in chart libraries (see `src/charts/assets/README.md`).
@@ -107,7 +108,7 @@ impl RunFacts {
                 .collect(),
             ..Default::default()
         };
-        if facts.has("segment_members") {
+        if facts.has(names::SEGMENT_MEMBERS) {
             let batches = ctx
                 .sql("SELECT segment FROM segment_members GROUP BY segment ORDER BY count(*) DESC, segment")
                 .await?
@@ -125,8 +126,8 @@ impl RunFacts {
                 .map(|s| s.to_string())
                 .collect();
         }
-        if facts.has("customer_measures") {
-            let schema = ctx.table("customer_measures").await?.schema().clone();
+        if facts.has(names::CUSTOMER_MEASURES) {
+            let schema = ctx.table(names::CUSTOMER_MEASURES).await?.schema().clone();
             facts.numeric_measures = schema
                 .fields()
                 .iter()
@@ -185,15 +186,15 @@ macro_rules! chart {
 /// the empty states of the console and the card teach instead of only saying "nothing".
 pub fn how_to_fill(table: &str) -> (&'static str, &'static str) {
     match table {
-        "customer_links" | "unify_stats" | "unify_records" => (
+        names::CUSTOMER_LINKS | names::UNIFY_STATS | names::UNIFY_RECORDS => (
             "map your sources' columns in `[unify.sources.<source>]` (or start from `panorama init --from`)",
             "unifysourcessource-map",
         ),
-        "match_score_histogram" => (
+        names::MATCH_SCORE_HISTOGRAM => (
             "probabilistic matching writes it: remove `mode = \"rules\"` from `[unify]`",
             "unifyprobabilistic-match-by-probability-the-default",
         ),
-        "segment_sizes" | "segment_members" => (
+        names::SEGMENT_SIZES | names::SEGMENT_MEMBERS => (
             "add `[segments.<name>]` with `where = \"...\"`, or `lifecycle = { template = \"lifecycle\" }` under `[segments]`",
             "segmentsname",
         ),
@@ -201,36 +202,36 @@ pub fn how_to_fill(table: &str) -> (&'static str, &'static str) {
             "add `lifecycle = { template = \"lifecycle\" }` under `[segments]`",
             "templates",
         ),
-        "measure_history" => (
+        names::MEASURE_HISTORY => (
             "add `[business_measures.<name>]`, or `kpis = { template = \"retail_kpis\" }` under `[business_measures]`",
             "business_measuresname",
         ),
-        "customer_measures" => (
+        names::CUSTOMER_MEASURES => (
             "add `[measures.<name>]`, or `rfm = { template = \"rfm\" }` under `[measures]` (it needs `[activities.<name>]`)",
             "measuresname",
         ),
-        "activities" => (
+        names::ACTIVITIES => (
             "add `[activities.<name>]`: orders or events with a column holding a customer's record id or a cookie id",
             "activitiesname",
         ),
-        "predictions_clv" => (
+        names::PREDICTIONS_CLV => (
             "add `[predictions.clv]` (it needs order activities)",
             "predictionsclv-customer-lifetime-value",
         ),
-        "predictions_churn" => ("add `[predictions.churn]`", "predictionschurn-churn-risk"),
+        names::PREDICTIONS_CHURN => ("add `[predictions.churn]`", "predictionschurn-churn-risk"),
         "funnels" => (
             "add `[funnels.<name>]` with `steps = [\"type = 'product_view'\", \"type = 'order'\"]` (it needs `[activities.<name>]`)",
             "journey-analytics-funnel-paths-and-funnelsname",
         ),
-        "attribution_results" => (
+        names::ATTRIBUTION_RESULTS => (
             "add `[attribution.<name>]` with `conversions` and `channel` (it needs `[activities.<name>]`)",
             "attributionname-which-channels-earn-the-conversions",
         ),
-        "data_quality" => (
+        names::DATA_QUALITY => (
             "add `[[expectations]]` (not_null, unique, accepted_values, matches, between, row_count_change, freshness, mapped_parse_rate): checked on every run",
             "data-quality-expectations-and-source-profiles",
         ),
-        "source_profiles" => (
+        names::SOURCE_PROFILES => (
             "run the project: every run that loads its sources profiles them",
             "data-quality-expectations-and-source-profiles",
         ),
@@ -257,7 +258,7 @@ impl Chart {
             .copied()
             .unwrap_or(match self.id {
                 "lifecycle" => "lifecycle",
-                _ => "customer_measures",
+                _ => names::CUSTOMER_MEASURES,
             });
         let (what, section) = how_to_fill(table);
         (what.to_string(), docs_url(section))
@@ -265,30 +266,30 @@ impl Chart {
 }
 
 pub const CHARTS: &[Chart] = &[
-    chart!("records_per_source", Page::Unify, "Records per source", "Matched records joined a customer with other records; singletons stayed alone.", &["customer_links"], true),
-    chart!("cluster_sizes", Page::Unify, "Customers by number of records", "How many source records each customer was made of.", &["customer_links"], true),
-    chart!("match_scores", Page::Unify, "Match weight of candidate pairs", "Every compared pair by its match weight (bits); pairs right of the line matched.", &["match_score_histogram"], true),
-    chart!("rule_counts", Page::Unify, "Pairs per rule", "Candidate pairs each blocking rule brought to comparison (those no earlier rule found), and matches per match rule.", &["unify_stats"], true),
-    chart!("largest_clusters", Page::Unify, "Largest customers", "The customers made of most records: where over-merging would show. Click a bar for its records.", &["customer_links"], true),
-    chart!("explain", Page::Unify, "Why two records match", "Each comparison's contribution to the match weight, from the prior to the decision.", &["unify_records"], false),
-    chart!("cluster", Page::Unify, "Records of one customer", "Source records of one customer and the matches that link them. Click a link to explain it.", &["customer_links"], false),
-    chart!("segment_sizes", Page::Segments, "Segment size over runs", "Members at each run.", &["segment_sizes"], true),
-    chart!("segment_changes", Page::Segments, "Entered and left per run", "Customers who entered (up) and left (down) each segment at each run.", &["segment_sizes"], true),
-    chart!("segment_overlap", Page::Segments, "Overlap between segments", "Customers in exactly each combination of the chosen segments (UpSet-style).", &["segment_members"], true),
-    chart!("lifecycle", Page::Segments, "Lifecycle stages", "Customers per lifecycle stage.", &["segment_members"], true),
-    chart!("business_measures", Page::Measures, "Business measures over runs", "Each business measure at each run.", &["measure_history"], true),
-    chart!("measure_distribution", Page::Measures, "Distribution of a customer measure", "Customers by value of the chosen measure (30 bins; nulls left out).", &["customer_measures"], true),
-    chart!("clv_deciles", Page::Predictions, "Lifetime value by decile", "Predicted lifetime value of each decile of customers (10 = most valuable).", &["predictions_clv"], true),
-    chart!("clv_pareto", Page::Predictions, "Share of value by share of customers", "The most valuable x% of customers hold y% of predicted lifetime value (the 80/20 curve).", &["predictions_clv"], true),
-    chart!("funnels", Page::Journeys, "Funnels", "Customers reaching each step of each configured funnel, in order and within its time; the label is the share of those who started.", &["activities"], true),
-    chart!("top_paths", Page::Journeys, "Most common paths", "Activity types from a customer's first step of each funnel to its first last step after it (repeats once, at most six steps).", &["activities"], true),
-    chart!("path_flows", Page::Journeys, "Paths to conversion", "Each attribution's paths as flows: from the first touchpoint's channel through the next (at most four) to a conversion or none; a band's width is the paths taking it.", &["attribution_paths"], true),
-    chart!("attribution_models", Page::Journeys, "Attribution by model", "Each channel's share of the conversions under every model, side by side: where the rule models and the data-driven Markov and Shapley models disagree.", &["attribution_results"], true),
-    chart!("quality_failures", Page::Data, "Failed expectations per run", "Expectations that failed at each run, by severity (error stops the run, so its run is not current).", &["data_quality"], true),
-    chart!("quality_checks", Page::Data, "Expectations over runs", "The figure each expectation compares, at each run: share of rows passing, row count change, age in hours, parse rate. Red points failed.", &["data_quality"], true),
-    chart!("null_shares", Page::Data, "NULLs per column", "Share of NULL values of each source column with any, in the latest profile.", &["source_profiles"], true),
-    chart!("parse_rates", Page::Data, "Parse rates over runs", "Share of each mapped field's values that parse (valid e-mail, phone in E.164, real date), at each profiled run.", &["source_profiles"], true),
-    chart!("churn_bands", Page::Predictions, "Churn risk", "Customers per churn risk band.", &["predictions_churn"], true),
+    chart!("records_per_source", Page::Unify, "Records per source", "Matched records joined a customer with other records; singletons stayed alone.", &[names::CUSTOMER_LINKS], true),
+    chart!("cluster_sizes", Page::Unify, "Customers by number of records", "How many source records each customer was made of.", &[names::CUSTOMER_LINKS], true),
+    chart!("match_scores", Page::Unify, "Match weight of candidate pairs", "Every compared pair by its match weight (bits); pairs right of the line matched.", &[names::MATCH_SCORE_HISTOGRAM], true),
+    chart!("rule_counts", Page::Unify, "Pairs per rule", "Candidate pairs each blocking rule brought to comparison (those no earlier rule found), and matches per match rule.", &[names::UNIFY_STATS], true),
+    chart!("largest_clusters", Page::Unify, "Largest customers", "The customers made of most records: where over-merging would show. Click a bar for its records.", &[names::CUSTOMER_LINKS], true),
+    chart!("explain", Page::Unify, "Why two records match", "Each comparison's contribution to the match weight, from the prior to the decision.", &[names::UNIFY_RECORDS], false),
+    chart!("cluster", Page::Unify, "Records of one customer", "Source records of one customer and the matches that link them. Click a link to explain it.", &[names::CUSTOMER_LINKS], false),
+    chart!("segment_sizes", Page::Segments, "Segment size over runs", "Members at each run.", &[names::SEGMENT_SIZES], true),
+    chart!("segment_changes", Page::Segments, "Entered and left per run", "Customers who entered (up) and left (down) each segment at each run.", &[names::SEGMENT_SIZES], true),
+    chart!("segment_overlap", Page::Segments, "Overlap between segments", "Customers in exactly each combination of the chosen segments (UpSet-style).", &[names::SEGMENT_MEMBERS], true),
+    chart!("lifecycle", Page::Segments, "Lifecycle stages", "Customers per lifecycle stage.", &[names::SEGMENT_MEMBERS], true),
+    chart!("business_measures", Page::Measures, "Business measures over runs", "Each business measure at each run.", &[names::MEASURE_HISTORY], true),
+    chart!("measure_distribution", Page::Measures, "Distribution of a customer measure", "Customers by value of the chosen measure (30 bins; nulls left out).", &[names::CUSTOMER_MEASURES], true),
+    chart!("clv_deciles", Page::Predictions, "Lifetime value by decile", "Predicted lifetime value of each decile of customers (10 = most valuable).", &[names::PREDICTIONS_CLV], true),
+    chart!("clv_pareto", Page::Predictions, "Share of value by share of customers", "The most valuable x% of customers hold y% of predicted lifetime value (the 80/20 curve).", &[names::PREDICTIONS_CLV], true),
+    chart!("funnels", Page::Journeys, "Funnels", "Customers reaching each step of each configured funnel, in order and within its time; the label is the share of those who started.", &[names::ACTIVITIES], true),
+    chart!("top_paths", Page::Journeys, "Most common paths", "Activity types from a customer's first step of each funnel to its first last step after it (repeats once, at most six steps).", &[names::ACTIVITIES], true),
+    chart!("path_flows", Page::Journeys, "Paths to conversion", "Each attribution's paths as flows: from the first touchpoint's channel through the next (at most four) to a conversion or none; a band's width is the paths taking it.", &[names::ATTRIBUTION_PATHS], true),
+    chart!("attribution_models", Page::Journeys, "Attribution by model", "Each channel's share of the conversions under every model, side by side: where the rule models and the data-driven Markov and Shapley models disagree.", &[names::ATTRIBUTION_RESULTS], true),
+    chart!("quality_failures", Page::Data, "Failed expectations per run", "Expectations that failed at each run, by severity (error stops the run, so its run is not current).", &[names::DATA_QUALITY], true),
+    chart!("quality_checks", Page::Data, "Expectations over runs", "The figure each expectation compares, at each run: share of rows passing, row count change, age in hours, parse rate. Red points failed.", &[names::DATA_QUALITY], true),
+    chart!("null_shares", Page::Data, "NULLs per column", "Share of NULL values of each source column with any, in the latest profile.", &[names::SOURCE_PROFILES], true),
+    chart!("parse_rates", Page::Data, "Parse rates over runs", "Share of each mapped field's values that parse (valid e-mail, phone in E.164, real date), at each profiled run.", &[names::SOURCE_PROFILES], true),
+    chart!("churn_bands", Page::Predictions, "Churn risk", "Customers per churn risk band.", &[names::PREDICTIONS_CHURN], true),
 ];
 
 pub fn chart(id: &str) -> Option<&'static Chart> {
@@ -349,7 +350,7 @@ impl Chart {
         let segments = || in_list(&self.segments(facts, params));
         Ok(match self.id {
             "rule_counts" => {
-                let matched = if facts.has("match_pairs") {
+                let matched = if facts.has(names::MATCH_PAIRS) {
                     RULE_COUNTS_MATCHED_SQL
                 } else {
                     ""
@@ -371,8 +372,8 @@ impl Chart {
                 let Some(c) = &params.customer else {
                     return Err(ChartError::Needs("give customer="));
                 };
-                let links = if facts.has("match_pairs") {
-                    let weight = if facts.has("match_weights") {
+                let links = if facts.has(names::MATCH_PAIRS) {
+                    let weight = if facts.has(names::MATCH_WEIGHTS) {
                         "CAST(p.match_weight AS DOUBLE)"
                     } else {
                         "CAST(NULL AS DOUBLE)"
@@ -546,7 +547,7 @@ mod tests {
     #[test]
     fn every_chart_has_its_files() {
         let facts = RunFacts {
-            tables: vec!["match_pairs".into(), "match_weights".into()],
+            tables: vec![names::MATCH_PAIRS.into(), names::MATCH_WEIGHTS.into()],
             segments: vec!["vip".into(), "it's".into()],
             numeric_measures: vec!["lifetime_spend".into()],
             lifecycle: vec!["active".into()],

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::{Params, RunFacts, CHARTS};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 use crate::workspace::Workspace;
 
 /// The script that draws every `.chart` element from the spec its `data-spec` names; shared
@@ -96,7 +97,7 @@ pub async fn write(cfg: &ProjectConfig, run_id: Option<&str>, out: &Path) -> Res
             sections.push(json!({ "title": page.title(), "charts": charts }));
         }
     }
-    let stats: Vec<Value> = if facts.has("unify_stats") {
+    let stats: Vec<Value> = if facts.has(names::UNIFY_STATS) {
         ctx.sql("SELECT metric, value FROM unify_stats WHERE metric NOT LIKE 'pairs_rule:%'")
             .await?
             .collect()

@@ -11,6 +11,7 @@ use panorama::demo::{self, DemoOptions};
 use panorama::output::{write_batches, OutputFormat};
 use panorama::run::{run_project, RunOptions};
 use panorama::session::open_project;
+use panorama::table_catalog::names;
 
 /// `panorama init`: a config guessed from data (`--from`), else a starter project.
 pub async fn init(
@@ -154,7 +155,7 @@ pub async fn quickstart(
     println!("\nAccuracy against the generator's ground truth (panorama eval):");
     let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
     write_batches(&batches, OutputFormat::Table, &mut std::io::stdout().lock())?;
-    if ctx.table_exist("segment_sizes")? {
+    if ctx.table_exist(names::SEGMENT_SIZES)? {
         println!("\nSegments (panorama segments), from measures such as RFM and lifetime spend:");
         let batches = ctx
             .sql(panorama::analytics::SEGMENTS_SQL)

@@ -9,12 +9,13 @@ use super::Globals;
 use panorama::config::ProjectConfig;
 use panorama::output::{write_batches, write_to_file, OutputFormat};
 use panorama::session::open_project;
+use panorama::table_catalog::names;
 
 /// `panorama segments`: each segment's size, with who entered and left.
 pub async fn segments(g: &Globals, format: OutputFormat) -> Result<()> {
     let cfg = g.config()?;
     let (ctx, opened) = open_project(&cfg, None).await?;
-    opened.require_table("segment_sizes", "[segments]")?;
+    opened.require_table(names::SEGMENT_SIZES, "[segments]")?;
     let batches = ctx
         .sql(panorama::analytics::SEGMENTS_SQL)
         .await?
@@ -35,7 +36,7 @@ pub async fn segment(
     let (ctx, opened) = open_project(&cfg, None).await?;
     let out = &mut std::io::stdout().lock();
     if preview {
-        opened.require_unified("unified_customers")?;
+        opened.require_unified(names::UNIFIED_CUSTOMERS)?;
         if let Some(at) = as_of.as_of {
             panorama::session::register_as_of(&ctx, at);
         }
@@ -44,7 +45,7 @@ pub async fn segment(
         println!("Segment {name} (preview, not saved): {size} members");
         return write_batches(&sample, OutputFormat::Table, out);
     }
-    opened.require_table("segment_sizes", "[segments]")?;
+    opened.require_table(names::SEGMENT_SIZES, "[segments]")?;
     let lit = format!("'{}'", name.replace('\'', "''"));
     let sizes = ctx
         .sql(&format!(
@@ -154,7 +155,7 @@ pub async fn profile(g: &Globals, sources: Vec<String>, format: OutputFormat) ->
         // The figures people read first; `--format json` or `csv` has them all.
         OutputFormat::Table => {
             let ctx = panorama::session::new_context();
-            ctx.register_batch("source_profiles", batch)?;
+            ctx.register_batch(names::SOURCE_PROFILES, batch)?;
             ctx.sql(
                 "SELECT source, \"column\", data_type AS type, rows, nulls, distinct_values AS \"distinct\", \
                  min_value AS min, max_value AS max, \

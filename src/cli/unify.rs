@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use panorama::error::{Error, Result};
 
 use super::Globals;
+use panorama::table_catalog::names;
 
 /// Writing the output to the terminal (or a closed pipe) failed.
 fn output_failed(e: std::io::Error) -> Error {
@@ -41,7 +42,7 @@ pub async fn report(
 ) -> Result<()> {
     let cfg = g.config()?;
     let (ctx, opened) = open_project(&cfg, None).await?;
-    opened.require_unified("customer_links")?;
+    opened.require_unified(names::CUSTOMER_LINKS)?;
     let options = panorama::unify::report::ReportOptions {
         sample_pairs,
         examples,
@@ -92,7 +93,7 @@ pub async fn eval(
 ) -> Result<()> {
     let cfg = g.config()?;
     let (ctx, opened) = open_project(&cfg, None).await?;
-    opened.require_unified("customer_links")?;
+    opened.require_unified(names::CUSTOMER_LINKS)?;
     panorama::unify::register_truth(&ctx, &truth).await?;
     let batches = ctx.sql(panorama::unify::EVAL_SQL).await?.collect().await?;
     write_batches(&batches, format, &mut std::io::stdout().lock())?;
@@ -110,7 +111,7 @@ pub async fn eval(
 pub async fn explain(g: &Globals, left: String, right: String) -> Result<()> {
     let cfg = g.config()?;
     let (ctx, opened) = open_project(&cfg, None).await?;
-    opened.require_unified("unify_records")?;
+    opened.require_unified(names::UNIFY_RECORDS)?;
     use panorama::unify::{config::MatchMode, explain};
     let table = explain::explain_pair(&ctx, &cfg, &left, &right).await?;
     write_batches(&[table], OutputFormat::Table, &mut std::io::stdout().lock())?;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::config::{is_identifier, ProjectConfig};
 use crate::error::Result;
+use crate::table_catalog::names;
 
 /// `[measures.<name>]` and `[business_measures.<name>]`, as written.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -601,7 +602,7 @@ impl Resolver<'_> {
         let cfg = self.cfg;
         match from {
             None if business => Ok(Rows::Customers),
-            None | Some("activities") => Ok(Rows::Activities),
+            None | Some(names::ACTIVITIES) => Ok(Rows::Activities),
             Some("customers") if business => Ok(Rows::Customers),
             Some(a) if !business && cfg.activities.contains_key(a) => {
                 Ok(Rows::ActivitySource(a.to_string()))
@@ -618,9 +619,9 @@ impl Resolver<'_> {
             Some(t)
                 if !business
                     && cfg.predictions.as_ref().is_some_and(|p| match t {
-                        "predictions_clv" => p.clv.is_some(),
-                        "predictions_churn" => p.churn.is_some(),
-                        "recommendations" => p.recommendations.is_some(),
+                        names::PREDICTIONS_CLV => p.clv.is_some(),
+                        names::PREDICTIONS_CHURN => p.churn.is_some(),
+                        names::RECOMMENDATIONS => p.recommendations.is_some(),
                         _ => false,
                     }) =>
             {
@@ -630,23 +631,23 @@ impl Resolver<'_> {
                 "from = \"{other}\": business measures aggregate `customers` (profiles with their measures, the default) or `activities`"
             ))),
             Some(other) => {
-                let mut names = vec!["activities".to_string()];
-                names.extend(cfg.activities.keys().cloned());
-                names.extend(cfg.unify.iter().flat_map(|u| u.sources.keys().cloned()));
+                let mut choices = vec![names::ACTIVITIES.to_string()];
+                choices.extend(cfg.activities.keys().cloned());
+                choices.extend(cfg.unify.iter().flat_map(|u| u.sources.keys().cloned()));
                 if let Some(p) = &cfg.predictions {
                     for (t, on) in [
-                        ("predictions_clv", p.clv.is_some()),
-                        ("predictions_churn", p.churn.is_some()),
-                        ("recommendations", p.recommendations.is_some()),
+                        (names::PREDICTIONS_CLV, p.clv.is_some()),
+                        (names::PREDICTIONS_CHURN, p.churn.is_some()),
+                        (names::RECOMMENDATIONS, p.recommendations.is_some()),
                     ] {
                         if on {
-                            names.push(t.to_string());
+                            choices.push(t.to_string());
                         }
                     }
                 }
                 Err(Problem(format!(
                     "from = \"{other}\" is neither `activities`, an activity source, a source mapped in [unify.sources] nor a configured prediction table (can be: {})",
-                    names.join(", ")
+                    choices.join(", ")
                 )))
             }
         }
@@ -900,13 +901,13 @@ fn fill_measure(mut d: MeasureDef, params: &BTreeMap<String, String>) -> Measure
 /// Names Panorama's measure and segment stages write; sources may not take them (as
 /// [`crate::config::RESERVED_TABLE_NAMES`]).
 pub const OUTPUT_TABLES: &[&str] = &[
-    "customer_measures",
-    "customer_profiles",
-    "business_measures",
-    "measure_history",
-    "segment_members",
-    "segment_history",
-    "segment_sizes",
+    names::CUSTOMER_MEASURES,
+    names::CUSTOMER_PROFILES,
+    names::BUSINESS_MEASURES,
+    names::MEASURE_HISTORY,
+    names::SEGMENT_MEMBERS,
+    names::SEGMENT_HISTORY,
+    names::SEGMENT_SIZES,
 ];
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 
 crate::error::message_error!(
     /// What is wrong with one config value or section, from the function that checks it; the
@@ -49,34 +50,34 @@ pub const CONFIG_FILE: &str = "panorama.toml";
 
 /// Table names Panorama produces itself; a source may not take them.
 pub const RESERVED_TABLE_NAMES: &[&str] = &[
-    "rejects",
-    "runs",
-    "attribution_paths",
-    "attribution_results",
-    "source_stats",
-    "unify_records",
-    "match_pairs",
-    "match_weights",
-    "match_score_histogram",
-    "match_term_frequencies",
-    "blocking_plan",
-    "customer_links",
-    "unified_customers",
-    "unified_customers_provenance",
-    "id_changes",
+    names::REJECTS,
+    names::RUNS,
+    names::ATTRIBUTION_PATHS,
+    names::ATTRIBUTION_RESULTS,
+    names::SOURCE_STATS,
+    names::UNIFY_RECORDS,
+    names::MATCH_PAIRS,
+    names::MATCH_WEIGHTS,
+    names::MATCH_SCORE_HISTOGRAM,
+    names::MATCH_TERM_FREQUENCIES,
+    names::BLOCKING_PLAN,
+    names::CUSTOMER_LINKS,
+    names::UNIFIED_CUSTOMERS,
+    names::UNIFIED_CUSTOMERS_PROVENANCE,
+    names::ID_CHANGES,
     "account_links",
-    "activities",
-    "activity_stats",
+    names::ACTIVITIES,
+    names::ACTIVITY_STATS,
     "unified_accounts",
-    "unify_stats",
-    "identity_graph",
+    names::UNIFY_STATS,
+    names::IDENTITY_GRAPH,
     "truth",
-    "predictions_clv",
-    "predictions_churn",
-    "recommendations",
-    "prediction_grades",
+    names::PREDICTIONS_CLV,
+    names::PREDICTIONS_CHURN,
+    names::RECOMMENDATIONS,
+    names::PREDICTION_GRADES,
     // Views over the tables kept across runs (`crate::table_catalog::LOG_TABLES`, also reserved).
-    "customer_consent",
+    names::CUSTOMER_CONSENT,
     "export_watermarks",
 ];
 

@@ -22,6 +22,7 @@ use datafusion::prelude::SessionContext;
 use sha2::Digest;
 
 use crate::config::ProjectConfig;
+use crate::table_catalog::names;
 
 crate::error::message_error!(
     /// Why a destination did not take the rows, or the rows to send could not be read back: a
@@ -427,11 +428,12 @@ fn base_sql(def: &ExportDef, tables: &[String]) -> Result<String, SendError> {
     if let Some(seg) = &def.segment {
         let seg = seg.get_ref();
         let from = if def.columns.is_some() {
-            "customer_profiles"
+            names::CUSTOMER_PROFILES
         } else {
-            "unified_customers"
+            names::UNIFIED_CUSTOMERS
         };
-        if !tables.iter().any(|t| t == from) || !tables.iter().any(|t| t == "segment_members") {
+        if !tables.iter().any(|t| t == from) || !tables.iter().any(|t| t == names::SEGMENT_MEMBERS)
+        {
             return Err("the current run has no segments: add [segments] and run again".into());
         }
         return Ok(format!(
@@ -902,7 +904,7 @@ fn log(workspace: &Path, r: &ExportReport) -> Result<()> {
             Arc::new(StringArray::from(vec![r.error.clone()])) as ArrayRef,
         ),
     ])?;
-    crate::state::append(workspace, "export_log", &batch)?;
+    crate::state::append(workspace, names::EXPORT_LOG, &batch)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use arrow::datatypes::DataType;
 use crate::config::{ColumnType, ProjectConfig};
 use crate::error::{Error, Result};
 use crate::sources::location;
+use crate::table_catalog::names;
 use crate::text_encoding as encoding;
 
 /// One input turned into a source.
@@ -64,20 +65,20 @@ impl Sample {
 
 /// Names Panorama's own tables use; a source named so gets `_source` appended.
 const RESERVED: &[&str] = &[
-    "rejects",
-    "runs",
-    "source_stats",
-    "unify_records",
-    "match_pairs",
-    "customer_links",
-    "unified_customers",
-    "id_changes",
+    names::REJECTS,
+    names::RUNS,
+    names::SOURCE_STATS,
+    names::UNIFY_RECORDS,
+    names::MATCH_PAIRS,
+    names::CUSTOMER_LINKS,
+    names::UNIFIED_CUSTOMERS,
+    names::ID_CHANGES,
     "account_links",
     "unified_accounts",
-    "activities",
-    "activity_stats",
-    "unify_stats",
-    "identity_graph",
+    names::ACTIVITIES,
+    names::ACTIVITY_STATS,
+    names::UNIFY_STATS,
+    names::IDENTITY_GRAPH,
     "truth",
 ];
 

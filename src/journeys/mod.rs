@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::sql_text::{ident, literal};
 
 pub use crate::config::journeys::{check, JourneyDef, Trigger};
+use crate::table_catalog::names;
 
 /// What one journey did.
 #[derive(Debug, Clone, Default)]
@@ -207,7 +208,7 @@ pub fn append_outbox(workspace: &std::path::Path, messages: &[OutboxMessage]) ->
             })
             .collect(),
     )?;
-    crate::state::append(workspace, "outbox", &batch)?;
+    crate::state::append(workspace, names::OUTBOX, &batch)?;
     Ok(())
 }
 
@@ -228,7 +229,7 @@ pub fn append_state(
         ("sent_at", col(&|s| s.2.to_string())),
         ("message_id", col(&|s| s.0.message_id.clone())),
     ])?;
-    crate::state::append(workspace, "journey_state", &batch)?;
+    crate::state::append(workspace, names::JOURNEY_STATE, &batch)?;
     Ok(())
 }
 
@@ -240,14 +241,18 @@ async fn render(
 ) -> Result<JourneyReport> {
     let err = |m: String| Error::invalid(format!("journeys.{name}"), m);
     let (ctx, opened) = crate::session::open_project(cfg, None).await?;
-    for t in ["segment_history", "segment_members", "customer_profiles"] {
+    for t in [
+        names::SEGMENT_HISTORY,
+        names::SEGMENT_MEMBERS,
+        names::CUSTOMER_PROFILES,
+    ] {
         opened.require_table(t, "[segments]")?;
     }
     let message = cfg.messages[&def.message].get_ref();
     let compiled = message.compile(&def.message).map_err(|e| err(e.0))?;
     // Already sent: in journey_state, or in the outbox (rendered by a run that stopped before
     // it recorded the state: sending again would repeat the message id).
-    let sent: String = ["journey_state", "outbox"]
+    let sent: String = [names::JOURNEY_STATE, names::OUTBOX]
         .iter()
         .filter(|t| opened.tables.iter().any(|x| x == *t))
         .map(|t| {

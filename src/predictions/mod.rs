@@ -28,13 +28,14 @@ use datafusion::prelude::SessionContext;
 
 use crate::config::ProjectConfig;
 use crate::error::Result;
+use crate::table_catalog::names;
 
 /// Tables the stage writes.
 pub const TABLES: &[&str] = &[
-    "predictions_clv",
-    "predictions_churn",
-    "recommendations",
-    "prediction_grades",
+    names::PREDICTIONS_CLV,
+    names::PREDICTIONS_CHURN,
+    names::RECOMMENDATIONS,
+    names::PREDICTION_GRADES,
 ];
 
 /// One row of `prediction_grades`: a fitted parameter (no baseline, no grade) or a holdout
@@ -86,7 +87,7 @@ pub async fn build(
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    for t in ["unified_customers", "customer_links"] {
+    for t in [names::UNIFIED_CUSTOMERS, names::CUSTOMER_LINKS] {
         if !ctx.table_exist(t)? {
             crate::table_io::register_written(ctx, tables_dir, t).await?;
         }
@@ -96,19 +97,19 @@ pub async fn build(
     if let Some(c) = &p.clv {
         let (batch, g) = clv::build(ctx, c.get_ref(), as_of).await?;
         report.clv_customers = batch.num_rows() as u64;
-        write(ctx, tables_dir, "predictions_clv", batch).await?;
+        write(ctx, tables_dir, names::PREDICTIONS_CLV, batch).await?;
         grades.extend(g);
     }
     if let Some(c) = &p.churn {
         let (batch, g) = churn::build(ctx, c.get_ref(), as_of).await?;
         report.churn_customers = batch.num_rows() as u64;
-        write(ctx, tables_dir, "predictions_churn", batch).await?;
+        write(ctx, tables_dir, names::PREDICTIONS_CHURN, batch).await?;
         grades.extend(g);
     }
     if let Some(r) = &p.recommendations {
         let (n, g) = recommendations::build(cfg, ctx, r.get_ref(), tables_dir).await?;
         report.recommendations = n;
-        crate::table_io::register_written(ctx, tables_dir, "recommendations").await?;
+        crate::table_io::register_written(ctx, tables_dir, names::RECOMMENDATIONS).await?;
         grades.extend(g);
     }
     for g in &grades {
@@ -150,7 +151,7 @@ pub async fn build(
             )),
         ),
     ])?;
-    write(ctx, tables_dir, "prediction_grades", batch).await?;
+    write(ctx, tables_dir, names::PREDICTION_GRADES, batch).await?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(Some(report))
 }

@@ -15,6 +15,7 @@ use super::Grade;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sql_text::ident;
+use crate::table_catalog::names;
 
 /// The similar-item candidates (`customer_id, item, score, reason, r`, top `k` per customer)
 /// from the purchases in `purchases` (`customer_id, item`), as SQL. Scores are sums of
@@ -316,7 +317,7 @@ async fn write_recommendations(
         ),
         item = ident(&rc.item),
     );
-    crate::table_io::write_query(ctx, &sql, tables_dir, "recommendations")
+    crate::table_io::write_query(ctx, &sql, tables_dir, names::RECOMMENDATIONS)
         .await
         .map_err(|e| Error::invalid("predictions.recommendations", e))
 }

@@ -6,64 +6,65 @@ use super::{in_list, json_rows, Selector};
 use crate::config::ProjectConfig;
 use crate::error::Result;
 use crate::sql_text::{fill, ident, literal, Param};
+use crate::table_catalog::names;
 
 /// The sections read from one table of the run each: (section, table, the person's rows, with
 /// `{ids}` their customer ids). A table the run does not have is left out.
 const SECTIONS: &[(&str, &str, &str)] = &[
     (
         "profile",
-        "unified_customers",
+        names::UNIFIED_CUSTOMERS,
         "SELECT * FROM unified_customers WHERE customer_id IN ({ids})",
     ),
     (
         "measures",
-        "customer_measures",
+        names::CUSTOMER_MEASURES,
         "SELECT * FROM customer_measures WHERE customer_id IN ({ids})",
     ),
     (
         "links",
-        "customer_links",
+        names::CUSTOMER_LINKS,
         "SELECT source, record_id, customer_id, matched_by FROM customer_links \
          WHERE customer_id IN ({ids}) ORDER BY source, record_id",
     ),
     (
         "anonymous_ids",
-        "identity_graph",
+        names::IDENTITY_GRAPH,
         "SELECT * FROM identity_graph WHERE customer_id IN ({ids})",
     ),
     (
         "activities",
-        "activities",
+        names::ACTIVITIES,
         "SELECT * FROM activities WHERE customer_id IN ({ids}) ORDER BY ts",
     ),
     (
         "segments",
-        "segment_members",
+        names::SEGMENT_MEMBERS,
         "SELECT segment FROM segment_members WHERE customer_id IN ({ids}) ORDER BY segment",
     ),
     (
         "segment_history",
-        "segment_history",
+        names::SEGMENT_HISTORY,
         "SELECT * FROM segment_history WHERE customer_id IN ({ids}) ORDER BY run_id, segment",
     ),
     (
         "consent",
-        "customer_consent",
+        names::CUSTOMER_CONSENT,
         "SELECT * FROM customer_consent WHERE customer_id IN ({ids}) ORDER BY purpose, channel",
     ),
     (
         "messages",
-        "outbox",
+        names::OUTBOX,
         "SELECT * FROM outbox WHERE customer_id IN ({ids})",
     ),
     (
         "journeys",
-        "journey_state",
+        names::JOURNEY_STATE,
         "SELECT * FROM journey_state WHERE customer_id IN ({ids})",
     ),
     (
         "rectifications",
-        "rectifications",
+        names::RECTIFICATIONS,
         "SELECT * FROM rectifications WHERE customer_id IN ({ids})",
     ),
 ];
@@ -158,7 +159,7 @@ async fn source_records(
             continue;
         }
         let (join, customer) = crate::activities::customer_resolution(a);
-        if customer.starts_with("g.") && !has("identity_graph") {
+        if customer.starts_with("g.") && !has(names::IDENTITY_GRAPH) {
             continue;
         }
         let rows = json_rows(

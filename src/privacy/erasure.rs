@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 pub use crate::privacy_state::{erased_filter, suppressed_condition};
 use crate::sources::SourceReport;
 use crate::sql_text::ident;
+use crate::table_catalog::names;
 
 /// What an erasure did.
 #[derive(Debug, Clone, Default)]
@@ -39,10 +40,10 @@ pub struct ErasureReport {
 
 /// Log tables with a `customer_id` column that erasure purges.
 const PERSONAL_LOGS: &[&str] = &[
-    "consent_statements",
-    "rectifications",
-    "outbox",
-    "journey_state",
+    names::CONSENT_STATEMENTS,
+    names::RECTIFICATIONS,
+    names::OUTBOX,
+    names::JOURNEY_STATE,
 ];
 
 pub async fn erase(
@@ -169,7 +170,7 @@ async fn identifiers(
             .await?,
         ),
     ];
-    if has("identity_graph") {
+    if has(names::IDENTITY_GRAPH) {
         idents.push((
             "anonymous_id",
             strings(
@@ -212,7 +213,7 @@ fn suppress(
         ),
         ("request", Arc::new(StringArray::from(vec![request; n]))),
     ])?;
-    crate::state::append(workspace, "suppression_list", &batch)?;
+    crate::state::append(workspace, names::SUPPRESSION_LIST, &batch)?;
     Ok(n)
 }
 
@@ -379,7 +380,7 @@ pub async fn suppress_sources(
 ) -> Result<u64> {
     let workspace = cfg.workspace_dir();
     let ctx = crate::session::new_context();
-    if !crate::state::register(&ctx, &workspace, "suppression_list").await? {
+    if !crate::state::register(&ctx, &workspace, names::SUPPRESSION_LIST).await? {
         return Ok(0);
     }
     let mut total = 0;

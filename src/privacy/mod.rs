@@ -23,6 +23,7 @@ use datafusion::prelude::SessionContext;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sql_text::literal;
+use crate::table_catalog::names;
 
 /// Who a privacy request is about: exactly one identifier, as the person gave it.
 #[derive(Debug, Clone, Default)]
@@ -69,7 +70,7 @@ impl Selector {
             ));
         };
         let has = |t: &str| tables.iter().any(|x| x == t);
-        if !has("customer_links") {
+        if !has(names::CUSTOMER_LINKS) {
             return Err(Error::NotFound(
                 "the current run has no unified customers: privacy requests need [unify]".into(),
             ));
@@ -101,7 +102,7 @@ impl Selector {
                 )
             }
             _ => {
-                if !has("identity_graph") {
+                if !has(names::IDENTITY_GRAPH) {
                     return Err(Error::NotFound(
                         "--cookie: the current run has no identity graph ([unify.identities])"
                             .into(),
@@ -168,7 +169,7 @@ pub fn audit(
         ("customers", s(&hashed.join(","))),
         ("detail", s(detail)),
     ])?;
-    crate::state::append(workspace, "audit_log", &batch)?;
+    crate::state::append(workspace, names::AUDIT_LOG, &batch)?;
     Ok(())
 }
 
@@ -202,7 +203,7 @@ pub async fn set_consent(
         ("note", Arc::new(StringArray::from(vec![note])) as ArrayRef),
     ])?;
     let workspace = cfg.workspace_dir();
-    crate::state::append(&workspace, "consent_statements", &batch)?;
+    crate::state::append(&workspace, names::CONSENT_STATEMENTS, &batch)?;
     audit(
         &workspace,
         actor,

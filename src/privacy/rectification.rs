@@ -15,6 +15,7 @@ use super::Selector;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sql_text::{ident, literal};
+use crate::table_catalog::names;
 
 /// Columns of `unified_customers` that are not the person's data but bookkeeping.
 const NOT_RECTIFIABLE: &[&str] = &[
@@ -36,7 +37,7 @@ pub async fn rectify(
     let (ctx, opened) = crate::session::open_project(cfg, None).await?;
     let customers = selector.customers(&ctx, &opened.tables).await?;
     let schema = ctx
-        .table("unified_customers")
+        .table(names::UNIFIED_CUSTOMERS)
         .await?
         .schema()
         .as_arrow()
@@ -104,7 +105,7 @@ pub async fn rectify(
         ("actor", Arc::new(StringArray::from(vec![actor; n]))),
     ])?;
     let workspace = cfg.workspace_dir();
-    crate::state::append(&workspace, "rectifications", &batch)?;
+    crate::state::append(&workspace, names::RECTIFICATIONS, &batch)?;
     super::audit(
         &workspace,
         actor,
@@ -139,12 +140,12 @@ fn typed(value_sql: &str, t: &DataType) -> String {
 /// applied. `ctx` has `unified_customers` and `customer_links` registered. Returns the
 /// number of corrected customers.
 pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) -> Result<u64> {
-    if !crate::state::register(ctx, workspace, "rectifications").await? {
+    if !crate::state::register(ctx, workspace, names::RECTIFICATIONS).await? {
         return Ok(0);
     }
-    crate::table_io::register_written(ctx, tables_dir, "unified_customers").await?;
-    if !ctx.table_exist("customer_links")? {
-        crate::table_io::register_written(ctx, tables_dir, "customer_links").await?;
+    crate::table_io::register_written(ctx, tables_dir, names::UNIFIED_CUSTOMERS).await?;
+    if !ctx.table_exist(names::CUSTOMER_LINKS)? {
+        crate::table_io::register_written(ctx, tables_dir, names::CUSTOMER_LINKS).await?;
     }
     let latest = "SELECT customer_id, field, value FROM (\
            SELECT l.customer_id, x.field, x.value, row_number() OVER (\
@@ -157,7 +158,7 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
         .collect()
         .await?;
     let schema = ctx
-        .table("unified_customers")
+        .table(names::UNIFIED_CUSTOMERS)
         .await?
         .schema()
         .as_arrow()
@@ -197,7 +198,7 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
         &target,
     )
     .map_err(|e| Error::io("cannot replace", &target, e))?;
-    crate::table_io::register_written(ctx, tables_dir, "unified_customers").await?;
+    crate::table_io::register_written(ctx, tables_dir, names::UNIFIED_CUSTOMERS).await?;
     provenance(ctx, tables_dir, &fields).await?;
     Ok(corrected.first().and_then(|c| c.parse().ok()).unwrap_or(0))
 }
@@ -205,7 +206,7 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
 /// Mark corrected fields in `unified_customers_provenance`: their value came from a
 /// rectification, not from a source record.
 async fn provenance(ctx: &SessionContext, tables_dir: &Path, fields: &[String]) -> Result<()> {
-    const TABLE: &str = "unified_customers_provenance";
+    const TABLE: &str = names::UNIFIED_CUSTOMERS_PROVENANCE;
     if !tables_dir.join(format!("{TABLE}.parquet")).is_file() {
         return Ok(());
     }

@@ -19,6 +19,7 @@ use crate::config::expectations::Severity;
 use crate::config::ProjectConfig;
 use crate::error::Result;
 use crate::sources::SourceReport;
+use crate::table_catalog::names;
 use crate::workspace::QualitySummary;
 
 /// What [`check_sources`] does.
@@ -69,7 +70,7 @@ pub async fn check_sources(q: &QualityRun<'_>) -> Result<QualitySummary> {
         summary.columns_profiled = profiles.len();
         if !profiles.is_empty() {
             let batch = profile::profiles_batch(q.run_id, now, &profiles)?;
-            crate::state::append(&workspace, "source_profiles", &batch)?;
+            crate::state::append(&workspace, names::SOURCE_PROFILES, &batch)?;
         }
     }
     let previous_rows = |source: &str| {
@@ -93,7 +94,7 @@ pub async fn check_sources(q: &QualityRun<'_>) -> Result<QualitySummary> {
     }
     if !outcomes.is_empty() {
         let batch = checks::outcomes_batch(q.run_id, now, &outcomes)?;
-        crate::state::append(&workspace, "data_quality", &batch)?;
+        crate::state::append(&workspace, names::DATA_QUALITY, &batch)?;
     }
     summary.checks = outcomes.len();
     for o in &outcomes {

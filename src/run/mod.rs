@@ -19,6 +19,7 @@ use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sources::rejects::{rejects_batch, Reject};
 use crate::sources::{load_source, BatchSink, SourceReport};
+use crate::table_catalog::names;
 use crate::workspace::lock::Locking;
 use crate::workspace::reports::{StageOutcome, StageStatus};
 use crate::workspace::{
@@ -204,7 +205,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
     }
     // An erasure changes what the sources yield; so does a record committed by real-time
     // match.
-    let mut state_tables = vec!["suppression_list".to_string()];
+    let mut state_tables = vec![names::SUPPRESSION_LIST.to_string()];
     state_tables.extend(
         cfg.sources
             .keys()

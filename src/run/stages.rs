@@ -16,6 +16,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 use crate::workspace::reports::{SourceReport, StageOutcome, StageStatus};
 use crate::workspace::Manifest;
 
@@ -85,23 +86,31 @@ impl Stage {
     pub fn reads(self) -> &'static [&'static str] {
         match self {
             Stage::Sources | Stage::Quality | Stage::Unification => &[],
-            Stage::Rectification => &["unified_customers", "customer_links", "rectifications"],
-            Stage::Activities => &["customer_links", "identity_graph"],
-            Stage::Attribution => &["activities"],
-            Stage::Predictions => &["activities", "unified_customers", "customer_links"],
+            Stage::Rectification => &[
+                names::UNIFIED_CUSTOMERS,
+                names::CUSTOMER_LINKS,
+                names::RECTIFICATIONS,
+            ],
+            Stage::Activities => &[names::CUSTOMER_LINKS, names::IDENTITY_GRAPH],
+            Stage::Attribution => &[names::ACTIVITIES],
+            Stage::Predictions => &[
+                names::ACTIVITIES,
+                names::UNIFIED_CUSTOMERS,
+                names::CUSTOMER_LINKS,
+            ],
             Stage::Analytics => &[
-                "unified_customers",
-                "customer_links",
-                "activities",
-                "predictions_clv",
-                "predictions_churn",
+                names::UNIFIED_CUSTOMERS,
+                names::CUSTOMER_LINKS,
+                names::ACTIVITIES,
+                names::PREDICTIONS_CLV,
+                names::PREDICTIONS_CHURN,
             ],
             Stage::LookupIndex => &[
-                "unified_customers",
-                "customer_profiles",
-                "customer_links",
-                "identity_graph",
-                "activities",
+                names::UNIFIED_CUSTOMERS,
+                names::CUSTOMER_PROFILES,
+                names::CUSTOMER_LINKS,
+                names::IDENTITY_GRAPH,
+                names::ACTIVITIES,
             ],
         }
     }
@@ -117,13 +126,13 @@ impl Stage {
             Stage::Sources | Stage::Quality => &[],
             Stage::Unification => crate::unify::OUTPUT_TABLES,
             Stage::Rectification | Stage::LookupIndex => &[],
-            Stage::Activities => &["activities", "activity_stats"],
-            Stage::Attribution => &["attribution_paths", "attribution_results"],
+            Stage::Activities => &[names::ACTIVITIES, names::ACTIVITY_STATS],
+            Stage::Attribution => &[names::ATTRIBUTION_PATHS, names::ATTRIBUTION_RESULTS],
             Stage::Predictions => &[
-                "predictions_clv",
-                "predictions_churn",
-                "recommendations",
-                "prediction_grades",
+                names::PREDICTIONS_CLV,
+                names::PREDICTIONS_CHURN,
+                names::RECOMMENDATIONS,
+                names::PREDICTION_GRADES,
             ],
             Stage::Analytics => crate::config::analytics::OUTPUT_TABLES,
         }
@@ -320,7 +329,7 @@ mod tests {
     /// state): the order of [`Stage::ALL`] is the order of the data.
     #[test]
     fn stages_read_only_what_comes_before_them() {
-        let before_stages = ["rectifications"];
+        let before_stages = [names::RECTIFICATIONS];
         assert_eq!(&Stage::ALL[3..], &Stage::AFTER_UNIFY);
         for (i, stage) in Stage::ALL.iter().enumerate() {
             for table in stage.reads() {

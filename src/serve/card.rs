@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::http::{card, principal, Lookup};
 use super::snapshot::Serving;
+use crate::table_catalog::names;
 
 pub fn routes() -> Router<Arc<Serving>> {
     Router::new()
@@ -296,9 +297,9 @@ async fn customer_page(
             live => mj(&live),
             segments => mj(&c["segments"]),
             // Empty states that teach: what to configure when the run has no such table.
-            no_measures => empty_state(&snap.facts, "customer_measures"),
-            no_segments => empty_state(&snap.facts, "segment_members"),
-            no_activities => empty_state(&snap.facts, "activities"),
+            no_measures => empty_state(&snap.facts, names::CUSTOMER_MEASURES),
+            no_segments => empty_state(&snap.facts, names::SEGMENT_MEMBERS),
+            no_activities => empty_state(&snap.facts, names::ACTIVITIES),
             timeline_total => c["timeline_total"].as_u64().unwrap_or(0),
         },
     )

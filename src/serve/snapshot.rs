@@ -15,6 +15,7 @@ use super::limits;
 use super::metrics::Metrics;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 use crate::workspace::Workspace;
 
 /// One run, ready to serve.
@@ -49,8 +50,8 @@ impl Snapshot {
         .map_err(|e| Error::query("pg_catalog", *e))?;
         let docs = cfg.table_docs(&opened.tables);
         super::pg_catalog::install(&ctx, &docs).await?;
-        let measures = if opened.tables.iter().any(|t| t == "customer_measures") {
-            ctx.table("customer_measures")
+        let measures = if opened.tables.iter().any(|t| t == names::CUSTOMER_MEASURES) {
+            ctx.table(names::CUSTOMER_MEASURES)
                 .await?
                 .schema()
                 .fields()
@@ -62,7 +63,7 @@ impl Snapshot {
             HashSet::new()
         };
         // Without [unify] there is nobody to look up, but every table still answers SQL.
-        let index = if opened.tables.iter().any(|t| t == "unified_customers") {
+        let index = if opened.tables.iter().any(|t| t == names::UNIFIED_CUSTOMERS) {
             LookupIndex::load(&ws.run_dir(run_id)).await?
         } else {
             LookupIndex::empty()

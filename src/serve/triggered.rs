@@ -31,6 +31,7 @@ use crate::exports::config::WebhookDestination;
 use crate::journeys::messages::{Compiled as Template, MessageDef};
 use crate::journeys::triggers::{Armed, Engine};
 use crate::journeys::OutboxMessage;
+use crate::table_catalog::names;
 
 /// One event-triggered journey, ready to send.
 struct Setup {
@@ -171,7 +172,7 @@ impl Triggered {
         let ws = cfg.workspace_dir();
         let mut sent = self.sent.lock().await;
         let ours = |j: &str| self.setups.contains_key(j);
-        if let Some(batches) = crate::state::read(&ws, "journey_state").await? {
+        if let Some(batches) = crate::state::read(&ws, names::JOURNEY_STATE).await? {
             for b in batches {
                 let (Some(j), Some(id)) =
                     (b.column_by_name("journey"), b.column_by_name("message_id"))
@@ -186,7 +187,7 @@ impl Triggered {
                 }
             }
         }
-        if let Some(batches) = crate::state::read(&ws, "outbox").await? {
+        if let Some(batches) = crate::state::read(&ws, names::OUTBOX).await? {
             for b in batches {
                 for m in OutboxMessage::from_batch(&b)? {
                     if !ours(&m.journey) {
@@ -443,7 +444,7 @@ async fn consents(
     channel: Option<&str>,
 ) -> Result<bool> {
     let snap = s.snapshot();
-    let tables: Vec<String> = ["customer_consent"]
+    let tables: Vec<String> = [names::CUSTOMER_CONSENT]
         .into_iter()
         .filter(|t| snap.ctx.table_exist(*t).unwrap_or(false))
         .map(str::to_string)

@@ -13,6 +13,7 @@ use super::SourceReport;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sql_text::ident;
+use crate::table_catalog::names;
 
 /// Append each source's committed records that the source lacks to its loaded data in
 /// `run_dir`; returns how many were added.
@@ -59,7 +60,9 @@ pub async fn fold(
             .collect();
         // An erased person's committed record is dropped like their source rows.
         let erased = match crate::privacy_state::suppressed_condition(cfg, &report.name) {
-            Some(cond) if crate::state::register(&ctx, &workspace, "suppression_list").await? => {
+            Some(cond)
+                if crate::state::register(&ctx, &workspace, names::SUPPRESSION_LIST).await? =>
+            {
                 format!(" WHERE NOT ({cond})")
             }
             _ => String::new(),

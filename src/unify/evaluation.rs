@@ -12,6 +12,7 @@ use datafusion::prelude::SessionContext;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sql_text::{fill, ident, Param};
+use crate::table_catalog::names;
 
 /// Pairwise precision/recall/F1 against a `truth` table.
 pub const EVAL_SQL: &str = include_str!("../../sql/unify/eval.sql");
@@ -71,7 +72,7 @@ pub async fn breakdown(
     cfg: &ProjectConfig,
     top: usize,
 ) -> Result<Vec<RecordBatch>> {
-    let records = ctx.table("unify_records").await?;
+    let records = ctx.table(names::UNIFY_RECORDS).await?;
     let staged = records.schema().clone();
     let custom = cfg
         .unify
@@ -121,7 +122,7 @@ pub async fn breakdown(
             .join(" OR "),
     };
     let weights = ctx
-        .table("match_pairs")
+        .table(names::MATCH_PAIRS)
         .await?
         .schema()
         .field_with_unqualified_name("match_weight")
@@ -177,10 +178,10 @@ async fn filled(ctx: &SessionContext, fields: Vec<String>) -> Result<Vec<String>
 /// The blocking keys of the run's probabilistic model (its `prior` rows, `block:a+b`), only
 /// those naming staged fields; None in rules mode (no model).
 async fn blocking_keys(ctx: &SessionContext) -> Result<Option<Vec<Vec<String>>>> {
-    if !ctx.table_exist("match_weights").unwrap_or(false) {
+    if !ctx.table_exist(names::MATCH_WEIGHTS).unwrap_or(false) {
         return Ok(None);
     }
-    let staged = ctx.table("unify_records").await?.schema().clone();
+    let staged = ctx.table(names::UNIFY_RECORDS).await?.schema().clone();
     let batches = ctx
         .sql("SELECT DISTINCT label FROM match_weights WHERE comparison = 'prior' AND label LIKE 'block:%'")
         .await?

@@ -34,6 +34,7 @@ use super::staging::ident;
 use super::{collect, conform, register, rows, UnifyReport};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 
 /// The previous run's unification, which an incremental one builds on.
 pub struct Baseline {
@@ -129,14 +130,14 @@ pub fn baseline(
         return Err(FullRun::Overrides);
     }
     let mut needed = vec![
-        "unify_records",
-        "match_pairs",
-        "customer_links",
-        "unified_customers",
-        "unified_customers_provenance",
+        names::UNIFY_RECORDS,
+        names::MATCH_PAIRS,
+        names::CUSTOMER_LINKS,
+        names::UNIFIED_CUSTOMERS,
+        names::UNIFIED_CUSTOMERS_PROVENANCE,
     ];
     if unify_cfg.match_mode() == super::config::MatchMode::Probabilistic {
-        needed.extend(["match_weights", "match_term_frequencies"]);
+        needed.extend([names::MATCH_WEIGHTS, names::MATCH_TERM_FREQUENCIES]);
     }
     if let Some(missing) = needed
         .iter()
@@ -376,10 +377,10 @@ pub async fn stage(
             "SELECT * FROM unify_delta".to_string(),
         ],
         tables_dir,
-        "unify_records",
+        names::UNIFY_RECORDS,
     )
     .await?;
-    super::register_written(ctx, tables_dir, "unify_records").await?;
+    super::register_written(ctx, tables_dir, names::UNIFY_RECORDS).await?;
     // Each blocking rule compares the delta with every record, twice: read the matching
     // fields once into memory.
     let mut cols = vec!["uid".to_string()];

@@ -2,6 +2,7 @@
 //! into the merge aggregates of `sql/unify/unified_customers.sql`.
 
 pub use crate::config::unify::merge::{check, Field, MergeSection, Policy, FIELDS};
+use crate::table_catalog::names;
 
 const TEMPLATE: &str = include_str!("../../sql/unify/unified_customers.sql");
 
@@ -79,7 +80,7 @@ pub fn unified_customers_sql(
     }
     };
     let sql = TEMPLATE
-        .replace("{links}", &subset("customer_links"))
+        .replace("{links}", &subset(names::CUSTOMER_LINKS))
         .replace(
             "{records}",
             &match part {
@@ -88,7 +89,7 @@ pub fn unified_customers_sql(
                 _ => format!(
                     "(SELECT r.*, l.customer_id, l.source_winner FROM {} l \
                  JOIN unify_records r ON r.uid = l.uid)",
-                    subset("customer_links")
+                    subset(names::CUSTOMER_LINKS)
                 ),
             },
         );

@@ -33,6 +33,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 use config::{default_rules, DedupPolicy, IdentityMap, MatchMode, MatchRule, UnifySection};
 
 const MATCH_PAIRS_SQL: &str = include_str!("../../sql/unify/match_pairs.sql");
@@ -41,18 +42,18 @@ pub use evaluation::{register_truth, EVAL_SQL};
 /// The tables unification makes in `<run>/tables` (those of probabilistic matching only in
 /// that mode, `identity_graph` only with `[unify.identities]`).
 pub const OUTPUT_TABLES: &[&str] = &[
-    "unify_records",
-    "match_pairs",
-    "match_weights",
-    "match_score_histogram",
-    "match_term_frequencies",
-    "blocking_plan",
-    "customer_links",
-    "id_changes",
-    "unified_customers",
-    "unified_customers_provenance",
-    "identity_graph",
-    "unify_stats",
+    names::UNIFY_RECORDS,
+    names::MATCH_PAIRS,
+    names::MATCH_WEIGHTS,
+    names::MATCH_SCORE_HISTOGRAM,
+    names::MATCH_TERM_FREQUENCIES,
+    names::BLOCKING_PLAN,
+    names::CUSTOMER_LINKS,
+    names::ID_CHANGES,
+    names::UNIFIED_CUSTOMERS,
+    names::UNIFIED_CUSTOMERS_PROVENANCE,
+    names::IDENTITY_GRAPH,
+    names::UNIFY_STATS,
 ];
 
 pub use crate::workspace::reports::UnifyReport;
@@ -438,8 +439,8 @@ async fn full_pairs(
     report: &mut UnifyReport,
 ) -> Result<Vec<RecordBatch>> {
     // Staging.
-    report.records = write_query(ctx, &staging_sql(cfg)?, tables_dir, "unify_records").await?;
-    register_written(ctx, tables_dir, "unify_records").await?;
+    report.records = write_query(ctx, &staging_sql(cfg)?, tables_dir, names::UNIFY_RECORDS).await?;
+    register_written(ctx, tables_dir, names::UNIFY_RECORDS).await?;
     count_unconverted(cfg, ctx, report).await?;
 
     let pairs = match unify_cfg.match_mode() {
@@ -455,14 +456,19 @@ async fn full_pairs(
             )
             .await?;
             let weights = matched.weights;
-            write_table(tables_dir, "match_weights", &weights.schema(), &[weights])?;
+            write_table(
+                tables_dir,
+                names::MATCH_WEIGHTS,
+                &weights.schema(),
+                &[weights],
+            )?;
             if let Some(plan) = matched.blocking_plan {
-                write_table(tables_dir, "blocking_plan", &plan.schema(), &[plan])?;
+                write_table(tables_dir, names::BLOCKING_PLAN, &plan.schema(), &[plan])?;
             }
             if let Some(first) = matched.histogram.first() {
                 write_table(
                     tables_dir,
-                    "match_score_histogram",
+                    names::MATCH_SCORE_HISTOGRAM,
                     &first.schema(),
                     &matched.histogram,
                 )?;
@@ -480,7 +486,7 @@ async fn full_pairs(
                 });
             write_table(
                 tables_dir,
-                "match_term_frequencies",
+                names::MATCH_TERM_FREQUENCIES,
                 &tf_schema,
                 &matched.term_frequencies,
             )?;
@@ -588,10 +594,10 @@ async fn incremental_pairs(
             )
             .await?;
             for t in [
-                "match_weights",
-                "match_score_histogram",
-                "match_term_frequencies",
-                "blocking_plan",
+                names::MATCH_WEIGHTS,
+                names::MATCH_SCORE_HISTOGRAM,
+                names::MATCH_TERM_FREQUENCIES,
+                names::BLOCKING_PLAN,
             ] {
                 incremental::carry_over(&baseline, tables_dir, t)?;
             }
@@ -692,7 +698,7 @@ async fn resolve(
     let links = links_batch(&cluster_of, &ids, &records, &edges, winners)?;
     write_table(
         tables_dir,
-        "customer_links",
+        names::CUSTOMER_LINKS,
         &links.schema(),
         std::slice::from_ref(&links),
     )?;
@@ -700,7 +706,7 @@ async fn resolve(
     drop(edges.best_rule);
     drop(index);
     drop((records, before.ids));
-    register_written(ctx, tables_dir, "customer_links").await?;
+    register_written(ctx, tables_dir, names::CUSTOMER_LINKS).await?;
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "unify: customer_links done"
@@ -738,7 +744,7 @@ fn write_match_pairs(tables_dir: &Path, pairs: &[RecordBatch]) -> Result<()> {
             Field::new("score", DataType::Float64, true),
         ]))
     });
-    write_table(tables_dir, "match_pairs", &schema, pairs)
+    write_table(tables_dir, names::MATCH_PAIRS, &schema, pairs)
 }
 
 /// Every record's uid, source and record id, ordered by uid: a record's position here is
@@ -1032,7 +1038,7 @@ fn write_id_changes(tables_dir: &Path, changes: &[clusters::IdChange]) -> Result
             Arc::new(c4.finish()),
         ],
     )?;
-    write_table(tables_dir, "id_changes", &schema, &[batch])
+    write_table(tables_dir, names::ID_CHANGES, &schema, &[batch])
 }
 
 /// `unified_customers` and `unified_customers_provenance`: one profile per customer by the
@@ -1065,8 +1071,11 @@ async fn write_unified_customers(
         // Unchanged customers keep their previous profile row; the others are merged again.
         Some((_, baseline)) => {
             for (name, table) in [
-                ("unify_previous_customers", "unified_customers"),
-                ("unify_previous_provenance", "unified_customers_provenance"),
+                ("unify_previous_customers", names::UNIFIED_CUSTOMERS),
+                (
+                    "unify_previous_provenance",
+                    names::UNIFIED_CUSTOMERS_PROVENANCE,
+                ),
             ] {
                 let _ = ctx.deregister_table(name);
                 ctx.register_parquet(
@@ -1128,8 +1137,8 @@ async fn write_unified_customers(
         &sqls,
         tables_dir,
         &[
-            ("unified_customers", &|c: &str| !is_provenance(c)),
-            ("unified_customers_provenance", &|c: &str| {
+            (names::UNIFIED_CUSTOMERS, &|c: &str| !is_provenance(c)),
+            (names::UNIFIED_CUSTOMERS_PROVENANCE, &|c: &str| {
                 c == "customer_id" || is_provenance(c)
             }),
         ],
@@ -1153,8 +1162,8 @@ async fn write_identity_graph(
         .map(|(source, map)| (source.as_str(), map.get_ref()))
         .collect();
     let sql = identity::identity_graph_sql(&sources);
-    report.anonymous_ids = write_query(ctx, &sql, tables_dir, "identity_graph").await?;
-    register_written(ctx, tables_dir, "identity_graph").await?;
+    report.anonymous_ids = write_query(ctx, &sql, tables_dir, names::IDENTITY_GRAPH).await?;
+    register_written(ctx, tables_dir, names::IDENTITY_GRAPH).await?;
     report.stitched_ids = count(
         ctx,
         "SELECT count(customer_id) FROM identity_graph",
@@ -1417,5 +1426,5 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
             )),
         ],
     )?;
-    write_table(dir, "unify_stats", &schema, &[batch])
+    write_table(dir, names::UNIFY_STATS, &schema, &[batch])
 }

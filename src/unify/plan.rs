@@ -17,6 +17,7 @@ use super::probabilistic::{self, block_name};
 use super::staging::literal;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 
 /// The plan: a headline and titled tables.
 pub struct UnifyPlan {
@@ -54,10 +55,15 @@ pub(crate) async fn plan_in(
     run_id: &str,
     scratch: &std::path::Path,
 ) -> Result<UnifyPlan> {
-    let _ = ctx.deregister_table("unify_records");
-    let records =
-        super::write_query(ctx, &super::staging_sql(cfg)?, scratch, "unify_records").await?;
-    super::register_written(ctx, scratch, "unify_records").await?;
+    let _ = ctx.deregister_table(names::UNIFY_RECORDS);
+    let records = super::write_query(
+        ctx,
+        &super::staging_sql(cfg)?,
+        scratch,
+        names::UNIFY_RECORDS,
+    )
+    .await?;
+    super::register_written(ctx, scratch, names::UNIFY_RECORDS).await?;
     let mut summary = vec![format!(
         "{records} records staged from the sources of run {run_id}, with the config as it is now"
     )];

@@ -27,6 +27,7 @@ use super::config::{MatchMode, MatchRule, UnifySection};
 use super::probabilistic::{self, ProbabilisticSection, Scoring};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 
 /// A projection planned once and evaluated per batch: the projections of a physical plan
 /// from its leaves up (DataFusion may split one SELECT in two, computing shared
@@ -219,7 +220,7 @@ impl Matcher {
             .ok_or_else(|| Error::NotFound("real-time match needs a [unify] section".into()))?;
         let tables = run_dir.join("tables");
         let read = |t: &str| tables.join(format!("{t}.parquet"));
-        if !read("unify_records").is_file() {
+        if !read(names::UNIFY_RECORDS).is_file() {
             return Err(Error::NotFound(format!(
                 "run {} has no unify_records table: run `panorama run` first",
                 run_dir.display()
@@ -230,7 +231,7 @@ impl Matcher {
             .await?
             .collect()
             .await?;
-        for t in ["unify_records", "customer_links"] {
+        for t in [names::UNIFY_RECORDS, names::CUSTOMER_LINKS] {
             ctx.register_parquet(
                 t,
                 read(t).to_string_lossy().as_ref(),
@@ -244,7 +245,7 @@ impl Matcher {
         let mut section = unify.probabilistic_section();
         let weights = match mode {
             MatchMode::Probabilistic => {
-                let w = crate::workspace::read_parquet_file(&read("match_weights"))?;
+                let w = crate::workspace::read_parquet_file(&read(names::MATCH_WEIGHTS))?;
                 probabilistic::adopt_plan(&mut section, &w)?;
                 w
             }
@@ -269,7 +270,7 @@ impl Matcher {
         let (scoring, term_frequencies) = match mode {
             MatchMode::Probabilistic => {
                 let scoring = Scoring::from_weights(&section, &weights)?;
-                let tf = term_frequencies(&ctx, &read("match_term_frequencies")).await?;
+                let tf = term_frequencies(&ctx, &read(names::MATCH_TERM_FREQUENCIES)).await?;
                 (Some(scoring), tf)
             }
             MatchMode::Rules => (None, HashMap::new()),

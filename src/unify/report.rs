@@ -29,6 +29,7 @@ use super::probabilistic::{self, comparisons::Comparison, Scoring};
 use super::staging::literal;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 
 /// What `unify report` looks at.
 #[derive(Debug, Clone)]
@@ -195,7 +196,7 @@ async fn model_estimates(
 /// Matches expected among candidates left below the threshold, bin by bin (the bin's middle,
 /// or the middle of its part below the threshold); None without a histogram.
 async fn expected_below_threshold(ctx: &SessionContext, threshold: f64) -> Result<Option<f64>> {
-    Ok(if table_exists(ctx, "match_score_histogram") {
+    Ok(if table_exists(ctx, names::MATCH_SCORE_HISTOGRAM) {
         let h = batches(
             ctx,
             "SELECT CAST(weight_bin AS DOUBLE), CAST(pairs - matched AS DOUBLE) FROM match_score_histogram",
@@ -231,7 +232,11 @@ pub async fn report(
         .unify
         .clone()
         .ok_or_else(|| Error::NotFound("the config has no [unify] section".into()))?;
-    for t in ["unify_records", "customer_links", "match_pairs"] {
+    for t in [
+        names::UNIFY_RECORDS,
+        names::CUSTOMER_LINKS,
+        names::MATCH_PAIRS,
+    ] {
         if !table_exists(ctx, t) {
             return Err(Error::NotFound(format!(
                 "the current run has no `{t}` table: run `panorama run` with a [unify] section first"
@@ -257,7 +262,7 @@ pub async fn report(
     let mode = unify_cfg.match_mode();
     let mut section = unify_cfg.probabilistic_section();
 
-    if mode == MatchMode::Probabilistic && table_exists(ctx, "match_weights") {
+    if mode == MatchMode::Probabilistic && table_exists(ctx, names::MATCH_WEIGHTS) {
         model_estimates(
             ctx,
             &mut section,
@@ -310,7 +315,7 @@ fn fmt4(v: Option<f64>) -> String {
 
 /// The estimated recall of the last chosen rule in `blocking_plan`, when the run chose one.
 async fn blocking_plan_recall(ctx: &SessionContext) -> Result<Option<f64>> {
-    if !table_exists(ctx, "blocking_plan") {
+    if !table_exists(ctx, names::BLOCKING_PLAN) {
         return Ok(None);
     }
     let b = batches(

@@ -25,6 +25,7 @@ use futures::future::BoxFuture;
 
 use super::clusters::UnionFind;
 use crate::config::ProjectConfig;
+use crate::table_catalog::names;
 
 pub(crate) type Compute =
     dyn Fn(SessionContext) -> BoxFuture<'static, crate::error::Result<RecordBatch>> + Send + Sync;
@@ -367,7 +368,7 @@ impl TableFunctionImpl for SegmentOverlap {
                 let (seg_a, seg_b, out) = (seg_a.clone(), seg_b.clone(), out.clone());
                 Box::pin(async move {
                     let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
-                    if !ctx.table_exist("segment_sizes")? {
+                    if !ctx.table_exist(names::SEGMENT_SIZES)? {
                         return Err(crate::error::Error::NotFound(
                             "segment_overlap: this run has no segments; declare [segments] in panorama.toml and run again".into(),
                         ));

@@ -28,6 +28,7 @@ use super::staging::literal;
 use super::{collect, register, UnifyReport};
 pub use crate::config::unify::probabilistic::{Contradiction, ProbabilisticSection};
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 use comparisons::Comparison;
 use em::{Model, Pattern};
 
@@ -1181,14 +1182,16 @@ pub async fn delta_match_pairs(
 ) -> Result<Vec<RecordBatch>> {
     let read = |name: &str| baseline_tables.join(format!("{name}.parquet"));
     let scoring = Scoring::from_weights(section, weights)?;
-    let _ = ctx.deregister_table("match_term_frequencies");
+    let _ = ctx.deregister_table(names::MATCH_TERM_FREQUENCIES);
     ctx.register_parquet(
-        "match_term_frequencies",
-        read("match_term_frequencies").to_string_lossy().as_ref(),
+        names::MATCH_TERM_FREQUENCIES,
+        read(names::MATCH_TERM_FREQUENCIES)
+            .to_string_lossy()
+            .as_ref(),
         datafusion::prelude::ParquetReadOptions::default(),
     )
     .await?;
-    let records = ctx.table("unify_records").await?;
+    let records = ctx.table(names::UNIFY_RECORDS).await?;
     for f in &section.term_frequency {
         let t = records
             .schema()

@@ -303,6 +303,7 @@ async fn same_surname_rates(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table_catalog::names;
 
     #[test]
     fn poisson_tail_matches_the_closed_forms() {
@@ -371,7 +372,7 @@ mod tests {
         ];
         let batch = RecordBatch::try_from_iter(columns).unwrap();
         let ctx = crate::run_context::new_context();
-        ctx.register_batch("unify_records", batch).unwrap();
+        ctx.register_batch(names::UNIFY_RECORDS, batch).unwrap();
         let comparisons: Vec<String> = ["first_name", "last_name", "birth_date"]
             .iter()
             .map(|f| f.to_string())
