@@ -124,6 +124,12 @@ const OUTPUTS: &[(&str, &str, &[&str], &[&str])] = &[
     (names::DATA_QUALITY, "Every run's [[expectations]] results: observed, expected, passed, failing rows; failed runs included.", &["run_id", "expectation"], &[]),
 ];
 
+/// Whether `name` is one of Panorama's own tables (an output of a run, or a table kept
+/// across runs).
+pub fn is_own_table(name: &str) -> bool {
+    OUTPUTS.iter().any(|(n, ..)| *n == name) || LOG_TABLES.contains(&name)
+}
+
 /// Columns that mean the same in every table.
 const COMMON_COLUMNS: &[(&str, &str)] = &[
     (

@@ -31,7 +31,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Result};
-use crate::table_catalog::names;
 
 crate::error::message_error!(
     /// What is wrong with one config value or section, from the function that checks it; the
@@ -48,38 +47,19 @@ impl From<Problem> for String {
 /// File name of a project's configuration inside the project directory.
 pub const CONFIG_FILE: &str = "panorama.toml";
 
-/// Table names Panorama produces itself; a source may not take them.
+/// Names of tables Panorama makes that the catalog does not describe (internal, or kept for
+/// one command): with every table of the catalog, a source may not take them.
 pub const RESERVED_TABLE_NAMES: &[&str] = &[
-    names::REJECTS,
-    names::RUNS,
-    names::ATTRIBUTION_PATHS,
-    names::ATTRIBUTION_RESULTS,
-    names::SOURCE_STATS,
-    names::UNIFY_RECORDS,
-    names::MATCH_PAIRS,
-    names::MATCH_WEIGHTS,
-    names::MATCH_SCORE_HISTOGRAM,
-    names::MATCH_TERM_FREQUENCIES,
-    names::BLOCKING_PLAN,
-    names::CUSTOMER_LINKS,
-    names::UNIFIED_CUSTOMERS,
-    names::UNIFIED_CUSTOMERS_PROVENANCE,
-    names::ID_CHANGES,
     "account_links",
-    names::ACTIVITIES,
-    names::ACTIVITY_STATS,
     "unified_accounts",
-    names::UNIFY_STATS,
-    names::IDENTITY_GRAPH,
     "truth",
-    names::PREDICTIONS_CLV,
-    names::PREDICTIONS_CHURN,
-    names::RECOMMENDATIONS,
-    names::PREDICTION_GRADES,
-    // Views over the tables kept across runs (`crate::table_catalog::LOG_TABLES`, also reserved).
-    names::CUSTOMER_CONSENT,
     "export_watermarks",
 ];
+
+/// Whether a source may not be called `name`: Panorama writes a table of that name itself.
+pub fn is_reserved_table(name: &str) -> bool {
+    RESERVED_TABLE_NAMES.contains(&name) || crate::table_catalog::is_own_table(name)
+}
 
 /// A parsed and validated `panorama.toml`.
 #[derive(Debug, Clone)]
@@ -760,10 +740,7 @@ impl ProjectConfig {
                 ),
             ));
         }
-        if RESERVED_TABLE_NAMES.contains(&n.as_str())
-            || crate::table_catalog::LOG_TABLES.contains(&n.as_str())
-            || analytics::OUTPUT_TABLES.contains(&n.as_str())
-        {
+        if is_reserved_table(n) {
             return Err(self.error_at(
                 name.span(),
                 format!("source name `{n}` is reserved for a table Panorama writes itself"),
@@ -1218,6 +1195,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("lowercase SQL identifier"), "{err}");
+        // Every catalog table (unification's, a state log's) and the internal names.
+        for name in [
+            "customer_links",
+            "match_weights",
+            "audit_log",
+            "unified_accounts",
+            "truth",
+        ] {
+            let err = parse(&format!(
+                "[sources.{name}]\nlocation = \"a.csv\"\nprimary_key = \"id\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("reserved"), "{name}: {err}");
+        }
+        assert!(parse("[sources.crm]\nlocation = \"a.csv\"\nprimary_key = \"id\"\n").is_ok());
     }
 
     #[test]
