@@ -182,26 +182,23 @@ async fn blocking_keys(ctx: &SessionContext) -> Result<Option<Vec<Vec<String>>>>
         return Ok(None);
     }
     let staged = ctx.table(names::UNIFY_RECORDS).await?.schema().clone();
-    let batches = ctx
-        .sql("SELECT DISTINCT label FROM match_weights WHERE comparison = 'prior' AND label LIKE 'block:%'")
-        .await?
-        .collect()
-        .await?;
-    let mut keys = Vec::new();
-    for b in &batches {
-        let labels = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-        for label in labels.as_string::<i32>().iter().flatten() {
-            let key: Vec<String> = label["block:".len()..]
+    let labels = crate::output::strings(
+        ctx,
+        "SELECT DISTINCT label FROM match_weights WHERE comparison = 'prior' AND label LIKE 'block:%'",
+    )
+    .await?;
+    let keys = labels
+        .iter()
+        .map(|label| {
+            label["block:".len()..]
                 .split('+')
                 .map(String::from)
-                .collect();
-            if key
-                .iter()
+                .collect::<Vec<_>>()
+        })
+        .filter(|key| {
+            key.iter()
                 .all(|f| staged.field_with_unqualified_name(f).is_ok())
-            {
-                keys.push(key);
-            }
-        }
-    }
+        })
+        .collect();
     Ok(Some(keys))
 }
