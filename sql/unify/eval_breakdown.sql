@@ -24,7 +24,7 @@ wrong AS (
 ),
 pairs AS (
   SELECT w.kind, w.left_uid, w.right_uid, {agreement}, {shares_blocking_key} AS shares_blocking_key
-  FROM wrong w JOIN unify_records a ON a.uid = w.left_uid JOIN unify_records b ON b.uid = w.right_uid
+  FROM wrong w JOIN unify_records l ON l.uid = w.left_uid JOIN unify_records r ON r.uid = w.right_uid
 ),
 scored AS (
   -- match_pairs holds every pair that was linked directly (left_uid < right_uid); a false

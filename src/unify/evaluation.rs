@@ -9,6 +9,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 
+use super::probabilistic::{adopt_plan, agree_sql};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sql_text::{fill, ident, Param};
@@ -94,7 +95,7 @@ pub async fn breakdown(
         .map(|f| {
             let c = ident(f);
             format!(
-                "CASE WHEN a.{c} IS NULL OR b.{c} IS NULL THEN '.' WHEN a.{c} = b.{c} THEN '=' ELSE 'x' END AS {c}"
+                "CASE WHEN l.{c} IS NULL OR r.{c} IS NULL THEN '.' WHEN l.{c} = r.{c} THEN '=' ELSE 'x' END AS {c}"
             )
         })
         .collect::<Vec<_>>()
@@ -104,20 +105,12 @@ pub async fn breakdown(
         .map(|f| ident(f))
         .collect::<Vec<_>>()
         .join(", ");
-    let keys = blocking_keys(ctx).await?;
-    let shares = match keys {
+    let shares = match blocking_keys(ctx, cfg).await? {
         None => "CAST(NULL AS BOOLEAN)".to_string(),
         Some(keys) if keys.is_empty() => "false".to_string(),
         Some(keys) => keys
             .iter()
-            .map(|key| {
-                let all = key
-                    .iter()
-                    .map(|f| format!("a.{c} = b.{c}", c = ident(f)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                format!("coalesce({all}, false)")
-            })
+            .map(|key| format!("coalesce({}, false)", agree_sql(key)))
             .collect::<Vec<_>>()
             .join(" OR "),
     };
@@ -175,30 +168,26 @@ async fn filled(ctx: &SessionContext, fields: Vec<String>) -> Result<Vec<String>
     Ok(kept)
 }
 
-/// The blocking keys of the run's probabilistic model (its `prior` rows, `block:a+b`), only
-/// those naming staged fields; None in rules mode (no model).
-async fn blocking_keys(ctx: &SessionContext) -> Result<Option<Vec<Vec<String>>>> {
+/// The blocking keys of the run's probabilistic model, as later runs and `explain` adopt
+/// them from its `match_weights` (the configured keys, or those chosen from the data); None
+/// in rules mode (no model).
+async fn blocking_keys(
+    ctx: &SessionContext,
+    cfg: &ProjectConfig,
+) -> Result<Option<Vec<Vec<String>>>> {
     if !ctx.table_exist(names::MATCH_WEIGHTS).unwrap_or(false) {
         return Ok(None);
     }
-    let staged = ctx.table(names::UNIFY_RECORDS).await?.schema().clone();
-    let labels = crate::output::strings(
-        ctx,
-        "SELECT DISTINCT label FROM match_weights WHERE comparison = 'prior' AND label LIKE 'block:%'",
-    )
-    .await?;
-    let keys = labels
-        .iter()
-        .map(|label| {
-            label["block:".len()..]
-                .split('+')
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .filter(|key| {
-            key.iter()
-                .all(|f| staged.field_with_unqualified_name(f).is_ok())
-        })
-        .collect();
-    Ok(Some(keys))
+    let weights = ctx
+        .sql("SELECT comparison, level, label, m, u, weight FROM match_weights")
+        .await?
+        .collect()
+        .await?;
+    let mut section = cfg
+        .unify
+        .clone()
+        .unwrap_or_default()
+        .probabilistic_section();
+    adopt_plan(&mut section, &weights)?;
+    Ok(Some(section.blocking))
 }
