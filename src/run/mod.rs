@@ -21,7 +21,7 @@ use crate::sources::rejects::{rejects_batch, Reject};
 use crate::sources::{load_source, BatchSink, SourceReport};
 use crate::table_catalog::names;
 use crate::workspace::lock::Locking;
-use crate::workspace::reports::{StageOutcome, StageStatus};
+use crate::workspace::reports::StageStatus;
 use crate::workspace::{
     parquet_tables, write_parquet, writer_properties, Manifest, RunStatus, Workspace,
 };
@@ -333,8 +333,9 @@ async fn load_check_unify(
     let reports = quality_stage(cfg, run_dir, run_id, &before, opts, manifest, reports).await?;
     ran(manifest, Stage::Quality, started);
     if let Some(why) = Stage::Unification.idle(cfg) {
-        record(
+        stages::record(
             manifest,
+            &LogProgress,
             Stage::Unification,
             StageStatus::Idle,
             why,
@@ -371,24 +372,7 @@ fn begin(stage: Stage) -> Instant {
 
 /// A stage of [`Stage::ALL`] that ran, into the manifest and the log.
 fn ran(manifest: &mut Manifest, stage: Stage, started: Instant) {
-    record(manifest, stage, StageStatus::Ran, "", started);
-}
-
-fn record(
-    manifest: &mut Manifest,
-    stage: Stage,
-    status: StageStatus,
-    detail: &str,
-    started: Instant,
-) {
-    let outcome = StageOutcome {
-        stage: stage.name().to_string(),
-        status,
-        detail: detail.to_string(),
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    LogProgress.finished(&outcome);
-    manifest.stages.push(outcome);
+    stages::record(manifest, &LogProgress, stage, StageStatus::Ran, "", started);
 }
 
 /// Loaded sources made ready to read: schema drift against the previous run (new columns

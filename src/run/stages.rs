@@ -202,16 +202,8 @@ pub async fn after_unify(a: &AfterUnify<'_>, manifest: &mut Manifest) -> Result<
     let mut ctx = Some(tables_context(a, &scratch, &tables).await?);
     for &stage in Stage::AFTER_UNIFY {
         let started = Instant::now();
-        let outcome = |status, detail: &str| StageOutcome {
-            stage: stage.name().to_string(),
-            status,
-            detail: detail.to_string(),
-            seconds: started.elapsed().as_secs_f64(),
-        };
         if let Some(why) = stage.idle(a.cfg) {
-            let o = outcome(StageStatus::Idle, why);
-            a.progress.finished(&o);
-            manifest.stages.push(o);
+            record(manifest, a.progress, stage, StageStatus::Idle, why, started);
             continue;
         }
         a.progress.started(stage);
@@ -252,13 +244,30 @@ pub async fn after_unify(a: &AfterUnify<'_>, manifest: &mut Manifest) -> Result<
             }
             (_, None) => unreachable!("only measures and segments release the shared context"),
         }
-        let o = outcome(StageStatus::Ran, "");
-        a.progress.finished(&o);
-        manifest.stages.push(o);
+        record(manifest, a.progress, stage, StageStatus::Ran, "", started);
     }
     drop(ctx);
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
+}
+
+/// What a stage did, since `started`: into the run's manifest and to `progress`.
+pub(crate) fn record(
+    manifest: &mut Manifest,
+    progress: &dyn StageProgress,
+    stage: Stage,
+    status: StageStatus,
+    detail: &str,
+    started: Instant,
+) {
+    let outcome = StageOutcome {
+        stage: stage.name().to_string(),
+        status,
+        detail: detail.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    progress.finished(&outcome);
+    manifest.stages.push(outcome);
 }
 
 /// The project's stage context (local, or on its cluster keeping would-be in-memory tables in
