@@ -3,8 +3,8 @@
 
 Reads a project's last run (`unify_records`, `customer_links`) and the generator's
 `truth.csv`. Pairs whose records share their surname and nothing else both records hold
-(no e-mail, phone, street, postcode, city, birth date or national id on both sides) can be
-told apart only by the names themselves:
+(no field the run compared — but the names and gender — filled on both sides) can be told
+apart only by the names themselves:
 
 - C1: first and last name equal. Grouped by how many records hold that full name, with the
   share of true matches among all such pairs (true and not) and how many the run linked.
@@ -24,7 +24,6 @@ import sys
 import pandas as pd
 import pyarrow.parquet as pq
 
-OTHER = ["email", "phone", "street", "postcode", "city", "birth_date", "national_id"]
 
 
 def main(proj):
@@ -34,9 +33,12 @@ def main(proj):
     truth = pd.read_csv(f"{proj}/truth.csv", dtype=str)
     truth["uid"] = truth.source + ":" + truth.record_id
     r = r.merge(truth[["uid", "person_id"]], on="uid")
-    for c in OTHER + ["first_name", "last_name"]:
+    # Every field the run compared, but the names and gender.
+    compared = set(pq.read_table(f"{tables}/match_weights.parquet").column("comparison").to_pylist())
+    other = sorted(c for c in compared if c in r.columns and c not in ("first_name", "last_name", "gender"))
+    for c in other + ["first_name", "last_name"]:
         r[c] = r[c].where(r[c].notna() & (r[c].astype(str) != ""), None)
-    mask = sum(r[c].notna().astype(int) * (1 << i) for i, c in enumerate(OTHER)).values
+    mask = sum(r[c].notna().astype(int) * (1 << i) for i, c in enumerate(other)).values
     links = pq.read_table(f"{tables}/customer_links.parquet").to_pandas()
     customer = dict(zip(links.source + ":" + links.record_id, links.customer_id))
     n = len(r)
