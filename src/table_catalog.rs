@@ -26,6 +26,8 @@ pub mod names {
     pub const MATCH_TERM_FREQUENCIES: &str = "match_term_frequencies";
     pub const BLOCKING_PLAN: &str = "blocking_plan";
     pub const ID_CHANGES: &str = "id_changes";
+    pub const ACCOUNT_LINKS: &str = "account_links";
+    pub const UNIFIED_ACCOUNTS: &str = "unified_accounts";
     pub const IDENTITY_GRAPH: &str = "identity_graph";
     pub const UNIFY_STATS: &str = "unify_stats";
     pub const ACTIVITIES: &str = "activities";
@@ -105,6 +107,8 @@ const OUTPUTS: &[(&str, &str, &[&str], &[&str])] = &[
     (names::MATCH_TERM_FREQUENCIES, "How common each value is per field, for term-frequency adjustments.", &["field", "value"], &[]),
     (names::BLOCKING_PLAN, "Every candidate blocking key, its estimated pairs and recall, and why it was chosen or left out.", &["rule"], &[]),
     (names::ID_CHANGES, "Customers that merged or split since the previous run, with the previous id.", &[], &[]),
+    (names::ACCOUNT_LINKS, "B2B accounts ([unify.accounts]): which account each account or contact record belongs to, and the contact's customer.", &["uid"], &["customer_id"]),
+    (names::UNIFIED_ACCOUNTS, "One row per B2B account: name, domain and place from account sources first, and how many customers and records it links.", &["account_id"], &[]),
     (names::IDENTITY_GRAPH, "Anonymous ids (cookies, devices) and the customer each resolves to, NULL while unknown.", &[], &[]),
     (names::UNIFY_STATS, "Unification metrics of this run: records, pairs, customers, cluster sizes.", &["metric"], &[]),
     (names::ACTIVITIES, "Every activity (orders, visits, events) with its resolved customer.", &[], &[]),
@@ -225,12 +229,21 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     /// Tables unification makes for itself while it runs (scratch, not in the catalog) that
-    /// files under `sql/` read, and `truth`, the ground truth `panorama eval` registers. Named
+    /// files under `sql/` read (`account_records`: the staged records of account unification),
+    /// the segment stage's views of this run's catalogue and changes and of the previous run's
+    /// members, the recommendations' holdout split (`reco_*`), and `truth`, the ground truth `panorama eval` registers. Named
     /// one by one: a prefix would let a misspelled catalog table through.
     const INTERNAL_TABLES: &[&str] = &[
         "unify_candidates",
         "unify_candidates_by_rules",
         "unify_overrides",
+        "account_records",
+        "panorama_segment_catalog",
+        "panorama_segment_changes",
+        "previous_segment_members",
+        "reco_train",
+        "reco_heldout",
+        "reco_eval_customers",
         "truth",
     ];
     /// What a `{placeholder}` becomes before parsing.

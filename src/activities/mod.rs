@@ -99,11 +99,7 @@ pub async fn build(
     crate::table_io::register_written(ctx, tables_dir, names::ACTIVITIES).await?;
     crate::table_io::write_query(
         ctx,
-        "SELECT activity_source, source, count(*) AS activities, count(customer_id) AS resolved, \
-         count(*) - count(customer_id) AS unresolved, \
-         sum(CASE WHEN starts_with(customer_id, 'anon_') THEN 1 ELSE 0 END) AS anonymous, \
-         min(ts) AS first_ts, max(ts) AS last_ts \
-         FROM activities GROUP BY activity_source, source ORDER BY activity_source",
+        include_str!("../../sql/activities/activity_stats.sql"),
         tables_dir,
         names::ACTIVITY_STATS,
     )

@@ -142,15 +142,7 @@ pub fn changes_sql(has_previous: bool) -> String {
     if !has_previous {
         return "SELECT segment, customer_id, 'entered' AS change FROM segment_members".into();
     }
-    // One full join instead of two EXCEPTs: a member on one side only entered or left.
-    "SELECT coalesce(n.segment, p.segment) AS segment, coalesce(n.customer_id, p.customer_id) AS customer_id, \
-            CASE WHEN p.customer_id IS NULL THEN 'entered' ELSE 'left' END AS change \
-     FROM segment_members n FULL JOIN (\
-       SELECT CAST(segment AS VARCHAR) AS segment, CAST(customer_id AS VARCHAR) AS customer_id FROM previous_segment_members \
-       WHERE segment IN (SELECT segment FROM panorama_segment_catalog)) p \
-     ON n.segment = p.segment AND n.customer_id = p.customer_id \
-     WHERE n.customer_id IS NULL OR p.customer_id IS NULL"
-        .into()
+    include_str!("../../sql/analytics/segment_changes.sql").into()
 }
 
 /// SQL of `segment_history`: the previous run's history and this run's changes.
@@ -171,16 +163,9 @@ pub fn history_sql(has_previous: bool, run: &str) -> String {
 
 /// SQL of `segment_sizes`: the previous runs' sizes and this run's.
 pub fn sizes_sql(has_previous: bool, run: &str) -> String {
-    let now = format!(
-        "SELECT {run} AS run_id, as_of() AS as_of, c.segment, c.kind, CAST(coalesce(n.members, 0) AS BIGINT) AS members, \
-         CAST(coalesce(e.entered, 0) AS BIGINT) AS entered, CAST(coalesce(e.exited, 0) AS BIGINT) AS exited, \
-         c.definition, c.description \
-         FROM panorama_segment_catalog c \
-         LEFT JOIN (SELECT segment, count(*) AS members FROM segment_members GROUP BY segment) n ON n.segment = c.segment \
-         LEFT JOIN (SELECT segment, sum(CASE WHEN change = 'entered' THEN 1 ELSE 0 END) AS entered, \
-                           sum(CASE WHEN change = 'left' THEN 1 ELSE 0 END) AS exited \
-                    FROM panorama_segment_changes GROUP BY segment) e ON e.segment = c.segment",
-        run = literal(run)
+    let now = crate::sql_text::fill(
+        include_str!("../../sql/analytics/segment_sizes.sql"),
+        &[("run", crate::sql_text::Param::Literal(run))],
     );
     if !has_previous {
         return format!("SELECT * FROM ({now}) ORDER BY segment");

@@ -49,12 +49,7 @@ pub const CONFIG_FILE: &str = "panorama.toml";
 
 /// Names of tables Panorama makes that the catalog does not describe (internal, or kept for
 /// one command): with every table of the catalog, a source may not take them.
-pub const RESERVED_TABLE_NAMES: &[&str] = &[
-    "account_links",
-    "unified_accounts",
-    "truth",
-    "export_watermarks",
-];
+pub const RESERVED_TABLE_NAMES: &[&str] = &["truth", "export_watermarks"];
 
 /// Whether a source may not be called `name`: Panorama writes a table of that name itself.
 pub fn is_reserved_table(name: &str) -> bool {

@@ -19,7 +19,7 @@ use sha2::Digest;
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use crate::sql_text::{ident, literal};
+use crate::sql_text::{fill, ident, literal, Param};
 
 pub use crate::config::journeys::{check, JourneyDef, Trigger};
 use crate::table_catalog::names;
@@ -233,6 +233,9 @@ pub fn append_state(
     Ok(())
 }
 
+/// Members of a trigger segment who are due this journey's message.
+const SEGMENT_ENTERED_SQL: &str = include_str!("../../sql/journeys/segment_entered.sql");
+
 async fn render(
     cfg: &ProjectConfig,
     name: &str,
@@ -272,22 +275,20 @@ async fn render(
             )
         })
         .collect();
-    let sql = format!(
-        "WITH entered AS (\
-           SELECT customer_id, max(as_of) AS entered_at FROM segment_history \
-           WHERE segment = {trigger} AND change = 'entered' GROUP BY customer_id) \
-         SELECT p.customer_id, CAST(e.entered_at AS VARCHAR) AS entered_at, \
-                CAST(p.{to} AS VARCHAR) AS address{cols} \
-         FROM customer_profiles p \
-         JOIN segment_members m ON m.customer_id = p.customer_id AND m.segment = {trigger} \
-         JOIN entered e ON e.customer_id = p.customer_id \
-         WHERE e.entered_at + INTERVAL '{wait} days' <= as_of() AND ({cond}) {sent} \
-         ORDER BY p.customer_id",
-        trigger = literal(trigger),
-        to = ident(&message.to),
-        cols = columns.iter().map(|c| format!(", {c}")).collect::<String>(),
-        wait = def.wait_days,
-        cond = def.condition.as_deref().unwrap_or("TRUE"),
+    let columns: String = columns.iter().map(|c| format!(", {c}")).collect();
+    let sql = fill(
+        SEGMENT_ENTERED_SQL,
+        &[
+            ("trigger", Param::Literal(trigger)),
+            ("address_to", Param::Ident(&message.to)),
+            ("columns", Param::Sql(&columns)),
+            ("wait", Param::Sql(&def.wait_days.to_string())),
+            (
+                "condition",
+                Param::Sql(def.condition.as_deref().unwrap_or("TRUE")),
+            ),
+            ("sent", Param::Sql(&sent)),
+        ],
     );
     let rows = crate::output::json_rows(&ctx, &sql)
         .await

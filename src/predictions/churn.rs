@@ -15,10 +15,11 @@ use linfa::prelude::*;
 use ndarray::{Array1, Array2};
 use sha2::Digest;
 
-use super::clv::at;
+use super::clv::stamp;
 use super::config::ChurnConfig;
 use super::Grade;
 use crate::error::{Error, Result};
+use crate::sql_text::{fill, Param};
 
 /// Feature names, in column order.
 pub const FEATURES: &[&str] = &[
@@ -31,29 +32,21 @@ pub const FEATURES: &[&str] = &[
     "p_alive",
 ];
 
+/// Recency, frequency, monetary value, tenure and recent activity of each buyer before a cutoff.
+const CHURN_FEATURES_SQL: &str = include_str!("../../sql/predictions/churn_features.sql");
+
 /// Buyers before `cutoff` and their raw features (p_alive last).
 async fn features(
     ctx: &SessionContext,
     purchases: &str,
     cutoff: chrono::NaiveDateTime,
 ) -> Result<(Vec<String>, Vec<[f64; 7]>)> {
-    let c = at(cutoff);
-    let sql = format!(
-        "WITH p AS (\
-           SELECT customer_id, date_trunc('day', ts) AS day, sum(CAST(amount AS DOUBLE)) AS amount FROM activities \
-           WHERE ({purchases}) AND customer_id IS NOT NULL AND ts < {c} GROUP BY 1, 2), \
-         f AS (\
-           SELECT customer_id, (extract(epoch FROM {c}) - extract(epoch FROM max(day))) / 86400.0 AS recency_days, \
-                  CAST(count(*) AS DOUBLE) AS frequency, coalesce(avg(amount), 0) AS monetary, \
-                  (extract(epoch FROM {c}) - extract(epoch FROM min(day))) / 86400.0 AS tenure_days \
-           FROM p GROUP BY customer_id), \
-         a AS (\
-           SELECT customer_id, CAST(count(*) FILTER (WHERE ts >= {c} - INTERVAL '90 days') AS DOUBLE) AS activity_90d, \
-                  (extract(epoch FROM {c}) - extract(epoch FROM max(ts))) / 86400.0 AS days_since_activity \
-           FROM activities WHERE customer_id IS NOT NULL AND ts < {c} GROUP BY customer_id) \
-         SELECT f.customer_id, f.recency_days, f.frequency, f.monetary, f.tenure_days, \
-                coalesce(a.activity_90d, 0) AS activity_90d, coalesce(a.days_since_activity, f.recency_days) AS days_since_activity \
-         FROM f LEFT JOIN a ON a.customer_id = f.customer_id ORDER BY f.customer_id"
+    let sql = fill(
+        CHURN_FEATURES_SQL,
+        &[
+            ("purchases", Param::Sql(purchases)),
+            ("cutoff", Param::Literal(&stamp(cutoff))),
+        ],
     );
     let batches = ctx
         .sql(&sql)

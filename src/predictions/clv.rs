@@ -10,6 +10,7 @@ use super::bgnbd::{BgNbd, GammaGamma, Summary};
 use super::config::ClvConfig;
 use super::Grade;
 use crate::error::{Error, Result};
+use crate::sql_text::{fill, literal, Param};
 
 /// A customer's purchase history up to a cutoff.
 #[derive(Debug, Clone)]
@@ -22,8 +23,16 @@ pub struct Customer {
 
 /// A timestamp literal for SQL.
 pub(super) fn at(ts: chrono::NaiveDateTime) -> String {
-    format!("CAST('{}' AS TIMESTAMP)", ts.format("%Y-%m-%d %H:%M:%S"))
+    format!("CAST({} AS TIMESTAMP)", literal(&stamp(ts)))
 }
+
+/// A timestamp as SQL text reads it (`2026-12-01 00:00:00`), for a template's literal.
+pub(super) fn stamp(ts: chrono::NaiveDateTime) -> String {
+    ts.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Purchase days per customer before a cutoff: x, t_x, T and the mean repeat value.
+const SUMMARIES_SQL: &str = include_str!("../../sql/predictions/clv_summaries.sql");
 
 /// Purchase days per customer before `cutoff`, summarized (x, t_x, T in `unit` days, mean
 /// repeat value). Several purchases on one day count as one, as in the papers.
@@ -33,17 +42,14 @@ pub async fn summaries(
     cutoff: chrono::NaiveDateTime,
     unit: f64,
 ) -> Result<Vec<Customer>> {
-    let sql = format!(
-        "WITH tx AS (\
-           SELECT customer_id, date_trunc('day', ts) AS day, sum(CAST(amount AS DOUBLE)) AS amount \
-           FROM activities WHERE ({purchases}) AND customer_id IS NOT NULL AND ts < {cut} \
-           GROUP BY customer_id, date_trunc('day', ts)) \
-         SELECT customer_id, CAST(count(*) - 1 AS DOUBLE) AS x, \
-           (extract(epoch FROM max(day)) - extract(epoch FROM min(day))) / 86400.0 / {unit} AS t_x, \
-           (extract(epoch FROM {cut}) - extract(epoch FROM min(day))) / 86400.0 / {unit} AS t, \
-           CASE WHEN count(*) > 1 THEN (coalesce(sum(amount), 0) - coalesce(first_value(amount ORDER BY day), 0)) / (count(*) - 1) ELSE 0 END AS m \
-         FROM tx GROUP BY customer_id ORDER BY customer_id",
-        cut = at(cutoff),
+    let unit = unit.to_string();
+    let sql = fill(
+        SUMMARIES_SQL,
+        &[
+            ("purchases", Param::Sql(purchases)),
+            ("cutoff", Param::Literal(&stamp(cutoff))),
+            ("unit", Param::Sql(&unit)),
+        ],
     );
     let batches = ctx
         .sql(&sql)

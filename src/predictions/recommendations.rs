@@ -14,7 +14,7 @@ use super::config::RecommendationsConfig;
 use super::Grade;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
-use crate::sql_text::ident;
+use crate::sql_text::{fill, ident, Param};
 use crate::table_catalog::names;
 
 /// The similar-item candidates (`customer_id, item, score, reason, r`, top `k` per customer)
@@ -22,23 +22,22 @@ use crate::table_catalog::names;
 /// floats whose last bits depend on the order they are added in (partitions, a cluster):
 /// ranked to 9 decimals, equal scores are ordered by item wherever the query runs.
 fn similar_sql(purchases: &str, k: u32, exclude_bought: bool) -> String {
-    format!(
-        "WITH ic AS (SELECT item, count(*) AS n FROM {purchases} GROUP BY item), \
-         pairs AS (SELECT a.item AS i, b.item AS j, count(*) AS co FROM {purchases} a \
-                   JOIN {purchases} b ON a.customer_id = b.customer_id AND a.item <> b.item GROUP BY a.item, b.item), \
-         sim AS (SELECT p.i, p.j, CAST(p.co AS DOUBLE) / sqrt(CAST(ci.n AS DOUBLE) * CAST(cj.n AS DOUBLE)) AS s \
-                 FROM pairs p JOIN ic ci ON ci.item = p.i JOIN ic cj ON cj.item = p.j), \
-         nb AS (SELECT i, j, s FROM (SELECT *, row_number() OVER (PARTITION BY i ORDER BY s DESC, j) AS r FROM sim) WHERE r <= {neighbours}), \
-         similar AS (SELECT u.customer_id, nb.j AS item, sum(nb.s) AS score \
-                     FROM {purchases} u JOIN nb ON nb.i = u.item GROUP BY u.customer_id, nb.j), \
-         similar_kept AS (SELECT s.* FROM similar s {not_bought}) \
-         SELECT customer_id, item, score, 'similar' AS reason, r FROM (\
-           SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY round(score, 9) DESC, item) AS r FROM similar_kept) \
-         WHERE r <= {k}",
-        neighbours = neighbours(k),
-        not_bought = not_bought(purchases, "s", exclude_bought),
+    fill(
+        SIMILAR_ITEMS_SQL,
+        &[
+            ("purchases", Param::Sql(purchases)),
+            ("neighbours", Param::Sql(&neighbours(k).to_string())),
+            (
+                "not_bought",
+                Param::Sql(&not_bought(purchases, "s", exclude_bought)),
+            ),
+            ("k", Param::Sql(&k.to_string())),
+        ],
     )
 }
+
+const SIMILAR_ITEMS_SQL: &str = include_str!("../../sql/predictions/similar_items.sql");
+const RECOMMEND_SQL: &str = include_str!("../../sql/predictions/recommend.sql");
 
 /// Anti-join of `alias` with what the customer bought, when asked to.
 fn not_bought(purchases: &str, alias: &str, exclude_bought: bool) -> String {
@@ -62,32 +61,26 @@ fn recommend_sql(
     k: u32,
     exclude_bought: bool,
 ) -> String {
-    format!(
-        "WITH ic AS (SELECT item, count(*) AS n FROM {purchases} GROUP BY item), \
-         sim_n AS (SELECT customer_id, count(*) AS n FROM {similar} GROUP BY customer_id), \
-         bought_n AS (SELECT customer_id, count(*) AS n FROM {purchases} GROUP BY customer_id), \
-         popular_items AS (SELECT item, n, row_number() OVER (ORDER BY n DESC, item) AS pr FROM ic), \
-         top AS (SELECT CAST(max(n) AS DOUBLE) AS n FROM ic), \
-         needy AS (SELECT b.customer_id, {k} - coalesce(s.n, 0) AS need, coalesce(s.n, 0) AS have, \
-                          {k} + coalesce(s.n, 0) + {bought_slack} AS reach \
-                   FROM bought_n b JOIN {customers} c ON c.customer_id = b.customer_id \
-                   LEFT JOIN sim_n s ON s.customer_id = b.customer_id WHERE coalesce(s.n, 0) < {k}), \
-         fill_cand AS (SELECT d.customer_id, d.need, d.have, p.item, p.n FROM needy d JOIN popular_items p ON p.pr <= d.reach), \
-         fill_kept AS (SELECT f.* FROM fill_cand f LEFT JOIN {similar} already ON already.customer_id = f.customer_id AND already.item = f.item \
-                       {not_bought_f} AND already.item IS NULL), \
-         fill AS (SELECT customer_id, CAST(have + r AS INT) AS rank, item, CAST(n AS DOUBLE) / (SELECT n FROM top) * 1e-6 AS score, 'popular' AS reason \
-                  FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY n DESC, item) AS r FROM fill_kept) WHERE r <= need), \
-         never_bought AS (SELECT c.customer_id, CAST(p.pr AS INT) AS rank, p.item, CAST(p.n AS DOUBLE) / (SELECT n FROM top) * 1e-6 AS score, \
-                                 'popular' AS reason \
-                          FROM {customers} c LEFT JOIN bought_n b ON b.customer_id = c.customer_id \
-                          CROSS JOIN (SELECT * FROM popular_items WHERE pr <= {k}) p WHERE b.customer_id IS NULL) \
-         SELECT s.customer_id, CAST(s.r AS INT) AS rank, s.item, s.score, s.reason FROM {similar} s \
-           JOIN {customers} c ON c.customer_id = s.customer_id \
-         UNION ALL SELECT * FROM fill UNION ALL SELECT * FROM never_bought",
-        not_bought_f = not_bought(purchases, "f", exclude_bought),
-        // Popular items a customer may have to skip: those they bought (bounded by a join on
-        // how many they bought) and those already recommended as similar.
-        bought_slack = if exclude_bought { "coalesce(b.n, 0)" } else { "0" },
+    // Popular items a customer may have to skip: those they bought (bounded by a join on how
+    // many they bought) and those already recommended as similar.
+    let bought_slack = if exclude_bought {
+        "coalesce(b.n, 0)"
+    } else {
+        "0"
+    };
+    fill(
+        RECOMMEND_SQL,
+        &[
+            ("purchases", Param::Sql(purchases)),
+            ("similar", Param::Sql(similar)),
+            ("customers", Param::Sql(customers)),
+            ("k", Param::Sql(&k.to_string())),
+            ("bought_slack", Param::Sql(bought_slack)),
+            (
+                "not_bought_f",
+                Param::Sql(&not_bought(purchases, "f", exclude_bought)),
+            ),
+        ],
     )
 }
 
@@ -230,21 +223,18 @@ async fn evaluate(ctx: &SessionContext, rc: &RecommendationsConfig) -> Result<Ve
 /// Baseline: only the popular items (no similar ones), same exclusions; its hit counts, as
 /// SQL.
 fn baseline_sql(rc: &RecommendationsConfig) -> String {
-    format!(
-        "WITH ic AS (SELECT item, count(*) AS n FROM reco_train GROUP BY item), \
-         cand AS (SELECT c.customer_id, p.item, p.n FROM reco_eval_customers c CROSS JOIN \
-                  (SELECT item, n FROM ic ORDER BY n DESC, item LIMIT {pop}) p), \
-         kept AS (SELECT c.* FROM cand c {exclude}), \
-         recs AS (SELECT customer_id, item FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY n DESC, item) AS r FROM kept) WHERE r <= {k}) \
-         SELECT CAST(count(*) AS DOUBLE) AS customers, CAST(count(r.item) AS DOUBLE) AS hits \
-         FROM reco_heldout h LEFT JOIN recs r ON r.customer_id = h.customer_id AND r.item = h.item",
-        pop = rc.k + 20,
-        k = rc.k,
-        exclude = if rc.exclude_bought {
-            "LEFT JOIN reco_train b ON b.customer_id = c.customer_id AND b.item = c.item WHERE b.item IS NULL"
-        } else {
-            ""
-        },
+    let keep = if rc.exclude_bought {
+        "NOT EXISTS (SELECT 1 FROM reco_train b WHERE b.customer_id = c.customer_id AND b.item = c.item)"
+    } else {
+        "true"
+    };
+    fill(
+        include_str!("../../sql/predictions/popularity_baseline.sql"),
+        &[
+            ("pop", Param::Sql(&(rc.k + 20).to_string())),
+            ("k", Param::Sql(&rc.k.to_string())),
+            ("keep", Param::Sql(keep)),
+        ],
     )
 }
 

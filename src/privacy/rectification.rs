@@ -147,12 +147,7 @@ pub async fn apply(ctx: &SessionContext, workspace: &Path, tables_dir: &Path) ->
     if !ctx.table_exist(names::CUSTOMER_LINKS)? {
         crate::table_io::register_written(ctx, tables_dir, names::CUSTOMER_LINKS).await?;
     }
-    let latest = "SELECT customer_id, field, value FROM (\
-           SELECT l.customer_id, x.field, x.value, row_number() OVER (\
-                  PARTITION BY l.customer_id, x.field ORDER BY x.rectified_at DESC) AS rn \
-           FROM (SELECT *, unnest(string_to_array(records, chr(31))) AS record FROM rectifications) x \
-           JOIN customer_links l ON l.source || ':' || l.record_id = x.record) \
-         WHERE rn = 1";
+    let latest = include_str!("../../sql/privacy/rectified.sql");
     ctx.sql(&format!("CREATE OR REPLACE VIEW rectified AS {latest}"))
         .await?
         .collect()

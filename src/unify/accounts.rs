@@ -19,6 +19,7 @@ use super::staging::{ident, literal};
 use super::{collect, register_written, write_query};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::table_catalog::names;
 
 pub use crate::config::unify::accounts::{AccountMap, AccountsSection};
 
@@ -122,26 +123,11 @@ pub fn records_sql(cfg: &ProjectConfig, section: &AccountsSection) -> Result<Str
 }
 
 /// Links between records and the keys they share; every record is also its own node.
-const EDGES_SQL: &str = "
-SELECT uid AS a, uid AS b FROM account_records
-UNION ALL SELECT uid, 'company+domain|' || company || '|' || domain FROM account_records WHERE company IS NOT NULL AND domain IS NOT NULL
-UNION ALL SELECT uid, 'company+postcode|' || company || '|' || postcode FROM account_records WHERE company IS NOT NULL AND postcode IS NOT NULL
-UNION ALL SELECT uid, 'company+city|' || company || '|' || city FROM account_records WHERE company IS NOT NULL AND city IS NOT NULL
-UNION ALL SELECT uid, 'domain|' || domain FROM account_records WHERE domain IS NOT NULL";
+const EDGES_SQL: &str = include_str!("../../sql/unify/account_edges.sql");
 
 /// One profile per account: names and places from account sources first (lowest priority
 /// number), the number of linked contacts (customers) and records.
-const UNIFIED_SQL: &str = "
-SELECT l.account_id,
-       by_priority(r.raw_company, r.priority) AS name,
-       by_priority(r.domain, r.priority) AS domain,
-       by_priority(r.postcode, r.priority) AS postcode,
-       by_priority(r.raw_city, r.priority) AS city,
-       by_priority(r.country, r.priority) AS country,
-       count(DISTINCT r.customer_id) AS contacts,
-       count(*) AS records
-FROM account_links l JOIN account_records r ON r.uid = l.uid
-GROUP BY l.account_id";
+const UNIFIED_SQL: &str = include_str!("../../sql/unify/unified_accounts.sql");
 
 /// Unify accounts; writes `account_links` and `unified_accounts`. Returns the account count.
 pub async fn unify_accounts(
@@ -204,7 +190,7 @@ pub async fn unify_accounts(
         .filter_map(|(i, u)| u.as_deref().map(|u| (u, i as u32)))
         .collect();
     let before = super::previous_ids(
-        previous_tables.map(|d| d.join("account_links.parquet")),
+        previous_tables.map(|d| d.join(format!("{}.parquet", names::ACCOUNT_LINKS))),
         "account_id",
         clusters::ACCOUNT,
         &index,
@@ -237,12 +223,12 @@ pub async fn unify_accounts(
     }
     let links = RecordBatch::try_new(schema.clone(), arrays)?;
     crate::workspace::write_parquet(
-        &tables_dir.join("account_links.parquet"),
+        &tables_dir.join(format!("{}.parquet", names::ACCOUNT_LINKS)),
         schema,
         std::slice::from_ref(&links),
     )?;
-    register_written(ctx, tables_dir, "account_links").await?;
-    write_query(ctx, UNIFIED_SQL, tables_dir, "unified_accounts").await?;
+    register_written(ctx, tables_dir, names::ACCOUNT_LINKS).await?;
+    write_query(ctx, UNIFIED_SQL, tables_dir, names::UNIFIED_ACCOUNTS).await?;
     let _ = ctx.deregister_table("account_edges");
     let _ = ctx.deregister_table("account_records");
     let _ = std::fs::remove_dir_all(&staged);
