@@ -22,7 +22,7 @@ fill_cand AS (
 fill_kept AS (
   SELECT f.* FROM fill_cand f
   LEFT JOIN {similar} already ON already.customer_id = f.customer_id AND already.item = f.item
-  {not_bought_f} AND already.item IS NULL
+  WHERE {not_bought_f} AND already.item IS NULL
 ),
 fill AS (
   SELECT customer_id, CAST(have + r AS INT) AS rank, item,

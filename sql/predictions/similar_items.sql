@@ -22,7 +22,7 @@ similar AS (
   FROM {purchases} u JOIN nb ON nb.i = u.item
   GROUP BY u.customer_id, nb.j
 ),
-similar_kept AS (SELECT s.* FROM similar s {not_bought})
+similar_kept AS (SELECT s.* FROM similar s WHERE {not_bought})
 SELECT customer_id, item, score, 'similar' AS reason, r
 FROM (
   SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY round(score, 9) DESC, item) AS r

@@ -39,15 +39,16 @@ fn similar_sql(purchases: &str, k: u32, exclude_bought: bool) -> String {
 const SIMILAR_ITEMS_SQL: &str = include_str!("../../sql/predictions/similar_items.sql");
 const RECOMMEND_SQL: &str = include_str!("../../sql/predictions/recommend.sql");
 
-/// Anti-join of `alias` with what the customer bought, when asked to.
+/// Condition on the rows of `alias`: the customer did not buy the item (an anti-join), when
+/// asked to; TRUE otherwise.
 fn not_bought(purchases: &str, alias: &str, exclude_bought: bool) -> String {
     if exclude_bought {
         format!(
-            "LEFT JOIN {purchases} bought ON bought.customer_id = {alias}.customer_id AND bought.item = {alias}.item \
-             WHERE bought.item IS NULL"
+            "NOT EXISTS (SELECT 1 FROM {purchases} bought \
+             WHERE bought.customer_id = {alias}.customer_id AND bought.item = {alias}.item)"
         )
     } else {
-        "WHERE TRUE".to_string()
+        "TRUE".to_string()
     }
 }
 
@@ -223,17 +224,15 @@ async fn evaluate(ctx: &SessionContext, rc: &RecommendationsConfig) -> Result<Ve
 /// Baseline: only the popular items (no similar ones), same exclusions; its hit counts, as
 /// SQL.
 fn baseline_sql(rc: &RecommendationsConfig) -> String {
-    let keep = if rc.exclude_bought {
-        "NOT EXISTS (SELECT 1 FROM reco_train b WHERE b.customer_id = c.customer_id AND b.item = c.item)"
-    } else {
-        "true"
-    };
     fill(
         include_str!("../../sql/predictions/popularity_baseline.sql"),
         &[
             ("pop", Param::Sql(&(rc.k + 20).to_string())),
             ("k", Param::Sql(&rc.k.to_string())),
-            ("keep", Param::Sql(keep)),
+            (
+                "not_bought",
+                Param::Sql(&not_bought("reco_train", "c", rc.exclude_bought)),
+            ),
         ],
     )
 }
