@@ -102,7 +102,7 @@ const OUTPUTS: &[(&str, &str, &[&str], &[&str])] = &[
     (names::MEASURE_HISTORY, "Business measures over all runs.", &[], &[]),
     (names::UNIFY_RECORDS, "The staged, normalized records fed to matching: one per source record, uid = source:record_id.", &["uid"], &[]),
     (names::MATCH_PAIRS, "Record pairs judged to be the same person: the rule or probabilistic score that matched them.", &["left_uid", "right_uid"], &[]),
-    (names::MATCH_WEIGHTS, "The learned match model: m and u probabilities and weights per comparison level, blocking rules and vetoes.", &[], &[]),
+    (names::MATCH_WEIGHTS, "The learned match model: m and u probabilities and weights per comparison level, blocking rules with their priors (per key size), and vetoes.", &[], &[]),
     (names::MATCH_SCORE_HISTOGRAM, "How many candidate pairs fell in each match-weight bin, and the threshold.", &["weight_bin"], &[]),
     (names::MATCH_TERM_FREQUENCIES, "How common each value is per field, for term-frequency adjustments.", &["field", "value"], &[]),
     (names::BLOCKING_PLAN, "Every candidate blocking key, its estimated pairs and recall, and why it was chosen or left out.", &["rule"], &[]),

@@ -726,6 +726,26 @@ fn probabilistic_matching_is_the_default_and_explains_its_weights() {
         (explained - matched).abs() < 0.02,
         "explain {explained} vs matcher {matched}"
     );
+    // Each rule has a prior per key size (2, 3, 4-5, 6+ holders), and the explanation's prior
+    // is the one of the scoring rule at the size of the pair's key (explain rounds to 0.01).
+    let sizes = query(
+        dir,
+        "SELECT count(*) = 4 * (SELECT count(*) FROM match_weights WHERE comparison = 'prior') AS four_per_rule, \
+                bool_and(label LIKE 'block:%, key held by %') AS labelled, \
+                count(DISTINCT round(weight, 3)) > 1 AS apart \
+         FROM match_weights WHERE comparison = 'prior_size'",
+    );
+    assert_eq!(sizes, "four_per_rule,labelled,apart\ntrue,true,true\n");
+    let prior = query(
+        dir,
+        &format!(
+            "SELECT abs(e.weight_bits - w.weight) <= 0.005 AS same_weight \
+             FROM explain_pair('{}', '{}') e JOIN match_weights w ON w.comparison = 'prior_size' \
+             WHERE e.comparison = 'blocking' AND e.level = 'compared by ' || w.label",
+            row[0], row[1]
+        ),
+    );
+    assert_eq!(prior, "same_weight\ntrue\n", "one prior_size row explains the pair");
     // A pair that shares no blocking key is reported as never compared.
     let apart = query(
         dir,

@@ -97,6 +97,7 @@ fn febrl3_dedupes_with_default_settings() {
         "value\n34\n"
     );
     let (precision, recall, f1) = eval_scores(dir);
+    eprintln!("FEBRL3: precision {precision}, recall {recall}, F1 {f1}");
     assert!(
         f1 >= 0.99,
         "FEBRL3 F1 {f1} (precision {precision}, recall {recall})"
@@ -157,6 +158,7 @@ fn febrl4_links_two_files_with_default_settings() {
     write(&dir.join("panorama.toml"), &cfg);
     ok(&["run", "-p", p(dir), "-q"]);
     let (precision, recall, f1) = eval_scores(dir);
+    eprintln!("FEBRL4: precision {precision}, recall {recall}, F1 {f1}");
     assert!(
         f1 >= 0.99,
         "FEBRL4 F1 {f1} (precision {precision}, recall {recall})"

@@ -204,8 +204,8 @@ fn unify_summary(s: &mut String, cfg: &ProjectConfig, m: &panorama::workspace::M
                 if u.incremental {
                     let _ = writeln!(
                         s,
-                        "Incremental: {} records new, changed or deleted since the previous run were compared ({} pairs); {} customers merged again",
-                        u.touched_records, u.candidate_pairs, u.remerged_customers
+                        "Incremental: {} records new, changed or deleted since the previous run were compared, {} unchanged ones whose blocks changed size with them ({} pairs); {} customers merged again",
+                        u.touched_records, u.resized_records, u.candidate_pairs, u.remerged_customers
                     );
                 }
             }

@@ -12,6 +12,7 @@ use panorama_udfs::similarity::Measure;
 
 use super::config::{MatchMode, MatchRule, Precision};
 use super::probabilistic::comparisons::Comparison;
+use super::probabilistic::em::{size_bin, SIZE_BINS};
 use super::probabilistic::ProbabilisticSection;
 use super::staging::literal;
 use crate::config::ProjectConfig;
@@ -223,13 +224,14 @@ fn level_weights(weights: &[RecordBatch]) -> Result<HashMap<(String, i64), Level
     Ok(model)
 }
 
-/// The explanation's last rows: the blocking rule that compared the pair (its prior) or that
-/// none did, and the decision (vetoed, or the probability against the threshold).
+/// The explanation's last rows: the blocking rule that compared the pair (its prior for the
+/// pair's key size, `block` = (rule, size bin)) or that none did, and the decision (vetoed,
+/// or the probability against the threshold).
 fn decision_rows(
     out: &mut ExplainRows,
     section: &ProbabilisticSection,
     model: &HashMap<(String, i64), LevelWeight>,
-    block: Option<usize>,
+    block: Option<(usize, usize)>,
     vetoed: &[String],
     mut total: f64,
 ) -> Result<()> {
@@ -255,9 +257,11 @@ fn decision_rows(
                 total,
             );
         }
-        Some(b) => {
+        Some((b, bin)) => {
+            // A run before priors per key size has only the rule's.
             let (label, m, _, prior) = model
-                .get(&("prior".to_string(), b as i64))
+                .get(&("prior_size".to_string(), (b * SIZE_BINS + bin) as i64))
+                .or_else(|| model.get(&("prior".to_string(), b as i64)))
                 .cloned()
                 .ok_or_else(|| {
                     Error::Internal(format!("match_weights has no prior for blocking rule {b}"))
@@ -399,8 +403,29 @@ pub async fn explain_probabilistic(
         .filter(|c| c.holds(level_of))
         .map(|c| c.fields().join(" and "))
         .collect();
+    let block = match block {
+        Some(b) => Some((b, key_size_bin(ctx, &section.blocking[b], left).await?)),
+        None => None,
+    };
     decision_rows(&mut out, section, &model, block, &vetoed, total)?;
     out.finish()
+}
+
+/// The size bin of the key of blocking rule `key` that record `uid` holds: how many records
+/// hold it, as the run counted them for the rule's prior.
+async fn key_size_bin(ctx: &SessionContext, key: &[String], uid: &str) -> Result<usize> {
+    let on: Vec<String> = key.iter().map(|k| format!("r.{k} = l.{k}")).collect();
+    let sql = format!(
+        "SELECT count(*) FROM unify_records r JOIN (SELECT * FROM unify_records WHERE uid = {}) l ON {}",
+        literal(uid),
+        on.join(" AND ")
+    );
+    let b = ctx.sql(&sql).await?.collect().await?;
+    let n = b
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0));
+    Ok(size_bin(n as u64))
 }
 
 /// The share of records whose `field` is `value` (as staged).

@@ -18,6 +18,10 @@
 //! logged: a changed `[unify]` config or Panorama version, overrides, a source new to the
 //! baseline or with other columns, more than `unify.incremental_max_change` of the records
 //! touched, or a blocking key whose block crossed `unify.max_block_size` either way.
+//!
+//! In probabilistic mode a pair's prior depends on how many records hold its key, so the
+//! unchanged records of a block whose size bin a touched record moved are compared again too
+//! ([`touch_resized_blocks`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -35,6 +39,7 @@ use super::{collect, conform, register, rows, UnifyReport};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::table_catalog::names;
+use crate::unify::probabilistic::em::size_bin_sql;
 
 /// The previous run's unification, which an incremental one builds on.
 pub struct Baseline {
@@ -477,6 +482,95 @@ pub async fn touched_oversized_blocks(
         }
     }
     Ok(Ok(out))
+}
+
+/// Records to compare again although unchanged: those holding a blocking key whose size
+/// bin (the key's holders, [`size_bin`]) the touched records moved since the baseline. A
+/// pair's prior depends on its key's size, so the baseline's pairs in such a block, matched
+/// or not, are no longer what a full run would score: their records join the touched ones
+/// (`changes.touched`, `unify_touched` and `unify_delta`), whose pairs are all scored anew.
+/// Returns how many were added.
+pub async fn touch_resized_blocks(
+    ctx: &SessionContext,
+    keys: &[Vec<String>],
+    changes: &mut Changes,
+) -> Result<usize> {
+    let mut resized: HashSet<String> = HashSet::new();
+    for key in keys {
+        let cols = key.join(", ");
+        let nn = |p: &str| {
+            key.iter()
+                .map(|k| format!("{p}{k} IS NOT NULL"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let on = |a: &str, b: &str| {
+            key.iter()
+                .map(|k| format!("{a}.{k} = {b}.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let p_cols = key.iter().map(|k| format!("p.{k}")).collect::<Vec<_>>();
+        let sql = format!(
+            "WITH k AS (SELECT DISTINCT {cols} FROM unify_delta WHERE {dnn} \
+               UNION SELECT DISTINCT {pc} FROM unify_previous_records p JOIN unify_touched t ON p.uid = t.uid WHERE {pnn}), \
+             now AS (SELECT {rc}, count(*) AS n FROM unify_records r JOIN k ON {on_r} GROUP BY {rc}), \
+             before AS (SELECT {rc}, count(*) AS n FROM unify_previous_records r JOIN k ON {on_r} GROUP BY {rc}), \
+             moved AS (SELECT {kc} FROM k LEFT JOIN now ON {on_now} LEFT JOIN before ON {on_before} \
+                       WHERE {bin_now} <> {bin_before}) \
+             SELECT CAST(r.uid AS VARCHAR) AS uid FROM unify_records r JOIN moved m ON {on_m}",
+            dnn = nn(""),
+            pc = p_cols.join(", "),
+            pnn = nn("p."),
+            rc = key.iter().map(|k| format!("r.{k}")).collect::<Vec<_>>().join(", "),
+            on_r = on("r", "k"),
+            kc = key.iter().map(|k| format!("k.{k}")).collect::<Vec<_>>().join(", "),
+            on_now = on("now", "k"),
+            on_before = on("before", "k"),
+            bin_now = size_bin_sql("coalesce(now.n, 0)"),
+            bin_before = size_bin_sql("coalesce(before.n, 0)"),
+            on_m = on("r", "m"),
+        );
+        for b in collect(ctx, &sql, "blocks whose size changed").await? {
+            let uids = b.column(0).as_string::<i32>();
+            resized.extend(uids.iter().flatten().map(String::from));
+        }
+    }
+    resized.retain(|u| !changes.touched.contains(u));
+    if resized.is_empty() {
+        return Ok(0);
+    }
+    let list = StringArray::from_iter_values(resized.iter());
+    let schema = Arc::new(Schema::new(vec![Field::new("uid", DataType::Utf8, false)]));
+    let extra = RecordBatch::try_new(schema.clone(), vec![Arc::new(list)])?;
+    register(ctx, "unify_resized", vec![extra], schema)?;
+    // Their staged rows are unchanged: read them from the current records.
+    let rows = collect(
+        ctx,
+        "SELECT r.* FROM unify_records r JOIN unify_resized x ON CAST(r.uid AS VARCHAR) = x.uid \
+         UNION ALL SELECT * FROM unify_delta",
+        "records of resized blocks",
+    )
+    .await?;
+    let delta_schema: SchemaRef = Arc::new(ctx.table("unify_delta").await?.schema().as_arrow().clone());
+    let rows = rows
+        .iter()
+        .map(|b| conform(b, &delta_schema))
+        .collect::<Result<Vec<_>>>()?;
+    let _ = ctx.deregister_table("unify_delta");
+    register(ctx, "unify_delta", rows, delta_schema)?;
+    let added = resized.len();
+    changes.touched.extend(resized);
+    let touched_schema = Arc::new(Schema::new(vec![Field::new("uid", DataType::Utf8, false)]));
+    let touched = RecordBatch::try_new(
+        touched_schema.clone(),
+        vec![Arc::new(StringArray::from_iter_values(
+            changes.touched.iter(),
+        ))],
+    )?;
+    let _ = ctx.deregister_table("unify_touched");
+    register(ctx, "unify_touched", vec![touched], touched_schema)?;
+    Ok(added)
 }
 
 /// The baseline's matched pairs between two untouched records, as `unify_kept_pairs`.

@@ -521,7 +521,7 @@ async fn incremental_pairs(
         Ok(b) => b,
         Err(reason) => return Ok(Err(reason)),
     };
-    let changes = match incremental::changes(cfg, ctx, unify_cfg, &baseline).await? {
+    let mut changes = match incremental::changes(cfg, ctx, unify_cfg, &baseline).await? {
         Ok(c) => c,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -567,6 +567,17 @@ async fn incremental_pairs(
             .collect::<Result<_>>()?,
         MatchMode::Probabilistic => section.blocking.clone(),
     };
+    let touched_records = changes.touched.len() as u64;
+    if mode == MatchMode::Probabilistic {
+        let resized = incremental::touch_resized_blocks(ctx, &keys, &mut changes).await?;
+        report.resized_records = resized as u64;
+        if resized > 0 {
+            tracing::info!(
+                records = resized,
+                "unchanged records compared again: their blocking keys changed size"
+            );
+        }
+    }
     let skips =
         match incremental::touched_oversized_blocks(ctx, &keys, unify_cfg.max_block_size).await? {
             Ok(s) => s,
@@ -609,7 +620,7 @@ async fn incremental_pairs(
     }
     report.skipped_blocks = baseline.report.skipped_blocks;
     report.incremental = true;
-    report.touched_records = changes.touched.len() as u64;
+    report.touched_records = touched_records;
     Ok(Ok((pairs, changes, baseline)))
 }
 
@@ -1390,6 +1401,7 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
         ("accounts".into(), r.accounts),
         ("incremental".into(), r.incremental as u64),
         ("touched_records".into(), r.touched_records),
+        ("resized_records".into(), r.resized_records),
         ("remerged_customers".into(), r.remerged_customers),
     ];
     metrics.extend(

@@ -24,6 +24,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::Serialize;
 
 use super::config::{MatchMode, MatchRule, UnifySection};
+use super::probabilistic::em::{size_bin, SIZE_BIN_LABELS};
 use super::probabilistic::{self, ProbabilisticSection, Scoring};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
@@ -191,6 +192,24 @@ pub struct Explained {
 /// Candidate records of one kind (stored by the run, or committed since) and their customers.
 type Side = (RecordBatch, Vec<Option<String>>);
 
+/// Per blocking rule, for one record: whether its key's block is over `max_block_size`
+/// (skipped, as the batch run skips it) and the size bin of its key, the record counted in.
+struct KeySizes {
+    oversized: Vec<bool>,
+    bins: Vec<usize>,
+}
+
+/// Whether one of rows `rows` of `batch` (staged records, uid first) is record `uid`.
+fn holds_uid(batch: &RecordBatch, rows: &[u32], uid: &str) -> Result<bool> {
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    let taken = arrow::compute::take(batch.column(0), &UInt32Array::from(rows.to_vec()), None)?;
+    let uids = arrow::compute::cast(&taken, &DataType::Utf8)?;
+    let uids = uids.as_string::<i32>();
+    Ok(uids.iter().any(|u| u == Some(uid)))
+}
+
 /// The answer for one record.
 #[derive(Debug, Clone, Serialize)]
 pub struct MatchResult {
@@ -353,12 +372,15 @@ impl Matcher {
 
     /// The stored and committed records that share a blocking key with `one` (per side: the
     /// records and their customers), and which blocks were over `max_block_size`.
-    fn candidate_sides(&self, one: &RecordBatch) -> Result<(Vec<Side>, Vec<bool>)> {
+    fn candidate_sides(&self, one: &RecordBatch, uid: &str) -> Result<(Vec<Side>, KeySizes)> {
         let committed = self.committed.read().expect("not poisoned");
         // Candidates by every blocking key; the record itself (an update) is not one.
         let mut base: Vec<u32> = Vec::new();
         let mut extra: Vec<u32> = Vec::new();
-        let mut oversized = vec![false; self.blocks.len()];
+        let mut sizes = KeySizes {
+            oversized: vec![false; self.blocks.len()],
+            bins: vec![0; self.blocks.len()],
+        };
         for (b, block) in self.blocks.iter().enumerate() {
             let Some(h) = key_hash(&self.hasher, one, &block.columns, 0) else {
                 continue;
@@ -372,9 +394,15 @@ impl Matcher {
                 .unwrap_or(&[]);
             // The batch run would see this block with the record in it.
             if found.len() + more.len() + 1 > self.max_block_size {
-                oversized[b] = true;
+                sizes.oversized[b] = true;
                 continue;
             }
+            // ... once: an update's previous version is in the block already.
+            let mut own = holds_uid(&self.records, found, uid)?;
+            for i in more {
+                own |= holds_uid(&committed.records[*i as usize], &[0], uid)?;
+            }
+            sizes.bins[b] = size_bin((found.len() + more.len() + usize::from(!own)) as u64);
             base.extend_from_slice(found);
             extra.extend_from_slice(more);
         }
@@ -404,8 +432,9 @@ impl Matcher {
                     .collect(),
             ));
         }
-        Ok((sides, oversized))
+        Ok((sides, sizes))
     }
+
 
     /// Keep a matched record for the next run, learn its identifiers, and let later matches
     /// see it.
@@ -463,7 +492,7 @@ impl Matcher {
                 })
                 .collect::<Result<Vec<_>>>()?,
         )?;
-        let (sides, oversized) = self.candidate_sides(&one)?;
+        let (sides, sizes) = self.candidate_sides(&one, &uid)?;
         let mut candidates = Vec::new();
         for (right, custs) in &sides {
             let n = right.num_rows();
@@ -476,7 +505,7 @@ impl Matcher {
                 if uids.value(i) == uid {
                     continue;
                 }
-                if let Some(c) = self.verdict(&out, i, &oversized) {
+                if let Some(c) = self.verdict(&out, i, &sizes) {
                     candidates.push(Candidate {
                         uid: uids.value(i).to_string(),
                         customer_id: cust.clone(),
@@ -542,7 +571,8 @@ impl Matcher {
     }
 
     /// The verdict on pair row `i` of the pair projection's output.
-    fn verdict(&self, out: &[ArrayRef], i: usize, oversized: &[bool]) -> Option<Candidate> {
+    fn verdict(&self, out: &[ArrayRef], i: usize, sizes: &KeySizes) -> Option<Candidate> {
+        let oversized = &sizes.oversized;
         let nblocks = self.blocks.len();
         let agree = |b: usize| out[b].as_boolean().value(i);
         match (&self.scoring, self.mode) {
@@ -552,11 +582,16 @@ impl Matcher {
                 if oversized[first] {
                     return None;
                 }
-                let mut w = s.model.prior(first);
+                let bin = sizes.bins[first];
+                let mut w = s.model.prior_at(first, bin);
                 let mut explanation = vec![Explained {
                     field: "prior".into(),
-                    level: probabilistic::block_name(&self.section.blocking[first]),
-                    weight: s.model.prior(first),
+                    level: format!(
+                        "{}, {}",
+                        probabilistic::block_name(&self.section.blocking[first]),
+                        SIZE_BIN_LABELS[bin]
+                    ),
+                    weight: w,
                 }];
                 let mut levels: HashMap<&str, Option<usize>> = HashMap::new();
                 let ncomp = s.comparisons.len();

@@ -132,6 +132,10 @@ pub struct UnifyReport {
     /// Records new, changed or deleted since the previous run (incremental runs).
     #[serde(default)]
     pub touched_records: u64,
+    /// Unchanged records compared again because a touched record changed how many records
+    /// hold one of their blocking keys (probabilistic incremental runs).
+    #[serde(default)]
+    pub resized_records: u64,
     /// Customers merged again (incremental runs; the others kept their profile row).
     #[serde(default)]
     pub remerged_customers: u64,

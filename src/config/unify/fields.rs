@@ -160,6 +160,7 @@ pub const RESERVED: &[&str] = &[
     "customer_id",
     "block",
     "first_block",
+    "key_bin",
 ];
 
 /// The kind of a built-in staged field (None: a helper key such as `first_initial`, which

@@ -402,6 +402,7 @@ async fn sample_new_pairs(
             m: model.m.clone(),
             u: model.u.clone(),
             lambda: vec![prior],
+            lambda_size: Vec::new(),
             iterations: 0,
             converged: true,
         },

@@ -189,12 +189,33 @@ pub struct Scoring {
 }
 
 impl Scoring {
-    /// SQL of a pair's match weight over a table with `block`, `g_<field>` and `tf_<field>`.
+    /// SQL of a pair's match weight over a table with `block`, `g_<field>` and `tf_<field>`
+    /// (and `key_bin` when the model has a prior per key size).
     pub fn weight_sql(&self) -> String {
-        let priors: Vec<String> = (0..self.skip.len())
-            .map(|b| format!("WHEN {b} THEN {:.9}", self.model.prior(b)))
-            .collect();
-        let mut terms = vec![format!("CASE block {} END", priors.join(" "))];
+        let prior = if self.model.lambda_size.is_empty() {
+            let priors: Vec<String> = (0..self.skip.len())
+                .map(|b| format!("WHEN {b} THEN {:.9}", self.model.prior(b)))
+                .collect();
+            format!("CASE block {} END", priors.join(" "))
+        } else {
+            let priors: Vec<String> = (0..self.skip.len())
+                .flat_map(|b| {
+                    (0..em::SIZE_BINS).map(move |bin| {
+                        format!(
+                            "WHEN {} THEN {:.9}",
+                            b * em::SIZE_BINS + bin,
+                            self.model.prior_at(b, bin)
+                        )
+                    })
+                })
+                .collect();
+            format!(
+                "CASE block * {} + key_bin {} END",
+                em::SIZE_BINS,
+                priors.join(" ")
+            )
+        };
+        let mut terms = vec![prior];
         for (c, comp) in self.comparisons.iter().enumerate() {
             let g = comp.column();
             let own_blocks: Vec<String> = (0..self.skip.len())
@@ -248,7 +269,9 @@ impl Scoring {
     }
 
     /// The model as rows: one per comparison level, one prior per blocking rule (label
-    /// `block:<fields>`), one row per veto (comparison `veto`, label the fields joined by
+    /// `block:<fields>`, m its share of matches over all its pairs), one prior per rule and
+    /// key-size bin (comparison `prior_size`, level rule × 4 + bin, label `block:<fields>,
+    /// key held by N records`: the prior that scores), one row per veto (comparison `veto`, label the fields joined by
     /// `+`, m and u of the disagreement when the veto was learned), and one per learned
     /// given-name variant (comparison `variant`, label `name|name`, weight the bits by which
     /// the names went together more often than chance), and one per address part compared
@@ -290,6 +313,24 @@ impl Scoring {
             u.append_null();
             w.append_value(self.model.prior(b));
             tf.append_value(false);
+        }
+        for (b, key) in blocking.iter().enumerate() {
+            let Some(shares) = self.model.lambda_size.get(b) else {
+                continue;
+            };
+            for (bin, share) in shares.iter().enumerate() {
+                comp.append_value("prior_size");
+                level.append_value((b * em::SIZE_BINS + bin) as i64);
+                label.append_value(format!(
+                    "{}, {}",
+                    block_name(key),
+                    em::SIZE_BIN_LABELS[bin]
+                ));
+                m.append_value(*share);
+                u.append_null();
+                w.append_value(self.model.prior_at(b, bin));
+                tf.append_value(false);
+            }
         }
         for (i, v) in vetoes.iter().enumerate() {
             comp.append_value("veto");
@@ -440,7 +481,8 @@ async fn random_pair_counts(
 
 /// Candidate pairs of blocking rule `b`, with comparison levels and term frequencies. A pair
 /// found by several rules appears once per rule (EM learns from each, as in Splink's
-/// per-rule training sessions); `first_block` names the rule that scores it.
+/// per-rule training sessions); `first_block` names the rule that scores it, `key_bin` the
+/// size bin of the pair's key under rule `b` (from `unify_key_size_<b>`, [`key_sizes`]).
 fn candidates_sql(
     section: &ProbabilisticSection,
     comps: &[Comparison],
@@ -477,6 +519,13 @@ fn candidates_sql(
     );
     let (tf_cols, mut joins) = term_frequency_sql(&section.term_frequency);
     cols.extend(tf_cols);
+    cols.push(format!("{} AS key_bin", em::size_bin_sql("ks.n")));
+    let on: Vec<String> = key.iter().map(|k| format!("ks.{k} = l.{k}")).collect();
+    joins.push_str(&format!(
+        " LEFT JOIN {} ks ON {}",
+        key_size_table(b),
+        on.join(" AND ")
+    ));
     if let Some(t) = skip_table {
         let on: Vec<String> = key.iter().map(|k| format!("s.{k} = l.{k}")).collect();
         joins.push_str(&format!(" LEFT JOIN {t} s ON {}", on.join(" AND ")));
@@ -487,6 +536,27 @@ fn candidates_sql(
         cols = cols.join(", "),
         filters = filters.join(" AND "),
     )
+}
+
+/// Name of the table [`key_sizes`] registers for blocking rule `b`.
+fn key_size_table(b: usize) -> String {
+    format!("unify_key_size_{b}")
+}
+
+/// Register `unify_key_size_<b>`: the values of rule `b`'s key held by 2 to
+/// [`em::SIZE_COUNTED`] records of `unify_records`, with how many hold each (`n`); a key
+/// the table lacks is held by more (or makes no pair).
+async fn key_sizes(ctx: &SessionContext, key: &[String], b: usize) -> Result<()> {
+    let cols = key.join(", ");
+    let not_null: Vec<String> = key.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+    let sql = format!(
+        "SELECT {cols}, count(*) AS n FROM unify_records WHERE {nn} GROUP BY {cols} \
+         HAVING count(*) BETWEEN 2 AND {max}",
+        nn = not_null.join(" AND "),
+        max = em::SIZE_COUNTED,
+    );
+    let sizes = super::one_batch(ctx, &sql, &format!("key sizes of {}", block_name(key))).await?;
+    register(ctx, &key_size_table(b), vec![sizes.clone()], sizes.schema())
 }
 
 /// SQL of "records `l` and `r` agree on every field of `key`".
@@ -526,6 +596,7 @@ async fn write_candidates(
 ) -> Result<()> {
     for b in rules {
         let key = &section.blocking[b];
+        key_sizes(ctx, key, b).await?;
         let keys: Vec<&str> = key.iter().map(|s| s.as_str()).collect();
         let skip_table = super::skip_oversized_blocks(
             ctx,
@@ -566,7 +637,7 @@ async fn patterns(
         collect(
             ctx,
             &format!(
-            "SELECT block, {g}, count(*) AS n FROM unify_comparisons WHERE {w} GROUP BY block, {g}",
+            "SELECT block, key_bin, {g}, count(*) AS n FROM unify_comparisons WHERE {w} GROUP BY block, key_bin, {g}",
             g = g_cols.join(", "),
             w = if scored_only { "block = first_block" } else { "true" },
         ),
@@ -578,12 +649,14 @@ async fn patterns(
         .iter()
         .flat_map(|batch| {
             let block = batch.column(0).as_primitive::<Int32Type>();
-            let n = batch.column(comps + 1).as_primitive::<Int64Type>();
+            let size = batch.column(1).as_primitive::<Int8Type>();
+            let n = batch.column(comps + 2).as_primitive::<Int64Type>();
             (0..batch.num_rows()).map(move |i| Pattern {
                 block: block.value(i) as usize,
+                size: size.value(i) as u8,
                 levels: (0..comps)
                     .map(|c| {
-                        let g = batch.column(c + 1).as_primitive::<Int8Type>();
+                        let g = batch.column(c + 2).as_primitive::<Int8Type>();
                         g.is_valid(i).then(|| g.value(i) as u8)
                     })
                     .collect(),
@@ -1068,6 +1141,7 @@ impl Scoring {
             .collect();
         let mut u = m.clone();
         let mut lambda = vec![f64::NAN; section.blocking.len()];
+        let mut lambda_size = vec![[f64::NAN; em::SIZE_BINS]; section.blocking.len()];
         for b in weights {
             let comp = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
             let comp = comp.as_string::<i32>();
@@ -1082,6 +1156,10 @@ impl Scoring {
                     if let Some(l) = lambda.get_mut(g) {
                         *l = mm.value(i);
                     }
+                } else if comp.value(i) == "prior_size" {
+                    if let Some(l) = lambda_size.get_mut(g / em::SIZE_BINS) {
+                        l[g % em::SIZE_BINS] = mm.value(i);
+                    }
                 } else if let Some(c) = comparisons.iter().position(|c| c.field == comp.value(i)) {
                     if g < m[c].len() {
                         m[c][g] = mm.value(i);
@@ -1090,8 +1168,13 @@ impl Scoring {
                 }
             }
         }
+        // A run before priors per key size wrote none: its rule priors stand for every size.
+        if lambda_size.iter().flatten().all(|v| v.is_nan()) {
+            lambda_size.clear();
+        }
         if lambda
             .iter()
+            .chain(lambda_size.iter().flatten())
             .chain(m.iter().flatten())
             .chain(u.iter().flatten())
             .any(|v| v.is_nan())
@@ -1106,6 +1189,7 @@ impl Scoring {
                 m,
                 u,
                 lambda,
+                lambda_size,
                 iterations: 0,
                 converged: true,
             },
@@ -1211,6 +1295,7 @@ pub async fn delta_match_pairs(
     let comps = section.comparisons();
     let mut candidates = Vec::new();
     for (b, (key, skip)) in section.blocking.iter().zip(skips).enumerate() {
+        key_sizes(ctx, key, b).await?;
         for sides in [Sides::DeltaLeft, Sides::DeltaRight] {
             let sql = candidates_sql(section, &comps, b, skip.as_deref(), sides);
             candidates.extend(collect(ctx, &sql, &block_name(key)).await?);

@@ -278,6 +278,7 @@ mod tests {
             m,
             u,
             lambda: vec![0.5],
+            lambda_size: Vec::new(),
             iterations: 1,
             converged: true,
         }
