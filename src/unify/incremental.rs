@@ -495,40 +495,63 @@ pub async fn touch_resized_blocks(
     keys: &[Vec<String>],
     changes: &mut Changes,
 ) -> Result<usize> {
+    // The touched records as the baseline had them, read once: with the delta they give each
+    // key's size before (now − delta + these) without counting the previous records again.
+    let gone = super::one_batch(
+        ctx,
+        "SELECT p.* FROM unify_previous_records p JOIN unify_touched t ON p.uid = t.uid",
+        "touched records as they were",
+    )
+    .await?;
+    register(ctx, "unify_touched_before", vec![gone.clone()], gone.schema())?;
     let mut resized: HashSet<String> = HashSet::new();
     for key in keys {
         let cols = key.join(", ");
-        let nn = |p: &str| {
-            key.iter()
-                .map(|k| format!("{p}{k} IS NOT NULL"))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        };
+        let nn = key
+            .iter()
+            .map(|k| format!("{k} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let on = |a: &str, b: &str| {
             key.iter()
                 .map(|k| format!("{a}.{k} = {b}.{k}"))
                 .collect::<Vec<_>>()
                 .join(" AND ")
         };
-        let p_cols = key.iter().map(|k| format!("p.{k}")).collect::<Vec<_>>();
+        let counted = |table: &str| {
+            format!(
+                "SELECT {rc}, count(*) AS n FROM {table} r JOIN k ON {on_r} GROUP BY {rc}",
+                rc = key
+                    .iter()
+                    .map(|k| format!("r.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                on_r = on("r", "k"),
+            )
+        };
+        // Sizes now from the matching fields held in memory (`unify_compare`).
         let sql = format!(
-            "WITH k AS (SELECT DISTINCT {cols} FROM unify_delta WHERE {dnn} \
-               UNION SELECT DISTINCT {pc} FROM unify_previous_records p JOIN unify_touched t ON p.uid = t.uid WHERE {pnn}), \
-             now AS (SELECT {rc}, count(*) AS n FROM unify_records r JOIN k ON {on_r} GROUP BY {rc}), \
-             before AS (SELECT {rc}, count(*) AS n FROM unify_previous_records r JOIN k ON {on_r} GROUP BY {rc}), \
-             moved AS (SELECT {kc} FROM k LEFT JOIN now ON {on_now} LEFT JOIN before ON {on_before} \
+            "WITH k AS (SELECT DISTINCT {cols} FROM unify_delta WHERE {nn} \
+               UNION SELECT DISTINCT {cols} FROM unify_touched_before WHERE {nn}), \
+             now AS ({now}), came AS ({came}), went AS ({went}), \
+             moved AS (SELECT {kc} FROM k LEFT JOIN now ON {on_now} LEFT JOIN came ON {on_came} \
+                       LEFT JOIN went ON {on_went} \
                        WHERE {bin_now} <> {bin_before}) \
-             SELECT CAST(r.uid AS VARCHAR) AS uid FROM unify_records r JOIN moved m ON {on_m}",
-            dnn = nn(""),
-            pc = p_cols.join(", "),
-            pnn = nn("p."),
-            rc = key.iter().map(|k| format!("r.{k}")).collect::<Vec<_>>().join(", "),
-            on_r = on("r", "k"),
-            kc = key.iter().map(|k| format!("k.{k}")).collect::<Vec<_>>().join(", "),
+             SELECT CAST(r.uid AS VARCHAR) AS uid FROM unify_compare r JOIN moved m ON {on_m}",
+            now = counted("unify_compare"),
+            came = counted("unify_delta"),
+            went = counted("unify_touched_before"),
+            kc = key
+                .iter()
+                .map(|k| format!("k.{k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             on_now = on("now", "k"),
-            on_before = on("before", "k"),
+            on_came = on("came", "k"),
+            on_went = on("went", "k"),
             bin_now = size_bin_sql("coalesce(now.n, 0)"),
-            bin_before = size_bin_sql("coalesce(before.n, 0)"),
+            bin_before =
+                size_bin_sql("coalesce(now.n, 0) - coalesce(came.n, 0) + coalesce(went.n, 0)"),
             on_m = on("r", "m"),
         );
         for b in collect(ctx, &sql, "blocks whose size changed").await? {

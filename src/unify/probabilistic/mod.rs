@@ -545,12 +545,27 @@ fn key_size_table(b: usize) -> String {
 
 /// Register `unify_key_size_<b>`: the values of rule `b`'s key held by 2 to
 /// [`em::SIZE_COUNTED`] records of `unify_records`, with how many hold each (`n`); a key
-/// the table lacks is held by more (or makes no pair).
-async fn key_sizes(ctx: &SessionContext, key: &[String], b: usize) -> Result<()> {
-    let cols = key.join(", ");
-    let not_null: Vec<String> = key.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+/// the table lacks is held by more (or makes no pair). With `sides` other than
+/// [`Sides::All`] (an incremental run), only the keys the touched records (`unify_delta`)
+/// hold: every pair compared has one of them.
+async fn key_sizes(ctx: &SessionContext, key: &[String], b: usize, sides: Sides) -> Result<()> {
+    let cols: Vec<String> = key.iter().map(|k| format!("r.{k}")).collect();
+    let cols = cols.join(", ");
+    let not_null: Vec<String> = key.iter().map(|k| format!("r.{k} IS NOT NULL")).collect();
+    let from = match sides {
+        Sides::All => "unify_records r".to_string(),
+        Sides::DeltaLeft | Sides::DeltaRight => format!(
+            "unify_records r JOIN (SELECT DISTINCT {k} FROM unify_delta) d ON {on}",
+            k = key.join(", "),
+            on = key
+                .iter()
+                .map(|k| format!("r.{k} = d.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        ),
+    };
     let sql = format!(
-        "SELECT {cols}, count(*) AS n FROM unify_records WHERE {nn} GROUP BY {cols} \
+        "SELECT {cols}, count(*) AS n FROM {from} WHERE {nn} GROUP BY {cols} \
          HAVING count(*) BETWEEN 2 AND {max}",
         nn = not_null.join(" AND "),
         max = em::SIZE_COUNTED,
@@ -596,7 +611,7 @@ async fn write_candidates(
 ) -> Result<()> {
     for b in rules {
         let key = &section.blocking[b];
-        key_sizes(ctx, key, b).await?;
+        key_sizes(ctx, key, b, Sides::All).await?;
         let keys: Vec<&str> = key.iter().map(|s| s.as_str()).collect();
         let skip_table = super::skip_oversized_blocks(
             ctx,
@@ -1295,7 +1310,7 @@ pub async fn delta_match_pairs(
     let comps = section.comparisons();
     let mut candidates = Vec::new();
     for (b, (key, skip)) in section.blocking.iter().zip(skips).enumerate() {
-        key_sizes(ctx, key, b).await?;
+        key_sizes(ctx, key, b, Sides::DeltaLeft).await?;
         for sides in [Sides::DeltaLeft, Sides::DeltaRight] {
             let sql = candidates_sql(section, &comps, b, skip.as_deref(), sides);
             candidates.extend(collect(ctx, &sql, &block_name(key)).await?);
