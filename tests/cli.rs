@@ -745,7 +745,10 @@ fn probabilistic_matching_is_the_default_and_explains_its_weights() {
             row[0], row[1]
         ),
     );
-    assert_eq!(prior, "same_weight\ntrue\n", "one prior_size row explains the pair");
+    assert_eq!(
+        prior, "same_weight\ntrue\n",
+        "one prior_size row explains the pair"
+    );
     // A pair that shares no blocking key is reported as never compared.
     let apart = query(
         dir,

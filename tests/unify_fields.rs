@@ -709,6 +709,83 @@ fn a_street_rule_compares_the_postcode_where_streets_recur_across_towns() {
     assert!(plan.contains("Address parts"), "{plan}");
 }
 
+/// The same with the street mapped as a custom field of kind `address`: a custom address part
+/// is an address part like the built-in ones. A rule on it first stands in for the postcode and
+/// city, and the data then says whether they go with it (here, as with the built-in street,
+/// they do not). Before, a custom field stood in only for itself: no share was measured and
+/// the postcode was always compared.
+#[test]
+fn a_custom_address_field_is_an_address_part() {
+    let tmp = common::demo("5000", "42");
+    let dir = tmp.path();
+    let cfg = dir.join("panorama.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert_eq!(text.matches("\nstreet = \"street\"\n").count(), 2, "{text}");
+    std::fs::write(
+        &cfg,
+        text.replace("\nstreet = \"street\"\n", "\nhome_street = \"street\"\n")
+            .replacen(
+                "[unify.probabilistic]\n",
+                "[unify.fields.home_street]\nkind = \"address\"\n\n[unify.probabilistic]\n\
+                 blocking = [[\"email\"], [\"phone_digits\"], [\"birth_date\", \"postcode\"], [\"first_name\", \"home_street\"]]\n",
+                1,
+            ),
+    )
+    .unwrap();
+    ok(&["run", "-q", "-p", p(dir)]);
+    let compared = query(
+        dir,
+        "SELECT label, m < 0.5 AS seldom FROM match_weights WHERE comparison = 'rule_compares' ORDER BY label",
+    );
+    assert!(
+        compared.contains("block:first_name+home_street>postcode,true"),
+        "{compared}"
+    );
+    let pairs = query(
+        dir,
+        "SELECT concat(l.source, ':', l.record_id) AS l, concat(r.source, ':', r.record_id) AS r \
+         FROM unify_records l JOIN unify_records r \
+           ON l.first_name = r.first_name AND l.home_street = r.home_street AND l.postcode = r.postcode \
+              AND l.last_name = r.last_name AND l.uid < r.uid \
+         WHERE NOT coalesce(l.email = r.email, false) AND NOT coalesce(l.phone_digits = r.phone_digits, false) \
+           AND NOT coalesce(l.birth_date = r.birth_date, false) \
+         ORDER BY l.uid, r.uid LIMIT 5",
+    );
+    let (l, r) = pairs
+        .lines()
+        .nth(1)
+        .expect("such a pair")
+        .split_once(',')
+        .unwrap();
+    let explained = ok(&["explain", "-p", p(dir), l, r]);
+    assert!(
+        explained.contains("compared by block:first_name+home_street"),
+        "{explained}"
+    );
+    let line = |field: &str| {
+        explained
+            .lines()
+            .find(|line| line.starts_with(&format!("| {field} ")))
+            .unwrap_or_else(|| panic!("{field}: {explained}"))
+            .to_string()
+    };
+    assert!(
+        line("postcode").contains("exact") && !line("postcode").contains("in its prior"),
+        "{explained}"
+    );
+    assert!(line("home_street").contains("in its prior"), "{explained}");
+    // `unify plan` shows the measured shares of the custom part's rule.
+    let plan = ok(&["unify", "-p", p(dir), "plan"]);
+    for part in ["postcode", "city"] {
+        assert!(
+            plan.lines()
+                .any(|l| l.contains("| block:first_name+home_street ")
+                    && l.contains(&format!("| {part} "))),
+            "{plan}"
+        );
+    }
+}
+
 /// A table already free of duplicates — no two records share a value of any key — is not an
 /// error under automatic blocking: every record becomes its own customer, and the run says why.
 #[test]

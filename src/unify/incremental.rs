@@ -503,7 +503,12 @@ pub async fn touch_resized_blocks(
         "touched records as they were",
     )
     .await?;
-    register(ctx, "unify_touched_before", vec![gone.clone()], gone.schema())?;
+    register(
+        ctx,
+        "unify_touched_before",
+        vec![gone.clone()],
+        gone.schema(),
+    )?;
     let mut resized: HashSet<String> = HashSet::new();
     for key in keys {
         let cols = key.join(", ");
@@ -575,7 +580,8 @@ pub async fn touch_resized_blocks(
         "records of resized blocks",
     )
     .await?;
-    let delta_schema: SchemaRef = Arc::new(ctx.table("unify_delta").await?.schema().as_arrow().clone());
+    let delta_schema: SchemaRef =
+        Arc::new(ctx.table("unify_delta").await?.schema().as_arrow().clone());
     let rows = rows
         .iter()
         .map(|b| conform(b, &delta_schema))

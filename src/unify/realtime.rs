@@ -435,7 +435,6 @@ impl Matcher {
         Ok((sides, sizes))
     }
 
-
     /// Keep a matched record for the next run, learn its identifiers, and let later matches
     /// see it.
     fn commit_matched(

@@ -26,6 +26,7 @@ use super::config::FIELDS;
 use super::matching::Sides;
 use super::staging::literal;
 use super::{collect, register, UnifyReport};
+use crate::config::unify::fields::FieldKind;
 pub use crate::config::unify::probabilistic::{Contradiction, ProbabilisticSection};
 use crate::error::{Error, Result};
 use crate::table_catalog::names;
@@ -71,12 +72,31 @@ impl ProbabilisticSection {
     /// another part of the address — unless the rule's non-matching pairs seldom agree on
     /// that part ([`rule_dependence`]).
     pub(crate) fn stands_in(&self, key: &[String], field: &str) -> bool {
-        key.iter()
-            .any(|k| k == field || related(k).contains(&field))
-            && {
-                let rule = block_name(key);
-                !self.compared.iter().any(|(r, f)| *r == rule && f == field)
-            }
+        key.iter().any(|k| {
+            k == field
+                || related(k).contains(&field)
+                || (self.locates(k) && self.address_part(field))
+        }) && {
+            let rule = block_name(key);
+            !self.compared.iter().any(|(r, f)| *r == rule && f == field)
+        }
+    }
+
+    /// Whether `field` is a part of the address: the built-in postcode, street and city, and
+    /// every custom field of kind `postcode` or `address` (a second address, or one source's
+    /// address in one string: which of them go together the data says, [`rule_dependence`]).
+    pub(crate) fn address_part(&self, field: &str) -> bool {
+        ADDRESS.contains(&field)
+            || matches!(
+                self.custom.get(field).map(|d| d.kind),
+                Some(FieldKind::Postcode | FieldKind::Address)
+            )
+    }
+
+    /// Whether a key on `field` places a record finely enough to first stand in for the other
+    /// address parts: any address part but the city (a city holds many streets).
+    fn locates(&self, field: &str) -> bool {
+        field != "city" && self.address_part(field)
     }
 
     /// Set [`Self::compared`] from the measured shares.
@@ -108,21 +128,21 @@ const ADDRESS: [&str; 3] = ["postcode", "street", "city"];
 /// `last_name+postcode` pairs that do not match are households at one street address:
 /// comparing the street there counted one address twice and merged households.
 pub(crate) fn rule_dependence(
-    rules: &[Vec<String>],
+    section: &ProbabilisticSection,
     comps: &[Comparison],
     pats: &[Pattern],
     model: &Model,
     skip: &[Vec<bool>],
 ) -> Vec<(String, String, f64)> {
     let mut out = Vec::new();
-    for (b, key) in rules.iter().enumerate() {
-        if !key.iter().any(|k| ADDRESS.contains(&k.as_str())) {
+    for (b, key) in section.blocking.iter().enumerate() {
+        if !key.iter().any(|k| section.address_part(k)) {
             continue;
         }
         let parts: Vec<usize> = (0..comps.len())
             .filter(|&c| {
                 let field = comps[c].field.as_str();
-                ADDRESS.contains(&field) && !key.iter().any(|k| k == field)
+                section.address_part(field) && !key.iter().any(|k| k == field)
             })
             .collect();
         // Per part: the non-matching pairs with it filled, and those agreeing on it.
@@ -166,7 +186,7 @@ pub(crate) fn related(field: &str) -> &'static [&'static str] {
             .position(|f| *f == other)
             .map(|i| &FIELDS[i..i + 1])
             .unwrap_or(&[]),
-        // A custom field: `skip_matrix` compares names itself.
+        // A custom field: itself only (custom address parts: `ProbabilisticSection::stands_in`).
     }
 }
 
@@ -321,11 +341,7 @@ impl Scoring {
             for (bin, share) in shares.iter().enumerate() {
                 comp.append_value("prior_size");
                 level.append_value((b * em::SIZE_BINS + bin) as i64);
-                label.append_value(format!(
-                    "{}, {}",
-                    block_name(key),
-                    em::SIZE_BIN_LABELS[bin]
-                ));
+                label.append_value(format!("{}, {}", block_name(key), em::SIZE_BIN_LABELS[bin]));
                 m.append_value(*share);
                 u.append_null();
                 w.append_value(self.model.prior_at(b, bin));
@@ -939,13 +955,7 @@ pub async fn plan(
     let measure = |pats: &[Pattern], section: &mut ProbabilisticSection| {
         section.compared.clear();
         let first = fit(pats, section, section.vetoes());
-        let dependence = rule_dependence(
-            &section.blocking,
-            &comps,
-            pats,
-            &first,
-            &section.skip(&comps),
-        );
+        let dependence = rule_dependence(section, &comps, pats, &first, &section.skip(&comps));
         section.adopt_dependence(&dependence);
         let model = if section.compared.is_empty() {
             first
