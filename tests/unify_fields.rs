@@ -446,30 +446,41 @@ fn independent_generator_unifies_with_defaults() {
     assert!(est["recall"].as_f64().unwrap() > 0.5, "{est}");
     assert!(est["random_pairs"].as_u64().unwrap() > 200_000, "{est}");
     // Over-merged customers: each one flagged really holds records of two or more people.
-    let members = query(dir, "SELECT customer_id, uid FROM customer_links");
-    let mut persons: std::collections::HashMap<&str, std::collections::HashSet<&str>> =
-        Default::default();
-    for l in members.lines().skip(1) {
-        let (c, u) = l.split_once(',').unwrap();
-        persons.entry(c).or_default().insert(truth[u].as_str());
-    }
-    let flagged = report["tables"]
-        ["Customers that look over-merged (most records on the second value first)"]
-        .as_array()
-        .unwrap();
-    assert!(!flagged.is_empty());
-    assert_eq!(
-        est["over_merged_customers"].as_u64().unwrap() as usize,
-        flagged
-            .iter()
-            .map(|r| r["customer_id"].as_str().unwrap())
-            .collect::<std::collections::HashSet<_>>()
-            .len()
+    let check_flagged = |report: &serde_json::Value| -> usize {
+        let members = query(dir, "SELECT customer_id, uid FROM customer_links");
+        let mut persons: std::collections::HashMap<&str, std::collections::HashSet<&str>> =
+            Default::default();
+        for l in members.lines().skip(1) {
+            let (c, u) = l.split_once(',').unwrap();
+            persons.entry(c).or_default().insert(truth[u].as_str());
+        }
+        let flagged = report["tables"]
+            ["Customers that look over-merged (most records on the second value first)"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            report["estimates"]["over_merged_customers"]
+                .as_u64()
+                .unwrap() as usize,
+            flagged
+                .iter()
+                .map(|r| r["customer_id"].as_str().unwrap())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        );
+        for r in flagged {
+            let c = r["customer_id"].as_str().unwrap();
+            assert!(persons[c].len() > 1, "{c} is one person: {r}");
+        }
+        flagged.len()
+    };
+    // The run split the customers a learned veto (birth date, national id) saw over-merged.
+    let splits = query(
+        dir,
+        "SELECT value > 0 AS split FROM unify_stats WHERE metric = 'vetoed_splits'",
     );
-    for r in flagged {
-        let c = r["customer_id"].as_str().unwrap();
-        assert!(persons[c].len() > 1, "{c} is one person: {r}");
-    }
+    assert_eq!(splits, "split\ntrue\n");
+    check_flagged(&report);
     // Drivers: every compared field, the national id among them.
     let drivers = report["tables"]["What drives the decisions: evidence per field in the links (bits), links that would fall below the threshold without it"]
         .as_array()
@@ -477,6 +488,17 @@ fn independent_generator_unifies_with_defaults() {
     assert!(drivers
         .iter()
         .any(|r| r["field"] == "national_id" && r["links_compared"].as_i64().unwrap() > 0));
+    // Without vetoes nothing splits them: the report finds the over-merged customers.
+    let cfg = dir.join("panorama.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[unify.probabilistic]\ncontradictions = []\n"),
+    )
+    .unwrap();
+    ok(&["run", "-q", "-p", p(dir)]);
+    let report = common::unify_report(dir, 250_000, 1000);
+    assert!(check_flagged(&report) > 0);
 }
 
 /// Three sources describe Cindy Smith; the most trusted has a typo in her first name and

@@ -22,6 +22,7 @@ pub mod realtime;
 pub mod report;
 pub mod staging;
 pub mod table_functions;
+pub mod veto_split;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -649,10 +650,42 @@ async fn resolve(
         .collect();
     let mut edges = PairEdges::new(&pairs, &index, rules, records.uids.len())?;
     drop(pairs);
-    let cluster_of = clusters::components(
-        records.uids.len(),
-        std::mem::take(&mut edges.edges).into_iter(),
-    );
+    let mut cluster_of = clusters::components(records.uids.len(), edges.edges.iter().copied());
+    if unify_cfg.match_mode() == MatchMode::Probabilistic {
+        // The vetoes as the run that learned the model resolved them.
+        let mut section = unify_cfg.probabilistic_section();
+        let weights = crate::workspace::read_parquet_file(
+            &tables_dir.join(format!("{}.parquet", names::MATCH_WEIGHTS)),
+        )?;
+        probabilistic::adopt_plan(&mut section, &weights)?;
+        let links: Vec<(u32, u32, f64)> = edges
+            .edges
+            .iter()
+            .zip(&edges.weights)
+            .map(|(&(a, b), &w)| (a, b, w))
+            .collect();
+        if let Some((kept, done)) = veto_split::split_vetoed(
+            ctx,
+            &section,
+            &records.uids,
+            &cluster_of,
+            &links,
+            unify_cfg.max_block_size,
+        )
+        .await?
+        {
+            cluster_of = clusters::components(records.uids.len(), kept.into_iter());
+            report.vetoed_splits = done.clusters;
+            report.vetoed_links = done.links_dropped;
+            tracing::info!(
+                customers = done.clusters,
+                links = done.links_dropped,
+                "customers split where a veto rules two of their records apart"
+            );
+        }
+    }
+    edges.edges = Vec::new();
+    edges.weights = Vec::new();
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "unify: components done"
@@ -789,6 +822,8 @@ impl RecordIds {
 /// the configured order) that matched it: its `matched_by`.
 struct PairEdges {
     edges: Vec<(u32, u32)>,
+    /// Per edge: its match weight (probabilistic) or score (rules), strongest highest.
+    weights: Vec<f64>,
     /// Per record: (rule order, position in `rule_names`); `u32::MAX` when unmatched.
     best_rule: Vec<(i64, u32)>,
     rule_names: Vec<String>,
@@ -803,6 +838,7 @@ impl PairEdges {
     ) -> Result<Self> {
         let mut out = PairEdges {
             edges: Vec::with_capacity(rows(pairs) as usize),
+            weights: Vec::with_capacity(rows(pairs) as usize),
             best_rule: vec![(i64::MAX, u32::MAX); records],
             rule_names: Vec::new(),
         };
@@ -821,11 +857,21 @@ impl PairEdges {
                 r.as_string::<i32>(),
                 rule.as_string::<i32>(),
             );
+            let weight = arrow::compute::cast(
+                b.column_by_name("match_weight").unwrap_or(b.column(3)),
+                &DataType::Float64,
+            )?;
+            let weight = weight.as_primitive::<arrow::datatypes::Float64Type>();
             for i in 0..b.num_rows() {
                 let (Some(&a), Some(&c)) = (index.get(l.value(i)), index.get(r.value(i))) else {
                     continue;
                 };
                 out.edges.push((a, c));
+                out.weights.push(if weight.is_valid(i) {
+                    weight.value(i)
+                } else {
+                    0.0
+                });
                 let name = rule.value(i);
                 let ord = rule_order.get(name).copied().unwrap_or(i64::MAX - 1);
                 for node in [a, c] {
@@ -1400,6 +1446,8 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
         ("override_conflicts".into(), r.override_conflicts),
         ("accounts".into(), r.accounts),
         ("incremental".into(), r.incremental as u64),
+        ("vetoed_splits".into(), r.vetoed_splits),
+        ("vetoed_links".into(), r.vetoed_links),
         ("touched_records".into(), r.touched_records),
         ("resized_records".into(), r.resized_records),
         ("remerged_customers".into(), r.remerged_customers),

@@ -129,6 +129,12 @@ pub struct UnifyReport {
     /// `candidate_pairs` and `pairs_per_rule` count the pairs compared in this run.
     #[serde(default)]
     pub incremental: bool,
+    /// Customers split because a veto rules two of their records apart (probabilistic).
+    #[serde(default)]
+    pub vetoed_splits: u64,
+    /// Links dropped doing so (their pairs stay in `match_pairs`).
+    #[serde(default)]
+    pub vetoed_links: u64,
     /// Records new, changed or deleted since the previous run (incremental runs).
     #[serde(default)]
     pub touched_records: u64,
