@@ -681,26 +681,36 @@ fn a_street_rule_compares_the_postcode_where_streets_recur_across_towns() {
         "[unify.probabilistic]\n",
         "[unify.probabilistic]\nblocking = [[\"email\"], [\"phone_digits\"], [\"birth_date\", \"postcode\"], [\"first_name\", \"street\"]]\n",
     );
+    street_rule_compares_the_postcode(dir, "street");
+}
+
+/// Run the project blocking on `first_name+<street>` and check that the rule's pairs are
+/// scored on the postcode (measured per rule, kept in `match_weights`, shown by `explain`
+/// and `unify plan`) while the street itself stays in the rule's prior.
+fn street_rule_compares_the_postcode(dir: &std::path::Path, street: &str) {
     ok(&["run", "-q", "-p", p(dir)]);
+    let rule = format!("block:first_name+{street}");
     let compared = query(
         dir,
         "SELECT label, m < 0.5 AS seldom FROM match_weights WHERE comparison = 'rule_compares' ORDER BY label",
     );
     assert!(
-        compared.contains("block:first_name+street>postcode,true"),
+        compared.contains(&format!("{rule}>postcode,true")),
         "{compared}"
     );
     // A pair only the street rule finds, agreeing on name and address: the postcode is
     // compared (its weight counted), not left to the rule's prior.
     let pairs = query(
         dir,
-        "SELECT concat(l.source, ':', l.record_id) AS l, concat(r.source, ':', r.record_id) AS r \
-         FROM unify_records l JOIN unify_records r \
-           ON l.first_name = r.first_name AND l.street = r.street AND l.postcode = r.postcode \
-              AND l.last_name = r.last_name AND l.uid < r.uid \
-         WHERE NOT coalesce(l.email = r.email, false) AND NOT coalesce(l.phone_digits = r.phone_digits, false) \
-           AND NOT coalesce(l.birth_date = r.birth_date, false) \
-         ORDER BY l.uid, r.uid LIMIT 5",
+        &format!(
+            "SELECT concat(l.source, ':', l.record_id) AS l, concat(r.source, ':', r.record_id) AS r \
+             FROM unify_records l JOIN unify_records r \
+               ON l.first_name = r.first_name AND l.{street} = r.{street} AND l.postcode = r.postcode \
+                  AND l.last_name = r.last_name AND l.uid < r.uid \
+             WHERE NOT coalesce(l.email = r.email, false) AND NOT coalesce(l.phone_digits = r.phone_digits, false) \
+               AND NOT coalesce(l.birth_date = r.birth_date, false) \
+             ORDER BY l.uid, r.uid LIMIT 5"
+        ),
     );
     let (l, r) = pairs
         .lines()
@@ -710,25 +720,32 @@ fn a_street_rule_compares_the_postcode_where_streets_recur_across_towns() {
         .unwrap();
     let explained = ok(&["explain", "-p", p(dir), l, r]);
     assert!(
-        explained.contains("compared by block:first_name+street"),
+        explained.contains(&format!("compared by {rule}")),
         "{explained}"
     );
-    let postcode = explained
-        .lines()
-        .find(|line| line.starts_with("| postcode"))
-        .unwrap();
+    let line = |field: &str| {
+        explained
+            .lines()
+            .find(|line| line.starts_with(&format!("| {field} ")))
+            .unwrap_or_else(|| panic!("{field}: {explained}"))
+            .to_string()
+    };
     assert!(
-        postcode.contains("exact") && !postcode.contains("in its prior"),
+        line("postcode").contains("exact") && !line("postcode").contains("in its prior"),
         "{explained}"
     );
     // The street itself is the rule's: its prior stands in for it.
-    let street = explained
-        .lines()
-        .find(|line| line.starts_with("| street"))
-        .unwrap();
-    assert!(street.contains("in its prior"), "{explained}");
+    assert!(line(street).contains("in its prior"), "{explained}");
+    // `unify plan` shows the measured shares of the rule.
     let plan = ok(&["unify", "-p", p(dir), "plan"]);
     assert!(plan.contains("Address parts"), "{plan}");
+    for part in ["postcode", "city"] {
+        assert!(
+            plan.lines()
+                .any(|l| l.contains(&format!("| {rule} ")) && l.contains(&format!("| {part} "))),
+            "{plan}"
+        );
+    }
 }
 
 /// The same with the street mapped as a custom field of kind `address`: a custom address part
@@ -754,58 +771,7 @@ fn a_custom_address_field_is_an_address_part() {
             ),
     )
     .unwrap();
-    ok(&["run", "-q", "-p", p(dir)]);
-    let compared = query(
-        dir,
-        "SELECT label, m < 0.5 AS seldom FROM match_weights WHERE comparison = 'rule_compares' ORDER BY label",
-    );
-    assert!(
-        compared.contains("block:first_name+home_street>postcode,true"),
-        "{compared}"
-    );
-    let pairs = query(
-        dir,
-        "SELECT concat(l.source, ':', l.record_id) AS l, concat(r.source, ':', r.record_id) AS r \
-         FROM unify_records l JOIN unify_records r \
-           ON l.first_name = r.first_name AND l.home_street = r.home_street AND l.postcode = r.postcode \
-              AND l.last_name = r.last_name AND l.uid < r.uid \
-         WHERE NOT coalesce(l.email = r.email, false) AND NOT coalesce(l.phone_digits = r.phone_digits, false) \
-           AND NOT coalesce(l.birth_date = r.birth_date, false) \
-         ORDER BY l.uid, r.uid LIMIT 5",
-    );
-    let (l, r) = pairs
-        .lines()
-        .nth(1)
-        .expect("such a pair")
-        .split_once(',')
-        .unwrap();
-    let explained = ok(&["explain", "-p", p(dir), l, r]);
-    assert!(
-        explained.contains("compared by block:first_name+home_street"),
-        "{explained}"
-    );
-    let line = |field: &str| {
-        explained
-            .lines()
-            .find(|line| line.starts_with(&format!("| {field} ")))
-            .unwrap_or_else(|| panic!("{field}: {explained}"))
-            .to_string()
-    };
-    assert!(
-        line("postcode").contains("exact") && !line("postcode").contains("in its prior"),
-        "{explained}"
-    );
-    assert!(line("home_street").contains("in its prior"), "{explained}");
-    // `unify plan` shows the measured shares of the custom part's rule.
-    let plan = ok(&["unify", "-p", p(dir), "plan"]);
-    for part in ["postcode", "city"] {
-        assert!(
-            plan.lines()
-                .any(|l| l.contains("| block:first_name+home_street ")
-                    && l.contains(&format!("| {part} "))),
-            "{plan}"
-        );
-    }
+    street_rule_compares_the_postcode(dir, "home_street");
 }
 
 /// A table already free of duplicates — no two records share a value of any key — is not an

@@ -366,14 +366,7 @@ pub async fn stage(
         .map(|b| conform(b, &schema))
         .collect::<Result<Vec<_>>>()?;
     register(ctx, "unify_delta", delta, schema)?;
-    let touched_schema = Arc::new(Schema::new(vec![Field::new("uid", DataType::Utf8, false)]));
-    let touched = RecordBatch::try_new(
-        touched_schema.clone(),
-        vec![Arc::new(StringArray::from_iter_values(
-            changes.touched.iter(),
-        ))],
-    )?;
-    register(ctx, "unify_touched", vec![touched], touched_schema)?;
+    register_uids(ctx, "unify_touched", changes.touched.iter())?;
     let n = super::write_queries(
         ctx,
         &[
@@ -568,10 +561,7 @@ pub async fn touch_resized_blocks(
     if resized.is_empty() {
         return Ok(0);
     }
-    let list = StringArray::from_iter_values(resized.iter());
-    let schema = Arc::new(Schema::new(vec![Field::new("uid", DataType::Utf8, false)]));
-    let extra = RecordBatch::try_new(schema.clone(), vec![Arc::new(list)])?;
-    register(ctx, "unify_resized", vec![extra], schema)?;
+    register_uids(ctx, "unify_resized", resized.iter())?;
     // Their staged rows are unchanged: read them from the current records.
     let rows = collect(
         ctx,
@@ -590,16 +580,22 @@ pub async fn touch_resized_blocks(
     register(ctx, "unify_delta", rows, delta_schema)?;
     let added = resized.len();
     changes.touched.extend(resized);
-    let touched_schema = Arc::new(Schema::new(vec![Field::new("uid", DataType::Utf8, false)]));
-    let touched = RecordBatch::try_new(
-        touched_schema.clone(),
-        vec![Arc::new(StringArray::from_iter_values(
-            changes.touched.iter(),
-        ))],
-    )?;
-    let _ = ctx.deregister_table("unify_touched");
-    register(ctx, "unify_touched", vec![touched], touched_schema)?;
+    register_uids(ctx, "unify_touched", changes.touched.iter())?;
     Ok(added)
+}
+
+/// Register `uids` as a one-column table (`uid`) named `name`, replacing any before.
+fn register_uids<'a>(
+    ctx: &SessionContext,
+    name: &str,
+    uids: impl Iterator<Item = &'a String>,
+) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![Field::new("uid", DataType::Utf8, false)]));
+    let list = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from_iter_values(uids))],
+    )?;
+    register(ctx, name, vec![list], schema)
 }
 
 /// The baseline's matched pairs between two untouched records, as `unify_kept_pairs`.

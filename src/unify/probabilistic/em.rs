@@ -232,26 +232,32 @@ pub fn u_from_counts(counts: &[u64]) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    /// Two comparisons with two levels each; matches agree 90% of the time, non-matches 5%.
-    /// EM must recover m and the share of matches from the mixed counts alone.
-    #[test]
-    fn recovers_m_and_prior_from_a_mixture() {
-        let (n_match, n_non): (f64, f64) = (3_000.0, 7_000.0);
-        let (m1, u1) = (0.9, 0.05);
+    /// The patterns of `n_match` matches and `n_non` non-matches of one rule and key-size bin
+    /// over two comparisons of two levels, agreeing with probability `m1` and `u1`.
+    fn mixture(bin: u8, n_match: f64, n_non: f64, m1: f64, u1: f64) -> Vec<Pattern> {
+        let pm = |g: u8| if g == 1 { m1 } else { 1.0 - m1 };
+        let pu = |g: u8| if g == 1 { u1 } else { 1.0 - u1 };
         let mut patterns = Vec::new();
         for a in 0..2u8 {
             for b in 0..2u8 {
-                let pm = |g: u8| if g == 1 { m1 } else { 1.0 - m1 };
-                let pu = |g: u8| if g == 1 { u1 } else { 1.0 - u1 };
                 let count = n_match * pm(a) * pm(b) + n_non * pu(a) * pu(b);
                 patterns.push(Pattern {
                     block: 0,
-                    size: 0,
+                    size: bin,
                     levels: vec![Some(a), Some(b)],
                     count: count.round() as u64,
                 });
             }
         }
+        patterns
+    }
+
+    /// Two comparisons with two levels each; matches agree 90% of the time, non-matches 5%.
+    /// EM must recover m and the share of matches from the mixed counts alone.
+    #[test]
+    fn recovers_m_and_prior_from_a_mixture() {
+        let (m1, u1) = (0.9, 0.05);
+        let patterns = mixture(0, 3_000.0, 7_000.0, m1, u1);
         let u = vec![vec![1.0 - u1, u1], vec![1.0 - u1, u1]];
         let model = train(&patterns, u, &[vec![false, false]], 200, |_| false);
         assert!(model.converged);
@@ -268,20 +274,8 @@ mod tests {
         let (m1, u1) = (0.9, 0.05);
         let mut patterns = Vec::new();
         // (bin, matches, non-matches)
-        for (bin, n_match, n_non) in [(0u8, 900.0f64, 100.0f64), (3u8, 200.0, 1_800.0)] {
-            for a in 0..2u8 {
-                for b in 0..2u8 {
-                    let pm = |g: u8| if g == 1 { m1 } else { 1.0 - m1 };
-                    let pu = |g: u8| if g == 1 { u1 } else { 1.0 - u1 };
-                    let count = n_match * pm(a) * pm(b) + n_non * pu(a) * pu(b);
-                    patterns.push(Pattern {
-                        block: 0,
-                        size: bin,
-                        levels: vec![Some(a), Some(b)],
-                        count: count.round() as u64,
-                    });
-                }
-            }
+        for (bin, n_match, n_non) in [(0u8, 900.0, 100.0), (3u8, 200.0, 1_800.0)] {
+            patterns.extend(mixture(bin, n_match, n_non, m1, u1));
         }
         let u = vec![vec![1.0 - u1, u1], vec![1.0 - u1, u1]];
         let model = train(&patterns, u, &[vec![false, false]], 500, |_| false);
