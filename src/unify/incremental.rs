@@ -325,8 +325,9 @@ pub async fn changes(
 }
 
 /// Stage the new and changed records as `unify_delta` (in the baseline's `unify_records`
-/// shape), register the baseline's records as `unify_previous_records` and the touched uids
-/// as `unify_touched`, and write the current `unify_records`: the untouched baseline rows
+/// shape), register the baseline's records as `unify_previous_records`, the touched uids
+/// as `unify_touched` and those records as the baseline had them as `unify_touched_before`,
+/// and write the current `unify_records`: the untouched baseline rows
 /// plus the delta. Returns the number of records.
 pub async fn stage(
     cfg: &ProjectConfig,
@@ -367,6 +368,20 @@ pub async fn stage(
         .collect::<Result<Vec<_>>>()?;
     register(ctx, "unify_delta", delta, schema)?;
     register_uids(ctx, "unify_touched", changes.touched.iter())?;
+    // The touched records as the baseline had them, read once: every block a touched record
+    // left is among their keys.
+    let gone = super::one_batch(
+        ctx,
+        "SELECT p.* FROM unify_previous_records p JOIN unify_touched t ON p.uid = t.uid",
+        "touched records as they were",
+    )
+    .await?;
+    register(
+        ctx,
+        "unify_touched_before",
+        vec![gone.clone()],
+        gone.schema(),
+    )?;
     let n = super::write_queries(
         ctx,
         &[
@@ -415,11 +430,10 @@ pub async fn touched_oversized_blocks(
         let cols = key.join(", ");
         let not_null: Vec<String> = key.iter().map(|k| format!("{k} IS NOT NULL")).collect();
         let not_null = not_null.join(" AND ");
+        // (Records compared again for a resized block are in the delta too, unchanged.)
         let blocks = format!(
             "SELECT DISTINCT {cols} FROM unify_delta WHERE {not_null} \
-             UNION SELECT DISTINCT {p} FROM unify_previous_records p JOIN unify_touched t ON p.uid = t.uid WHERE {pn}",
-            p = key.iter().map(|k| format!("p.{k}")).collect::<Vec<_>>().join(", "),
-            pn = key.iter().map(|k| format!("p.{k} IS NOT NULL")).collect::<Vec<_>>().join(" AND "),
+             UNION SELECT DISTINCT {cols} FROM unify_touched_before WHERE {not_null}",
         );
         let on: Vec<String> = key.iter().map(|k| format!("r.{k} = k.{k}")).collect();
         let sizes = |table: &str| {
@@ -487,21 +501,9 @@ pub async fn touch_resized_blocks(
     ctx: &SessionContext,
     keys: &[Vec<String>],
     changes: &mut Changes,
-) -> Result<usize> {
-    // The touched records as the baseline had them, read once: with the delta they give each
-    // key's size before (now − delta + these) without counting the previous records again.
-    let gone = super::one_batch(
-        ctx,
-        "SELECT p.* FROM unify_previous_records p JOIN unify_touched t ON p.uid = t.uid",
-        "touched records as they were",
-    )
-    .await?;
-    register(
-        ctx,
-        "unify_touched_before",
-        vec![gone.clone()],
-        gone.schema(),
-    )?;
+) -> Result<u64> {
+    // With the delta, the touched records as they were (`unify_touched_before`) give each key's
+    // size before (now − delta + those) without counting the previous records again.
     let mut resized: HashSet<String> = HashSet::new();
     for key in keys {
         let cols = key.join(", ");
@@ -578,7 +580,11 @@ pub async fn touch_resized_blocks(
         .collect::<Result<Vec<_>>>()?;
     let _ = ctx.deregister_table("unify_delta");
     register(ctx, "unify_delta", rows, delta_schema)?;
-    let added = resized.len();
+    let added = resized.len() as u64;
+    tracing::info!(
+        records = added,
+        "unchanged records compared again: their blocking keys changed size"
+    );
     changes.touched.extend(resized);
     register_uids(ctx, "unify_touched", changes.touched.iter())?;
     Ok(added)

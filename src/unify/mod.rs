@@ -568,16 +568,10 @@ async fn incremental_pairs(
             .collect::<Result<_>>()?,
         MatchMode::Probabilistic => section.blocking.clone(),
     };
-    let touched_records = changes.touched.len() as u64;
+    report.touched_records = changes.touched.len() as u64;
     if mode == MatchMode::Probabilistic {
-        let resized = incremental::touch_resized_blocks(ctx, &keys, &mut changes).await?;
-        report.resized_records = resized as u64;
-        if resized > 0 {
-            tracing::info!(
-                records = resized,
-                "unchanged records compared again: their blocking keys changed size"
-            );
-        }
+        report.resized_records =
+            incremental::touch_resized_blocks(ctx, &keys, &mut changes).await?;
     }
     let skips =
         match incremental::touched_oversized_blocks(ctx, &keys, unify_cfg.max_block_size).await? {
@@ -621,7 +615,6 @@ async fn incremental_pairs(
     }
     report.skipped_blocks = baseline.report.skipped_blocks;
     report.incremental = true;
-    report.touched_records = touched_records;
     Ok(Ok((pairs, changes, baseline)))
 }
 
@@ -650,40 +643,15 @@ async fn resolve(
         .collect();
     let mut edges = PairEdges::new(&pairs, &index, rules, records.uids.len())?;
     drop(pairs);
-    let mut cluster_of = clusters::components(records.uids.len(), edges.edges.iter().copied());
-    if unify_cfg.match_mode() == MatchMode::Probabilistic {
-        // The vetoes as the run that learned the model resolved them.
-        let mut section = unify_cfg.probabilistic_section();
-        let weights = crate::workspace::read_parquet_file(
-            &tables_dir.join(format!("{}.parquet", names::MATCH_WEIGHTS)),
-        )?;
-        probabilistic::adopt_plan(&mut section, &weights)?;
-        let links: Vec<(u32, u32, f64)> = edges
-            .edges
-            .iter()
-            .zip(&edges.weights)
-            .map(|(&(a, b), &w)| (a, b, w))
-            .collect();
-        if let Some((kept, done)) = veto_split::split_vetoed(
-            ctx,
-            &section,
-            &records.uids,
-            &cluster_of,
-            &links,
-            unify_cfg.max_block_size,
-        )
-        .await?
-        {
-            cluster_of = clusters::components(records.uids.len(), kept.into_iter());
-            report.vetoed_splits = done.clusters;
-            report.vetoed_links = done.links_dropped;
-            tracing::info!(
-                customers = done.clusters,
-                links = done.links_dropped,
-                "customers split where a veto rules two of their records apart"
-            );
-        }
-    }
+    let cluster_of = clusters::components(records.uids.len(), edges.edges.iter().copied());
+    let links = veto_split::Links {
+        uids: &records.uids,
+        edges: &edges.edges,
+        weights: &edges.weights,
+    };
+    let cluster_of =
+        veto_split::split_vetoed(ctx, unify_cfg, tables_dir, &links, cluster_of, &mut report)
+            .await?;
     edges.edges = Vec::new();
     edges.weights = Vec::new();
     tracing::info!(

@@ -19,10 +19,20 @@ use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 
-use super::clusters::UnionFind;
+use super::clusters::{self, UnionFind};
+use super::config::{MatchMode, UnifySection};
 use super::probabilistic::{self, ProbabilisticSection};
-use super::{collect, register};
+use super::{collect, register, UnifyReport};
 use crate::error::Result;
+use crate::table_catalog::names;
+
+/// The matched pairs as the components see them: record positions in `uids` and, per link,
+/// its match weight.
+pub struct Links<'a> {
+    pub uids: &'a StringArray,
+    pub edges: &'a [(u32, u32)],
+    pub weights: &'a [f64],
+}
 
 /// What splitting did: clusters split and links dropped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -110,21 +120,23 @@ async fn vetoed_pairs(
     Ok(out)
 }
 
-/// Build the clusters holding a vetoed pair again from their `links` (record positions and
-/// match weight), strongest first, refusing a link that would put a vetoed pair in one
-/// cluster. Returns the links kept (all links of other clusters unchanged) and what was done.
+/// Build the clusters holding a vetoed pair again from their links (`edges`, record
+/// positions, with their match `weights`), strongest first, refusing a link that would put a
+/// vetoed pair in one cluster. Returns the links kept (all links of other clusters unchanged)
+/// and what was done.
 pub fn split(
     cluster_of: &[u32],
-    links: &[(u32, u32, f64)],
+    edges: &[(u32, u32)],
+    weights: &[f64],
     vetoed: &[(u32, u32)],
 ) -> (Vec<(u32, u32)>, Split) {
     let flagged: HashSet<u32> = vetoed
         .iter()
         .map(|(a, _)| cluster_of[*a as usize])
         .collect();
-    let mut kept: Vec<(u32, u32)> = Vec::with_capacity(links.len());
+    let mut kept: Vec<(u32, u32)> = Vec::with_capacity(edges.len());
     let mut inside: Vec<(u32, u32, f64)> = Vec::new();
-    for &(a, b, w) in links {
+    for (&(a, b), &w) in edges.iter().zip(weights) {
         if flagged.contains(&cluster_of[a as usize]) {
             inside.push((a, b, w));
         } else {
@@ -167,21 +179,45 @@ pub fn split(
     )
 }
 
-/// Split the clusters of `cluster_of` that hold a pair `section`'s vetoes rule out; returns
-/// the links to build the components from, or None when no cluster holds one.
+/// In probabilistic mode, the components `cluster_of` of `links` with every cluster that holds
+/// a pair the run's vetoes rule out split (counted in `report`); unchanged otherwise. The
+/// vetoes are those of the run that learned the model (its `match_weights` in `tables_dir`).
 pub async fn split_vetoed(
     ctx: &SessionContext,
-    section: &ProbabilisticSection,
-    uids: &StringArray,
-    cluster_of: &[u32],
-    links: &[(u32, u32, f64)],
-    max_size: usize,
-) -> Result<Option<(Vec<(u32, u32)>, Split)>> {
-    let vetoed = vetoed_pairs(ctx, section, uids, cluster_of, max_size).await?;
-    if vetoed.is_empty() {
-        return Ok(None);
+    unify_cfg: &UnifySection,
+    tables_dir: &std::path::Path,
+    links: &Links<'_>,
+    cluster_of: Vec<u32>,
+    report: &mut UnifyReport,
+) -> Result<Vec<u32>> {
+    if unify_cfg.match_mode() != MatchMode::Probabilistic {
+        return Ok(cluster_of);
     }
-    Ok(Some(split(cluster_of, links, &vetoed)))
+    let mut section = unify_cfg.probabilistic_section();
+    let weights = crate::workspace::read_parquet_file(
+        &tables_dir.join(format!("{}.parquet", names::MATCH_WEIGHTS)),
+    )?;
+    probabilistic::adopt_plan(&mut section, &weights)?;
+    let vetoed = vetoed_pairs(
+        ctx,
+        &section,
+        links.uids,
+        &cluster_of,
+        unify_cfg.max_block_size,
+    )
+    .await?;
+    if vetoed.is_empty() {
+        return Ok(cluster_of);
+    }
+    let (kept, done) = split(&cluster_of, links.edges, links.weights, &vetoed);
+    report.vetoed_splits = done.clusters;
+    report.vetoed_links = done.links_dropped;
+    tracing::info!(
+        customers = done.clusters,
+        links = done.links_dropped,
+        "customers split where a veto rules two of their records apart"
+    );
+    Ok(clusters::components(cluster_of.len(), kept.into_iter()))
 }
 
 #[cfg(test)]
@@ -193,8 +229,9 @@ mod tests {
     #[test]
     fn a_chain_through_a_vetoed_pair_is_cut_at_its_weakest_link() {
         let cluster_of = vec![0, 0, 0, 0, 1, 1];
-        let links = vec![(0, 1, 20.0), (1, 2, 8.0), (2, 3, 15.0), (4, 5, 3.0)];
-        let (kept, done) = split(&cluster_of, &links, &[(0, 2)]);
+        let mut edges = vec![(0, 1), (1, 2), (2, 3), (4, 5)];
+        let mut weights = vec![20.0, 8.0, 15.0, 3.0];
+        let (kept, done) = split(&cluster_of, &edges, &weights, &[(0, 2)]);
         let kept: HashSet<(u32, u32)> = kept.into_iter().collect();
         assert_eq!(kept, HashSet::from([(0, 1), (2, 3), (4, 5)]));
         assert_eq!(
@@ -205,9 +242,9 @@ mod tests {
             }
         );
         // The order the links come in does not matter.
-        let mut reversed = links.clone();
-        reversed.reverse();
-        let (again, _) = split(&cluster_of, &reversed, &[(0, 2)]);
+        edges.reverse();
+        weights.reverse();
+        let (again, _) = split(&cluster_of, &edges, &weights, &[(0, 2)]);
         assert_eq!(again.into_iter().collect::<HashSet<_>>(), kept);
     }
 
@@ -215,8 +252,8 @@ mod tests {
     #[test]
     fn links_within_one_part_are_kept() {
         let cluster_of = vec![0, 0, 0];
-        let links = vec![(0, 1, 10.0), (1, 2, 9.0), (0, 2, 1.0)];
-        let (kept, done) = split(&cluster_of, &links, &[(1, 2)]);
+        let edges = [(0, 1), (1, 2), (0, 2)];
+        let (kept, done) = split(&cluster_of, &edges, &[10.0, 9.0, 1.0], &[(1, 2)]);
         let kept: HashSet<(u32, u32)> = kept.into_iter().collect();
         assert_eq!(kept, HashSet::from([(0, 1)]));
         assert_eq!(done.links_dropped, 2);
