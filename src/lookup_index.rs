@@ -30,8 +30,34 @@ pub const DIR: &str = "index";
 /// Identifier kinds a customer can be looked up by.
 pub const KINDS: &[&str] = &["email", "phone", "record", "cookie"];
 
-/// Write `<run_dir>/index/` from the run's tables. Replaces an older index atomically.
-pub async fn build(run_dir: &Path) -> Result<()> {
+/// Parts of the previous run's index a run may link instead of writing them again (their
+/// tables were made from the same inputs); the profiles are written every run.
+#[derive(Debug, Default)]
+pub struct Reuse {
+    /// The previous run's `index/`.
+    pub index: Option<PathBuf>,
+    /// Records, links and identity graph as in the previous run.
+    pub identifiers: bool,
+    /// Activities as in the previous run.
+    pub timeline: bool,
+}
+
+impl Reuse {
+    /// Link `file` of the previous index into `to` when `same` and it is there.
+    fn link(&self, same: bool, file: &str, to: &Path) -> Result<bool> {
+        match &self.index {
+            Some(dir) if same && dir.join(file).exists() => {
+                crate::workspace::link_file(&dir.join(file), &to.join(file))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// Write `<run_dir>/index/` from the run's tables, linking what `reuse` allows. Replaces an
+/// older index atomically.
+pub async fn build(run_dir: &Path, reuse: &Reuse) -> Result<()> {
     let tables_dir = run_dir.join("tables");
     let tables = crate::workspace::parquet_tables(&tables_dir)?;
     let has = |t: &str| tables.iter().any(|n| n == t);
@@ -77,32 +103,10 @@ pub async fn build(run_dir: &Path) -> Result<()> {
         &tmp.join("profiles.parquet"),
     )
     .await?;
-    let mut ids = vec![
-        "SELECT 'email' AS kind, r.email AS value, l.customer_id FROM unify_records r \
-         JOIN customer_links l ON r.uid = l.uid WHERE r.email IS NOT NULL"
-            .to_string(),
-        "SELECT 'phone', r.phone, l.customer_id FROM unify_records r \
-         JOIN customer_links l ON r.uid = l.uid WHERE r.phone IS NOT NULL"
-            .to_string(),
-        "SELECT 'record', l.uid, l.customer_id FROM customer_links l".to_string(),
-    ];
-    if has(names::IDENTITY_GRAPH) {
-        ids.push(
-            "SELECT 'cookie', anonymous_id, customer_id FROM identity_graph \
-             WHERE customer_id IS NOT NULL"
-                .into(),
-        );
+    if !reuse.link(reuse.identifiers, "identifiers.parquet", &tmp)? {
+        write_identifiers(&ctx, has(names::IDENTITY_GRAPH), &tmp).await?;
     }
-    write_sorted(
-        &ctx,
-        &format!(
-            "SELECT DISTINCT kind, value, customer_id FROM ({}) ORDER BY kind, value, customer_id",
-            ids.join(" UNION ALL ")
-        ),
-        &tmp.join("identifiers.parquet"),
-    )
-    .await?;
-    if has(names::ACTIVITIES) {
+    if has(names::ACTIVITIES) && !reuse.link(reuse.timeline, "timeline.parquet", &tmp)? {
         write_sorted(
             &ctx,
             "SELECT customer_id, ts, type, activity_source, source, amount, details \
@@ -115,6 +119,35 @@ pub async fn build(run_dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).map_err(|e| Error::io("cannot rename", &tmp, e))?;
     Ok(())
+}
+
+/// `identifiers.parquet` in `dir`: every e-mail, phone, record and cookie with its customer.
+async fn write_identifiers(ctx: &SessionContext, identity_graph: bool, dir: &Path) -> Result<()> {
+    let mut ids = vec![
+        "SELECT 'email' AS kind, r.email AS value, l.customer_id FROM unify_records r \
+         JOIN customer_links l ON r.uid = l.uid WHERE r.email IS NOT NULL"
+            .to_string(),
+        "SELECT 'phone', r.phone, l.customer_id FROM unify_records r \
+         JOIN customer_links l ON r.uid = l.uid WHERE r.phone IS NOT NULL"
+            .to_string(),
+        "SELECT 'record', l.uid, l.customer_id FROM customer_links l".to_string(),
+    ];
+    if identity_graph {
+        ids.push(
+            "SELECT 'cookie', anonymous_id, customer_id FROM identity_graph \
+             WHERE customer_id IS NOT NULL"
+                .into(),
+        );
+    }
+    write_sorted(
+        ctx,
+        &format!(
+            "SELECT DISTINCT kind, value, customer_id FROM ({}) ORDER BY kind, value, customer_id",
+            ids.join(" UNION ALL ")
+        ),
+        &dir.join("identifiers.parquet"),
+    )
+    .await
 }
 
 async fn write_sorted(ctx: &SessionContext, sql: &str, path: &Path) -> Result<()> {
@@ -171,7 +204,7 @@ impl LookupIndex {
     pub async fn load(run_dir: &Path) -> Result<Self> {
         let dir = run_dir.join(DIR);
         if !dir.join("profiles.parquet").exists() {
-            build(run_dir).await?;
+            build(run_dir, &Reuse::default()).await?;
         }
         if !dir.join("profiles.parquet").exists() {
             return Err(Error::NotFound(format!(

@@ -303,3 +303,145 @@ fn the_demo_predicts_value_churn_and_recommendations_and_grades_them() {
     );
     assert_eq!(seg, "ok\ntrue\n");
 }
+
+/// The run directory `current.json` points to.
+fn current_run(dir: &Path) -> std::path::PathBuf {
+    let current: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap())
+            .unwrap();
+    dir.join(".panorama/runs")
+        .join(current["run_id"].as_str().unwrap())
+}
+
+/// What a run's predictions and activities say, to compare a refresh with a full run.
+fn predicted(dir: &Path) -> Vec<String> {
+    [
+        "SELECT customer_id, rank, product_id, round(score, 9) AS score, reason FROM recommendations ORDER BY customer_id, rank",
+        "SELECT model, metric, round(value, 9) AS value, round(baseline, 9) AS baseline, grade FROM prediction_grades ORDER BY model, metric",
+        "SELECT customer_id, round(clv, 6) AS clv, round(p_alive, 9) AS p_alive FROM predictions_clv ORDER BY customer_id",
+        "SELECT customer_id, round(churn_probability, 9) AS p FROM predictions_churn ORDER BY customer_id",
+        "SELECT count(*) AS n, count(DISTINCT customer_id) AS customers, round(sum(amount), 2) AS amount FROM activities",
+    ]
+    .iter()
+    .map(|sql| query(dir, sql))
+    .collect()
+}
+
+/// `a` and `b` are equal, else the first line where they differ.
+fn same_lines(a: &[String], b: &[String]) {
+    for (x, y) in a.iter().zip(b) {
+        if let Some((i, (l, r))) = x
+            .lines()
+            .zip(y.lines())
+            .enumerate()
+            .find(|(_, (l, r))| l != r)
+        {
+            panic!("line {i} of {}: {l} vs {r}", x.lines().next().unwrap_or(""));
+        }
+        assert_eq!(
+            x.lines().count(),
+            y.lines().count(),
+            "{}",
+            x.lines().next().unwrap_or("")
+        );
+    }
+}
+
+#[test]
+fn a_refresh_makes_again_only_what_its_inputs_changed() {
+    let tmp = demo("3000", "7");
+    let dir = tmp.path();
+    ok(&["run", "-q", "-p", p(dir)]);
+    let first = current_run(dir);
+    let first_id = first.file_name().unwrap().to_str().unwrap().to_string();
+    // The demo pins its as-of time: a run with nothing changed makes no run.
+    let out = ok(&["run", "-p", p(dir)]);
+    assert!(
+        out.contains(&format!("Nothing changed since run {first_id}")),
+        "{out}"
+    );
+    assert_eq!(current_run(dir), first);
+    assert_eq!(
+        std::fs::read_dir(dir.join(".panorama/runs"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // A day later: activities, recommendations (co-purchases do not move with time), the
+    // index's identifiers and timeline are linked; value, churn and profiles are made again.
+    let out = ok(&["refresh", "-p", p(dir), "--as-of", "2026-11-03"]);
+    assert!(
+        out.contains(&format!(
+            "Not made again, their inputs unchanged: activities (inputs as in run {first_id}"
+        )),
+        "{out}"
+    );
+    let second = current_run(dir);
+    use std::os::unix::fs::MetadataExt;
+    let same = |f: &str| {
+        std::fs::metadata(first.join(f)).unwrap().ino()
+            == std::fs::metadata(second.join(f)).unwrap().ino()
+    };
+    for f in [
+        "tables/activities.parquet",
+        "tables/recommendations.parquet",
+        "index/identifiers.parquet",
+        "index/timeline.parquet",
+    ] {
+        assert!(same(f), "{f} is linked, not made again");
+    }
+    for f in [
+        "tables/predictions_clv.parquet",
+        "tables/predictions_churn.parquet",
+        "tables/customer_measures.parquet",
+        "index/profiles.parquet",
+    ] {
+        assert!(!same(f), "{f} is made again for the new as-of time");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(second.join("manifest.json")).unwrap())
+            .unwrap();
+    let status = |stage: &str| {
+        manifest["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == stage)
+            .map(|s| s["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(status("activities"), "reused");
+    assert_eq!(status("predictions"), "ran");
+    assert_eq!(status("measures and segments"), "ran");
+    // The same refresh again (nothing changed, same as-of time): predictions are linked too.
+    ok(&["refresh", "-q", "-p", p(dir), "--as-of", "2026-11-03"]);
+    let third = current_run(dir);
+    let manifest = std::fs::read_to_string(third.join("manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"stage\": \"predictions\",\n      \"status\": \"reused\""),
+        "{manifest}"
+    );
+    let refreshed = predicted(dir);
+
+    // What the reuse gave is what a full run at that time makes.
+    ok(&["run", "-q", "--full", "-p", p(dir), "--as-of", "2026-11-03"]);
+    assert_ne!(current_run(dir), third);
+    same_lines(&predicted(dir), &refreshed);
+
+    // A new recommendations setting makes them again (and value and churn, same section).
+    edit(&dir.join("panorama.toml"), "k = 5", "k = 4");
+    let before = current_run(dir);
+    ok(&["refresh", "-q", "-p", p(dir), "--as-of", "2026-11-03"]);
+    let after = current_run(dir);
+    let ino = |run: &Path| {
+        std::fs::metadata(run.join("tables/recommendations.parquet"))
+            .unwrap()
+            .ino()
+    };
+    assert_ne!(ino(&before), ino(&after));
+    assert_eq!(
+        query(dir, "SELECT max(rank) AS k FROM recommendations"),
+        "k\n4\n"
+    );
+}

@@ -8,6 +8,7 @@ use super::flags::*;
 use super::Globals;
 use panorama::config::ProjectConfig;
 use panorama::run::{run_project, RunOptions, RunOutcome};
+use panorama::workspace::reports::StageStatus;
 
 /// `panorama run`: a new run (or a refresh when sources and config did not change), then its summary.
 pub async fn run(g: &Globals, as_of: AsOfArg, full: bool, report: bool) -> Result<()> {
@@ -72,6 +73,17 @@ pub(crate) fn run_summary(cfg: &ProjectConfig, outcome: &RunOutcome) -> String {
     use std::fmt::Write;
     let m = &outcome.manifest;
     let mut s = String::new();
+    if outcome.unchanged {
+        let _ = writeln!(
+            s,
+            "\nNothing changed since run {} (sources, config and the as-of time {} are as they were): it stays current ({:.1}s). \
+             `panorama refresh` makes everything after unification again; `panorama run --full` loads and unifies again.",
+            m.run_id,
+            m.as_of.as_deref().unwrap_or("-"),
+            outcome.seconds
+        );
+        return s;
+    }
     let _ = writeln!(
         s,
         "\nRun {} of {} succeeded in {:.1}s",
@@ -234,7 +246,15 @@ fn stages_summary(s: &mut String, m: &panorama::workspace::Manifest) {
             a.measures, a.segments, a.segment_members, a.business_measures, a.as_of, a.seconds
         );
     }
-    if let Some(p) = &m.predictions {
+    let with = |status| -> Vec<&panorama::workspace::reports::StageOutcome> {
+        m.stages.iter().filter(|o| o.status == status).collect()
+    };
+    let reused = with(StageStatus::Reused);
+    if let Some(p) = m
+        .predictions
+        .as_ref()
+        .filter(|_| !reused.iter().any(|o| o.stage == "predictions"))
+    {
         let _ = writeln!(
             s,
             "Predicted lifetime value for {} buyers, churn risk for {}, {} recommendations in {:.1}s; grades: {} (SELECT * FROM prediction_grades)",
@@ -249,10 +269,17 @@ fn stages_summary(s: &mut String, m: &panorama::workspace::Manifest) {
                 .join(", ")
         );
     }
-    let idle: Vec<String> = m
-        .stages
+    if let Some(first) = reused.first() {
+        let names: Vec<&str> = reused.iter().map(|o| o.stage.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "Not made again, their inputs unchanged: {} ({})",
+            names.join(", "),
+            first.detail
+        );
+    }
+    let idle: Vec<String> = with(StageStatus::Idle)
         .iter()
-        .filter(|o| o.status == panorama::workspace::reports::StageStatus::Idle)
         .map(|o| format!("{} ({})", o.stage, o.detail))
         .collect();
     if !idle.is_empty() {

@@ -23,7 +23,7 @@ pub mod table_functions;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, StringArray};
+use arrow::array::{Array, ArrayRef, Float64Array, StringArray};
 use datafusion::prelude::SessionContext;
 
 use crate::config::ProjectConfig;
@@ -72,6 +72,15 @@ impl Grade {
 
 pub use crate::workspace::reports::PredictionsReport;
 
+/// What a run may take from the previous run's predictions instead of making it again.
+#[derive(Debug, Default)]
+pub struct Reuse<'a> {
+    /// The previous run's tables, when its recommendations were made from the same
+    /// purchases, customers and config (they do not depend on the as-of time): its
+    /// `recommendations` is linked and its grades of them kept.
+    pub recommendations: Option<&'a Path>,
+}
+
 /// Fit the configured models on the run's activities; `ctx` has the run's sources,
 /// `customer_links`, `unified_customers` and `activities`.
 pub async fn build(
@@ -79,6 +88,7 @@ pub async fn build(
     ctx: &SessionContext,
     tables_dir: &Path,
     as_of: chrono::NaiveDateTime,
+    reuse: &Reuse<'_>,
 ) -> Result<Option<PredictionsReport>> {
     let Some(p) = &cfg.predictions else {
         return Ok(None);
@@ -107,7 +117,10 @@ pub async fn build(
         grades.extend(g);
     }
     if let Some(r) = &p.recommendations {
-        let (n, g) = recommendations::build(cfg, ctx, r.get_ref(), tables_dir).await?;
+        let (n, g) = match reuse.recommendations {
+            Some(previous) => previous_recommendations(previous, tables_dir)?,
+            None => recommendations::build(cfg, ctx, r.get_ref(), tables_dir).await?,
+        };
         report.recommendations = n;
         crate::table_io::register_written(ctx, tables_dir, names::RECOMMENDATIONS).await?;
         grades.extend(g);
@@ -154,6 +167,35 @@ pub async fn build(
     write(ctx, tables_dir, names::PREDICTION_GRADES, batch).await?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(Some(report))
+}
+
+/// The previous run's recommendations (in `previous`, its tables) linked into `tables_dir`:
+/// their rows and the grades that run gave them.
+fn previous_recommendations(previous: &Path, tables_dir: &Path) -> Result<(u64, Vec<Grade>)> {
+    let file = |dir: &Path, t: &str| dir.join(format!("{t}.parquet"));
+    let table = names::RECOMMENDATIONS;
+    crate::workspace::link_file(&file(previous, table), &file(tables_dir, table))?;
+    let rows = crate::workspace::parquet_rows(&file(tables_dir, table))?;
+    let mut grades = Vec::new();
+    for b in crate::workspace::read_parquet_file(&file(previous, names::PREDICTION_GRADES))? {
+        let col = |n: &str| crate::output::string_column(&b, n);
+        let (model, metric, grade) = (col("model")?, col("metric")?, col("grade")?);
+        let number = |n: &str| -> Result<Float64Array> {
+            let c = b.column(b.schema().index_of(n)?);
+            Ok(arrow::array::AsArray::as_primitive(c.as_ref()).clone())
+        };
+        let (value, baseline) = (number("value")?, number("baseline")?);
+        for i in (0..b.num_rows()).filter(|&i| model.value(i) == "recommendations") {
+            grades.push(Grade {
+                model: model.value(i).to_string(),
+                metric: metric.value(i).to_string(),
+                value: value.value(i),
+                baseline: baseline.is_valid(i).then(|| baseline.value(i)),
+                grade: grade.is_valid(i).then(|| grade.value(i).to_string()),
+            });
+        }
+    }
+    Ok((rows, grades))
 }
 
 async fn write(

@@ -3,6 +3,7 @@
 //! pointer. `panorama refresh` reuses the current run's sources and unification and runs the
 //! same stages.
 
+pub mod reuse;
 pub mod stages;
 
 use std::fs::File;
@@ -61,6 +62,9 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub pruned: Vec<String>,
     pub seconds: f64,
+    /// Nothing changed since the current run (sources, config, state, as-of time): no run
+    /// was made, `manifest` is the current run's.
+    pub unchanged: bool,
 }
 
 /// Writes one source's shaped batches to `<run>/sources/<name>/part-0.parquet`.
@@ -130,6 +134,7 @@ fn started_manifest(cfg: &ProjectConfig, run_id: &str, as_of: chrono::NaiveDateT
         writer: Some(crate::workspace::Writer::this_process()),
         quality: None,
         stages: Vec::new(),
+        lineage: Default::default(),
     }
 }
 
@@ -138,23 +143,9 @@ fn started_manifest(cfg: &ProjectConfig, run_id: &str, as_of: chrono::NaiveDateT
 /// the sections that only measures and segments read. `None` when a source cannot be
 /// fingerprinted cheaply (PostgreSQL, object stores, Delta): then every run loads.
 pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
+    use reuse::stamp_file as stamp;
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    let stamp = |h: &mut sha2::Sha256, path: &std::path::Path| -> Option<()> {
-        let meta = std::fs::metadata(path).ok()?;
-        let mtime = meta
-            .modified()
-            .ok()?
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?;
-        h.update(format!(
-            "{}\t{}\t{}\n",
-            path.display(),
-            meta.len(),
-            mtime.as_nanos()
-        ));
-        Some(())
-    };
     for (name, src) in &cfg.sources {
         let format = cfg.source_format(name, src).ok()?;
         // Tables with their own versions (and databases) are read every run.
@@ -212,35 +203,9 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
             .map(|s| crate::table_catalog::committed_table(s)),
     );
     for table in state_tables {
-        let dir = crate::state::dir(&cfg.workspace_dir()).join(table);
-        if let Ok(rd) = std::fs::read_dir(&dir) {
-            let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-            files.sort();
-            for f in files {
-                stamp(&mut h, &f)?;
-            }
-        }
+        reuse::stamp_dir(&mut h, &crate::state::dir(&cfg.workspace_dir()).join(table))?;
     }
-    let mut table: toml::Table = toml::from_str(&cfg.text).ok()?;
-    for key in [
-        "measures",
-        "segments",
-        "business_measures",
-        "workspace",
-        "project",
-        "exports",
-        "consent",
-        "predictions",
-        "messages",
-        "journeys",
-        "schedules",
-        "expectations",
-        "funnels",
-        "attribution",
-    ] {
-        table.remove(key);
-    }
-    h.update(toml::to_string(&table).ok()?);
+    h.update(reuse::config_without(cfg, reuse::LATER_SECTIONS)?);
     Some(crate::output::hex(&h.finalize()[..16]))
 }
 
@@ -248,6 +213,7 @@ pub async fn inputs_fingerprint(cfg: &ProjectConfig) -> Option<String> {
 /// and the config they are read and unified by are as in the current run, the run reuses that
 /// run's sources and unification (as `panorama refresh`) unless `opts.full`.
 pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOutcome> {
+    let started = Instant::now();
     let ws = Workspace::new(cfg.workspace_dir());
     let operation = if opts.full { "run --full" } else { "run" };
     let lock = crate::workspace::lock::acquire(ws.dir(), operation, &opts.locking).await?;
@@ -259,11 +225,20 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
     if let (false, Some(fp), Some(current)) = (opts.full, &inputs, ws.current_run()?) {
         let m = ws.read_manifest(&current)?;
         if m.unify.is_some() && m.inputs.as_deref() == Some(fp.as_str()) {
+            if unchanged(cfg, &m, opts) {
+                tracing::info!(run = %current, "nothing changed: the current run stays current");
+                return Ok(RunOutcome {
+                    run_dir: ws.run_dir(&current),
+                    manifest: m,
+                    pruned: Vec::new(),
+                    seconds: started.elapsed().as_secs_f64(),
+                    unchanged: true,
+                });
+            }
             tracing::info!(run = %current, "sources and config unchanged: reusing the current run's unification");
             return refresh_project(cfg, opts).await;
         }
     }
-    let started = Instant::now();
     let run_id = Workspace::new_run_id();
     let mut manifest = started_manifest(cfg, &run_id, opts.as_of(cfg));
     manifest.inputs = inputs;
@@ -286,6 +261,7 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
                 run_dir,
                 pruned,
                 seconds: started.elapsed().as_secs_f64(),
+                unchanged: false,
             })
         }
         Err((reports, e)) => {
@@ -297,6 +273,22 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
             Err(e)
         }
     }
+}
+
+/// Whether a run now would make what the current run `m` made: its sources' fingerprint is
+/// already known to be the same; the whole config, the as-of time, the version and the
+/// rectification log must be too, and no step may call a clock.
+fn unchanged(cfg: &ProjectConfig, m: &Manifest, opts: &RunOptions) -> bool {
+    let as_of = crate::session::format_as_of(opts.as_of(cfg));
+    let Some(sources) = m.lineage.get(reuse::SOURCES) else {
+        return false;
+    };
+    m.config_hash == cfg.hash()
+        && m.as_of.as_deref() == Some(as_of.as_str())
+        && m.panorama_version == env!("CARGO_PKG_VERSION")
+        && !reuse::calls_a_clock(&cfg.text)
+        && reuse::StageKeys::new(cfg, sources, &m.run_id, &as_of)
+            .same_as(Some(m), reuse::RECTIFICATION)
 }
 
 /// A run's sources so far: loaded (reports and rejected rows), or the reports so far and why
@@ -344,21 +336,17 @@ async fn load_check_unify(
         return Ok((reports, rejects));
     }
     manifest.sources = reports.clone();
-    let previous_tables = previous.map(|id| ws.run_dir(&id).join("tables"));
+    let previous_tables = previous.as_ref().map(|id| ws.run_dir(id).join("tables"));
     let started = begin(Stage::Unification);
     let unified = unify_stage(cfg, run_dir, &reports, previous_tables.as_deref(), opts).await;
     manifest.unify = Some(unified.map_err(|e| (reports.clone(), e))?);
     ran(manifest, Stage::Unification, started);
-    match after_unify(
-        cfg,
-        run_dir,
-        &reports,
-        previous_tables.as_deref(),
-        opts,
-        manifest,
-    )
-    .await
-    {
+    manifest
+        .lineage
+        .insert(reuse::SOURCES.to_string(), run_id.to_string());
+    let previous_run = previous.as_ref().and_then(|id| ws.read_manifest(id).ok());
+    let previous = previous_tables.as_deref().zip(previous_run.as_ref());
+    match after_unify(cfg, run_dir, &reports, previous, opts, manifest).await {
         Ok(()) => Ok((reports, rejects)),
         Err(e) => Err((reports, e)),
     }
@@ -529,21 +517,30 @@ async fn after_unify(
     cfg: &ProjectConfig,
     run_dir: &std::path::Path,
     sources: &[SourceReport],
-    previous_tables: Option<&std::path::Path>,
+    previous: Option<(&std::path::Path, &Manifest)>,
     opts: &RunOptions,
     manifest: &mut Manifest,
 ) -> Result<()> {
     // Hidden with `quiet`; every outcome is logged either way.
     let spinner = SpinnerProgress(stage_spinner(opts, "after unification"));
     let run_id = manifest.run_id.clone();
+    let as_of = opts.as_of(cfg);
+    let keys = reuse::StageKeys::new(
+        cfg,
+        manifest.lineage.get(reuse::SOURCES).unwrap_or(&run_id),
+        &run_id,
+        &crate::session::format_as_of(as_of),
+    );
     let result = stages::after_unify(
         &stages::AfterUnify {
             cfg,
             run_dir,
             run_id: &run_id,
             sources,
-            previous_tables,
-            as_of: opts.as_of(cfg),
+            previous_tables: previous.map(|p| p.0),
+            previous_run: previous.map(|p| p.1),
+            keys: &keys,
+            as_of,
             progress: &spinner,
         },
         manifest,
@@ -593,12 +590,17 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
         refreshed_from: Some(current.clone()),
         ..started_manifest(cfg, &run_id, as_of)
     };
+    // Keyed by the run that loaded the sources (an older run kept no key: its own id).
+    let loaded_by = prev.lineage.get(reuse::SOURCES).unwrap_or(&current);
+    manifest
+        .lineage
+        .insert(reuse::SOURCES.to_string(), loaded_by.clone());
     let run_dir = ws.create_run(&manifest)?;
     let result = async {
-        link_tree(&prev_dir.join("sources"), &run_dir.join("sources"))?;
+        crate::workspace::link_tree(&prev_dir.join("sources"), &run_dir.join("sources"))?;
         let rejects = prev_dir.join("rejects.parquet");
         if rejects.exists() {
-            link_file(&rejects, &run_dir.join("rejects.parquet"))?;
+            crate::workspace::link_file(&rejects, &run_dir.join("rejects.parquet"))?;
         }
         // Expectations again (freshness moves with the as-of time); the profile is the
         // previous run's, of the same data.
@@ -630,14 +632,17 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
         for name in parquet_tables(&prev_dir.join("tables"))? {
             if !stages::Stage::made_by_refresh(&name) {
                 let file = format!("{name}.parquet");
-                link_file(&prev_dir.join("tables").join(&file), &tables.join(&file))?;
+                crate::workspace::link_file(
+                    &prev_dir.join("tables").join(&file),
+                    &tables.join(&file),
+                )?;
             }
         }
         after_unify(
             cfg,
             &run_dir,
             &prev.sources,
-            Some(&prev_dir.join("tables")),
+            Some((&prev_dir.join("tables"), &prev)),
             opts,
             &mut manifest,
         )
@@ -656,6 +661,7 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
                 run_dir,
                 pruned,
                 seconds: started.elapsed().as_secs_f64(),
+                unchanged: false,
             })
         }
         Err(e) => {
@@ -665,30 +671,6 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
             Err(e)
         }
     }
-}
-
-/// Hard-link a file (copy where links are not possible): a refresh costs no disk space for
-/// what it reuses.
-fn link_file(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
-    if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to).map_err(|e| Error::io("cannot copy", from, e))?;
-    }
-    Ok(())
-}
-
-fn link_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(|e| Error::io("cannot create", to, e))?;
-    let rd = std::fs::read_dir(from).map_err(|e| Error::io("cannot read", from, e))?;
-    for entry in rd.filter_map(|e| e.ok()) {
-        let path = entry.path();
-        let target = to.join(entry.file_name());
-        if path.is_dir() {
-            link_tree(&path, &target)?;
-        } else {
-            link_file(&path, &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// Load every source of the project into `<run>/sources/` in parallel, with a progress bar

@@ -20,6 +20,8 @@ use crate::table_catalog::names;
 use crate::workspace::reports::{SourceReport, StageOutcome, StageStatus};
 use crate::workspace::Manifest;
 
+use super::reuse;
+
 /// A stage of a run, in the order a run makes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -186,6 +188,10 @@ pub struct AfterUnify<'a> {
     pub sources: &'a [SourceReport],
     /// The previous run's tables (segment history and measure history continue from them).
     pub previous_tables: Option<&'a Path>,
+    /// The previous run's manifest: a step whose key ([`super::reuse`]) is the one that run
+    /// kept links that run's tables instead of making them again.
+    pub previous_run: Option<&'a Manifest>,
+    pub keys: &'a super::reuse::StageKeys,
     pub as_of: chrono::NaiveDateTime,
     pub progress: &'a dyn StageProgress,
 }
@@ -200,6 +206,7 @@ pub async fn after_unify(a: &AfterUnify<'_>, manifest: &mut Manifest) -> Result<
     std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
     let scratch = a.run_dir.join("scratch");
     let mut ctx = Some(tables_context(a, &scratch, &tables).await?);
+    manifest.lineage.extend(a.keys.0.clone());
     for &stage in Stage::AFTER_UNIFY {
         let started = Instant::now();
         if let Some(why) = stage.idle(a.cfg) {
@@ -211,6 +218,18 @@ pub async fn after_unify(a: &AfterUnify<'_>, manifest: &mut Manifest) -> Result<
             // Release the shared context (and its cluster scratch) first.
             drop(ctx.take());
             let _ = std::fs::remove_dir_all(&scratch);
+        }
+        if let Some(from) = reused(a, stage, &tables, ctx.as_ref(), manifest).await? {
+            let detail = format!("inputs as in run {from}: its tables linked");
+            record(
+                manifest,
+                a.progress,
+                stage,
+                StageStatus::Reused,
+                &detail,
+                started,
+            );
+            continue;
         }
         match (stage, ctx.as_ref()) {
             (Stage::Rectification, Some(ctx)) => {
@@ -234,11 +253,24 @@ pub async fn after_unify(a: &AfterUnify<'_>, manifest: &mut Manifest) -> Result<
                 }
             }
             (Stage::Predictions, Some(ctx)) => {
+                let reuse = crate::predictions::Reuse {
+                    recommendations: a
+                        .previous_tables
+                        .filter(|_| a.keys.same_as(a.previous_run, reuse::RECOMMENDATIONS)),
+                };
                 manifest.predictions =
-                    crate::predictions::build(a.cfg, ctx, &tables, a.as_of).await?;
+                    crate::predictions::build(a.cfg, ctx, &tables, a.as_of, &reuse).await?;
             }
             (Stage::Analytics, _) => manifest.analytics = Some(analytics(a, &scratch).await?),
-            (Stage::LookupIndex, _) => crate::lookup_index::build(a.run_dir).await?,
+            (Stage::LookupIndex, _) => {
+                let previous = a.previous_tables.and_then(Path::parent);
+                let reuse = crate::lookup_index::Reuse {
+                    index: previous.map(|p| p.join(crate::lookup_index::DIR)),
+                    identifiers: a.keys.same_as(a.previous_run, reuse::INDEX_IDENTIFIERS),
+                    timeline: a.keys.same_as(a.previous_run, reuse::INDEX_TIMELINE),
+                };
+                crate::lookup_index::build(a.run_dir, &reuse).await?
+            }
             (Stage::Sources | Stage::Quality | Stage::Unification, _) => {
                 unreachable!("a run makes these before unification (Stage::AFTER_UNIFY only)")
             }
@@ -249,6 +281,49 @@ pub async fn after_unify(a: &AfterUnify<'_>, manifest: &mut Manifest) -> Result<
     drop(ctx);
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
+}
+
+/// When the previous run made `stage` from the inputs this run has (its key in
+/// [`AfterUnify::keys`]): its tables linked into `tables` (and registered in `ctx`), its
+/// figures copied into `manifest`, and that run's id returned.
+async fn reused(
+    a: &AfterUnify<'_>,
+    stage: Stage,
+    tables: &Path,
+    ctx: Option<&SessionContext>,
+    manifest: &mut Manifest,
+) -> Result<Option<String>> {
+    let step = match stage {
+        Stage::Activities => reuse::ACTIVITIES,
+        Stage::Attribution => reuse::ATTRIBUTION,
+        Stage::Predictions => reuse::PREDICTIONS,
+        _ => return Ok(None),
+    };
+    let (Some(previous), Some(from)) = (a.previous_run, a.previous_tables) else {
+        return Ok(None);
+    };
+    if !a.keys.same_as(Some(previous), step) {
+        return Ok(None);
+    }
+    for table in reuse::link_tables(from, tables, stage.makes())? {
+        if let Some(ctx) = ctx {
+            crate::table_io::register_written(ctx, tables, &table).await?;
+        }
+    }
+    if stage == Stage::Predictions {
+        manifest.predictions = previous.predictions.clone();
+    }
+    if let (Some(u), Some(p)) = (manifest.unify.as_mut(), previous.unify.as_ref()) {
+        match stage {
+            Stage::Activities => {
+                u.activities = p.activities;
+                u.unresolved_activities = p.unresolved_activities;
+            }
+            Stage::Attribution => u.attributed_conversions = p.attributed_conversions,
+            _ => {}
+        }
+    }
+    Ok(Some(previous.run_id.clone()))
 }
 
 /// What a stage did, since `started`: into the run's manifest and to `progress`.

@@ -82,6 +82,10 @@ pub struct Manifest {
     /// do.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<reports::StageOutcome>,
+    /// What each step after unification was made from, one key per step (`run::reuse`): a
+    /// later run with the same key links that step's tables instead of making them again.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lineage: std::collections::BTreeMap<String, String>,
 }
 
 /// What the data quality step of a run found: one line per failed expectation.
@@ -343,6 +347,39 @@ impl Workspace {
 
 /// Write via a temporary file and rename, so a crash never leaves a half-written file.
 /// Every row of one Parquet file, as written by a run (small tables: models, indexes).
+/// Hard-link a file (copy where links are not possible): a run that reuses another's table
+/// costs no disk space for it.
+pub fn link_file(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).map_err(|e| Error::io("cannot copy", from, e))?;
+    }
+    Ok(())
+}
+
+/// [`link_file`] for every file under `from`, folders kept.
+pub fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io("cannot create", to, e))?;
+    let rd = std::fs::read_dir(from).map_err(|e| Error::io("cannot read", from, e))?;
+    for entry in rd.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if path.is_dir() {
+            link_tree(&path, &target)?;
+        } else {
+            link_file(&path, &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rows of a Parquet file, from its footer.
+pub fn parquet_rows(path: &Path) -> Result<u64> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
+}
+
 pub fn read_parquet_file(path: &Path) -> Result<Vec<arrow::array::RecordBatch>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
     let reader =
@@ -423,6 +460,7 @@ mod tests {
             predictions: None,
             refreshed_from: None,
             inputs: None,
+            lineage: Default::default(),
             writer: None,
             quality: None,
             stages: Vec::new(),

@@ -199,4 +199,6 @@ pub enum StageStatus {
     Ran,
     /// Nothing to do in this project (no such section, no such table).
     Idle,
+    /// Made from the same inputs as in the previous run: that run's tables linked.
+    Reused,
 }
