@@ -1378,8 +1378,12 @@ fn unchanged_sources_reuse_the_current_unification() {
         "{first}"
     );
     let reused = "Reused sources and 6 unified customers of run";
+    // The shop pins its as-of time: a run with nothing changed makes no run.
     let out = ok(&["run", "-p", p(dir)]);
-    assert!(out.contains(reused), "nothing changed: {out}");
+    assert!(out.contains("Nothing changed since run"), "{out}");
+    // Another as-of time reuses the sources and customers and measures again.
+    let out = ok(&["run", "-p", p(dir), "--as-of", "2026-07-02"]);
+    assert!(out.contains(reused), "{out}");
     // A new measure does not need the sources again; it is computed on the reused customers.
     let cfg = dir.join("panorama.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
@@ -1413,7 +1417,7 @@ fn unchanged_sources_reuse_the_current_unification() {
     let out = ok(&["run", "-p", p(dir), "--full"]);
     assert!(out.contains("Unified 8 records"), "{out}");
     let out = ok(&["run", "-p", p(dir)]);
-    assert!(out.contains(reused), "{out}");
+    assert!(out.contains("Nothing changed since run"), "{out}");
 }
 
 #[test]
@@ -2263,7 +2267,8 @@ fn stages_after_unification_say_what_they_did() {
         .collect();
     let expected = [
         ("rectification", "ran"),
-        ("activities", "ran"),
+        // Made from the same sources and config as the run before: linked.
+        ("activities", "reused"),
         ("attribution", "idle"),
         ("predictions", "idle"),
         ("measures and segments", "ran"),
