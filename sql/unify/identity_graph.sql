@@ -1,13 +1,14 @@
 -- The identity graph: one row per anonymous id over every event source that carries it, tied
 -- to the customer whose e-mail, phone or user id its events carry. `ev` is one SELECT per
 -- identity source (anonymous_id, id_type, source, email, phone_digits, user_id, user_source,
--- ts), joined by UNION ALL.
+-- ts), joined by UNION ALL; `sources` lists the sources an id was seen in, in name order (one
+-- `bool_or` per source: `array_agg(DISTINCT source)` took 8.2 of 9.6 s at 3.5 M events).
 WITH ev AS (
 {events}
 ),
 ids AS (
   SELECT anonymous_id, min(id_type) AS id_type,
-         array_to_string(array_sort(array_agg(DISTINCT source)), ', ') AS source,
+         {sources} AS source,
          count(*) AS events, min(ts) AS first_seen, max(ts) AS last_seen
   FROM ev GROUP BY anonymous_id
 ),

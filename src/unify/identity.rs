@@ -47,9 +47,22 @@ pub fn identity_graph_sql(sources: &[(&str, &IdentityMap)]) -> String {
             )
         })
         .collect();
+    let mut names: Vec<&str> = sources.iter().map(|(s, _)| *s).collect();
+    names.sort_unstable();
+    names.dedup();
+    let seen_in: Vec<String> = names
+        .iter()
+        .map(|s| format!("CASE WHEN bool_or(source = {0}) THEN {0} END", literal(s)))
+        .collect();
     crate::sql_text::fill(
         IDENTITY_GRAPH_SQL,
-        &[("events", Param::Sql(&events.join("\n  UNION ALL\n")))],
+        &[
+            ("events", Param::Sql(&events.join("\n  UNION ALL\n"))),
+            (
+                "sources",
+                Param::Sql(&format!("concat_ws(', ', {})", seen_in.join(", "))),
+            ),
+        ],
     )
 }
 
