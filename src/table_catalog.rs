@@ -21,6 +21,7 @@ pub mod names {
     pub const MEASURE_HISTORY: &str = "measure_history";
     pub const UNIFY_RECORDS: &str = "unify_records";
     pub const MATCH_PAIRS: &str = "match_pairs";
+    pub const VETOED_PAIRS: &str = "vetoed_pairs";
     pub const MATCH_WEIGHTS: &str = "match_weights";
     pub const MATCH_SCORE_HISTOGRAM: &str = "match_score_histogram";
     pub const MATCH_TERM_FREQUENCIES: &str = "match_term_frequencies";
@@ -102,6 +103,7 @@ const OUTPUTS: &[(&str, &str, &[&str], &[&str])] = &[
     (names::MEASURE_HISTORY, "Business measures over all runs.", &[], &[]),
     (names::UNIFY_RECORDS, "The staged, normalized records fed to matching: one per source record, uid = source:record_id.", &["uid"], &[]),
     (names::MATCH_PAIRS, "Record pairs judged to be the same person: the rule or probabilistic score that matched them.", &["left_uid", "right_uid"], &[]),
+    (names::VETOED_PAIRS, "Record pairs a veto rules apart that matching had put in one customer of 3 or more records, before the customer was split (an incremental run reuses them for the customers it does not touch).", &["left_uid", "right_uid"], &[]),
     (names::MATCH_WEIGHTS, "The learned match model: m and u probabilities and weights per comparison level, blocking rules with their priors (per key size), and vetoes.", &[], &[]),
     (names::MATCH_SCORE_HISTOGRAM, "How many candidate pairs fell in each match-weight bin, and the threshold.", &["weight_bin"], &[]),
     (names::MATCH_TERM_FREQUENCIES, "How common each value is per field, for term-frequency adjustments.", &["field", "value"], &[]),

@@ -81,6 +81,7 @@ fn increments_equal_a_full_run(rules: bool) {
     }
     ok(&["run", "-p", p(dir), "-q"]);
     assert_eq!(stat(dir, "incremental"), 0, "the first run is full");
+    let full_checked = stat(dir, "veto_checked_customers");
 
     // CRM records of customers with at least three records: made strangers, each leaves
     // its customer (a split), and coming back joins it again (a merge).
@@ -134,6 +135,13 @@ fn increments_equal_a_full_run(rules: bool) {
         // depends on its key's size, so the unchanged records there are compared again, and
         // the result below still equals a full run.
         assert!(stat(dir, "resized_records") > 0, "{out}");
+        // Only the customers holding a record compared again are checked against the
+        // vetoes; the others' vetoed pairs are the previous run's.
+        let checked = stat(dir, "veto_checked_customers");
+        assert!(
+            checked > 0 && checked < full_checked,
+            "{checked} of {full_checked}"
+        );
     } else {
         assert_eq!(stat(dir, "resized_records"), 0, "{out}");
     }

@@ -227,10 +227,12 @@ pub async fn run_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<RunOu
         if m.unify.is_some() && m.inputs.as_deref() == Some(fp.as_str()) {
             if unchanged(cfg, &m, opts) {
                 tracing::info!(run = %current, "nothing changed: the current run stays current");
+                // A writer still settles runs whose process died and prunes old ones.
+                let pruned = ws.prune(*cfg.workspace.keep_runs.get_ref())?;
                 return Ok(RunOutcome {
                     run_dir: ws.run_dir(&current),
                     manifest: m,
-                    pruned: Vec::new(),
+                    pruned,
                     seconds: started.elapsed().as_secs_f64(),
                     unchanged: true,
                 });

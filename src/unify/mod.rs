@@ -45,6 +45,7 @@ pub use evaluation::{register_truth, EVAL_SQL};
 pub const OUTPUT_TABLES: &[&str] = &[
     names::UNIFY_RECORDS,
     names::MATCH_PAIRS,
+    names::VETOED_PAIRS,
     names::MATCH_WEIGHTS,
     names::MATCH_SCORE_HISTOGRAM,
     names::MATCH_TERM_FREQUENCIES,
@@ -649,9 +650,22 @@ async fn resolve(
         edges: &edges.edges,
         weights: &edges.weights,
     };
-    let cluster_of =
-        veto_split::split_vetoed(ctx, unify_cfg, tables_dir, &links, cluster_of, &mut report)
-            .await?;
+    // An increment checks only the customers holding a record it compared again; the
+    // others have the links they had, so their vetoed pairs are the baseline's.
+    let reuse = delta.map(|(changes, baseline)| veto_split::Reuse {
+        touched: &changes.touched,
+        baseline: &baseline.tables,
+    });
+    let cluster_of = veto_split::split_vetoed(
+        ctx,
+        unify_cfg,
+        tables_dir,
+        &links,
+        cluster_of,
+        reuse,
+        &mut report,
+    )
+    .await?;
     edges.edges = Vec::new();
     edges.weights = Vec::new();
     tracing::info!(
@@ -1416,6 +1430,7 @@ fn write_stats(dir: &Path, r: &UnifyReport) -> Result<()> {
         ("incremental".into(), r.incremental as u64),
         ("vetoed_splits".into(), r.vetoed_splits),
         ("vetoed_links".into(), r.vetoed_links),
+        ("veto_checked_customers".into(), r.veto_checked_customers),
         ("touched_records".into(), r.touched_records),
         ("resized_records".into(), r.resized_records),
         ("remerged_customers".into(), r.remerged_customers),

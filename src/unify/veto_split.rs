@@ -41,33 +41,105 @@ pub struct Split {
     pub links_dropped: u64,
 }
 
+/// What an incremental run knows of its baseline's veto check.
+pub struct Reuse<'a> {
+    /// Records compared again (new, changed, deleted, or in a block that changed size).
+    pub touched: &'a HashSet<String>,
+    /// The baseline's tables (its `vetoed_pairs`).
+    pub baseline: &'a std::path::Path,
+}
+
+/// The clusters to check: at least three and at most `max_size` records (larger ones are left
+/// as they are: their pairs grow as the square); with `dirty`, only those it flags.
+fn checked(cluster_of: &[u32], max_size: usize, dirty: Option<&HashSet<u32>>) -> HashSet<u32> {
+    let mut sizes: HashMap<u32, usize> = HashMap::new();
+    for c in cluster_of {
+        *sizes.entry(*c).or_default() += 1;
+    }
+    sizes
+        .into_iter()
+        .filter(|(c, n)| (3..=max_size).contains(n) && dirty.is_none_or(|d| d.contains(c)))
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// The baseline's vetoed pairs (as positions, through `index`) that fall in one cluster of
+/// `clean` (clusters no touched record is in: the same records and links as in the baseline);
+/// `None` when the baseline kept none (an older run).
+fn baseline_pairs(
+    baseline: &std::path::Path,
+    index: &HashMap<&str, u32>,
+    cluster_of: &[u32],
+    clean: &HashSet<u32>,
+) -> Result<Option<Vec<(u32, u32)>>> {
+    let path = baseline.join(format!("{}.parquet", names::VETOED_PAIRS));
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for b in crate::workspace::read_parquet_file(&path)? {
+        let (l, r) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            if let (Some(&x), Some(&y)) = (index.get(l.value(i)), index.get(r.value(i))) {
+                let c = cluster_of[x as usize];
+                if c == cluster_of[y as usize] && clean.contains(&c) {
+                    out.push((x, y));
+                }
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Vetoed record pairs within the clusters of `cluster_of` that hold at least three and at most
-/// `max_size` records (larger ones are left as they are: their pairs grow as the square), as
-/// positions in `uids`.
+/// `max_size` records, as positions in `uids`; with `reuse`, the baseline's for the clusters
+/// holding no touched record.
 async fn vetoed_pairs(
     ctx: &SessionContext,
     section: &ProbabilisticSection,
     uids: &StringArray,
     cluster_of: &[u32],
     max_size: usize,
-) -> Result<Vec<(u32, u32)>> {
+    reuse: Option<Reuse<'_>>,
+) -> Result<(Vec<(u32, u32)>, u64)> {
     let vetoes = section.vetoes();
     if vetoes.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
-    let mut sizes: HashMap<u32, usize> = HashMap::new();
-    for c in cluster_of {
-        *sizes.entry(*c).or_default() += 1;
+    let index: HashMap<&str, u32> = (0..uids.len()).map(|i| (uids.value(i), i as u32)).collect();
+    let mut out = Vec::new();
+    let mut to_check = checked(cluster_of, max_size, None);
+    if let Some(r) = reuse {
+        let dirty: HashSet<u32> = r
+            .touched
+            .iter()
+            .filter_map(|u| index.get(u.as_str()))
+            .map(|&i| cluster_of[i as usize])
+            .collect();
+        let clean: HashSet<u32> = to_check.difference(&dirty).copied().collect();
+        if let Some(kept) = baseline_pairs(r.baseline, &index, cluster_of, &clean)? {
+            tracing::info!(
+                checked = to_check.len() - clean.len(),
+                reused = clean.len(),
+                "veto check: customers with a touched record checked, the others' vetoed pairs reused"
+            );
+            out = kept;
+            to_check = checked(cluster_of, max_size, Some(&dirty));
+        }
     }
     let (mut members, mut clusters) = (Vec::new(), Vec::new());
     for (i, c) in cluster_of.iter().enumerate() {
-        if (3..=max_size).contains(&sizes[c]) {
+        if to_check.contains(c) {
             members.push(uids.value(i));
             clusters.push(*c);
         }
     }
+    let checked_customers = to_check.len() as u64;
     if members.is_empty() {
-        return Ok(Vec::new());
+        return Ok((out, checked_customers));
     }
     let schema = Arc::new(Schema::new(vec![
         Field::new("uid", DataType::Utf8, false),
@@ -103,8 +175,6 @@ async fn vetoed_pairs(
         levels = levels.join(", "),
         veto = probabilistic::Scoring::veto_sql(vetoes),
     );
-    let index: HashMap<&str, u32> = (0..uids.len()).map(|i| (uids.value(i), i as u32)).collect();
-    let mut out = Vec::new();
     for b in collect(ctx, &sql, "vetoed pairs within customers").await? {
         let (a, c) = (
             b.column(0).as_string::<i32>(),
@@ -117,7 +187,7 @@ async fn vetoed_pairs(
         }
     }
     let _ = ctx.deregister_table("unify_cluster_members");
-    Ok(out)
+    Ok((out, checked_customers))
 }
 
 /// Build the clusters holding a vetoed pair again from their links (`edges`, record
@@ -188,6 +258,7 @@ pub async fn split_vetoed(
     tables_dir: &std::path::Path,
     links: &Links<'_>,
     cluster_of: Vec<u32>,
+    reuse: Option<Reuse<'_>>,
     report: &mut UnifyReport,
 ) -> Result<Vec<u32>> {
     if unify_cfg.match_mode() != MatchMode::Probabilistic {
@@ -198,14 +269,17 @@ pub async fn split_vetoed(
         &tables_dir.join(format!("{}.parquet", names::MATCH_WEIGHTS)),
     )?;
     probabilistic::adopt_plan(&mut section, &weights)?;
-    let vetoed = vetoed_pairs(
+    let (vetoed, checked) = vetoed_pairs(
         ctx,
         &section,
         links.uids,
         &cluster_of,
         unify_cfg.max_block_size,
+        reuse,
     )
     .await?;
+    report.veto_checked_customers = checked;
+    write_vetoed(tables_dir, links.uids, &vetoed)?;
     if vetoed.is_empty() {
         return Ok(cluster_of);
     }
@@ -218,6 +292,28 @@ pub async fn split_vetoed(
         "customers split where a veto rules two of their records apart"
     );
     Ok(clusters::components(cluster_of.len(), kept.into_iter()))
+}
+
+/// `vetoed_pairs`: the pairs found (uids), for the next incremental run.
+fn write_vetoed(
+    tables_dir: &std::path::Path,
+    uids: &StringArray,
+    vetoed: &[(u32, u32)],
+) -> Result<()> {
+    let side = |pick: fn(&(u32, u32)) -> u32| {
+        Arc::new(StringArray::from_iter_values(
+            vetoed.iter().map(|p| uids.value(pick(p) as usize)),
+        )) as arrow::array::ArrayRef
+    };
+    let batch = crate::state::batch(vec![
+        ("left_uid", side(|p| p.0)),
+        ("right_uid", side(|p| p.1)),
+    ])?;
+    crate::workspace::write_parquet(
+        &tables_dir.join(format!("{}.parquet", names::VETOED_PAIRS)),
+        batch.schema(),
+        std::slice::from_ref(&batch),
+    )
 }
 
 #[cfg(test)]

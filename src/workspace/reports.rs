@@ -135,6 +135,10 @@ pub struct UnifyReport {
     /// Links dropped doing so (their pairs stay in `match_pairs`).
     #[serde(default)]
     pub vetoed_links: u64,
+    /// Customers whose record pairs were checked against the vetoes in this run (an
+    /// incremental run checks only those holding a record it compared again).
+    #[serde(default)]
+    pub veto_checked_customers: u64,
     /// Records new, changed or deleted since the previous run (incremental runs).
     #[serde(default)]
     pub touched_records: u64,
