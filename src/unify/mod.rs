@@ -649,23 +649,11 @@ async fn resolve(
         uids: &records.uids,
         edges: &edges.edges,
         weights: &edges.weights,
+        reuse: veto_split::Reuse::of(delta),
     };
-    // An increment checks only the customers holding a record it compared again; the
-    // others have the links they had, so their vetoed pairs are the baseline's.
-    let reuse = delta.map(|(changes, baseline)| veto_split::Reuse {
-        touched: &changes.touched,
-        baseline: &baseline.tables,
-    });
-    let cluster_of = veto_split::split_vetoed(
-        ctx,
-        unify_cfg,
-        tables_dir,
-        &links,
-        cluster_of,
-        reuse,
-        &mut report,
-    )
-    .await?;
+    let cluster_of =
+        veto_split::split_vetoed(ctx, unify_cfg, tables_dir, &links, cluster_of, &mut report)
+            .await?;
     edges.edges = Vec::new();
     edges.weights = Vec::new();
     tracing::info!(

@@ -21,6 +21,7 @@ use datafusion::prelude::SessionContext;
 
 use super::clusters::{self, UnionFind};
 use super::config::{MatchMode, UnifySection};
+use super::incremental::{Baseline, Changes};
 use super::probabilistic::{self, ProbabilisticSection};
 use super::{collect, register, UnifyReport};
 use crate::error::Result;
@@ -32,6 +33,8 @@ pub struct Links<'a> {
     pub uids: &'a StringArray,
     pub edges: &'a [(u32, u32)],
     pub weights: &'a [f64],
+    /// In an incremental run, what its baseline's check found.
+    pub reuse: Option<Reuse<'a>>,
 }
 
 /// What splitting did: clusters split and links dropped.
@@ -42,11 +45,23 @@ pub struct Split {
 }
 
 /// What an incremental run knows of its baseline's veto check.
+#[derive(Clone, Copy)]
 pub struct Reuse<'a> {
     /// Records compared again (new, changed, deleted, or in a block that changed size).
     pub touched: &'a HashSet<String>,
     /// The baseline's tables (its `vetoed_pairs`).
     pub baseline: &'a std::path::Path,
+}
+
+impl<'a> Reuse<'a> {
+    /// An increment checks only the customers holding a record it compared again: the
+    /// others have the links and records they had, so their vetoed pairs are the baseline's.
+    pub fn of(delta: Option<&'a (Changes, Baseline)>) -> Option<Reuse<'a>> {
+        delta.map(|(changes, baseline)| Reuse {
+            touched: &changes.touched,
+            baseline: &baseline.tables,
+        })
+    }
 }
 
 /// The clusters to check: at least three and at most `max_size` records (larger ones are left
@@ -258,7 +273,6 @@ pub async fn split_vetoed(
     tables_dir: &std::path::Path,
     links: &Links<'_>,
     cluster_of: Vec<u32>,
-    reuse: Option<Reuse<'_>>,
     report: &mut UnifyReport,
 ) -> Result<Vec<u32>> {
     if unify_cfg.match_mode() != MatchMode::Probabilistic {
@@ -275,7 +289,7 @@ pub async fn split_vetoed(
         links.uids,
         &cluster_of,
         unify_cfg.max_block_size,
-        reuse,
+        links.reuse,
     )
     .await?;
     report.veto_checked_customers = checked;
