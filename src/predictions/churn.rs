@@ -40,6 +40,7 @@ async fn features(
     ctx: &SessionContext,
     purchases: &str,
     cutoff: chrono::NaiveDateTime,
+    fitted: &super::clv::Fitted,
 ) -> Result<(Vec<String>, Vec<[f64; 7]>)> {
     let sql = fill(
         CHURN_FEATURES_SQL,
@@ -79,7 +80,7 @@ async fn features(
     // p_alive from a BG/NBD fit at the same cutoff.
     let summaries = super::clv::summaries(ctx, purchases, cutoff, 7.0).await?;
     if !summaries.is_empty() {
-        let model = super::clv::fit(&summaries)?.bgnbd.params;
+        let model = fitted.params(purchases, cutoff, 7.0, &summaries)?;
         let p: HashMap<&str, f64> = summaries
             .iter()
             .map(|c| (c.id.as_str(), model.p_alive(&c.summary)))
@@ -226,10 +227,11 @@ pub async fn build(
     ctx: &SessionContext,
     cfg: &ChurnConfig,
     as_of: chrono::NaiveDateTime,
+    fitted: &super::clv::Fitted,
 ) -> Result<(RecordBatch, Vec<Grade>)> {
     let window = chrono::Duration::days(cfg.inactive_days as i64);
     let cutoff = as_of - window;
-    let (ids, raw) = features(ctx, &cfg.purchases, cutoff).await?;
+    let (ids, raw) = features(ctx, &cfg.purchases, cutoff, fitted).await?;
     if ids.len() < 20 {
         return Err(Error::Model {
             model: "predictions.churn".into(),
@@ -297,7 +299,7 @@ pub async fn build(
     }
     // Learn from everyone, then score every buyer as of today.
     let model = Model::fit(&rows, &churned)?;
-    let (now_ids, now_raw) = features(ctx, &cfg.purchases, as_of).await?;
+    let (now_ids, now_raw) = features(ctx, &cfg.purchases, as_of, fitted).await?;
     let mut prob = Vec::with_capacity(now_ids.len());
     let mut band = Vec::with_capacity(now_ids.len());
     let mut top = Vec::with_capacity(now_ids.len());

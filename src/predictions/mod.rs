@@ -104,14 +104,15 @@ pub async fn build(
     }
     let mut report = PredictionsReport::default();
     let mut grades = Vec::new();
+    let fitted = clv::Fitted::default();
     if let Some(c) = &p.clv {
-        let (batch, g) = clv::build(ctx, c.get_ref(), as_of).await?;
+        let (batch, g) = clv::build(ctx, c.get_ref(), as_of, &fitted).await?;
         report.clv_customers = batch.num_rows() as u64;
         write(ctx, tables_dir, names::PREDICTIONS_CLV, batch).await?;
         grades.extend(g);
     }
     if let Some(c) = &p.churn {
-        let (batch, g) = churn::build(ctx, c.get_ref(), as_of).await?;
+        let (batch, g) = churn::build(ctx, c.get_ref(), as_of, &fitted).await?;
         report.churn_customers = batch.num_rows() as u64;
         write(ctx, tables_dir, names::PREDICTIONS_CHURN, batch).await?;
         grades.extend(g);
