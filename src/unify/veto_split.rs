@@ -15,8 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt32Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use datafusion::prelude::SessionContext;
 
 use super::clusters::{self, UnionFind};
@@ -65,17 +64,30 @@ impl<'a> Reuse<'a> {
 }
 
 /// The clusters to check: at least three and at most `max_size` records (larger ones are left
-/// as they are: their pairs grow as the square); with `dirty`, only those it flags.
-fn checked(cluster_of: &[u32], max_size: usize, dirty: Option<&HashSet<u32>>) -> HashSet<u32> {
+/// as they are: their pairs grow as the square).
+fn checked(cluster_of: &[u32], max_size: usize) -> HashSet<u32> {
     let mut sizes: HashMap<u32, usize> = HashMap::new();
     for c in cluster_of {
         *sizes.entry(*c).or_default() += 1;
     }
     sizes
         .into_iter()
-        .filter(|(c, n)| (3..=max_size).contains(n) && dirty.is_none_or(|d| d.contains(c)))
+        .filter(|(_, n)| (3..=max_size).contains(n))
         .map(|(c, _)| c)
         .collect()
+}
+
+/// The `(left uid, right uid)` rows of `b` (its first two columns) as record positions through
+/// `index`; uids it does not know are left out.
+fn positions<'a>(
+    b: &'a RecordBatch,
+    index: &'a HashMap<&str, u32>,
+) -> impl Iterator<Item = (u32, u32)> + 'a {
+    let (l, r) = (
+        b.column(0).as_string::<i32>(),
+        b.column(1).as_string::<i32>(),
+    );
+    (0..b.num_rows()).filter_map(move |i| Some((*index.get(l.value(i))?, *index.get(r.value(i))?)))
 }
 
 /// The baseline's vetoed pairs (as positions, through `index`) that fall in one cluster of
@@ -93,18 +105,10 @@ fn baseline_pairs(
     }
     let mut out = Vec::new();
     for b in crate::workspace::read_parquet_file(&path)? {
-        let (l, r) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_string::<i32>(),
-        );
-        for i in 0..b.num_rows() {
-            if let (Some(&x), Some(&y)) = (index.get(l.value(i)), index.get(r.value(i))) {
-                let c = cluster_of[x as usize];
-                if c == cluster_of[y as usize] && clean.contains(&c) {
-                    out.push((x, y));
-                }
-            }
-        }
+        out.extend(positions(&b, index).filter(|&(x, y)| {
+            let c = cluster_of[x as usize];
+            c == cluster_of[y as usize] && clean.contains(&c)
+        }));
     }
     Ok(Some(out))
 }
@@ -126,7 +130,7 @@ async fn vetoed_pairs(
     }
     let index: HashMap<&str, u32> = (0..uids.len()).map(|i| (uids.value(i), i as u32)).collect();
     let mut out = Vec::new();
-    let mut to_check = checked(cluster_of, max_size, None);
+    let mut to_check = checked(cluster_of, max_size);
     if let Some(r) = reuse {
         let dirty: HashSet<u32> = r
             .touched
@@ -142,7 +146,7 @@ async fn vetoed_pairs(
                 "veto check: customers with a touched record checked, the others' vetoed pairs reused"
             );
             out = kept;
-            to_check = checked(cluster_of, max_size, Some(&dirty));
+            to_check.retain(|c| dirty.contains(c));
         }
     }
     let (mut members, mut clusters) = (Vec::new(), Vec::new());
@@ -156,18 +160,16 @@ async fn vetoed_pairs(
     if members.is_empty() {
         return Ok((out, checked_customers));
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("uid", DataType::Utf8, false),
-        Field::new("cluster", DataType::UInt32, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from(members)),
-            Arc::new(UInt32Array::from(clusters)),
-        ],
+    let batch = crate::state::batch(vec![
+        ("uid", Arc::new(StringArray::from(members)) as ArrayRef),
+        ("cluster", Arc::new(UInt32Array::from(clusters))),
+    ])?;
+    register(
+        ctx,
+        "unify_cluster_members",
+        vec![batch.clone()],
+        batch.schema(),
     )?;
-    register(ctx, "unify_cluster_members", vec![batch], schema)?;
     let veto_fields: HashSet<&str> = vetoes
         .iter()
         .flat_map(|v| v.fields())
@@ -191,15 +193,7 @@ async fn vetoed_pairs(
         veto = probabilistic::Scoring::veto_sql(vetoes),
     );
     for b in collect(ctx, &sql, "vetoed pairs within customers").await? {
-        let (a, c) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_string::<i32>(),
-        );
-        for i in 0..b.num_rows() {
-            if let (Some(&x), Some(&y)) = (index.get(a.value(i)), index.get(c.value(i))) {
-                out.push((x, y));
-            }
-        }
+        out.extend(positions(&b, &index));
     }
     let _ = ctx.deregister_table("unify_cluster_members");
     Ok((out, checked_customers))
@@ -317,7 +311,7 @@ fn write_vetoed(
     let side = |pick: fn(&(u32, u32)) -> u32| {
         Arc::new(StringArray::from_iter_values(
             vetoed.iter().map(|p| uids.value(pick(p) as usize)),
-        )) as arrow::array::ArrayRef
+        )) as ArrayRef
     };
     let batch = crate::state::batch(vec![
         ("left_uid", side(|p| p.0)),
