@@ -7,6 +7,7 @@ use panorama::error::Result;
 use super::flags::*;
 use super::Globals;
 use panorama::config::ProjectConfig;
+use panorama::run::stages::Stage;
 use panorama::run::{run_project, RunOptions, RunOutcome};
 use panorama::workspace::reports::StageStatus;
 
@@ -253,7 +254,7 @@ fn stages_summary(s: &mut String, m: &panorama::workspace::Manifest) {
     if let Some(p) = m
         .predictions
         .as_ref()
-        .filter(|_| !reused.iter().any(|o| o.stage == "predictions"))
+        .filter(|_| !reused.iter().any(|o| o.stage == Stage::Predictions.name()))
     {
         let _ = writeln!(
             s,

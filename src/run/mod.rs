@@ -289,7 +289,7 @@ fn unchanged(cfg: &ProjectConfig, m: &Manifest, opts: &RunOptions) -> bool {
         && m.as_of.as_deref() == Some(as_of.as_str())
         && m.panorama_version == env!("CARGO_PKG_VERSION")
         && !reuse::calls_a_clock(&cfg.text)
-        && reuse::StageKeys::new(cfg, sources, &m.run_id, &as_of)
+        && reuse::StageKeys::new(cfg, sources, &Workspace::new_run_id(), &as_of)
             .same_as(Some(m), reuse::RECTIFICATION)
 }
 
@@ -631,15 +631,11 @@ pub async fn refresh_project(cfg: &ProjectConfig, opts: &RunOptions) -> Result<R
         // theirs again.
         let tables = run_dir.join("tables");
         std::fs::create_dir_all(&tables).map_err(|e| Error::io("cannot create", &tables, e))?;
-        for name in parquet_tables(&prev_dir.join("tables"))? {
-            if !stages::Stage::made_by_refresh(&name) {
-                let file = format!("{name}.parquet");
-                crate::workspace::link_file(
-                    &prev_dir.join("tables").join(&file),
-                    &tables.join(&file),
-                )?;
-            }
-        }
+        let unified: Vec<String> = parquet_tables(&prev_dir.join("tables"))?
+            .into_iter()
+            .filter(|name| !stages::Stage::made_by_refresh(name))
+            .collect();
+        reuse::link_tables(&prev_dir.join("tables"), &tables, &unified)?;
         after_unify(
             cfg,
             &run_dir,

@@ -110,10 +110,9 @@ pub fn config_without(cfg: &ProjectConfig, sections: &[&str]) -> Option<String> 
 }
 
 /// One config section as TOML text (empty when absent).
-fn section(cfg: &ProjectConfig, name: &str) -> String {
-    toml::from_str::<toml::Table>(&cfg.text)
-        .ok()
-        .and_then(|t| t.get(name).cloned())
+fn section_of(config: Option<&toml::Table>, name: &str) -> String {
+    config
+        .and_then(|t| t.get(name))
         .map(|v| v.to_string())
         .unwrap_or_default()
 }
@@ -160,19 +159,21 @@ impl StageKeys {
             None => key(&[sources, run_id]),
         };
         let read_by = config_without(cfg, LATER_SECTIONS).unwrap_or_else(|| run_id.to_string());
+        let config: Option<toml::Table> = toml::from_str(&cfg.text).ok();
+        let section = |name| section_of(config.as_ref(), name);
         let activities = key(&[
             sources,
             &read_by,
-            &clock_part(&section(cfg, "activities"), as_of, run_id),
+            &clock_part(&section("activities"), as_of, run_id),
         ]);
-        let attribution_cfg = section(cfg, "attribution");
+        let attribution_cfg = section("attribution");
         let attribution = key(&[
             &activities,
             &attribution_cfg,
             as_of,
             &clock_part(&attribution_cfg, as_of, run_id),
         ]);
-        let predictions_cfg = section(cfg, "predictions");
+        let predictions_cfg = section("predictions");
         let clock = clock_part(&predictions_cfg, as_of, run_id);
         let predictions = key(&[&activities, &rectification, &predictions_cfg, as_of, &clock]);
         let recommendations = key(&[&activities, &rectification, &predictions_cfg, &clock]);
@@ -203,13 +204,13 @@ impl StageKeys {
 
 /// Link the tables `names` of the previous run's `from` (its `tables/`) into `to`; the
 /// names linked (a table the previous run did not make is skipped).
-pub fn link_tables(from: &Path, to: &Path, names: &[&str]) -> Result<Vec<String>> {
+pub fn link_tables<S: AsRef<str>>(from: &Path, to: &Path, names: &[S]) -> Result<Vec<String>> {
     let mut linked = Vec::new();
     for name in names {
-        let file = format!("{name}.parquet");
+        let file = format!("{}.parquet", name.as_ref());
         if from.join(&file).exists() {
             crate::workspace::link_file(&from.join(&file), &to.join(&file))?;
-            linked.push(name.to_string());
+            linked.push(name.as_ref().to_string());
         }
     }
     Ok(linked)
