@@ -2241,16 +2241,8 @@ fn stages_after_unification_say_what_they_did() {
     assert!(summary.contains(idle), "{summary}");
     let refreshed = ok(&["refresh", "-p", p(dir)]);
     assert!(refreshed.contains(idle), "{refreshed}");
-    let current: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap())
-            .unwrap();
     let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            dir.join(".panorama/runs")
-                .join(current["run_id"].as_str().unwrap())
-                .join("manifest.json"),
-        )
-        .unwrap(),
+        &std::fs::read_to_string(current_run(dir).join("manifest.json")).unwrap(),
     )
     .unwrap();
     assert!(manifest["refreshed_from"].is_string(), "{manifest}");
@@ -2291,12 +2283,7 @@ fn a_run_lists_all_its_stages_and_every_table_has_a_maker() {
     let tmp = shop_project();
     let dir = tmp.path();
     ok(&["run", "-p", p(dir), "-q"]);
-    let current: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap())
-            .unwrap();
-    let run = dir
-        .join(".panorama/runs")
-        .join(current["run_id"].as_str().unwrap());
+    let run = current_run(dir);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
     let names: Vec<&str> = manifest["stages"]

@@ -304,15 +304,6 @@ fn the_demo_predicts_value_churn_and_recommendations_and_grades_them() {
     assert_eq!(seg, "ok\ntrue\n");
 }
 
-/// The run directory `current.json` points to.
-fn current_run(dir: &Path) -> std::path::PathBuf {
-    let current: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(".panorama/current.json")).unwrap())
-            .unwrap();
-    dir.join(".panorama/runs")
-        .join(current["run_id"].as_str().unwrap())
-}
-
 /// What a run's predictions and activities say, to compare a refresh with a full run.
 fn predicted(dir: &Path) -> Vec<String> {
     [

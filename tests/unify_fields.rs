@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{edit, fails, ok, p, query, write};
+use common::{append, edit, fails, ok, p, query, write};
 
 /// Two sources of four people: a registry with split columns and a text birth date (one
 /// impossible), a CRM with one-string addresses and national ids written with separators and
@@ -489,13 +489,10 @@ fn independent_generator_unifies_with_defaults() {
         .iter()
         .any(|r| r["field"] == "national_id" && r["links_compared"].as_i64().unwrap() > 0));
     // Without vetoes nothing splits them: the report finds the over-merged customers.
-    let cfg = dir.join("panorama.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        format!("{text}\n[unify.probabilistic]\ncontradictions = []\n"),
-    )
-    .unwrap();
+    append(
+        &dir.join("panorama.toml"),
+        "\n[unify.probabilistic]\ncontradictions = []\n",
+    );
     ok(&["run", "-q", "-p", p(dir)]);
     let report = common::unify_report(dir, 250_000, 1000);
     assert!(check_flagged(&report) > 0);

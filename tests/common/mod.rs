@@ -97,6 +97,17 @@ pub fn unify_report(project: &Path, sample_pairs: usize, examples: usize) -> ser
     .unwrap()
 }
 
+/// The directory of the run `current.json` points to.
+pub fn current_run(project: &Path) -> std::path::PathBuf {
+    let current: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join(".panorama/current.json")).unwrap(),
+    )
+    .unwrap();
+    project
+        .join(".panorama/runs")
+        .join(current["run_id"].as_str().unwrap())
+}
+
 pub fn query(project: &Path, sql: &str) -> String {
     ok(&["query", "-p", p(project), "--format", "csv", sql])
 }
