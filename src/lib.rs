@@ -9,6 +9,7 @@
 
 pub mod activities;
 pub mod analytics;
+pub mod background_priority;
 pub mod charts;
 pub mod config;
 pub mod demo;

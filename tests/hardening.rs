@@ -356,6 +356,25 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
     let mut server = served(dir, "\n[serve]\nmax_concurrent_queries = 1\nquery_queue_timeout = \"1s\"\nquery_timeout = \"6s\"\n");
     let base = format!("http://{}", server.http);
     let pid = server.child.id();
+    // Every query, light ones too, and every PostgreSQL connection run on the query threads
+    // at nice 10, made on first use.
+    let query_threads = |pid| {
+        thread_cpu(pid)
+            .values()
+            .filter(|(name, nice, _)| name == "panorama-query" && *nice == 10)
+            .count()
+    };
+    assert_eq!(query_threads(pid), 0, "query threads before any query");
+    let (status, light) = post_sql(&base, "SELECT count(*) AS n FROM people").await;
+    assert_eq!(
+        (status, &light["rows"][0]["n"]),
+        (200, &Value::from(2)),
+        "{light}"
+    );
+    assert!(
+        query_threads(pid) > 0,
+        "a light query made no query threads"
+    );
     let pg = pg_client(&server).await;
     let heavy = "SELECT count(*) FROM generate_series(1, 100000000000) AS t(v) WHERE v % 7 = 3";
     let first = tokio::spawn({
@@ -391,7 +410,7 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
         busy_cpu > 0.5,
         "the heavy query used only {busy_cpu} s of CPU in a second"
     );
-    // It runs on the heavy-query threads, at a lower priority than the threads that answer
+    // It runs on the query threads, at a lower priority than the threads that answer
     // lookups: nearly all of the server's CPU in the next half second is theirs (how much
     // they get depends on what else runs at their priority: ~0.9 s on an idle machine, 0.2 s
     // beside a nice'd cargo build).
@@ -400,8 +419,8 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
     let (mut heavy_cpu, mut other_cpu) = (0.0, 0.0);
     for (tid, (name, nice, cpu)) in thread_cpu(pid) {
         let used = cpu - threads.get(&tid).map_or(0.0, |t| t.2);
-        if name == "panorama-heavy" {
-            assert_eq!(nice, 10, "heavy-query thread {tid} runs at nice {nice}");
+        if name == "panorama-query" {
+            assert_eq!(nice, 10, "query thread {tid} runs at nice {nice}");
             heavy_cpu += used;
         } else {
             other_cpu += used;
@@ -409,7 +428,7 @@ async fn heavy_queries_take_turns_and_a_cancelled_query_stops_working() {
     }
     assert!(
         heavy_cpu > 0.1 && other_cpu < heavy_cpu / 2.0,
-        "heavy-query threads used {heavy_cpu} s, the others {other_cpu} s in half a second"
+        "query threads used {heavy_cpu} s, the others {other_cpu} s in half a second"
     );
     // The first ends at its deadline; its work stops with it.
     let (status, body) = first.await.unwrap();

@@ -12,6 +12,7 @@ use std::path::Path;
 /// Each top-level module of the library and its layer; later layers may use earlier ones.
 const LAYERS: &[(&str, u32)] = &[
     // Foundation: errors, SQL text, table names, table output, the workspace on disk.
+    ("background_priority", 0),
     ("engine", 0),
     ("error", 0),
     ("event_log", 0),

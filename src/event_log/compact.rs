@@ -288,11 +288,7 @@ pub fn spawn(log: Arc<super::log::EventLog>, every: std::time::Duration) {
     let started = std::thread::Builder::new()
         .name("event-compaction".into())
         .spawn(move || {
-            // On Linux the nice value is per thread (`who` 0: the calling thread); if a
-            // sandbox forbids it, compaction runs at normal priority.
-            // SAFETY: setpriority reads no memory of ours.
-            #[cfg(unix)]
-            let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, COMPACTION_NICE) };
+            crate::background_priority::lower_this_thread(COMPACTION_NICE);
             loop {
                 std::thread::sleep(every);
                 match compact(&log.dir, log.active_segment()) {

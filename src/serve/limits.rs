@@ -337,39 +337,39 @@ impl ExecutionPlan for DeadlineExec {
         let started = *self.started.get_or_init(Instant::now);
         let deadline = tokio::time::Instant::from_std(started + self.timeout);
         let (input, admission) = (self.input.clone(), self.admission.clone());
-        // A light query runs where it is polled. A heavy one runs on the heavy-query runtime
-        // (its own threads, at a lower priority), once it has its turn — some operators begin
-        // work when executed — and sends its batches back: lookups keep their CPU while it
-        // runs (lookup p99 63 ms beside heavy queries on the same threads; see
-        // benches/README.md), and a heavy query still uses every idle core.
-        let state = match admission {
-            None => Run::Starting(Box::pin(async move { input.execute(partition, context) })),
-            Some(a) => {
-                let (tx, rx) = tokio::sync::mpsc::channel(2);
-                let task = heavy_runtime().spawn(async move {
-                    let started = match a.enter().await {
-                        Ok(()) => input.execute(partition, context),
-                        Err(e) => Err(e),
-                    };
-                    let mut stream = match started {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    };
-                    while let Some(batch) = stream.next().await {
-                        // The reader is gone (cancelled, timed out, client left): stop.
-                        if tx.send(batch).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-                Run::Forwarded {
-                    batches: rx,
-                    _task: AbortOnDrop(task),
+        // Every query runs on the query runtime (its own threads, at a lower priority) and
+        // sends its batches back; a heavy one first waits for its turn — some operators begin
+        // work when executed. Lookups, health and logins keep their CPU: in the serving soak
+        // (100k demo, benches/README.md) the lookup p99 was 63 ms with queries on the same
+        // threads, 10.7–12.6 ms with only heavy queries moved (a 92k-row group-by counted as
+        // light and ran beside the lookups) and 5.1–5.5 ms with every query moved; a query
+        // on an idle server still uses every core.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let task = query_runtime().spawn(async move {
+            let started = match admission {
+                Some(a) => match a.enter().await {
+                    Ok(()) => input.execute(partition, context),
+                    Err(e) => Err(e),
+                },
+                None => input.execute(partition, context),
+            };
+            let mut stream = match started {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(batch) = stream.next().await {
+                // The reader is gone (cancelled, timed out, client left): stop.
+                if tx.send(batch).await.is_err() {
+                    return;
                 }
             }
+        });
+        let state = Run::Forwarded {
+            batches: rx,
+            _task: AbortOnDrop(task),
         };
         Ok(Box::pin(DeadlineStream {
             schema: self.input.schema(),
@@ -381,12 +381,8 @@ impl ExecutionPlan for DeadlineExec {
     }
 }
 
-type Start = Pin<Box<dyn std::future::Future<Output = DfResult<SendableRecordBatchStream>> + Send>>;
-
+/// A query's batches, computed on the query threads.
 enum Run {
-    Starting(Start),
-    Running(SendableRecordBatchStream),
-    /// A heavy query's batches, computed on the heavy-query runtime.
     Forwarded {
         batches: tokio::sync::mpsc::Receiver<DfResult<RecordBatch>>,
         _task: AbortOnDrop,
@@ -394,7 +390,7 @@ enum Run {
     Done,
 }
 
-/// Stops a heavy query's task when its stream is dropped, at once rather than at its next
+/// Stops a query's task when its stream is dropped, at once rather than at its next
 /// batch.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -404,34 +400,28 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Nice value of the heavy-query threads: the kernel then gives a busy thread at nice 0
-/// (lookups, logins, the HTTP and PostgreSQL handlers) about nine times the CPU of one at 10
-/// (scheduler weights 1024 and 110), while an idle machine still runs heavy queries at full
-/// speed.
-pub const HEAVY_QUERY_NICE: i32 = 10;
+/// Nice value of the query threads ([`crate::background_priority`]).
+pub const QUERY_NICE: i32 = 10;
 
-/// Name of the heavy-query runtime's threads (seen in `top -H`, `/proc/PID/task/*/comm`).
-pub const HEAVY_QUERY_THREAD: &str = "panorama-heavy";
+/// Name of the query runtime's threads (seen in `top -H`, `/proc/PID/task/*/comm`).
+pub const QUERY_THREAD: &str = "panorama-query";
 
-/// The runtime heavy queries run on: one thread per core at [`HEAVY_QUERY_NICE`]. Made on
-/// first use and kept for the life of the process (a runtime cannot be dropped from inside
-/// another).
-fn heavy_runtime() -> &'static tokio::runtime::Runtime {
-    static HEAVY: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    HEAVY.get_or_init(|| {
+/// The runtime SQL queries, and PostgreSQL connections, run on: one thread per core at
+/// [`QUERY_NICE`]. Made on first use and kept for the life of the process (a runtime cannot
+/// be dropped from inside another).
+pub fn query_runtime() -> &'static tokio::runtime::Runtime {
+    static QUERIES: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    QUERIES.get_or_init(|| {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
-            .thread_name(HEAVY_QUERY_THREAD)
+            .thread_name(QUERY_THREAD)
             .on_thread_start(|| {
-                // On Linux the nice value is per thread: `who` 0 is the calling thread. If it
-                // fails (a sandbox forbids it) the query still runs, at normal priority.
-                // SAFETY: setpriority reads no memory of ours.
-                let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HEAVY_QUERY_NICE) };
+                crate::background_priority::lower_this_thread(QUERY_NICE);
             })
             .enable_all()
             .build()
-            .expect("cannot start the heavy-query threads")
+            .expect("cannot start the query threads")
     })
 }
 
@@ -459,20 +449,9 @@ impl Stream for DeadlineStream {
                 self.timeout
             )))));
         }
-        loop {
-            match &mut self.state {
-                Run::Starting(start) => match start.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(stream)) => self.state = Run::Running(stream),
-                    Poll::Ready(Err(e)) => {
-                        self.state = Run::Done;
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                },
-                Run::Running(inner) => return inner.poll_next_unpin(cx),
-                Run::Forwarded { batches, .. } => return batches.poll_recv(cx),
-                Run::Done => return Poll::Ready(None),
-            }
+        match &mut self.state {
+            Run::Forwarded { batches, .. } => batches.poll_recv(cx),
+            Run::Done => Poll::Ready(None),
         }
     }
 }

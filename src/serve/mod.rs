@@ -250,7 +250,10 @@ async fn serve_pg(
         let tls = tls.clone();
         let logins = serving.logins.clone();
         let login_timeout = serving.settings.login_timeout;
-        tokio::spawn(async move {
+        // The connection (login, parsing, planning: 2.7 ms of CPU for a `psql -c 'SELECT 1'`)
+        // runs on the query threads, so logins and floods of connections take CPU from the
+        // queries, not from the lookups. Its socket moves to that runtime in `watch_handle`.
+        limits::query_runtime().spawn(async move {
             let _permit = permit;
             let (tx, mut logged_in) = tokio::sync::oneshot::channel();
             logins.expect(peer, tx);
@@ -299,7 +302,8 @@ async fn serve_pg(
     }
 }
 
-/// The socket and a second handle on it (a duplicated descriptor) for [`client_gone`].
+/// The socket and a second handle on it (a duplicated descriptor) for [`client_gone`], both
+/// registered with the runtime this is called on.
 fn watch_handle(
     socket: tokio::net::TcpStream,
 ) -> std::io::Result<(tokio::net::TcpStream, tokio::net::TcpStream)> {
