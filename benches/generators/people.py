@@ -1634,7 +1634,7 @@ kind = "identifier"
 description = "BSN-like national id: 9 digits, written with or without separators"
 
 [unify.sources.registry]
-first_name = { sql = "split_part(trim(voornaam), ' ', 1)" }
+first_name = "voornaam"
 last_name = { sql = "nullif(concat_ws(' ', tussenvoegsel, achternaam), '')" }
 gender = { sql = "CASE upper(trim(geslacht)) WHEN 'M' THEN 'M' WHEN 'V' THEN 'F' END" }
 birth_date = "geboortedatum"

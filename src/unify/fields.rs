@@ -111,6 +111,13 @@ pub fn comparison(field: &str, custom: &CustomFields) -> Option<Comparison> {
                 "swapped with the surname",
                 "(jaro_winkler({l}, {R}.last_name) >= 0.92 AND jaro_winkler({L}.last_name, {r}) >= 0.92)",
             ));
+            // One's first name is another of the other's given names: a registry keeps
+            // "Anna Maria", the shop the call name "Maria", and only the first given name is
+            // staged. Last, so every closer level wins; EM learns how much it says.
+            v.push(level(
+                "another of the given names",
+                "(is_given_name_of({l}, {R}.raw_first_name) OR is_given_name_of({r}, {L}.raw_first_name))",
+            ));
             v
         }
         // Cities are compared as written: a fuzzy city says little once postcodes are compared.
@@ -196,8 +203,9 @@ mod tests {
         let d = comparison("birth_date", &custom).unwrap();
         assert_eq!(d.label(2), "day and month swapped");
         let first = comparison("first_name", &custom).unwrap();
-        assert_eq!(first.label(2), "initial");
-        assert_eq!(first.label(1), "swapped with the surname");
+        assert_eq!(first.label(3), "initial");
+        assert_eq!(first.label(2), "swapped with the surname");
+        assert_eq!(first.label(1), "another of the given names");
         assert!(comparison("first_initial", &custom).is_none());
         assert!(comparison("nope", &custom).is_none());
     }

@@ -41,6 +41,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(normalize::NormalizeIdentifier::new()),
         ScalarUDF::from(dates::ParseDate::new()),
         ScalarUDF::from(normalize::CanonicalFirstName::new()),
+        ScalarUDF::from(normalize::IsGivenNameOf::new()),
         ScalarUDF::from(normalize::SplitFullName::new()),
         ScalarUDF::from(normalize::NormalizeAddress::new()),
         ScalarUDF::from(normalize::NormalizeCompany::new()),

@@ -411,8 +411,9 @@ async fn sample_new_pairs(
     };
     // Only the columns the levels and keys read (a window over whole records, twice, took
     // 0.4 s a check at 100k; blocks over the cap are found by a grouping instead).
-    let mut cols: Vec<&str> = vec!["uid", "last_name"];
-    cols.extend(comps.iter().map(|c| c.field.as_str()));
+    let read: Vec<String> = comps.iter().flat_map(|c| c.columns()).collect();
+    let mut cols: Vec<&str> = vec!["uid"];
+    cols.extend(read.iter().map(String::as_str));
     cols.extend(key.iter().map(String::as_str));
     cols.extend(chosen.iter().flat_map(|c| c.iter().map(String::as_str)));
     cols.sort_unstable();

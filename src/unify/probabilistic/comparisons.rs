@@ -36,6 +36,26 @@ impl Comparison {
         }
     }
 
+    /// The columns of `unify_records` its levels read: its field, and what a level reads of
+    /// the whole records (`{L}.last_name`, `{R}.raw_first_name`).
+    pub fn columns(&self) -> Vec<String> {
+        let mut cols = vec![self.field.clone()];
+        for level in &self.levels {
+            for side in ["{L}.", "{R}."] {
+                for (at, _) in level.condition.match_indices(side) {
+                    let rest = &level.condition[at + side.len()..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    cols.push(rest[..end].to_string());
+                }
+            }
+        }
+        cols.sort_unstable();
+        cols.dedup();
+        cols
+    }
+
     /// The column holding this comparison's level.
     pub fn column(&self) -> String {
         format!("g_{}", self.field)
@@ -79,13 +99,18 @@ mod tests {
     fn levels_count_down_to_disagreement() {
         let none = CustomFields::new();
         let c = comparison("first_name", &none).unwrap();
-        assert_eq!(c.level_count(), 6);
-        assert_eq!(c.label(5), "exact");
-        assert_eq!(c.label(2), "initial");
+        assert_eq!(c.level_count(), 7);
+        assert_eq!(c.label(6), "exact");
+        assert_eq!(c.label(3), "initial");
         assert_eq!(c.label(0), "different");
         let sql = c.level_sql("l", "r");
         assert!(sql.starts_with("CASE WHEN l.first_name IS NULL OR r.first_name IS NULL"));
-        assert!(sql.contains("WHEN l.first_name = r.first_name THEN CAST(5 AS TINYINT)"));
+        assert!(sql.contains("WHEN l.first_name = r.first_name THEN CAST(6 AS TINYINT)"));
+        assert_eq!(c.columns(), ["first_name", "last_name", "raw_first_name"]);
+        assert_eq!(
+            comparison("email", &none).unwrap().columns(),
+            ["email"]
+        );
         assert!(comparison("first_initial", &none).is_none());
         assert!(comparable_fields(&none).contains(&"company".to_string()));
     }
