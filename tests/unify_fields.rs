@@ -541,6 +541,33 @@ fn given_name_variants_are_learned_from_persons_not_twins() {
         "SELECT level FROM match_weights WHERE comparison = 'first_name' AND label = 'learned variant'",
     );
     assert_eq!(level, "level\n1\n");
+    // A call name that is a later given name of the registry's ("Petronella" for "Cornelia
+    // Petronella", the registry's `voornaam` mapped whole) is a level of its own, learned
+    // as evidence for a match, and joins records of one person.
+    let given = query(
+        dir,
+        "SELECT weight > 0 AS evidence FROM match_weights WHERE comparison = 'first_name' AND label = 'another of the given names'",
+    );
+    assert_eq!(given, "evidence\ntrue\n");
+    let joined = query(
+        dir,
+        "SELECT l.uid AS l, r.uid AS r FROM unify_records l JOIN unify_records r \
+           ON l.last_name = r.last_name AND l.uid < r.uid \
+         JOIN customer_links cl ON cl.uid = l.uid JOIN customer_links cr ON cr.uid = r.uid \
+         WHERE cl.customer_id = cr.customer_id AND l.first_name <> r.first_name \
+           AND (is_given_name_of(l.first_name, r.raw_first_name) OR is_given_name_of(r.first_name, l.raw_first_name))",
+    );
+    let pairs: Vec<(&str, &str)> = joined
+        .lines()
+        .skip(1)
+        .map(|l| l.split_once(',').unwrap())
+        .collect();
+    let one_person = pairs.iter().filter(|(l, r)| truth[*l] == truth[*r]).count();
+    assert!(
+        pairs.len() > 10 && one_person * 100 >= pairs.len() * 95,
+        "{one_person} of {} pairs joined by another given name are one person",
+        pairs.len()
+    );
     // `panorama unify plan` lists them with their counts.
     let plan = ok(&["unify", "-p", p(dir), "plan"]);
     assert!(

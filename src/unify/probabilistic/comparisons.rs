@@ -107,10 +107,7 @@ mod tests {
         assert!(sql.starts_with("CASE WHEN l.first_name IS NULL OR r.first_name IS NULL"));
         assert!(sql.contains("WHEN l.first_name = r.first_name THEN CAST(6 AS TINYINT)"));
         assert_eq!(c.columns(), ["first_name", "last_name", "raw_first_name"]);
-        assert_eq!(
-            comparison("email", &none).unwrap().columns(),
-            ["email"]
-        );
+        assert_eq!(comparison("email", &none).unwrap().columns(), ["email"]);
         assert!(comparison("first_initial", &none).is_none());
         assert!(comparable_fields(&none).contains(&"company".to_string()));
     }
