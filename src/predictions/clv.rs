@@ -285,7 +285,6 @@ pub async fn build(
         models.bgnbd.params,
     );
     let grades = grade(ctx, cfg, as_of, &models).await?;
-    let m = models.bgnbd.params;
     let started = std::time::Instant::now();
     let rows = score(&customers, &models, cfg);
     tracing::info!(
@@ -306,7 +305,6 @@ pub async fn build(
     for (rank, &i) in order.iter().enumerate() {
         decile[i] = (rank * 10 / n) as u32 + 1;
     }
-    let _ = m;
     let batch = crate::state::batch(vec![
         (
             "customer_id",

@@ -396,13 +396,10 @@ pub async fn stage(
     super::register_written(ctx, tables_dir, names::UNIFY_RECORDS).await?;
     // Each blocking rule compares the delta with every record, twice: read the matching
     // fields once into memory.
-    let mut cols = vec!["uid".to_string()];
-    cols.extend(super::fields::staged_fields(
-        &cfg.unify
-            .as_ref()
-            .map(|u| u.custom_fields())
-            .unwrap_or_default(),
-    ));
+    let cols = cfg
+        .unify
+        .as_ref()
+        .map_or_else(|| vec!["uid".to_string()], super::fields::matching_columns);
     let compare = ctx
         .sql(&format!("SELECT {} FROM unify_records", cols.join(", ")))
         .await?;

@@ -866,8 +866,9 @@ async fn load_records(
 ) -> Result<(RecordBatch, Vec<String>)> {
     let mut cols: Vec<String> = KEEP.iter().map(|c| format!("r.{c}")).collect();
     cols.extend(
-        super::fields::staged_fields(&unify.custom_fields())
+        super::fields::matching_columns(unify)
             .iter()
+            .filter(|c| !KEEP.contains(&c.as_str()))
             .map(|f| format!("r.{f}")),
     );
     let batches = ctx

@@ -266,15 +266,8 @@ impl Default for IsGivenNameOf {
 
 impl IsGivenNameOf {
     pub fn new() -> Self {
-        let strings = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View];
-        let mut sigs = Vec::new();
-        for a in &strings {
-            for b in &strings {
-                sigs.push(TypeSignature::Exact(vec![a.clone(), b.clone()]));
-            }
-        }
         Self {
-            signature: Signature::one_of(sigs, Volatility::Immutable),
+            signature: Signature::one_of(crate::strings::string_pairs(&[]), Volatility::Immutable),
         }
     }
 }
@@ -300,10 +293,7 @@ impl ScalarUDFImpl for IsGivenNameOf {
         let out: datafusion::arrow::array::BooleanArray = (0..arrays[0].len())
             .map(|i| Some(is_given_name_of(names.get(i)?, given.get(i)?)))
             .collect();
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(std::sync::Arc::new(out)))
+        crate::strings::columnar(std::sync::Arc::new(out), scalar)
     }
 }
 
@@ -656,14 +646,10 @@ impl Default for NormalizePhone {
 
 impl NormalizePhone {
     pub fn new() -> Self {
-        let strings = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View];
-        let mut sigs = Vec::new();
-        for a in &strings {
-            sigs.push(TypeSignature::Exact(vec![a.clone()]));
-            for b in &strings {
-                sigs.push(TypeSignature::Exact(vec![a.clone(), b.clone()]));
-            }
-        }
+        let one = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View]
+            .map(|a| TypeSignature::Exact(vec![a]));
+        let mut sigs = one.to_vec();
+        sigs.extend(crate::strings::string_pairs(&[]));
         Self {
             signature: Signature::one_of(sigs, Volatility::Immutable),
         }
@@ -707,10 +693,7 @@ impl ScalarUDFImpl for NormalizePhone {
             }
         }
         let out: datafusion::arrow::array::ArrayRef = std::sync::Arc::new(b.finish());
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        crate::strings::columnar(out, scalar)
     }
 }
 
@@ -798,10 +781,7 @@ impl ScalarUDFImpl for SplitFullName {
             cols,
             Some(NullBuffer::from(valid)),
         )?);
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        crate::strings::columnar(out, scalar)
     }
 }
 

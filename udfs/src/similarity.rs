@@ -11,10 +11,10 @@ use datafusion::arrow::array::{ArrayRef, Float64Builder, Int64Builder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::strings::{all_scalars, arg_arrays, Strs};
+use crate::strings::{all_scalars, arg_arrays, columnar, string_pairs, Strs};
 
 /// `(max_len - distance) / max_len`, in characters; two empty strings are identical.
 pub fn normalized(distance: usize, a: &str, b: &str) -> f64 {
@@ -121,19 +121,9 @@ pub struct Similarity {
 
 impl Similarity {
     pub fn new(measure: Measure) -> Self {
-        let strings = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View];
-        let mut sigs = Vec::new();
-        for a in &strings {
-            for b in &strings {
-                sigs.push(TypeSignature::Exact(vec![a.clone(), b.clone()]));
-                if measure == Measure::QgramSim {
-                    sigs.push(TypeSignature::Exact(vec![
-                        a.clone(),
-                        b.clone(),
-                        DataType::Int64,
-                    ]));
-                }
-            }
+        let mut sigs = string_pairs(&[]);
+        if measure == Measure::QgramSim {
+            sigs.extend(string_pairs(&[DataType::Int64]));
         }
         Similarity {
             measure,
@@ -190,10 +180,7 @@ impl ScalarUDFImpl for Similarity {
             }
             Arc::new(bld.finish())
         };
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        columnar(out, scalar)
     }
 }
 

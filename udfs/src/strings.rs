@@ -3,8 +3,8 @@
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::ColumnarValue;
+use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, TypeSignature};
 
 /// A borrowed string column of any of Arrow's three string types.
 pub enum Strs<'a> {
@@ -45,4 +45,28 @@ pub fn arg_arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<ArrayRef>> 
 /// True when every argument is a scalar: the result should be a scalar too.
 pub fn all_scalars(args: &[ColumnarValue]) -> bool {
     args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)))
+}
+
+/// The result column as the function returns it: a scalar when every argument was one.
+pub fn columnar(out: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    Ok(if scalar {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+    } else {
+        ColumnarValue::Array(out)
+    })
+}
+
+/// Every pair of Arrow's three string types, `more` appended to each: the signatures of a
+/// function of two strings (and of constant arguments after them).
+pub fn string_pairs(more: &[DataType]) -> Vec<TypeSignature> {
+    let strings = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View];
+    let mut sigs = Vec::new();
+    for a in &strings {
+        for b in &strings {
+            let mut types = vec![a.clone(), b.clone()];
+            types.extend_from_slice(more);
+            sigs.push(TypeSignature::Exact(types));
+        }
+    }
+    sigs
 }
