@@ -606,13 +606,9 @@ fn strong_fields(section: &probabilistic::ProbabilisticSection) -> Vec<Compariso
     names
         .iter()
         .filter_map(|f| probabilistic::comparisons::comparison(f, &section.custom))
-        // A level that looks at other fields (a name swapped with the surname) cannot be
+        // A level that looks at other columns (a name swapped with the surname) cannot be
         // evaluated on one field's values.
-        .filter(|c| {
-            c.levels
-                .iter()
-                .all(|l| !l.condition.contains("{L}") && !l.condition.contains("{R}"))
-        })
+        .filter(|c| c.columns() == [c.field.as_str()])
         .collect()
 }
 
