@@ -17,6 +17,7 @@ pub mod bgnbd;
 mod churn;
 mod clv;
 pub use crate::config::predictions as config;
+mod item_to_item;
 mod recommendations;
 pub mod table_functions;
 

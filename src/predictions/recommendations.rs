@@ -1,106 +1,43 @@
-//! Product recommendations: item-to-item collaborative filtering from co-purchases, in SQL.
+//! Product recommendations: item-to-item collaborative filtering from co-purchases.
 //!
 //! Two items are similar when the same customers bought both (cosine of their buyer sets:
 //! co-buyers / sqrt(buyers of one × buyers of the other), the 2k nearest (at least 10) kept per
-//! item). A
-//! customer's candidates are the neighbours of what they bought, scored by summed similarity;
-//! customers with fewer than `k` candidates, and those who never bought, are filled up with the
-//! most popular items. Evaluated by holding out each customer's last purchase: hit rate and
+//! item, in SQL). A customer's candidates are the neighbours of what they bought, scored by
+//! summed similarity; customers with fewer than `k` candidates, and those who never bought, are
+//! filled up with the most popular items — one pass over the purchases sorted by customer
+//! ([`item_to_item`]). Evaluated by holding out each customer's last purchase: hit rate and
 //! precision@k against recommending the most popular items.
 
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayBuilder, AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 
 use super::config::RecommendationsConfig;
+use super::item_to_item::{Catalogue, Pick, Recommender};
 use super::Grade;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::sql_text::{fill, ident, Param};
 use crate::table_catalog::names;
 
-/// The similar-item candidates (`customer_id, item, score, reason, r`, top `k` per customer)
-/// from the purchases in `purchases` (`customer_id, item`), as SQL. Scores are sums of
-/// floats whose last bits depend on the order they are added in (partitions, a cluster):
-/// ranked to 9 decimals, equal scores are ordered by item wherever the query runs.
-fn similar_sql(purchases: &str, k: u32, exclude_bought: bool) -> String {
-    fill(
-        SIMILAR_ITEMS_SQL,
-        &[
-            ("purchases", Param::Sql(purchases)),
-            ("neighbours", Param::Sql(&neighbours(k).to_string())),
-            (
-                "not_bought",
-                Param::Sql(&not_bought(purchases, "s", exclude_bought)),
-            ),
-            ("k", Param::Sql(&k.to_string())),
-        ],
-    )
-}
+const ITEM_NEIGHBOURS_SQL: &str = include_str!("../../sql/predictions/item_neighbours.sql");
 
-const SIMILAR_ITEMS_SQL: &str = include_str!("../../sql/predictions/similar_items.sql");
-const RECOMMEND_SQL: &str = include_str!("../../sql/predictions/recommend.sql");
-
-/// Condition on the rows of `alias`: the customer did not buy the item (an anti-join), when
-/// asked to; TRUE otherwise.
-fn not_bought(purchases: &str, alias: &str, exclude_bought: bool) -> String {
-    if exclude_bought {
-        format!(
-            "NOT EXISTS (SELECT 1 FROM {purchases} bought \
-             WHERE bought.customer_id = {alias}.customer_id AND bought.item = {alias}.item)"
-        )
-    } else {
-        "TRUE".to_string()
-    }
-}
-
-/// Recommendations for the customers of `customers` (a table with `customer_id`): the
-/// similar items of `similar` (a table of [`similar_sql`]'s rows), filled up with popular
-/// items, as SQL.
-fn recommend_sql(
-    purchases: &str,
-    similar: &str,
-    customers: &str,
-    k: u32,
-    exclude_bought: bool,
-) -> String {
-    // Popular items a customer may have to skip: those they bought (bounded by a join on how
-    // many they bought) and those already recommended as similar.
-    let bought_slack = if exclude_bought {
-        "coalesce(b.n, 0)"
-    } else {
-        "0"
-    };
-    fill(
-        RECOMMEND_SQL,
-        &[
-            ("purchases", Param::Sql(purchases)),
-            ("similar", Param::Sql(similar)),
-            ("customers", Param::Sql(customers)),
-            ("k", Param::Sql(&k.to_string())),
-            ("bought_slack", Param::Sql(bought_slack)),
-            (
-                "not_bought_f",
-                Param::Sql(&not_bought(purchases, "f", exclude_bought)),
-            ),
-        ],
-    )
-}
-
-/// Neighbours kept per item: every purchase of a customer joins this many candidates, so it
-/// bounds the biggest intermediate result (50 made 110 million rows at 1M demo people).
+/// Neighbours kept per item: every purchase of a customer adds this many candidates (50 made
+/// 110 million candidate rows at 1M demo people when the sums were SQL).
 fn neighbours(k: u32) -> u32 {
     (2 * k).max(10)
 }
 
 /// The scratch tables `build` makes, dropped when it is done.
-const SCRATCH_TABLES: [&str; 8] = [
+const SCRATCH_TABLES: [&str; 5] = [
     "reco_rows",
     "reco_purchases",
     "reco_heldout",
     "reco_train",
     "reco_eval_customers",
-    "reco_customers",
-    "reco_similar",
-    "reco_train_similar",
 ];
 
 /// Build `recommendations` and grade them; `ctx` has the run's sources, links and activities.
@@ -112,9 +49,9 @@ pub async fn build(
 ) -> Result<(u64, Vec<Grade>)> {
     let rows = purchase_rows_sql(cfg, rc)?;
     let scratch = tables_dir.join("recommendations-scratch");
-    materialize_holdout(ctx, &scratch, rc, &rows).await?;
+    materialize_holdout(ctx, &scratch, &rows).await?;
     let grades = evaluate(ctx, rc).await?;
-    let n = write_recommendations(ctx, &scratch, rc, tables_dir).await?;
+    let n = write_recommendations(ctx, rc, tables_dir).await?;
     for t in SCRATCH_TABLES {
         let _ = ctx.deregister_table(t);
     }
@@ -142,11 +79,10 @@ fn purchase_rows_sql(cfg: &ProjectConfig, rc: &RecommendationsConfig) -> Result<
 }
 
 /// The purchases (`reco_rows`, `reco_purchases`), split into each customer's held-out last
-/// purchase and the rest to train on, with the similar items of the training purchases.
+/// purchase and the rest to train on.
 async fn materialize_holdout(
     ctx: &SessionContext,
     scratch: &std::path::Path,
-    rc: &RecommendationsConfig,
     rows: &str,
 ) -> Result<()> {
     // Each of these is read several times by the statements below: computed once and kept
@@ -185,56 +121,47 @@ async fn materialize_holdout(
         "reco_eval_customers",
         "SELECT DISTINCT customer_id FROM reco_heldout",
     )
-    .await?;
-    // The similar items are read three times by what follows: computed once.
-    materialize(
-        ctx,
-        scratch,
-        "reco_train_similar",
-        &similar_sql("reco_train", rc.k, rc.exclude_bought),
-    )
     .await
 }
 
-/// Hit rate and precision@k on the held-out purchases, against the popularity baseline.
+/// Hit rate and precision@k on the held-out purchases, against the popularity baseline: the
+/// model trained on `reco_train`, each held-out customer's recommendations checked for their
+/// held-out item.
 async fn evaluate(ctx: &SessionContext, rc: &RecommendationsConfig) -> Result<Vec<Grade>> {
-    let eval = format!(
-        "WITH recs AS ({}) SELECT CAST(count(*) AS DOUBLE) AS customers, CAST(count(r.item) AS DOUBLE) AS hits \
-         FROM reco_heldout h LEFT JOIN recs r ON r.customer_id = h.customer_id AND r.item = h.item",
-        recommend_sql("reco_train", "reco_train_similar", "reco_eval_customers", rc.k, rc.exclude_bought)
-    );
     let started = std::time::Instant::now();
-    let model = hit_counts(ctx, &eval).await.map_err(|e| Error::Model {
+    let err = |what: &str, e: Error| Error::Model {
         model: "predictions.recommendations".into(),
-        message: format!("evaluating: {e}"),
-    })?;
+        message: format!("{what}: {e}"),
+    };
+    let catalogue = catalogue(ctx, "reco_train", rc.k)
+        .await
+        .map_err(|e| err("evaluating", e))?;
+    let mut recommender = Recommender::new(&catalogue, rc.k, rc.exclude_bought);
+    let (mut customers, mut hits, mut base_hits) = (0.0, 0.0, 0.0);
+    let mut picks = Vec::new();
+    let hit =
+        |picks: &[Pick], held: Option<u32>| held.is_some_and(|h| picks.iter().any(|p| p.item == h));
+    let purchases = "SELECT t.customer_id, t.item, FALSE AS held FROM reco_train t \
+         JOIN reco_eval_customers e ON e.customer_id = t.customer_id \
+         UNION ALL SELECT customer_id, item, TRUE AS held FROM reco_heldout";
+    each_customer(ctx, purchases, &catalogue, |c| {
+        recommender.recommend(&c.bought, &mut picks);
+        let model: usize = c.held.iter().filter(|&&h| hit(&picks, h)).count();
+        recommender.popular_only(&c.bought, &mut picks);
+        let base: usize = c.held.iter().filter(|&&h| hit(&picks, h)).count();
+        customers += c.held.len() as f64;
+        hits += model as f64;
+        base_hits += base as f64;
+        Ok(())
+    })
+    .await
+    .map_err(|e| err("evaluating", e))?;
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
+        customers,
         "recommendations evaluated"
     );
-    let base = hit_counts(ctx, &baseline_sql(rc))
-        .await
-        .map_err(|e| Error::Model {
-            model: "predictions.recommendations".into(),
-            message: format!("popularity baseline: {e}"),
-        })?;
-    Ok(grades(rc, model, base))
-}
-
-/// Baseline: only the popular items (no similar ones), same exclusions; its hit counts, as
-/// SQL.
-fn baseline_sql(rc: &RecommendationsConfig) -> String {
-    fill(
-        include_str!("../../sql/predictions/popularity_baseline.sql"),
-        &[
-            ("pop", Param::Sql(&(rc.k + 20).to_string())),
-            ("k", Param::Sql(&rc.k.to_string())),
-            (
-                "not_bought",
-                Param::Sql(&not_bought("reco_train", "c", rc.exclude_bought)),
-            ),
-        ],
-    )
+    Ok(grades(rc, (customers, hits), (customers, base_hits)))
 }
 
 /// The grades of the model's `(customers, hits)` against the baseline's: none without
@@ -280,35 +207,221 @@ fn grades(rc: &RecommendationsConfig, model: (f64, f64), base: (f64, f64)) -> Ve
 /// returns its rows.
 async fn write_recommendations(
     ctx: &SessionContext,
-    scratch: &std::path::Path,
     rc: &RecommendationsConfig,
     tables_dir: &std::path::Path,
 ) -> Result<u64> {
-    ctx.sql("CREATE OR REPLACE VIEW reco_customers AS SELECT customer_id FROM unified_customers")
-        .await?
-        .collect()
-        .await?;
-    materialize(
+    let started = std::time::Instant::now();
+    let catalogue = catalogue(ctx, "reco_purchases", rc.k).await?;
+    let mut recommender = Recommender::new(&catalogue, rc.k, rc.exclude_bought);
+    let path = tables_dir.join(format!("{}.parquet", names::RECOMMENDATIONS));
+    let mut out = RecommendationsFile::create(&path, &rc.item)?;
+    let mut picks = Vec::new();
+    // Every unified customer, with what they bought (none: one row without an item).
+    let purchases = "SELECT c.customer_id, p.item, FALSE AS held FROM unified_customers c \
+         LEFT JOIN reco_purchases p ON p.customer_id = c.customer_id";
+    each_customer(ctx, purchases, &catalogue, |c| {
+        recommender.recommend(&c.bought, &mut picks);
+        out.push(&c.customer_id, &picks, &catalogue)
+    })
+    .await?;
+    let rows = out.close()?;
+    tracing::info!(
+        what = names::RECOMMENDATIONS,
+        rows,
+        seconds = started.elapsed().as_secs_f64(),
+        "query step done"
+    );
+    Ok(rows)
+}
+
+/// The items of `purchases` (a table of `customer_id, item`): their buyers and nearest
+/// neighbours.
+async fn catalogue(ctx: &SessionContext, purchases: &str, k: u32) -> Result<Catalogue> {
+    let what = "predictions.recommendations";
+    let buyers = crate::table_io::collect(
         ctx,
-        scratch,
-        "reco_similar",
-        &similar_sql("reco_purchases", rc.k, rc.exclude_bought),
+        &format!("SELECT CAST(item AS VARCHAR), count(*) FROM {purchases} GROUP BY item"),
+        what,
     )
     .await?;
-    let sql = format!(
-        "SELECT customer_id, rank, item AS {item}, score, reason FROM ({})",
-        recommend_sql(
-            "reco_purchases",
-            "reco_similar",
-            "reco_customers",
-            rc.k,
-            rc.exclude_bought
-        ),
-        item = ident(&rc.item),
+    let sql = fill(
+        ITEM_NEIGHBOURS_SQL,
+        &[
+            ("purchases", Param::Sql(purchases)),
+            ("neighbours", Param::Sql(&neighbours(k).to_string())),
+        ],
     );
-    crate::table_io::write_query(ctx, &sql, tables_dir, names::RECOMMENDATIONS)
+    let pairs = crate::table_io::collect(ctx, &sql, what).await?;
+    let mut items = Vec::new();
+    for b in &buyers {
+        let (item, n) = (
+            strings(b.column(0))?,
+            b.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
+        );
+        items.extend(
+            (0..b.num_rows())
+                .filter(|&i| item.is_valid(i))
+                .map(|i| (item.value(i).to_string(), n.value(i))),
+        );
+    }
+    let mut near = Vec::new();
+    for b in &pairs {
+        let (i, j) = (strings(b.column(0))?, strings(b.column(1))?);
+        let s = b.column(2).as_primitive::<arrow::datatypes::Float64Type>();
+        near.extend(
+            (0..b.num_rows()).map(|r| (i.value(r).to_string(), j.value(r).to_string(), s.value(r))),
+        );
+    }
+    Ok(Catalogue::new(items, near))
+}
+
+/// One customer's rows of a purchases stream: the catalogue ids of what they bought (in item
+/// order) and of their held-out items (`None`: an item the catalogue does not have).
+struct CustomerPurchases {
+    customer_id: String,
+    bought: Vec<u32>,
+    held: Vec<Option<u32>>,
+}
+
+/// Call `each` for every customer of `purchases` (`customer_id, item, held`; a NULL item adds
+/// nothing), sorted by customer and item so that a customer's rows come together and their
+/// sums are added in the same order every run. The sort spills; nothing else grows with the
+/// data.
+async fn each_customer(
+    ctx: &SessionContext,
+    purchases: &str,
+    catalogue: &Catalogue,
+    mut each: impl FnMut(&CustomerPurchases) -> Result<()>,
+) -> Result<()> {
+    let sql =
+        format!("SELECT customer_id, item, held FROM ({purchases}) ORDER BY customer_id, item");
+    let err = |e| Error::query(names::RECOMMENDATIONS, e);
+    let mut stream = ctx
+        .sql(&sql)
         .await
-        .map_err(|e| Error::invalid("predictions.recommendations", e))
+        .map_err(err)?
+        .execute_stream()
+        .await
+        .map_err(err)?;
+    let mut current: Option<CustomerPurchases> = None;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(err)?;
+        let (customer, item) = (strings(batch.column(0))?, strings(batch.column(1))?);
+        let held: &BooleanArray = batch.column(2).as_boolean();
+        for r in 0..batch.num_rows() {
+            let id = customer.value(r);
+            if current.as_ref().is_none_or(|c| c.customer_id != id) {
+                if let Some(done) = current.take() {
+                    each(&done)?;
+                }
+                current = Some(CustomerPurchases {
+                    customer_id: id.to_string(),
+                    bought: Vec::new(),
+                    held: Vec::new(),
+                });
+            }
+            let c = current.as_mut().expect("set above");
+            if item.is_null(r) {
+                continue;
+            }
+            let found = catalogue.id(item.value(r));
+            if held.value(r) {
+                c.held.push(found);
+            } else if let Some(i) = found {
+                c.bought.push(i);
+            }
+        }
+    }
+    if let Some(done) = current {
+        each(&done)?;
+    }
+    Ok(())
+}
+
+/// A string column of a query result, whichever string type the engine chose.
+fn strings(column: &arrow::array::ArrayRef) -> Result<arrow::array::StringArray> {
+    let utf8 = arrow::compute::cast(column, &DataType::Utf8)?;
+    Ok(utf8.as_string::<i32>().clone())
+}
+
+/// The `recommendations` table being written: `customer_id, rank, <item>, score, reason`.
+struct RecommendationsFile {
+    writer: datafusion::parquet::arrow::ArrowWriter<std::fs::File>,
+    schema: Arc<Schema>,
+    customer: arrow::array::StringBuilder,
+    rank: arrow::array::Int32Builder,
+    item: arrow::array::StringBuilder,
+    score: arrow::array::Float64Builder,
+    reason: arrow::array::StringBuilder,
+    rows: u64,
+}
+
+impl RecommendationsFile {
+    /// Rows per written batch.
+    const BATCH: usize = 8192;
+
+    fn create(path: &std::path::Path, item: &str) -> Result<Self> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, false),
+            Field::new("rank", DataType::Int32, false),
+            Field::new(item, DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+            Field::new("reason", DataType::Utf8, false),
+        ]));
+        let file = std::fs::File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
+        let writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+            file,
+            schema.clone(),
+            Some(crate::workspace::writer_properties()),
+        )?;
+        Ok(RecommendationsFile {
+            writer,
+            schema,
+            customer: Default::default(),
+            rank: Default::default(),
+            item: Default::default(),
+            score: Default::default(),
+            reason: Default::default(),
+            rows: 0,
+        })
+    }
+
+    fn push(&mut self, customer_id: &str, picks: &[Pick], catalogue: &Catalogue) -> Result<()> {
+        for (rank, p) in picks.iter().enumerate() {
+            self.customer.append_value(customer_id);
+            self.rank.append_value(rank as i32 + 1);
+            self.item.append_value(catalogue.name(p.item));
+            self.score.append_value(p.score);
+            self.reason.append_value(p.reason.as_str());
+        }
+        if self.customer.len() >= Self::BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let batch = RecordBatch::try_new(
+            self.schema.clone(),
+            vec![
+                Arc::new(self.customer.finish()),
+                Arc::new(self.rank.finish()),
+                Arc::new(self.item.finish()),
+                Arc::new(self.score.finish()),
+                Arc::new(self.reason.finish()),
+            ],
+        )?;
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(&batch)?;
+        Ok(())
+    }
+
+    /// Write what is left and close the file; returns the rows written.
+    fn close(mut self) -> Result<u64> {
+        self.flush()?;
+        self.writer.close()?;
+        Ok(self.rows)
+    }
 }
 
 /// Run `sql`, write its result to a scratch Parquet file and register that as `name` (read
@@ -325,21 +438,4 @@ async fn materialize(
         .await
         .map_err(|e| Error::invalid("predictions.recommendations", e))?;
     crate::table_io::register_written(ctx, dir, name).await
-}
-
-async fn hit_counts(ctx: &SessionContext, sql: &str) -> Result<(f64, f64)> {
-    let b = ctx.sql(sql).await?.collect().await?;
-    let get = |i: usize| {
-        b.first()
-            .and_then(|b| {
-                arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Float64).ok()
-            })
-            .and_then(|c| {
-                c.as_any()
-                    .downcast_ref::<arrow::array::Float64Array>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0.0)
-    };
-    Ok((get(0), get(1)))
 }
