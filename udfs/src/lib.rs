@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod block_key;
 pub mod dates;
 pub mod details;
 pub mod merge;
@@ -54,6 +55,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(Similarity::new(Measure::QgramSim)),
         ScalarUDF::from(similarity::DoubleMetaphone::new()),
         ScalarUDF::from(details::Detail::new()),
+        ScalarUDF::from(block_key::BlockKeyHash::new()),
     ]
 }
 

@@ -244,6 +244,9 @@ pub async fn estimate(
 /// far above it. At 200,000 the 23 checks of the 100k demo took 9.8 s of its 18 s unify.
 pub const SAMPLE_PAIRS: f64 = 50_000.0;
 
+/// The records of the key's sampled blocks while one key is checked (a scratch table).
+const KEY_CHECK: &str = "unify_key_check";
+
 /// What a key's new pairs (those no chosen key finds) showed on a sample of its blocks,
 /// scaled to all of them.
 #[derive(Debug, Clone, Copy)]
@@ -361,19 +364,15 @@ async fn sample_new_pairs(
     term_frequency: &[String],
     model: &Model,
     prior: f64,
+    scratch: &std::path::Path,
 ) -> Result<Sampled> {
     let share = (SAMPLE_PAIRS / estimated_pairs.max(1.0)).min(1.0);
     let k = key.join(", ");
     let mut filters: Vec<String> = key.iter().map(|f| format!("{f} IS NOT NULL")).collect();
     if share < 1.0 {
-        // Whole blocks: the first 8 hex digits of the key's md5 below share × 2^32.
-        let text: Vec<String> = key
-            .iter()
-            .map(|f| format!("CAST({f} AS VARCHAR)"))
-            .collect();
+        // Whole blocks: the key's stable hash below share × 2^32.
         filters.push(format!(
-            "substr(md5(concat_ws('|', {})), 1, 8) < '{:08x}'",
-            text.join(", "),
+            "block_key_hash({k}) < {}",
             (share * 4_294_967_296.0) as u64
         ));
     }
@@ -418,15 +417,29 @@ async fn sample_new_pairs(
     cols.extend(chosen.iter().flat_map(|c| c.iter().map(String::as_str)));
     cols.sort_unstable();
     cols.dedup();
+    // The sampled records are read three times below (blocks over the cap, and both sides of
+    // the join): written once, so the key is hashed once per record (as a CTE every reference
+    // scanned and hashed all records again: 9 s a check at 10M demo people).
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| crate::error::Error::io("cannot create", scratch, e))?;
+    crate::table_io::write_query(
+        ctx,
+        &format!(
+            "SELECT {cols} FROM unify_records WHERE {filters}",
+            cols = cols.join(", "),
+            filters = filters.join(" AND "),
+        ),
+        scratch,
+        KEY_CHECK,
+    )
+    .await?;
+    crate::table_io::register_written(ctx, scratch, KEY_CHECK).await?;
     let big_on: Vec<String> = key.iter().map(|f| format!("s.{f} = b.{f}")).collect();
     let sql = format!(
-        "WITH s AS (SELECT {cols} FROM unify_records WHERE {filters}), \
-         b AS (SELECT {k} FROM s GROUP BY {k} HAVING count(*) > {max_block_size}), \
-         kept AS (SELECT s.* FROM s LEFT JOIN b ON {big_on} WHERE b.{first} IS NULL) \
+        "WITH b AS (SELECT {k} FROM {KEY_CHECK} GROUP BY {k} HAVING count(*) > {max_block_size}), \
+         kept AS (SELECT s.* FROM {KEY_CHECK} s LEFT JOIN b ON {big_on} WHERE b.{first} IS NULL) \
          SELECT count(*) AS n, CAST(coalesce(sum(1.0 / (1.0 + power(2.0, -({w})))), 0.0) AS DOUBLE) AS matches \
          FROM (SELECT {sel} FROM kept l JOIN kept r ON {on}{tf_joins} WHERE {wher})",
-        cols = cols.join(", "),
-        filters = filters.join(" AND "),
         big_on = big_on.join(" AND "),
         first = key[0],
         w = scoring.weight_sql(),
@@ -434,7 +447,10 @@ async fn sample_new_pairs(
         on = super::agree_sql(key),
         wher = wher.join(" AND "),
     );
-    let batches = collect(ctx, &sql, "blocking key check").await?;
+    let batches = collect(ctx, &sql, "blocking key check").await;
+    let _ = ctx.deregister_table(KEY_CHECK);
+    let _ = std::fs::remove_file(scratch.join(format!("{KEY_CHECK}.parquet")));
+    let batches = batches?;
     let (mut pairs, mut matches) = (0.0, 0.0);
     for b in batches.iter().filter(|b| b.num_rows() > 0) {
         pairs += b.column(0).as_primitive::<Int64Type>().value(0) as f64;
@@ -580,6 +596,7 @@ impl Plan {
         model: &Model,
         max_block_size: usize,
         found: f64,
+        scratch: &std::path::Path,
     ) -> Result<Vec<Vec<String>>> {
         let (target, term_frequency) = (section.blocking_recall, &section.term_frequency);
         let recall_of = RecallModel::new(self, comps, model);
@@ -618,6 +635,7 @@ impl Plan {
                 term_frequency,
                 model,
                 prior,
+                scratch,
             )
             .await?;
             let c = &mut self.candidates[i];

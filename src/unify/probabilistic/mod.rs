@@ -975,7 +975,15 @@ pub async fn plan(
             .map(|p| p.count as f64 * probability(model.match_weight(p, &skip)))
             .sum();
         section.blocking = p
-            .choose(ctx, &section, &comps, &model, max_block_size, found)
+            .choose(
+                ctx,
+                &section,
+                &comps,
+                &model,
+                max_block_size,
+                found,
+                work_dir,
+            )
             .await?;
         if section.blocking.len() > seeded {
             write_candidates(

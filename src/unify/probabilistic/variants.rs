@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::prelude::SessionContext;
 
@@ -221,6 +221,9 @@ pub async fn learn(
         .collect())
 }
 
+/// The candidate name pairs `same_surname_rates` counts, as a table while it runs.
+const CANDIDATES: &str = "unify_variant_candidates";
+
 /// How often given names meet under one surname as different records (see the module's
 /// documentation): `pairs` for the candidate name pairs, `total` over all pairs of different
 /// given names.
@@ -263,38 +266,41 @@ async fn same_surname_rates(
         .map(|b| b.column(0).as_primitive::<Float64Type>())
         .filter(|t| t.is_valid(0))
         .map_or(0.0, |t| t.value(0));
-    let mut names: Vec<&String> = candidates.iter().flat_map(|(a, b, _)| [a, b]).collect();
-    names.sort();
-    names.dedup();
-    let list: Vec<String> = names.iter().map(|n| literal(n)).collect();
-    let names = names_of(&format!("AND {FIELD} IN ({})", list.join(", ")));
+    // The candidate pairs as a table, joined first: every pair of names under a surname was
+    // 25 M groups at 10M demo people (37 s) for 288 k candidates.
+    let (a, b): (Vec<&str>, Vec<&str>) = candidates
+        .iter()
+        .map(|(a, b, _)| (a.as_str(), b.as_str()))
+        .unzip();
+    let wanted = arrow::array::RecordBatch::try_from_iter([
+        ("a", std::sync::Arc::new(StringArray::from(a)) as ArrayRef),
+        ("b", std::sync::Arc::new(StringArray::from(b)) as ArrayRef),
+    ])?;
+    crate::table_io::register_batches(ctx, CANDIDATES, wanted.schema(), vec![wanted])?;
     let batches = collect(
         ctx,
         &format!(
             "WITH names AS ({names}) \
-             SELECT l.name AS a, r.name AS b, sum(l.c * r.c) AS q \
-             FROM names l JOIN names r ON l.last_name = r.last_name AND l.name < r.name GROUP BY 1, 2"
+             SELECT c.a, c.b, sum(l.c * r.c) AS q FROM {CANDIDATES} c \
+             JOIN names l ON l.name = c.a JOIN names r ON r.name = c.b AND r.last_name = l.last_name \
+             GROUP BY 1, 2",
+            names = names_of("")
         ),
         "candidate given names per surname",
     )
-    .await?;
-    let wanted: std::collections::HashSet<(&str, &str)> = candidates
-        .iter()
-        .map(|(a, b, _)| (a.as_str(), b.as_str()))
-        .collect();
+    .await;
+    let _ = ctx.deregister_table(CANDIDATES);
     let mut pairs = HashMap::new();
-    for b in &batches {
+    for b in &batches? {
         let a = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
         let bb = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
         let (a, bb) = (a.as_string::<i32>(), bb.as_string::<i32>());
         let q = b.column(2).as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
-            if wanted.contains(&(a.value(i), bb.value(i))) {
-                pairs.insert(
-                    (a.value(i).to_string(), bb.value(i).to_string()),
-                    q.value(i),
-                );
-            }
+            pairs.insert(
+                (a.value(i).to_string(), bb.value(i).to_string()),
+                q.value(i),
+            );
         }
     }
     Ok(FamilyRates { pairs, total })
