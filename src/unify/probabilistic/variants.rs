@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::prelude::SessionContext;
 
@@ -221,9 +221,6 @@ pub async fn learn(
         .collect())
 }
 
-/// The candidate name pairs `same_surname_rates` counts, as a table while it runs.
-const CANDIDATES: &str = "unify_variant_candidates";
-
 /// How often given names meet under one surname as different records (see the module's
 /// documentation): `pairs` for the candidate name pairs, `total` over all pairs of different
 /// given names.
@@ -242,65 +239,79 @@ async fn same_surname_rates(
     ctx: &SessionContext,
     candidates: &[&(String, String, u64)],
 ) -> Result<FamilyRates> {
-    let names_of = |filter: &str| {
-        format!(
-            "SELECT CAST(last_name AS VARCHAR) AS last_name, CAST({FIELD} AS VARCHAR) AS name, \
-                    CAST(count(*) AS DOUBLE) AS c \
-             FROM unify_records WHERE {FIELD} IS NOT NULL AND last_name IS NOT NULL AND length({FIELD}) > 1 {filter} \
-             GROUP BY 1, 2"
-        )
-    };
-    let total = collect(
+    // Records per surname and given name, read once; the sums are in memory. In SQL every
+    // pair of names under a surname was 25 M groups at 10M demo people (37 s) for 288 k
+    // candidates, and the candidates joined first 58 s (a common name under every surname).
+    let batches = collect(
         ctx,
         &format!(
-            "SELECT sum((n * n - sq) / 2) FROM \
-             (SELECT sum(c) AS n, sum(c * c) AS sq FROM ({}) GROUP BY last_name)",
-            names_of("")
+            "SELECT CAST(last_name AS VARCHAR) AS last_name, CAST({FIELD} AS VARCHAR) AS name, \
+                    CAST(count(*) AS DOUBLE) AS c \
+             FROM unify_records WHERE {FIELD} IS NOT NULL AND last_name IS NOT NULL AND length({FIELD}) > 1 \
+             GROUP BY 1, 2"
         ),
         "given names per surname",
     )
     .await?;
-    let total = total
+    let wanted: std::collections::HashSet<&str> = candidates
         .iter()
-        .find(|b| b.num_rows() > 0)
-        .map(|b| b.column(0).as_primitive::<Float64Type>())
-        .filter(|t| t.is_valid(0))
-        .map_or(0.0, |t| t.value(0));
-    // The candidate pairs as a table, joined first: every pair of names under a surname was
-    // 25 M groups at 10M demo people (37 s) for 288 k candidates.
-    let (a, b): (Vec<&str>, Vec<&str>) = candidates
+        .flat_map(|(a, b, _)| [a.as_str(), b.as_str()])
+        .collect();
+    let mut surnames: HashMap<String, usize> = HashMap::new();
+    // Per surname: records, and the sum of squares of its names' records.
+    let mut per_surname: Vec<(f64, f64)> = Vec::new();
+    let mut by_name: HashMap<&str, Vec<(usize, f64)>> = HashMap::new();
+    let columns: Vec<(ArrayRef, ArrayRef)> = batches
         .iter()
-        .map(|(a, b, _)| (a.as_str(), b.as_str()))
-        .unzip();
-    let wanted = arrow::array::RecordBatch::try_from_iter([
-        ("a", std::sync::Arc::new(StringArray::from(a)) as ArrayRef),
-        ("b", std::sync::Arc::new(StringArray::from(b)) as ArrayRef),
-    ])?;
-    crate::table_io::register_batches(ctx, CANDIDATES, wanted.schema(), vec![wanted])?;
-    let batches = collect(
-        ctx,
-        &format!(
-            "WITH names AS ({names}) \
-             SELECT c.a, c.b, sum(l.c * r.c) AS q FROM {CANDIDATES} c \
-             JOIN names l ON l.name = c.a JOIN names r ON r.name = c.b AND r.last_name = l.last_name \
-             GROUP BY 1, 2",
-            names = names_of("")
-        ),
-        "candidate given names per surname",
-    )
-    .await;
-    let _ = ctx.deregister_table(CANDIDATES);
-    let mut pairs = HashMap::new();
-    for b in &batches? {
-        let a = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-        let bb = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-        let (a, bb) = (a.as_string::<i32>(), bb.as_string::<i32>());
-        let q = b.column(2).as_primitive::<Float64Type>();
+        .map(|b| {
+            Ok((
+                arrow::compute::cast(b.column(0), &DataType::Utf8)?,
+                arrow::compute::cast(b.column(1), &DataType::Utf8)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    for (b, (surname, name)) in batches.iter().zip(&columns) {
+        let (surname, name) = (surname.as_string::<i32>(), name.as_string::<i32>());
+        let c = b.column(2).as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
-            pairs.insert(
-                (a.value(i).to_string(), bb.value(i).to_string()),
-                q.value(i),
-            );
+            let next = surnames.len();
+            let s = *surnames.entry(surname.value(i).to_string()).or_insert(next);
+            if s == per_surname.len() {
+                per_surname.push((0.0, 0.0));
+            }
+            let c = c.value(i);
+            per_surname[s].0 += c;
+            per_surname[s].1 += c * c;
+            if let Some(&n) = wanted.get(name.value(i)) {
+                by_name.entry(n).or_default().push((s, c));
+            }
+        }
+    }
+    let total = per_surname.iter().map(|(n, sq)| (n * n - sq) / 2.0).sum();
+    for list in by_name.values_mut() {
+        list.sort_unstable_by_key(|e| e.0);
+    }
+    // Per candidate pair: Σ over the surnames both names are under of their records' product.
+    let mut pairs = HashMap::new();
+    for (a, b, _) in candidates {
+        let (Some(la), Some(lb)) = (by_name.get(a.as_str()), by_name.get(b.as_str())) else {
+            continue;
+        };
+        let (mut i, mut j, mut q, mut shared) = (0, 0, 0.0, false);
+        while i < la.len() && j < lb.len() {
+            match la[i].0.cmp(&lb[j].0) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    q += la[i].1 * lb[j].1;
+                    shared = true;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        if shared {
+            pairs.insert((a.clone(), b.clone()), q);
         }
     }
     Ok(FamilyRates { pairs, total })
