@@ -7,8 +7,8 @@
 //! a sort and a window at 1M demo people (7.6 s for one of the stage's two passes, 1.1 GB),
 //! and at 10M the stage ran out of its memory pool. Here a customer's candidates are summed
 //! in a dense array over the catalogue (one add per neighbour of each purchase) and ranked on
-//! their own; the only data-sized step left is the sort of the purchases by customer, which
-//! spills. The scores and ranks are those of the SQL this replaced (`tests/predictions.rs`
+//! their own; the only data-sized step left is the engine's grouping of the purchases by
+//! customer. The scores and ranks are those of the SQL this replaced (`tests/predictions.rs`
 //! checks them by hand).
 
 use std::collections::HashMap;

@@ -4,13 +4,13 @@
 //! co-buyers / sqrt(buyers of one × buyers of the other), the 2k nearest (at least 10) kept per
 //! item, in SQL). A customer's candidates are the neighbours of what they bought, scored by
 //! summed similarity; customers with fewer than `k` candidates, and those who never bought, are
-//! filled up with the most popular items — one pass over the purchases sorted by customer
+//! filled up with the most popular items — one pass over the purchases grouped by customer
 //! ([`item_to_item`]). Evaluated by holding out each customer's last purchase: hit rate and
 //! precision@k against recommending the most popular items.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayBuilder, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, ArrayBuilder, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -284,17 +284,21 @@ struct CustomerPurchases {
 }
 
 /// Call `each` for every customer of `purchases` (`customer_id, item, held`; a NULL item adds
-/// nothing), sorted by customer and item so that a customer's rows come together and their
-/// sums are added in the same order every run. The sort spills; nothing else grows with the
-/// data.
+/// nothing): their items gathered per customer by the engine, sorted by item so that their
+/// sums are added in the same order every run. (A global sort by customer streamed on one
+/// machine but lost rows on a Ballista cluster; a grouping runs the same on both.)
 async fn each_customer(
     ctx: &SessionContext,
     purchases: &str,
     catalogue: &Catalogue,
     mut each: impl FnMut(&CustomerPurchases) -> Result<()>,
 ) -> Result<()> {
-    let sql =
-        format!("SELECT customer_id, item, held FROM ({purchases}) ORDER BY customer_id, item");
+    let sql = format!(
+        "SELECT customer_id, \
+                array_agg(item ORDER BY item) FILTER (WHERE item IS NOT NULL AND NOT held) AS bought, \
+                array_agg(item ORDER BY item) FILTER (WHERE item IS NOT NULL AND held) AS held \
+         FROM ({purchases}) GROUP BY customer_id"
+    );
     let err = |e| Error::query(names::RECOMMENDATIONS, e);
     let mut stream = ctx
         .sql(&sql)
@@ -303,37 +307,40 @@ async fn each_customer(
         .execute_stream()
         .await
         .map_err(err)?;
-    let mut current: Option<CustomerPurchases> = None;
+    let mut c = CustomerPurchases {
+        customer_id: String::new(),
+        bought: Vec::new(),
+        held: Vec::new(),
+    };
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(err)?;
-        let (customer, item) = (strings(batch.column(0))?, strings(batch.column(1))?);
-        let held: &BooleanArray = batch.column(2).as_boolean();
+        let customer = strings(batch.column(0))?;
+        let (bought, held) = (
+            batch.column(1).as_list::<i32>(),
+            batch.column(2).as_list::<i32>(),
+        );
+        let (bought_items, held_items) = (strings(bought.values())?, strings(held.values())?);
+        let ids = |list: &arrow::array::ListArray, items: &arrow::array::StringArray, r: usize| {
+            let offsets = list.value_offsets();
+            let range = if list.is_valid(r) {
+                offsets[r] as usize..offsets[r + 1] as usize
+            } else {
+                0..0
+            };
+            range
+                .map(|i| catalogue.id(items.value(i)))
+                .collect::<Vec<_>>()
+        };
         for r in 0..batch.num_rows() {
-            let id = customer.value(r);
-            if current.as_ref().is_none_or(|c| c.customer_id != id) {
-                if let Some(done) = current.take() {
-                    each(&done)?;
-                }
-                current = Some(CustomerPurchases {
-                    customer_id: id.to_string(),
-                    bought: Vec::new(),
-                    held: Vec::new(),
-                });
-            }
-            let c = current.as_mut().expect("set above");
-            if item.is_null(r) {
-                continue;
-            }
-            let found = catalogue.id(item.value(r));
-            if held.value(r) {
-                c.held.push(found);
-            } else if let Some(i) = found {
-                c.bought.push(i);
-            }
+            c.customer_id.clear();
+            c.customer_id.push_str(customer.value(r));
+            c.bought = ids(bought, &bought_items, r)
+                .into_iter()
+                .flatten()
+                .collect();
+            c.held = ids(held, &held_items, r);
+            each(&c)?;
         }
-    }
-    if let Some(done) = current {
-        each(&done)?;
     }
     Ok(())
 }
