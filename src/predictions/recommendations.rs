@@ -284,9 +284,10 @@ struct CustomerPurchases {
 }
 
 /// Call `each` for every customer of `purchases` (`customer_id, item, held`; a NULL item adds
-/// nothing): their items gathered per customer by the engine, sorted by item so that their
-/// sums are added in the same order every run. (A global sort by customer streamed on one
-/// machine but lost rows on a Ballista cluster; a grouping runs the same on both.)
+/// nothing): their rows gathered per customer by the engine, their items then sorted by name
+/// so that their sums are added in the same order every run. (A global sort by customer
+/// streamed on one machine but lost rows on a Ballista cluster; `array_agg(... ORDER BY item)`
+/// took 10.9 s at 1M demo people where the plain one takes 0.3 s.)
 async fn each_customer(
     ctx: &SessionContext,
     purchases: &str,
@@ -294,9 +295,7 @@ async fn each_customer(
     mut each: impl FnMut(&CustomerPurchases) -> Result<()>,
 ) -> Result<()> {
     let sql = format!(
-        "SELECT customer_id, \
-                array_agg(item ORDER BY item) FILTER (WHERE item IS NOT NULL AND NOT held) AS bought, \
-                array_agg(item ORDER BY item) FILTER (WHERE item IS NOT NULL AND held) AS held \
+        "SELECT customer_id, array_agg(named_struct('item', item, 'held', held)) AS rows \
          FROM ({purchases}) GROUP BY customer_id"
     );
     let err = |e| Error::query(names::RECOMMENDATIONS, e);
@@ -315,30 +314,30 @@ async fn each_customer(
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(err)?;
         let customer = strings(batch.column(0))?;
-        let (bought, held) = (
-            batch.column(1).as_list::<i32>(),
-            batch.column(2).as_list::<i32>(),
-        );
-        let (bought_items, held_items) = (strings(bought.values())?, strings(held.values())?);
-        let ids = |list: &arrow::array::ListArray, items: &arrow::array::StringArray, r: usize| {
-            let offsets = list.value_offsets();
-            let range = if list.is_valid(r) {
-                offsets[r] as usize..offsets[r + 1] as usize
-            } else {
-                0..0
-            };
-            range
-                .map(|i| catalogue.id(items.value(i)))
-                .collect::<Vec<_>>()
-        };
+        let rows = batch.column(1).as_list::<i32>();
+        let fields = rows.values().as_struct();
+        let (items, held) = (strings(fields.column(0))?, fields.column(1).as_boolean());
+        let offsets = rows.value_offsets();
+        let mut bought: Vec<&str> = Vec::new();
         for r in 0..batch.num_rows() {
             c.customer_id.clear();
             c.customer_id.push_str(customer.value(r));
-            c.bought = ids(bought, &bought_items, r)
-                .into_iter()
-                .flatten()
-                .collect();
-            c.held = ids(held, &held_items, r);
+            c.held.clear();
+            bought.clear();
+            for i in offsets[r] as usize..offsets[r + 1] as usize {
+                if items.is_null(i) {
+                    continue;
+                }
+                if held.value(i) {
+                    c.held.push(catalogue.id(items.value(i)));
+                } else {
+                    bought.push(items.value(i));
+                }
+            }
+            bought.sort_unstable();
+            c.bought.clear();
+            c.bought
+                .extend(bought.iter().filter_map(|item| catalogue.id(item)));
             each(&c)?;
         }
     }
