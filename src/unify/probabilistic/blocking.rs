@@ -588,6 +588,7 @@ impl Plan {
     /// Add keys by recall gained per pair (step 2) with the model trained on the seed's pairs,
     /// each checked on the pairs it would add (step 3). `found`: the expected matches among
     /// the seed's pairs. Returns every chosen key in order (the seed first).
+    #[allow(clippy::too_many_arguments)]
     pub async fn choose(
         &mut self,
         ctx: &SessionContext,
