@@ -129,7 +129,12 @@ pub fn string_column(
     b: &arrow::array::RecordBatch,
     name: &str,
 ) -> Result<arrow::array::StringArray> {
-    let col = b.column(b.schema().index_of(name)?);
+    as_strings(b.column(b.schema().index_of(name)?))
+}
+
+/// Any column cast to strings (whichever string type the engine chose, or another type as its
+/// text).
+pub fn as_strings(col: &arrow::array::ArrayRef) -> Result<arrow::array::StringArray> {
     let s = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8)?;
     Ok(s.as_any()
         .downcast_ref::<arrow::array::StringArray>()

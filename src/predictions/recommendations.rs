@@ -20,6 +20,7 @@ use super::item_to_item::{Catalogue, Pick, Recommender};
 use super::Grade;
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
+use crate::output::as_strings;
 use crate::sql_text::{fill, ident, Param};
 use crate::table_catalog::names;
 
@@ -255,7 +256,7 @@ async fn catalogue(ctx: &SessionContext, purchases: &str, k: u32) -> Result<Cata
     let mut items = Vec::new();
     for b in &buyers {
         let (item, n) = (
-            strings(b.column(0))?,
+            as_strings(b.column(0))?,
             b.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
         );
         items.extend(
@@ -266,7 +267,7 @@ async fn catalogue(ctx: &SessionContext, purchases: &str, k: u32) -> Result<Cata
     }
     let mut near = Vec::new();
     for b in &pairs {
-        let (i, j) = (strings(b.column(0))?, strings(b.column(1))?);
+        let (i, j) = (as_strings(b.column(0))?, as_strings(b.column(1))?);
         let s = b.column(2).as_primitive::<arrow::datatypes::Float64Type>();
         near.extend(
             (0..b.num_rows()).map(|r| (i.value(r).to_string(), j.value(r).to_string(), s.value(r))),
@@ -313,10 +314,10 @@ async fn each_customer(
     };
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(err)?;
-        let customer = strings(batch.column(0))?;
+        let customer = as_strings(batch.column(0))?;
         let rows = batch.column(1).as_list::<i32>();
         let fields = rows.values().as_struct();
-        let (items, held) = (strings(fields.column(0))?, fields.column(1).as_boolean());
+        let (items, held) = (as_strings(fields.column(0))?, fields.column(1).as_boolean());
         let offsets = rows.value_offsets();
         let mut bought: Vec<&str> = Vec::new();
         for r in 0..batch.num_rows() {
@@ -342,12 +343,6 @@ async fn each_customer(
         }
     }
     Ok(())
-}
-
-/// A string column of a query result, whichever string type the engine chose.
-fn strings(column: &arrow::array::ArrayRef) -> Result<arrow::array::StringArray> {
-    let utf8 = arrow::compute::cast(column, &DataType::Utf8)?;
-    Ok(utf8.as_string::<i32>().clone())
 }
 
 /// The `recommendations` table being written: `customer_id, rank, <item>, score, reason`.

@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, AsArray, StringArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::prelude::SessionContext;
 
@@ -37,6 +37,7 @@ use super::super::fields::{kind_of, CustomFields, FieldKind};
 use super::super::staging::literal;
 use super::collect;
 use crate::error::Result;
+use crate::output::as_strings;
 
 /// The field whose variants are learned.
 pub const FIELD: &str = "first_name";
@@ -261,17 +262,11 @@ async fn same_surname_rates(
     // Per surname: records, and the sum of squares of its names' records.
     let mut per_surname: Vec<(f64, f64)> = Vec::new();
     let mut by_name: HashMap<&str, Vec<(usize, f64)>> = HashMap::new();
-    let columns: Vec<(ArrayRef, ArrayRef)> = batches
+    let columns: Vec<(StringArray, StringArray)> = batches
         .iter()
-        .map(|b| {
-            Ok((
-                arrow::compute::cast(b.column(0), &DataType::Utf8)?,
-                arrow::compute::cast(b.column(1), &DataType::Utf8)?,
-            ))
-        })
+        .map(|b| Ok((as_strings(b.column(0))?, as_strings(b.column(1))?)))
         .collect::<Result<_>>()?;
     for (b, (surname, name)) in batches.iter().zip(&columns) {
-        let (surname, name) = (surname.as_string::<i32>(), name.as_string::<i32>());
         let c = b.column(2).as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
             let next = surnames.len();
