@@ -64,7 +64,17 @@ pub fn levels(kind: FieldKind, tolerance: &[f64]) -> Vec<Level> {
     };
     match kind {
         FieldKind::Identifier => vec![exact(), lev(1), lev(2)],
-        FieldKind::Name => vec![exact(), jw("0.92"), jw("0.8")],
+        // One edit — a letter changed, dropped, added, or two neighbours swapped — is how
+        // a name is mistyped; it says more than a Jaro-Winkler band, which also holds
+        // different names of one stem. On the independent generator's registry and shop
+        // records with one surname and postcode, first names one edit apart were one person
+        // for 2,297 pairs and two people for 51 (Jaro-Winkler >= 0.8 alone: 1.9 bits).
+        FieldKind::Name => vec![
+            exact(),
+            level("one edit", "damerau_levenshtein({l}, {r}) <= 1"),
+            jw("0.92"),
+            jw("0.8"),
+        ],
         FieldKind::Text => vec![exact(), lev_sim("0.8"), lev_sim("0.6")],
         FieldKind::Date => vec![
             exact(),
@@ -85,7 +95,17 @@ pub fn levels(kind: FieldKind, tolerance: &[f64]) -> Vec<Level> {
                 level(format!("within {t}"), format!("abs({{l}} - {{r}}) <= {t:?}"))
             }))
             .collect(),
-        FieldKind::Postcode => vec![exact(), lev(1)],
+        // Postcodes are hierarchical (NL 1234AB, DE 12345, BE 1234, UK SW1A 1AA, US ZIP+3):
+        // their leading characters name a district and an area, so a move within a town
+        // keeps them, as Splink's postcode comparison has sector, district and area levels.
+        // Generator: true pairs whose postcodes differ share the first two characters 63%
+        // of the time, random pairs 2.7%; EM learns what each level says in the data.
+        FieldKind::Postcode => vec![
+            exact(),
+            lev(1),
+            level("same district", "substr({l}, 1, 3) = substr({r}, 1, 3)"),
+            level("same area", "substr({l}, 1, 2) = substr({r}, 1, 2)"),
+        ],
         // No "same mailbox name" level: mailbox names are made of the person's name, so two
         // namesakes share one far more often than random pairs (whose rate is u) do — on the
         // demo, namesakes at different providers were its main false matches.

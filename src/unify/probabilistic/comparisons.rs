@@ -99,13 +99,14 @@ mod tests {
     fn levels_count_down_to_disagreement() {
         let none = CustomFields::new();
         let c = comparison("first_name", &none).unwrap();
-        assert_eq!(c.level_count(), 7);
-        assert_eq!(c.label(6), "exact");
+        assert_eq!(c.level_count(), 8);
+        assert_eq!(c.label(7), "exact");
+        assert_eq!(c.label(6), "one edit");
         assert_eq!(c.label(3), "initial");
         assert_eq!(c.label(0), "different");
         let sql = c.level_sql("l", "r");
         assert!(sql.starts_with("CASE WHEN l.first_name IS NULL OR r.first_name IS NULL"));
-        assert!(sql.contains("WHEN l.first_name = r.first_name THEN CAST(6 AS TINYINT)"));
+        assert!(sql.contains("WHEN l.first_name = r.first_name THEN CAST(7 AS TINYINT)"));
         assert_eq!(c.columns(), ["first_name", "last_name", "raw_first_name"]);
         assert_eq!(comparison("email", &none).unwrap().columns(), ["email"]);
         assert!(comparison("first_initial", &none).is_none());
