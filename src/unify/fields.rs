@@ -71,7 +71,7 @@ pub fn levels(kind: FieldKind, tolerance: &[f64]) -> Vec<Level> {
         // for 2,297 pairs and two people for 51 (Jaro-Winkler >= 0.8 alone: 1.9 bits).
         FieldKind::Name => vec![
             exact(),
-            level("one edit", "damerau_levenshtein({l}, {r}) <= 1"),
+            level("one edit", "within_one_edit({l}, {r})"),
             jw("0.92"),
             jw("0.8"),
         ],
@@ -151,6 +151,21 @@ pub fn comparison(field: &str, custom: &CustomFields) -> Option<Comparison> {
                 "another of the given names",
                 "(is_given_name_of({l}, {R}.raw_first_name) OR is_given_name_of({r}, {L}.raw_first_name))",
             ));
+            v
+        }
+        // A surname also agrees without its particles: one source writes "van der Wal",
+        // another "Wal" with "Anna van der" as given names, or drops "El" (`surname_core`).
+        // On the independent generator, of 1,378 missed true pairs with one first name and
+        // two surnames, 425 had one surname inside the other and 270 shared a word.
+        "last_name" => {
+            let mut v = levels(FieldKind::Name, &[]);
+            v.insert(
+                1,
+                level(
+                    "same without particles",
+                    "surname_core({l}) = surname_core({r})",
+                ),
+            );
             v
         }
         // Cities are compared as written: a fuzzy city says little once postcodes are compared.

@@ -37,12 +37,21 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::from(normalize::NormalizeEmail::new()),
         ScalarUDF::from(normalize::NormalizeName::new()),
+        ScalarUDF::from(normalize::NormalizeSurname::new()),
+        ScalarUDF::from(normalize::SurnameCore::new()),
         ScalarUDF::from(normalize::NormalizePhone::new()),
         ScalarUDF::from(normalize::PhoneDigits::new()),
         ScalarUDF::from(normalize::NormalizeIdentifier::new()),
         ScalarUDF::from(dates::ParseDate::new()),
         ScalarUDF::from(normalize::CanonicalFirstName::new()),
-        ScalarUDF::from(normalize::IsGivenNameOf::new()),
+        ScalarUDF::from(strings::StringPairTest::new(
+            "is_given_name_of",
+            normalize::is_given_name_of,
+        )),
+        ScalarUDF::from(strings::StringPairTest::new(
+            "within_one_edit",
+            similarity::within_one_edit,
+        )),
         ScalarUDF::from(normalize::SplitFullName::new()),
         ScalarUDF::from(normalize::NormalizeAddress::new()),
         ScalarUDF::from(normalize::NormalizeCompany::new()),

@@ -251,52 +251,6 @@ pub fn is_given_name_of(name: &str, given_names: &str) -> bool {
         .any(|token| crate::nicknames::canonical(token) == name)
 }
 
-/// `is_given_name_of(name, given_names)`: see [`is_given_name_of`]; NULL on either side
-/// gives NULL.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct IsGivenNameOf {
-    signature: Signature,
-}
-
-impl Default for IsGivenNameOf {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl IsGivenNameOf {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::one_of(crate::strings::string_pairs(&[]), Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for IsGivenNameOf {
-    fn name(&self) -> &str {
-        "is_given_name_of"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Boolean)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        use crate::strings::{all_scalars, arg_arrays, Strs};
-        let scalar = all_scalars(&args.args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let (names, given) = (
-            Strs::new(self.name(), &arrays[0])?,
-            Strs::new(self.name(), &arrays[1])?,
-        );
-        let out: datafusion::arrow::array::BooleanArray = (0..arrays[0].len())
-            .map(|i| Some(is_given_name_of(names.get(i)?, given.get(i)?)))
-            .collect();
-        crate::strings::columnar(std::sync::Arc::new(out), scalar)
-    }
-}
-
 /// Street types and their short forms; a token equal to any form becomes the first one.
 const ADDRESS_TOKENS: &[&[&str]] = &[
     &["st", "street", "str", "strasse", "strase"],
@@ -436,11 +390,73 @@ pub fn normalize_company_into(raw: &str, out: &mut String) -> bool {
     !out.is_empty()
 }
 
-/// Name particles that begin a surname ("van den Berg", "de la Fontaine", "von Bauer").
+/// Name particles that begin a surname ("van den Berg", "de la Fontaine", "von Bauer",
+/// "op den Beek", "in 't Veld", "El Amrani"). Not "ben" or "bin": given names too.
 const PARTICLES: &[&str] = &[
     "van", "von", "de", "der", "den", "del", "della", "di", "da", "du", "la", "le", "ter", "ten",
-    "zu", "y", "dos", "das",
+    "zu", "y", "dos", "das", "op", "in", "het", "te", "'t", "’t", "el", "al", "ait", "des", "vom",
+    "zum", "zur", "dei", "degli",
 ];
+
+/// Whether a token of a *normalized* surname is a particle: as [`PARTICLES`], and `t`, which
+/// is "'t" once normalization has dropped the apostrophe (in a raw full name a lone "T" is an
+/// initial, so [`split_full_name`] does not take it).
+fn is_normalized_particle(token: &str) -> bool {
+    token == "t" || PARTICLES.contains(&token)
+}
+
+/// A surname in comparable form ([`normalize_name_into`]) with particles written after the
+/// name moved to its front, as sorted lists and some forms write them: `Vries de` →
+/// `de vries`, `Wal, van der` → `van der wal`. A name of particles only stays as it is.
+pub fn normalize_surname_into(raw: &str, out: &mut String) -> bool {
+    if !normalize_name_into(raw, out) {
+        return false;
+    }
+    let tokens: Vec<&str> = out.split(' ').collect();
+    let trailing = tokens
+        .iter()
+        .rev()
+        .take_while(|t| is_normalized_particle(t))
+        .count();
+    if trailing == 0 || trailing == tokens.len() {
+        return true;
+    }
+    let (name, particles) = tokens.split_at(tokens.len() - trailing);
+    let moved = [particles, name].concat().join(" ");
+    out.clear();
+    out.push_str(&moved);
+    true
+}
+
+/// A surname without its particles (`van der Wal` → `wal`, `El Kaddouri` → `kaddouri`): one
+/// family name whether a source wrote the particles, dropped them, or moved them into the
+/// given names. A name of particles only keeps them.
+pub fn surname_core_into(raw: &str, out: &mut String) -> bool {
+    // Matching calls this on staged surnames, already normalized, for millions of pairs:
+    // those skip the Unicode decomposition.
+    let normalized = !raw.is_empty()
+        && !raw.starts_with(' ')
+        && !raw.ends_with(' ')
+        && !raw.contains("  ")
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b' ');
+    if normalized {
+        out.push_str(raw);
+    } else if !normalize_name_into(raw, out) {
+        return false;
+    }
+    let core: Vec<&str> = out
+        .split(' ')
+        .filter(|t| !is_normalized_particle(t))
+        .collect();
+    if !core.is_empty() && core.len() < out.split(' ').count() {
+        let core = core.join(" ");
+        out.clear();
+        out.push_str(&core);
+    }
+    true
+}
 
 /// Salutations and titles written before a name in contact exports (English, Dutch, German,
 /// French, Spanish, Italian), compared lower-case without a trailing dot. Left in, "Dhr. Jan
@@ -489,8 +505,21 @@ pub fn split_full_name(raw: &str) -> Option<(String, Option<String>, Option<Stri
     if let Some((last, rest)) = raw.split_once(',') {
         let mut given = rest.split_whitespace();
         let first = given.next().map(clean)?;
-        let middle: Vec<&str> = given.collect();
+        let mut middle: Vec<&str> = given.collect();
+        // "Vries, Jan de": particles after the given names belong in front of the surname,
+        // as sorted lists write Dutch and Flemish names.
+        let particles = middle
+            .iter()
+            .rev()
+            .take_while(|t| PARTICLES.contains(&t.to_lowercase().as_str()))
+            .count();
+        let moved = middle.split_off(middle.len() - particles);
         let last = clean(last);
+        let last = if moved.is_empty() || last.is_empty() {
+            last
+        } else {
+            format!("{} {last}", moved.join(" "))
+        };
         return Some((
             first,
             (!middle.is_empty()).then(|| middle.join(" ")),
@@ -610,6 +639,12 @@ macro_rules! unary_string_udf {
 }
 
 unary_string_udf!(NormalizeName, "normalize_name", normalize_name_into);
+unary_string_udf!(
+    NormalizeSurname,
+    "normalize_surname",
+    normalize_surname_into
+);
+unary_string_udf!(SurnameCore, "surname_core", surname_core_into);
 unary_string_udf!(PhoneDigits, "phone_digits", phone_digits_into);
 unary_string_udf!(
     NormalizeIdentifier,
@@ -868,6 +903,31 @@ mod more_tests {
     }
 
     #[test]
+    fn surnames_put_particles_first_and_drop_them_for_the_core() {
+        let sur = |x: &str| apply(normalize_surname_into, x);
+        assert_eq!(sur("Vries de").as_deref(), Some("de vries"));
+        assert_eq!(sur("Wal van der").as_deref(), Some("van der wal"));
+        assert_eq!(sur("Veld in 't").as_deref(), Some("in t veld"));
+        assert_eq!(sur("van der Wal").as_deref(), Some("van der wal"));
+        assert_eq!(sur("De La Fontaine").as_deref(), Some("de la fontaine"));
+        assert_eq!(sur("Müller").as_deref(), Some("muller"));
+        assert_eq!(sur("de").as_deref(), Some("de"));
+        assert_eq!(sur(" , "), None);
+        let core = |x: &str| apply(surname_core_into, x);
+        assert_eq!(core("van der Wal").as_deref(), Some("wal"));
+        assert_eq!(core("Wal van der").as_deref(), Some("wal"));
+        assert_eq!(core("El Kaddouri").as_deref(), Some("kaddouri"));
+        assert_eq!(core("in 't Veld").as_deref(), Some("veld"));
+        assert_eq!(core("Ait Ahmed").as_deref(), Some("ahmed"));
+        assert_eq!(
+            core("Müller-Lüdenscheidt").as_deref(),
+            Some("muller ludenscheidt")
+        );
+        assert_eq!(core("Le").as_deref(), Some("le"));
+        assert_eq!(core(""), None);
+    }
+
+    #[test]
     fn full_names() {
         let s = |x: &str| split_full_name(x).unwrap();
         assert_eq!(
@@ -884,6 +944,32 @@ mod more_tests {
         );
         assert_eq!(s("J. Smith"), ("J.".into(), None, Some("Smith".into())));
         assert_eq!(s("Cher"), ("Cher".into(), None, None));
+        // Particles after the given names of a sorted name go to the surname's front.
+        assert_eq!(
+            s("Vries, Jan de"),
+            ("Jan".into(), None, Some("de Vries".into()))
+        );
+        assert_eq!(
+            s("Wal, Anna Maria van der"),
+            (
+                "Anna".into(),
+                Some("Maria".into()),
+                Some("van der Wal".into())
+            )
+        );
+        assert_eq!(
+            s("Jan op den Beek"),
+            ("Jan".into(), None, Some("op den Beek".into()))
+        );
+        assert_eq!(
+            s("Mohamed El Amrani"),
+            ("Mohamed".into(), None, Some("El Amrani".into()))
+        );
+        // A lone letter is an initial, not "'t".
+        assert_eq!(
+            s("Jan T Smit"),
+            ("Jan".into(), Some("T".into()), Some("Smit".into()))
+        );
         assert!(split_full_name("  ").is_none());
         // Salutations and titles go; a name that is only one stays.
         assert_eq!(

@@ -16,6 +16,40 @@ use datafusion::logical_expr::{
 
 use crate::strings::{all_scalars, arg_arrays, columnar, string_pairs, Strs};
 
+/// Whether `a` and `b` are at most one edit apart: equal, or one character changed, dropped,
+/// added, or two neighbours swapped (Damerau-Levenshtein <= 1). Linear, without the
+/// distance's table: matching asks it of millions of candidate pairs.
+pub fn within_one_edit(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.is_ascii() && b.is_ascii() {
+        one_edit(a.as_bytes(), b.as_bytes())
+    } else {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        one_edit(&a, &b)
+    }
+}
+
+fn one_edit<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match a.len().cmp(&b.len()) {
+        std::cmp::Ordering::Less => a[p..] == b[p + 1..],
+        std::cmp::Ordering::Greater => a[p + 1..] == b[p..],
+        std::cmp::Ordering::Equal if p == a.len() => true,
+        std::cmp::Ordering::Equal => {
+            a[p + 1..] == b[p + 1..]
+                || (p + 1 < a.len()
+                    && a[p] == b[p + 1]
+                    && a[p + 1] == b[p]
+                    && a[p + 2..] == b[p + 2..])
+        }
+    }
+}
+
 /// `(max_len - distance) / max_len`, in characters; two empty strings are identical.
 pub fn normalized(distance: usize, a: &str, b: &str) -> f64 {
     let len = a.chars().count().max(b.chars().count());
@@ -248,6 +282,37 @@ impl ScalarUDFImpl for DoubleMetaphone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_edit_apart() {
+        for (a, b, want) in [
+            ("thomas", "thomas", true),
+            ("thomas", "thomaws", true),
+            ("thomas", "tomas", true),
+            ("thomas", "thonas", true),
+            ("thomas", "htomas", true),
+            ("thomas", "thomsa", true),
+            ("jan", "jna", true),
+            ("", "a", true),
+            ("jan", "jana", true),
+            ("jan", "jaan", true),
+            ("thomas", "tohmsa", false),
+            ("jan", "jon", true),
+            ("jan", "joni", false),
+            ("abc", "cba", false),
+            ("müller", "muller", true),
+            ("müller", "mülelr", true),
+            ("maria", "mraie", false),
+        ] {
+            assert_eq!(within_one_edit(a, b), want, "{a} / {b}");
+            assert_eq!(within_one_edit(b, a), want, "{b} / {a}");
+            assert_eq!(
+                want,
+                strsim::damerau_levenshtein(a, b) <= 1,
+                "agrees with the distance: {a} / {b}"
+            );
+        }
+    }
 
     #[test]
     fn edit_similarities() {

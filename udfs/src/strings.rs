@@ -70,3 +70,67 @@ pub fn string_pairs(more: &[DataType]) -> Vec<TypeSignature> {
     }
     sigs
 }
+
+/// A boolean function of two strings as a UDF (`within_one_edit`, `is_given_name_of`): true
+/// or false per row, NULL when either side is NULL. Two are the same function when their
+/// names are (function pointers have no stable identity to compare).
+#[derive(Debug)]
+pub struct StringPairTest {
+    name: &'static str,
+    test: fn(&str, &str) -> bool,
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl PartialEq for StringPairTest {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for StringPairTest {}
+
+impl std::hash::Hash for StringPairTest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl StringPairTest {
+    pub fn new(name: &'static str, test: fn(&str, &str) -> bool) -> Self {
+        Self {
+            name,
+            test,
+            signature: datafusion::logical_expr::Signature::one_of(
+                string_pairs(&[]),
+                datafusion::logical_expr::Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for StringPairTest {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<ColumnarValue> {
+        let scalar = all_scalars(&args.args);
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let (a, b) = (
+            Strs::new(self.name, &arrays[0])?,
+            Strs::new(self.name, &arrays[1])?,
+        );
+        let out: datafusion::arrow::array::BooleanArray = (0..arrays[0].len())
+            .map(|i| Some((self.test)(a.get(i)?, b.get(i)?)))
+            .collect();
+        columnar(std::sync::Arc::new(out), scalar)
+    }
+}
