@@ -366,7 +366,11 @@ pub async fn explain_probabilistic(
         let level = get(&format!("g_{f}")).and_then(|g| g.parse::<usize>().ok());
         let (l, r) = (get(&format!("l_{f}")), get(&format!("r_{f}")));
         let Some(g) = level else {
-            out.push(f, "missing on a side", l, r, None, None, 0.0);
+            let why = match (&c.unless, &l, &r) {
+                (Some(unless), Some(_), Some(_)) => unless.reason.as_str(),
+                _ => "missing on a side",
+            };
+            out.push(f, why, l, r, None, None, 0.0);
             continue;
         };
         let (label, m, u, mut w) = model

@@ -179,6 +179,7 @@ pub fn comparison(field: &str, custom: &CustomFields) -> Option<Comparison> {
     Some(Comparison {
         field: field.to_string(),
         levels,
+        unless: None,
     })
 }
 

@@ -19,6 +19,17 @@ pub struct Level {
 pub struct Comparison {
     pub field: String,
     pub levels: Vec<Level>,
+    /// Where this field is not compared (its level is NULL, as when a side is missing)
+    /// because another comparison already says what it would: a city where postcodes decide.
+    pub unless: Option<Unless>,
+}
+
+/// When a comparison is left out, and why (as `explain_pair` shows it).
+#[derive(Debug, Clone)]
+pub struct Unless {
+    /// SQL boolean over the sides `{L}` and `{R}`.
+    pub condition: String,
+    pub reason: String,
 }
 
 impl Comparison {
@@ -40,10 +51,11 @@ impl Comparison {
     /// the whole records (`{L}.last_name`, `{R}.raw_first_name`).
     pub fn columns(&self) -> Vec<String> {
         let mut cols = vec![self.field.clone()];
-        for level in &self.levels {
+        let conditions = self.levels.iter().map(|l| &l.condition);
+        for condition in conditions.chain(self.unless.iter().map(|u| &u.condition)) {
             for side in ["{L}.", "{R}."] {
-                for (at, _) in level.condition.match_indices(side) {
-                    let rest = &level.condition[at + side.len()..];
+                for (at, _) in condition.match_indices(side) {
+                    let rest = &condition[at + side.len()..];
                     let end = rest
                         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                         .unwrap_or(rest.len());
@@ -65,17 +77,24 @@ impl Comparison {
     pub fn level_sql(&self, l: &str, r: &str) -> String {
         let lc = format!("{l}.{}", self.field);
         let rc = format!("{r}.{}", self.field);
-        let mut sql = format!("CASE WHEN {lc} IS NULL OR {rc} IS NULL THEN CAST(NULL AS TINYINT)");
-        for (i, level) in self.levels.iter().enumerate() {
-            let g = self.levels.len() - i;
-            // `{l}`/`{r}`: this field of each side; `{L}`/`{R}`: the sides, for a level that
-            // looks at another field too (a first name swapped with the surname).
-            let cond = level
-                .condition
+        // `{l}`/`{r}`: this field of each side; `{L}`/`{R}`: the sides, for a level that
+        // looks at another field too (a first name swapped with the surname).
+        let bind = |condition: &str| {
+            condition
                 .replace("{l}", &lc)
                 .replace("{r}", &rc)
                 .replace("{L}", l)
-                .replace("{R}", r);
+                .replace("{R}", r)
+        };
+        let unless = match &self.unless {
+            Some(u) => format!(" OR ({}) IS TRUE", bind(&u.condition)),
+            None => String::new(),
+        };
+        let mut sql =
+            format!("CASE WHEN {lc} IS NULL OR {rc} IS NULL{unless} THEN CAST(NULL AS TINYINT)");
+        for (i, level) in self.levels.iter().enumerate() {
+            let g = self.levels.len() - i;
+            let cond = bind(&level.condition);
             sql.push_str(&format!(" WHEN {cond} THEN CAST({g} AS TINYINT)"));
         }
         sql.push_str(" ELSE CAST(0 AS TINYINT) END");
