@@ -135,7 +135,12 @@ fn init_from_finds_roles_on_a_layout_the_demo_never_writes() {
     let Some(py) = python_with_pyarrow() else {
         return;
     };
-    let demo = common::demo("300", "5");
+    // 1,000 persons, not 300: at 300 there are 198 true pairs, one pair moves F1 by 0.005,
+    // and the two configs' blocking rules differ (init's email+surname, the hand's
+    // email+postcode), so two household pairs landing on either side of the threshold
+    // failed the 0.01 below (0.945 against 0.961). At 1,000 the two were within 0.005 on
+    // seeds 5 and 6, in both directions.
+    let demo = common::demo("1000", "5");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("relayout");
     python(
