@@ -599,9 +599,15 @@ impl Matcher {
                     let level = g.is_valid(i).then(|| g.value(i) as usize);
                     levels.insert(comp.field.as_str(), level);
                     let Some(level) = level else {
+                        // The pair projection holds levels, not values: a city may be
+                        // missing on a side or left out where the postcodes differ.
+                        let level = match &comp.unless {
+                            Some(unless) => format!("missing, or {}", unless.reason),
+                            None => "missing".into(),
+                        };
                         explanation.push(Explained {
                             field: comp.field.clone(),
-                            level: "missing".into(),
+                            level,
                             weight: 0.0,
                         });
                         continue;
