@@ -20,7 +20,8 @@ pub struct Comparison {
     pub field: String,
     pub levels: Vec<Level>,
     /// Where this field is not compared (its level is NULL, as when a side is missing)
-    /// because another comparison already says what it would: a city where postcodes decide.
+    /// because another comparison already says what it would: a street or city where the
+    /// postcodes are different.
     pub unless: Option<Unless>,
 }
 

@@ -51,17 +51,22 @@ impl ProbabilisticSection {
             })
             .collect();
         // Where two postcodes are different (not near: not one edit apart, not the same
-        // area) the city is not compared: "another town" is what the postcodes just said, and
-        // counting it again took 8 more bits from every true pair that had moved (demo: a
-        // customer who moved from Boston to Chicago, same name, e-mail and phone, fell to
-        // p = 0.93, so an increment and a full run, whose models differ by a hair, split on
-        // it). Equal or near postcodes still leave the city to corroborate a typo. Measured
-        // (100k, default settings): demo F1 0.9809 -> 0.9816, FEBRL4 0.9993 -> 0.9992,
-        // FEBRL3 0.9989 -> 0.9985, the independent generator 0.9669 -> 0.9650 (its pairs
-        // without a first name moved below the threshold as EM refitted, none with a city).
+        // area) neither the street nor the city is compared: "another address in another
+        // town" is what the postcodes just said, and counting it again took 8.5 + 8 more
+        // bits from every true pair that had moved (demo: a customer who moved from Boston to
+        // Chicago, same name, e-mail and phone, fell to p = 0.93, so an increment and a full
+        // run, whose models differ by a hair, split on it). Equal or near postcodes still
+        // leave both to say which house, or to corroborate a typo. Measured (100k, default
+        // settings; city alone, then street too): demo F1 0.9809 -> 0.9816 -> 0.9822, the
+        // independent generator 0.9669 -> 0.9650 -> 0.9654 (its pairs without a first name
+        // moved below the threshold as EM refitted, none with a city), FEBRL4 0.9993 ->
+        // 0.9992 -> 0.9993, FEBRL3 0.9989 -> 0.9985 -> 0.9985.
         if let Some(postcode) = comps.iter().find(|c| c.field == "postcode") {
             let moved = format!("({}) = 0", postcode.level_sql("{L}", "{R}"));
-            for c in comps.iter_mut().filter(|c| c.field == "city") {
+            for c in comps
+                .iter_mut()
+                .filter(|c| c.field == "city" || c.field == "street")
+            {
                 c.unless = Some(comparisons::Unless {
                     condition: moved.clone(),
                     reason: "not compared: the postcodes are different".into(),
