@@ -726,16 +726,17 @@ fn probabilistic_matching_is_the_default_and_explains_its_weights() {
         (explained - matched).abs() < 0.02,
         "explain {explained} vs matcher {matched}"
     );
-    // Each rule has a prior per key size (2, 3, 4-5, 6+ holders), and the explanation's prior
-    // is the one of the scoring rule at the size of the pair's key (explain rounds to 0.01).
+    // Each rule has a prior per key size (2, 3, 4-5, 6+ holders) and kind of pair (records
+    // of two sources, of one), and the explanation's prior is the one of the scoring rule at
+    // the size of the pair's key and its kind (explain rounds to 0.01).
     let sizes = query(
         dir,
-        "SELECT count(*) = 4 * (SELECT count(*) FROM match_weights WHERE comparison = 'prior') AS four_per_rule, \
-                bool_and(label LIKE 'block:%, key held by %') AS labelled, \
+        "SELECT count(*) = 8 * (SELECT count(*) FROM match_weights WHERE comparison = 'prior') AS eight_per_rule, \
+                bool_and(label LIKE 'block:%, key held by %, records of % source%') AS labelled, \
                 count(DISTINCT round(weight, 3)) > 1 AS apart \
          FROM match_weights WHERE comparison = 'prior_size'",
     );
-    assert_eq!(sizes, "four_per_rule,labelled,apart\ntrue,true,true\n");
+    assert_eq!(sizes, "eight_per_rule,labelled,apart\ntrue,true,true\n");
     let prior = query(
         dir,
         &format!(

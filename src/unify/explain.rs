@@ -12,7 +12,7 @@ use panorama_udfs::similarity::Measure;
 
 use super::config::{MatchMode, MatchRule, Precision};
 use super::probabilistic::comparisons::Comparison;
-use super::probabilistic::em::{size_bin, SIZE_BINS};
+use super::probabilistic::em::{cell, size_bin, CELLS, SIZE_BINS};
 use super::probabilistic::ProbabilisticSection;
 use super::staging::literal;
 use crate::config::ProjectConfig;
@@ -231,7 +231,7 @@ fn decision_rows(
     out: &mut ExplainRows,
     section: &ProbabilisticSection,
     model: &HashMap<(String, i64), LevelWeight>,
-    block: Option<(usize, usize)>,
+    block: Option<(usize, usize, bool)>,
     vetoed: &[String],
     mut total: f64,
 ) -> Result<()> {
@@ -257,10 +257,17 @@ fn decision_rows(
                 total,
             );
         }
-        Some((b, bin)) => {
-            // A run before priors per key size has only the rule's.
-            let (label, m, _, prior) = model
-                .get(&("prior_size".to_string(), (b * SIZE_BINS + bin) as i64))
+        Some((b, bin, one_source)) => {
+            // A run before priors per kind of pair has one per rule and size bin (`level` =
+            // rule × 4 + bin, labels ending in "records"); one before priors per key size
+            // only the rule's.
+            let prior_size = |level: usize, current: bool| {
+                model
+                    .get(&("prior_size".to_string(), level as i64))
+                    .filter(|w| w.0.contains(", records of ") == current)
+            };
+            let (label, m, _, prior) = prior_size(b * CELLS + cell(bin, one_source), true)
+                .or_else(|| prior_size(b * SIZE_BINS + bin, false))
                 .or_else(|| model.get(&("prior".to_string(), b as i64)))
                 .cloned()
                 .ok_or_else(|| {
@@ -408,7 +415,11 @@ pub async fn explain_probabilistic(
         .map(|c| c.fields().join(" and "))
         .collect();
     let block = match block {
-        Some(b) => Some((b, key_size_bin(ctx, &section.blocking[b], left).await?)),
+        Some(b) => Some((
+            b,
+            key_size_bin(ctx, &section.blocking[b], left).await?,
+            one_source(ctx, left, right).await?,
+        )),
         None => None,
     };
     decision_rows(&mut out, section, &model, block, &vetoed, total)?;
@@ -430,6 +441,19 @@ async fn key_size_bin(ctx: &SessionContext, key: &[String], uid: &str) -> Result
         .filter(|b| b.num_rows() > 0)
         .map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0));
     Ok(size_bin(n as u64))
+}
+
+/// Whether records `left` and `right` are of one source (a prior cell of its own, [`cell`]).
+async fn one_source(ctx: &SessionContext, left: &str, right: &str) -> Result<bool> {
+    let sql = format!(
+        "SELECT count(DISTINCT source) FROM unify_records WHERE uid IN ({}, {})",
+        literal(left),
+        literal(right)
+    );
+    let b = ctx.sql(&sql).await?.collect().await?;
+    Ok(b.first()
+        .filter(|b| b.num_rows() > 0)
+        .is_some_and(|b| b.column(0).as_primitive::<Int64Type>().value(0) == 1))
 }
 
 /// The share of records whose `field` is `value` (as staged).

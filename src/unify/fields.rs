@@ -115,11 +115,12 @@ pub fn levels(kind: FieldKind, tolerance: &[f64]) -> Vec<Level> {
     }
 }
 
-/// The columns of `unify_records` matching reads of a record: `uid`, every staged field,
-/// then what a comparison level reads of the whole records (`raw_first_name`, for a first
-/// name among the other's given names). Increments and real-time match hold these in memory.
+/// The columns of `unify_records` matching reads of a record: `uid`, `source` (a pair of
+/// records of one source has priors of its own), every staged field, then what a comparison
+/// level reads of the whole records (`raw_first_name`, for a first name among the other's
+/// given names). Increments and real-time match hold these in memory.
 pub fn matching_columns(unify: &super::config::UnifySection) -> Vec<String> {
-    let mut cols = vec!["uid".to_string()];
+    let mut cols = vec!["uid".to_string(), "source".to_string()];
     cols.extend(staged_fields(&unify.custom_fields()));
     let comparisons = unify.probabilistic_section().comparisons();
     cols.extend(comparisons.iter().flat_map(|c| c.columns()));

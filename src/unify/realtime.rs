@@ -24,7 +24,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::Serialize;
 
 use super::config::{MatchMode, MatchRule, UnifySection};
-use super::probabilistic::em::{size_bin, SIZE_BIN_LABELS};
+use super::probabilistic::em::{cell, cell_label, size_bin};
 use super::probabilistic::{self, ProbabilisticSection, Scoring};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
@@ -500,11 +500,14 @@ impl Matcher {
             let out = self.pairs.eval(&[&left, right], n)?;
             let uids = arrow::compute::cast(right.column(0), &DataType::Utf8)?;
             let uids = uids.as_string::<i32>();
+            let sources = arrow::compute::cast(right.column(1), &DataType::Utf8)?;
+            let sources = sources.as_string::<i32>();
             for (i, cust) in custs.iter().enumerate() {
                 if uids.value(i) == uid {
                     continue;
                 }
-                if let Some(c) = self.verdict(&out, i, &sizes) {
+                let one_source = sources.value(i) == source;
+                if let Some(c) = self.verdict(&out, i, &sizes, one_source) {
                     candidates.push(Candidate {
                         uid: uids.value(i).to_string(),
                         customer_id: cust.clone(),
@@ -570,7 +573,14 @@ impl Matcher {
     }
 
     /// The verdict on pair row `i` of the pair projection's output.
-    fn verdict(&self, out: &[ArrayRef], i: usize, sizes: &KeySizes) -> Option<Candidate> {
+    /// `one_source`: the two records are of one source (a prior cell of its own, [`cell`]).
+    fn verdict(
+        &self,
+        out: &[ArrayRef],
+        i: usize,
+        sizes: &KeySizes,
+        one_source: bool,
+    ) -> Option<Candidate> {
         let oversized = &sizes.oversized;
         let nblocks = self.blocks.len();
         let agree = |b: usize| out[b].as_boolean().value(i);
@@ -581,14 +591,14 @@ impl Matcher {
                 if oversized[first] {
                     return None;
                 }
-                let bin = sizes.bins[first];
-                let mut w = s.model.prior_at(first, bin);
+                let c = cell(sizes.bins[first], one_source);
+                let mut w = s.model.prior_at(first, c);
                 let mut explanation = vec![Explained {
                     field: "prior".into(),
                     level: format!(
                         "{}, {}",
                         probabilistic::block_name(&self.section.blocking[first]),
-                        SIZE_BIN_LABELS[bin]
+                        cell_label(c)
                     ),
                     weight: w,
                 }];

@@ -235,7 +235,7 @@ pub struct Scoring {
 
 impl Scoring {
     /// SQL of a pair's match weight over a table with `block`, `g_<field>` and `tf_<field>`
-    /// (and `key_bin` when the model has a prior per key size).
+    /// (and `key_bin`, the prior cell, when the model has a prior per cell: [`em::cell`]).
     pub fn weight_sql(&self) -> String {
         let prior = if self.model.lambda_size.is_empty() {
             let priors: Vec<String> = (0..self.skip.len())
@@ -245,18 +245,18 @@ impl Scoring {
         } else {
             let priors: Vec<String> = (0..self.skip.len())
                 .flat_map(|b| {
-                    (0..em::SIZE_BINS).map(move |bin| {
+                    (0..em::CELLS).map(move |cell| {
                         format!(
                             "WHEN {} THEN {:.9}",
-                            b * em::SIZE_BINS + bin,
-                            self.model.prior_at(b, bin)
+                            b * em::CELLS + cell,
+                            self.model.prior_at(b, cell)
                         )
                     })
                 })
                 .collect();
             format!(
                 "CASE block * {} + key_bin {} END",
-                em::SIZE_BINS,
+                em::CELLS,
                 priors.join(" ")
             )
         };
@@ -363,13 +363,13 @@ impl Scoring {
             let Some(shares) = self.model.lambda_size.get(b) else {
                 continue;
             };
-            for (bin, share) in shares.iter().enumerate() {
+            for (cell, share) in shares.iter().enumerate() {
                 comp.append_value("prior_size");
-                level.append_value((b * em::SIZE_BINS + bin) as i64);
-                label.append_value(format!("{}, {}", block_name(key), em::SIZE_BIN_LABELS[bin]));
+                level.append_value((b * em::CELLS + cell) as i64);
+                label.append_value(format!("{}, {}", block_name(key), em::cell_label(cell)));
                 m.append_value(*share);
                 u.append_null();
-                w.append_value(self.model.prior_at(b, bin));
+                w.append_value(self.model.prior_at(b, cell));
                 tf.append_value(false);
             }
         }
@@ -522,8 +522,9 @@ async fn random_pair_counts(
 
 /// Candidate pairs of blocking rule `b`, with comparison levels and term frequencies. A pair
 /// found by several rules appears once per rule (EM learns from each, as in Splink's
-/// per-rule training sessions); `first_block` names the rule that scores it, `key_bin` the
-/// size bin of the pair's key under rule `b` (from `unify_key_size_<b>`, [`key_sizes`]).
+/// per-rule training sessions); `first_block` names the rule that scores it, `key_bin` its
+/// prior cell ([`em::cell`]): the size bin of the pair's key under rule `b` (from
+/// `unify_key_size_<b>`, [`key_sizes`]) and whether both records are of one source.
 fn candidates_sql(
     section: &ProbabilisticSection,
     comps: &[Comparison],
@@ -560,7 +561,10 @@ fn candidates_sql(
     );
     let (tf_cols, mut joins) = term_frequency_sql(&section.term_frequency);
     cols.extend(tf_cols);
-    cols.push(format!("{} AS key_bin", em::size_bin_sql("ks.n")));
+    cols.push(format!(
+        "{} AS key_bin",
+        em::cell_sql("ks.n", "l.source", "r.source")
+    ));
     let on: Vec<String> = key.iter().map(|k| format!("ks.{k} = l.{k}")).collect();
     joins.push_str(&format!(
         " LEFT JOIN {} ks ON {}",
@@ -705,11 +709,11 @@ async fn patterns(
         .iter()
         .flat_map(|batch| {
             let block = batch.column(0).as_primitive::<Int32Type>();
-            let size = batch.column(1).as_primitive::<Int8Type>();
+            let cell = batch.column(1).as_primitive::<Int8Type>();
             let n = batch.column(comps + 2).as_primitive::<Int64Type>();
             (0..batch.num_rows()).map(move |i| Pattern {
                 block: block.value(i) as usize,
-                size: size.value(i) as u8,
+                cell: cell.value(i) as u8,
                 levels: (0..comps)
                     .map(|c| {
                         let g = batch.column(c + 2).as_primitive::<Int8Type>();
@@ -1199,11 +1203,13 @@ impl Scoring {
             .collect();
         let mut u = m.clone();
         let mut lambda = vec![f64::NAN; section.blocking.len()];
-        let mut lambda_size = vec![[f64::NAN; em::SIZE_BINS]; section.blocking.len()];
+        let mut lambda_size = vec![[f64::NAN; em::CELLS]; section.blocking.len()];
         for b in weights {
             let comp = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
             let comp = comp.as_string::<i32>();
             let level = b.column(1).as_primitive::<Int64Type>();
+            let label = arrow::compute::cast(b.column(2), &DataType::Utf8)?;
+            let label = label.as_string::<i32>();
             let (mm, uu) = (
                 b.column(3).as_primitive::<arrow::datatypes::Float64Type>(),
                 b.column(4).as_primitive::<arrow::datatypes::Float64Type>(),
@@ -1215,8 +1221,16 @@ impl Scoring {
                         *l = mm.value(i);
                     }
                 } else if comp.value(i) == "prior_size" {
-                    if let Some(l) = lambda_size.get_mut(g / em::SIZE_BINS) {
-                        l[g % em::SIZE_BINS] = mm.value(i);
+                    if label.value(i).ends_with(" records") {
+                        // Written before priors per kind of pair (`level` = rule × 4 + size
+                        // bin): the bin's share stands for both kinds.
+                        if let Some(l) = lambda_size.get_mut(g / em::SIZE_BINS) {
+                            let bin = g % em::SIZE_BINS;
+                            l[em::cell(bin, false)] = mm.value(i);
+                            l[em::cell(bin, true)] = mm.value(i);
+                        }
+                    } else if let Some(l) = lambda_size.get_mut(g / em::CELLS) {
+                        l[g % em::CELLS] = mm.value(i);
                     }
                 } else if let Some(c) = comparisons.iter().position(|c| c.field == comp.value(i)) {
                     if g < m[c].len() {
