@@ -30,8 +30,9 @@ pub fn oversized_key_blocks_sql(key: &[&str], cap: usize) -> String {
 pub enum Sides {
     /// Every record with every other (a full run).
     All,
-    /// Touched records (`unify_delta`) on the left, any record on the right (read from
-    /// `unify_compare`, the matching fields of every record, held in memory).
+    /// Touched records (`unify_delta`) on the left, any record sharing the key on the right
+    /// (read from `unify_near`, the matching fields of the records that share the key with a
+    /// touched one: [`super::incremental::register_near`], called first for the key).
     DeltaLeft,
     /// Untouched records on the left, touched ones on the right. With [`Sides::DeltaLeft`]
     /// this finds every pair with a touched record exactly once.
@@ -43,10 +44,10 @@ impl Sides {
     pub fn from_clause(self, on: &str) -> (String, Option<&'static str>) {
         match self {
             Sides::All => (format!("unify_records l JOIN unify_records r ON {on}"), None),
-            Sides::DeltaLeft => (format!("unify_delta l JOIN unify_compare r ON {on}"), None),
+            Sides::DeltaLeft => (format!("unify_delta l JOIN unify_near r ON {on}"), None),
             Sides::DeltaRight => (
                 format!(
-                    "unify_compare l JOIN unify_delta r ON {on} LEFT JOIN unify_delta x ON x.uid = l.uid"
+                    "unify_near l JOIN unify_delta r ON {on} LEFT JOIN unify_delta x ON x.uid = l.uid"
                 ),
                 Some("x.uid IS NULL"),
             ),

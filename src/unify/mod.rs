@@ -1224,6 +1224,9 @@ async fn rule_pairs(
                 &[matching::Sides::All][..],
             ),
         };
+        if delta_skips.is_some() {
+            incremental::register_near(ctx, &matching::blocking_key(rule)).await?;
+        }
         let mut found = 0;
         for sides in sides {
             let pairs = collect(

@@ -592,22 +592,16 @@ fn key_size_table(b: usize) -> String {
 /// [`em::SIZE_COUNTED`] records of `unify_records`, with how many hold each (`n`); a key
 /// the table lacks is held by more (or makes no pair). With `sides` other than
 /// [`Sides::All`] (an incremental run), only the keys the touched records (`unify_delta`)
-/// hold: every pair compared has one of them.
+/// hold, counted over `unify_near` ([`crate::unify::incremental::register_near`], registered
+/// for `key` first): every pair compared has one of them.
 async fn key_sizes(ctx: &SessionContext, key: &[String], b: usize, sides: Sides) -> Result<()> {
     let cols: Vec<String> = key.iter().map(|k| format!("r.{k}")).collect();
     let cols = cols.join(", ");
     let not_null: Vec<String> = key.iter().map(|k| format!("r.{k} IS NOT NULL")).collect();
     let from = match sides {
         Sides::All => "unify_records r".to_string(),
-        Sides::DeltaLeft | Sides::DeltaRight => format!(
-            "unify_records r JOIN (SELECT DISTINCT {k} FROM unify_delta) d ON {on}",
-            k = key.join(", "),
-            on = key
-                .iter()
-                .map(|k| format!("r.{k} = d.{k}"))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        ),
+        // The records holding a key a touched record holds (registered for this key).
+        Sides::DeltaLeft | Sides::DeltaRight => "unify_near r".to_string(),
     };
     let sql = format!(
         "SELECT {cols}, count(*) AS n FROM {from} WHERE {nn} GROUP BY {cols} \
@@ -1367,6 +1361,7 @@ pub async fn delta_match_pairs(
     let comps = section.comparisons();
     let mut candidates = Vec::new();
     for (b, (key, skip)) in section.blocking.iter().zip(skips).enumerate() {
+        crate::unify::incremental::register_near(ctx, key).await?;
         key_sizes(ctx, key, b, Sides::DeltaLeft).await?;
         for sides in [Sides::DeltaLeft, Sides::DeltaRight] {
             let sql = candidates_sql(section, &comps, b, skip.as_deref(), sides);
