@@ -355,18 +355,7 @@ pub async fn stage(
         ParquetReadOptions::default(),
     )
     .await?;
-    let schema: SchemaRef = Arc::new(
-        ctx.table("unify_previous_records")
-            .await?
-            .schema()
-            .as_arrow()
-            .clone(),
-    );
-    let delta = delta
-        .iter()
-        .map(|b| conform(b, &schema))
-        .collect::<Result<Vec<_>>>()?;
-    register(ctx, "unify_delta", delta, schema)?;
+    register_like(ctx, "unify_delta", &delta, "unify_previous_records").await?;
     register_uids(ctx, "unify_touched", changes.touched.iter())?;
     // The touched records as the baseline had them, read once: every block a touched record
     // left is among their keys.
@@ -430,18 +419,23 @@ pub async fn register_near<K: AsRef<str>>(ctx: &SessionContext, key: &[K]) -> Re
         on = on.join(" AND "),
     );
     let near = collect(ctx, &sql, "records sharing a key with the touched ones").await?;
-    let schema = Arc::new(
-        ctx.table("unify_compare")
-            .await?
-            .schema()
-            .as_arrow()
-            .clone(),
-    );
-    let near = near
+    register_like(ctx, "unify_near", &near, "unify_compare").await
+}
+
+/// Register `batches` as table `name`, conformed to the schema of table `like` (whose rows they
+/// are: a query over it may type a column more loosely).
+async fn register_like(
+    ctx: &SessionContext,
+    name: &str,
+    batches: &[RecordBatch],
+    like: &str,
+) -> Result<()> {
+    let schema: SchemaRef = Arc::new(ctx.table(like).await?.schema().as_arrow().clone());
+    let batches = batches
         .iter()
         .map(|b| conform(b, &schema))
         .collect::<Result<Vec<_>>>()?;
-    register(ctx, "unify_near", near, schema)
+    register(ctx, name, batches, schema)
 }
 
 /// For each blocking key, the table of its oversized blocks among those the touched records

@@ -315,9 +315,10 @@ impl Scoring {
 
     /// The model as rows: one per comparison level, one prior per blocking rule (label
     /// `block:<fields>`, m its share of matches over all its pairs), one prior per rule and
-    /// key-size bin (comparison `prior_size`, level rule × 4 + bin, label `block:<fields>,
-    /// key held by N records`: the prior that scores), one row per veto (comparison `veto`, label the fields joined by
-    /// `+`, m and u of the disagreement when the veto was learned), and one per learned
+    /// cell (comparison `prior_size`, level rule × [`em::CELLS`] + cell, label
+    /// `block:<fields>, ` and [`em::cell_label`]: the prior that scores), one row per veto
+    /// (comparison `veto`, label the fields joined by `+`, m and u of the disagreement when
+    /// the veto was learned), and one per learned
     /// given-name variant (comparison `variant`, label `name|name`, weight the bits by which
     /// the names went together more often than chance), and one per address part compared
     /// for a rule on another part (comparison `rule_compares`, label `block:<fields>>part`, m
