@@ -12,7 +12,7 @@ use panorama_udfs::similarity::Measure;
 
 use super::config::{MatchMode, MatchRule, Precision};
 use super::probabilistic::comparisons::Comparison;
-use super::probabilistic::em::{cell, size_bin, CELLS, SIZE_BINS};
+use super::probabilistic::em::{cell, is_cell_label, size_bin, CELLS, SIZE_BINS};
 use super::probabilistic::ProbabilisticSection;
 use super::staging::literal;
 use crate::config::ProjectConfig;
@@ -259,12 +259,12 @@ fn decision_rows(
         }
         Some((b, bin, one_source)) => {
             // A run before priors per kind of pair has one per rule and size bin (`level` =
-            // rule × 4 + bin, labels ending in "records"); one before priors per key size
-            // only the rule's.
+            // rule × 4 + bin, labels no cell's: [`is_cell_label`]); one before priors per key
+            // size only the rule's.
             let prior_size = |level: usize, current: bool| {
                 model
                     .get(&("prior_size".to_string(), level as i64))
-                    .filter(|w| w.0.contains(", records of ") == current)
+                    .filter(|w| is_cell_label(&w.0) == current)
             };
             let (label, m, _, prior) = prior_size(b * CELLS + cell(bin, one_source), true)
                 .or_else(|| prior_size(b * SIZE_BINS + bin, false))

@@ -71,6 +71,12 @@ pub fn cell_label(c: usize) -> String {
     format!("{}, {kind}", SIZE_BIN_LABELS[c % SIZE_BINS])
 }
 
+/// Whether a `prior_size` label of `match_weights` names a cell ([`cell_label`]) rather than
+/// a size bin alone, as runs before priors per kind of pair wrote (`level` = rule × 4 + bin).
+pub fn is_cell_label(label: &str) -> bool {
+    label.ends_with(", records of one source") || label.ends_with(", records of two sources")
+}
+
 /// SQL of the cell ([`cell`]) of a pair: its key held by `n` records (see [`size_bin_sql`]),
 /// its records' sources `left_source` and `right_source`.
 pub fn cell_sql(n: &str, left_source: &str, right_source: &str) -> String {
@@ -356,6 +362,8 @@ mod tests {
             cell_label(4),
             "key held by 2 records, records of one source"
         );
+        assert!((0..CELLS).all(|c| is_cell_label(&format!("block:email, {}", cell_label(c)))));
+        assert!(!is_cell_label("block:email, key held by 2 records"));
     }
 
     #[test]

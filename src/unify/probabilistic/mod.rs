@@ -1216,7 +1216,7 @@ impl Scoring {
                         *l = mm.value(i);
                     }
                 } else if comp.value(i) == "prior_size" {
-                    if label.value(i).ends_with(" records") {
+                    if !em::is_cell_label(label.value(i)) {
                         // Written before priors per kind of pair (`level` = rule × 4 + size
                         // bin): the bin's share stands for both kinds.
                         if let Some(l) = lambda_size.get_mut(g / em::SIZE_BINS) {
