@@ -95,6 +95,22 @@ pub fn register(
     register_batches(ctx, name, schema, batches)
 }
 
+/// Register `batches` as table `name`, conformed to the schema of table `like` (whose rows they
+/// are: a query over it may type a column more loosely).
+pub async fn register_like(
+    ctx: &SessionContext,
+    name: &str,
+    batches: &[RecordBatch],
+    like: &str,
+) -> Result<()> {
+    let schema: Arc<Schema> = Arc::new(ctx.table(like).await?.schema().as_arrow().clone());
+    let batches = batches
+        .iter()
+        .map(|b| conform(b, &schema))
+        .collect::<Result<Vec<_>>>()?;
+    register(ctx, name, batches, schema)
+}
+
 /// The single integer a query like `SELECT count(*) ...` returns (0 when it returns no row).
 pub async fn count(ctx: &SessionContext, sql: &str, what: &str) -> Result<u64> {
     let b = collect(ctx, sql, what).await?;

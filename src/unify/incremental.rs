@@ -35,7 +35,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use super::config::{SourceMap, UnifySection};
 use super::staging::ident;
-use super::{collect, conform, register, rows, UnifyReport};
+use super::{collect, conform, register, register_like, rows, UnifyReport};
 use crate::config::ProjectConfig;
 use crate::error::{Error, Result};
 use crate::table_catalog::names;
@@ -400,42 +400,6 @@ pub async fn stage(
     let _ = ctx.deregister_table("unify_compare");
     ctx.register_table("unify_compare", compare)?;
     Ok(n)
-}
-
-/// Register `unify_near`: the records (of `unify_compare`) that share blocking key `key` with
-/// a touched record (`unify_delta`). Every pair an increment compares under the key has one
-/// record touched and the other among these, so both sides of the candidate query
-/// ([`super::matching::Sides`]) and the key sizes read them instead of every record: one hash
-/// join over the 1.46 M records of the 1M demo per rule instead of two (each ~0.13 s; stop 52),
-/// and joins of a few thousand rows after it.
-pub async fn register_near<K: AsRef<str>>(ctx: &SessionContext, key: &[K]) -> Result<()> {
-    let key: Vec<&str> = key.iter().map(|k| k.as_ref()).collect();
-    let on: Vec<String> = key.iter().map(|k| format!("c.{k} = d.{k}")).collect();
-    let filled: Vec<String> = key.iter().map(|k| format!("{k} IS NOT NULL")).collect();
-    let sql = format!(
-        "SELECT c.* FROM unify_compare c JOIN (SELECT DISTINCT {k} FROM unify_delta WHERE {filled}) d ON {on}",
-        k = key.join(", "),
-        filled = filled.join(" AND "),
-        on = on.join(" AND "),
-    );
-    let near = collect(ctx, &sql, "records sharing a key with the touched ones").await?;
-    register_like(ctx, "unify_near", &near, "unify_compare").await
-}
-
-/// Register `batches` as table `name`, conformed to the schema of table `like` (whose rows they
-/// are: a query over it may type a column more loosely).
-async fn register_like(
-    ctx: &SessionContext,
-    name: &str,
-    batches: &[RecordBatch],
-    like: &str,
-) -> Result<()> {
-    let schema: SchemaRef = Arc::new(ctx.table(like).await?.schema().as_arrow().clone());
-    let batches = batches
-        .iter()
-        .map(|b| conform(b, &schema))
-        .collect::<Result<Vec<_>>>()?;
-    register(ctx, name, batches, schema)
 }
 
 /// For each blocking key, the table of its oversized blocks among those the touched records

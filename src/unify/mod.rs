@@ -247,8 +247,8 @@ pub(crate) async fn count(ctx: &SessionContext, sql: &str, what: &str) -> Result
 }
 
 pub(crate) use crate::table_io::{
-    conform, register, register_written, rows, write_queries, write_queries_into, write_query,
-    write_table,
+    conform, register, register_like, register_written, rows, write_queries, write_queries_into,
+    write_query, write_table,
 };
 
 /// Find the values of `key` shared by more than `cap` records; if there are any, warn (naming
@@ -1225,7 +1225,7 @@ async fn rule_pairs(
             ),
         };
         if delta_skips.is_some() {
-            incremental::register_near(ctx, &matching::blocking_key(rule)).await?;
+            matching::register_near(ctx, &matching::blocking_key(rule)).await?;
         }
         let mut found = 0;
         for sides in sides {

@@ -23,7 +23,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Int8Type, Schema};
 use datafusion::prelude::SessionContext;
 
 use super::config::FIELDS;
-use super::matching::Sides;
+use super::matching::{register_near, Sides};
 use super::staging::literal;
 use super::{collect, register, UnifyReport};
 use crate::config::unify::fields::FieldKind;
@@ -593,7 +593,7 @@ fn key_size_table(b: usize) -> String {
 /// [`em::SIZE_COUNTED`] records of `unify_records`, with how many hold each (`n`); a key
 /// the table lacks is held by more (or makes no pair). With `sides` other than
 /// [`Sides::All`] (an incremental run), only the keys the touched records (`unify_delta`)
-/// hold, counted over `unify_near` ([`crate::unify::incremental::register_near`], registered
+/// hold, counted over `unify_near` ([`register_near`], registered
 /// for `key` first): every pair compared has one of them.
 async fn key_sizes(ctx: &SessionContext, key: &[String], b: usize, sides: Sides) -> Result<()> {
     let cols: Vec<String> = key.iter().map(|k| format!("r.{k}")).collect();
@@ -1362,7 +1362,7 @@ pub async fn delta_match_pairs(
     let comps = section.comparisons();
     let mut candidates = Vec::new();
     for (b, (key, skip)) in section.blocking.iter().zip(skips).enumerate() {
-        crate::unify::incremental::register_near(ctx, key).await?;
+        register_near(ctx, key).await?;
         key_sizes(ctx, key, b, Sides::DeltaLeft).await?;
         for sides in [Sides::DeltaLeft, Sides::DeltaRight] {
             let sql = candidates_sql(section, &comps, b, skip.as_deref(), sides);
