@@ -377,7 +377,7 @@ fn a_refresh_makes_again_only_what_its_inputs_changed() {
     for f in [
         "tables/activities.parquet",
         "tables/recommendations.parquet",
-        "index/identifiers.parquet",
+        "index/identifiers.arrow",
         "index/timeline.parquet",
     ] {
         assert!(same(f), "{f} is linked, not made again");
@@ -386,7 +386,7 @@ fn a_refresh_makes_again_only_what_its_inputs_changed() {
         "tables/predictions_clv.parquet",
         "tables/predictions_churn.parquet",
         "tables/customer_measures.parquet",
-        "index/profiles.parquet",
+        "index/profiles.arrow",
     ] {
         assert!(!same(f), "{f} is made again for the new as-of time");
     }

@@ -293,6 +293,49 @@ async fn lookups_clients_card_and_snapshots() {
     )
     .await;
     assert_eq!(as_text(&by_record["customers"][0]["customer_id"]), id);
+    // By name: every customer whose first and last name are the card's, as SQL finds them
+    // (the search shows 20 at most), and by customer id.
+    let (first, last) = (
+        as_text(&card["profile"]["first_name"]),
+        as_text(&card["profile"]["last_name"]),
+    );
+    let namesakes: Vec<String> = json_rows(
+        dir,
+        &format!(
+            "SELECT customer_id FROM unified_customers \
+             WHERE lower(first_name) = lower('{}') AND lower(last_name) = lower('{}') \
+             ORDER BY customer_id",
+            first.replace('\'', "''"),
+            last.replace('\'', "''")
+        ),
+    )
+    .iter()
+    .map(|r| as_text(&r["customer_id"]))
+    .collect();
+    let (status, by_name) = get(
+        &format!(
+            "{base}/api/customers?q={}",
+            urlencode(&format!("{first} {last}"))
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{by_name}");
+    let named: Vec<String> = by_name["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| as_text(&c["customer_id"]))
+        .collect();
+    assert!(named.contains(&id), "{first} {last} → {named:?}");
+    if named.len() < 20 {
+        // Whole-word matches may add a namesake with a middle name; none is missed.
+        for n in &namesakes {
+            assert!(named.contains(n), "{first} {last}: {n} not in {named:?}");
+        }
+    }
+    let (_, by_id) = get(&format!("{base}/api/customers?q={id}"), None).await;
+    assert_eq!(as_text(&by_id["customers"][0]["customer_id"]), id);
     let (status, missing) = get(&format!("{base}/api/customers/cus_nobody"), None).await;
     assert_eq!(status, 404, "{missing}");
     let (status, bad) = get(&format!("{base}/api/customers?email=not-an-address"), None).await;

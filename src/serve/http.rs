@@ -280,7 +280,14 @@ async fn metrics(State(s): State<Arc<Serving>>, headers: HeaderMap) -> ApiResult
 
 /// The card of one profile row: attributes, measures, segments, optionally a timeline page.
 pub fn card(snap: &Snapshot, row: u32, timeline: bool) -> Value {
-    let all = row_object(&snap.index.profiles, row as usize);
+    let all = match snap.index.profile(row) {
+        Ok(Some(p)) => row_object(&p, 0),
+        Ok(None) => Default::default(),
+        Err(e) => {
+            tracing::error!("reading profile row {row} of run {}: {e}", snap.run_id);
+            Default::default()
+        }
+    };
     let mut profile = Map::new();
     let mut measures = Map::new();
     let mut provenance = Map::new();
@@ -413,16 +420,16 @@ pub fn find(s: &Serving, snap: &Snapshot, l: &Lookup) -> crate::error::Result<Ve
                 "{e:?} is not an e-mail address"
             )));
         }
-        ix.by_identifier("email", &out).to_vec()
+        ix.by_identifier("email", &out)
     } else if let Some(p) = &l.phone {
         let Some(n) = normalize_phone(s, p) else {
             return Err(Error::InvalidRequest(format!(
                 "{p:?} is not a phone number (use +<country code>...)"
             )));
         };
-        ix.by_identifier("phone", &n).to_vec()
+        ix.by_identifier("phone", &n)
     } else if let Some(c) = &l.cookie {
-        let found = ix.by_identifier("cookie", c.trim()).to_vec();
+        let found = ix.by_identifier("cookie", c.trim());
         match (found.is_empty(), &s.events) {
             // Tied by an event collected since the run (an identify, a sign-up).
             (true, Some(ev)) => ev
@@ -435,7 +442,6 @@ pub fn find(s: &Serving, snap: &Snapshot, l: &Lookup) -> crate::error::Result<Ve
         }
     } else if let (Some(src), Some(id)) = (&l.source, &l.id) {
         ix.by_identifier("record", &format!("{}:{}", src.trim(), id.trim()))
-            .to_vec()
     } else if let Some(q) = &l.q {
         let q = q.trim();
         if q.contains('@') {

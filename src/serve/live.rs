@@ -293,8 +293,11 @@ impl Live {
             }
         }
         let (u, src) = (user_id?, r.user_source.as_ref()?);
-        let row = ix.by_identifier("record", &format!("{src}:{u}")).first()?;
-        ix.customer_id(*row)
+        let row = ix
+            .by_identifier("record", &format!("{src}:{u}"))
+            .first()
+            .copied()?;
+        ix.customer_id(row)
     }
 
     /// The customer an anonymous id is tied to by a live event.

@@ -296,7 +296,11 @@ impl Triggered {
             self.counts.no_customer.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
-        let profile = crate::output::row_object(&snap.index.profiles, row as usize);
+        let profile = snap
+            .index
+            .profile(row)?
+            .map(|p| crate::output::row_object(&p, 0))
+            .unwrap_or_default();
         let text = |v: Option<&Value>| match v {
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Null) | None => None,

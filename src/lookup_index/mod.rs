@@ -1,20 +1,26 @@
 //! The lookup index a run leaves for `panorama serve`, so a lookup never scans Parquet:
 //!
 //! ```text
-//! <run>/index/identifiers.parquet  kind (email|phone|record|cookie), value, customer_id
-//!            /profiles.parquet     customer_profiles ordered by customer_id
-//!            /timeline.parquet     activities ordered by customer_id, ts DESC, small pages
+//! <run>/index/identifiers.arrow  kind (email|phone|record|cookie), value, customer_id, sorted
+//!            /customers.arrow    customer_id, sorted: row i is profile row i
+//!            /profiles.arrow     customer_profiles ordered by customer_id, 64 rows a batch
+//!            /timeline.parquet   activities ordered by customer_id, ts DESC, small pages
 //! ```
 //!
-//! The server loads identifiers and profiles into hash maps and reads a page of a timeline
-//! by row position (page index, one row group).
+//! The server maps the two sorted key files into memory and binary-searches them, reads a
+//! profile's batch of 64 rows when it is asked for ([`files`]: Arrow IPC, uncompressed), and
+//! reads a page of a timeline by row position (page index, one row group). In its own memory
+//! is only what each profile row needs beside the files: its segments, its timeline's place,
+//! and the words of its names (for a search by name).
+
+mod files;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, RecordBatch};
 use datafusion::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
     RowSelector,
@@ -24,8 +30,16 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
 use crate::table_catalog::names;
+use files::{Mapped, Output, Paged};
 
 pub const DIR: &str = "index";
+const PROFILES: &str = "profiles.arrow";
+const CUSTOMERS: &str = "customers.arrow";
+/// Profile rows read together: one lookup reads ~30 KiB of a 1M-customer index.
+const PROFILE_BATCH_ROWS: usize = 64;
+/// Rows per batch of the key files: a row's batch is a division away, not a search.
+const KEY_BATCH_ROWS: usize = 64 * 1024;
+const IDENTIFIERS: &str = "identifiers.arrow";
 
 /// Identifier kinds a customer can be looked up by.
 pub const KINDS: &[&str] = &["email", "phone", "record", "cookie"];
@@ -97,17 +111,35 @@ pub async fn build(run_dir: &Path, reuse: &Reuse) -> Result<()> {
     let tmp = run_dir.join(format!("{DIR}.tmp"));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-    write_sorted(
-        &ctx,
-        &format!("SELECT * FROM ({profiles}) ORDER BY customer_id"),
-        &tmp.join("profiles.parquet"),
+    files::write(
+        rows(
+            &ctx,
+            &format!(
+                "SELECT * FROM ({profiles}) WHERE customer_id IS NOT NULL ORDER BY customer_id"
+            ),
+            &tmp.join(PROFILES),
+        )
+        .await?,
+        &["customer_id"],
+        &[
+            Output {
+                path: &tmp.join(PROFILES),
+                columns: None,
+                batch_rows: PROFILE_BATCH_ROWS,
+            },
+            Output {
+                path: &tmp.join(CUSTOMERS),
+                columns: Some(&["customer_id"]),
+                batch_rows: KEY_BATCH_ROWS,
+            },
+        ],
     )
     .await?;
-    if !reuse.link(reuse.identifiers, "identifiers.parquet", &tmp)? {
+    if !reuse.link(reuse.identifiers, IDENTIFIERS, &tmp)? {
         write_identifiers(&ctx, has(names::IDENTITY_GRAPH), &tmp).await?;
     }
     if has(names::ACTIVITIES) && !reuse.link(reuse.timeline, "timeline.parquet", &tmp)? {
-        write_sorted(
+        write_timeline(
             &ctx,
             "SELECT customer_id, ts, type, activity_source, source, amount, details \
              FROM activities WHERE customer_id IS NOT NULL ORDER BY customer_id, ts DESC",
@@ -121,7 +153,7 @@ pub async fn build(run_dir: &Path, reuse: &Reuse) -> Result<()> {
     Ok(())
 }
 
-/// `identifiers.parquet` in `dir`: every e-mail, phone, record and cookie with its customer.
+/// `identifiers.arrow` in `dir`: every e-mail, phone, record and cookie with its customer.
 async fn write_identifiers(ctx: &SessionContext, identity_graph: bool, dir: &Path) -> Result<()> {
     let mut ids = vec![
         "SELECT 'email' AS kind, r.email AS value, l.customer_id FROM unify_records r \
@@ -139,27 +171,45 @@ async fn write_identifiers(ctx: &SessionContext, identity_graph: bool, dir: &Pat
                 .into(),
         );
     }
-    write_sorted(
-        ctx,
-        &format!(
-            "SELECT DISTINCT kind, value, customer_id FROM ({}) ORDER BY kind, value, customer_id",
-            ids.join(" UNION ALL ")
-        ),
-        &dir.join("identifiers.parquet"),
+    let path = dir.join(IDENTIFIERS);
+    let sql = format!(
+        "SELECT DISTINCT kind, value, customer_id FROM ({}) \
+         WHERE value IS NOT NULL AND customer_id IS NOT NULL \
+         ORDER BY kind, value, customer_id",
+        ids.join(" UNION ALL ")
+    );
+    files::write(
+        rows(ctx, &sql, &path).await?,
+        &["kind", "value", "customer_id"],
+        &[Output {
+            path: &path,
+            columns: None,
+            batch_rows: KEY_BATCH_ROWS,
+        }],
     )
     .await
 }
 
-async fn write_sorted(ctx: &SessionContext, sql: &str, path: &Path) -> Result<()> {
-    use futures::StreamExt;
+/// The rows of `sql`, streamed; errors name the index file they were for.
+async fn rows(
+    ctx: &SessionContext,
+    sql: &str,
+    path: &Path,
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
     let err = |e| Error::query(format!("lookup index {}", path.display()), e);
-    let mut stream = ctx
-        .sql(sql)
+    ctx.sql(sql)
         .await
         .map_err(err)?
         .execute_stream()
         .await
-        .map_err(err)?;
+        .map_err(err)
+}
+
+/// The timeline as Parquet with small pages, read a page at a time by row position.
+async fn write_timeline(ctx: &SessionContext, sql: &str, path: &Path) -> Result<()> {
+    use futures::StreamExt;
+    let mut stream = rows(ctx, sql, path).await?;
+    let err = |e| Error::query(format!("lookup index {}", path.display()), e);
     let file = File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
     // Small row groups and pages: a timeline page reads a few KiB, not a row group.
     let props = WriterProperties::builder()
@@ -177,36 +227,46 @@ async fn write_sorted(ctx: &SessionContext, sql: &str, path: &Path) -> Result<()
     Ok(())
 }
 
-/// A run's index in memory.
+/// A run's index, as the server holds it: the key files mapped, profiles read when asked for,
+/// and what each profile row needs beside its columns in memory.
 pub struct LookupIndex {
+    /// Customer ids in order (row i is profile row i); None for a run without customers.
+    customers: Option<Mapped>,
     /// Profiles, one row per customer, in customer id order.
-    pub profiles: RecordBatch,
-    rows: HashMap<String, u32>,
-    identifiers: HashMap<&'static str, HashMap<String, Vec<u32>>>,
+    profiles: Option<Paged>,
+    /// Identifiers sorted by kind, value and customer; None when there are none.
+    identifiers: Option<Mapped>,
+    /// A name word → the profile rows whose first or last name has it, ascending.
     names: HashMap<String, Vec<u32>>,
-    /// Segment names, and each customer row's segments (indexes into it).
+    /// Segment names, and their sizes.
     pub segments: Vec<String>,
     pub segment_sizes: Vec<u64>,
-    memberships: HashMap<u32, Vec<u32>>,
+    /// Row r's segments are `member_of[member_at[r]..member_at[r + 1]]` (indexes into
+    /// `segments`): two flat arrays, 4 bytes a membership, where a map of vectors took ~40.
+    member_at: Vec<u32>,
+    member_of: Vec<u32>,
     timeline: Option<Timeline>,
 }
 
 struct Timeline {
     path: PathBuf,
     meta: ArrowReaderMetadata,
-    /// Per profile row: first timeline row and count.
-    spans: HashMap<u32, (u64, u32)>,
+    /// Per profile row: its first timeline row and how many it has.
+    start: Vec<u64>,
+    len: Vec<u32>,
     row_group_starts: Vec<u64>,
 }
 
 impl LookupIndex {
-    /// Load `<run_dir>/index/` (building it first when an older run has none).
+    /// Load `<run_dir>/index/` (building it first when an older run has none, or one written
+    /// before the index was mapped).
     pub async fn load(run_dir: &Path) -> Result<Self> {
         let dir = run_dir.join(DIR);
-        if !dir.join("profiles.parquet").exists() {
+        let complete = || [PROFILES, CUSTOMERS].iter().all(|f| dir.join(f).exists());
+        if !complete() {
             build(run_dir, &Reuse::default()).await?;
         }
-        if !dir.join("profiles.parquet").exists() {
+        if !complete() {
             return Err(Error::NotFound(format!(
                 "run {} has no unified customers to serve: add [unify] to the config and run again",
                 run_dir.display()
@@ -220,126 +280,109 @@ impl LookupIndex {
 
     fn load_blocking(run_dir: &Path) -> Result<Self> {
         let dir = run_dir.join(DIR);
-        let batches = read_all(&dir.join("profiles.parquet"))?;
-        let schema = batches
-            .first()
-            .map(|b| b.schema())
-            .ok_or_else(|| Error::Internal("empty profile index".into()))?;
-        let profiles = arrow::compute::concat_batches(&schema, &batches)?;
-        let ids = string_column(&profiles, "customer_id")?;
-        let mut rows = HashMap::with_capacity(profiles.num_rows());
-        for (i, id) in ids.iter().enumerate() {
-            if let Some(id) = id {
-                rows.insert(id.to_string(), i as u32);
-            }
+        let customers = Mapped::open(&dir.join(CUSTOMERS))?;
+        let profiles = Paged::open(&dir.join(PROFILES))?;
+        let n = customers.num_rows();
+        customers.expect_columns(&["customer_id"])?;
+        let identifiers = match dir.join(IDENTIFIERS) {
+            p if p.exists() => Some(Mapped::open(&p)?),
+            _ => None,
+        };
+        if let Some(ids) = &identifiers {
+            ids.expect_columns(&["kind", "value", "customer_id"])?;
         }
-        let mut names: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut token = String::new();
-        for col in ["first_name", "last_name"] {
-            let Ok(values) = string_column(&profiles, col) else {
-                continue;
-            };
-            for (i, v) in values.iter().enumerate() {
-                let Some(v) = v else { continue };
-                for word in v.split(|c: char| !c.is_alphanumeric()) {
-                    token.clear();
-                    if panorama_udfs::normalize::normalize_name_into(word, &mut token) {
-                        let list = names.entry(token.clone()).or_default();
-                        if list.last() != Some(&(i as u32)) {
-                            list.push(i as u32);
-                        }
-                    }
-                }
-            }
-        }
-        for list in names.values_mut() {
-            list.sort_unstable();
-            list.dedup();
-        }
-        let mut identifiers: HashMap<&'static str, HashMap<String, Vec<u32>>> =
-            KINDS.iter().map(|k| (*k, HashMap::new())).collect();
-        for b in read_all(&dir.join("identifiers.parquet"))? {
-            let kind = string_column(&b, "kind")?;
-            let value = string_column(&b, "value")?;
-            let customer = string_column(&b, "customer_id")?;
-            for i in 0..b.num_rows() {
-                let (Some(k), Some(v), Some(c)) =
-                    (kind.value_at(i), value.value_at(i), customer.value_at(i))
-                else {
-                    continue;
-                };
-                let (Some(map), Some(row)) = (identifiers.get_mut(k), rows.get(c)) else {
-                    continue;
-                };
-                map.entry(v.to_string()).or_default().push(*row);
-            }
-        }
-        let (segments, segment_sizes, memberships) =
-            load_segments(&run_dir.join("tables/segment_members.parquet"), &rows)?;
+        let names = name_words(&profiles, n)?;
+        // Customer id → profile row while loading; dropped before serving.
+        let rows: HashMap<&str, u32> = customers
+            .strings(0)
+            .enumerate()
+            .filter_map(|(i, id)| Some((id?, i as u32)))
+            .collect();
+        let (segments, segment_sizes, member_at, member_of) =
+            load_segments(&run_dir.join("tables/segment_members.parquet"), &rows, n)?;
         let timeline_path = dir.join("timeline.parquet");
         let timeline = if timeline_path.exists() {
-            Some(Timeline::load(timeline_path, &rows)?)
+            Some(Timeline::load(timeline_path, &rows, n)?)
         } else {
             None
         };
+        drop(rows);
         Ok(LookupIndex {
-            profiles,
-            rows,
+            customers: Some(customers),
+            profiles: Some(profiles),
             identifiers,
             names,
             segments,
             segment_sizes,
-            memberships,
+            member_at,
+            member_of,
             timeline,
         })
     }
 
     /// An index of no customers, for a run without unification.
     pub fn empty() -> Self {
-        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-            arrow::datatypes::Field::new("customer_id", arrow::datatypes::DataType::Utf8, false),
-        ]));
         LookupIndex {
-            profiles: RecordBatch::new_empty(schema),
-            rows: HashMap::new(),
-            identifiers: HashMap::new(),
+            customers: None,
+            profiles: None,
+            identifiers: None,
             names: HashMap::new(),
             segments: Vec::new(),
             segment_sizes: Vec::new(),
-            memberships: HashMap::new(),
+            member_at: Vec::new(),
+            member_of: Vec::new(),
             timeline: None,
         }
     }
 
     pub fn customers(&self) -> usize {
-        self.profiles.num_rows()
+        self.customers.as_ref().map_or(0, Mapped::num_rows)
     }
 
     /// The profile row of a customer id.
     pub fn row(&self, customer_id: &str) -> Option<u32> {
-        self.rows.get(customer_id).copied()
+        let c = self.customers.as_ref()?;
+        let at = c.lower_bound(|r| files::cmp_nulls_last(c.str_at(0, r), Some(customer_id)));
+        (at < c.num_rows() && c.str_at(0, at) == Some(customer_id)).then_some(at as u32)
     }
 
     /// The customer id of a profile row.
     pub fn customer_id(&self, row: u32) -> Option<String> {
-        let col = self.profiles.column_by_name("customer_id")?;
-        let row = row as usize;
-        if row >= col.len() || col.is_null(row) {
+        let c = self.customers.as_ref()?;
+        if row as usize >= c.num_rows() {
             return None;
         }
-        match col.as_string_opt::<i32>() {
-            Some(ids) => Some(ids.value(row).to_string()),
-            None => col.as_string_view_opt().map(|v| v.value(row).to_string()),
+        c.str_at(0, row as usize).map(str::to_string)
+    }
+
+    /// A profile row's columns, as a one-row batch read from the profiles file.
+    pub fn profile(&self, row: u32) -> Result<Option<RecordBatch>> {
+        match &self.profiles {
+            Some(p) if (row as usize) < self.customers() => p.row(row as usize).map(Some),
+            _ => Ok(None),
         }
     }
 
     /// Profile rows whose `kind` identifier is `value`, already normalized as unification
-    /// normalizes it.
-    pub fn by_identifier(&self, kind: &str, value: &str) -> &[u32] {
-        self.identifiers
-            .get(kind)
-            .and_then(|m| m.get(value))
-            .map_or(&[], |v| v.as_slice())
+    /// normalizes it, in customer id order.
+    pub fn by_identifier(&self, kind: &str, value: &str) -> Vec<u32> {
+        let Some(ids) = &self.identifiers else {
+            return Vec::new();
+        };
+        let (k, v, c) = (0, 1, 2); // kind, value, customer_id, checked when loaded
+        let target = |r: usize| {
+            files::cmp_nulls_last(ids.str_at(k, r), Some(kind))
+                .then_with(|| files::cmp_nulls_last(ids.str_at(v, r), Some(value)))
+        };
+        let mut out = Vec::new();
+        let mut r = ids.lower_bound(target);
+        while r < ids.num_rows() && target(r).is_eq() {
+            if let Some(row) = ids.str_at(c, r).and_then(|id| self.row(id)) {
+                out.push(row);
+            }
+            r += 1;
+        }
+        out
     }
 
     /// Rows whose first or last name holds every word of `query`, at most `limit`.
@@ -369,22 +412,22 @@ impl LookupIndex {
 
     /// Names of the segments a profile row is in.
     pub fn segments_of(&self, row: u32) -> Vec<&str> {
-        self.memberships
-            .get(&row)
-            .map(|s| {
-                s.iter()
-                    .map(|i| self.segments[*i as usize].as_str())
-                    .collect()
-            })
-            .unwrap_or_default()
+        let r = row as usize;
+        match (self.member_at.get(r), self.member_at.get(r + 1)) {
+            (Some(&a), Some(&b)) => self.member_of[a as usize..b as usize]
+                .iter()
+                .map(|i| self.segments[*i as usize].as_str())
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// How many timeline entries a profile row has.
     pub fn timeline_len(&self, row: u32) -> u64 {
         self.timeline
             .as_ref()
-            .and_then(|t| t.spans.get(&row))
-            .map_or(0, |s| s.1 as u64)
+            .and_then(|t| t.len.get(row as usize))
+            .map_or(0, |n| *n as u64)
     }
 
     /// Entries `offset..offset+limit` of a profile row's timeline, newest first.
@@ -397,7 +440,8 @@ impl LookupIndex {
         let Some(t) = &self.timeline else {
             return Ok(None);
         };
-        let Some(&(start, len)) = t.spans.get(&row) else {
+        let (Some(&start), Some(&len)) = (t.start.get(row as usize), t.len.get(row as usize))
+        else {
             return Ok(None);
         };
         if offset >= len as u64 || limit == 0 {
@@ -409,8 +453,56 @@ impl LookupIndex {
     }
 }
 
+/// Each word of the profiles' first and last names (normalized as a search normalizes it) →
+/// the rows that have it, ascending; one pass over the profiles, a batch at a time.
+fn name_words(profiles: &Paged, customers: usize) -> Result<HashMap<String, Vec<u32>>> {
+    let mut names: HashMap<String, Vec<u32>> = HashMap::new();
+    let cols: Vec<usize> = ["first_name", "last_name"]
+        .iter()
+        .filter_map(|c| profiles.column(c).ok())
+        .collect();
+    let mut token = String::new();
+    let mut rows = 0usize;
+    for b in 0..profiles.batches() {
+        let batch = profiles.batch(b)?;
+        let first = b * profiles.batch_rows();
+        for &col in &cols {
+            let values = batch.column(col).as_ref();
+            for i in 0..batch.num_rows() {
+                let Some(v) = files::string_value(values, i) else {
+                    continue;
+                };
+                let row = (first + i) as u32;
+                for word in v.split(|c: char| !c.is_alphanumeric()) {
+                    token.clear();
+                    if panorama_udfs::normalize::normalize_name_into(word, &mut token) {
+                        let list = names.entry(token.clone()).or_default();
+                        if list.last() != Some(&row) {
+                            list.push(row);
+                        }
+                    }
+                }
+            }
+        }
+        rows += batch.num_rows();
+    }
+    if rows != customers {
+        return Err(Error::Internal(format!(
+            "{} holds {rows} profiles for {customers} customer ids: delete the directory and \
+             it is built again from the run's tables when served",
+            profiles.path().display()
+        )));
+    }
+    for list in names.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+        list.shrink_to_fit();
+    }
+    Ok(names)
+}
+
 impl Timeline {
-    fn load(path: PathBuf, rows: &HashMap<String, u32>) -> Result<Self> {
+    fn load(path: PathBuf, rows: &HashMap<&str, u32>, profiles: usize) -> Result<Self> {
         let file = File::open(&path).map_err(|e| Error::io("cannot open", &path, e))?;
         let meta = ArrowReaderMetadata::load(
             &file,
@@ -424,8 +516,10 @@ impl Timeline {
             row_group_starts.push(at);
             at += rg.num_rows() as u64;
         }
-        // One pass over the customer column gives each customer's span.
-        let mut spans: HashMap<u32, (u64, u32)> = HashMap::new();
+        // One pass over the customer column gives each customer's span (the file is ordered
+        // by customer, so a customer's entries are together).
+        let mut start = vec![0u64; profiles];
+        let mut len = vec![0u32; profiles];
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
         let mask = datafusion::parquet::arrow::ProjectionMask::columns(
             builder.parquet_schema(),
@@ -434,11 +528,17 @@ impl Timeline {
         let mut pos = 0u64;
         for b in builder.with_projection(mask).build()? {
             let b = b?;
-            let ids = string_column(&b, "customer_id")?;
+            let ids = crate::output::string_column(&b, "customer_id")?;
             for i in 0..b.num_rows() {
-                if let Some(row) = ids.value_at(i).and_then(|c| rows.get(c)) {
-                    let e = spans.entry(*row).or_insert((pos, 0));
-                    e.1 += 1;
+                if let Some(&row) = (!ids.is_null(i))
+                    .then(|| ids.value(i))
+                    .and_then(|c| rows.get(c))
+                {
+                    let r = row as usize;
+                    if len[r] == 0 {
+                        start[r] = pos;
+                    }
+                    len[r] += 1;
                 }
                 pos += 1;
             }
@@ -446,7 +546,8 @@ impl Timeline {
         Ok(Timeline {
             path,
             meta,
-            spans,
+            start,
+            len,
             row_group_starts,
         })
     }
@@ -486,82 +587,49 @@ impl Timeline {
     }
 }
 
-/// Segment names, their sizes, and each profile row's segments (indexes into the names).
-type Segments = (Vec<String>, Vec<u64>, HashMap<u32, Vec<u32>>);
+/// Segment names, their sizes, and each profile row's segments as offsets into one list.
+type Segments = (Vec<String>, Vec<u64>, Vec<u32>, Vec<u32>);
 
-fn load_segments(path: &Path, rows: &HashMap<String, u32>) -> Result<Segments> {
+fn load_segments(path: &Path, rows: &HashMap<&str, u32>, profiles: usize) -> Result<Segments> {
     let mut names: Vec<String> = Vec::new();
     let mut sizes: Vec<u64> = Vec::new();
     let mut ids: HashMap<String, u32> = HashMap::new();
-    let mut memberships: HashMap<u32, Vec<u32>> = HashMap::new();
-    if !path.exists() {
-        return Ok((names, sizes, memberships));
-    }
-    for b in read_all(path)? {
-        let seg = string_column(&b, "segment")?;
-        let customer = string_column(&b, "customer_id")?;
-        for i in 0..b.num_rows() {
-            let (Some(s), Some(c)) = (seg.value_at(i), customer.value_at(i)) else {
-                continue;
-            };
-            let id = *ids.entry(s.to_string()).or_insert_with(|| {
-                names.push(s.to_string());
-                sizes.push(0);
-                names.len() as u32 - 1
-            });
-            sizes[id as usize] += 1;
-            if let Some(row) = rows.get(c) {
-                memberships.entry(*row).or_default().push(id);
+    // (profile row, segment), sorted into the flat lists below.
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    if path.exists() {
+        for b in read_all(path)? {
+            let seg = crate::output::string_column(&b, "segment")?;
+            let customer = crate::output::string_column(&b, "customer_id")?;
+            for i in 0..b.num_rows() {
+                if seg.is_null(i) || customer.is_null(i) {
+                    continue;
+                }
+                let (s, c) = (seg.value(i), customer.value(i));
+                let id = *ids.entry(s.to_string()).or_insert_with(|| {
+                    names.push(s.to_string());
+                    sizes.push(0);
+                    names.len() as u32 - 1
+                });
+                sizes[id as usize] += 1;
+                if let Some(row) = rows.get(c) {
+                    pairs.push((*row, id));
+                }
             }
         }
     }
-    Ok((names, sizes, memberships))
+    pairs.sort_unstable();
+    let mut member_at = Vec::with_capacity(profiles + 1);
+    let member_of: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+    let mut k = 0usize;
+    for r in 0..=profiles as u32 {
+        while k < pairs.len() && pairs[k].0 < r {
+            k += 1;
+        }
+        member_at.push(k as u32);
+    }
+    Ok((names, sizes, member_at, member_of))
 }
 
 fn read_all(path: &Path) -> Result<Vec<RecordBatch>> {
     crate::workspace::read_parquet_file(path)
-}
-
-/// A string column of any string type, read uniformly.
-pub(crate) struct Strings<'a>(StringsInner<'a>);
-
-enum StringsInner<'a> {
-    Utf8(&'a arrow::array::StringArray),
-    Large(&'a arrow::array::LargeStringArray),
-    View(&'a arrow::array::StringViewArray),
-}
-
-impl<'a> Strings<'a> {
-    pub fn value_at(&self, i: usize) -> Option<&'a str> {
-        match &self.0 {
-            StringsInner::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
-            StringsInner::Large(a) => a.is_valid(i).then(|| a.value(i)),
-            StringsInner::View(a) => a.is_valid(i).then(|| a.value(i)),
-        }
-    }
-    pub fn iter(&self) -> impl Iterator<Item = Option<&'a str>> + '_ {
-        let n = match &self.0 {
-            StringsInner::Utf8(a) => a.len(),
-            StringsInner::Large(a) => a.len(),
-            StringsInner::View(a) => a.len(),
-        };
-        (0..n).map(|i| self.value_at(i))
-    }
-}
-
-pub(crate) fn string_column<'a>(b: &'a RecordBatch, name: &str) -> Result<Strings<'a>> {
-    let col = b
-        .column_by_name(name)
-        .ok_or_else(|| Error::Internal(format!("lookup index: no column {name}")))?;
-    let inner = match col.data_type() {
-        arrow::datatypes::DataType::Utf8 => StringsInner::Utf8(col.as_string::<i32>()),
-        arrow::datatypes::DataType::LargeUtf8 => StringsInner::Large(col.as_string::<i64>()),
-        arrow::datatypes::DataType::Utf8View => StringsInner::View(col.as_string_view()),
-        other => {
-            return Err(Error::Internal(format!(
-                "lookup index: column {name} is {other}, not a string"
-            )))
-        }
-    };
-    Ok(Strings(inner))
 }
