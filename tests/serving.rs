@@ -1008,6 +1008,77 @@ fn refuses_a_public_address_without_credentials() {
     assert!(err.contains("/nonexistent.pem"), "{err}");
 }
 
+/// A run's lookup index is read from its files: a damaged one stops the server with the
+/// file's name (no crash, no wrong answers); one written before the index was kept in these
+/// files (no `customers.arrow`) is built again when served, and answers as the run's tables do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_index_is_named_and_an_older_one_built_again() {
+    use std::io::BufRead;
+    let tmp = demo_run("300");
+    let dir = tmp.path();
+    let index = current_run(dir).join("index");
+    let who = json_rows(
+        dir,
+        "SELECT email, customer_id FROM unified_customers WHERE email IS NOT NULL \
+         ORDER BY customer_id DESC LIMIT 1",
+    )
+    .remove(0);
+    let (email, id) = (as_text(&who["email"]), as_text(&who["customer_id"]));
+
+    let ids = index.join("identifiers.arrow");
+    let whole = std::fs::read(&ids).unwrap();
+    std::fs::write(&ids, &whole[..whole.len() / 2]).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_panorama"))
+        .args([
+            "serve",
+            "-p",
+            p(dir),
+            "--pg-port",
+            "0",
+            "--flight-port",
+            "0",
+        ])
+        .args(["--http-port", "0"])
+        .env_remove("PANORAMA_PROJECT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        if line.unwrap().trim() == "ready" {
+            let _ = child.kill();
+            panic!("served a run whose identifiers file is cut in half");
+        }
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!child.wait().unwrap().success());
+    assert!(err.contains("identifiers.arrow"), "{err}");
+
+    std::fs::write(&ids, &whole).unwrap();
+    std::fs::remove_file(index.join("customers.arrow")).unwrap();
+    let server = Server::start(dir, &[]);
+    let base = format!("http://{}", server.http);
+    let (status, found) = get(
+        &format!("{base}/api/customers?email={}", urlencode(&email)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        as_text(&found["customers"][0]["customer_id"]),
+        id,
+        "{found}"
+    );
+    assert_eq!(as_text(&found["customers"][0]["profile"]["email"]), email);
+    assert!(index.join("customers.arrow").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_sql_for_a_project_without_unification() {
     let tmp = tempfile::tempdir().unwrap();

@@ -55,7 +55,8 @@ impl Footer {
                 .as_slice()
                 .try_into()
                 .map_err(|_| bad("no IPC footer".into()))?,
-        )?;
+        )
+        .map_err(|e| bad(format!("not an Arrow IPC file: {e}")))?;
         if footer_len > size - 10 {
             return Err(bad("IPC footer longer than the file".into()));
         }
@@ -162,7 +163,9 @@ impl Mapped {
         let mut rows = 0;
         for (i, block) in footer.batches.iter().enumerate() {
             let (at, len) = block_range(block);
-            let Some(b) = decoder.read_record_batch(block, &buffer.slice_with_length(at, len))?
+            let Some(b) = decoder
+                .read_record_batch(block, &buffer.slice_with_length(at, len))
+                .map_err(|e| Error::Internal(format!("{}: batch {i}: {e}", path.display())))?
             else {
                 continue;
             };
@@ -270,7 +273,9 @@ impl Paged {
         let mut decoder = footer.decoder();
         for block in &footer.dictionaries {
             let (at, len) = block_range(block);
-            decoder.read_dictionary(block, &read_at(&file, path, at, len)?)?;
+            decoder
+                .read_dictionary(block, &read_at(&file, path, at, len)?)
+                .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
         }
         Ok(Paged {
             path: path.to_path_buf(),
@@ -309,7 +314,8 @@ impl Paged {
         let (at, len) = block_range(block);
         let data = read_at(&self.file, &self.path, at, len)?;
         self.decoder
-            .read_record_batch(block, &data)?
+            .read_record_batch(block, &data)
+            .map_err(|e| Error::Internal(format!("{}: batch {b}: {e}", self.path.display())))?
             .ok_or_else(|| Error::Internal(format!("{}: batch {b} is empty", self.path.display())))
     }
 

@@ -265,6 +265,13 @@ impl LookupIndex {
         let complete = || [PROFILES, CUSTOMERS].iter().all(|f| dir.join(f).exists());
         if !complete() {
             build(run_dir, &Reuse::default()).await?;
+            // The build's queries freed ~1.5 GB at 1M that glibc would otherwise keep for
+            // the server's lifetime (measured: 1.57 GB heap after, 0.09 GB without a build).
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free memory to the system.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
         if !complete() {
             return Err(Error::NotFound(format!(
