@@ -69,25 +69,20 @@ impl Footer {
                 .ok_or_else(|| bad("IPC footer without a schema".into()))?,
         ));
         let data_end = size - 10 - footer_len;
-        let check = |b: &Block| {
-            let (at, len) = block_range(b);
-            match at.checked_add(len) {
-                Some(end) if end <= data_end => Ok(*b),
-                _ => Err(bad(format!("a block at byte {at} runs past the data"))),
-            }
+        // Each block checked to lie within the data.
+        let checked = |blocks: &mut dyn Iterator<Item = &Block>| -> Result<Vec<Block>> {
+            blocks
+                .map(|b| {
+                    let (at, len) = block_range(b);
+                    match at.checked_add(len) {
+                        Some(end) if end <= data_end => Ok(*b),
+                        _ => Err(bad(format!("a block at byte {at} runs past the data"))),
+                    }
+                })
+                .collect()
         };
-        let dictionaries: Vec<Block> = footer
-            .dictionaries()
-            .iter()
-            .flatten()
-            .map(check)
-            .collect::<Result<_>>()?;
-        let batches: Vec<Block> = footer
-            .recordBatches()
-            .iter()
-            .flatten()
-            .map(check)
-            .collect::<Result<_>>()?;
+        let dictionaries = checked(&mut footer.dictionaries().iter().flatten())?;
+        let batches = checked(&mut footer.recordBatches().iter().flatten())?;
         Ok(Footer {
             schema,
             version: footer.version(),
