@@ -391,6 +391,16 @@ impl Writing<'_> {
             Some(p) => b.project(p)?,
             None => b.clone(),
         };
+        let columns = b
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| match c.data_type() == f.data_type() {
+                true => Ok(c.clone()),
+                false => arrow::compute::cast(c, f.data_type()),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let b = RecordBatch::try_new(self.schema.clone(), columns)?;
         let n = self.out.batch_rows;
         let mut at = 0;
         while at < b.num_rows() {
@@ -462,10 +472,23 @@ pub async fn write(
             ),
             None => None,
         };
-        let schema = match &projection {
-            Some(p) => Arc::new(schema.project(p)?),
-            None => schema.clone(),
+        let projected = match &projection {
+            Some(p) => schema.project(p)?,
+            None => schema.as_ref().clone(),
         };
+        // Strings of every kind as Utf8, the one readers take.
+        let schema = Arc::new(arrow::datatypes::Schema::new(
+            projected
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Utf8View | DataType::LargeUtf8 => {
+                        f.as_ref().clone().with_data_type(DataType::Utf8)
+                    }
+                    _ => f.as_ref().clone(),
+                })
+                .collect::<Vec<_>>(),
+        ));
         let file = File::create(out.path).map_err(|e| Error::io("cannot create", out.path, e))?;
         writing.push(Writing {
             out,
@@ -523,16 +546,17 @@ pub async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
+    use arrow::array::{Int64Array, StringViewArray};
     use arrow::datatypes::{Field, Schema};
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
-    /// A stream of batches of (id, n), n counting rows from 0.
+    /// A stream of batches of (id, n), n counting rows from 0; ids as string views (files
+    /// hold them as Utf8).
     fn stream(
         batches: Vec<Vec<Option<&str>>>,
     ) -> datafusion::physical_plan::SendableRecordBatchStream {
         let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Utf8, true),
+            Field::new("id", DataType::Utf8View, true),
             Field::new("n", DataType::Int64, false),
         ]));
         let mut n = 0i64;
@@ -544,7 +568,7 @@ mod tests {
                 Ok(RecordBatch::try_new(
                     schema.clone(),
                     vec![
-                        Arc::new(StringArray::from(v)),
+                        Arc::new(StringViewArray::from(v)),
                         Arc::new(Int64Array::from(ns)),
                     ],
                 )
