@@ -5,7 +5,7 @@
 //!   binary search touching a few pages of it. [`write`] checks the order as it writes, so a
 //!   reader trusts it without reading the whole file.
 //! - [`Paged`]: wide rows (profiles) in batches of a fixed number of rows; a lookup reads the
-//!   one batch its row is in (`pread`, ~30 KiB at 1M customers) and drops it when answered.
+//!   one batch its row is in (`pread`, ~45 KB at 1M customers) and drops it when answered.
 //!   Mapped, 100,000 random lookups at 1M touched nearly every page of the 525 MB file (a
 //!   lookup reads one value from each of ~40 columns, each on its own page) and the server's
 //!   resident memory grew by as much.
