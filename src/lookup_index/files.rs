@@ -268,33 +268,22 @@ impl Paged {
             .len() as usize;
         let footer = Footer::read(path, size, |at, len| read_at(&file, path, at, len))?;
         let batch_rows = footer.batch_rows(path)?;
-        let mut paged = Paged {
+        let decoder = dictionaries_read(
+            trusted_decoder(footer.schema.clone(), footer.version),
+            &footer.dictionaries,
+            &file,
+            path,
+        )?;
+        Ok(Paged {
             path: path.to_path_buf(),
             file,
-            decoder: trusted_decoder(footer.schema.clone(), footer.version),
+            decoder,
             schema: footer.schema,
             version: footer.version,
             dictionaries: footer.dictionaries,
             batches: footer.batches,
             batch_rows,
-        };
-        paged.decoder = paged.decoder_of(None)?;
-        Ok(paged)
-    }
-
-    /// A decoder of all columns or of `projection`, with the file's dictionaries read.
-    fn decoder_of(&self, projection: Option<Vec<usize>>) -> Result<FileDecoder> {
-        let mut decoder = trusted_decoder(self.schema.clone(), self.version);
-        if let Some(p) = projection {
-            decoder = decoder.with_projection(p);
-        }
-        for block in &self.dictionaries {
-            let (at, len) = block_range(block);
-            decoder
-                .read_dictionary(block, &read_at(&self.file, &self.path, at, len)?)
-                .map_err(|e| Error::Internal(format!("{}: {e}", self.path.display())))?;
-        }
-        Ok(decoder)
+        })
     }
 
     /// Every batch in order with only `columns` decoded (a pass over the file at load: the
@@ -303,7 +292,12 @@ impl Paged {
         &self,
         columns: Vec<usize>,
     ) -> Result<impl Iterator<Item = Result<RecordBatch>> + '_> {
-        let decoder = self.decoder_of(Some(columns))?;
+        let decoder = dictionaries_read(
+            trusted_decoder(self.schema.clone(), self.version).with_projection(columns),
+            &self.dictionaries,
+            &self.file,
+            &self.path,
+        )?;
         Ok((0..self.batches.len()).map(move |b| self.decode(&decoder, b)))
     }
 
@@ -351,6 +345,22 @@ impl Paged {
         }
         Ok(b.slice(i, 1))
     }
+}
+
+/// `decoder` with the file's dictionaries read into it.
+fn dictionaries_read(
+    mut decoder: FileDecoder,
+    dictionaries: &[Block],
+    file: &File,
+    path: &Path,
+) -> Result<FileDecoder> {
+    for block in dictionaries {
+        let (at, len) = block_range(block);
+        decoder
+            .read_dictionary(block, &read_at(file, path, at, len)?)
+            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    }
+    Ok(decoder)
 }
 
 /// `len` bytes at `at`, into a buffer aligned as Arrow arrays want it.
