@@ -90,37 +90,133 @@ pub fn write_to_file(batches: &[RecordBatch], format: OutputFormat, path: &Path)
 // Values of batches as JSON and text, for the HTTP API, the report, exports and real-time
 // matching alike.
 
-/// One profile row as a JSON object, nulls kept.
+/// Row `row` of a batch as a JSON object, nulls kept.
 pub fn row_object(
     batch: &arrow::record_batch::RecordBatch,
     row: usize,
 ) -> serde_json::Map<String, serde_json::Value> {
-    let mut rows = batch_objects(&batch.slice(row, 1));
-    rows.pop().unwrap_or_default()
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| (f.name().clone(), json_value_at(c, row)))
+        .collect()
 }
 
-/// Every row of a batch as JSON objects.
+/// Every row of a batch as JSON objects, nulls kept; values as `arrow::json` writes them.
+///
+/// Strings, integers, doubles and booleans are converted directly; other types (dates,
+/// timestamps, decimals, lists) go through `arrow::json` a column at a time. The card of a
+/// lookup is one such row: writing it as JSON text and parsing that back took most of a
+/// lookup's CPU.
 pub fn batch_objects(
     batch: &arrow::record_batch::RecordBatch,
 ) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = (0..batch.num_rows())
+        .map(|_| serde_json::Map::new())
+        .collect();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        for (row, value) in rows.iter_mut().zip(json_values(column)) {
+            row.insert(field.name().clone(), value);
+        }
+    }
+    rows
+}
+
+/// A column's values as JSON, one per row.
+fn json_values(column: &arrow::array::ArrayRef) -> Vec<serde_json::Value> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{self as t, DataType};
+    use serde_json::Value;
+    fn each<'a, T: 'a>(
+        a: &dyn Array,
+        values: impl Iterator<Item = Option<T>> + 'a,
+        to: impl Fn(T) -> Value,
+    ) -> Vec<Value> {
+        let mut out = Vec::with_capacity(a.len());
+        out.extend(values.map(|v| v.map_or(Value::Null, &to)));
+        out
+    }
+    let a = column.as_ref();
+    match a.data_type() {
+        DataType::Null => vec![Value::Null; a.len()],
+        DataType::Boolean => each(a, a.as_boolean().iter(), Value::Bool),
+        DataType::Utf8 => each(a, a.as_string::<i32>().iter(), |s| s.into()),
+        DataType::LargeUtf8 => each(a, a.as_string::<i64>().iter(), |s| s.into()),
+        DataType::Utf8View => each(a, a.as_string_view().iter(), |s| s.into()),
+        DataType::Int8 => each(a, a.as_primitive::<t::Int8Type>().iter(), Value::from),
+        DataType::Int16 => each(a, a.as_primitive::<t::Int16Type>().iter(), Value::from),
+        DataType::Int32 => each(a, a.as_primitive::<t::Int32Type>().iter(), Value::from),
+        DataType::Int64 => each(a, a.as_primitive::<t::Int64Type>().iter(), Value::from),
+        DataType::UInt8 => each(a, a.as_primitive::<t::UInt8Type>().iter(), Value::from),
+        DataType::UInt16 => each(a, a.as_primitive::<t::UInt16Type>().iter(), Value::from),
+        DataType::UInt32 => each(a, a.as_primitive::<t::UInt32Type>().iter(), Value::from),
+        DataType::UInt64 => each(a, a.as_primitive::<t::UInt64Type>().iter(), Value::from),
+        // arrow::json writes a non-finite double as null, as `Value::from` makes it.
+        DataType::Float64 => each(a, a.as_primitive::<t::Float64Type>().iter(), Value::from),
+        _ => json_values_written(column),
+    }
+}
+
+/// Value `i` of a column as JSON, as [`json_values`] converts it (without slicing the column
+/// for the types it converts directly: a lookup's card reads one row of ~80 columns).
+pub fn json_value_at(column: &arrow::array::ArrayRef, i: usize) -> serde_json::Value {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{self as t, DataType};
+    use serde_json::Value;
+    let a = column.as_ref();
+    if i >= a.len() || a.is_null(i) {
+        return Value::Null;
+    }
+    match a.data_type() {
+        DataType::Boolean => a.as_boolean().value(i).into(),
+        DataType::Utf8 => a.as_string::<i32>().value(i).into(),
+        DataType::LargeUtf8 => a.as_string::<i64>().value(i).into(),
+        DataType::Utf8View => a.as_string_view().value(i).into(),
+        DataType::Int8 => a.as_primitive::<t::Int8Type>().value(i).into(),
+        DataType::Int16 => a.as_primitive::<t::Int16Type>().value(i).into(),
+        DataType::Int32 => a.as_primitive::<t::Int32Type>().value(i).into(),
+        DataType::Int64 => a.as_primitive::<t::Int64Type>().value(i).into(),
+        DataType::UInt8 => a.as_primitive::<t::UInt8Type>().value(i).into(),
+        DataType::UInt16 => a.as_primitive::<t::UInt16Type>().value(i).into(),
+        DataType::UInt32 => a.as_primitive::<t::UInt32Type>().value(i).into(),
+        DataType::UInt64 => a.as_primitive::<t::UInt64Type>().value(i).into(),
+        DataType::Float64 => a.as_primitive::<t::Float64Type>().value(i).into(),
+        _ => json_values_written(&column.slice(i, 1))
+            .pop()
+            .unwrap_or_default(),
+    }
+}
+
+/// A column's values through `arrow::json` (the types [`json_values`] does not convert).
+fn json_values_written(column: &arrow::array::ArrayRef) -> Vec<serde_json::Value> {
+    let nulls = || vec![serde_json::Value::Null; column.len()];
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("v", column.data_type().clone(), true),
+    ]));
+    let Ok(batch) = RecordBatch::try_new(schema, vec![column.clone()]) else {
+        return nulls();
+    };
     let mut buf = Vec::new();
     {
         let mut w = arrow::json::WriterBuilder::new()
             .with_explicit_nulls(true)
             .build::<_, arrow::json::writer::JsonArray>(&mut buf);
-        if w.write(batch).is_err() || w.finish().is_err() {
-            return Vec::new();
+        if w.write(&batch).is_err() || w.finish().is_err() {
+            return nulls();
         }
     }
     match serde_json::from_slice::<serde_json::Value>(&buf) {
-        Ok(serde_json::Value::Array(rows)) => rows
+        Ok(serde_json::Value::Array(rows)) if rows.len() == column.len() => rows
             .into_iter()
-            .filter_map(|r| match r {
-                serde_json::Value::Object(o) => Some(o),
-                _ => None,
+            .map(|mut r| {
+                r.get_mut("v")
+                    .map(serde_json::Value::take)
+                    .unwrap_or_default()
             })
             .collect(),
-        _ => Vec::new(),
+        _ => nulls(),
     }
 }
 
@@ -292,5 +388,130 @@ mod rounding_tests {
         assert!(String::from_utf8(csv)
             .unwrap()
             .contains("0.9822684642438453,1"));
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use std::sync::Arc;
+
+    use arrow::array::*;
+
+    use super::*;
+
+    /// The rows as `arrow::json` writes them, parsed back (what `batch_objects` did before
+    /// it converted values itself).
+    fn written(batch: &RecordBatch) -> serde_json::Value {
+        let mut buf = Vec::new();
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
+        w.write(batch).unwrap();
+        w.finish().unwrap();
+        serde_json::from_slice(&buf).unwrap()
+    }
+
+    #[test]
+    fn rows_as_json_are_what_arrow_json_writes() {
+        let batch = RecordBatch::try_from_iter([
+            (
+                "s",
+                Arc::new(StringArray::from(vec![Some("Ana \"Z\""), None, Some("")])) as ArrayRef,
+            ),
+            (
+                "ls",
+                Arc::new(LargeStringArray::from(vec![None, Some("ü"), Some("x")])) as _,
+            ),
+            (
+                "vs",
+                Arc::new(StringViewArray::from(vec![
+                    Some("a string longer than twelve bytes"),
+                    None,
+                    Some("b"),
+                ])) as _,
+            ),
+            (
+                "i",
+                Arc::new(Int64Array::from(vec![Some(i64::MAX), None, Some(-3)])) as _,
+            ),
+            (
+                "i32",
+                Arc::new(Int32Array::from(vec![Some(7), Some(i32::MIN), None])) as _,
+            ),
+            (
+                "u",
+                Arc::new(UInt64Array::from(vec![Some(u64::MAX), None, Some(0)])) as _,
+            ),
+            (
+                "f",
+                Arc::new(Float64Array::from(vec![
+                    Some(0.1),
+                    Some(f64::NAN),
+                    Some(-1.5e300),
+                ])) as _,
+            ),
+            (
+                "f32",
+                Arc::new(Float32Array::from(vec![Some(0.1f32), None, Some(2.5)])) as _,
+            ),
+            (
+                "b",
+                Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])) as _,
+            ),
+            (
+                "d",
+                Arc::new(Date32Array::from(vec![Some(19_000), None, Some(-1)])) as _,
+            ),
+            (
+                "ts",
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![
+                        Some(1_700_000_000_123_456),
+                        None,
+                        Some(0),
+                    ])
+                    .with_timezone("UTC"),
+                ) as _,
+            ),
+            (
+                "ts_naive",
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    None,
+                    Some(1),
+                    Some(-1),
+                ])) as _,
+            ),
+            (
+                "dec",
+                Arc::new(
+                    Decimal128Array::from(vec![Some(12345), None, Some(-5)])
+                        .with_precision_and_scale(10, 2)
+                        .unwrap(),
+                ) as _,
+            ),
+            ("n", Arc::new(NullArray::new(3)) as _),
+        ])
+        .unwrap();
+        let ours = serde_json::Value::Array(
+            batch_objects(&batch)
+                .into_iter()
+                .map(serde_json::Value::Object)
+                .collect(),
+        );
+        assert_eq!(ours, written(&batch));
+        assert_eq!(
+            serde_json::to_string(&ours).unwrap(),
+            serde_json::to_string(&written(&batch)).unwrap()
+        );
+        // One row of a batch, as the card reads it.
+        for (i, row) in batch_objects(&batch).into_iter().enumerate() {
+            assert_eq!(row_object(&batch, i), row, "row {i}");
+        }
+        let one = row_object(&batch, 2);
+        assert_eq!(one["s"], "");
+        assert_eq!(one["i"], -3);
+        assert_eq!(one["d"], written(&batch)[2]["d"]);
+        assert!(one["n"].is_null());
+        assert_eq!(batch_objects(&batch.slice(0, 0)).len(), 0);
     }
 }

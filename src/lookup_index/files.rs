@@ -333,8 +333,8 @@ impl Paged {
             .ok_or_else(|| Error::Internal(format!("{}: batch {b} is empty", self.path.display())))
     }
 
-    /// Row `row` alone, as a one-row batch (read with the rows of its batch).
-    pub fn row(&self, row: usize) -> Result<RecordBatch> {
+    /// The batch row `row` is in, and its place in it.
+    pub fn row(&self, row: usize) -> Result<(RecordBatch, usize)> {
         let b = self.batch(row / self.batch_rows)?;
         let i = row % self.batch_rows;
         if i >= b.num_rows() {
@@ -343,7 +343,7 @@ impl Paged {
                 self.path.display()
             )));
         }
-        Ok(b.slice(i, 1))
+        Ok((b, i))
     }
 }
 
@@ -679,11 +679,13 @@ mod tests {
             .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(n.value(0), 6);
         for r in 0..7 {
-            let one = p.row(r).unwrap();
-            assert_eq!(one.num_rows(), 1);
-            let n = one.column(1).as_primitive::<arrow::datatypes::Int64Type>();
-            assert_eq!(n.value(0), r as i64);
-            assert_eq!(string_value(one.column(0).as_ref(), 0), m.str_at(0, r));
+            let (batch, i) = p.row(r).unwrap();
+            assert_eq!((batch.num_rows(), i), (if r < 6 { 2 } else { 1 }, r % 2));
+            let n = batch
+                .column(1)
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            assert_eq!(n.value(i), r as i64);
+            assert_eq!(string_value(batch.column(0).as_ref(), i), m.str_at(0, r));
         }
         assert!(p.row(7).is_err());
         // A file without the batch size in its footer is refused.

@@ -12,7 +12,7 @@
 //! | `POST /api/sql` | one read-only statement, JSON rows |
 //! | `POST /api/admin/run`, `/api/admin/refresh`, `/api/admin/export/{name}` | admin role |
 
-use crate::output::{batch_objects, row_object};
+use crate::output::{batch_objects, json_value_at};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -280,32 +280,34 @@ async fn metrics(State(s): State<Arc<Serving>>, headers: HeaderMap) -> ApiResult
 
 /// The card of one profile row: attributes, measures, segments, optionally a timeline page.
 pub fn card(snap: &Snapshot, row: u32, timeline: bool) -> Value {
-    let all = match snap.index.profile(row) {
-        Ok(Some(p)) => row_object(&p, 0),
-        Ok(None) => Default::default(),
-        Err(e) => {
-            tracing::error!("reading profile row {row} of run {}: {e}", snap.run_id);
-            Default::default()
-        }
-    };
     let mut profile = Map::new();
     let mut measures = Map::new();
     let mut provenance = Map::new();
     let mut id = Value::Null;
-    for (k, v) in all {
-        if k == "customer_id" {
-            id = v;
-        } else if snap.measures.contains(&k) {
-            measures.insert(k, v);
-        } else if let Some((field, part)) = provenance_part(&k) {
-            if !v.is_null() {
-                let entry = provenance
-                    .entry(field.to_string())
-                    .or_insert_with(|| json!({}));
-                entry[part] = v;
+    let read = snap.index.profile(row).unwrap_or_else(|e| {
+        tracing::error!("reading profile row {row} of run {}: {e}", snap.run_id);
+        None
+    });
+    // Each column's value goes straight to its part of the card (no map of the whole row
+    // first, then a second pass to split it).
+    if let Some((batch, i)) = read {
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            let k = field.name();
+            if k == "customer_id" {
+                id = json_value_at(column, i);
+            } else if snap.measures.contains(k) {
+                measures.insert(k.clone(), json_value_at(column, i));
+            } else if let Some((field, part)) = provenance_part(k) {
+                let v = json_value_at(column, i);
+                if !v.is_null() {
+                    let entry = provenance
+                        .entry(field.to_string())
+                        .or_insert_with(|| json!({}));
+                    entry[part] = v;
+                }
+            } else {
+                profile.insert(k.clone(), json_value_at(column, i));
             }
-        } else {
-            profile.insert(k, v);
         }
     }
     let mut out = json!({

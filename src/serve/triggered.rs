@@ -299,7 +299,7 @@ impl Triggered {
         let profile = snap
             .index
             .profile(row)?
-            .map(|p| crate::output::row_object(&p, 0))
+            .map(|(b, i)| crate::output::row_object(&b, i))
             .unwrap_or_default();
         let text = |v: Option<&Value>| match v {
             Some(Value::String(s)) => Some(s.clone()),
