@@ -482,6 +482,14 @@ mod json_tests {
                 ])) as _,
             ),
             (
+                "ts_ns",
+                Arc::new(TimestampNanosecondArray::from(vec![
+                    Some(1_700_000_000_123_456_789),
+                    None,
+                    Some(-1),
+                ])) as _,
+            ),
+            (
                 "dec",
                 Arc::new(
                     Decimal128Array::from(vec![Some(12345), None, Some(-5)])
