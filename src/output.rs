@@ -107,9 +107,7 @@ pub fn row_object(
 /// Every row of a batch as JSON objects, nulls kept; values as `arrow::json` writes them.
 ///
 /// Strings, integers, doubles and booleans are converted directly; other types (dates,
-/// timestamps, decimals, lists) go through `arrow::json` a column at a time. The card of a
-/// lookup is one such row: writing it as JSON text and parsing that back took most of a
-/// lookup's CPU.
+/// timestamps, decimals, lists) go through `arrow::json` a column at a time.
 pub fn batch_objects(
     batch: &arrow::record_batch::RecordBatch,
 ) -> Vec<serde_json::Map<String, serde_json::Value>> {
@@ -117,50 +115,44 @@ pub fn batch_objects(
         .map(|_| serde_json::Map::new())
         .collect();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        for (row, value) in rows.iter_mut().zip(json_values(column)) {
+        let values = if converted_directly(column.data_type()) {
+            (0..column.len())
+                .map(|i| json_value_at(column, i))
+                .collect()
+        } else {
+            json_values_written(column)
+        };
+        for (row, value) in rows.iter_mut().zip(values) {
             row.insert(field.name().clone(), value);
         }
     }
     rows
 }
 
-/// A column's values as JSON, one per row.
-fn json_values(column: &arrow::array::ArrayRef) -> Vec<serde_json::Value> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::{self as t, DataType};
-    use serde_json::Value;
-    fn each<'a, T: 'a>(
-        a: &dyn Array,
-        values: impl Iterator<Item = Option<T>> + 'a,
-        to: impl Fn(T) -> Value,
-    ) -> Vec<Value> {
-        let mut out = Vec::with_capacity(a.len());
-        out.extend(values.map(|v| v.map_or(Value::Null, &to)));
-        out
-    }
-    let a = column.as_ref();
-    match a.data_type() {
-        DataType::Null => vec![Value::Null; a.len()],
-        DataType::Boolean => each(a, a.as_boolean().iter(), Value::Bool),
-        DataType::Utf8 => each(a, a.as_string::<i32>().iter(), |s| s.into()),
-        DataType::LargeUtf8 => each(a, a.as_string::<i64>().iter(), |s| s.into()),
-        DataType::Utf8View => each(a, a.as_string_view().iter(), |s| s.into()),
-        DataType::Int8 => each(a, a.as_primitive::<t::Int8Type>().iter(), Value::from),
-        DataType::Int16 => each(a, a.as_primitive::<t::Int16Type>().iter(), Value::from),
-        DataType::Int32 => each(a, a.as_primitive::<t::Int32Type>().iter(), Value::from),
-        DataType::Int64 => each(a, a.as_primitive::<t::Int64Type>().iter(), Value::from),
-        DataType::UInt8 => each(a, a.as_primitive::<t::UInt8Type>().iter(), Value::from),
-        DataType::UInt16 => each(a, a.as_primitive::<t::UInt16Type>().iter(), Value::from),
-        DataType::UInt32 => each(a, a.as_primitive::<t::UInt32Type>().iter(), Value::from),
-        DataType::UInt64 => each(a, a.as_primitive::<t::UInt64Type>().iter(), Value::from),
-        // arrow::json writes a non-finite double as null, as `Value::from` makes it.
-        DataType::Float64 => each(a, a.as_primitive::<t::Float64Type>().iter(), Value::from),
-        _ => json_values_written(column),
-    }
+/// Types [`json_value_at`] converts itself; the others go through `arrow::json`.
+fn converted_directly(t: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::DataType::*;
+    matches!(
+        t,
+        Null | Boolean
+            | Utf8
+            | LargeUtf8
+            | Utf8View
+            | Int8
+            | Int16
+            | Int32
+            | Int64
+            | UInt8
+            | UInt16
+            | UInt32
+            | UInt64
+            | Float64
+    )
 }
 
-/// Value `i` of a column as JSON, as [`json_values`] converts it (without slicing the column
-/// for the types it converts directly: a lookup's card reads one row of ~80 columns).
+/// Value `i` of a column as JSON, as `arrow::json` writes it (without slicing the column for
+/// the types it converts directly: a lookup's card reads one row of ~80 columns). A double
+/// that is not finite is null, as `arrow::json` writes it.
 pub fn json_value_at(column: &arrow::array::ArrayRef, i: usize) -> serde_json::Value {
     use arrow::array::AsArray;
     use arrow::datatypes::{self as t, DataType};
@@ -170,6 +162,7 @@ pub fn json_value_at(column: &arrow::array::ArrayRef, i: usize) -> serde_json::V
         return Value::Null;
     }
     match a.data_type() {
+        DataType::Null => Value::Null,
         DataType::Boolean => a.as_boolean().value(i).into(),
         DataType::Utf8 => a.as_string::<i32>().value(i).into(),
         DataType::LargeUtf8 => a.as_string::<i64>().value(i).into(),
@@ -189,7 +182,7 @@ pub fn json_value_at(column: &arrow::array::ArrayRef, i: usize) -> serde_json::V
     }
 }
 
-/// A column's values through `arrow::json` (the types [`json_values`] does not convert).
+/// A column's values through `arrow::json` (the types [`json_value_at`] does not convert).
 fn json_values_written(column: &arrow::array::ArrayRef) -> Vec<serde_json::Value> {
     let nulls = || vec![serde_json::Value::Null; column.len()];
     let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
