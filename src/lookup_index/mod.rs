@@ -133,6 +133,7 @@ pub async fn build(run_dir: &Path, reuse: &Reuse) -> Result<()> {
         )
         .await?,
         &["customer_id"],
+        false,
         &[
             Output {
                 path: &tmp.join(PROFILES),
@@ -191,8 +192,9 @@ async fn write_identifiers(ctx: &SessionContext, identity_graph: bool, dir: &Pat
         );
     }
     let path = dir.join(IDENTIFIERS);
+    // Sorted, repeats left out as they are written (no DISTINCT: see `files::write`).
     let sql = format!(
-        "SELECT DISTINCT kind, value, customer_id FROM ({}) \
+        "SELECT kind, value, customer_id FROM ({}) \
          WHERE value IS NOT NULL AND customer_id IS NOT NULL \
          ORDER BY kind, value, customer_id",
         ids.join(" UNION ALL ")
@@ -200,6 +202,7 @@ async fn write_identifiers(ctx: &SessionContext, identity_graph: bool, dir: &Pat
     files::write(
         rows(ctx, &sql, &path).await?,
         &["kind", "value", "customer_id"],
+        true,
         &[Output {
             path: &path,
             columns: None,
