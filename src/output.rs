@@ -115,12 +115,14 @@ pub fn batch_objects(
         .map(|_| serde_json::Map::new())
         .collect();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        let values = if converted_directly(column.data_type()) {
-            (0..column.len())
-                .map(|i| json_value_at(column, i))
-                .collect()
-        } else {
-            json_values_written(column)
+        let values = match direct_converter(column.data_type()) {
+            Some(convert) => (0..column.len())
+                .map(|i| match column.is_null(i) {
+                    true => serde_json::Value::Null,
+                    false => convert(column.as_ref(), i),
+                })
+                .collect(),
+            None => json_values_written(column),
         };
         for (row, value) in rows.iter_mut().zip(values) {
             row.insert(field.name().clone(), value);
@@ -129,60 +131,48 @@ pub fn batch_objects(
     rows
 }
 
-/// Types [`json_value_at`] converts itself; the others go through `arrow::json`.
-fn converted_directly(t: &arrow::datatypes::DataType) -> bool {
-    use arrow::datatypes::DataType::*;
-    matches!(
-        t,
-        Null | Boolean
-            | Utf8
-            | LargeUtf8
-            | Utf8View
-            | Int8
-            | Int16
-            | Int32
-            | Int64
-            | UInt8
-            | UInt16
-            | UInt32
-            | UInt64
-            | Float64
-    )
+/// A non-null value of an array of this type, as JSON.
+type Converter = fn(&dyn Array, usize) -> serde_json::Value;
+
+/// How values of a type are converted without `arrow::json`: strings, integers, doubles
+/// (not finite: null, as `arrow::json` writes them) and booleans; None for other types.
+fn direct_converter(t: &arrow::datatypes::DataType) -> Option<Converter> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{self as p, DataType};
+    Some(match t {
+        DataType::Null => |_, _| serde_json::Value::Null,
+        DataType::Boolean => |a, i| a.as_boolean().value(i).into(),
+        DataType::Utf8 => |a, i| a.as_string::<i32>().value(i).into(),
+        DataType::LargeUtf8 => |a, i| a.as_string::<i64>().value(i).into(),
+        DataType::Utf8View => |a, i| a.as_string_view().value(i).into(),
+        DataType::Int8 => |a, i| a.as_primitive::<p::Int8Type>().value(i).into(),
+        DataType::Int16 => |a, i| a.as_primitive::<p::Int16Type>().value(i).into(),
+        DataType::Int32 => |a, i| a.as_primitive::<p::Int32Type>().value(i).into(),
+        DataType::Int64 => |a, i| a.as_primitive::<p::Int64Type>().value(i).into(),
+        DataType::UInt8 => |a, i| a.as_primitive::<p::UInt8Type>().value(i).into(),
+        DataType::UInt16 => |a, i| a.as_primitive::<p::UInt16Type>().value(i).into(),
+        DataType::UInt32 => |a, i| a.as_primitive::<p::UInt32Type>().value(i).into(),
+        DataType::UInt64 => |a, i| a.as_primitive::<p::UInt64Type>().value(i).into(),
+        DataType::Float64 => |a, i| a.as_primitive::<p::Float64Type>().value(i).into(),
+        _ => return None,
+    })
 }
 
 /// Value `i` of a column as JSON, as `arrow::json` writes it (without slicing the column for
-/// the types it converts directly: a lookup's card reads one row of ~80 columns). A double
-/// that is not finite is null, as `arrow::json` writes it.
+/// the types [`direct_converter`] converts: a lookup's card reads one row of ~80 columns).
 pub fn json_value_at(column: &arrow::array::ArrayRef, i: usize) -> serde_json::Value {
-    use arrow::array::AsArray;
-    use arrow::datatypes::{self as t, DataType};
-    use serde_json::Value;
-    let a = column.as_ref();
-    if i >= a.len() || a.is_null(i) {
-        return Value::Null;
+    if i >= column.len() || column.is_null(i) {
+        return serde_json::Value::Null;
     }
-    match a.data_type() {
-        DataType::Null => Value::Null,
-        DataType::Boolean => a.as_boolean().value(i).into(),
-        DataType::Utf8 => a.as_string::<i32>().value(i).into(),
-        DataType::LargeUtf8 => a.as_string::<i64>().value(i).into(),
-        DataType::Utf8View => a.as_string_view().value(i).into(),
-        DataType::Int8 => a.as_primitive::<t::Int8Type>().value(i).into(),
-        DataType::Int16 => a.as_primitive::<t::Int16Type>().value(i).into(),
-        DataType::Int32 => a.as_primitive::<t::Int32Type>().value(i).into(),
-        DataType::Int64 => a.as_primitive::<t::Int64Type>().value(i).into(),
-        DataType::UInt8 => a.as_primitive::<t::UInt8Type>().value(i).into(),
-        DataType::UInt16 => a.as_primitive::<t::UInt16Type>().value(i).into(),
-        DataType::UInt32 => a.as_primitive::<t::UInt32Type>().value(i).into(),
-        DataType::UInt64 => a.as_primitive::<t::UInt64Type>().value(i).into(),
-        DataType::Float64 => a.as_primitive::<t::Float64Type>().value(i).into(),
-        _ => json_values_written(&column.slice(i, 1))
+    match direct_converter(column.data_type()) {
+        Some(convert) => convert(column.as_ref(), i),
+        None => json_values_written(&column.slice(i, 1))
             .pop()
             .unwrap_or_default(),
     }
 }
 
-/// A column's values through `arrow::json` (the types [`json_value_at`] does not convert).
+/// A column's values through `arrow::json` (the types [`direct_converter`] does not convert).
 fn json_values_written(column: &arrow::array::ArrayRef) -> Vec<serde_json::Value> {
     let nulls = || vec![serde_json::Value::Null; column.len()];
     let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
