@@ -136,6 +136,50 @@ pub async fn register_written(ctx: &SessionContext, dir: &Path, name: &str) -> R
     Ok(())
 }
 
+/// Hold table `name`, written by this stage to `dir`, in memory instead of reading its
+/// Parquet file on every scan, when its uncompressed size (from the file's metadata) is at
+/// most `1/share` of the memory budget; `Ok(false)` (still on disk) otherwise, and on a
+/// cluster context, whose executors read files. The memory is outside DataFusion's pool, so
+/// the share keeps it a small part of the machine; [`register_written`] lets it go.
+pub async fn hold_in_memory(
+    ctx: &SessionContext,
+    dir: &Path,
+    name: &str,
+    share: usize,
+) -> Result<bool> {
+    let path = dir.join(format!("{name}.parquet"));
+    let Some(limit) = crate::query_limits::memory_limit() else {
+        return Ok(false);
+    };
+    if scratch_dir(ctx).is_some() {
+        return Ok(false);
+    }
+    let file = std::fs::File::open(&path).map_err(|e| Error::io("cannot open", &path, e))?;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(file)?;
+    let bytes: i64 = reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.total_byte_size())
+        .sum();
+    if bytes.max(0) as usize > limit / share.max(1) {
+        return Ok(false);
+    }
+    let df = ctx.table(name).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    // One partition per core, so scans of the held table run in parallel as the file's do.
+    let parts = ctx.state().config().target_partitions().max(1);
+    let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts];
+    for (i, b) in batches.into_iter().enumerate() {
+        partitions[i % parts].push(b);
+    }
+    let _ = ctx.deregister_table(name);
+    ctx.register_table(name, Arc::new(MemTable::try_new(schema, partitions)?))?;
+    Ok(true)
+}
+
 /// Cast a batch's columns, by position, to `schema`'s types.
 pub fn conform(b: &RecordBatch, schema: &Arc<Schema>) -> Result<RecordBatch> {
     let cols = b

@@ -44,10 +44,31 @@ pub enum Sides {
 }
 
 impl Sides {
-    /// The FROM clause joining `l` and `r` on `on`, and a filter it needs.
-    pub fn from_clause(self, on: &str) -> (String, Option<&'static str>) {
+    /// The FROM clause joining `l` and `r` on equal values of every field of `key`, and a
+    /// filter it needs.
+    pub fn from_clause<K: AsRef<str>>(self, key: &[K]) -> (String, Option<&'static str>) {
+        let on: Vec<String> = key
+            .iter()
+            .map(|k| format!("l.{k} = r.{k}", k = k.as_ref()))
+            .collect();
+        let on = on.join(" AND ");
         match self {
-            Sides::All => (format!("unify_records l JOIN unify_records r ON {on}"), None),
+            // Only records holding the key join, filtered before the hash table is built
+            // (DataFusion does not infer it): 0.8 -> 0.5 s for email + birth date at 1M.
+            Sides::All => {
+                let filled: Vec<String> = key
+                    .iter()
+                    .map(|k| format!("{} IS NOT NULL", k.as_ref()))
+                    .collect();
+                let filled = filled.join(" AND ");
+                (
+                    format!(
+                        "(SELECT * FROM unify_records WHERE {filled}) l \
+                         JOIN (SELECT * FROM unify_records WHERE {filled}) r ON {on}"
+                    ),
+                    None,
+                )
+            }
             Sides::DeltaLeft => (format!("unify_delta l JOIN unify_near r ON {on}"), None),
             Sides::DeltaRight => (
                 format!(
@@ -121,8 +142,7 @@ pub fn candidate_pairs_sql(
     sides: Sides,
 ) -> String {
     let key = blocking_key(rule);
-    let join: Vec<String> = key.iter().map(|k| format!("l.{k} = r.{k}")).collect();
-    let (from, side_filter) = sides.from_clause(&join.join(" AND "));
+    let (from, side_filter) = sides.from_clause(&key);
     let mut filters = vec!["l.uid < r.uid".to_string()];
     filters.extend(side_filter.map(String::from));
     let (conditions, score) = rule_conditions(rule);

@@ -364,7 +364,6 @@ async fn sample_new_pairs(
     term_frequency: &[String],
     model: &Model,
     prior: f64,
-    scratch: &std::path::Path,
 ) -> Result<Sampled> {
     let share = (SAMPLE_PAIRS / estimated_pairs.max(1.0)).min(1.0);
     let k = key.join(", ");
@@ -418,22 +417,33 @@ async fn sample_new_pairs(
     cols.sort_unstable();
     cols.dedup();
     // The sampled records are read three times below (blocks over the cap, and both sides of
-    // the join): written once, so the key is hashed once per record (as a CTE every reference
-    // scanned and hashed all records again: 9 s a check at 10M demo people).
-    std::fs::create_dir_all(scratch)
-        .map_err(|e| crate::error::Error::io("cannot create", scratch, e))?;
-    crate::table_io::write_query(
+    // the join): collected once, so the key is hashed once per record (as a CTE every
+    // reference scanned and hashed all records again: 9 s a check at 10M demo people). At
+    // most a few hundred thousand rows (the sample's share of blocks), so held in memory.
+    let sample = super::super::collect(
         ctx,
         &format!(
             "SELECT {cols} FROM unify_records WHERE {filters}",
             cols = cols.join(", "),
             filters = filters.join(" AND "),
         ),
-        scratch,
-        KEY_CHECK,
+        "blocking key check sample",
     )
     .await?;
-    crate::table_io::register_written(ctx, scratch, KEY_CHECK).await?;
+    let schema = match sample.first() {
+        Some(b) => b.schema(),
+        None => Arc::new(
+            ctx.sql(&format!(
+                "SELECT {} FROM unify_records LIMIT 0",
+                cols.join(", ")
+            ))
+            .await?
+            .schema()
+            .as_arrow()
+            .clone(),
+        ),
+    };
+    register(ctx, KEY_CHECK, sample, schema)?;
     let big_on: Vec<String> = key.iter().map(|f| format!("s.{f} = b.{f}")).collect();
     let sql = format!(
         "WITH b AS (SELECT {k} FROM {KEY_CHECK} GROUP BY {k} HAVING count(*) > {max_block_size}), \
@@ -449,7 +459,6 @@ async fn sample_new_pairs(
     );
     let batches = collect(ctx, &sql, "blocking key check").await;
     let _ = ctx.deregister_table(KEY_CHECK);
-    let _ = std::fs::remove_file(scratch.join(format!("{KEY_CHECK}.parquet")));
     let batches = batches?;
     let (mut pairs, mut matches) = (0.0, 0.0);
     for b in batches.iter().filter(|b| b.num_rows() > 0) {
@@ -597,7 +606,6 @@ impl Plan {
         model: &Model,
         max_block_size: usize,
         found: f64,
-        scratch: &std::path::Path,
     ) -> Result<Vec<Vec<String>>> {
         let (target, term_frequency) = (section.blocking_recall, &section.term_frequency);
         let recall_of = RecallModel::new(self, comps, model);
@@ -636,7 +644,6 @@ impl Plan {
                 term_frequency,
                 model,
                 prior,
-                scratch,
             )
             .await?;
             let c = &mut self.candidates[i];

@@ -534,7 +534,7 @@ fn candidates_sql(
     sides: Sides,
 ) -> String {
     let key = &section.blocking[b];
-    let (from, side_filter) = sides.from_clause(&agree_sql(key));
+    let (from, side_filter) = sides.from_clause(key);
     let mut filters = vec!["l.uid < r.uid".to_string()];
     filters.extend(side_filter.map(String::from));
     // The first rule that finds the pair scores it; the others still train on it.
@@ -999,15 +999,7 @@ pub async fn plan(
             .map(|p| p.count as f64 * probability(model.match_weight(p, &skip)))
             .sum();
         section.blocking = p
-            .choose(
-                ctx,
-                &section,
-                &comps,
-                &model,
-                max_block_size,
-                found,
-                work_dir,
-            )
+            .choose(ctx, &section, &comps, &model, max_block_size, found)
             .await?;
         if section.blocking.len() > seeded {
             write_candidates(
