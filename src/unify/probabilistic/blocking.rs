@@ -383,17 +383,18 @@ async fn sample_new_pairs(
     if !found.is_empty() {
         wher.push(format!("NOT ({})", found.join(" OR ")));
     }
-    let mut cols_sel = vec!["CAST(0 AS INT) AS block".to_string()];
-    cols_sel.extend(
-        comps
-            .iter()
-            .map(|c| format!("{} AS {}", c.level_sql("l", "r"), c.column())),
-    );
+    let mut inner = vec!["CAST(0 AS INT) AS block".to_string()];
+    let mut outer = vec!["p.block".to_string()];
+    for c in comps {
+        inner.push(format!("{} AS {}", c.level_sql("l", "r"), c.column()));
+        outer.push(format!("p.{}", c.column()));
+    }
     // Exact agreement weighs by the value's frequency, as the run scores it: on the 1M demo,
     // pricing every exact first name or surname at the level's average made namesakes in one
     // postcode look like matches (a key "holding" 23% of all true pairs).
-    let (tf_cols, tf_joins) = super::term_frequency_sql(term_frequency);
-    cols_sel.extend(tf_cols);
+    let tf = super::term_frequency_sql(term_frequency);
+    inner.extend(tf.inner);
+    outer.extend(tf.outer);
     let scoring = super::Scoring {
         comparisons: comps.to_vec(),
         model: Model {
@@ -449,11 +450,13 @@ async fn sample_new_pairs(
         "WITH b AS (SELECT {k} FROM {KEY_CHECK} GROUP BY {k} HAVING count(*) > {max_block_size}), \
          kept AS (SELECT s.* FROM {KEY_CHECK} s LEFT JOIN b ON {big_on} WHERE b.{first} IS NULL) \
          SELECT count(*) AS n, CAST(coalesce(sum(1.0 / (1.0 + power(2.0, -({w})))), 0.0) AS DOUBLE) AS matches \
-         FROM (SELECT {sel} FROM kept l JOIN kept r ON {on}{tf_joins} WHERE {wher})",
+         FROM (SELECT {outer} FROM (SELECT {inner} FROM kept l JOIN kept r ON {on} WHERE {wher}) p{tf_joins})",
         big_on = big_on.join(" AND "),
         first = key[0],
         w = scoring.weight_sql(),
-        sel = cols_sel.join(", "),
+        outer = outer.join(", "),
+        inner = inner.join(", "),
+        tf_joins = tf.joins,
         on = super::agree_sql(key),
         wher = wher.join(" AND "),
     );
