@@ -61,6 +61,31 @@ fn fold_special(c: char, out: &mut String) -> bool {
 /// `"  MÜLLER-Lüdenscheidt, Jürgen "` → `"muller ludenscheidt jurgen"`.
 pub fn normalize_name_into(raw: &str, out: &mut String) -> bool {
     let mut pending_space = false;
+    if raw.is_ascii() {
+        // ASCII is its own NFKD form and holds no combining marks: `normalize_name_unicode`
+        // without decomposing, folding or re-checking each letter (most names and cities in
+        // the data seen so far), with the same result (`ascii_names_skip_decomposition`
+        // checks). Staging the 1M demo's 1.46 M records, the decomposition's lookups alone
+        // were ~7% of the step's CPU samples (perf), beside a string allocated per letter.
+        for c in raw.chars() {
+            if c.is_ascii_alphanumeric() {
+                if pending_space && !out.is_empty() {
+                    out.push(' ');
+                }
+                pending_space = false;
+                out.push(c.to_ascii_lowercase());
+            } else if c != '\'' {
+                pending_space = true;
+            }
+        }
+        return !out.is_empty();
+    }
+    normalize_name_unicode(raw, out)
+}
+
+/// [`normalize_name_into`] for any text: decomposed (NFKD), marks dropped, letters folded.
+fn normalize_name_unicode(raw: &str, out: &mut String) -> bool {
+    let mut pending_space = false;
     for c in raw.nfkd() {
         if unicode_normalization::char::is_combining_mark(c) {
             continue;
@@ -73,7 +98,9 @@ pub fn normalize_name_into(raw: &str, out: &mut String) -> bool {
             pending_space = false;
             if c.is_ascii() {
                 out.push(c.to_ascii_lowercase());
-            } else if !fold_special(c, out) {
+                continue;
+            }
+            if !fold_special(c, out) {
                 out.extend(c.to_lowercase());
             }
             // Lower-casing may itself produce marks (e.g. İ): drop them.
@@ -152,6 +179,35 @@ impl ScalarUDFImpl for NormalizeEmail {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ascii_names_skip_decomposition() {
+        // Every printable ASCII character, alone and in names, through both paths.
+        let mut inputs: Vec<String> = (32u8..127).map(|b| (b as char).to_string()).collect();
+        inputs.extend(
+            [
+                "  MULLER-Ludenscheidt, Jurgen ",
+                "O'Brien",
+                "o brien",
+                "'' --  ''",
+                "Jean-Luc  d'Artagnan Jr.",
+                "ACME & Co. (NL) B.V.",
+                "12 Main St., Apt #4",
+                "",
+                "   ",
+                "a'b'c",
+                "'leading",
+                "trailing-",
+            ]
+            .map(String::from),
+        );
+        for s in &inputs {
+            let (mut fast, mut general) = (String::new(), String::new());
+            let a = super::normalize_name_into(s, &mut fast);
+            let b = super::normalize_name_unicode(s, &mut general);
+            assert_eq!((a, &fast), (b, &general), "{s:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
