@@ -228,6 +228,17 @@ pub fn split(
         y.2.total_cmp(&x.2)
             .then((x.0.min(x.1), x.0.max(x.1)).cmp(&(y.0.min(y.1), y.0.max(y.1))))
     });
+    // A link joins records of one cluster and the union-find only joins along such links, so
+    // only the vetoed pairs of the link's own cluster can span it. Checking every vetoed pair
+    // for every link was quadratic: 40 s for 88,674 vetoed pairs in 16,156 customers on the
+    // independent generator's 1M persons.
+    let mut vetoed_in: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
+    for &(x, y) in vetoed {
+        vetoed_in
+            .entry(cluster_of[x as usize])
+            .or_default()
+            .push((x, y));
+    }
     let mut uf = UnionFind::new(cluster_of.len());
     let mut dropped = 0u64;
     let mut split_clusters: HashSet<u32> = HashSet::new();
@@ -237,7 +248,10 @@ pub fn split(
             kept.push((a, b));
             continue;
         }
-        let spans = vetoed.iter().any(|&(x, y)| {
+        let own = vetoed_in
+            .get(&cluster_of[a as usize])
+            .map_or(&[][..], |v| v);
+        let spans = own.iter().any(|&(x, y)| {
             let (fx, fy) = (uf.find(x), uf.find(y));
             (fx == ra && fy == rb) || (fx == rb && fy == ra)
         });
