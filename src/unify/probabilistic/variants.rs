@@ -131,13 +131,19 @@ pub async fn learn(
         .iter()
         .map(|p| {
             let field = literal(p);
+            // Blocks over the cap are left out by a grouped count joined back, not a window
+            // over whole records (a sort of every column: 3.1 s of the independent
+            // generator's 1M unify), and both sides hold only records with the key and a
+            // given name (the join would drop the others anyway).
+            let filled = format!("{FIELD} IS NOT NULL AND last_name IS NOT NULL AND {p} IS NOT NULL");
             format!(
                 "SELECT {field} AS field, CAST(l.last_name AS VARCHAR) AS surname, CAST(l.{p} AS VARCHAR) AS personal, least(l.{FIELD}, r.{FIELD}) AS a, greatest(l.{FIELD}, r.{FIELD}) AS b \
-                 FROM (SELECT *, count(*) OVER (PARTITION BY last_name, {p}) AS unify_block_n FROM unify_records \
-                       WHERE {FIELD} IS NOT NULL AND last_name IS NOT NULL AND {p} IS NOT NULL) l \
-                 JOIN unify_records r ON l.last_name = r.last_name AND l.{p} = r.{p} \
-                 WHERE l.uid < r.uid AND l.unify_block_n <= {max_block_size} AND r.{FIELD} IS NOT NULL \
-                   AND length(l.{FIELD}) > 1 AND length(r.{FIELD}) > 1 AND {level_sql} = 0"
+                 FROM (SELECT * FROM unify_records WHERE {filled}) l \
+                 JOIN (SELECT last_name AS unify_k_last, {p} AS unify_k_p FROM unify_records WHERE {filled} \
+                       GROUP BY last_name, {p} HAVING count(*) <= {max_block_size}) k \
+                   ON k.unify_k_last = l.last_name AND k.unify_k_p = l.{p} \
+                 JOIN (SELECT * FROM unify_records WHERE {filled}) r ON l.last_name = r.last_name AND l.{p} = r.{p} \
+                 WHERE l.uid < r.uid AND length(l.{FIELD}) > 1 AND length(r.{FIELD}) > 1 AND {level_sql} = 0"
             )
         })
         .collect();
