@@ -414,8 +414,7 @@ pub async fn touched_oversized_blocks(
     let mut out = Vec::new();
     for (b, key) in keys.iter().enumerate() {
         let cols = key.join(", ");
-        let not_null: Vec<String> = key.iter().map(|k| format!("{k} IS NOT NULL")).collect();
-        let not_null = not_null.join(" AND ");
+        let not_null = super::matching::filled_sql(key);
         // (Records compared again for a resized block are in the delta too, unchanged.)
         let blocks = format!(
             "SELECT DISTINCT {cols} FROM unify_delta WHERE {not_null} \
@@ -493,11 +492,7 @@ pub async fn touch_resized_blocks(
     let mut resized: HashSet<String> = HashSet::new();
     for key in keys {
         let cols = key.join(", ");
-        let nn = key
-            .iter()
-            .map(|k| format!("{k} IS NOT NULL"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let nn = super::matching::filled_sql(key);
         let on = |a: &str, b: &str| {
             key.iter()
                 .map(|k| format!("{a}.{k} = {b}.{k}"))

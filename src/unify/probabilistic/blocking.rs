@@ -140,12 +140,11 @@ async fn count_key(
 ) -> Result<Candidate> {
     let cap = (max_block_size as f64 / scale).max(2.0);
     let k = key.join(", ");
-    let nn: Vec<String> = key.iter().map(|f| format!("{f} IS NOT NULL")).collect();
     let sql = format!(
         "SELECT CAST(coalesce(sum(CASE WHEN n <= {cap} THEN n * (n - 1) / 2 ELSE 0 END), 0) AS BIGINT), \
                 CAST(coalesce(sum(CASE WHEN n > {cap} THEN n ELSE 0 END), 0) AS BIGINT) \
          FROM (SELECT count(*) AS n FROM unify_blocking_sample WHERE {} GROUP BY {k})",
-        nn.join(" AND ")
+        super::super::matching::filled_sql(&key)
     );
     let b = collect(ctx, &sql, "blocking key counts").await?;
     let (pairs, over) = b

@@ -23,6 +23,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Int8Type, Schema};
 use datafusion::prelude::SessionContext;
 
 use super::config::FIELDS;
+pub(crate) use super::matching::agree_sql;
 use super::matching::{register_near, Sides};
 use super::staging::literal;
 use super::{collect, register, UnifyReport};
@@ -625,14 +626,6 @@ async fn key_sizes(ctx: &SessionContext, key: &[String], b: usize, sides: Sides)
     );
     let sizes = super::one_batch(ctx, &sql, &format!("key sizes of {}", block_name(key))).await?;
     register(ctx, &key_size_table(b), vec![sizes.clone()], sizes.schema())
-}
-
-/// SQL of "records `l` and `r` agree on every field of `key`".
-pub(crate) fn agree_sql(key: &[String]) -> String {
-    key.iter()
-        .map(|k| format!("l.{k} = r.{k}"))
-        .collect::<Vec<_>>()
-        .join(" AND ")
 }
 
 /// The `tf_<field>` columns of a pair of records `l` and `r` (the frequency of the value they
